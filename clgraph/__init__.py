@@ -1,0 +1,76 @@
+"""clgraph: PyTorch's API on OpenCL, with a graph compiler underneath.
+
+``import clgraph as cg`` (or ``as torch``). Public names only; nothing here touches a
+device at import time."""
+
+from __future__ import annotations
+
+from . import cl, cuda
+from . import dtypes as _dt
+from ._methods import bind as _bind
+from .codegen import KernelBuildError
+from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
+                       initial_seed, linspace, manual_seed, ones, ones_like, rand, rand_like,
+                       randint, randn, randn_like, randperm, seed, tensor, zeros, zeros_like)
+from .device import device, set_default_device
+from .dtypes import get_default_dtype, promote_types, set_default_dtype
+from .ops.elementwise import broadcast_shapes
+from .ops.math import (abs, absolute, add, addcdiv, addcmul, atan2, bitwise_and, bitwise_not,
+                       bitwise_or, bitwise_xor, ceil, clamp, clamp_max, clamp_min, clip, cos,
+                       div, divide, eq, erf, exp, expm1, floor, floor_divide, ge, greater,
+                       greater_equal, gt, isfinite, isinf, isnan, le, lerp, less, less_equal,
+                       log, log1p, logical_and, logical_not, logical_or, logical_xor, lt,
+                       maximum, minimum, mul, multiply, ne, neg, negative, not_equal, pow,
+                       reciprocal, relu, remainder, round, rsqrt, sigmoid, sign, sin, sqrt,
+                       square, sub, subtract, tanh, true_divide, where)
+from .ops.movement import (as_strided, broadcast_to, clone, contiguous, expand, flatten,
+                           movedim, narrow, permute, reshape, select, squeeze, t, transpose,
+                           unbind, unflatten, unsqueeze, view)
+from .runtime import profile
+from .tensor import Size, Tensor
+
+float32 = float = _dt.float32
+float64 = double = _dt.float64
+float16 = half = _dt.float16
+int64 = long = _dt.int64
+int32 = int = _dt.int32
+int16 = short = _dt.int16
+int8 = _dt.int8
+uint8 = _dt.uint8
+bool = _dt.bool_
+dtype = _dt.dtype
+swapaxes = swapdims = transpose
+moveaxis = movedim
+
+_bind()
+
+
+def is_tensor(obj) -> "bool":
+    return isinstance(obj, Tensor)
+
+
+def numel(input) -> "int":
+    return input.numel()
+
+
+def is_floating_point(input) -> "bool":
+    return input.is_floating_point()
+
+
+def can_cast(from_, to) -> "bool":
+    from .ops.elementwise import can_cast as _cc
+
+    return _cc(from_, to)
+
+
+def result_type(tensor1, tensor2) -> _dt.dtype:
+    def split(x):
+        if isinstance(x, Tensor):
+            return ([x.dtype], [], []) if x.ndim else ([], [x.dtype], [])
+        return [], [], [x]
+
+    a, b = split(tensor1), split(tensor2)
+    return _dt.result_type(a[0] + b[0], a[1] + b[1], a[2] + b[2])
+
+
+__version__ = "0.1.0"

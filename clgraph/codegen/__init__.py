@@ -1,0 +1,108 @@
+"""Codegen: elementwise groups and kernel templates to built OpenCL kernels.
+Entry points: ``elementwise_kernel(dev, group)`` and ``template_kernel(dev, file, name,
+defines)``. Never sees Tensor; imports dtypes, device and runtime only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import dtypes as dt
+from .cache import KernelBuildError, build, stats
+from .emit import EwGroup, EwOp, emit, vectorizable
+
+__all__ = ["EwGroup", "EwOp", "KernelBuildError", "elementwise_kernel", "template_kernel",
+           "stats", "local_size", "KERNEL_DIR"]
+
+KERNEL_DIR = Path(__file__).resolve().parent.parent.parent / "kernels"
+if not KERNEL_DIR.exists():  # installed as a wheel: kernels ship inside the package
+    KERNEL_DIR = Path(__file__).resolve().parent.parent / "kernels"
+
+_NP_SCALAR = {
+    "float": np.float32, "double": np.float64, "long": np.int64, "int": np.int32,
+    "short": np.int16, "char": np.int8, "uchar": np.uint8, "half": np.float16,
+}
+
+
+class Kernel:
+    """A built kernel with its launch geometry rule."""
+
+    __slots__ = ("kernel", "name", "width", "source", "local")
+
+    def __init__(self, kernel, name, width, source, local):
+        self.kernel = kernel
+        self.name = name
+        self.width = width
+        self.source = source
+        self.local = local
+
+    def global_size(self, n: int) -> int:
+        items = -(-n // self.width)
+        L = self.local
+        return max(L, -(-items // L) * L)
+
+
+_ew_kernels: dict = {}
+
+
+def local_size(dev) -> int:
+    # PoCL compiles a kernel again for every new work-group size (35-50 ms): keep one.
+    return 64 if dev.is_cpu else 256
+
+
+def elementwise_kernel(dev, group: EwGroup) -> Kernel:
+    key = (dev.index, group)
+    k = _ew_kernels.get(key)
+    if k is not None:
+        return k
+    for name in {d for d, _ in group.inputs} | {o.out for o in group.ops}:
+        check_dtype(dev, dt._BY_NAME[name])
+    src, name = emit(group)
+    prg = build(dev, src, ("-cl-mad-enable",), name)
+    kern = getattr(prg, name)
+    r = group.ndim
+    types = [np.int64] + [np.int64] * r
+    for dname, lay in group.inputs:
+        if lay == "s":
+            types.append(_NP_SCALAR[dt._BY_NAME[dname].compute])
+            continue
+        types += [None, np.int64]
+        if lay == "v":
+            types += [np.int64] * r
+    for _, _, lay in group.outputs:
+        types += [None, np.int64]
+        if lay == "v":
+            types += [np.int64] * r
+    kern.set_scalar_arg_dtypes(types)
+    k = Kernel(kern, name, group.width if vectorizable(group) else 1, src, local_size(dev))
+    _ew_kernels[key] = k
+    return k
+
+
+_tpl_kernels: dict = {}
+
+
+def template_kernel(dev, file: str, kernel: str, defines: tuple[tuple[str, str], ...] = (),
+                    arg_types: tuple | None = None, extra_source: str = "") -> object:
+    """A kernel from kernels/<file>, built with -D defines; cached per device and defines."""
+    key = (dev.index, file, kernel, defines, extra_source)
+    k = _tpl_kernels.get(key)
+    if k is not None:
+        return k
+    src = extra_source + (KERNEL_DIR / file).read_text()
+    opts = ("-cl-mad-enable",) + tuple(f"-D{n}={v}" for n, v in defines)
+    prg = build(dev, src, opts, f"{file}:{kernel}")
+    k = getattr(prg, kernel)
+    if arg_types is not None:
+        k.set_scalar_arg_dtypes(list(arg_types))
+    _tpl_kernels[key] = k
+    return k
+
+
+def check_dtype(dev, d: dt.dtype) -> None:
+    if d is dt.float64 and not dev.fp64:
+        raise TypeError(
+            f"float64 is not supported on cl:{dev.index} ({dev.name}): the device lacks "
+            "cl_khr_fp64; use float32"
+        )

@@ -1,0 +1,85 @@
+"""Built OpenCL programs: in memory by source and device, and on disk (CLGRAPH_CACHE_DIR)
+as device binaries so a second process builds nothing. Imports only the device layer."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import pyopencl as cl
+
+from ..device import DeviceInfo
+
+_programs: dict[tuple, cl.Program] = {}
+stats = {"builds": 0, "disk_hits": 0, "memory_hits": 0}
+_printed: set = set()
+
+
+class KernelBuildError(RuntimeError):
+    """An OpenCL program failed to build; the message holds the source and compiler log."""
+
+
+def cache_dir() -> Path | None:
+    d = os.environ.get("CLGRAPH_CACHE_DIR")
+    if d == "":
+        return None
+    if d is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        d = os.path.join(base, "clgraph")
+    return Path(d)
+
+
+def _device_tag(dev: DeviceInfo) -> str:
+    d = dev.cl_device
+    return f"{dev.platform}|{d.name}|{d.version}|{d.driver_version}|{cl.VERSION_TEXT}"
+
+
+def build(dev: DeviceInfo, source: str, options: tuple[str, ...] = (), name: str = "") -> cl.Program:
+    """The built program for ``source`` on ``dev``: memory, then disk, then the compiler."""
+    key = (dev.index, source, options)
+    prg = _programs.get(key)
+    if prg is not None:
+        stats["memory_hits"] += 1
+        return prg
+    if os.environ.get("CLGRAPH_DEBUG") == "1" and source not in _printed:
+        _printed.add(source)
+        print(f"// clgraph kernel {name} on cl:{dev.index} {' '.join(options)}\n{source}",
+              file=sys.stderr)
+    digest = hashlib.sha256(
+        "\0".join((_device_tag(dev), source, *options)).encode()
+    ).hexdigest()[:32]
+    root = cache_dir()
+    path = root / f"{digest}.bin" if root is not None else None
+    if path is not None and path.exists():
+        try:
+            binary = path.read_bytes()
+            prg = cl.Program(dev.context, [dev.cl_device], [binary]).build(options=list(options))
+            stats["disk_hits"] += 1
+        except Exception:
+            prg = None  # a stale or corrupt entry: rebuild from source below
+    if prg is None:
+        try:
+            prg = cl.Program(dev.context, source).build(options=list(options))
+        except cl.Error as e:
+            numbered = "\n".join(f"{i + 1:4d}  {line}" for i, line in enumerate(source.splitlines()))
+            raise KernelBuildError(
+                f"building OpenCL kernel {name or '?'} for cl:{dev.index} ({dev.name}) failed\n"
+                f"options: {' '.join(options)}\n{numbered}\n--- compiler log ---\n{e}"
+            ) from None
+        stats["builds"] += 1
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_bytes(prg.binaries[0])
+                os.replace(tmp, path)
+            except OSError:
+                pass  # a read-only or full cache directory only costs rebuilds
+    _programs[key] = prg
+    return prg
+
+
+def clear_memory_cache() -> None:
+    _programs.clear()

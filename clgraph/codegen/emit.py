@@ -1,0 +1,201 @@
+"""OpenCL C for elementwise groups: the loop, the view index math, explicit vector types
+and the tail. An elementwise group is a tiny graph (inputs, scalar-expression ops, outputs);
+an eager op is a group of one. Imports only dtypes."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from .. import dtypes as dt
+
+# Integer helpers whose C semantics differ from PyTorch's (floor division, Python-style
+# remainder, integer power) or that would trap on x86 (division by zero, MIN / -1).
+_INT_HELPERS = r"""
+#define CG_INT_HELPERS(T, UT) \
+inline T cg_div_##T(T a, T b) { return b == 0 ? (T)0 : ((b == (T)-1) ? (T)(-(UT)a) : a / b); } \
+inline T cg_floordiv_##T(T a, T b) { \
+  if (b == 0) return (T)0; if (b == (T)-1) return (T)(-(UT)a); \
+  T q = a / b; return (q * b != a && ((a < 0) != (b < 0))) ? q - 1 : q; } \
+inline T cg_mod_##T(T a, T b) { \
+  if (b == 0 || b == (T)-1) return (T)0; T r = a % b; \
+  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; } \
+inline T cg_pow_##T(T a, T b) { \
+  if (b < 0) return a == 1 ? (T)1 : (a == (T)-1 ? ((b & 1) ? (T)-1 : (T)1) : (T)0); \
+  T r = 1; while (b) { if (b & 1) r *= a; a *= a; b >>= 1; } return r; }
+CG_INT_HELPERS(char, uchar)
+CG_INT_HELPERS(uchar, uchar)
+CG_INT_HELPERS(short, ushort)
+CG_INT_HELPERS(int, uint)
+CG_INT_HELPERS(long, ulong)
+"""
+
+
+@dataclass(frozen=True)
+class EwOp:
+    """One scalar-expression node of a group: ``expr`` over ``args`` (value indices), each
+    argument cast to its entry in ``casts`` (dtype names), result of dtype ``out``."""
+
+    name: str
+    expr: str
+    args: tuple[int, ...]
+    casts: tuple[str, ...]
+    out: str
+    argnames: tuple[str, ...]
+    vec: bool
+
+
+@dataclass(frozen=True)
+class EwGroup:
+    """Inputs are (dtype name, layout) with layout "c" (contiguous, same shape as the
+    output), "v" (strided view: offset and one stride per dim) or "s" (scalar argument).
+    Outputs are (value index, dtype name, layout) with layout "c" or "v"."""
+
+    inputs: tuple[tuple[str, str], ...]
+    ops: tuple[EwOp, ...]
+    outputs: tuple[tuple[int, str, str], ...]
+    ndim: int
+    width: int  # elements per work-item in the vector path; 1 disables it
+
+    def name(self) -> str:
+        ops = "_".join(dict.fromkeys(o.name for o in self.ops))[:48]
+        h = hashlib.sha1(repr(self).encode()).hexdigest()[:6]
+        return f"cg_{ops}_{h}"
+
+
+def _D(name: str) -> dt.dtype:
+    return dt._BY_NAME[name]
+
+
+def vectorizable(group: EwGroup) -> bool:
+    if group.width <= 1:
+        return False
+    if any(lay == "v" for _, lay in group.inputs) or any(lay == "v" for *_, lay in group.outputs):
+        return False
+    names = [d for d, _ in group.inputs] + [o.out for o in group.ops] + [d for _, d, _ in group.outputs]
+    names += [c for o in group.ops for c in o.casts]
+    return all(o.vec for o in group.ops) and all(_D(n).is_floating_point for n in names)
+
+
+def _convert(expr: str, src: str, dst: str, width: int) -> str:
+    """Cast a value of compute type src to compute type dst (scalar or vector)."""
+    s, d = _D(src), _D(dst)
+    if s.compute == d.compute:
+        return expr
+    if d is dt.bool_:
+        return f"(uchar)(({expr}) != 0)" if width == 1 else None
+    if width == 1:
+        return f"({d.compute})({expr})"
+    return f"convert_{d.compute}{width}({expr})"
+
+
+def emit(group: EwGroup, name: str | None = None) -> tuple[str, str]:
+    """OpenCL C source and kernel name for an elementwise group."""
+    name = name or group.name()
+    r = group.ndim
+    vec = vectorizable(group)
+    W = group.width if vec else 1
+    types = {d for d, _ in group.inputs} | {o.out for o in group.ops} | {d for _, d, _ in group.outputs}
+    types |= {c for o in group.ops for c in o.casts}
+    lines = []
+    if "float64" in types:
+        lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
+    if any(_D(t).kind == 1 for t in types):
+        lines.append(_INT_HELPERS)
+
+    params = ["const long n"] + [f"const long sh{d}" for d in range(r)]
+    for k, (dname, lay) in enumerate(group.inputs):
+        d = _D(dname)
+        if lay == "s":
+            params.append(f"const {d.compute} s{k}")
+            continue
+        params.append(f"__global const {d.cl}* restrict in{k}")
+        params.append(f"const long off{k}")
+        if lay == "v":
+            params += [f"const long st{k}_{j}" for j in range(r)]
+    for k, (_, dname, lay) in enumerate(group.outputs):
+        d = _D(dname)
+        params.append(f"__global {d.cl}* out{k}")
+        params.append(f"const long ooff{k}")
+        if lay == "v":
+            params += [f"const long ost{k}_{j}" for j in range(r)]
+
+    def body(width: int, idx: str, indent: str) -> list[str]:
+        """Loads, expressions and stores for one element (width 1) or one vector."""
+        out = []
+        vt = (lambda c: c) if width == 1 else (lambda c: f"{c}{width}")
+        needs_coords = any(lay == "v" for _, lay in group.inputs) or any(
+            lay == "v" for *_, lay in group.outputs
+        )
+        if needs_coords and width == 1:
+            out.append(f"{indent}long rem = {idx};")
+            for j in reversed(range(r)):
+                out.append(f"{indent}const long c{j} = rem % sh{j}; rem /= sh{j};")
+        vals: list[tuple[str, str]] = []  # (C expression of the value, dtype name)
+        for k, (dname, lay) in enumerate(group.inputs):
+            d = _D(dname)
+            if lay == "s":
+                expr = f"s{k}" if width == 1 else f"(({vt(d.compute)})(s{k}))"
+            else:
+                if lay == "c":
+                    pos = f"off{k} + {idx}"
+                else:
+                    pos = " + ".join([f"off{k}"] + [f"c{j} * st{k}_{j}" for j in range(r)])
+                if width == 1:
+                    expr = f"vload_half({pos}, in{k})" if d is dt.float16 else f"in{k}[{pos}]"
+                else:
+                    expr = (f"vload_half{width}(0, in{k} + {pos})" if d is dt.float16
+                            else f"vload{width}(0, in{k} + {pos})")
+            out.append(f"{indent}const {vt(d.compute)} v{k} = {expr};")
+            vals.append((f"v{k}", dname))
+        for o in group.ops:
+            k = len(vals)
+            sub = {"T": vt(_D(o.casts[-1] if o.casts else o.out).compute)}
+            for an, a, c in zip(o.argnames, o.args, o.casts):
+                vexpr, vd = vals[a]
+                sub[an] = _convert(vexpr, vd, c, width)
+            res = o.expr.format(**sub)
+            od = _D(o.out)
+            if od is dt.bool_:
+                res = f"(uchar)(({res}) != 0)"
+            elif width == 1:
+                res = f"({od.compute})({res})"
+            else:
+                res = f"convert_{od.compute}{width}({res})"
+            out.append(f"{indent}const {vt(od.compute)} v{k} = {res};")
+            vals.append((f"v{k}", o.out))
+        for k, (vi, dname, lay) in enumerate(group.outputs):
+            d = _D(dname)
+            vexpr = _convert(vals[vi][0], vals[vi][1], dname, width)
+            if lay == "c":
+                pos = f"ooff{k} + {idx}"
+            else:
+                pos = " + ".join([f"ooff{k}"] + [f"c{j} * ost{k}_{j}" for j in range(r)])
+            if width == 1:
+                if d is dt.float16:
+                    out.append(f"{indent}vstore_half({vexpr}, {pos}, out{k});")
+                else:
+                    out.append(f"{indent}out{k}[{pos}] = {vexpr};")
+            else:
+                if d is dt.float16:
+                    out.append(f"{indent}vstore_half{width}({vexpr}, 0, out{k} + {pos});")
+                else:
+                    out.append(f"{indent}vstore{width}({vexpr}, 0, out{k} + {pos});")
+        return out
+
+    lines.append(f"__kernel void {name}({', '.join(params)}) {{")
+    if vec:
+        lines.append(f"  const long base = (long)get_global_id(0) * {W};")
+        lines.append(f"  if (base + {W} <= n) {{")
+        lines += body(W, "base", "    ")
+        lines.append("  } else {")
+        lines.append("    for (long i = base; i < n; ++i) {")
+        lines += body(1, "i", "      ")
+        lines.append("    }")
+        lines.append("  }")
+    else:
+        lines.append("  const long i = get_global_id(0);")
+        lines.append("  if (i >= n) return;")
+        lines += body(1, "i", "  ")
+    lines.append("}")
+    return "\n".join(lines) + "\n", name

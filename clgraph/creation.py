@@ -1,0 +1,331 @@
+"""Tensor creation: from host data, constant fills, ranges and device-side random numbers
+(Philox, kernels/random.cl) with a global seed (manual_seed)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from . import codegen, runtime
+from . import dtypes as dt
+from .device import as_device
+from .ops.math import fill_
+from .ops.movement import _sizes
+from .tensor import Tensor
+
+
+def _finish(t: Tensor, requires_grad: bool) -> Tensor:
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _host_dtype(arr: np.ndarray, from_python: bool) -> dt.dtype:
+    if from_python:
+        if arr.dtype.kind == "f":
+            return dt.get_default_dtype()
+        if arr.dtype.kind in "iu":
+            return dt.int64
+        if arr.dtype.kind == "b":
+            return dt.bool_
+        if arr.dtype.kind == "c":
+            raise TypeError("complex tensors are not supported")
+    return dt.from_numpy_dtype(arr.dtype)
+
+
+def _flatten_data(data):
+    """Python data to numpy, unpacking 0-d tensors inside lists."""
+    if isinstance(data, (list, tuple)):
+        if any(isinstance(x, Tensor) for x in data):
+            return np.array([_flatten_data(x) for x in data])
+        return data
+    if isinstance(data, Tensor):
+        return data.detach()._host()
+    return data
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
+    """torch.tensor: always copies ``data`` (nested lists, numbers, numpy arrays, tensors)."""
+    from_python = not isinstance(data, (np.ndarray, np.generic, Tensor))
+    if isinstance(data, Tensor):
+        src = data.detach()
+        return _finish(src.to(device=as_device(device) if device else src.device,
+                              dtype=dt.as_dtype(dtype) if dtype else src.dtype, copy=True),
+                       requires_grad)
+    data = _flatten_data(data)
+    try:
+        arr = np.asarray(data)
+    except ValueError as e:
+        raise ValueError(f"could not convert data to a tensor: {e}") from None
+    if arr.dtype == object:
+        raise TypeError(f"could not infer dtype of {type(data).__name__}: ragged or non-numeric "
+                        "data")
+    d = dt.as_dtype(dtype) if dtype is not None else _host_dtype(arr, from_python)
+    return _finish(_from_host(arr, d, as_device(device)), requires_grad)
+
+
+def _from_host(arr: np.ndarray, d: dt.dtype, device) -> Tensor:
+    codegen.check_dtype(device.info, d)
+    if arr.dtype != d.np:
+        with np.errstate(invalid="ignore", over="ignore"):
+            arr = arr.astype(d.np)
+    t = Tensor._empty(arr.shape, d, device)
+    runtime.write(t._storage, np.ascontiguousarray(arr))
+    return t
+
+
+def from_numpy(ndarray: np.ndarray) -> Tensor:
+    """torch.from_numpy, except that it copies: device memory cannot alias host arrays."""
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
+    return _from_host(ndarray, dt.from_numpy_dtype(ndarray.dtype), as_device(None))
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    if isinstance(data, Tensor):
+        return data.to(device=as_device(device) if device else data.device,
+                       dtype=dt.as_dtype(dtype) if dtype else data.dtype)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False, **_ignored) -> Tensor:
+    shape = _sizes(size)
+    if any(s < 0 for s in shape):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(shape)}: "
+                           f"{list(shape)}")
+    d = dt.as_dtype(dtype) if dtype is not None else dt.get_default_dtype()
+    dev = as_device(device)
+    codegen.check_dtype(dev.info, d)
+    return _finish(Tensor._empty(shape, d, dev), requires_grad)
+
+
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if dtype is None:
+        dtype = dt.default_for_kind(dt.scalar_kind(fill_value))
+    t = empty(*_sizes((size,) if isinstance(size, numbers.Integral) else size), dtype=dtype,
+              device=device)
+    fill_(t, fill_value)
+    return _finish(t, requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    t = empty(*size, dtype=dtype, device=device)
+    fill_(t, 0)
+    return _finish(t, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    t = empty(*size, dtype=dtype, device=device)
+    fill_(t, 1)
+    return _finish(t, requires_grad)
+
+
+def _like(fn, x, dtype, device, requires_grad, *args):
+    return fn(*args, dtype=dtype or x.dtype, device=device or x.device,
+              requires_grad=requires_grad)
+
+
+def empty_like(input, *, dtype=None, device=None, requires_grad=False, **_):
+    return empty(*input.shape, dtype=dtype or input.dtype, device=device or input.device,
+                 requires_grad=requires_grad)
+
+
+def zeros_like(input, *, dtype=None, device=None, requires_grad=False, **_):
+    return zeros(*input.shape, dtype=dtype or input.dtype, device=device or input.device,
+                 requires_grad=requires_grad)
+
+
+def ones_like(input, *, dtype=None, device=None, requires_grad=False, **_):
+    return ones(*input.shape, dtype=dtype or input.dtype, device=device or input.device,
+                requires_grad=requires_grad)
+
+
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False, **_):
+    return full(input.shape, fill_value, dtype=dtype or input.dtype,
+                device=device or input.device, requires_grad=requires_grad)
+
+
+def rand_like(input, *, dtype=None, device=None, requires_grad=False, **_):
+    return rand(*input.shape, dtype=dtype or input.dtype, device=device or input.device,
+                requires_grad=requires_grad)
+
+
+def randn_like(input, *, dtype=None, device=None, requires_grad=False, **_):
+    return randn(*input.shape, dtype=dtype or input.dtype, device=device or input.device,
+                 requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    start, end, step = vals
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError(
+            f"upper bound and larger bound inconsistent with step sign (start={start}, "
+            f"end={end}, step={step})"
+        )
+    if dtype is None:
+        is_float = any(isinstance(v, float) for v in vals)
+        dtype = dt.get_default_dtype() if is_float else dt.int64
+    d = dt.as_dtype(dtype)
+    n = max(0, math.ceil((end - start) / step))
+    # computed in float64 on the host like PyTorch's start + i * step, then cast
+    arr = start + np.arange(n, dtype=np.float64 if d.is_floating_point else np.int64) * step
+    return _finish(_from_host(arr, d, as_device(device)), requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    d = dt.as_dtype(dtype) if dtype is not None else dt.get_default_dtype()
+    arr = np.linspace(start, end, steps, dtype=np.float64)
+    if not d.is_floating_point:
+        arr = np.trunc(arr)
+    return _finish(_from_host(arr, d, as_device(device)), requires_grad)
+
+
+def eye(n, m=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    m = n if m is None else m
+    d = dt.as_dtype(dtype) if dtype is not None else dt.get_default_dtype()
+    t = zeros(n, m, dtype=d, device=device)
+    if n and m:
+        k = min(n, m)
+        from .ops.movement import as_strided
+
+        diag = as_strided(t, (k,), (m + 1,), 0)
+        fill_(diag, 1)
+    return _finish(t, requires_grad)
+
+
+# --- random ------------------------------------------------------------------------------
+
+_DEFAULT_SEED = 67280421310721
+_rng = {"seed": _DEFAULT_SEED, "counter": 0}
+
+
+def manual_seed(seed: int):
+    """Seed the generator behind rand/randn/randint/uniform_/normal_/dropout."""
+    seed = int(seed)
+    _rng["seed"] = seed & 0xFFFFFFFFFFFFFFFF
+    _rng["counter"] = 0
+    return _Generator()
+
+
+seed = manual_seed
+
+
+def initial_seed() -> int:
+    return _rng["seed"]
+
+
+class _Generator:
+    def initial_seed(self):
+        return _rng["seed"]
+
+    def get_state(self):
+        return (_rng["seed"], _rng["counter"])
+
+    def set_state(self, state):
+        _rng["seed"], _rng["counter"] = state
+
+
+def _random_fill(t: Tensor, kind: int, a, b) -> Tensor:
+    """Fill t with kind 0 uniform [a, b), 1 normal(a, b), 2 integers [a, b)."""
+    n = t.numel()
+    if n == 0:
+        return t
+    target = t
+    if not t._contig or t._offset:
+        t = empty(*t.shape, dtype=t.dtype, device=t.device)
+    info = t.device.info
+    d = t.dtype
+    if kind == 2:
+        acc = "long"
+    else:
+        acc = "double" if d is dt.float64 else "float"
+    defines = (("T", d.cl), ("ACC", acc), ("KIND", str(kind)),
+               ("IS_HALF", "1" if d is dt.float16 else "0"))
+    if acc == "double":
+        defines += (("USE_FP64", "1"),)
+    npacc = {"long": np.int64, "double": np.float64, "float": np.float32}[acc]
+    k = codegen.template_kernel(
+        info, "random.cl", "random_fill", defines,
+        (None, np.int64, np.uint32, np.uint32, np.uint64, npacc, npacc),
+    )
+    groups = -(-n // 4)
+    L = codegen.local_size(info)
+    s = _rng["seed"]
+    base = _rng["counter"]
+    _rng["counter"] += groups
+    runtime.launch(info, k, "random_fill", (-(-groups // L) * L,), (L,),
+                   (t._storage.buf, n, s & 0xFFFFFFFF, (s >> 32) & 0xFFFFFFFF, base, a, b))
+    if t is not target:
+        from .ops.math import copy_
+
+        copy_(target, t)
+    return target
+
+
+def _float_dtype(dtype):
+    d = dt.as_dtype(dtype) if dtype is not None else dt.get_default_dtype()
+    if not d.is_floating_point:
+        raise RuntimeError(f'"check_uniform_bounds" not implemented for \'{d.name}\'')
+    return d
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    t = empty(*size, dtype=_float_dtype(dtype), device=device)
+    return _finish(_random_fill(t, 0, 0.0, 1.0), requires_grad)
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    t = empty(*size, dtype=_float_dtype(dtype), device=device)
+    return _finish(_random_fill(t, 1, 0.0, 1.0), requires_grad)
+
+
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
+            requires_grad=False) -> Tensor:
+    if high is None:
+        low, high = 0, low
+    if size is None:
+        raise TypeError("randint() missing required argument 'size'")
+    if high <= low:
+        raise RuntimeError(
+            f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}"
+        )
+    t = empty(*_sizes((size,) if isinstance(size, int) else size),
+              dtype=dtype or dt.int64, device=device)
+    return _random_fill(t, 2, int(low), int(high))
+
+
+def randperm(n, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    keys = rand(n, dtype=dt.float64 if as_device(device).info.fp64 else dt.float32,
+                device=device)
+    perm = np.argsort(keys._host(), kind="stable")
+    return _from_host(perm, dt.as_dtype(dtype) if dtype else dt.int64, as_device(device))
+
+
+def uniform_(t: Tensor, a=0.0, b=1.0, *, generator=None) -> Tensor:
+    return _random_fill(t, 0, float(a), float(b))
+
+
+def normal_(t: Tensor, mean=0.0, std=1.0, *, generator=None) -> Tensor:
+    return _random_fill(t, 1, float(mean), float(std))
+
+
+def random_(t: Tensor, low=0, high=None, *, generator=None) -> Tensor:
+    if high is None:
+        low, high = 0, low if low else 2**24
+    return _random_fill(t, 2, int(low), int(high))
+
+
+def bernoulli_(t: Tensor, p=0.5) -> Tensor:
+    u = rand(*t.shape, device=t.device)
+    from .ops.math import copy_, lt
+
+    return copy_(t, lt(u, p))

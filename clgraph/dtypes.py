@@ -1,0 +1,175 @@
+"""Dtypes: one row per dtype (name, numpy dtype, OpenCL storage and compute types) and
+PyTorch's type promotion. Imports nothing from clgraph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class dtype:
+    """A tensor element type, printed and compared like ``torch.float32``."""
+
+    name: str
+    np: np.dtype
+    cl: str  # OpenCL type used in global memory
+    compute: str  # OpenCL type arithmetic is done in (half is computed in float on PoCL)
+    kind: int  # 0 bool, 1 integer, 2 floating
+    rank: int  # position in the promotion lattice
+    short: str  # short name in graph printouts
+
+    @property
+    def itemsize(self) -> int:
+        return self.np.itemsize
+
+    @property
+    def is_floating_point(self) -> bool:
+        return self.kind == 2
+
+    @property
+    def is_signed(self) -> bool:
+        return self.kind == 2 or self.np.kind == "i"
+
+    def __repr__(self) -> str:
+        return "torch." + self.name if _TORCH_REPR else "clgraph." + self.name
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        return (_by_name, (self.name,))
+
+
+_TORCH_REPR = True  # repr(dtype) reads like PyTorch's so printed tensors match byte for byte
+
+bool_ = dtype("bool", np.dtype(np.bool_), "uchar", "uchar", 0, 0, "b8")
+uint8 = dtype("uint8", np.dtype(np.uint8), "uchar", "uchar", 1, 1, "u8")
+int8 = dtype("int8", np.dtype(np.int8), "char", "char", 1, 2, "i8")
+int16 = dtype("int16", np.dtype(np.int16), "short", "short", 1, 3, "i16")
+int32 = dtype("int32", np.dtype(np.int32), "int", "int", 1, 4, "i32")
+int64 = dtype("int64", np.dtype(np.int64), "long", "long", 1, 5, "i64")
+float16 = dtype("float16", np.dtype(np.float16), "half", "float", 2, 6, "f16")
+float32 = dtype("float32", np.dtype(np.float32), "float", "float", 2, 7, "f32")
+float64 = dtype("float64", np.dtype(np.float64), "double", "double", 2, 8, "f64")
+
+ALL = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
+_BY_NP = {d.np: d for d in ALL}
+_BY_NAME = {d.name: d for d in ALL}
+_BY_NAME.update(
+    {"float": float32, "double": float64, "half": float16, "int": int32, "long": int64,
+     "short": int16}
+)
+
+
+def _by_name(name: str) -> dtype:
+    return _BY_NAME[name]
+
+
+_default_float = float32
+
+
+def get_default_dtype() -> dtype:
+    return _default_float
+
+
+def set_default_dtype(d: dtype) -> None:
+    global _default_float
+    if not isinstance(d, dtype) or not d.is_floating_point:
+        raise TypeError(f"only floating-point types are supported as the default type, got {d}")
+    global _default_float
+    _default_float = d
+
+
+def as_dtype(d) -> dtype:
+    """Accept a clgraph dtype, a numpy dtype/type, a Python type or a name."""
+    if isinstance(d, dtype):
+        return d
+    if d is float:
+        return _default_float
+    if d is int:
+        return int64
+    if d is bool:
+        return bool_
+    if isinstance(d, str) and d in _BY_NAME:
+        return _BY_NAME[d]
+    try:
+        nd = np.dtype(d)
+    except TypeError:
+        nd = None
+    if nd is not None and nd in _BY_NP:
+        return _BY_NP[nd]
+    raise TypeError(f"unsupported dtype: {d!r}")
+
+
+def from_numpy_dtype(nd: np.dtype) -> dtype:
+    if nd in _BY_NP:
+        return _BY_NP[nd]
+    if nd.kind == "u" and nd.itemsize > 1:
+        raise TypeError(f"can't convert np.ndarray of type numpy.{nd}. The only supported "
+                        "types are: float64, float32, float16, int64, int32, int16, int8, "
+                        "uint8, and bool.")
+    raise TypeError(f"unsupported numpy dtype: {nd}")
+
+
+_LATTICE = {}
+
+
+def promote_types(a: dtype, b: dtype) -> dtype:
+    """PyTorch's torch.promote_types."""
+    if a is b:
+        return a
+    key = (a.rank, b.rank)
+    hit = _LATTICE.get(key)
+    if hit is not None:
+        return hit
+    if a.kind != b.kind:
+        out = a if a.kind > b.kind else b
+    elif {a, b} == {uint8, int8}:
+        out = int16
+    else:
+        out = a if a.rank > b.rank else b
+    if a.kind == b.kind == 1 and (a is uint8 or b is uint8) and out is not uint8:
+        # uint8 with a wider signed type gives the signed type
+        out = a if a is not uint8 else b
+        if out is int8:
+            out = int16
+    _LATTICE[key] = out
+    return out
+
+
+def scalar_kind(value) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        return 0
+    if isinstance(value, (int, np.integer)):
+        return 1
+    if isinstance(value, (float, np.floating)):
+        return 2
+    raise TypeError(f"unsupported scalar type {type(value).__name__}")
+
+
+def default_for_kind(kind: int) -> dtype:
+    return (bool_, int64, _default_float)[kind]
+
+
+def result_type(tensor_dtypes, zero_dim_dtypes=(), scalars=()) -> dtype:
+    """PyTorch's result_type: dimensioned tensors, then 0-d tensors, then Python scalars;
+    a lower tier only matters when it is of a higher kind (bool < integer < float)."""
+    out = None
+    for d in tensor_dtypes:
+        out = d if out is None else promote_types(out, d)
+    zd = None
+    for d in zero_dim_dtypes:
+        zd = d if zd is None else promote_types(zd, d)
+    if zd is not None:
+        if out is None:
+            out = zd
+        elif zd.kind > out.kind:
+            out = zd if zd.kind == 1 or zd.is_floating_point else out
+    sk = max((scalar_kind(s) for s in scalars), default=-1)
+    if sk >= 0:
+        if out is None:
+            out = default_for_kind(sk)
+        elif sk > out.kind:
+            out = default_for_kind(sk)
+    return out

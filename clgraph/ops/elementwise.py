@@ -1,0 +1,385 @@
+"""Elementwise ops: one row per op with its numpy reference, dtype rule, OpenCL scalar
+expression and VJP. ``_run`` is the family's eager executor: broadcast, promote, classify
+each operand's layout and launch the generated kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import codegen
+from .. import dtypes as dt
+from ..codegen import EwGroup, EwOp
+from . import registry
+from .registry import OpDef, apply, register
+
+# --- shapes and layouts -------------------------------------------------------------------
+
+
+def broadcast_shapes(*shapes) -> tuple[int, ...]:
+    """torch.broadcast_shapes, with PyTorch's error message."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = [1] * ndim
+    for s in shapes:
+        off = ndim - len(s)
+        for i, n in enumerate(s):
+            j = off + i
+            m = out[j]
+            if m == n or n == 1:
+                continue
+            if m == 1:
+                out[j] = n
+                continue
+            raise RuntimeError(_mismatch(shapes, j, ndim))
+    return tuple(out)
+
+
+def _mismatch(shapes, j, ndim):
+    a, b = [s for s in shapes][:2] if len(shapes) >= 2 else (shapes[0], shapes[0])
+    sa = a[j - (ndim - len(a))] if j >= ndim - len(a) else 1
+    sb = b[j - (ndim - len(b))] if j >= ndim - len(b) else 1
+    return (f"The size of tensor a ({sa}) must match the size of tensor b ({sb}) at "
+            f"non-singleton dimension {j - (ndim - max(len(a), len(b)))}")
+
+
+def broadcast_strides(shape, strides, out_shape):
+    """Strides that read a tensor of ``shape`` as ``out_shape`` (0 along broadcast dims)."""
+    off = len(out_shape) - len(shape)
+    st = [0] * off
+    for n, s in zip(shape, strides):
+        st.append(0 if n == 1 else s)
+    return st
+
+
+def collapse(shape, stride_lists):
+    """Merge adjacent dims that every operand walks contiguously; drops size-1 dims."""
+    dims = [i for i, n in enumerate(shape) if n != 1]
+    if not dims:
+        return (), [[] for _ in stride_lists]
+    new_shape = [shape[dims[0]]]
+    new_strides = [[st[dims[0]]] for st in stride_lists]
+    for i in dims[1:]:
+        n = shape[i]
+        if all(ns[-1] == st[i] * n for ns, st in zip(new_strides, stride_lists)):
+            new_shape[-1] *= n
+            for ns, st in zip(new_strides, stride_lists):
+                ns[-1] = st[i]
+        else:
+            new_shape.append(n)
+            for ns, st in zip(new_strides, stride_lists):
+                ns.append(st[i])
+    return tuple(new_shape), new_strides
+
+
+def contiguous_strides(shape) -> tuple[int, ...]:
+    st = []
+    acc = 1
+    for n in reversed(shape):
+        st.append(acc)
+        acc *= max(n, 1)
+    return tuple(reversed(st))
+
+
+def can_cast(src: dt.dtype, dst: dt.dtype) -> bool:
+    """torch.can_cast: no float to integer, nothing but bool to bool."""
+    if src.kind > dst.kind:
+        return False
+    return True
+
+
+# --- the eager executor -------------------------------------------------------------------
+
+_plans: dict = {}
+
+
+def _run(op: OpDef, args, attrs, out=None):
+    T = registry.Tensor
+    dev = None
+    dims, zdims, scalars = [], [], []
+    shapes = []
+    for a in args:
+        if isinstance(a, T):
+            if dev is None:
+                dev = a.device
+            elif a.device != dev:
+                raise RuntimeError(
+                    f"Expected all tensors to be on the same device, but found at least two "
+                    f"devices, {dev} and {a.device}! (when checking arguments for {op.name})"
+                )
+            shapes.append(a.shape)
+    for a in args[op.promote]:
+        if isinstance(a, T):
+            (dims if a.shape else zdims).append(a.dtype)
+        elif a is not None:
+            scalars.append(a)
+    if out is not None:
+        if dev is None:
+            dev = out.device
+        elif out.device != dev:
+            raise RuntimeError(
+                f"Expected all tensors to be on the same device, but found at least two "
+                f"devices, {dev} and {out.device}! (when writing the result of {op.name})"
+            )
+    if dev is None:
+        dev = registry.default_device()
+    common = dt.result_type(dims, zdims, scalars) if (dims or zdims or scalars) else None
+    arg_dtypes = tuple(a.dtype if isinstance(a, T) else None for a in args)
+    casts, odt = op.rule(common, arg_dtypes, attrs)
+    shape = broadcast_shapes(*shapes) if len(shapes) != 1 else shapes[0]
+    if out is None:
+        out = T._empty(shape, odt, dev)
+    else:
+        if shape != out.shape and broadcast_shapes(shape, out.shape) != out.shape:
+            raise RuntimeError(
+                f"output with shape {list(out.shape)} doesn't match the broadcast shape "
+                f"{list(broadcast_shapes(shape, out.shape))}"
+            )
+        if not can_cast(odt, out.dtype):
+            raise RuntimeError(
+                f"result type {_pyname(odt)} can't be cast to the desired output type "
+                f"{_pyname(out.dtype)}"
+            )
+        shape = out.shape
+    n = out.numel()
+    if n == 0:
+        return out
+    # Layouts: "c" when the operand is contiguous in the output's shape, else a strided view.
+    lay = []
+    for a in args:
+        if isinstance(a, T):
+            lay.append("c" if a.shape == shape and a.is_contiguous() else "v")
+        else:
+            lay.append("s")
+    olay = "c" if out.is_contiguous() else "v"
+    info = dev.info
+    if olay == "v" or "v" in lay:
+        strides = [
+            broadcast_strides(a.shape, a.stride(), shape) for a in args if isinstance(a, T)
+        ] + [list(out.stride())]
+        cshape, cstrides = collapse(shape, strides)
+        ndim = len(cshape)
+        cont = list(contiguous_strides(cshape))
+        k = 0
+        for i, a in enumerate(args):
+            if isinstance(a, T):
+                lay[i] = "c" if cstrides[k] == cont else "v"
+                k += 1
+        olay = "c" if cstrides[-1] == cont else "v"
+        if olay == "c" and "v" not in lay:
+            ndim = 0
+    else:
+        ndim, cshape, cstrides = 0, (), None
+    key = (op, tuple(sorted(attrs.items())) if attrs else (), arg_dtypes, tuple(lay), casts, odt,
+           out.dtype, olay, ndim, info.index)
+    kern = _plans.get(key)
+    if kern is None:
+        kern = _plans[key] = _plan(op, args, attrs, lay, casts, odt, out.dtype, olay, ndim, info)
+    kargs = [n]
+    if ndim:
+        kargs += cshape
+    k = 0
+    for i, a in enumerate(args):
+        if lay[i] == "s":
+            kargs.append(a)
+            continue
+        kargs += (a._storage.buf, a._offset)
+        if lay[i] == "v":
+            kargs += cstrides[k]
+        k += 1
+    kargs += (out._storage.buf, out._offset)
+    if olay == "v":
+        kargs += cstrides[-1]
+    registry.launch(info, kern.kernel, kern.name, (kern.global_size(n),), (kern.local,), kargs)
+    return out
+
+
+def _pyname(d: dt.dtype) -> str:
+    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+            "bool": "Bool"}[d.name]
+
+
+def _plan(op, args, attrs, lay, casts, odt, store_dt, olay, ndim, info):
+    inputs = []
+    for a, la, c in zip(args, lay, casts):
+        inputs.append(((a.dtype if la != "s" else c).name, la))
+    expr = op.expr(casts[-1] if casts else odt, attrs) if callable(op.expr) else op.expr
+    ew = EwOp(op.name, expr, tuple(range(len(args))), tuple(c.name for c in casts), odt.name,
+              op.argnames, op.vec)
+    width = info.vector_width(store_dt.cl)
+    group = EwGroup(tuple(inputs), (ew,), ((len(args), store_dt.name, olay),), ndim, width)
+    return codegen.elementwise_kernel(info, group)
+
+
+# --- dtype rules --------------------------------------------------------------------------
+
+
+def _same(common, arg_dtypes, attrs):
+    return (common,) * len(arg_dtypes), common
+
+
+def _floating(common, arg_dtypes, attrs):
+    f = common if common.is_floating_point else dt.get_default_dtype()
+    return (f,) * len(arg_dtypes), f
+
+
+def _compare(common, arg_dtypes, attrs):
+    return (common,) * len(arg_dtypes), dt.bool_
+
+
+def _logical(common, arg_dtypes, attrs):
+    return (dt.bool_,) * len(arg_dtypes), dt.bool_
+
+
+def _integral(name):
+    def rule(common, arg_dtypes, attrs):
+        if common.is_floating_point:
+            raise RuntimeError(f'"{name}_cpu" not implemented for \'{_pyname(common)}\'')
+        return (common,) * len(arg_dtypes), common
+
+    return rule
+
+
+def _no_bool(name):
+    def rule(common, arg_dtypes, attrs):
+        if common is dt.bool_:
+            raise RuntimeError(
+                f"{name}: Subtraction, the `-` operator, with a bool tensor is not supported. "
+                "If you are trying to invert a mask, use the `~` or `logical_not()` operator "
+                "instead." if name == "sub" else
+                f"Negation, the `-` operator, on a bool tensor is not supported. If you are "
+                "trying to invert a mask, use the `~` or `logical_not()` operator instead."
+            )
+        return (common,) * len(arg_dtypes), common
+
+    return rule
+
+
+def _where_rule(common, arg_dtypes, attrs):
+    return (dt.bool_, common, common), common
+
+
+def _cast_rule(common, arg_dtypes, attrs):
+    return (arg_dtypes[0],), attrs["dtype"]
+
+
+def _fill_rule(common, arg_dtypes, attrs):
+    d = attrs["dtype"]
+    return (d,), d
+
+
+# --- rows ---------------------------------------------------------------------------------
+
+
+def _by_kind(fexpr: str, iexpr: str, bexpr: str | None = None):
+    def expr(d, attrs):
+        if d.is_floating_point:
+            return fexpr
+        if d is dt.bool_ and bexpr is not None:
+            return bexpr
+        return iexpr.replace("{T}", d.compute)
+
+    return expr
+
+
+def elementwise(name, ref, expr, rule, argnames, vjp=None, vec=True, promote=slice(None),
+                differentiable=True):
+    return register(OpDef(name, "elementwise", ref, _run, vjp, expr, rule, argnames, vec,
+                          promote, differentiable))
+
+
+def unary(name, ref, expr, rule=_same, vjp=None, vec=True, differentiable=True):
+    return elementwise(name, ref, expr, rule, ("x",), vjp, vec, differentiable=differentiable)
+
+
+def binary(name, ref, expr, rule=_same, vjp=None, vec=True, differentiable=True):
+    return elementwise(name, ref, expr, rule, ("a", "b"), vjp, vec,
+                       differentiable=differentiable)
+
+
+def _np_float(fn):
+    def ref(x):
+        x = np.asarray(x)
+        if x.dtype.kind in "biu":
+            x = x.astype(np.float32)
+        return fn(x)
+
+    return ref
+
+
+def _sigmoid_ref(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _erf_ref(x):
+    import math
+
+    return np.vectorize(math.erf, otypes=[x.dtype])(x)
+
+
+unary("neg", np.negative, "(-{x})", _no_bool("neg"))
+unary("abs", np.abs, _by_kind("fabs({x})", "abs({x})", "{x}"))
+unary("sign", np.sign, _by_kind("sign({x})", "(({x} > 0) - ({x} < 0))", "{x}"), vec=False)
+unary("floor", np.floor, _by_kind("floor({x})", "{x}"))
+unary("ceil", np.ceil, _by_kind("ceil({x})", "{x}"))
+unary("round", np.round, _by_kind("rint({x})", "{x}"))
+unary("relu", lambda x: np.maximum(x, 0),
+      _by_kind("(({x} > 0) || isnan({x})) ? {x} : ({T})0", "max({x}, ({T})0)", "{x}"))
+unary("exp", _np_float(np.exp), "exp({x})", _floating)
+unary("log", _np_float(np.log), "log({x})", _floating)
+unary("log1p", _np_float(np.log1p), "log1p({x})", _floating)
+unary("expm1", _np_float(np.expm1), "expm1({x})", _floating)
+unary("sqrt", _np_float(np.sqrt), "sqrt({x})", _floating)
+unary("rsqrt", _np_float(lambda x: 1 / np.sqrt(x)), "rsqrt({x})", _floating)
+unary("sin", _np_float(np.sin), "sin({x})", _floating)
+unary("cos", _np_float(np.cos), "cos({x})", _floating)
+unary("tanh", _np_float(np.tanh), "tanh({x})", _floating)
+unary("sigmoid", _np_float(_sigmoid_ref), "(({T})1 / (({T})1 + exp(-{x})))", _floating)
+unary("erf", _np_float(_erf_ref), "erf({x})", _floating)
+unary("reciprocal", _np_float(np.reciprocal), "(({T})1 / {x})", _floating)
+unary("bitwise_not", np.invert, _by_kind("", "(~{x})", "(!{x})"), _integral("bitwise_not"),
+      vec=False, differentiable=False)
+unary("logical_not", np.logical_not, "(!{x})", _logical, vec=False, differentiable=False)
+unary("isnan", np.isnan, _by_kind("isnan({x})", "0"), _compare, vec=False,
+      differentiable=False)
+unary("to_dtype", lambda x, dtype: x.astype(dtype.np), "{x}", _cast_rule)
+unary("fill", None, "{x}", _fill_rule, differentiable=False)
+
+binary("add", np.add, _by_kind("({a} + {b})", "({a} + {b})", "({a} | {b})"))
+binary("sub", np.subtract, "({a} - {b})", _no_bool("sub"))
+binary("mul", np.multiply, _by_kind("({a} * {b})", "({a} * {b})", "({a} & {b})"))
+binary("div", np.true_divide, "({a} / {b})", _floating)
+binary("floor_divide", np.floor_divide,
+       _by_kind("floor({a} / {b})", "cg_floordiv_{T}({a}, {b})"), vec=False)
+binary("remainder", np.remainder,
+       _by_kind("((fmod({a}, {b}) != 0 && ((fmod({a}, {b}) < 0) != ({b} < 0))) ? "
+                "fmod({a}, {b}) + {b} : fmod({a}, {b}))", "cg_mod_{T}({a}, {b})"), vec=False)
+binary("pow", np.power, _by_kind("pow({a}, {b})", "cg_pow_{T}({a}, {b})", "({a} | !{b})"))
+binary("maximum", np.maximum,
+       _by_kind("((({a} > {b}) || isnan({a})) ? {a} : {b})", "max({a}, {b})"))
+binary("minimum", np.minimum,
+       _by_kind("((({a} < {b}) || isnan({a})) ? {a} : {b})", "min({a}, {b})"))
+binary("atan2", np.arctan2, "atan2({a}, {b})", _floating)
+for _name, _ref, _c in [("eq", np.equal, "=="), ("ne", np.not_equal, "!="),
+                        ("lt", np.less, "<"), ("le", np.less_equal, "<="),
+                        ("gt", np.greater, ">"), ("ge", np.greater_equal, ">=")]:
+    binary(_name, _ref, f"({{a}} {_c} {{b}})", _compare, vec=False, differentiable=False)
+for _name, _ref, _c in [("bitwise_and", np.bitwise_and, "&"), ("bitwise_or", np.bitwise_or, "|"),
+                        ("bitwise_xor", np.bitwise_xor, "^")]:
+    binary(_name, _ref, f"({{a}} {_c} {{b}})", _integral(_name), vec=False,
+           differentiable=False)
+for _name, _ref, _c in [("logical_and", np.logical_and, "&&"),
+                        ("logical_or", np.logical_or, "||"),
+                        ("logical_xor", np.logical_xor, "!=")]:
+    binary(_name, _ref, f"((!!{{a}}) {_c} (!!{{b}}))", _logical, vec=False,
+           differentiable=False)
+elementwise("where", lambda c, a, b: np.where(c, a, b), "({c} ? {a} : {b})", _where_rule,
+            ("c", "a", "b"), vec=False, promote=slice(1, None))
+
+OPS = registry.REGISTRY
+
+
+def op(name: str) -> OpDef:
+    return OPS[name]
+
+
+__all__ = ["apply", "broadcast_shapes", "op"]

@@ -1,0 +1,384 @@
+"""Movement ops: views that share the input's storage (view, reshape, permute, transpose,
+expand, squeeze/unsqueeze, narrow, basic indexing) and the copies that must move data
+(contiguous, cat, stack). A view op has a shape/stride rule and no kernel."""
+
+from __future__ import annotations
+
+import builtins
+import numbers
+
+from .. import dtypes as dt
+from . import registry
+from .registry import OpDef, apply, register
+
+
+def wrap_dim(dim, ndim: int) -> int:
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, builtins.bool):
+        raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+    lo, hi = (-1, 0) if ndim == 0 else (-ndim, ndim - 1)
+    if not lo <= dim <= hi:
+        raise IndexError(
+            f"Dimension out of range (expected to be in range of [{lo}, {hi}], but got {dim})"
+        )
+    return dim % ndim if ndim else 0
+
+
+def _sizes(args) -> tuple[int, ...]:
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = args[0]
+    out = []
+    for a in args:
+        if isinstance(a, registry.Tensor):
+            a = int(a)
+        if not isinstance(a, numbers.Integral) or isinstance(a, builtins.bool):
+            raise TypeError(f"expected a sequence of integers, but got {type(a).__name__}")
+        out.append(int(a))
+    return tuple(out)
+
+
+def infer_size(shape, numel: int) -> tuple[int, ...]:
+    """Resolve one -1 in ``shape`` against ``numel`` elements, as view/reshape do."""
+    neg = [i for i, s in enumerate(shape) if s == -1]
+    if len(neg) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    if any(s < -1 for s in shape):
+        raise RuntimeError(f"invalid shape dimension {min(shape)}")
+    known = 1
+    for s in shape:
+        if s != -1:
+            known *= s
+    if neg:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+        shape = list(shape)
+        shape[neg[0]] = numel // known
+        return tuple(shape)
+    if known != numel:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+    return tuple(shape)
+
+
+def view_strides(old_shape, old_stride, new_shape):
+    """Strides that view old memory as new_shape, or None when no view exists. Walks the
+    old dims from the innermost, grouping dims that are contiguous with each other into
+    chunks; new dims must tile each chunk exactly."""
+    from .elementwise import contiguous_strides
+
+    if 0 in old_shape or 0 in new_shape:
+        return contiguous_strides(new_shape)
+    if not old_shape:
+        old_shape, old_stride = (1,), (1,)
+    new_stride = [0] * len(new_shape)
+    vd = len(new_shape) - 1
+    base = old_stride[-1]
+    old_n = view_n = 1
+    for d in range(len(old_shape) - 1, -1, -1):
+        old_n *= old_shape[d]
+        if d == 0 or (old_shape[d - 1] != 1 and old_stride[d - 1] != old_n * base):
+            while vd >= 0 and (view_n < old_n or new_shape[vd] == 1):
+                new_stride[vd] = view_n * base
+                view_n *= new_shape[vd]
+                vd -= 1
+            if view_n != old_n:
+                return None
+            if d > 0:
+                base = old_stride[d - 1]
+                old_n = view_n = 1
+    if vd != -1:
+        return None
+    return tuple(new_stride)
+
+
+# --- view ops: (tensor, attrs) -> view --------------------------------------------------
+
+
+def _run_view(op, args, attrs, out=None):
+    x = args[0]
+    shape, stride, offset = op.extra["rule"](x, **attrs)
+    return x._view(shape, stride, offset)
+
+
+def view_op(name, rule, vjp=None):
+    return register(OpDef(name, "view", None, _run_view, vjp, extra={"rule": rule}))
+
+
+def _view_rule(x, shape):
+    shape = infer_size(shape, x.numel())
+    st = view_strides(x._shape, x._stride, shape)
+    if st is None:
+        raise RuntimeError(
+            "view size is not compatible with input tensor's size and stride (at least one "
+            "dimension spans across two contiguous subspaces). Use .reshape(...) instead."
+        )
+    return shape, st, x._offset
+
+
+def _permute_rule(x, dims):
+    nd = x.ndim
+    if len(dims) != nd:
+        raise RuntimeError(
+            f"permute(sparse_coo): number of dimensions in the tensor input does not match the "
+            f"length of the desired ordering of dimensions i.e. input.dim() = {nd} is not equal "
+            f"to len(dims) = {len(dims)}".replace("(sparse_coo)", "")
+        )
+    d = [wrap_dim(i, nd) for i in dims]
+    if len(set(d)) != nd:
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
+    return tuple(x._shape[i] for i in d), tuple(x._stride[i] for i in d), x._offset
+
+
+def _expand_rule(x, shape):
+    nd = len(shape)
+    if nd < x.ndim:
+        raise RuntimeError(
+            f"expand(torch.FloatTensor{{{list(x.shape)}}}, size={list(shape)}): the number of "
+            f"sizes provided ({nd}) must be greater or equal to the number of dimensions in "
+            f"the tensor ({x.ndim})"
+        )
+    off = nd - x.ndim
+    out_shape, out_stride = [], []
+    for i, s in enumerate(shape):
+        if i < off:
+            if s < 0:
+                raise RuntimeError(
+                    f"The expanded size of the tensor ({s}) isn't allowed in a leading, "
+                    "non-existing dimension 0"
+                )
+            out_shape.append(s)
+            out_stride.append(0)
+            continue
+        n, st = x._shape[i - off], x._stride[i - off]
+        if s == -1:
+            s = n
+        if n == s:
+            out_shape.append(n)
+            out_stride.append(st)
+        elif n == 1:
+            out_shape.append(s)
+            out_stride.append(0)
+        else:
+            raise RuntimeError(
+                f"The expanded size of the tensor ({s}) must match the existing size ({n}) at "
+                f"non-singleton dimension {i}.  Target sizes: {list(shape)}.  Tensor sizes: "
+                f"{list(x.shape)}"
+            )
+    return tuple(out_shape), tuple(out_stride), x._offset
+
+
+def _squeeze_rule(x, dims):
+    nd = x.ndim
+    if dims is None:
+        keep = [i for i in range(nd) if x._shape[i] != 1]
+    else:
+        ds = {wrap_dim(d, nd) for d in dims}
+        keep = [i for i in range(nd) if not (i in ds and x._shape[i] == 1)]
+    return tuple(x._shape[i] for i in keep), tuple(x._stride[i] for i in keep), x._offset
+
+
+def _unsqueeze_rule(x, dim):
+    d = wrap_dim(dim, x.ndim + 1)
+    sh, st = list(x._shape), list(x._stride)
+    inner = sh[d] * st[d] if d < x.ndim else 1
+    sh.insert(d, 1)
+    st.insert(d, inner)
+    return tuple(sh), tuple(st), x._offset
+
+
+def _slice_rule(x, index):
+    """Basic indexing: ints, slices, None and Ellipsis."""
+    sh, st, off = [], [], x._offset
+    nd = x.ndim
+    consumed = sum(1 for i in index if i is not None and i is not Ellipsis)
+    if consumed > nd:
+        raise IndexError(f"too many indices for tensor of dimension {nd}")
+    d = 0
+    for item in index:
+        if item is Ellipsis:
+            for _ in range(nd - consumed):
+                sh.append(x._shape[d])
+                st.append(x._stride[d])
+                d += 1
+            consumed = nd
+            continue
+        if item is None:
+            sh.append(1)
+            st.append(0)
+            continue
+        n, s = x._shape[d], x._stride[d]
+        if isinstance(item, slice):
+            step = 1 if item.step is None else item.step
+            if step <= 0:
+                raise ValueError("step must be greater than zero")
+            start, stop, _ = slice(item.start, item.stop, 1).indices(n)
+            length = max(0, -(-(stop - start) // step))
+            if length == 0:
+                start = 0
+            sh.append(length)
+            st.append(s * step)
+            off += start * s
+        else:
+            i = int(item)
+            if not -n <= i < n:
+                raise IndexError(
+                    f"index {i} is out of bounds for dimension {d} with size {n}"
+                )
+            off += (i % n) * s
+        d += 1
+    while d < nd:
+        sh.append(x._shape[d])
+        st.append(x._stride[d])
+        d += 1
+    return tuple(sh), tuple(st), off
+
+
+def _as_strided_rule(x, size, stride, storage_offset):
+    return tuple(size), tuple(stride), storage_offset
+
+
+VIEW = view_op("view", _view_rule)
+PERMUTE = view_op("permute", _permute_rule)
+EXPAND = view_op("expand", _expand_rule)
+SQUEEZE = view_op("squeeze", _squeeze_rule)
+UNSQUEEZE = view_op("unsqueeze", _unsqueeze_rule)
+SLICE = view_op("slice", _slice_rule)
+AS_STRIDED = view_op("as_strided", _as_strided_rule)
+
+
+# --- public functions -----------------------------------------------------------------
+
+
+def view(x, *shape):
+    if len(shape) == 1 and isinstance(shape[0], dt.dtype):
+        raise NotImplementedError("view(dtype) is not supported; use .to(dtype)")
+    return apply(VIEW, x, shape=_sizes(shape))
+
+
+def reshape(x, *shape):
+    shape = infer_size(_sizes(shape), x.numel())
+    if view_strides(x._shape, x._stride, shape) is None:
+        x = contiguous(x)
+    return apply(VIEW, x, shape=shape)
+
+
+def permute(x, *dims):
+    return apply(PERMUTE, x, dims=_sizes(dims))
+
+
+def transpose(x, dim0, dim1):
+    nd = x.ndim
+    d = list(range(nd))
+    if nd == 0:
+        wrap_dim(dim0, 0), wrap_dim(dim1, 0)
+        return x._view(x._shape, x._stride, x._offset) if True else x
+    a, b = wrap_dim(dim0, nd), wrap_dim(dim1, nd)
+    d[a], d[b] = d[b], d[a]
+    return apply(PERMUTE, x, dims=tuple(d))
+
+
+def t(x):
+    if x.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
+    return transpose(x, 0, 1) if x.ndim == 2 else apply(PERMUTE, x, dims=tuple(range(x.ndim)))
+
+
+def expand(x, *shape):
+    return apply(EXPAND, x, shape=_sizes(shape))
+
+
+def expand_as(x, other):
+    return expand(x, *other.shape)
+
+
+def broadcast_to(x, shape):
+    return expand(x, *shape)
+
+
+def squeeze(x, dim=None):
+    if dim is not None and not isinstance(dim, (tuple, list)):
+        dim = (dim,)
+    return apply(SQUEEZE, x, dims=None if dim is None else tuple(dim))
+
+
+def unsqueeze(x, dim):
+    return apply(UNSQUEEZE, x, dim=dim)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    nd = x.ndim
+    if nd == 0:
+        return reshape(x, 1)
+    s, e = wrap_dim(start_dim, nd), wrap_dim(end_dim, nd)
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    n = 1
+    for k in x._shape[s:e + 1]:
+        n *= k
+    return reshape(x, *x._shape[:s], n, *x._shape[e + 1:])
+
+
+def unflatten(x, dim, sizes):
+    d = wrap_dim(dim, x.ndim)
+    sizes = infer_size(tuple(sizes), x._shape[d])
+    return reshape(x, *x._shape[:d], *sizes, *x._shape[d + 1:])
+
+
+def narrow(x, dim, start, length):
+    d = wrap_dim(dim, x.ndim)
+    n = x._shape[d]
+    if isinstance(start, registry.Tensor):
+        start = int(start)
+    if not -n <= start <= n:
+        raise IndexError(
+            f"start out of range (expected to be in range of [{-n}, {n}], but got {start})"
+        )
+    start %= n if n else 1
+    if length < 0 or start + length > n:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
+    idx = [slice(None)] * d + [slice(start, start + length)]
+    return apply(SLICE, x, index=tuple(idx))
+
+
+def select(x, dim, index):
+    d = wrap_dim(dim, x.ndim)
+    n = x._shape[d]
+    if not -n <= index < n:
+        raise IndexError(
+            f"select(): index {index} out of range for tensor of size {list(x.shape)} at "
+            f"dimension {d}"
+        )
+    return apply(SLICE, x, index=tuple([slice(None)] * d + [index]))
+
+
+def unbind(x, dim=0):
+    d = wrap_dim(dim, x.ndim)
+    return tuple(select(x, d, i) for i in range(x._shape[d]))
+
+
+def movedim(x, source, destination):
+    nd = x.ndim
+    src = [wrap_dim(s, nd) for s in (source if isinstance(source, (tuple, list)) else [source])]
+    dst = [wrap_dim(s, nd) for s in
+           (destination if isinstance(destination, (tuple, list)) else [destination])]
+    order = [i for i in range(nd) if i not in src]
+    for s, d_ in sorted(zip(dst, src)):
+        order.insert(s, d_)
+    return permute(x, *order)
+
+
+def as_strided(x, size, stride, storage_offset=None):
+    return apply(AS_STRIDED, x, size=tuple(size), stride=tuple(stride),
+                 storage_offset=x._offset if storage_offset is None else storage_offset)
+
+
+def contiguous(x, memory_format=None):
+    if x._contig:
+        return x
+    from .elementwise import op
+
+    return apply(op("to_dtype"), x, dtype=x.dtype)
+
+
+def clone(x, memory_format=None):
+    from .elementwise import op
+
+    return apply(op("to_dtype"), x, dtype=x.dtype)

@@ -1,0 +1,458 @@
+"""Tensor: a view (shape, strides, offset) of a device Storage with a dtype, plus autograd
+fields. Methods call ops; nothing here launches a kernel directly."""
+
+from __future__ import annotations
+
+import builtins
+import numbers
+
+import numpy as np
+
+from . import dtypes as dt
+from . import runtime
+from .device import as_device, device as _device_cls
+from .ops import registry
+
+
+class Size(tuple):
+    """torch.Size: a tuple that prints as ``torch.Size([2, 3])``."""
+
+    def __repr__(self):
+        return f"torch.Size({list(self)})"
+
+    __str__ = __repr__
+
+    def numel(self) -> int:
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __getitem__(self, k):
+        r = tuple.__getitem__(self, k)
+        return Size(r) if isinstance(k, slice) else r
+
+
+def _contiguous_strides(shape):
+    st = []
+    acc = 1
+    for n in reversed(shape):
+        st.append(acc)
+        acc *= max(n, 1)
+    return tuple(reversed(st))
+
+
+class Tensor:
+    """A multi-dimensional array on an OpenCL device (torch.Tensor)."""
+
+    __slots__ = ("_storage", "_shape", "_stride", "_offset", "dtype", "device", "_contig",
+                 "requires_grad", "_grad", "grad_fn", "_retains_grad", "_hooks", "_base",
+                 "_version_seen", "_node", "__weakref__", "__dict__")
+
+    __array_priority__ = 1000  # numpy defers binary operators to Tensor
+
+    # --- construction ---------------------------------------------------------------
+    @classmethod
+    def _empty(cls, shape, dtype: dt.dtype, device) -> "Tensor":
+        t = object.__new__(cls)
+        shape = tuple(shape)
+        n = 1
+        for s in shape:
+            n *= s
+        t._storage = runtime.Storage(device.info, n * dtype.itemsize)
+        t._shape = shape
+        t._stride = _contiguous_strides(shape)
+        t._offset = 0
+        t.dtype = dtype
+        t.device = device
+        t._contig = True
+        t.requires_grad = False
+        t._grad = None
+        t.grad_fn = None
+        t._retains_grad = False
+        t._hooks = None
+        t._base = None
+        t._node = None
+        return t
+
+    def _view(self, shape, stride, offset) -> "Tensor":
+        """A tensor sharing this one's storage (no copy)."""
+        t = object.__new__(Tensor)
+        t._storage = self._storage
+        t._shape = tuple(shape)
+        t._stride = tuple(stride)
+        t._offset = offset
+        t.dtype = self.dtype
+        t.device = self.device
+        t._contig = t._shape == () or t._stride == _contiguous_strides(t._shape) or _contig_ok(
+            t._shape, t._stride)
+        t.requires_grad = False
+        t._grad = None
+        t.grad_fn = None
+        t._retains_grad = False
+        t._hooks = None
+        t._base = self if self._base is None else self._base
+        t._node = None
+        return t
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("use clgraph.tensor(data) or clgraph.empty(shape) to make tensors")
+
+    # --- attributes -------------------------------------------------------------------
+    @property
+    def shape(self) -> Size:
+        return Size(self._shape)
+
+    def size(self, dim: int | None = None):
+        if dim is None:
+            return Size(self._shape)
+        return self._shape[_wrap_dim(dim, len(self._shape))]
+
+    def stride(self, dim: int | None = None):
+        if dim is None:
+            return self._stride
+        return self._stride[_wrap_dim(dim, len(self._shape))]
+
+    def storage_offset(self) -> int:
+        return self._offset
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    def dim(self) -> int:
+        return len(self._shape)
+
+    ndimension = dim
+
+    def numel(self) -> int:
+        n = 1
+        for s in self._shape:
+            n *= s
+        return n
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self.dtype.itemsize
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        return self._contig
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.info.type == "gpu"
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(f"assigned grad expected to be a Tensor or None but got {type(value).__name__}")
+        if value is not None and value.shape != self.shape:
+            raise RuntimeError(
+                f"assigned grad has data of a different size: {list(value.shape)} vs "
+                f"{list(self.shape)}"
+            )
+        self._grad = value
+
+    @property
+    def data(self) -> "Tensor":
+        return self.detach()
+
+    @data.setter
+    def data(self, other: "Tensor"):
+        self._storage = other._storage
+        self._shape, self._stride, self._offset = other._shape, other._stride, other._offset
+        self.dtype, self.device, self._contig = other.dtype, other.device, other._contig
+
+    @property
+    def T(self) -> "Tensor":
+        return self.permute(*reversed(range(self.ndim)))
+
+    @property
+    def mT(self) -> "Tensor":
+        return self.transpose(-2, -1)
+
+    @property
+    def _version(self) -> int:
+        return self._storage.version
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and not (self.dtype.is_floating_point):
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        if not self.is_leaf:
+            if not requires_grad:
+                raise RuntimeError(
+                    "you can only change requires_grad flags of leaf variables. If you want "
+                    "to use a computed variable in a subgraph that doesn't require "
+                    "differentiation use var_no_grad = var.detach()."
+                )
+            return self
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def detach(self) -> "Tensor":
+        return self._view(self._shape, self._stride, self._offset)
+
+    def detach_(self) -> "Tensor":
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    # --- host transfers -----------------------------------------------------------------
+    def _host(self) -> np.ndarray:
+        """A host copy of the data, waiting for the queue."""
+        src = self if self._contig else self.contiguous()
+        n = src.numel()
+        arr = np.empty(n, dtype=src.dtype.np)
+        runtime.read(src._storage, arr, src._offset * src.dtype.itemsize)
+        return arr.reshape(src._shape)
+
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        if self.requires_grad and not force:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
+                "instead."
+            )
+        return self._host()
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._host()
+        return a.astype(dtype) if dtype is not None else a
+
+    def tolist(self):
+        return self._host().tolist()
+
+    def item(self):
+        n = self.numel()
+        if n != 1:
+            raise RuntimeError(f"a Tensor with {n} elements cannot be converted to Scalar")
+        return self._host().reshape(()).item()
+
+    def __float__(self):
+        return float(self._scalar("float"))
+
+    def __int__(self):
+        return int(self._scalar("int"))
+
+    def __index__(self):
+        if self.dtype.is_floating_point or self.dtype is dt.bool_:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self._scalar("int"))
+
+    def __bool__(self):
+        n = self.numel()
+        if n != 1:
+            raise RuntimeError(
+                f"Boolean value of Tensor with {'more than one value' if n else 'no values'} "
+                "is ambiguous"
+            )
+        return bool(self._host().reshape(()).item())
+
+    def _scalar(self, what):
+        n = self.numel()
+        if n != 1:
+            raise ValueError(f"only one element tensors can be converted to Python scalars "
+                             f"(got {n} elements for {what}())")
+        return self._host().reshape(()).item()
+
+    def __len__(self):
+        if not self._shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self._shape[0]
+
+    def __iter__(self):
+        if not self._shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(self.unbind(0))
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self):
+        return _repr(self)
+
+    __str__ = __repr__
+
+    def __format__(self, spec):
+        if self.ndim == 0 and spec:
+            return format(self.item(), spec)
+        return object.__format__(self, spec) if spec else repr(self)
+
+    def __reduce__(self):
+        raise TypeError("clgraph tensors are not picklable; use clgraph.save")
+
+    def __deepcopy__(self, memo):
+        t = self.clone()
+        if self.is_leaf:
+            t = t.detach()
+            t.requires_grad = self.requires_grad
+        memo[id(self)] = t
+        return t
+
+    # --- conversion -------------------------------------------------------------------
+    def to(self, *args, **kwargs) -> "Tensor":
+        device, dtype, copy = None, None, kwargs.pop("copy", False)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("memory_format", None)
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, dt.dtype) or a in (float, int, bool):
+                dtype = dt.as_dtype(a)
+            elif isinstance(a, (str, _device_cls, int)):
+                device = as_device(a)
+            else:
+                raise TypeError(f"to() received an invalid argument: {a!r}")
+        if "device" in kwargs:
+            device = as_device(kwargs.pop("device"))
+        if "dtype" in kwargs:
+            dtype = dt.as_dtype(kwargs.pop("dtype"))
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        return _to(self, device, dtype, copy)
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> "Tensor":
+        return self.to(as_device("cuda" if device is None else device))
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"torch.{_TYPE_NAMES[self.dtype.name]}"
+        return self.to(dtype)
+
+    def float(self):
+        return self.to(dt.float32)
+
+    def double(self):
+        return self.to(dt.float64)
+
+    def half(self):
+        return self.to(dt.float16)
+
+    def int(self):
+        return self.to(dt.int32)
+
+    def long(self):
+        return self.to(dt.int64)
+
+    def short(self):
+        return self.to(dt.int16)
+
+    def char(self):
+        return self.to(dt.int8)
+
+    def byte(self):
+        return self.to(dt.uint8)
+
+    def bool(self):
+        return self.to(dt.bool_)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        from .creation import tensor
+
+        return tensor(data, dtype=dtype or self.dtype, device=device or self.device,
+                      requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        from .creation import zeros
+
+        return zeros(*size, dtype=dtype or self.dtype, device=device or self.device,
+                     requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        from .creation import ones
+
+        return ones(*size, dtype=dtype or self.dtype, device=device or self.device,
+                    requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        from .creation import full
+
+        return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                    requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        from .creation import empty
+
+        return empty(*size, dtype=dtype or self.dtype, device=device or self.device,
+                     requires_grad=requires_grad)
+
+
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+               "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
+               "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
+
+
+def _contig_ok(shape, stride) -> bool:
+    """Contiguous up to strides of size-1 dims, which never matter."""
+    acc = 1
+    for n, s in zip(reversed(shape), reversed(stride)):
+        if n != 1 and s != acc:
+            return False
+        acc *= n
+    return True
+
+
+def _wrap_dim(dim, ndim) -> int:
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, builtins.bool):
+        raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+    lo, hi = (-1, 0) if ndim == 0 else (-ndim, ndim - 1)
+    if not lo <= dim <= hi:
+        raise IndexError(
+            f"Dimension out of range (expected to be in range of [{lo}, {hi}], but got {dim})"
+        )
+    return dim % ndim if ndim else 0
+
+
+def _to(t: Tensor, device, dtype, copy: bool) -> Tensor:
+    from .ops.elementwise import op
+    from .ops import registry as reg
+
+    dtype = dtype or t.dtype
+    device = device or t.device
+    if device == t.device:
+        if dtype is t.dtype and not copy:
+            return t
+        return reg.apply(op("to_dtype"), t, dtype=dtype)
+    # across devices: through the host (contexts differ), then cast on the target
+    from .codegen import check_dtype
+
+    check_dtype(device.info, dtype)
+    host = t.detach()._host()
+    out = Tensor._empty(t._shape, t.dtype, device)
+    runtime.write(out._storage, host)
+    return out if dtype is t.dtype else out.to(dtype)
+
+
+def _repr(t: Tensor) -> str:
+    """PyTorch's repr: data, then device (when not the default), dtype, grad_fn."""
+    from . import _format
+    from .device import default_device
+
+    tail = []
+    if t.grad_fn is not None:
+        tail.append(f"grad_fn=<{t.grad_fn.name()}>")
+    elif t.requires_grad:
+        tail.append("requires_grad=True")
+    dev = None if t.device == default_device() else f"device='{t.device}'"
+    return _format.format_tensor(t.detach()._host(), t.dtype.name, device=dev, tail=tail,
+                                 default_float=dt.get_default_dtype().name)
+
+
+registry.Tensor = Tensor
