@@ -38,9 +38,8 @@ class Kernel:
         self.local = local
 
     def global_size(self, n: int) -> int:
-        items = -(-n // self.width)
-        L = self.local
-        return max(L, -(-items // L) * L)
+        L = self.local * self.width
+        return -(-n // L) * self.local if n > 0 else self.local
 
 
 _ew_kernels: dict = {}
@@ -60,7 +59,7 @@ def elementwise_kernel(dev, group: EwGroup) -> Kernel:
         check_dtype(dev, dt._BY_NAME[name])
     src, name = emit(group)
     prg = build(dev, src, ("-cl-mad-enable",), name)
-    kern = getattr(prg, name)
+    kern = get_kernel(prg, name, src)
     r = group.ndim
     types = [np.int64] + [np.int64] * r
     for dname, lay in group.inputs:
@@ -93,11 +92,26 @@ def template_kernel(dev, file: str, kernel: str, defines: tuple[tuple[str, str],
     src = extra_source + (KERNEL_DIR / file).read_text()
     opts = ("-cl-mad-enable",) + tuple(f"-D{n}={v}" for n, v in defines)
     prg = build(dev, src, opts, f"{file}:{kernel}")
-    k = getattr(prg, kernel)
+    k = get_kernel(prg, kernel, src)
     if arg_types is not None:
         k.set_scalar_arg_dtypes(list(arg_types))
     _tpl_kernels[key] = k
     return k
+
+
+def get_kernel(prg, name: str, source: str):
+    """One kernel object of a built program (created once: pyopencl makes a new one per
+    attribute access)."""
+    import pyopencl as cl
+
+    try:
+        return cl.Kernel(prg, name)
+    except cl.Error as e:
+        numbered = "\n".join(f"{i + 1:4d}  {line}" for i, line in enumerate(source.splitlines()))
+        raise KernelBuildError(
+            f"OpenCL program built but kernel {name} is missing from it ({e}); the compiler "
+            f"dropped it. Source:\n{numbered}"
+        ) from None
 
 
 def check_dtype(dev, d: dt.dtype) -> None:

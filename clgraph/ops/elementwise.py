@@ -91,72 +91,88 @@ def can_cast(src: dt.dtype, dst: dt.dtype) -> bool:
 _plans: dict = {}
 
 
+_rules: dict = {}
+
+
+def _signature(op, args, attrs):
+    """(casts, out dtype) of ``op`` on these operand kinds, memoized: promotion only depends
+    on each operand's dtype, whether it is 0-d, and the kind of each Python scalar."""
+    T = registry.Tensor
+    sig = tuple(
+        (a.dtype, not a._shape) if isinstance(a, T) else dt.scalar_kind(a) for a in args
+    )
+    key = (op, sig, tuple(sorted(attrs.items())) if attrs else ())
+    hit = _rules.get(key)
+    if hit is None:
+        dims, zdims, scalars = [], [], []
+        for a in args[op.promote]:
+            if isinstance(a, T):
+                (dims if a._shape else zdims).append(a.dtype)
+            elif a is not None:
+                scalars.append(a)
+        common = dt.result_type(dims, zdims, scalars) if (dims or zdims or scalars) else None
+        arg_dtypes = tuple(a.dtype if isinstance(a, T) else None for a in args)
+        hit = _rules[key] = op.rule(common, arg_dtypes, attrs) + (key,)
+    return hit
+
+
 def _run(op: OpDef, args, attrs, out=None):
     T = registry.Tensor
     dev = None
-    dims, zdims, scalars = [], [], []
-    shapes = []
+    shape = None
+    same = True
     for a in args:
         if isinstance(a, T):
             if dev is None:
-                dev = a.device
-            elif a.device != dev:
-                raise RuntimeError(
-                    f"Expected all tensors to be on the same device, but found at least two "
-                    f"devices, {dev} and {a.device}! (when checking arguments for {op.name})"
-                )
-            shapes.append(a.shape)
-    for a in args[op.promote]:
-        if isinstance(a, T):
-            (dims if a.shape else zdims).append(a.dtype)
-        elif a is not None:
-            scalars.append(a)
-    if out is not None:
-        if dev is None:
-            dev = out.device
-        elif out.device != dev:
-            raise RuntimeError(
-                f"Expected all tensors to be on the same device, but found at least two "
-                f"devices, {dev} and {out.device}! (when writing the result of {op.name})"
-            )
+                dev, shape = a.device, a._shape
+            else:
+                if a.device is not dev and a.device != dev:
+                    raise RuntimeError(
+                        f"Expected all tensors to be on the same device, but found at least "
+                        f"two devices, {dev} and {a.device}! (when checking arguments for "
+                        f"{op.name})"
+                    )
+                if a._shape != shape:
+                    same = False
+    if out is not None and dev is not None and out.device is not dev and out.device != dev:
+        raise RuntimeError(
+            f"Expected all tensors to be on the same device, but found at least two "
+            f"devices, {dev} and {out.device}! (when writing the result of {op.name})"
+        )
+    casts, odt, key = _signature(op, args, attrs)
     if dev is None:
-        dev = registry.default_device()
-    common = dt.result_type(dims, zdims, scalars) if (dims or zdims or scalars) else None
-    arg_dtypes = tuple(a.dtype if isinstance(a, T) else None for a in args)
-    casts, odt = op.rule(common, arg_dtypes, attrs)
-    shape = broadcast_shapes(*shapes) if len(shapes) != 1 else shapes[0]
+        dev = out.device if out is not None else registry.default_device()
+        shape = ()
+    elif not same:
+        shape = broadcast_shapes(*[a._shape for a in args if isinstance(a, T)])
     if out is None:
         out = T._empty(shape, odt, dev)
     else:
-        if shape != out.shape and broadcast_shapes(shape, out.shape) != out.shape:
+        if shape != out._shape and broadcast_shapes(shape, out._shape) != out._shape:
             raise RuntimeError(
                 f"output with shape {list(out.shape)} doesn't match the broadcast shape "
-                f"{list(broadcast_shapes(shape, out.shape))}"
+                f"{list(broadcast_shapes(shape, out._shape))}"
             )
         if not can_cast(odt, out.dtype):
             raise RuntimeError(
                 f"result type {_pyname(odt)} can't be cast to the desired output type "
                 f"{_pyname(out.dtype)}"
             )
-        shape = out.shape
+        shape = out._shape
     n = out.numel()
     if n == 0:
         return out
     # Layouts: "c" when the operand is contiguous in the output's shape, else a strided view.
-    lay = []
-    for a in args:
-        if isinstance(a, T):
-            lay.append("c" if a.shape == shape and a.is_contiguous() else "v")
-        else:
-            lay.append("s")
-    olay = "c" if out.is_contiguous() else "v"
+    lay = [("c" if a._shape == shape and a._contig else "v") if isinstance(a, T) else "s"
+           for a in args]
+    olay = "c" if out._contig else "v"
     info = dev.info
+    ndim = 0
     if olay == "v" or "v" in lay:
         strides = [
-            broadcast_strides(a.shape, a.stride(), shape) for a in args if isinstance(a, T)
-        ] + [list(out.stride())]
+            broadcast_strides(a._shape, a._stride, shape) for a in args if isinstance(a, T)
+        ] + [list(out._stride)]
         cshape, cstrides = collapse(shape, strides)
-        ndim = len(cshape)
         cont = list(contiguous_strides(cshape))
         k = 0
         for i, a in enumerate(args):
@@ -164,15 +180,13 @@ def _run(op: OpDef, args, attrs, out=None):
                 lay[i] = "c" if cstrides[k] == cont else "v"
                 k += 1
         olay = "c" if cstrides[-1] == cont else "v"
-        if olay == "c" and "v" not in lay:
-            ndim = 0
-    else:
-        ndim, cshape, cstrides = 0, (), None
-    key = (op, tuple(sorted(attrs.items())) if attrs else (), arg_dtypes, tuple(lay), casts, odt,
-           out.dtype, olay, ndim, info.index)
-    kern = _plans.get(key)
+        if olay == "v" or "v" in lay:
+            ndim = len(cshape)
+    pkey = (key, tuple(lay), out.dtype, olay, ndim, info.index)
+    kern = _plans.get(pkey)
     if kern is None:
-        kern = _plans[key] = _plan(op, args, attrs, lay, casts, odt, out.dtype, olay, ndim, info)
+        kern = _plans[pkey] = _plan(op, args, attrs, lay, casts, odt, out.dtype, olay, ndim,
+                                    info)
     kargs = [n]
     if ndim:
         kargs += cshape
@@ -205,7 +219,8 @@ def _plan(op, args, attrs, lay, casts, odt, store_dt, olay, ndim, info):
     expr = op.expr(casts[-1] if casts else odt, attrs) if callable(op.expr) else op.expr
     ew = EwOp(op.name, expr, tuple(range(len(args))), tuple(c.name for c in casts), odt.name,
               op.argnames, op.vec)
-    width = info.vector_width(store_dt.cl)
+    used = [a.dtype for a, la in zip(args, lay) if la != "s"] + list(casts) + [odt, store_dt]
+    width = min(info.vector_width(d.cl) for d in used)
     group = EwGroup(tuple(inputs), (ew,), ((len(args), store_dt.name, olay),), ndim, width)
     return codegen.elementwise_kernel(info, group)
 

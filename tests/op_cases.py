@@ -1,0 +1,63 @@
+"""Op cases as data: one row per elementwise op, run against the registry's numpy
+reference on many layouts and dtypes (see test_elementwise.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Case:
+    op: str
+    nargs: int = 1
+    low: float = -3.0
+    high: float = 3.0
+    dtypes: tuple = ("float32", "float64", "float16", "int64", "int32")
+    atol: float = 1e-5
+    rtol: float = 1e-5
+    nonzero_b: bool = False  # second operand kept away from zero (division)
+    notes: dict = field(default_factory=dict)
+
+
+FLOAT = ("float32", "float64", "float16")
+ALL = ("float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool")
+INTS = ("int64", "int32", "int8", "uint8", "bool")
+
+CASES = [
+    Case("neg", dtypes=("float32", "float64", "float16", "int64", "int32", "int8")),
+    Case("abs", dtypes=("float32", "float64", "float16", "int64", "int32", "int8")),
+    Case("sign", dtypes=("float32", "float64", "int64", "int32")),
+    Case("floor"), Case("ceil"), Case("round"),
+    Case("relu"),
+    Case("exp", low=-5, high=5),
+    Case("log", low=0.1, high=10),
+    Case("log1p", low=-0.9, high=10),
+    Case("expm1", low=-3, high=3),
+    Case("sqrt", low=0.0, high=10),
+    Case("rsqrt", low=0.1, high=10),
+    Case("sin"), Case("cos"), Case("tanh"), Case("sigmoid", low=-10, high=10),
+    Case("erf"),
+    Case("reciprocal", low=0.5, high=4),
+    Case("bitwise_not", dtypes=INTS),
+    Case("logical_not", dtypes=ALL),
+    Case("isnan", dtypes=FLOAT),
+    Case("add", 2, dtypes=ALL), Case("sub", 2, dtypes=("float32", "float64", "float16", "int64", "int32")),
+    Case("mul", 2, dtypes=ALL),
+    Case("div", 2, nonzero_b=True, dtypes=("float32", "float64", "float16", "int64", "int32")),
+    Case("floor_divide", 2, nonzero_b=True, dtypes=("float32", "float64", "int64", "int32")),
+    Case("remainder", 2, nonzero_b=True, dtypes=("float32", "float64", "int64", "int32")),
+    Case("pow", 2, low=0.5, high=2.0, dtypes=("float32", "float64")),
+    Case("maximum", 2, dtypes=ALL), Case("minimum", 2, dtypes=ALL),
+    Case("atan2", 2, dtypes=("float32", "float64")),
+    Case("eq", 2, dtypes=ALL), Case("ne", 2, dtypes=ALL), Case("lt", 2, dtypes=ALL),
+    Case("le", 2, dtypes=ALL), Case("gt", 2, dtypes=ALL), Case("ge", 2, dtypes=ALL),
+    Case("bitwise_and", 2, dtypes=INTS), Case("bitwise_or", 2, dtypes=INTS),
+    Case("bitwise_xor", 2, dtypes=INTS),
+    Case("logical_and", 2, dtypes=ALL), Case("logical_or", 2, dtypes=ALL),
+    Case("logical_xor", 2, dtypes=ALL),
+    Case("where", 3, dtypes=("float32", "int64", "float16", "bool")),
+    Case("to_dtype", dtypes=ALL),
+]
+
+# ops with no direct case here: fill is exercised by every creation test
+NOT_CASED = {"fill"}

@@ -1,0 +1,264 @@
+"""Elementwise ops against numpy: every registry row on contiguous, transposed, sliced,
+broadcast, 0-d and empty inputs across dtypes; promotion and error cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import clgraph as cg
+from clgraph.ops.registry import REGISTRY
+from op_cases import CASES, NOT_CASED, Case
+
+TOL = {"float16": (2e-3, 2e-3), "float32": (1e-5, 1e-5), "float64": (1e-12, 1e-12)}
+
+
+def host(shape, dtype, case: Case, rng, role=0):
+    """Random host data of numpy dtype ``dtype`` respecting the case's domain."""
+    if dtype == "bool":
+        return rng.random(shape) < 0.5
+    lo, hi = case.low, case.high
+    if np.dtype(dtype).kind in "iu":
+        lo, hi = (0, 6) if np.dtype(dtype).kind == "u" else (-6, 6)
+        if case.op == "pow":
+            lo, hi = 0, 4
+        v = rng.integers(lo, hi, size=shape).astype(dtype)
+        if role == 1 and case.nonzero_b:
+            v[v == 0] = 1
+        return v
+    v = rng.uniform(lo, hi, size=shape)
+    if role == 1 and case.nonzero_b:
+        v = np.where(np.abs(v) < 0.25, 0.25, v)
+    return v.astype(dtype)
+
+
+def reference(case: Case, arrays, out_dtype):
+    ref = REGISTRY[case.op].ref
+    with np.errstate(all="ignore"):
+        if case.op == "to_dtype":
+            return arrays[0].astype(np.float32)
+        if case.op == "where":
+            return np.where(arrays[0], arrays[1], arrays[2])
+        wide = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]
+        r = ref(*wide)
+    return np.asarray(r)
+
+
+def run(case: Case, tensors):
+    if case.op == "to_dtype":
+        return tensors[0].to(cg.float32)
+    fn = getattr(cg, case.op, None)
+    if fn is not None:
+        return fn(*tensors)
+    from clgraph.ops.registry import apply
+
+    return apply(REGISTRY[case.op], *tensors)
+
+
+def check(case, arrays, tensors):
+    out = run(case, tensors)
+    exp = reference(case, arrays, None)
+    got = out.numpy()
+    assert got.shape == exp.shape, (case.op, got.shape, exp.shape)
+    if got.dtype.kind == "f":
+        atol, rtol = TOL.get(str(got.dtype), (1e-5, 1e-5))
+        atol = max(atol, case.atol if got.dtype == np.float32 else atol)
+        np.testing.assert_allclose(got.astype(np.float64), exp.astype(np.float64), rtol=rtol,
+                                   atol=atol * max(1.0, float(np.max(np.abs(exp), initial=0))),
+                                   err_msg=f"{case.op} {[a.dtype for a in arrays]}")
+    else:
+        np.testing.assert_array_equal(got, exp.astype(got.dtype), err_msg=case.op)
+    return out
+
+
+def _ids(c):
+    return c.op
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_contiguous_all_dtypes(case):
+    rng = np.random.default_rng(0)
+    for d in case.dtypes:
+        shapes = [(3, 37)] * case.nargs
+        arrays = [host(s, d if not (case.op == "where" and i == 0) else "bool", case, rng, i)
+                  for i, s in enumerate(shapes)]
+        tensors = [cg.from_numpy(a) for a in arrays]
+        out = check(case, arrays, tensors)
+        if case.op not in ("to_dtype",):
+            np_dtype = np.result_type(*[a.dtype for a in arrays[case.nargs == 3:]])
+            assert out.shape == tuple(shapes[0])
+            del np_dtype
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_views_and_broadcast(case):
+    """Transposed, sliced (stepped), broadcast and 0-d operands read in place."""
+    rng = np.random.default_rng(1)
+    d = case.dtypes[0]
+    big = [host((6, 10), d if not (case.op == "where" and i == 0) else "bool", case, rng, i)
+           for i in range(case.nargs)]
+    tens = [cg.from_numpy(a) for a in big]
+    # transposed
+    check(case, [a.T for a in big], [t.t() for t in tens])
+    # stepped slices
+    check(case, [a[1::2, ::3] for a in big], [t[1::2, ::3] for t in tens])
+    if case.nargs >= 2:
+        # broadcast: a row against a column, and against the full matrix
+        rows = [a[:1, :] if i % 2 else a[:, :1] for i, a in enumerate(big)]
+        check(case, rows, [cg.from_numpy(np.ascontiguousarray(r)) for r in rows])
+        zero = [a[0, 0] if i == 1 else a for i, a in enumerate(big)]
+        check(case, [np.asarray(z) for z in zero], [cg.from_numpy(np.asarray(z)) for z in zero])
+    # 0-d and empty
+    check(case, [np.asarray(a[0, 0]) for a in big], [cg.from_numpy(np.asarray(a[0, 0])) for a in big])
+    empty = [a[:0] for a in big]
+    out = run(case, [cg.from_numpy(np.ascontiguousarray(e)) for e in empty])
+    assert out.shape == (0, 10)
+
+
+def test_every_elementwise_row_has_a_case():
+    cased = {c.op for c in CASES} | NOT_CASED
+    rows = {name for name, op in REGISTRY.items() if op.family == "elementwise"}
+    assert rows - cased == set(), f"elementwise rows without a test case: {rows - cased}"
+
+
+@pytest.mark.parametrize(
+    "a,b",
+    [("int64", 2.5), ("int32", 2), ("bool", 1), ("uint8", -1), ("float16", 2.0),
+     ("int8", True)],
+)
+def test_scalar_promotion_like_pytorch(a, b):
+    x = cg.ones(3, dtype=getattr(cg, a))
+    r = x + b
+    exp = {("int64", 2.5): cg.float32, ("int32", 2): cg.int32, ("bool", 1): cg.int64,
+           ("uint8", -1): cg.uint8, ("float16", 2.0): cg.float16, ("int8", True): cg.int8}
+    assert r.dtype == exp[(a, b)]
+
+
+@pytest.mark.parametrize(
+    "a,b,out",
+    [("int32", "int64", "int64"), ("uint8", "int8", "int16"), ("bool", "int8", "int8"),
+     ("float16", "float32", "float32"), ("int64", "float16", "float16"),
+     ("float32", "float64", "float64")],
+)
+def test_tensor_promotion(a, b, out):
+    x = cg.ones(2, dtype=getattr(cg, a))
+    y = cg.ones(2, dtype=getattr(cg, b))
+    assert (x + y).dtype == getattr(cg, out)
+    assert cg.promote_types(getattr(cg, a), getattr(cg, b)) == getattr(cg, out)
+
+
+def test_zero_dim_tensor_does_not_upcast():
+    x = cg.ones(3, dtype=cg.float16)
+    y = cg.tensor(2.0, dtype=cg.float64)
+    assert (x * y).dtype == cg.float16
+    i = cg.ones(3, dtype=cg.int32)
+    assert (i + cg.tensor(5)).dtype == cg.int32
+    assert (i + cg.tensor(5.0)).dtype == cg.float32
+
+
+def test_true_division_of_ints_is_float():
+    r = cg.tensor([1, 2, 3]) / cg.tensor([2, 2, 2])
+    assert r.dtype == cg.float32
+    np.testing.assert_allclose(r.numpy(), [0.5, 1.0, 1.5])
+
+
+def test_integer_division_by_zero_does_not_crash():
+    a = cg.tensor([5, -5, 7])
+    b = cg.tensor([0, 0, 2])
+    r = (a // b).numpy()
+    assert r[2] == 3
+    assert (cg.tensor([-(2**63)]) // cg.tensor([-1])).numpy().shape == (1,)
+
+
+def test_shape_mismatch_message():
+    with pytest.raises(RuntimeError, match=r"size of tensor a \(3\) must match the size of "
+                       r"tensor b \(4\) at non-singleton dimension 1"):
+        cg.ones(2, 3) + cg.ones(2, 4)
+
+
+def test_inplace_into_view_and_cast_errors():
+    x = cg.zeros(4, 4)
+    x.t()[1:3].add_(1)
+    exp = np.zeros((4, 4), np.float32)
+    exp.T[1:3] += 1
+    np.testing.assert_array_equal(x.numpy(), exp)
+    i = cg.zeros(3, dtype=cg.int64)
+    with pytest.raises(RuntimeError, match="result type Float can't be cast to the desired "
+                       "output type Long"):
+        i.add_(1.5)
+    with pytest.raises(RuntimeError, match="doesn't match the broadcast shape"):
+        cg.zeros(3).add_(cg.ones(2, 3))
+
+
+def test_inplace_operators_and_bool_ops():
+    x = cg.arange(6).reshape(2, 3)
+    x += 1
+    x *= 2
+    np.testing.assert_array_equal(x.numpy(), (np.arange(6).reshape(2, 3) + 1) * 2)
+    m = (x > 4) & ~(x > 10)
+    np.testing.assert_array_equal(m.numpy(), (x.numpy() > 4) & ~(x.numpy() > 10))
+    assert m.dtype == cg.bool
+    with pytest.raises(RuntimeError, match="Subtraction"):
+        m - m
+    with pytest.raises(RuntimeError, match="not implemented for 'Float'"):
+        cg.ones(2) & cg.ones(2)
+
+
+def test_clamp_and_where_and_pow():
+    x = cg.tensor([-2.0, -0.5, 0.5, 2.0, float("nan")])
+    np.testing.assert_array_equal(
+        x.clamp(-1, 1).numpy(), np.array([-1, -0.5, 0.5, 1, np.nan], np.float32)
+    )
+    np.testing.assert_array_equal(x.clamp(min=0).numpy()[:4], [0, 0, 0.5, 2])
+    np.testing.assert_array_equal(cg.where(x > 0, x, 0.0).numpy()[:4], [0, 0, 0.5, 2])
+    np.testing.assert_allclose((x[:4] ** 2).numpy(), [4, 0.25, 0.25, 4])
+    np.testing.assert_allclose((2 ** cg.tensor([1.0, 3.0])).numpy(), [2, 8])
+    assert (cg.tensor([2, 3]) ** 2).dtype == cg.int64
+    assert cg.maximum(cg.tensor([1.0, float("nan")]), cg.tensor([2.0, 0.0])).numpy()[1] != 0
+
+
+def test_relu_propagates_nan_and_fp16_rounds_on_store():
+    x = cg.tensor([float("nan"), -1.0, 3.0])
+    r = x.relu().numpy()
+    assert np.isnan(r[0]) and r[1] == 0 and r[2] == 3
+    h = cg.tensor([1.0, 2.0, 3.0], dtype=cg.float16) / 3
+    np.testing.assert_array_equal(h.numpy(), (np.array([1, 2, 3], np.float16) / np.float16(3)))
+
+
+def test_mixing_devices_names_both(monkeypatch):
+    devs = cg.cl.devices()
+    if len(devs) < 2:
+        pytest.skip("one OpenCL device (set POCL_DEVICES='pthread pthread' for two)")
+    a = cg.ones(2, device="cl:0")
+    b = cg.ones(2, device="cl:1")
+    with pytest.raises(RuntimeError, match="cl:0.*cl:1"):
+        a + b
+
+
+shapes = st.lists(st.integers(0, 5), min_size=0, max_size=4).map(tuple)
+
+
+@st.composite
+def broadcast_pair(draw):
+    s = draw(shapes)
+    t = list(s[draw(st.integers(0, len(s))):])
+    t = [1 if draw(st.booleans()) else n for n in t]
+    if draw(st.booleans()):
+        return s, tuple(t)
+    return tuple(t), s
+
+
+@given(broadcast_pair(), st.sampled_from(["add", "mul", "maximum", "lt", "sub"]),
+       st.sampled_from(["float32", "int64", "float16"]), st.booleans())
+def test_broadcast_hypothesis(pair, op, dtype, transpose):
+    rng = np.random.default_rng(0)
+    case = Case(op, 2)
+    a = host(pair[0], dtype, case, rng)
+    b = host(pair[1], dtype, case, rng, 1)
+    ta, tb = cg.from_numpy(a), cg.from_numpy(b)
+    if transpose and a.ndim >= 2:
+        a = np.ascontiguousarray(a.swapaxes(0, 1)).swapaxes(0, 1)
+        ta = cg.from_numpy(np.ascontiguousarray(a.swapaxes(0, 1))).transpose(0, 1)
+    check(case, [a, b], [ta, tb])
