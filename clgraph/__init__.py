@@ -26,6 +26,7 @@ from .ops.math import (abs, absolute, add, addcdiv, addcmul, atan2, bitwise_and,
 from .ops.movement import (as_strided, broadcast_to, clone, contiguous, expand, flatten,
                            movedim, narrow, permute, reshape, select, squeeze, t, transpose,
                            unbind, unflatten, unsqueeze, view)
+from .ops.linalg import bmm, dot, ger, matmul, mm, mv, outer
 from .runtime import profile
 from .tensor import Size, Tensor
 

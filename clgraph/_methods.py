@@ -124,6 +124,10 @@ def bind():
     T.__pos__ = lambda self: self
     T.__abs__ = M.abs
     T.__invert__ = M.bitwise_not
+    from .ops import linalg as L
+
+    for name in ("matmul", "mm", "bmm", "dot", "mv", "outer", "ger"):
+        setattr(T, name, getattr(L, name))
     T.__matmul__ = lambda self, other: _linalg().matmul(self, other)
     T.__rmatmul__ = lambda self, other: _linalg().matmul(other, self)
     T.__hash__ = object.__hash__

@@ -1,0 +1,216 @@
+"""Linear algebra: matmul (1-D, 2-D, batched with broadcasting batch dims), mm, bmm, dot,
+mv, outer. One op row, ``matmul`` on (batch, M, K) x (batch, K, N) views, runs the
+hand-written kernels of kernels/matmul.cl: register-blocked tiles on CPU devices,
+local-memory tiles on GPUs, one work-item per element for integer types."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import codegen
+from .. import dtypes as dt
+from . import registry
+from .elementwise import broadcast_shapes
+from .movement import contiguous, expand, reshape, unsqueeze
+from .registry import OpDef, apply, register
+
+_ARGS = (None, np.int64, np.int64, np.int64, np.int64, None, np.int64, np.int64, np.int64,
+         None, np.int64, np.int32, np.int32, np.int32)
+# register-blocked kernel tile (rows x columns per work-item) and rows of work-items per
+# group, as the defaults of kernels/matmul.cl
+_TM, _LM, _TS = 6, 16, 16
+
+
+def _tn(d: dt.dtype) -> int:
+    return 8 if d is dt.float64 else 16
+
+
+def _kernel_for(info, d: dt.dtype):
+    acc = {"float16": "float", "float32": "float", "float64": "double"}.get(d.name)
+    if acc is None:
+        acc = "long" if d in (dt.int64, dt.int32, dt.int16, dt.int8, dt.uint8) else "long"
+        name = "matmul_naive"
+    else:
+        name = "matmul_rb" if info.is_cpu else "matmul_tiled"
+    defines = (("T", d.cl), ("ACC", acc), ("IS_HALF", "1" if d is dt.float16 else "0"))
+    if d is dt.float64:
+        defines += (("VW", "4"),)
+    return name, codegen.template_kernel(info, "matmul.cl", name, defines, _ARGS)
+
+
+def _geometry(name, M, N, batch, d):
+    if name == "matmul_rb":
+        tn = _tn(d)
+        gy = -(-(-(-M // _TM)) // _LM) * _LM
+        return (-(-N // tn), gy, batch), (1, _LM, 1)
+    if name == "matmul_tiled":
+        return (-(-N // _TS) * _TS, -(-M // _TS) * _TS, batch), (_TS, _TS, 1)
+    return (N, M, batch), None
+
+
+def _run_matmul(op, args, attrs, out=None):
+    """(B, M, K) x (B', K, N) -> (max(B, B'), M, N); B or B' may be 1 (broadcast)."""
+    a, b = args
+    T = registry.Tensor
+    if a.device != b.device:
+        raise RuntimeError(
+            f"Expected all tensors to be on the same device, but found at least two devices, "
+            f"{a.device} and {b.device}! (when checking arguments for matmul)"
+        )
+    d = dt.promote_types(a.dtype, b.dtype)
+    if a.dtype is not b.dtype:
+        raise RuntimeError(
+            f"expected m1 and m2 to have the same dtype, but got: {a.dtype.name} != "
+            f"{b.dtype.name}"
+        )
+    if d is dt.bool_:
+        raise RuntimeError('"addmm_impl_cpu_" not implemented for \'Bool\'')
+    Ba, M, K = a._shape
+    Bb, K2, N = b._shape
+    batch = max(Ba, Bb)
+    out = T._empty((batch, M, N), d, a.device)
+    if out.numel() == 0:
+        return out
+    info = a.device.info
+    if K == 0:
+        from .math import fill_
+
+        return fill_(out, 0)
+    if b._stride[2] != 1 and N > 1:
+        b = contiguous(b)  # the kernel streams rows of B: O(KN) copy against O(MNK) work
+    name, kern = _kernel_for(info, d)
+    gsize, lsize = _geometry(name, M, N, batch, d)
+    a_bs = a._stride[0] if Ba > 1 else 0
+    b_bs = b._stride[0] if Bb > 1 else 0
+    registry.launch(info, kern, name, gsize, lsize,
+                    (a._storage.buf, a._offset, a_bs, a._stride[1], a._stride[2],
+                     b._storage.buf, b._offset, b_bs, b._stride[1],
+                     out._storage.buf, 0, M, N, K))
+    return out
+
+
+MATMUL = register(OpDef("matmul", "linalg", lambda a, b: np.matmul(a, b), _run_matmul))
+
+
+def matmul(input, other, *, out=None):
+    """torch.matmul: 1-D and 2-D products, and batched products with broadcast batch dims."""
+    a, b = input, other
+    T = registry.Tensor
+    if not isinstance(a, T) or not isinstance(b, T):
+        raise TypeError(f"matmul(): argument 'other' must be Tensor, not "
+                        f"{type(b if isinstance(a, T) else a).__name__}")
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError(
+            f"both arguments to matmul need to be at least 1D, but they are {a.ndim}D and "
+            f"{b.ndim}D"
+        )
+    if a.ndim == 1 and b.ndim == 1:
+        if a._shape[0] != b._shape[0]:
+            raise RuntimeError(
+                f"inconsistent tensor size, expected tensor [{a._shape[0]}] and src "
+                f"[{b._shape[0]}] to have the same number of elements, but got "
+                f"{a._shape[0]} and {b._shape[0]} elements respectively"
+            )
+        r = _mm3(reshape(a, 1, 1, -1), reshape(b, 1, -1, 1))
+        return reshape(r, ())
+    squeeze_a = a.ndim == 1
+    squeeze_b = b.ndim == 1
+    if squeeze_a:
+        a = unsqueeze(a, 0)
+    if squeeze_b:
+        b = unsqueeze(b, 1)
+    M, K = a._shape[-2:]
+    K2, N = b._shape[-2:]
+    if K != K2:
+        if a.ndim == 2 and b.ndim == 2:
+            raise RuntimeError(
+                f"mat1 and mat2 shapes cannot be multiplied ({M}x{K} and {K2}x{N})"
+            )
+        raise RuntimeError(
+            f"Expected size for first two dimensions of batch2 tensor to be: "
+            f"[{b._shape[0] if b.ndim > 2 else 1}, {K}] but got: "
+            f"[{b._shape[0] if b.ndim > 2 else 1}, {K2}]."
+            if a.ndim == b.ndim == 3 else
+            f"mat1 and mat2 shapes cannot be multiplied ({M}x{K} and {K2}x{N})"
+        )
+    batch = broadcast_shapes(a._shape[:-2], b._shape[:-2])
+    if not batch:
+        r = _mm3(reshape(a, 1, M, K) if a._contig else a.unsqueeze(0),
+                 b.unsqueeze(0))
+        r = reshape(r, M, N)
+    else:
+        a3 = _batched(a, batch)
+        b3 = _batched(b, batch)
+        r = reshape(_mm3(a3, b3), *batch, M, N)
+    if squeeze_a:
+        r = r.squeeze(-2)
+    if squeeze_b:
+        r = r.squeeze(-1)
+    if out is not None:
+        from .math import copy_
+
+        return copy_(out, r)
+    return r
+
+
+def _batched(x, batch):
+    """x (..., M, K) as a 3-D (nb or 1, M, K) view over the broadcast batch."""
+    M, K = x._shape[-2:]
+    nb = 1
+    for s in batch:
+        nb *= s
+    xe = expand(x, *batch, M, K)
+    bst = xe._stride[:-2]
+    if all(s == 0 for s in bst):
+        return xe._view((1, M, K), (0,) + xe._stride[-2:], xe._offset)
+    from .movement import view_strides
+
+    st = view_strides(xe._shape[:-2], bst, (nb,))
+    if st is None:
+        xe = contiguous(xe)
+        st = (M * K,)
+    return xe._view((nb, M, K), (st[0],) + xe._stride[-2:], xe._offset)
+
+
+def _mm3(a, b):
+    return apply(MATMUL, a, b)
+
+
+def mm(input, mat2):
+    if input.ndim != 2:
+        raise RuntimeError(f"self must be a matrix")
+    if mat2.ndim != 2:
+        raise RuntimeError("mat2 must be a matrix")
+    return matmul(input, mat2)
+
+
+def bmm(input, mat2):
+    if input.ndim != 3:
+        raise RuntimeError(f"batch1 must be a 3D tensor")
+    if mat2.ndim != 3:
+        raise RuntimeError(f"batch2 must be a 3D tensor")
+    if input._shape[0] != mat2._shape[0] or input._shape[2] != mat2._shape[1]:
+        raise RuntimeError(
+            f"Expected size for first two dimensions of batch2 tensor to be: "
+            f"[{input._shape[0]}, {input._shape[2]}] but got: [{mat2._shape[0]}, "
+            f"{mat2._shape[1]}]."
+        )
+    return matmul(input, mat2)
+
+
+def dot(input, other):
+    if input.ndim != 1 or other.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D "
+                           "tensors")
+    return matmul(input, other)
+
+
+def mv(input, vec):
+    return matmul(input, vec)
+
+
+def outer(input, vec2):
+    return unsqueeze(input, 1) * unsqueeze(vec2, 0)
+
+
+ger = outer

@@ -1,0 +1,111 @@
+"""matmul and friends against numpy: shapes with tails, transposed and sliced operands,
+broadcast batch dims, dtypes, and PyTorch's error messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import clgraph as cg
+
+TOL = {np.float32: 2e-5, np.float64: 1e-12, np.float16: 2e-2}
+
+
+def check(a, b, ta=None, tb=None, fn=None):
+    ta = cg.from_numpy(np.ascontiguousarray(a)) if ta is None else ta
+    tb = cg.from_numpy(np.ascontiguousarray(b)) if tb is None else tb
+    got = (fn or cg.matmul)(ta, tb).numpy()
+    exp = np.matmul(a.astype(np.float64), b.astype(np.float64)) if a.dtype.kind == "f" else a @ b
+    assert got.shape == exp.shape
+    if a.dtype.kind == "f":
+        tol = TOL[a.dtype.type] * max(1, a.shape[-1])
+        np.testing.assert_allclose(got, exp, rtol=tol, atol=tol)
+    else:
+        np.testing.assert_array_equal(got, exp)
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (1, 7, 1), (5, 3, 17), (17, 33, 9), (64, 64, 64),
+                                   (100, 1, 35), (6, 129, 16), (13, 0, 4)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mm_shapes(m, k, n, dtype):
+    rng = np.random.default_rng(m * 100 + n)
+    check(rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype))
+
+
+def test_half_and_int():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (9, 20)).astype(np.float16)
+    b = rng.uniform(-1, 1, (20, 11)).astype(np.float16)
+    got = (cg.from_numpy(a) @ cg.from_numpy(b))
+    assert got.dtype == cg.float16
+    np.testing.assert_allclose(got.numpy().astype(np.float64),
+                               a.astype(np.float64) @ b.astype(np.float64), atol=3e-2)
+    ai = rng.integers(-5, 5, (7, 9))
+    bi = rng.integers(-5, 5, (9, 4))
+    check(ai, bi)
+    check(ai.astype(np.int32), bi.astype(np.int32))
+
+
+def test_transposed_and_sliced_operands():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((40, 30)).astype(np.float32)
+    b = rng.standard_normal((30, 50)).astype(np.float32)
+    ta, tb = cg.from_numpy(a), cg.from_numpy(b)
+    check(b.T, a.T, tb.t(), ta.t())
+    check(b.T[:, :20], a.T[:20], tb.t()[:, :20], ta.t()[:20])
+    check(a[::2, 1:], b[1:, ::3], ta[::2, 1:], tb[1:, ::3])
+    check(a.T, a, ta.t(), ta)
+
+
+@pytest.mark.parametrize("sa,sb", [((3, 4), (4,)), ((4,), (4, 5)), ((4,), (4,)),
+                                   ((2, 3, 4), (4, 5)), ((3, 4), (2, 4, 5)),
+                                   ((2, 1, 3, 4), (5, 4, 6)), ((2, 3, 4), (2, 4, 5)),
+                                   ((4,), (2, 4, 5)), ((2, 3, 4), (4,))])
+def test_matmul_broadcasting(sa, sb):
+    rng = np.random.default_rng(2)
+    check(rng.standard_normal(sa).astype(np.float32), rng.standard_normal(sb).astype(np.float32))
+
+
+def test_bmm_mm_dot_mv_outer():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    b = rng.standard_normal((3, 5, 2)).astype(np.float32)
+    np.testing.assert_allclose(cg.bmm(cg.from_numpy(a), cg.from_numpy(b)).numpy(), a @ b,
+                               rtol=1e-5, atol=1e-5)
+    v = rng.standard_normal(5).astype(np.float32)
+    np.testing.assert_allclose(cg.dot(cg.from_numpy(v), cg.from_numpy(v)).item(), v @ v,
+                               rtol=1e-5)
+    np.testing.assert_allclose(cg.mv(cg.from_numpy(a[0]), cg.from_numpy(v)).numpy(), a[0] @ v,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(cg.outer(cg.from_numpy(v), cg.from_numpy(v)).numpy(),
+                               np.outer(v, v), rtol=1e-6)
+
+
+def test_errors():
+    with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied "
+                       r"\(2x3 and 4x5\)"):
+        cg.ones(2, 3) @ cg.ones(4, 5)
+    with pytest.raises(RuntimeError, match="both arguments to matmul need to be at least 1D"):
+        cg.matmul(cg.tensor(1.0), cg.ones(2))
+    with pytest.raises(RuntimeError, match="inconsistent tensor size"):
+        cg.ones(3) @ cg.ones(4)
+    with pytest.raises(RuntimeError, match="expected m1 and m2 to have the same dtype"):
+        cg.ones(2, 2) @ cg.ones(2, 2, dtype=cg.float64)
+    with pytest.raises(RuntimeError, match="batch1 must be a 3D tensor"):
+        cg.bmm(cg.ones(2, 2), cg.ones(2, 2))
+
+
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 40), st.booleans(),
+       st.booleans())
+def test_mm_hypothesis(m, k, n, ta, tb):
+    rng = np.random.default_rng(m * k * n)
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    xa, xb = cg.from_numpy(a), cg.from_numpy(b)
+    if ta:
+        a, xa = a.T, xa.t()
+    if tb:
+        b, xb = b.T, xb.t()
+    check(a, b, xa, xb)
