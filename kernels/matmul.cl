@@ -1,0 +1,341 @@
+/* Matrix multiply: C = A @ B, batched, for the matmul op.
+
+   For each batch b < B (global id 2), row i < M, column j < N:
+     C[c_off + b*M*N + i*N + j] =
+       sum_{k<K} A[a_off + b*a_bs + i*a_rs + k*a_cs] * B[b_off + b*b_bs + k*b_rs + j]
+   A is fully strided (a transposed A is a_rs = 1, a_cs = M), B has unit column
+   stride, C is contiguous. a_bs / b_bs may be 0 (a batch broadcast). Offsets and
+   strides are in elements; sums are accumulated in ACC. M, N >= 1; K may be 0.
+
+   Arguments, the same for every kernel here:
+     (__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
+      __global const T* B, long b_off, long b_bs, long b_rs,
+      __global T* C, long c_off, int M, int N, int K)
+
+   Build options: -cl-std=CL1.2 -cl-mad-enable -D T=<storage> -D ACC=<compute>
+     T/ACC: float/float, double/double, half/float, int/int or int/long, long/long, ...
+     -D IS_HALF=1 for half storage (also detected from T=half): loads convert the
+       bits with integer ops, stores use vstore_half (the device needs no cl_khr_fp16).
+     cl_khr_fp64 is enabled when T or ACC is double.
+   Tile macros (defaults are the best measured on PoCL, 2 AVX2/AVX-512 cores):
+     TM=6 rows x TN = VW*NV columns per work-item of matmul_rb (VW=8, NV=2: 12
+       accumulator vectors, which with 2 B vectors and 1 broadcast fill the 16 ymm
+       registers), LM=16 work-items per work-group along M, KC=256 rows of B packed
+       per step, TS=16 for matmul_tiled. For double use VW=4 (one ymm per vector).
+
+   Kernels and launch geometry (every global size is rounded up; extra
+   work-items do no work; all M, N, K tails are handled):
+     matmul_rb     register-blocked, for CPUs (PoCL). Each work-item computes a
+                   TM x TN tile with ACC vectors; the work-group packs a KC x TN panel
+                   of B into local memory (B rows N floats apart alias in L1).
+                   global = (ceil(N/TN), ceil(ceil(M/TM)/LM)*LM, batch)
+                   local  = (1, LM, 1)  (required: reqd_work_group_size)
+                   local memory: KC*TN*sizeof(ACC) (16 KiB for float).
+                   Integer types compile but are only tested through matmul_naive.
+     matmul_tiled  classic 16x16 local-memory tiles, for GPUs; slow on PoCL.
+                   global = (ceil(N/TS)*TS, ceil(M/TS)*TS, batch)
+                   local  = (TS, TS, 1)  (required)
+     matmul_naive  one work-item per element of C; any type (integers), reference.
+                   global = (N, M, batch) (may be rounded up), local = NULL or any.
+
+   PoCL notes (measured): PoCL does not inline its OpenCL built-ins here (vloadN,
+   convert_*, min, fma are real calls that spill all vector registers), so the hot
+   loops use clang vector extensions instead (-D NO_CLANG_EXT=1 turns them off). Its
+   LLVM targets znver3 on this CPU (AVX2, no AVX-512): float16 arguments to built-ins
+   trip an ABI warning, and such programs lose their kernels when PoCL reloads them
+   from its cache, so nothing here uses 16-wide vectors by default. */
+
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
+#ifndef T
+#define T float
+#endif
+#ifndef ACC
+#define ACC float
+#endif
+#ifndef TM
+#define TM 6
+#endif
+#ifndef NV
+#define NV 2
+#endif
+#ifndef LM
+#define LM 16
+#endif
+#ifndef KC
+#define KC 256
+#endif
+#ifndef TS
+#define TS 16
+#endif
+
+/* type ids, so the preprocessor can tell storage and compute types apart */
+#define char_TID_ 1
+#define uchar_TID_ 2
+#define short_TID_ 3
+#define ushort_TID_ 4
+#define int_TID_ 5
+#define uint_TID_ 6
+#define long_TID_ 7
+#define ulong_TID_ 8
+#define half_TID_ 9
+#define float_TID_ 10
+#define double_TID_ 11
+#define TID_T CAT(T, _TID_)
+#define TID_ACC CAT(ACC, _TID_)
+
+#if TID_T == 11 || TID_ACC == 11
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
+#ifndef VW /* one 256-bit register per vector */
+#if TID_ACC == 7 || TID_ACC == 8 || TID_ACC == 11
+#define VW 4
+#else
+#define VW 8
+#endif
+#endif
+#if !defined(IS_HALF) && TID_T == 9
+#define IS_HALF 1
+#endif
+#ifndef IS_HALF
+#define IS_HALF 0
+#endif
+#if !IS_HALF && TID_T == TID_ACC
+#define SAME_TYPE 1
+#else
+#define SAME_TYPE 0
+#endif
+
+#define TN (VW * NV)
+#define VACC CAT(ACC, VW)
+#define VT CAT(T, VW)
+
+#if defined(__clang__) && !defined(NO_CLANG_EXT)
+/* PoCL does not inline its built-ins (vloadN, convert_*, min, fma): each is a
+   call that spills every vector register. clang's unaligned vector typedefs
+   and __builtin_convertvector compile to plain instructions instead. */
+#define FAST_VEC 1
+typedef ACC vacc_u __attribute__((ext_vector_type(VW), aligned(sizeof(ACC))));
+#define CVTV(v, type) __builtin_convertvector((v), type)
+#else
+#define FAST_VEC 0
+#define CVTV(v, type) CAT(convert_, type)(v)
+#endif
+
+#if IS_HALF
+#define VUINT CAT(uint, VW)
+#define VUSHORT CAT(ushort, VW)
+#if FAST_VEC
+typedef ushort vush_u __attribute__((ext_vector_type(VW), aligned(2)));
+#define LOADV_BITS(p) (*(__global const vush_u*)(p))
+#else
+#define LOADV_BITS(p) CAT(vload, VW)(0, (__global const ushort*)(p))
+#endif
+/* half bits -> float with integer ops only (exact, incl. subnormals, inf, nan) */
+inline VACC half_bits_to_float_v(VUSHORT h)
+{
+    VUINT u = CVTV(h, VUINT);
+    VUINT m = (u & 0x7fffu) << 13;
+    VUINT e = u & 0x7c00u;
+    VACC fn = CAT(as_, VACC)(m + (112u << 23));
+    VACC fd = CAT(as_, VACC)(m + (113u << 23)) - CAT(as_, VACC)((VUINT)(113u << 23));
+    VUINT r = CAT(as_, VUINT)(e == (VUINT)0 ? fd : fn);
+    r = e == (VUINT)0x7c00u ? m + (224u << 23) : r;
+    return CAT(as_, VACC)(r | ((u & 0x8000u) << 16));
+}
+inline float half_bits_to_float(ushort h)
+{
+    uint u = h;
+    uint m = (u & 0x7fffu) << 13;
+    uint e = u & 0x7c00u;
+    float fn = as_float(m + (112u << 23));
+    float fd = as_float(m + (113u << 23)) - as_float(113u << 23);
+    uint r = as_uint(e == 0 ? fd : fn);
+    r = e == 0x7c00u ? m + (224u << 23) : r;
+    return as_float(r | ((u & 0x8000u) << 16));
+}
+#define LOAD(p) half_bits_to_float(*(__global const ushort*)(p))
+#define LOADV(p) half_bits_to_float_v(LOADV_BITS(p))
+#define STORE(v, p) vstore_half((v), 0, (p))
+#define STOREV(v, p) CAT(vstore_half, VW)((v), 0, (p))
+#else
+#define LOAD(p) ((ACC)(*(p)))
+#define STORE(v, p) (*(p) = (T)(v))
+#if FAST_VEC && SAME_TYPE
+#define LOADV(p) (*(__global const vacc_u*)(p))
+#define STOREV(v, p) (*(__global vacc_u*)(p) = (v))
+#elif FAST_VEC
+typedef T vt_u __attribute__((ext_vector_type(VW), aligned(sizeof(T))));
+#define LOADV(p) CVTV(*(__global const vt_u*)(p), VACC)
+#define STOREV(v, p) (*(__global vt_u*)(p) = CVTV((v), VT))
+#else
+#define LOADV(p) CAT(convert_, VACC)(CAT(vload, VW)(0, (p)))
+#define STOREV(v, p) CAT(vstore, VW)(CAT(convert_, VT)(v), 0, (p))
+#endif
+#endif
+
+#if FAST_VEC
+#define PLOADV(p) (*(const vacc_u*)(p))
+#define PSTOREV(v, p) (*(vacc_u*)(p) = (v))
+#else
+#define PLOADV(p) CAT(vload, VW)(0, (p))
+#define PSTOREV(v, p) CAT(vstore, VW)((v), 0, (p))
+#endif
+
+#define IMIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* KN steps of the register tile, rows 0..NR-1: B vectors from BLOAD(kk, v), A from ALOAD(AADDR(r, kk)) */
+#define RB_LOOP(NR, KN, BLOAD, ALOAD, AADDR)                                               \
+    for (int kk = 0; kk < (KN); ++kk) {                                                    \
+        VACC bv[NV];                                                                       \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = BLOAD(kk, v);               \
+        _Pragma("unroll") for (int r = 0; r < (NR); ++r) {                                 \
+            ACC a = ALOAD(AADDR(r, kk));                                                   \
+            _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = a * bv[v] + acc[r][v]; \
+        }                                                                                  \
+    }
+#define AADDR_ROW(r, kk) (ar[r] + k0 + (kk))
+#define AADDR_STRIDED(r, kk) (ar[r] + (long)(k0 + (kk)) * a_cs)
+#define PLOAD(p) (*(p))
+#define BLOAD_PACKED(kk, v) bpan[(kk) * NV + (v)]
+#define BLOAD_GLOBAL(kk, v) LOADV(Bb + (long)(k0 + (kk)) * b_rs + (v) * VW)
+
+__kernel __attribute__((reqd_work_group_size(1, LM, 1)))
+void matmul_rb(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
+               __global const T* B, long b_off, long b_bs, long b_rs,
+               __global T* C, long c_off, int M, int N, int K)
+{
+    __local VACC bpan[KC * NV];
+    const int lid = get_local_id(1);
+    const int j0 = get_global_id(0) * TN;
+    const int i0 = get_global_id(1) * TM;
+    const long bat = get_global_id(2);
+    const int active = i0 < M && j0 < N;
+    /* the last column tile is shifted back so that full vectors stay inside B and C */
+    const int jb = N >= TN ? IMIN(j0, N - TN) : 0;
+    const __global T* Ab = A + a_off + bat * a_bs;
+    const __global T* Bb = B + b_off + bat * b_bs + jb;
+    __global T* Cb = C + c_off + bat * (long)M * N;
+
+    /* rows past M repeat row M-1 (computed, never stored) */
+    const __global T* ar[TM];
+#pragma unroll
+    for (int r = 0; r < TM; ++r) ar[r] = Ab + (long)IMIN(i0 + r, M - 1) * a_rs;
+
+    VACC acc[TM][NV];
+#pragma unroll
+    for (int r = 0; r < TM; ++r)
+#pragma unroll
+        for (int v = 0; v < NV; ++v) acc[r][v] = (VACC)0;
+
+    /* with one row tile (M <= TM) nothing reuses a packed panel: read B in place */
+    const int packed = M > TM || N < TN;
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        const int kn = IMIN(KC, K - k0);
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* pack B[k0:k0+kn, jb:jb+TN] (zero columns past N when N < TN) */
+        for (int kk = lid; packed && kk < kn; kk += LM) {
+            const __global T* src = Bb + (long)(k0 + kk) * b_rs;
+            if (N >= TN) {
+#pragma unroll
+                for (int v = 0; v < NV; ++v) bpan[kk * NV + v] = LOADV(src + v * VW);
+            } else {
+                ACC tmp[TN];
+#pragma unroll
+                for (int t = 0; t < TN; ++t) tmp[t] = t < N ? LOAD(src + t) : (ACC)0;
+#pragma unroll
+                for (int v = 0; v < NV; ++v) bpan[kk * NV + v] = PLOADV(tmp + v * VW);
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (active) {
+            if (!packed) {
+                if (M == 1) {
+                    RB_LOOP(1, kn, BLOAD_GLOBAL, LOAD, AADDR_STRIDED)
+                } else {
+                    RB_LOOP(TM, kn, BLOAD_GLOBAL, LOAD, AADDR_STRIDED)
+                }
+            } else if (a_cs == 1) {
+#if IS_HALF
+                /* convert the A rows with vector ops first: scalar conversions in the
+                   loop would cost ~10 integer ops per multiply-add */
+                ACC abuf[TM][KC];
+#pragma unroll
+                for (int r = 0; r < TM; ++r) {
+                    int kk = 0;
+                    for (; kk + VW <= kn; kk += VW) PSTOREV(LOADV(ar[r] + k0 + kk), &abuf[r][kk]);
+                    for (; kk < kn; ++kk) abuf[r][kk] = LOAD(ar[r] + k0 + kk);
+                }
+#define AADDR_BUF(r, kk) (&abuf[r][kk])
+                RB_LOOP(TM, kn, BLOAD_PACKED, PLOAD, AADDR_BUF)
+#else
+                RB_LOOP(TM, kn, BLOAD_PACKED, LOAD, AADDR_ROW)
+#endif
+            } else {
+                RB_LOOP(TM, kn, BLOAD_PACKED, LOAD, AADDR_STRIDED)
+            }
+        }
+    }
+
+    if (!active) return;
+    const int rend = IMIN(TM, M - i0);
+    /* columns jb..j0-1 belong to the neighbouring tile */
+    const int c0 = j0 - jb, cend = IMIN(TN, N - jb);
+    if (c0 == 0 && cend == TN) {
+#pragma unroll
+        for (int r = 0; r < TM; ++r)
+            if (r < rend)
+#pragma unroll
+                for (int v = 0; v < NV; ++v) STOREV(acc[r][v], Cb + (long)(i0 + r) * N + jb + v * VW);
+    } else {
+#pragma unroll
+        for (int r = 0; r < TM; ++r) {
+            if (r < rend) {
+                ACC tmp[TN];
+#pragma unroll
+                for (int v = 0; v < NV; ++v) PSTOREV(acc[r][v], tmp + v * VW);
+                for (int t = c0; t < cend; ++t) STORE(tmp[t], Cb + (long)(i0 + r) * N + jb + t);
+            }
+        }
+    }
+}
+
+__kernel __attribute__((reqd_work_group_size(TS, TS, 1)))
+void matmul_tiled(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
+                  __global const T* B, long b_off, long b_bs, long b_rs,
+                  __global T* C, long c_off, int M, int N, int K)
+{
+    __local ACC As[TS][TS];
+    __local ACC Bs[TS][TS];
+    const int tx = get_local_id(0), ty = get_local_id(1);
+    const int j = get_global_id(0), i = get_global_id(1);
+    const long bat = get_global_id(2);
+    const __global T* Ab = A + a_off + bat * a_bs;
+    const __global T* Bb = B + b_off + bat * b_bs;
+    ACC sum = (ACC)0;
+    for (int k0 = 0; k0 < K; k0 += TS) {
+        /* the A tile is read along k by tx: coalesced when a_cs == 1 */
+        As[ty][tx] = i < M && k0 + tx < K ? LOAD(Ab + (long)i * a_rs + (long)(k0 + tx) * a_cs) : (ACC)0;
+        Bs[ty][tx] = j < N && k0 + ty < K ? LOAD(Bb + (long)(k0 + ty) * b_rs + j) : (ACC)0;
+        barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+        for (int kk = 0; kk < TS; ++kk) sum = As[ty][kk] * Bs[kk][tx] + sum;
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (i < M && j < N) STORE(sum, C + c_off + bat * (long)M * N + (long)i * N + j);
+}
+
+__kernel void matmul_naive(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
+                           __global const T* B, long b_off, long b_bs, long b_rs,
+                           __global T* C, long c_off, int M, int N, int K)
+{
+    const int j = get_global_id(0), i = get_global_id(1);
+    const long bat = get_global_id(2);
+    if (i >= M || j >= N) return;
+    const __global T* pa = A + a_off + bat * a_bs + (long)i * a_rs;
+    const __global T* pb = B + b_off + bat * b_bs + j;
+    ACC sum = (ACC)0;
+    for (int k = 0; k < K; ++k) sum += LOAD(pa + (long)k * a_cs) * LOAD(pb + (long)k * b_rs);
+    STORE(sum, C + c_off + bat * (long)M * N + (long)i * N + j);
+}
