@@ -1,49 +1,52 @@
-/* Matrix multiply: C = A @ B, batched, for the matmul op.
+/* Matrix multiply, batched: the matmul op (hand-written; see benchmarks/matmul_kernel.py).
 
-   For each batch b < B (global id 2), row i < M, column j < N:
+   For each batch index b (global id 2), row i < M and column j < N:
      C[c_off + b*M*N + i*N + j] =
        sum_{k<K} A[a_off + b*a_bs + i*a_rs + k*a_cs] * B[b_off + b*b_bs + k*b_rs + j]
-   A is fully strided (a transposed A is a_rs = 1, a_cs = M), B has unit column
-   stride, C is contiguous. a_bs / b_bs may be 0 (a batch broadcast). Offsets and
-   strides are in elements; sums are accumulated in ACC. M, N >= 1; K may be 0.
+   A is fully strided (a transposed A has a_rs = 1, a_cs = M), B has a unit column
+   stride, C is contiguous. a_bs or b_bs may be 0 (broadcast batch). Offsets and
+   strides count elements; sums accumulate in ACC. Needs M, N >= 1; K may be 0 (C = 0).
 
-   Arguments, the same for every kernel here:
+   Arguments, the same for the three kernels:
      (__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
       __global const T* B, long b_off, long b_bs, long b_rs,
       __global T* C, long c_off, int M, int N, int K)
 
    Build options: -cl-std=CL1.2 -cl-mad-enable -D T=<storage> -D ACC=<compute>
-     T/ACC: float/float, double/double, half/float, int/int or int/long, long/long, ...
-     -D IS_HALF=1 for half storage (also detected from T=half): loads convert the
-       bits with integer ops, stores use vstore_half (the device needs no cl_khr_fp16).
-     cl_khr_fp64 is enabled when T or ACC is double.
-   Tile macros (defaults are the best measured on PoCL, 2 AVX2/AVX-512 cores):
-     TM=6 rows x TN = VW*NV columns per work-item of matmul_rb (VW=8, NV=2: 12
-       accumulator vectors, which with 2 B vectors and 1 broadcast fill the 16 ymm
-       registers), LM=16 work-items per work-group along M, KC=256 rows of B packed
-       per step, TS=16 for matmul_tiled. For double use VW=4 (one ymm per vector).
+     T/ACC: float/float, double/double, half/float, int/int, int/long, long/long, ...
+     half: -D IS_HALF=1 (also implied by T=half) with ACC=float. Loads turn half bits
+       into floats with integer ops, stores use vstore_half (round to nearest even); no
+       cl_khr_fp16 needed.
+     cl_khr_fp64 is enabled only when T or ACC is double.
+   Tile macros (defaults measured best on PoCL, 2 AMD EPYC cores, LLVM target znver3):
+     matmul_rb: TM=6 rows x TN=VW*NV columns per work-item; VW = 8 (4 when ACC is 64-bit)
+       so that one vector is one 256-bit register, NV=2: 12 accumulators + 2 B vectors +
+       1 broadcast = the 16 ymm registers. LM=16 work-items per work-group along M.
+       KC=256 rows of B packed into local memory per step.
+     matmul_tiled: TS=16.
+     NO_CLANG_EXT=1: use vloadN/convert_* built-ins instead of clang vector extensions.
 
-   Kernels and launch geometry (every global size is rounded up; extra
-   work-items do no work; all M, N, K tails are handled):
-     matmul_rb     register-blocked, for CPUs (PoCL). Each work-item computes a
-                   TM x TN tile with ACC vectors; the work-group packs a KC x TN panel
-                   of B into local memory (B rows N floats apart alias in L1).
+   Kernels and launch geometry (global sizes are rounded up; extra work-items do
+   nothing; any M, N, K tail is handled; no alignment requirement on any offset):
+     matmul_rb     register-blocked, for CPUs. Each work-item accumulates a TM x TN
+                   tile in ACC vectors; its work-group packs a KC x TN panel of B into
+                   local memory, because B's rows (N elements apart) alias in L1 when
+                   N*sizeof(T) is a multiple of 4 KiB.
                    global = (ceil(N/TN), ceil(ceil(M/TM)/LM)*LM, batch)
-                   local  = (1, LM, 1)  (required: reqd_work_group_size)
-                   local memory: KC*TN*sizeof(ACC) (16 KiB for float).
-                   Integer types compile but are only tested through matmul_naive.
-     matmul_tiled  classic 16x16 local-memory tiles, for GPUs; slow on PoCL.
+                   local  = (1, LM, 1)   required (reqd_work_group_size)
+                   local memory: KC*TN*sizeof(ACC) = 16 KiB for float.
+     matmul_tiled  16x16 local-memory tiles, for GPUs (about 1 GFLOP/s on PoCL).
                    global = (ceil(N/TS)*TS, ceil(M/TS)*TS, batch)
-                   local  = (TS, TS, 1)  (required)
-     matmul_naive  one work-item per element of C; any type (integers), reference.
-                   global = (N, M, batch) (may be rounded up), local = NULL or any.
+                   local  = (TS, TS, 1)  required
+     matmul_naive  one work-item per element of C; the reference.
+                   global = (N, M, batch), may be rounded up; local = NULL or any.
 
-   PoCL notes (measured): PoCL does not inline its OpenCL built-ins here (vloadN,
-   convert_*, min, fma are real calls that spill all vector registers), so the hot
-   loops use clang vector extensions instead (-D NO_CLANG_EXT=1 turns them off). Its
-   LLVM targets znver3 on this CPU (AVX2, no AVX-512): float16 arguments to built-ins
-   trip an ABI warning, and such programs lose their kernels when PoCL reloads them
-   from its cache, so nothing here uses 16-wide vectors by default. */
+   PoCL 3.0 here (measured): its built-ins are not inlined (vloadN, convert_*, min,
+   fma are calls that spill every vector register), so the hot loops use clang vector
+   typedefs and __builtin_convertvector. Its LLVM targets znver3 (AVX2) although the
+   CPU has AVX-512: a 512-bit vector (float16, double8, long8) passed to a built-in
+   draws an ABI warning, and such a program loses its kernels (INVALID_KERNEL_NAME)
+   when PoCL later loads it from its cache, so no built-in here takes one. */
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
@@ -112,9 +115,7 @@
 #define VT CAT(T, VW)
 
 #if defined(__clang__) && !defined(NO_CLANG_EXT)
-/* PoCL does not inline its built-ins (vloadN, convert_*, min, fma): each is a
-   call that spills every vector register. clang's unaligned vector typedefs
-   and __builtin_convertvector compile to plain instructions instead. */
+/* unaligned vector loads/stores and conversions without built-in calls (see above) */
 #define FAST_VEC 1
 typedef ACC vacc_u __attribute__((ext_vector_type(VW), aligned(sizeof(ACC))));
 #define CVTV(v, type) __builtin_convertvector((v), type)
