@@ -6,6 +6,7 @@ device at import time."""
 from __future__ import annotations
 
 from . import cl, cuda
+from ._format import get_printoptions, printoptions, set_printoptions
 from . import dtypes as _dt
 from ._methods import bind as _bind
 from .codegen import KernelBuildError

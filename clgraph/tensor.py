@@ -450,8 +450,8 @@ def _repr(t: Tensor) -> str:
         tail.append(f"grad_fn=<{t.grad_fn.name()}>")
     elif t.requires_grad:
         tail.append("requires_grad=True")
-    dev = None if t.device == default_device() else f"device='{t.device}'"
-    return _format.format_tensor(t.detach()._host(), t.dtype.name, device=dev, tail=tail,
+    dev = None if t.device == default_device() else str(t.device)
+    return _format.format_tensor(t.detach()._host(), t.dtype.name, tail, device=dev,
                                  default_float=dt.get_default_dtype().name)
 
 
