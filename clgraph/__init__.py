@@ -28,6 +28,10 @@ from .ops.movement import (as_strided, broadcast_to, clone, contiguous, expand, 
                            movedim, narrow, permute, reshape, select, squeeze, t, transpose,
                            unbind, unflatten, unsqueeze, view)
 from .ops.linalg import bmm, dot, ger, matmul, mm, mv, outer
+from .ops.index import (argwhere, gather, index_add, index_put, index_select, masked_fill,
+                        masked_select, nonzero, scatter, scatter_add)
+from .ops.join import (cat, chunk, concat, concatenate, flip, fliplr, flipud, hstack, roll,
+                       row_stack, split, stack, tile, tril, triu, vstack)
 from .runtime import profile
 from .tensor import Size, Tensor
 

@@ -104,7 +104,6 @@ def bind():
     T.normal_ = creation.normal_
     T.random_ = creation.random_
     T.bernoulli_ = creation.bernoulli_
-    T.masked_fill_ = _inplace(lambda self, mask, value: self.masked_fill(mask, value))
 
     ops = {"add": M.add, "sub": M.sub, "mul": M.mul, "truediv": M.div,
            "floordiv": M.floor_divide, "mod": M.remainder, "pow": M.pow,

@@ -1,0 +1,318 @@
+"""Joining and splitting: cat, stack, split, chunk, hstack, vstack, tril, triu, flip, roll,
+repeat, tile.
+
+cat copies each input into its slice of the result with the elementwise cast-copy (so
+type promotion across inputs costs nothing extra); split and chunk are views; tril/triu use
+kernels/index.cl; flip copies a negative-stride view that never leaves this module. stack,
+roll, repeat and tile are compositions of rows and views (their gradients follow), not rows.
+Imports registry, movement, elementwise, index, codegen and dtypes; never tensor."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import dtypes as dt
+from . import registry
+from .elementwise import collapse, op
+from .index import CHUNK, _kernel, _launch, _meta, _same_device
+from .movement import (EXPAND, _sizes, apply, clone, flatten, narrow, reshape, unsqueeze, view,
+                       wrap_dim)
+from .registry import OpDef, register
+
+# --- cat ----------------------------------------------------------------------------------
+
+
+def _skipped(t) -> bool:
+    """PyTorch's legacy rule: 1-d empty tensors are ignored by cat's shape checks."""
+    return t.ndim == 1 and t._shape[0] == 0
+
+
+def _run_cat(op_, args, attrs, out=None):
+    tensors = args
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, registry.Tensor):
+            raise TypeError(f"cat(): expected a sequence of Tensors, but element {i} is "
+                            f"{type(t).__name__}")
+        if t.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be "
+                               "concatenated")
+    _same_device("cat", *tensors)
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = dt.promote_types(dtype, t.dtype)
+    live = [(i, t) for i, t in enumerate(tensors) if not _skipped(t)]
+    if not live:
+        shape, d = (0,), 0
+    else:
+        ref = live[0][1]
+        d = wrap_dim(attrs["dim"], ref.ndim)
+        total = 0
+        for i, t in live:
+            if t.ndim != ref.ndim:
+                raise RuntimeError(f"Tensors must have same number of dimensions: got "
+                                   f"{ref.ndim} and {t.ndim}")
+            for k in range(ref.ndim):
+                if k != d and t._shape[k] != ref._shape[k]:
+                    raise RuntimeError(
+                        f"Sizes of tensors must match except in dimension {d}. Expected size "
+                        f"{ref._shape[k]} but got size {t._shape[k]} for tensor number {i} in "
+                        "the list."
+                    )
+            total += t._shape[d]
+        shape = ref._shape[:d] + (total,) + ref._shape[d + 1:]
+    if out is None:
+        out = registry.Tensor._empty(shape, dtype, tensors[0].device)
+    elif out._shape != shape:
+        raise RuntimeError(f"cat(): expected out= of shape {list(shape)}, got "
+                           f"{list(out.shape)}")
+    start = 0
+    for _, t in live:
+        n = t._shape[d]
+        if n and t.numel():
+            apply(op("to_dtype"), t, dtype=out.dtype, out=narrow(out, d, start, n))
+        start += n
+    return out
+
+
+CAT = register(OpDef("cat", "join", lambda *xs, dim: np.concatenate(xs, axis=dim), _run_cat))
+
+
+def cat(tensors, dim=0, *, out=None):
+    """torch.cat: promotes dtypes across inputs; 1-d empty tensors are skipped."""
+    if isinstance(tensors, registry.Tensor):
+        raise TypeError("cat(): argument 'tensors' must be tuple of Tensors, not Tensor")
+    return registry.apply(CAT, *tensors, dim=dim, out=out)
+
+
+concatenate = concat = cat
+
+
+def stack(tensors, dim=0, *, out=None):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    s0 = tensors[0]._shape
+    for i, t in enumerate(tensors):
+        if t._shape != s0:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(s0)} "
+                               f"at entry 0 and {list(t.shape)} at entry {i}")
+    d = wrap_dim(dim, len(s0) + 1)
+    return cat([unsqueeze(t, d) for t in tensors], d, out=out)
+
+
+def _atleast(t, n):
+    if t.ndim >= n:
+        return t
+    return reshape(t, *((1,) * (n - t.ndim) + t._shape))
+
+
+def hstack(tensors, *, out=None):
+    ts = [_atleast(t, 1) for t in tensors]
+    if not ts:
+        raise RuntimeError("hstack expects a non-empty TensorList")
+    return cat(ts, 0 if ts[0].ndim == 1 else 1, out=out)
+
+
+def vstack(tensors, *, out=None):
+    ts = [_atleast(t, 2) for t in tensors]
+    if not ts:
+        raise RuntimeError("vstack expects a non-empty TensorList")
+    return cat(ts, 0, out=out)
+
+
+row_stack = vstack
+
+# --- split / chunk (views) ----------------------------------------------------------------
+
+
+def split(tensor, split_size_or_sections, dim=0):
+    """torch.split: views of ``tensor``, an int size (the last may be smaller) or sizes."""
+    if tensor.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
+    d = wrap_dim(dim, tensor.ndim)
+    n = tensor._shape[d]
+    if isinstance(split_size_or_sections, registry.Tensor):
+        split_size_or_sections = split_size_or_sections.tolist()
+    if isinstance(split_size_or_sections, numbers.Integral):
+        s = int(split_size_or_sections)
+        if s < 0:
+            raise RuntimeError(f"split expects split_size be non-negative, but got "
+                               f"split_size={s}")
+        if s == 0 and n != 0:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
+                               f"dimension size of {n}")
+        count = max(-(-n // s), 1) if s else 1
+        sizes = [s] * (count - 1) + [n - s * (count - 1)]
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if any(s < 0 for s in sizes):
+            raise RuntimeError(f"split_with_sizes expects split_sizes have only non-negative "
+                               f"entries, but got split_sizes={sizes}")
+        if sum(sizes) != n:
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} "
+                               f"(input tensor's size at dimension {d}), but got "
+                               f"split_sizes={sizes}")
+    parts, start = [], 0
+    for s in sizes:
+        parts.append(narrow(tensor, d, start, s))
+        start += s
+    return tuple(parts)
+
+
+def chunk(input, chunks, dim=0):
+    """torch.chunk: views; may return fewer than ``chunks`` pieces, as PyTorch does."""
+    if chunks <= 0:
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+    if input.ndim == 0:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
+    d = wrap_dim(dim, input.ndim)
+    n = input._shape[d]
+    size = -(-n // chunks)
+    if size == 0 and n == 0:
+        return split(input, [0] * chunks, d)
+    return split(input, size, d)
+
+
+# --- tril / triu --------------------------------------------------------------------------
+
+
+def _run_tri(op_, args, attrs, out=None):
+    (x,) = args
+    if x.ndim < 2:
+        raise RuntimeError(f"{op_.name}: input tensor must have at least 2 dimensions")
+    res = out if out is not None else registry.Tensor._empty(x._shape, x.dtype, x.device)
+    n = res.numel()
+    if n == 0:
+        return res
+    bshape, (bsst, bost) = collapse(x._shape[:-2], [list(x._stride[:-2]),
+                                                    list(res._stride[:-2])])
+    shape = tuple(bshape) + x._shape[-2:]
+    sst = list(bsst) + list(x._stride[-2:])
+    ost = list(bost) + list(res._stride[-2:])
+    info = x.device.info
+    _launch(info, "tri_copy", _kernel(info, "tri_copy", x.dtype.itemsize), -(-n // CHUNK),
+            (res._storage.buf, res._offset, n, len(shape), _meta(info, shape, sst, ost),
+             x._storage.buf, x._offset, int(attrs["diagonal"]), int(op_.name == "tril")))
+    return res
+
+
+TRIL = register(OpDef("tril", "join", lambda x, diagonal: np.tril(x, diagonal), _run_tri))
+TRIU = register(OpDef("triu", "join", lambda x, diagonal: np.triu(x, diagonal), _run_tri))
+
+
+def tril(input, diagonal=0, *, out=None):
+    return registry.apply(TRIL, input, diagonal=diagonal, out=out)
+
+
+def triu(input, diagonal=0, *, out=None):
+    return registry.apply(TRIU, input, diagonal=diagonal, out=out)
+
+
+def tril_(input, diagonal=0):
+    return registry.apply(TRIL, input, diagonal=diagonal, out=input)
+
+
+def triu_(input, diagonal=0):
+    return registry.apply(TRIU, input, diagonal=diagonal, out=input)
+
+
+# --- flip / roll / repeat / tile ----------------------------------------------------------
+
+
+def _run_flip(op_, args, attrs, out=None):
+    (x,) = args
+    dims = [wrap_dim(d, x.ndim) for d in attrs["dims"]]
+    seen = set()
+    for d in dims:
+        if d in seen:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+        seen.add(d)
+    if x.ndim == 0:
+        return clone(x)
+    stride, offset = list(x._stride), x._offset
+    for d in dims:
+        n = x._shape[d]
+        if n > 1:
+            offset += (n - 1) * stride[d]
+            stride[d] = -stride[d]
+    # a negative-stride view: the elementwise copy reads it like any strided view
+    return clone(x._view(x._shape, stride, offset))
+
+
+FLIP = register(OpDef("flip", "join", lambda x, dims: np.flip(x, dims).copy(), _run_flip))
+
+
+def _dims(dims):
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = dims[0]
+    return tuple(int(d) for d in dims)
+
+
+def flip(input, *dims):
+    """torch.flip(input, dims); Tensor.flip also takes the dims unpacked."""
+    return registry.apply(FLIP, input, dims=_dims(dims))
+
+
+def fliplr(input):
+    if input.ndim < 2:
+        raise RuntimeError("Input must be >= 2-d.")
+    return flip(input, 1)
+
+
+def flipud(input):
+    if input.ndim < 1:
+        raise RuntimeError("Input must be >= 1-d.")
+    return flip(input, 0)
+
+
+def roll(input, shifts, dims=None):
+    """torch.roll: a cat of two narrows per rolled dim."""
+    if dims is None:
+        s = shifts if isinstance(shifts, numbers.Integral) else tuple(shifts)
+        if not isinstance(s, numbers.Integral):
+            if len(s) != 1:
+                raise RuntimeError(f"shifts and dimensions must align. shifts: {len(s)}, dims:0")
+            s = s[0]
+        return view(roll(flatten(input), s, 0), *input.shape)
+    shifts = (shifts,) if isinstance(shifts, numbers.Integral) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, numbers.Integral) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, "
+                           f"dims:{len(dims)}")
+    x = input
+    for s, d in zip(shifts, dims):
+        d = wrap_dim(d, x.ndim)
+        n = x._shape[d]
+        if n == 0 or int(s) % n == 0:
+            continue
+        s = int(s) % n
+        x = cat([narrow(x, d, n - s, s), narrow(x, d, 0, n - s)], d)
+    return clone(x) if x is input else x
+
+
+def repeat(input, *sizes):
+    """Tensor.repeat: a view with interleaved size-1 dims, expanded, then copied."""
+    sizes = _sizes(sizes)
+    if len(sizes) < input.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number "
+                           "of dimensions of tensor")
+    if any(s < 0 for s in sizes):
+        raise RuntimeError(f"Trying to create tensor with negative dimension "
+                           f"{min(sizes)}: {list(sizes)}")
+    shape = (1,) * (len(sizes) - input.ndim) + input._shape
+    inter = [k for s in shape for k in (1, s)]
+    wide = [k for r, s in zip(sizes, shape) for k in (r, s)]
+    out_shape = tuple(r * s for r, s in zip(sizes, shape))
+    return view(clone(apply(EXPAND, reshape(input, *inter), shape=tuple(wide))), *out_shape)
+
+
+def tile(input, *dims):
+    dims = _sizes(dims)
+    if len(dims) < input.ndim:
+        dims = (1,) * (input.ndim - len(dims)) + dims
+    return repeat(input, *dims)
+
