@@ -134,6 +134,15 @@ def bind():
 
     T.__getitem__ = I.getitem
     T.__setitem__ = I.setitem
+    for name in ("gather", "scatter", "scatter_", "scatter_add", "scatter_add_", "index_select",
+                 "index_add", "index_add_", "masked_fill", "masked_fill_", "masked_select",
+                 "nonzero", "argwhere", "index_put", "index_put_"):
+        setattr(T, name, getattr(I, name))
+    from .ops import join as J
+
+    for name in ("split", "chunk", "tril", "triu", "tril_", "triu_", "flip", "fliplr", "flipud",
+                 "roll", "repeat", "tile"):
+        setattr(T, name, getattr(J, name))
 
 
 def _linalg():
