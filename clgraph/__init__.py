@@ -5,7 +5,7 @@ device at import time."""
 
 from __future__ import annotations
 
-from . import cl, cuda
+from . import autograd, cl, cuda
 from ._format import get_printoptions, printoptions, set_printoptions
 from . import dtypes as _dt
 from ._methods import bind as _bind

@@ -130,6 +130,7 @@ def bind():
     T.__matmul__ = lambda self, other: _linalg().matmul(self, other)
     T.__rmatmul__ = lambda self, other: _linalg().matmul(other, self)
     T.__hash__ = object.__hash__
+    _bind_autograd(T)
     from .ops import index as I
 
     T.__getitem__ = I.getitem
@@ -143,6 +144,40 @@ def bind():
     for name in ("split", "chunk", "tril", "triu", "tril_", "triu_", "flip", "fliplr", "flipud",
                  "roll", "repeat", "tile"):
         setattr(T, name, getattr(J, name))
+
+
+def _bind_autograd(T):
+    from . import autograd
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        autograd.backward(self, gradient, retain_graph, create_graph, inputs)
+
+    def retain_grad(self):
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is not None:
+            self._retains_grad = True
+
+    def register_hook(self, hook):
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require "
+                               "gradient")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        hooks = self._hooks
+
+        class _Handle:
+            def remove(self_):
+                if hook in hooks:
+                    hooks.remove(hook)
+
+        return _Handle()
+
+    T.backward = backward
+    T.retain_grad = retain_grad
+    T.register_hook = register_hook
+    T.retains_grad = property(lambda self: self._retains_grad)
 
 
 def _linalg():

@@ -75,6 +75,26 @@ class Tensor:
         t._node = None
         return t
 
+    @classmethod
+    def _alloc(cls, shape, stride, nbytes, dtype, device) -> "Tensor":
+        """A fresh contiguous tensor whose strides and size the caller already knows."""
+        t = object.__new__(cls)
+        t._storage = runtime.Storage(device.info, nbytes)
+        t._shape = shape
+        t._stride = stride
+        t._offset = 0
+        t.dtype = dtype
+        t.device = device
+        t._contig = True
+        t.requires_grad = False
+        t._grad = None
+        t.grad_fn = None
+        t._retains_grad = False
+        t._hooks = None
+        t._base = None
+        t._node = None
+        return t
+
     def _view(self, shape, stride, offset) -> "Tensor":
         """A tensor sharing this one's storage (no copy)."""
         t = object.__new__(Tensor)

@@ -123,37 +123,39 @@ def _run(op: OpDef, args, attrs, out=None):
     """Eager elementwise op. Warm calls are one dict lookup on the operands' metadata
     (dtype, shape, strides, device; scalar kinds) followed by an allocation and an enqueue."""
     T = registry.Tensor
-    if out is None and not attrs:
-        fkey = [op]
-        for a in args:
-            if isinstance(a, T):
-                fkey += (a.dtype, a._shape, a._stride, a.device)
-            else:
-                fkey.append(type(a))
-        fkey = tuple(fkey)
-        hit = _fast.get(fkey)
-        if hit is not None:
-            odt, shape, dev, kern, lay, strides, gsize, n = hit
-            o = T._empty(shape, odt, dev)
-            kargs = [n]
-            if strides is not None:
-                kargs += strides[0]
-            k = 1
-            for i, a in enumerate(args):
-                la = lay[i]
-                if la == "s":
-                    kargs.append(a)
-                    continue
-                kargs += (a._storage.buf, a._offset)
-                if la == "v":
-                    kargs += strides[k]
-                k += 1
-            kargs += (o._storage.buf, 0)
-            registry.launch(dev.info, kern.kernel, kern.name, gsize, (kern.local,), kargs)
-            return o
-        o = _run_general(op, args, attrs, None, fkey)
-        return o
-    return _run_general(op, args, attrs, out, None)
+    if out is not None:
+        return _run_general(op, args, attrs, out, None)
+    fkey = [op]
+    for a in args:
+        if isinstance(a, T):
+            fkey += (a.dtype, a._shape, a._stride, a.device)
+        else:
+            fkey.append(type(a))
+    if attrs:
+        fkey.append(tuple(attrs.items()))
+    fkey = tuple(fkey)
+    hit = _fast.get(fkey)
+    if hit is None:
+        return _run_general(op, args, attrs, None, fkey)
+    odt, shape, cstride, nbytes, dev, kern, lay, strides, gsize, lsize, n = hit
+    o = T._alloc(shape, cstride, nbytes, odt, dev)
+    kargs = [n]
+    if strides is not None:
+        kargs += strides[0]
+    k = 1
+    for i, a in enumerate(args):
+        la = lay[i]
+        if la == "s":
+            kargs.append(a)
+            continue
+        kargs += (a._storage.buf, a._offset)
+        if la == "v":
+            kargs += strides[k]
+        k += 1
+    kargs += (o._storage.buf, 0)
+    info = dev.info
+    registry.launch(info, kern.kernel, kern.name, gsize, lsize, kargs)
+    return o
 
 
 def _run_general(op: OpDef, args, attrs, out, fkey):
@@ -248,7 +250,8 @@ def _run_general(op: OpDef, args, attrs, out, fkey):
         strides = None
         if ndim:
             strides = [list(cshape)] + [cstrides[k] for k in range(len(cstrides) - 1)]
-        _fast[fkey] = (odt, shape, dev, kern, tuple(lay), strides, gsize, n)
+        _fast[fkey] = (odt, shape, out._stride, n * odt.itemsize, dev, kern, tuple(lay),
+                       strides, gsize, (kern.local,), n)
     return out
 
 
@@ -343,18 +346,20 @@ def _by_kind(fexpr: str, iexpr: str, bexpr: str | None = None):
 
 
 def elementwise(name, ref, expr, rule, argnames, vjp=None, vec=True, promote=slice(None),
-                differentiable=True):
+                differentiable=True, saves=None, saves_out=True):
+    extra = {"saves": saves, "saves_out": saves_out}
     return register(OpDef(name, "elementwise", ref, _run, vjp, expr, rule, argnames, vec,
-                          promote, differentiable))
+                          promote, differentiable, extra))
 
 
-def unary(name, ref, expr, rule=_same, vjp=None, vec=True, differentiable=True):
-    return elementwise(name, ref, expr, rule, ("x",), vjp, vec, differentiable=differentiable)
+def unary(name, ref, expr, rule=_same, vjp=None, vec=True, differentiable=True, **kw):
+    return elementwise(name, ref, expr, rule, ("x",), vjp, vec, differentiable=differentiable,
+                       **kw)
 
 
-def binary(name, ref, expr, rule=_same, vjp=None, vec=True, differentiable=True):
+def binary(name, ref, expr, rule=_same, vjp=None, vec=True, differentiable=True, **kw):
     return elementwise(name, ref, expr, rule, ("a", "b"), vjp, vec,
-                       differentiable=differentiable)
+                       differentiable=differentiable, **kw)
 
 
 def _np_float(fn):
@@ -377,49 +382,106 @@ def _erf_ref(x):
     return np.vectorize(math.erf, otypes=[x.dtype])(x)
 
 
-unary("neg", np.negative, "(-{x})", _no_bool("neg"))
-unary("abs", np.abs, _by_kind("fabs({x})", "abs({x})", "{x}"))
-unary("sign", np.sign, _by_kind("sign({x})", "(({x} > 0) - ({x} < 0))", "{x}"), vec=False)
-unary("floor", np.floor, _by_kind("floor({x})", "{x}"))
-unary("ceil", np.ceil, _by_kind("ceil({x})", "{x}"))
-unary("round", np.round, _by_kind("rint({x})", "{x}"))
+def _call(name, *args):
+    return apply(OPS[name], *args)
+
+
+def _zeros_vjp(g, *args, out=None, **attrs):
+    return tuple(g * 0 if isinstance(a, registry.Tensor) else None for a in args)
+
+
+def _where_vjp(g, c, a, b, out=None):
+    return (None, _call("where", c, g, 0.0), _call("where", c, 0.0, g))
+
+
+def _pow_vjp(g, a, b, out=None):
+    ga = g * b * _call("pow", a, b - 1) if isinstance(b, registry.Tensor) or b != 0 else g * 0
+    gb = None
+    if isinstance(b, registry.Tensor):
+        # d/db a**b = a**b log(a), taken as 0 where a == 0 (PyTorch's convention)
+        gb = _call("where", _call("eq", a, 0), 0.0, g * out * _call("log", a))
+    return ga, gb
+
+
+def _minmax_vjp(pick):
+    def vjp(g, a, b, out=None):
+        wa = _call(pick, a, b).to(g.dtype) + _call("eq", a, b).to(g.dtype) * 0.5
+        return g * wa, g * (1 - wa)
+
+    return vjp
+
+
+_SQRT_PI = 1.7724538509055159
+
+unary("neg", np.negative, "(-{x})", _no_bool("neg"), lambda g, x, out: (-g,),
+      saves=(), saves_out=False)
+unary("abs", np.abs, _by_kind("fabs({x})", "abs({x})", "{x}"),
+      vjp=lambda g, x, out: (g * _call("sign", x),), saves_out=False)
+unary("sign", np.sign, _by_kind("sign({x})", "(({x} > 0) - ({x} < 0))", "{x}"), vec=False,
+      vjp=_zeros_vjp)
+unary("floor", np.floor, _by_kind("floor({x})", "{x}"), vjp=_zeros_vjp)
+unary("ceil", np.ceil, _by_kind("ceil({x})", "{x}"), vjp=_zeros_vjp)
+unary("round", np.round, _by_kind("rint({x})", "{x}"), vjp=_zeros_vjp)
 unary("relu", lambda x: np.maximum(x, 0),
-      _by_kind("(({x} > 0) || isnan({x})) ? {x} : ({T})0", "max({x}, ({T})0)", "{x}"))
-unary("exp", _np_float(np.exp), "exp({x})", _floating)
-unary("log", _np_float(np.log), "log({x})", _floating)
-unary("log1p", _np_float(np.log1p), "log1p({x})", _floating)
-unary("expm1", _np_float(np.expm1), "expm1({x})", _floating)
-unary("sqrt", _np_float(np.sqrt), "sqrt({x})", _floating)
-unary("rsqrt", _np_float(lambda x: 1 / np.sqrt(x)), "rsqrt({x})", _floating)
-unary("sin", _np_float(np.sin), "sin({x})", _floating)
-unary("cos", _np_float(np.cos), "cos({x})", _floating)
-unary("tanh", _np_float(np.tanh), "tanh({x})", _floating)
-unary("sigmoid", _np_float(_sigmoid_ref), "(({T})1 / (({T})1 + exp(-{x})))", _floating)
-unary("erf", _np_float(_erf_ref), "erf({x})", _floating)
-unary("reciprocal", _np_float(np.reciprocal), "(({T})1 / {x})", _floating)
+      _by_kind("(({x} > 0) || isnan({x})) ? {x} : ({T})0", "max({x}, ({T})0)", "{x}"),
+      vjp=lambda g, x, out: (g * _call("gt", out, 0),), saves=())
+unary("exp", _np_float(np.exp), "exp({x})", _floating,
+      vjp=lambda g, x, out: (g * out,), saves=())
+unary("log", _np_float(np.log), "log({x})", _floating,
+      vjp=lambda g, x, out: (g / x,), saves_out=False)
+unary("log1p", _np_float(np.log1p), "log1p({x})", _floating,
+      vjp=lambda g, x, out: (g / (x + 1),), saves_out=False)
+unary("expm1", _np_float(np.expm1), "expm1({x})", _floating,
+      vjp=lambda g, x, out: (g * (out + 1),), saves=())
+unary("sqrt", _np_float(np.sqrt), "sqrt({x})", _floating,
+      vjp=lambda g, x, out: (g / (out * 2),), saves=())
+unary("rsqrt", _np_float(lambda x: 1 / np.sqrt(x)), "rsqrt({x})", _floating,
+      vjp=lambda g, x, out: (g * out * out * out * -0.5,), saves=())
+unary("sin", _np_float(np.sin), "sin({x})", _floating,
+      vjp=lambda g, x, out: (g * _call("cos", x),), saves_out=False)
+unary("cos", _np_float(np.cos), "cos({x})", _floating,
+      vjp=lambda g, x, out: (-g * _call("sin", x),), saves_out=False)
+unary("tanh", _np_float(np.tanh), "tanh({x})", _floating,
+      vjp=lambda g, x, out: (g * (1 - out * out),), saves=())
+unary("sigmoid", _np_float(_sigmoid_ref), "(({T})1 / (({T})1 + exp(-{x})))", _floating,
+      vjp=lambda g, x, out: (g * out * (1 - out),), saves=())
+unary("erf", _np_float(_erf_ref), "erf({x})", _floating,
+      vjp=lambda g, x, out: (g * _call("exp", -(x * x)) * (2 / _SQRT_PI),), saves_out=False)
+unary("reciprocal", _np_float(np.reciprocal), "(({T})1 / {x})", _floating,
+      vjp=lambda g, x, out: (-g * out * out,), saves=())
 unary("bitwise_not", np.invert, _by_kind("", "(~{x})", "(!{x})"), _integral("bitwise_not"),
       vec=False, differentiable=False)
 unary("logical_not", np.logical_not, "(!{x})", _logical, vec=False, differentiable=False)
 unary("isnan", np.isnan, _by_kind("isnan({x})", "0"), _compare, vec=False,
       differentiable=False)
-unary("to_dtype", lambda x, dtype: x.astype(dtype.np), "{x}", _cast_rule)
+unary("to_dtype", lambda x, dtype: x.astype(dtype.np), "{x}", _cast_rule,
+      vjp=lambda g, x, out, dtype: (g,), saves=(), saves_out=False)
 unary("fill", None, "{x}", _fill_rule, differentiable=False)
 
-binary("add", np.add, _by_kind("({a} + {b})", "({a} + {b})", "({a} | {b})"))
-binary("sub", np.subtract, "({a} - {b})", _no_bool("sub"))
-binary("mul", np.multiply, _by_kind("({a} * {b})", "({a} * {b})", "({a} & {b})"))
-binary("div", np.true_divide, "({a} / {b})", _floating)
+binary("add", np.add, _by_kind("({a} + {b})", "({a} + {b})", "({a} | {b})"),
+       vjp=lambda g, a, b, out: (g, g), saves=(), saves_out=False)
+binary("sub", np.subtract, "({a} - {b})", _no_bool("sub"),
+       vjp=lambda g, a, b, out: (g, -g), saves=(), saves_out=False)
+binary("mul", np.multiply, _by_kind("({a} * {b})", "({a} * {b})", "({a} & {b})"),
+       vjp=lambda g, a, b, out: (g * b, g * a), saves_out=False)
+binary("div", np.true_divide, "({a} / {b})", _floating,
+       vjp=lambda g, a, b, out: (g / b, -g * a / (b * b)), saves_out=False)
 binary("floor_divide", np.floor_divide,
-       _by_kind("floor({a} / {b})", "cg_floordiv_{T}({a}, {b})"), vec=False)
+       _by_kind("floor({a} / {b})", "cg_floordiv_{T}({a}, {b})"), vec=False, vjp=_zeros_vjp)
 binary("remainder", np.remainder,
        _by_kind("((fmod({a}, {b}) != 0 && ((fmod({a}, {b}) < 0) != ({b} < 0))) ? "
-                "fmod({a}, {b}) + {b} : fmod({a}, {b}))", "cg_mod_{T}({a}, {b})"), vec=False)
-binary("pow", np.power, _by_kind("pow({a}, {b})", "cg_pow_{T}({a}, {b})", "({a} | !{b})"))
+                "fmod({a}, {b}) + {b} : fmod({a}, {b}))", "cg_mod_{T}({a}, {b})"), vec=False,
+       vjp=lambda g, a, b, out: (g, -g * _call("floor_divide", a, b)), saves_out=False)
+binary("pow", np.power, _by_kind("pow({a}, {b})", "cg_pow_{T}({a}, {b})", "({a} | !{b})"),
+       vjp=_pow_vjp)
 binary("maximum", np.maximum,
-       _by_kind("((({a} > {b}) || isnan({a})) ? {a} : {b})", "max({a}, {b})"))
+       _by_kind("((({a} > {b}) || isnan({a})) ? {a} : {b})", "max({a}, {b})"),
+       vjp=_minmax_vjp("gt"), saves_out=False)
 binary("minimum", np.minimum,
-       _by_kind("((({a} < {b}) || isnan({a})) ? {a} : {b})", "min({a}, {b})"))
-binary("atan2", np.arctan2, "atan2({a}, {b})", _floating)
+       _by_kind("((({a} < {b}) || isnan({a})) ? {a} : {b})", "min({a}, {b})"),
+       vjp=_minmax_vjp("lt"), saves_out=False)
+binary("atan2", np.arctan2, "atan2({a}, {b})", _floating, saves_out=False,
+       vjp=lambda g, a, b, out: (g * b / (a * a + b * b), -g * a / (a * a + b * b)))
 for _name, _ref, _c in [("eq", np.equal, "=="), ("ne", np.not_equal, "!="),
                         ("lt", np.less, "<"), ("le", np.less_equal, "<="),
                         ("gt", np.greater, ">"), ("ge", np.greater_equal, ">=")]:
@@ -434,7 +496,8 @@ for _name, _ref, _c in [("logical_and", np.logical_and, "&&"),
     binary(_name, _ref, f"((!!{{a}}) {_c} (!!{{b}}))", _logical, vec=False,
            differentiable=False)
 elementwise("where", lambda c, a, b: np.where(c, a, b), "({c} ? {a} : {b})", _where_rule,
-            ("c", "a", "b"), vec=False, promote=slice(1, None))
+            ("c", "a", "b"), vjp=_where_vjp, vec=False, promote=slice(1, None), saves=(0,),
+            saves_out=False)
 
 OPS = registry.REGISTRY
 

@@ -89,7 +89,9 @@ def _run_matmul(op, args, attrs, out=None):
     return out
 
 
-MATMUL = register(OpDef("matmul", "linalg", lambda a, b: np.matmul(a, b), _run_matmul))
+MATMUL = register(OpDef("matmul", "linalg", lambda a, b: np.matmul(a, b), _run_matmul,
+                        vjp=lambda g, a, b, out: (g @ b.mT, a.mT @ g),
+                        extra={"saves_out": False}))
 
 
 def matmul(input, other, *, out=None):
@@ -135,8 +137,7 @@ def matmul(input, other, *, out=None):
         )
     batch = broadcast_shapes(a._shape[:-2], b._shape[:-2])
     if not batch:
-        r = _mm3(reshape(a, 1, M, K) if a._contig else a.unsqueeze(0),
-                 b.unsqueeze(0))
+        r = _mm3(unsqueeze(a, 0), unsqueeze(b, 0))
         r = reshape(r, M, N)
     else:
         a3 = _batched(a, batch)
@@ -154,22 +155,13 @@ def matmul(input, other, *, out=None):
 
 
 def _batched(x, batch):
-    """x (..., M, K) as a 3-D (nb or 1, M, K) view over the broadcast batch."""
+    """x (..., M, K) as a 3-D (nb, M, K) tensor over the broadcast batch: a view when the
+    batch dims collapse to one stride (including pure broadcast), else a copy."""
     M, K = x._shape[-2:]
     nb = 1
     for s in batch:
         nb *= s
-    xe = expand(x, *batch, M, K)
-    bst = xe._stride[:-2]
-    if all(s == 0 for s in bst):
-        return xe._view((1, M, K), (0,) + xe._stride[-2:], xe._offset)
-    from .movement import view_strides
-
-    st = view_strides(xe._shape[:-2], bst, (nb,))
-    if st is None:
-        xe = contiguous(xe)
-        st = (M * K,)
-    return xe._view((nb, M, K), (st[0],) + xe._stride[-2:], xe._offset)
+    return reshape(expand(x, *batch, M, K), nb, M, K)
 
 
 def _mm3(a, b):

@@ -1,6 +1,6 @@
 """Movement ops: views that share the input's storage (view, reshape, permute, transpose,
 expand, squeeze/unsqueeze, narrow, basic indexing) and the copies that must move data
-(contiguous, cat, stack). A view op has a shape/stride rule and no kernel."""
+(contiguous, clone); cat and stack live in join.py. A view op has a shape/stride rule and no kernel."""
 
 from __future__ import annotations
 
@@ -96,10 +96,6 @@ def _run_view(op, args, attrs, out=None):
     x = args[0]
     shape, stride, offset = op.extra["rule"](x, **attrs)
     return x._view(shape, stride, offset)
-
-
-def view_op(name, rule, vjp=None):
-    return register(OpDef(name, "view", None, _run_view, vjp, extra={"rule": rule}))
 
 
 def _view_rule(x, shape):
@@ -235,13 +231,49 @@ def _as_strided_rule(x, size, stride, storage_offset):
     return tuple(size), tuple(stride), storage_offset
 
 
-VIEW = view_op("view", _view_rule)
-PERMUTE = view_op("permute", _permute_rule)
-EXPAND = view_op("expand", _expand_rule)
-SQUEEZE = view_op("squeeze", _squeeze_rule)
-UNSQUEEZE = view_op("unsqueeze", _unsqueeze_rule)
-SLICE = view_op("slice", _slice_rule)
+def _inverse(dims):
+    inv = [0] * len(dims)
+    for i, d in enumerate(dims):
+        inv[wrap_dim(d, len(dims))] = i
+    return tuple(inv)
+
+
+def _sum_to(g, shape):
+    from ..autograd import sum_to
+
+    return sum_to(g, shape)
+
+
+def _run_slice_backward(op, args, attrs, out=None):
+    """Zeros of the sliced tensor's shape with ``g`` written where the slice was."""
+    from .math import copy_, fill_
+
+    g = args[0]
+    base = registry.Tensor._empty(attrs["shape"], g.dtype, g.device)
+    fill_(base, 0)
+    copy_(apply(SLICE, base, index=attrs["index"]), g)
+    return base
+
+
+def view_op(name, rule, vjp=None):
+    return register(OpDef(name, "view", None, _run_view, vjp,
+                          extra={"rule": rule, "saves": (), "saves_out": False}))
+
+
+VIEW = view_op("view", _view_rule, lambda g, x, out, shape: (g.reshape(*x.shape),))
+PERMUTE = view_op("permute", _permute_rule,
+                  lambda g, x, out, dims: (g.permute(*_inverse(dims)),))
+EXPAND = view_op("expand", _expand_rule, lambda g, x, out, shape: (_sum_to(g, x.shape),))
+SQUEEZE = view_op("squeeze", _squeeze_rule, lambda g, x, out, dims: (g.reshape(*x.shape),))
+UNSQUEEZE = view_op("unsqueeze", _unsqueeze_rule,
+                    lambda g, x, out, dim: (g.reshape(*x.shape),))
+SLICE = view_op("slice", _slice_rule, lambda g, x, out, index: (
+    apply(SLICE_BACKWARD, g, shape=tuple(x.shape), index=index),))
 AS_STRIDED = view_op("as_strided", _as_strided_rule)
+SLICE_BACKWARD = register(OpDef(
+    "slice_backward", "movement", None, _run_slice_backward,
+    lambda g, x, out, shape, index: (apply(SLICE, g, index=index),),
+    extra={"saves": (), "saves_out": False}))
 
 
 # --- public functions -----------------------------------------------------------------

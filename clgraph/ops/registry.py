@@ -42,10 +42,60 @@ def register(op: OpDef) -> OpDef:
 
 
 def apply(op: OpDef, *args, out=None, **attrs):
-    """Run ``op`` on tensors/scalars ``args``: eagerly, or into the active recorder."""
+    """Run ``op`` on tensors/scalars ``args``: eagerly, or into the active recorder. With
+    ``out`` the result is written into that tensor (an in-place op). When grad mode is on
+    and an input requires grad, the result gets its autograd node."""
     if _recorder is not None:
         return _recorder(op, args, attrs, out)
-    return op.run(op, args, attrs, out)
+    if _autograd is not None and _autograd.is_grad_enabled() and (
+        _autograd.needs_grad(args) or (out is not None and out.requires_grad)
+    ):
+        return _apply_with_grad(op, args, attrs, out)
+    res = op.run(op, args, attrs, out)
+    if out is not None:
+        out._storage.version += 1
+    return res
+
+
+def _apply_with_grad(op, args, attrs, out):
+    if out is None:
+        res = op.run(op, args, attrs, None)
+        first = res[0] if isinstance(res, tuple) else res
+        _autograd.record(op, args, attrs, first)
+        return res
+    if out.requires_grad and out.grad_fn is None:
+        raise RuntimeError(
+            "a leaf Variable that requires grad is being used in an in-place operation."
+        )
+    if out._base is not None and out._base.requires_grad and out._base.grad_fn is None:
+        raise RuntimeError(
+            "a view of a leaf Variable that requires grad is being used in an in-place "
+            "operation."
+        )
+    if out._base is not None and out._base.requires_grad:
+        raise RuntimeError(
+            "in-place operations on views of tensors that require grad are not supported; "
+            "use an out-of-place operation (e.g. torch.where or torch.cat) instead"
+        )
+    # In place: the node's inputs are the pre-op tensors; ``out`` then stands for the new
+    # value. Inputs the VJP reads must not be ``out`` itself: the version check catches it.
+    node_args = tuple(a if a is not out else out._view(out._shape, out._stride, out._offset)
+                      for a in args)
+    for a, b in zip(args, node_args):
+        if a is out:
+            b.grad_fn, b.requires_grad = out.grad_fn, out.requires_grad
+    versions_before = [a._storage.version if isinstance(a, Tensor) else None
+                       for a in node_args]
+    res = op.run(op, args, attrs, out)
+    out._storage.version += 1
+    node = _autograd.Node(op, node_args, attrs, out)
+    node.versions = tuple(v if n is not None else None
+                          for v, n in zip(versions_before, node.versions))
+    if not out.dtype.is_floating_point:
+        return res
+    out.grad_fn = node
+    out.requires_grad = True
+    return res
 
 
 def default_device():
@@ -54,4 +104,6 @@ def default_device():
     return _d()
 
 
-from ..runtime import launch  # noqa: E402  (runtime is a lower layer; placed here for clarity)
+from ..runtime import launch  # noqa: E402
+
+_autograd: Any = None  # clgraph.autograd installs itself here (a higher layer)

@@ -1,0 +1,550 @@
+"""Autograd by graph transformation: every op's VJP builds ordinary clgraph ops, so a
+gradient is itself a graph that can be differentiated again (create_graph=True).
+
+Forward: ``registry.apply`` calls ``record`` for an op whose tensor inputs require grad;
+the result's ``grad_fn`` is a ``Node`` holding the op, its attrs, its inputs (saved, with
+their storage versions) and its output's storage. Backward walks nodes in reverse
+topological order, calls each op's VJP, sums gradients back over broadcast dims and
+accumulates into leaves' ``.grad``."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import weakref
+
+from . import dtypes as dt
+from .ops import registry
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_state, "enabled", True)
+
+
+def _set_enabled(b: bool) -> None:
+    _state.enabled = b
+
+
+class _GradMode:
+    """Base of no_grad / enable_grad / set_grad_enabled: a context manager and decorator."""
+
+    mode = True
+
+    def __enter__(self):
+        self._prev = is_grad_enabled()
+        _set_enabled(self.mode)
+        return self
+
+    def __exit__(self, *exc):
+        _set_enabled(self._prev)
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__() if not isinstance(self, set_grad_enabled) else \
+                    set_grad_enabled(self.mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Disable gradient recording (context manager or decorator)."""
+
+    mode = False
+
+
+class enable_grad(_GradMode):
+    """Enable gradient recording (context manager or decorator)."""
+
+    mode = True
+
+
+class set_grad_enabled(_GradMode):
+    """Set gradient recording on or off; takes effect at once, like PyTorch's."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self._prev = is_grad_enabled()
+        _set_enabled(self.mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _set_enabled(self._prev)
+        return False
+
+
+inference_mode = no_grad
+
+
+# --- graph nodes --------------------------------------------------------------------------
+
+
+class AccumulateGrad:
+    """The node of a leaf tensor: accumulates into ``variable.grad``."""
+
+    __slots__ = ("variable", "__weakref__")
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    next_functions = ()
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+    def __repr__(self):
+        return f"<AccumulateGrad object at {id(self):#x}>"
+
+
+def _grad_accumulator(t):
+    acc = t._node
+    if acc is None:
+        acc = t._node = AccumulateGrad(t)
+    return acc
+
+
+_NAMES = {"to_dtype": "ToCopy", "sub": "Sub", "div": "Div", "matmul": "Bmm",
+          "view": "View", "permute": "Permute", "expand": "Expand", "slice": "Slice",
+          "squeeze": "Squeeze", "unsqueeze": "Unsqueeze", "log_softmax": "LogSoftmax",
+          "logsumexp": "Logsumexp", "index_select": "IndexSelect", "floor_divide": "FloorDivide",
+          "masked_fill": "MaskedFill", "where": "Where", "relu": "Relu", "pow": "Pow"}
+
+
+class Node:
+    """``grad_fn`` of a tensor: one applied op, its saved inputs and output."""
+
+    __slots__ = ("op", "attrs", "inputs", "versions", "out", "out_version", "next",
+                 "in_meta", "out_ref", "__weakref__")
+
+    def __init__(self, op, args, attrs, out):
+        T = registry.Tensor
+        self.op = op
+        self.attrs = attrs
+        self.inputs = args
+        saves = op.extra.get("saves")  # indices of inputs the VJP reads (default: all)
+        self.versions = tuple(
+            a._storage.version if isinstance(a, T) and (saves is None or i in saves) else None
+            for i, a in enumerate(args)
+        )
+        self.in_meta = tuple((a._shape, a.dtype) if isinstance(a, T) else None for a in args)
+        nxt = []
+        for a in args:
+            if isinstance(a, T) and a.requires_grad:
+                nxt.append(a.grad_fn if a.grad_fn is not None else _grad_accumulator(a))
+            else:
+                nxt.append(None)
+        self.next = tuple(nxt)
+        self.out = out.detach()  # storage only: no reference cycle through grad_fn
+        self.out_version = out._storage.version
+        self.out_ref = weakref.ref(out)
+
+    def name(self) -> str:
+        base = _NAMES.get(self.op.name) or "".join(
+            p.capitalize() for p in self.op.name.split("_"))
+        return f"{base}Backward0"
+
+    @property
+    def next_functions(self):
+        return tuple((n, 0) for n in self.next)
+
+    def __repr__(self):
+        return f"<{self.name()} object at {id(self):#x}>"
+
+    def register_hook(self, fn):
+        raise NotImplementedError("hooks on grad_fn nodes are not supported; use "
+                                  "Tensor.register_hook")
+
+
+def record(op, args, attrs, out):
+    """Attach a Node to ``out`` when any tensor input requires grad (grad mode on)."""
+    if not op.differentiable or not out.dtype.is_floating_point:
+        return out
+    out.grad_fn = Node(op, args, attrs, out)
+    out.requires_grad = True
+    return out
+
+
+def needs_grad(args) -> bool:
+    T = registry.Tensor
+    for a in args:
+        if isinstance(a, T) and a.requires_grad:
+            return True
+    return False
+
+
+# --- backward -------------------------------------------------------------------------
+
+
+def _freed():
+    return RuntimeError(
+        "Trying to backward through the graph a second time (or directly access saved "
+        "tensors after they have already been freed). Saved intermediate values of the graph "
+        "are freed when you call .backward() or autograd.grad(). Specify retain_graph=True if "
+        "you need to backward through the graph a second time or if you need to access saved "
+        "tensors after calling backward."
+    )
+
+
+def _check_versions(node):
+    T = registry.Tensor
+    for i, (a, v) in enumerate(zip(node.inputs, node.versions)):
+        if isinstance(a, T) and v is not None and a._storage.version != v:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: [{_tname(a)} {list(a.shape)}], which is input {i} of "
+                f"{node.name()}, is at version {a._storage.version}; expected version {v} "
+                "instead. Hint: the operation that modified it ran after this tensor was saved."
+            )
+    if node.out._storage.version != node.out_version and node.op.extra.get("saves_out", True):
+        raise RuntimeError(
+            "one of the variables needed for gradient computation has been modified by an "
+            f"inplace operation: [{_tname(node.out)} {list(node.out.shape)}], which is output "
+            f"0 of {node.name()}, is at version {node.out._storage.version}; expected version "
+            f"{node.out_version} instead."
+        )
+
+
+def _tname(t):
+    from .tensor import _TYPE_NAMES
+
+    return "torch." + _TYPE_NAMES[t.dtype.name]
+
+
+def sum_to(g, shape):
+    """Sum ``g`` over the dims that broadcasting added or expanded to reach its shape."""
+    if tuple(g._shape) == tuple(shape):
+        return g
+    lead = len(g._shape) - len(shape)
+    dims = list(range(lead))
+    for i, n in enumerate(shape):
+        if n == 1 and g._shape[lead + i] != 1:
+            dims.append(lead + i)
+    r = g.sum(dim=tuple(dims), keepdim=True) if dims else g
+    if lead:
+        r = r.reshape(*shape)
+    return r
+
+
+def _toposort(roots):
+    order, seen = [], set()
+    stack = [(r, False) for r in roots]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for n in getattr(node, "next", ()):
+            if n is not None and isinstance(n, Node) and id(n) not in seen:
+                stack.append((n, False))
+    return order[::-1]  # roots first
+
+
+def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
+                  allow_unused=False, accumulate=True):
+    T = registry.Tensor
+    roots = []
+    grads: dict[int, object] = {}
+    leaf_grads: dict[int, object] = {}
+    for out, g in zip(outputs, grad_outputs):
+        node = out.grad_fn
+        if node is None:
+            if out.requires_grad:
+                acc = _grad_accumulator(out)
+                leaf_grads[id(acc)] = _add(leaf_grads.get(id(acc)), g)
+                roots.append(acc)
+                continue
+            raise RuntimeError(
+                "element 0 of tensors does not require grad and does not have a grad_fn"
+            )
+        grads[id(node)] = _add(grads.get(id(node)), g)
+        roots.append(node)
+    wanted = None
+    if inputs is not None:
+        wanted = {}
+        for i, t in enumerate(inputs):
+            key = t.grad_fn if t.grad_fn is not None else _grad_accumulator(t)
+            wanted[id(key)] = i
+    captured: dict[int, object] = {}
+    order = _toposort([r for r in roots if isinstance(r, Node)])
+    with set_grad_enabled(create_graph):
+        for node in order:
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            outt = node.out_ref()
+            if outt is not None and outt._hooks:
+                for h in outt._hooks:
+                    r = h(g)
+                    if r is not None:
+                        g = r
+            if outt is not None and outt._retains_grad and accumulate:
+                outt._grad = g if outt._grad is None else outt._grad + g
+                if not create_graph:
+                    outt._grad = outt._grad.detach()
+            if wanted is not None and id(node) in wanted:
+                captured[id(node)] = g
+            if node.inputs is None:
+                raise _freed()
+            _check_versions(node)
+            in_grads = _apply_vjp(node, g, create_graph)
+            for a, meta, nxt, gi in zip(node.inputs, node.in_meta, node.next, in_grads):
+                if nxt is None or gi is None:
+                    continue
+                shape, dtype = meta
+                gi = sum_to(gi, shape)
+                if gi.dtype is not dtype:
+                    gi = gi.to(dtype)
+                if isinstance(nxt, AccumulateGrad):
+                    leaf_grads[id(nxt)] = _add(leaf_grads.get(id(nxt)), gi)
+                    _leaf_nodes[id(nxt)] = nxt
+                else:
+                    grads[id(nxt)] = _add(grads.get(id(nxt)), gi)
+            if not retain_graph:
+                node.inputs = None
+                node.out = None
+        # leaves
+        for r in roots:
+            if isinstance(r, AccumulateGrad):
+                _leaf_nodes[id(r)] = r
+        for key, g in leaf_grads.items():
+            acc = _leaf_nodes.pop(key)
+            v = acc.variable
+            for h in (v._hooks or ()):
+                r = h(g)
+                if r is not None:
+                    g = r
+            if wanted is not None and key in wanted:
+                captured[key] = g
+            if accumulate:
+                if not create_graph:
+                    g = g.detach()
+                v._grad = g if v._grad is None else (v._grad + g if create_graph
+                                                     else v._grad.add_(g))
+        _leaf_nodes.clear()
+    if inputs is None:
+        return None
+    result = []
+    for i, t in enumerate(inputs):
+        key = t.grad_fn if t.grad_fn is not None else _grad_accumulator(t)
+        g = captured.get(id(key))
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                "One of the differentiated Tensors appears to not have been used in the graph. "
+                "Set allow_unused=True if this is the desired behavior."
+            )
+        if g is not None and not create_graph:
+            g = g.detach()
+        result.append(g)
+    return tuple(result)
+
+
+_leaf_nodes: dict = {}
+
+
+def _add(a, b):
+    if a is None:
+        return b
+    return a + b
+
+
+def _apply_vjp(node, g, create_graph):
+    op = node.op
+    if op.vjp is None:
+        raise RuntimeError(f"the derivative for '{op.name}' is not implemented")
+    T = registry.Tensor
+    out = node.out
+    if create_graph:
+        # the output as a graph tensor again, so second derivatives flow through it
+        rebuilt = out._view(out._shape, out._stride, out._offset)
+        rebuilt.grad_fn = node
+        rebuilt.requires_grad = True
+        out = rebuilt
+    args = node.inputs
+    if not create_graph:
+        args = tuple(a.detach() if isinstance(a, T) else a for a in args)
+    res = op.vjp(g, *args, out=out, **node.attrs)
+    if not isinstance(res, (tuple, list)):
+        res = (res,)
+    return res
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """torch.autograd.backward."""
+    T = registry.Tensor
+    if isinstance(tensors, T):
+        tensors = (tensors,)
+    if grad_tensors is None or isinstance(grad_tensors, T):
+        grad_tensors = (grad_tensors,) * len(tensors) if grad_tensors is None else (
+            grad_tensors,)
+    gs = []
+    for t, g in zip(tensors, grad_tensors):
+        if g is None:
+            if t.numel() != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            from .creation import ones_like
+
+            g = ones_like(t)
+        elif g.shape != t.shape:
+            raise RuntimeError(
+                f"Mismatch in shape: grad_output[0] has a shape of {g.shape} and output[0] has "
+                f"a shape of {t.shape}."
+            )
+        gs.append(g)
+    if retain_graph is None:
+        retain_graph = create_graph
+    if inputs is not None:
+        raise NotImplementedError("backward(inputs=...) is not supported; use autograd.grad")
+    _run_backward(tensors, gs, retain_graph, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False, only_inputs=True, materialize_grads=False):
+    """torch.autograd.grad: gradients of outputs with respect to inputs, without touching
+    ``.grad``."""
+    T = registry.Tensor
+    if isinstance(outputs, T):
+        outputs = (outputs,)
+    single = isinstance(inputs, T)
+    if single:
+        inputs = (inputs,)
+    inputs = tuple(inputs)
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    if grad_outputs is None or isinstance(grad_outputs, T):
+        grad_outputs = (grad_outputs,) * len(outputs) if grad_outputs is None else (
+            grad_outputs,)
+    gs = []
+    for t, g in zip(outputs, grad_outputs):
+        if g is None:
+            if t.numel() != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            from .creation import ones_like
+
+            g = ones_like(t)
+        gs.append(g)
+    if retain_graph is None:
+        retain_graph = create_graph
+    res = _run_backward(outputs, gs, retain_graph, create_graph, inputs=inputs,
+                        allow_unused=allow_unused or materialize_grads, accumulate=False)
+    if materialize_grads:
+        from .creation import zeros_like
+
+        res = tuple(zeros_like(t) if r is None else r for r in res)
+    return res
+
+
+class GradcheckError(RuntimeError):
+    """Analytic and numerical gradients disagree."""
+
+
+def _as_tuple(x):
+    return x if isinstance(x, tuple) else (x,)
+
+
+def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+              raise_exception: bool = True, nondet_tol: float = 0.0,
+              check_undefined_grad: bool = True, fast_mode: bool = False) -> bool:
+    """torch.autograd.gradcheck: every analytic Jacobian (one backward per output element)
+    against central finite differences (two forwards per input element)."""
+    import numpy as np
+
+    T = registry.Tensor
+    inputs = _as_tuple(inputs)
+    diff = [i for i, t in enumerate(inputs) if isinstance(t, T) and t.requires_grad]
+    for i in diff:
+        if inputs[i].dtype is not dt.float64:
+            import warnings
+
+            warnings.warn(f"Input #{i} requires gradient and is not a double precision "
+                          "floating point; gradcheck may fail")
+
+    def run(args):
+        outs = _as_tuple(func(*args))
+        return [o.detach().numpy().astype(np.float64).ravel() for o in outs
+                if isinstance(o, T) and o.dtype.is_floating_point]
+
+    outs = _as_tuple(func(*inputs))
+    outs = [o for o in outs if isinstance(o, T) and o.dtype.is_floating_point]
+    out_sizes = [o.numel() for o in outs]
+    for i in diff:
+        x = inputs[i]
+        base = x.detach().numpy().astype(np.float64)
+        n = base.size
+        numeric = np.zeros((n, sum(out_sizes)))
+        for j in range(n):
+            cols = []
+            for sgn in (1, -1):
+                pert = base.copy().ravel()
+                pert[j] += sgn * eps
+                xt = _host_tensor(pert.reshape(base.shape), x).requires_grad_(True)
+                args = list(inputs)
+                args[i] = xt
+                cols.append(np.concatenate(run(args)) if out_sizes else np.zeros(0))
+            numeric[j] = (cols[0] - cols[1]) / (2 * eps)
+        analytic = np.zeros((n, sum(out_sizes)))
+        col = 0
+        for o in outs:
+            flat = o.reshape(-1)
+            for k in range(o.numel()):
+                from .creation import zeros_like
+
+                go = zeros_like(flat)
+                go[k] = 1.0
+                (gx,) = grad(flat, (x,), grad_outputs=go, retain_graph=True, allow_unused=True)
+                if gx is not None:
+                    analytic[:, col] = gx.detach().numpy().astype(np.float64).ravel()
+                col += 1
+        if not np.allclose(analytic, numeric, rtol=rtol, atol=atol):
+            if not raise_exception:
+                return False
+            bad = np.unravel_index(np.argmax(np.abs(analytic - numeric)), analytic.shape)
+            raise GradcheckError(
+                f"Jacobian mismatch for output {bad[1]} with respect to input {i} (element "
+                f"{bad[0]}),\nnumerical:{numeric[bad]}\nanalytical:{analytic[bad]}\n"
+                f"numerical Jacobian:\n{numeric.T}\nanalytical Jacobian:\n{analytic.T}"
+            )
+    return True
+
+
+def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: float = 1e-5,
+                  rtol: float = 1e-3, raise_exception: bool = True) -> bool:
+    """torch.autograd.gradgradcheck: gradcheck of the first-order gradients (built with
+    create_graph=True) with respect to the inputs."""
+    T = registry.Tensor
+    inputs = _as_tuple(inputs)
+    diff = [t for t in inputs if isinstance(t, T) and t.requires_grad]
+    outs = _as_tuple(func(*inputs))
+    if grad_outputs is None:
+        from .creation import randn_like
+
+        grad_outputs = tuple(randn_like(o).detach() for o in outs)
+
+    def first_order(*args):
+        outs = _as_tuple(func(*args))
+        xs = [a for a in args if isinstance(a, T) and a.requires_grad]
+        gs = grad(outs, xs, grad_outputs=grad_outputs, create_graph=True, allow_unused=True)
+        return tuple(g for g in gs if g is not None)
+
+    del diff
+    return gradcheck(first_order, inputs, eps=eps, atol=atol, rtol=rtol,
+                     raise_exception=raise_exception)
+
+
+def _host_tensor(arr, like):
+    from .creation import _from_host
+
+    return _from_host(arr, like.dtype, like.device)
+
+
+registry._autograd = __import__(__name__, fromlist=["_"])
