@@ -32,6 +32,11 @@ from .ops.index import (argwhere, gather, index_add, index_put, index_select, ma
                         masked_select, nonzero, scatter, scatter_add)
 from .ops.join import (cat, chunk, concat, concatenate, flip, fliplr, flipud, hstack, roll,
                        row_stack, split, stack, tile, tril, triu, vstack)
+from .ops.reduce import (all, amax, amin, any, argmax, argmin, cumsum, log_softmax, logsumexp,
+                         max, mean, min, norm, prod, softmax, std, std_mean, sum, var,
+                         var_mean)
+from .ops.reduce import return_types
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .runtime import profile
 from .tensor import Size, Tensor
 

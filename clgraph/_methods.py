@@ -144,6 +144,10 @@ def bind():
     for name in ("split", "chunk", "tril", "triu", "tril_", "triu_", "flip", "fliplr", "flipud",
                  "roll", "repeat", "tile"):
         setattr(T, name, getattr(J, name))
+    from .ops import reduce as Rd
+
+    for name in Rd.__all__:
+        setattr(T, name, getattr(Rd, name))
 
 
 def _bind_autograd(T):

@@ -605,24 +605,69 @@ def _index_add_ref(x, index, source, dim, alpha=1):
     return y
 
 
-def _row(name, ref, run, differentiable=True):
-    return register(OpDef(name, "index", ref, run, None, differentiable=differentiable))
+def _row(name, ref, run, vjp=None, differentiable=True):
+    return register(OpDef(name, "index", ref, run, vjp, differentiable=differentiable,
+                          extra={"saves_out": False}))
 
 
-INDEX = _row("index", _index_ref, _run_index)
-INDEX_PUT = _row("index_put", _index_put_ref, _run_index_put)
-GATHER = _row("gather", _gather_ref, _run_gather)
-SCATTER = _row("scatter", _scatter_ref, _run_scatter)
-SCATTER_ADD = _row("scatter_add", _scatter_add_ref, _run_scatter)
+def _zeros(shape, like):
+    from ..creation import zeros
+
+    return zeros(*shape, dtype=like.dtype, device=like.device)
+
+
+def _index_vjp(g, x, *indices, out, dims):
+    return (apply(INDEX_PUT, _zeros(x.shape, g), g, *indices, dims=dims, accumulate=True),
+            *([None] * len(indices)))
+
+
+def _index_put_vjp(g, x, values, *indices, out, dims, accumulate):
+    gx = g if accumulate else apply(INDEX_PUT, g, _zeros((), g).expand(*values.shape),
+                                    *indices, dims=dims, accumulate=False)
+    return (gx, apply(INDEX, g, *indices, dims=dims), *([None] * len(indices)))
+
+
+def _scatter_vjp(g, x, index, src, out, dim, **_):
+    gsrc = apply(GATHER, g, index, dim=dim) if isinstance(src, registry.Tensor) else None
+    return apply(SCATTER, g, index, 0.0, dim=dim), None, gsrc
+
+
+def _masked_select_vjp(g, x, mask, out):
+    from .elementwise import broadcast_shapes
+
+    shape = broadcast_shapes(x.shape, mask.shape)
+    m = apply(EXPAND, mask, shape=shape)
+    return apply(INDEX_PUT, _zeros(shape, g), g, m, dims=(0,), accumulate=True), None
+
+
+def _masked_fill_vjp(g, x, mask, value, out):
+    gv = None
+    if isinstance(value, registry.Tensor):
+        gv = apply(op("where"), mask, g, 0.0)
+    return apply(op("where"), mask, 0.0, g), None, gv
+
+
+INDEX = _row("index", _index_ref, _run_index, _index_vjp)
+INDEX_PUT = _row("index_put", _index_put_ref, _run_index_put, _index_put_vjp)
+GATHER = _row("gather", _gather_ref, _run_gather, lambda g, x, index, out, dim: (
+    apply(SCATTER_ADD, _zeros(x.shape, g), index, g, dim=dim), None))
+SCATTER = _row("scatter", _scatter_ref, _run_scatter, _scatter_vjp)
+SCATTER_ADD = _row("scatter_add", _scatter_add_ref, _run_scatter,
+                   lambda g, x, index, src, out, dim: (
+                       g, None, apply(GATHER, g, index, dim=dim)))
 INDEX_SELECT = _row("index_select", lambda x, index, dim: np.take(x, index, axis=dim),
-                    _run_index_select)
-INDEX_ADD = _row("index_add", _index_add_ref, _run_index_add)
+                    _run_index_select, lambda g, x, index, out, dim: (
+                        apply(INDEX_ADD, _zeros(x.shape, g), index, g, dim=dim, alpha=1), None))
+INDEX_ADD = _row("index_add", _index_add_ref, _run_index_add,
+                 lambda g, x, index, source, out, dim, alpha: (
+                     g, None, apply(INDEX_SELECT, g, index, dim=dim) * alpha))
 MASKED_FILL = _row("masked_fill",
                    lambda x, mask, value: np.where(mask, value, x).astype(x.dtype),
-                   _run_masked_fill)
+                   _run_masked_fill, _masked_fill_vjp)
 MASKED_SELECT = _row("masked_select",
                      lambda x, mask: np.broadcast_arrays(x, mask)[0][
-                         np.broadcast_arrays(x, mask)[1]], _run_masked_select)
+                         np.broadcast_arrays(x, mask)[1]], _run_masked_select,
+                     _masked_select_vjp)
 NONZERO = _row("nonzero", np.argwhere, _run_nonzero, differentiable=False)
 
 

@@ -78,7 +78,21 @@ def _run_cat(op_, args, attrs, out=None):
     return out
 
 
-CAT = register(OpDef("cat", "join", lambda *xs, dim: np.concatenate(xs, axis=dim), _run_cat))
+def _cat_vjp(g, *xs, out, dim):
+    grads, start = [], 0
+    d = wrap_dim(dim, g.ndim)
+    for x in xs:
+        if _skipped(x):
+            grads.append(None)
+            continue
+        n = x.shape[d]
+        grads.append(narrow(g, d, start, n))
+        start += n
+    return tuple(grads)
+
+
+CAT = register(OpDef("cat", "join", lambda *xs, dim: np.concatenate(xs, axis=dim), _run_cat,
+                     _cat_vjp, extra={"saves": (), "saves_out": False}))
 
 
 def cat(tensors, dim=0, *, out=None):
@@ -200,8 +214,12 @@ def _run_tri(op_, args, attrs, out=None):
     return res
 
 
-TRIL = register(OpDef("tril", "join", lambda x, diagonal: np.tril(x, diagonal), _run_tri))
-TRIU = register(OpDef("triu", "join", lambda x, diagonal: np.triu(x, diagonal), _run_tri))
+TRIL = register(OpDef("tril", "join", lambda x, diagonal: np.tril(x, diagonal), _run_tri,
+                      lambda g, x, out, diagonal: (apply(TRIL, g, diagonal=diagonal),),
+                      extra={"saves": (), "saves_out": False}))
+TRIU = register(OpDef("triu", "join", lambda x, diagonal: np.triu(x, diagonal), _run_tri,
+                      lambda g, x, out, diagonal: (apply(TRIU, g, diagonal=diagonal),),
+                      extra={"saves": (), "saves_out": False}))
 
 
 def tril(input, diagonal=0, *, out=None):
@@ -243,7 +261,9 @@ def _run_flip(op_, args, attrs, out=None):
     return clone(x._view(x._shape, stride, offset))
 
 
-FLIP = register(OpDef("flip", "join", lambda x, dims: np.flip(x, dims).copy(), _run_flip))
+FLIP = register(OpDef("flip", "join", lambda x, dims: np.flip(x, dims).copy(), _run_flip,
+                      lambda g, x, out, dims: (apply(FLIP, g, dims=dims),),
+                      extra={"saves": (), "saves_out": False}))
 
 
 def _dims(dims):

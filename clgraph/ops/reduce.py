@@ -1,0 +1,1028 @@
+"""Reductions: one row per op (numpy reference, dtype plan, the fold's scalar expressions)
+and the family's eager executor ``_run``: collapse the input's layout (strides read in
+place: transposed, sliced and expanded inputs are never copied) into kept and reduced
+dims, pick a kernel shape (codegen/reduce.py) and launch it. Scans (cumsum) and softmax
+live here too: they walk rows the same way. Public functions with PyTorch's signatures sit
+at the bottom. Imports codegen, dtypes, the registry and movement's wrap_dim; the Tensor
+class comes through ``registry.Tensor``."""
+
+from __future__ import annotations
+
+import builtins
+import collections
+import math
+import numbers
+
+import numpy as np
+
+from .. import codegen
+from .. import dtypes as dt
+from ..codegen.reduce import MAX_NAN, MIN_NAN, ReduceSpec, highest, lowest, n_state, reduce_program
+from . import registry
+from .movement import wrap_dim
+from .registry import OpDef, apply, register
+
+FORCE_TREE = False  # run the GPU work-group tree kernels on any device (tests set it)
+
+# With fewer work-items than two work-groups per core, a reduced range of at least
+# _SPLIT_MIN_ELEMENTS is split into chunks of at least _CHUNK_MIN elements (stage 1 writes
+# partial states, stage 2 combines them), so a full sum of 2^22 floats uses both cores.
+_SPLIT_MIN_ELEMENTS = 4096
+_CHUNK_MIN = 2048
+
+# --- dtype rules: (input dtype, attrs, device) -> plan ------------------------------------
+
+
+def _acc_float(d: dt.dtype) -> dt.dtype:
+    return dt.float32 if d is dt.float16 else d
+
+
+def _acc_of(d: dt.dtype) -> dt.dtype:
+    """Accumulator of sum/prod over d: float types in float (half in float), ints in int64."""
+    return _acc_float(d) if d.is_floating_point else dt.int64
+
+
+def _pyname(d: dt.dtype) -> str:
+    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
+            "bool": "Bool"}[d.name]
+
+
+# A plan says, for one input dtype and attrs: the accumulator and output dtypes, the dtype
+# an element is cast to first (``xtype``, PyTorch's dtype= argument), and the fold's C
+# expressions (see ReduceSpec). User errors about dtypes rise here, before any launch.
+
+
+def _sum_plan(x, attrs, info):
+    d = attrs.get("dtype") or (x if x.is_floating_point else dt.int64)
+    acc = _acc_of(d)
+    return {"acc": acc, "out": d, "xtype": d, "init": "0", "combine": "({a} + {b})",
+            "kahan": acc is dt.float32}
+
+
+def _prod_plan(x, attrs, info):
+    return {**_sum_plan(x, attrs, info), "init": "1", "combine": "({a} * {b})", "kahan": False}
+
+
+def _mean_plan(x, attrs, info):
+    d = attrs.get("dtype") or x
+    if not d.is_floating_point:
+        raise RuntimeError(
+            "mean(): could not infer output dtype. Input dtype must be either a floating "
+            f"point or complex dtype. Got: {_pyname(d)}")
+    return {**_sum_plan(x, {**attrs, "dtype": d}, info), "post": "({a} / {n})"}
+
+
+def _extreme_plan(largest):
+    def plan(x, attrs, info):
+        acc = _acc_float(x)
+        if x.is_floating_point:
+            comb = MAX_NAN if largest else MIN_NAN
+        else:
+            comb = "max({a}, {b})" if largest else "min({a}, {b})"
+        return {"acc": acc, "out": x, "init": lowest(acc) if largest else highest(acc),
+                "combine": comb}
+
+    return plan
+
+
+def _logical_plan(is_all):
+    def plan(x, attrs, info):
+        # x != 0 is -1 (vector) or 1 (scalar): both truthy, and & | keep them so.
+        return {"acc": dt.int32, "out": dt.uint8 if x is dt.uint8 else dt.bool_, "xtype": x,
+                "init": "-1" if is_all else "0",
+                "combine": "({a} & {b})" if is_all else "({a} | {b})",
+                "pre": "{to_acc}({x} != ({T})0)",
+                "post": "(({a} != ({T})0) ? ({T})1 : ({T})0)"}
+
+    return plan
+
+
+def _norm_plan(x, attrs, info):
+    d = attrs.get("dtype") or x
+    if not d.is_floating_point:
+        raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor "
+                           f"as input. Got {_pyname(d)}")
+    acc = _acc_float(d)
+    p = attrs["p"]
+    base = {"acc": acc, "out": d, "init": "0", "combine": "({a} + {b})",
+            "kahan": acc is dt.float32}
+    if p == 2:
+        return {**base, "pre": "({x} * {x})", "post": "sqrt({a})"}
+    if p == 1:
+        return {**base, "pre": "fabs({x})"}
+    if p == 0:
+        return {**base, "pre": "(({x} != ({T})0) ? ({T})1 : ({T})0)"}
+    if p == math.inf:
+        return {**base, "pre": "fabs({x})", "combine": MAX_NAN, "kahan": False}
+    if p == -math.inf:
+        return {**base, "pre": "fabs({x})", "combine": MIN_NAN, "init": "INFINITY",
+                "kahan": False}
+    return {**base, "pre": "pow(fabs({x}), {P})", "post": "pow({a}, ({T})1 / {P})", "prm": p}
+
+
+def _var_plan(sqrt):
+    def plan(x, attrs, info):
+        if not x.is_floating_point:
+            raise RuntimeError("std and var only support floating point and complex dtypes")
+        var = "({q} / fmax({n} - {P}, ({T})0))"  # PyTorch: M2 / max(0, N - correction)
+        return {"acc": _acc_float(x), "out": x, "post": f"sqrt({var})" if sqrt else var,
+                "prm": attrs["correction"]}
+
+    return plan
+
+
+def _lse_plan(x, attrs, info):
+    out = x if x.is_floating_point else dt.get_default_dtype()
+    acc = _acc_float(out)
+    return {"acc": acc, "out": out, "kahan": acc is dt.float32}
+
+
+def _arg_plan(largest, values):
+    def plan(x, attrs, info):
+        if not values and x is dt.bool_:
+            name = "argmax" if largest else "argmin"
+            raise RuntimeError(f"{name}(): does not support bool input")
+        acc = _acc_float(x)
+        c = ">" if largest else "<"
+        better = f"({{x}} {c} {{v}})"
+        if x.is_floating_point:  # NaN beats every number
+            better = f"({better} || (isnan({{x}}) && !isnan({{v}})))"
+        return {"acc": acc, "out": x if values else dt.int64,
+                "init": lowest(acc) if largest else highest(acc), "better": better,
+                "post": "{a}" if values else "index"}
+
+    return plan
+
+
+def _softmax_plan(name):
+    def plan(x, attrs, info):
+        out = attrs.get("dtype") or x
+        if not out.is_floating_point:
+            raise NotImplementedError(
+                f'"{name}_lastdim_kernel_impl" not implemented for \'{_pyname(out)}\'')
+        return {"acc": _acc_float(out), "out": out}
+
+    return plan
+
+
+def _cumsum_plan(x, attrs, info):
+    d = attrs.get("dtype") or (x if x.is_floating_point else dt.int64)
+    if d is dt.float32 and info.fp64:
+        acc = dt.float64  # PyTorch's CPU scan accumulates float in double
+    else:
+        acc = _acc_of(d)
+    return {"acc": acc, "out": d, "xtype": d}
+
+
+# --- numpy references ---------------------------------------------------------------------
+
+
+def _axis(x, dim):
+    return None if dim is None else tuple(dim)
+
+
+def _np_acc(x, dtype):
+    if dtype is not None:
+        return x.astype(dtype.np)
+    if x.dtype.kind in "biu":
+        return x.astype(np.int64)
+    return x
+
+
+def _ref_sum(x, dim=None, keepdim=False, dtype=None):
+    return np.sum(_np_acc(x, dtype), axis=_axis(x, dim), keepdims=keepdim)
+
+
+def _ref_prod(x, dim=None, keepdim=False, dtype=None):
+    return np.prod(_np_acc(x, dtype), axis=_axis(x, dim), keepdims=keepdim)
+
+
+def _ref_mean(x, dim=None, keepdim=False, dtype=None):
+    x = x.astype(dtype.np) if dtype is not None else x
+    if x.size == 0:
+        return np.full(np.sum(x, axis=_axis(x, dim), keepdims=keepdim).shape, np.nan, x.dtype)
+    return np.mean(x, axis=_axis(x, dim), keepdims=keepdim).astype(x.dtype)
+
+
+def _ref_extreme(fn):
+    def ref(x, dim=None, keepdim=False):
+        return fn(x, axis=_axis(x, dim), keepdims=keepdim)
+
+    return ref
+
+
+def _ref_arg(fn, values):
+    def ref(x, dim=None, keepdim=False):
+        if dim is None:
+            i = fn(x.reshape(-1))
+            shape = (1,) * x.ndim if keepdim else ()
+            return np.asarray(i, np.int64).reshape(shape)
+        (d,) = dim
+        if x.ndim == 0:
+            i = np.zeros((), np.int64)
+            return (x.copy(), i) if values else i
+        i = np.expand_dims(fn(x, axis=d), d)
+        v = np.take_along_axis(x, i, d)
+        if not keepdim:
+            i, v = i.squeeze(d), v.squeeze(d)
+        return (v, i.astype(np.int64)) if values else i.astype(np.int64)
+
+    return ref
+
+
+def _nan_first(fn):
+    """np.argmax/argmin with PyTorch's rule: the first NaN wins."""
+    def f(x, axis=None):
+        if x.dtype.kind == "f":
+            nan = np.isnan(x)
+            if nan.any():
+                return np.where(nan.any(axis=axis), np.argmax(nan, axis=axis), fn(x, axis=axis))
+        return fn(x, axis=axis)
+
+    return f
+
+
+def _ref_var(sqrt):
+    def ref(x, dim=None, keepdim=False, correction=1):
+        axis = _axis(x, dim)
+        n = x.size if axis is None else int(np.prod([x.shape[a] for a in axis]))
+        with np.errstate(all="ignore"):
+            m = np.mean(x, axis=axis, keepdims=True) if x.size else np.zeros_like(x)
+            q = np.sum((x - m) ** 2, axis=axis, keepdims=keepdim)
+            v = q / builtins.max(0, n - correction)
+        return (np.sqrt(v) if sqrt else v).astype(x.dtype)
+
+    return ref
+
+
+def _ref_lse(x, dim=None, keepdim=False):
+    x = x if x.dtype.kind == "f" else x.astype(np.float32)
+    axis = _axis(x, dim)
+    with np.errstate(all="ignore"):
+        m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+        m = np.where(np.isinf(m), 0, m)
+        r = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return r if keepdim else np.squeeze(r, axis) if axis is not None else r.reshape(())
+
+
+def _ref_softmax(log):
+    def ref(x, dim, dtype=None):
+        x = x.astype(dtype.np) if dtype is not None else x
+        with np.errstate(all="ignore"):
+            m = np.max(x, axis=dim, keepdims=True, initial=-np.inf)
+            e = x - m
+            s = np.sum(np.exp(e), axis=dim, keepdims=True)
+            return e - np.log(s) if log else np.exp(e) / s
+
+    return ref
+
+
+def _ref_cumsum(x, dim, dtype=None):
+    return np.cumsum(_np_acc(x, dtype), axis=dim)
+
+
+def _ref_logical(fn):
+    def ref(x, dim=None, keepdim=False):
+        r = fn(x != 0, axis=_axis(x, dim), keepdims=keepdim)
+        return r.astype(np.uint8) if x.dtype == np.uint8 else r
+
+    return ref
+
+
+def _ref_norm(x, p=2, dim=None, keepdim=False, dtype=None):
+    x = x.astype(dtype.np) if dtype is not None else x
+    axis = _axis(x, dim)
+    a = np.abs(x)
+    if p == math.inf:
+        return np.max(a, axis=axis, keepdims=keepdim, initial=0)
+    if p == -math.inf:
+        return np.min(a, axis=axis, keepdims=keepdim, initial=np.inf)
+    if p == 0:
+        return np.sum(a != 0, axis=axis, keepdims=keepdim).astype(x.dtype)
+    return np.sum(a ** p, axis=axis, keepdims=keepdim) ** (1.0 / p)
+
+
+# --- layout -------------------------------------------------------------------------------
+
+
+def _merge(dims):
+    """Merge (size, stride) pairs, outer to inner, that walk memory as one dim."""
+    out = []
+    for n, s in dims:
+        if out and out[-1][1] == s * n:
+            out[-1] = (out[-1][0] * n, s)
+        else:
+            out.append((n, s))
+    return out
+
+
+def _bucket(n: int) -> int:
+    """Dims a kernel is generated for: 2, 4 or more. Padding with size-1 dims costs a
+    division per row or run; each distinct program costs a build (0.35 s cold)."""
+    return 2 if n <= 2 else builtins.max(4, n)
+
+
+def _chunks(R: int, items: int, step: int, info) -> tuple[int, int]:
+    """(nchunk, chunk): split a reduced range of R steps (``step`` elements each) when
+    ``items`` work-items are too few for every core; chunks of >= _CHUNK_MIN elements."""
+    local = codegen.local_size(info)
+    if items >= 2 * info.compute_units * local or R * step < _SPLIT_MIN_ELEMENTS:
+        return 1, builtins.max(R, 1)
+    nchunk = builtins.min(-(-R * step // _CHUNK_MIN), -(-4 * info.compute_units * local // items))
+    if nchunk <= 1:
+        return 1, builtins.max(R, 1)
+    chunk = -(-R // nchunk)
+    chunk = -(-chunk // 16) * 16
+    return -(-R // chunk), chunk
+
+
+def _pad(dims, n):
+    return [(1, 0)] * (n - len(dims)) + dims
+
+
+def _numel(shape) -> int:
+    r = 1
+    for s in shape:
+        r *= s
+    return r
+
+
+def _out_shape(shape, dims, keepdim):
+    if keepdim:
+        return tuple(1 if i in dims else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in dims)
+
+
+def _check_device(info, *dtypes):
+    for d in dtypes:
+        codegen.check_dtype(info, d)
+
+
+_widths: dict = {}
+
+
+def _vector_width(info, *dtypes) -> int:
+    """Elements per vector: what the device prefers for the widest type involved. Vectors
+    stay within 256 bits where PoCL targets AVX2: LLVM 14 aborts the process compiling a
+    long8 -> float8 conversion ("Cannot select X86ISD::FILD"). Memoized: a device query
+    costs about 25 us."""
+    key = (info.index, builtins.max(d.itemsize for d in dtypes))
+    w = _widths.get(key)
+    if w is None:
+        w = _widths[key] = info.vector_width("double" if key[1] == 8 else "float")
+    return w
+
+
+# --- the eager executor -------------------------------------------------------------------
+
+
+def _run(op: OpDef, args, attrs, out=None):
+    if out is not None:
+        raise TypeError(f"{op.name}(): out= is not supported")
+    x = args[0]
+    kind = op.extra["kind"]
+    if kind in ("softmax", "log_softmax", "cumsum"):
+        return _run_rows(op, x, attrs)
+    return _run_reduce(op, x, attrs)
+
+
+def _plan(op, x, attrs):
+    info = x.device.info
+    plan = op.extra["plan"](x.dtype, attrs, info)
+    _check_device(info, x.dtype, plan["acc"], plan["out"])
+    return info, plan
+
+
+# Vector accumulators along the row (inner) and vectors of outputs per work-item (outer).
+# Wide outer tiles touch fewer pages per element (each reduced step is a new row, often a
+# new page): 8 x float8 measured 0.45-0.5 ms vs 0.65-0.95 ms for 4, sum over dim 0 of
+# 4096x1024. States of several vectors use fewer, to stay in registers.
+_UNROLL = {"fold": 4, "welford": 2, "arg": 2, "lse": 2, "softmax": 2, "log_softmax": 2}
+_TILE = {"fold": 8, "welford": 4, "arg": 4, "lse": 4, "softmax": 1, "log_softmax": 1}
+
+
+def _spec(op, x, plan, mode, nk, nr, info, width=None):
+    """The program for ``op`` on this device: "cpu" (scalar, inner and outer kernels in
+    one program) or "tree" / "apply"."""
+    kind = op.extra["kind"]
+    if width is None:
+        width = _vector_width(info, x.dtype, plan["acc"], plan["out"]) if mode == "cpu" else 1
+    return ReduceSpec(
+        op=op.name, kind=kind, x=x.dtype.name, acc=plan["acc"].name, out=plan["out"].name,
+        mode=mode, nk=nk, nr=nr, width=width, unroll=_UNROLL.get(kind, 1) if width > 1 else 1,
+        tile=_TILE.get(kind, 1) if width > 1 else 1, local=codegen.local_size(info),
+        init=plan.get("init", "0"), combine=plan.get("combine", "({a} + {b})"),
+        kahan=plan.get("kahan", False), pre=plan.get("pre", "{to_acc}({x})"),
+        xtype=plan["xtype"].name if plan.get("xtype") else "", post=plan.get("post", "{a}"),
+        better=plan.get("better", ""))
+
+
+class _Launch:
+    """How one reduction runs for one input layout: output, kernels and their static
+    arguments. Memoized per (op, attrs, dtype, shape, strides, device)."""
+
+    __slots__ = (
+        "acc",
+        "combine",
+        "cstatic",
+        "gsize",
+        "index_only",
+        "kernel",
+        "kind",
+        "local",
+        "mode",
+        "name",
+        "nchunk",
+        "nitems",
+        "ns",
+        "odt",
+        "oshape",
+        "prm",
+        "rows",
+        "static",
+    )
+
+
+_launches: dict = {}
+
+
+def _run_reduce(op, x, attrs, out_dtype=None):
+    key = (op, tuple(attrs.items()), out_dtype, x.dtype, x._shape, x._stride, x.device,
+           FORCE_TREE)
+    try:
+        L = _launches.get(key)
+    except TypeError:  # an unhashable attr
+        key, L = None, None
+    if L is None:
+        L = _layout(op, x, attrs, out_dtype)
+        if key is not None and len(_launches) < 4096:
+            _launches[key] = L
+    T = registry.Tensor
+    dev = x.device
+    y = T._empty(L.oshape, L.odt, dev)
+    idx = None
+    if L.kind == "arg":
+        idx = y if L.index_only else T._empty(L.oshape, dt.int64, dev)
+    if L.kernel is not None:
+        _launch(L, x, y, idx, dev)
+    return (y, idx) if L.kind == "arg" and not L.index_only else y
+
+
+def _launch(L, x, y, idx, dev):
+    T = registry.Tensor
+    info = dev.info
+    partial = L.nchunk > 1
+    states = [T._empty((L.rows * L.nchunk,), L.acc, dev) for _ in range(L.ns)] if partial else []
+    pidx = T._empty(states[0]._shape, dt.int64, dev) if partial and L.kind == "arg" else None
+    args = L.static + [x._storage.buf, x._offset, y._storage.buf, 0]
+    # stage-1 state arrays; a whole (unsplit) run never touches them: pass the output
+    args += [st._storage.buf for st in states] if partial else [y._storage.buf] * L.ns
+    if L.kind == "arg":
+        args += ((pidx if partial else idx)._storage.buf, idx._storage.buf, 0)
+    args.append(L.prm)
+    registry.launch(info, L.kernel, L.name, (L.gsize,), (L.local,), args)
+    if partial:
+        cargs = L.cstatic + [st._storage.buf for st in states]
+        if L.kind == "arg":
+            cargs.append(pidx._storage.buf)
+        cargs += (y._storage.buf, 0)
+        if L.kind == "arg":
+            cargs += (idx._storage.buf, 0)
+        cargs.append(L.prm)
+        registry.launch(info, L.combine, L.name + "_combine",
+                        (-(-L.rows // L.local) * L.local,), (L.local,), cargs)
+
+
+def _layout(op, x, attrs, out_dtype):
+    """Checks (PyTorch's errors), output shape and dtype, and the kernel choice for this
+    input layout."""
+    kind = op.extra["kind"]
+    dims = attrs["dim"]
+    nd = x.ndim
+    flat = dims is None  # argmax/argmin without dim: the flattened input
+    red_dims = tuple(range(nd)) if flat else dims
+    keepdim = attrs["keepdim"]
+    info, plan = _plan(op, x, attrs)
+    if out_dtype is not None:
+        plan = {**plan, "out": out_dtype}
+    empty = op.extra["empty"]
+    if empty is not None:
+        for d in red_dims:
+            if d < nd and x._shape[d] == 0:
+                if flat or attrs.get("all_dims"):
+                    if empty.startswith("arg"):
+                        raise IndexError(f"{empty}(): Expected reduction dim to be specified "
+                                         "for input.numel() == 0.")
+                    raise RuntimeError(
+                        f"{empty}(): Expected reduction dim to be specified for input.numel() "
+                        "== 0. Specify the reduction dim with the 'dim' argument.")
+                raise IndexError(f"{empty}(): Expected reduction dim {d} to have non-zero size.")
+    L = _Launch()
+    L.kind, L.acc = kind, plan["acc"]
+    L.oshape = _out_shape(x._shape, red_dims, keepdim) if not flat else (
+        (1,) * nd if keepdim else ())
+    L.odt = plan["out"]
+    L.index_only = plan.get("post") == "index"
+    L.kernel = None
+    if _numel(L.oshape) == 0:
+        return L
+
+    # kept and reduced dims as (size, stride), size-1 dims dropped and neighbours merged
+    kept = [(n, s) for i, (n, s) in enumerate(zip(x._shape, x._stride))
+            if i not in red_dims and n != 1]
+    red = [(n, s) for i, (n, s) in enumerate(zip(x._shape, x._stride))
+           if i in red_dims and n != 1]
+    if builtins.any(n == 0 for n, _ in red):
+        red = [(0, 0)]
+    if kind != "arg":  # order-free: innermost the smallest nonzero stride
+        red.sort(key=lambda t: (t[1] != 0, -t[1]))
+    kept, red = _merge(kept), _merge(red) or [(1, 0)]
+    rows = _numel([n for n, _ in kept])
+    R = _numel([n for n, _ in red])
+
+    acc = plan["acc"]
+    local = codegen.local_size(info)
+    cus = info.compute_units
+    nk, nr = _bucket(len(kept)), _bucket(len(red))
+    tree = FORCE_TREE or not info.is_cpu
+    # vector arg states hold int indices
+    width = 1 if tree or kind == "arg" and R >= 2**31 - 1 else None
+    spec = _spec(op, x, plan, "tree" if tree else "cpu", nk, nr, info, width)
+    prog = reduce_program(info, spec)
+    W = spec.width
+    mode, step = "scalar", 1
+    KL = kept[-1][0] if kept else 1
+    if tree:
+        mode, items, nchunk, chunk = "tree", rows, 1, builtins.max(R, 1)
+        if rows < 4 * cus and R >= local * 64:  # a few work-groups per compute unit
+            nchunk = builtins.min(-(-R // (local * 16)), -(-8 * cus // rows))
+            chunk = -(-R // nchunk)
+            nchunk = -(-R // chunk)
+    else:
+        if W > 1 and red[-1][1] == 1 and red[-1][0] >= W:
+            mode = "inner"
+        elif W > 1 and kept and kept[-1][1] == 1 and KL >= W:
+            mode = "outer"
+        # outer: one item per tile of outputs; each step of its walk reads a tile
+        step = spec.tile * W if mode == "outer" else 1
+        items = (rows // KL) * -(-KL // step) if mode == "outer" else rows
+        nchunk, chunk = _chunks(R, items, step, info)
+    kept, red = _pad(kept, nk), _pad(red, nr)
+
+    L.nitems, L.rows, L.nchunk, L.mode, L.local = items * nchunk, rows, nchunk, mode, local
+    L.ns = n_state(kind)
+    L.prm = (np.uint8 if acc is dt.bool_ else acc.np.type)(plan.get("prm", 0))
+    L.static = [L.nitems, nchunk, chunk, R, np.int32(nchunk > 1)]
+    for n, s in kept + red:
+        L.static += (n, s)
+    L.kernel, L.name, L.combine = prog.kernels[mode], prog.name, prog.combine
+    L.gsize = L.nitems * local if mode == "tree" else -(-L.nitems // local) * local
+    # partial state (row, chunk): outer stores chunk-major, the others row-major
+    sr, sc = (1, rows) if mode == "outer" else (nchunk, 1)
+    L.cstatic = [rows, nchunk, R, sr, sc]
+    return L
+
+
+def _run_rows(op, x, attrs):
+    """softmax, log_softmax, cumsum: the output has the input's shape; one row per
+    work-item (CPU) or work-group (tree) along ``dim``."""
+    T = registry.Tensor
+    kind = op.extra["kind"]
+    info, plan = _plan(op, x, attrs)
+    nd = x.ndim
+    d = attrs["dim"]
+    y = T._empty(x._shape, plan["out"], x.device)
+    if y.numel() == 0:
+        return y
+    R = x._shape[d] if nd else 1
+    rst = x._stride[d] if nd else 0
+    ost = y._stride[d] if nd else 0
+    kept = []
+    for i, (n, s, o) in enumerate(zip(x._shape, x._stride, y._stride)):
+        if i == d or n == 1:
+            continue
+        if kept and kept[-1][1] == s * n and kept[-1][2] == o * n:
+            kept[-1] = (kept[-1][0] * n, s, o)
+        else:
+            kept.append((n, s, o))
+    rows = _numel([n for n, _, _ in kept])
+    local = codegen.local_size(info)
+    nk = _bucket(len(kept))
+    tree = kind != "cumsum" and (FORCE_TREE or not info.is_cpu)
+    spec = _spec(op, x, plan, "tree" if tree else "cpu", nk, 1, info,
+                 1 if tree or kind == "cumsum" else None)
+    W = spec.width
+    mode = "tree" if tree else "scalar"
+    if W > 1 and rst == 1 and ost == 1 and R >= W:
+        mode = "inner"
+        if rows < 2 * info.compute_units * local and R >= _SPLIT_MIN_ELEMENTS:
+            # a few long rows: a split logsumexp, then a chunked write
+            return _softmax_split(op, x, y, plan, kept, R, rst, ost, d, info)
+    elif W > 1 and kept and kept[-1][1] == 1 and kept[-1][2] == 1 and kept[-1][0] >= W:
+        mode = "outer"
+    prog = reduce_program(info, spec)
+    kept = [(1, 0, 0)] * (nk - len(kept)) + kept
+    nitems = rows
+    if mode == "outer":
+        KL = kept[-1][0]
+        nitems = (rows // KL) * (-(-KL // (spec.tile * W)))
+    args = [nitems, R, rst, ost]
+    for n, s, o in kept:
+        args += (n, s, o)
+    args += (x._storage.buf, x._offset, y._storage.buf, 0)
+    gsize = nitems * local if mode == "tree" else -(-nitems // local) * local
+    registry.launch(info, prog.kernels[mode], prog.name, (gsize,), (local,), args)
+    return y
+
+
+def _softmax_split(op, x, y, plan, kept, R, rst, ost, d, info):
+    """softmax over a few long rows: logsumexp (rows split in chunks over all cores), then
+    a kernel writing exp(x - lse) (or x - lse) chunk by chunk."""
+    acc = plan["acc"]
+    rows = _numel([n for n, _, _ in kept])
+    # logsumexp of the input as the softmax computes it (cast to dtype, result in acc)
+    xd = x if x.dtype.compute == acc.compute else x.to(plan["out"])
+    lse = _run_reduce(LOGSUMEXP, xd, {"dim": (d,), "keepdim": False, "all_dims": False},
+                      out_dtype=acc)
+    local = codegen.local_size(info)
+    nk = _bucket(len(kept))
+    kept = [(1, 0, 0)] * (nk - len(kept)) + kept
+    spec = _spec(op, x, plan, "apply", nk, 1, info,
+                 _vector_width(info, x.dtype, acc, plan["out"]))
+    prog = reduce_program(info, spec)
+    nchunk, chunk = _chunks(R, rows, 1, info)
+    args = [rows * nchunk, nchunk, chunk, R, rst, ost]
+    for n, s, o in kept:
+        args += (n, s, o)
+    args += (x._storage.buf, x._offset, y._storage.buf, 0, lse._storage.buf)
+    registry.launch(info, prog.kernels["apply"], prog.name,
+                    (-(-rows * nchunk // local) * local,), (local,), args)
+    return y
+
+
+# --- rows ---------------------------------------------------------------------------------
+
+
+def reduction(name, ref, kind, plan, empty=None, vjp=None, differentiable=True):
+    """One reduction row. ``plan(x dtype, attrs, device) -> dict`` gives the accumulator and
+    output dtypes and the fold's expressions; ``empty`` names the op in PyTorch's error for
+    an empty reduced range (ops that have no identity). Attrs: dim as a sorted tuple,
+    keepdim, dtype, correction, p."""
+    return register(OpDef(name, "reduce", ref, _run, vjp, differentiable=differentiable,
+                          extra={"kind": kind, "plan": plan, "empty": empty}))
+
+
+# --- VJPs (gradients built from clgraph ops, so they differentiate again) ------------------
+
+
+def _expand_back(g, x, dim, keepdim):
+    """A reduced gradient broadcast back over the reduced dims of x."""
+    if not keepdim:
+        for d in sorted(dim):
+            g = g.unsqueeze(d)
+    return g.expand(*x.shape)
+
+
+def _count(x, dim) -> int:
+    n = 1
+    for d in dim:
+        n *= x.shape[d]
+    return n
+
+
+def _sum_vjp(g, x, out, dim, keepdim, all_dims, dtype=None):
+    return (_expand_back(g, x, dim, keepdim),)
+
+
+def _mean_vjp(g, x, out, dim, keepdim, all_dims, dtype=None):
+    return (_expand_back(g, x, dim, keepdim) / _count(x, dim),)
+
+
+def _prod_vjp(g, x, out, dim, keepdim, all_dims, dtype=None):
+    # d prod / d x_i is the product of the others: out / x_i without zeros; with exactly one
+    # zero in the range only that element gets the product of the rest; with two, none do.
+    from .math import where
+
+    zero = x == 0
+    nonzero = where(zero, 1.0, x)
+    p_nz = prod(nonzero, dim=dim, keepdim=True)
+    count = sum(zero, dim=dim, keepdim=True)
+    ge = _expand_back(g, x, dim, keepdim)
+    others = where(count == 0, p_nz / nonzero, where((count == 1) & zero, p_nz, 0.0))
+    return (ge * others,)
+
+
+def _extreme_vjp(g, x, out, dim, keepdim, all_dims):
+    """amax/amin: the gradient is shared evenly by the tied extreme elements."""
+    mask = (x == _expand_back(out, x, dim, keepdim)).to(g.dtype)
+    share = mask / sum(mask, dim=dim, keepdim=True)
+    return (_expand_back(g, x, dim, keepdim) * share,)
+
+
+def _arg_vjp(arg_op):
+    """max/min with dim: the gradient goes to the index PyTorch reports."""
+
+    def vjp(g, x, out, dim, keepdim, all_dims):
+        from ..creation import zeros
+        from .index import scatter
+
+        (d,) = dim
+        idx = apply(arg_op, x.detach(), dim=(d,), keepdim=True, all_dims=False)
+        gk = g if keepdim else g.unsqueeze(d)
+        return (scatter(zeros(*x.shape, dtype=g.dtype, device=g.device), d, idx, gk),)
+
+    return vjp
+
+
+def _norm_vjp(g, x, out, dim, keepdim, all_dims, p, dtype=None):
+    from .math import where
+
+    o = _expand_back(out, x, dim, keepdim)
+    ge = _expand_back(g, x, dim, keepdim)
+    if p == 2:
+        return (ge * where(o == 0, 0.0, x / o),)
+    if math.isinf(p):
+        mask = (x.abs() == o).to(g.dtype)
+        return (ge * x.sign() * mask / sum(mask, dim=dim, keepdim=True),)
+    if p == 1:
+        return (ge * x.sign(),)
+    return (ge * x.sign() * x.abs() ** (p - 1) * where(o == 0, 0.0, o ** (1 - p)),)
+
+
+def _var_vjp(is_std):
+    def vjp(g, x, out, dim, keepdim, all_dims, correction):
+        n = _count(x, dim)
+        centered = x - mean(x, dim=dim, keepdim=True)
+        ge = _expand_back(g, x, dim, keepdim)
+        if not is_std:
+            return (ge * centered * (2.0 / builtins.max(n - correction, 0)),)
+        o = _expand_back(out, x, dim, keepdim)
+        return (ge * centered / (o * builtins.max(n - correction, 0)),)
+
+    return vjp
+
+
+def _lse_vjp(g, x, out, dim, keepdim, all_dims):
+    return (_expand_back(g, x, dim, keepdim) * (x - _expand_back(out, x, dim, keepdim)).exp(),)
+
+
+def _softmax_vjp(g, x, out, dim, dtype):
+    return (out * (g - sum(g * out, dim=dim, keepdim=True)),)
+
+
+def _log_softmax_vjp(g, x, out, dim, dtype):
+    return (g - out.exp() * sum(g, dim=dim, keepdim=True),)
+
+
+def _cumsum_vjp(g, x, out, dim, dtype):
+    from .join import flip
+
+    return (flip(cumsum(flip(g, (dim,)), dim), (dim,)),)
+
+
+SUM = reduction("sum", _ref_sum, "fold", _sum_plan, vjp=_sum_vjp)
+PROD = reduction("prod", _ref_prod, "fold", _prod_plan, vjp=_prod_vjp)
+MEAN = reduction("mean", _ref_mean, "fold", _mean_plan, vjp=_mean_vjp)
+AMAX = reduction("amax", _ref_extreme(np.amax), "fold", _extreme_plan(True), empty="amax",
+                 vjp=_extreme_vjp)
+AMIN = reduction("amin", _ref_extreme(np.amin), "fold", _extreme_plan(False), empty="amin",
+                 vjp=_extreme_vjp)
+ALL = reduction("all", _ref_logical(np.all), "fold", _logical_plan(True), differentiable=False)
+ANY = reduction("any", _ref_logical(np.any), "fold", _logical_plan(False), differentiable=False)
+NORM = reduction("norm", _ref_norm, "fold", _norm_plan, vjp=_norm_vjp)
+VAR = reduction("var", _ref_var(False), "welford", _var_plan(False), vjp=_var_vjp(False))
+STD = reduction("std", _ref_var(True), "welford", _var_plan(True), vjp=_var_vjp(True))
+LOGSUMEXP = reduction("logsumexp", _ref_lse, "lse", _lse_plan, vjp=_lse_vjp)
+ARGMAX = reduction("argmax", _ref_arg(_nan_first(np.argmax), False), "arg",
+                   _arg_plan(True, False), empty="argmax", differentiable=False)
+ARGMIN = reduction("argmin", _ref_arg(_nan_first(np.argmin), False), "arg",
+                   _arg_plan(False, False), empty="argmin", differentiable=False)
+MAX = reduction("max", _ref_arg(_nan_first(np.argmax), True), "arg", _arg_plan(True, True),
+                empty="max", vjp=_arg_vjp(ARGMAX))
+MIN = reduction("min", _ref_arg(_nan_first(np.argmin), True), "arg", _arg_plan(False, True),
+                empty="min", vjp=_arg_vjp(ARGMIN))
+SOFTMAX = reduction("softmax", _ref_softmax(False), "softmax", _softmax_plan("softmax"),
+                    vjp=_softmax_vjp)
+LOG_SOFTMAX = reduction("log_softmax", _ref_softmax(True), "log_softmax",
+                        _softmax_plan("log_softmax"), vjp=_log_softmax_vjp)
+CUMSUM = reduction("cumsum", _ref_cumsum, "cumsum", _cumsum_plan, vjp=_cumsum_vjp)
+
+
+# --- public functions ---------------------------------------------------------------------
+
+
+def _check_tensor(x, name):
+    if not isinstance(x, registry.Tensor):
+        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(x).__name__}")
+
+
+def _dims(dim, ndim: int):
+    """dim as None, an int or a sequence -> sorted tuple of wrapped dims (None: all)."""
+    if dim is None:
+        return None
+    if isinstance(dim, (tuple, list)):
+        seen = []
+        for d in dim:
+            w = wrap_dim(d, ndim)
+            if w in seen:
+                raise RuntimeError(f"dim {w} appears multiple times in the list of dims")
+            seen.append(w)
+        return tuple(sorted(seen)) if seen else None
+    return (wrap_dim(dim, ndim),)
+
+
+def _reduce(op, input, dim, keepdim, **attrs):
+    _check_tensor(input, op.name)
+    dims = _dims(dim, input.ndim)
+    all_dims = dims is None
+    if all_dims:
+        dims = tuple(range(input.ndim))
+    return apply(op, input, dim=dims, keepdim=bool(keepdim), all_dims=all_dims, **attrs)
+
+
+def _dtype(dtype):
+    return None if dtype is None else dt.as_dtype(dtype)
+
+
+def sum(input, dim=None, keepdim=False, *, dtype=None):
+    """torch.sum. Float32 sums are compensated (Kahan)."""
+    return _reduce(SUM, input, dim, keepdim, dtype=_dtype(dtype))
+
+
+def prod(input, dim=None, keepdim=False, *, dtype=None):
+    """torch.prod; ``dim`` may also be a tuple."""
+    return _reduce(PROD, input, dim, keepdim, dtype=_dtype(dtype))
+
+
+def mean(input, dim=None, keepdim=False, *, dtype=None):
+    """torch.mean."""
+    return _reduce(MEAN, input, dim, keepdim, dtype=_dtype(dtype))
+
+
+def amax(input, dim=(), keepdim=False):
+    """torch.amax."""
+    return _reduce(AMAX, input, dim, keepdim)
+
+
+def amin(input, dim=(), keepdim=False):
+    """torch.amin."""
+    return _reduce(AMIN, input, dim, keepdim)
+
+
+def all(input, dim=None, keepdim=False):
+    """torch.all."""
+    return _reduce(ALL, input, dim, keepdim)
+
+
+def any(input, dim=None, keepdim=False):
+    """torch.any."""
+    return _reduce(ANY, input, dim, keepdim)
+
+
+def _return_type(name):
+    cls = collections.namedtuple(name, ["values", "indices"])
+    cls.__repr__ = lambda self: (f"torch.return_types.{name}(\nvalues={self.values!r},"
+                                 f"\nindices={self.indices!r})")
+    cls.__module__ = "clgraph.return_types"
+    return cls
+
+
+return_types = type("return_types", (), {n: _return_type(n) for n in ("max", "min")})
+
+
+def _extreme(op, amax_op, other_fn, input, dim, keepdim):
+    _check_tensor(input, op.name)
+    if isinstance(dim, registry.Tensor):
+        return other_fn(input, dim)
+    if dim is None:
+        if keepdim:
+            raise TypeError(f"{op.name}() received an invalid combination of arguments: "
+                            "keepdim without dim")
+        if input.numel() == 0:
+            raise RuntimeError(
+                f"{op.name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                "Specify the reduction dim with the 'dim' argument.")
+        return apply(amax_op, input, dim=tuple(range(input.ndim)), keepdim=False,
+                     all_dims=True)
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, builtins.bool):
+        raise TypeError(f"{op.name}(): argument 'dim' must be int, not {type(dim).__name__}")
+    d = wrap_dim(dim, input.ndim)
+    values, indices = apply(op, input, dim=(d,), keepdim=bool(keepdim), all_dims=False)
+    return getattr(return_types, op.name)(values, indices)
+
+
+def max(input, dim=None, keepdim=False):
+    """torch.max: the largest value; with ``dim`` (values, indices); with a tensor second
+    argument the elementwise maximum."""
+    from .math import maximum
+
+    return _extreme(MAX, AMAX, maximum, input, dim, keepdim)
+
+
+def min(input, dim=None, keepdim=False):
+    """torch.min (see max)."""
+    from .math import minimum
+
+    return _extreme(MIN, AMIN, minimum, input, dim, keepdim)
+
+
+def _arg(op, input, dim, keepdim):
+    _check_tensor(input, op.name)
+    if dim is None:
+        if input.numel() == 0:
+            raise IndexError(f"{op.name}(): Expected reduction dim to be specified for "
+                             "input.numel() == 0.")
+        return apply(op, input, dim=None, keepdim=bool(keepdim), all_dims=True)
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, builtins.bool):
+        raise TypeError(f"{op.name}(): argument 'dim' (position 1) must be int, not "
+                        f"{type(dim).__name__}")
+    return apply(op, input, dim=(wrap_dim(dim, input.ndim),), keepdim=bool(keepdim),
+                 all_dims=False)
+
+
+def argmax(input, dim=None, keepdim=False):
+    """torch.argmax: the first index of the largest value (NaN counts as largest)."""
+    return _arg(ARGMAX, input, dim, keepdim)
+
+
+def argmin(input, dim=None, keepdim=False):
+    """torch.argmin."""
+    return _arg(ARGMIN, input, dim, keepdim)
+
+
+def _correction(unbiased, correction):
+    if unbiased is not None and correction is not None:
+        raise TypeError("var()/std(): use either unbiased or correction, not both")
+    if correction is not None:
+        return float(correction)
+    return 1.0 if unbiased is None or unbiased else 0.0
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """torch.var: ``unbiased`` (legacy) or ``correction`` (default 1)."""
+    if isinstance(dim, builtins.bool):
+        dim, unbiased = None, dim
+    return _reduce(VAR, input, dim, keepdim, correction=_correction(unbiased, correction))
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """torch.std: ``unbiased`` (legacy) or ``correction`` (default 1)."""
+    if isinstance(dim, builtins.bool):
+        dim, unbiased = None, dim
+    return _reduce(STD, input, dim, keepdim, correction=_correction(unbiased, correction))
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """torch.var_mean: (var, mean)."""
+    return (var(input, dim, unbiased, keepdim, correction=correction),
+            mean(input, dim, keepdim))
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """torch.std_mean: (std, mean)."""
+    return (std(input, dim, unbiased, keepdim, correction=correction),
+            mean(input, dim, keepdim))
+
+
+def logsumexp(input, dim, keepdim=False):
+    """torch.logsumexp, max-shifted; integer inputs give the default float dtype."""
+    return _reduce(LOGSUMEXP, input, dim, keepdim)
+
+
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
+    """torch.norm for vector norms: p a number, inf, -inf or 'fro' (= 2) over ``dim``."""
+    if p == "fro" or p is None:
+        p = 2
+    if isinstance(p, str):
+        raise NotImplementedError(f"norm(): p={p!r} (matrix norms) is not supported")
+    return _reduce(NORM, input, dim, keepdim, p=float(p), dtype=_dtype(dtype))
+
+
+def _row_op(op, input, dim, dtype):
+    _check_tensor(input, op.name)
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, builtins.bool):
+        raise TypeError(f"{op.name}(): argument 'dim' must be int, not {type(dim).__name__}")
+    return apply(op, input, dim=wrap_dim(dim, input.ndim), dtype=_dtype(dtype))
+
+
+def softmax(input, dim, dtype=None):
+    """torch.softmax (the input is cast to ``dtype`` first when given)."""
+    return _row_op(SOFTMAX, input, dim, dtype)
+
+
+def log_softmax(input, dim, dtype=None):
+    """torch.log_softmax."""
+    return _row_op(LOG_SOFTMAX, input, dim, dtype)
+
+
+def cumsum(input, dim, *, dtype=None):
+    """torch.cumsum; integer and bool inputs give int64. Float32 accumulates in float64
+    where the device has it, as PyTorch's CPU kernel does."""
+    return _row_op(CUMSUM, input, dim, dtype)
+
+
+__all__ = ["all", "amax", "amin", "any", "argmax", "argmin", "cumsum", "log_softmax",
+           "logsumexp", "max", "mean", "min", "norm", "prod", "softmax", "std", "std_mean",
+           "sum", "var", "var_mean"]

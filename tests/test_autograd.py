@@ -1,0 +1,316 @@
+"""Autograd: gradcheck over every differentiable registry row (float64 finite differences),
+second order on a sub-table, accumulation, hooks, grad modes and the safety checks."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+
+import clgraph as cg
+from clgraph import runtime
+from clgraph.autograd import gradcheck, gradgradcheck
+from clgraph.ops.registry import REGISTRY
+
+F64 = cg.float64
+
+
+def leaf(*shape, low=-1.0, high=1.0, seed=0):
+    rng = np.random.default_rng(seed + 7 * len(shape) + sum(shape))
+    return cg.from_numpy(rng.uniform(low, high, shape)).requires_grad_()
+
+
+def pos(*shape, seed=0):
+    return leaf(*shape, low=0.5, high=2.0, seed=seed)
+
+
+# One or more gradchecked functions per differentiable row. Inputs use broadcasting and
+# non-contiguous views where the op allows.
+GRAD_CASES = {
+    "neg": [lambda: ((lambda x: -x), (leaf(3, 2),))],
+    "abs": [lambda: (cg.abs, (leaf(3, 4) + 0.05,))],
+    "sign": [lambda: (cg.sign, (leaf(3) + 0.05,))],
+    "floor": [lambda: (cg.floor, (leaf(3) + 0.05,))],
+    "ceil": [lambda: (cg.ceil, (leaf(3) + 0.05,))],
+    "round": [lambda: (cg.round, (leaf(3) + 0.05,))],
+    "relu": [lambda: (cg.relu, (leaf(4, 3).t() + 0.05,))],
+    "exp": [lambda: (cg.exp, (leaf(2, 3).t(),))],
+    "log": [lambda: (cg.log, (pos(3, 2),))],
+    "log1p": [lambda: (cg.log1p, (pos(3),))],
+    "expm1": [lambda: (cg.expm1, (leaf(3),))],
+    "sqrt": [lambda: (cg.sqrt, (pos(2, 2),))],
+    "rsqrt": [lambda: (cg.rsqrt, (pos(3),))],
+    "sin": [lambda: (cg.sin, (leaf(3),))],
+    "cos": [lambda: (cg.cos, (leaf(3),))],
+    "tanh": [lambda: (cg.tanh, (leaf(3, 2),))],
+    "sigmoid": [lambda: (cg.sigmoid, (leaf(3, 2),))],
+    "erf": [lambda: (cg.erf, (leaf(3),))],
+    "reciprocal": [lambda: (cg.reciprocal, (pos(3),))],
+    "to_dtype": [lambda: ((lambda x: x.to(cg.float64, copy=True) * 2), (leaf(3),))],
+    "add": [lambda: (cg.add, (leaf(2, 3), leaf(3, seed=1))),
+            lambda: ((lambda a: a + 2.5), (leaf(2, 2),))],
+    "sub": [lambda: (cg.sub, (leaf(2, 1), leaf(1, 3, seed=1)))],
+    "mul": [lambda: (cg.mul, (leaf(3, 2).t(), leaf(3, seed=1)))],
+    "div": [lambda: (cg.div, (leaf(2, 3), pos(2, 1, seed=1)))],
+    "floor_divide": [lambda: (cg.floor_divide, (leaf(3) * 5 + 0.1, pos(3, seed=1)))],
+    "remainder": [lambda: (cg.remainder, (leaf(3) * 3 + 0.1, pos(1, seed=1) + 0.31))],
+    "pow": [lambda: (cg.pow, (pos(2, 3), leaf(3, seed=1))),
+            lambda: ((lambda a: a ** 3), (leaf(3),))],
+    "maximum": [lambda: (cg.maximum, (leaf(2, 3), leaf(3, seed=1)))],
+    "minimum": [lambda: (cg.minimum, (leaf(2, 3), leaf(3, seed=1)))],
+    "atan2": [lambda: (cg.atan2, (leaf(3), pos(3, seed=1)))],
+    "where": [lambda: ((lambda a, b: cg.where(a > 0, a, b)), (leaf(2, 3), leaf(3, seed=1)))],
+    "view": [lambda: ((lambda x: x.view(6, 2) * 1), (leaf(3, 4),))],
+    "permute": [lambda: ((lambda x: x.permute(2, 0, 1) * 1), (leaf(2, 3, 2),))],
+    "expand": [lambda: ((lambda x: x.expand(3, 2, 4) * 1), (leaf(2, 1),))],
+    "squeeze": [lambda: ((lambda x: x.squeeze(1) * 1), (leaf(3, 1),))],
+    "unsqueeze": [lambda: ((lambda x: x.unsqueeze(0) * 1), (leaf(3),))],
+    "slice": [lambda: ((lambda x: x[1:, ::2] * 1), (leaf(3, 5),))],
+    "slice_backward": [lambda: ((lambda x: (x[1:, ::2] * 1)), (leaf(3, 4),))],
+    "matmul": [lambda: (cg.matmul, (leaf(3, 4), leaf(4, 2, seed=1))),
+               lambda: (cg.matmul, (leaf(2, 1, 3, 4), leaf(3, 4, 2, seed=1))),
+               lambda: (cg.matmul, (leaf(4), leaf(4, 2, seed=1)))],
+    "index": [lambda: ((lambda x: x[cg.tensor([0, 2, 0])]), (leaf(3, 2),)),
+              lambda: ((lambda x: x[x > 0]), (leaf(4, 3),)),
+              lambda: ((lambda x: x[:, [1, 1, 0]]), (leaf(2, 3).t(),))],
+    "index_put": [lambda: ((lambda x, v: cg.index_put(x, (cg.tensor([0, 2]),), v)),
+                           (leaf(3, 2), leaf(2, 2, seed=1))),
+                  lambda: ((lambda x, v: cg.index_put(x, (cg.tensor([1, 1]),), v, True)),
+                           (leaf(3), leaf(2, seed=1)))],
+    "gather": [lambda: ((lambda x: cg.gather(x, 1, cg.tensor([[0, 0], [1, 0]]))),
+                        (leaf(2, 3),))],
+    "scatter": [lambda: ((lambda x, s: cg.scatter(x, 0, cg.tensor([[1, 0, 2]]), s)),
+                         (leaf(3, 3), leaf(1, 3, seed=1)))],
+    "scatter_add": [lambda: ((lambda x, s: cg.scatter_add(x, 0, cg.tensor([[1, 1, 2]]), s)),
+                             (leaf(3, 3), leaf(1, 3, seed=1)))],
+    "index_select": [lambda: ((lambda x: cg.index_select(x, 0, cg.tensor([2, 0, 2]))),
+                              (leaf(3, 2),))],
+    "index_add": [lambda: ((lambda x, s: cg.index_add(x, 0, cg.tensor([1, 1]), s, alpha=2)),
+                           (leaf(3, 2), leaf(2, 2, seed=1)))],
+    "masked_fill": [lambda: ((lambda x: cg.masked_fill(x, cg.tensor([True, False, True]), 0.5)),
+                             (leaf(2, 3),))],
+    "masked_select": [lambda: ((lambda x: cg.masked_select(x, cg.tensor([True, False, True]))),
+                               (leaf(2, 3),))],
+    "cat": [lambda: ((lambda a, b: cg.cat([a, b], dim=1)), (leaf(2, 2), leaf(2, 3, seed=1))),
+            lambda: ((lambda a, b: cg.stack([a, b])), (leaf(3), leaf(3, seed=1)))],
+    "tril": [lambda: ((lambda x: cg.tril(x, -1)), (leaf(3, 3),))],
+    "triu": [lambda: ((lambda x: cg.triu(x)), (leaf(3, 4),))],
+    "flip": [lambda: ((lambda x: cg.flip(x, (0, 1))), (leaf(3, 2),))],
+}
+
+GRAD_CASES.update({
+    "sum": [lambda: ((lambda x: x.sum()), (leaf(3, 2),)),
+            lambda: ((lambda x: x.t().sum(dim=(0,), keepdim=True)), (leaf(3, 2),))],
+    "mean": [lambda: ((lambda x: x.mean(dim=-1)), (leaf(2, 3, 2),))],
+    "prod": [lambda: ((lambda x: x.prod(dim=1)), (leaf(3, 3),)),
+             lambda: ((lambda x: (x * cg.tensor([1.0, 0.0, 1.0], dtype=F64)).prod(dim=1)),
+                      (leaf(2, 3),))],
+    "amax": [lambda: ((lambda x: cg.amax(x, dim=0)), (leaf(3, 2),))],
+    "amin": [lambda: ((lambda x: cg.amin(x, dim=(0, 1))), (leaf(3, 2),))],
+    "max": [lambda: ((lambda x: x.max(dim=1).values), (leaf(3, 4),)),
+            lambda: ((lambda x: x.max()), (leaf(3, 4),))],
+    "min": [lambda: ((lambda x: x.min(dim=0, keepdim=True)[0]), (leaf(3, 4),))],
+    "norm": [lambda: ((lambda x: x.norm()), (leaf(3, 2),)),
+             lambda: ((lambda x: x.norm(p=3, dim=1)), (leaf(3, 2),))],
+    "var": [lambda: ((lambda x: x.var(dim=1)), (leaf(3, 4),)),
+            lambda: ((lambda x: x.var(correction=0)), (leaf(5),))],
+    "std": [lambda: ((lambda x: x.std(dim=0)), (leaf(4, 2),))],
+    "logsumexp": [lambda: ((lambda x: cg.logsumexp(x, dim=1)), (leaf(3, 4),))],
+    "softmax": [lambda: ((lambda x: x.softmax(dim=-1)), (leaf(3, 4),)),
+                lambda: ((lambda x: x.softmax(dim=0)), (leaf(3, 4).t(),))],
+    "log_softmax": [lambda: ((lambda x: x.log_softmax(dim=1)), (leaf(2, 5),))],
+    "cumsum": [lambda: ((lambda x: x.cumsum(dim=1)), (leaf(2, 4),))],
+})
+
+# rows whose cases live elsewhere in the table or that are deliberately not differentiable
+NOT_DIFFERENTIABLE = {"as_strided"}
+
+
+def _cases():
+    for name, fns in GRAD_CASES.items():
+        for i, f in enumerate(fns):
+            yield pytest.param(f, id=f"{name}-{i}")
+
+
+@pytest.mark.parametrize("make", _cases())
+def test_gradcheck(make):
+    fn, inputs = make()
+    inputs = tuple(i.detach().requires_grad_() for i in inputs)
+    assert gradcheck(fn, inputs)
+
+
+SECOND_ORDER = ["exp", "log", "tanh", "sigmoid", "mul", "div", "pow", "matmul", "sqrt",
+                "sin", "expand", "slice", "sum", "mean", "softmax", "log_softmax", "logsumexp",
+                "var", "prod", "max", "gather", "index_select", "cat"]
+
+
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_gradgradcheck(name):
+    fn, inputs = GRAD_CASES[name][0]()
+    inputs = tuple(i.detach().requires_grad_() for i in inputs)
+    assert gradgradcheck(fn, inputs)
+
+
+def test_every_differentiable_row_is_gradchecked():
+    rows = {n for n, op in REGISTRY.items() if op.differentiable and op.family != "elementwise"
+            or (op.family == "elementwise" and op.differentiable and op.name != "fill")}
+    missing = rows - set(GRAD_CASES) - NOT_DIFFERENTIABLE
+    assert not missing, f"differentiable rows without a gradcheck case: {sorted(missing)}"
+    no_vjp = {n for n in rows - NOT_DIFFERENTIABLE if REGISTRY[n].vjp is None}
+    assert not no_vjp, f"differentiable rows without a VJP: {sorted(no_vjp)}"
+
+
+def test_seed_tutorial_autograd():
+    x = cg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    out = ((x + 2) * (x + 2) * 3).mean()
+    assert "grad_fn=<MeanBackward0>" in repr(out)
+    out.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 1.5 * (x.detach().numpy() + 2))
+    t = cg.tensor([1.0], requires_grad=True)
+    (t * 2).backward()
+    assert t.grad.tolist() == [2.0]
+
+
+def test_accumulation_and_zeroing():
+    w = cg.tensor([1.0, 2.0], requires_grad=True)
+    (w * 3).sum().backward()
+    (w * 3).sum().backward()
+    assert w.grad.tolist() == [6.0, 6.0]
+    w.grad = None
+    (w * w).sum().backward()
+    assert w.grad.tolist() == [2.0, 4.0]
+
+
+def test_backward_twice_needs_retain_graph():
+    x = cg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x.exp() * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+
+
+def test_inplace_change_of_saved_tensor_is_caught():
+    x = cg.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()
+    z = (y * y).sum()
+    y.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        z.backward()
+    a = cg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        a.add_(1)
+
+
+def test_inplace_on_graph_tensor_is_differentiated():
+    x = cg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y += 1  # add_ does not need its inputs' values
+    y.relu_()
+    y.sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]
+
+
+def test_nonscalar_backward_needs_gradient():
+    x = cg.ones(3, requires_grad=True)
+    y = x * 2
+    with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar"):
+        y.backward()
+    y.backward(cg.tensor([1.0, 2.0, 3.0]))
+    assert x.grad.tolist() == [2.0, 4.0, 6.0]
+
+
+def test_autograd_grad_options():
+    x = cg.tensor([1.0, 2.0], requires_grad=True)
+    z = cg.tensor([3.0], requires_grad=True)
+    y = (x * x).sum()
+    (gx,) = cg.autograd.grad(y, x, retain_graph=True)
+    assert gx.tolist() == [2.0, 4.0] and x.grad is None
+    with pytest.raises(RuntimeError, match="allow_unused=True"):
+        cg.autograd.grad(y, (x, z), retain_graph=True)
+    gx, gz = cg.autograd.grad(y, (x, z), allow_unused=True, retain_graph=True)
+    assert gz is None
+    (g2,) = cg.autograd.grad(y, x, grad_outputs=cg.tensor(2.0))
+    assert g2.tolist() == [4.0, 8.0]
+
+
+def test_hessian_vector_product_and_penalty():
+    x = cg.tensor([1.0, 2.0, 3.0], dtype=F64, requires_grad=True)
+    y = (x ** 3).sum()
+    (g,) = cg.autograd.grad(y, x, create_graph=True)
+    v = cg.tensor([1.0, 0.5, 0.25], dtype=F64)
+    (hv,) = cg.autograd.grad((g * v).sum(), x)
+    np.testing.assert_allclose(hv.numpy(), 6 * x.detach().numpy() * v.numpy())
+    w = cg.tensor([0.5, -1.0], requires_grad=True)
+    inp = cg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    out = (inp @ w).tanh().sum()
+    (gi,) = cg.autograd.grad(out, inp, create_graph=True)
+    penalty = (gi * gi).sum()
+    penalty.backward()
+    assert w.grad is not None and w.grad.shape == (2,)
+
+
+def test_hooks_and_retain_grad():
+    x = cg.tensor([1.0, 2.0], requires_grad=True)
+    seen = []
+    x.register_hook(lambda g: seen.append(g.tolist()))
+    y = x * 3
+    y.retain_grad()
+    h = y.register_hook(lambda g: g * 2)
+    y.sum().backward()
+    assert y.grad.tolist() == [2.0, 2.0]
+    assert x.grad.tolist() == [6.0, 6.0] and seen == [[6.0, 6.0]]
+    h.remove()
+
+
+def test_grad_modes():
+    x = cg.ones(2, requires_grad=True)
+    with cg.no_grad():
+        y = x * 2
+    assert not y.requires_grad and y.grad_fn is None
+    with cg.no_grad():
+        with cg.enable_grad():
+            assert (x * 2).requires_grad
+
+    @cg.no_grad()
+    def f(a):
+        return a * 2
+
+    assert not f(x).requires_grad
+    with cg.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert (x * 2).requires_grad
+    assert x.detach().requires_grad is False
+    d = x.detach()
+    assert d._storage is x._storage
+
+
+def test_next_functions_like_pytorch():
+    a = cg.ones(2, requires_grad=True)
+    b = cg.ones(2)
+    c = a * b
+    fns = c.grad_fn.next_functions
+    assert fns[0][0].name() == "AccumulateGrad" and fns[1][0] is None
+    assert c.grad_fn.name() == "MulBackward0"
+    assert not a.requires_grad or a.is_leaf and not c.is_leaf
+
+
+def test_saved_buffers_released_after_backward():
+    gc.collect()
+    x = cg.randn(64, 64, requires_grad=True)
+    before = runtime.live_buffers()
+    y = ((x @ x).tanh() * x).exp().sum()
+    mid = runtime.live_buffers()
+    y.backward()
+    after = runtime.live_buffers()
+    assert mid > before
+    # only y itself and x.grad remain besides what existed before
+    assert after <= before + 2, (before, mid, after)
+
+
+def test_integer_and_bool_results_do_not_require_grad():
+    x = cg.ones(3, requires_grad=True)
+    assert not (x > 0).requires_grad
+    with pytest.raises(RuntimeError, match="floating point"):
+        cg.ones(2, dtype=cg.int64).requires_grad_()
