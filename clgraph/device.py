@@ -24,6 +24,7 @@ class DeviceInfo:
     _ctx: object = None
     _queue: object = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _widths: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -69,20 +70,26 @@ class DeviceInfo:
         return self.cl_device.max_compute_units
 
     def vector_width(self, cl_type: str) -> int:
-        """Elements of cl_type one work-item handles in vectorized elementwise kernels."""
+        """Elements of cl_type one work-item handles in vectorized kernels (memoized)."""
+        w = self._widths.get(cl_type)
+        if w is None:
+            w = self._widths[cl_type] = self._vector_width(cl_type)
+        return w
+
+    def _vector_width(self, cl_type: str) -> int:
         d = self.cl_device
-        w = {
-            "float": d.preferred_vector_width_float,
-            "double": d.preferred_vector_width_double,
-            "half": d.preferred_vector_width_float,
-        }.get(cl_type, 1)
+        if cl_type not in ("float", "double", "half"):
+            return 1
         if not self.is_cpu:
-            # On GPUs one element per work-item with coalesced loads is the norm; a small
+            # GPUs: one element per work-item with coalesced loads is the norm; a small
             # vector keeps loads wide without starving occupancy.
-            return 4 if cl_type in ("float", "half") else 1
+            return 4 if cl_type != "double" else 2
+        w = d.preferred_vector_width_double if cl_type == "double" else \
+            d.preferred_vector_width_float
         w = max(1, min(16, w or 1))
         # PoCL reports 16 floats even when its LLVM targets a CPU without AVX-512 (here: Zen 4
-        # seen as znver3), and LLVM 14 then aborts the whole process ("Do not know how to scalarize") on float16 math: cap at 256 bits.
+        # seen as znver3); 512-bit vectors then abort LLVM or lose their kernels when PoCL
+        # reloads the program from its cache. Cap at 256 bits.
         if not _wide_vectors_ok(self):
             w = min(w, 32 // (8 if cl_type == "double" else 4))
         return w
@@ -139,12 +146,29 @@ _devices: list[DeviceInfo] | None = None
 _enum_lock = threading.Lock()
 
 
+def cache_root():
+    """clgraph's on-disk kernel cache (CLGRAPH_CACHE_DIR; empty string: none)."""
+    from pathlib import Path
+
+    d = os.environ.get("CLGRAPH_CACHE_DIR")
+    if d == "":
+        return None
+    if d is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        d = os.path.join(base, "clgraph")
+    return Path(d)
+
+
 def all_devices() -> list[DeviceInfo]:
     """Every OpenCL device over all platforms, in platform order, enumerated once."""
     global _devices
     if _devices is None:
         with _enum_lock:
             if _devices is None:
+                root = cache_root()
+                if root is not None and "POCL_CACHE_DIR" not in os.environ:
+                    # PoCL keeps built kernels on disk keyed by source; keep them with ours
+                    os.environ["POCL_CACHE_DIR"] = str(root / "pocl")
                 try:
                     import pyopencl as cl
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pyopencl as cl
 
-from ..device import DeviceInfo
+from ..device import DeviceInfo, cache_root
 
 _programs: dict[tuple, cl.Program] = {}
 stats = {"builds": 0, "disk_hits": 0, "memory_hits": 0}
@@ -22,13 +22,7 @@ class KernelBuildError(RuntimeError):
 
 
 def cache_dir() -> Path | None:
-    d = os.environ.get("CLGRAPH_CACHE_DIR")
-    if d == "":
-        return None
-    if d is None:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        d = os.path.join(base, "clgraph")
-    return Path(d)
+    return cache_root()
 
 
 def _device_tag(dev: DeviceInfo) -> str:
@@ -51,6 +45,23 @@ def build(dev: DeviceInfo, source: str, options: tuple[str, ...] = (), name: str
         "\0".join((_device_tag(dev), source, *options)).encode()
     ).hexdigest()[:32]
     root = cache_dir()
+    if root is not None and "Portable Computing Language" in dev.platform:
+        # PoCL caches built kernels on disk itself (POCL_CACHE_DIR, set under our cache
+        # dir), compiling each kernel lazily; reading prg.binaries here would force every
+        # kernel of the program to compile at once. A marker records that it is cached.
+        marker = root / f"{digest}.pocl"
+        prg = _compile(dev, source, options, name)
+        if marker.exists():
+            stats["disk_hits"] += 1
+        else:
+            stats["builds"] += 1
+            try:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.touch()
+            except OSError:
+                pass
+        _programs[key] = prg
+        return prg
     path = root / f"{digest}.bin" if root is not None else None
     if path is not None and path.exists():
         try:
@@ -60,14 +71,7 @@ def build(dev: DeviceInfo, source: str, options: tuple[str, ...] = (), name: str
         except Exception:
             prg = None  # a stale or corrupt entry: rebuild from source below
     if prg is None:
-        try:
-            prg = cl.Program(dev.context, source).build(options=list(options))
-        except cl.Error as e:
-            numbered = "\n".join(f"{i + 1:4d}  {line}" for i, line in enumerate(source.splitlines()))
-            raise KernelBuildError(
-                f"building OpenCL kernel {name or '?'} for cl:{dev.index} ({dev.name}) failed\n"
-                f"options: {' '.join(options)}\n{numbered}\n--- compiler log ---\n{e}"
-            ) from None
+        prg = _compile(dev, source, options, name)
         stats["builds"] += 1
         if path is not None:
             try:
@@ -79,6 +83,17 @@ def build(dev: DeviceInfo, source: str, options: tuple[str, ...] = (), name: str
                 pass  # a read-only or full cache directory only costs rebuilds
     _programs[key] = prg
     return prg
+
+
+def _compile(dev: DeviceInfo, source: str, options, name: str) -> cl.Program:
+    try:
+        return cl.Program(dev.context, source).build(options=list(options))
+    except cl.Error as e:
+        numbered = "\n".join(f"{i + 1:4d}  {line}" for i, line in enumerate(source.splitlines()))
+        raise KernelBuildError(
+            f"building OpenCL kernel {name or '?'} for cl:{dev.index} ({dev.name}) failed\n"
+            f"options: {' '.join(options)}\n{numbered}\n--- compiler log ---\n{e}"
+        ) from None
 
 
 def clear_memory_cache() -> None:
