@@ -262,3 +262,19 @@ def test_broadcast_hypothesis(pair, op, dtype, transpose):
         a = np.ascontiguousarray(a.swapaxes(0, 1)).swapaxes(0, 1)
         ta = cg.from_numpy(np.ascontiguousarray(a.swapaxes(0, 1))).transpose(0, 1)
     check(case, [a, b], [ta, tb])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("sa,sb", [((6, 16), (16,)), ((6, 16), (6, 1)), ((3, 5, 32), (5, 1)),
+                                   ((4, 24), (1, 24)), ((7, 40), (40,))])
+def test_broadcast_rows_vector_path(dtype, sa, sb):
+    """Row- and column-broadcast operands (bias adds) on the vectorized path."""
+    rng = np.random.default_rng(5)
+    case = Case("add", 2)
+    a, b = host(sa, dtype, case, rng), host(sb, dtype, case, rng, 1)
+    ta, tb = cg.from_numpy(a), cg.from_numpy(b)
+    for op in ("add", "mul", "maximum"):
+        check(Case(op, 2), [a, b], [ta, tb])
+        check(Case(op, 2), [b, a], [tb, ta])
+    # a strided (sliced) row operand too
+    check(Case("sub", 2), [a[:, ::1], a[:1]], [ta, ta[:1]])

@@ -67,7 +67,7 @@ def elementwise_kernel(dev, group: EwGroup) -> Kernel:
             types.append(_NP_SCALAR[dt._BY_NAME[dname].compute])
             continue
         types += [None, np.int64]
-        if lay == "v":
+        if lay[0] == "v":
             types += [np.int64] * r
     for _, _, lay in group.outputs:
         types += [None, np.int64]

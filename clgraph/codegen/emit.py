@@ -48,8 +48,10 @@ class EwOp:
 @dataclass(frozen=True)
 class EwGroup:
     """Inputs are (dtype name, layout) with layout "c" (contiguous, same shape as the
-    output), "v" (strided view: offset and one stride per dim) or "s" (scalar argument).
-    Outputs are (value index, dtype name, layout) with layout "c" or "v"."""
+    output), "v" (strided view: offset and one stride per dim), "v1" / "v0" (a strided view
+    whose innermost stride is 1 / 0: the vector path loads it as a vector / broadcasts one
+    element) or "s" (scalar argument). Outputs are (value index, dtype name, layout) with
+    layout "c" or "v"."""
 
     inputs: tuple[tuple[str, str], ...]
     ops: tuple[EwOp, ...]
@@ -70,7 +72,7 @@ def _D(name: str) -> dt.dtype:
 def vectorizable(group: EwGroup) -> bool:
     if group.width <= 1:
         return False
-    if any(lay == "v" for _, lay in group.inputs) or any(lay == "v" for *_, lay in group.outputs):
+    if any(lay == "v" for _, lay in group.inputs) or any(lay != "c" for *_, lay in group.outputs):
         return False
     names = [d for d, _ in group.inputs] + [o.out for o in group.ops] + [d for _, d, _ in group.outputs]
     names += [c for o in group.ops for c in o.casts]
@@ -111,7 +113,7 @@ def emit(group: EwGroup, name: str | None = None) -> tuple[str, str]:
             continue
         params.append(f"__global const {d.cl}* restrict in{k}")
         params.append(f"const long off{k}")
-        if lay == "v":
+        if lay[0] == "v":
             params += [f"const long st{k}_{j}" for j in range(r)]
     for k, (_, dname, lay) in enumerate(group.outputs):
         d = _D(dname)
@@ -124,10 +126,10 @@ def emit(group: EwGroup, name: str | None = None) -> tuple[str, str]:
         """Loads, expressions and stores for one element (width 1) or one vector."""
         out = []
         vt = (lambda c: c) if width == 1 else (lambda c: f"{c}{width}")
-        needs_coords = any(lay == "v" for _, lay in group.inputs) or any(
-            lay == "v" for *_, lay in group.outputs
+        needs_coords = any(lay[0] == "v" for _, lay in group.inputs) or any(
+            lay[0] == "v" for *_, lay in group.outputs
         )
-        if needs_coords and width == 1:
+        if needs_coords:
             out.append(f"{indent}long rem = {idx};")
             for j in reversed(range(r)):
                 out.append(f"{indent}const long c{j} = rem % sh{j}; rem /= sh{j};")
@@ -143,6 +145,9 @@ def emit(group: EwGroup, name: str | None = None) -> tuple[str, str]:
                     pos = " + ".join([f"off{k}"] + [f"c{j} * st{k}_{j}" for j in range(r)])
                 if width == 1:
                     expr = f"vload_half({pos}, in{k})" if d is dt.float16 else f"in{k}[{pos}]"
+                elif lay == "v0":  # broadcast along the vector: one element, splatted
+                    one = f"vload_half({pos}, in{k})" if d is dt.float16 else f"in{k}[{pos}]"
+                    expr = f"(({vt(d.compute)})({one}))"
                 else:
                     expr = (f"vload_half{width}(0, in{k} + {pos})" if d is dt.float16
                             else f"vload{width}(0, in{k} + {pos})")
@@ -185,11 +190,14 @@ def emit(group: EwGroup, name: str | None = None) -> tuple[str, str]:
 
     lines.append(f"__kernel void {name}({', '.join(params)}) {{")
     if vec:
+        strided = any(lay[0] == "v" for _, lay in group.inputs)
+        # strided operands: a vector must stay within one innermost row
+        row_ok = f" && sh{r - 1} % {W} == 0" if strided else ""
         lines.append(f"  const long base = (long)get_global_id(0) * {W};")
-        lines.append(f"  if (base + {W} <= n) {{")
+        lines.append(f"  if (base + {W} <= n{row_ok}) {{")
         lines += body(W, "base", "    ")
         lines.append("  } else {")
-        lines.append("    for (long i = base; i < n; ++i) {")
+        lines.append(f"    for (long i = base; i < n && i < base + {W}; ++i) {{")
         lines += body(1, "i", "      ")
         lines.append("    }")
         lines.append("  }")

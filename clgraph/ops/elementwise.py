@@ -149,7 +149,7 @@ def _run(op: OpDef, args, attrs, out=None):
             kargs.append(a)
             continue
         kargs += (a._storage.buf, a._offset)
-        if la == "v":
+        if la[0] == "v":
             kargs += strides[k]
         k += 1
     kargs += (o._storage.buf, 0)
@@ -219,10 +219,12 @@ def _run_general(op: OpDef, args, attrs, out, fkey):
         k = 0
         for i, a in enumerate(args):
             if isinstance(a, T):
-                lay[i] = "c" if cstrides[k] == cont else "v"
+                st = cstrides[k]
+                lay[i] = "c" if st == cont else ("v1" if st[-1] == 1 else
+                                                  "v0" if st[-1] == 0 else "v")
                 k += 1
         olay = "c" if cstrides[-1] == cont else "v"
-        if olay == "v" or "v" in lay:
+        if olay == "v" or any(la[0] == "v" for la in lay):
             ndim = len(cshape)
     pkey = (key, tuple(lay), out.dtype, olay, ndim, info.index)
     kern = _plans.get(pkey)
@@ -238,7 +240,7 @@ def _run_general(op: OpDef, args, attrs, out, fkey):
             kargs.append(a)
             continue
         kargs += (a._storage.buf, a._offset)
-        if lay[i] == "v":
+        if lay[i][0] == "v":
             kargs += cstrides[k]
         k += 1
     kargs += (out._storage.buf, out._offset)
