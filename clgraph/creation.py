@@ -264,6 +264,7 @@ def _random_fill(t: Tensor, kind: int, a, b) -> Tensor:
     _rng["counter"] += groups
     runtime.launch(info, k, "random_fill", (-(-groups // L) * L,), (L,),
                    (t._storage.buf, n, s & 0xFFFFFFFF, (s >> 32) & 0xFFFFFFFF, base, a, b))
+    t._storage.version += 1
     if t is not target:
         from .ops.math import copy_
 

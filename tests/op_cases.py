@@ -57,6 +57,7 @@ CASES = [
     Case("logical_xor", 2, dtypes=ALL),
     Case("where", 3, dtypes=("float32", "int64", "float16", "bool")),
     Case("to_dtype", dtypes=ALL),
+    Case("threshold_backward", 2, dtypes=("float32", "float64", "float16")),
 ]
 
 # ops with no direct case here: fill is exercised by every creation test

@@ -60,6 +60,9 @@ GRAD_CASES = {
     "maximum": [lambda: (cg.maximum, (leaf(2, 3), leaf(3, seed=1)))],
     "minimum": [lambda: (cg.minimum, (leaf(2, 3), leaf(3, seed=1)))],
     "atan2": [lambda: (cg.atan2, (leaf(3), pos(3, seed=1)))],
+    "threshold_backward": [lambda: ((lambda g: cg.ops.registry.apply(
+        REGISTRY["threshold_backward"], g, cg.tensor([1.0, -1.0, 2.0], dtype=F64))),
+        (leaf(3),))],
     "where": [lambda: ((lambda a, b: cg.where(a > 0, a, b)), (leaf(2, 3), leaf(3, seed=1)))],
     "view": [lambda: ((lambda x: x.view(6, 2) * 1), (leaf(3, 4),))],
     "permute": [lambda: ((lambda x: x.permute(2, 0, 1) * 1), (leaf(2, 3, 2),))],

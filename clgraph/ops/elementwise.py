@@ -364,6 +364,11 @@ def binary(name, ref, expr, rule=_same, vjp=None, vec=True, differentiable=True,
                        differentiable=differentiable, **kw)
 
 
+def _first(common, arg_dtypes, attrs):
+    """The first operand's dtype for both (a gradient masked by a float tensor)."""
+    return (common, arg_dtypes[1] or common), common
+
+
 def _np_float(fn):
     def ref(x):
         x = np.asarray(x)
@@ -426,7 +431,12 @@ unary("ceil", np.ceil, _by_kind("ceil({x})", "{x}"), vjp=_zeros_vjp)
 unary("round", np.round, _by_kind("rint({x})", "{x}"), vjp=_zeros_vjp)
 unary("relu", lambda x: np.maximum(x, 0),
       _by_kind("(({x} > 0) || isnan({x})) ? {x} : ({T})0", "max({x}, ({T})0)", "{x}"),
-      vjp=lambda g, x, out: (g * _call("gt", out, 0),), saves=())
+      vjp=lambda g, x, out: (_call("threshold_backward", g, out),), saves=())
+# relu's gradient in one vectorized kernel: g where out > 0, else 0
+binary("threshold_backward", lambda g, y: np.where(y > 0, g, 0).astype(g.dtype),
+       "(({b} > 0) ? {a} : ({T})0)", _first, promote=slice(0, 1),
+       vjp=lambda gg, g, y, out: (_call("threshold_backward", gg, y), None), saves=(1,),
+       saves_out=False)
 unary("exp", _np_float(np.exp), "exp({x})", _floating,
       vjp=lambda g, x, out: (g * out,), saves=())
 unary("log", _np_float(np.log), "log({x})", _floating,

@@ -14,6 +14,7 @@ import builtins
 import itertools
 import numbers
 import warnings
+import weakref
 
 import numpy as np
 import pyopencl as cl
@@ -45,6 +46,40 @@ def _check_range(values: np.ndarray, size: int, dim: int, negative: bool, messag
     v = int(flat[np.flatnonzero((flat < lo) | (flat >= size))[0]])
     text = f"index {v} is out of bounds for dimension {dim} with size {size}"
     raise exc(text if message is None else f"{message} ({text})")
+
+
+_bounds_cache: "weakref.WeakKeyDictionary" = None
+
+
+def _index_info(index):
+    """(min, max, all distinct) of a non-empty device index tensor, memoized per storage
+    version and view."""
+    global _bounds_cache
+    if _bounds_cache is None:
+        _bounds_cache = weakref.WeakKeyDictionary()
+    per = _bounds_cache.setdefault(index._storage, {})
+    key = (index._storage.version, index._offset, index._shape, index._stride)
+    info = per.get(key)
+    if info is None:
+        host = index._host()
+        if len(per) > 8 or any(k[0] != key[0] for k in per):
+            per.clear()  # entries of older versions are dead
+        info = per[key] = (int(host.min()), int(host.max()), np.unique(host).size == host.size)
+    return info
+
+
+def _check_index(index, size: int, dim: int, negative: bool = False, message=None,
+                 exc=IndexError) -> None:
+    """_check_range for a device index tensor. Its (min, max) is remembered per storage
+    version and view, so a training loop that gathers with the same labels every step reads
+    them back once, not every step (a host read drains the whole queue)."""
+    if index.numel() == 0:
+        return
+    mm = _index_info(index)
+    lo = -size if negative else 0
+    if mm[0] >= lo and mm[1] < size:
+        return
+    _check_range(index._host(), size, dim, negative, message, exc)
 
 
 def _same_device(name, *ts):
@@ -367,7 +402,7 @@ def _run_gather(op_, args, attrs, out=None):
     res = registry.Tensor._empty(index._shape, x.dtype, x.device)
     if res.numel() == 0:
         return res
-    _check_range(index._host(), xs[d], d, negative=False, exc=IndexOutOfRange)
+    _check_index(index, xs[d], d, negative=False, exc=IndexOutOfRange)
     sst = [0 if k == d else s for k, s in enumerate(xst)]
     if not index._shape:
         sst, ist = [], []
@@ -410,7 +445,7 @@ def _run_scatter(op_, args, attrs, out=None):
     if index.numel() == 0:
         return dst
     xs, dst_st = _shape1(dst)
-    _check_range(index._host(), xs[d], d, negative=False, exc=IndexOutOfRange)
+    _check_index(index, xs[d], d, negative=False, exc=IndexOutOfRange)
     if src._storage is dst._storage:
         src = clone(src)
     ixs, ist = _shape1(index)
@@ -443,7 +478,7 @@ def _run_index_select(op_, args, attrs, out=None):
     res = registry.Tensor._empty(shape, x.dtype, x.device)
     if res.numel() == 0:
         return res
-    _check_range(index._host(), xs[d], d, negative=False, message="index out of range in self")
+    _check_index(index, xs[d], d, negative=False, message="index out of range in self")
     istride = index._stride[0] if index._shape else 0
     if x._shape:
         sst = [0 if k == d else s for k, s in enumerate(xst)]
@@ -481,8 +516,7 @@ def _run_index_add(op_, args, attrs, out=None):
     _check_writable(dst)
     if m == 0 or source.numel() == 0:
         return dst
-    host = index._host()
-    _check_range(host, xs[d], d, negative=False, message="index out of range in self")
+    _check_index(index, xs[d], d, negative=False, message="index out of range in self")
     if alpha != 1:
         source = apply(op("to_dtype"), apply(op("mul"), source, alpha), dtype=x.dtype)
         ss, sst = _shape1(source)
@@ -492,7 +526,7 @@ def _run_index_add(op_, args, attrs, out=None):
     keep = [k for k in range(len(xs)) if k != d]
     _scatter(dst, [dst_st[k] for k in keep], source, [sst[k] for k in keep], index,
              [0] * len(keep), [ss[k] for k in keep], m, index._stride[0] if index._shape else 0,
-             sst[d], dst_st[d], add=True, unique=np.unique(host).size == host.size)
+             sst[d], dst_st[d], add=True, unique=_index_info(index)[2])
     return dst
 
 
