@@ -454,10 +454,22 @@ def _to(t: Tensor, device, dtype, copy: bool) -> Tensor:
     from .codegen import check_dtype
 
     check_dtype(device.info, dtype)
-    host = t.detach()._host()
-    out = Tensor._empty(t._shape, t.dtype, device)
-    runtime.write(out._storage, host)
+    out = reg.apply(_TO_DEVICE, t, device=device)
     return out if dtype is t.dtype else out.to(dtype)
+
+
+def _run_to_device(op, args, attrs, out=None):
+    t = args[0]
+    host = t.detach()._host()
+    res = Tensor._empty(t._shape, t.dtype, attrs["device"])
+    runtime.write(res._storage, host)
+    return res
+
+
+_TO_DEVICE = registry.register(registry.OpDef(
+    "to_device", "movement", None, _run_to_device,
+    vjp=lambda g, x, out, device: (g.to(x.device),),
+    extra={"saves": (), "saves_out": False}))
 
 
 def _repr(t: Tensor) -> str:

@@ -128,6 +128,9 @@ GRAD_CASES.update({
 
 # rows whose cases live elsewhere in the table or that are deliberately not differentiable
 NOT_DIFFERENTIABLE = {"as_strided"}
+# moves between devices: with one device it is exercised as a round trip to the last device
+GRAD_CASES["to_device"] = [lambda: ((lambda x: x.to(cg.cl.devices()[-1]["name"])
+                                     .to(x.device, copy=True) * 2), (leaf(3),))]
 
 
 def _cases():
