@@ -54,26 +54,12 @@ class Tensor:
     # --- construction ---------------------------------------------------------------
     @classmethod
     def _empty(cls, shape, dtype: dt.dtype, device) -> "Tensor":
-        t = object.__new__(cls)
+        """A fresh contiguous tensor with uninitialized storage."""
         shape = tuple(shape)
         n = 1
         for s in shape:
             n *= s
-        t._storage = runtime.Storage(device.info, n * dtype.itemsize)
-        t._shape = shape
-        t._stride = _contiguous_strides(shape)
-        t._offset = 0
-        t.dtype = dtype
-        t.device = device
-        t._contig = True
-        t.requires_grad = False
-        t._grad = None
-        t.grad_fn = None
-        t._retains_grad = False
-        t._hooks = None
-        t._base = None
-        t._node = None
-        return t
+        return cls._alloc(shape, _contiguous_strides(shape), n * dtype.itemsize, dtype, device)
 
     @classmethod
     def _alloc(cls, shape, stride, nbytes, dtype, device) -> "Tensor":

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import dtypes as dt
-from .cache import KernelBuildError, build, stats
+from .cache import KernelBuildError, build, numbered, stats
 from .emit import EwGroup, EwOp, emit, vectorizable
 
 __all__ = ["EwGroup", "EwOp", "KernelBuildError", "elementwise_kernel", "template_kernel",
@@ -107,10 +107,9 @@ def get_kernel(prg, name: str, source: str):
     try:
         return cl.Kernel(prg, name)
     except cl.Error as e:
-        numbered = "\n".join(f"{i + 1:4d}  {line}" for i, line in enumerate(source.splitlines()))
         raise KernelBuildError(
             f"OpenCL program built but kernel {name} is missing from it ({e}); the compiler "
-            f"dropped it. Source:\n{numbered}"
+            f"dropped it. Source:\n{numbered(source)}"
         ) from None
 
 

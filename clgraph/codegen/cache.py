@@ -85,14 +85,18 @@ def build(dev: DeviceInfo, source: str, options: tuple[str, ...] = (), name: str
     return prg
 
 
+def numbered(source: str) -> str:
+    """Source with line numbers, for error messages."""
+    return "\n".join(f"{i + 1:4d}  {line}" for i, line in enumerate(source.splitlines()))
+
+
 def _compile(dev: DeviceInfo, source: str, options, name: str) -> cl.Program:
     try:
         return cl.Program(dev.context, source).build(options=list(options))
     except cl.Error as e:
-        numbered = "\n".join(f"{i + 1:4d}  {line}" for i, line in enumerate(source.splitlines()))
         raise KernelBuildError(
             f"building OpenCL kernel {name or '?'} for cl:{dev.index} ({dev.name}) failed\n"
-            f"options: {' '.join(options)}\n{numbered}\n--- compiler log ---\n{e}"
+            f"options: {' '.join(options)}\n{numbered(source)}\n--- compiler log ---\n{e}"
         ) from None
 
 

@@ -56,10 +56,8 @@ for _n in ("mul", "div", "floor_divide", "remainder", "maximum", "minimum", "ata
 negative = neg  # noqa: F821
 absolute = abs  # noqa: F821
 multiply = mul  # noqa: F821
-true_divide = divide = None
 greater, greater_equal, less, less_equal = gt, ge, lt, le  # noqa: F821
 not_equal = ne  # noqa: F821
-fmod = None
 
 
 def add(input, other, *, alpha=1, out=None):
@@ -79,7 +77,7 @@ def sub(input, other, *, alpha=1, out=None):
 subtract = sub
 
 
-def divide(input, other, *, rounding_mode=None, out=None):  # noqa: F811
+def divide(input, other, *, rounding_mode=None, out=None):
     if rounding_mode is None:
         return apply(OPS["div"], input, other, out=out)
     if rounding_mode == "floor":
@@ -99,7 +97,7 @@ def divide(input, other, *, rounding_mode=None, out=None):  # noqa: F811
     )
 
 
-div = true_divide = divide  # noqa: F811
+div = true_divide = divide
 
 
 def pow(input, exponent, *, out=None):
@@ -145,8 +143,10 @@ def where(condition, input=None, other=None, *, out=None):
 
         return nonzero(condition, as_tuple=True)
     if isinstance(condition, registry.Tensor) and condition.dtype is not dt.bool_:
+        from .elementwise import _pyname
+
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a "
-                           f"tensor with dtype {condition.dtype.name.capitalize()}")
+                           f"tensor with dtype {_pyname(condition.dtype)}")
     return apply(OPS["where"], condition, input, other, out=out)
 
 
@@ -168,7 +168,7 @@ def isfinite(input):
 
 def isinf(input):
     if not input.dtype.is_floating_point:
-        return eq(input, input) if False else ne(input, input)  # noqa: F821
+        return ne(input, input)  # integers are never infinite  # noqa: F821
     return eq(abs(input), float("inf"))  # noqa: F821
 
 
