@@ -28,6 +28,7 @@ from .ops.movement import (as_strided, broadcast_to, clone, contiguous, expand, 
                            movedim, narrow, permute, reshape, select, squeeze, t, transpose,
                            unbind, unflatten, unsqueeze, view)
 from .ops.linalg import bmm, dot, ger, matmul, mm, mv, outer
+from .ops.conv import conv2d, max_pool2d
 from .ops.index import (argwhere, gather, index_add, index_put, index_select, masked_fill,
                         masked_select, nonzero, scatter, scatter_add)
 from .ops.join import (cat, chunk, concat, concatenate, flip, fliplr, flipud, hstack, roll,
@@ -37,6 +38,8 @@ from .ops.reduce import (all, amax, amin, any, argmax, argmin, cumsum, log_softm
                          var_mean)
 from .ops.reduce import return_types
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from . import optim, utils
+from .serialization import load, save
 from .runtime import profile
 from .tensor import Size, Tensor
 
@@ -54,6 +57,8 @@ swapaxes = swapdims = transpose
 moveaxis = movedim
 
 _bind()
+
+from . import nn  # noqa: E402  (torch.nn: Module, layers, functional, init)
 
 
 def is_tensor(obj) -> "bool":

@@ -82,17 +82,26 @@ def bind():
                  "log1p", "expm1", "erf"):
         setattr(T, name + "_", _inplace_op(name))
 
+    addcmul_ = _inplace_op("addcmul")
+    addcdiv_ = _inplace_op("addcdiv")
+    plain_add_, plain_sub_ = T.add_, T.sub_
+
     def add_(self, other, *, alpha=1):
         if alpha != 1:
-            other = M.mul(other, alpha)
-        return _inplace_op("add")(self, other)
+            return addcmul_(self, other, alpha, 1)
+        return plain_add_(self, other)
 
     def sub_(self, other, *, alpha=1):
         if alpha != 1:
-            other = M.mul(other, alpha)
-        return _inplace_op("sub")(self, other)
+            return addcmul_(self, other, -alpha, 1)
+        return plain_sub_(self, other)
 
     T.add_, T.sub_ = add_, sub_
+    T.addcmul_ = lambda self, tensor1, tensor2, *, value=1: addcmul_(self, tensor1, tensor2,
+                                                                      value)
+    T.addcdiv_ = lambda self, tensor1, tensor2, *, value=1: addcdiv_(self, tensor1, tensor2,
+                                                                      value)
+    T.lerp_ = _inplace_op("lerp")
     T.clamp_ = _inplace(M.clamp)
     T.clip_ = T.clamp_
     T.clamp_min_ = _inplace(M.clamp_min)

@@ -316,6 +316,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None
         for r in roots:
             if isinstance(r, AccumulateGrad):
                 _leaf_nodes[id(r)] = r
+        owned: set[int] = set()
         for key, g in leaf_grads.items():
             acc = _leaf_nodes.pop(key)
             v = acc.variable
@@ -328,8 +329,17 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None
             if accumulate:
                 if not create_graph:
                     g = g.detach()
-                v._grad = g if v._grad is None else (v._grad + g if create_graph
-                                                     else v._grad.add_(g))
+                if v._grad is None:
+                    # .grad owns its memory, like PyTorch's: an expanded or sliced gradient,
+                    # or one already given to another leaf, is copied, so that accumulating
+                    # (add_ below) or an optimizer's in-place use never writes through an alias
+                    if not (g._contig and g._offset == 0 and id(g._storage) not in owned
+                            and g.numel() * g.dtype.itemsize == g._storage.nbytes):
+                        g = g.clone()
+                    owned.add(id(g._storage))
+                    v._grad = g
+                else:
+                    v._grad = v._grad + g if create_graph else v._grad.add_(g)
         _leaf_nodes.clear()
     if inputs is None:
         return None

@@ -58,6 +58,9 @@ CASES = [
     Case("where", 3, dtypes=("float32", "int64", "float16", "bool")),
     Case("to_dtype", dtypes=ALL),
     Case("threshold_backward", 2, dtypes=("float32", "float64", "float16")),
+    Case("addcmul", 3, dtypes=("float32", "float64", "float16", "int64")),
+    Case("addcdiv", 3, low=0.5, high=3.0, dtypes=FLOAT),
+    Case("lerp", 3, dtypes=FLOAT),
 ]
 
 # ops with no direct case here: fill is exercised by every creation test

@@ -64,6 +64,13 @@ GRAD_CASES = {
         REGISTRY["threshold_backward"], g, cg.tensor([1.0, -1.0, 2.0], dtype=F64))),
         (leaf(3),))],
     "where": [lambda: ((lambda a, b: cg.where(a > 0, a, b)), (leaf(2, 3), leaf(3, seed=1)))],
+    "addcmul": [lambda: ((lambda x, a, b: cg.addcmul(x, a, b, value=0.5)),
+                         (leaf(2, 3), leaf(3, seed=1), leaf(2, 1, seed=2))),
+                lambda: ((lambda a, b: cg.add(a, b, alpha=-1.5)), (leaf(2, 3), leaf(3, seed=1)))],
+    "addcdiv": [lambda: ((lambda x, a, b: cg.addcdiv(x, a, b, value=2.0)),
+                         (leaf(2, 3), leaf(3, seed=1), pos(2, 1, seed=2)))],
+    "lerp": [lambda: ((lambda x, e: cg.lerp(x, e, 0.3)), (leaf(2, 3), leaf(3, seed=1))),
+             lambda: (cg.lerp, (leaf(3), leaf(3, seed=1), leaf(2, 1, seed=2)))],
     "view": [lambda: ((lambda x: x.view(6, 2) * 1), (leaf(3, 4),))],
     "permute": [lambda: ((lambda x: x.permute(2, 0, 1) * 1), (leaf(2, 3, 2),))],
     "expand": [lambda: ((lambda x: x.expand(3, 2, 4) * 1), (leaf(2, 1),))],
@@ -124,6 +131,35 @@ GRAD_CASES.update({
                 lambda: ((lambda x: x.softmax(dim=0)), (leaf(3, 4).t(),))],
     "log_softmax": [lambda: ((lambda x: x.log_softmax(dim=1)), (leaf(2, 5),))],
     "cumsum": [lambda: ((lambda x: x.cumsum(dim=1)), (leaf(2, 4),))],
+})
+
+_CONV = cg.ops.conv
+_MP = dict(kernel_size=(2, 2), stride=(1, 2), padding=(1, 0), dilation=(1, 1), ceil_mode=True)
+_AP = dict(kernel_size=(2, 2), stride=(1, 2), padding=(1, 1), ceil_mode=True,
+           count_include_pad=False, divisor_override=None)
+GRAD_CASES.update({
+    "im2col": [lambda: ((lambda x: _CONV.unfold(x, (2, 3), dilation=(1, 2), padding=1,
+                                                stride=(2, 1))), (leaf(1, 2, 3, 4),)),
+               lambda: ((lambda x, w, b: cg.conv2d(x, w, b, padding=1)),
+                        (leaf(2, 2, 3, 3), leaf(2, 2, 2, 2, seed=1), leaf(2, seed=2)))],
+    "col2im": [lambda: ((lambda c: _CONV.fold(c, (3, 4), 2, padding=(0, 1), stride=(1, 2))),
+                        (leaf(1, 8, 6),))],
+    "transpose_copy": [lambda: ((lambda x: cg.ops.registry.apply(
+        REGISTRY["transpose_copy"], x)), (leaf(3, 2, 4).permute(2, 0, 1),))],
+    "max_pool2d": [lambda: ((lambda x: _CONV.max_pool2d(x, 2, 1, 1, dilation=(2, 1))),
+                            (leaf(1, 2, 4, 3),))],
+    "max_pool2d_backward": [lambda: ((lambda g: cg.ops.registry.apply(
+        REGISTRY["max_pool2d_backward"], g, leaf(1, 2, 4, 3, seed=3).detach(), **_MP)),
+        (leaf(1, 2, 5, 2),))],
+    "avg_pool2d": [lambda: ((lambda x: _CONV.avg_pool2d(x, 2, (1, 2), 1, ceil_mode=True,
+                                                        count_include_pad=False)),
+                            (leaf(1, 2, 3, 4),))],
+    "avg_pool2d_backward": [lambda: ((lambda g: cg.ops.registry.apply(
+        REGISTRY["avg_pool2d_backward"], g, input_size=(3, 4), **_AP)), (leaf(1, 2, 4, 3),))],
+    "adaptive_avg_pool2d": [lambda: ((lambda x: _CONV.adaptive_avg_pool2d(x, (2, 3))),
+                                     (leaf(1, 2, 3, 5),))],
+    "adaptive_avg_pool2d_backward": [lambda: ((lambda g: cg.ops.registry.apply(
+        REGISTRY["adaptive_avg_pool2d_backward"], g, input_size=(3, 5))), (leaf(1, 2, 2, 3),))],
 })
 
 # rows whose cases live elsewhere in the table or that are deliberately not differentiable

@@ -511,6 +511,56 @@ elementwise("where", lambda c, a, b: np.where(c, a, b), "({c} ? {a} : {b})", _wh
             ("c", "a", "b"), vjp=_where_vjp, vec=False, promote=slice(1, None), saves=(0,),
             saves_out=False)
 
+
+
+def _float_only(name):
+    def rule(common, arg_dtypes, attrs):
+        if not common.is_floating_point:
+            raise RuntimeError(f'"{name}" not implemented for \'{_pyname(common)}\'; use '
+                               "floating point tensors")
+        return (common,) * len(arg_dtypes), common
+
+    return rule
+
+
+def _scaled(g, *factors):
+    """g times the product of the factors, Python numbers folded into one multiply."""
+    k, tensors = 1, []
+    for f in factors:
+        if isinstance(f, registry.Tensor):
+            tensors.append(f)
+        else:
+            k *= f
+    for t in tensors:
+        g = g * t
+    return g if k == 1 else g * k
+
+
+def _addcmul_vjp(g, x, a, b, v, out=None):
+    gv = _scaled(g, a, b) if isinstance(v, registry.Tensor) else None
+    return g, _scaled(g, b, v), _scaled(g, a, v), gv
+
+
+def _addcdiv_vjp(g, x, a, b, v, out=None):
+    q = _scaled(g, v) / b
+    gv = g * a / b if isinstance(v, registry.Tensor) else None
+    return g, q, -q * a / b, gv
+
+
+def _lerp_vjp(g, x, e, w, out=None):
+    gw = g * (e - x) if isinstance(w, registry.Tensor) else None
+    return g * (1 - w), g * w, gw
+
+
+# x + v*a*b, x + v*a/b, x + w*(e - x): one kernel each (optimizer updates, add's alpha);
+# ``v`` and ``w`` are runtime operands, so a changing lr or bias correction reuses the kernel.
+elementwise("addcmul", lambda x, a, b, v=1: x + v * a * b, "({x} + {v} * {a} * {b})", _same,
+            ("x", "a", "b", "v"), vjp=_addcmul_vjp, saves_out=False)
+elementwise("addcdiv", lambda x, a, b, v=1: x + v * a / b, "({x} + {v} * {a} / {b})",
+            _float_only("addcdiv"), ("x", "a", "b", "v"), vjp=_addcdiv_vjp, saves_out=False)
+elementwise("lerp", lambda x, e, w: x + w * (e - x), "({x} + {w} * ({e} - {x}))",
+            _float_only("lerp"), ("x", "e", "w"), vjp=_lerp_vjp, saves_out=False)
+
 OPS = registry.REGISTRY
 
 

@@ -61,16 +61,17 @@ not_equal = ne  # noqa: F821
 
 
 def add(input, other, *, alpha=1, out=None):
+    """torch.add; with ``alpha`` one addcmul kernel (input + other * alpha)."""
     _check_operand(other, "add")
     if alpha != 1:
-        other = mul(other, alpha)  # noqa: F821
+        return apply(OPS["addcmul"], _check_operand(input, "add"), other, alpha, 1, out=out)
     return apply(OPS["add"], _check_operand(input, "add"), other, out=out)
 
 
 def sub(input, other, *, alpha=1, out=None):
     _check_operand(other, "sub")
     if alpha != 1:
-        other = mul(other, alpha)  # noqa: F821
+        return apply(OPS["addcmul"], _check_operand(input, "sub"), other, -alpha, 1, out=out)
     return apply(OPS["sub"], _check_operand(input, "sub"), other, out=out)
 
 
@@ -150,16 +151,16 @@ def where(condition, input=None, other=None, *, out=None):
     return apply(OPS["where"], condition, input, other, out=out)
 
 
-def lerp(input, end, weight):
-    return add(input, mul(sub(end, input), weight))  # noqa: F821
+def lerp(input, end, weight, *, out=None):
+    return apply(OPS["lerp"], input, end, weight, out=out)
 
 
-def addcmul(input, tensor1, tensor2, *, value=1):
-    return add(input, mul(tensor1, tensor2), alpha=value)  # noqa: F821
+def addcmul(input, tensor1, tensor2, *, value=1, out=None):
+    return apply(OPS["addcmul"], input, tensor1, tensor2, value, out=out)
 
 
-def addcdiv(input, tensor1, tensor2, *, value=1):
-    return add(input, div(tensor1, tensor2), alpha=value)
+def addcdiv(input, tensor1, tensor2, *, value=1, out=None):
+    return apply(OPS["addcdiv"], input, tensor1, tensor2, value, out=out)
 
 
 def isfinite(input):

@@ -1,0 +1,605 @@
+"""torch.nn.functional: activations, normalization, dropout, embedding and losses as
+compositions of clgraph ops, so autograd (and double backward) works through them; conv and
+pooling come from ``clgraph.ops.conv``.
+
+Numerics follow PyTorch: cross_entropy goes through log_softmax, binary_cross_entropy clamps
+its logs at -100, binary_cross_entropy_with_logits uses log-sigmoid's stable form."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+from .. import dtypes as dt
+from ..autograd import is_grad_enabled, no_grad
+from ..creation import arange, full, rand
+from ..ops import math as M
+from ..ops import movement as V
+from ..ops import reduce as R
+from ..ops.index import _index_info, gather, index_select
+from ..ops.join import cat
+from ..ops.linalg import matmul
+from ..tensor import Tensor
+
+# --- reductions and argument conventions ---------------------------------------------------
+
+
+def _legacy_reduction(size_average, reduce, emit_warning: bool = True) -> str:
+    """The reduction string for the deprecated ``size_average``/``reduce`` flags."""
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    ret = "mean" if size_average and reduce else "sum" if reduce else "none"
+    if emit_warning:
+        warnings.warn(f"size_average and reduce args will be deprecated, please use "
+                      f"reduction='{ret}' instead.", stacklevel=3)
+    return ret
+
+
+def _reduction(size_average, reduce, reduction: str) -> str:
+    if size_average is not None or reduce is not None:
+        return _legacy_reduction(size_average, reduce)
+    return reduction
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _in_place(input: Tensor) -> bool:
+    """Whether ``inplace=True`` can overwrite ``input``: not when autograd tracks it, since
+    the VJPs of these composites read the input's old values (a new tensor comes back)."""
+    return not (input.requires_grad and is_grad_enabled())
+
+
+# --- linear and activations ---------------------------------------------------------------
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = input @ weight.T + bias."""
+    out = matmul(input, weight.t())
+    return out if bias is None else out + bias
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    return input.relu_() if inplace else M.relu(input)
+
+
+def relu_(input: Tensor) -> Tensor:
+    return input.relu_()
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x) with erf, or PyTorch's tanh approximation."""
+    if approximate == "none":
+        return input * 0.5 * (M.erf(input * (1 / math.sqrt(2))) + 1)
+    if approximate == "tanh":
+        inner = (input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)
+        return input * 0.5 * (M.tanh(inner) + 1)
+    raise RuntimeError("approximate argument must be either none or tanh.")
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    out = input * M.sigmoid(input)
+    return input.copy_(out) if inplace and _in_place(input) else out
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return M.sigmoid(input)
+
+
+def tanh(input: Tensor) -> Tensor:
+    return M.tanh(input)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    out = M.where(input > 0, input, input * negative_slope)
+    return input.copy_(out) if inplace and _in_place(input) else out
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)), finite for every x."""
+    return M.minimum(input, 0.0) - M.log1p(M.exp(-M.abs(input)))
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta, linear above ``threshold`` like PyTorch."""
+    bx = input * beta
+    soft = (M.maximum(bx, 0.0) + M.log1p(M.exp(-M.abs(bx)))) / beta
+    return M.where(bx > threshold, input, soft)
+
+
+def _softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
+                  "to include dim=X as an argument.", stacklevel=stacklevel)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
+            dtype=None) -> Tensor:
+    if dim is None:
+        dim = _softmax_dim("softmax", input.ndim, _stacklevel)
+    return R.softmax(input, dim, dtype=dtype)
+
+
+def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
+                dtype=None) -> Tensor:
+    if dim is None:
+        dim = _softmax_dim("log_softmax", input.ndim, _stacklevel)
+    return R.log_softmax(input, dim, dtype=dtype)
+
+
+def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
+            dtype=None) -> Tensor:
+    if dim is None:
+        dim = _softmax_dim("softmin", input.ndim, _stacklevel)
+    return R.softmax(-input, dim, dtype=dtype)
+
+
+# --- dropout, embedding, shapes -------------------------------------------------------------
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True,
+            inplace: bool = False) -> Tensor:
+    """Zero each element with probability p (device RNG) and scale the rest by 1/(1-p);
+    the identity when not training."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        mask = M.mul(input.detach(), 0.0)
+    else:
+        keep = rand(*input.shape, dtype=input.dtype, device=input.device) >= p
+        mask = keep.to(input.dtype) * (1.0 / (1.0 - p))
+    return input.mul_(mask) if inplace and _in_place(input) else input * mask
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Rows of ``weight`` picked by the integer ``input``; the row at ``padding_idx``
+    gets no gradient. ``max_norm``, ``scale_grad_by_freq`` and ``sparse`` are not
+    supported."""
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are "
+                                  "not supported")
+    if input.dtype.is_floating_point or input.dtype is dt.bool_:
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the "
+                           "following scalar types: Long, Int; but got "
+                           f"torch.{input.type()[6:]} instead (while checking arguments for "
+                           "embedding)")
+    if padding_idx is not None:
+        n = weight.shape[0]
+        if padding_idx > 0 and padding_idx >= n:
+            raise AssertionError("Padding_idx must be within num_embeddings")
+        if padding_idx < 0:
+            if padding_idx < -n:
+                raise AssertionError("Padding_idx must be within num_embeddings")
+            padding_idx += n
+    out = index_select(weight, 0, input.reshape(-1)).view(*input.shape, weight.shape[-1])
+    if padding_idx is not None and out.requires_grad:
+        # the padding row's value, cut off from autograd
+        pad = (input == padding_idx).unsqueeze(-1)
+        out = M.where(pad, out.detach(), out)
+    return out
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """int64 one-hot encoding with a new last dim of size ``num_classes``."""
+    if tensor.dtype is not dt.int64:
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
+    if tensor.numel():
+        lo, hi = int(tensor.min()), int(tensor.max())
+        if lo < 0:
+            raise RuntimeError("Class values must be non-negative.")
+        if num_classes == -1:
+            num_classes = hi + 1
+        elif hi >= num_classes:
+            raise RuntimeError("Class values must be smaller than num_classes.")
+    elif num_classes == -1:
+        raise RuntimeError("Can not infer total number of classes from empty tensor.")
+    classes = arange(num_classes, device=tensor.device)
+    return (tensor.unsqueeze(-1) == classes).to(dt.int64)
+
+
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    return V.flatten(input, start_dim, end_dim)
+
+
+def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
+    """torch.nn.functional.pad: ``pad`` lists (left, right) pairs from the last dim
+    backwards; negative amounts crop. Modes constant, reflect, replicate, circular."""
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    if len(pad) // 2 > input.ndim:
+        raise RuntimeError("Padding length should be less than or equal to two times the "
+                           f"input dimension but got padding length {len(pad)} and input of "
+                           f"dimension {input.ndim}")
+    if mode != "constant" and value not in (None, 0):
+        raise RuntimeError(f"Padding mode \"{mode}\" doesn't take in value argument")
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    out = input
+    for k in range(len(pad) // 2):
+        left, right = int(pad[2 * k]), int(pad[2 * k + 1])
+        d = input.ndim - 1 - k
+        n = out.shape[d]
+        if left < 0:
+            out = out.narrow(d, -left, n + left)
+            n, left = n + left, 0
+        if right < 0:
+            out = out.narrow(d, 0, n + right)
+            n, right = n + right, 0
+        if not (left or right):
+            continue
+        if mode == "constant":
+            parts = []
+            for amount in (left, right):
+                shape = list(out.shape)
+                shape[d] = amount
+                parts.append(full(shape, 0.0 if value is None else value, dtype=out.dtype,
+                                  device=out.device))
+            out = cat([parts[0], out, parts[1]], dim=d)
+            continue
+        if mode == "reflect" and (left >= n or right >= n):
+            raise RuntimeError(f"Argument #4: Padding size should be less than the "
+                               f"corresponding input dimension, but got: padding ({left}, "
+                               f"{right}) at dimension {d} of input {list(input.shape)}")
+        if mode == "circular" and (left > n or right > n):
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+        out = index_select(out, d, _pad_index(mode, n, left, right, out.device))
+    return out
+
+
+def _pad_index(mode, n, left, right, device):
+    """Source positions of a reflect/replicate/circular pad along one dim."""
+    import numpy as np
+
+    pos = np.arange(-left, n + right)
+    if mode == "replicate":
+        idx = np.clip(pos, 0, n - 1)
+    elif mode == "circular":
+        idx = pos % n
+    else:  # reflect without repeating the edge
+        period = 2 * (n - 1) if n > 1 else 1
+        idx = np.abs(pos) % period
+        idx = np.where(idx >= n, period - idx, idx)
+    from ..creation import tensor
+
+    return tensor(idx.astype(np.int64), device=device)
+
+
+# --- normalization --------------------------------------------------------------------------
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize over the last ``len(normalized_shape)`` dims (biased variance)."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) \
+        else tuple(normalized_shape)
+    k = len(shape)
+    if input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                           f"[*, {', '.join(str(s) for s in shape)}], but got input of size"
+                           f"{list(input.shape)}")
+    dims = tuple(range(-k, 0))
+    mean = input.mean(dim=dims, keepdim=True)
+    var = input.var(dim=dims, correction=0, keepdim=True)
+    out = (input - mean) * M.rsqrt(var + eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def _verify_batch_size(size) -> None:
+    n = size[0]
+    for s in size[2:]:
+        n *= s
+    if n == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input "
+                         f"size {size}")
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalize each channel (dim 1) over the batch and spatial dims. In training the
+    batch statistics normalize and update the running ones in place (unbiased variance);
+    otherwise the running statistics normalize."""
+    if training:
+        _verify_batch_size(input.shape)
+    if training and eps <= 0.0:
+        raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    if eps < 0.0:
+        raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm expected at least 2D input (got {input.ndim}D input)")
+    C = input.shape[1]
+    bshape = (1, C) + (1,) * (input.ndim - 2)
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None and t.numel() != C:
+            raise RuntimeError(f"{name} should contain {C} elements not {t.numel()}")
+    if training:
+        dims = (0,) + tuple(range(2, input.ndim))
+        mean = input.mean(dim=dims, keepdim=True)
+        var = input.var(dim=dims, correction=0, keepdim=True)
+        if running_mean is not None or running_var is not None:
+            n = input.numel() // C
+            with no_grad():
+                if running_mean is not None:
+                    running_mean.mul_(1 - momentum).add_(
+                        mean.detach().reshape(C).to(running_mean.dtype) * momentum)
+                if running_var is not None:
+                    unbiased = var.detach().reshape(C) * (n / (n - 1))
+                    running_var.mul_(1 - momentum).add_(
+                        unbiased.to(running_var.dtype) * momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("running_mean and running_var must be defined in evaluation "
+                               "mode")
+        mean = running_mean.reshape(bshape)
+        var = running_var.reshape(bshape)
+    out = (input - mean) * M.rsqrt(var + eps)
+    if weight is not None:
+        out = out * weight.reshape(bshape)
+    if bias is not None:
+        out = out + bias.reshape(bshape)
+    return out
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """input / max(||input||_p along dim, eps)."""
+    return input / M.clamp_min(input.norm(p=p, dim=dim, keepdim=True), eps)
+
+
+# --- losses ---------------------------------------------------------------------------------
+
+
+def _check_same_size(input, target):
+    if target.shape != input.shape:
+        warnings.warn(
+            f"Using a target size ({target.shape}) that is different to the input size "
+            f"({input.shape}). This will likely lead to incorrect results due to "
+            "broadcasting. Please ensure they have the same size.", stacklevel=3)
+
+
+def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+             reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    _check_same_size(input, target)
+    diff = input - target
+    loss = diff * diff
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+            reduction: str = "mean", weight: Tensor | None = None) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    _check_same_size(input, target)
+    loss = M.abs(input - target)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    _check_same_size(input, target)
+    d = M.abs(input - target)
+    if beta == 0.0:
+        return _reduce(d, reduction)
+    loss = M.where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta)
+    return _reduce(loss, reduction)
+
+
+def _class_dim(input: Tensor) -> int:
+    if input.ndim == 0:
+        raise ValueError("Expected input to have at least 1 dimension, got 0")
+    return 0 if input.ndim == 1 else 1
+
+
+def _check_targets(input: Tensor, target: Tensor) -> None:
+    if target.dtype.is_floating_point or target.dtype is dt.bool_:
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
+                           f"{target.type()[6:-6]}")
+    if input.ndim >= 2 and target.ndim >= 1 and input.shape[0] != target.shape[0]:
+        raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target "
+                         f"batch_size ({target.shape[0]}).")
+    expected = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
+    if tuple(target.shape) != tuple(expected):
+        raise RuntimeError(f"Expected target size {list(expected)}, got {list(target.shape)}")
+
+
+def _picked(input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int):
+    """(input at each target class along the class dim, each target's weight: 0 where
+    ignored, None when every weight is 1). Both gathers share one index view, whose bounds
+    check is memoized per tensor, so a step reads at most that index back; targets in range
+    with an out-of-range ``ignore_index`` (the usual case) need no masking."""
+    cdim = _class_dim(input)
+    C = input.shape[cdim]
+    index = target.to(dt.int64).unsqueeze(cdim)
+    lo, hi, _ = _index_info(index) if index.numel() else (0, 0, True)
+    in_range = lo >= 0 and hi < C
+    w = None
+    if not in_range:
+        host = index._host()
+        bad = host[((host < 0) | (host >= C)) & (host != ignore_index)]
+        if bad.size:
+            raise IndexError(f"Target {int(bad.flat[0])} is out of bounds.")
+    if not in_range or 0 <= ignore_index < C:
+        valid = index != ignore_index
+        index = M.where(valid, index, 0)
+        w = valid.to(input.dtype)
+    picked = gather(input, cdim, index)
+    if weight is not None:
+        if weight.ndim != 1 or weight.numel() != C:
+            raise RuntimeError(f"weight tensor should be defined either for all {C} classes "
+                               f"or no classes but got weight tensor of shape: "
+                               f"{list(weight.shape)}")
+        shape = [1] * input.ndim
+        shape[cdim] = C
+        per_class = weight.to(input.dtype).reshape(shape).expand(*input.shape)
+        wt = gather(per_class, cdim, index)
+        w = wt if w is None else wt * w
+    return picked.squeeze(cdim), (None if w is None else w.squeeze(cdim))
+
+
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
+             ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
+    """-input[n, target[n]] * weight[target[n]]; ``mean`` divides by the weights' sum."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    _check_targets(input, target)
+    return _nll(input, target, weight, ignore_index, reduction)[0]
+
+
+def _nll(input, target, weight, ignore_index, reduction):
+    """(nll loss, the target weights or None) for cross_entropy's label smoothing."""
+    picked, w = _picked(input, target, weight, ignore_index)
+    loss = -picked if w is None else -picked * w
+    if reduction == "mean":
+        return (loss.mean() if w is None else loss.sum() / w.sum()), w
+    return _reduce(loss, reduction), w
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                  size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """log_softmax over the class dim (1, or 0 for unbatched input) then nll_loss; a
+    floating ``target`` of the input's shape holds class probabilities."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: "
+                           f"{label_smoothing}")
+    cdim = _class_dim(input)
+    C = input.shape[cdim]
+    logp = R.log_softmax(input, cdim)
+    wshape = [1] * input.ndim
+    wshape[cdim] = C
+    if target.dtype.is_floating_point:
+        if target.shape != input.shape:
+            raise RuntimeError(f"Expected target size {list(input.shape)}, got "
+                               f"{list(target.shape)}")
+        if label_smoothing > 0:
+            target = target * (1 - label_smoothing) + label_smoothing / C
+        prod = logp * target
+        if weight is not None:
+            prod = prod * weight.reshape(wshape)
+        if reduction == "mean":
+            return -prod.sum() / (input.numel() // C if input.numel() else float("nan"))
+        if reduction == "sum":
+            return -prod.sum()
+        return -prod.sum(dim=cdim)
+    _check_targets(input, target)
+    nll, w = _nll(logp, target, weight, ignore_index, reduction)
+    if label_smoothing <= 0:
+        return nll
+    scaled = logp * weight.to(logp.dtype).reshape(wshape) if weight is not None else logp
+    keep = (target != ignore_index).to(logp.dtype)
+    smooth = -scaled.sum(dim=cdim) * keep
+    if reduction == "mean":
+        smooth = smooth.sum() / (w.sum() if weight is not None else keep.sum())
+    elif reduction == "sum":
+        smooth = smooth.sum()
+    return nll * (1 - label_smoothing) + smooth * (label_smoothing / C)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                         size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """-(t log x + (1 - t) log(1 - x)) with each log clamped at -100, as PyTorch does."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if target.shape != input.shape:
+        raise ValueError(f"Using a target size ({target.shape}) that is different to the "
+                         f"input size ({input.shape}) is deprecated. Please ensure they have "
+                         "the same size.")
+    log_x = M.clamp_min(M.log(input), -100.0)
+    log_1mx = M.clamp_min(M.log(1 - input), -100.0)
+    loss = -(target * log_x + (1 - target) * log_1mx)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
+                                     weight: Tensor | None = None, size_average=None,
+                                     reduce=None, reduction: str = "mean",
+                                     pos_weight: Tensor | None = None) -> Tensor:
+    """(1 - t) x - (1 + (pos_weight - 1) t) log_sigmoid(x), finite for every x."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if target.shape != input.shape:
+        raise ValueError(f"Target size ({target.shape}) must be the same as input size "
+                         f"({input.shape})")
+    log_sig = logsigmoid(input)
+    if pos_weight is not None:
+        log_sig = log_sig * ((pos_weight - 1) * target + 1)
+    loss = (1 - target) * input - log_sig
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+# --- convolution and pooling (clgraph.ops.conv) -----------------------------------------------
+
+
+def _conv_ops():
+    try:
+        from ..ops import conv
+    except ImportError as e:  # the conv family is optional until its module lands
+        raise NotImplementedError(f"convolution and pooling need clgraph.ops.conv: {e}") from e
+    return conv
+
+
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> Tensor:
+    """2-d convolution (cross-correlation); ``padding`` may be an int, a pair, 'valid' or
+    'same'."""
+    return _conv_ops().conv2d(input, weight, bias, stride, padding, dilation, groups)
+
+
+def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    return _conv_ops().unfold(input, kernel_size, dilation, padding, stride)
+
+
+def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    return _conv_ops().fold(input, output_size, kernel_size, dilation, padding, stride)
+
+
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+               ceil_mode: bool = False, return_indices: bool = False):
+    return _conv_ops().max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode,
+                                  return_indices)
+
+
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override=None) -> Tensor:
+    return _conv_ops().avg_pool2d(input, kernel_size, stride, padding, ceil_mode,
+                                  count_include_pad, divisor_override)
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    return _conv_ops().adaptive_avg_pool2d(input, output_size)
+

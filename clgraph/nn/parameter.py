@@ -1,0 +1,65 @@
+"""nn.Parameter and nn.Buffer: Tensor subclasses that Module.__setattr__ registers.
+
+A Parameter is a detached view of its data re-classed, so it shares the data's storage
+(like ``torch.nn.Parameter(t)``) and every op on it returns a plain Tensor. Imports only
+the tensor layer."""
+
+from __future__ import annotations
+
+from ..tensor import Tensor
+
+
+def _reclass(cls, data: Tensor | None, requires_grad: bool):
+    if data is None:
+        from ..creation import empty
+
+        data = empty(0)
+    if not isinstance(data, Tensor):
+        raise TypeError(f"{cls.__name__}(): argument 'data' must be Tensor, not "
+                        f"{type(data).__name__}")
+    t = data.detach()
+    t.__class__ = cls
+    t.requires_grad_(requires_grad)
+    return t
+
+
+class Parameter(Tensor):
+    """torch.nn.Parameter: a leaf tensor that a Module lists in ``parameters()``."""
+
+    __slots__ = ()
+
+    def __new__(cls, data: Tensor | None = None, requires_grad: bool = True):
+        return _reclass(cls, data, requires_grad)
+
+    def __init__(self, data=None, requires_grad=True):
+        pass  # Tensor.__init__ refuses direct construction; __new__ did the work
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+    __str__ = __repr__
+
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        res = Parameter(self.detach().clone(), self.requires_grad)
+        if self.grad is not None:
+            res.grad = self.grad.detach().clone()
+        memo[id(self)] = res
+        return res
+
+
+class Buffer(Tensor):
+    """torch.nn.Buffer: marks a tensor to be registered as a buffer on assignment. The
+    module stores the plain tensor (as PyTorch does) and ``persistent`` picks whether it
+    enters the state dict."""
+
+    __slots__ = ()
+
+    def __new__(cls, data: Tensor | None = None, *, persistent: bool = True):
+        t = _reclass(cls, data, False)
+        t.persistent = persistent
+        return t
+
+    def __init__(self, data=None, *, persistent=True):
+        pass

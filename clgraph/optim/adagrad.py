@@ -1,0 +1,57 @@
+"""Adagrad with learning-rate decay."""
+
+from __future__ import annotations
+
+from ..autograd import no_grad
+from ..creation import full_like
+from .optimizer import Optimizer, _check, _check_flags, _number
+
+
+class Adagrad(Optimizer):
+    """torch.optim.Adagrad. State is created at construction, like PyTorch's. Per parameter
+    and step: four kernels (addcmul, sqrt + add, addcdiv)."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0,
+                 initial_accumulator_value=0, eps=1e-10, foreach=None, *, maximize=False,
+                 differentiable=False, fused=None):
+        lr = _number(lr)
+        _check(lr >= 0.0, "learning rate", lr)
+        _check(lr_decay >= 0.0, "lr_decay value", lr_decay)
+        _check(weight_decay >= 0.0, "weight_decay value", weight_decay)
+        _check(initial_accumulator_value >= 0.0, "initial_accumulator_value value",
+               initial_accumulator_value)
+        _check(eps >= 0.0, "epsilon value", eps)
+        _check_flags(differentiable)
+        defaults = {"lr": lr, "lr_decay": lr_decay, "eps": eps, "weight_decay": weight_decay,
+                    "initial_accumulator_value": initial_accumulator_value, "foreach": foreach,
+                    "maximize": maximize, "differentiable": differentiable, "fused": fused}
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                state["step"] = 0.0
+                state["sum"] = full_like(p, initial_accumulator_value)
+
+    @no_grad()
+    def step(self, closure=None):
+        """sum += g * g; p -= lr / (1 + (t - 1) * lr_decay) * g / (sqrt(sum) + eps)."""
+        loss = self._evaluate(closure)
+        for group in self.param_groups:
+            lr, lr_decay, eps, wd = (group["lr"], group["lr_decay"], group["eps"],
+                                     group["weight_decay"])
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                state = self.state[p]
+                state["step"] = t = state["step"] + 1
+                if group["maximize"]:
+                    g = -g
+                if wd != 0:
+                    g = g.add(p, alpha=wd)
+                clr = lr / (1 + (t - 1) * lr_decay)
+                state_sum = state["sum"]
+                state_sum.addcmul_(g, g, value=1)
+                std = state_sum.sqrt().add_(eps)
+                p.addcdiv_(g, std, value=-clr)
+        return loss

@@ -1,0 +1,84 @@
+"""Adam and AdamW (decoupled weight decay), with AMSGrad and maximize."""
+
+from __future__ import annotations
+
+import math
+
+from ..autograd import no_grad
+from ..creation import zeros_like
+from .optimizer import Optimizer, _check, _check_flags, _number
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam. Per parameter and step: six kernels (seven with AMSGrad, one more
+    for weight decay): lerp, mul + addcmul, sqrt + add, addcdiv."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                 amsgrad=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False, fused=None, decoupled_weight_decay=False):
+        lr = _number(lr)
+        betas = (_number(betas[0], "beta1"), _number(betas[1], "beta2"))
+        _check(lr >= 0.0, "learning rate", lr)
+        _check(eps >= 0.0, "epsilon value", eps)
+        _check(0.0 <= betas[0] < 1.0, "beta parameter at index 0", betas[0])
+        _check(0.0 <= betas[1] < 1.0, "beta parameter at index 1", betas[1])
+        _check(weight_decay >= 0.0, "weight_decay value", weight_decay)
+        _check_flags(differentiable)
+        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
+                    "amsgrad": amsgrad, "maximize": maximize, "foreach": foreach,
+                    "capturable": capturable, "differentiable": differentiable, "fused": fused,
+                    "decoupled_weight_decay": decoupled_weight_decay}
+        super().__init__(params, defaults)
+
+    @no_grad()
+    def step(self, closure=None):
+        """One Adam update per parameter with a gradient, PyTorch's algorithm:
+        m = lerp(m, g, 1 - beta1); v = beta2 * v + (1 - beta2) * g * g;
+        p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)."""
+        loss = self._evaluate(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+            amsgrad, decoupled = group["amsgrad"], group["decoupled_weight_decay"]
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0.0
+                    state["exp_avg"] = zeros_like(p)
+                    state["exp_avg_sq"] = zeros_like(p)
+                    if amsgrad:
+                        state["max_exp_avg_sq"] = zeros_like(p)
+                state["step"] = t = state["step"] + 1
+                if group["maximize"]:
+                    g = -g
+                if wd != 0:
+                    if decoupled:
+                        p.mul_(1 - lr * wd)
+                    else:
+                        g = g.add(p, alpha=wd)
+                exp_avg, v = state["exp_avg"], state["exp_avg_sq"]
+                exp_avg.lerp_(g, 1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                if amsgrad:
+                    v = state["max_exp_avg_sq"].maximum_(v)
+                # sqrt(1 - beta2^t) moves from the denominator into the step size: two
+                # kernels for the denominator instead of three, the same value
+                bc2_sqrt = math.sqrt(1 - beta2**t)
+                denom = v.sqrt().add_(eps * bc2_sqrt)
+                p.addcdiv_(exp_avg, denom, value=-lr * bc2_sqrt / (1 - beta1**t))
+        return loss
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW: Adam with decoupled weight decay (p *= 1 - lr * weight_decay)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False, foreach=None, capturable=False,
+                 differentiable=False, fused=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
+                         maximize=maximize, capturable=capturable,
+                         differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)

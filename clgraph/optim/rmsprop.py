@@ -1,0 +1,69 @@
+"""RMSprop, optionally centered and with momentum."""
+
+from __future__ import annotations
+
+from ..autograd import no_grad
+from ..creation import zeros_like
+from .optimizer import Optimizer, _check, _check_flags, _number
+
+
+class RMSprop(Optimizer):
+    """torch.optim.RMSprop. Per parameter and step: five kernels (mul + addcmul, sqrt + add,
+    addcdiv); centered adds two, momentum one."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
+                 centered=False, capturable=False, foreach=None, maximize=False,
+                 differentiable=False):
+        lr = _number(lr)
+        _check(lr >= 0.0, "learning rate", lr)
+        _check(eps >= 0.0, "epsilon value", eps)
+        _check(momentum >= 0.0, "momentum value", momentum)
+        _check(weight_decay >= 0.0, "weight_decay value", weight_decay)
+        _check(alpha >= 0.0, "alpha value", alpha)
+        _check_flags(differentiable)
+        defaults = {"lr": lr, "momentum": momentum, "alpha": alpha, "eps": eps,
+                    "centered": centered, "weight_decay": weight_decay, "capturable": capturable,
+                    "foreach": foreach, "maximize": maximize, "differentiable": differentiable}
+        super().__init__(params, defaults)
+
+    @no_grad()
+    def step(self, closure=None):
+        """v = alpha * v + (1 - alpha) * g * g; centered: avg g tracked and v - avg^2 used;
+        p -= lr * g / (sqrt(v) + eps), through a momentum buffer when momentum > 0."""
+        loss = self._evaluate(closure)
+        for group in self.param_groups:
+            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+            wd, momentum, centered = group["weight_decay"], group["momentum"], group["centered"]
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0.0
+                    state["square_avg"] = zeros_like(p)
+                    if momentum > 0:
+                        state["momentum_buffer"] = zeros_like(p)
+                    if centered:
+                        state["grad_avg"] = zeros_like(p)
+                state["step"] += 1
+                if group["maximize"]:
+                    g = -g
+                if wd != 0:
+                    g = g.add(p, alpha=wd)
+                square_avg = state["square_avg"]
+                square_avg.mul_(alpha).addcmul_(g, g, value=1 - alpha)
+                if centered:
+                    grad_avg = state["grad_avg"]
+                    grad_avg.lerp_(g, 1 - alpha)
+                    avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
+                else:
+                    avg = square_avg.sqrt()
+                avg.add_(eps)
+                if momentum > 0:
+                    buf = state["momentum_buffer"]
+                    buf.mul_(momentum).addcdiv_(g, avg)
+                    p.add_(buf, alpha=-lr)
+                else:
+                    p.addcdiv_(g, avg, value=-lr)
+        return loss

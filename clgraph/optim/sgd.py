@@ -1,0 +1,61 @@
+"""SGD with momentum, dampening, Nesterov momentum, weight decay and maximize."""
+
+from __future__ import annotations
+
+from ..autograd import no_grad
+from ..ops.math import add
+from .optimizer import Optimizer, _check, _check_flags, _number
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD. Per parameter and step: one kernel without momentum, two with it
+    (``buf = momentum * buf + grad`` is one kernel when dampening is 0)."""
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
+                 nesterov=False, *, maximize=False, foreach=None, differentiable=False,
+                 fused=None):
+        lr = _number(lr)
+        _check(lr >= 0.0, "learning rate", lr)
+        _check(momentum >= 0.0, "momentum value", momentum)
+        _check(weight_decay >= 0.0, "weight_decay value", weight_decay)
+        _check_flags(differentiable)
+        defaults = {"lr": lr, "momentum": momentum, "dampening": dampening,
+                    "weight_decay": weight_decay, "nesterov": nesterov, "maximize": maximize,
+                    "foreach": foreach, "differentiable": differentiable, "fused": fused}
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, defaults)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("nesterov", False)
+            group.setdefault("maximize", False)
+
+    @no_grad()
+    def step(self, closure=None):
+        """One update: g = grad (+ weight_decay * p); buf = momentum * buf + (1 - dampening)
+        * g; p -= lr * (g + momentum * buf if nesterov else buf)."""
+        loss = self._evaluate(closure)
+        for group in self.param_groups:
+            lr, mu, damp = group["lr"], group["momentum"], group["dampening"]
+            wd, nesterov = group["weight_decay"], group["nesterov"]
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None:
+                    continue
+                g = -grad if group["maximize"] else grad
+                if wd != 0:
+                    g = g.add(p, alpha=wd)
+                if mu != 0:
+                    state = self.state[p]
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = state["momentum_buffer"] = g.clone() if g is grad else g
+                    elif damp == 0:
+                        add(g, buf, alpha=mu, out=buf)
+                    else:
+                        buf.mul_(mu).add_(g, alpha=1 - damp)
+                    g = g.add(buf, alpha=mu) if nesterov else buf
+                p.add_(g, alpha=-lr)
+        return loss

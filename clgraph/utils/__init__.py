@@ -1,0 +1,5 @@
+"""cg.utils: data loading (cg.utils.data)."""
+
+from . import data
+
+__all__ = ["data"]

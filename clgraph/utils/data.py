@@ -1,0 +1,315 @@
+"""cg.utils.data: Dataset, TensorDataset, Subset, random_split, samplers, default_collate
+and a single-process DataLoader with PyTorch's batching, shuffling and ``len`` semantics.
+
+Shuffling draws ``cg.randperm`` from clgraph's global generator, so ``cg.manual_seed``
+makes the order reproducible. A DataLoader over a TensorDataset with the default sampler
+and collate gathers each batch with one ``index_select`` per tensor on the device, instead
+of indexing and stacking rows one by one."""
+
+from __future__ import annotations
+
+import collections.abc
+import copy
+import numbers
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import dtypes as dt
+from ..creation import as_tensor, randperm, tensor
+from ..device import default_device
+from ..ops.index import index_select
+from ..ops.join import stack
+from ..tensor import Tensor
+
+# --- datasets ------------------------------------------------------------------------------
+
+
+class Dataset:
+    """A map-style data set: ``__getitem__(index)`` and usually ``__len__``."""
+
+    def __getitem__(self, index):
+        raise NotImplementedError("Subclasses of Dataset should implement __getitem__.")
+
+
+class TensorDataset(Dataset):
+    """Rows of tensors that share their first dimension; a sample is a tuple of rows."""
+
+    def __init__(self, *tensors: Tensor):
+        if any(tensors[0].size(0) != t.size(0) for t in tensors):
+            raise AssertionError("Size mismatch between tensors")
+        self.tensors = tensors
+
+    def __getitem__(self, index):
+        return tuple(t[index] for t in self.tensors)
+
+    def __len__(self) -> int:
+        return self.tensors[0].size(0)
+
+
+class Subset(Dataset):
+    """The samples of ``dataset`` at ``indices``."""
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int]):
+        self.dataset = dataset
+        self.indices = indices
+
+    def __getitem__(self, idx):
+        if isinstance(idx, list):
+            return self.dataset[[self.indices[i] for i in idx]]
+        return self.dataset[self.indices[idx]]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def random_split(dataset: Dataset, lengths: Sequence[int | float], generator=None):
+    """Split into non-overlapping Subsets of the given lengths (or fractions summing to 1),
+    in an order drawn from clgraph's global generator."""
+    n = len(dataset)
+    if np.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        sizes = [int(np.floor(n * f)) for f in lengths]
+        for i in range(n - sum(sizes)):
+            sizes[i % len(sizes)] += 1
+        lengths = sizes
+    if sum(lengths) != n:
+        raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
+    perm = randperm(n).tolist()
+    out, start = [], 0
+    for k in lengths:
+        out.append(Subset(dataset, perm[start:start + k]))
+        start += k
+    return out
+
+
+# --- samplers ------------------------------------------------------------------------------
+
+
+class Sampler:
+    """Yields dataset indices."""
+
+    def __iter__(self) -> Iterator[int]:
+        raise NotImplementedError
+
+
+class SequentialSampler(Sampler):
+    def __init__(self, data_source):
+        self.data_source = data_source
+
+    def __iter__(self):
+        return iter(range(len(self.data_source)))
+
+    def __len__(self):
+        return len(self.data_source)
+
+
+class RandomSampler(Sampler):
+    """A permutation per epoch from ``cg.randperm`` (``generator`` is ignored)."""
+
+    def __init__(self, data_source, replacement: bool = False, num_samples=None,
+                 generator=None):
+        if replacement or num_samples is not None:
+            raise NotImplementedError("RandomSampler supports only a permutation of the "
+                                      "whole data set")
+        self.data_source = data_source
+
+    def __iter__(self):
+        return iter(randperm(len(self.data_source)).tolist())
+
+    def __len__(self):
+        return len(self.data_source)
+
+
+class BatchSampler(Sampler):
+    """Groups a sampler's indices into lists of ``batch_size``."""
+
+    def __init__(self, sampler, batch_size: int, drop_last: bool):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError("batch_size should be a positive integer value, but got "
+                             f"batch_size={batch_size}")
+        if not isinstance(drop_last, bool):
+            raise ValueError("drop_last should be a boolean value, but got "
+                             f"drop_last={drop_last}")
+        self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
+
+    def __iter__(self):
+        batch = []
+        for i in self.sampler:
+            batch.append(i)
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch and not self.drop_last:
+            yield batch
+
+    def __len__(self):
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+# --- collate -------------------------------------------------------------------------------
+
+_COLLATE_ERR = ("default_collate: batch must contain tensors, numpy arrays, numbers, dicts or "
+                "lists; found {}")
+
+
+def _float_dtype():
+    """Python floats collate to float64 like PyTorch's, where the device has it."""
+    return dt.float64 if default_device().info.fp64 else dt.get_default_dtype()
+
+
+def default_collate(batch: Sequence) -> Any:
+    """torch.utils.data.default_collate: stack tensors and arrays along a new first dim,
+    turn numbers into 1-d tensors (int -> int64, float -> float64, bool -> bool), keep
+    strings as lists, and recurse into mappings, namedtuples and sequences (a tuple
+    becomes a list, as in PyTorch)."""
+    elem = batch[0]
+    if isinstance(elem, Tensor):
+        return stack(batch, 0)
+    if isinstance(elem, np.ndarray):
+        if elem.dtype.hasobject or elem.dtype.kind in "SUO":
+            raise TypeError(_COLLATE_ERR.format(elem.dtype))
+        return stack([as_tensor(b) for b in batch], 0)
+    if isinstance(elem, np.generic):
+        return as_tensor(np.array(batch))
+    if isinstance(elem, bool):
+        return tensor(batch, dtype=dt.bool_)
+    if isinstance(elem, numbers.Integral):
+        return tensor(batch, dtype=dt.int64)
+    if isinstance(elem, float):
+        return tensor(batch, dtype=_float_dtype())
+    if isinstance(elem, (str, bytes)):
+        return batch
+    if isinstance(elem, collections.abc.Mapping):
+        collated = {key: default_collate([d[key] for d in batch]) for key in elem}
+        try:
+            if isinstance(elem, collections.abc.MutableMapping):
+                clone = copy.copy(elem)
+                clone.update(collated)
+                return clone
+            return type(elem)(collated)
+        except TypeError:
+            return collated
+    if isinstance(elem, tuple) and hasattr(elem, "_fields"):
+        return type(elem)(*(default_collate(s) for s in zip(*batch)))
+    if isinstance(elem, collections.abc.Sequence):
+        size = len(elem)
+        if any(len(e) != size for e in batch):
+            raise RuntimeError("each element in list of batch should be of equal size")
+        columns = [default_collate(s) for s in zip(*batch)]  # strings stay tuples, as in torch
+        if isinstance(elem, tuple):
+            return columns
+        try:
+            return type(elem)(columns)
+        except TypeError:
+            return columns
+    raise TypeError(_COLLATE_ERR.format(type(elem)))
+
+
+def default_convert(data: Any) -> Any:
+    """Without batching: numpy arrays become tensors, containers are converted inside."""
+    if isinstance(data, np.ndarray) and not data.dtype.hasobject and data.dtype.kind not in "SU":
+        return as_tensor(data)
+    if isinstance(data, np.generic):
+        return as_tensor(np.asarray(data))
+    if isinstance(data, collections.abc.Mapping):
+        converted = {k: default_convert(v) for k, v in data.items()}
+        try:
+            return type(data)(converted)
+        except TypeError:
+            return converted
+    if isinstance(data, tuple) and hasattr(data, "_fields"):
+        return type(data)(*(default_convert(d) for d in data))
+    if isinstance(data, (list, tuple)):
+        return type(data)(default_convert(d) for d in data)
+    return data
+
+
+# --- loader --------------------------------------------------------------------------------
+
+
+class DataLoader:
+    """torch.utils.data.DataLoader, single process: ``num_workers``, ``pin_memory``,
+    ``generator`` and the worker options are accepted and ignored (``num_workers=0``
+    semantics); shuffling uses clgraph's global generator."""
+
+    def __init__(self, dataset: Dataset, batch_size: int | None = 1, shuffle: bool | None = None,
+                 sampler: Sampler | Iterable | None = None,
+                 batch_sampler: Sampler | Iterable | None = None, num_workers: int = 0,
+                 collate_fn: Callable | None = None, pin_memory: bool = False,
+                 drop_last: bool = False, timeout: float = 0, worker_init_fn=None,
+                 multiprocessing_context=None, generator=None, *, prefetch_factor=None,
+                 persistent_workers: bool = False, pin_memory_device: str = "",
+                 in_order: bool = True):
+        if num_workers < 0:
+            raise ValueError("num_workers option should be non-negative; use num_workers=0 to "
+                             "disable multiprocessing.")
+        if timeout < 0:
+            raise ValueError("timeout option should be non-negative")
+        if sampler is not None and shuffle:
+            raise ValueError("sampler option is mutually exclusive with shuffle")
+        if batch_sampler is not None:
+            if batch_size != 1 or shuffle or sampler is not None or drop_last:
+                raise ValueError("batch_sampler option is mutually exclusive with batch_size, "
+                                 "shuffle, sampler, and drop_last")
+            batch_size, drop_last = None, False
+        elif batch_size is None and drop_last:
+            raise ValueError("batch_size=None option disables auto-batching and is mutually "
+                             "exclusive with drop_last")
+        self._default_sampler = sampler is None and batch_sampler is None
+        if sampler is None:
+            sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+        if batch_size is not None and batch_sampler is None:
+            batch_sampler = BatchSampler(sampler, batch_size, drop_last)
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.sampler = sampler
+        self.batch_sampler = batch_sampler
+        self.num_workers = num_workers
+        self.generator = generator
+        self.pin_memory = pin_memory
+        self.timeout = timeout
+        self.worker_init_fn = worker_init_fn
+        self._auto_collate = collate_fn is None
+        if collate_fn is None:
+            collate_fn = default_collate if batch_size is not None or (
+                batch_sampler is not None) else default_convert
+        self.collate_fn = collate_fn
+
+    def __len__(self) -> int:
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator:
+        if (self._default_sampler and self._auto_collate and self.batch_size is not None
+                and isinstance(self.dataset, TensorDataset)):
+            return self._tensor_batches()
+        if self.batch_sampler is None:
+            return (self.collate_fn(self.dataset[i]) for i in self.sampler)
+        return (self.collate_fn([self.dataset[i] for i in batch])
+                for batch in self.batch_sampler)
+
+    def _tensor_batches(self) -> Iterator[list]:
+        """TensorDataset batches: one gather (or one copy of a slice) per tensor."""
+        tensors = self.dataset.tensors
+        n, bs = len(self.dataset), self.batch_size
+        stop = n - n % bs if self.drop_last else n
+        perm = None
+        if isinstance(self.sampler, RandomSampler):
+            perm = randperm(n, device=tensors[0].device)
+        for start in range(0, stop, bs):
+            end = min(start + bs, n)
+            if perm is None:
+                yield [t[start:end].clone() for t in tensors]
+            else:
+                idx = perm[start:end]
+                yield [index_select(t, 0, idx if idx.device == t.device else idx.to(t.device))
+                       for t in tensors]
+
+
+__all__ = ["BatchSampler", "DataLoader", "Dataset", "RandomSampler", "Sampler",
+           "SequentialSampler", "Subset", "TensorDataset", "default_collate",
+           "default_convert", "random_split"]

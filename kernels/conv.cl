@@ -1,0 +1,399 @@
+/* Convolution and pooling kernels for the rows of clgraph/ops/conv.py: im2col (kernels
+   im2col and im2row), col2im, transpose_copy (transpose), max_pool2d, max_pool2d_backward,
+   avg_pool2d, avg_pool2d_backward, adaptive_avg_pool2d, adaptive_avg_pool2d_backward.
+   conv2d is im2row, the matmul kernels, and transpose.
+
+   Images are (N, C, H, W) read through an element offset and element strides
+   (IMG(x) = x, xoff, xsn, xsc, xsh, xsw), so any view works without a copy; every output
+   is a fresh contiguous buffer. Window geometry (GEOM, all int):
+     C H W      channels and input height/width
+     KH KW      kernel size; SH SW stride; DH DW dilation
+     PH PW      top/left padding (bottom/right padding only shows in OH/OW)
+     OH OW      output height/width (of the sliding blocks or the pooled image)
+   Output position (oh, ow) and kernel tap (i, j) read input pixel
+     (oh*SH - PH + i*DH, ow*SW - PW + j*DW); taps outside the image are padding.
+
+   Kernels. No two work-items write the same element, and each adds its contributions in
+   a fixed order: results are deterministic and need no atomics.
+     im2col     (IMG(x), GEOM, rows, cols): cols[n, (c*KH + i)*KW + j, oh*OW + ow] =
+                x[n, c, ih, iw], 0 in the padding; (N, C*KH*KW, OH*OW), the layout of
+                torch.nn.functional.unfold. rows = N*C*KH*KW*OH, one per run of OW outputs.
+     im2row     (IMG(x), GEOM, rows, out): the same patches as rows, (N, OH*OW, C*KH*KW):
+                conv2d's layout. rows = N*OH; a work-item writes OW*C*KH*KW contiguous.
+     col2im     (cols, coff, csn, csk, csl, GEOM, rows, gx): im2col's adjoint (fold):
+                gx[n, c, h, w] = sum of cols[n, (c*KH + i)*KW + j, oh*OW + ow] over the taps
+                and positions that read (h, w); cols is read through strides (csk == 1 for
+                im2row's layout). rows = N*C*H; a work-item owns one image row, zeroes it
+                and adds along it tap by tap (no divisions in the inner loop).
+     transpose  (x, xoff, xs1, xs2, xsr, xsc, B2, R, Cn, tiles, out): out[b1, b2, c, r] =
+                x[b1, b2, r, c] for x of shape (B1, B2, R, Cn) with the given strides.
+                One work-item per 8x8 tile: tiles = B1*B2*ceil(R/8)*ceil(Cn/8).
+     max_pool2d (IMG(x), GEOM, rows, y, idx, want_idx): y = max over the window's taps in
+                the image (a NaN wins); with want_idx, idx = the flat index ih*W + iw
+                PyTorch's CPU kernel reports (the first maximum, or the last NaN).
+                rows = N*C*OH, one per output row.
+     max_pool2d_backward
+                (IMG(g), IMG(x), GEOM, rows, gx): gx[n, c, h, w] = sum of g[n, c, oh, ow]
+                over the windows whose argmax (recomputed from x as in max_pool2d) is
+                (h, w). rows = N*C*OH: work-item oh owns the input rows from oh*SH - PH to
+                the next one's start (see stripe()), zeroes them and visits, in order, the
+                windows that meet them.
+     avg_pool2d (IMG(x), GEOM, include_pad, divisor, rows, y): y = window sum / divisor,
+                the divisor being divisor (when > 0), else the window clipped to the padded
+                image (include_pad) or to the image, as PyTorch's. DH = DW = 1.
+                rows = N*C*OH.
+     avg_pool2d_backward
+                (IMG(g), GEOM, include_pad, divisor, rows, gx): the adjoint; rows = N*C*H,
+                a work-item owns one image row.
+     adaptive_avg_pool2d
+                (IMG(x), C, H, W, OH, OW, rows, y): the mean over rows
+                [oh*H/OH, ceil((oh+1)*H/OH)) and columns [ow*W/OW, ceil((ow+1)*W/OW)).
+                rows = N*C*OH.
+     adaptive_avg_pool2d_backward
+                (IMG(g), C, H, W, OH, OW, rows, gx): the adjoint; rows = N*C*H.
+
+   Launch geometry: 1-D, global = rows (or tiles) rounded up to a multiple of the local
+   size, local = codegen.local_size (64 on CPUs); extra work-items return at once.
+
+   Build options: -D T (storage: float, double or half), -D ACC (arithmetic: float or
+   double), -D IS_HALF=1 for half storage (vload_half/vstore_half, no cl_khr_fp16 needed),
+   -D USE_FP64=1 when T or ACC is double.
+
+   PoCL (measured, 2 EPYC cores): it vectorizes these kernels across work-items when the
+   loops are plain reductions; isnan() and the integer min()/max() are calls there that
+   stop it, hence v != v and the IMIN/IMAX ternaries. */
+
+#ifdef USE_FP64
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
+
+#ifndef T
+#define T float
+#endif
+#ifndef ACC
+#define ACC float
+#endif
+#ifndef IS_HALF
+#define IS_HALF 0
+#endif
+
+#if IS_HALF
+#define LOAD(p, i) vload_half((i), (p))
+#define STORE(p, i, v) vstore_half((v), (i), (p))
+#else
+#define LOAD(p, i) ((ACC)(p)[i])
+#define STORE(p, i, v) ((p)[i] = (T)(v))
+#endif
+
+/* min/max as ternaries: PoCL calls (does not inline) its integer built-ins */
+#define IMIN(a, b) ((a) < (b) ? (a) : (b))
+#define IMAX(a, b) ((a) > (b) ? (a) : (b))
+
+#define GEOM                                                                             \
+  const int C, const int H, const int W, const int KH, const int KW, const int SH,       \
+      const int SW, const int PH, const int PW, const int DH, const int DW, const int OH, \
+      const int OW
+
+#define IMG(name) __global const T *name, const long name##off, const long name##sn, \
+                  const long name##sc, const long name##sh, const long name##sw
+
+/* the window (or tap) position oh that reads input row h through tap i: -1 if none */
+inline int tap_src(const int h, const int i, const int P, const int D, const int S,
+                   const int O) {
+  const int num = h + P - i * D;
+  if (num < 0 || num % S) return -1;
+  const int o = num / S;
+  return o < O ? o : -1;
+}
+
+__kernel void im2col(IMG(x), GEOM, const long rows, __global T *cols) {
+  const long r = get_global_id(0);
+  if (r >= rows) return;
+  const int oh = r % OH;
+  const long q = r / OH;  // (n, c, i, j) = n * C*KH*KW + ckk
+  const int ckk = q % (C * KH * KW);
+  const long n = q / (C * KH * KW);
+  const int c = ckk / (KH * KW), i = (ckk / KW) % KH, j = ckk % KW;
+  __global T *out = cols + r * OW;
+  const int ih = oh * SH - PH + i * DH;
+  if (ih < 0 || ih >= H) {
+    for (int ow = 0; ow < OW; ++ow) STORE(out, ow, (ACC)0);
+    return;
+  }
+  const long base = xoff + n * xsn + c * xsc + ih * xsh;
+  int iw = j * DW - PW;
+  for (int ow = 0; ow < OW; ++ow, iw += SW) {
+    const ACC v = (iw >= 0 && iw < W) ? LOAD(x, base + iw * xsw) : (ACC)0;
+    STORE(out, ow, v);
+  }
+}
+
+__kernel void im2row(IMG(x), GEOM, const long rows, __global T *out) {
+  const long r = get_global_id(0);
+  if (r >= rows) return;
+  const int oh = r % OH;
+  const long n = r / OH;
+  const int K = C * KH * KW;
+  __global T *o = out + r * OW * K;
+  const long base = xoff + n * xsn;
+  for (int ow = 0; ow < OW; ++ow) {
+    for (int c = 0; c < C; ++c) {
+      for (int i = 0; i < KH; ++i) {
+        const int ih = oh * SH - PH + i * DH;
+        const int hin = ih >= 0 && ih < H;
+        const long rowp = base + c * xsc + ih * xsh;
+        int iw = ow * SW - PW;
+        for (int j = 0; j < KW; ++j, iw += DW, ++o) {
+          const ACC v = (hin && iw >= 0 && iw < W) ? LOAD(x, rowp + iw * xsw) : (ACC)0;
+          STORE(o, 0, v);
+        }
+      }
+    }
+  }
+}
+
+/* 8 x 8 tiles: a work-item reads 8 rows of 8 and writes 8 rows of 8 */
+#define TT 8
+__kernel void transpose(__global const T *x, const long xoff, const long xs1, const long xs2,
+                        const long xsr, const long xsc, const int B2, const int R,
+                        const int Cn, const long tiles, __global T *out) {
+  const long t = get_global_id(0);
+  if (t >= tiles) return;
+  const int nct = (Cn + TT - 1) / TT, nrt = (R + TT - 1) / TT;
+  const int c0 = (t % nct) * TT;
+  const long q = t / nct;
+  const int r0 = (q % nrt) * TT;
+  const long b = q / nrt;
+  const long src = xoff + (b / B2) * xs1 + (b % B2) * xs2;
+  __global T *dst = out + b * R * Cn;
+  if (r0 + TT <= R && c0 + TT <= Cn) {
+    ACC v[TT][TT];
+    for (int i = 0; i < TT; ++i)
+      for (int j = 0; j < TT; ++j) v[i][j] = LOAD(x, src + (r0 + i) * xsr + (c0 + j) * xsc);
+    for (int j = 0; j < TT; ++j)
+      for (int i = 0; i < TT; ++i) STORE(dst, (long)(c0 + j) * R + r0 + i, v[i][j]);
+  } else {
+    const int re = IMIN(R - r0, TT), ce = IMIN(Cn - c0, TT);
+    for (int j = 0; j < ce; ++j)
+      for (int i = 0; i < re; ++i)
+        STORE(dst, (long)(c0 + j) * R + r0 + i, LOAD(x, src + (r0 + i) * xsr + (c0 + j) * xsc));
+  }
+}
+
+__kernel void col2im(__global const T *cols, const long coff, const long csn,
+                     const long csk, const long csl, GEOM, const long rows, __global T *gx) {
+  const long r = get_global_id(0);
+  if (r >= rows) return;
+  /* with patches as rows (csk == 1) consecutive work-items take the channels of one image
+     row, so they read the same cache lines; otherwise the rows of one plane */
+  int c, h;
+  long n;
+  if (csk == 1) {
+    c = r % C;
+    h = (r / C) % H;
+    n = r / C / H;
+  } else {
+    h = r % H;
+    c = (r / H) % C;
+    n = r / H / C;
+  }
+  __global T *out = gx + ((n * C + c) * H + h) * W;
+  for (int w = 0; w < W; ++w) STORE(out, w, (ACC)0);
+  const long cbase = coff + n * csn + (long)c * KH * KW * csk;
+  /* scatter within the owned row, so no tap needs a division */
+  for (int i = 0; i < KH; ++i) {
+    const int oh = tap_src(h, i, PH, DH, SH, OH);
+    if (oh < 0) continue;
+    for (int j = 0; j < KW; ++j) {
+      const long src = cbase + (i * KW + j) * csk + (long)oh * OW * csl;
+      int w = j * DW - PW;
+      for (int ow = 0; ow < OW; ++ow, w += SW)
+        if (w >= 0 && w < W) STORE(out, w, LOAD(out, w) + LOAD(cols, src + ow * csl));
+    }
+  }
+}
+
+/* a window's taps inside the image along one axis: [*s, *e) in steps of D */
+inline void window_span(const int start, const int K, const int D, const int n, int *s,
+                        int *e) {
+  int t = start;
+  while (t < 0) t += D;
+  *s = t;
+  *e = IMIN(start + (K - 1) * D + 1, n);
+}
+
+/* The maximum of a window (a NaN wins), then in a second pass the flat index ih*W + iw
+   PyTorch's scan reports: the first tap equal to the maximum, or the last NaN. PoCL
+   vectorizes these two loops across work-items but not one loop that tracks the position
+   (64x16x28x28, 2x2 windows: 0.67 ms against 3.9 ms). */
+#define WINDOW_MAX(m, x, base, xsh, xsw, hs, he, ws, we, DH, DW)   \
+  ACC m = -INFINITY;                                               \
+  for (int ih = hs; ih < he; ih += DH)                             \
+    for (int iw = ws; iw < we; iw += DW) {                         \
+      const ACC v_ = LOAD(x, base + ih * xsh + iw * xsw);          \
+      m = (v_ > m || v_ != v_) ? v_ : m; /* isnan() is a call */   \
+    }
+
+inline int window_argmax(__global const T *x, const long base, const long xsh,
+                         const long xsw, const int hs, const int he, const int ws,
+                         const int we, const int DH, const int DW, const int W, const ACC m) {
+  int pos = -1;
+  for (int ih = hs; ih < he; ih += DH)
+    for (int iw = ws; iw < we; iw += DW) {
+      const ACC v = LOAD(x, base + ih * xsh + iw * xsw);
+      pos = v != v ? ih * W + iw : (pos < 0 && v == m) ? ih * W + iw : pos;
+    }
+  return pos < 0 ? hs * W + ws : pos;
+}
+
+__kernel void max_pool2d(IMG(x), GEOM, const long rows, __global T *y, __global long *idx,
+                         const int want_idx) {
+  const long r = get_global_id(0);
+  if (r >= rows) return;
+  const int oh = r % OH;
+  const long nc = r / OH;
+  const long base = xoff + (nc / C) * xsn + (nc % C) * xsc;
+  int hs, he;
+  window_span(oh * SH - PH, KH, DH, H, &hs, &he);
+  for (int ow = 0; ow < OW; ++ow) {
+    int ws, we;
+    window_span(ow * SW - PW, KW, DW, W, &ws, &we);
+    WINDOW_MAX(m, x, base, xsh, xsw, hs, he, ws, we, DH, DW)
+    STORE(y, r * OW + ow, m);
+    if (want_idx) idx[r * OW + ow] = window_argmax(x, base, xsh, xsw, hs, he, ws, we, DH, DW, W, m);
+  }
+}
+
+/* first input row owned by pooling row o: the rows from o*S - P up to the next row's start
+   (row 0 also owns the rows above, the last row the rows below) */
+inline int stripe(const int o, const int S, const int P, const int O, const int H) {
+  return o <= 0 ? 0 : o >= O ? H : IMAX(0, IMIN(H, o * S - P));
+}
+
+__kernel void max_pool2d_backward(IMG(g), IMG(x), GEOM, const long rows, __global T *gx) {
+  const long r = get_global_id(0);
+  if (r >= rows) return;
+  const int oh = r % OH;
+  const long nc = r / OH;
+  const int h0 = stripe(oh, SH, PH, OH, H), h1 = stripe(oh + 1, SH, PH, OH, H);
+  if (h0 >= h1) return;
+  __global T *out = gx + nc * H * W;
+  for (int p = h0 * W; p < h1 * W; ++p) STORE(out, p, (ACC)0);
+  const long xbase = xoff + (nc / C) * xsn + (nc % C) * xsc;
+  const long gbase = goff + (nc / C) * gsn + (nc % C) * gsc;
+  /* the windows whose rows meet [h0, h1), in a fixed order; each adds its gradient to its
+     argmax when that lies in the owned rows */
+  const int lo = h0 + PH - (KH - 1) * DH;
+  const int o0 = lo <= 0 ? 0 : (lo + SH - 1) / SH;
+  const int o1 = IMIN(OH - 1, (h1 - 1 + PH) / SH);
+  for (int o = o0; o <= o1; ++o) {
+    int hs, he;
+    window_span(o * SH - PH, KH, DH, H, &hs, &he);
+    for (int ow = 0; ow < OW; ++ow) {
+      int ws, we;
+      window_span(ow * SW - PW, KW, DW, W, &ws, &we);
+      WINDOW_MAX(m, x, xbase, xsh, xsw, hs, he, ws, we, DH, DW)
+      const int a = window_argmax(x, xbase, xsh, xsw, hs, he, ws, we, DH, DW, W, m);
+      if (a >= h0 * W && a < h1 * W)
+        STORE(out, a, LOAD(out, a) + LOAD(g, gbase + o * gsh + ow * gsw));
+    }
+  }
+}
+
+/* avg_pool2d's divisor for the window at (oh, ow); PyTorch's rule */
+inline ACC avg_divisor(const int oh, const int ow, GEOM, const int include_pad,
+                       const int divisor) {
+  if (divisor > 0) return (ACC)divisor;
+  const int hs = oh * SH - PH, ws = ow * SW - PW;
+  const int he = IMIN(hs + KH, H + PH), we = IMIN(ws + KW, W + PW);
+  if (include_pad) return (ACC)((he - hs) * (we - ws));
+  return (ACC)((IMIN(he, H) - IMAX(hs, 0)) * (IMIN(we, W) - IMAX(ws, 0)));
+}
+
+__kernel void avg_pool2d(IMG(x), GEOM, const int include_pad, const int divisor,
+                         const long rows, __global T *y) {
+  const long r = get_global_id(0);
+  if (r >= rows) return;
+  const int oh = r % OH;
+  const long nc = r / OH;
+  const long base = xoff + (nc / C) * xsn + (nc % C) * xsc;
+  const int hs = IMAX(oh * SH - PH, 0), he = IMIN(oh * SH - PH + KH, H);
+  for (int ow = 0; ow < OW; ++ow) {
+    const int ws = IMAX(ow * SW - PW, 0), we = IMIN(ow * SW - PW + KW, W);
+    ACC acc = 0;
+    for (int ih = hs; ih < he; ++ih)
+      for (int iw = ws; iw < we; ++iw) acc += LOAD(x, base + ih * xsh + iw * xsw);
+    STORE(y, r * OW + ow,
+          acc / avg_divisor(oh, ow, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW,
+                            include_pad, divisor));
+  }
+}
+
+__kernel void avg_pool2d_backward(IMG(g), GEOM, const int include_pad, const int divisor,
+                                  const long rows, __global T *gx) {
+  const long r = get_global_id(0);
+  if (r >= rows) return;
+  const int h = r % H;
+  const long nc = r / H;
+  const long gbase = goff + (nc / C) * gsn + (nc % C) * gsc;
+  __global T *out = gx + r * W;
+  for (int w = 0; w < W; ++w) STORE(out, w, (ACC)0);
+  for (int i = 0; i < KH; ++i) {
+    const int oh = tap_src(h, i, PH, 1, SH, OH);
+    if (oh < 0) continue;
+    for (int ow = 0; ow < OW; ++ow) {
+      const ACC v = LOAD(g, gbase + oh * gsh + ow * gsw) /
+                    avg_divisor(oh, ow, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW,
+                                include_pad, divisor);
+      const int w0 = ow * SW - PW;
+      for (int w = IMAX(w0, 0); w < IMIN(w0 + KW, W); ++w) STORE(out, w, LOAD(out, w) + v);
+    }
+  }
+}
+
+/* adaptive windows: [o*I/O, ceil((o+1)*I/O)) */
+#define ASTART(o, I, O) (((o) * (I)) / (O))
+#define AEND(o, I, O) ((((o) + 1) * (I) + (O) - 1) / (O))
+
+__kernel void adaptive_avg_pool2d(IMG(x), const int C, const int H, const int W,
+                                  const int OH, const int OW, const long rows,
+                                  __global T *y) {
+  const long r = get_global_id(0);
+  if (r >= rows) return;
+  const int oh = r % OH;
+  const long nc = r / OH;
+  const long base = xoff + (nc / C) * xsn + (nc % C) * xsc;
+  const int hs = ASTART(oh, H, OH), he = AEND(oh, H, OH);
+  for (int ow = 0; ow < OW; ++ow) {
+    const int ws = ASTART(ow, W, OW), we = AEND(ow, W, OW);
+    ACC acc = 0;
+    for (int ih = hs; ih < he; ++ih)
+      for (int iw = ws; iw < we; ++iw) acc += LOAD(x, base + ih * xsh + iw * xsw);
+    STORE(y, r * OW + ow, acc / (ACC)((he - hs) * (we - ws)));
+  }
+}
+
+__kernel void adaptive_avg_pool2d_backward(IMG(g), const int C, const int H, const int W,
+                                           const int OH, const int OW, const long rows,
+                                           __global T *gx) {
+  const long r = get_global_id(0);
+  if (r >= rows) return;
+  const int h = r % H;
+  const long nc = r / H;
+  const long gbase = goff + (nc / C) * gsn + (nc % C) * gsc;
+  const int oh0 = (h * OH) / H, oh1 = AEND(h, OH, H);
+  for (int w = 0; w < W; ++w) {
+    const int ow0 = (w * OW) / W, ow1 = AEND(w, OW, W);
+    ACC acc = 0;
+    for (int oh = oh0; oh < oh1; ++oh) {
+      const int hs = ASTART(oh, H, OH), he = AEND(oh, H, OH);
+      if (h < hs || h >= he) continue;
+      for (int ow = ow0; ow < ow1; ++ow) {
+        const int ws = ASTART(ow, W, OW), we = AEND(ow, W, OW);
+        if (w < ws || w >= we) continue;
+        acc += LOAD(g, gbase + oh * gsh + ow * gsw) / (ACC)((he - hs) * (we - ws));
+      }
+    }
+    STORE(gx, r * W + w, acc);
+  }
+}
