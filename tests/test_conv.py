@@ -174,6 +174,15 @@ def test_conv2d_half():
     assert got.dtype == cg.float16
     np.testing.assert_allclose(got.float().numpy(), ref_conv2d(x, w, pads=((1, 1), (1, 1))),
                                atol=3e-2, rtol=1e-2)
+    # gradients through conv and the pools in half against float64
+    grads = []
+    for d in (cg.float16, cg.float64):
+        xt, wt = T(x).to(d).requires_grad_(), T(w).to(d).requires_grad_()
+        h = conv.max_pool2d(conv.conv2d(xt, wt, padding=1).relu(), 2)
+        (conv.avg_pool2d(h, 3, 1, 1) * conv.adaptive_avg_pool2d(h, 3)).sum().backward()
+        grads.append([t.grad.double().numpy() for t in (xt, wt)])
+    for lo, hi in zip(*grads):
+        np.testing.assert_allclose(lo, hi, atol=2e-2 * np.abs(hi).max())
 
 
 # --- unfold / fold and the rows against their references -----------------------------------
