@@ -67,10 +67,10 @@ def run(lib, steps, profile=False):
     ys = rng.integers(0, 10, BATCH)
     if lib is cg:
         x, y = cg.from_numpy(xs), cg.from_numpy(ys)
-        sync = lambda: ps[0].device.info.queue.finish()  # noqa: E731
+        sync = lambda: ps[0].device.info.queue.finish()
     else:
         x, y = torch.from_numpy(xs), torch.from_numpy(ys)
-        sync = lambda: None  # noqa: E731
+        sync = lambda: None
 
     def fwd():
         with (cg.no_grad() if lib is cg else torch.no_grad()):

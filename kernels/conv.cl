@@ -260,7 +260,8 @@ __kernel void max_pool2d(IMG(x), GEOM, const long rows, __global T *y, __global 
     window_span(ow * SW - PW, KW, DW, W, &ws, &we);
     WINDOW_MAX(m, x, base, xsh, xsw, hs, he, ws, we, DH, DW)
     STORE(y, r * OW + ow, m);
-    if (want_idx) idx[r * OW + ow] = window_argmax(x, base, xsh, xsw, hs, he, ws, we, DH, DW, W, m);
+    if (want_idx)
+      idx[r * OW + ow] = window_argmax(x, base, xsh, xsw, hs, he, ws, we, DH, DW, W, m);
   }
 }
 

@@ -425,11 +425,14 @@ def test_step_never_reads_the_device(monkeypatch):
 
 @pytest.mark.parametrize("name,kw,per_param", [
     ("SGD", {"lr": 0.1}, 1),
-    ("SGD", {"lr": 0.1, "momentum": 0.9}, 2),
-    ("Adam", {}, 6),
-    ("AdamW", {}, 7),
-    ("RMSprop", {}, 5),
-    ("Adagrad", {}, 4),
+    ("SGD", {"lr": 0.1, "momentum": 0.9}, 1),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1}, 1),
+    ("Adam", {}, 1),
+    ("Adam", {"amsgrad": True, "weight_decay": 0.1, "maximize": True}, 1),
+    ("AdamW", {}, 1),
+    ("RMSprop", {}, 1),
+    ("RMSprop", {"momentum": 0.9, "centered": True, "weight_decay": 0.1}, 1),
+    ("Adagrad", {}, 1),
 ])
 def test_kernel_launches_per_parameter(name, kw, per_param):
     params = make_params(cg.float32)

@@ -58,6 +58,7 @@ class EwGroup:
     outputs: tuple[tuple[int, str, str], ...]
     ndim: int
     width: int  # elements per work-item in the vector path; 1 disables it
+    in_place: bool = False  # outputs may alias inputs (no ``restrict``)
 
     def name(self) -> str:
         ops = "_".join(dict.fromkeys(o.name for o in self.ops))[:48]
@@ -111,7 +112,7 @@ def emit(group: EwGroup, name: str | None = None) -> tuple[str, str]:
         if lay == "s":
             params.append(f"const {d.compute} s{k}")
             continue
-        params.append(f"__global const {d.cl}* restrict in{k}")
+        params.append(f"__global const {d.cl}* {'' if group.in_place else 'restrict '}in{k}")
         params.append(f"const long off{k}")
         if lay[0] == "v":
             params += [f"const long st{k}_{j}" for j in range(r)]

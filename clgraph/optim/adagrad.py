@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..autograd import no_grad
 from ..creation import full_like
+from ..ops import fused
 from .optimizer import Optimizer, _check, _check_flags, _number
 
 
@@ -45,6 +46,14 @@ class Adagrad(Optimizer):
                     continue
                 state = self.state[p]
                 state["step"] = t = state["step"] + 1
+                if fused.fusable(p, g, state["sum"]):
+                    scalars = {"eps": eps, "negclr": -lr / (1 + (t - 1) * lr_decay)}
+                    steps, gr = fused.grad_prologue(group["maximize"], wd, scalars)
+                    steps += [("s1", f"({{s}} + {gr} * {gr})"),
+                              ("p1", f"({{p}} + {{negclr}} * {gr} / (sqrt({{s1}}) + {{eps}}))")]
+                    fused.update("adagrad", {"p": p, "g": g, "s": state["sum"]}, scalars,
+                                 tuple(steps), {"p1": "p", "s1": "s"})
+                    continue
                 if group["maximize"]:
                     g = -g
                 if wd != 0:

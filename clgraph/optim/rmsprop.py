@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..autograd import no_grad
 from ..creation import zeros_like
+from ..ops import fused
 from .optimizer import Optimizer, _check, _check_flags, _number
 
 
@@ -47,6 +48,15 @@ class RMSprop(Optimizer):
                     if centered:
                         state["grad_avg"] = zeros_like(p)
                 state["step"] += 1
+                tensors = {"p": p, "g": g, "sq": state["square_avg"]}
+                if momentum > 0:
+                    tensors["buf"] = state["momentum_buffer"]
+                if centered:
+                    tensors["ga"] = state["grad_avg"]
+                if fused.fusable(*tensors.values()):
+                    _fused_step(tensors, lr, alpha, eps, wd, momentum, centered,
+                                group["maximize"])
+                    continue
                 if group["maximize"]:
                     g = -g
                 if wd != 0:
@@ -67,3 +77,25 @@ class RMSprop(Optimizer):
                 else:
                     p.addcdiv_(g, avg, value=-lr)
         return loss
+
+
+def _fused_step(tensors, lr, alpha, eps, wd, momentum, centered, maximize):
+    """The RMSprop update (and its state) in one kernel."""
+    scalars = {"alpha": alpha, "alpha1": 1 - alpha, "eps": eps, "neglr": -lr}
+    steps, g = fused.grad_prologue(maximize, wd, scalars)
+    steps.append(("sq1", f"({{sq}} * {{alpha}} + {g} * {g} * {{alpha1}})"))
+    writes = {"sq1": "sq"}
+    if centered:
+        steps.append(("ga1", f"({{ga}} + ({g} - {{ga}}) * {{alpha1}})"))
+        steps.append(("avg", "(sqrt({sq1} - {ga1} * {ga1}) + {eps})"))
+        writes["ga1"] = "ga"
+    else:
+        steps.append(("avg", "(sqrt({sq1}) + {eps})"))
+    if momentum > 0:
+        scalars["mom"] = momentum
+        steps.append(("buf1", f"({{buf}} * {{mom}} + {g} / {{avg}})"))
+        steps.append(("p1", "({p} + {neglr} * {buf1})"))
+        writes["buf1"] = "buf"
+    else:
+        steps.append(("p1", f"({{p}} + {{neglr}} * {g} / {{avg}})"))
+    fused.update("rmsprop", tensors, scalars, tuple(steps), {"p1": "p", **writes})

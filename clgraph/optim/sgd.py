@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..autograd import no_grad
 from ..ops.math import add
+from ..ops import fused
 from .optimizer import Optimizer, _check, _check_flags, _number
 
 
@@ -44,6 +45,12 @@ class SGD(Optimizer):
                 grad = p.grad
                 if grad is None:
                     continue
+                if mu != 0:
+                    buf = self.state[p].get("momentum_buffer")
+                    if buf is not None and fused.fusable(p, grad, buf):
+                        _fused_step(p, grad, buf, lr, mu, damp, wd, nesterov,
+                                    group["maximize"])
+                        continue
                 g = -grad if group["maximize"] else grad
                 if wd != 0:
                     g = g.add(p, alpha=wd)
@@ -59,3 +66,14 @@ class SGD(Optimizer):
                     g = g.add(buf, alpha=mu) if nesterov else buf
                 p.add_(g, alpha=-lr)
         return loss
+
+
+def _fused_step(p, grad, buf, lr, mu, damp, wd, nesterov, maximize):
+    """Momentum buffer and parameter updated in one kernel (the formulas of SGD.step)."""
+    scalars = {"mu": mu, "damp1": 1 - damp, "neglr": -lr}
+    steps, g = fused.grad_prologue(maximize, wd, scalars)
+    steps.append(("b1", f"({{mu}} * {{b}} + {{damp1}} * {g})"))
+    upd = f"({g} + {{mu}} * {{b1}})" if nesterov else "{b1}"
+    steps.append(("p1", f"({{p}} + {{neglr}} * {upd})"))
+    fused.update("sgd", {"p": p, "g": grad, "b": buf}, scalars, tuple(steps),
+                 {"p1": "p", "b1": "b"})
