@@ -175,7 +175,7 @@ def _cases():
             yield pytest.param(f, id=f"{name}-{i}")
 
 
-@pytest.mark.parametrize("make", _cases())
+@pytest.mark.parametrize("make", list(_cases()))
 def test_gradcheck(make):
     fn, inputs = make()
     inputs = tuple(i.detach().requires_grad_() for i in inputs)
