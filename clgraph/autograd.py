@@ -326,7 +326,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None
                     g = r
             if wanted is not None and key in wanted:
                 captured[key] = g
-            if accumulate:
+            if accumulate and (wanted is None or key in wanted):
                 if not create_graph:
                     g = g.detach()
                 if v._grad is None:
@@ -413,7 +413,16 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if retain_graph is None:
         retain_graph = create_graph
     if inputs is not None:
-        raise NotImplementedError("backward(inputs=...) is not supported; use autograd.grad")
+        # accumulate into these leaves only (the rest of the graph is still walked)
+        inputs = (inputs,) if isinstance(inputs, T) else tuple(inputs)
+        if not inputs:
+            raise RuntimeError("'inputs' argument to backward() cannot be empty.")
+        for t in inputs:
+            if t.grad_fn is not None:
+                raise NotImplementedError("backward(inputs=...) accepts leaf tensors only")
+        _run_backward(tensors, gs, retain_graph, create_graph, inputs=inputs,
+                      allow_unused=True)
+        return
     _run_backward(tensors, gs, retain_graph, create_graph)
 
 

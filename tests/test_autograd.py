@@ -356,3 +356,12 @@ def test_integer_and_bool_results_do_not_require_grad():
     assert not (x > 0).requires_grad
     with pytest.raises(RuntimeError, match="floating point"):
         cg.ones(2, dtype=cg.int64).requires_grad_()
+
+
+def test_backward_inputs_accumulates_only_into_those_leaves():
+    a = cg.tensor([1.0, 2.0], requires_grad=True)
+    b = cg.tensor([3.0, 4.0], requires_grad=True)
+    (a * b).sum().backward(inputs=[a])
+    assert a.grad.tolist() == [3.0, 4.0] and b.grad is None
+    (a * b).sum().backward(inputs=b)
+    assert b.grad.tolist() == [1.0, 2.0] and a.grad.tolist() == [3.0, 4.0]
