@@ -109,7 +109,7 @@ def _grad_accumulator(t):
     return acc
 
 
-_NAMES = {"to_dtype": "ToCopy", "sub": "Sub", "div": "Div", "matmul": "Bmm",
+_NAMES = {"to_dtype": "ToCopy", "copy_slices": "CopySlices", "sub": "Sub", "div": "Div", "matmul": "Bmm",
           "view": "View", "permute": "Permute", "expand": "Expand", "slice": "Slice",
           "squeeze": "Squeeze", "unsqueeze": "Unsqueeze", "log_softmax": "LogSoftmax",
           "logsumexp": "Logsumexp", "index_select": "IndexSelect", "floor_divide": "FloorDivide",
@@ -128,6 +128,9 @@ class Node:
         self.attrs = attrs
         self.inputs = args
         saves = op.extra.get("saves")  # indices of inputs the VJP reads (default: all)
+        needs = op.extra.get("needs")  # or a rule: which inputs, given which need gradients
+        if needs is not None:
+            saves = needs(tuple(isinstance(a, T) and a.requires_grad for a in args))
         self.versions = tuple(
             a._storage.version if isinstance(a, T) and (saves is None or i in saves) else None
             for i, a in enumerate(args)
@@ -145,6 +148,8 @@ class Node:
         self.out_ref = weakref.ref(out)
 
     def name(self) -> str:
+        if self.op.name == "copy_slices":
+            return "CopySlices"
         base = _NAMES.get(self.op.name) or "".join(
             p.capitalize() for p in self.op.name.split("_"))
         return f"{base}Backward0"
@@ -168,6 +173,37 @@ def record(op, args, attrs, out):
     out.grad_fn = Node(op, args, attrs, out)
     out.requires_grad = True
     return out
+
+
+def _copy_slices_vjp(g, old_base, value, out, geom):
+    """Gradient of writing ``value`` into a view (geometry ``geom``) of a contiguous base:
+    the old base gets ``g`` with the written region zeroed, the value gets that region."""
+    if is_grad_enabled():
+        raise RuntimeError("differentiating twice through an in-place write into a view is "
+                           "not supported")
+    shape, stride, offset = geom
+    gc = g.contiguous()
+    g_old = gc.clone()
+    g_old._view(shape, stride, offset).zero_()
+    return g_old, gc._view(shape, stride, offset).clone()
+
+
+_COPY_SLICES = None
+
+
+def rebase_on_view_write(base, view):
+    """After an in-place op wrote ``view`` (a view of contiguous ``base``), the base's new
+    value is (old base outside the view, the op's result inside): PyTorch's CopySlices."""
+    global _COPY_SLICES
+    if _COPY_SLICES is None:
+        _COPY_SLICES = registry.OpDef("copy_slices", "autograd", None, None,
+                                      _copy_slices_vjp, extra={"saves": (),
+                                                               "saves_out": False})
+    old = base._view(base._shape, base._stride, base._offset)
+    old.grad_fn, old.requires_grad = base.grad_fn, base.requires_grad
+    geom = (view._shape, view._stride, view._offset)
+    base.grad_fn = Node(_COPY_SLICES, (old, view), {"geom": geom}, base)
+    base.requires_grad = True
 
 
 def needs_grad(args) -> bool:

@@ -365,3 +365,35 @@ def test_backward_inputs_accumulates_only_into_those_leaves():
     assert a.grad.tolist() == [3.0, 4.0] and b.grad is None
     (a * b).sum().backward(inputs=b)
     assert b.grad.tolist() == [1.0, 2.0] and a.grad.tolist() == [3.0, 4.0]
+
+
+def test_writes_into_views_are_differentiated():
+    """In-place writes through views rebase the base's graph (PyTorch's CopySlices)."""
+    w = cg.tensor([1.0, 2.0], requires_grad=True)
+    x = cg.zeros(4)
+    x[1:3] = w * 3
+    assert x.grad_fn.name() == "CopySlices"
+    (x * cg.tensor([1.0, 10.0, 100.0, 1000.0])).sum().backward()
+    assert w.grad.tolist() == [30.0, 300.0]
+    a = cg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = a * 2
+    y[0] = 0
+    y[1:].mul_(5)
+    y.sum().backward()
+    assert a.grad.tolist() == [0.0, 10.0, 10.0]
+    m = cg.tensor([1.0, -2.0, 3.0], dtype=F64, requires_grad=True)
+    z = m.exp() * 1
+    z[z > 5] = 0.0
+    z.sum().backward()
+    np.testing.assert_allclose(m.grad.numpy(), [np.e, np.exp(-2), 0.0])
+    with pytest.raises(RuntimeError, match="view of a leaf Variable"):
+        a[0].mul_(2)
+
+
+def test_gradcheck_through_slice_assignment():
+    def f(w, v):
+        x = w * 1
+        x[1:, ::2] = v.exp()
+        return x * x
+
+    assert gradcheck(f, (leaf(3, 4), leaf(2, 2, seed=1)))

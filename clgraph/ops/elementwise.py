@@ -348,8 +348,8 @@ def _by_kind(fexpr: str, iexpr: str, bexpr: str | None = None):
 
 
 def elementwise(name, ref, expr, rule, argnames, vjp=None, vec=True, promote=slice(None),
-                differentiable=True, saves=None, saves_out=True):
-    extra = {"saves": saves, "saves_out": saves_out}
+                differentiable=True, saves=None, saves_out=True, needs=None):
+    extra = {"saves": saves, "saves_out": saves_out, "needs": needs}
     return register(OpDef(name, "elementwise", ref, _run, vjp, expr, rule, argnames, vec,
                           promote, differentiable, extra))
 
@@ -474,10 +474,14 @@ binary("add", np.add, _by_kind("({a} + {b})", "({a} + {b})", "({a} | {b})"),
        vjp=lambda g, a, b, out: (g, g), saves=(), saves_out=False)
 binary("sub", np.subtract, "({a} - {b})", _no_bool("sub"),
        vjp=lambda g, a, b, out: (g, -g), saves=(), saves_out=False)
+# a's value is read only for b's gradient and vice versa: x.mul_(2) on a graph tensor saves
+# nothing of x, so later in-place writes to it stay legal
 binary("mul", np.multiply, _by_kind("({a} * {b})", "({a} * {b})", "({a} & {b})"),
-       vjp=lambda g, a, b, out: (g * b, g * a), saves_out=False)
+       vjp=lambda g, a, b, out: (g * b, g * a), saves_out=False,
+       needs=lambda rg: tuple(i for i, other in ((0, rg[1]), (1, rg[0])) if other))
 binary("div", np.true_divide, "({a} / {b})", _floating,
-       vjp=lambda g, a, b, out: (g / b, -g * a / (b * b)), saves_out=False)
+       vjp=lambda g, a, b, out: (g / b, -g * a / (b * b)), saves_out=False,
+       needs=lambda rg: (0, 1) if rg[1] else (1,))
 binary("floor_divide", np.floor_divide,
        _by_kind("floor({a} / {b})", "cg_floordiv_{T}({a}, {b})"), vec=False, vjp=_zeros_vjp)
 binary("remainder", np.remainder,

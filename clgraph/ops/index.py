@@ -639,9 +639,9 @@ def _index_add_ref(x, index, source, dim, alpha=1):
     return y
 
 
-def _row(name, ref, run, vjp=None, differentiable=True):
+def _row(name, ref, run, vjp=None, differentiable=True, needs=None):
     return register(OpDef(name, "index", ref, run, vjp, differentiable=differentiable,
-                          extra={"saves_out": False}))
+                          extra={"saves_out": False, "needs": needs}))
 
 
 def _zeros(shape, like):
@@ -682,7 +682,9 @@ def _masked_fill_vjp(g, x, mask, value, out):
 
 
 INDEX = _row("index", _index_ref, _run_index, _index_vjp)
-INDEX_PUT = _row("index_put", _index_put_ref, _run_index_put, _index_put_vjp)
+# the VJP reads only the indices (inputs 2...), so x[idx] = v on a graph tensor stays legal
+INDEX_PUT = _row("index_put", _index_put_ref, _run_index_put, _index_put_vjp,
+                 needs=lambda rg: tuple(range(2, len(rg))))
 GATHER = _row("gather", _gather_ref, _run_gather, lambda g, x, index, out, dim: (
     apply(SCATTER_ADD, _zeros(x.shape, g), index, g, dim=dim), None))
 SCATTER = _row("scatter", _scatter_ref, _run_scatter, _scatter_vjp)

@@ -72,10 +72,12 @@ def _apply_with_grad(op, args, attrs, out):
             "a view of a leaf Variable that requires grad is being used in an in-place "
             "operation."
         )
-    if out._base is not None and out._base.requires_grad:
+    base = out._base
+    if base is not None and not (base._contig and base._offset == 0):
         raise RuntimeError(
-            "in-place operations on views of tensors that require grad are not supported; "
-            "use an out-of-place operation (e.g. torch.where or torch.cat) instead"
+            "in-place operations on views of non-contiguous tensors are not supported when "
+            "gradients are recorded; use an out-of-place operation (e.g. torch.where or "
+            "torch.cat) instead"
         )
     # In place: the node's inputs are the pre-op tensors; ``out`` then stands for the new
     # value. Inputs the VJP reads must not be ``out`` itself: the version check catches it.
@@ -88,6 +90,13 @@ def _apply_with_grad(op, args, attrs, out):
                        for a in node_args]
     res = op.run(op, args, attrs, out)
     out._storage.version += 1
+    if not op.differentiable or not _autograd.needs_grad(args):
+        # the new value depends on nothing that needs a gradient (fill_, zero_, a copy of a
+        # constant): ``out`` becomes a constant, and its base learns the written region
+        out.grad_fn, out.requires_grad = None, False
+        if base is not None and base.requires_grad:
+            _autograd.rebase_on_view_write(base, out)
+        return res
     node = _autograd.Node(op, node_args, attrs, out)
     node.versions = tuple(v if n is not None else None
                           for v, n in zip(versions_before, node.versions))
@@ -95,6 +104,8 @@ def _apply_with_grad(op, args, attrs, out):
         return res
     out.grad_fn = node
     out.requires_grad = True
+    if base is not None:
+        _autograd.rebase_on_view_write(base, out)
     return res
 
 
