@@ -80,12 +80,12 @@ def can_cast(from_, to) -> "bool":
 
 
 def result_type(tensor1, tensor2) -> _dt.dtype:
-    def split(x):
+    def tiers(x):
         if isinstance(x, Tensor):
             return ([x.dtype], [], []) if x.ndim else ([], [x.dtype], [])
         return [], [], [x]
 
-    a, b = split(tensor1), split(tensor2)
+    a, b = tiers(tensor1), tiers(tensor2)
     return _dt.result_type(a[0] + b[0], a[1] + b[1], a[2] + b[2])
 
 

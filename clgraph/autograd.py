@@ -287,7 +287,6 @@ def _toposort(roots):
 
 def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                   allow_unused=False, accumulate=True):
-    T = registry.Tensor
     roots = []
     grads: dict[int, object] = {}
     leaf_grads: dict[int, object] = {}

@@ -312,7 +312,7 @@ def _no_bool(name):
                 f"{name}: Subtraction, the `-` operator, with a bool tensor is not supported. "
                 "If you are trying to invert a mask, use the `~` or `logical_not()` operator "
                 "instead." if name == "sub" else
-                f"Negation, the `-` operator, on a bool tensor is not supported. If you are "
+                "Negation, the `-` operator, on a bool tensor is not supported. If you are "
                 "trying to invert a mask, use the `~` or `logical_not()` operator instead."
             )
         return (common,) * len(arg_dtypes), common

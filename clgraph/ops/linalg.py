@@ -11,7 +11,7 @@ from .. import codegen
 from .. import dtypes as dt
 from . import registry
 from .elementwise import broadcast_shapes
-from .movement import contiguous, expand, reshape, unsqueeze
+from .movement import expand, reshape, unsqueeze
 from .registry import OpDef, apply, register
 
 _ARGS = (None, np.int64, np.int64, np.int64, np.int64, None, np.int64, np.int64, np.int64,
@@ -176,7 +176,7 @@ def _mm3(a, b):
 
 def mm(input, mat2):
     if input.ndim != 2:
-        raise RuntimeError(f"self must be a matrix")
+        raise RuntimeError("self must be a matrix")
     if mat2.ndim != 2:
         raise RuntimeError("mat2 must be a matrix")
     return matmul(input, mat2)
@@ -184,9 +184,9 @@ def mm(input, mat2):
 
 def bmm(input, mat2):
     if input.ndim != 3:
-        raise RuntimeError(f"batch1 must be a 3D tensor")
+        raise RuntimeError("batch1 must be a 3D tensor")
     if mat2.ndim != 3:
-        raise RuntimeError(f"batch2 must be a 3D tensor")
+        raise RuntimeError("batch2 must be a 3D tensor")
     if input._shape[0] != mat2._shape[0] or input._shape[2] != mat2._shape[1]:
         raise RuntimeError(
             f"Expected size for first two dimensions of batch2 tensor to be: "

@@ -115,6 +115,6 @@ def default_device():
     return _d()
 
 
-from ..runtime import launch  # noqa: E402
+from ..runtime import launch  # noqa: E402,F401  (ops modules launch through registry)
 
 _autograd: Any = None  # clgraph.autograd installs itself here (a higher layer)
