@@ -11,7 +11,7 @@ from .. import codegen
 from .. import dtypes as dt
 from . import registry
 from .elementwise import broadcast_shapes
-from .movement import expand, reshape, unsqueeze
+from .movement import contiguous, expand, reshape, unsqueeze
 from .registry import OpDef, apply, register
 
 _ARGS = (None, np.int64, np.int64, np.int64, np.int64, None, np.int64, np.int64, np.int64,
@@ -77,13 +77,7 @@ def _run_matmul(op, args, attrs, out=None):
 
         return fill_(out, 0)
     if b._stride[2] != 1 and N > 1:
-        # the kernel streams rows of B: an O(KN) copy against O(MNK) work, through the tiled
-        # transpose kernel (a transposed B, as in every backward's g @ w.mT, is the usual case)
-        from .conv import TRANSPOSE_COPY
-
-        bt = b._view((b._shape[0], N, K2), (b._stride[0], b._stride[2], b._stride[1]),
-                     b._offset)
-        b = TRANSPOSE_COPY.run(TRANSPOSE_COPY, (bt,), {}, None)
+        b = contiguous(b)  # the kernel streams rows of B: O(KN) copy against O(MNK) work
     name, kern = _kernel_for(info, d)
     gsize, lsize = _geometry(name, M, N, batch, d)
     a_bs = a._stride[0] if Ba > 1 else 0

@@ -405,6 +405,14 @@ def as_strided(x, size, stride, storage_offset=None):
 def contiguous(x, memory_format=None):
     if x._contig:
         return x
+    if 2 <= x.ndim <= 4 and x._stride[-2] == 1 and x._stride[-1] != 1 and (
+        x.dtype.is_floating_point
+    ):
+        # a transposed matrix (w.mT in every matmul backward): the tiled transpose kernel,
+        # where the strided elementwise copy pays index math per element (about 5x slower)
+        from .conv import TRANSPOSE_COPY
+
+        return apply(TRANSPOSE_COPY, transpose(x, -1, -2))
     from .elementwise import op
 
     return apply(op("to_dtype"), x, dtype=x.dtype)
