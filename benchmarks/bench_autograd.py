@@ -7,12 +7,11 @@ forward + backward, in one run; PyTorch CPU for reference when installed.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 
 import clgraph as cg
+from _timing import median_time as measure
 
 try:
     import torch
@@ -45,19 +44,6 @@ def forward(lib, ps, x, y):
             h = h.relu()
     logp = h.log_softmax(dim=1)
     return -logp.gather(1, y.unsqueeze(1)).mean()
-
-
-def measure(fn, sync, steps):
-    for _ in range(3):
-        fn()
-    sync()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main():

@@ -9,12 +9,11 @@ prints clgraph's per-kernel device time for one step.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 
 import clgraph as cg
+from _timing import median_time
 from clgraph.ops import conv
 
 try:
@@ -47,19 +46,6 @@ def forward(lib, ps, x, y):
     return -logits.log_softmax(dim=1).gather(1, y.unsqueeze(1)).mean()
 
 
-def measure(fn, sync, steps):
-    for _ in range(3):
-        fn()
-    sync()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
-
-
 def run(lib, steps, profile=False):
     rng = np.random.default_rng(0)
     ps = params(lib, rng)
@@ -81,7 +67,7 @@ def run(lib, steps, profile=False):
             p.grad = None
         forward(lib, ps, x, y).backward()
 
-    f, s = measure(fwd, sync, steps), measure(step, sync, steps)
+    f, s = median_time(fwd, sync, steps) * 1e3, median_time(step, sync, steps) * 1e3
     if profile and lib is cg:
         with cg.profile() as prof:
             step()

@@ -9,12 +9,11 @@
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 
 import clgraph as cg
+from _timing import median_time
 
 try:
     import torch
@@ -56,16 +55,7 @@ def run(lib, model, x, y, steps, sync):
         opt.step()
         return loss
 
-    for _ in range(3):
-        step()
-    sync()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), step
+    return median_time(step, sync, steps), step
 
 
 def main():
