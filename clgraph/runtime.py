@@ -3,9 +3,6 @@ Launches what it is given; knows nothing of ops, graphs or tensors."""
 
 from __future__ import annotations
 
-import time
-import weakref
-
 import numpy as np
 import pyopencl as cl
 
@@ -178,9 +175,3 @@ def copy_buffer(src: Storage, dst: Storage, nbytes: int, src_off: int = 0,
         cl.enqueue_copy(dst.dev.queue, dst.buf, src.buf, byte_count=nbytes,
                         src_offset=src_off, dst_offset=dst_off)
 
-
-def timer() -> float:
-    return time.perf_counter()
-
-
-_ = weakref
