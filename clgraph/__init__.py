@@ -59,6 +59,8 @@ moveaxis = movedim
 _bind()
 
 from . import nn  # noqa: E402  (torch.nn: Module, layers, functional, init)
+from .compile import compile  # noqa: E402,A004
+from .graph import to_dot  # noqa: E402
 
 
 def is_tensor(obj) -> "bool":

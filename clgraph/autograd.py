@@ -14,6 +14,7 @@ import threading
 import weakref
 
 from . import dtypes as dt
+from . import runtime
 from .ops import registry
 
 _state = threading.local()
@@ -375,6 +376,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None
                     v._grad = g
                 else:
                     v._grad = v._grad + g if create_graph else v._grad.add_(g)
+                if runtime._capture is not None:
+                    runtime._capture.on_grad(v)
         _leaf_nodes.clear()
     if inputs is None:
         return None

@@ -234,6 +234,16 @@ class _Generator:
         _rng["seed"], _rng["counter"] = state
 
 
+def _next_stream(groups: int, advance: bool = True) -> dict:
+    """Seed and counter arguments of the next random_fill of ``groups`` Philox blocks (a
+    compiled replay draws fresh numbers each call, as eager does)."""
+    s = _rng["seed"]
+    base = _rng["counter"]
+    if advance:
+        _rng["counter"] += groups
+    return {2: s & 0xFFFFFFFF, 3: (s >> 32) & 0xFFFFFFFF, 4: base}
+
+
 def _random_fill(t: Tensor, kind: int, a, b) -> Tensor:
     """Fill t with kind 0 uniform [a, b), 1 normal(a, b), 2 integers [a, b)."""
     n = t.numel()
@@ -263,7 +273,8 @@ def _random_fill(t: Tensor, kind: int, a, b) -> Tensor:
     base = _rng["counter"]
     _rng["counter"] += groups
     runtime.launch(info, k, "random_fill", (-(-groups // L) * L,), (L,),
-                   (t._storage.buf, n, s & 0xFFFFFFFF, (s >> 32) & 0xFFFFFFFF, base, a, b))
+                   (t._storage.buf, n, s & 0xFFFFFFFF, (s >> 32) & 0xFFFFFFFF, base, a, b),
+                   refresh=lambda advance=True: _next_stream(groups, advance))
     t._storage.version += 1
     if t is not target:
         from .ops.math import copy_

@@ -12,6 +12,11 @@ _live = {"buffers": 0, "bytes": 0}
 _pools: dict[int, dict[int, list]] = {}
 _POOL_LIMIT_BYTES = 1 << 28  # cached free buffers per device; above it frees go to the driver
 _pool_bytes: dict[int, int] = {}
+# A compiled graph in the making (clgraph.compile installs it): it hears of every buffer
+# allocated, kernel launched and host transfer made while a traced call runs.
+_capture = None
+# Buffers a compiled plan writes to (parameters, optimizer state): never recycled by the pool.
+_pinned: set = set()
 
 
 class Storage:
@@ -41,6 +46,8 @@ class Storage:
         self.buf = buf
         _live["buffers"] += 1
         _live["bytes"] += nbytes
+        if _capture is not None:
+            _capture.on_alloc(self)
 
     def __del__(self):
         try:
@@ -48,6 +55,8 @@ class Storage:
             _live["bytes"] -= self.nbytes
             size = max(self.nbytes, 1)
             idx = self.dev.index
+            if _capture is not None or self.buf in _pinned:
+                return  # a compiled plan holds this buffer
             if _pool_bytes.get(idx, 0) + size <= _POOL_LIMIT_BYTES:
                 _pools.setdefault(idx, {}).setdefault(size, []).append(self.buf)
                 _pool_bytes[idx] = _pool_bytes.get(idx, 0) + size
@@ -132,8 +141,13 @@ class profile:
         return f"profile(launches={self.launches}, device_time={self.device_time:.6f})"
 
 
-def launch(dev: DeviceInfo, kernel, name: str, gsize, lsize, args) -> None:
-    """Enqueue one kernel; no wait. Records the event when a profile is active."""
+def launch(dev: DeviceInfo, kernel, name: str, gsize, lsize, args, refresh=None) -> None:
+    """Enqueue one kernel; no wait. Records the event when a profile is active.
+    ``refresh(advance)`` (optional) returns {argument index: value} for scalar arguments a
+    compiled replay must recompute (a random seed, an optimizer's step size); with
+    ``advance=False`` it only peeks (the host-side counters do not move)."""
+    if _capture is not None:
+        _capture.on_launch(dev, kernel, name, gsize, lsize, args, refresh)
     try:
         ev = kernel(dev.queue, gsize, lsize, *args)
     except cl.Error as e:
@@ -141,6 +155,14 @@ def launch(dev: DeviceInfo, kernel, name: str, gsize, lsize, args) -> None:
             f"launching kernel {name} on cl:{dev.index} ({dev.name}) with global size {gsize}, "
             f"local size {lsize} failed: {e}"
         ) from None
+    if _profilers:
+        for p in _profilers:
+            p.records.append((name, ev))
+
+
+def enqueue(dev: DeviceInfo, kernel, name: str, gsize, lsize) -> None:
+    """Enqueue a kernel whose arguments are already set (compiled replay)."""
+    ev = cl.enqueue_nd_range_kernel(dev.queue, kernel, gsize, lsize)
     if _profilers:
         for p in _profilers:
             p.records.append((name, ev))
@@ -157,6 +179,8 @@ def synchronize(dev: DeviceInfo | None = None) -> None:
 def write(storage: Storage, host: np.ndarray, byte_offset: int = 0) -> None:
     if host.nbytes == 0:
         return
+    if _capture is not None:
+        _capture.on_write(storage, host, byte_offset)
     cl.enqueue_copy(storage.dev.queue, storage.buf, np.ascontiguousarray(host),
                     dst_offset=byte_offset, is_blocking=True)
 
@@ -164,6 +188,8 @@ def write(storage: Storage, host: np.ndarray, byte_offset: int = 0) -> None:
 def read(storage: Storage, out: np.ndarray, byte_offset: int = 0) -> np.ndarray:
     if out.nbytes == 0:
         return out
+    if _capture is not None:
+        _capture.on_read(storage)
     cl.enqueue_copy(storage.dev.queue, out, storage.buf, src_offset=byte_offset,
                     is_blocking=True)
     return out
@@ -171,6 +197,8 @@ def read(storage: Storage, out: np.ndarray, byte_offset: int = 0) -> np.ndarray:
 
 def copy_buffer(src: Storage, dst: Storage, nbytes: int, src_off: int = 0,
                 dst_off: int = 0) -> None:
+    if nbytes and _capture is not None:
+        _capture.on_copy(src, dst, nbytes, src_off, dst_off)
     if nbytes:
         cl.enqueue_copy(dst.dev.queue, dst.buf, src.buf, byte_count=nbytes,
                         src_offset=src_off, dst_offset=dst_off)

@@ -81,6 +81,27 @@ class Tensor:
         t._node = None
         return t
 
+    @classmethod
+    def _on(cls, storage, shape, stride, offset, dtype, device) -> "Tensor":
+        """A tensor viewing an existing storage (a compiled call's results)."""
+        t = object.__new__(cls)
+        t._storage = storage
+        t._shape = tuple(shape)
+        t._stride = tuple(stride)
+        t._offset = offset
+        t.dtype = dtype
+        t.device = device
+        t._contig = t._shape == () or t._stride == _contiguous_strides(t._shape) or _contig_ok(
+            t._shape, t._stride)
+        t.requires_grad = False
+        t._grad = None
+        t.grad_fn = None
+        t._retains_grad = False
+        t._hooks = None
+        t._base = None
+        t._node = None
+        return t
+
     def _view(self, shape, stride, offset) -> "Tensor":
         """A tensor sharing this one's storage (no copy)."""
         t = object.__new__(Tensor)
@@ -170,6 +191,8 @@ class Tensor:
                 f"{list(self.shape)}"
             )
         self._grad = value
+        if runtime._capture is not None:
+            runtime._capture.on_grad(self)
 
     @property
     def data(self) -> "Tensor":

@@ -13,7 +13,8 @@ from .cache import KernelBuildError, build, numbered, stats
 from .emit import EwGroup, EwOp, emit, vectorizable
 
 __all__ = ["EwGroup", "EwOp", "KernelBuildError", "elementwise_kernel", "template_kernel",
-           "stats", "local_size", "KERNEL_DIR"]
+           "stats", "local_size", "KERNEL_DIR", "set_arg_types", "SOURCES", "ARG_TYPES",
+           "GROUPS"]
 
 KERNEL_DIR = Path(__file__).resolve().parent.parent.parent / "kernels"
 if not KERNEL_DIR.exists():  # installed as a wheel: kernels ship inside the package
@@ -73,9 +74,10 @@ def elementwise_kernel(dev, group: EwGroup) -> Kernel:
         types += [None, np.int64]
         if lay == "v":
             types += [np.int64] * r
-    kern.set_scalar_arg_dtypes(types)
+    set_arg_types(kern, types)
     k = Kernel(kern, name, group.width if vectorizable(group) else 1, src, local_size(dev))
     _ew_kernels[key] = k
+    GROUPS[kern] = (group, k)
     return k
 
 
@@ -94,9 +96,22 @@ def template_kernel(dev, file: str, kernel: str, defines: tuple[tuple[str, str],
     prg = build(dev, src, opts, f"{file}:{kernel}")
     k = get_kernel(prg, kernel, src)
     if arg_types is not None:
-        k.set_scalar_arg_dtypes(list(arg_types))
+        set_arg_types(k, list(arg_types))
     _tpl_kernels[key] = k
     return k
+
+
+# What a compiled graph needs to know of a kernel it captured: its source, its scalar
+# argument types and, for elementwise kernels, the group it was generated from.
+SOURCES: dict = {}
+ARG_TYPES: dict = {}
+GROUPS: dict = {}
+
+
+def set_arg_types(kernel, types) -> None:
+    """kernel.set_scalar_arg_dtypes, remembered for compiled replays."""
+    kernel.set_scalar_arg_dtypes(types)
+    ARG_TYPES[kernel] = tuple(types)
 
 
 def get_kernel(prg, name: str, source: str):
@@ -105,7 +120,9 @@ def get_kernel(prg, name: str, source: str):
     import pyopencl as cl
 
     try:
-        return cl.Kernel(prg, name)
+        k = cl.Kernel(prg, name)
+        SOURCES[k] = source
+        return k
     except cl.Error as e:
         raise KernelBuildError(
             f"OpenCL program built but kernel {name} is missing from it ({e}); the compiler "

@@ -92,8 +92,9 @@ def _convert(expr: str, src: str, dst: str, width: int) -> str:
     return f"convert_{d.compute}{width}({expr})"
 
 
-def emit(group: EwGroup, name: str | None = None) -> tuple[str, str]:
-    """OpenCL C source and kernel name for an elementwise group."""
+def emit(group: EwGroup, name: str | None = None, as_function: bool = False) -> tuple[str, str]:
+    """OpenCL C source and kernel name for an elementwise group. ``as_function`` makes it an
+    inline function of the work-item index ``gid`` instead (a segment of a fused kernel)."""
     name = name or group.name()
     r = group.ndim
     vec = vectorizable(group)
@@ -189,12 +190,16 @@ def emit(group: EwGroup, name: str | None = None) -> tuple[str, str]:
                     out.append(f"{indent}vstore{width}({vexpr}, 0, out{k} + {pos});")
         return out
 
-    lines.append(f"__kernel void {name}({', '.join(params)}) {{")
+    gid = "gid" if as_function else "get_global_id(0)"
+    if as_function:
+        lines.append(f"inline void {name}({', '.join(params + ['const long gid'])}) {{")
+    else:
+        lines.append(f"__kernel void {name}({', '.join(params)}) {{")
     if vec:
         strided = any(lay[0] == "v" for _, lay in group.inputs)
         # strided operands: a vector must stay within one innermost row
         row_ok = f" && sh{r - 1} % {W} == 0" if strided else ""
-        lines.append(f"  const long base = (long)get_global_id(0) * {W};")
+        lines.append(f"  const long base = (long){gid} * {W};")
         lines.append(f"  if (base + {W} <= n{row_ok}) {{")
         lines += body(W, "base", "    ")
         lines.append("  } else {")
@@ -203,7 +208,7 @@ def emit(group: EwGroup, name: str | None = None) -> tuple[str, str]:
         lines.append("    }")
         lines.append("  }")
     else:
-        lines.append("  const long i = get_global_id(0);")
+        lines.append(f"  const long i = {gid};")
         lines.append("  if (i >= n) return;")
         lines += body(1, "i", "  ")
     lines.append("}")

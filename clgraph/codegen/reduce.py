@@ -1049,14 +1049,28 @@ def reduce_program(dev, spec: ReduceSpec) -> ReduceProgram:
     kernels = {}
     for m, lines in mains.items():
         k = getattr(prg, f"{name}_{m}")
-        k.set_scalar_arg_dtypes(_arg_types(_params_of(lines[0])))
+        _sources()[k] = source
+        set_arg_types(k, _arg_types(_params_of(lines[0])))
         kernels[m] = k
     comb = None
     if comb_lines:
         comb = getattr(prg, name + "_combine")
-        comb.set_scalar_arg_dtypes(_arg_types(_params_of(comb_lines[0])))
+        _sources()[comb] = source
+        set_arg_types(comb, _arg_types(_params_of(comb_lines[0])))
     prog = _programs[key] = ReduceProgram(kernels, comb, name, source)
     return prog
+
+
+def set_arg_types(kernel, types) -> None:
+    from . import set_arg_types as f
+
+    f(kernel, types)
+
+
+def _sources() -> dict:
+    from . import SOURCES
+
+    return SOURCES
 
 
 def _params_of(signature_line: str) -> list[str]:

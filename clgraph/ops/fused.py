@@ -23,11 +23,14 @@ def fusable(*tensors) -> bool:
     )
 
 
-def update(name: str, tensors: dict, scalars: dict, steps: tuple, writes: dict) -> None:
+def update(name: str, tensors: dict, scalars: dict, steps: tuple, writes: dict,
+           refresh=None) -> None:
     """Run ``steps`` (name, expression over earlier names) elementwise in one kernel and
     store the values named in ``writes`` (value name -> tensor name) into those tensors.
     Expressions use ``{name}`` for tensors, scalars and earlier steps, and ``{T}`` for the
-    compute type."""
+    compute type. ``refresh(advance)`` (optional) returns the scalars anew: a compiled
+    replay calls it each step (an optimizer's step count and learning rate live on the
+    host); with advance=False it only peeks."""
     tnames, snames = tuple(tensors), tuple(scalars)
     t0 = tensors[tnames[0]]
     d = t0.dtype
@@ -57,8 +60,15 @@ def update(name: str, tensors: dict, scalars: dict, steps: tuple, writes: dict) 
         t = tensors[target]
         args += (t._storage.buf, t._offset)
         t._storage.version += 1
+    remap = None
+    if refresh is not None:
+        pos = {s: 1 + 2 * len(tnames) + i for i, s in enumerate(snames)}
+
+        def remap(advance=True):
+            return {pos[k]: v for k, v in refresh(advance).items() if k in pos}
+
     registry.launch(info, kern.kernel, f"{name}_update", (kern.global_size(n),), (kern.local,),
-                    args)
+                    args, remap)
 
 
 def grad_prologue(maximize: bool, weight_decay: float, scalars: dict) -> tuple[list, str]:

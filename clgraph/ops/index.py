@@ -61,11 +61,32 @@ def _index_info(index):
     key = (index._storage.version, index._offset, index._shape, index._stride)
     info = per.get(key)
     if info is None:
-        host = index._host()
+        host = _check_read(index)
         if len(per) > 8 or any(k[0] != key[0] for k in per):
             per.clear()  # entries of older versions are dead
         info = per[key] = (int(host.min()), int(host.max()), np.unique(host).size == host.size)
     return info
+
+
+def _check_read(index) -> np.ndarray:
+    """The host copy a validity check needs (inside a compiled trace: not a host read the
+    graph depends on; the compiled call repeats the check on each call's index)."""
+    cap = runtime._capture
+    if cap is None:
+        return index._host()
+    cap.checking += 1
+    try:
+        return index._host()
+    finally:
+        cap.checking -= 1
+
+
+def _index_unique(index) -> bool:
+    """Whether a device index tensor holds distinct values (scatter-add picks its kernel)."""
+    u = _index_info(index)[2]
+    if runtime._capture is not None:
+        runtime._capture.on_index(index, lambda t: _index_info(t)[2] == u)
+    return u
 
 
 def _check_index(index, size: int, dim: int, negative: bool = False, message=None,
@@ -75,11 +96,14 @@ def _check_index(index, size: int, dim: int, negative: bool = False, message=Non
     them back once, not every step (a host read drains the whole queue)."""
     if index.numel() == 0:
         return
+    if runtime._capture is not None:
+        runtime._capture.on_index(
+            index, lambda t: _check_index(t, size, dim, negative, message, exc) or True)
     mm = _index_info(index)
     lo = -size if negative else 0
     if mm[0] >= lo and mm[1] < size:
         return
-    _check_range(index._host(), size, dim, negative, message, exc)
+    _check_range(_check_read(index), size, dim, negative, message, exc)
 
 
 def _same_device(name, *ts):
@@ -526,7 +550,7 @@ def _run_index_add(op_, args, attrs, out=None):
     keep = [k for k in range(len(xs)) if k != d]
     _scatter(dst, [dst_st[k] for k in keep], source, [sst[k] for k in keep], index,
              [0] * len(keep), [ss[k] for k in keep], m, index._stride[0] if index._shape else 0,
-             sst[d], dst_st[d], add=True, unique=_index_info(index)[2])
+             sst[d], dst_st[d], add=True, unique=_index_unique(index))
     return dst
 
 

@@ -47,6 +47,11 @@ def apply(op: OpDef, *args, out=None, **attrs):
     and an input requires grad, the result gets its autograd node."""
     if _recorder is not None:
         return _recorder(op, args, attrs, out)
+    return execute(op, args, attrs, out)
+
+
+def execute(op: OpDef, args, attrs: dict, out=None):
+    """apply() without the recorder: run the op now (with its autograd node)."""
     if _autograd is not None and _autograd.is_grad_enabled() and (
         _autograd.needs_grad(args) or (out is not None and out.requires_grad)
     ):

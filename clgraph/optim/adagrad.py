@@ -8,6 +8,16 @@ from ..ops import fused
 from .optimizer import Optimizer, _check, _check_flags, _number
 
 
+def _refresh(group, state):
+    def again(advance=True):
+        t = state["step"] + 1
+        if advance:
+            state["step"] = t
+        return {"negclr": -group["lr"] / (1 + (t - 1) * group["lr_decay"])}
+
+    return again
+
+
 class Adagrad(Optimizer):
     """torch.optim.Adagrad. State is created at construction, like PyTorch's. Per parameter
     and step: four kernels (addcmul, sqrt + add, addcdiv)."""
@@ -52,8 +62,10 @@ class Adagrad(Optimizer):
                     steps += [("s1", f"({{s}} + {gr} * {gr})"),
                               ("p1", f"({{p}} + {{negclr}} * {gr} / (sqrt({{s1}}) + {{eps}}))")]
                     fused.update("adagrad", {"p": p, "g": g, "s": state["sum"]}, scalars,
-                                 tuple(steps), {"p1": "p", "s1": "s"})
+                                 tuple(steps), {"p1": "p", "s1": "s"},
+                                 _refresh(group, state))
                     continue
+                self._lr_static()
                 if group["maximize"]:
                     g = -g
                 if wd != 0:

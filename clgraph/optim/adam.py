@@ -59,8 +59,9 @@ class Adam(Optimizer):
                     tensors["vm"] = state["max_exp_avg_sq"]
                 if fused.fusable(*tensors.values()):
                     _fused_step(tensors, t, lr, beta1, beta2, eps, wd, decoupled, amsgrad,
-                                group["maximize"])
+                                group["maximize"], _refresh(group, state))
                     continue
+                self._lr_static()
                 if group["maximize"]:
                     g = -g
                 if wd != 0:
@@ -81,16 +82,33 @@ class Adam(Optimizer):
         return loss
 
 
-def _fused_step(tensors, t, lr, beta1, beta2, eps, wd, decoupled, amsgrad, maximize):
+def _scalars(t, lr, beta1, beta2, eps, wd) -> dict:
+    bc2_sqrt = math.sqrt(1 - beta2**t)
+    return {"b1c": 1 - beta1, "b2": beta2, "b2c": 1 - beta2, "epsb": eps * bc2_sqrt,
+            "step": -lr * bc2_sqrt / (1 - beta1**t), "decay": 1 - lr * wd}
+
+
+def _refresh(group, state):
+    """The step's scalars at the next step (a compiled replay's view of step())."""
+    def again(advance=True):
+        t = state["step"] + 1
+        if advance:
+            state["step"] = t
+        return _scalars(t, group["lr"], *group["betas"], group["eps"], group["weight_decay"])
+
+    return again
+
+
+def _fused_step(tensors, t, lr, beta1, beta2, eps, wd, decoupled, amsgrad, maximize,
+                refresh=None):
     """The whole update of one parameter (and its moments) in one kernel; the same formulas
     as the op-by-op path below."""
-    bc2_sqrt = math.sqrt(1 - beta2**t)
-    scalars = {"b1c": 1 - beta1, "b2": beta2, "b2c": 1 - beta2, "epsb": eps * bc2_sqrt,
-               "step": -lr * bc2_sqrt / (1 - beta1**t)}
+    scalars = _scalars(t, lr, beta1, beta2, eps, wd)
+    decay = scalars.pop("decay")
     pv = "{p}"
     steps, g = fused.grad_prologue(maximize, 0 if decoupled else wd, scalars)
     if wd != 0 and decoupled:
-        scalars["decay"] = 1 - lr * wd
+        scalars["decay"] = decay
         steps.append(("pd", "({p} * {decay})"))
         pv = "{pd}"
     steps.append(("m1", f"({{m}} + ({g} - {{m}}) * {{b1c}})"))
@@ -104,7 +122,7 @@ def _fused_step(tensors, t, lr, beta1, beta2, eps, wd, decoupled, amsgrad, maxim
     steps.append(("den", f"(sqrt({vv}) + {{epsb}})"))
     steps.append(("p1", f"({pv} + {{step}} * {{m1}} / {{den}})"))
     writes = {"p1": "p", **writes}
-    fused.update("adam", tensors, scalars, tuple(steps), writes)
+    fused.update("adam", tensors, scalars, tuple(steps), writes, refresh)
 
 
 class AdamW(Adam):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from itertools import chain
 from typing import Any
 
+from .. import runtime
 from ..autograd import enable_grad
 from ..tensor import Tensor
 
@@ -150,8 +151,16 @@ class Optimizer:
     def step(self, closure: Callable | None = None):
         raise NotImplementedError
 
+    def _lr_static(self) -> None:
+        """A step that bakes the learning rate into its kernels: a compiled step then
+        recompiles when the learning rate changes."""
+        if runtime._capture is not None:
+            runtime._capture.on_optimizer(self, lr_static=True)
+
     def _evaluate(self, closure):
         """Run the closure (with grad enabled) before a step, like PyTorch's optimizers."""
+        if runtime._capture is not None:
+            runtime._capture.on_optimizer(self)
         if closure is None:
             return None
         with enable_grad():

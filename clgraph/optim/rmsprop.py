@@ -55,8 +55,9 @@ class RMSprop(Optimizer):
                     tensors["ga"] = state["grad_avg"]
                 if fused.fusable(*tensors.values()):
                     _fused_step(tensors, lr, alpha, eps, wd, momentum, centered,
-                                group["maximize"])
+                                group["maximize"], _refresh(group, state))
                     continue
+                self._lr_static()
                 if group["maximize"]:
                     g = -g
                 if wd != 0:
@@ -79,7 +80,16 @@ class RMSprop(Optimizer):
         return loss
 
 
-def _fused_step(tensors, lr, alpha, eps, wd, momentum, centered, maximize):
+def _refresh(group, state):
+    def again(advance=True):
+        if advance:
+            state["step"] += 1
+        return {"neglr": -group["lr"]}
+
+    return again
+
+
+def _fused_step(tensors, lr, alpha, eps, wd, momentum, centered, maximize, refresh=None):
     """The RMSprop update (and its state) in one kernel."""
     scalars = {"alpha": alpha, "alpha1": 1 - alpha, "eps": eps, "neglr": -lr}
     steps, g = fused.grad_prologue(maximize, wd, scalars)
@@ -98,4 +108,4 @@ def _fused_step(tensors, lr, alpha, eps, wd, momentum, centered, maximize):
         writes["buf1"] = "buf"
     else:
         steps.append(("p1", f"({{p}} + {{neglr}} * {g} / {{avg}})"))
-    fused.update("rmsprop", tensors, scalars, tuple(steps), {"p1": "p", **writes})
+    fused.update("rmsprop", tensors, scalars, tuple(steps), {"p1": "p", **writes}, refresh)

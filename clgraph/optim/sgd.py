@@ -49,8 +49,9 @@ class SGD(Optimizer):
                     buf = self.state[p].get("momentum_buffer")
                     if buf is not None and fused.fusable(p, grad, buf):
                         _fused_step(p, grad, buf, lr, mu, damp, wd, nesterov,
-                                    group["maximize"])
+                                    group["maximize"], group)
                         continue
+                self._lr_static()
                 g = -grad if group["maximize"] else grad
                 if wd != 0:
                     g = g.add(p, alpha=wd)
@@ -68,7 +69,7 @@ class SGD(Optimizer):
         return loss
 
 
-def _fused_step(p, grad, buf, lr, mu, damp, wd, nesterov, maximize):
+def _fused_step(p, grad, buf, lr, mu, damp, wd, nesterov, maximize, group):
     """Momentum buffer and parameter updated in one kernel (the formulas of SGD.step)."""
     scalars = {"mu": mu, "damp1": 1 - damp, "neglr": -lr}
     steps, g = fused.grad_prologue(maximize, wd, scalars)
@@ -76,4 +77,4 @@ def _fused_step(p, grad, buf, lr, mu, damp, wd, nesterov, maximize):
     upd = f"({g} + {{mu}} * {{b1}})" if nesterov else "{b1}"
     steps.append(("p1", f"({{p}} + {{neglr}} * {upd})"))
     fused.update("sgd", {"p": p, "g": grad, "b": buf}, scalars, tuple(steps),
-                 {"p1": "p", "b1": "b"})
+                 {"p1": "p", "b1": "b"}, refresh=lambda advance=True: {"neglr": -group["lr"]})

@@ -1,0 +1,326 @@
+"""Fused kernels for compiled graphs: elementwise segments and the kernels that run several
+of them in one launch.
+
+A segment is one elementwise group applied to concrete operands: the group's parameters
+are buffers (named by an opaque key), literals baked into the source, or dynamic scalars
+set at each replay. A fused kernel runs segments side by side: work-item ``g`` belongs to
+the segment whose range holds it, so independent updates (every parameter of an optimizer
+step, say) share one launch ("horizontal fusion"); a vertically fused chain is a segment
+of its own. Pure functions of groups and values; never sees Tensor."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import dtypes as dt
+from .cache import build
+from .emit import _INT_HELPERS, EwGroup, emit, vectorizable
+
+_NP = {"float": np.float32, "double": np.float64, "long": np.int64, "int": np.int32,
+       "short": np.int16, "char": np.int8, "uchar": np.uint8}
+
+
+def group_params(group: EwGroup) -> list[tuple[str, str]]:
+    """(kind, C type) of each parameter of the group's kernel, in order: kind is "buf" for
+    buffers, "int" for sizes, offsets and strides, "scalar" for scalar operands."""
+    r = group.ndim
+    out = [("int", "long")] + [("int", "long")] * r
+    for dname, lay in group.inputs:
+        d = dt._BY_NAME[dname]
+        if lay == "s":
+            out.append(("scalar", d.compute))
+            continue
+        out += [("buf", d.cl), ("int", "long")]
+        if lay[0] == "v":
+            out += [("int", "long")] * r
+    for _, dname, lay in group.outputs:
+        out += [("buf", dt._BY_NAME[dname].cl), ("int", "long")]
+        if lay == "v":
+            out += [("int", "long")] * r
+    return out
+
+
+def group_io(group: EwGroup, values) -> tuple[list, list]:
+    """Buffer keys a segment reads and writes."""
+    kinds = group_params(group)
+    bufs = [v for (kind, _), v in zip(kinds, values) if kind == "buf"]
+    nin = sum(1 for _, lay in group.inputs if lay != "s")
+    return bufs[:nin], bufs[nin:]
+
+
+@dataclass
+class Segment:
+    """``group`` with one value per parameter: ("buf", key), ("lit", number) or
+    ("dyn", slot) for a scalar recomputed at each replay."""
+
+    group: EwGroup
+    values: list
+    reads: set = field(default_factory=set)
+    writes: set = field(default_factory=set)
+
+    def __post_init__(self):
+        r, w = group_io(self.group, [v[1] if v[0] == "buf" else None for v in self.values])
+        self.reads, self.writes = set(r), set(w)
+
+    @property
+    def n(self) -> int:
+        return int(self.values[0][1])
+
+    def width(self) -> int:
+        return self.group.width if vectorizable(self.group) else 1
+
+    def items(self) -> int:
+        return -(-self.n // self.width())
+
+    def param_bytes(self) -> int:
+        return 8 * sum(1 for v in self.values if v[0] in ("buf", "dyn"))
+
+
+def _literal(value, ctype: str) -> str:
+    if ctype in ("float", "double"):
+        v = float(np.float32(value)) if ctype == "float" else float(value)
+        if math.isnan(v):
+            return "NAN"
+        if math.isinf(v):
+            return "INFINITY" if v > 0 else "(-INFINITY)"
+        return v.hex() + ("f" if ctype == "float" else "")
+    return f"(({ctype}){int(value)})" if ctype != "long" else f"{int(value)}L"
+
+
+@dataclass
+class FusedKernel:
+    kernel: object
+    name: str
+    source: str
+    buffers: list  # buffer key of each buffer parameter, in order
+    dyn: list  # (segment index, value slot, numpy type) of each dynamic scalar parameter
+    global_size: int
+    local: int
+
+
+_built: dict = {}
+
+
+def fused_kernel(dev, segments: list[Segment], local: int) -> FusedKernel:
+    """One kernel running ``segments`` side by side (one segment: a plain fused kernel)."""
+    buffers: list = []
+    bindex: dict = {}
+    dyn: list = []
+    funcs: dict = {}
+    calls = []
+    start = 0
+    fp64 = False
+    ints = False
+    for si, seg in enumerate(segments):
+        g = seg.group
+        fname = funcs.get(g)
+        if fname is None:
+            fname = funcs[g] = f"seg{len(funcs)}"
+        kinds = group_params(g)
+        args = []
+        for (kind, ctype), (vk, v) in zip(kinds, seg.values):
+            if vk == "buf":
+                b = bindex.get(v)
+                if b is None:
+                    b = bindex[v] = len(buffers)
+                    buffers.append(v)
+                args.append(f"(__global {ctype}*)b{b}")
+            elif vk == "dyn":
+                args.append(f"d{len(dyn)}")
+                dyn.append((si, v, ctype))
+            else:
+                args.append(_literal(v, ctype))
+        end = start + seg.items()
+        idx = "g" if start == 0 else f"g - {start}L"
+        calls.append(f"  if (g < {end}L) {{ {fname}({', '.join(args)}, {idx}); return; }}")
+        start = end
+        names = {d for d, _ in g.inputs} | {o.out for o in g.ops} | {d for _, d, _ in g.outputs}
+        names |= {c for o in g.ops for c in o.casts}
+        fp64 |= "float64" in names
+        ints |= any(dt._BY_NAME[n].kind == 1 for n in names)
+    lines = []
+    if fp64:
+        lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
+    if ints:
+        lines.append(_INT_HELPERS)
+    for g, fname in funcs.items():
+        src, _ = emit(g, fname, as_function=True)
+        src = src.replace(_INT_HELPERS, "").replace(
+            "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n", "")
+        lines.append(src)
+    params = [f"__global uchar* b{i}" for i in range(len(buffers))]
+    params += [f"const {ctype} d{i}" for i, (_, _, ctype) in enumerate(dyn)]
+    body = "\n".join(calls)
+    digest = hashlib.sha1(("\n".join(lines) + body).encode()).hexdigest()[:8]
+    ops = "_".join(dict.fromkeys(o.name for s in segments for o in s.group.ops))[:40]
+    name = f"cgf_{ops}_{digest}"
+    lines.append(f"__kernel void {name}({', '.join(params)}) {{\n"
+                 f"  const long g = get_global_id(0);\n{body}\n}}")
+    source = "\n".join(lines) + "\n"
+    import pyopencl as cl
+
+    key = (dev.index, source)
+    prg = _built.get(key)
+    if prg is None:
+        prg = _built[key] = build(dev, source, ("-cl-mad-enable",), name)
+    kern = cl.Kernel(prg, name)  # its own object: a plan sets its arguments once
+    gsize = max(-(-start // local) * local, local)
+    return FusedKernel(kern, name, source, buffers, [(s, v, _NP[c]) for s, v, c in dyn],
+                       gsize, local)
+
+
+def batch(steps, budget: int, is_segment) -> list:
+    """Order ``steps`` (each with .reads and .writes sets) into batches: a segment joins the
+    earliest batch of segments after everything it depends on (read after write, write after
+    read or write), so independent segments share a launch; any other step is a batch of its
+    own in program order. ``budget`` caps the parameter bytes of one fused kernel."""
+    batches: list[dict] = []
+    for st in steps:
+        dep = -1
+        for i in range(len(batches) - 1, -1, -1):
+            b = batches[i]
+            if (st.reads & b["writes"]) or (st.writes & (b["reads"] | b["writes"])):
+                dep = i
+                break
+        placed = False
+        if is_segment(st):
+            for i in range(dep + 1, len(batches)):
+                b = batches[i]
+                if b["seg"] and b["bytes"] + st.param_bytes() <= budget and len(b["steps"]) < 64:
+                    b["steps"].append(st)
+                    b["bytes"] += st.param_bytes()
+                    b["reads"] |= st.reads
+                    b["writes"] |= st.writes
+                    placed = True
+                    break
+        if not placed:
+            batches.append({"seg": is_segment(st), "steps": [st], "reads": set(st.reads),
+                            "writes": set(st.writes),
+                            "bytes": st.param_bytes() if is_segment(st) else 0})
+    return [b["steps"] for b in batches]
+
+
+# --- vertical fusion: one segment after another, in registers ------------------------------
+
+
+def split(seg: Segment):
+    """(n, shape values, inputs [(dtype, layout, values)], outputs [(value index, dtype,
+    layout, values)]) of a segment."""
+    g, vals, r = seg.group, seg.values, seg.group.ndim
+    i = 1 + r
+    ins = []
+    for dname, lay in g.inputs:
+        k = 1 if lay == "s" else 2 + (r if lay[0] == "v" else 0)
+        ins.append((dname, lay, list(vals[i:i + k])))
+        i += k
+    outs = []
+    for vi, dname, lay in g.outputs:
+        k = 2 + (r if lay == "v" else 0)
+        outs.append((vi, dname, lay, list(vals[i:i + k])))
+        i += k
+    return vals[0], list(vals[1:1 + r]), ins, outs
+
+
+def join(n, sh, ins, ops, outs, width, in_place) -> Segment:
+    group = EwGroup(tuple((d, lay) for d, lay, _ in ins), tuple(ops),
+                    tuple((vi, d, lay) for vi, d, lay, _ in outs), len(sh), width, in_place)
+    values = [n] + list(sh)
+    for *_, v in ins:
+        values += v
+    for *_, v in outs:
+        values += v
+    return Segment(group, values)
+
+
+def _strided_only_c(ins, outs) -> bool:
+    return all(lay in ("c", "s") for _, lay, _ in ins) and all(o[2] == "c" for o in outs)
+
+
+def can_merge(a: Segment, b: Segment, key) -> bool:
+    """Whether b can take a's output ``key`` from registers: the same iteration space, a
+    stores it contiguously and b reads it only at the same index."""
+    if a.values[0] != b.values[0] or (b.writes & a.reads):
+        return False
+    na, sha, ia, oa = split(a)
+    nb, shb, ib, ob = split(b)
+    if sha and shb and sha != shb:
+        return False
+    if (sha and not shb and not _strided_only_c(ib, ob)) or (
+            shb and not sha and not _strided_only_c(ia, oa)):
+        return False
+    offs = {tuple(v[:2]) for _, _, lay, v in oa if lay == "c" and v[0] == ("buf", key)}
+    if not offs:
+        return False
+    for _, lay, v in ib:
+        if lay != "s" and v[0] == ("buf", key) and (lay != "c" or tuple(v[:2]) not in offs):
+            return False
+    return True
+
+
+def merge(a: Segment, b: Segment, key) -> Segment:
+    """One segment computing a then b, b reading a's output ``key`` from registers."""
+    from dataclasses import replace
+
+    from .emit import EwOp
+
+    na, sha, ia, oa = split(a)
+    nb, shb, ib, ob = split(b)
+    vdt = [d for d, _, _ in ia] + [o.out for o in a.group.ops]
+    ins = list(ia)
+    produced = {tuple(v[:2]): vi for vi, _, lay, v in oa if lay == "c"}
+    ops = []
+    bmap = []
+    pending = []  # b inputs read from a's registers: (b input index, a value, stored dtype)
+    for j, (d, lay, v) in enumerate(ib):
+        if lay != "s" and v[0] == ("buf", key):
+            bmap.append(None)
+            pending.append((j, produced[tuple(v[:2])], d))
+            continue
+        found = next((k for k, x in enumerate(ins) if x == (d, lay, v)), None)
+        if found is None:
+            ins.append((d, lay, v))
+            found = len(ins) - 1
+        bmap.append(("in", found))
+    NI = len(ins)
+
+    def amap(vi):
+        return vi if vi < len(ia) else NI + vi - len(ia)
+
+    for o in a.group.ops:
+        ops.append(replace(o, args=tuple(amap(x) for x in o.args)))
+    for j, avi, d in pending:
+        src = amap(avi)
+        if vdt[avi] != d:  # the value as b would have loaded it
+            ops.append(EwOp("to", "{x}", (src,), (d,), d, ("x",), True))
+            src = NI + len(ops) - 1
+        bmap[j] = ("v", src)
+    base = NI + len(ops)
+
+    def bm(vi):
+        if vi < len(ib):
+            kind, x = bmap[vi]
+            return x
+        return base + vi - len(ib)
+
+    for o in b.group.ops:
+        ops.append(replace(o, args=tuple(bm(x) for x in o.args)))
+    outs = [(amap(vi), d, lay, v) for vi, d, lay, v in oa]
+    outs += [(bm(vi), d, lay, v) for vi, d, lay, v in ob]
+    sh = sha or shb
+    return join(na, sh, ins, ops, outs, min(a.group.width, b.group.width),
+                a.group.in_place or b.group.in_place)
+
+
+def drop_outputs(seg: Segment, keys) -> Segment | None:
+    """The segment without the outputs stored into ``keys`` (None when nothing is left)."""
+    n, sh, ins, outs = split(seg)
+    kept = [o for o in outs if o[3][0][1] not in keys]
+    if len(kept) == len(outs):
+        return seg
+    if not kept:
+        return None
+    return join(n, sh, ins, seg.group.ops, kept, seg.group.width, seg.group.in_place)

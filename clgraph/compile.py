@@ -1,0 +1,822 @@
+"""cg.compile: trace a call into a graph, fuse it into OpenCL kernels, replay them.
+
+Tracing. The first call with a new signature (the shapes, dtypes, devices and
+requires_grad of the tensor arguments, the values of the others, grad mode, the
+train/eval flags and parameter buffers of a compiled module) runs the function once with a
+recorder installed: every op applied (forward ops, the VJP ops backward() applies, an
+optimizer's fused updates), every kernel launched, every host upload and every index check
+becomes a node of a flat graph. Python control flow runs at trace time. The traced call
+computes real values, so it returns what eager returns.
+
+Host reads. A host read inside the function (``item()``, ``numpy()``, ``bool(t)``, printing
+a tensor) means the function's control flow or results may depend on data: the signature
+then runs eagerly from then on, with a one-time warning naming the read. Index range checks
+are not such reads: the compiled call repeats them on each call's indices.
+
+Passes (pure functions over the captured graph): elementwise kernels are fused vertically
+(a chain, across broadcasts and views, computes in registers), common subexpressions and
+dead code are removed, work that depends only on constants made inside the function is
+folded, independent elementwise kernels (every parameter update of an optimizer step) are
+fused horizontally into one launch, and intermediate buffers are reused by liveness.
+
+Replay binds the new argument buffers and fresh result buffers into prepared kernels and
+enqueues them; optimizer step counts, learning rates and random streams are recomputed on
+the host (no Python op code runs). State written in place (parameters, moments, buffers,
+``.grad``) is written exactly as eager writes it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import traceback
+import warnings
+import weakref
+from collections import namedtuple
+
+import numpy as np
+import pyopencl as cl
+
+from . import codegen, runtime
+from .codegen import fuse
+from .ops import registry
+from .tensor import Tensor
+
+Ref = namedtuple("Ref", "buf shape stride offset dtype device")
+
+
+def _ref(t) -> Ref:
+    return Ref(t._storage.buf, t._shape, t._stride, t._offset, t.dtype, t.device)
+
+
+class _Unreplayable(Exception):
+    """The traced call cannot be replayed (the message says why)."""
+
+
+# --- tracing ------------------------------------------------------------------------------
+
+
+class Event:
+    """A node of the traced graph: an op applied (or a launch, upload or check made outside
+    any op), with the buffers it read and wrote."""
+
+    __slots__ = ("name", "reads", "writes", "shape", "dtype", "created", "bare")
+
+    def __init__(self, name, reads=(), writes=(), shape=None, dtype=None, bare=False):
+        self.bare = bare
+        self.name = name
+        self.reads = list(reads)
+        self.writes = list(writes)
+        self.shape = shape
+        self.dtype = dtype
+        self.created = set()
+
+
+class _Capture:
+    """Installed as runtime._capture and registry._recorder while a traced call runs."""
+
+    def __init__(self):
+        self.events: list[Event] = []
+        self.actions: list[tuple] = []  # (kind, event index, payload) in program order
+        self.cur: int | None = None
+        self.depth = 0
+        self.created: dict = {}  # buffer -> (weakref to its Storage, nbytes, DeviceInfo)
+        self.host_read: str | None = None
+        self.checking = 0
+        self.grads: dict = {}
+        self.optimizers: dict = {}
+
+    def _event(self, ev: Event) -> int:
+        self.events.append(ev)
+        return len(self.events) - 1
+
+    # runtime hooks
+    def on_alloc(self, st):
+        self.created[st.buf] = (weakref.ref(st), st.nbytes, st.dev)
+        if self.cur is not None:
+            self.events[self.cur].created.add(st.buf)
+
+    def on_launch(self, dev, kernel, name, gsize, lsize, args, refresh):
+        ev = self.cur
+        if ev is None:
+            bufs = [a for a in args if isinstance(a, cl.MemoryObjectHolder)]
+            ev = self._event(Event(name, bufs, bufs, bare=True))
+        self.actions.append(("launch", ev, (dev, kernel, name, tuple(gsize),
+                                            tuple(lsize) if lsize else None, list(args),
+                                            refresh)))
+
+    def on_write(self, st, host, offset):
+        ev = self.cur if self.cur is not None else self._event(Event("upload", (), [st.buf]))
+        self.actions.append(("write", ev, (st.buf, np.array(host, copy=True), offset)))
+
+    def on_copy(self, src, dst, nbytes, src_off, dst_off):
+        ev = self.cur if self.cur is not None else self._event(
+            Event("copy", [src.buf], [dst.buf]))
+        self.actions.append(("copy", ev, (src.buf, dst.buf, nbytes, src_off, dst_off)))
+
+    def on_read(self, st):
+        if self.checking or self.host_read is not None:
+            return
+        frames = [f for f in traceback.extract_stack()[:-2]
+                  if os.sep + "clgraph" + os.sep not in f.filename]
+        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        self.host_read = f"a tensor is read on the host (item(), numpy(), bool(), print){where}"
+
+    def on_index(self, index, check):
+        ev = self.cur if self.cur is not None else self._event(Event("index_check",
+                                                                     [index._storage.buf]))
+        self.actions.append(("index", ev, (_ref(index), check)))
+
+    def on_grad(self, t):
+        self.grads[id(t)] = t
+
+    def on_optimizer(self, opt, lr_static=False):
+        prev = self.optimizers.get(id(opt), (opt, False))[1]
+        self.optimizers[id(opt)] = (opt, prev or lr_static)
+
+    # registry hook
+    def record(self, op, args, attrs, out):
+        if self.depth:
+            return registry.execute(op, args, attrs, out)
+        reads = [a._storage.buf for a in args if isinstance(a, Tensor)]
+        ev = self._event(Event(op.name, reads))
+        self.cur = ev
+        self.depth += 1
+        try:
+            res = registry.execute(op, args, attrs, out)
+        finally:
+            self.depth -= 1
+            self.cur = None
+        first = res[0] if isinstance(res, tuple) else res
+        outs = [r for r in (res if isinstance(res, tuple) else (res,)) if isinstance(r, Tensor)]
+        e = self.events[ev]
+        e.writes = [r._storage.buf for r in outs if r._storage.buf in e.created or r is out]
+        if isinstance(first, Tensor):
+            e.shape, e.dtype = first._shape, first.dtype
+        return res
+
+
+# --- signatures ---------------------------------------------------------------------------
+
+
+def _flatten(obj, tensors: list):
+    """A hashable description of ``obj`` with its tensors collected in ``tensors``."""
+    if isinstance(obj, Tensor):
+        tensors.append(obj)
+        return ("T",)
+    if isinstance(obj, (list, tuple)):
+        return (type(obj).__name__,) + tuple(_flatten(o, tensors) for o in obj)
+    if isinstance(obj, dict):
+        return ("dict",) + tuple((k, _flatten(v, tensors)) for k, v in obj.items())
+    try:
+        hash(obj)
+    except TypeError:
+        return ("id", id(obj))
+    return ("v", type(obj).__name__, obj)
+
+
+def _tensor_key(ts) -> tuple:
+    seen: dict = {}
+    key = []
+    for t in ts:
+        share = seen.setdefault(t._storage.buf, len(seen))
+        key.append((t._shape, t._stride, t._offset, t.dtype.name, t.device.info.index,
+                    t.requires_grad, share, t._storage.nbytes))
+    return tuple(key)
+
+
+def _rebuild(spec, it):
+    kind = spec[0]
+    if kind == "T":
+        return next(it)
+    if kind in ("list", "tuple"):
+        items = [_rebuild(s, it) for s in spec[1:]]
+        return items if kind == "list" else tuple(items)
+    if kind == "dict":
+        return {k: _rebuild(s, it) for k, s in spec[1:]}
+    return spec[2] if kind == "v" else None
+
+
+# --- the plan -----------------------------------------------------------------------------
+
+
+class _Step:
+    __slots__ = ("kind", "seg", "payload", "reads", "writes", "src", "refresh")
+
+    def __init__(self, kind, payload, reads, writes, src, seg=None, refresh=()):
+        self.kind = kind
+        self.payload = payload
+        self.seg = seg
+        self.reads = set(reads)
+        self.writes = set(writes)
+        self.src = set(src)
+        self.refresh = refresh
+
+    def param_bytes(self):
+        return self.seg.param_bytes()
+
+
+_pin_counts: dict = {}
+
+
+def _pin(bufs):
+    for b in bufs:
+        _pin_counts[b] = _pin_counts.get(b, 0) + 1
+        runtime._pinned.add(b)
+
+
+def _unpin(bufs):
+    for b in bufs:
+        c = _pin_counts.get(b, 0) - 1
+        if c <= 0:
+            _pin_counts.pop(b, None)
+            runtime._pinned.discard(b)
+        else:
+            _pin_counts[b] = c
+
+
+class Plan:
+    """A traced call, fused and ready to replay."""
+
+    def __init__(self, cap: _Capture, inputs: list, result, dev):
+        self.dev = dev
+        self.events = cap.events
+        in_slot: dict = {}
+        for i, t in enumerate(inputs):
+            in_slot.setdefault(t._storage.buf, i)
+        created = cap.created
+        # results and leaf gradients made inside the call escape: fresh buffers per call
+        out_tensors: list = []
+        self.out_spec = _flatten(result, out_tensors)
+        for t in out_tensors:
+            if t.requires_grad and t.grad_fn is not None and t.grad_fn.inputs:
+                raise _Unreplayable(
+                    "it returns a tensor that requires grad and still holds its autograd "
+                    "graph; compile the whole training step (forward, loss.backward(), "
+                    "optimizer.step()) instead")
+        grads = []
+        for leaf in cap.grads.values():
+            g = leaf._grad
+            grads.append((weakref.ref(leaf), g if g is None else _ref(g)))
+        esc_bufs: dict = {}
+        state_storage: dict = {}
+        for t in out_tensors + [leaf._grad for leaf in cap.grads.values()
+                                if leaf._grad is not None]:
+            b = t._storage.buf
+            if b in created and b not in esc_bufs:
+                esc_bufs[b] = len(esc_bufs)
+            elif b not in created and b not in in_slot:
+                state_storage[b] = t._storage
+        for b, (wr, nbytes, _) in created.items():
+            if wr() is not None and b not in esc_bufs:
+                raise _Unreplayable(
+                    "a tensor made inside it outlives the call other than as a result or a "
+                    "gradient (kept in a global, in module state created on the first call, "
+                    "or in an autograd graph)")
+        self.esc_sizes = [created[b][1] for b in esc_bufs]
+        self.outputs = [self._source(_ref(t), in_slot, esc_bufs, state_storage)
+                        for t in out_tensors]
+        self.grads = [(w, None if r is None else self._source(r, in_slot, esc_bufs,
+                                                              state_storage))
+                      for w, r in grads]
+        self.optimizers = [(weakref.ref(o), s) for o, s in cap.optimizers.values()]
+        steps, refreshers = self._steps(cap, in_slot, created)
+        internal = {b for b in created if b not in esc_bufs}
+        steps = _fuse_vertical(steps)
+        const = _constants(steps, internal)
+        steps = [s for s in steps if not (s.src and s.kind != "index" and s in const["steps"])]
+        steps = _dead_code(steps, internal - const["bufs"])
+        budget = min(dev.cl_device.max_parameter_size, 4096) - 64
+        batches = fuse.batch(steps, budget, lambda s: s.kind == "seg")
+        self._materialize(batches, in_slot, esc_bufs, internal - const["bufs"], created,
+                          refreshers)
+        self.const_bufs = [b for b in const["bufs"]]
+        state = set()
+        for b in self.static_bufs:
+            if b not in created:
+                state.add(b)
+        self._pinned = list(state)
+        _pin(self._pinned)
+        weakref.finalize(self, _unpin, self._pinned)
+
+    @staticmethod
+    def _source(r: Ref, in_slot, esc_bufs, state_storage):
+        meta = (r.shape, r.stride, r.offset, r.dtype, r.device)
+        if r.buf in esc_bufs:
+            return ("esc", esc_bufs[r.buf]) + meta
+        if r.buf in in_slot:
+            return ("in", in_slot[r.buf]) + meta
+        return ("state", state_storage[r.buf]) + meta
+
+    def _steps(self, cap, in_slot, created):
+        steps = []
+        refreshers = []
+        for kind, ev, p in cap.actions:
+            e = cap.events[ev]
+            if kind == "launch":
+                dev, kernel, name, gsize, lsize, args, refresh = p
+                bufs = [a for a in args if isinstance(a, cl.MemoryObjectHolder)]
+                rid = None
+                if refresh is not None:
+                    rid = len(refreshers)
+                    refreshers.append(refresh)
+                if kernel in codegen.GROUPS:
+                    group = codegen.GROUPS[kernel][0]
+                    values = []
+                    for i, a in enumerate(args):
+                        if isinstance(a, cl.MemoryObjectHolder):
+                            values.append(("buf", a))
+                        else:
+                            values.append(("lit", a))
+                    seg = fuse.Segment(group, values)
+                    steps.append(_Step("seg", None, seg.reads, seg.writes, [ev], seg=seg,
+                                       refresh=((rid,) if rid is not None else ())))
+                    continue
+                # inside an op: what the op wrote (its results, its scratch); a bare launch
+                # may write any buffer it is given
+                writes = bufs if e.bare else [b for b in bufs if b in e.writes or b in e.created]
+                steps.append(_Step("kernel", (kernel, name, gsize, lsize, args, rid), bufs,
+                                   writes, [ev]))
+            elif kind == "write":
+                steps.append(_Step("write", p, [], [p[0]], [ev]))
+            elif kind == "copy":
+                steps.append(_Step("copy", p, [p[0]], [p[1]], [ev]))
+            else:
+                steps.append(_Step("index", p, [p[0].buf], [], [ev]))
+        for st in steps:
+            if st.kind == "kernel" and st.payload[5] is not None:
+                st.refresh = (st.payload[5],)
+        return steps, refreshers
+
+    def _materialize(self, batches, in_slot, esc_bufs, internal, created, refreshers):
+        dev = self.dev
+        local = codegen.local_size(dev)
+        # liveness: internal buffers share physical buffers when their uses do not overlap
+        first, last = {}, {}
+        for i, batch in enumerate(batches):
+            for st in batch:
+                for b in st.reads | st.writes:
+                    if b in internal:
+                        first.setdefault(b, i)
+                        last[b] = i
+        phys: dict = {}
+        free: list = []  # (size, buffer) released
+        ends: dict = {}
+        self.buffers = []
+        order = sorted(first, key=lambda b: first[b])
+        for b in order:
+            i = first[b]
+            for e in [e for e in list(ends) if e < i]:
+                free.extend(ends.pop(e))
+            size = max(created[b][1], 1)
+            pick = None
+            for k, (sz, pb) in enumerate(free):
+                if size <= sz <= 2 * size:
+                    pick = k
+                    break
+            if pick is not None:
+                sz, pb = free.pop(pick)
+            else:
+                sz, pb = size, cl.Buffer(dev.context, cl.mem_flags.READ_WRITE, size)
+                self.buffers.append(pb)
+            phys[b] = pb
+            ends.setdefault(last[b], []).append((sz, pb))
+        self.n_internal, self.n_physical = len(order), len(self.buffers)
+        self.static_bufs = set()
+
+        def resolve(b):
+            if b in in_slot:
+                return ("in", in_slot[b])
+            if b in esc_bufs:
+                return ("esc", esc_bufs[b])
+            pb = phys.get(b, b)
+            self.static_bufs.add(pb)
+            return ("static", pb)
+
+        actions = []
+        dyn_bufs = []  # (kernel, arg index, "in"/"esc", slot)
+        dyn_scalars = []  # (kernel, arg index, refresher, original arg index, numpy type)
+        self.kernel_names, self.sources, self.event_kernel = [], [], {}
+        self.pre_checks, self.refreshers = [], refreshers
+        for batch in batches:
+            st0 = batch[0]
+            if st0.kind == "seg":
+                segs = []
+                for st in batch:
+                    seg = st.seg
+                    if st.refresh:
+                        rid = st.refresh[0]
+                        seg = fuse.Segment(seg.group, [
+                            ("dyn", (rid, i)) if v[0] == "lit" and i in _refresh_positions(
+                                refreshers, rid) else v for i, v in enumerate(seg.values)])
+                    segs.append(seg)
+                fk = fuse.fused_kernel(dev, segs, local)
+                for i, key in enumerate(fk.buffers):
+                    kind, x = resolve(key)
+                    if kind == "static":
+                        fk.kernel.set_arg(i, x)
+                    else:
+                        dyn_bufs.append((fk.kernel, i, kind, x))
+                nb = len(fk.buffers)
+                for j, (si, (rid, pos), npt) in enumerate(fk.dyn):
+                    dyn_scalars.append((fk.kernel, nb + j, rid, pos, npt))
+                actions.append(("k", fk.kernel, fk.name, (fk.global_size,), (fk.local,)))
+                self.kernel_names.append(fk.name)
+                self.sources.append(fk.source)
+                for st in batch:
+                    for ev in st.src:
+                        self.event_kernel[ev] = fk.name
+                continue
+            for st in batch:
+                self._materialize_step(st, resolve, actions, dyn_bufs, dyn_scalars)
+        self.actions = actions
+        self.dyn_bufs = dyn_bufs
+        self.dyn_scalars = dyn_scalars
+        # index checks on the call's own arguments run before anything is enqueued
+        while self.actions and self.actions[0][0] == "index" and self.actions[0][1][0] == "in":
+            self.pre_checks.append(self.actions.pop(0))
+
+    def _materialize_step(self, st, resolve, actions, dyn_bufs, dyn_scalars):
+        if st.kind == "kernel":
+            kernel, name, gsize, lsize, args, rid = st.payload
+            types = codegen.ARG_TYPES.get(kernel)
+            if types is None:
+                raise _Unreplayable(f"kernel {name} has no recorded argument types")
+            k = cl.Kernel(kernel.program, kernel.function_name)
+            rpos = _refresh_positions(self.refreshers, rid) if rid is not None else ()
+            for i, a in enumerate(args):
+                if isinstance(a, cl.MemoryObjectHolder):
+                    kind, x = resolve(a)
+                    if kind == "static":
+                        k.set_arg(i, x)
+                    else:
+                        dyn_bufs.append((k, i, kind, x))
+                elif types[i] is None:
+                    k.set_arg(i, a)
+                else:
+                    npt = np.dtype(types[i]).type
+                    k.set_arg(i, npt(a))
+                    if i in rpos:
+                        dyn_scalars.append((k, i, rid, i, npt))
+            actions.append(("k", k, name, gsize, lsize))
+            self.kernel_names.append(name)
+            self.sources.append(codegen.SOURCES.get(kernel, f"// {name}: source not kept"))
+            for ev in st.src:
+                self.event_kernel[ev] = name
+        elif st.kind == "write":
+            b, host, off = st.payload
+            actions.append(("write", resolve(b), host, off))
+        elif st.kind == "copy":
+            src, dst, n, so, do = st.payload
+            actions.append(("copy", resolve(src), resolve(dst), n, so, do))
+        else:
+            r, check = st.payload
+            actions.append(("index", resolve(r.buf), r, check))
+
+    # --- replay ---------------------------------------------------------------------------
+    def run(self, inputs: list):
+        """Enqueue the plan for these argument tensors; returns (flat results, None) or
+        (None, reason) when an index check finds the trace's assumptions broken."""
+        in_bufs = [t._storage.buf for t in inputs]
+        for act in self.pre_checks:
+            t = self._tensor(("in",) + (act[1][1],) + tuple(act[2])[1:], inputs, None)
+            if not act[3](t):
+                return None, "index tensor differs from the traced one"
+        esc = [runtime.Storage(self.dev, n) for n in self.esc_sizes]
+        for k, i, kind, x in self.dyn_bufs:
+            k.set_arg(i, in_bufs[x] if kind == "in" else esc[x].buf)
+        vals = [r() for r in self.refreshers]
+        for k, i, rid, pos, npt in self.dyn_scalars:
+            k.set_arg(i, npt(vals[rid][pos]))
+        dev = self.dev
+        for act in self.actions:
+            kind = act[0]
+            if kind == "k":
+                runtime.enqueue(dev, act[1], act[2], act[3], act[4])
+            elif kind == "write":
+                cl.enqueue_copy(dev.queue, self._buf(act[1], in_bufs, esc), act[2],
+                                dst_offset=act[3])
+            elif kind == "copy":
+                cl.enqueue_copy(dev.queue, self._buf(act[2], in_bufs, esc),
+                                self._buf(act[1], in_bufs, esc), byte_count=act[3],
+                                src_offset=act[4], dst_offset=act[5])
+            else:
+                r = act[2]
+                src = act[1]
+                st = _BufStorage(self._buf(src, in_bufs, esc), dev)
+                t = Tensor._on(st, r.shape, r.stride, r.offset, r.dtype, r.device)
+                if not act[3](t):
+                    raise RuntimeError(
+                        "compiled call: an index tensor computed inside the function no "
+                        "longer matches the traced one (distinct values); call the function "
+                        "eagerly")
+        outs = [self._tensor(o, inputs, esc) for o in self.outputs]
+        for w, src in self.grads:
+            leaf = w()
+            if leaf is not None:
+                leaf._grad = None if src is None else self._tensor(src, inputs, esc)
+        return outs, None
+
+    @staticmethod
+    def _buf(res, in_bufs, esc):
+        kind, x = res
+        if kind == "static":
+            return x
+        return in_bufs[x] if kind == "in" else esc[x].buf
+
+    @staticmethod
+    def _tensor(src, inputs, esc):
+        kind, x, shape, stride, offset, dtype, device = src
+        if kind == "esc":
+            st = esc[x]
+        elif kind == "in":
+            st = inputs[x]._storage
+        else:
+            st = x
+        return Tensor._on(st, shape, stride, offset, dtype, device)
+
+
+class _BufStorage:
+    """A Storage-like view of a plan's buffer (an index check reads it)."""
+
+    __slots__ = ("buf", "dev", "version", "nbytes", "__weakref__")
+
+    def __init__(self, buf, dev):
+        self.buf, self.dev, self.version, self.nbytes = buf, dev, -1, buf.size
+
+
+def _refresh_positions(refreshers, rid) -> set:
+    """Argument indices a refresher recomputes (peeked: nothing advances)."""
+    return set(refreshers[rid](False))
+
+
+# --- passes -------------------------------------------------------------------------------
+
+
+def _fuse_vertical(steps: list) -> list:
+    """Merge elementwise segments into their consumers when the consumer reads the value at
+    the same index; stop at anything that reads the value otherwise or writes the inputs."""
+    out: list = []
+    open_prod: dict = {}  # buffer -> index in ``out`` of the open segment storing it
+    open_reads: dict = {}  # buffer -> indices of open segments reading it
+
+    def close(j):
+        st = out[j]
+        if st is None:
+            return
+        for b in st.writes:
+            if open_prod.get(b) == j:
+                del open_prod[b]
+        for b in st.reads:
+            s = open_reads.get(b)
+            if s:
+                s.discard(j)
+
+    for st in steps:
+        if st.kind == "seg" and not st.refresh:
+            merged = True
+            while merged:
+                merged = False
+                for b in list(st.reads):
+                    j = open_prod.get(b)
+                    if j is None or out[j] is None or out[j].refresh:
+                        continue
+                    a = out[j]
+                    if not fuse.can_merge(a.seg, st.seg, b):
+                        continue
+                    seg = fuse.merge(a.seg, st.seg, b)
+                    close(j)
+                    out[j] = None
+                    st = _Step("seg", None, seg.reads, seg.writes, a.src | st.src, seg=seg)
+                    merged = True
+                    break
+        for b in st.reads:
+            j = open_prod.get(b)
+            if j is not None:
+                close(j)
+        for b in st.writes:
+            for j in list(open_reads.get(b, ())):
+                close(j)
+            j = open_prod.get(b)
+            if j is not None:
+                close(j)
+        out.append(st)
+        if st.kind == "seg":
+            j = len(out) - 1
+            for b in st.writes:
+                open_prod[b] = j
+            for b in st.reads:
+                open_reads.setdefault(b, set()).add(j)
+    return [s for s in out if s is not None]
+
+
+def _constants(steps: list, internal: set) -> dict:
+    """Steps that compute only from constants made inside the call (uploads of literals,
+    fills): their results are kept from the trace and not recomputed."""
+    banned: set = set()
+    while True:
+        const_bufs, const_steps = set(), set()
+        for st in steps:
+            if st.kind == "index" or st.refresh:
+                continue
+            if st.writes and st.writes <= internal - banned and st.reads <= const_bufs:
+                const_steps.add(st)
+                const_bufs |= st.writes
+        bad = set()
+        for st in steps:
+            if st not in const_steps:
+                bad |= st.writes & const_bufs
+        if not bad:
+            return {"bufs": const_bufs, "steps": const_steps}
+        banned |= bad
+
+
+def _dead_code(steps: list, internal: set) -> list:
+    """Drop steps whose results nothing uses, and stores nothing reads."""
+    needed: set = set()
+    kept = []
+    for st in reversed(steps):
+        if st.kind == "index":
+            kept.append(st)
+            needed |= st.reads
+            continue
+        side = st.writes - internal
+        live = st.writes & needed
+        if not side and not live:
+            continue
+        if st.kind == "seg":
+            dead = (st.writes & internal) - needed
+            if dead:
+                seg = fuse.drop_outputs(st.seg, dead)
+                st = _Step("seg", None, seg.reads, seg.writes, st.src, seg=seg,
+                           refresh=st.refresh)
+        kept.append(st)
+        needed |= st.reads
+    kept.reverse()
+    return kept
+
+
+# --- the user-facing callable --------------------------------------------------------------
+
+
+class _Entry:
+    __slots__ = ("plan", "eager", "tries", "capture_events", "guards")
+
+    def __init__(self):
+        self.plan = None
+        self.eager = None
+        self.tries = 0
+        self.capture_events = None
+        self.guards = ()
+
+
+class Compiled:
+    """What cg.compile returns: call it like the function (or module) it wraps."""
+
+    def __init__(self, fn, module=None):
+        self._fn = fn
+        self._module = module
+        self._entries: dict = {}
+        self._warned: set = set()
+        functools.update_wrapper(self, fn if module is None else type(module).forward,
+                                 updated=())
+
+    def __getattr__(self, name):
+        mod = self.__dict__.get("_module")
+        if mod is not None:
+            return getattr(mod, name)
+        raise AttributeError(name)
+
+    # signature ---------------------------------------------------------------------------
+    def _key(self, args, kwargs):
+        from .autograd import is_grad_enabled
+
+        tensors: list = []
+        spec = _flatten((args, kwargs), tensors)
+        key = (spec, _tensor_key(tensors), is_grad_enabled())
+        m = self._module
+        if m is not None:
+            key += (tuple(x.training for x in m.modules()),
+                    tuple(p._storage.buf.int_ptr for p in m.parameters()),
+                    tuple(b._storage.buf.int_ptr for b in m.buffers()))
+        return key, tensors
+
+    def _guards_ok(self, entry) -> bool:
+        for w, snap in entry.guards:
+            o = w()
+            if o is None or _opt_snapshot(o, snap[0]) != snap:
+                return False
+        return True
+
+    def __call__(self, *args, **kwargs):
+        if runtime._capture is not None:  # inside another trace: part of that graph
+            return self._fn(*args, **kwargs)
+        key, tensors = self._key(args, kwargs)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry()
+        if entry.plan is not None and self._guards_ok(entry):
+            outs, why = entry.plan.run(tensors)
+            if outs is not None:
+                return _rebuild(entry.plan.out_spec, iter(outs))
+            return self._fn(*args, **kwargs)
+        if entry.eager is not None:
+            return self._fn(*args, **kwargs)
+        return self._trace(entry, args, kwargs, tensors)
+
+    def _trace(self, entry, args, kwargs, tensors):
+        cap = _Capture()
+        runtime._capture = cap
+        registry._recorder = cap.record
+        try:
+            result = self._fn(*args, **kwargs)
+        finally:
+            runtime._capture = None
+            registry._recorder = None
+        entry.tries += 1
+        entry.capture_events = cap.events
+        reason = cap.host_read
+        if reason is None:
+            try:
+                devs = {t.device.info for t in tensors}
+                devs |= {st[2] for st in cap.created.values()}
+                if len(devs) > 1:
+                    raise _Unreplayable("it uses more than one device")
+                dev = devs.pop() if devs else registry.default_device().info
+                entry.plan = Plan(cap, tensors, result, dev)
+                entry.guards = tuple((weakref.ref(o), _opt_snapshot(o, s))
+                                     for o, s in cap.optimizers.values())
+                if os.environ.get("CLGRAPH_DEBUG") == "1":
+                    print(f"[clgraph] compiled {self.__name__}: {len(cap.events)} ops -> "
+                          f"{len(entry.plan.kernel_names)} launches")
+                return result
+            except _Unreplayable as e:
+                reason = str(e)
+                if entry.tries < 2:  # state made on a first call (optimizer moments)
+                    return result
+        entry.eager = reason
+        if reason not in self._warned:
+            self._warned.add(reason)
+            warnings.warn(f"clgraph.compile: {self.__name__} runs eagerly for this input "
+                          f"signature: {reason}", RuntimeWarning, stacklevel=3)
+        return result
+
+    # introspection -----------------------------------------------------------------------
+    def _entry(self, args, kwargs):
+        key, _ = self._key(args, kwargs)
+        entry = self._entries.get(key)
+        if entry is None or (entry.plan is None and entry.eager is None):
+            self(*args, **kwargs)
+            entry = self._entries[key]
+            if entry.plan is None and entry.eager is None:
+                self(*args, **kwargs)
+        return entry
+
+    def graph(self, *args, **kwargs):
+        """The traced graph for this signature as a networkx.DiGraph (traces it first, by
+        running the function, when the signature is new)."""
+        from .graph import to_networkx
+
+        entry = self._entry(args, kwargs)
+        plan = entry.plan
+        return to_networkx(entry.capture_events, plan.event_kernel if plan else {})
+
+    def kernels(self, *args, **kwargs) -> list[str]:
+        """OpenCL C source of each kernel a call with this signature launches, in order."""
+        entry = self._entry(args, kwargs)
+        if entry.plan is None:
+            return []
+        return list(entry.plan.sources)
+
+    def launches(self, *args, **kwargs) -> list[str]:
+        """Names of the kernels a call with this signature launches, in order."""
+        entry = self._entry(args, kwargs)
+        return [] if entry.plan is None else list(entry.plan.kernel_names)
+
+
+def _opt_snapshot(opt, lr_static: bool):
+    groups = []
+    for g in opt.param_groups:
+        items = []
+        for k, v in g.items():
+            if k == "params" or (k == "lr" and not lr_static):
+                continue
+            items.append((k, repr(v)))
+        items.append(("n", len(g["params"])))
+        groups.append(tuple(items))
+    return (lr_static, tuple(groups))
+
+
+def compile(fn=None, **options):
+    """Compile ``fn`` (a function or an nn.Module); usable as ``@cg.compile`` and
+    ``@cg.compile(...)``. Options are accepted for torch.compile compatibility (mode,
+    fullgraph, dynamic, backend) and do not change what clgraph does."""
+    if fn is None:
+        return lambda f: compile(f, **options)
+    from .nn.module import Module
+
+    if isinstance(fn, Module):
+        return Compiled(fn.__call__, module=fn)
+    if isinstance(fn, Compiled):
+        return fn
+    return Compiled(fn)
