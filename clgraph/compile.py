@@ -282,6 +282,7 @@ class Plan:
         self.optimizers = [(weakref.ref(o), s) for o, s in cap.optimizers.values()]
         steps, refreshers = self._steps(cap, in_slot, created)
         internal = {b for b in created if b not in esc_bufs}
+        steps = _cse(steps, internal)
         steps = _fuse_vertical(steps)
         const = _constants(steps, internal)
         steps = [s for s in steps if not (s.src and s.kind != "index" and s in const["steps"])]
@@ -394,6 +395,7 @@ class Plan:
             return ("static", pb)
 
         actions = []
+        self._action_writes = []  # input slots each action may write
         dyn_bufs = []  # (kernel, arg index, "in"/"esc", slot)
         dyn_scalars = []  # (kernel, arg index, refresher, original arg index, numpy type)
         self.kernel_names, self.sources, self.event_kernel = [], [], {}
@@ -421,6 +423,8 @@ class Plan:
                 for j, (si, (rid, pos), npt) in enumerate(fk.dyn):
                     dyn_scalars.append((fk.kernel, nb + j, rid, pos, npt))
                 actions.append(("k", fk.kernel, fk.name, (fk.global_size,), (fk.local,)))
+                self._action_writes.append({in_slot[b] for st in batch for b in st.writes
+                                            if b in in_slot})
                 self.kernel_names.append(fk.name)
                 self.sources.append(fk.source)
                 for st in batch:
@@ -429,12 +433,21 @@ class Plan:
                 continue
             for st in batch:
                 self._materialize_step(st, resolve, actions, dyn_bufs, dyn_scalars)
+                self._action_writes.append({in_slot[b] for b in st.writes if b in in_slot})
         self.actions = actions
         self.dyn_bufs = dyn_bufs
         self.dyn_scalars = dyn_scalars
-        # index checks on the call's own arguments run before anything is enqueued
-        while self.actions and self.actions[0][0] == "index" and self.actions[0][1][0] == "in":
-            self.pre_checks.append(self.actions.pop(0))
+        # index checks on the call's own arguments run before anything is enqueued, unless
+        # the call writes that argument first
+        written, kept = set(), []
+        for act, st_writes in zip(actions, self._action_writes):
+            if act[0] == "index" and act[1][0] == "in" and act[1][1] not in written:
+                self.pre_checks.append(act)
+                continue
+            kept.append(act)
+            written |= st_writes
+        self.actions = kept
+        del self._action_writes
 
     def _materialize_step(self, st, resolve, actions, dyn_bufs, dyn_scalars):
         if st.kind == "kernel":
@@ -608,6 +621,74 @@ def _fuse_vertical(steps: list) -> list:
             for b in st.reads:
                 open_reads.setdefault(b, set()).add(j)
     return [s for s in out if s is not None]
+
+
+def _rename(st: _Step, alias: dict) -> _Step:
+    """The step with buffers renamed (common subexpressions share one result)."""
+    if not (st.reads | st.writes) & alias.keys():
+        return st
+    r = lambda b: alias.get(b, b)  # noqa: E731
+    if st.kind == "seg":
+        seg = fuse.Segment(st.seg.group, [("buf", r(v[1])) if v[0] == "buf" else v
+                                          for v in st.seg.values])
+        return _Step("seg", None, seg.reads, seg.writes, st.src, seg=seg, refresh=st.refresh)
+    p = st.payload
+    if st.kind == "kernel":
+        args = [r(a) if isinstance(a, cl.MemoryObjectHolder) else a for a in p[4]]
+        p = p[:4] + (args,) + p[5:]
+    elif st.kind == "write":
+        p = (r(p[0]),) + p[1:]
+    elif st.kind == "copy":
+        p = (r(p[0]), r(p[1])) + p[2:]
+    else:
+        p = (p[0]._replace(buf=r(p[0].buf)), p[1])
+    return _Step(st.kind, p, {r(b) for b in st.reads}, {r(b) for b in st.writes}, st.src,
+                 seg=st.seg, refresh=st.refresh)
+
+
+def _cse(steps: list, internal: set) -> list:
+    """Common subexpressions: a launch of the same kernel on the same (unchanged) inputs
+    as an earlier one, writing only fresh buffers, reuses the earlier results."""
+    alias: dict = {}
+    gen: dict = {}
+    seen: dict = {}
+    out = []
+    for st in steps:
+        st = _rename(st, alias)
+        pure = st.kind in ("seg", "kernel") and not st.refresh and st.writes and \
+            st.writes <= internal
+        if pure:
+            slots: dict = {}
+            if st.kind == "seg":
+                vals = st.seg.values
+                head = st.seg.group
+            else:
+                vals = [("buf", a) if isinstance(a, cl.MemoryObjectHolder) else ("lit", a)
+                        for a in st.payload[4]]
+                head = (st.payload[0], st.payload[2], st.payload[3])
+            sig = [head]
+            for v in vals:
+                if v[0] != "buf":
+                    sig.append(v)
+                elif v[1] in st.writes:
+                    sig.append(("out", slots.setdefault(v[1], len(slots))))
+                else:
+                    sig.append(("in", v[1], gen.get(v[1], 0)))
+            try:
+                sig = tuple(sig)
+                prev = seen.get(sig)
+            except TypeError:
+                sig, prev = None, None
+            if prev is not None:
+                for b, k in slots.items():
+                    alias[b] = prev[k]
+                continue
+            if sig is not None:
+                seen[sig] = list(slots)
+        for b in st.writes:
+            gen[b] = gen.get(b, 0) + 1
+        out.append(st)
+    return out
 
 
 def _constants(steps: list, internal: set) -> dict:
