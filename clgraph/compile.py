@@ -28,6 +28,7 @@ the host (no Python op code runs). State written in place (parameters, moments, 
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import traceback
 import warnings
@@ -50,7 +51,12 @@ def _ref(t) -> Ref:
 
 
 class _Unreplayable(Exception):
-    """The traced call cannot be replayed (the message says why)."""
+    """The traced call cannot be replayed (the message says why). ``retry``: a second
+    trace may succeed (state the first call created, such as optimizer moments)."""
+
+    def __init__(self, msg, retry=False):
+        super().__init__(msg)
+        self.retry = retry
 
 
 # --- tracing ------------------------------------------------------------------------------
@@ -60,7 +66,7 @@ class Event:
     """A node of the traced graph: an op applied (or a launch, upload or check made outside
     any op), with the buffers it read and wrote."""
 
-    __slots__ = ("name", "reads", "writes", "shape", "dtype", "created", "bare")
+    __slots__ = ("bare", "created", "dtype", "name", "reads", "shape", "writes")
 
     def __init__(self, name, reads=(), writes=(), shape=None, dtype=None, bare=False):
         self.bare = bare
@@ -201,7 +207,7 @@ def _rebuild(spec, it):
 
 
 class _Step:
-    __slots__ = ("kind", "seg", "payload", "reads", "writes", "src", "refresh")
+    __slots__ = ("kind", "payload", "reads", "refresh", "seg", "src", "writes")
 
     def __init__(self, kind, payload, reads, writes, src, seg=None, refresh=()):
         self.kind = kind
@@ -267,12 +273,16 @@ class Plan:
                 esc_bufs[b] = len(esc_bufs)
             elif b not in created and b not in in_slot:
                 state_storage[b] = t._storage
+        if any(wr() is not None and b not in esc_bufs for b, (wr, _, _) in created.items()):
+            gc.collect()  # autograd graphs hold reference cycles
         for b, (wr, nbytes, _) in created.items():
             if wr() is not None and b not in esc_bufs:
+                made = next((f"{e.name} {list(e.shape) if e.shape is not None else ''}"
+                             for e in cap.events if b in e.created), "an upload")
                 raise _Unreplayable(
-                    "a tensor made inside it outlives the call other than as a result or a "
-                    "gradient (kept in a global, in module state created on the first call, "
-                    "or in an autograd graph)")
+                    f"a tensor made inside it (by {made.strip()}, {nbytes} bytes) outlives "
+                    "the call other than as a result or a gradient (kept in a global, in "
+                    "state created on the first call, or in an autograd graph)", retry=True)
         self.esc_sizes = [created[b][1] for b in esc_bufs]
         self.outputs = [self._source(_ref(t), in_slot, esc_bufs, state_storage)
                         for t in out_tensors]
@@ -292,11 +302,9 @@ class Plan:
         self._materialize(batches, in_slot, esc_bufs, internal - const["bufs"], created,
                           refreshers)
         self.const_bufs = [b for b in const["bufs"]]
-        state = set()
-        for b in self.static_bufs:
-            if b not in created:
-                state.add(b)
-        self._pinned = list(state)
+        # parameters, optimizer state and constants kept from the trace: the buffer pool
+        # must never hand these to another tensor, even after their Storage objects die
+        self._pinned = list(self.static_bufs)
         _pin(self._pinned)
         weakref.finalize(self, _unpin, self._pinned)
 
@@ -315,7 +323,7 @@ class Plan:
         for kind, ev, p in cap.actions:
             e = cap.events[ev]
             if kind == "launch":
-                dev, kernel, name, gsize, lsize, args, refresh = p
+                _, kernel, name, gsize, lsize, args, refresh = p
                 bufs = [a for a in args if isinstance(a, cl.MemoryObjectHolder)]
                 rid = None
                 if refresh is not None:
@@ -552,7 +560,7 @@ class Plan:
 class _BufStorage:
     """A Storage-like view of a plan's buffer (an index check reads it)."""
 
-    __slots__ = ("buf", "dev", "version", "nbytes", "__weakref__")
+    __slots__ = ("__weakref__", "buf", "dev", "nbytes", "version")
 
     def __init__(self, buf, dev):
         self.buf, self.dev, self.version, self.nbytes = buf, dev, -1, buf.size
@@ -627,7 +635,7 @@ def _rename(st: _Step, alias: dict) -> _Step:
     """The step with buffers renamed (common subexpressions share one result)."""
     if not (st.reads | st.writes) & alias.keys():
         return st
-    r = lambda b: alias.get(b, b)  # noqa: E731
+    r = lambda b: alias.get(b, b)
     if st.kind == "seg":
         seg = fuse.Segment(st.seg.group, [("buf", r(v[1])) if v[0] == "buf" else v
                                           for v in st.seg.values])
@@ -653,10 +661,15 @@ def _cse(steps: list, internal: set) -> list:
     gen: dict = {}
     seen: dict = {}
     out = []
+    writers: dict = {}
+    for st in steps:
+        for b in st.writes:
+            writers[b] = writers.get(b, 0) + 1
     for st in steps:
         st = _rename(st, alias)
+        # results written once (never accumulated into later) can be shared
         pure = st.kind in ("seg", "kernel") and not st.refresh and st.writes and \
-            st.writes <= internal
+            st.writes <= internal and all(writers[b] == 1 for b in st.writes)
         if pure:
             slots: dict = {}
             if st.kind == "seg":
@@ -741,7 +754,7 @@ def _dead_code(steps: list, internal: set) -> list:
 
 
 class _Entry:
-    __slots__ = ("plan", "eager", "tries", "capture_events", "guards")
+    __slots__ = ("capture_events", "eager", "guards", "plan", "tries")
 
     def __init__(self):
         self.plan = None
@@ -757,6 +770,7 @@ class Compiled:
     def __init__(self, fn, module=None):
         self._fn = fn
         self._module = module
+        self._orig_mod = module
         self._entries: dict = {}
         self._warned: set = set()
         functools.update_wrapper(self, fn if module is None else type(module).forward,
@@ -797,7 +811,7 @@ class Compiled:
         if entry is None:
             entry = self._entries[key] = _Entry()
         if entry.plan is not None and self._guards_ok(entry):
-            outs, why = entry.plan.run(tensors)
+            outs, _ = entry.plan.run(tensors)
             if outs is not None:
                 return _rebuild(entry.plan.out_spec, iter(outs))
             return self._fn(*args, **kwargs)
@@ -811,9 +825,19 @@ class Compiled:
         registry._recorder = cap.record
         try:
             result = self._fn(*args, **kwargs)
+        except BaseException:
+            runtime._capture = None
+            raise
+        finally:
+            registry._recorder = None
+        try:
+            # buffers of the trace stay out of the pool until the plan has pinned the ones
+            # it keeps (constants, state)
+            return self._plan(entry, cap, result, tensors)
         finally:
             runtime._capture = None
-            registry._recorder = None
+
+    def _plan(self, entry, cap, result, tensors):
         entry.tries += 1
         entry.capture_events = cap.events
         reason = cap.host_read
@@ -833,7 +857,7 @@ class Compiled:
                 return result
             except _Unreplayable as e:
                 reason = str(e)
-                if entry.tries < 2:  # state made on a first call (optimizer moments)
+                if e.retry and entry.tries < 2:  # state made on a first call (moments)
                     return result
         entry.eager = reason
         if reason not in self._warned:

@@ -245,8 +245,8 @@ def can_merge(a: Segment, b: Segment, key) -> bool:
     stores it contiguously and b reads it only at the same index."""
     if a.values[0] != b.values[0] or (b.writes & a.reads):
         return False
-    na, sha, ia, oa = split(a)
-    nb, shb, ib, ob = split(b)
+    _, sha, ia, oa = split(a)
+    _, shb, ib, ob = split(b)
     if sha and shb and sha != shb:
         return False
     if (sha and not shb and not _strided_only_c(ib, ob)) or (
@@ -268,7 +268,7 @@ def merge(a: Segment, b: Segment, key) -> Segment:
     from .emit import EwOp
 
     na, sha, ia, oa = split(a)
-    nb, shb, ib, ob = split(b)
+    _, shb, ib, ob = split(b)
     vdt = [d for d, _, _ in ia] + [o.out for o in a.group.ops]
     ins = list(ia)
     produced = {tuple(v[:2]): vi for vi, _, lay, v in oa if lay == "c"}
@@ -302,8 +302,7 @@ def merge(a: Segment, b: Segment, key) -> Segment:
 
     def bm(vi):
         if vi < len(ib):
-            kind, x = bmap[vi]
-            return x
+            return bmap[vi][1]
         return base + vi - len(ib)
 
     for o in b.group.ops:

@@ -1,0 +1,397 @@
+"""cg.compile: compiled equals eager (values, gradients, parameters after training steps),
+kernel counts per call, recompilation rules, host-read fallback, grad of grad inside a
+compiled function, introspection and the on-disk kernel cache across processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+import clgraph as cg
+from clgraph import codegen, nn
+from clgraph.nn import functional as F
+
+RNG = np.random.default_rng(0)
+
+
+def T(*shape, dtype=np.float32, positive=False):
+    a = RNG.standard_normal(shape).astype(dtype)
+    return cg.tensor(np.abs(a) + 0.1 if positive else a)
+
+
+def close(a, b, tol=1e-5):
+    if isinstance(a, (tuple, list)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            close(x, y, tol)
+        return
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            close(a[k], b[k], tol)
+        return
+    if not isinstance(a, cg.Tensor):
+        assert a == b
+        return
+    assert a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=tol, atol=tol)
+
+
+# --- compiled equals eager over a table of functions ------------------------------------------
+
+FUNCS = {
+    "chain": (lambda x, y: ((x * 2 + y).exp() - 1).abs().sqrt() / 3 + x.sin(),
+              lambda: (T(40, 33), T(33))),
+    "broadcast_views": (lambda x, y: (x.t() + y[:, None]).relu().reshape(-1) * 0.5,
+                        lambda: (T(7, 9), T(9))),
+    "slices": (lambda x: x[1:, ::2] * x[:-1, 1::2] + x.T[::2, :-1].T,
+               lambda: (T(9, 8),)),
+    "reductions": (lambda x: (x.sum(0), x.mean(1, keepdim=True), x.max(-1).values,
+                              x.var(0), x.logsumexp(1)),
+                   lambda: (T(31, 17),)),
+    "softmax": (lambda x: x.softmax(-1) * F.log_softmax(x, 1), lambda: (T(12, 50),)),
+    "manual_softmax": (lambda x: (x - x.max(-1, keepdim=True).values).exp()
+                       / (x - x.max(-1, keepdim=True).values).exp().sum(-1, keepdim=True),
+                       lambda: (T(6, 30),)),
+    "layernorm": (lambda x, w, b: F.layer_norm(x, (24,), w, b), lambda: (T(5, 24), T(24), T(24))),
+    "matmul": (lambda a, b, c: (a @ b + c).tanh() @ b.T, lambda: (T(16, 20), T(20, 12), T(12))),
+    "ints_and_masks": (lambda x, i: (cg.where(x > 0, x, -x) * i + (i // 2) % 3,
+                                     (x > 0).sum(), i.max()),
+                       lambda: (T(10, 4), cg.tensor(RNG.integers(-5, 9, (10, 4))))),
+    "structures": (lambda d, scale: {"a": d["x"] * scale, "b": [d["y"] + 1, d["x"].sum()]},
+                   lambda: ({"x": T(4, 5), "y": T(3)}, 2.5)),
+    "float64": (lambda x: (x.double() * 1.5).exp().sum(0), lambda: (T(8, 3),)),
+    "gather_index": (lambda x, i: x.gather(1, i) + x.index_select(0, i[:, 0]).sum(1, True),
+                     lambda: (T(6, 5), cg.tensor(RNG.integers(0, 5, (6, 2))))),
+    "constants_inside": (lambda x: x + cg.arange(5.0) * cg.ones(5) + cg.tensor([1.0, 2, 3, 4, 5]),
+                         lambda: (T(3, 5),)),
+    "conv_pool": (lambda x, w: F.max_pool2d(F.conv2d(x, w, padding=1).relu(), 2),
+                  lambda: (T(2, 3, 8, 8), T(4, 3, 3, 3))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUNCS))
+def test_compiled_equals_eager(name):
+    fn, make = FUNCS[name]
+    c = cg.compile(fn)
+    for _ in range(2):  # two argument sets: the trace, then replays on new values
+        args = make()
+        expected = fn(*args)
+        close(c(*args), expected)  # first call with the signature traces
+        close(c(*args), expected)  # then replays
+    assert c._entries and all(e.plan is not None for e in c._entries.values())
+
+
+def test_results_do_not_alias_across_calls():
+    c = cg.compile(lambda x: x * 2 + 1)
+    x = T(100)
+    r1 = c(x)
+    r2 = c(x + 1)
+    assert not np.allclose(r1.numpy(), r2.numpy())
+    np.testing.assert_allclose(r1.numpy(), x.numpy() * 2 + 1, rtol=1e-6)
+
+
+def test_in_place_writes_to_arguments_and_state():
+    w = T(6)
+    ref = w.clone()
+
+    def f(x):
+        x.mul_(2)
+        w.add_(x)
+        return x.sum()
+
+    c = cg.compile(f)
+    for k in range(3):
+        x = T(6)
+        x0 = x.numpy().copy()
+        s = c(x)
+        np.testing.assert_allclose(x.numpy(), 2 * x0, rtol=1e-6)
+        ref = ref + 2 * cg.tensor(x0)
+        np.testing.assert_allclose(w.numpy(), ref.numpy(), rtol=1e-5)
+        np.testing.assert_allclose(s.item(), 2 * x0.sum(), rtol=1e-5)
+
+
+# --- kernel counts ----------------------------------------------------------------------------
+
+
+def w1(x):
+    return ((x * 1.5 + 0.5).sin() * (x * 0.5).exp() - x).abs().sqrt() + 1
+
+
+def test_elementwise_chain_is_one_launch():
+    x = T(1 << 16)
+    c = cg.compile(w1)
+    c(x)
+    with cg.profile() as eager:
+        expected = w1(x)
+    with cg.profile() as p:
+        got = c(x)
+    assert eager.launches >= 8
+    assert p.launches == 1, p.kernels
+    close(got, expected)
+
+
+def test_softmax_kernel_counts():
+    x = T(64, 128)
+    manual = FUNCS["manual_softmax"][0]
+    for fn, most in ((lambda x: x.softmax(-1), 2), (lambda x: F.log_softmax(x, -1), 2),
+                     (manual, 4)):
+        c = cg.compile(fn)
+        c(x)
+        with cg.profile() as p:
+            got = c(x)
+        close(got, fn(x))
+        assert p.launches <= most, p.kernels
+
+
+# --- recompilation ------------------------------------------------------------------------------
+
+
+def test_recompiles_on_new_shape_only():
+    def f(x):
+        return (x * 3 - 1).relu().sum(0)
+
+    c = cg.compile(f)
+    c(T(20, 7))
+    builds = codegen.stats["builds"] + codegen.stats["disk_hits"]
+    for _ in range(3):
+        a = T(20, 7)
+        close(c(a), f(a))
+    assert codegen.stats["builds"] + codegen.stats["disk_hits"] == builds
+    assert len(c._entries) == 1
+    c(T(21, 7))
+    assert len(c._entries) == 2
+    b = T(20, 7, dtype=np.float64)
+    c(b)
+    assert len(c._entries) == 3
+
+
+def test_host_read_falls_back_to_eager_with_one_warning():
+    def f(x):
+        if x.sum().item() > 0:
+            return x * 2
+        return x - 1
+
+    c = cg.compile(f)
+    x = T(10, positive=True)
+    with pytest.warns(RuntimeWarning, match="read on the host"):
+        close(c(x), f(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = -T(10, positive=True)
+        close(c(y), f(y))  # control flow follows the data: it runs eagerly
+
+
+def test_index_checks_repeat_on_replay():
+    c = cg.compile(lambda x, i: x.gather(1, i))
+    x = T(4, 3)
+    c(x, cg.tensor([[0], [1], [2], [0]]))
+    with pytest.raises((IndexError, RuntimeError), match="out of"):
+        c(x, cg.tensor([[0], [1], [3], [0]]))
+
+
+# --- training steps ---------------------------------------------------------------------------
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 32), nn.Tanh(),
+                         nn.Linear(32, 5))
+
+
+def cnn():
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Dropout(0.25), nn.Linear(4 * 4 * 4, 5))
+
+
+OPTS = {
+    "sgd_momentum": lambda p: cg.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-4),
+    "adam": lambda p: cg.optim.Adam(p, lr=3e-3),
+    "adamw_amsgrad": lambda p: cg.optim.AdamW(p, lr=3e-3, amsgrad=True),
+    "rmsprop": lambda p: cg.optim.RMSprop(p, lr=1e-3, momentum=0.5),
+}
+
+
+def _train_pair(make_model, make_opt, shape, steps=20, scheduler=False):
+    models = []
+    for _ in range(2):
+        cg.manual_seed(1)
+        models.append(make_model())
+    opts = [make_opt(m.parameters()) for m in models]
+    scheds = [cg.optim.lr_scheduler.StepLR(o, 5, 0.5) for o in opts] if scheduler else None
+    loss_fn = nn.CrossEntropyLoss()
+
+    def make_step(m, o):
+        def step(x, y):
+            o.zero_grad()
+            loss = loss_fn(m(x), y)
+            loss.backward()
+            o.step()
+            return loss
+
+        return step
+
+    eager = make_step(models[0], opts[0])
+    compiled = cg.compile(make_step(models[1], opts[1]))
+    rng = np.random.default_rng(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(steps):
+            x = cg.tensor(rng.standard_normal(shape).astype(np.float32))
+            y = cg.tensor(rng.integers(0, 5, shape[0]))
+            cg.manual_seed(100 + i)
+            le = eager(x, y)
+            cg.manual_seed(100 + i)
+            lc = compiled(x, y)
+            np.testing.assert_allclose(lc.item(), le.item(), rtol=1e-4, atol=1e-5)
+            for pe, pc in zip(models[0].parameters(), models[1].parameters()):
+                np.testing.assert_allclose(pc.detach().numpy(), pe.detach().numpy(),
+                                           rtol=1e-4, atol=1e-5)
+                np.testing.assert_allclose(pc.grad.numpy(), pe.grad.numpy(), rtol=1e-4,
+                                           atol=1e-5)
+            if scheds:
+                for s in scheds:
+                    s.step()
+    assert opts[0].state_dict()["state"].keys() == opts[1].state_dict()["state"].keys()
+    return compiled, opts
+
+
+@pytest.mark.parametrize("opt", sorted(OPTS))
+def test_mlp_training_matches_eager(opt):
+    compiled, _ = _train_pair(mlp, OPTS[opt], (16, 20))
+    plans = [e.plan for e in compiled._entries.values() if e.plan is not None]
+    assert plans, "the training step never compiled"
+
+
+@pytest.mark.parametrize("opt", ["sgd_momentum", "adam"])
+def test_cnn_training_with_dropout_matches_eager(opt):
+    _train_pair(cnn, OPTS[opt], (8, 1, 8, 8))
+
+
+def test_learning_rate_schedule_is_followed():
+    _, opts = _train_pair(mlp, OPTS["adam"], (16, 20), steps=12, scheduler=True)
+    assert opts[1].param_groups[0]["lr"] == pytest.approx(3e-3 * 0.25)
+
+
+def test_optimizer_updates_are_horizontally_fused():
+    m = mlp()
+    o = cg.optim.Adam(m.parameters())
+    x, y = T(16, 20), cg.tensor(RNG.integers(0, 5, 16))
+
+    def step(x, y):
+        o.zero_grad()
+        F.cross_entropy(m(x), y).backward()
+        o.step()
+
+    c = cg.compile(step)
+    for _ in range(3):
+        c(x, y)
+    with cg.profile() as eager:
+        step(x, y)
+    with cg.profile() as p:
+        c(x, y)
+    assert sum("adam" in k for k in eager.kernels) == 6
+    # six parameter updates share launches with each other (and backward's last kernels)
+    assert p.launches < eager.launches - 6, (p.kernels, eager.kernels)
+
+
+def test_gradient_penalty_inside_compiled_function():
+    """create_graph=True inside the traced function: grad of grad compiles."""
+    def make():
+        cg.manual_seed(4)
+        return nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 1))
+
+    ma, mb = make(), make()
+
+    def step(m):
+        def f(x):
+            x = x.detach().requires_grad_()
+            out = m(x).sum()
+            (g,) = cg.autograd.grad(out, x, create_graph=True)
+            penalty = (g.pow(2).sum(1) - 1).pow(2).mean()
+            for p in m.parameters():
+                p.grad = None
+            penalty.backward()
+            return penalty.detach()
+
+        return f
+
+    fa, fb = step(ma), cg.compile(step(mb))
+    for _ in range(3):
+        x = T(5, 6)
+        close(fb(x), fa(x), 1e-4)
+        for pa, pb in zip(ma.parameters(), mb.parameters()):
+            close(pb.grad, pa.grad, 1e-4)
+    assert any(e.plan is not None for e in fb._entries.values())
+
+
+def test_compiled_module_forward():
+    m = mlp()
+    cm = cg.compile(m)
+    x = T(8, 20)
+    with cg.no_grad():
+        close(cm(x), m(x))
+        close(cm(x), m(x))
+    assert cm.training is m.training and cm._orig_mod is m and cm.parameters
+    m.eval()
+    with cg.no_grad():
+        close(cm(x), m(x))
+    # a forward whose output carries an autograd graph out of the call runs eagerly, so
+    # that backward outside the compiled function works
+    with pytest.warns(RuntimeWarning, match="training step"):
+        out = cm(x)
+    out.sum().backward()
+    assert m[0].weight.grad is not None
+
+
+# --- introspection ------------------------------------------------------------------------
+
+
+def test_graph_kernels_and_dot():
+    c = cg.compile(lambda x, b: (x @ x.T + b).relu().sum(1))
+    x, b = T(8, 4), T(8)
+    c(x, b)
+    g = c.graph(x, b)
+    import networkx as nx
+
+    assert isinstance(g, nx.DiGraph) and nx.is_directed_acyclic_graph(g)
+    ops = [d["op"] for _, d in g.nodes(data=True)]
+    assert "matmul" in ops and "relu" in ops
+    for _, d in g.nodes(data=True):
+        assert {"op", "shape", "dtype", "kernel"} <= d.keys()
+    relu = next(d for _, d in g.nodes(data=True) if d["op"] == "relu")
+    assert relu["shape"] == (8, 8) and relu["dtype"] == "float32" and relu["kernel"]
+    srcs = c.kernels(x, b)
+    assert srcs and all("__kernel" in s for s in srcs)
+    dot = cg.to_dot(g)
+    assert dot.startswith("digraph") and "relu" in dot and "->" in dot
+
+
+def test_second_process_builds_nothing(tmp_path):
+    script = textwrap.dedent("""
+        import clgraph as cg
+        from clgraph import codegen
+        m = cg.nn.Sequential(cg.nn.Linear(8, 16), cg.nn.ReLU(), cg.nn.Linear(16, 3))
+        o = cg.optim.Adam(m.parameters())
+        def step(x, y):
+            o.zero_grad()
+            cg.nn.functional.cross_entropy(m(x), y).backward()
+            o.step()
+        c = cg.compile(step)
+        x, y = cg.ones(4, 8), cg.tensor([0, 1, 2, 0])
+        for _ in range(3):
+            c(x, y)
+        print(codegen.stats["builds"])
+    """)
+    env = dict(os.environ, CLGRAPH_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, timeout=300) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+    assert int(runs[0].stdout.split()[-1]) > 0
+    assert int(runs[1].stdout.split()[-1]) == 0
