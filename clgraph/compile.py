@@ -403,6 +403,7 @@ class Plan:
             return ("static", pb)
 
         actions = []
+        fused, static_args = [], []
         self._action_writes = []  # input slots each action may write
         dyn_bufs = []  # (kernel, arg index, "in"/"esc", slot)
         dyn_scalars = []  # (kernel, arg index, refresher, original arg index, numpy type)
@@ -420,21 +421,22 @@ class Plan:
                             ("dyn", (rid, i)) if v[0] == "lit" and i in _refresh_positions(
                                 refreshers, rid) else v for i, v in enumerate(seg.values)])
                     segs.append(seg)
-                fk = fuse.fused_kernel(dev, segs, local)
+                fk = fuse.fused_kernel(segs, local)
+                fused.append(fk)
                 for i, key in enumerate(fk.buffers):
                     kind, x = resolve(key)
                     if kind == "static":
-                        fk.kernel.set_arg(i, x)
+                        static_args.append((fk, i, x))
                     else:
-                        dyn_bufs.append((fk.kernel, i, kind, x))
+                        dyn_bufs.append((fk, i, kind, x))
                 nb = len(fk.buffers)
                 for j, (si, (rid, pos), npt) in enumerate(fk.dyn):
-                    dyn_scalars.append((fk.kernel, nb + j, rid, pos, npt))
-                actions.append(("k", fk.kernel, fk.name, (fk.global_size,), (fk.local,)))
+                    dyn_scalars.append((fk, nb + j, rid, pos, npt))
+                actions.append(("k", fk, fk.name, (fk.global_size,), (fk.local,)))
                 self._action_writes.append({in_slot[b] for st in batch for b in st.writes
                                             if b in in_slot})
                 self.kernel_names.append(fk.name)
-                self.sources.append(fk.source)
+                self.sources.append(fk)
                 for st in batch:
                     for ev in st.src:
                         self.event_kernel[ev] = fk.name
@@ -442,9 +444,17 @@ class Plan:
             for st in batch:
                 self._materialize_step(st, resolve, actions, dyn_bufs, dyn_scalars)
                 self._action_writes.append({in_slot[b] for b in st.writes if b in in_slot})
+        # every fused kernel of the plan comes from one program
+        fuse.build_all(dev, fused)
+        real = lambda k: k.kernel if isinstance(k, fuse.FusedKernel) else k  # noqa: E731
+        for fk, i, x in static_args:
+            fk.kernel.set_arg(i, x)
+        self.sources = [s.source if isinstance(s, fuse.FusedKernel) else s
+                        for s in self.sources]
+        actions = [(a[0], real(a[1])) + a[2:] if a[0] == "k" else a for a in actions]
         self.actions = actions
-        self.dyn_bufs = dyn_bufs
-        self.dyn_scalars = dyn_scalars
+        self.dyn_bufs = [(real(k),) + tuple(rest) for k, *rest in dyn_bufs]
+        self.dyn_scalars = [(real(k),) + tuple(rest) for k, *rest in dyn_scalars]
         # index checks on the call's own arguments run before anything is enqueued, unless
         # the call writes that argument first
         written, kept = set(), []

@@ -100,13 +100,17 @@ class FusedKernel:
     dyn: list  # (segment index, value slot, numpy type) of each dynamic scalar parameter
     global_size: int
     local: int
+    fp64: bool = False
+    ints: bool = False
+    program_source: str = ""
 
 
 _built: dict = {}
 
 
-def fused_kernel(dev, segments: list[Segment], local: int) -> FusedKernel:
-    """One kernel running ``segments`` side by side (one segment: a plain fused kernel)."""
+def fused_kernel(segments: list[Segment], local: int) -> FusedKernel:
+    """One kernel running ``segments`` side by side (one segment: a plain fused kernel);
+    build_all() builds it."""
     buffers: list = []
     bindex: dict = {}
     dyn: list = []
@@ -119,7 +123,7 @@ def fused_kernel(dev, segments: list[Segment], local: int) -> FusedKernel:
         g = seg.group
         fname = funcs.get(g)
         if fname is None:
-            fname = funcs[g] = f"seg{len(funcs)}"
+            fname = funcs[g] = f"CG_SEG_FN{len(funcs)}"
         kinds = group_params(g)
         args = []
         for (kind, ctype), (vk, v) in zip(kinds, seg.values):
@@ -143,10 +147,6 @@ def fused_kernel(dev, segments: list[Segment], local: int) -> FusedKernel:
         fp64 |= "float64" in names
         ints |= any(dt._BY_NAME[n].kind == 1 for n in names)
     lines = []
-    if fp64:
-        lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
-    if ints:
-        lines.append(_INT_HELPERS)
     for g, fname in funcs.items():
         src, _ = emit(g, fname, as_function=True)
         src = src.replace(_INT_HELPERS, "").replace(
@@ -154,23 +154,40 @@ def fused_kernel(dev, segments: list[Segment], local: int) -> FusedKernel:
         lines.append(src)
     params = [f"__global uchar* b{i}" for i in range(len(buffers))]
     params += [f"const {ctype} d{i}" for i, (_, _, ctype) in enumerate(dyn)]
-    body = "\n".join(calls)
-    digest = hashlib.sha1(("\n".join(lines) + body).encode()).hexdigest()[:8]
+    lines.append(f"__kernel void CG_KERNEL_NAME({', '.join(params)}) {{\n"
+                 f"  const long g = get_global_id(0);\n" + "\n".join(calls) + "\n}")
+    body = "\n".join(lines) + "\n"
+    digest = hashlib.sha1(body.encode()).hexdigest()[:8]
     ops = "_".join(dict.fromkeys(o.name for s in segments for o in s.group.ops))[:40]
     name = f"cgf_{ops}_{digest}"
-    lines.append(f"__kernel void {name}({', '.join(params)}) {{\n"
-                 f"  const long g = get_global_id(0);\n{body}\n}}")
-    source = "\n".join(lines) + "\n"
+    body = body.replace("CG_KERNEL_NAME", name).replace("CG_SEG_FN", f"{name}_s")
+    gsize = max(-(-start // local) * local, local)
+    return FusedKernel(None, name, body, buffers, [(s, v, _NP[c]) for s, v, c in dyn],
+                       gsize, local, fp64, ints)
+
+
+def build_all(dev, kernels: list[FusedKernel]) -> None:
+    """Build the fused kernels of one plan as a single OpenCL program (a program costs a
+    fixed time to build or to load from the disk cache, whatever its size) and give each
+    its own kernel object."""
     import pyopencl as cl
 
+    bodies = list(dict.fromkeys(k.source for k in kernels))
+    if not bodies:
+        return
+    head = []
+    if any(k.fp64 for k in kernels):
+        head.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
+    if any(k.ints for k in kernels):
+        head.append(_INT_HELPERS)
+    source = "\n".join(head + bodies)
     key = (dev.index, source)
     prg = _built.get(key)
     if prg is None:
-        prg = _built[key] = build(dev, source, ("-cl-mad-enable",), name)
-    kern = cl.Kernel(prg, name)  # its own object: a plan sets its arguments once
-    gsize = max(-(-start // local) * local, local)
-    return FusedKernel(kern, name, source, buffers, [(s, v, _NP[c]) for s, v, c in dyn],
-                       gsize, local)
+        prg = _built[key] = build(dev, source, ("-cl-mad-enable",), kernels[0].name)
+    for k in kernels:
+        k.kernel = cl.Kernel(prg, k.name)  # its own object: a plan sets its arguments once
+        k.program_source = source
 
 
 def batch(steps, budget: int, is_segment) -> list:
