@@ -20,7 +20,7 @@ def parse_args(description: str, epochs: int, lr: float = 1e-3):
     ap.add_argument("--lr", type=float, default=lr)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--compile", action="store_true",
-                    help="run the training step through cg.compile when available")
+                    help="run the training step through cg.compile")
     ap.add_argument("--plot", default=None, help="write the loss curve to this PNG")
     ap.add_argument("--max-steps", type=int, default=None, help="stop early (smoke tests)")
     return ap.parse_args()
@@ -65,9 +65,6 @@ def accuracy(model, x, y, batch: int = 512) -> float:
 
 def maybe_compile(step, enabled: bool):
     if not enabled:
-        return step
-    if not hasattr(cg, "compile"):
-        print("cg.compile is not available in this version; running eagerly")
         return step
     return cg.compile(step)
 

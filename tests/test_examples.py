@@ -28,17 +28,29 @@ def _args(**kw):
     return argparse.Namespace(**base)
 
 
-@pytest.mark.parametrize("name,cls,images", [("digits_mlp", "MLP", False),
-                                              ("digits_cnn", "CNN", True)])
-def test_digits_examples_learn(name, cls, images):
+@pytest.mark.parametrize("name,cls,images,compiled", [("digits_mlp", "MLP", False, False),
+                                                       ("digits_cnn", "CNN", True, False),
+                                                       ("digits_mlp", "MLP", False, True)])
+def test_digits_examples_learn(name, cls, images, compiled):
     pytest.importorskip("sklearn")
     sys.path.insert(0, str(EXAMPLES))
     try:
         mod = __import__(name)
         common = __import__("_common")
-        acc, losses = common.train(getattr(mod, cls)(), _args(), images=images)
+        acc, losses = common.train(getattr(mod, cls)(), _args(compile=compiled),
+                                   images=images)
     finally:
         sys.path.remove(str(EXAMPLES))
     k = max(1, len(losses) // 5)
     assert sum(losses[-k:]) / k < 0.5 * sum(losses[:k]) / k
     assert acc > 0.8
+
+
+def test_compile_inspect_example(tmp_path, capsys, monkeypatch):
+    dot = tmp_path / "g.dot"
+    monkeypatch.setattr(sys, "argv", ["compile_inspect.py", "--dot", str(dot)])
+    runpy.run_path(str(EXAMPLES / "compile_inspect.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "gelu_like: eager 10 launches, compiled 1" in out
+    assert "__kernel void cgf_" in out
+    assert dot.read_text().startswith("digraph")
