@@ -19,6 +19,12 @@ dead code are removed, work that depends only on constants made inside the funct
 folded, independent elementwise kernels (every parameter update of an optimizer step) are
 fused horizontally into one launch, and intermediate buffers are reused by liveness.
 
+Autograd across the boundary. When the result of a traced call requires grad (a compiled
+module's forward in an ordinary training loop), the backward from that result to the
+parameters and arguments is traced too (autograd.grad on the traced graph): the forward
+plan then also returns the intermediate values the backward reads, and each replayed
+result gets one autograd node whose VJP replays the backward plan.
+
 Replay binds the new argument buffers and fresh result buffers into prepared kernels and
 enqueues them; optimizer step counts, learning rates and random streams are recomputed on
 the host (no Python op code runs). State written in place (parameters, moments, buffers,
@@ -91,6 +97,7 @@ class _Capture:
         self.checking = 0
         self.grads: dict = {}
         self.optimizers: dict = {}
+        self.nodes: dict = {}  # autograd nodes the traced ops made
 
     def _event(self, ev: Event) -> int:
         self.events.append(ev)
@@ -157,6 +164,9 @@ class _Capture:
         outs = [r for r in (res if isinstance(res, tuple) else (res,)) if isinstance(r, Tensor)]
         e = self.events[ev]
         e.writes = [r._storage.buf for r in outs if r._storage.buf in e.created or r is out]
+        for r in outs:
+            if r.grad_fn is not None:
+                self.nodes[id(r.grad_fn)] = weakref.ref(r.grad_fn)
         if isinstance(first, Tensor):
             e.shape, e.dtype = first._shape, first.dtype
         return res
@@ -244,7 +254,9 @@ def _unpin(bufs):
 class Plan:
     """A traced call, fused and ready to replay."""
 
-    def __init__(self, cap: _Capture, inputs: list, result, dev):
+    def __init__(self, cap: _Capture, inputs: list, result, dev, saved=(), graph_held=False):
+        """``saved``: more tensors to return (a forward's values its compiled backward
+        reads); ``graph_held``: the traced call's autograd graph keeps its buffers alive."""
         self.dev = dev
         self.events = cap.events
         in_slot: dict = {}
@@ -254,7 +266,10 @@ class Plan:
         # results and leaf gradients made inside the call escape: fresh buffers per call
         out_tensors: list = []
         self.out_spec = _flatten(result, out_tensors)
+        out_tensors += list(saved)
         for t in out_tensors:
+            if graph_held:
+                break
             if t.requires_grad and t.grad_fn is not None and t.grad_fn.inputs:
                 raise _Unreplayable(
                     "it returns a tensor that requires grad and still holds its autograd "
@@ -276,7 +291,7 @@ class Plan:
         if any(wr() is not None and b not in esc_bufs for b, (wr, _, _) in created.items()):
             gc.collect()  # autograd graphs hold reference cycles
         for b, (wr, nbytes, _) in created.items():
-            if wr() is not None and b not in esc_bufs:
+            if wr() is not None and b not in esc_bufs and not graph_held:
                 made = next((f"{e.name} {list(e.shape) if e.shape is not None else ''}"
                              for e in cap.events if b in e.created), "an upload")
                 raise _Unreplayable(
@@ -565,6 +580,148 @@ class Plan:
         else:
             st = x
         return Tensor._on(st, shape, stride, offset, dtype, device)
+
+
+def _inside_leaves(out, nodes) -> list:
+    """The tensors a traced call's output differentiates into: leaves (parameters, leaf
+    arguments) and arguments computed outside the call, in first-seen order."""
+    from .autograd import AccumulateGrad, Node
+
+    found, seen, stack = [], set(), [out.grad_fn]
+    visited = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        for a, nxt in zip(node.inputs, node.next):
+            if nxt is None:
+                continue
+            ref = nodes.get(id(nxt))
+            inside = isinstance(nxt, Node) and ref is not None and ref() is nxt
+            if inside:
+                stack.append(nxt)
+                continue
+            key = id(nxt)
+            if key not in seen:
+                seen.add(key)
+                found.append(nxt.variable if isinstance(nxt, AccumulateGrad) else a)
+    return found
+
+
+_COMPILED_OP = None
+
+
+def _compiled_vjp(g, *inputs, out, ctx):
+    from .autograd import is_grad_enabled
+
+    if is_grad_enabled():
+        raise RuntimeError(
+            "differentiating twice through a compiled function's result is not supported; "
+            "compile the function that calls autograd.grad(create_graph=True) instead")
+    return ctx.backward(g)
+
+
+class _Ctx:
+    """One replayed call's saved values, for its backward."""
+
+    __slots__ = ("bwd", "saved", "args", "go")
+
+    def __init__(self, bwd, saved, args, go):
+        self.bwd, self.saved, self.args, self.go = bwd, saved, args, go
+
+    def backward(self, g):
+        g = g.to(self.go[0]).expand(self.go[1]).contiguous()
+        grads, why = self.bwd.run([g] + self.saved + self.args)
+        if grads is None:
+            raise RuntimeError(f"compiled backward could not run: {why}")
+        self.saved = self.args = None  # like retain_graph=False
+        return tuple(grads)
+
+
+class _Differentiable:
+    """A traced call whose result carries an autograd graph (a module's forward in a
+    training loop): a forward plan that also returns the values its backward needs, and
+    a backward plan traced from the same graph, run when autograd reaches the result."""
+
+    def __init__(self, cap, tensors, result, outs, diff, dev):
+        global _COMPILED_OP
+        from . import autograd
+        from .creation import ones_like
+
+        if len(diff) != 1:
+            raise _Unreplayable("it returns several tensors that require grad")
+        out = outs[diff[0]]
+        leaves = _inside_leaves(out, cap.nodes)
+        slots = []
+        for t in leaves:
+            slot = next((i for i, a in enumerate(tensors) if a is t), None)
+            if slot is None and t._storage.buf in {a._storage.buf for a in tensors}:
+                raise _Unreplayable("it differentiates into a view of an argument")
+            slots.append(slot)
+        # trace the backward once (on a copy of the graph: retain_graph keeps it for the
+        # traced call's own backward)
+        go = ones_like(out)
+        bcap = _Capture()
+        runtime._capture = bcap
+        registry._recorder = bcap.record
+        try:
+            grads = autograd.grad([out], leaves, grad_outputs=[go], retain_graph=True,
+                                  allow_unused=True)
+        finally:
+            registry._recorder = None
+            runtime._capture = cap
+        if bcap.host_read is not None:
+            raise _Unreplayable(f"its backward reads the host: {bcap.host_read}")
+        from .tensor import Tensor as _T
+        from . import dtypes as dt
+
+        used = set()
+        for kind, _, p in bcap.actions:
+            if kind == "launch":
+                used |= {a for a in p[5] if isinstance(a, cl.MemoryObjectHolder)}
+            elif kind == "write":
+                used.add(p[0])
+            elif kind == "copy":
+                used |= {p[0], p[1]}
+            else:
+                used.add(p[0].buf)
+        saved = []
+        for b in used:
+            if b in cap.created:
+                st = cap.created[b][0]()
+                if st is None:
+                    raise _Unreplayable("its backward reads a value the forward freed")
+                saved.append(_T._on(st, (st.nbytes,), (1,), 0, dt.uint8, out.device))
+        self.fwd = Plan(cap, tensors, result, dev, saved=saved, graph_held=True)
+        self.n_saved = len(saved)
+        bwd_result = [g if g is not None else None for g in grads]
+        self.bwd = Plan(bcap, [go] + saved + list(tensors), bwd_result, dev)
+        self.out_spec = self.fwd.out_spec
+        self.diff = diff[0]
+        self.leaves = [(None if s is not None else t, s) for t, s in zip(leaves, slots)]
+        self.go = (out.dtype, out._shape)
+        self.kernel_names = self.fwd.kernel_names + self.bwd.kernel_names
+        self.sources = self.fwd.sources + self.bwd.sources
+        self.event_kernel = self.fwd.event_kernel
+        if _COMPILED_OP is None:
+            _COMPILED_OP = registry.OpDef("compiled_function", "compiled", None, None,
+                                          _compiled_vjp, extra={"saves": ()})
+
+    def run(self, inputs):
+        from .autograd import is_grad_enabled, record
+
+        outs, why = self.fwd.run(inputs)
+        if outs is None:
+            return None, why
+        k = len(outs) - self.n_saved
+        outs, saved = outs[:k], outs[k:]
+        if is_grad_enabled():
+            args = [t if t is not None else inputs[s] for t, s in self.leaves]
+            if any(a.requires_grad for a in args):
+                ctx = _Ctx(self.bwd, saved, list(inputs), self.go)
+                record(_COMPILED_OP, tuple(args), {"ctx": ctx}, outs[self.diff])
+        return outs, None
 
 
 class _BufStorage:
@@ -858,7 +1015,14 @@ class Compiled:
                 if len(devs) > 1:
                     raise _Unreplayable("it uses more than one device")
                 dev = devs.pop() if devs else registry.default_device().info
-                entry.plan = Plan(cap, tensors, result, dev)
+                outs: list = []
+                _flatten(result, outs)
+                diff = [i for i, t in enumerate(outs) if t.requires_grad and
+                        t.grad_fn is not None and t.grad_fn.inputs]
+                if diff:
+                    entry.plan = _Differentiable(cap, tensors, result, outs, diff, dev)
+                else:
+                    entry.plan = Plan(cap, tensors, result, dev)
                 entry.guards = tuple((weakref.ref(o), _opt_snapshot(o, s))
                                      for o, s in cap.optimizers.values())
                 if os.environ.get("CLGRAPH_DEBUG") == "1":

@@ -341,12 +341,52 @@ def test_compiled_module_forward():
     m.eval()
     with cg.no_grad():
         close(cm(x), m(x))
-    # a forward whose output carries an autograd graph out of the call runs eagerly, so
-    # that backward outside the compiled function works
-    with pytest.warns(RuntimeWarning, match="training step"):
-        out = cm(x)
-    out.sum().backward()
-    assert m[0].weight.grad is not None
+
+
+def test_compiled_module_in_an_eager_training_loop():
+    """model = cg.compile(model), then loss.backward() and optimizer.step() outside: the
+    forward replays and its backward is a compiled graph too."""
+    ma = mlp()
+    mb = mlp()
+    mb.load_state_dict(ma.state_dict())
+    cm = cg.compile(mb)
+    oa, ob = cg.optim.Adam(ma.parameters(), 1e-2), cg.optim.Adam(mb.parameters(), 1e-2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(6):
+            x, y = T(16, 20), cg.tensor(RNG.integers(0, 5, 16))
+            for model, fwd, opt in ((ma, ma, oa), (mb, cm, ob)):
+                opt.zero_grad()
+                loss = F.cross_entropy(fwd(x), y)
+                loss.backward()
+                opt.step()
+            for pa, pb in zip(ma.parameters(), mb.parameters()):
+                close(pb, pa, 1e-5)
+                close(pb.grad, pa.grad, 1e-5)
+    out = cm(x)
+    assert out.grad_fn is not None and "CompiledFunction" in out.grad_fn.name()
+    with cg.profile() as p:
+        cm(x)
+    with cg.profile() as pe:
+        mb(x)
+    assert p.launches < pe.launches
+
+
+def test_compiled_function_gradients_wrt_arguments():
+    def f(x, w):
+        return ((x @ w).tanh() * x.sum(1, keepdim=True)).sum(0)
+
+    c = cg.compile(f)
+    for _ in range(3):
+        xa, wa = T(5, 4).requires_grad_(), T(4, 3).requires_grad_()
+        xb, wb = xa.detach().clone().requires_grad_(), wa.detach().clone().requires_grad_()
+        ra, rb = f(xa, wa), c(xb, wb)
+        close(rb, ra)
+        g = T(3)
+        ra.backward(g)
+        rb.backward(g)
+        close(xb.grad, xa.grad)
+        close(wb.grad, wa.grad)
 
 
 # --- introspection ------------------------------------------------------------------------
