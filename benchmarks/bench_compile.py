@@ -26,6 +26,7 @@ import pyopencl as cl
 
 import clgraph as cg
 from _timing import median_time
+from bench_train import mlp
 
 try:
     import torch
@@ -69,7 +70,8 @@ def hand_written(x):
     n = x.numel()
     out = cg.empty(n)
     local = 64 if info.is_cpu else 256
-    g = -(-(-(-n // W)) // local) * local
+    items = -(-n // W)
+    g = -(-items // local) * local
 
     def run():
         k.set_args(x._storage.buf, out._storage.buf, np.int64(n))
@@ -94,14 +96,16 @@ def bench_w1(steps, sync, rows):
     t_hand = median_time(hand, sync, steps)
     t_c = median_time(lambda: c(x), sync, steps)
     t_e = median_time(lambda: w1(x), sync, steps)
-    rows.append(("W1 chain 2^22, hand-written float%d" % W, t_hand, 1, 1.0))
+    rows.append((f"W1 chain 2^22, hand-written float{W}", t_hand, 1, 1.0))
     rows.append(("W1 chain 2^22, compiled", t_c, launches(lambda: c(x)), t_c / t_hand))
     rows.append(("W1 chain 2^22, eager", t_e, launches(lambda: w1(x)), t_e / t_hand))
 
 
 def bench_softmax(steps, sync, rows):
     x = cg.randn(4096, 1024)
-    f = lambda x: x.softmax(-1)  # noqa: E731
+    def f(x):
+        return x.softmax(-1)
+
     c = cg.compile(f)
     t_e = median_time(lambda: f(x), sync, steps)
     t_c = median_time(lambda: c(x), sync, steps)
@@ -111,12 +115,6 @@ def bench_softmax(steps, sync, rows):
         xt = torch.from_numpy(x.numpy())
         t_t = median_time(lambda: xt.softmax(-1), lambda: None, steps)
         rows.append(("softmax 4096x1024, torch CPU", t_t, None, t_t / t_e))
-
-
-def mlp(lib):
-    nn = lib.nn
-    return nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
-                         nn.Linear(256, 10))
 
 
 def train_step(lib, model):

@@ -64,35 +64,21 @@ class Tensor:
     @classmethod
     def _alloc(cls, shape, stride, nbytes, dtype, device) -> "Tensor":
         """A fresh contiguous tensor whose strides and size the caller already knows."""
-        t = object.__new__(cls)
-        t._storage = runtime.Storage(device.info, nbytes)
-        t._shape = shape
-        t._stride = stride
-        t._offset = 0
-        t.dtype = dtype
-        t.device = device
-        t._contig = True
-        t.requires_grad = False
-        t._grad = None
-        t.grad_fn = None
-        t._retains_grad = False
-        t._hooks = None
-        t._base = None
-        t._node = None
-        return t
+        return cls._on(runtime.Storage(device.info, nbytes), shape, stride, 0, dtype, device,
+                       True)
 
     @classmethod
-    def _on(cls, storage, shape, stride, offset, dtype, device) -> "Tensor":
+    def _on(cls, storage, shape, stride, offset, dtype, device, contig=None) -> "Tensor":
         """A tensor viewing an existing storage (a compiled call's results)."""
         t = object.__new__(cls)
         t._storage = storage
-        t._shape = tuple(shape)
-        t._stride = tuple(stride)
+        t._shape = shape
+        t._stride = stride
         t._offset = offset
         t.dtype = dtype
         t.device = device
-        t._contig = t._shape == () or t._stride == _contiguous_strides(t._shape) or _contig_ok(
-            t._shape, t._stride)
+        t._contig = contig if contig is not None else (
+            shape == () or stride == _contiguous_strides(shape) or _contig_ok(shape, stride))
         t.requires_grad = False
         t._grad = None
         t.grad_fn = None
