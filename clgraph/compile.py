@@ -312,6 +312,7 @@ class Plan:
         const = _constants(steps, internal)
         steps = [s for s in steps if not (s.src and s.kind != "index" and s in const["steps"])]
         steps = _dead_code(steps, internal - const["bufs"])
+        steps = _matmul_epilogues(steps, internal - const["bufs"], dev)
         budget = min(dev.cl_device.max_parameter_size, 4096) - 64
         batches = fuse.batch(steps, budget, lambda s: s.kind == "seg")
         self._materialize(batches, in_slot, esc_bufs, internal - const["bufs"], created,
@@ -869,6 +870,43 @@ def _cse(steps: list, internal: set) -> list:
             gen[b] = gen.get(b, 0) + 1
         out.append(st)
     return out
+
+
+def _matmul_epilogues(steps: list, internal: set, dev) -> list:
+    """Fuse an elementwise segment that consumes a float32 matmul's product (bias add,
+    activation) into the matmul's store: the product never reaches memory."""
+    from .ops import linalg
+
+    readers: dict = {}
+    for i, st in enumerate(steps):
+        for b in st.reads - st.writes:
+            readers.setdefault(b, []).append(i)
+    out = list(steps)
+    for i, st in enumerate(steps):
+        if st.kind != "kernel" or st.payload[0] not in linalg.EPILOGUE_READY or st.refresh:
+            continue
+        kernel, name, gsize, lsize, args, rid = st.payload
+        c, c_off, M, N = args[9], args[10], args[11], args[12]
+        if gsize[2] != 1 or c not in internal or len(readers.get(c, ())) != 1:
+            continue
+        j = readers[c][0]
+        seg_step = out[j]
+        if j <= i or seg_step is None or seg_step.kind != "seg" or seg_step.refresh:
+            continue
+        if any(s is not None and s.writes & st.reads for s in out[i + 1:j]):
+            continue  # the matmul's operands change before the segment runs
+        epi = fuse.epilogue(seg_step.seg, c, c_off, M, N)
+        if epi is None:
+            continue
+        source, pvals, ptypes, (obuf, ooff) = epi
+        k = linalg.epilogue_kernel(dev, linalg.EPILOGUE_READY[kernel], source, ptypes)
+        new_args = list(args[:9]) + [obuf[1], ooff[1]] + list(args[11:])
+        new_args += [v[1] for v in pvals]
+        reads = (st.reads | seg_step.reads) - {c}
+        out[i] = None
+        out[j] = _Step("kernel", (k, name + "_epilogue", gsize, lsize, new_args, None), reads,
+                       {obuf[1]}, st.src | seg_step.src)
+    return [s for s in out if s is not None]
 
 
 def _constants(steps: list, internal: set) -> dict:

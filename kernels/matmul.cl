@@ -202,10 +202,19 @@ typedef T vt_u __attribute__((ext_vector_type(VW), aligned(sizeof(T))));
 #define BLOAD_PACKED(kk, v) bpan[(kk) * NV + (v)]
 #define BLOAD_GLOBAL(kk, v) LOADV(Bb + (long)(k0 + (kk)) * b_rs + (v) * VW)
 
+/* Epilogue: a compiled graph may fuse elementwise work on the product into the store
+   (bias, activation): it defines EPI_PARAMS (more kernel parameters), EPI_V(v, row, col)
+   on one VACC of columns col..col+VW-1 and EPI_S(x, row, col) on one element. */
+#ifndef EPI_PARAMS
+#define EPI_PARAMS
+#define EPI_V(v, row, col) (v)
+#define EPI_S(x, row, col) (x)
+#endif
+
 __kernel __attribute__((reqd_work_group_size(1, LM, 1)))
 void matmul_rb(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
                __global const T* B, long b_off, long b_bs, long b_rs,
-               __global T* C, long c_off, int M, int N, int K)
+               __global T* C, long c_off, int M, int N, int K EPI_PARAMS)
 {
     __local VACC bpan[KC * NV];
     const int lid = get_local_id(1);
@@ -288,7 +297,9 @@ void matmul_rb(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
         for (int r = 0; r < TM; ++r)
             if (r < rend)
 #pragma unroll
-                for (int v = 0; v < NV; ++v) STOREV(acc[r][v], Cb + (long)(i0 + r) * N + jb + v * VW);
+                for (int v = 0; v < NV; ++v)
+                    STOREV(EPI_V(acc[r][v], i0 + r, jb + v * VW),
+                           Cb + (long)(i0 + r) * N + jb + v * VW);
     } else {
 #pragma unroll
         for (int r = 0; r < TM; ++r) {
@@ -296,7 +307,8 @@ void matmul_rb(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
                 ACC tmp[TN];
 #pragma unroll
                 for (int v = 0; v < NV; ++v) PSTOREV(acc[r][v], tmp + v * VW);
-                for (int t = c0; t < cend; ++t) STORE(tmp[t], Cb + (long)(i0 + r) * N + jb + t);
+                for (int t = c0; t < cend; ++t)
+                    STORE(EPI_S(tmp[t], i0 + r, jb + t), Cb + (long)(i0 + r) * N + jb + t);
             }
         }
     }

@@ -150,6 +150,30 @@ def test_softmax_kernel_counts():
         assert p.launches <= most, p.kernels
 
 
+EPILOGUES = {
+    "bias_relu": lambda a, b, v, r, rt: (a @ b + v).relu(),
+    "scale_residual": lambda a, b, v, r, rt: (a @ b) * 0.5 + r,
+    "transposed_residual": lambda a, b, v, r, rt: (a @ b) + rt.T,
+    "row_bias_tanh": lambda a, b, v, r, rt: ((a @ b) - r[:, :1]).tanh(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EPILOGUES))
+def test_matmul_epilogue_fusion(name):
+    """Elementwise work on a matmul's product is fused into the matmul's store (register-
+    blocked CPU kernel), across partial tiles and every operand layout."""
+    fn = EPILOGUES[name]
+    args = (T(37, 29), T(29, 23), T(23), T(37, 23), T(23, 37))
+    c = cg.compile(fn)
+    c(*args)
+    args = (T(37, 29), T(29, 23), T(23), T(37, 23), T(23, 37))
+    with cg.profile() as p:
+        got = c(*args)
+    close(got, fn(*args))
+    if args[0].device.info.is_cpu:
+        assert p.kernels == ["matmul_rb_epilogue"], p.kernels
+
+
 # --- recompilation ------------------------------------------------------------------------------
 
 

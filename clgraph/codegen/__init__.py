@@ -48,7 +48,7 @@ _ew_kernels: dict = {}
 
 def local_size(dev) -> int:
     # PoCL compiles a kernel again for every new work-group size (35-50 ms): keep one.
-    return 64 if dev.is_cpu else 256
+    return min(64 if dev.is_cpu else 256, dev.max_work_group_size)
 
 
 def elementwise_kernel(dev, group: EwGroup) -> Kernel:

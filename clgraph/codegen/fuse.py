@@ -175,6 +175,10 @@ def build_all(dev, kernels: list[FusedKernel]) -> None:
     bodies = list(dict.fromkeys(k.source for k in kernels))
     if not bodies:
         return
+    from . import check_dtype
+
+    if any(k.fp64 for k in kernels):
+        check_dtype(dev, dt.float64)  # a clear error before the OpenCL compiler's
     head = []
     if any(k.fp64 for k in kernels):
         head.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
@@ -340,3 +344,87 @@ def drop_outputs(seg: Segment, keys) -> Segment | None:
     if not kept:
         return None
     return join(n, sh, ins, seg.group.ops, kept, seg.group.width, seg.group.in_place)
+
+
+# --- matmul epilogues: a segment applied to a matmul's result as it is stored ---------------
+
+
+def epilogue(seg: Segment, key, c_off: int, M: int, N: int):
+    """OpenCL C for the EPI_* macros of kernels/matmul.cl computing ``seg`` on the product
+    (the segment's input ``key`` at offset ``c_off``, an M x N float matrix) and the values
+    of the parameters it adds; None when the segment does not fit (other dtypes, layouts
+    that are not functions of (row, col), more than one output)."""
+    g = seg.group
+    n, sh, ins, outs = split(seg)
+    if n[1] != M * N or len(outs) != 1 or outs[0][2] != "c":
+        return None
+    names = {d for d, _ in g.inputs} | {o.out for o in g.ops} | {d for _, d, _ in g.outputs}
+    names |= {c for o in g.ops for c in o.casts}
+    if names != {"float32"} or any(v[0] == "dyn" for v in seg.values) or not all(
+            o.vec for o in g.ops):
+        return None
+    shape = [v[1] for v in sh]
+    if len(shape) == 2 and shape != [M, N]:
+        return None
+    params, pvals, ptypes, vload, sload = [], [], [], [], []
+    found = False
+    for k, (d, lay, v) in enumerate(ins):
+        if lay == "s":
+            params.append(f"const float e{k}")
+            pvals.append(v[0])
+            ptypes.append(np.float32)
+            vload.append(f"(float8)(e{k})")
+            sload.append(f"e{k}")
+            continue
+        if v[0] == ("buf", key):
+            if lay != "c" or v[1][1] != c_off:
+                return None
+            found = True
+            vload.append("x")
+            sload.append("x")
+            continue
+        if lay == "c":
+            rs, cs = N, 1
+        elif len(shape) == 2:
+            rs, cs = v[2][1], v[3][1]
+        else:
+            rs, cs = v[2][1] * N, v[2][1]
+        params += [f"__global const float* e{k}", f"const long eo{k}", f"const long er{k}",
+                   f"const long ec{k}"]
+        pvals += [v[0], v[1], ("lit", rs), ("lit", cs)]
+        ptypes += [None, np.int64, np.int64, np.int64]
+        at = f"e{k} + eo{k} + row * er{k} + col * ec{k}"
+        if cs == 1:
+            vload.append(f"vload8(0, {at})")
+        elif cs == 0:
+            vload.append(f"(float8)(*({at}))")
+        else:
+            vload.append("(float8)(" + ", ".join(f"({at})[{j} * ec{k}]" for j in range(8)) + ")")
+        sload.append(f"*({at})")
+    if not found:
+        return None
+    vi_out = outs[0][0]
+
+    def fn(name, T, loads):
+        lines = [f"inline {T} {name}({T} x, long row, long col"
+                 + "".join(", " + p for p in params) + ") {"]
+        for k, expr in enumerate(loads):
+            lines.append(f"  const {T} v{k} = {expr};")
+        base = len(loads)
+        for j, o in enumerate(g.ops):
+            sub = {"T": T}
+            for an, a in zip(o.argnames, o.args):
+                sub[an] = f"v{a}"
+            lines.append(f"  const {T} v{base + j} = ({T})({o.expr.format(**sub)});")
+        lines.append(f"  return v{vi_out};")
+        lines.append("}")
+        return lines
+
+    names_ = [p.split()[-1].lstrip("*") for p in params]
+    args = "".join(", " + a for a in names_)
+    src = fn("cg_epi_v", "float8", vload) + fn("cg_epi_s", "float", sload)
+    src += ["#define EPI_PARAMS " + "".join(", " + p for p in params),
+            f"#define EPI_V(v, row, col) cg_epi_v((v), (row), (col){args})",
+            f"#define EPI_S(v, row, col) cg_epi_s((v), (row), (col){args})", ""]
+    out_vals = outs[0][3]  # (("buf", O), ("lit", ooff))
+    return "\n".join(src), pvals, tuple(ptypes), out_vals

@@ -35,7 +35,22 @@ def _kernel_for(info, d: dt.dtype):
     defines = (("T", d.cl), ("ACC", acc), ("IS_HALF", "1" if d is dt.float16 else "0"))
     if d is dt.float64:
         defines += (("VW", "4"),)
-    return name, codegen.template_kernel(info, "matmul.cl", name, defines, _ARGS)
+    k = codegen.template_kernel(info, "matmul.cl", name, defines, _ARGS)
+    if name == "matmul_rb" and d is dt.float32:
+        EPILOGUE_READY[k] = defines
+    return name, k
+
+
+# float32 register-blocked kernels (a compiled graph may fuse an epilogue into them): their
+# defines, to build the same kernel again with EPI_* macros
+EPILOGUE_READY: dict = {}
+
+
+def epilogue_kernel(info, defines, source: str, extra_types: tuple):
+    """matmul_rb with a generated epilogue (``source`` defines EPI_PARAMS, EPI_V, EPI_S)
+    and the kernel arguments those parameters add."""
+    return codegen.template_kernel(info, "matmul.cl", "matmul_rb", defines,
+                                   _ARGS + tuple(extra_types), extra_source=source)
 
 
 def _geometry(name, M, N, batch, d):
