@@ -23,10 +23,10 @@ import time
 
 import numpy as np
 import pyopencl as cl
-
-import clgraph as cg
 from _timing import median_time
 from bench_train import mlp
+
+import clgraph as cg
 
 try:
     import torch

@@ -73,8 +73,7 @@ class Matmul:
         return (N, M, batch), None
 
     def __call__(self, queue, name, a, b, c, M, N, K, batch):
-        """Enqueue one kernel; a = (buffer, off, bs, rs, cs), b = (buffer, off, bs, rs),
-        c = (buffer, off)."""
+        """Enqueue one kernel; a and b = (buffer, off, bs, rs, cs), c = (buffer, off)."""
         if name not in self.kernels:
             self.kernels[name] = getattr(self.program, name)
         gsize, lsize = self.geometry(name, M, N, batch)
@@ -97,6 +96,7 @@ def check_case(
     K,
     batch=1,
     trans_a=False,
+    trans_b=False,
     bcast_a=False,
     bcast_b=False,
     offset=3,
@@ -108,18 +108,20 @@ def check_case(
     a = random(rng, (1 if bcast_a else batch, M, K), dt)
     b = random(rng, (1 if bcast_b else batch, K, N), dt)
     a_store = np.ascontiguousarray(a.transpose(0, 2, 1)) if trans_a else a
+    b_store = np.ascontiguousarray(b.transpose(0, 2, 1)) if trans_b else b
     a_rs, a_cs = (1, M) if trans_a else (K, 1)
+    b_rs, b_cs = (1, K) if trans_b else (N, 1)
     a_bs = 0 if bcast_a else M * K
     b_bs = 0 if bcast_b else K * N
     pad = np.zeros(offset, dt)
     mf = cl.mem_flags
     bufs = [
         cl.Buffer(mm.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=np.concatenate([pad, x.ravel()]))
-        for x in (a_store, b)
+        for x in (a_store, b_store)
     ]
     c_host = np.full(offset + batch * M * N + offset, 7, dt)  # guard elements on both sides
     C = cl.Buffer(mm.ctx, mf.READ_WRITE | mf.COPY_HOST_PTR, hostbuf=c_host)
-    a_arg, b_arg = (bufs[0], offset, a_bs, a_rs, a_cs), (bufs[1], offset, b_bs, N)
+    a_arg, b_arg = (bufs[0], offset, a_bs, a_rs, a_cs), (bufs[1], offset, b_bs, b_rs, b_cs)
     mm(queue, name, a_arg, b_arg, (C, offset), M, N, K, batch)
     cl.enqueue_copy(queue, c_host, C)
     queue.finish()
@@ -198,7 +200,7 @@ def check_half_specials(queue, mm: Matmul, name: str) -> str | None:
         bufs = [cl.Buffer(mm.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=x) for x in (a, b)]
         c = np.empty((M, N), np.float16)
         C = cl.Buffer(mm.ctx, mf.WRITE_ONLY, c.nbytes)
-        mm(queue, name, (bufs[0], 0, 0, 1, 1), (bufs[1], 0, 0, N), (C, 0), M, N, 1, 1)
+        mm(queue, name, (bufs[0], 0, 0, 1, 1), (bufs[1], 0, 0, N, 1), (C, 0), M, N, 1, 1)
         cl.enqueue_copy(queue, c, C)
         want = a * b
         same = (c == want) | (np.isnan(c) & np.isnan(want))  # the sum turns -0 into +0
@@ -238,14 +240,16 @@ def run_checks(queue, ctx) -> int:
         for name in names:
             bad = 0
             for M, N, K, batch, ta, ba, bb in cases:
-                err = check_case(queue, mm, name, M, N, K, batch, ta, ba, bb)
-                if err:
-                    bad += 1
-                    print(
-                        f"  FAIL {label} {name} M={M} N={N} K={K} batch={batch} "
-                        f"trans_a={ta} bcast_a={ba} bcast_b={bb}: {err}"
-                    )
-            print(f"check {name:13s} {label:36s} {len(cases) - bad}/{len(cases)} cases ok")
+                for tb in (False, True):  # B as stored rows, and transposed (x @ W.T)
+                    err = check_case(queue, mm, name, M, N, K, batch, ta, tb, ba, bb)
+                    if err:
+                        bad += 1
+                        print(
+                            f"  FAIL {label} {name} M={M} N={N} K={K} batch={batch} "
+                            f"trans_a={ta} trans_b={tb} bcast_a={ba} bcast_b={bb}: {err}"
+                        )
+            n = 2 * len(cases)
+            print(f"check {name:13s} {label:36s} {n - bad}/{n} cases ok")
             failures += bad
             if dtype == np.float16:
                 err = check_half_specials(queue, mm, name)
@@ -256,7 +260,8 @@ def run_checks(queue, ctx) -> int:
     return failures
 
 
-def time_kernel(queue, mm: Matmul, name, M, N, K, trans_a=False, reps=10) -> float:
+def time_kernel(queue, mm: Matmul, name, M, N, K, trans_a=False, reps=10,
+                trans_b=False) -> float:
     """Median seconds of one launch (profiling events), after a warm-up launch."""
     rng = np.random.default_rng(1)
     a = random(rng, (M, K), mm.dtype)
@@ -265,12 +270,15 @@ def time_kernel(queue, mm: Matmul, name, M, N, K, trans_a=False, reps=10) -> flo
     A = cl.Buffer(
         mm.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=np.ascontiguousarray(a.T) if trans_a else a
     )
-    B = cl.Buffer(mm.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=b)
+    B = cl.Buffer(
+        mm.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=np.ascontiguousarray(b.T) if trans_b else b
+    )
     C = cl.Buffer(mm.ctx, mf.WRITE_ONLY, M * N * mm.dtype.itemsize)
     a_rs, a_cs = (1, M) if trans_a else (K, 1)
+    b_rs, b_cs = (1, K) if trans_b else (N, 1)
     times = []
     for i in range(reps + 1):
-        ev = mm(queue, name, (A, 0, 0, a_rs, a_cs), (B, 0, 0, N), (C, 0), M, N, K, 1)
+        ev = mm(queue, name, (A, 0, 0, a_rs, a_cs), (B, 0, 0, b_rs, b_cs), (C, 0), M, N, K, 1)
         ev.wait()
         if i:
             times.append((ev.profile.end - ev.profile.start) * 1e-9)
@@ -315,6 +323,14 @@ def run_timings(queue, ctx, quick: bool, sweep: bool):
         time_kernel(queue, f32, "matmul_rb", n, n, n, trans_a=True),
         t_np_t,
     )
+    row(
+        "matmul_rb (B transposed)",
+        n,
+        n,
+        n,
+        time_kernel(queue, f32, "matmul_rb", n, n, n, trans_b=True),
+        t_np,
+    )
     if not quick:
         row("matmul_tiled", n, n, n, time_kernel(queue, f32, "matmul_tiled", n, n, n, reps=2), t_np)
         row("matmul_naive", n, n, n, time_kernel(queue, f32, "matmul_naive", n, n, n, reps=1), t_np)
@@ -322,6 +338,8 @@ def run_timings(queue, ctx, quick: bool, sweep: bool):
         t_ref = time_numpy(M, N, K, reps=50)
         row("numpy A@B", M, N, K, t_ref, t_ref)
         row("matmul_rb", M, N, K, time_kernel(queue, f32, "matmul_rb", M, N, K, reps=50), t_ref)
+        t_bt = time_kernel(queue, f32, "matmul_rb", M, N, K, reps=50, trans_b=True)
+        row("matmul_rb (B transposed)", M, N, K, t_bt, t_ref)
     if not quick:
         f64 = Matmul(ctx, np.float64)
         t_ref = time_numpy(n, n, n, np.float64)

@@ -462,7 +462,7 @@ class Plan:
                 self._action_writes.append({in_slot[b] for b in st.writes if b in in_slot})
         # every fused kernel of the plan comes from one program
         fuse.build_all(dev, fused)
-        real = lambda k: k.kernel if isinstance(k, fuse.FusedKernel) else k  # noqa: E731
+        real = lambda k: k.kernel if isinstance(k, fuse.FusedKernel) else k
         for fk, i, x in static_args:
             fk.kernel.set_arg(i, x)
         self.sources = [s.source if isinstance(s, fuse.FusedKernel) else s
@@ -626,7 +626,7 @@ def _compiled_vjp(g, *inputs, out, ctx):
 class _Ctx:
     """One replayed call's saved values, for its backward."""
 
-    __slots__ = ("bwd", "saved", "args", "go")
+    __slots__ = ("args", "bwd", "go", "saved")
 
     def __init__(self, bwd, saved, args, go):
         self.bwd, self.saved, self.args, self.go = bwd, saved, args, go
@@ -674,8 +674,8 @@ class _Differentiable:
             runtime._capture = cap
         if bcap.host_read is not None:
             raise _Unreplayable(f"its backward reads the host: {bcap.host_read}")
-        from .tensor import Tensor as _T
         from . import dtypes as dt
+        from .tensor import Tensor as _T
 
         used = set()
         for kind, _, p in bcap.actions:
@@ -885,8 +885,8 @@ def _matmul_epilogues(steps: list, internal: set, dev) -> list:
     for i, st in enumerate(steps):
         if st.kind != "kernel" or st.payload[0] not in linalg.EPILOGUE_READY or st.refresh:
             continue
-        kernel, name, gsize, lsize, args, rid = st.payload
-        c, c_off, M, N = args[9], args[10], args[11], args[12]
+        kernel, name, gsize, lsize, args, _ = st.payload
+        c, c_off, M, N = args[linalg.C_ARG:linalg.C_ARG + 4]
         if gsize[2] != 1 or c not in internal or len(readers.get(c, ())) != 1:
             continue
         j = readers[c][0]
@@ -900,8 +900,8 @@ def _matmul_epilogues(steps: list, internal: set, dev) -> list:
             continue
         source, pvals, ptypes, (obuf, ooff) = epi
         k = linalg.epilogue_kernel(dev, linalg.EPILOGUE_READY[kernel], source, ptypes)
-        new_args = list(args[:9]) + [obuf[1], ooff[1]] + list(args[11:])
-        new_args += [v[1] for v in pvals]
+        new_args = (list(args[:linalg.C_ARG]) + [obuf[1], ooff[1]]
+                    + list(args[linalg.C_ARG + 2:]) + [v[1] for v in pvals])
         reads = (st.reads | seg_step.reads) - {c}
         out[i] = None
         out[j] = _Step("kernel", (k, name + "_epilogue", gsize, lsize, new_args, None), reads,

@@ -2,14 +2,15 @@
 
    For each batch index b (global id 2), row i < M and column j < N:
      C[c_off + b*M*N + i*N + j] =
-       sum_{k<K} A[a_off + b*a_bs + i*a_rs + k*a_cs] * B[b_off + b*b_bs + k*b_rs + j]
-   A is fully strided (a transposed A has a_rs = 1, a_cs = M), B has a unit column
-   stride, C is contiguous. a_bs or b_bs may be 0 (broadcast batch). Offsets and
-   strides count elements; sums accumulate in ACC. Needs M, N >= 1; K may be 0 (C = 0).
+       sum_{k<K} A[a_off + b*a_bs + i*a_rs + k*a_cs] * B[b_off + b*b_bs + k*b_rs + j*b_cs]
+   A and B are fully strided (a transposed A has a_rs = 1, a_cs = M; a transposed B,
+   such as a Linear layer's weight, b_rs = 1, b_cs = K), C is contiguous. a_bs or b_bs
+   may be 0 (broadcast batch). Offsets and strides count elements; sums accumulate in
+   ACC. Needs M, N >= 1; K may be 0 (C = 0).
 
    Arguments, the same for the three kernels:
      (__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
-      __global const T* B, long b_off, long b_bs, long b_rs,
+      __global const T* B, long b_off, long b_bs, long b_rs, long b_cs,
       __global T* C, long c_off, int M, int N, int K)
 
    Build options: -cl-std=CL1.2 -cl-mad-enable -D T=<storage> -D ACC=<compute>
@@ -213,7 +214,7 @@ typedef T vt_u __attribute__((ext_vector_type(VW), aligned(sizeof(T))));
 
 __kernel __attribute__((reqd_work_group_size(1, LM, 1)))
 void matmul_rb(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
-               __global const T* B, long b_off, long b_bs, long b_rs,
+               __global const T* B, long b_off, long b_bs, long b_rs, long b_cs,
                __global T* C, long c_off, int M, int N, int K EPI_PARAMS)
 {
     __local VACC bpan[KC * NV];
@@ -225,7 +226,7 @@ void matmul_rb(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
     /* the last column tile is shifted back so that full vectors stay inside B and C */
     const int jb = N >= TN ? IMIN(j0, N - TN) : 0;
     const __global T* Ab = A + a_off + bat * a_bs;
-    const __global T* Bb = B + b_off + bat * b_bs + jb;
+    const __global T* Bb = B + b_off + bat * b_bs + jb * b_cs;
     __global T* Cb = C + c_off + bat * (long)M * N;
 
     /* rows past M repeat row M-1 (computed, never stored) */
@@ -239,21 +240,24 @@ void matmul_rb(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
 #pragma unroll
         for (int v = 0; v < NV; ++v) acc[r][v] = (VACC)0;
 
-    /* with one row tile (M <= TM) nothing reuses a packed panel: read B in place */
-    const int packed = M > TM || N < TN;
+    /* with one row tile (M <= TM) nothing reuses a packed panel: read B in place (rows of
+       unit stride only) */
+    const int packed = M > TM || N < TN || b_cs != 1;
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kn = IMIN(KC, K - k0);
         barrier(CLK_LOCAL_MEM_FENCE);
         /* pack B[k0:k0+kn, jb:jb+TN] (zero columns past N when N < TN) */
         for (int kk = lid; packed && kk < kn; kk += LM) {
             const __global T* src = Bb + (long)(k0 + kk) * b_rs;
-            if (N >= TN) {
+            if (N >= TN && b_cs == 1) {
 #pragma unroll
                 for (int v = 0; v < NV; ++v) bpan[kk * NV + v] = LOADV(src + v * VW);
             } else {
+                /* a short or strided row (a transposed B gathers TN columns; neighbouring
+                   work-items read the neighbouring elements of the same lines) */
                 ACC tmp[TN];
 #pragma unroll
-                for (int t = 0; t < TN; ++t) tmp[t] = t < N ? LOAD(src + t) : (ACC)0;
+                for (int t = 0; t < TN; ++t) tmp[t] = t < N ? LOAD(src + t * b_cs) : (ACC)0;
 #pragma unroll
                 for (int v = 0; v < NV; ++v) bpan[kk * NV + v] = PLOADV(tmp + v * VW);
             }
@@ -316,7 +320,7 @@ void matmul_rb(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
 
 __kernel __attribute__((reqd_work_group_size(TS, TS, 1)))
 void matmul_tiled(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
-                  __global const T* B, long b_off, long b_bs, long b_rs,
+                  __global const T* B, long b_off, long b_bs, long b_rs, long b_cs,
                   __global T* C, long c_off, int M, int N, int K)
 {
     __local ACC As[TS][TS];
@@ -330,7 +334,7 @@ void matmul_tiled(__global const T* A, long a_off, long a_bs, long a_rs, long a_
     for (int k0 = 0; k0 < K; k0 += TS) {
         /* the A tile is read along k by tx: coalesced when a_cs == 1 */
         As[ty][tx] = i < M && k0 + tx < K ? LOAD(Ab + (long)i * a_rs + (long)(k0 + tx) * a_cs) : (ACC)0;
-        Bs[ty][tx] = j < N && k0 + ty < K ? LOAD(Bb + (long)(k0 + ty) * b_rs + j) : (ACC)0;
+        Bs[ty][tx] = j < N && k0 + ty < K ? LOAD(Bb + (long)(k0 + ty) * b_rs + (long)j * b_cs) : (ACC)0;
         barrier(CLK_LOCAL_MEM_FENCE);
 #pragma unroll
         for (int kk = 0; kk < TS; ++kk) sum = As[ty][kk] * Bs[kk][tx] + sum;
@@ -340,14 +344,14 @@ void matmul_tiled(__global const T* A, long a_off, long a_bs, long a_rs, long a_
 }
 
 __kernel void matmul_naive(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
-                           __global const T* B, long b_off, long b_bs, long b_rs,
+                           __global const T* B, long b_off, long b_bs, long b_rs, long b_cs,
                            __global T* C, long c_off, int M, int N, int K)
 {
     const int j = get_global_id(0), i = get_global_id(1);
     const long bat = get_global_id(2);
     if (i >= M || j >= N) return;
     const __global T* pa = A + a_off + bat * a_bs + (long)i * a_rs;
-    const __global T* pb = B + b_off + bat * b_bs + j;
+    const __global T* pb = B + b_off + bat * b_bs + (long)j * b_cs;
     ACC sum = (ACC)0;
     for (int k = 0; k < K; ++k) sum += LOAD(pa + (long)k * a_cs) * LOAD(pb + (long)k * b_rs);
     STORE(sum, C + c_off + bat * (long)M * N + (long)i * N + j);

@@ -109,3 +109,36 @@ def test_mm_hypothesis(m, k, n, ta, tb):
     if tb:
         b, xb = b.T, xb.t()
     check(a, b, xa, xb)
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 9, 33), (7, 5, 3), (40, 30, 50), (400, 20, 24)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_transposed_right_operand(m, k, n, dtype):
+    """x @ W.T reads W in place (gathered columns, or C^T = W x^T for one row) or through a
+    transposed copy for many rows; every path equals numpy."""
+    rng = np.random.default_rng(m + n)
+    x = rng.standard_normal((m, k)) * 4
+    w = rng.standard_normal((n, k)) * 4
+    x, w = x.astype(dtype), w.astype(dtype)
+    tw = cg.from_numpy(w)
+    check(x, w.T, tb=tw.t())
+    check(x[None].repeat(2, 0), w.T, tb=tw.t())  # batched left operand, broadcast W.T
+
+
+@pytest.mark.parametrize("ta,tb", [(False, True), (True, False), (True, True)])
+def test_transposed_operand_gradients(ta, tb):
+    """Gradients of products of transposed views (float64 finite differences); a transposed
+    operand's gradient arrives in its layout, so a Linear weight's .grad needs no copy."""
+    from clgraph.autograd import gradcheck
+
+    rng = np.random.default_rng(3)
+    # leaves stored so that the product reads their transposes when ta / tb
+    a = cg.tensor(rng.standard_normal((5, 6) if ta else (6, 5)), requires_grad=True)
+    b = cg.tensor(rng.standard_normal((7, 5) if tb else (5, 7)), requires_grad=True)
+    assert gradcheck(lambda p, q: (p.T if ta else p) @ (q.T if tb else q), (a, b))
+
+    lin = cg.nn.Linear(5, 7).double()
+    x = cg.tensor(rng.standard_normal((4, 5)))
+    lin(x).sum().backward()
+    assert lin.weight.grad.is_contiguous()
+    np.testing.assert_allclose(lin.weight.grad.numpy(), np.ones((4, 7)).T @ x.numpy())
