@@ -40,6 +40,7 @@ import traceback
 import warnings
 import weakref
 from collections import namedtuple
+from dataclasses import replace
 
 import numpy as np
 import pyopencl as cl
@@ -312,6 +313,8 @@ class Plan:
         const = _constants(steps, internal)
         steps = [s for s in steps if not (s.src and s.kind != "index" and s in const["steps"])]
         steps = _dead_code(steps, internal - const["bufs"])
+        steps = _reduce_prologues(steps, internal - const["bufs"], dev)
+        steps = _reduce_epilogues(steps, internal - const["bufs"], dev)
         steps = _matmul_epilogues(steps, internal - const["bufs"], dev)
         budget = min(dev.cl_device.max_parameter_size, 4096) - 64
         batches = fuse.batch(steps, budget, lambda s: s.kind == "seg")
@@ -872,15 +875,117 @@ def _cse(steps: list, internal: set) -> list:
     return out
 
 
+def _readers_writers(steps: list) -> tuple[dict, dict]:
+    readers: dict = {}
+    writers: dict = {}
+    for i, st in enumerate(steps):
+        for b in st.reads - st.writes:
+            readers.setdefault(b, []).append(i)
+        for b in st.writes:
+            writers.setdefault(b, []).append(i)
+    return readers, writers
+
+
+def _reduce_prologues(steps: list, internal: set, dev) -> list:
+    """Fuse an elementwise segment whose result only a reduction reads (x * x before a
+    sum, the difference and square of a mean squared error) into the reduction's loads:
+    the segment's result never reaches memory."""
+    from .codegen import reduce as rc
+
+    readers, writers = _readers_writers(steps)
+    out = list(steps)
+    for i, st in enumerate(steps):
+        found = rc.KERNELS.get(st.payload[0]) if st.kind == "kernel" else None
+        if found is None or st.refresh:
+            continue
+        spec, mode = found
+        if (spec.kind not in ("fold", "welford", "arg", "lse") or spec.pro_params
+                or mode == "combine"):
+            continue
+        kernel, name, gsize, lsize, args, _ = st.payload
+        xi = rc.in_arg(spec)
+        x = args[xi]
+        if x not in internal or readers.get(x) != [i] or len(writers.get(x, ())) != 1:
+            continue
+        j = writers[x][0]
+        seg_step = out[j]
+        if j >= i or seg_step is None or seg_step.kind != "seg" or seg_step.refresh:
+            continue
+        if any(s is not None and s.writes & seg_step.reads for s in out[j + 1:i]):
+            continue  # the segment's operands change before the reduction runs
+        # one program holds the scalar, inner and outer kernels: every width they load
+        pro = fuse.prologue(seg_step.seg, x, sorted({1, spec.width}))
+        if pro is None:
+            continue
+        source, params, pvals, _ = pro
+        prog = rc.reduce_program(dev, replace(spec, prologue=source, pro_params=params))
+        new_args = list(args) + pvals
+        new_args[xi] = pvals[0]  # a valid buffer: the kernel reads the prologue's instead
+        out[j] = None
+        out[i] = _Step("kernel", (prog.kernels[mode], prog.name, gsize, lsize, new_args, None),
+                       (st.reads - {x}) | seg_step.reads, st.writes, st.src | seg_step.src)
+    return [s for s in out if s is not None]
+
+
+def _reduce_epilogues(steps: list, internal: set, dev) -> list:
+    """Fuse an elementwise segment that only reads a reduction's result (and scalars or
+    tensors of the result's shape) into the reduction's final store: 1 / sqrt(var + eps)
+    of a normalization, the sqrt of a norm, a loss's scale."""
+    from .codegen import reduce as rc
+
+    readers, writers = _readers_writers(steps)
+    out = list(steps)
+    for i, st in enumerate(steps):
+        found = rc.KERNELS.get(st.payload[0]) if st.kind == "kernel" else None
+        if found is None or st.refresh:
+            continue
+        spec, mode = found
+        if spec.kind not in ("fold", "welford", "lse") or spec.epilogue:
+            continue
+        kernel, name, gsize, lsize, args, _ = st.payload
+        if mode != "combine" and args[4]:
+            continue  # stage 1 of a split reduction: its combine kernel stores the result
+        oi = rc.out_arg(spec, mode)
+        r = args[oi]
+        # stage 1 of a split reduction is given the output too, but only writes partials
+        others = [w for w in writers.get(r, ()) if w != i and not (
+            steps[w].kind == "kernel" and rc.KERNELS.get(steps[w].payload[0], (0, ""))[1]
+            in ("scalar", "inner", "outer", "tree") and steps[w].payload[4][4])]
+        if r not in internal or others or len(readers.get(r, ())) != 1:
+            continue
+        j = readers[r][0]
+        seg_step = out[j]
+        if j <= i or seg_step is None or seg_step.kind != "seg" or seg_step.refresh:
+            continue
+        if any(s is not None and s.writes & st.reads for s in out[i + 1:j]):
+            continue  # the reduction's operands change before the segment runs
+        if mode == "combine":
+            rows = args[0]
+        else:
+            rows = int(np.prod([args[5 + 2 * k] for k in range(spec.nk)]))
+        widths = sorted({1, spec.width})
+        epi = fuse.reduction_epilogue(seg_step.seg, r, args[oi + 1], rows, widths)
+        if epi is None:
+            continue
+        source, params, pvals, _, (obuf, ooff) = epi
+        prog = rc.reduce_program(dev, replace(spec, epilogue=source, epi_params=params))
+        k = prog.combine if mode == "combine" else prog.kernels[mode]
+        new_args = list(args) + pvals
+        new_args[oi:oi + 2] = [obuf, ooff]
+        nm = prog.name + ("_combine" if mode == "combine" else "")
+        out[i] = None
+        out[j] = _Step("kernel", (k, nm, gsize, lsize, new_args, None),
+                       (st.reads | seg_step.reads) - {r}, (st.writes - {r}) | {obuf},
+                       st.src | seg_step.src)
+    return [s for s in out if s is not None]
+
+
 def _matmul_epilogues(steps: list, internal: set, dev) -> list:
     """Fuse an elementwise segment that consumes a float32 matmul's product (bias add,
     activation) into the matmul's store: the product never reaches memory."""
     from .ops import linalg
 
-    readers: dict = {}
-    for i, st in enumerate(steps):
-        for b in st.reads - st.writes:
-            readers.setdefault(b, []).append(i)
+    readers, _ = _readers_writers(steps)
     out = list(steps)
     for i, st in enumerate(steps):
         if st.kind != "kernel" or st.payload[0] not in linalg.EPILOGUE_READY or st.refresh:

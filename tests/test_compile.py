@@ -150,6 +150,49 @@ def test_softmax_kernel_counts():
         assert p.launches <= most, p.kernels
 
 
+REDUCTION_FUSION = {  # name: (function, launches per call)
+    "sum_of_squares": (lambda a, b: (a * a).sum(dim=1), 1),
+    "mse_columns": (lambda a, b: ((a - b) ** 2).mean(dim=0), 1),
+    "var_of_affine": (lambda a, b: (a * 2 + b).var(dim=1), 1),
+    "argmax_of_sum": (lambda a, b: (a + b).argmax(dim=1), 1),
+    "logsumexp_scaled": (lambda a, b: (a * 0.5).logsumexp(dim=1), 1),
+    "row_norm": (lambda a, b: (a * a).sum(dim=1).sqrt(), 1),
+    "inv_std": (lambda a, b: (a.var(dim=1, keepdim=True) + 1e-5).rsqrt(), 1),
+    "relu_of_column_sums": (lambda a, b: a.sum(0).relu() * b[0], 1),
+    "lse_minus_column": (lambda a, b: a.logsumexp(dim=1) * 2 - b[:, 0].contiguous(), 2),
+    "layer_norm": (lambda a, b: F.layer_norm(a, (a.shape[1],), b[0], b[1]), 3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REDUCTION_FUSION))
+def test_reduction_prologue_epilogue_fusion(name):
+    """Elementwise work feeding a reduction runs in its loads, elementwise work on its
+    result in its store: the intermediates never reach memory."""
+    fn, most = REDUCTION_FUSION[name]
+    c = cg.compile(fn)
+    c(T(37, 129), T(37, 129))
+    args = (T(37, 129), T(37, 129))
+    with cg.profile() as p:
+        got = c(*args)
+    close(got, fn(*args))
+    if args[0].device.info.is_cpu:
+        assert p.launches <= most, p.kernels
+
+
+def test_split_reduction_fusion():
+    """A reduction split in chunks (stage 1 and a combine kernel) takes its prologue into
+    stage 1 and its epilogue into the combine kernel."""
+    fn = lambda a, b: ((a - b) ** 2).mean() * 3 + 1  # noqa: E731
+    c = cg.compile(fn)
+    a, b = T(1 << 18), T(1 << 18)
+    c(a, b)
+    with cg.profile() as p:
+        got = c(a, b)
+    close(got, fn(a, b), tol=1e-4)
+    if a.device.info.is_cpu:
+        assert p.launches == 2 and p.kernels[1].endswith("_combine"), p.kernels
+
+
 EPILOGUES = {
     "bias_relu": lambda a, b, v, r, rt: (a @ b + v).relu(),
     "scale_residual": lambda a, b, v, r, rt: (a @ b) * 0.5 + r,

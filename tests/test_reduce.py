@@ -245,7 +245,7 @@ def test_size_one_and_empty(case):
 # --- kernel shapes: vectors along the reduced axis, across outputs, split rows, tree -----
 
 BIG = [  # (shape, dims): inner vectors, outer tiles (with tails), split rows, scalar
-    ((301, 203), 1), ((301, 203), 0), ((2, 50001), 1), ((50001, 3), 0), ((20011,), 0),
+    ((301, 203), 1), ((301, 203), 0), ((2, 140001), 1), ((50001, 3), 0), ((20011,), 0),
     ((3, 40, 70), (0, 2)), ((70, 3, 41), (0, 1)), ((5, 9000), None), ((9000, 37), 0),
 ]
 BIG_OPS = ["sum", "mean", "amax", "argmax", "max_dim", "var", "logsumexp", "norm", "all",

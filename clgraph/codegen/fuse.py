@@ -346,7 +346,41 @@ def drop_outputs(seg: Segment, keys) -> Segment | None:
     return join(n, sh, ins, seg.group.ops, kept, seg.group.width, seg.group.in_place)
 
 
-# --- matmul epilogues: a segment applied to a matmul's result as it is stored ---------------
+# --- segments inlined into hand-written kernels (matmul epilogues, reduction prologues) ---
+
+
+def _single_float_type(seg: Segment) -> str | None:
+    """The one floating dtype every value of ``seg`` has (float32 or float64), or None when
+    it mixes types, casts, takes scalars set at replay or has ops without a vector form."""
+    g = seg.group
+    names = {d for d, _ in g.inputs} | {o.out for o in g.ops} | {d for _, d, _ in g.outputs}
+    names |= {c for o in g.ops for c in o.casts}
+    if len(names) != 1 or any(v[0] == "dyn" for v in seg.values) or not all(
+            o.vec for o in g.ops):
+        return None
+    name = next(iter(names))
+    return name if name in ("float32", "float64") else None
+
+
+def _value_fn(g: EwGroup, name: str, T: str, head: str, params: list, loads: list,
+              result: int) -> list[str]:
+    """An inline C function computing the group's value ``result`` of type T from one
+    expression per input (``loads``)."""
+    lines = [f"inline {T} {name}({head}" + "".join(", " + p for p in params) + ") {"]
+    for k, expr in enumerate(loads):
+        lines.append(f"  const {T} v{k} = {expr};")
+    base = len(loads)
+    for j, o in enumerate(g.ops):
+        sub = {"T": T}
+        for an, a in zip(o.argnames, o.args):
+            sub[an] = f"v{a}"
+        lines.append(f"  const {T} v{base + j} = ({T})({o.expr.format(**sub)});")
+    lines += [f"  return v{result};", "}"]
+    return lines
+
+
+def _param_names(params: list) -> str:
+    return "".join(", " + p.split()[-1].lstrip("*") for p in params)
 
 
 def epilogue(seg: Segment, key, c_off: int, M: int, N: int):
@@ -358,10 +392,7 @@ def epilogue(seg: Segment, key, c_off: int, M: int, N: int):
     n, sh, ins, outs = split(seg)
     if n[1] != M * N or len(outs) != 1 or outs[0][2] != "c":
         return None
-    names = {d for d, _ in g.inputs} | {o.out for o in g.ops} | {d for _, d, _ in g.outputs}
-    names |= {c for o in g.ops for c in o.casts}
-    if names != {"float32"} or any(v[0] == "dyn" for v in seg.values) or not all(
-            o.vec for o in g.ops):
+    if _single_float_type(seg) != "float32":
         return None
     shape = [v[1] for v in sh]
     if len(shape) == 2 and shape != [M, N]:
@@ -403,28 +434,104 @@ def epilogue(seg: Segment, key, c_off: int, M: int, N: int):
         sload.append(f"*({at})")
     if not found:
         return None
-    vi_out = outs[0][0]
-
-    def fn(name, T, loads):
-        lines = [f"inline {T} {name}({T} x, long row, long col"
-                 + "".join(", " + p for p in params) + ") {"]
-        for k, expr in enumerate(loads):
-            lines.append(f"  const {T} v{k} = {expr};")
-        base = len(loads)
-        for j, o in enumerate(g.ops):
-            sub = {"T": T}
-            for an, a in zip(o.argnames, o.args):
-                sub[an] = f"v{a}"
-            lines.append(f"  const {T} v{base + j} = ({T})({o.expr.format(**sub)});")
-        lines.append(f"  return v{vi_out};")
-        lines.append("}")
-        return lines
-
-    names_ = [p.split()[-1].lstrip("*") for p in params]
-    args = "".join(", " + a for a in names_)
-    src = fn("cg_epi_v", "float8", vload) + fn("cg_epi_s", "float", sload)
+    head = "{T} x, long row, long col"
+    src = (_value_fn(g, "cg_epi_v", "float8", head.format(T="float8"), params, vload,
+                     outs[0][0])
+           + _value_fn(g, "cg_epi_s", "float", head.format(T="float"), params, sload,
+                       outs[0][0]))
+    args = _param_names(params)
     src += ["#define EPI_PARAMS " + "".join(", " + p for p in params),
             f"#define EPI_V(v, row, col) cg_epi_v((v), (row), (col){args})",
             f"#define EPI_S(v, row, col) cg_epi_s((v), (row), (col){args})", ""]
     out_vals = outs[0][3]  # (("buf", O), ("lit", ooff))
     return "\n".join(src), pvals, tuple(ptypes), out_vals
+
+
+def prologue(seg: Segment, key, widths):
+    """C functions ``cg_pro<w>(pos, ...)`` for each width w computing the element(s) that
+    ``seg`` would store at position ``pos`` of its output ``key``, from its inputs at the
+    same element, so that a reduction reads the segment's inputs instead of its result.
+    Returns (source, parameter declarations, parameter values, numpy types) or None when
+    the segment does not fit (several outputs, strided layouts, mixed dtypes)."""
+    g = seg.group
+    _, _, ins, outs = split(seg)
+    if len(outs) != 1 or outs[0][2] != "c" or outs[0][3][0] != ("buf", key):
+        return None
+    name = _single_float_type(seg)
+    if name is None:
+        return None
+    ctype = dt._BY_NAME[name].compute
+    xo = outs[0][3][1][1]
+    params, pvals, ptypes = [], [], []
+    loads = {w: [] for w in widths}
+    for k, (d, lay, v) in enumerate(ins):
+        if lay == "s":
+            for w in widths:
+                lit = _literal(v[0][1], ctype)
+                loads[w].append(lit if w == 1 else f"(({ctype}{w})({lit}))")
+            continue
+        if lay != "c":
+            return None
+        params += [f"__global const {ctype}* restrict e{k}", f"const long eo{k}"]
+        pvals += [v[0][1], int(v[1][1]) - int(xo)]
+        ptypes += [None, np.int64]
+        for w in widths:
+            loads[w].append(f"e{k}[eo{k} + pos]" if w == 1 else
+                            f"vload{w}(0, e{k} + eo{k} + pos)")
+    if not params:
+        return None
+    src = []
+    for w in widths:
+        T = ctype if w == 1 else f"{ctype}{w}"
+        src += _value_fn(g, f"cg_pro{w}", T, "const long pos", params, loads[w], outs[0][0])
+    return "\n".join(src) + "\n", tuple(params), pvals, tuple(ptypes)
+
+
+def reduction_epilogue(seg: Segment, key, r_off: int, rows: int, widths):
+    """C functions ``cg_epi<w>(v, idx, ...)`` computing what ``seg`` stores at element idx
+    when its input ``key`` (a reduction's result, ``rows`` elements at offset ``r_off``)
+    holds v there, and the buffer and offset of that output: a reduction stores the
+    segment's result in place of its own. Returns (source, parameter declarations,
+    parameter values, numpy types, (output key, output offset)) or None when the segment
+    does not fit."""
+    g = seg.group
+    n, _, ins, outs = split(seg)
+    if n[1] != rows or len(outs) != 1 or outs[0][2] != "c":
+        return None
+    name = _single_float_type(seg)
+    if name is None:
+        return None
+    ctype = dt._BY_NAME[name].compute
+    params, pvals, ptypes = [], [], []
+    loads = {w: [] for w in widths}
+    found = False
+    for k, (d, lay, v) in enumerate(ins):
+        if lay == "s":
+            for w in widths:
+                lit = _literal(v[0][1], ctype)
+                loads[w].append(lit if w == 1 else f"(({ctype}{w})({lit}))")
+            continue
+        if lay != "c":
+            return None
+        if v[0] == ("buf", key):
+            if v[1][1] != r_off:
+                return None
+            found = True
+            for w in widths:
+                loads[w].append("x")
+            continue
+        params += [f"__global const {ctype}* restrict e{k}", f"const long eo{k}"]
+        pvals += [v[0][1], int(v[1][1])]
+        ptypes += [None, np.int64]
+        for w in widths:
+            loads[w].append(f"e{k}[eo{k} + idx]" if w == 1 else
+                            f"vload{w}(0, e{k} + eo{k} + idx)")
+    if not found:
+        return None
+    src = []
+    for w in widths:
+        T = ctype if w == 1 else f"{ctype}{w}"
+        src += _value_fn(g, f"cg_epi{w}", T, f"const {T} x, const long idx", params,
+                         loads[w], outs[0][0])
+    (_, obuf), (_, ooff) = outs[0][3][:2]
+    return "\n".join(src) + "\n", tuple(params), pvals, tuple(ptypes), (obuf, int(ooff))

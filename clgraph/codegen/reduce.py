@@ -59,6 +59,14 @@ class ReduceSpec:
     xtype: str = ""
     post: str = "{a}"
     better: str = ""
+    # an elementwise prologue (fold, welford, arg, lse): C functions cg_pro<w>(pos, ...)
+    # giving the input's element(s) at pos from other buffers, and their parameters
+    prologue: str = ""
+    pro_params: tuple = ()
+    # an elementwise epilogue (fold, welford, lse): C functions cg_epi<w>(v, idx, ...) of
+    # the result v of output element idx, stored instead of v, and their parameters
+    epilogue: str = ""
+    epi_params: tuple = ()
 
     def name(self) -> str:
         h = hashlib.sha1(repr(self).encode()).hexdigest()[:6]
@@ -91,6 +99,14 @@ def _cvt(expr: str, src: str, dst: str, w: int) -> str:
     if src == dst:
         return expr
     return f"(({dst})({expr}))" if w == 1 else f"convert_{dst}{w}({expr})"
+
+
+def _in(spec: ReduceSpec, pos: str, w: int) -> str:
+    """The reduction's input element(s) at ``pos``: a load, or the fused prologue."""
+    if spec.pro_params:
+        names = "".join(", " + p.split()[-1] for p in spec.pro_params)
+        return f"cg_pro{w}({pos}{names})"
+    return _load(_D(spec.x), "in", pos, w)
 
 
 def _load(d: dt.dtype, ptr: str, pos: str, w: int) -> str:
@@ -352,7 +368,6 @@ def _walk(spec: ReduceSpec, lines: list[str], ind: str, mode: str, vecs, scalar,
     state, state u at columns u*W; ``scalar``: one element at a time.
     ``upd(state, element, index, width)`` gives the update lines; ``blocked(state,
     element, width)``, for compensated sums, the term to add (outer mode blocks them)."""
-    x = _D(spec.x)
     W, nr = spec.width, spec.nr
     L = nr - 1
     U = len(vecs)
@@ -375,11 +390,11 @@ def _walk(spec: ReduceSpec, lines: list[str], ind: str, mode: str, vecs, scalar,
                 continue
             lines.append(f"{i2}for (; t + {per} <= len; t += {per}) {{")
             for u, st in enumerate(states):
-                e = _element(spec, _load(x, "in", f"p + t + {u * W}", W), W)
+                e = _element(spec, _in(spec, f"p + t + {u * W}", W), W)
                 lines += _indent(i3, upd(st, e, f"(int{W})((int)(j + t + {u * W})) + {ramp}", W))
             lines.append(f"{i2}}}")
         lines.append(f"{i2}for (; t < len; ++t) {{")
-        e = _element(spec, _load(x, "in", "p + t", 1), 1)
+        e = _element(spec, _in(spec, "p + t", 1), 1)
         lines += _indent(i3, upd(scalar, e, "j + t", 1))
         lines.append(f"{i2}}}")
     elif mode == "outer" and blocked is not None:
@@ -394,7 +409,7 @@ def _walk(spec: ReduceSpec, lines: list[str], ind: str, mode: str, vecs, scalar,
             lines.append(f"{i3}{T} b{u}_ = ({T})0;")
         lines.append(f"{i3}for (; t < e_; ++t, pt += rst{L}) {{")
         for u, st in enumerate(vecs):
-            e = _element(spec, _load(x, "in", f"pt + {u * W}", W), W)
+            e = _element(spec, _in(spec, f"pt + {u * W}", W), W)
             lines.append(f"{i3}  b{u}_ += {blocked(st, e, W)};")
         lines.append(f"{i3}}}")
         for u, st in enumerate(vecs):
@@ -403,12 +418,12 @@ def _walk(spec: ReduceSpec, lines: list[str], ind: str, mode: str, vecs, scalar,
     elif mode == "outer":
         lines.append(f"{i2}for (long pt = p; t < len; ++t, pt += rst{L}) {{")
         for u, st in enumerate(vecs):
-            e = _element(spec, _load(x, "in", f"pt + {u * W}", W), W)
+            e = _element(spec, _in(spec, f"pt + {u * W}", W), W)
             lines += _indent(i3, upd(st, e, f"(int{W})((int)(j + t))", W))
         lines.append(f"{i2}}}")
     else:
         lines.append(f"{i2}for (; t < len; ++t) {{")
-        e = _element(spec, _load(x, "in", f"p + t * rst{L}", 1), 1)
+        e = _element(spec, _in(spec, f"p + t * rst{L}", 1), 1)
         lines += _indent(i3, upd(scalar, e, "j + t", 1))
         lines.append(f"{i2}}}")
     lines.append(f"{i2}j += len;")
@@ -447,15 +462,25 @@ def _store_index(val, ptr, pos, w) -> list[str]:
     return [f"{ptr}[{pos} + {k}] = {val}.{lane};" for k, lane in enumerate(_lanes(w))]
 
 
-def _final(spec, value, w, opos) -> list[str]:
+def _out(spec, val, opos, w) -> str:
+    """Store a finished result (accumulator type) at output element ``opos``, through the
+    fused epilogue when there is one."""
     out, A = _D(spec.out), _D(spec.acc).compute
+    if spec.epilogue:
+        names = "".join(", " + p.split()[-1] for p in spec.epi_params)
+        val = f"cg_epi{w}({_cvt(val, A, out.compute, w)}, {opos}{names})"
+        A = out.compute
+    return _store(out, val, A, "out", f"ooff + {opos}", w)
+
+
+def _final(spec, value, w, opos) -> list[str]:
     if spec.kind == "arg":
         v, i = value
         lines = _store_index(i, "oidx", f"oioff + {opos}", w)
         if spec.post != "index":
-            lines.append(_store(out, v, A, "out", f"ooff + {opos}", w))
+            lines.append(_out(spec, v, opos, w))
         return lines
-    return [_store(out, _post(spec, value, w), A, "out", f"ooff + {opos}", w)]
+    return [_out(spec, _post(spec, value, w), opos, w)]
 
 
 # --- one row (inner, scalar) and one tile of rows (outer) ---------------------------------
@@ -484,7 +509,7 @@ def _row(spec, lines, ind, mode, opos, ppos):
         lines.append(f"{ind}if (partial) {{ ps0[{ppos}] = {mx.value()}; "
                      f"ps1[{ppos}] = {sm.value()}; }} else {{")
         val = spec.post.format(a=f"(log({sm.value()}) + sh)")
-        lines.append(f"{ind}  {_store(_D(spec.out), val, A, 'out', f'ooff + {opos}', 1)}")
+        lines.append(f"{ind}  {_out(spec, val, opos, 1)}")
         lines.append(f"{ind}}}")
         return
     sc = _alg(spec, 1, "")
@@ -520,8 +545,7 @@ def _tile(spec, lines, ind, U, opos, ppos):
         lines.append(f"{ind}}} else {{")
         for u in range(U):
             val = spec.post.format(a=f"(log({sms[u].value()}) + sh{u})")
-            lines.append(f"{ind}  " + _store(_D(spec.out), val, A, "out",
-                                              f"ooff + {opos} + {u * W}", W))
+            lines.append(f"{ind}  " + _out(spec, val, f"{opos} + {u * W}", W))
         lines.append(f"{ind}}}")
         return
     vecs = [_alg(spec, W, str(u)) for u in range(U)]
@@ -562,7 +586,7 @@ def _main_params(spec: ReduceSpec) -> list[str]:
         ps += ["__global long* restrict pidx", "__global long* restrict oidx",
                "const long oioff"]
     ps.append(f"const {acc.compute} prm")
-    return ps
+    return ps + list(spec.pro_params) + list(spec.epi_params)
 
 
 def _main_source(spec: ReduceSpec, name: str, mode: str) -> list[str]:
@@ -647,7 +671,6 @@ def _fresh(spec, alg, sfx, stored, lines, ind):
 
 def _tree_walk(spec, lines, ind, update):
     """Each work-item of the group takes every local-size-th element of [lo, hi)."""
-    x = _D(spec.x)
     nr, L = spec.nr, spec.nr - 1
     lines.append(f"{ind}for (long j = lo + lid; j < hi; j += {spec.local}) {{")
     i2 = ind + "  "
@@ -657,7 +680,7 @@ def _tree_walk(spec, lines, ind, update):
             lines.append(f"{i2}p += (q % rs{k}) * rst{k}; q /= rs{k};")
     else:
         lines.append(f"{i2}const long p = base + j * rst{L};")
-    lines += _indent(i2, update(_element(spec, _load(x, "in", "p", 1), 1), "j"))
+    lines += _indent(i2, update(_element(spec, _in(spec, "p", 1), 1), "j"))
     lines.append(f"{ind}}}")
 
 
@@ -677,7 +700,7 @@ def _tree_body(spec, ind) -> list[str]:
         lines += [f"{ind}if (lid != 0) return;",
                   f"{ind}if (partial) {{ ps0[gid] = mxv; ps1[gid] = {snames[0]}[0]; }} else {{"]
         val = spec.post.format(a=f"(log({snames[0]}[0]) + sh)")
-        lines += [f"{ind}  {_store(_D(spec.out), val, A, 'out', 'ooff + row', 1)}", f"{ind}}}"]
+        lines += [f"{ind}  {_out(spec, val, 'row', 1)}", f"{ind}}}"]
         return lines
     alg = _alg(spec, 1, "")
     lines += _indent(ind, alg.decl())
@@ -704,6 +727,7 @@ def _combine_source(spec: ReduceSpec, name: str) -> list[str]:
     if spec.kind == "arg":
         ps += ["__global long* restrict oidx", "const long oioff"]
     ps.append(f"const {A} prm")
+    ps += spec.epi_params
     ind = "  "
     lines = [f"__kernel void {name}({', '.join(ps)}) {{",
              f"{ind}const long row = get_global_id(0);",
@@ -720,7 +744,7 @@ def _combine_source(spec: ReduceSpec, name: str) -> list[str]:
         lines += _indent(ind + "  ", sm.update(f"(s_ == ({A})0 ? ({A})0 : s_ * exp(shc_ - sh))"))
         lines.append(f"{ind}}}")
         val = spec.post.format(a=f"(log({sm.value()}) + sh)")
-        lines += [ind + _store(out, val, A, "out", "ooff + row", 1), "}"]
+        lines += [ind + _out(spec, val, "row", 1), "}"]
         return lines
     alg = _alg(spec, 1, "")
     lines += _indent(ind, alg.decl()) + [loop]
@@ -996,7 +1020,7 @@ def _cumsum_source(spec: ReduceSpec, name: str) -> list[str]:
     for k in reversed(range(spec.nk)):
         lines.append(f"{ind}{{ const long c_ = rem % ks{k}; rem /= ks{k}; "
                      f"p += c_ * kst{k}; o += c_ * kos{k}; }}")
-    e = _element(spec, _load(x, "in", "p + t * rst", 1), 1)
+    e = _element(spec, _in(spec, "p + t * rst", 1), 1)
     lines += [f"{ind}{acc.compute} a = 0;",
               f"{ind}for (long t = 0; t < R; ++t) {{",
               f"{ind}  a += {e};",
@@ -1008,6 +1032,9 @@ def _cumsum_source(spec: ReduceSpec, name: str) -> list[str]:
 # --- build --------------------------------------------------------------------------------
 
 _programs: dict = {}
+# kernel -> (spec, mode or "combine"), for graph passes that rebuild a reduction with a
+# prologue or an epilogue
+KERNELS: dict = {}
 _NP = {"long": np.int64, "int": np.int32, "float": np.float32, "double": np.float64,
        "uchar": np.uint8, "char": np.int8, "short": np.int16}
 
@@ -1041,7 +1068,7 @@ def reduce_program(dev, spec: ReduceSpec) -> ReduceProgram:
     comb_lines = None
     if spec.kind in ("fold", "arg", "welford", "lse"):
         comb_lines = _combine_source(spec, name + "_combine")
-    src = _header(spec)
+    src = _header(spec) + [t for t in (spec.prologue, spec.epilogue) if t]
     for lines in mains.values():
         src += lines + [""]
     source = "\n".join(src + (comb_lines or [])) + "\n"
@@ -1052,13 +1079,28 @@ def reduce_program(dev, spec: ReduceSpec) -> ReduceProgram:
         _sources()[k] = source
         set_arg_types(k, _arg_types(_params_of(lines[0])))
         kernels[m] = k
+        KERNELS[k] = (spec, m)
     comb = None
     if comb_lines:
         comb = getattr(prg, name + "_combine")
         _sources()[comb] = source
+        KERNELS[comb] = (spec, "combine")
         set_arg_types(comb, _arg_types(_params_of(comb_lines[0])))
     prog = _programs[key] = ReduceProgram(kernels, comb, name, source)
     return prog
+
+
+def in_arg(spec: ReduceSpec) -> int:
+    """Index of the input buffer among a main kernel's arguments (then its offset)."""
+    return 5 + 2 * spec.nk + 2 * spec.nr
+
+
+def out_arg(spec: ReduceSpec, mode: str) -> int:
+    """Index of the output buffer among a main (or the "combine") kernel's arguments
+    (then its offset)."""
+    if mode == "combine":
+        return 5 + n_state(spec.kind) + (spec.kind == "arg")
+    return in_arg(spec) + 2
 
 
 def set_arg_types(kernel, types) -> None:

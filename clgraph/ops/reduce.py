@@ -27,7 +27,11 @@ FORCE_TREE = False  # run the GPU work-group tree kernels on any device (tests s
 # With fewer work-items than two work-groups per core, a reduced range of at least
 # _SPLIT_MIN_ELEMENTS is split into chunks of at least _CHUNK_MIN elements (stage 1 writes
 # partial states, stage 2 combines them), so a full sum of 2^22 floats uses both cores.
-_SPLIT_MIN_ELEMENTS = 4096
+# Below 2^17 elements the second launch costs more than the second core saves (measured,
+# launch to finish: sum over dim 0 of 256x256 86 us split, 51 us whole; of 1024x256 143
+# against 84 us). softmax splits its few long rows from _SOFTMAX_SPLIT_MIN elements.
+_SPLIT_MIN_ELEMENTS = 1 << 17
+_SOFTMAX_SPLIT_MIN = 4096
 _CHUNK_MIN = 2048
 
 # --- dtype rules: (input dtype, attrs, device) -> plan ------------------------------------
@@ -616,7 +620,7 @@ def _run_rows(op, x, attrs):
     mode = "tree" if tree else "scalar"
     if W > 1 and rst == 1 and ost == 1 and R >= W:
         mode = "inner"
-        if rows < 2 * info.compute_units * local and R >= _SPLIT_MIN_ELEMENTS:
+        if rows < 2 * info.compute_units * local and R >= _SOFTMAX_SPLIT_MIN:
             # a few long rows: a split logsumexp, then a chunked write
             return _softmax_split(op, x, y, plan, kept, R, rst, ost, d, info)
     elif W > 1 and kept and kept[-1][1] == 1 and kept[-1][2] == 1 and kept[-1][0] >= W:
