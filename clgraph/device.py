@@ -116,6 +116,9 @@ class DeviceInfo:
                     ctx, properties=cl.command_queue_properties.PROFILING_ENABLE
                 )
                 self._ctx = ctx
+        from .codegen import cache
+
+        cache.warm_up(self)
 
     def describe(self) -> dict:
         return {

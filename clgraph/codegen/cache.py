@@ -1,11 +1,21 @@
 """Built OpenCL programs: in memory by source and device, and on disk (CLGRAPH_CACHE_DIR)
-as device binaries so a second process builds nothing. Imports only the device layer."""
+as device binaries so a second process builds nothing. Imports only the device layer.
+
+Loading a cached program still costs PoCL about 25 ms, whatever its size, and a training
+script's first step loads a few dozen. So each script's run records, in the cache
+directory, the programs it built first (startup-<script hash>.json); its next run loads
+them on a background thread (warm_up) from the moment its device starts, while Python
+builds the model and runs the first ops; a build() of a program the thread is loading
+waits for it."""
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pyopencl as cl
@@ -13,8 +23,15 @@ import pyopencl as cl
 from ..device import DeviceInfo, cache_root
 
 _programs: dict[tuple, cl.Program] = {}
-stats = {"builds": 0, "disk_hits": 0, "memory_hits": 0}
+stats = {"builds": 0, "disk_hits": 0, "memory_hits": 0, "warm_up": 0}
 _printed: set = set()
+_pending: dict[tuple, threading.Event] = {}  # programs the warm-up thread is loading
+_used: list = []  # (device tag, source, options) this process built, first use first
+_recorded: set = set()
+_STARTUP_MAX = 64  # programs a run records for the next one
+_warmed: set = set()  # device indices warm_up() ran for
+_threads: list = []
+_stop = threading.Event()
 
 
 class KernelBuildError(RuntimeError):
@@ -34,27 +51,53 @@ def build(dev: DeviceInfo, source: str, options: tuple[str, ...] = (), name: str
     """The built program for ``source`` on ``dev``: memory, then disk, then the compiler."""
     key = (dev.index, source, options)
     prg = _programs.get(key)
+    if prg is None and key in _pending:
+        ev = _pending.get(key)
+        if ev is not None:
+            ev.wait()
+        prg = _programs.get(key)
+    if len(_used) < _STARTUP_MAX and key not in _recorded:
+        _recorded.add(key)
+        _used.append((_device_tag(dev), source, list(options)))
     if prg is not None:
         stats["memory_hits"] += 1
         return prg
+    return _load(dev, source, options, name, key)
+
+
+def _digest(dev: DeviceInfo, source: str, options) -> str:
+    return hashlib.sha256("\0".join((_device_tag(dev), source, *options)).encode()
+                          ).hexdigest()[:32]
+
+
+def _pocl(dev: DeviceInfo) -> bool:
+    return "Portable Computing Language" in dev.platform
+
+
+def _load(dev: DeviceInfo, source: str, options, name: str, key, warm=False) -> cl.Program:
+    """Disk, then the compiler (a program not in memory). The warm-up thread counts its
+    loads apart (stats["warm_up"]), so that counts of a script's own builds stay exact."""
+    prg = None
+
+    def count(what):
+        stats["warm_up" if warm else what] += 1
+
     if os.environ.get("CLGRAPH_DEBUG") == "1" and source not in _printed:
         _printed.add(source)
         print(f"// clgraph kernel {name} on cl:{dev.index} {' '.join(options)}\n{source}",
               file=sys.stderr)
-    digest = hashlib.sha256(
-        "\0".join((_device_tag(dev), source, *options)).encode()
-    ).hexdigest()[:32]
+    digest = _digest(dev, source, options)
     root = cache_dir()
-    if root is not None and "Portable Computing Language" in dev.platform:
+    if root is not None and _pocl(dev):
         # PoCL caches built kernels on disk itself (POCL_CACHE_DIR, set under our cache
         # dir), compiling each kernel lazily; reading prg.binaries here would force every
         # kernel of the program to compile at once. A marker records that it is cached.
         marker = root / f"{digest}.pocl"
         prg = _compile(dev, source, options, name)
         if marker.exists():
-            stats["disk_hits"] += 1
+            count("disk_hits")
         else:
-            stats["builds"] += 1
+            count("builds")
             try:
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.touch()
@@ -67,12 +110,12 @@ def build(dev: DeviceInfo, source: str, options: tuple[str, ...] = (), name: str
         try:
             binary = path.read_bytes()
             prg = cl.Program(dev.context, [dev.cl_device], [binary]).build(options=list(options))
-            stats["disk_hits"] += 1
+            count("disk_hits")
         except Exception:
             prg = None  # a stale or corrupt entry: rebuild from source below
     if prg is None:
         prg = _compile(dev, source, options, name)
-        stats["builds"] += 1
+        count("builds")
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,3 +145,94 @@ def _compile(dev: DeviceInfo, source: str, options, name: str) -> cl.Program:
 
 def clear_memory_cache() -> None:
     _programs.clear()
+
+
+# --- start-up: the programs a script's previous run built first ----------------------------
+
+
+def _startup_file(root: Path) -> Path:
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "-"
+    return root / f"startup-{hashlib.sha256(script.encode()).hexdigest()[:16]}.json"
+
+
+def warm_up(dev: DeviceInfo) -> None:
+    """Start loading, on a background thread, the cached programs this script's previous
+    run built first on this device (called when a device starts)."""
+    root = cache_dir()
+    if root is None or dev.index in _warmed:
+        return
+    _warmed.add(dev.index)
+    try:
+        entries = json.loads(_startup_file(root).read_text())
+    except (OSError, ValueError):
+        return
+    tag = _device_tag(dev)
+    keys = []
+    for e in entries if isinstance(entries, list) else ():
+        try:
+            etag, source, options = e
+            key = (dev.index, source, tuple(options))
+        except (TypeError, ValueError):
+            continue
+        if etag != tag or key in _programs or key in _pending:
+            continue
+        # only what the disk cache holds: compiling here would compete with the script
+        d = _digest(dev, source, options)
+        if (root / f"{d}.pocl" if _pocl(dev) else root / f"{d}.bin").exists():
+            keys.append(key)
+    if not keys:
+        return
+    for key in keys:
+        _pending[key] = threading.Event()
+
+    def run():
+        for key in keys:
+            try:
+                if key not in _programs and not _stop.is_set():
+                    _load(dev, key[1], key[2], "", key, warm=True)
+            except Exception:  # noqa: BLE001  a failed build fails again, loudly, in build()
+                pass
+            finally:
+                _pending.pop(key).set()
+
+    t = threading.Thread(target=run, name="clgraph-warm-up", daemon=True)
+    _threads.append(t)
+    t.start()
+
+
+def _save_startup() -> None:
+    root = cache_dir()
+    if root is None or not _used:
+        return
+    path = _startup_file(root)
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = []
+    # this run's programs first, then the previous runs' (a short run keeps a long one's)
+    seen = {(t, s, tuple(o)) for t, s, o in _used}
+    merged = list(_used)
+    for e in old if isinstance(old, list) else ():
+        try:
+            if (e[0], e[1], tuple(e[2])) not in seen:
+                merged.append(e)
+        except (TypeError, IndexError):
+            continue
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(merged[:_STARTUP_MAX]))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _at_exit() -> None:
+    # a build still running when the interpreter tears OpenCL down aborts the process
+    _stop.set()
+    for t in _threads:
+        t.join()
+    _save_startup()
+
+
+atexit.register(_at_exit)
