@@ -886,6 +886,16 @@ def _readers_writers(steps: list) -> tuple[dict, dict]:
     return readers, writers
 
 
+def _reductions(steps: list):
+    """(index, step, spec, mode) of each reduction kernel a pass may rebuild."""
+    from .codegen import reduce as rc
+
+    for i, st in enumerate(steps):
+        found = rc.KERNELS.get(st.payload[0]) if st.kind == "kernel" else None
+        if found is not None and not st.refresh:
+            yield (i, st, *found)
+
+
 def _reduce_prologues(steps: list, internal: set, dev) -> list:
     """Fuse an elementwise segment whose result only a reduction reads (x * x before a
     sum, the difference and square of a mean squared error) into the reduction's loads:
@@ -894,15 +904,11 @@ def _reduce_prologues(steps: list, internal: set, dev) -> list:
 
     readers, writers = _readers_writers(steps)
     out = list(steps)
-    for i, st in enumerate(steps):
-        found = rc.KERNELS.get(st.payload[0]) if st.kind == "kernel" else None
-        if found is None or st.refresh:
-            continue
-        spec, mode = found
+    for i, st, spec, mode in _reductions(steps):
         if (spec.kind not in ("fold", "welford", "arg", "lse") or spec.pro_params
                 or mode == "combine"):
             continue
-        kernel, name, gsize, lsize, args, _ = st.payload
+        _, _, gsize, lsize, args, _ = st.payload
         xi = rc.in_arg(spec)
         x = args[xi]
         if x not in internal or readers.get(x) != [i] or len(writers.get(x, ())) != 1:
@@ -935,14 +941,10 @@ def _reduce_epilogues(steps: list, internal: set, dev) -> list:
 
     readers, writers = _readers_writers(steps)
     out = list(steps)
-    for i, st in enumerate(steps):
-        found = rc.KERNELS.get(st.payload[0]) if st.kind == "kernel" else None
-        if found is None or st.refresh:
-            continue
-        spec, mode = found
+    for i, st, spec, mode in _reductions(steps):
         if spec.kind not in ("fold", "welford", "lse") or spec.epilogue:
             continue
-        kernel, name, gsize, lsize, args, _ = st.payload
+        _, _, gsize, lsize, args, _ = st.payload
         if mode != "combine" and args[4]:
             continue  # stage 1 of a split reduction: its combine kernel stores the result
         oi = rc.out_arg(spec, mode)

@@ -447,44 +447,67 @@ def epilogue(seg: Segment, key, c_off: int, M: int, N: int):
     return "\n".join(src), pvals, tuple(ptypes), out_vals
 
 
-def prologue(seg: Segment, key, widths):
-    """C functions ``cg_pro<w>(pos, ...)`` for each width w computing the element(s) that
-    ``seg`` would store at position ``pos`` of its output ``key``, from its inputs at the
-    same element, so that a reduction reads the segment's inputs instead of its result.
-    Returns (source, parameter declarations, parameter values, numpy types) or None when
-    the segment does not fit (several outputs, strided layouts, mixed dtypes)."""
+def _inline(seg: Segment, widths, fname: str, head: str, index: str, rebase: int = 0,
+            key=None, key_off=None):
+    """C functions ``<fname><w>(<head>, ...)`` for each width w computing ``seg``'s single
+    contiguous output at element ``index`` from its inputs at the same element: contiguous
+    buffers (loaded at their offset + ``rebase`` + index, becoming parameters), literals,
+    and ``key`` (at offset ``key_off``), which is the function's argument x. Returns
+    (source, parameter declarations, values, numpy types) or None when the segment does
+    not fit (several outputs, strided layouts, mixed dtypes)."""
     g = seg.group
     _, _, ins, outs = split(seg)
-    if len(outs) != 1 or outs[0][2] != "c" or outs[0][3][0] != ("buf", key):
+    if len(outs) != 1 or outs[0][2] != "c":
         return None
     name = _single_float_type(seg)
     if name is None:
         return None
     ctype = dt._BY_NAME[name].compute
-    xo = outs[0][3][1][1]
     params, pvals, ptypes = [], [], []
     loads = {w: [] for w in widths}
+    found = key is None
     for k, (d, lay, v) in enumerate(ins):
         if lay == "s":
+            lit = _literal(v[0][1], ctype)
             for w in widths:
-                lit = _literal(v[0][1], ctype)
                 loads[w].append(lit if w == 1 else f"(({ctype}{w})({lit}))")
             continue
         if lay != "c":
             return None
+        if key is not None and v[0] == ("buf", key):
+            if v[1][1] != key_off:
+                return None
+            found = True
+            for w in widths:
+                loads[w].append("x")
+            continue
         params += [f"__global const {ctype}* restrict e{k}", f"const long eo{k}"]
-        pvals += [v[0][1], int(v[1][1]) - int(xo)]
+        pvals += [v[0][1], int(v[1][1]) + rebase]
         ptypes += [None, np.int64]
         for w in widths:
-            loads[w].append(f"e{k}[eo{k} + pos]" if w == 1 else
-                            f"vload{w}(0, e{k} + eo{k} + pos)")
-    if not params:
+            loads[w].append(f"e{k}[eo{k} + {index}]" if w == 1 else
+                            f"vload{w}(0, e{k} + eo{k} + {index})")
+    if not found:
         return None
     src = []
     for w in widths:
         T = ctype if w == 1 else f"{ctype}{w}"
-        src += _value_fn(g, f"cg_pro{w}", T, "const long pos", params, loads[w], outs[0][0])
+        src += _value_fn(g, f"{fname}{w}", T, head.format(T=T), params, loads[w],
+                         outs[0][0])
     return "\n".join(src) + "\n", tuple(params), pvals, tuple(ptypes)
+
+
+def prologue(seg: Segment, key, widths):
+    """C functions ``cg_pro<w>(pos, ...)`` for each width w computing the element(s) that
+    ``seg`` would store at position ``pos`` of its output ``key``, from its inputs at the
+    same element, so that a reduction reads the segment's inputs instead of its result.
+    Returns (source, parameter declarations, parameter values, numpy types) or None when
+    the segment does not fit."""
+    outs = split(seg)[3]
+    if len(outs) != 1 or outs[0][3][0] != ("buf", key):
+        return None
+    r = _inline(seg, widths, "cg_pro", "const long pos", "pos", rebase=-int(outs[0][3][1][1]))
+    return r if r is not None and r[1] else None  # no buffer to read: nothing to gain
 
 
 def reduction_epilogue(seg: Segment, key, r_off: int, rows: int, widths):
@@ -494,44 +517,12 @@ def reduction_epilogue(seg: Segment, key, r_off: int, rows: int, widths):
     segment's result in place of its own. Returns (source, parameter declarations,
     parameter values, numpy types, (output key, output offset)) or None when the segment
     does not fit."""
-    g = seg.group
-    n, _, ins, outs = split(seg)
-    if n[1] != rows or len(outs) != 1 or outs[0][2] != "c":
+    n, _, _, outs = split(seg)
+    if n[1] != rows:
         return None
-    name = _single_float_type(seg)
-    if name is None:
+    r = _inline(seg, widths, "cg_epi", "const {T} x, const long idx", "idx", key=key,
+                key_off=r_off)
+    if r is None:
         return None
-    ctype = dt._BY_NAME[name].compute
-    params, pvals, ptypes = [], [], []
-    loads = {w: [] for w in widths}
-    found = False
-    for k, (d, lay, v) in enumerate(ins):
-        if lay == "s":
-            for w in widths:
-                lit = _literal(v[0][1], ctype)
-                loads[w].append(lit if w == 1 else f"(({ctype}{w})({lit}))")
-            continue
-        if lay != "c":
-            return None
-        if v[0] == ("buf", key):
-            if v[1][1] != r_off:
-                return None
-            found = True
-            for w in widths:
-                loads[w].append("x")
-            continue
-        params += [f"__global const {ctype}* restrict e{k}", f"const long eo{k}"]
-        pvals += [v[0][1], int(v[1][1])]
-        ptypes += [None, np.int64]
-        for w in widths:
-            loads[w].append(f"e{k}[eo{k} + idx]" if w == 1 else
-                            f"vload{w}(0, e{k} + eo{k} + idx)")
-    if not found:
-        return None
-    src = []
-    for w in widths:
-        T = ctype if w == 1 else f"{ctype}{w}"
-        src += _value_fn(g, f"cg_epi{w}", T, f"const {T} x, const long idx", params,
-                         loads[w], outs[0][0])
     (_, obuf), (_, ooff) = outs[0][3][:2]
-    return "\n".join(src) + "\n", tuple(params), pvals, tuple(ptypes), (obuf, int(ooff))
+    return (*r, (obuf, int(ooff)))
