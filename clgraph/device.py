@@ -66,6 +66,18 @@ class DeviceInfo:
         return self.cl_device.max_work_group_size
 
     @property
+    def opencl_c_version(self) -> tuple[int, int]:
+        """The OpenCL C version the device compiles ("OpenCL C 1.2 ..." -> (1, 2))."""
+        import re
+
+        try:
+            text = self.cl_device.opencl_c_version
+        except Exception:  # noqa: BLE001  OpenCL 1.0 devices lack the query
+            return (1, 0)
+        m = re.search(r"(\d+)\.(\d+)", text or "")
+        return (int(m.group(1)), int(m.group(2))) if m else (1, 0)
+
+    @property
     def compute_units(self) -> int:
         return self.cl_device.max_compute_units
 

@@ -142,3 +142,20 @@ def test_transposed_operand_gradients(ta, tb):
     lin(x).sum().backward()
     assert lin.weight.grad.is_contiguous()
     np.testing.assert_allclose(lin.weight.grad.numpy(), np.ones((4, 7)).T @ x.numpy())
+
+
+def test_device_limits_shape_the_build():
+    """The GPU matmul tile shrinks to the device's work-group limit, and a device whose
+    OpenCL C is older than 1.2 gets a clear error naming it instead of a compiler log."""
+    from types import SimpleNamespace
+
+    from clgraph.codegen import KernelBuildError, cache
+    from clgraph.ops import linalg
+
+    assert linalg._ts(SimpleNamespace(max_work_group_size=1024)) == 16
+    assert linalg._ts(SimpleNamespace(max_work_group_size=128)) == 8
+    dev = cg.ones(1).device.info
+    old = SimpleNamespace(opencl_c_version=(1, 1), index=7, name="OldGPU")
+    with pytest.raises(KernelBuildError, match=r"cl:7 \(OldGPU\) compiles OpenCL C 1\.1"):
+        cache._compile(old, "__kernel void k() {}", (), "k")
+    assert dev.opencl_c_version >= (1, 2)

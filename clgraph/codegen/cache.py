@@ -134,6 +134,11 @@ def numbered(source: str) -> str:
 
 
 def _compile(dev: DeviceInfo, source: str, options, name: str) -> cl.Program:
+    if dev.opencl_c_version < (1, 2):
+        raise KernelBuildError(
+            f"cl:{dev.index} ({dev.name}) compiles OpenCL C "
+            f"{'.'.join(map(str, dev.opencl_c_version))}; clgraph's kernels need OpenCL C "
+            "1.2 or later")
     try:
         return cl.Program(dev.context, source).build(options=list(options))
     except cl.Error as e:

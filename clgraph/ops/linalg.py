@@ -34,6 +34,8 @@ def _kernel_for(info, d: dt.dtype):
     else:
         name = "matmul_rb" if info.is_cpu else "matmul_tiled"
     defines = (("T", d.cl), ("ACC", acc), ("IS_HALF", "1" if d is dt.float16 else "0"))
+    if name == "matmul_tiled":
+        defines += (("TS", str(_ts(info))),)
     if d is dt.float64:
         defines += (("VW", "4"),)
     k = codegen.template_kernel(info, "matmul.cl", name, defines, _ARGS)
@@ -54,13 +56,23 @@ def epilogue_kernel(info, defines, source: str, extra_types: tuple):
                                    _ARGS + tuple(extra_types), extra_source=source)
 
 
-def _geometry(name, M, N, batch, d):
+def _ts(info) -> int:
+    """Tile side of matmul_tiled: 16x16 work-groups, smaller where the device allows fewer
+    work-items per group (some mobile GPUs)."""
+    ts = _TS
+    while ts > 1 and ts * ts > info.max_work_group_size:
+        ts //= 2
+    return ts
+
+
+def _geometry(name, M, N, batch, d, info):
     if name == "matmul_rb":
         tn = _tn(d)
         gy = -(-(-(-M // _TM)) // _LM) * _LM
         return (-(-N // tn), gy, batch), (1, _LM, 1)
     if name == "matmul_tiled":
-        return (-(-N // _TS) * _TS, -(-M // _TS) * _TS, batch), (_TS, _TS, 1)
+        ts = _ts(info)
+        return (-(-N // ts) * ts, -(-M // ts) * ts, batch), (ts, ts, 1)
     return (N, M, batch), None
 
 
@@ -107,7 +119,7 @@ def _run_matmul(op, args, attrs, out=None):
             # many row tiles would each gather B's columns again: one transposed copy
             b = contiguous(b)
             gb = (b._storage.buf, b._offset, b_bs and b._stride[0], b._stride[1], 1)
-    gsize, lsize = _geometry(name, M, N, batch, d)
+    gsize, lsize = _geometry(name, M, N, batch, d, info)
     registry.launch(info, kern, name, gsize, lsize, ga + gb + (out._storage.buf, 0, M, N, K))
     return out
 
