@@ -161,6 +161,7 @@ REDUCTION_FUSION = {  # name: (function, launches per call)
     "relu_of_column_sums": (lambda a, b: a.sum(0).relu() * b[0], 1),
     "lse_minus_column": (lambda a, b: a.logsumexp(dim=1) * 2 - b[:, 0].contiguous(), 2),
     "layer_norm": (lambda a, b: F.layer_norm(a, (a.shape[1],), b[0], b[1]), 3),
+    "product_of_row_sums": (lambda a, b: (a * b).sum(1) * (a - b).sum(1), 2),
 }
 
 
@@ -215,6 +216,85 @@ def test_matmul_epilogue_fusion(name):
     close(got, fn(*args))
     if args[0].device.info.is_cpu:
         assert p.kernels == ["matmul_rb_epilogue"], p.kernels
+
+
+# --- random programs -----------------------------------------------------------------------
+
+_UNARY = [lambda t: (-t.abs()).exp(), lambda t: t.tanh(), lambda t: t.relu(),
+          lambda t: t.sigmoid(), lambda t: (t.abs() + 1).sqrt(), lambda t: t * 0.5 + 1]
+_BINARY = [lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a - b, cg.maximum]
+_REDUCE = [lambda t, d, k: t.sum(d, keepdim=k), lambda t, d, k: t.mean(d, keepdim=k),
+           lambda t, d, k: t.amax(d, keepdim=k), lambda t, d, k: t.var(d, keepdim=k),
+           lambda t, d, k: t.logsumexp(d, keepdim=k), lambda t, d, k: t.softmax(d)]
+_VIEW = [lambda t: t[1:, ::2], lambda t: t.reshape(-1)[: t.shape[1]],
+         lambda t: t[:, :1].expand(t.shape[0], 5), lambda t: t.flip(0), lambda t: t.T]
+
+
+def _random_program(seed):
+    """A random chain of elementwise ops with broadcasting, reductions, matmuls, views and
+    in-place writes over four inputs, returning its last results and the gradients of
+    their weighted sum with respect to every input."""
+    rng = np.random.default_rng(seed)
+    plan = [(rng.choice(["un", "bin", "red", "mm", "view", "inplace"],
+                        p=[.25, .25, .22, .1, .1, .08]), *rng.integers(0, 1000, 3))
+            for _ in range(rng.integers(3, 9))]
+
+    def fn(a, b, c, d):
+        pool = [a, b, c, d]
+        for kind, i, j, k in plan:
+            x = pool[i % len(pool)]
+            if kind == "un":
+                pool.append(_UNARY[j % len(_UNARY)](x))
+            elif kind == "bin":
+                y = pool[k % len(pool)]
+                try:
+                    cg.broadcast_shapes(x.shape, y.shape)
+                except RuntimeError:
+                    y = y.sum()
+                pool.append(_BINARY[j % len(_BINARY)](x, y))
+            elif x.ndim != 2:
+                continue
+            elif kind == "red":
+                pool.append(_REDUCE[j % len(_REDUCE)](x, int(k % 2), bool(k // 2 % 2)))
+            elif kind == "mm":
+                if x.shape[1] == a.shape[1]:
+                    pool.append(x @ a.T)
+                elif x.shape[0] == a.shape[0]:
+                    pool.append(x.T @ a)
+                elif x.shape[1] == a.shape[0]:
+                    pool.append(x @ a)
+            elif kind == "view":
+                pool.append(_VIEW[j % len(_VIEW)](x))
+            else:
+                y = x.clone()
+                if j % 2:
+                    y[:, 0] = 0.25
+                else:
+                    y.mul_(1.5)
+                pool.append(y)
+        outs = tuple(pool[4:][-3:]) or (a * 1,)
+        total = sum((o * (n + 1)).sum() for n, o in enumerate(outs))
+        return outs + cg.autograd.grad(total, [a, b, c, d], materialize_grads=True,
+                                       allow_unused=True)
+
+    return fn
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_programs(seed):
+    """Compiled equals eager, values and gradients, over random programs: every fusion pass
+    sees shapes, broadcasts, views and writes it was not written for."""
+    fn = _random_program(seed)
+    shapes = [(37, 23), (37, 23), (23,), (37, 1)]
+
+    def inputs():
+        return [cg.tensor(RNG.standard_normal(s).astype(np.float32), requires_grad=True)
+                for s in shapes]
+
+    c = cg.compile(fn)
+    c(*inputs())
+    args = inputs()
+    close(c(*args), fn(*args), tol=1e-4)
 
 
 # --- recompilation ------------------------------------------------------------------------------

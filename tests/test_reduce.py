@@ -580,3 +580,14 @@ def test_torch_parity():
         with pytest.raises(type(te.value), match=str(te.value)[:40].replace("(", r"\(").replace(
                 ")", r"\)").replace("[", r"\[").replace(".", r"\.")):
             f(cg)
+
+
+def test_var_gradient_without_degrees_of_freedom():
+    """var/std over a size-1 dim (correction 1) are NaN, and so are their gradients (as in
+    PyTorch), not a Python ZeroDivisionError."""
+    for name in ("var", "std"):
+        x = cg.tensor([[1.0], [2.0]], requires_grad=True)
+        y = getattr(x, name)(1)
+        assert np.isnan(y.detach().numpy()).all()
+        y.sum().backward()
+        assert np.isnan(x.grad.numpy()).all()

@@ -273,17 +273,20 @@ def can_merge(a: Segment, b: Segment, key) -> bool:
     if (sha and not shb and not _strided_only_c(ib, ob)) or (
             shb and not sha and not _strided_only_c(ia, oa)):
         return False
-    offs = {tuple(v[:2]) for _, _, lay, v in oa if lay == "c" and v[0] == ("buf", key)}
-    if not offs:
+    produced = {tuple(v[:2]) for _, _, lay, v in oa if lay == "c"}
+    if not any(p[0] == ("buf", key) for p in produced):
         return False
+    # b reads whatever a writes (key and a's other results) at the same index only: the
+    # merged kernel passes those values in registers
     for _, lay, v in ib:
-        if lay != "s" and v[0] == ("buf", key) and (lay != "c" or tuple(v[:2]) not in offs):
+        if lay != "s" and v[0][1] in a.writes and (lay != "c" or tuple(v[:2]) not in produced):
             return False
     return True
 
 
 def merge(a: Segment, b: Segment, key) -> Segment:
-    """One segment computing a then b, b reading a's output ``key`` from registers."""
+    """One segment computing a then b, b reading a's results (``key`` and any other it
+    reads) from registers."""
     from dataclasses import replace
 
     from .emit import EwOp
@@ -297,7 +300,7 @@ def merge(a: Segment, b: Segment, key) -> Segment:
     bmap = []
     pending = []  # b inputs read from a's registers: (b input index, a value, stored dtype)
     for j, (d, lay, v) in enumerate(ib):
-        if lay != "s" and v[0] == ("buf", key):
+        if lay != "s" and tuple(v[:2]) in produced:
             bmap.append(None)
             pending.append((j, produced[tuple(v[:2])], d))
             continue
@@ -448,10 +451,11 @@ def epilogue(seg: Segment, key, c_off: int, M: int, N: int):
 
 
 def _inline(seg: Segment, widths, fname: str, head: str, index: str, rebase: int = 0,
-            key=None, key_off=None):
+            key=None, key_off=None, prefix="e"):
     """C functions ``<fname><w>(<head>, ...)`` for each width w computing ``seg``'s single
     contiguous output at element ``index`` from its inputs at the same element: contiguous
-    buffers (loaded at their offset + ``rebase`` + index, becoming parameters), literals,
+    buffers (loaded at their offset + ``rebase`` + index, becoming parameters named
+    ``prefix``<k> and ``prefix``o<k>), literals,
     and ``key`` (at offset ``key_off``), which is the function's argument x. Returns
     (source, parameter declarations, values, numpy types) or None when the segment does
     not fit (several outputs, strided layouts, mixed dtypes)."""
@@ -481,12 +485,13 @@ def _inline(seg: Segment, widths, fname: str, head: str, index: str, rebase: int
             for w in widths:
                 loads[w].append("x")
             continue
-        params += [f"__global const {ctype}* restrict e{k}", f"const long eo{k}"]
+        e, eo = f"{prefix}{k}", f"{prefix}o{k}"
+        params += [f"__global const {ctype}* restrict {e}", f"const long {eo}"]
         pvals += [v[0][1], int(v[1][1]) + rebase]
         ptypes += [None, np.int64]
         for w in widths:
-            loads[w].append(f"e{k}[eo{k} + {index}]" if w == 1 else
-                            f"vload{w}(0, e{k} + eo{k} + {index})")
+            loads[w].append(f"{e}[{eo} + {index}]" if w == 1 else
+                            f"vload{w}(0, {e} + {eo} + {index})")
     if not found:
         return None
     src = []
@@ -506,7 +511,8 @@ def prologue(seg: Segment, key, widths):
     outs = split(seg)[3]
     if len(outs) != 1 or outs[0][3][0] != ("buf", key):
         return None
-    r = _inline(seg, widths, "cg_pro", "const long pos", "pos", rebase=-int(outs[0][3][1][1]))
+    r = _inline(seg, widths, "cg_pro", "const long pos", "pos", rebase=-int(outs[0][3][1][1]),
+                prefix="p")
     return r if r is not None and r[1] else None  # no buffer to read: nothing to gain
 
 

@@ -760,7 +760,9 @@ def _var_vjp(is_std):
         centered = x - mean(x, dim=dim, keepdim=True)
         ge = _expand_back(g, x, dim, keepdim)
         if not is_std:
-            return (ge * centered * (2.0 / builtins.max(n - correction, 0)),)
+            # no degrees of freedom left: PyTorch's 2 / 0 = inf, so the gradient is NaN
+            dof = builtins.max(n - correction, 0)
+            return (ge * centered * (2.0 / dof if dof else math.inf),)
         o = _expand_back(out, x, dim, keepdim)
         return (ge * centered / (o * builtins.max(n - correction, 0)),)
 
