@@ -247,27 +247,7 @@ void matmul_rb(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
         const int kn = IMIN(KC, K - k0);
         barrier(CLK_LOCAL_MEM_FENCE);
         /* pack B[k0:k0+kn, jb:jb+TN] (zero columns past N when N < TN) */
-        if (packed && b_rs == 1 && b_cs != 1 && N >= TN) {
-            /* a transposed B (x @ W.T): its TN columns are rows of W. Each work-item reads VW
-               consecutive k of every column as one vector and scatters the lanes */
-            __local ACC* pan = (__local ACC*)bpan;
-            for (int kb = lid * VW; kb < kn; kb += LM * VW) {
-#pragma unroll
-                for (int t = 0; t < TN; ++t) {
-                    const __global T* col = Bb + (long)t * b_cs + k0 + kb;
-                    ACC tmp[VW];
-                    if (kb + VW <= kn) {
-                        PSTOREV(LOADV(col), tmp);
-                    } else {
-                        for (int r = 0; r < VW; ++r) tmp[r] = kb + r < kn ? LOAD(col + r) : (ACC)0;
-                    }
-#pragma unroll
-                    for (int r = 0; r < VW; ++r)
-                        if (kb + r < kn) pan[(kb + r) * TN + t] = tmp[r];
-                }
-            }
-        }
-        for (int kk = lid; packed && !(b_rs == 1 && b_cs != 1 && N >= TN) && kk < kn; kk += LM) {
+        for (int kk = lid; packed && kk < kn; kk += LM) {
             const __global T* src = Bb + (long)(k0 + kk) * b_rs;
             if (N >= TN && b_cs == 1) {
 #pragma unroll

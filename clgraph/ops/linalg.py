@@ -125,9 +125,9 @@ def _run_matmul(op, args, attrs, out=None):
 
 
 # matmul_rb packs B into local memory once per group of _TM * _LM rows; a transposed B is
-# gathered in place for up to this many rows (measured on 256x256x64: 74 us against 68 us
-# for rows of B plus a 20-50 us transposed copy; on 1024^3, 13.4 ms against 11.6 ms plus
-# a 1 ms copy)
+# gathered in place for up to this many rows (measured on 256x256x64: 110 us against 100 us
+# for rows of B plus a 20-50 us transposed copy; on 1024^3, 16.3 ms against 11.4 ms plus
+# a 1 ms copy). Packing with a vector load per column along k was slower below 1024^3.
 _GATHER_ROWS = 4 * _TM * _LM
 
 
