@@ -159,7 +159,10 @@ REDUCTION_FUSION = {  # name: (function, launches per call)
     "row_norm": (lambda a, b: (a * a).sum(dim=1).sqrt(), 1),
     "inv_std": (lambda a, b: (a.var(dim=1, keepdim=True) + 1e-5).rsqrt(), 1),
     "relu_of_column_sums": (lambda a, b: a.sum(0).relu() * b[0], 1),
-    "lse_minus_column": (lambda a, b: a.logsumexp(dim=1) * 2 - b[:, 0].contiguous(), 2),
+    "lse_minus_column": (lambda a, b: a.logsumexp(dim=1) * 2 - b[:, 0], 1),
+    "centered_squares": (lambda a, b: ((a - a.mean(1, keepdim=True)) ** 2).sum(1), 2),
+    "max_of_transposed_product": (lambda a, b: (a.T * b.T).amax(0), 1),
+    "sum_of_broadcast_row": (lambda a, b: (a * b[:1]).sum(1) + b[:, 5], 1),
     "layer_norm": (lambda a, b: F.layer_norm(a, (a.shape[1],), b[0], b[1]), 3),
     "product_of_row_sums": (lambda a, b: (a * b).sum(1) * (a - b).sum(1), 2),
 }
@@ -168,7 +171,8 @@ REDUCTION_FUSION = {  # name: (function, launches per call)
 @pytest.mark.parametrize("name", sorted(REDUCTION_FUSION))
 def test_reduction_prologue_epilogue_fusion(name):
     """Elementwise work feeding a reduction runs in its loads, elementwise work on its
-    result in its store: the intermediates never reach memory."""
+    result in its store (reading other tensors contiguous, broadcast or strided): the
+    intermediates never reach memory."""
     fn, most = REDUCTION_FUSION[name]
     c = cg.compile(fn)
     c(T(37, 129), T(37, 129))

@@ -453,14 +453,16 @@ def epilogue(seg: Segment, key, c_off: int, M: int, N: int):
 def _inline(seg: Segment, widths, fname: str, head: str, index: str, rebase: int = 0,
             key=None, key_off=None, prefix="e"):
     """C functions ``<fname><w>(<head>, ...)`` for each width w computing ``seg``'s single
-    contiguous output at element ``index`` from its inputs at the same element: contiguous
-    buffers (loaded at their offset + ``rebase`` + index, becoming parameters named
-    ``prefix``<k> and ``prefix``o<k>), literals,
-    and ``key`` (at offset ``key_off``), which is the function's argument x. Returns
-    (source, parameter declarations, values, numpy types) or None when the segment does
-    not fit (several outputs, strided layouts, mixed dtypes)."""
+    contiguous output at element ``index`` + ``rebase`` from its inputs at the same
+    element: buffers (parameters ``prefix``<k>, ``prefix``o<k>), contiguous or strided
+    views (broadcasts: an element's address follows from its coordinates in the segment's
+    shape), literals, and ``key`` (at offset ``key_off``), which is the function's
+    argument x. Returns (source, parameter declarations, values, numpy types) or None when
+    the segment does not fit (several outputs, mixed dtypes)."""
     g = seg.group
-    _, _, ins, outs = split(seg)
+    _, sh, ins, outs = split(seg)
+    shape = [int(v[1]) for v in sh]
+    helpers: list[str] = []
     if len(outs) != 1 or outs[0][2] != "c":
         return None
     name = _single_float_type(seg)
@@ -476,9 +478,9 @@ def _inline(seg: Segment, widths, fname: str, head: str, index: str, rebase: int
             for w in widths:
                 loads[w].append(lit if w == 1 else f"(({ctype}{w})({lit}))")
             continue
-        if lay != "c":
-            return None
         if key is not None and v[0] == ("buf", key):
+            if lay != "c":
+                return None
             if v[1][1] != key_off:
                 return None
             found = True
@@ -487,19 +489,63 @@ def _inline(seg: Segment, widths, fname: str, head: str, index: str, rebase: int
             continue
         e, eo = f"{prefix}{k}", f"{prefix}o{k}"
         params += [f"__global const {ctype}* restrict {e}", f"const long {eo}"]
-        pvals += [v[0][1], int(v[1][1]) + rebase]
         ptypes += [None, np.int64]
+        if lay == "c":
+            pvals += [v[0][1], int(v[1][1]) + rebase]
+            for w in widths:
+                loads[w].append(f"{e}[{eo} + {index}]" if w == 1 else
+                                f"vload{w}(0, {e} + {eo} + {index})")
+            continue
+        if len(shape) != len(v) - 2:
+            return None
+        pvals += [v[0][1], int(v[1][1])]
+        strides = [int(x[1]) for x in v[2:]]
+        at = f"{fname}_at{k}"
+        helpers += _strided_loader(at, ctype, shape, strides, widths)
         for w in widths:
-            loads[w].append(f"{e}[{eo} + {index}]" if w == 1 else
-                            f"vload{w}(0, {e} + {eo} + {index})")
+            loads[w].append(f"{at}_{w}({e}, {eo}, {index} + {rebase})")
     if not found:
         return None
-    src = []
+    src = list(helpers)
     for w in widths:
         T = ctype if w == 1 else f"{ctype}{w}"
         src += _value_fn(g, f"{fname}{w}", T, head.format(T=T), params, loads[w],
                          outs[0][0])
     return "\n".join(src) + "\n", tuple(params), pvals, tuple(ptypes)
+
+
+def _strided_loader(name: str, ctype: str, shape: list, strides: list, widths) -> list[str]:
+    """C for ``<name>_<w>(e, eo, i)``: elements i..i+w-1 (in the segment's row-major
+    order over ``shape``) of a strided view at e + eo. A run inside one innermost row is
+    one vector load (stride 1), one broadcast element (stride 0) or a gather; a run across
+    rows takes each lane's coordinates."""
+    lines = [f"inline long {name}(long i) {{", "  long a = 0;"]
+    for d in reversed(range(len(shape))):
+        if d:
+            if strides[d]:
+                lines.append(f"  a += (i % {shape[d]}L) * {strides[d]}L;")
+            lines.append(f"  i /= {shape[d]}L;")
+        elif strides[d]:
+            lines.append(f"  a += i * {strides[d]}L;")
+    lines += ["  return a;", "}"]
+    last, sl = shape[-1], strides[-1]
+    for w in widths:
+        head = f"inline {ctype}{'' if w == 1 else w} {name}_{w}(const __global {ctype}* e, " \
+               "const long eo, const long i)"
+        if w == 1:
+            lines += [head + " {", f"  return e[eo + {name}(i)];", "}"]
+            continue
+        if sl == 1:
+            run = f"vload{w}(0, e + eo + {name}(i))"
+        elif sl == 0:
+            run = f"(({ctype}{w})(e[eo + {name}(i)]))"
+        else:
+            run = (f"(({ctype}{w})(" + ", ".join(f"e[eo + {name}(i) + {j * sl}L]"
+                                                  for j in range(w)) + "))")
+        lanes = f"(({ctype}{w})(" + ", ".join(f"e[eo + {name}(i + {j})]" for j in range(w)) + "))"
+        lines += [head + " {", f"  return (i % {last}L) + {w} <= {last}L ? {run} : {lanes};",
+                  "}"]
+    return lines
 
 
 def prologue(seg: Segment, key, widths):
