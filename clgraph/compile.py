@@ -313,9 +313,11 @@ class Plan:
         const = _constants(steps, internal)
         steps = [s for s in steps if not (s.src and s.kind != "index" and s in const["steps"])]
         steps = _dead_code(steps, internal - const["bufs"])
+        steps = _matmul_epilogues(steps, internal - const["bufs"], dev)
         steps = _reduce_prologues(steps, internal - const["bufs"], dev)
         steps = _reduce_epilogues(steps, internal - const["bufs"], dev)
-        steps = _matmul_epilogues(steps, internal - const["bufs"], dev)
+        # a segment a reduction now recomputes may join its other readers
+        steps = _dead_code(_fuse_vertical(steps), internal - const["bufs"])
         budget = min(dev.cl_device.max_parameter_size, 4096) - 64
         batches = fuse.batch(steps, budget, lambda s: s.kind == "seg")
         self._materialize(batches, in_slot, esc_bufs, internal - const["bufs"], created,
@@ -911,11 +913,18 @@ def _reduce_prologues(steps: list, internal: set, dev) -> list:
         _, _, gsize, lsize, args, _ = st.payload
         xi = rc.in_arg(spec)
         x = args[xi]
-        if x not in internal or readers.get(x) != [i] or len(writers.get(x, ())) != 1:
+        if x not in internal or i not in readers.get(x, ()) or len(writers.get(x, ())) != 1:
             continue
         j = writers[x][0]
         seg_step = out[j]
         if j >= i or seg_step is None or seg_step.kind != "seg" or seg_step.refresh:
+            continue
+        # read elsewhere too (softmax's exp(x - max) by the sum and the division): the
+        # reduction recomputes it from at most two tensors; the segment stays for the
+        # others and a second vertical fusion pass can move it into them
+        others = [steps[r] for r in readers[x] if r != i]
+        shared = bool(others) or len(seg_step.seg.writes) > 1
+        if shared and (len(seg_step.seg.reads) > 2 or any(o.kind != "seg" for o in others)):
             continue
         if any(s is not None and s.writes & seg_step.reads for s in out[j + 1:i]):
             continue  # the segment's operands change before the reduction runs
@@ -927,7 +936,8 @@ def _reduce_prologues(steps: list, internal: set, dev) -> list:
         prog = rc.reduce_program(dev, replace(spec, prologue=source, pro_params=params))
         new_args = list(args) + pvals
         new_args[xi] = pvals[0]  # a valid buffer: the kernel reads the prologue's instead
-        out[j] = None
+        if not shared:
+            out[j] = None
         out[i] = _Step("kernel", (prog.kernels[mode], prog.name, gsize, lsize, new_args, None),
                        (st.reads - {x}) | seg_step.reads, st.writes, st.src | seg_step.src)
     return [s for s in out if s is not None]

@@ -140,8 +140,8 @@ def test_elementwise_chain_is_one_launch():
 def test_softmax_kernel_counts():
     x = T(64, 128)
     manual = FUNCS["manual_softmax"][0]
-    for fn, most in ((lambda x: x.softmax(-1), 2), (lambda x: F.log_softmax(x, -1), 2),
-                     (manual, 4)):
+    for fn, most in ((lambda x: x.softmax(-1), 1), (lambda x: F.log_softmax(x, -1), 1),
+                     (manual, 3)):
         c = cg.compile(fn)
         c(x)
         with cg.profile() as p:
@@ -164,6 +164,8 @@ REDUCTION_FUSION = {  # name: (function, launches per call)
     "max_of_transposed_product": (lambda a, b: (a.T * b.T).amax(0), 1),
     "sum_of_broadcast_row": (lambda a, b: (a * b[:1]).sum(1) + b[:, 5], 1),
     "layer_norm": (lambda a, b: F.layer_norm(a, (a.shape[1],), b[0], b[1]), 3),
+    "manual_layer_norm": (lambda a, b: (a - a.mean(1, keepdim=True)) / (
+        (a - a.mean(1, keepdim=True)) ** 2).mean(1, keepdim=True).add(1e-5).sqrt() * b[0], 3),
     "product_of_row_sums": (lambda a, b: (a * b).sum(1) * (a - b).sum(1), 2),
 }
 
@@ -589,3 +591,31 @@ def test_second_process_builds_nothing(tmp_path):
     # the second run loaded what the first built first on a background thread
     assert list(tmp_path.glob("startup-*.json"))
     assert runs[1].stdout.split()[-2] == "True"
+
+
+def test_training_step_launches():
+    """A compiled MLP Adam step: bias and ReLU in the matmuls' stores, the ReLU mask in the
+    backward matmuls', one launch for every parameter's update; about half of eager's."""
+    m = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
+                      nn.Linear(32, 10))
+    opt = cg.optim.Adam(m.parameters(), lr=1e-3)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(m(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    c = cg.compile(step)
+    x, y = T(64, 16), cg.tensor(np.arange(64) % 10)
+    for _ in range(2):
+        c(x, y)
+    with cg.profile() as eager:
+        step(x, y)
+    with cg.profile() as p:
+        c(x, y)
+    assert p.launches * 2 <= eager.launches + 2, (p.kernels, eager.kernels)
+    if x.device.info.is_cpu:
+        assert p.launches <= 19, p.kernels
+        assert sum(k.startswith("cgf_") and "den" in k for k in p.kernels) == 1, p.kernels

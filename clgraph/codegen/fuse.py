@@ -451,18 +451,21 @@ def epilogue(seg: Segment, key, c_off: int, M: int, N: int):
 
 
 def _inline(seg: Segment, widths, fname: str, head: str, index: str, rebase: int = 0,
-            key=None, key_off=None, prefix="e"):
+            key=None, key_off=None, prefix="e", out_key=None):
     """C functions ``<fname><w>(<head>, ...)`` for each width w computing ``seg``'s single
     contiguous output at element ``index`` + ``rebase`` from its inputs at the same
     element: buffers (parameters ``prefix``<k>, ``prefix``o<k>), contiguous or strided
     views (broadcasts: an element's address follows from its coordinates in the segment's
     shape), literals, and ``key`` (at offset ``key_off``), which is the function's
     argument x. Returns (source, parameter declarations, values, numpy types) or None when
-    the segment does not fit (several outputs, mixed dtypes)."""
+    the segment does not fit (mixed dtypes; several outputs unless ``out_key`` names the
+    one to compute)."""
     g = seg.group
     _, sh, ins, outs = split(seg)
     shape = [int(v[1]) for v in sh]
     helpers: list[str] = []
+    if out_key is not None:
+        outs = [o for o in outs if o[3][0] == ("buf", out_key)]
     if len(outs) != 1 or outs[0][2] != "c":
         return None
     name = _single_float_type(seg)
@@ -554,11 +557,11 @@ def prologue(seg: Segment, key, widths):
     same element, so that a reduction reads the segment's inputs instead of its result.
     Returns (source, parameter declarations, parameter values, numpy types) or None when
     the segment does not fit."""
-    outs = split(seg)[3]
-    if len(outs) != 1 or outs[0][3][0] != ("buf", key):
+    outs = [o for o in split(seg)[3] if o[3][0] == ("buf", key)]
+    if len(outs) != 1:
         return None
     r = _inline(seg, widths, "cg_pro", "const long pos", "pos", rebase=-int(outs[0][3][1][1]),
-                prefix="p")
+                prefix="p", out_key=key)
     return r if r is not None and r[1] else None  # no buffer to read: nothing to gain
 
 
