@@ -1253,4 +1253,7 @@ def compile(fn=None, **options):
         return Compiled(fn.__call__, module=fn)
     if isinstance(fn, Compiled):
         return fn
+    if not callable(fn):
+        raise TypeError(f"cg.compile expects a function or an nn.Module, but got "
+                        f"{type(fn).__name__}: {fn!r}")
     return Compiled(fn)

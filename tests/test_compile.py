@@ -349,6 +349,19 @@ def test_index_checks_repeat_on_replay():
         c(x, cg.tensor([[0], [1], [3], [0]]))
 
 
+def test_errors_are_eager_errors():
+    """Bad input raises what eager raises, on the tracing call and on later calls; a value
+    that cannot be compiled is refused at once."""
+    c = cg.compile(lambda a, b: a @ b)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match=r"cannot be multiplied \(2x3 and 4x5\)"):
+            c(T(2, 3), T(4, 5))
+    a, b = T(2, 3), T(3, 4)
+    close(c(a, b), a @ b)
+    with pytest.raises(TypeError, match="expects a function or an nn.Module, but got int"):
+        cg.compile(3)
+
+
 # --- training steps ---------------------------------------------------------------------------
 
 
