@@ -291,6 +291,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None
     roots = []
     grads: dict[int, object] = {}
     leaf_grads: dict[int, object] = {}
+    leaf_nodes: dict[int, object] = {}  # per pass: a VJP may run a backward of its own
     for out, g in zip(outputs, grad_outputs):
         node = out.grad_fn
         if node is None:
@@ -342,19 +343,20 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None
                     gi = gi.to(dtype)
                 if isinstance(nxt, AccumulateGrad):
                     leaf_grads[id(nxt)] = _add(leaf_grads.get(id(nxt)), gi)
-                    _leaf_nodes[id(nxt)] = nxt
+                    leaf_nodes[id(nxt)] = nxt
                 else:
                     grads[id(nxt)] = _add(grads.get(id(nxt)), gi)
             if not retain_graph:
                 node.inputs = None
                 node.out = None
+                node.attrs = {}  # what a VJP kept (a compiled call's saved buffers)
         # leaves
         for r in roots:
             if isinstance(r, AccumulateGrad):
-                _leaf_nodes[id(r)] = r
+                leaf_nodes[id(r)] = r
         owned: set[int] = set()
         for key, g in leaf_grads.items():
-            acc = _leaf_nodes.pop(key)
+            acc = leaf_nodes.pop(key)
             v = acc.variable
             for h in (v._hooks or ()):
                 r = h(g)
@@ -378,7 +380,6 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None
                     v._grad = v._grad + g if create_graph else v._grad.add_(g)
                 if runtime._capture is not None:
                     runtime._capture.on_grad(v)
-        _leaf_nodes.clear()
     if inputs is None:
         return None
     result = []
@@ -394,9 +395,6 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None
             g = g.detach()
         result.append(g)
     return tuple(result)
-
-
-_leaf_nodes: dict = {}
 
 
 def _add(a, b):

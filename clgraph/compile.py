@@ -622,26 +622,49 @@ def _compiled_vjp(g, *inputs, out, ctx):
     from .autograd import is_grad_enabled
 
     if is_grad_enabled():
-        raise RuntimeError(
-            "differentiating twice through a compiled function's result is not supported; "
-            "compile the function that calls autograd.grad(create_graph=True) instead")
+        return ctx.differentiable_backward(g, inputs, out)
     return ctx.backward(g)
 
 
 class _Ctx:
-    """One replayed call's saved values, for its backward."""
+    """One replayed call's saved values, for its backward; and how to run the call again
+    eagerly, for a backward that must itself be differentiable (create_graph=True)."""
 
-    __slots__ = ("args", "bwd", "go", "saved")
+    __slots__ = ("args", "bwd", "diff", "eager", "go", "saved")
 
-    def __init__(self, bwd, saved, args, go):
+    def __init__(self, bwd, saved, args, go, eager=None, diff=0):
         self.bwd, self.saved, self.args, self.go = bwd, saved, args, go
+        self.eager, self.diff = eager, diff
+
+    def differentiable_backward(self, g, inputs, out):
+        """The compiled backward is a replay, not a graph: to differentiate it again the
+        call runs once more eagerly and autograd differentiates that, with the same
+        parameters and arguments (an in-place change since the forward fails autograd's
+        version check before this runs). A different result (random ops such as dropout)
+        is an error."""
+        from . import autograd
+
+        if self.eager is None:
+            raise RuntimeError("this compiled call's backward cannot be differentiated")
+        with autograd.enable_grad():
+            res = self.eager()
+        outs: list = []
+        _flatten(res, outs)
+        again = outs[self.diff]
+        same = again.detach().to(out.dtype).sub(out.detach()).abs().max() if out.numel() else 0
+        if float(same) > 1e-4 * (1 + float(out.detach().abs().max()) if out.numel() else 1):
+            raise RuntimeError(
+                "differentiating twice through a compiled function's result runs it again "
+                "eagerly, and it gave a different result (random ops such as dropout?); "
+                "compile the function that calls autograd.grad(create_graph=True) instead")
+        return autograd.grad([again], list(inputs), grad_outputs=[g], create_graph=True,
+                             allow_unused=True)
 
     def backward(self, g):
         g = g.to(self.go[0]).expand(self.go[1]).contiguous()
         grads, why = self.bwd.run([g] + self.saved + self.args)
         if grads is None:
             raise RuntimeError(f"compiled backward could not run: {why}")
-        self.saved = self.args = None  # like retain_graph=False
         return tuple(grads)
 
 
@@ -712,9 +735,10 @@ class _Differentiable:
         self.event_kernel = self.fwd.event_kernel
         if _COMPILED_OP is None:
             _COMPILED_OP = registry.OpDef("compiled_function", "compiled", None, None,
-                                          _compiled_vjp, extra={"saves": ()})
+                                          _compiled_vjp, extra={"saves_out": False})
 
-    def run(self, inputs):
+    def run(self, inputs, eager=None):
+        """Replay; ``eager`` runs the call again eagerly (a differentiable backward)."""
         from .autograd import is_grad_enabled, record
 
         outs, why = self.fwd.run(inputs)
@@ -725,7 +749,7 @@ class _Differentiable:
         if is_grad_enabled():
             args = [t if t is not None else inputs[s] for t, s in self.leaves]
             if any(a.requires_grad for a in args):
-                ctx = _Ctx(self.bwd, saved, list(inputs), self.go)
+                ctx = _Ctx(self.bwd, saved, list(inputs), self.go, eager, self.diff)
                 record(_COMPILED_OP, tuple(args), {"ctx": ctx}, outs[self.diff])
         return outs, None
 
@@ -1133,7 +1157,10 @@ class Compiled:
         if entry is None:
             entry = self._entries[key] = _Entry()
         if entry.plan is not None and self._guards_ok(entry):
-            outs, _ = entry.plan.run(tensors)
+            if isinstance(entry.plan, _Differentiable):
+                outs, _ = entry.plan.run(tensors, lambda: self._fn(*args, **kwargs))
+            else:
+                outs, _ = entry.plan.run(tensors)
             if outs is not None:
                 return _rebuild(entry.plan.out_spec, iter(outs))
             return self._fn(*args, **kwargs)

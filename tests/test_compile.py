@@ -538,6 +538,36 @@ def test_compiled_module_in_an_eager_training_loop():
     assert p.launches < pe.launches
 
 
+def test_gradient_penalty_through_a_compiled_model():
+    """Differentiating twice through a compiled module's result (a gradient penalty taken
+    outside the compiled code) equals eager; with dropout it refuses, naming the cause."""
+    m = nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 1))
+    cm = cg.compile(m)
+    x = T(7, 6)
+
+    def penalty(model):
+        xi = x.clone().requires_grad_()
+        out = model(xi)
+        (g,) = cg.autograd.grad(out.sum(), xi, create_graph=True)
+        (g ** 2).sum().backward()
+        grads = [None if p.grad is None else p.grad.clone() for p in m.parameters()]
+        m.zero_grad()
+        return out, grads
+
+    _, want = penalty(m)
+    for _ in range(3):
+        out, got = penalty(cm)
+        close(got, want, 1e-5)
+    assert "CompiledFunction" in out.grad_fn.name()
+
+    md = nn.Sequential(nn.Linear(6, 12), nn.Dropout(0.5), nn.Linear(12, 1))
+    cd = cg.compile(md)
+    xi = x.clone().requires_grad_()
+    cg.autograd.grad(cd(xi).sum(), xi, create_graph=True)  # the tracing call: eager graph
+    with pytest.raises(RuntimeError, match="dropout"):
+        cg.autograd.grad(cd(xi).sum(), xi, create_graph=True)
+
+
 def test_compiled_function_gradients_wrt_arguments():
     def f(x, w):
         return ((x @ w).tanh() * x.sum(1, keepdim=True)).sum(0)
