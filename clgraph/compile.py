@@ -1110,6 +1110,12 @@ class _Entry:
         self.guards = ()
 
 
+# signatures one compiled function keeps plans for (PyTorch's cache_size_limit): a
+# function called with ever new shapes runs eagerly after that, with a warning, instead
+# of tracing and holding device buffers for each
+CACHE_SIZE_LIMIT = 8
+
+
 class Compiled:
     """What cg.compile returns: call it like the function (or module) it wraps."""
 
@@ -1119,6 +1125,7 @@ class Compiled:
         self._orig_mod = module
         self._entries: dict = {}
         self._warned: set = set()
+        self._limit = CACHE_SIZE_LIMIT
         functools.update_wrapper(self, fn if module is None else type(module).forward,
                                  updated=())
 
@@ -1156,6 +1163,11 @@ class Compiled:
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = _Entry()
+            if sum(e.plan is not None for e in self._entries.values()) >= self._limit:
+                entry.eager = (f"it was compiled for {self._limit} signatures already; new "
+                               "ones run eagerly (cg.compile(fn, cache_size_limit=N) keeps "
+                               "more)")
+                self._warn(entry.eager)
         if entry.plan is not None and self._guards_ok(entry):
             if isinstance(entry.plan, _Differentiable):
                 outs, _ = entry.plan.run(tensors, lambda: self._fn(*args, **kwargs))
@@ -1216,11 +1228,14 @@ class Compiled:
                 if e.retry and entry.tries < 2:  # state made on a first call (moments)
                     return result
         entry.eager = reason
+        self._warn(reason, stacklevel=5)
+        return result
+
+    def _warn(self, reason, stacklevel=3):
         if reason not in self._warned:
             self._warned.add(reason)
             warnings.warn(f"clgraph.compile: {self.__name__} runs eagerly for this input "
-                          f"signature: {reason}", RuntimeWarning, stacklevel=3)
-        return result
+                          f"signature: {reason}", RuntimeWarning, stacklevel=stacklevel)
 
     # introspection -----------------------------------------------------------------------
     def _entry(self, args, kwargs):
@@ -1268,19 +1283,24 @@ def _opt_snapshot(opt, lr_static: bool):
     return (lr_static, tuple(groups))
 
 
-def compile(fn=None, **options):
+def compile(fn=None, *, cache_size_limit: int = CACHE_SIZE_LIMIT, **options):
     """Compile ``fn`` (a function or an nn.Module); usable as ``@cg.compile`` and
-    ``@cg.compile(...)``. Options are accepted for torch.compile compatibility (mode,
-    fullgraph, dynamic, backend) and do not change what clgraph does."""
+    ``@cg.compile(...)``. ``cache_size_limit``: input signatures that get a compiled plan;
+    later new ones run eagerly (with a warning). Other options are accepted for
+    torch.compile compatibility (mode, fullgraph, dynamic, backend) and do not change what
+    clgraph does."""
     if fn is None:
-        return lambda f: compile(f, **options)
+        return lambda f: compile(f, cache_size_limit=cache_size_limit, **options)
     from .nn.module import Module
 
-    if isinstance(fn, Module):
-        return Compiled(fn.__call__, module=fn)
     if isinstance(fn, Compiled):
         return fn
-    if not callable(fn):
+    if isinstance(fn, Module):
+        c = Compiled(fn.__call__, module=fn)
+    elif callable(fn):
+        c = Compiled(fn)
+    else:
         raise TypeError(f"cg.compile expects a function or an nn.Module, but got "
                         f"{type(fn).__name__}: {fn!r}")
-    return Compiled(fn)
+    c._limit = int(cache_size_limit)
+    return c

@@ -349,6 +349,17 @@ def test_index_checks_repeat_on_replay():
         c(x, cg.tensor([[0], [1], [3], [0]]))
 
 
+def test_cache_size_limit():
+    """A function called with ever new shapes keeps plans for a bounded number of them;
+    the rest run eagerly, with one warning naming the limit."""
+    c = cg.compile(lambda x: x * 2 + 1, cache_size_limit=3)
+    with pytest.warns(RuntimeWarning, match="compiled for 3 signatures already"):
+        for n in range(1, 7):
+            close(c(cg.ones(n)), cg.full((n,), 3.0))
+    assert sum(e.plan is not None for e in c._entries.values()) == 3
+    close(c(cg.ones(2)), cg.full((2,), 3.0))  # a compiled signature still replays
+
+
 def test_errors_are_eager_errors():
     """Bad input raises what eager raises, on the tracing call and on later calls; a value
     that cannot be compiled is refused at once."""
