@@ -353,9 +353,14 @@ def test_cache_size_limit():
     """A function called with ever new shapes keeps plans for a bounded number of them;
     the rest run eagerly, with one warning naming the limit."""
     c = cg.compile(lambda x: x * 2 + 1, cache_size_limit=3)
-    with pytest.warns(RuntimeWarning, match="compiled for 3 signatures already"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         for n in range(1, 7):
             close(c(cg.ones(n)), cg.full((n,), 3.0))
+    expected = ("clgraph.compile: <lambda> runs eagerly for this input signature: it was "
+                "compiled for 3 signatures already; new ones run eagerly (cg.compile(fn, "
+                "cache_size_limit=N) keeps more)")
+    assert [str(w.message) for w in caught if "already" in str(w.message)] == [expected]
     assert sum(e.plan is not None for e in c._entries.values()) == 3
     close(c(cg.ones(2)), cg.full((2,), 3.0))  # a compiled signature still replays
 
