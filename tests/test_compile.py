@@ -341,6 +341,20 @@ def test_host_read_falls_back_to_eager_with_one_warning():
         close(c(y), f(y))  # control flow follows the data: it runs eagerly
 
 
+def test_advanced_index_compiles():
+    """x[:, idx] with an index tensor compiles (offsets on the device); a call whose
+    indices turn negative runs eagerly, one out of range raises PyTorch's IndexError."""
+    c = cg.compile(lambda a, i: a[:, i] * 2)
+    a = T(5, 7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for idx in ([1, 5, 3], [0, 6, 2], [6, 6, 6], [-1, 2, -7]):
+            close(c(a, cg.tensor(idx)), cg.tensor(a.numpy()[:, idx] * 2))
+    assert any(e.plan is not None for e in c._entries.values())
+    with pytest.raises(IndexError, match="index 7 is out of bounds for dimension 1 with size 7"):
+        c(a, cg.tensor([1, 7, 0]))
+
+
 def test_index_checks_repeat_on_replay():
     c = cg.compile(lambda x, i: x.gather(1, i))
     x = T(4, 3)

@@ -282,6 +282,26 @@ def _plan(x, indices, dims) -> _Plan:
         idims = list(range(d, d + m.ndim))
         p.bshape = p.lin._shape
         p.unique, p.host = True, None
+    elif len(indices) == 1 and indices[0].dtype.kind == 1:
+        # one integer index tensor (x[idx], x[:, idx] = v): offsets computed on the device;
+        # the range check reads the indices' min and max once per version (a compiled call
+        # repeats it, and whether any index is negative, on each call)
+        t, d = indices[0], dims[0]
+        n = x._shape[d]
+        _check_index(t, n, d, negative=True)
+        lo = _index_info(t)[0] if t.numel() else 0
+        if runtime._capture is not None:
+            runtime._capture.on_index(
+                t, lambda u, neg=lo < 0: (u.numel() > 0 and _index_info(u)[0] < 0) == neg)
+        lin = t if t.dtype is dt.int64 else t.to(dt.int64)
+        if lo < 0:
+            lin = apply(op("where"), lin < 0, lin + n, lin)
+        if x._stride[d] != 1:
+            lin = lin * x._stride[d]
+        p.lin, p.bshape, p.host = lin, t._shape, None
+        # x[[-1, n - 1]] = v writes one element twice: negative indices take the safe path
+        p.unique = True if not t.numel() else False if lo < 0 else _index_unique(t)
+        idims = [d]
     else:
         host = []  # (dim, int array)
         for t, d in zip(indices, dims):
