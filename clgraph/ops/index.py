@@ -282,26 +282,42 @@ def _plan(x, indices, dims) -> _Plan:
         idims = list(range(d, d + m.ndim))
         p.bshape = p.lin._shape
         p.unique, p.host = True, None
-    elif len(indices) == 1 and indices[0].dtype.kind == 1:
-        # one integer index tensor (x[idx], x[:, idx] = v): offsets computed on the device;
-        # the range check reads the indices' min and max once per version (a compiled call
-        # repeats it, and whether any index is negative, on each call)
-        t, d = indices[0], dims[0]
-        n = x._shape[d]
-        _check_index(t, n, d, negative=True)
-        lo = _index_info(t)[0] if t.numel() else 0
-        if runtime._capture is not None:
-            runtime._capture.on_index(
-                t, lambda u, neg=lo < 0: (u.numel() > 0 and _index_info(u)[0] < 0) == neg)
-        lin = t if t.dtype is dt.int64 else t.to(dt.int64)
-        if lo < 0:
-            lin = apply(op("where"), lin < 0, lin + n, lin)
-        if x._stride[d] != 1:
-            lin = lin * x._stride[d]
-        p.lin, p.bshape, p.host = lin, t._shape, None
-        # x[[-1, n - 1]] = v writes one element twice: negative indices take the safe path
-        p.unique = True if not t.numel() else False if lo < 0 else _index_unique(t)
-        idims = [d]
+    elif all(t.dtype.kind == 1 for t in indices):
+        # integer index tensors (x[idx], x[i, j], x[:, idx] = v): offsets computed on the
+        # device; the range checks read each index's min and max once per version (a
+        # compiled call repeats them, and whether any index is negative, on each call)
+        try:
+            p.bshape = tuple(np.broadcast_shapes(*[t._shape for t in indices]))
+        except ValueError:
+            raise IndexError(
+                "shape mismatch: indexing tensors could not be broadcast together with shapes "
+                + ", ".join(str(list(t.shape)) for t in indices)) from None
+        lin, negative = None, False
+        for t, d in zip(indices, dims):
+            n = x._shape[d]
+            _check_index(t, n, d, negative=True)
+            lo = _index_info(t)[0] if t.numel() else 0
+            negative |= lo < 0
+            if runtime._capture is not None:
+                runtime._capture.on_index(
+                    t, lambda u, neg=lo < 0: (u.numel() > 0 and _index_info(u)[0] < 0) == neg)
+            v = t if t.dtype is dt.int64 else t.to(dt.int64)
+            if lo < 0:
+                v = apply(op("where"), v < 0, v + n, v)
+            if x._stride[d] != 1:
+                v = v * x._stride[d]
+            lin = v if lin is None else lin + v
+        p.lin = apply(EXPAND, lin, shape=p.bshape).contiguous()
+        p.host = None
+        # x[[-1, n - 1]] = v writes one element twice: negative or several indices take
+        # the path that tolerates repeats
+        if not p.lin.numel():
+            p.unique = True
+        elif len(indices) == 1 and not negative:
+            p.unique = _index_unique(indices[0])
+        else:
+            p.unique = False
+        idims = list(dims)
     else:
         host = []  # (dim, int array)
         for t, d in zip(indices, dims):
