@@ -526,9 +526,10 @@ class Plan:
             actions.append(("index", resolve(r.buf), r, check))
 
     # --- replay ---------------------------------------------------------------------------
-    def run(self, inputs: list):
+    def run(self, inputs: list, eager=None):
         """Enqueue the plan for these argument tensors; returns (flat results, None) or
-        (None, reason) when an index check finds the trace's assumptions broken."""
+        (None, reason) when an index check finds the trace's assumptions broken. (``eager``
+        reruns the call: only a result with a compiled backward keeps it.)"""
         in_bufs = [t._storage.buf for t in inputs]
         for act in self.pre_checks:
             t = self._tensor(("in",) + (act[1][1],) + tuple(act[2])[1:], inputs, None)
@@ -651,8 +652,8 @@ class _Ctx:
         outs: list = []
         _flatten(res, outs)
         again = outs[self.diff]
-        same = again.detach().to(out.dtype).sub(out.detach()).abs().max() if out.numel() else 0
-        if float(same) > 1e-4 * (1 + float(out.detach().abs().max()) if out.numel() else 1):
+        if not np.allclose(again.detach().numpy(), out.detach().numpy(), rtol=1e-4,
+                           atol=1e-4, equal_nan=True):
             raise RuntimeError(
                 "differentiating twice through a compiled function's result runs it again "
                 "eagerly, and it gave a different result (random ops such as dropout?); "
@@ -912,6 +913,17 @@ def _readers_writers(steps: list) -> tuple[dict, dict]:
     return readers, writers
 
 
+def _seg_at(out: list, j: int, between: list, untouched: set):
+    """The elementwise step at ``out[j]``, if no step in ``between`` writes ``untouched``
+    (the operands a fused kernel reads at its new place); else None."""
+    st = out[j]
+    if st is None or st.kind != "seg" or st.refresh:
+        return None
+    if any(s is not None and s.writes & untouched for s in between):
+        return None
+    return st
+
+
 def _reductions(steps: list):
     """(index, step, spec, mode) of each reduction kernel a pass may rebuild."""
     from .codegen import reduce as rc
@@ -940,8 +952,9 @@ def _reduce_prologues(steps: list, internal: set, dev) -> list:
         if x not in internal or i not in readers.get(x, ()) or len(writers.get(x, ())) != 1:
             continue
         j = writers[x][0]
-        seg_step = out[j]
-        if j >= i or seg_step is None or seg_step.kind != "seg" or seg_step.refresh:
+        # the reduction reads the segment's operands in its place
+        seg_step = _seg_at(out, j, out[j + 1:i], out[j].reads) if j < i and out[j] else None
+        if seg_step is None:
             continue
         # read elsewhere too (softmax's exp(x - max) by the sum and the division): the
         # reduction recomputes it from at most two tensors; the segment stays for the
@@ -950,8 +963,6 @@ def _reduce_prologues(steps: list, internal: set, dev) -> list:
         shared = bool(others) or len(seg_step.seg.writes) > 1
         if shared and (len(seg_step.seg.reads) > 2 or any(o.kind != "seg" for o in others)):
             continue
-        if any(s is not None and s.writes & seg_step.reads for s in out[j + 1:i]):
-            continue  # the segment's operands change before the reduction runs
         # one program holds the scalar, inner and outer kernels: every width they load
         pro = fuse.prologue(seg_step.seg, x, sorted({1, spec.width}))
         if pro is None:
@@ -979,28 +990,23 @@ def _reduce_epilogues(steps: list, internal: set, dev) -> list:
         if spec.kind not in ("fold", "welford", "lse") or spec.epilogue:
             continue
         _, _, gsize, lsize, args, _ = st.payload
-        if mode != "combine" and args[4]:
-            continue  # stage 1 of a split reduction: its combine kernel stores the result
+        if rc.stage1(mode, args):
+            continue  # its combine kernel stores the result
         oi = rc.out_arg(spec, mode)
         r = args[oi]
         # stage 1 of a split reduction is given the output too, but only writes partials
         others = [w for w in writers.get(r, ()) if w != i and not (
-            steps[w].kind == "kernel" and rc.KERNELS.get(steps[w].payload[0], (0, ""))[1]
-            in ("scalar", "inner", "outer", "tree") and steps[w].payload[4][4])]
+            steps[w].kind == "kernel" and steps[w].payload[0] in rc.KERNELS
+            and rc.stage1(rc.KERNELS[steps[w].payload[0]][1], steps[w].payload[4]))]
         if r not in internal or others or len(readers.get(r, ())) != 1:
             continue
         j = readers[r][0]
-        seg_step = out[j]
-        if j <= i or seg_step is None or seg_step.kind != "seg" or seg_step.refresh:
+        # the segment's place: the reduction's operands must not change before it
+        seg_step = _seg_at(out, j, out[i + 1:j], st.reads) if j > i else None
+        if seg_step is None:
             continue
-        if any(s is not None and s.writes & st.reads for s in out[i + 1:j]):
-            continue  # the reduction's operands change before the segment runs
-        if mode == "combine":
-            rows = args[0]
-        else:
-            rows = int(np.prod([args[5 + 2 * k] for k in range(spec.nk)]))
-        widths = sorted({1, spec.width})
-        epi = fuse.reduction_epilogue(seg_step.seg, r, args[oi + 1], rows, widths)
+        epi = fuse.epilogue(seg_step.seg, r, args[oi + 1], rc.out_rows(spec, mode, args),
+                            sorted({1, spec.width}))
         if epi is None:
             continue
         source, params, pvals, _, (obuf, ooff) = epi
@@ -1031,22 +1037,22 @@ def _matmul_epilogues(steps: list, internal: set, dev) -> list:
         if gsize[2] != 1 or c not in internal or len(readers.get(c, ())) != 1:
             continue
         j = readers[c][0]
-        seg_step = out[j]
-        if j <= i or seg_step is None or seg_step.kind != "seg" or seg_step.refresh:
+        # the segment's place: the matmul's operands must not change before it
+        seg_step = _seg_at(out, j, out[i + 1:j], st.reads) if j > i else None
+        if seg_step is None:
             continue
-        if any(s is not None and s.writes & st.reads for s in out[i + 1:j]):
-            continue  # the matmul's operands change before the segment runs
-        epi = fuse.epilogue(seg_step.seg, c, c_off, M, N)
+        epi = fuse.epilogue(seg_step.seg, c, c_off, M * N, linalg.EPILOGUE_WIDTHS)
         if epi is None:
             continue
-        source, pvals, ptypes, (obuf, ooff) = epi
-        k = linalg.epilogue_kernel(dev, linalg.EPILOGUE_READY[kernel], source, ptypes)
-        new_args = (list(args[:linalg.C_ARG]) + [obuf[1], ooff[1]]
-                    + list(args[linalg.C_ARG + 2:]) + [v[1] for v in pvals])
+        source, params, pvals, ptypes, (obuf, ooff) = epi
+        k = linalg.epilogue_kernel(dev, linalg.EPILOGUE_READY[kernel], source, params,
+                                   ptypes)
+        new_args = list(args) + pvals
+        new_args[linalg.C_ARG:linalg.C_ARG + 2] = [obuf, ooff]
         reads = (st.reads | seg_step.reads) - {c}
         out[i] = None
         out[j] = _Step("kernel", (k, name + "_epilogue", gsize, lsize, new_args, None), reads,
-                       {obuf[1]}, st.src | seg_step.src)
+                       {obuf}, st.src | seg_step.src)
     return [s for s in out if s is not None]
 
 
@@ -1169,10 +1175,7 @@ class Compiled:
                                "more)")
                 self._warn(entry.eager)
         if entry.plan is not None and self._guards_ok(entry):
-            if isinstance(entry.plan, _Differentiable):
-                outs, _ = entry.plan.run(tensors, lambda: self._fn(*args, **kwargs))
-            else:
-                outs, _ = entry.plan.run(tensors)
+            outs, _ = entry.plan.run(tensors, lambda: self._fn(*args, **kwargs))
             if outs is not None:
                 return _rebuild(entry.plan.out_spec, iter(outs))
             return self._fn(*args, **kwargs)

@@ -120,6 +120,19 @@ def test_in_place_writes_to_arguments_and_state():
 # --- kernel counts ----------------------------------------------------------------------------
 
 
+def eager_and_compiled(step, *args, warm=2):
+    """Profiles of one eager call of ``step`` and one replay of it compiled (after ``warm``
+    calls: a training step's first call creates optimizer state)."""
+    c = cg.compile(step)
+    for _ in range(warm):
+        c(*args)
+    with cg.profile() as eager:
+        step(*args)
+    with cg.profile() as compiled:
+        c(*args)
+    return eager, compiled
+
+
 def w1(x):
     return ((x * 1.5 + 0.5).sin() * (x * 0.5).exp() - x).abs().sqrt() + 1
 
@@ -484,13 +497,7 @@ def test_optimizer_updates_are_horizontally_fused():
         F.cross_entropy(m(x), y).backward()
         o.step()
 
-    c = cg.compile(step)
-    for _ in range(3):
-        c(x, y)
-    with cg.profile() as eager:
-        step(x, y)
-    with cg.profile() as p:
-        c(x, y)
+    eager, p = eager_and_compiled(step, x, y, warm=3)
     assert sum("adam" in k for k in eager.kernels) == 6
     # six parameter updates share launches with each other (and backward's last kernels)
     assert p.launches < eager.launches - 6, (p.kernels, eager.kernels)
@@ -680,14 +687,8 @@ def test_training_step_launches():
         opt.step()
         return loss
 
-    c = cg.compile(step)
     x, y = T(64, 16), cg.tensor(np.arange(64) % 10)
-    for _ in range(2):
-        c(x, y)
-    with cg.profile() as eager:
-        step(x, y)
-    with cg.profile() as p:
-        c(x, y)
+    eager, p = eager_and_compiled(step, x, y)
     assert p.launches * 2 <= eager.launches + 2, (p.kernels, eager.kernels)
     if x.device.info.is_cpu:
         assert p.launches <= 19, p.kernels

@@ -349,7 +349,8 @@ def drop_outputs(seg: Segment, keys) -> Segment | None:
     return join(n, sh, ins, seg.group.ops, kept, seg.group.width, seg.group.in_place)
 
 
-# --- segments inlined into hand-written kernels (matmul epilogues, reduction prologues) ---
+# --- segments inlined into other kernels (reduction prologues, reduction and matmul
+# epilogues) ------------------------------------------------------------------------------
 
 
 def _single_float_type(seg: Segment) -> str | None:
@@ -380,74 +381,6 @@ def _value_fn(g: EwGroup, name: str, T: str, head: str, params: list, loads: lis
         lines.append(f"  const {T} v{base + j} = ({T})({o.expr.format(**sub)});")
     lines += [f"  return v{result};", "}"]
     return lines
-
-
-def _param_names(params: list) -> str:
-    return "".join(", " + p.split()[-1].lstrip("*") for p in params)
-
-
-def epilogue(seg: Segment, key, c_off: int, M: int, N: int):
-    """OpenCL C for the EPI_* macros of kernels/matmul.cl computing ``seg`` on the product
-    (the segment's input ``key`` at offset ``c_off``, an M x N float matrix) and the values
-    of the parameters it adds; None when the segment does not fit (other dtypes, layouts
-    that are not functions of (row, col), more than one output)."""
-    g = seg.group
-    n, sh, ins, outs = split(seg)
-    if n[1] != M * N or len(outs) != 1 or outs[0][2] != "c":
-        return None
-    if _single_float_type(seg) != "float32":
-        return None
-    shape = [v[1] for v in sh]
-    if len(shape) == 2 and shape != [M, N]:
-        return None
-    params, pvals, ptypes, vload, sload = [], [], [], [], []
-    found = False
-    for k, (d, lay, v) in enumerate(ins):
-        if lay == "s":
-            params.append(f"const float e{k}")
-            pvals.append(v[0])
-            ptypes.append(np.float32)
-            vload.append(f"(float8)(e{k})")
-            sload.append(f"e{k}")
-            continue
-        if v[0] == ("buf", key):
-            if lay != "c" or v[1][1] != c_off:
-                return None
-            found = True
-            vload.append("x")
-            sload.append("x")
-            continue
-        if lay == "c":
-            rs, cs = N, 1
-        elif len(shape) == 2:
-            rs, cs = v[2][1], v[3][1]
-        else:
-            rs, cs = v[2][1] * N, v[2][1]
-        params += [f"__global const float* e{k}", f"const long eo{k}", f"const long er{k}",
-                   f"const long ec{k}"]
-        pvals += [v[0], v[1], ("lit", rs), ("lit", cs)]
-        ptypes += [None, np.int64, np.int64, np.int64]
-        at = f"e{k} + eo{k} + row * er{k} + col * ec{k}"
-        if cs == 1:
-            vload.append(f"vload8(0, {at})")
-        elif cs == 0:
-            vload.append(f"(float8)(*({at}))")
-        else:
-            vload.append("(float8)(" + ", ".join(f"({at})[{j} * ec{k}]" for j in range(8)) + ")")
-        sload.append(f"*({at})")
-    if not found:
-        return None
-    head = "{T} x, long row, long col"
-    src = (_value_fn(g, "cg_epi_v", "float8", head.format(T="float8"), params, vload,
-                     outs[0][0])
-           + _value_fn(g, "cg_epi_s", "float", head.format(T="float"), params, sload,
-                       outs[0][0]))
-    args = _param_names(params)
-    src += ["#define EPI_PARAMS " + "".join(", " + p for p in params),
-            f"#define EPI_V(v, row, col) cg_epi_v((v), (row), (col){args})",
-            f"#define EPI_S(v, row, col) cg_epi_s((v), (row), (col){args})", ""]
-    out_vals = outs[0][3]  # (("buf", O), ("lit", ooff))
-    return "\n".join(src), pvals, tuple(ptypes), out_vals
 
 
 def _inline(seg: Segment, widths, fname: str, head: str, index: str, rebase: int = 0,
@@ -565,13 +498,13 @@ def prologue(seg: Segment, key, widths):
     return r if r is not None and r[1] else None  # no buffer to read: nothing to gain
 
 
-def reduction_epilogue(seg: Segment, key, r_off: int, rows: int, widths):
+def epilogue(seg: Segment, key, r_off: int, rows: int, widths):
     """C functions ``cg_epi<w>(v, idx, ...)`` computing what ``seg`` stores at element idx
-    when its input ``key`` (a reduction's result, ``rows`` elements at offset ``r_off``)
-    holds v there, and the buffer and offset of that output: a reduction stores the
-    segment's result in place of its own. Returns (source, parameter declarations,
-    parameter values, numpy types, (output key, output offset)) or None when the segment
-    does not fit."""
+    when its input ``key`` (a kernel's result, ``rows`` elements at offset ``r_off``, read
+    at the segment's own index) holds v there, and the buffer and offset of that output:
+    the kernel (a reduction, a matmul) stores the segment's result in place of its own.
+    Returns (source, parameter declarations, parameter values, numpy types, (output key,
+    output offset)) or None when the segment does not fit."""
     n, _, _, outs = split(seg)
     if n[1] != rows:
         return None

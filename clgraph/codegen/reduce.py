@@ -1103,6 +1103,19 @@ def out_arg(spec: ReduceSpec, mode: str) -> int:
     return in_arg(spec) + 2
 
 
+def stage1(mode: str, args) -> bool:
+    """Whether a main kernel launched with ``args`` is stage 1 of a split reduction (it
+    writes partial states; the combine kernel stores the result)."""
+    return mode != "combine" and bool(args[4])
+
+
+def out_rows(spec: ReduceSpec, mode: str, args) -> int:
+    """Output elements of a main (or the "combine") kernel launched with ``args``."""
+    if mode == "combine":
+        return int(args[0])
+    return int(np.prod([args[5 + 2 * k] for k in range(spec.nk)]))
+
+
 def set_arg_types(kernel, types) -> None:
     from . import set_arg_types as f
 

@@ -49,11 +49,21 @@ def _kernel_for(info, d: dt.dtype):
 EPILOGUE_READY: dict = {}
 
 
-def epilogue_kernel(info, defines, source: str, extra_types: tuple):
-    """matmul_rb with a generated epilogue (``source`` defines EPI_PARAMS, EPI_V, EPI_S)
-    and the kernel arguments those parameters add."""
+# matmul_rb stores vectors of this many float columns, or single elements
+EPILOGUE_WIDTHS = (1, 8)
+
+
+def epilogue_kernel(info, defines, source: str, params: tuple, types: tuple):
+    """matmul_rb storing cg_epi<w>(product, row * N + col, ...) instead of the product:
+    ``source`` defines those functions (one per EPILOGUE_WIDTHS) over ``params``, the
+    kernel arguments they add (numpy ``types``)."""
+    names = "".join(", " + p.split()[-1] for p in params)
+    at = "(long)(row) * N + (col)"
+    source += "\n".join(["#define EPI_PARAMS " + "".join(", " + p for p in params),
+                          f"#define EPI_V(v, row, col) cg_epi8((v), {at}{names})",
+                          f"#define EPI_S(v, row, col) cg_epi1((v), {at}{names})", ""])
     return codegen.template_kernel(info, "matmul.cl", "matmul_rb", defines,
-                                   _ARGS + tuple(extra_types), extra_source=source)
+                                   _ARGS + tuple(types), extra_source=source)
 
 
 def _ts(info) -> int:
