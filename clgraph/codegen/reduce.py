@@ -597,11 +597,13 @@ def _main_source(spec: ReduceSpec, name: str, mode: str) -> list[str]:
     ind = "  "
     lines = [f"__kernel void {name}({', '.join(_main_params(spec))}) {{"]
     if mode == "tree":
+        # no early return before the barriers: the host launches exactly nitems groups, and
+        # PoCL's AVX-512 code for a barrier kernel with a return ahead of it segfaults
         lines += [f"{ind}const long gid = get_group_id(0);",
                   f"{ind}const int lid = get_local_id(0);"]
     else:
-        lines.append(f"{ind}const long gid = get_global_id(0);")
-    lines.append(f"{ind}if (gid >= nitems) return;")
+        lines += [f"{ind}const long gid = get_global_id(0);",
+                  f"{ind}if (gid >= nitems) return;"]
     if mode == "outer":
         KL, TW = f"ks{nk - 1}", U * W
         lines += [f"{ind}const long per = nitems / nchunk;",
@@ -776,12 +778,13 @@ def _softmax_source(spec: ReduceSpec, name: str, mode: str) -> list[str]:
            f"__global {out.cl}* restrict out", "const long ooff"]
     ind = "  "
     lines = [f"__kernel void {name}({', '.join(ps)}) {{"]
-    if mode == "tree":
+    if mode == "tree":  # no early return before barriers: see _main_source
         lines += [f"{ind}const long row = get_group_id(0);",
                   f"{ind}const int lid = get_local_id(0);"]
     else:
-        lines.append(f"{ind}const long row = get_global_id(0);")
-    lines += [f"{ind}if (row >= nitems) return;", f"{ind}long p = ioff, o = ooff, rem = row;"]
+        lines += [f"{ind}const long row = get_global_id(0);",
+                  f"{ind}if (row >= nitems) return;"]
+    lines.append(f"{ind}long p = ioff, o = ooff, rem = row;")
     outer = mode == "outer"
     if outer:
         KL, TW = f"ks{nk - 1}", U * W
