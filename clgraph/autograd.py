@@ -79,6 +79,11 @@ class set_grad_enabled(_GradMode):
         _set_enabled(self._prev)
         return False
 
+    def __call__(self, fn):
+        # as a decorator only the decorated calls change the mode: undo the constructor's
+        _set_enabled(self._prev)
+        return super().__call__(fn)
+
 
 inference_mode = no_grad
 

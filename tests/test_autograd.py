@@ -323,6 +323,17 @@ def test_grad_modes():
     with cg.set_grad_enabled(False):
         assert not (x * 2).requires_grad
     assert (x * 2).requires_grad
+
+    @cg.set_grad_enabled(False)  # as a decorator: only the decorated calls, as PyTorch
+    def g(a):
+        return a * 2
+
+    assert cg.is_grad_enabled() and (x * 2).requires_grad
+    assert not g(x).requires_grad
+    assert cg.is_grad_enabled()
+    cg.set_grad_enabled(False)  # a plain call switches the mode at once
+    assert not cg.is_grad_enabled()
+    cg.set_grad_enabled(True)
     assert x.detach().requires_grad is False
     d = x.detach()
     assert d._storage is x._storage

@@ -181,6 +181,14 @@ def test_shape_mismatch_message():
     with pytest.raises(RuntimeError, match=r"size of tensor a \(3\) must match the size of "
                        r"tensor b \(4\) at non-singleton dimension 1"):
         cg.ones(2, 3) + cg.ones(2, 4)
+    # PyTorch names the last mismatching dimension, comparing from the right
+    with pytest.raises(RuntimeError, match=r"tensor a \(3\) must match the size of tensor b "
+                       r"\(5\) at non-singleton dimension 1"):
+        cg.ones(2, 3) + cg.ones(4, 5)
+    with pytest.raises(RuntimeError, match=r"tensor a \(2\) must match the size of tensor b "
+                       r"\(3\) at non-singleton dimension 0"):
+        cg.ones(2, 1) + cg.ones(3, 4)
+    assert cg.broadcast_shapes((2, 1), (1, 3), (3,)) == (2, 3)
 
 
 def test_inplace_into_view_and_cast_errors():

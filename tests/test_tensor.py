@@ -168,6 +168,9 @@ def test_manual_seed_reproducible_and_distributions():
     assert abs(b.mean()) < 0.02 and abs(b.std() - 1) < 0.02
     r = cg.randint(3, 7, (10000,)).numpy()
     assert r.min() == 3 and r.max() == 6 and r.dtype == np.int64
+    r = cg.randint(4, (2000,)).numpy()  # randint(high, size), as PyTorch
+    assert r.shape == (2000,) and r.min() == 0 and r.max() == 3
+    assert cg.randint(5, size=(3, 2)).shape == (3, 2)
     u = cg.empty(4, 5).t().uniform_(-2, 2).numpy()
     assert u.min() >= -2 and u.max() < 2
     n = cg.zeros(10000, dtype=cg.float64).normal_(3, 0.5).numpy()

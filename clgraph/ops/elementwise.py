@@ -16,29 +16,22 @@ from .registry import OpDef, apply, register
 
 
 def broadcast_shapes(*shapes) -> tuple[int, ...]:
-    """torch.broadcast_shapes, with PyTorch's error message."""
-    ndim = max((len(s) for s in shapes), default=0)
-    out = [1] * ndim
-    for s in shapes:
-        off = ndim - len(s)
-        for i, n in enumerate(s):
-            j = off + i
-            m = out[j]
-            if m == n or n == 1:
-                continue
-            if m == 1:
-                out[j] = n
-                continue
-            raise RuntimeError(_mismatch(shapes, j, ndim))
-    return tuple(out)
+    """torch.broadcast_shapes, with PyTorch's error message: shapes broadcast pairwise, left
+    to right, each pair compared from the last dimension."""
+    out: tuple[int, ...] = tuple(shapes[0]) if shapes else ()
+    for s in shapes[1:]:
+        out = _broadcast_pair(out, tuple(s))
+    return out
 
 
-def _mismatch(shapes, j, ndim):
-    a, b = [s for s in shapes][:2] if len(shapes) >= 2 else (shapes[0], shapes[0])
-    sa = a[j - (ndim - len(a))] if j >= ndim - len(a) else 1
-    sb = b[j - (ndim - len(b))] if j >= ndim - len(b) else 1
-    return (f"The size of tensor a ({sa}) must match the size of tensor b ({sb}) at "
-            f"non-singleton dimension {j - (ndim - max(len(a), len(b)))}")
+def _broadcast_pair(a, b):
+    ndim = max(len(a), len(b))
+    a1, b1 = (1,) * (ndim - len(a)) + a, (1,) * (ndim - len(b)) + b
+    for j in reversed(range(ndim)):
+        if a1[j] != b1[j] and a1[j] != 1 and b1[j] != 1:
+            raise RuntimeError(f"The size of tensor a ({a1[j]}) must match the size of tensor "
+                               f"b ({b1[j]}) at non-singleton dimension {j}")
+    return tuple(y if x == 1 else x for x, y in zip(a1, b1))
 
 
 def broadcast_strides(shape, strides, out_shape):
