@@ -33,6 +33,7 @@ the host (no Python op code runs). State written in place (parameters, moments, 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import os
@@ -143,6 +144,15 @@ class _Capture:
 
     def on_grad(self, t):
         self.grads[id(t)] = t
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Run eagerly, unrecorded (an optimizer making its state ahead of a traced step)."""
+        runtime._capture, registry._recorder = None, None
+        try:
+            yield
+        finally:
+            runtime._capture, registry._recorder = self, self.record
 
     def on_optimizer(self, opt, lr_static=False):
         prev = self.optimizers.get(id(opt), (opt, False))[1]

@@ -32,6 +32,14 @@ class Adam(Optimizer):
                     "decoupled_weight_decay": decoupled_weight_decay}
         super().__init__(params, defaults)
 
+    def _init_state(self, p, group):
+        state = self.state[p]
+        state["step"] = 0.0
+        state["exp_avg"] = zeros_like(p)
+        state["exp_avg_sq"] = zeros_like(p)
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = zeros_like(p)
+
     @no_grad()
     def step(self, closure=None):
         """One Adam update per parameter with a gradient, PyTorch's algorithm:
@@ -48,11 +56,7 @@ class Adam(Optimizer):
                     continue
                 state = self.state[p]
                 if not state:
-                    state["step"] = 0.0
-                    state["exp_avg"] = zeros_like(p)
-                    state["exp_avg_sq"] = zeros_like(p)
-                    if amsgrad:
-                        state["max_exp_avg_sq"] = zeros_like(p)
+                    self._init_state(p, group)
                 state["step"] = t = state["step"] + 1
                 tensors = {"p": p, "g": g, "m": state["exp_avg"], "v": state["exp_avg_sq"]}
                 if amsgrad:

@@ -158,13 +158,29 @@ class Optimizer:
             runtime._capture.on_optimizer(self, lr_static=True)
 
     def _evaluate(self, closure):
-        """Run the closure (with grad enabled) before a step, like PyTorch's optimizers."""
-        if runtime._capture is not None:
-            runtime._capture.on_optimizer(self)
-        if closure is None:
-            return None
-        with enable_grad():
-            return closure()
+        """Run the closure (with grad enabled) before a step, like PyTorch's optimizers.
+        Inside a traced call, then make the state of parameters that have none outside the
+        trace: state made by the traced step would be tensors the call creates and keeps,
+        and the first call's plan could not replay on the second."""
+        cap = runtime._capture
+        if cap is not None:
+            cap.on_optimizer(self)
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        if cap is not None:
+            with cap.paused():
+                for group in self.param_groups:
+                    for p in group["params"]:
+                        if p.grad is not None and not self.state.get(p):
+                            self._init_state(p, group)
+        return loss
+
+    def _init_state(self, p: Tensor, group: dict) -> None:
+        """Make ``p``'s state before its first step, when the first step's kernels are then
+        those of every later step (only its host-side scalars differ). The default makes
+        none: the step makes it, and a compiled step replays from its second call."""
 
     # --- state dict ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

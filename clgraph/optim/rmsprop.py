@@ -27,6 +27,15 @@ class RMSprop(Optimizer):
                     "foreach": foreach, "maximize": maximize, "differentiable": differentiable}
         super().__init__(params, defaults)
 
+    def _init_state(self, p, group):
+        state = self.state[p]
+        state["step"] = 0.0
+        state["square_avg"] = zeros_like(p)
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = zeros_like(p)
+        if group["centered"]:
+            state["grad_avg"] = zeros_like(p)
+
     @no_grad()
     def step(self, closure=None):
         """v = alpha * v + (1 - alpha) * g * g; centered: avg g tracked and v - avg^2 used;
@@ -41,12 +50,7 @@ class RMSprop(Optimizer):
                     continue
                 state = self.state[p]
                 if not state:
-                    state["step"] = 0.0
-                    state["square_avg"] = zeros_like(p)
-                    if momentum > 0:
-                        state["momentum_buffer"] = zeros_like(p)
-                    if centered:
-                        state["grad_avg"] = zeros_like(p)
+                    self._init_state(p, group)
                 state["step"] += 1
                 tensors = {"p": p, "g": g, "sq": state["square_avg"]}
                 if momentum > 0:
