@@ -13,7 +13,7 @@ from .codegen import KernelBuildError
 from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
                        initial_seed, linspace, manual_seed, ones, ones_like, rand, rand_like,
                        randint, randn, randn_like, randperm, seed, tensor, zeros, zeros_like)
-from .device import device, set_default_device
+from .device import default_device as get_default_device, device, set_default_device
 from .dtypes import get_default_dtype, promote_types, set_default_dtype
 from .ops.elementwise import broadcast_shapes
 from .ops.math import (abs, absolute, add, addcdiv, addcmul, atan2, bitwise_and, bitwise_not,

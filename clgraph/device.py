@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from dataclasses import dataclass, field
 
 _NO_DEVICE = (
@@ -219,6 +220,8 @@ def _resolve(spec: str) -> int:
     if s == "cpu" or s.startswith("cpu:"):
         cpus = [d for d in devs if d.type == "cpu"]
         k = int(s.split(":")[1]) if ":" in s else 0
+        if not cpus and k == 0:
+            return _cpu_fallback(spec)
         if k >= len(cpus):
             raise RuntimeError(
                 f"device '{spec}' asked for CPU device {k} but {len(cpus)} OpenCL CPU device(s) "
@@ -236,6 +239,26 @@ def _resolve(spec: str) -> int:
     raise RuntimeError(
         f"Expected one of cl:N, gpu, cpu, cuda device type at start of device string: {spec}"
     )
+
+
+def _cpu_fallback(spec: str) -> int:
+    """"cpu" on a machine whose OpenCL devices are all GPUs: every device's memory is
+    readable from the host, so code written for PyTorch (``t.cpu().numpy()``,
+    ``map_location="cpu"``) keeps working on the default device; said once."""
+    devs = all_devices()
+    if _default is not None:
+        k = _default.index
+    else:  # not default_device(): CLGRAPH_DEVICE=cpu resolves through here
+        k = next((d.index for d in devs if d.type == "gpu"), 0)
+    if not _warned_cpu:
+        _warned_cpu.append(k)
+        warnings.warn(f"device '{spec}': there is no OpenCL CPU device, so '{spec}' names the "
+                      f"default device cl:{k} ({devs[k].name}); install "
+                      "pocl-binary-distribution for a CPU device", stacklevel=4)
+    return k
+
+
+_warned_cpu: list = []
 
 
 class device:

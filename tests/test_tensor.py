@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -137,11 +138,28 @@ def test_dtype_conversions():
     assert x.type() == "torch.FloatTensor"
 
 
+def test_cpu_without_a_cpu_device_names_the_default_device(monkeypatch):
+    D = sys.modules["clgraph.device"]
+    monkeypatch.setattr(D.DeviceInfo, "type", property(lambda self: "gpu"))
+    monkeypatch.setattr(D, "_warned_cpu", [])
+    with pytest.warns(UserWarning, match=r"no OpenCL CPU device, so 'cpu' names the default"):
+        k = D._resolve("cpu")
+    assert k == cg.get_default_device().index
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once
+        assert D._resolve("cpu") == k
+    with pytest.raises(RuntimeError, match="CPU device 1"):
+        D._resolve("cpu:1")
+
+
 def test_devices():
     devs = cg.cl.devices()
     assert devs and {"name", "type", "memory", "fp64", "fp16"} <= set(devs[0])
-    d = cg.device("cpu")
-    assert d == cg.device("cl:0") if devs[0]["type"] == "cpu" else True
+    with warnings.catch_warnings():  # no OpenCL CPU device: "cpu" names the default one
+        warnings.simplefilter("ignore")
+        d = cg.device("cpu")
+    cpus = [i for i, e in enumerate(devs) if e["type"] == "cpu"]
+    assert d == cg.device(f"cl:{cpus[0]}" if cpus else cg.get_default_device())
     assert hash(cg.device(str(d))) == hash(d)
     assert str(d).startswith("cl:")
     x = cg.ones(2, device="cpu")
