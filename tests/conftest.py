@@ -11,3 +11,14 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("clgraph")
+
+
+def torch_or_skip():
+    """PyTorch as a reference, only in the version whose API clgraph follows (2.13): other
+    versions differ in reprs and arguments (BatchNorm's ``bias`` is new in 2.13)."""
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    if not torch.__version__.startswith("2.13."):
+        pytest.skip(f"parity tests follow PyTorch 2.13; this is {torch.__version__}")
+    return torch

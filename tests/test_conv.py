@@ -12,6 +12,7 @@ import clgraph as cg
 from clgraph.autograd import gradcheck, gradgradcheck
 from clgraph.ops import conv
 from clgraph.ops.registry import REGISTRY, apply
+from conftest import torch_or_skip
 
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
 
@@ -404,7 +405,7 @@ def test_cnn_gradients_against_finite_differences_of_the_loss():
 @pytest.mark.parametrize("kw", [dict(stride=2, padding=1), dict(padding="same", dilation=(2, 1)),
                                 dict(groups=3, padding=(0, 1)), dict(groups=6, stride=(1, 2))])
 def test_conv2d_matches_torch(kw):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     g = kw.get("groups", 1)
     x, w, b = arr(2, 6, 7, 8), arr(6, 6 // g, 3, 2, seed=1), arr(6, seed=2)
     tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
@@ -420,7 +421,7 @@ def test_conv2d_matches_torch(kw):
 
 @pytest.mark.parametrize("which", ["max", "max_idx", "avg", "avg_nopad", "adaptive"])
 def test_pools_match_torch(which):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     F = torch.nn.functional
     fns = {
         "max": (lambda m, t: m(t, 3, 2, 1, ceil_mode=True), conv.max_pool2d, F.max_pool2d),
@@ -448,7 +449,7 @@ def test_pools_match_torch(which):
 
 
 def test_unfold_fold_match_torch():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     x = arr(2, 3, 7, 6)
     kw = dict(kernel_size=(3, 2), dilation=(1, 2), padding=(1, 0), stride=(2, 1))
     exp = torch.nn.functional.unfold(torch.from_numpy(x), **kw)

@@ -21,6 +21,7 @@ from clgraph.utils.data import (
     default_collate,
     random_split,
 )
+from conftest import torch_or_skip
 
 
 def numbered(n=10):
@@ -203,7 +204,7 @@ def test_dataset_base_requires_getitem():
 
 
 def test_collate_pytorch_parity():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     from torch.utils.data import default_collate as tcollate
 
     def sample(lib, i):

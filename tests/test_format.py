@@ -10,6 +10,7 @@ import pytest
 
 from clgraph import _format
 from clgraph._format import format_tensor, printoptions, set_printoptions
+from conftest import torch_or_skip
 
 
 @pytest.fixture(autouse=True)
@@ -284,13 +285,13 @@ def _check_parity(torch, tensors):
 
 
 def test_parity_edge_cases():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     torch.manual_seed(0)
     _check_parity(torch, _edge_tensors(torch))
 
 
 def test_parity_random():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     rng = np.random.default_rng(1234)
     _check_parity(torch, [_random_tensor(torch, rng) for _ in range(600)])
 
@@ -313,7 +314,7 @@ def test_parity_random():
     ids=str,
 )
 def test_parity_printoptions(opts):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     rng = np.random.default_rng(sum(map(ord, str(opts))))
     tensors = [_random_tensor(torch, rng) for _ in range(150)]
     torch.set_printoptions(**opts)
@@ -326,7 +327,7 @@ def test_parity_printoptions(opts):
 
 
 def test_parity_default_float64():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:

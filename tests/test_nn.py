@@ -19,6 +19,7 @@ import clgraph.nn as nn
 import clgraph.nn.functional as F
 from clgraph.autograd import gradcheck
 from clgraph.nn import init
+from conftest import torch_or_skip
 
 F64 = cg.float64
 
@@ -1043,7 +1044,7 @@ def _close(a, b, what, rtol=2e-5, atol=2e-5):
     pytest.param(s, sh, id=s, marks=[needs_conv] if _needs_conv_spec(s) else [])
     for s, sh in PARITY])
 def test_layer_parity_with_torch(spec, shape):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     tm = eval("torch.nn." + spec)
     cm = eval("nn." + spec)
     assert repr(cm) == repr(tm)
@@ -1075,7 +1076,7 @@ def test_layer_parity_with_torch(spec, shape):
 
 @pytest.mark.parametrize("spec,kind", LOSS_PARITY, ids=[s for s, _ in LOSS_PARITY])
 def test_loss_parity_with_torch(spec, kind):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     w = np.array([0.5, 1.0, 2.0, 0.25, 1.5], dtype=np.float32)
     tm = eval("torch.nn." + spec, {"torch": torch, "W": torch.from_numpy(w)})
     cm = eval("nn." + spec, {"nn": nn, "W": cg.from_numpy(w)})
@@ -1137,7 +1138,7 @@ def _make_net(nn_mod, lib):
 
 
 def test_model_parity_with_torch():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     if not HAS_CONV:
         pytest.skip("clgraph.ops.conv (conv/pool kernels) is not in this tree yet")
     tnet, cnet = _make_net(torch.nn, torch), _make_net(nn, cg)
@@ -1169,7 +1170,7 @@ def test_model_parity_with_torch():
 
 
 def test_load_state_dict_errors_match_torch():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
 
     def make(nn_mod):
         class SimpleNN(nn_mod.Module):
@@ -1196,7 +1197,7 @@ def test_load_state_dict_errors_match_torch():
 
 
 def test_functional_parity_with_torch():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     tF = torch.nn.functional
     rng = np.random.default_rng(5)
     x = rng.normal(size=(2, 3, 4)).astype(np.float32)

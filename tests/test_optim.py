@@ -12,6 +12,7 @@ import pytest
 import clgraph as cg
 from clgraph import optim
 from clgraph.optim import lr_scheduler
+from conftest import torch_or_skip
 
 SHAPES = [(3, 4), (5,)]
 STEPS = 4
@@ -533,7 +534,7 @@ def test_scheduler_drives_optimizer_lr():
 
 @pytest.mark.parametrize("config", CONFIGS[::2] + [CONFIGS[13], CONFIGS[21]], ids=_id)
 def test_pytorch_parity(config):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     name, kw = config
     params = make_params(cg.float32)
     tparams = [torch.tensor(a, dtype=torch.float32, requires_grad=True) for a in initial()]
@@ -561,7 +562,7 @@ def test_pytorch_parity(config):
 
 @pytest.mark.parametrize("name,kw", SCHEDULERS, ids=[s[0] for s in SCHEDULERS])
 def test_scheduler_pytorch_parity(name, kw):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     opt = _sgd_two_groups()
     ta, tb = (torch.zeros(2, requires_grad=True) for _ in range(2))
     topt = torch.optim.SGD([{"params": [ta]}, {"params": [tb], "lr": 0.5}], lr=1.0)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import clgraph as cg
 from clgraph.ops import reduce as R
 from clgraph.ops.registry import REGISTRY
+from conftest import torch_or_skip
 
 FLOAT = ("float32", "float64", "float16")
 NUM = ("float32", "float64", "float16", "int32", "int64")
@@ -541,7 +542,7 @@ def test_expanded_inputs_are_read_in_place():
 
 
 def test_torch_parity():
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     rng = np.random.default_rng(7)
     a = rng.standard_normal((4, 6, 5)).astype(np.float32)
     a[1, 2, 3] = np.nan

@@ -18,6 +18,7 @@ import pytest
 
 import clgraph as cg
 from clgraph import optim
+from conftest import torch_or_skip
 
 DTYPES = ["float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool"]
 
@@ -383,7 +384,7 @@ def test_raw_pickle_file_is_not_executed(payload):
 
 
 def test_torch_save_file_is_refused(payload, tmp_path):
-    torch = pytest.importorskip("torch")
+    torch = torch_or_skip()
     torch.save({"w": torch.ones(2)}, tmp_path / "torch.pt")
     with pytest.raises(RuntimeError, match="PyTorch .pickle. checkpoint"):
         cg.load(pathlib.Path(tmp_path / "torch.pt"))
