@@ -82,10 +82,12 @@ _profilers: list = []
 
 class profile:
     """``with cg.profile() as p``: counts kernel launches (``p.launches``), their names
-    (``p.kernels``) and device time in seconds (``p.device_time``, OpenCL profiling events)."""
+    (``p.kernels``: the program's; ``p.functions``: the OpenCL kernel functions, which tell a
+    program's variants apart) and device time in seconds (``p.device_time``, OpenCL
+    profiling events)."""
 
     def __init__(self):
-        self.records: list[tuple[str, object]] = []
+        self.records: list[tuple[str, object, object]] = []  # (name, event, kernel)
         self._times: list[float] | None = None
 
     def __enter__(self):
@@ -99,11 +101,11 @@ class profile:
 
     def _resolve(self):
         if self._times is None:
-            for _, ev in self.records:
+            for _, ev, _ in self.records:
                 if ev is not None:
                     ev.wait()
             times = []
-            for _, ev in self.records:
+            for _, ev, _ in self.records:
                 try:
                     times.append((ev.profile.end - ev.profile.start) * 1e-9)
                 except Exception:
@@ -116,7 +118,11 @@ class profile:
 
     @property
     def kernels(self) -> list[str]:
-        return [name for name, _ in self.records]
+        return [name for name, _, _ in self.records]
+
+    @property
+    def functions(self) -> list[str]:
+        return [k.function_name for _, _, k in self.records]
 
     @property
     def device_time(self) -> float:
@@ -126,7 +132,7 @@ class profile:
     def table(self) -> str:
         self._resolve()
         rows: dict[str, list] = {}
-        for (name, _), t in zip(self.records, self._times):
+        for (name, _, _), t in zip(self.records, self._times):
             r = rows.setdefault(name, [0, 0.0])
             r[0] += 1
             r[1] += t
@@ -157,7 +163,7 @@ def launch(dev: DeviceInfo, kernel, name: str, gsize, lsize, args, refresh=None)
         ) from None
     if _profilers:
         for p in _profilers:
-            p.records.append((name, ev))
+            p.records.append((name, ev, kernel))
 
 
 def enqueue(dev: DeviceInfo, kernel, name: str, gsize, lsize) -> None:
@@ -165,7 +171,7 @@ def enqueue(dev: DeviceInfo, kernel, name: str, gsize, lsize) -> None:
     ev = cl.enqueue_nd_range_kernel(dev.queue, kernel, gsize, lsize)
     if _profilers:
         for p in _profilers:
-            p.records.append((name, ev))
+            p.records.append((name, ev, kernel))
 
 
 def synchronize(dev: DeviceInfo | None = None) -> None:

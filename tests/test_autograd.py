@@ -77,7 +77,10 @@ GRAD_CASES = {
     "squeeze": [lambda: ((lambda x: x.squeeze(1) * 1), (leaf(3, 1),))],
     "unsqueeze": [lambda: ((lambda x: x.unsqueeze(0) * 1), (leaf(3),))],
     "slice": [lambda: ((lambda x: x[1:, ::2] * 1), (leaf(3, 5),))],
-    "slice_backward": [lambda: ((lambda x: (x[1:, ::2] * 1)), (leaf(3, 4),))],
+    # the row itself (slice's VJP), so its own VJP, a slice of the gradient, is checked
+    "slice_backward": [lambda: ((lambda g: cg.ops.registry.apply(
+        REGISTRY["slice_backward"], g, shape=(3, 4),
+        index=(slice(1, None, None), slice(None, None, 2)))), (leaf(2, 2),))],
     "matmul": [lambda: (cg.matmul, (leaf(3, 4), leaf(4, 2, seed=1))),
                lambda: (cg.matmul, (leaf(2, 1, 3, 4), leaf(3, 4, 2, seed=1))),
                lambda: (cg.matmul, (leaf(4), leaf(4, 2, seed=1)))],
