@@ -14,6 +14,7 @@ import warnings
 from .. import dtypes as dt
 from ..autograd import is_grad_enabled, no_grad
 from ..creation import arange, full, rand
+from ..ops import conv as _conv
 from ..ops import math as M
 from ..ops import movement as V
 from ..ops import reduce as R
@@ -565,41 +566,33 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
 # --- convolution and pooling (clgraph.ops.conv) -----------------------------------------------
 
 
-def _conv_ops():
-    try:
-        from ..ops import conv
-    except ImportError as e:  # the conv family is optional until its module lands
-        raise NotImplementedError(f"convolution and pooling need clgraph.ops.conv: {e}") from e
-    return conv
-
-
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
            dilation=1, groups: int = 1) -> Tensor:
     """2-d convolution (cross-correlation); ``padding`` may be an int, a pair, 'valid' or
     'same'."""
-    return _conv_ops().conv2d(input, weight, bias, stride, padding, dilation, groups)
+    return _conv.conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
 def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
-    return _conv_ops().unfold(input, kernel_size, dilation, padding, stride)
+    return _conv.unfold(input, kernel_size, dilation, padding, stride)
 
 
 def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
-    return _conv_ops().fold(input, output_size, kernel_size, dilation, padding, stride)
+    return _conv.fold(input, output_size, kernel_size, dilation, padding, stride)
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
                ceil_mode: bool = False, return_indices: bool = False):
-    return _conv_ops().max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode,
+    return _conv.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode,
                                   return_indices)
 
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override=None) -> Tensor:
-    return _conv_ops().avg_pool2d(input, kernel_size, stride, padding, ceil_mode,
+    return _conv.avg_pool2d(input, kernel_size, stride, padding, ceil_mode,
                                   count_include_pad, divisor_override)
 
 
 def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
-    return _conv_ops().adaptive_avg_pool2d(input, output_size)
+    return _conv.adaptive_avg_pool2d(input, output_size)
 
