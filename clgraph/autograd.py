@@ -133,10 +133,9 @@ class Node:
         self.op = op
         self.attrs = attrs
         self.inputs = args
-        saves = op.extra.get("saves")  # indices of inputs the VJP reads (default: all)
-        needs = op.extra.get("needs")  # or a rule: which inputs, given which need gradients
-        if needs is not None:
-            saves = needs(tuple(isinstance(a, T) and a.requires_grad for a in args))
+        saves = op.saves
+        if op.needs is not None:
+            saves = op.needs(tuple(isinstance(a, T) and a.requires_grad for a in args))
         self.versions = tuple(
             a._storage.version if isinstance(a, T) and (saves is None or i in saves) else None
             for i, a in enumerate(args)
@@ -203,8 +202,7 @@ def rebase_on_view_write(base, view):
     global _COPY_SLICES
     if _COPY_SLICES is None:
         _COPY_SLICES = registry.OpDef("copy_slices", "autograd", None, None,
-                                      _copy_slices_vjp, extra={"saves": (),
-                                                               "saves_out": False})
+                                      _copy_slices_vjp, saves=(), saves_out=False)
     old = base._view(base._shape, base._stride, base._offset)
     old.grad_fn, old.requires_grad = base.grad_fn, base.requires_grad
     geom = (view._shape, view._stride, view._offset)
@@ -243,7 +241,7 @@ def _check_versions(node):
                 f"{node.name()}, is at version {a._storage.version}; expected version {v} "
                 "instead. Hint: the operation that modified it ran after this tensor was saved."
             )
-    if node.out._storage.version != node.out_version and node.op.extra.get("saves_out", True):
+    if node.out._storage.version != node.out_version and node.op.saves_out:
         raise RuntimeError(
             "one of the variables needed for gradient computation has been modified by an "
             f"inplace operation: [{_tname(node.out)} {list(node.out.shape)}], which is output "

@@ -746,7 +746,7 @@ class _Differentiable:
         self.event_kernel = self.fwd.event_kernel
         if _COMPILED_OP is None:
             _COMPILED_OP = registry.OpDef("compiled_function", "compiled", None, None,
-                                          _compiled_vjp, extra={"saves_out": False})
+                                          _compiled_vjp, saves_out=False)
 
     def run(self, inputs, eager=None):
         """Replay; ``eager`` runs the call again eagerly (a differentiable backward)."""

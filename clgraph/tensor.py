@@ -464,7 +464,7 @@ def _run_to_device(op, args, attrs, out=None):
 _TO_DEVICE = registry.register(registry.OpDef(
     "to_device", "movement", None, _run_to_device,
     vjp=lambda g, x, out, device: (g.to(x.device),),
-    extra={"saves": (), "saves_out": False}))
+    saves=(), saves_out=False))
 
 
 def _repr(t: Tensor) -> str:

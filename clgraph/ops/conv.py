@@ -194,11 +194,11 @@ IM2COL = register(OpDef(
     "im2col", "conv", _im2col_ref, _run_im2col,
     lambda g, x, out, transposed, **a: (apply(
         COL2IM, g.mT if transposed else g, output_size=tuple(x.shape[2:]), **a),),
-    extra={"saves": (), "saves_out": False}))
+    saves=(), saves_out=False))
 COL2IM = register(OpDef(
     "col2im", "conv", _col2im_ref, _run_col2im,
     lambda g, cols, out, output_size, **a: (apply(IM2COL, g, transposed=False, **a),),
-    extra={"saves": (), "saves_out": False}))
+    saves=(), saves_out=False))
 
 
 def _run_transpose(op, args, attrs, out=None):
@@ -225,7 +225,7 @@ def _run_transpose(op, args, attrs, out=None):
 TRANSPOSE_COPY = register(OpDef(
     "transpose_copy", "conv", lambda x: np.ascontiguousarray(np.swapaxes(x, -1, -2)),
     _run_transpose, lambda g, x, out: (apply(TRANSPOSE_COPY, g),),
-    extra={"saves": (), "saves_out": False}))
+    saves=(), saves_out=False))
 
 
 # --- pooling rows -------------------------------------------------------------------------
@@ -441,7 +441,7 @@ def _max_pool_backward_vjp(gg, g, x, out, **attrs):
 
 def _row(name, ref, run, vjp, saves):
     return register(OpDef(name, "conv", ref, run, vjp,
-                          extra={"saves": saves, "saves_out": False}))
+                          saves=saves, saves_out=False))
 
 
 MAX_POOL2D = _row("max_pool2d", _max_pool_ref, _run_max_pool,

@@ -342,9 +342,9 @@ def _by_kind(fexpr: str, iexpr: str, bexpr: str | None = None):
 
 def elementwise(name, ref, expr, rule, argnames, vjp=None, vec=True, promote=slice(None),
                 differentiable=True, saves=None, saves_out=True, needs=None):
-    extra = {"saves": saves, "saves_out": saves_out, "needs": needs}
     return register(OpDef(name, "elementwise", ref, _run, vjp, expr, rule, argnames, vec,
-                          promote, differentiable, extra))
+                          promote, differentiable, saves=saves, needs=needs,
+                          saves_out=saves_out))
 
 
 def unary(name, ref, expr, rule=_same, vjp=None, vec=True, differentiable=True, **kw):

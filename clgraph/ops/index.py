@@ -701,7 +701,7 @@ def _index_add_ref(x, index, source, dim, alpha=1):
 
 def _row(name, ref, run, vjp=None, differentiable=True, needs=None):
     return register(OpDef(name, "index", ref, run, vjp, differentiable=differentiable,
-                          extra={"saves_out": False, "needs": needs}))
+                          saves_out=False, needs=needs))
 
 
 def _zeros(shape, like):

@@ -92,7 +92,7 @@ def _cat_vjp(g, *xs, out, dim):
 
 
 CAT = register(OpDef("cat", "join", lambda *xs, dim: np.concatenate(xs, axis=dim), _run_cat,
-                     _cat_vjp, extra={"saves": (), "saves_out": False}))
+                     _cat_vjp, saves=(), saves_out=False))
 
 
 def cat(tensors, dim=0, *, out=None):
@@ -216,10 +216,10 @@ def _run_tri(op_, args, attrs, out=None):
 
 TRIL = register(OpDef("tril", "join", lambda x, diagonal: np.tril(x, diagonal), _run_tri,
                       lambda g, x, out, diagonal: (apply(TRIL, g, diagonal=diagonal),),
-                      extra={"saves": (), "saves_out": False}))
+                      saves=(), saves_out=False))
 TRIU = register(OpDef("triu", "join", lambda x, diagonal: np.triu(x, diagonal), _run_tri,
                       lambda g, x, out, diagonal: (apply(TRIU, g, diagonal=diagonal),),
-                      extra={"saves": (), "saves_out": False}))
+                      saves=(), saves_out=False))
 
 
 def tril(input, diagonal=0, *, out=None):
@@ -263,7 +263,7 @@ def _run_flip(op_, args, attrs, out=None):
 
 FLIP = register(OpDef("flip", "join", lambda x, dims: np.flip(x, dims).copy(), _run_flip,
                       lambda g, x, out, dims: (apply(FLIP, g, dims=dims),),
-                      extra={"saves": (), "saves_out": False}))
+                      saves=(), saves_out=False))
 
 
 def _dims(dims):

@@ -158,7 +158,7 @@ def _vjp(g, a, b, out):
 
 MATMUL = register(OpDef("matmul", "linalg", lambda a, b: np.matmul(a, b), _run_matmul,
                         vjp=_vjp,
-                        extra={"saves_out": False}))
+                        saves_out=False))
 
 
 def matmul(input, other, *, out=None):

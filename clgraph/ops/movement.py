@@ -94,7 +94,7 @@ def view_strides(old_shape, old_stride, new_shape):
 
 def _run_view(op, args, attrs, out=None):
     x = args[0]
-    shape, stride, offset = op.extra["rule"](x, **attrs)
+    shape, stride, offset = op.view_rule(x, **attrs)
     return x._view(shape, stride, offset)
 
 
@@ -257,7 +257,7 @@ def _run_slice_backward(op, args, attrs, out=None):
 
 def view_op(name, rule, vjp=None):
     return register(OpDef(name, "view", None, _run_view, vjp,
-                          extra={"rule": rule, "saves": (), "saves_out": False}))
+                          view_rule=rule, saves=(), saves_out=False))
 
 
 VIEW = view_op("view", _view_rule, lambda g, x, out, shape: (g.reshape(*x.shape),))
@@ -273,7 +273,7 @@ AS_STRIDED = view_op("as_strided", _as_strided_rule)
 SLICE_BACKWARD = register(OpDef(
     "slice_backward", "movement", None, _run_slice_backward,
     lambda g, x, out, shape, index: (apply(SLICE, g, index=index),),
-    extra={"saves": (), "saves_out": False}))
+    saves=(), saves_out=False))
 
 
 # --- public functions -----------------------------------------------------------------
@@ -391,6 +391,8 @@ def movedim(x, source, destination):
     src = [wrap_dim(s, nd) for s in (source if isinstance(source, (tuple, list)) else [source])]
     dst = [wrap_dim(s, nd) for s in
            (destination if isinstance(destination, (tuple, list)) else [destination])]
+    if nd == 0:  # dims 0 and -1 name a 0-d tensor's one element: nothing moves
+        return permute(x)
     order = [i for i in range(nd) if i not in src]
     for s, d_ in sorted(zip(dst, src)):
         order.insert(s, d_)

@@ -385,7 +385,7 @@ def _run(op: OpDef, args, attrs, out=None):
     if out is not None:
         raise TypeError(f"{op.name}(): out= is not supported")
     x = args[0]
-    kind = op.extra["kind"]
+    kind = op.reduction.kind
     if kind in ("softmax", "log_softmax", "cumsum"):
         return _run_rows(op, x, attrs)
     return _run_reduce(op, x, attrs)
@@ -393,7 +393,7 @@ def _run(op: OpDef, args, attrs, out=None):
 
 def _plan(op, x, attrs):
     info = x.device.info
-    plan = op.extra["plan"](x.dtype, attrs, info)
+    plan = op.reduction.plan(x.dtype, attrs, info)
     _check_device(info, x.dtype, plan["acc"], plan["out"])
     return info, plan
 
@@ -409,7 +409,7 @@ _TILE = {"fold": 8, "welford": 4, "arg": 4, "lse": 4, "softmax": 1, "log_softmax
 def _spec(op, x, plan, mode, nk, nr, info, width=None):
     """The program for ``op`` on this device: "cpu" (scalar, inner and outer kernels in
     one program) or "tree" / "apply"."""
-    kind = op.extra["kind"]
+    kind = op.reduction.kind
     if width is None:
         width = _vector_width(info, x.dtype, plan["acc"], plan["out"]) if mode == "cpu" else 1
     return ReduceSpec(
@@ -501,7 +501,7 @@ def _launch(L, x, y, idx, dev):
 def _layout(op, x, attrs, out_dtype):
     """Checks (PyTorch's errors), output shape and dtype, and the kernel choice for this
     input layout."""
-    kind = op.extra["kind"]
+    kind = op.reduction.kind
     dims = attrs["dim"]
     nd = x.ndim
     flat = dims is None  # argmax/argmin without dim: the flattened input
@@ -510,7 +510,7 @@ def _layout(op, x, attrs, out_dtype):
     info, plan = _plan(op, x, attrs)
     if out_dtype is not None:
         plan = {**plan, "out": out_dtype}
-    empty = op.extra["empty"]
+    empty = op.reduction.empty
     if empty is not None:
         for d in red_dims:
             if d < nd and x._shape[d] == 0:
@@ -592,7 +592,7 @@ def _run_rows(op, x, attrs):
     """softmax, log_softmax, cumsum: the output has the input's shape; one row per
     work-item (CPU) or work-group (tree) along ``dim``."""
     T = registry.Tensor
-    kind = op.extra["kind"]
+    kind = op.reduction.kind
     info, plan = _plan(op, x, attrs)
     nd = x.ndim
     d = attrs["dim"]
@@ -674,7 +674,7 @@ def reduction(name, ref, kind, plan, empty=None, vjp=None, differentiable=True):
     an empty reduced range (ops that have no identity). Attrs: dim as a sorted tuple,
     keepdim, dtype, correction, p."""
     return register(OpDef(name, "reduce", ref, _run, vjp, differentiable=differentiable,
-                          extra={"kind": kind, "plan": plan, "empty": empty}))
+                          reduction=registry.Reduction(kind, plan, empty)))
 
 
 # --- VJPs (gradients built from clgraph ops, so they differentiate again) ------------------
@@ -937,7 +937,7 @@ def min(input, dim=None, keepdim=False):
 def _arg(op, input, dim, keepdim):
     _check_tensor(input, op.name)
     if dim is None:
-        if input.numel() == 0:
+        if input.numel() == 0 and input.dtype is not dt.bool_:  # bool: its own error first
             raise IndexError(f"{op.name}(): Expected reduction dim to be specified for "
                              "input.numel() == 0.")
         return apply(op, input, dim=None, keepdim=bool(keepdim), all_dims=True)

@@ -28,10 +28,28 @@ class OpDef:
     vec: bool = True  # safe on explicit OpenCL vector types
     promote: slice = field(default_factory=lambda: slice(None))
     differentiable: bool = True
-    extra: dict = field(default_factory=dict)
+    # autograd: indices of the inputs the VJP reads (None: all), or ``needs(which inputs
+    # need gradients) -> those indices``; whether it reads the output
+    saves: tuple[int, ...] | None = None
+    needs: Callable | None = None
+    saves_out: bool = True
+    view_rule: Callable | None = None  # view ops: (x, **attrs) -> (shape, stride, offset)
+    reduction: "Reduction | None" = None  # reductions and row ops (softmax, cumsum)
 
     def __repr__(self):
         return f"<op {self.name}>"
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """What a reduction row adds: its kernel ``kind`` (a fold of codegen/reduce.py),
+    ``plan(x dtype, attrs, device) -> dict`` (accumulator and output dtypes, the fold's
+    expressions) and ``empty``: the op's name in PyTorch's error for an empty reduced range
+    (ops without an identity)."""
+
+    kind: str
+    plan: Callable
+    empty: str | None = None
 
 
 def register(op: OpDef) -> OpDef:
