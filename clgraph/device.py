@@ -9,6 +9,8 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 
+from . import diskcache
+
 _NO_DEVICE = (
     "clgraph found no OpenCL device. Install a CPU OpenCL runtime with "
     "`pip install pocl-binary-distribution` (it ships PoCL), or a GPU vendor's OpenCL driver."
@@ -181,10 +183,15 @@ def all_devices() -> list[DeviceInfo]:
     if _devices is None:
         with _enum_lock:
             if _devices is None:
-                root = cache_root()
-                if root is not None and "POCL_CACHE_DIR" not in os.environ:
-                    # PoCL keeps built kernels on disk keyed by source; keep them with ours
-                    os.environ["POCL_CACHE_DIR"] = str(root / "pocl")
+                # PoCL keeps built kernels on disk keyed by source; keep them with ours. It
+                # reads POCL_CACHE_DIR once, when it lists its devices, and aborts the process
+                # on a damaged cache file: the directory is checked before, and the variable
+                # is restored after, so that child processes choose and check their own.
+                pocl_cache = None
+                if "POCL_CACHE_DIR" not in os.environ:
+                    pocl_cache = diskcache.prepare_pocl_cache(cache_root())
+                    if pocl_cache is not None:
+                        os.environ["POCL_CACHE_DIR"] = pocl_cache
                 try:
                     import pyopencl as cl
 
@@ -199,6 +206,8 @@ def all_devices() -> list[DeviceInfo]:
                         devs = []
                     for d in devs:
                         found.append(DeviceInfo(len(found), d, p.name.strip()))
+                if pocl_cache is not None:
+                    del os.environ["POCL_CACHE_DIR"]
                 _devices = found
     return _devices
 

@@ -1,12 +1,16 @@
 """Built OpenCL programs: in memory by source and device, and on disk (CLGRAPH_CACHE_DIR)
-as device binaries so a second process builds nothing. Imports only the device layer.
+as device binaries so a second process builds nothing. Imports only the device layer and
+diskcache.
 
 Loading a cached program still costs PoCL about 25 ms, whatever its size, and a training
 script's first step loads a few dozen. So each script's run records, in the cache
 directory, the programs it built first (startup-<script hash>.json); its next run loads
 them on a background thread (warm_up) from the moment its device starts, while Python
 builds the model and runs the first ops; a build() of a program the thread is loading
-waits for it."""
+waits for it.
+
+Files are written and checked by clgraph.diskcache, so a damaged cache never breaks a run.
+Compiler logs never become warnings: they go into KernelBuildError, and to stderr under CLGRAPH_DEBUG=1."""
 
 from __future__ import annotations
 
@@ -19,7 +23,9 @@ import threading
 from pathlib import Path
 
 import pyopencl as cl
+from pyopencl import _cl
 
+from .. import diskcache
 from ..device import DeviceInfo, cache_root
 
 _programs: dict[tuple, cl.Program] = {}
@@ -32,6 +38,7 @@ _STARTUP_MAX = 64  # programs a run records for the next one
 _warmed: set = set()  # device indices warm_up() ran for
 _threads: list = []
 _stop = threading.Event()
+_devices_used: dict[int, DeviceInfo] = {}  # their queues are finished at exit
 
 
 class KernelBuildError(RuntimeError):
@@ -47,7 +54,8 @@ def _device_tag(dev: DeviceInfo) -> str:
     return f"{dev.platform}|{d.name}|{d.version}|{d.driver_version}|{cl.VERSION_TEXT}"
 
 
-def build(dev: DeviceInfo, source: str, options: tuple[str, ...] = (), name: str = "") -> cl.Program:
+def build(dev: DeviceInfo, source: str, options: tuple[str, ...] = (),
+          name: str = "") -> cl.Program:
     """The built program for ``source`` on ``dev``: memory, then disk, then the compiler."""
     key = (dev.index, source, options)
     prg = _programs.get(key)
@@ -82,6 +90,7 @@ def _load(dev: DeviceInfo, source: str, options, name: str, key, warm=False) -> 
     def count(what):
         stats["warm_up" if warm else what] += 1
 
+    _devices_used.setdefault(dev.index, dev)
     if os.environ.get("CLGRAPH_DEBUG") == "1" and source not in _printed:
         _printed.add(source)
         print(f"// clgraph kernel {name} on cl:{dev.index} {' '.join(options)}\n{source}",
@@ -94,36 +103,24 @@ def _load(dev: DeviceInfo, source: str, options, name: str, key, warm=False) -> 
         # kernel of the program to compile at once. A marker records that it is cached.
         marker = root / f"{digest}.pocl"
         prg = _compile(dev, source, options, name)
-        if marker.exists():
+        if diskcache.pocl_shared() and marker.exists():
             count("disk_hits")
         else:
             count("builds")
-            try:
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.touch()
-            except OSError:
-                pass
+            if diskcache.pocl_shared():
+                diskcache.write_atomic(marker, b"")
         _programs[key] = prg
         return prg
-    path = root / f"{digest}.bin" if root is not None else None
-    if path is not None and path.exists():
-        try:
-            binary = path.read_bytes()
-            prg = cl.Program(dev.context, [dev.cl_device], [binary]).build(options=list(options))
+    path = root / f"{digest}.clbin" if root is not None else None
+    if path is not None:
+        prg = _from_binary(dev, path, options)
+        if prg is not None:
             count("disk_hits")
-        except Exception:
-            prg = None  # a stale or corrupt entry: rebuild from source below
     if prg is None:
         prg = _compile(dev, source, options, name)
         count("builds")
         if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_bytes(prg.binaries[0])
-                os.replace(tmp, path)
-            except OSError:
-                pass  # a read-only or full cache directory only costs rebuilds
+            diskcache.write_atomic(path, diskcache.pack_binary(prg.binaries[0]))
     _programs[key] = prg
     return prg
 
@@ -139,17 +136,62 @@ def _compile(dev: DeviceInfo, source: str, options, name: str) -> cl.Program:
             f"cl:{dev.index} ({dev.name}) compiles OpenCL C "
             f"{'.'.join(map(str, dev.opencl_c_version))}; clgraph's kernels need OpenCL C "
             "1.2 or later")
+    raw = _cl._Program(dev.context, source)
     try:
-        return cl.Program(dev.context, source).build(options=list(options))
+        _build(dev, raw, options, name)
     except cl.Error as e:
         raise KernelBuildError(
-            f"building OpenCL kernel {name or '?'} for cl:{dev.index} ({dev.name}) failed\n"
-            f"options: {' '.join(options)}\n{numbered(source)}\n--- compiler log ---\n{e}"
+            f"building OpenCL kernel {name or '?'} for cl:{dev.index} ({dev.name}) failed ({e})\n"
+            f"options: {' '.join(options)}\n{numbered(source)}\n--- compiler log ---\n"
+            f"{_build_log(dev, raw) or '(empty)'}"
         ) from None
+    return cl.Program(raw)
+
+
+def _build(dev: DeviceInfo, raw, options, name: str) -> None:
+    """Build a pyopencl _Program for dev; its log goes to stderr under CLGRAPH_DEBUG=1.
+    pyopencl's Program.build turns every non-empty log into a CompilerWarning, and NVIDIA's
+    driver (580, H200) logs "Function k is a kernel, so overriding noinline attribute" for
+    every program of several kernels; catch_warnings() around it would not do, being
+    process-wide state while warm_up builds on a thread."""
+    raw._build(options=" ".join(options).encode(), devices=[dev.cl_device])
+    if os.environ.get("CLGRAPH_DEBUG") == "1":
+        log = _build_log(dev, raw)
+        if log:
+            print(f"// clgraph compiler log for {name or '?'} on cl:{dev.index}\n{log}",
+                  file=sys.stderr)
+
+
+def _build_log(dev: DeviceInfo, raw) -> str:
+    try:
+        return (raw.get_build_info(dev.cl_device, cl.program_build_info.LOG) or "").strip()
+    except (cl.Error, ValueError):  # ValueError: a log that is not UTF-8
+        return ""
 
 
 def clear_memory_cache() -> None:
     _programs.clear()
+
+
+def _from_binary(dev: DeviceInfo, path: Path, options) -> cl.Program | None:
+    """The program in a .clbin file, or None: absent, damaged (deleted, with the warning) or
+    refused by the driver (then rebuilt from source and replaced)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    binary = diskcache.unpack_binary(data)
+    if binary is None:
+        diskcache.unlink(path)
+        diskcache.warn_damaged(path.parent, 1)
+        return None
+    try:
+        raw = _cl._Program(dev.context, [dev.cl_device], [binary])
+        _build(dev, raw, options, path.name)
+    except cl.Error:
+        return None
+    return cl.Program(raw)
+
 
 
 # --- start-up: the programs a script's previous run built first ----------------------------
@@ -164,7 +206,7 @@ def warm_up(dev: DeviceInfo) -> None:
     """Start loading, on a background thread, the cached programs this script's previous
     run built first on this device (called when a device starts)."""
     root = cache_dir()
-    if root is None or dev.index in _warmed:
+    if root is None or dev.index in _warmed or (_pocl(dev) and not diskcache.pocl_shared()):
         return
     _warmed.add(dev.index)
     try:
@@ -179,11 +221,13 @@ def warm_up(dev: DeviceInfo) -> None:
             key = (dev.index, source, tuple(options))
         except (TypeError, ValueError):
             continue
+        if not (isinstance(source, str) and all(isinstance(o, str) for o in options)):
+            continue
         if etag != tag or key in _programs or key in _pending:
             continue
         # only what the disk cache holds: compiling here would compete with the script
         d = _digest(dev, source, options)
-        if (root / f"{d}.pocl" if _pocl(dev) else root / f"{d}.bin").exists():
+        if (root / f"{d}.pocl" if _pocl(dev) else root / f"{d}.clbin").exists():
             keys.append(key)
     if not keys:
         return
@@ -223,13 +267,7 @@ def _save_startup() -> None:
                 merged.append(e)
         except (TypeError, IndexError):
             continue
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(merged[:_STARTUP_MAX]))
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    diskcache.write_atomic(path, json.dumps(merged[:_STARTUP_MAX]).encode())
 
 
 def _at_exit() -> None:
@@ -238,6 +276,14 @@ def _at_exit() -> None:
     for t in _threads:
         t.join()
     _save_startup()
+    if not diskcache.pocl_cache_in_use():
+        return
+    for dev in list(_devices_used.values()):
+        try:  # PoCL compiles a kernel into its cache at the first launch
+            dev.queue.finish()
+        except Exception:  # noqa: BLE001  a failed queue has nothing left to write
+            pass
+    diskcache.close_pocl_cache()
 
 
 atexit.register(_at_exit)
