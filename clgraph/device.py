@@ -1,6 +1,6 @@
 """Devices: enumerate OpenCL devices, parse "cl:N" / "gpu" / "cpu" / "cuda", and hold one
-context and one in-order queue per device, created on first use. Imports nothing from
-clgraph but dtypes."""
+context and one in-order queue per device, created on first use. Imports only diskcache
+from clgraph (higher layers learn of a device's start through ``on_start``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ import warnings
 from dataclasses import dataclass, field
 
 from . import diskcache
+
+# called with each DeviceInfo once its context exists (the kernel cache starts preloading
+# the programs this script built first): higher layers register here
+on_start: list = []
 
 _NO_DEVICE = (
     "clgraph found no OpenCL device. Install a CPU OpenCL runtime with "
@@ -131,9 +135,8 @@ class DeviceInfo:
                     ctx, properties=cl.command_queue_properties.PROFILING_ENABLE
                 )
                 self._ctx = ctx
-        from .codegen import cache
-
-        cache.warm_up(self)
+        for hook in on_start:
+            hook(self)
 
     def describe(self) -> dict:
         return {

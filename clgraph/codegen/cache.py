@@ -26,6 +26,7 @@ import pyopencl as cl
 from pyopencl import _cl
 
 from .. import diskcache
+from .. import device
 from ..device import DeviceInfo, cache_root
 
 _programs: dict[tuple, cl.Program] = {}
@@ -287,3 +288,4 @@ def _at_exit() -> None:
 
 
 atexit.register(_at_exit)
+device.on_start.append(warm_up)
