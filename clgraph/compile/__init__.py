@@ -1,0 +1,46 @@
+"""cg.compile: trace a call into a graph, fuse it into OpenCL kernels, replay them.
+
+Tracing. The first call with a new signature (the shapes, dtypes, devices and
+requires_grad of the tensor arguments, the values of the others, grad mode, the
+train/eval flags and parameter buffers of a compiled module) runs the function once with a
+recorder installed: every op applied (forward ops, the VJP ops backward() applies, an
+optimizer's fused updates), every kernel launched, every host upload and every index check
+becomes a node of a flat graph. Python control flow runs at trace time. The traced call
+computes real values, so it returns what eager returns.
+
+Host reads. A host read inside the function (``item()``, ``numpy()``, ``bool(t)``, printing
+a tensor) means the function's control flow or results may depend on data: the signature
+then runs eagerly from then on, with a one-time warning naming the read. Index range checks
+are not such reads: the compiled call repeats them on each call's indices.
+
+Passes (pure functions over the captured graph): elementwise kernels are fused vertically
+(a chain, across broadcasts and views, computes in registers), common subexpressions and
+dead code are removed, work that depends only on constants made inside the function is
+folded, independent elementwise kernels (every parameter update of an optimizer step) are
+fused horizontally into one launch, and intermediate buffers are reused by liveness.
+
+Autograd across the boundary. When the result of a traced call requires grad (a compiled
+module's forward in an ordinary training loop), the backward from that result to the
+parameters and arguments is traced too (autograd.grad on the traced graph): the forward
+plan then also returns the intermediate values the backward reads, and each replayed
+result gets one autograd node whose VJP replays the backward plan.
+
+Replay binds the new argument buffers and fresh result buffers into prepared kernels and
+enqueues them; optimizer step counts, learning rates and random streams are recomputed on
+the host (no Python op code runs). State written in place (parameters, moments, buffers,
+``.grad``) is written exactly as eager writes it.
+
+Modules, each importing only those above it:
+    trace     the capture installed while a call is traced; signatures of arguments
+    passes    pure passes over the traced steps (CSE, dead code, constants, fusion)
+    replay    Plan, and running it on new arguments
+    plan      building a Plan from a capture: results, buffers, lowering, hoisted checks
+    backward  a compiled backward for a result that requires grad
+    api       compile() and Compiled: the signature cache and introspection
+Nothing below clgraph's top level imports this package: lower layers reach it only
+through the hooks it installs (runtime._capture, registry._recorder).
+"""
+
+from .api import compile
+
+__all__ = ["compile"]

@@ -1,0 +1,225 @@
+"""The user API: compile() and Compiled, the callable it returns.
+
+A Compiled keeps one entry per input signature: a plan to replay, or the reason that
+signature runs eagerly; at most ``cache_size_limit`` signatures get a plan. Introspection
+(graph(), kernels(), launches()) traces a new signature first. Imports every other module
+of this package; nothing below it imports this one.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+import weakref
+
+from .. import autograd, runtime
+from ..graph import to_networkx
+from ..nn.module import Module
+from ..ops import registry
+from . import plan
+from .backward import Differentiable
+from .trace import Capture, Unreplayable, flatten, rebuild, tensor_key
+
+
+class _Entry:
+    __slots__ = ("capture_events", "eager", "guards", "plan", "tries")
+
+    def __init__(self):
+        self.plan = None
+        self.eager = None
+        self.tries = 0
+        self.capture_events = None
+        self.guards = ()
+
+
+# signatures one compiled function keeps plans for (PyTorch's cache_size_limit): a
+# function called with ever new shapes runs eagerly after that, with a warning, instead
+# of tracing and holding device buffers for each
+CACHE_SIZE_LIMIT = 8
+
+
+class Compiled:
+    """What cg.compile returns: call it like the function (or module) it wraps."""
+
+    def __init__(self, fn, module=None):
+        self._fn = fn
+        self._module = module
+        self._orig_mod = module
+        self._entries: dict = {}
+        self._warned: set = set()
+        self._limit = CACHE_SIZE_LIMIT
+        functools.update_wrapper(self, fn if module is None else type(module).forward,
+                                 updated=())
+
+    def __getattr__(self, name):
+        mod = self.__dict__.get("_module")
+        if mod is not None:
+            return getattr(mod, name)
+        raise AttributeError(name)
+
+    # signature ---------------------------------------------------------------------------
+    def _key(self, args, kwargs):
+        tensors: list = []
+        spec = flatten((args, kwargs), tensors)
+        key = (spec, tensor_key(tensors), autograd.is_grad_enabled())
+        m = self._module
+        if m is not None:
+            key += (tuple(x.training for x in m.modules()),
+                    tuple(p._storage.buf.int_ptr for p in m.parameters()),
+                    tuple(b._storage.buf.int_ptr for b in m.buffers()))
+        return key, tensors
+
+    def _guards_ok(self, entry) -> bool:
+        for w, snap in entry.guards:
+            o = w()
+            if o is None or _opt_snapshot(o, snap[0]) != snap:
+                return False
+        return True
+
+    def __call__(self, *args, **kwargs):
+        if runtime._capture is not None:  # inside another trace: part of that graph
+            return self._fn(*args, **kwargs)
+        key, tensors = self._key(args, kwargs)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry()
+            if sum(e.plan is not None for e in self._entries.values()) >= self._limit:
+                entry.eager = (f"it was compiled for {self._limit} signatures already; new "
+                               "ones run eagerly (cg.compile(fn, cache_size_limit=N) keeps "
+                               "more)")
+                self._warn(entry.eager)
+        if entry.plan is not None and self._guards_ok(entry):
+            outs, _ = entry.plan.run(tensors, lambda: self._fn(*args, **kwargs))
+            if outs is not None:
+                return rebuild(entry.plan.out_spec, iter(outs))
+            return self._fn(*args, **kwargs)
+        if entry.eager is not None:
+            return self._fn(*args, **kwargs)
+        return self._trace(entry, args, kwargs, tensors)
+
+    def _trace(self, entry, args, kwargs, tensors):
+        cap = Capture()
+        cap.install()
+        try:
+            result = self._fn(*args, **kwargs)
+        except BaseException:
+            runtime._capture = None
+            raise
+        finally:
+            registry._recorder = None
+        try:
+            # buffers of the trace stay out of the pool until the plan has pinned the ones
+            # it keeps (constants, state)
+            return self._plan(entry, cap, result, tensors)
+        finally:
+            runtime._capture = None
+
+    def _plan(self, entry, cap, result, tensors):
+        entry.tries += 1
+        entry.capture_events = cap.events
+        reason = cap.host_read
+        if reason is None:
+            try:
+                entry.plan = _make_plan(cap, tensors, result)
+                entry.guards = tuple((weakref.ref(o), _opt_snapshot(o, s))
+                                     for o, s in cap.optimizers.values())
+                if os.environ.get("CLGRAPH_DEBUG") == "1":
+                    print(f"[clgraph] compiled {self.__name__}: {len(cap.events)} ops -> "
+                          f"{len(entry.plan.kernel_names)} launches")
+                return result
+            except Unreplayable as e:
+                reason = str(e)
+                if e.retry and entry.tries < 2:  # state made on a first call (moments)
+                    return result
+        entry.eager = reason
+        self._warn(reason, stacklevel=5)
+        return result
+
+    def _warn(self, reason, stacklevel=3):
+        if reason not in self._warned:
+            self._warned.add(reason)
+            warnings.warn(f"clgraph.compile: {self.__name__} runs eagerly for this input "
+                          f"signature: {reason}", RuntimeWarning, stacklevel=stacklevel)
+
+    # introspection -----------------------------------------------------------------------
+    def _entry(self, args, kwargs):
+        key, _ = self._key(args, kwargs)
+        entry = self._entries.get(key)
+        if entry is None or (entry.plan is None and entry.eager is None):
+            self(*args, **kwargs)
+            entry = self._entries[key]
+            if entry.plan is None and entry.eager is None:
+                self(*args, **kwargs)
+        return entry
+
+    def graph(self, *args, **kwargs):
+        """The traced graph for this signature as a networkx.DiGraph (traces it first, by
+        running the function, when the signature is new)."""
+        entry = self._entry(args, kwargs)
+        return to_networkx(entry.capture_events,
+                           entry.plan.event_kernel if entry.plan else {})
+
+    def kernels(self, *args, **kwargs) -> list[str]:
+        """OpenCL C source of each kernel a call with this signature launches, in order."""
+        entry = self._entry(args, kwargs)
+        if entry.plan is None:
+            return []
+        return list(entry.plan.sources)
+
+    def launches(self, *args, **kwargs) -> list[str]:
+        """Names of the kernels a call with this signature launches, in order."""
+        entry = self._entry(args, kwargs)
+        return [] if entry.plan is None else list(entry.plan.kernel_names)
+
+
+def _make_plan(cap: Capture, tensors: list, result):
+    """A plan for the traced call, with a compiled backward when its result requires
+    grad; Unreplayable when the call cannot be replayed."""
+    devs = {t.device.info for t in tensors}
+    devs |= {st[2] for st in cap.created.values()}
+    if len(devs) > 1:
+        raise Unreplayable("it uses more than one device")
+    dev = devs.pop() if devs else registry.default_device().info
+    outs: list = []
+    flatten(result, outs)
+    diff = [i for i, t in enumerate(outs) if t.requires_grad and
+            t.grad_fn is not None and t.grad_fn.inputs]
+    if diff:
+        return Differentiable(cap, tensors, result, outs, diff, dev)
+    return plan.build(cap, tensors, result, dev)
+
+
+def _opt_snapshot(opt, lr_static: bool):
+    """An optimizer's hyperparameters a traced step baked into its kernels."""
+    groups = []
+    for g in opt.param_groups:
+        items = []
+        for k, v in g.items():
+            if k == "params" or (k == "lr" and not lr_static):
+                continue
+            items.append((k, repr(v)))
+        items.append(("n", len(g["params"])))
+        groups.append(tuple(items))
+    return (lr_static, tuple(groups))
+
+
+def compile(fn=None, *, cache_size_limit: int = CACHE_SIZE_LIMIT, **options):
+    """Compile ``fn`` (a function or an nn.Module); usable as ``@cg.compile`` and
+    ``@cg.compile(...)``. ``cache_size_limit``: input signatures that get a compiled plan;
+    later new ones run eagerly (with a warning). Other options are accepted for
+    torch.compile compatibility (mode, fullgraph, dynamic, backend) and do not change what
+    clgraph does."""
+    if fn is None:
+        return lambda f: compile(f, cache_size_limit=cache_size_limit, **options)
+    if isinstance(fn, Compiled):
+        return fn
+    if isinstance(fn, Module):
+        c = Compiled(fn.__call__, module=fn)
+    elif callable(fn):
+        c = Compiled(fn)
+    else:
+        raise TypeError(f"cg.compile expects a function or an nn.Module, but got "
+                        f"{type(fn).__name__}: {fn!r}")
+    c._limit = int(cache_size_limit)
+    return c

@@ -1,0 +1,187 @@
+"""The autograd bridge: a compiled call whose result requires grad (a compiled module's
+forward in an ordinary training loop) gets a compiled backward.
+
+The backward from that result to the parameters and arguments is traced once, on the
+traced call's graph; the forward plan then also returns the values the backward reads,
+and each replayed result gets one autograd node (``compiled_function``) whose VJP replays
+the backward plan. Imports clgraph's autograd, the trace and the plan builder; never the
+user API of this package.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import autograd, runtime
+from .. import dtypes as dt
+from ..creation import ones_like
+from ..ops import registry
+from ..tensor import Tensor
+from . import plan
+from .trace import Capture, Unreplayable, buffers, flatten
+
+
+def _compiled_vjp(g, *inputs, out, ctx):
+    if autograd.is_grad_enabled():
+        return ctx.differentiable_backward(g, inputs, out)
+    return ctx.backward(g)
+
+
+COMPILED_OP = registry.OpDef("compiled_function", "compiled", None, None, _compiled_vjp,
+                             saves_out=False)
+
+
+class _Ctx:
+    """One replayed call's saved values, for its backward; and how to run the call again
+    eagerly, for a backward that must itself be differentiable (create_graph=True)."""
+
+    __slots__ = ("args", "bwd", "diff", "eager", "go", "saved")
+
+    def __init__(self, bwd, saved, args, go, eager=None, diff=0):
+        self.bwd, self.saved, self.args, self.go = bwd, saved, args, go
+        self.eager, self.diff = eager, diff
+
+    def differentiable_backward(self, g, inputs, out):
+        """The compiled backward is a replay, not a graph: to differentiate it again the
+        call runs once more eagerly and autograd differentiates that, with the same
+        parameters and arguments (an in-place change since the forward fails autograd's
+        version check before this runs). A different result (random ops such as dropout)
+        is an error."""
+        if self.eager is None:
+            raise RuntimeError("this compiled call's backward cannot be differentiated")
+        with autograd.enable_grad():
+            res = self.eager()
+        outs: list = []
+        flatten(res, outs)
+        again = outs[self.diff]
+        if not np.allclose(again.detach().numpy(), out.detach().numpy(), rtol=1e-4,
+                           atol=1e-4, equal_nan=True):
+            raise RuntimeError(
+                "differentiating twice through a compiled function's result runs it again "
+                "eagerly, and it gave a different result (random ops such as dropout?); "
+                "compile the function that calls autograd.grad(create_graph=True) instead")
+        return autograd.grad([again], list(inputs), grad_outputs=[g], create_graph=True,
+                             allow_unused=True)
+
+    def backward(self, g):
+        g = g.to(self.go[0]).expand(self.go[1]).contiguous()
+        grads, why = self.bwd.run([g] + self.saved + self.args)
+        if grads is None:
+            raise RuntimeError(f"compiled backward could not run: {why}")
+        return tuple(grads)
+
+
+class Differentiable:
+    """A traced call whose result carries an autograd graph (a module's forward in a
+    training loop): a forward plan that also returns the values its backward needs, and
+    a backward plan traced from the same graph, run when autograd reaches the result."""
+
+    def __init__(self, cap: Capture, tensors, result, outs, diff, dev):
+        if len(diff) != 1:
+            raise Unreplayable("it returns several tensors that require grad")
+        out = outs[diff[0]]
+        leaves = _inside_leaves(out, cap.nodes)
+        slots = _leaf_slots(leaves, tensors)
+        bcap, go, grads = _trace_backward(cap, out, leaves)
+        saved = _saved_values(cap, bcap, out.device)
+        self.fwd = plan.build(cap, tensors, result, dev, saved=saved, graph_held=True)
+        self.n_saved = len(saved)
+        self.bwd = plan.build(bcap, [go] + saved + list(tensors), list(grads), dev)
+        self.out_spec = self.fwd.out_spec
+        self.diff = diff[0]
+        self.leaves = [(None if s is not None else t, s) for t, s in zip(leaves, slots)]
+        self.go = (out.dtype, out._shape)
+        self.kernel_names = self.fwd.kernel_names + self.bwd.kernel_names
+        self.sources = self.fwd.sources + self.bwd.sources
+        self.event_kernel = self.fwd.event_kernel
+
+    def run(self, inputs, eager=None):
+        """Replay; ``eager`` runs the call again eagerly (a differentiable backward)."""
+        outs, why = self.fwd.run(inputs)
+        if outs is None:
+            return None, why
+        k = len(outs) - self.n_saved
+        outs, saved = outs[:k], outs[k:]
+        if autograd.is_grad_enabled():
+            args = [t if t is not None else inputs[s] for t, s in self.leaves]
+            if any(a.requires_grad for a in args):
+                ctx = _Ctx(self.bwd, saved, list(inputs), self.go, eager, self.diff)
+                autograd.record(COMPILED_OP, tuple(args), {"ctx": ctx}, outs[self.diff])
+        return outs, None
+
+
+def _inside_leaves(out, nodes) -> list:
+    """The tensors a traced call's output differentiates into: leaves (parameters, leaf
+    arguments) and arguments computed outside the call, in first-seen order."""
+    found, seen, stack = [], set(), [out.grad_fn]
+    visited = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        for a, nxt in zip(node.inputs, node.next):
+            if nxt is None:
+                continue
+            ref = nodes.get(id(nxt))
+            inside = isinstance(nxt, autograd.Node) and ref is not None and ref() is nxt
+            if inside:
+                stack.append(nxt)
+                continue
+            key = id(nxt)
+            if key not in seen:
+                seen.add(key)
+                found.append(nxt.variable if isinstance(nxt, autograd.AccumulateGrad) else a)
+    return found
+
+
+def _leaf_slots(leaves: list, tensors: list) -> list:
+    """The argument index of each leaf, or None for one that is not an argument."""
+    slots = []
+    for t in leaves:
+        slot = next((i for i, a in enumerate(tensors) if a is t), None)
+        if slot is None and t._storage.buf in {a._storage.buf for a in tensors}:
+            raise Unreplayable("it differentiates into a view of an argument")
+        slots.append(slot)
+    return slots
+
+
+def _trace_backward(cap: Capture, out, leaves: list):
+    """Trace the backward from ``out`` to ``leaves`` once, on a copy of the graph
+    (retain_graph keeps it for the traced call's own backward). Returns the backward's
+    capture, its incoming gradient and the gradients."""
+    go = ones_like(out)
+    bcap = Capture()
+    bcap.install()
+    try:
+        grads = autograd.grad([out], leaves, grad_outputs=[go], retain_graph=True,
+                              allow_unused=True)
+    finally:
+        registry._recorder = None
+        runtime._capture = cap
+    if bcap.host_read is not None:
+        raise Unreplayable(f"its backward reads the host: {bcap.host_read}")
+    return bcap, go, grads
+
+
+def _saved_values(cap: Capture, bcap: Capture, device) -> list:
+    """The buffers of the forward the backward reads, as byte tensors the forward plan
+    returns."""
+    used = set()
+    for kind, _, p in bcap.actions:
+        if kind == "launch":
+            used |= set(buffers(p.args))
+        elif kind == "write":
+            used.add(p.buf)
+        elif kind == "copy":
+            used |= {p.src, p.dst}
+        else:
+            used.add(p.ref.buf)
+    saved = []
+    for b in used:
+        if b in cap.created:
+            st = cap.created[b][0]()
+            if st is None:
+                raise Unreplayable("its backward reads a value the forward freed")
+            saved.append(Tensor._on(st, (st.nbytes,), (1,), 0, dt.uint8, device))
+    return saved
