@@ -15,27 +15,9 @@ from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, fu
                        randint, randn, randn_like, randperm, seed, tensor, zeros, zeros_like)
 from .device import default_device as get_default_device, device, set_default_device
 from .dtypes import get_default_dtype, promote_types, set_default_dtype
+from .ops import conv as _conv, index as _index, join as _join, linalg as _linalg  # noqa: F401
+from .ops import math as _math, movement as _movement, reduce as _reduce  # noqa: F401
 from .ops.elementwise import broadcast_shapes
-from .ops.math import (abs, absolute, add, addcdiv, addcmul, atan2, bitwise_and, bitwise_not,
-                       bitwise_or, bitwise_xor, ceil, clamp, clamp_max, clamp_min, clip, cos,
-                       div, divide, eq, erf, exp, expm1, floor, floor_divide, ge, greater,
-                       greater_equal, gt, isfinite, isinf, isnan, le, lerp, less, less_equal,
-                       log, log1p, logical_and, logical_not, logical_or, logical_xor, lt,
-                       maximum, minimum, mul, multiply, ne, neg, negative, not_equal, pow,
-                       reciprocal, relu, remainder, round, rsqrt, sigmoid, sign, sin, sqrt,
-                       square, sub, subtract, tanh, true_divide, where)
-from .ops.movement import (as_strided, broadcast_to, clone, contiguous, expand, flatten,
-                           movedim, narrow, permute, reshape, select, squeeze, t, transpose,
-                           unbind, unflatten, unsqueeze, view)
-from .ops.linalg import bmm, dot, ger, matmul, mm, mv, outer
-from .ops.conv import conv2d, max_pool2d
-from .ops.index import (argwhere, gather, index_add, index_put, index_select, masked_fill,
-                        masked_select, nonzero, scatter, scatter_add)
-from .ops.join import (cat, chunk, concat, concatenate, flip, fliplr, flipud, hstack, roll,
-                       row_stack, split, stack, tile, tril, triu, vstack)
-from .ops.reduce import (all, amax, amin, any, argmax, argmin, cumsum, log_softmax, logsumexp,
-                         max, mean, min, norm, prod, softmax, std, std_mean, sum, var,
-                         var_mean)
 from .ops.reduce import return_types
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from . import optim, utils
@@ -53,10 +35,7 @@ int8 = _dt.int8
 uint8 = _dt.uint8
 bool = _dt.bool_
 dtype = _dt.dtype
-swapaxes = swapdims = transpose
-moveaxis = movedim
-
-_bind()
+_bind(globals())  # every op's declared forms: functions here, Tensor methods
 
 from . import nn  # noqa: E402  (torch.nn: Module, layers, functional, init)
 from .compile import compile  # noqa: E402,A004

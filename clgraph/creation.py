@@ -340,6 +340,6 @@ def random_(t: Tensor, low=0, high=None, *, generator=None) -> Tensor:
 
 def bernoulli_(t: Tensor, p=0.5) -> Tensor:
     u = rand(*t.shape, device=t.device)
-    from .ops.math import copy_, lt
+    from .ops.math import copy_
 
-    return copy_(t, lt(u, p))
+    return copy_(t, u.lt(p))

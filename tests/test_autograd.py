@@ -12,6 +12,7 @@ import clgraph as cg
 from clgraph import runtime
 from clgraph.autograd import gradcheck, gradgradcheck
 from clgraph.ops.registry import REGISTRY
+from op_cases import CASES
 
 F64 = cg.float64
 
@@ -59,6 +60,10 @@ GRAD_CASES = {
             lambda: ((lambda a: a ** 3), (leaf(3),))],
     "maximum": [lambda: (cg.maximum, (leaf(2, 3), leaf(3, seed=1)))],
     "minimum": [lambda: (cg.minimum, (leaf(2, 3), leaf(3, seed=1)))],
+    "clamp_min": [lambda: ((lambda x, lo: cg.clamp(x, min=lo)), (leaf(2, 3), leaf(3, seed=1))),
+                  lambda: ((lambda x: x.clamp(min=-0.2)), (leaf(2, 3),))],
+    "clamp_max": [lambda: ((lambda x, hi: cg.clamp(x, max=hi)), (leaf(2, 3), leaf(3, seed=1))),
+                  lambda: ((lambda x: x.clamp(-0.5, 0.3)), (leaf(2, 3),))],
     "atan2": [lambda: (cg.atan2, (leaf(3), pos(3, seed=1)))],
     "threshold_backward": [lambda: ((lambda g: cg.ops.registry.apply(
         REGISTRY["threshold_backward"], g, cg.tensor([1.0, -1.0, 2.0], dtype=F64))),
@@ -168,6 +173,13 @@ GRAD_CASES.update({
 # rows whose cases live elsewhere in the table or that are deliberately not differentiable
 NOT_DIFFERENTIABLE = {"as_strided"}
 # moves between devices: with one device it is exercised as a round trip to the last device
+# a unary elementwise row needs no entry of its own: its op_cases row gives the domain, and
+# it is gradchecked on a (3, 4) input there
+for _case in CASES:
+    if _case.nargs == 1 and _case.op not in GRAD_CASES and REGISTRY[_case.op].differentiable:
+        GRAD_CASES[_case.op] = [lambda c=_case: (getattr(cg, c.op),
+                                                 (leaf(3, 4, low=c.low, high=c.high),))]
+
 GRAD_CASES["to_device"] = [lambda: ((lambda x: x.to(cg.cl.devices()[-1]["name"])
                                      .to(x.device, copy=True) * 2), (leaf(3),))]
 

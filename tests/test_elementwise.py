@@ -134,6 +134,25 @@ def test_views_and_broadcast(case):
     assert out.shape == (0, 10)
 
 
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_compiled_equals_eager(case):
+    """Each row inside a traced function, fused with a neighbour, replays eager's values."""
+    rng = np.random.default_rng(5)
+    d = case.dtypes[0]
+    arrays = [host((4, 33), d if not (case.op == "where" and i == 0) else "bool", case, rng, i)
+              for i in range(case.nargs)]
+    tensors = [cg.from_numpy(a) for a in arrays]
+
+    def f(*ts):
+        return run(case, list(ts)).to(cg.float64) * 2
+
+    c = cg.compile(f)
+    c(*tensors)
+    np.testing.assert_allclose(c(*tensors).numpy(), f(*tensors).numpy(), rtol=1e-6,
+                               err_msg=case.op)
+    assert all(e.plan is not None for e in c._entries.values()), case.op
+
+
 def test_every_elementwise_row_has_a_case():
     cased = {c.op for c in CASES} | NOT_CASED
     rows = {name for name, op in REGISTRY.items() if op.family == "elementwise"}

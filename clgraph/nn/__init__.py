@@ -8,16 +8,17 @@ from . import functional, init, parameter
 from .container import ModuleDict, ModuleList, Sequential
 from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d,
                      Dropout, Embedding, Flatten, Identity, LayerNorm, LeakyReLU, Linear,
-                     LogSoftmax, MaxPool2d, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh,
-                     Unflatten)
+                     LogSoftmax, MaxPool2d, SiLU, Softmax, Softplus, Unflatten)
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss,
                    SmoothL1Loss)
 from .module import Module
 from .parameter import Buffer, Parameter
 
-__all__ = ["GELU", "AdaptiveAvgPool2d", "AvgPool2d", "BCELoss", "BCEWithLogitsLoss",
-           "BatchNorm1d", "BatchNorm2d", "Buffer", "Conv2d", "CrossEntropyLoss", "Dropout",
-           "Embedding", "Flatten", "Identity", "L1Loss", "LayerNorm", "LeakyReLU", "Linear",
-           "LogSoftmax", "MSELoss", "MaxPool2d", "Module", "ModuleDict", "ModuleList",
-           "NLLLoss", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "SmoothL1Loss",
-           "Softmax", "Softplus", "Tanh", "Unflatten", "functional", "init", "parameter"]
+from .._bindings import bind_nn
+
+bind_nn(vars(functional), globals(), Module)  # ops' functional aliases and Modules (ReLU)
+
+__all__ = sorted(name for name, value in globals().items()
+                 if not name.startswith("_") and name not in ("annotations", "bind_nn")
+                 and (not isinstance(value, type(functional))
+                      or name in ("functional", "init", "parameter")))

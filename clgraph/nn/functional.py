@@ -21,6 +21,7 @@ from ..ops import reduce as R
 from ..ops.index import _index_info, gather, index_select
 from ..ops.join import cat
 from ..ops.linalg import matmul
+from ..ops.registry import functions as _f
 from ..tensor import Tensor
 
 # --- reductions and argument conventions ---------------------------------------------------
@@ -73,10 +74,6 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return out if bias is None else out + bias
 
 
-def relu(input: Tensor, inplace: bool = False) -> Tensor:
-    return input.relu_() if inplace else M.relu(input)
-
-
 def relu_(input: Tensor) -> Tensor:
     return input.relu_()
 
@@ -84,24 +81,17 @@ def relu_(input: Tensor) -> Tensor:
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x * Phi(x) with erf, or PyTorch's tanh approximation."""
     if approximate == "none":
-        return input * 0.5 * (M.erf(input * (1 / math.sqrt(2))) + 1)
+        return input * 0.5 * (_f.erf(input * (1 / math.sqrt(2))) + 1)
     if approximate == "tanh":
         inner = (input + input * input * input * 0.044715) * math.sqrt(2 / math.pi)
-        return input * 0.5 * (M.tanh(inner) + 1)
+        return input * 0.5 * (_f.tanh(inner) + 1)
     raise RuntimeError("approximate argument must be either none or tanh.")
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
-    out = input * M.sigmoid(input)
+    out = input * _f.sigmoid(input)
     return input.copy_(out) if inplace and _in_place(input) else out
 
-
-def sigmoid(input: Tensor) -> Tensor:
-    return M.sigmoid(input)
-
-
-def tanh(input: Tensor) -> Tensor:
-    return M.tanh(input)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -111,13 +101,13 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
 
 def logsigmoid(input: Tensor) -> Tensor:
     """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)), finite for every x."""
-    return M.minimum(input, 0.0) - M.log1p(M.exp(-M.abs(input)))
+    return _f.minimum(input, 0.0) - _f.log1p(_f.exp(-_f.abs(input)))
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta x)) / beta, linear above ``threshold`` like PyTorch."""
     bx = input * beta
-    soft = (M.maximum(bx, 0.0) + M.log1p(M.exp(-M.abs(bx)))) / beta
+    soft = (_f.maximum(bx, 0.0) + _f.log1p(_f.exp(-_f.abs(bx)))) / beta
     return M.where(bx > threshold, input, soft)
 
 
@@ -160,7 +150,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
     if not training or p == 0.0:
         return input
     if p == 1.0:
-        mask = M.mul(input.detach(), 0.0)
+        mask = _f.mul(input.detach(), 0.0)
     else:
         keep = rand(*input.shape, dtype=input.dtype, device=input.device) >= p
         mask = keep.to(input.dtype) * (1.0 / (1.0 - p))
@@ -298,7 +288,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     dims = tuple(range(-k, 0))
     mean = input.mean(dim=dims, keepdim=True)
     var = input.var(dim=dims, correction=0, keepdim=True)
-    out = (input - mean) * M.rsqrt(var + eps)
+    out = (input - mean) * _f.rsqrt(var + eps)
     if weight is not None:
         out = out * weight
     if bias is not None:
@@ -355,7 +345,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                                "mode")
         mean = running_mean.reshape(bshape)
         var = running_var.reshape(bshape)
-    out = (input - mean) * M.rsqrt(var + eps)
+    out = (input - mean) * _f.rsqrt(var + eps)
     if weight is not None:
         out = out * weight.reshape(bshape)
     if bias is not None:
@@ -396,7 +386,7 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     reduction = _reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     _check_same_size(input, target)
-    loss = M.abs(input - target)
+    loss = _f.abs(input - target)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
@@ -407,7 +397,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     reduction = _reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     _check_same_size(input, target)
-    d = M.abs(input - target)
+    d = _f.abs(input - target)
     if beta == 0.0:
         return _reduce(d, reduction)
     loss = M.where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta)
@@ -536,8 +526,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
         raise ValueError(f"Using a target size ({target.shape}) that is different to the "
                          f"input size ({input.shape}) is deprecated. Please ensure they have "
                          "the same size.")
-    log_x = M.clamp_min(M.log(input), -100.0)
-    log_1mx = M.clamp_min(M.log(1 - input), -100.0)
+    log_x = M.clamp_min(_f.log(input), -100.0)
+    log_1mx = M.clamp_min(_f.log(1 - input), -100.0)
     loss = -(target * log_x + (1 - target) * log_1mx)
     if weight is not None:
         loss = loss * weight

@@ -24,7 +24,7 @@ from .. import dtypes as dt
 from . import registry
 from .linalg import matmul
 from .movement import reshape, squeeze, unsqueeze
-from .registry import OpDef, apply, register
+from .registry import OpDef, apply, public, register
 
 # --- kernels ------------------------------------------------------------------------------
 
@@ -593,6 +593,7 @@ def _conv_args(x, weight, bias, stride, padding, dilation, groups):
 # --- public functions ---------------------------------------------------------------------
 
 
+@public(method=False)
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """torch.nn.functional.conv2d, as im2col and matmul; ``padding`` may be 'valid'/'same'."""
     x, unbatched = _batched4(input, "conv2d", lambda t: (
@@ -721,6 +722,7 @@ def _pool_args(fn, x, kernel_size, stride, padding, dilation, ceil_mode):
     return ks, st, pad, dil
 
 
+@public(method=False)
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """torch.nn.functional.max_pool2d; indices are flat h*W + w per plane, as PyTorch's."""

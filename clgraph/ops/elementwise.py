@@ -4,13 +4,16 @@ each operand's layout and launch the generated kernel."""
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from .. import codegen
 from .. import dtypes as dt
 from ..codegen import EwGroup, EwOp
 from . import registry
-from .registry import OpDef, apply, register
+from .registry import OpDef, Variants, apply, register
 
 # --- shapes and layouts -------------------------------------------------------------------
 
@@ -341,10 +344,41 @@ def _by_kind(fexpr: str, iexpr: str, bexpr: str | None = None):
 
 
 def elementwise(name, ref, expr, rule, argnames, vjp=None, vec=True, promote=slice(None),
-                differentiable=True, saves=None, saves_out=True, needs=None):
-    return register(OpDef(name, "elementwise", ref, _run, vjp, expr, rule, argnames, vec,
-                          promote, differentiable, saves=saves, needs=needs,
-                          saves_out=saves_out))
+                differentiable=True, saves=None, saves_out=True, needs=None, variants=None):
+    """One elementwise row; ``variants`` (registry.Variants) makes it public as
+    ``cg.<name>(input, *others, out=None)`` and the forms it lists."""
+    op = register(OpDef(name, "elementwise", ref, _run, vjp, expr, rule, argnames, vec,
+                        promote, differentiable, saves=saves, needs=needs,
+                        saves_out=saves_out))
+    if variants is not None:
+        registry.export(name, _public(op), variants)
+    return op
+
+
+def check_operand(x, name):
+    """A Tensor, a Python number or None; anything else is PyTorch's TypeError."""
+    if isinstance(x, (registry.Tensor, numbers.Number)) or x is None:
+        return x
+    if isinstance(x, np.ndarray):
+        raise TypeError(f"{name}(): expected a Tensor or number, got numpy.ndarray; use "
+                        "clgraph.from_numpy() first")
+    raise TypeError(f"{name}(): unsupported operand type {type(x).__name__}")
+
+
+def _public(op: OpDef):
+    """The public function of a row: its operands checked, ``out=`` writing in place."""
+    name = op.name
+
+    def fn(input, *others, out=None):
+        if len(others) != len(op.argnames) - 1:
+            raise TypeError(f"{name}() takes {len(op.argnames)} operand(s) but "
+                            f"{1 + len(others)} were given")
+        args = [check_operand(a, name) for a in (input, *others)]
+        return apply(op, *args, out=out)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"torch.{name}"
+    return fn
 
 
 def unary(name, ref, expr, rule=_same, vjp=None, vec=True, differentiable=True, **kw):
@@ -399,7 +433,10 @@ def _pow_vjp(g, a, b, out=None):
     gb = None
     if isinstance(b, registry.Tensor):
         # d/db a**b = a**b log(a), taken as 0 where a == 0 (PyTorch's convention)
-        gb = _call("where", _call("eq", a, 0), 0.0, g * out * _call("log", a))
+        if isinstance(a, registry.Tensor):
+            gb = _call("where", _call("eq", a, 0), 0.0, g * out * _call("log", a))
+        else:  # a Python number (2 ** t): its log in double, not as a float32 tensor
+            gb = g * 0 if a == 0 else g * out * (math.log(a) if a > 0 else math.nan)
     return ga, gb
 
 
@@ -411,54 +448,91 @@ def _minmax_vjp(pick):
     return vjp
 
 
+def _clamp_vjp(keep, clip):
+    """clamp_min / clamp_max: the input keeps the gradient where it is inside the bound, on
+    it included, as in PyTorch (maximum and minimum share a tie); a tensor bound gets the
+    rest, NaN inputs give none."""
+    def vjp(g, x, bound, out=None):
+        return g * _call(keep, x, bound).to(g.dtype), g * _call(clip, x, bound).to(g.dtype)
+
+    return vjp
+
+
 _SQRT_PI = 1.7724538509055159
 
 unary("neg", np.negative, "(-{x})", _no_bool("neg"), lambda g, x, out: (-g,),
-      saves=(), saves_out=False)
+      saves=(), saves_out=False,
+      variants=Variants(inplace=True, dunders=("neg",), aliases=("negative",)))
 unary("abs", np.abs, _by_kind("fabs({x})", "abs({x})", "{x}"),
-      vjp=lambda g, x, out: (g * _call("sign", x),), saves_out=False)
+      vjp=lambda g, x, out: (g * _call("sign", x),), saves_out=False,
+      variants=Variants(inplace=True, dunders=("abs",), aliases=("absolute",)))
 unary("sign", np.sign, _by_kind("sign({x})", "(({x} > 0) - ({x} < 0))", "{x}"), vec=False,
-      vjp=_zeros_vjp)
-unary("floor", np.floor, _by_kind("floor({x})", "{x}"), vjp=_zeros_vjp)
-unary("ceil", np.ceil, _by_kind("ceil({x})", "{x}"), vjp=_zeros_vjp)
-unary("round", np.round, _by_kind("rint({x})", "{x}"), vjp=_zeros_vjp)
+      vjp=_zeros_vjp,
+      variants=Variants(inplace=True))
+unary("floor", np.floor, _by_kind("floor({x})", "{x}"), vjp=_zeros_vjp,
+      variants=Variants(inplace=True))
+unary("ceil", np.ceil, _by_kind("ceil({x})", "{x}"), vjp=_zeros_vjp,
+      variants=Variants(inplace=True))
+unary("round", np.round, _by_kind("rint({x})", "{x}"), vjp=_zeros_vjp,
+      variants=Variants(inplace=True))
 unary("relu", lambda x: np.maximum(x, 0),
       _by_kind("(({x} > 0) || isnan({x})) ? {x} : ({T})0", "max({x}, ({T})0)", "{x}"),
-      vjp=lambda g, x, out: (_call("threshold_backward", g, out),), saves=())
+      vjp=lambda g, x, out: (_call("threshold_backward", g, out),), saves=(),
+      variants=Variants(inplace=True, functional=True, module="ReLU"))
 # relu's gradient in one vectorized kernel: g where out > 0, else 0
 binary("threshold_backward", lambda g, y: np.where(y > 0, g, 0).astype(g.dtype),
        "(({b} > 0) ? {a} : ({T})0)", _first, promote=slice(0, 1),
        vjp=lambda gg, g, y, out: (_call("threshold_backward", gg, y), None), saves=(1,),
        saves_out=False)
 unary("exp", _np_float(np.exp), "exp({x})", _floating,
-      vjp=lambda g, x, out: (g * out,), saves=())
+      vjp=lambda g, x, out: (g * out,), saves=(),
+      variants=Variants(inplace=True))
 unary("log", _np_float(np.log), "log({x})", _floating,
-      vjp=lambda g, x, out: (g / x,), saves_out=False)
+      vjp=lambda g, x, out: (g / x,), saves_out=False,
+      variants=Variants(inplace=True))
 unary("log1p", _np_float(np.log1p), "log1p({x})", _floating,
-      vjp=lambda g, x, out: (g / (x + 1),), saves_out=False)
+      vjp=lambda g, x, out: (g / (x + 1),), saves_out=False,
+      variants=Variants(inplace=True))
 unary("expm1", _np_float(np.expm1), "expm1({x})", _floating,
-      vjp=lambda g, x, out: (g * (out + 1),), saves=())
+      vjp=lambda g, x, out: (g * (out + 1),), saves=(),
+      variants=Variants(inplace=True))
 unary("sqrt", _np_float(np.sqrt), "sqrt({x})", _floating,
-      vjp=lambda g, x, out: (g / (out * 2),), saves=())
+      vjp=lambda g, x, out: (g / (out * 2),), saves=(),
+      variants=Variants(inplace=True))
 unary("rsqrt", _np_float(lambda x: 1 / np.sqrt(x)), "rsqrt({x})", _floating,
-      vjp=lambda g, x, out: (g * out * out * out * -0.5,), saves=())
+      vjp=lambda g, x, out: (g * out * out * out * -0.5,), saves=(),
+      variants=Variants(inplace=True))
 unary("sin", _np_float(np.sin), "sin({x})", _floating,
-      vjp=lambda g, x, out: (g * _call("cos", x),), saves_out=False)
+      vjp=lambda g, x, out: (g * _call("cos", x),), saves_out=False,
+      variants=Variants(inplace=True))
 unary("cos", _np_float(np.cos), "cos({x})", _floating,
-      vjp=lambda g, x, out: (-g * _call("sin", x),), saves_out=False)
+      vjp=lambda g, x, out: (-g * _call("sin", x),), saves_out=False,
+      variants=Variants(inplace=True))
 unary("tanh", _np_float(np.tanh), "tanh({x})", _floating,
-      vjp=lambda g, x, out: (g * (1 - out * out),), saves=())
+      vjp=lambda g, x, out: (g * (1 - out * out),), saves=(),
+      variants=Variants(inplace=True, functional=True, module="Tanh"))
 unary("sigmoid", _np_float(_sigmoid_ref), "(({T})1 / (({T})1 + exp(-{x})))", _floating,
-      vjp=lambda g, x, out: (g * out * (1 - out),), saves=())
+      vjp=lambda g, x, out: (g * out * (1 - out),), saves=(),
+      variants=Variants(inplace=True, functional=True, module="Sigmoid"))
 unary("erf", _np_float(_erf_ref), "erf({x})", _floating,
-      vjp=lambda g, x, out: (g * _call("exp", -(x * x)) * (2 / _SQRT_PI),), saves_out=False)
+      vjp=lambda g, x, out: (g * _call("exp", -(x * x)) * (2 / _SQRT_PI),), saves_out=False,
+      variants=Variants(inplace=True))
 unary("reciprocal", _np_float(np.reciprocal), "(({T})1 / {x})", _floating,
-      vjp=lambda g, x, out: (-g * out * out,), saves=())
+      vjp=lambda g, x, out: (-g * out * out,), saves=(),
+      variants=Variants(inplace=True))
+unary("hardswish", _np_float(lambda x: x * np.clip(x + 3, 0, 6) / 6),
+      "({x} * fmin(fmax({x} + ({T})3, ({T})0), ({T})6) / ({T})6)", _floating,
+      vjp=lambda g, x, out: (g * _call("where", _call("lt", x, -3.0), 0.0, _call(
+          "where", _call("le", x, 3.0), x / 3 + 0.5, 1.0)),), saves_out=False,
+      variants=Variants(inplace=True, functional=True, module="Hardswish"))
 unary("bitwise_not", np.invert, _by_kind("", "(~{x})", "(!{x})"), _integral("bitwise_not"),
-      vec=False, differentiable=False)
-unary("logical_not", np.logical_not, "(!{x})", _logical, vec=False, differentiable=False)
+      vec=False, differentiable=False,
+      variants=Variants(dunders=("invert",)))
+unary("logical_not", np.logical_not, "(!{x})", _logical, vec=False, differentiable=False,
+      variants=Variants())
 unary("isnan", np.isnan, _by_kind("isnan({x})", "0"), _compare, vec=False,
-      differentiable=False)
+      differentiable=False,
+      variants=Variants())
 unary("to_dtype", lambda x, dtype: x.astype(dtype.np), "{x}", _cast_rule,
       vjp=lambda g, x, out, dtype: (g,), saves=(), saves_out=False)
 unary("fill", None, "{x}", _fill_rule, differentiable=False)
@@ -471,39 +545,57 @@ binary("sub", np.subtract, "({a} - {b})", _no_bool("sub"),
 # nothing of x, so later in-place writes to it stay legal
 binary("mul", np.multiply, _by_kind("({a} * {b})", "({a} * {b})", "({a} & {b})"),
        vjp=lambda g, a, b, out: (g * b, g * a), saves_out=False,
-       needs=lambda rg: tuple(i for i, other in ((0, rg[1]), (1, rg[0])) if other))
+       needs=lambda rg: tuple(i for i, other in ((0, rg[1]), (1, rg[0])) if other),
+       variants=Variants(inplace=True, dunders=("mul", "rmul", "imul"), aliases=("multiply",)))
 binary("div", np.true_divide, "({a} / {b})", _floating,
        vjp=lambda g, a, b, out: (g / b, -g * a / (b * b)), saves_out=False,
        needs=lambda rg: (0, 1) if rg[1] else (1,))
 binary("floor_divide", np.floor_divide,
-       _by_kind("floor({a} / {b})", "cg_floordiv_{T}({a}, {b})"), vec=False, vjp=_zeros_vjp)
+       _by_kind("floor({a} / {b})", "cg_floordiv_{T}({a}, {b})"), vec=False, vjp=_zeros_vjp,
+       variants=Variants(inplace=True, dunders=("floordiv", "rfloordiv", "ifloordiv")))
 binary("remainder", np.remainder,
        _by_kind("((fmod({a}, {b}) != 0 && ((fmod({a}, {b}) < 0) != ({b} < 0))) ? "
                 "fmod({a}, {b}) + {b} : fmod({a}, {b}))", "cg_mod_{T}({a}, {b})"), vec=False,
-       vjp=lambda g, a, b, out: (g, -g * _call("floor_divide", a, b)), saves_out=False)
+       vjp=lambda g, a, b, out: (g, -g * _call("floor_divide", a, b)), saves_out=False,
+       variants=Variants(inplace=True, dunders=("mod", "rmod", "imod")))
 binary("pow", np.power, _by_kind("pow({a}, {b})", "cg_pow_{T}({a}, {b})", "({a} | !{b})"),
        vjp=_pow_vjp)
 binary("maximum", np.maximum,
        _by_kind("((({a} > {b}) || isnan({a})) ? {a} : {b})", "max({a}, {b})"),
-       vjp=_minmax_vjp("gt"), saves_out=False)
+       vjp=_minmax_vjp("gt"), saves_out=False,
+       variants=Variants(inplace=True))
 binary("minimum", np.minimum,
        _by_kind("((({a} < {b}) || isnan({a})) ? {a} : {b})", "min({a}, {b})"),
-       vjp=_minmax_vjp("lt"), saves_out=False)
+       vjp=_minmax_vjp("lt"), saves_out=False,
+       variants=Variants(inplace=True))
+# clamp's halves (ops/math.py's clamp): maximum's and minimum's values, clamp's gradient
+binary("clamp_min", np.maximum,
+       _by_kind("((({a} > {b}) || isnan({a})) ? {a} : {b})", "max({a}, {b})"),
+       vjp=_clamp_vjp("ge", "lt"), saves_out=False)
+binary("clamp_max", np.minimum,
+       _by_kind("((({a} < {b}) || isnan({a})) ? {a} : {b})", "min({a}, {b})"),
+       vjp=_clamp_vjp("le", "gt"), saves_out=False)
 binary("atan2", np.arctan2, "atan2({a}, {b})", _floating, saves_out=False,
-       vjp=lambda g, a, b, out: (g * b / (a * a + b * b), -g * a / (a * a + b * b)))
-for _name, _ref, _c in [("eq", np.equal, "=="), ("ne", np.not_equal, "!="),
-                        ("lt", np.less, "<"), ("le", np.less_equal, "<="),
-                        ("gt", np.greater, ">"), ("ge", np.greater_equal, ">=")]:
-    binary(_name, _ref, f"({{a}} {_c} {{b}})", _compare, vec=False, differentiable=False)
-for _name, _ref, _c in [("bitwise_and", np.bitwise_and, "&"), ("bitwise_or", np.bitwise_or, "|"),
-                        ("bitwise_xor", np.bitwise_xor, "^")]:
+       vjp=lambda g, a, b, out: (g * b / (a * a + b * b), -g * a / (a * a + b * b)),
+       variants=Variants())
+for _name, _ref, _c, _alias in [("eq", np.equal, "==", ()),
+                                ("ne", np.not_equal, "!=", ("not_equal",)),
+                                ("lt", np.less, "<", ("less",)),
+                                ("le", np.less_equal, "<=", ("less_equal",)),
+                                ("gt", np.greater, ">", ("greater",)),
+                                ("ge", np.greater_equal, ">=", ("greater_equal",))]:
+    binary(_name, _ref, f"({{a}} {_c} {{b}})", _compare, vec=False, differentiable=False,
+           variants=Variants(dunders=(_name,), aliases=_alias))
+for _name, _ref, _c, _op in [("bitwise_and", np.bitwise_and, "&", "and"),
+                             ("bitwise_or", np.bitwise_or, "|", "or"),
+                             ("bitwise_xor", np.bitwise_xor, "^", "xor")]:
     binary(_name, _ref, f"({{a}} {_c} {{b}})", _integral(_name), vec=False,
-           differentiable=False)
+           differentiable=False, variants=Variants(dunders=(_op, "r" + _op, "i" + _op)))
 for _name, _ref, _c in [("logical_and", np.logical_and, "&&"),
                         ("logical_or", np.logical_or, "||"),
                         ("logical_xor", np.logical_xor, "!=")]:
     binary(_name, _ref, f"((!!{{a}}) {_c} (!!{{b}}))", _logical, vec=False,
-           differentiable=False)
+           differentiable=False, variants=Variants())
 elementwise("where", lambda c, a, b: np.where(c, a, b), "({c} ? {a} : {b})", _where_rule,
             ("c", "a", "b"), vjp=_where_vjp, vec=False, promote=slice(1, None), saves=(0,),
             saves_out=False)

@@ -24,7 +24,7 @@ from .. import dtypes as dt
 from . import registry
 from .elementwise import _pyname, broadcast_shapes, collapse, contiguous_strides, op
 from .movement import EXPAND, SLICE, apply, clone, wrap_dim
-from .registry import OpDef, register
+from .registry import OpDef, public, register
 
 # --- errors -------------------------------------------------------------------------------
 
@@ -870,6 +870,7 @@ def _split_index(x, index):
     return view, tensors, tuple(d for d, _ in adv)
 
 
+@public(function=False, method=False, dunders=("getitem",))
 def getitem(x, index):
     """Tensor.__getitem__: basic indexing gives a view, advanced indexing a copy."""
     view, tensors, dims = _split_index(x, index)
@@ -878,6 +879,7 @@ def getitem(x, index):
     return apply(INDEX, view, *tensors, dims=dims)
 
 
+@public(function=False, method=False, dunders=("setitem",))
 def setitem(x, index, value):
     """Tensor.__setitem__: copies value (cast to x's dtype, broadcast) into x[index]."""
     from .math import copy_, fill_
@@ -929,6 +931,7 @@ def _as_indices(x, indices):
     return tensors, tuple(dims)
 
 
+@public(function=False)
 def index_put_(input, indices, values, accumulate=False):
     """Tensor.index_put_; duplicate indices: the last value wins, or all add in order."""
     tensors, dims = _as_indices(input, indices)
@@ -939,11 +942,13 @@ def index_put_(input, indices, values, accumulate=False):
     return input
 
 
+@public
 def index_put(input, indices, values, accumulate=False):
     tensors, dims = _as_indices(input, indices)
     return apply(INDEX_PUT, input, values, *tensors, dims=dims, accumulate=bool(accumulate))
 
 
+@public
 def gather(input, dim, index, *, sparse_grad=False, out=None):
     """torch.gather; negative indices are out of range, as in PyTorch."""
     r = apply(GATHER, input, index, dim=dim)
@@ -955,6 +960,7 @@ def _check_reduce(reduce):
         raise NotImplementedError(f"scatter(reduce={reduce!r}) is not supported")
 
 
+@public
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     """torch.scatter; with duplicate indices the last write (in index order) wins."""
     src = value if src is None else src
@@ -962,6 +968,7 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     return apply(SCATTER_ADD if reduce == "add" else SCATTER, input, index, src, dim=dim)
 
 
+@public(function=False)
 def scatter_(input, dim, index, src=None, *, value=None, reduce=None):
     src = value if src is None else src
     _check_reduce(reduce)
@@ -969,43 +976,52 @@ def scatter_(input, dim, index, src=None, *, value=None, reduce=None):
                  out=input)
 
 
+@public
 def scatter_add(input, dim, index, src):
     """torch.scatter_add; deterministic: contributions add in index order."""
     return apply(SCATTER_ADD, input, index, src, dim=dim)
 
 
+@public(function=False)
 def scatter_add_(input, dim, index, src):
     return apply(SCATTER_ADD, input, index, src, dim=dim, out=input)
 
 
+@public
 def index_select(input, dim, index, *, out=None):
     r = apply(INDEX_SELECT, input, index, dim=dim)
     return r if out is None else out.copy_(r)
 
 
+@public
 def index_add(input, dim, index, source, *, alpha=1):
     return apply(INDEX_ADD, input, index, source, dim=dim, alpha=alpha)
 
 
+@public(function=False)
 def index_add_(input, dim, index, source, *, alpha=1):
     """Tensor.index_add_; deterministic: contributions add in index order."""
     return apply(INDEX_ADD, input, index, source, dim=dim, alpha=alpha, out=input)
 
 
+@public
 def masked_fill(input, mask, value):
     return apply(MASKED_FILL, input, mask, value)
 
 
+@public(function=False)
 def masked_fill_(input, mask, value):
     apply(MASKED_FILL, input, mask, value, out=input)
     return input
 
 
+@public
 def masked_select(input, mask, *, out=None):
     r = apply(MASKED_SELECT, input, mask)
     return r if out is None else out.copy_(r)
 
 
+@public
 def nonzero(input, *, out=None, as_tuple=False):
     """torch.nonzero; reads the per-chunk counts back to the host to size the result."""
     r = apply(NONZERO, input)
@@ -1016,5 +1032,6 @@ def nonzero(input, *, out=None, as_tuple=False):
     return r if out is None else out.copy_(r)
 
 
+@public
 def argwhere(input):
     return nonzero(input)

@@ -19,7 +19,7 @@ from .elementwise import collapse, op
 from .index import CHUNK, _kernel, _launch, _meta, _same_device
 from .movement import (EXPAND, _sizes, apply, clone, flatten, narrow, reshape, unsqueeze, view,
                        wrap_dim)
-from .registry import OpDef, register
+from .registry import OpDef, public, register
 
 # --- cat ----------------------------------------------------------------------------------
 
@@ -95,6 +95,7 @@ CAT = register(OpDef("cat", "join", lambda *xs, dim: np.concatenate(xs, axis=dim
                      _cat_vjp, saves=(), saves_out=False))
 
 
+@public(method=False, aliases=("concat", "concatenate"))
 def cat(tensors, dim=0, *, out=None):
     """torch.cat: promotes dtypes across inputs; 1-d empty tensors are skipped."""
     if isinstance(tensors, registry.Tensor):
@@ -105,6 +106,7 @@ def cat(tensors, dim=0, *, out=None):
 concatenate = concat = cat
 
 
+@public(method=False)
 def stack(tensors, dim=0, *, out=None):
     tensors = list(tensors)
     if not tensors:
@@ -124,6 +126,7 @@ def _atleast(t, n):
     return reshape(t, *((1,) * (n - t.ndim) + t._shape))
 
 
+@public(method=False)
 def hstack(tensors, *, out=None):
     ts = [_atleast(t, 1) for t in tensors]
     if not ts:
@@ -131,6 +134,7 @@ def hstack(tensors, *, out=None):
     return cat(ts, 0 if ts[0].ndim == 1 else 1, out=out)
 
 
+@public(method=False, aliases=("row_stack",))
 def vstack(tensors, *, out=None):
     ts = [_atleast(t, 2) for t in tensors]
     if not ts:
@@ -143,6 +147,7 @@ row_stack = vstack
 # --- split / chunk (views) ----------------------------------------------------------------
 
 
+@public
 def split(tensor, split_size_or_sections, dim=0):
     """torch.split: views of ``tensor``, an int size (the last may be smaller) or sizes."""
     if tensor.ndim == 0:
@@ -177,6 +182,7 @@ def split(tensor, split_size_or_sections, dim=0):
     return tuple(parts)
 
 
+@public
 def chunk(input, chunks, dim=0):
     """torch.chunk: views; may return fewer than ``chunks`` pieces, as PyTorch does."""
     if chunks <= 0:
@@ -222,18 +228,22 @@ TRIU = register(OpDef("triu", "join", lambda x, diagonal: np.triu(x, diagonal), 
                       saves=(), saves_out=False))
 
 
+@public
 def tril(input, diagonal=0, *, out=None):
     return registry.apply(TRIL, input, diagonal=diagonal, out=out)
 
 
+@public
 def triu(input, diagonal=0, *, out=None):
     return registry.apply(TRIU, input, diagonal=diagonal, out=out)
 
 
+@public(function=False)
 def tril_(input, diagonal=0):
     return registry.apply(TRIL, input, diagonal=diagonal, out=input)
 
 
+@public(function=False)
 def triu_(input, diagonal=0):
     return registry.apply(TRIU, input, diagonal=diagonal, out=input)
 
@@ -272,23 +282,27 @@ def _dims(dims):
     return tuple(int(d) for d in dims)
 
 
+@public
 def flip(input, *dims):
     """torch.flip(input, dims); Tensor.flip also takes the dims unpacked."""
     return registry.apply(FLIP, input, dims=_dims(dims))
 
 
+@public
 def fliplr(input):
     if input.ndim < 2:
         raise RuntimeError("Input must be >= 2-d.")
     return flip(input, 1)
 
 
+@public
 def flipud(input):
     if input.ndim < 1:
         raise RuntimeError("Input must be >= 1-d.")
     return flip(input, 0)
 
 
+@public
 def roll(input, shifts, dims=None):
     """torch.roll: a cat of two narrows per rolled dim."""
     if dims is None:
@@ -314,6 +328,7 @@ def roll(input, shifts, dims=None):
     return clone(x) if x is input else x
 
 
+@public(function=False)
 def repeat(input, *sizes):
     """Tensor.repeat: a view with interleaved size-1 dims, expanded, then copied."""
     sizes = _sizes(sizes)
@@ -330,6 +345,7 @@ def repeat(input, *sizes):
     return view(clone(apply(EXPAND, reshape(input, *inter), shape=tuple(wide))), *out_shape)
 
 
+@public
 def tile(input, *dims):
     dims = _sizes(dims)
     if len(dims) < input.ndim:

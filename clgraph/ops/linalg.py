@@ -12,7 +12,7 @@ from .. import dtypes as dt
 from . import registry
 from .elementwise import broadcast_shapes
 from .movement import contiguous, expand, reshape, unsqueeze
-from .registry import OpDef, apply, register
+from .registry import OpDef, apply, public, register
 
 _ARGS = (None, np.int64, np.int64, np.int64, np.int64, None, np.int64, np.int64, np.int64,
          np.int64, None, np.int64, np.int32, np.int32, np.int32)
@@ -161,6 +161,7 @@ MATMUL = register(OpDef("matmul", "linalg", lambda a, b: np.matmul(a, b), _run_m
                         saves_out=False))
 
 
+@public(dunders=("matmul", "rmatmul"))
 def matmul(input, other, *, out=None):
     """torch.matmul: 1-D and 2-D products, and batched products with broadcast batch dims."""
     a, b = input, other
@@ -235,6 +236,7 @@ def _mm3(a, b):
     return apply(MATMUL, a, b)
 
 
+@public
 def mm(input, mat2):
     if input.ndim != 2:
         raise RuntimeError("self must be a matrix")
@@ -243,6 +245,7 @@ def mm(input, mat2):
     return matmul(input, mat2)
 
 
+@public
 def bmm(input, mat2):
     if input.ndim != 3:
         raise RuntimeError("batch1 must be a 3D tensor")
@@ -257,6 +260,7 @@ def bmm(input, mat2):
     return matmul(input, mat2)
 
 
+@public
 def dot(input, other):
     if input.ndim != 1 or other.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D "
@@ -264,10 +268,12 @@ def dot(input, other):
     return matmul(input, other)
 
 
+@public
 def mv(input, vec):
     return matmul(input, vec)
 
 
+@public(aliases=("ger",))
 def outer(input, vec2):
     return unsqueeze(input, 1) * unsqueeze(vec2, 0)
 

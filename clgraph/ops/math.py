@@ -3,81 +3,46 @@ PyTorch's argument conventions (alpha, out=, scalar operands, clamp's optional b
 
 from __future__ import annotations
 
+import math
 import numbers
 
 from .. import dtypes as dt
 from . import registry
-from .elementwise import OPS
-from .registry import apply
+from .elementwise import OPS, check_operand
+from .registry import apply, public
 
 
-def _check_operand(x, name):
-    if isinstance(x, (registry.Tensor, numbers.Number)) or x is None:
-        return x
-    import numpy as np
-
-    if isinstance(x, np.ndarray):
-        raise TypeError(f"{name}(): expected a Tensor or number, got numpy.ndarray; use "
-                        "clgraph.from_numpy() first")
-    raise TypeError(f"{name}(): unsupported operand type {type(x).__name__}")
-
-
-def _bin(name):
-    opdef = OPS[name]
-
-    def fn(input, other, *, out=None):
-        return apply(opdef, _check_operand(input, name), _check_operand(other, name), out=out)
-
-    fn.__name__ = name
-    fn.__doc__ = f"torch.{name}"
-    return fn
-
-
-def _un(name):
-    opdef = OPS[name]
-
-    def fn(input, *, out=None):
-        return apply(opdef, input, out=out)
-
-    fn.__name__ = name
-    fn.__doc__ = f"torch.{name}"
-    return fn
-
-
-for _n in ("neg", "abs", "sign", "floor", "ceil", "exp", "log", "log1p", "expm1", "sqrt",
-           "rsqrt", "sin", "cos", "tanh", "sigmoid", "erf", "reciprocal", "bitwise_not",
-           "logical_not", "isnan", "relu", "round"):
-    globals()[_n] = _un(_n)
-for _n in ("mul", "div", "floor_divide", "remainder", "maximum", "minimum", "atan2",
-           "eq", "ne", "lt", "le", "gt", "ge", "bitwise_and", "bitwise_or", "bitwise_xor",
-           "logical_and", "logical_or", "logical_xor"):
-    globals()[_n] = _bin(_n)
-
-negative = neg  # noqa: F821
-absolute = abs  # noqa: F821
-multiply = mul  # noqa: F821
-greater, greater_equal, less, less_equal = gt, ge, lt, le  # noqa: F821
-not_equal = ne  # noqa: F821
-
-
+@public(inplace=True, dunders=("add", "radd", "iadd"))
 def add(input, other, *, alpha=1, out=None):
     """torch.add; with ``alpha`` one addcmul kernel (input + other * alpha)."""
-    _check_operand(other, "add")
+    check_operand(other, "add")
     if alpha != 1:
-        return apply(OPS["addcmul"], _check_operand(input, "add"), other, alpha, 1, out=out)
-    return apply(OPS["add"], _check_operand(input, "add"), other, out=out)
+        return apply(OPS["addcmul"], check_operand(input, "add"), other, alpha, 1, out=out)
+    return apply(OPS["add"], check_operand(input, "add"), other, out=out)
 
 
+def _is_bool(x) -> bool:
+    return isinstance(x, bool) or isinstance(x, registry.Tensor) and x.dtype is dt.bool_
+
+
+@public(inplace=True, dunders=("sub", "rsub", "isub"), aliases=("subtract",))
 def sub(input, other, *, alpha=1, out=None):
-    _check_operand(other, "sub")
+    """torch.sub: any bool operand is refused, as in PyTorch, whatever the result dtype."""
+    check_operand(other, "sub")
+    if _is_bool(input) and _is_bool(other):
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
+                           "supported. Use the `^` or `logical_xor()` operator instead.")
+    if _is_bool(input) or _is_bool(other):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
+                           "supported. If you are trying to invert a mask, use the `~` or "
+                           "`logical_not()` operator instead.")
     if alpha != 1:
-        return apply(OPS["addcmul"], _check_operand(input, "sub"), other, -alpha, 1, out=out)
-    return apply(OPS["sub"], _check_operand(input, "sub"), other, out=out)
+        return apply(OPS["addcmul"], check_operand(input, "sub"), other, -alpha, 1, out=out)
+    return apply(OPS["sub"], check_operand(input, "sub"), other, out=out)
 
 
-subtract = sub
-
-
+@public(inplace=True, dunders=("truediv", "rtruediv", "itruediv"),
+        aliases=("div", "true_divide"))
 def divide(input, other, *, rounding_mode=None, out=None):
     if rounding_mode is None:
         return apply(OPS["div"], input, other, out=out)
@@ -98,46 +63,51 @@ def divide(input, other, *, rounding_mode=None, out=None):
     )
 
 
-div = true_divide = divide
 
 
+@public(inplace=True, dunders=("pow", "rpow", "ipow"))
 def pow(input, exponent, *, out=None):
     """torch.pow; a scalar exponent of 2 or 1/2 becomes a multiply or a sqrt."""
     if isinstance(input, registry.Tensor) and isinstance(exponent, numbers.Number) and (
         out is None
     ):
-        if exponent == 2 and not isinstance(exponent, bool):
+        if exponent == 2 and not isinstance(exponent, bool) and input.dtype is not dt.bool_:
             if input.dtype.is_floating_point or isinstance(exponent, int):
-                return mul(input, input)  # noqa: F821
+                return apply(OPS["mul"], input, input)
     return apply(OPS["pow"], input, exponent, out=out)
 
 
+@public
 def square(input):
-    return mul(input, input)  # noqa: F821
+    """torch.square: pow(input, 2), so a bool input gives int64."""
+    return pow(input, 2)
 
 
+@public(inplace=True, aliases=("clip",))
 def clamp(input, min=None, max=None, *, out=None):
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     r = input
     if min is not None:
-        r = apply(OPS["maximum"], r, min, out=out if max is None else None)
+        r = apply(OPS["clamp_min"], r, min, out=out if max is None else None)
     if max is not None:
-        r = apply(OPS["minimum"], r, max, out=out)
+        r = apply(OPS["clamp_max"], r, max, out=out)
     return r
 
 
-clip = clamp
 
 
+@public(inplace=True)
 def clamp_min(input, min):
     return clamp(input, min=min)
 
 
+@public(inplace=True)
 def clamp_max(input, max):
     return clamp(input, max=max)
 
 
+@public(method=False)
 def where(condition, input=None, other=None, *, out=None):
     if input is None and other is None:
         from .index import nonzero
@@ -151,32 +121,39 @@ def where(condition, input=None, other=None, *, out=None):
     return apply(OPS["where"], condition, input, other, out=out)
 
 
+@public(inplace=True)
 def lerp(input, end, weight, *, out=None):
     return apply(OPS["lerp"], input, end, weight, out=out)
 
 
+@public(inplace=True)
 def addcmul(input, tensor1, tensor2, *, value=1, out=None):
     return apply(OPS["addcmul"], input, tensor1, tensor2, value, out=out)
 
 
+@public(inplace=True)
 def addcdiv(input, tensor1, tensor2, *, value=1, out=None):
     return apply(OPS["addcdiv"], input, tensor1, tensor2, value, out=out)
 
 
+@public
 def isfinite(input):
-    return logical_not(logical_or(isnan(input), isinf(input)))  # noqa: F821
+    return apply(OPS["logical_not"], apply(OPS["logical_or"], apply(OPS["isnan"], input),
+                                                  isinf(input)))
 
 
+@public
 def isinf(input):
     if not input.dtype.is_floating_point:
-        return ne(input, input)  # integers are never infinite  # noqa: F821
-    return eq(abs(input), float("inf"))  # noqa: F821
+        return apply(OPS["ne"], input, input)  # integers are never infinite
+    return apply(OPS["eq"], apply(OPS["abs"], input), float("inf"))
 
 
 def to_dtype(input, dtype):
     return apply(OPS["to_dtype"], input, dtype=dtype)
 
 
+@public(function=False)
 def fill_(t, value):
     if isinstance(value, registry.Tensor):
         if value.numel() != 1 or value.ndim:
@@ -185,6 +162,17 @@ def fill_(t, value):
                 f"{value.ndim} dimensions."
             )
         return copy_(t, value)
+    if not t.dtype.is_floating_point and isinstance(value, numbers.Real) and not isinstance(
+        value, numbers.Integral
+    ):
+        # the kernel's scalar has the tensor's type: convert as PyTorch's C++ cast does
+        if t.dtype is dt.bool_:
+            value = bool(value)
+        elif math.isfinite(value):
+            value = int(value)  # truncation toward zero
+        else:
+            raise RuntimeError(f"value cannot be converted to type {t.dtype.name}_t without "
+                               "overflow")
     apply(OPS["fill"], value, dtype=t.dtype, out=t)
     return t
 

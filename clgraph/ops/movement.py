@@ -9,7 +9,7 @@ import numbers
 
 from .. import dtypes as dt
 from . import registry
-from .registry import OpDef, apply, register
+from .registry import OpDef, apply, public, register
 
 
 def wrap_dim(dim, ndim: int) -> int:
@@ -279,12 +279,14 @@ SLICE_BACKWARD = register(OpDef(
 # --- public functions -----------------------------------------------------------------
 
 
+@public
 def view(x, *shape):
     if len(shape) == 1 and isinstance(shape[0], dt.dtype):
         raise NotImplementedError("view(dtype) is not supported; use .to(dtype)")
     return apply(VIEW, x, shape=_sizes(shape))
 
 
+@public
 def reshape(x, *shape):
     shape = infer_size(_sizes(shape), x.numel())
     if view_strides(x._shape, x._stride, shape) is None:
@@ -292,10 +294,12 @@ def reshape(x, *shape):
     return apply(VIEW, x, shape=shape)
 
 
+@public
 def permute(x, *dims):
     return apply(PERMUTE, x, dims=_sizes(dims))
 
 
+@public(aliases=("swapaxes", "swapdims"))
 def transpose(x, dim0, dim1):
     nd = x.ndim
     d = list(range(nd))
@@ -307,34 +311,41 @@ def transpose(x, dim0, dim1):
     return apply(PERMUTE, x, dims=tuple(d))
 
 
+@public
 def t(x):
     if x.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
     return transpose(x, 0, 1) if x.ndim == 2 else apply(PERMUTE, x, dims=tuple(range(x.ndim)))
 
 
+@public
 def expand(x, *shape):
     return apply(EXPAND, x, shape=_sizes(shape))
 
 
+@public(function=False)
 def expand_as(x, other):
     return expand(x, *other.shape)
 
 
+@public
 def broadcast_to(x, shape):
     return expand(x, *shape)
 
 
+@public
 def squeeze(x, dim=None):
     if dim is not None and not isinstance(dim, (tuple, list)):
         dim = (dim,)
     return apply(SQUEEZE, x, dims=None if dim is None else tuple(dim))
 
 
+@public
 def unsqueeze(x, dim):
     return apply(UNSQUEEZE, x, dim=dim)
 
 
+@public
 def flatten(x, start_dim=0, end_dim=-1):
     nd = x.ndim
     if nd == 0:
@@ -348,12 +359,14 @@ def flatten(x, start_dim=0, end_dim=-1):
     return reshape(x, *x._shape[:s], n, *x._shape[e + 1:])
 
 
+@public
 def unflatten(x, dim, sizes):
     d = wrap_dim(dim, x.ndim)
     sizes = infer_size(tuple(sizes), x._shape[d])
     return reshape(x, *x._shape[:d], *sizes, *x._shape[d + 1:])
 
 
+@public
 def narrow(x, dim, start, length):
     d = wrap_dim(dim, x.ndim)
     n = x._shape[d]
@@ -370,6 +383,7 @@ def narrow(x, dim, start, length):
     return apply(SLICE, x, index=tuple(idx))
 
 
+@public
 def select(x, dim, index):
     d = wrap_dim(dim, x.ndim)
     n = x._shape[d]
@@ -381,11 +395,13 @@ def select(x, dim, index):
     return apply(SLICE, x, index=tuple([slice(None)] * d + [index]))
 
 
+@public
 def unbind(x, dim=0):
     d = wrap_dim(dim, x.ndim)
     return tuple(select(x, d, i) for i in range(x._shape[d]))
 
 
+@public(aliases=("moveaxis",))
 def movedim(x, source, destination):
     nd = x.ndim
     src = [wrap_dim(s, nd) for s in (source if isinstance(source, (tuple, list)) else [source])]
@@ -399,11 +415,13 @@ def movedim(x, source, destination):
     return permute(x, *order)
 
 
+@public
 def as_strided(x, size, stride, storage_offset=None):
     return apply(AS_STRIDED, x, size=tuple(size), stride=tuple(stride),
                  storage_offset=x._offset if storage_offset is None else storage_offset)
 
 
+@public
 def contiguous(x, memory_format=None):
     if x._contig:
         return x
@@ -420,6 +438,7 @@ def contiguous(x, memory_format=None):
     return apply(op("to_dtype"), x, dtype=x.dtype)
 
 
+@public
 def clone(x, memory_format=None):
     from .elementwise import op
 

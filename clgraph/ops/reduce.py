@@ -20,7 +20,7 @@ from .. import dtypes as dt
 from ..codegen.reduce import MAX_NAN, MIN_NAN, ReduceSpec, highest, lowest, n_state, reduce_program
 from . import registry
 from .movement import wrap_dim
-from .registry import OpDef, apply, register
+from .registry import OpDef, apply, public, register
 
 FORCE_TREE = False  # run the GPU work-group tree kernels on any device (tests set it)
 
@@ -682,7 +682,7 @@ def reduction(name, ref, kind, plan, empty=None, vjp=None, differentiable=True):
 
 def _expand_back(g, x, dim, keepdim):
     """A reduced gradient broadcast back over the reduced dims of x."""
-    if not keepdim:
+    if not keepdim and x.ndim:  # a 0-d input reduces (over dim 0 or -1) to 0-d
         for d in sorted(dim):
             g = g.unsqueeze(d)
     return g.expand(*x.shape)
@@ -690,7 +690,7 @@ def _expand_back(g, x, dim, keepdim):
 
 def _count(x, dim) -> int:
     n = 1
-    for d in dim:
+    for d in dim if x.ndim else ():  # a 0-d input holds one element
         n *= x.shape[d]
     return n
 
@@ -763,8 +763,12 @@ def _var_vjp(is_std):
             # no degrees of freedom left: PyTorch's 2 / 0 = inf, so the gradient is NaN
             dof = builtins.max(n - correction, 0)
             return (ge * centered * (2.0 / dof if dof else math.inf),)
+        from .math import where
+
+        # PyTorch's std backward passes no gradient through a zero std (a constant range)
         o = _expand_back(out, x, dim, keepdim)
-        return (ge * centered / (o * builtins.max(n - correction, 0)),)
+        dof = builtins.max(n - correction, 0)
+        return (where(o == 0, 0.0, ge / o) * centered * (1.0 / dof if dof else math.inf),)
 
     return vjp
 
@@ -852,36 +856,43 @@ def _dtype(dtype):
     return None if dtype is None else dt.as_dtype(dtype)
 
 
+@public
 def sum(input, dim=None, keepdim=False, *, dtype=None):
     """torch.sum. Float32 sums are compensated (Kahan)."""
     return _reduce(SUM, input, dim, keepdim, dtype=_dtype(dtype))
 
 
+@public
 def prod(input, dim=None, keepdim=False, *, dtype=None):
     """torch.prod; ``dim`` may also be a tuple."""
     return _reduce(PROD, input, dim, keepdim, dtype=_dtype(dtype))
 
 
+@public
 def mean(input, dim=None, keepdim=False, *, dtype=None):
     """torch.mean."""
     return _reduce(MEAN, input, dim, keepdim, dtype=_dtype(dtype))
 
 
+@public
 def amax(input, dim=(), keepdim=False):
     """torch.amax."""
     return _reduce(AMAX, input, dim, keepdim)
 
 
+@public
 def amin(input, dim=(), keepdim=False):
     """torch.amin."""
     return _reduce(AMIN, input, dim, keepdim)
 
 
+@public
 def all(input, dim=None, keepdim=False):
     """torch.all."""
     return _reduce(ALL, input, dim, keepdim)
 
 
+@public
 def any(input, dim=None, keepdim=False):
     """torch.any."""
     return _reduce(ANY, input, dim, keepdim)
@@ -919,19 +930,17 @@ def _extreme(op, amax_op, other_fn, input, dim, keepdim):
     return getattr(return_types, op.name)(values, indices)
 
 
+@public
 def max(input, dim=None, keepdim=False):
     """torch.max: the largest value; with ``dim`` (values, indices); with a tensor second
     argument the elementwise maximum."""
-    from .math import maximum
-
-    return _extreme(MAX, AMAX, maximum, input, dim, keepdim)
+    return _extreme(MAX, AMAX, registry.EXPORTS["maximum"].fn, input, dim, keepdim)
 
 
+@public
 def min(input, dim=None, keepdim=False):
     """torch.min (see max)."""
-    from .math import minimum
-
-    return _extreme(MIN, AMIN, minimum, input, dim, keepdim)
+    return _extreme(MIN, AMIN, registry.EXPORTS["minimum"].fn, input, dim, keepdim)
 
 
 def _arg(op, input, dim, keepdim):
@@ -948,11 +957,13 @@ def _arg(op, input, dim, keepdim):
                  all_dims=False)
 
 
+@public
 def argmax(input, dim=None, keepdim=False):
     """torch.argmax: the first index of the largest value (NaN counts as largest)."""
     return _arg(ARGMAX, input, dim, keepdim)
 
 
+@public
 def argmin(input, dim=None, keepdim=False):
     """torch.argmin."""
     return _arg(ARGMIN, input, dim, keepdim)
@@ -966,6 +977,7 @@ def _correction(unbiased, correction):
     return 1.0 if unbiased is None or unbiased else 0.0
 
 
+@public
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """torch.var: ``unbiased`` (legacy) or ``correction`` (default 1)."""
     if isinstance(dim, builtins.bool):
@@ -973,6 +985,7 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return _reduce(VAR, input, dim, keepdim, correction=_correction(unbiased, correction))
 
 
+@public
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """torch.std: ``unbiased`` (legacy) or ``correction`` (default 1)."""
     if isinstance(dim, builtins.bool):
@@ -980,23 +993,27 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return _reduce(STD, input, dim, keepdim, correction=_correction(unbiased, correction))
 
 
+@public
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """torch.var_mean: (var, mean)."""
     return (var(input, dim, unbiased, keepdim, correction=correction),
             mean(input, dim, keepdim))
 
 
+@public
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """torch.std_mean: (std, mean)."""
     return (std(input, dim, unbiased, keepdim, correction=correction),
             mean(input, dim, keepdim))
 
 
+@public
 def logsumexp(input, dim, keepdim=False):
     """torch.logsumexp, max-shifted; integer inputs give the default float dtype."""
     return _reduce(LOGSUMEXP, input, dim, keepdim)
 
 
+@public
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     """torch.norm for vector norms: p a number, inf, -inf or 'fro' (= 2) over ``dim``."""
     if p == "fro" or p is None:
@@ -1013,16 +1030,19 @@ def _row_op(op, input, dim, dtype):
     return apply(op, input, dim=wrap_dim(dim, input.ndim), dtype=_dtype(dtype))
 
 
+@public
 def softmax(input, dim, dtype=None):
     """torch.softmax (the input is cast to ``dtype`` first when given)."""
     return _row_op(SOFTMAX, input, dim, dtype)
 
 
+@public
 def log_softmax(input, dim, dtype=None):
     """torch.log_softmax."""
     return _row_op(LOG_SOFTMAX, input, dim, dtype)
 
 
+@public
 def cumsum(input, dim, *, dtype=None):
     """torch.cumsum; integer and bool inputs give int64. Float32 accumulates in float64
     where the device has it, as PyTorch's CPU kernel does."""

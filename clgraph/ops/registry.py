@@ -9,8 +9,64 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 REGISTRY: dict[str, "OpDef"] = {}
+EXPORTS: dict[str, "Export"] = {}  # public name -> its function and forms (clgraph._bindings)
 Tensor: Any = None  # installed by clgraph.tensor (ops must not import it at module load)
 _recorder: Callable | None = None
+
+
+@dataclass(frozen=True)
+class Variants:
+    """The public forms of an op, declared where it is defined and generated at import by
+    clgraph._bindings: the function ``cg.<name>``; the method ``Tensor.<name>``; the in-place
+    method ``Tensor.<name>_`` (the function with ``out=self``: one kernel); operator dunders
+    (``("add", "radd", "iadd")``: ``__add__``, reflected, in place); the ``nn.functional``
+    alias (with PyTorch's ``inplace=`` argument for ops that have an in-place form); other
+    public names; and an ``nn.Module`` class that applies it (activations)."""
+
+    function: bool = True
+    method: bool = True
+    inplace: bool = False
+    dunders: tuple[str, ...] = ()
+    functional: bool = False
+    aliases: tuple[str, ...] = ()
+    module: str | None = None
+
+
+@dataclass(frozen=True)
+class Export:
+    name: str
+    fn: Callable
+    variants: Variants
+
+
+def public(fn: Callable | None = None, /, **forms):
+    """Declare a hand-written function public: ``@public`` (function and method) or
+    ``@public(inplace=True, dunders=("add", "radd", "iadd"), ...)`` (Variants' fields)."""
+    def mark(f):
+        export(f.__name__, f, Variants(**forms))
+        return f
+
+    return mark(fn) if fn is not None else mark
+
+
+class _Functions:
+    """The public functions by attribute (``functions.exp``), for library code above the
+    ops (nn.functional) that calls generated ones."""
+
+    def __getattr__(self, name: str) -> Callable:
+        try:
+            return EXPORTS[name].fn
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+functions = _Functions()
+
+
+def export(name: str, fn: Callable, variants: Variants) -> None:
+    if name in EXPORTS:
+        raise ValueError(f"public name {name} declared twice")
+    EXPORTS[name] = Export(name, fn, variants)
 
 
 @dataclass(frozen=True, eq=False)
