@@ -1,6 +1,6 @@
 """Tensor methods that are not an op's generated form: argument orders of their own
-(``x.where(cond, y)``), the random in-place fills, autograd's entry points. Everything else
-comes from the ops' declared variants (clgraph._bindings)."""
+(``x.where(cond, y)``), ``new_*`` constructors, the random in-place fills, autograd's entry
+points. Everything else comes from the ops' declared variants (clgraph._bindings)."""
 
 from __future__ import annotations
 
@@ -24,10 +24,30 @@ def bind(namespace: dict) -> None:
     T.normal_ = creation.normal_
     T.random_ = creation.random_
     T.bernoulli_ = creation.bernoulli_
+    for name in ("tensor", "zeros", "ones", "empty"):
+        setattr(T, "new_" + name, _new(getattr(creation, name), sized=name != "tensor"))
+    T.new_full = lambda self, size, fill_value, dtype=None, device=None, requires_grad=False: \
+        creation.full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                      requires_grad=requires_grad)
     T.backward = _backward
     T.retain_grad = _retain_grad
     T.register_hook = _register_hook
     T.retains_grad = property(lambda self: self._retains_grad)
+
+
+def _new(make, sized: bool):
+    """Tensor.new_zeros(*size) and kin: ``make`` with this tensor's dtype and device unless
+    given."""
+    if sized:
+        def method(self, *size, dtype=None, device=None, requires_grad=False):
+            return make(*size, dtype=dtype or self.dtype, device=device or self.device,
+                        requires_grad=requires_grad)
+    else:
+        def method(self, data, dtype=None, device=None, requires_grad=False):
+            return make(data, dtype=dtype or self.dtype, device=device or self.device,
+                        requires_grad=requires_grad)
+    method.__name__ = method.__qualname__ = "new_" + make.__name__
+    return method
 
 
 def _backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):

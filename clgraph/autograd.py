@@ -16,6 +16,7 @@ import weakref
 from . import dtypes as dt
 from . import runtime
 from .ops import registry
+from .ops.movement import sum_to
 
 _state = threading.local()
 
@@ -254,21 +255,6 @@ def _tname(t):
     from .tensor import _TYPE_NAMES
 
     return "torch." + _TYPE_NAMES[t.dtype.name]
-
-
-def sum_to(g, shape):
-    """Sum ``g`` over the dims that broadcasting added or expanded to reach its shape."""
-    if tuple(g._shape) == tuple(shape):
-        return g
-    lead = len(g._shape) - len(shape)
-    dims = list(range(lead))
-    for i, n in enumerate(shape):
-        if n == 1 and g._shape[lead + i] != 1:
-            dims.append(lead + i)
-    r = g.sum(dim=tuple(dims), keepdim=True) if dims else g
-    if lead:
-        r = r.reshape(*shape)
-    return r
 
 
 def _toposort(roots):

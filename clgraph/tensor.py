@@ -3,14 +3,15 @@ fields. Methods call ops; nothing here launches a kernel directly."""
 
 from __future__ import annotations
 
-import builtins
-import numbers
 
 import numpy as np
 
 from . import dtypes as dt
 from . import runtime
-from .device import as_device, device as _device_cls
+from . import _format
+from .codegen import check_dtype
+from .device import as_device, default_device, device as _device_cls
+from .shapes import contiguous_strides, is_contiguous, wrap_dim
 from .ops import registry
 
 
@@ -33,15 +34,6 @@ class Size(tuple):
         return Size(r) if isinstance(k, slice) else r
 
 
-def _contiguous_strides(shape):
-    st = []
-    acc = 1
-    for n in reversed(shape):
-        st.append(acc)
-        acc *= max(n, 1)
-    return tuple(reversed(st))
-
-
 class Tensor:
     """A multi-dimensional array on an OpenCL device (torch.Tensor)."""
 
@@ -59,7 +51,7 @@ class Tensor:
         n = 1
         for s in shape:
             n *= s
-        return cls._alloc(shape, _contiguous_strides(shape), n * dtype.itemsize, dtype, device)
+        return cls._alloc(shape, contiguous_strides(shape), n * dtype.itemsize, dtype, device)
 
     @classmethod
     def _alloc(cls, shape, stride, nbytes, dtype, device) -> "Tensor":
@@ -78,7 +70,7 @@ class Tensor:
         t.dtype = dtype
         t.device = device
         t._contig = contig if contig is not None else (
-            shape == () or stride == _contiguous_strides(shape) or _contig_ok(shape, stride))
+            shape == () or stride == contiguous_strides(shape) or is_contiguous(shape, stride))
         t.requires_grad = False
         t._grad = None
         t.grad_fn = None
@@ -97,7 +89,7 @@ class Tensor:
         t._offset = offset
         t.dtype = self.dtype
         t.device = self.device
-        t._contig = t._shape == () or t._stride == _contiguous_strides(t._shape) or _contig_ok(
+        t._contig = t._shape == () or t._stride == contiguous_strides(t._shape) or is_contiguous(
             t._shape, t._stride)
         t.requires_grad = False
         t._grad = None
@@ -119,12 +111,12 @@ class Tensor:
     def size(self, dim: int | None = None):
         if dim is None:
             return Size(self._shape)
-        return self._shape[_wrap_dim(dim, len(self._shape))]
+        return self._shape[wrap_dim(dim, len(self._shape))]
 
     def stride(self, dim: int | None = None):
         if dim is None:
             return self._stride
-        return self._stride[_wrap_dim(dim, len(self._shape))]
+        return self._stride[wrap_dim(dim, len(self._shape))]
 
     def storage_offset(self) -> int:
         return self._offset
@@ -378,78 +370,22 @@ class Tensor:
     def type_as(self, other):
         return self.to(other.dtype)
 
-    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
-        from .creation import tensor
-
-        return tensor(data, dtype=dtype or self.dtype, device=device or self.device,
-                      requires_grad=requires_grad)
-
-    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
-        from .creation import zeros
-
-        return zeros(*size, dtype=dtype or self.dtype, device=device or self.device,
-                     requires_grad=requires_grad)
-
-    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
-        from .creation import ones
-
-        return ones(*size, dtype=dtype or self.dtype, device=device or self.device,
-                    requires_grad=requires_grad)
-
-    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
-        from .creation import full
-
-        return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
-                    requires_grad=requires_grad)
-
-    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
-        from .creation import empty
-
-        return empty(*size, dtype=dtype or self.dtype, device=device or self.device,
-                     requires_grad=requires_grad)
-
 
 _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
                "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
                "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
 
 
-def _contig_ok(shape, stride) -> bool:
-    """Contiguous up to strides of size-1 dims, which never matter."""
-    acc = 1
-    for n, s in zip(reversed(shape), reversed(stride)):
-        if n != 1 and s != acc:
-            return False
-        acc *= n
-    return True
-
-
-def _wrap_dim(dim, ndim) -> int:
-    if not isinstance(dim, numbers.Integral) or isinstance(dim, builtins.bool):
-        raise TypeError(f"dim must be an int, got {type(dim).__name__}")
-    lo, hi = (-1, 0) if ndim == 0 else (-ndim, ndim - 1)
-    if not lo <= dim <= hi:
-        raise IndexError(
-            f"Dimension out of range (expected to be in range of [{lo}, {hi}], but got {dim})"
-        )
-    return dim % ndim if ndim else 0
-
-
 def _to(t: Tensor, device, dtype, copy: bool) -> Tensor:
-    from .ops.elementwise import op
-    from .ops import registry as reg
-
     dtype = dtype or t.dtype
     device = device or t.device
     if device == t.device:
         if dtype is t.dtype and not copy:
             return t
-        return reg.apply(op("to_dtype"), t, dtype=dtype)
+        return registry.apply(registry.REGISTRY["to_dtype"], t, dtype=dtype)
     # across devices: through the host (contexts differ), then cast on the target
-    from .codegen import check_dtype
-
     check_dtype(device.info, dtype)
-    out = reg.apply(_TO_DEVICE, t, device=device)
+    out = registry.apply(_TO_DEVICE, t, device=device)
     return out if dtype is t.dtype else out.to(dtype)
 
 
@@ -469,9 +405,6 @@ _TO_DEVICE = registry.register(registry.OpDef(
 
 def _repr(t: Tensor) -> str:
     """PyTorch's repr: data, then device (when not the default), dtype, grad_fn."""
-    from . import _format
-    from .device import default_device
-
     tail = []
     if t.grad_fn is not None:
         tail.append(f"grad_fn=<{t.grad_fn.name()}>")

@@ -13,66 +13,10 @@ from .. import codegen
 from .. import dtypes as dt
 from ..codegen import EwGroup, EwOp
 from . import registry
+from ..shapes import broadcast_shapes, broadcast_strides, collapse, contiguous_strides
 from .registry import OpDef, Variants, apply, register
 
 # --- shapes and layouts -------------------------------------------------------------------
-
-
-def broadcast_shapes(*shapes) -> tuple[int, ...]:
-    """torch.broadcast_shapes, with PyTorch's error message: shapes broadcast pairwise, left
-    to right, each pair compared from the last dimension."""
-    out: tuple[int, ...] = tuple(shapes[0]) if shapes else ()
-    for s in shapes[1:]:
-        out = _broadcast_pair(out, tuple(s))
-    return out
-
-
-def _broadcast_pair(a, b):
-    ndim = max(len(a), len(b))
-    a1, b1 = (1,) * (ndim - len(a)) + a, (1,) * (ndim - len(b)) + b
-    for j in reversed(range(ndim)):
-        if a1[j] != b1[j] and a1[j] != 1 and b1[j] != 1:
-            raise RuntimeError(f"The size of tensor a ({a1[j]}) must match the size of tensor "
-                               f"b ({b1[j]}) at non-singleton dimension {j}")
-    return tuple(y if x == 1 else x for x, y in zip(a1, b1))
-
-
-def broadcast_strides(shape, strides, out_shape):
-    """Strides that read a tensor of ``shape`` as ``out_shape`` (0 along broadcast dims)."""
-    off = len(out_shape) - len(shape)
-    st = [0] * off
-    for n, s in zip(shape, strides):
-        st.append(0 if n == 1 else s)
-    return st
-
-
-def collapse(shape, stride_lists):
-    """Merge adjacent dims that every operand walks contiguously; drops size-1 dims."""
-    dims = [i for i, n in enumerate(shape) if n != 1]
-    if not dims:
-        return (), [[] for _ in stride_lists]
-    new_shape = [shape[dims[0]]]
-    new_strides = [[st[dims[0]]] for st in stride_lists]
-    for i in dims[1:]:
-        n = shape[i]
-        if all(ns[-1] == st[i] * n for ns, st in zip(new_strides, stride_lists)):
-            new_shape[-1] *= n
-            for ns, st in zip(new_strides, stride_lists):
-                ns[-1] = st[i]
-        else:
-            new_shape.append(n)
-            for ns, st in zip(new_strides, stride_lists):
-                ns.append(st[i])
-    return tuple(new_shape), new_strides
-
-
-def contiguous_strides(shape) -> tuple[int, ...]:
-    st = []
-    acc = 1
-    for n in reversed(shape):
-        st.append(acc)
-        acc *= max(n, 1)
-    return tuple(reversed(st))
 
 
 def can_cast(src: dt.dtype, dst: dt.dtype) -> bool:
@@ -344,14 +288,16 @@ def _by_kind(fexpr: str, iexpr: str, bexpr: str | None = None):
 
 
 def elementwise(name, ref, expr, rule, argnames, vjp=None, vec=True, promote=slice(None),
-                differentiable=True, saves=None, saves_out=True, needs=None, variants=None):
+                differentiable=True, saves=None, saves_out=True, needs=None, variants=None,
+                tensors_only=False):
     """One elementwise row; ``variants`` (registry.Variants) makes it public as
-    ``cg.<name>(input, *others, out=None)`` and the forms it lists."""
+    ``cg.<name>(input, *others, out=None)`` and the forms it lists; ``tensors_only``: its
+    public function takes no Python number (PyTorch's signature is all Tensors)."""
     op = register(OpDef(name, "elementwise", ref, _run, vjp, expr, rule, argnames, vec,
                         promote, differentiable, saves=saves, needs=needs,
                         saves_out=saves_out))
     if variants is not None:
-        registry.export(name, _public(op), variants)
+        registry.export(name, _public(op, tensors_only), variants)
     return op
 
 
@@ -365,7 +311,7 @@ def check_operand(x, name):
     raise TypeError(f"{name}(): unsupported operand type {type(x).__name__}")
 
 
-def _public(op: OpDef):
+def _public(op: OpDef, tensors_only=False):
     """The public function of a row: its operands checked, ``out=`` writing in place."""
     name = op.name
 
@@ -373,6 +319,10 @@ def _public(op: OpDef):
         if len(others) != len(op.argnames) - 1:
             raise TypeError(f"{name}() takes {len(op.argnames)} operand(s) but "
                             f"{1 + len(others)} were given")
+        for pos, (arg, x) in enumerate(zip(("input", "other"), (input, *others)), 1):
+            if tensors_only and not isinstance(x, registry.Tensor):
+                raise TypeError(f"{name}(): argument '{arg}' (position {pos}) must be Tensor, "
+                                f"not {type(x).__name__}")
         args = [check_operand(a, name) for a in (input, *others)]
         return apply(op, *args, out=out)
 
@@ -595,7 +545,7 @@ for _name, _ref, _c in [("logical_and", np.logical_and, "&&"),
                         ("logical_or", np.logical_or, "||"),
                         ("logical_xor", np.logical_xor, "!=")]:
     binary(_name, _ref, f"((!!{{a}}) {_c} (!!{{b}}))", _logical, vec=False,
-           differentiable=False, variants=Variants())
+           differentiable=False, variants=Variants(), tensors_only=True)
 elementwise("where", lambda c, a, b: np.where(c, a, b), "({c} ? {a} : {b})", _where_rule,
             ("c", "a", "b"), vjp=_where_vjp, vec=False, promote=slice(1, None), saves=(0,),
             saves_out=False)

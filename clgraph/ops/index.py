@@ -22,7 +22,8 @@ import pyopencl as cl
 from .. import codegen, runtime
 from .. import dtypes as dt
 from . import registry
-from .elementwise import _pyname, broadcast_shapes, collapse, contiguous_strides, op
+from ..shapes import broadcast_shapes, collapse, contiguous_strides
+from .elementwise import _pyname, op
 from .movement import EXPAND, SLICE, apply, clone, wrap_dim
 from .registry import OpDef, public, register
 
@@ -727,8 +728,6 @@ def _scatter_vjp(g, x, index, src, out, dim, **_):
 
 
 def _masked_select_vjp(g, x, mask, out):
-    from .elementwise import broadcast_shapes
-
     shape = broadcast_shapes(x.shape, mask.shape)
     m = apply(EXPAND, mask, shape=shape)
     return apply(INDEX_PUT, _zeros(shape, g), g, m, dims=(0,), accumulate=True), None

@@ -15,7 +15,8 @@ import numpy as np
 
 from .. import dtypes as dt
 from . import registry
-from .elementwise import collapse, op
+from ..shapes import collapse
+from .elementwise import op
 from .index import CHUNK, _kernel, _launch, _meta, _same_device
 from .movement import (EXPAND, _sizes, apply, clone, flatten, narrow, reshape, unsqueeze, view,
                        wrap_dim)

@@ -10,7 +10,7 @@ import numpy as np
 from .. import codegen
 from .. import dtypes as dt
 from . import registry
-from .elementwise import broadcast_shapes
+from ..shapes import broadcast_shapes
 from .movement import contiguous, expand, reshape, unsqueeze
 from .registry import OpDef, apply, public, register
 

@@ -8,7 +8,7 @@ import numbers
 
 from .. import dtypes as dt
 from . import registry
-from .elementwise import OPS, check_operand
+from .elementwise import OPS, _pyname, check_operand
 from .registry import apply, public
 
 
@@ -110,12 +110,8 @@ def clamp_max(input, max):
 @public(method=False)
 def where(condition, input=None, other=None, *, out=None):
     if input is None and other is None:
-        from .index import nonzero
-
-        return nonzero(condition, as_tuple=True)
+        return registry.functions.nonzero(condition, as_tuple=True)
     if isinstance(condition, registry.Tensor) and condition.dtype is not dt.bool_:
-        from .elementwise import _pyname
-
         raise RuntimeError(f"where expected condition to be a boolean tensor, but got a "
                            f"tensor with dtype {_pyname(condition.dtype)}")
     return apply(OPS["where"], condition, input, other, out=out)

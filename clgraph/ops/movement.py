@@ -9,18 +9,10 @@ import numbers
 
 from .. import dtypes as dt
 from . import registry
+from ..shapes import infer_size, sum_to_dims, view_strides, wrap_dim
+from .elementwise import op
+from .math import copy_, fill_
 from .registry import OpDef, apply, public, register
-
-
-def wrap_dim(dim, ndim: int) -> int:
-    if not isinstance(dim, numbers.Integral) or isinstance(dim, builtins.bool):
-        raise TypeError(f"dim must be an int, got {type(dim).__name__}")
-    lo, hi = (-1, 0) if ndim == 0 else (-ndim, ndim - 1)
-    if not lo <= dim <= hi:
-        raise IndexError(
-            f"Dimension out of range (expected to be in range of [{lo}, {hi}], but got {dim})"
-        )
-    return dim % ndim if ndim else 0
 
 
 def _sizes(args) -> tuple[int, ...]:
@@ -34,59 +26,6 @@ def _sizes(args) -> tuple[int, ...]:
             raise TypeError(f"expected a sequence of integers, but got {type(a).__name__}")
         out.append(int(a))
     return tuple(out)
-
-
-def infer_size(shape, numel: int) -> tuple[int, ...]:
-    """Resolve one -1 in ``shape`` against ``numel`` elements, as view/reshape do."""
-    neg = [i for i, s in enumerate(shape) if s == -1]
-    if len(neg) > 1:
-        raise RuntimeError("only one dimension can be inferred")
-    if any(s < -1 for s in shape):
-        raise RuntimeError(f"invalid shape dimension {min(shape)}")
-    known = 1
-    for s in shape:
-        if s != -1:
-            known *= s
-    if neg:
-        if known == 0 or numel % known:
-            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
-        shape = list(shape)
-        shape[neg[0]] = numel // known
-        return tuple(shape)
-    if known != numel:
-        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
-    return tuple(shape)
-
-
-def view_strides(old_shape, old_stride, new_shape):
-    """Strides that view old memory as new_shape, or None when no view exists. Walks the
-    old dims from the innermost, grouping dims that are contiguous with each other into
-    chunks; new dims must tile each chunk exactly."""
-    from .elementwise import contiguous_strides
-
-    if 0 in old_shape or 0 in new_shape:
-        return contiguous_strides(new_shape)
-    if not old_shape:
-        old_shape, old_stride = (1,), (1,)
-    new_stride = [0] * len(new_shape)
-    vd = len(new_shape) - 1
-    base = old_stride[-1]
-    old_n = view_n = 1
-    for d in range(len(old_shape) - 1, -1, -1):
-        old_n *= old_shape[d]
-        if d == 0 or (old_shape[d - 1] != 1 and old_stride[d - 1] != old_n * base):
-            while vd >= 0 and (view_n < old_n or new_shape[vd] == 1):
-                new_stride[vd] = view_n * base
-                view_n *= new_shape[vd]
-                vd -= 1
-            if view_n != old_n:
-                return None
-            if d > 0:
-                base = old_stride[d - 1]
-                old_n = view_n = 1
-    if vd != -1:
-        return None
-    return tuple(new_stride)
 
 
 # --- view ops: (tensor, attrs) -> view --------------------------------------------------
@@ -238,16 +177,17 @@ def _inverse(dims):
     return tuple(inv)
 
 
-def _sum_to(g, shape):
-    from ..autograd import sum_to
-
-    return sum_to(g, shape)
+def sum_to(g, shape):
+    """Sum ``g`` over the dims that broadcasting added or expanded to reach its shape."""
+    if tuple(g._shape) == tuple(shape):
+        return g
+    dims = sum_to_dims(g._shape, shape)
+    r = g.sum(dim=dims, keepdim=True) if dims else g
+    return r.reshape(*shape) if len(g._shape) != len(shape) else r
 
 
 def _run_slice_backward(op, args, attrs, out=None):
     """Zeros of the sliced tensor's shape with ``g`` written where the slice was."""
-    from .math import copy_, fill_
-
     g = args[0]
     base = registry.Tensor._empty(attrs["shape"], g.dtype, g.device)
     fill_(base, 0)
@@ -263,7 +203,7 @@ def view_op(name, rule, vjp=None):
 VIEW = view_op("view", _view_rule, lambda g, x, out, shape: (g.reshape(*x.shape),))
 PERMUTE = view_op("permute", _permute_rule,
                   lambda g, x, out, dims: (g.permute(*_inverse(dims)),))
-EXPAND = view_op("expand", _expand_rule, lambda g, x, out, shape: (_sum_to(g, x.shape),))
+EXPAND = view_op("expand", _expand_rule, lambda g, x, out, shape: (sum_to(g, x.shape),))
 SQUEEZE = view_op("squeeze", _squeeze_rule, lambda g, x, out, dims: (g.reshape(*x.shape),))
 UNSQUEEZE = view_op("unsqueeze", _unsqueeze_rule,
                     lambda g, x, out, dim: (g.reshape(*x.shape),))
@@ -429,17 +369,12 @@ def contiguous(x, memory_format=None):
         x.dtype.is_floating_point
     ):
         # a transposed matrix (w.mT in every matmul backward): the tiled transpose kernel,
-        # where the strided elementwise copy pays index math per element (about 5x slower)
-        from .conv import TRANSPOSE_COPY
-
-        return apply(TRANSPOSE_COPY, transpose(x, -1, -2))
-    from .elementwise import op
-
+        # where the strided elementwise copy pays index math per element (about 5x slower);
+        # the row lives with its kernel in ops/conv.py
+        return apply(registry.REGISTRY["transpose_copy"], transpose(x, -1, -2))
     return apply(op("to_dtype"), x, dtype=x.dtype)
 
 
 @public
 def clone(x, memory_format=None):
-    from .elementwise import op
-
     return apply(op("to_dtype"), x, dtype=x.dtype)

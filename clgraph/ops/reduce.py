@@ -19,7 +19,7 @@ from .. import codegen
 from .. import dtypes as dt
 from ..codegen.reduce import MAX_NAN, MIN_NAN, ReduceSpec, highest, lowest, n_state, reduce_program
 from . import registry
-from .movement import wrap_dim
+from ..shapes import numel as _numel, wrap_dim, wrap_dims as _dims
 from .registry import OpDef, apply, public, register
 
 FORCE_TREE = False  # run the GPU work-group tree kernels on any device (tests set it)
@@ -343,13 +343,6 @@ def _chunks(R: int, items: int, step: int, info) -> tuple[int, int]:
 
 def _pad(dims, n):
     return [(1, 0)] * (n - len(dims)) + dims
-
-
-def _numel(shape) -> int:
-    r = 1
-    for s in shape:
-        r *= s
-    return r
 
 
 def _out_shape(shape, dims, keepdim):
@@ -826,21 +819,6 @@ def _check_tensor(x, name):
     if not isinstance(x, registry.Tensor):
         raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
                         f"{type(x).__name__}")
-
-
-def _dims(dim, ndim: int):
-    """dim as None, an int or a sequence -> sorted tuple of wrapped dims (None: all)."""
-    if dim is None:
-        return None
-    if isinstance(dim, (tuple, list)):
-        seen = []
-        for d in dim:
-            w = wrap_dim(d, ndim)
-            if w in seen:
-                raise RuntimeError(f"dim {w} appears multiple times in the list of dims")
-            seen.append(w)
-        return tuple(sorted(seen)) if seen else None
-    return (wrap_dim(dim, ndim),)
 
 
 def _reduce(op, input, dim, keepdim, **attrs):
