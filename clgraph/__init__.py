@@ -17,6 +17,7 @@ from .device import default_device as get_default_device, device, set_default_de
 from .dtypes import get_default_dtype, promote_types, set_default_dtype
 from .ops import conv as _conv, index as _index, join as _join, linalg as _linalg  # noqa: F401
 from .ops import math as _math, movement as _movement, reduce as _reduce  # noqa: F401
+from .ops.elementwise import can_cast as _cc
 from .shapes import broadcast_shapes
 from .ops.reduce import return_types
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
@@ -55,7 +56,6 @@ def is_floating_point(input) -> "bool":
 
 
 def can_cast(from_, to) -> "bool":
-    from .ops.elementwise import can_cast as _cc
 
     return _cc(from_, to)
 

@@ -1,22 +1,30 @@
 """Autograd by graph transformation: every op's VJP builds ordinary clgraph ops, so a
 gradient is itself a graph that can be differentiated again (create_graph=True).
 
-Forward: ``registry.apply`` calls ``record`` for an op whose tensor inputs require grad;
-the result's ``grad_fn`` is a ``Node`` holding the op, its attrs, its inputs (saved, with
-their storage versions) and its output's storage. Backward walks nodes in reverse
-topological order, calls each op's VJP, sums gradients back over broadcast dims and
-accumulates into leaves' ``.grad``."""
+Forward: this module installs its layer on the dispatch stack (registry.install), which
+calls ``record`` for an op whose tensor inputs require grad (grad mode on); the result's
+``grad_fn`` is a ``Node`` holding the op, its attrs, its inputs (saved, with their storage
+versions) and its output's storage. Backward walks nodes in reverse topological order,
+calls each op's VJP, sums gradients back over broadcast dims and accumulates into leaves'
+``.grad``, reporting each leaf's gradient write (runtime.notify). Imports the ops layer,
+Tensor and creation; nothing above them.
+"""
 
 from __future__ import annotations
 
 import functools
 import threading
+import warnings
 import weakref
+
+import numpy as np
 
 from . import dtypes as dt
 from . import runtime
+from .creation import _from_host, ones_like, randn_like, zeros_like
 from .ops import registry
 from .ops.movement import sum_to
+from .tensor import _TYPE_NAMES, Tensor
 
 _state = threading.local()
 
@@ -116,11 +124,12 @@ def _grad_accumulator(t):
     return acc
 
 
-_NAMES = {"to_dtype": "ToCopy", "copy_slices": "CopySlices", "sub": "Sub", "div": "Div", "matmul": "Bmm",
-          "view": "View", "permute": "Permute", "expand": "Expand", "slice": "Slice",
-          "squeeze": "Squeeze", "unsqueeze": "Unsqueeze", "log_softmax": "LogSoftmax",
-          "logsumexp": "Logsumexp", "index_select": "IndexSelect", "floor_divide": "FloorDivide",
-          "masked_fill": "MaskedFill", "where": "Where", "relu": "Relu", "pow": "Pow"}
+_NAMES = {"to_dtype": "ToCopy", "copy_slices": "CopySlices", "sub": "Sub", "div": "Div",
+          "matmul": "Bmm", "view": "View", "permute": "Permute", "expand": "Expand",
+          "slice": "Slice", "squeeze": "Squeeze", "unsqueeze": "Unsqueeze",
+          "log_softmax": "LogSoftmax", "logsumexp": "Logsumexp", "index_select": "IndexSelect",
+          "floor_divide": "FloorDivide", "masked_fill": "MaskedFill", "where": "Where",
+          "relu": "Relu", "pow": "Pow"}
 
 
 class Node:
@@ -130,21 +139,20 @@ class Node:
                  "in_meta", "out_ref", "__weakref__")
 
     def __init__(self, op, args, attrs, out):
-        T = registry.Tensor
         self.op = op
         self.attrs = attrs
         self.inputs = args
         saves = op.saves
         if op.needs is not None:
-            saves = op.needs(tuple(isinstance(a, T) and a.requires_grad for a in args))
+            saves = op.needs(tuple(isinstance(a, Tensor) and a.requires_grad for a in args))
         self.versions = tuple(
-            a._storage.version if isinstance(a, T) and (saves is None or i in saves) else None
+            a._storage.version if isinstance(a, Tensor) and (saves is None or i in saves) else None
             for i, a in enumerate(args)
         )
-        self.in_meta = tuple((a._shape, a.dtype) if isinstance(a, T) else None for a in args)
+        self.in_meta = tuple((a._shape, a.dtype) if isinstance(a, Tensor) else None for a in args)
         nxt = []
         for a in args:
-            if isinstance(a, T) and a.requires_grad:
+            if isinstance(a, Tensor) and a.requires_grad:
                 nxt.append(a.grad_fn if a.grad_fn is not None else _grad_accumulator(a))
             else:
                 nxt.append(None)
@@ -194,16 +202,13 @@ def _copy_slices_vjp(g, old_base, value, out, geom):
     return g_old, gc._view(shape, stride, offset).clone()
 
 
-_COPY_SLICES = None
+_COPY_SLICES = registry.OpDef("copy_slices", "autograd", None, None, _copy_slices_vjp,
+                              saves=(), saves_out=False)
 
 
 def rebase_on_view_write(base, view):
     """After an in-place op wrote ``view`` (a view of contiguous ``base``), the base's new
     value is (old base outside the view, the op's result inside): PyTorch's CopySlices."""
-    global _COPY_SLICES
-    if _COPY_SLICES is None:
-        _COPY_SLICES = registry.OpDef("copy_slices", "autograd", None, None,
-                                      _copy_slices_vjp, saves=(), saves_out=False)
     old = base._view(base._shape, base._stride, base._offset)
     old.grad_fn, old.requires_grad = base.grad_fn, base.requires_grad
     geom = (view._shape, view._stride, view._offset)
@@ -212,11 +217,81 @@ def rebase_on_view_write(base, view):
 
 
 def needs_grad(args) -> bool:
-    T = registry.Tensor
     for a in args:
-        if isinstance(a, T) and a.requires_grad:
+        if isinstance(a, Tensor) and a.requires_grad:
             return True
     return False
+
+
+# --- the autograd layer of dispatch ---------------------------------------------------------
+
+
+class _Recording(registry.Interpreter):
+    """Installed at import above eager dispatch: when grad mode is on and an input (or the
+    tensor an in-place op writes) requires grad, the result gets its Node."""
+
+    def process(self, op, args, attrs, out):
+        if getattr(_state, "enabled", True) and (
+                needs_grad(args) or (out is not None and out.requires_grad)):
+            if out is None:
+                res = self.inner.process(op, args, attrs, None)
+                record(op, args, attrs, res[0] if isinstance(res, tuple) else res)
+                return res
+            return _record_in_place(self.inner, op, args, attrs, out)
+        return self.inner.process(op, args, attrs, out)
+
+
+def _check_in_place(out) -> None:
+    """PyTorch's errors for an in-place op that autograd cannot record."""
+    if out.requires_grad and out.grad_fn is None:
+        raise RuntimeError(
+            "a leaf Variable that requires grad is being used in an in-place operation."
+        )
+    base = out._base
+    if base is not None and base.requires_grad and base.grad_fn is None:
+        raise RuntimeError(
+            "a view of a leaf Variable that requires grad is being used in an in-place "
+            "operation."
+        )
+    if base is not None and not (base._contig and base._offset == 0):
+        raise RuntimeError(
+            "in-place operations on views of non-contiguous tensors are not supported when "
+            "gradients are recorded; use an out-of-place operation (e.g. torch.where or "
+            "torch.cat) instead"
+        )
+
+
+def _record_in_place(inner, op, args, attrs, out):
+    """Run an in-place op (through ``inner``) and give ``out`` its new Node. The node's
+    inputs are the pre-op tensors; ``out`` then stands for the new value. Inputs the VJP
+    reads must not be ``out`` itself: the version check catches it."""
+    _check_in_place(out)
+    base = out._base
+    node_args = tuple(a if a is not out else out._view(out._shape, out._stride, out._offset)
+                      for a in args)
+    for a, b in zip(args, node_args):
+        if a is out:
+            b.grad_fn, b.requires_grad = out.grad_fn, out.requires_grad
+    versions_before = [a._storage.version if isinstance(a, Tensor) else None
+                       for a in node_args]
+    res = inner.process(op, args, attrs, out)
+    if not op.differentiable or not needs_grad(args):
+        # the new value depends on nothing that needs a gradient (fill_, zero_, a copy of a
+        # constant): ``out`` becomes a constant, and its base learns the written region
+        out.grad_fn, out.requires_grad = None, False
+        if base is not None and base.requires_grad:
+            rebase_on_view_write(base, out)
+        return res
+    node = Node(op, node_args, attrs, out)
+    node.versions = tuple(v if n is not None else None
+                          for v, n in zip(versions_before, node.versions))
+    if not out.dtype.is_floating_point:
+        return res
+    out.grad_fn = node
+    out.requires_grad = True
+    if base is not None:
+        rebase_on_view_write(base, out)
+    return res
 
 
 # --- backward -------------------------------------------------------------------------
@@ -233,9 +308,8 @@ def _freed():
 
 
 def _check_versions(node):
-    T = registry.Tensor
     for i, (a, v) in enumerate(zip(node.inputs, node.versions)):
-        if isinstance(a, T) and v is not None and a._storage.version != v:
+        if isinstance(a, Tensor) and v is not None and a._storage.version != v:
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an "
                 f"inplace operation: [{_tname(a)} {list(a.shape)}], which is input {i} of "
@@ -252,8 +326,6 @@ def _check_versions(node):
 
 
 def _tname(t):
-    from .tensor import _TYPE_NAMES
-
     return "torch." + _TYPE_NAMES[t.dtype.name]
 
 
@@ -277,113 +349,149 @@ def _toposort(roots):
 
 def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                   allow_unused=False, accumulate=True):
-    roots = []
-    grads: dict[int, object] = {}
-    leaf_grads: dict[int, object] = {}
-    leaf_nodes: dict[int, object] = {}  # per pass: a VJP may run a backward of its own
-    for out, g in zip(outputs, grad_outputs):
-        node = out.grad_fn
-        if node is None:
-            if out.requires_grad:
-                acc = _grad_accumulator(out)
-                leaf_grads[id(acc)] = _add(leaf_grads.get(id(acc)), g)
-                roots.append(acc)
-                continue
-            raise RuntimeError(
-                "element 0 of tensors does not require grad and does not have a grad_fn"
-            )
-        grads[id(node)] = _add(grads.get(id(node)), g)
-        roots.append(node)
-    wanted = None
-    if inputs is not None:
-        wanted = {}
-        for i, t in enumerate(inputs):
-            key = t.grad_fn if t.grad_fn is not None else _grad_accumulator(t)
-            wanted[id(key)] = i
-    captured: dict[int, object] = {}
-    order = _toposort([r for r in roots if isinstance(r, Node)])
+    """One backward pass: seed the outputs' gradients, run each node's VJP in reverse
+    topological order, then hand the leaves theirs; the gradients of ``inputs`` when
+    given (autograd.grad)."""
+    walk = _Pass(inputs, retain_graph, create_graph, accumulate)
+    roots = walk.seed(outputs, grad_outputs)
     with set_grad_enabled(create_graph):
-        for node in order:
-            g = grads.pop(id(node), None)
-            if g is None:
-                continue
-            outt = node.out_ref()
-            if outt is not None and outt._hooks:
-                for h in outt._hooks:
-                    r = h(g)
-                    if r is not None:
-                        g = r
-            if outt is not None and outt._retains_grad and accumulate:
+        for node in _toposort([r for r in roots if isinstance(r, Node)]):
+            g = walk.grads.pop(id(node), None)
+            if g is not None:
+                walk.visit(node, g)
+        walk.leaves(roots)
+    return None if inputs is None else walk.result(inputs, allow_unused)
+
+
+def _grad_node(t):
+    """The node a gradient with respect to ``t`` arrives at."""
+    return t.grad_fn if t.grad_fn is not None else _grad_accumulator(t)
+
+
+def _run_hooks(hooks, g):
+    """``g`` through a tensor's hooks (a hook returning None keeps it)."""
+    for h in hooks or ():
+        r = h(g)
+        if r is not None:
+            g = r
+    return g
+
+
+class _Pass:
+    """The state of one backward pass (per pass: a VJP may run a backward of its own)."""
+
+    def __init__(self, inputs, retain_graph, create_graph, accumulate):
+        self.retain_graph, self.create_graph = retain_graph, create_graph
+        self.accumulate = accumulate
+        self.grads: dict[int, object] = {}  # id(Node) -> gradient of its output
+        self.leaf_grads: dict[int, object] = {}  # id(AccumulateGrad) -> gradient
+        self.leaf_nodes: dict[int, object] = {}  # id(AccumulateGrad) -> it
+        self.captured: dict[int, object] = {}  # the gradients of ``inputs``, by node id
+        self.wanted = None if inputs is None else {
+            id(_grad_node(t)): i for i, t in enumerate(inputs)}
+
+    def seed(self, outputs, grad_outputs) -> list:
+        """The roots of the walk, with their incoming gradients recorded."""
+        roots = []
+        for out, g in zip(outputs, grad_outputs):
+            node = out.grad_fn
+            if node is None:
+                if not out.requires_grad:
+                    raise RuntimeError(
+                        "element 0 of tensors does not require grad and does not have a "
+                        "grad_fn")
+                node = _grad_accumulator(out)
+                self.leaf_grads[id(node)] = _add(self.leaf_grads.get(id(node)), g)
+            else:
+                self.grads[id(node)] = _add(self.grads.get(id(node)), g)
+            roots.append(node)
+        return roots
+
+    def visit(self, node, g) -> None:
+        """Run one node: its output's hooks and retained grad, its VJP; pass the input
+        gradients on."""
+        outt = node.out_ref()
+        if outt is not None:
+            g = _run_hooks(outt._hooks, g)
+            if outt._retains_grad and self.accumulate:
                 outt._grad = g if outt._grad is None else outt._grad + g
-                if not create_graph:
+                if not self.create_graph:
                     outt._grad = outt._grad.detach()
-            if wanted is not None and id(node) in wanted:
-                captured[id(node)] = g
-            if node.inputs is None:
-                raise _freed()
-            _check_versions(node)
-            in_grads = _apply_vjp(node, g, create_graph)
-            for a, meta, nxt, gi in zip(node.inputs, node.in_meta, node.next, in_grads):
-                if nxt is None or gi is None:
-                    continue
-                shape, dtype = meta
-                gi = sum_to(gi, shape)
-                if gi.dtype is not dtype:
-                    gi = gi.to(dtype)
-                if isinstance(nxt, AccumulateGrad):
-                    leaf_grads[id(nxt)] = _add(leaf_grads.get(id(nxt)), gi)
-                    leaf_nodes[id(nxt)] = nxt
-                else:
-                    grads[id(nxt)] = _add(grads.get(id(nxt)), gi)
-            if not retain_graph:
-                node.inputs = None
-                node.out = None
-                node.attrs = {}  # what a VJP kept (a compiled call's saved buffers)
-        # leaves
+        if self.wanted is not None and id(node) in self.wanted:
+            self.captured[id(node)] = g
+        if node.inputs is None:
+            raise _freed()
+        _check_versions(node)
+        in_grads = _apply_vjp(node, g, self.create_graph)
+        for meta, nxt, gi in zip(node.in_meta, node.next, in_grads):
+            if nxt is not None and gi is not None:
+                self._pass_on(nxt, gi, *meta)
+        if not self.retain_graph:
+            node.inputs = None
+            node.out = None
+            node.attrs = {}  # what a VJP kept (a compiled call's saved buffers)
+
+    def _pass_on(self, nxt, gi, shape, dtype) -> None:
+        """Add an input's gradient (summed back over broadcast dims, in its dtype) to what
+        reaches its node."""
+        gi = sum_to(gi, shape)
+        if gi.dtype is not dtype:
+            gi = gi.to(dtype)
+        if isinstance(nxt, AccumulateGrad):
+            self.leaf_grads[id(nxt)] = _add(self.leaf_grads.get(id(nxt)), gi)
+            self.leaf_nodes[id(nxt)] = nxt
+        else:
+            self.grads[id(nxt)] = _add(self.grads.get(id(nxt)), gi)
+
+    def leaves(self, roots) -> None:
+        """Hand each leaf its gradient: through its hooks, into ``.grad``."""
         for r in roots:
             if isinstance(r, AccumulateGrad):
-                leaf_nodes[id(r)] = r
+                self.leaf_nodes[id(r)] = r
+        wanted = self.wanted
         owned: set[int] = set()
-        for key, g in leaf_grads.items():
-            acc = leaf_nodes.pop(key)
-            v = acc.variable
-            for h in (v._hooks or ()):
-                r = h(g)
-                if r is not None:
-                    g = r
+        for key, g in self.leaf_grads.items():
+            v = self.leaf_nodes.pop(key).variable
+            g = _run_hooks(v._hooks, g)
             if wanted is not None and key in wanted:
-                captured[key] = g
-            if accumulate and (wanted is None or key in wanted):
-                if not create_graph:
-                    g = g.detach()
-                if v._grad is None:
-                    # .grad owns its memory, like PyTorch's: an expanded or sliced gradient,
-                    # or one already given to another leaf, is copied, so that accumulating
-                    # (add_ below) or an optimizer's in-place use never writes through an alias
-                    if not (g._contig and g._offset == 0 and id(g._storage) not in owned
-                            and g.numel() * g.dtype.itemsize == g._storage.nbytes):
-                        g = g.clone()
-                    owned.add(id(g._storage))
-                    v._grad = g
-                else:
-                    v._grad = v._grad + g if create_graph else v._grad.add_(g)
-                if runtime._capture is not None:
-                    runtime._capture.on_grad(v)
-    if inputs is None:
-        return None
-    result = []
-    for i, t in enumerate(inputs):
-        key = t.grad_fn if t.grad_fn is not None else _grad_accumulator(t)
-        g = captured.get(id(key))
-        if g is None and not allow_unused:
-            raise RuntimeError(
-                "One of the differentiated Tensors appears to not have been used in the graph. "
-                "Set allow_unused=True if this is the desired behavior."
-            )
-        if g is not None and not create_graph:
-            g = g.detach()
-        result.append(g)
-    return tuple(result)
+                self.captured[key] = g
+            if self.accumulate and (wanted is None or key in wanted):
+                _accumulate(v, g, self.create_graph, owned)
+
+    def result(self, inputs, allow_unused) -> tuple:
+        """The gradients of ``inputs`` (None for an unused one, when allowed)."""
+        result = []
+        for t in inputs:
+            g = self.captured.get(id(_grad_node(t)))
+            if g is None and not allow_unused:
+                raise RuntimeError(
+                    "One of the differentiated Tensors appears to not have been used in the "
+                    "graph. Set allow_unused=True if this is the desired behavior."
+                )
+            if g is not None and not self.create_graph:
+                g = g.detach()
+            result.append(g)
+        return tuple(result)
+
+
+def _accumulate(v, g, create_graph, owned: set) -> None:
+    """Add ``g`` into leaf ``v``'s ``.grad``. ``owned``: the storages given to leaves in
+    this pass."""
+    if not create_graph:
+        g = g.detach()
+    if v._grad is None:
+        # .grad owns its memory, like PyTorch's: an expanded or sliced gradient, or one
+        # already given to another leaf, is copied, so that accumulating (add_ below) or an
+        # optimizer's in-place use never writes through an alias
+        if not (g._contig and g._offset == 0 and id(g._storage) not in owned
+                and g.numel() * g.dtype.itemsize == g._storage.nbytes):
+            g = g.clone()
+        owned.add(id(g._storage))
+        v._grad = g
+    else:
+        v._grad = v._grad + g if create_graph else v._grad.add_(g)
+    if runtime.observers:
+        runtime.notify(registry.GradWrite(v))
 
 
 def _add(a, b):
@@ -396,7 +504,6 @@ def _apply_vjp(node, g, create_graph):
     op = node.op
     if op.vjp is None:
         raise RuntimeError(f"the derivative for '{op.name}' is not implemented")
-    T = registry.Tensor
     out = node.out
     if create_graph:
         # the output as a graph tensor again, so second derivatives flow through it
@@ -406,7 +513,7 @@ def _apply_vjp(node, g, create_graph):
         out = rebuilt
     args = node.inputs
     if not create_graph:
-        args = tuple(a.detach() if isinstance(a, T) else a for a in args)
+        args = tuple(a.detach() if isinstance(a, Tensor) else a for a in args)
     res = op.vjp(g, *args, out=out, **node.attrs)
     if not isinstance(res, (tuple, list)):
         res = (res,)
@@ -415,10 +522,9 @@ def _apply_vjp(node, g, create_graph):
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """torch.autograd.backward."""
-    T = registry.Tensor
-    if isinstance(tensors, T):
+    if isinstance(tensors, Tensor):
         tensors = (tensors,)
-    if grad_tensors is None or isinstance(grad_tensors, T):
+    if grad_tensors is None or isinstance(grad_tensors, Tensor):
         grad_tensors = (grad_tensors,) * len(tensors) if grad_tensors is None else (
             grad_tensors,)
     gs = []
@@ -426,8 +532,6 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         if g is None:
             if t.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            from .creation import ones_like
-
             g = ones_like(t)
         elif g.shape != t.shape:
             raise RuntimeError(
@@ -439,7 +543,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         retain_graph = create_graph
     if inputs is not None:
         # accumulate into these leaves only (the rest of the graph is still walked)
-        inputs = (inputs,) if isinstance(inputs, T) else tuple(inputs)
+        inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
         if not inputs:
             raise RuntimeError("'inputs' argument to backward() cannot be empty.")
         for t in inputs:
@@ -455,17 +559,16 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
          allow_unused=False, only_inputs=True, materialize_grads=False):
     """torch.autograd.grad: gradients of outputs with respect to inputs, without touching
     ``.grad``."""
-    T = registry.Tensor
-    if isinstance(outputs, T):
+    if isinstance(outputs, Tensor):
         outputs = (outputs,)
-    single = isinstance(inputs, T)
+    single = isinstance(inputs, Tensor)
     if single:
         inputs = (inputs,)
     inputs = tuple(inputs)
     for t in inputs:
         if not t.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
-    if grad_outputs is None or isinstance(grad_outputs, T):
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
         grad_outputs = (grad_outputs,) * len(outputs) if grad_outputs is None else (
             grad_outputs,)
     gs = []
@@ -473,8 +576,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if g is None:
             if t.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            from .creation import ones_like
-
             g = ones_like(t)
         gs.append(g)
     if retain_graph is None:
@@ -482,8 +583,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     res = _run_backward(outputs, gs, retain_graph, create_graph, inputs=inputs,
                         allow_unused=allow_unused or materialize_grads, accumulate=False)
     if materialize_grads:
-        from .creation import zeros_like
-
         res = tuple(zeros_like(t) if r is None else r for r in res)
     return res
 
@@ -501,25 +600,20 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
               check_undefined_grad: bool = True, fast_mode: bool = False) -> bool:
     """torch.autograd.gradcheck: every analytic Jacobian (one backward per output element)
     against central finite differences (two forwards per input element)."""
-    import numpy as np
-
-    T = registry.Tensor
     inputs = _as_tuple(inputs)
-    diff = [i for i, t in enumerate(inputs) if isinstance(t, T) and t.requires_grad]
+    diff = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     for i in diff:
         if inputs[i].dtype is not dt.float64:
-            import warnings
-
             warnings.warn(f"Input #{i} requires gradient and is not a double precision "
                           "floating point; gradcheck may fail")
 
     def run(args):
         outs = _as_tuple(func(*args))
         return [o.detach().numpy().astype(np.float64).ravel() for o in outs
-                if isinstance(o, T) and o.dtype.is_floating_point]
+                if isinstance(o, Tensor) and o.dtype.is_floating_point]
 
     outs = _as_tuple(func(*inputs))
-    outs = [o for o in outs if isinstance(o, T) and o.dtype.is_floating_point]
+    outs = [o for o in outs if isinstance(o, Tensor) and o.dtype.is_floating_point]
     out_sizes = [o.numel() for o in outs]
     for i in diff:
         x = inputs[i]
@@ -544,8 +638,6 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
                 col += o.numel()
                 continue
             for k in range(o.numel()):
-                from .creation import zeros_like
-
                 go = zeros_like(flat)
                 go[k] = 1.0
                 (gx,) = grad(flat, (x,), grad_outputs=go, retain_graph=True, allow_unused=True)
@@ -568,18 +660,15 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
                   rtol: float = 1e-3, raise_exception: bool = True) -> bool:
     """torch.autograd.gradgradcheck: gradcheck of the first-order gradients (built with
     create_graph=True) with respect to the inputs."""
-    T = registry.Tensor
     inputs = _as_tuple(inputs)
-    diff = [t for t in inputs if isinstance(t, T) and t.requires_grad]
+    diff = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
     outs = _as_tuple(func(*inputs))
     if grad_outputs is None:
-        from .creation import randn_like
-
         grad_outputs = tuple(randn_like(o).detach() for o in outs)
 
     def first_order(*args):
         outs = _as_tuple(func(*args))
-        xs = [a for a in args if isinstance(a, T) and a.requires_grad]
+        xs = [a for a in args if isinstance(a, Tensor) and a.requires_grad]
         gs = grad(outs, xs, grad_outputs=grad_outputs, create_graph=True, allow_unused=True)
         return tuple(g for g in gs if g is not None)
 
@@ -589,9 +678,7 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: f
 
 
 def _host_tensor(arr, like):
-    from .creation import _from_host
-
     return _from_host(arr, like.dtype, like.device)
 
 
-registry._autograd = __import__(__name__, fromlist=["_"])
+registry.install(_Recording())

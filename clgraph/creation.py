@@ -11,8 +11,8 @@ import numpy as np
 from . import codegen, runtime
 from . import dtypes as dt
 from .device import as_device
-from .ops.math import fill_
-from .ops.movement import _sizes
+from .ops.math import copy_, fill_
+from .ops.movement import _sizes, as_strided
 from .tensor import Tensor
 
 
@@ -195,7 +195,6 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     t = zeros(n, m, dtype=d, device=device)
     if n and m:
         k = min(n, m)
-        from .ops.movement import as_strided
 
         diag = as_strided(t, (k,), (m + 1,), 0)
         fill_(diag, 1)
@@ -277,7 +276,6 @@ def _random_fill(t: Tensor, kind: int, a, b) -> Tensor:
                    refresh=lambda advance=True: _next_stream(groups, advance))
     t._storage.version += 1
     if t is not target:
-        from .ops.math import copy_
 
         copy_(target, t)
     return target
@@ -340,6 +338,5 @@ def random_(t: Tensor, low=0, high=None, *, generator=None) -> Tensor:
 
 def bernoulli_(t: Tensor, p=0.5) -> Tensor:
     u = rand(*t.shape, device=t.device)
-    from .ops.math import copy_
 
     return copy_(t, u.lt(p))

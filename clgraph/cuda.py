@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .creation import manual_seed as _ms
 from .device import all_devices, device, gpu_available
 
 
@@ -19,7 +20,6 @@ def synchronize(dev=None) -> None:
 
 
 def manual_seed(seed: int) -> None:
-    from .creation import manual_seed as _ms
 
     _ms(seed)
 

@@ -5,9 +5,13 @@ from clgraph (higher layers learn of a device's start through ``on_start``)."""
 from __future__ import annotations
 
 import os
+import re
 import threading
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyopencl as cl
 
 from . import diskcache
 
@@ -39,7 +43,6 @@ class DeviceInfo:
 
     @property
     def type(self) -> str:
-        import pyopencl as cl
 
         t = self.cl_device.type
         if t & cl.device_type.GPU:
@@ -75,7 +78,6 @@ class DeviceInfo:
     @property
     def opencl_c_version(self) -> tuple[int, int]:
         """The OpenCL C version the device compiles ("OpenCL C 1.2 ..." -> (1, 2))."""
-        import re
 
         try:
             text = self.cl_device.opencl_c_version
@@ -126,7 +128,6 @@ class DeviceInfo:
         return self._queue
 
     def _init(self) -> None:
-        import pyopencl as cl
 
         with self._lock:
             if self._ctx is None:
@@ -169,7 +170,6 @@ _enum_lock = threading.Lock()
 
 def cache_root():
     """clgraph's on-disk kernel cache (CLGRAPH_CACHE_DIR; empty string: none)."""
-    from pathlib import Path
 
     d = os.environ.get("CLGRAPH_CACHE_DIR")
     if d == "":
@@ -196,7 +196,6 @@ def all_devices() -> list[DeviceInfo]:
                     if pocl_cache is not None:
                         os.environ["POCL_CACHE_DIR"] = pocl_cache
                 try:
-                    import pyopencl as cl
 
                     platforms = cl.get_platforms()
                 except Exception:  # no ICD loader or no platform: both mean "no device"

@@ -1,7 +1,15 @@
 """Runtime: device buffers (Storage), kernel launches, profiling and host transfers.
-Launches what it is given; knows nothing of ops, graphs or tensors."""
+Launches what it is given; knows nothing of ops, graphs or tensors.
+
+Each allocation, launch, host transfer and device copy is an event (``Alloc``, ``Launch``,
+``Write``, ``Copy``, ``Read``) delivered by ``notify`` to the ``observers``: the
+interpreters a higher layer pushed (ops/registry.py: a compile trace). Higher layers report
+their own events (index checks, gradient writes, optimizer steps) the same way. With no
+observer an event costs one test of ``observers`` and is never built."""
 
 from __future__ import annotations
+
+from collections import namedtuple
 
 import numpy as np
 import pyopencl as cl
@@ -12,9 +20,26 @@ _live = {"buffers": 0, "bytes": 0}
 _pools: dict[int, dict[int, list]] = {}
 _POOL_LIMIT_BYTES = 1 << 28  # cached free buffers per device; above it frees go to the driver
 _pool_bytes: dict[int, int] = {}
-# A compiled graph in the making (clgraph.compile installs it): it hears of every buffer
-# allocated, kernel launched and host transfer made while a traced call runs.
-_capture = None
+# The pushed interpreters, innermost last (registry.push replaces the tuple, so that a
+# notify in progress keeps the one it started with). While any is pushed, freed buffers
+# stay out of the pool: an observer may hold a buffer by identity (a trace's records).
+observers: tuple = ()
+
+# The events, as lower layers make them (the buffers are cl.Buffers): a Storage allocated;
+# a kernel enqueued (``refresh`` as launch() says); bytes written from or read to the host;
+# bytes copied between buffers.
+Alloc = namedtuple("Alloc", "storage")
+Launch = namedtuple("Launch", "dev kernel name gsize lsize args refresh")
+Write = namedtuple("Write", "buf host offset")
+Read = namedtuple("Read", "buf")
+Copy = namedtuple("Copy", "src dst nbytes src_off dst_off")
+
+
+def notify(event) -> None:
+    """Deliver ``event`` to every observer. Callers test ``observers`` first, so that an
+    unobserved event is never built."""
+    for o in observers:
+        o.observe(event)
 # Buffers a compiled plan writes to (parameters, optimizer state): never recycled by the pool.
 _pinned: set = set()
 
@@ -46,8 +71,8 @@ class Storage:
         self.buf = buf
         _live["buffers"] += 1
         _live["bytes"] += nbytes
-        if _capture is not None:
-            _capture.on_alloc(self)
+        if observers:
+            notify(Alloc(self))
 
     def __del__(self):
         try:
@@ -55,8 +80,8 @@ class Storage:
             _live["bytes"] -= self.nbytes
             size = max(self.nbytes, 1)
             idx = self.dev.index
-            if _capture is not None or self.buf in _pinned:
-                return  # a compiled plan holds this buffer
+            if observers or self.buf in _pinned:
+                return  # a trace or a compiled plan holds this buffer
             if _pool_bytes.get(idx, 0) + size <= _POOL_LIMIT_BYTES:
                 _pools.setdefault(idx, {}).setdefault(size, []).append(self.buf)
                 _pool_bytes[idx] = _pool_bytes.get(idx, 0) + size
@@ -152,8 +177,8 @@ def launch(dev: DeviceInfo, kernel, name: str, gsize, lsize, args, refresh=None)
     ``refresh(advance)`` (optional) returns {argument index: value} for scalar arguments a
     compiled replay must recompute (a random seed, an optimizer's step size); with
     ``advance=False`` it only peeks (the host-side counters do not move)."""
-    if _capture is not None:
-        _capture.on_launch(dev, kernel, name, gsize, lsize, args, refresh)
+    if observers:
+        notify(Launch(dev, kernel, name, gsize, lsize, args, refresh))
     try:
         ev = kernel(dev.queue, gsize, lsize, *args)
     except cl.Error as e:
@@ -185,8 +210,8 @@ def synchronize(dev: DeviceInfo | None = None) -> None:
 def write(storage: Storage, host: np.ndarray, byte_offset: int = 0) -> None:
     if host.nbytes == 0:
         return
-    if _capture is not None:
-        _capture.on_write(storage, host, byte_offset)
+    if observers:
+        notify(Write(storage.buf, host, byte_offset))
     cl.enqueue_copy(storage.dev.queue, storage.buf, np.ascontiguousarray(host),
                     dst_offset=byte_offset, is_blocking=True)
 
@@ -194,8 +219,8 @@ def write(storage: Storage, host: np.ndarray, byte_offset: int = 0) -> None:
 def read(storage: Storage, out: np.ndarray, byte_offset: int = 0) -> np.ndarray:
     if out.nbytes == 0:
         return out
-    if _capture is not None:
-        _capture.on_read(storage)
+    if observers:
+        notify(Read(storage.buf))
     cl.enqueue_copy(storage.dev.queue, out, storage.buf, src_offset=byte_offset,
                     is_blocking=True)
     return out
@@ -203,8 +228,8 @@ def read(storage: Storage, out: np.ndarray, byte_offset: int = 0) -> np.ndarray:
 
 def copy_buffer(src: Storage, dst: Storage, nbytes: int, src_off: int = 0,
                 dst_off: int = 0) -> None:
-    if nbytes and _capture is not None:
-        _capture.on_copy(src, dst, nbytes, src_off, dst_off)
+    if nbytes and observers:
+        notify(Copy(src.buf, dst.buf, nbytes, src_off, dst_off))
     if nbytes:
         cl.enqueue_copy(dst.dev.queue, dst.buf, src.buf, byte_count=nbytes,
                         src_offset=src_off, dst_offset=dst_off)

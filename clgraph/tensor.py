@@ -3,16 +3,15 @@ fields. Methods call ops; nothing here launches a kernel directly."""
 
 from __future__ import annotations
 
-
 import numpy as np
 
+from . import _format, runtime
 from . import dtypes as dt
-from . import runtime
-from . import _format
 from .codegen import check_dtype
-from .device import as_device, default_device, device as _device_cls
-from .shapes import contiguous_strides, is_contiguous, wrap_dim
+from .device import as_device, default_device
+from .device import device as _device_cls
 from .ops import registry
+from .shapes import contiguous_strides, is_contiguous, wrap_dim
 
 
 class Size(tuple):
@@ -169,8 +168,8 @@ class Tensor:
                 f"{list(self.shape)}"
             )
         self._grad = value
-        if runtime._capture is not None:
-            runtime._capture.on_grad(self)
+        if runtime.observers:
+            runtime.notify(registry.GradWrite(self))
 
     @property
     def data(self) -> "Tensor":

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyopencl as cl
 
 from .. import dtypes as dt
 from .cache import KernelBuildError, build, numbered, stats
@@ -117,7 +118,6 @@ def set_arg_types(kernel, types) -> None:
 def get_kernel(prg, name: str, source: str):
     """One kernel object of a built program (created once: pyopencl makes a new one per
     attribute access)."""
-    import pyopencl as cl
 
     try:
         k = cl.Kernel(prg, name)

@@ -25,8 +25,7 @@ from pathlib import Path
 import pyopencl as cl
 from pyopencl import _cl
 
-from .. import diskcache
-from .. import device
+from .. import device, diskcache
 from ..device import DeviceInfo, cache_root
 
 _programs: dict[tuple, cl.Program] = {}

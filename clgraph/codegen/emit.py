@@ -30,6 +30,21 @@ CG_INT_HELPERS(int, uint)
 CG_INT_HELPERS(long, ulong)
 """
 
+# float16 is computed in float: cg_half<w> rounds a value cast to float16 (a float scalar, a
+# wider operand) to half's precision through a store and a load, as PyTorch casts operands
+# to the common dtype: float16(0.1) == 0.1 is True, float16(1.0) - 1.0001 is 0.
+_HALF_HELPERS = r"""
+#define CG_HALF_ROUND(W) \
+inline float##W cg_half##W(float##W x) { \
+  ushort h[16]; vstore_half##W(x, 0, (__private half*)h); \
+  return vload_half##W(0, (__private half*)h); }
+CG_HALF_ROUND()
+CG_HALF_ROUND(2)
+CG_HALF_ROUND(4)
+CG_HALF_ROUND(8)
+CG_HALF_ROUND(16)
+"""
+
 
 @dataclass(frozen=True)
 class EwOp:
@@ -70,8 +85,17 @@ def _D(name: str) -> dt.dtype:
     return dt._BY_NAME[name]
 
 
+# PoCL 3.0 (LLVM 14, SLEEF) computes pow and fmod on double8 wrongly next to lanes holding
+# 0: 1.5 ** 1.5 came out 0.65 (double4, float8 and float16 are right). Such groups run one
+# element per work-item.
+_WIDE_DOUBLE_BROKEN = ("pow(", "fmod(")
+
+
 def vectorizable(group: EwGroup) -> bool:
     if group.width <= 1:
+        return False
+    if group.width > 4 and any(f in o.expr for o in group.ops for f in _WIDE_DOUBLE_BROKEN) \
+            and any(_D(c).compute == "double" for o in group.ops for c in (*o.casts, o.out)):
         return False
     if any(lay == "v" for _, lay in group.inputs) or any(lay != "c" for *_, lay in group.outputs):
         return False
@@ -83,6 +107,10 @@ def vectorizable(group: EwGroup) -> bool:
 def _convert(expr: str, src: str, dst: str, width: int) -> str:
     """Cast a value of compute type src to compute type dst (scalar or vector)."""
     s, d = _D(src), _D(dst)
+    if d is dt.float16 and s is not d and s.itemsize > 1:  # (8-bit values are exact halves)
+        if s.compute != "float":
+            expr = f"(float)({expr})" if width == 1 else f"convert_float{width}({expr})"
+        return f"cg_half{'' if width == 1 else width}({expr})"
     if s.compute == d.compute:
         return expr
     if d is dt.bool_:
@@ -106,6 +134,7 @@ def emit(group: EwGroup, name: str | None = None, as_function: bool = False) -> 
         lines.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
     if any(_D(t).kind == 1 for t in types):
         lines.append(_INT_HELPERS)
+    helpers_at = len(lines)
 
     params = ["const long n"] + [f"const long sh{d}" for d in range(r)]
     for k, (dname, lay) in enumerate(group.inputs):
@@ -139,7 +168,9 @@ def emit(group: EwGroup, name: str | None = None, as_function: bool = False) -> 
         for k, (dname, lay) in enumerate(group.inputs):
             d = _D(dname)
             if lay == "s":
-                expr = f"s{k}" if width == 1 else f"(({vt(d.compute)})(s{k}))"
+                expr = f"cg_half(s{k})" if d is dt.float16 else f"s{k}"
+                if width > 1:
+                    expr = f"(({vt(d.compute)})({expr}))"
             else:
                 if lay == "c":
                     pos = f"off{k} + {idx}"
@@ -212,4 +243,6 @@ def emit(group: EwGroup, name: str | None = None, as_function: bool = False) -> 
         lines.append("  if (i >= n) return;")
         lines += body(1, "i", "  ")
     lines.append("}")
+    if any("cg_half" in line for line in lines):
+        lines.insert(helpers_at, _HALF_HELPERS)
     return "\n".join(lines) + "\n", name

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import dtypes as dt
 from .cache import build
-from .emit import _INT_HELPERS, EwGroup, emit, vectorizable
+from .emit import _HALF_HELPERS, _INT_HELPERS, EwGroup, emit, vectorizable
 
 _NP = {"float": np.float32, "double": np.float64, "long": np.int64, "int": np.int32,
        "short": np.int16, "char": np.int8, "uchar": np.uint8}
@@ -149,7 +149,7 @@ def fused_kernel(segments: list[Segment], local: int) -> FusedKernel:
     lines = []
     for g, fname in funcs.items():
         src, _ = emit(g, fname, as_function=True)
-        src = src.replace(_INT_HELPERS, "").replace(
+        src = src.replace(_INT_HELPERS, "").replace(_HALF_HELPERS, "").replace(
             "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n", "")
         lines.append(src)
     params = [f"__global uchar* b{i}" for i in range(len(buffers))]
@@ -184,6 +184,8 @@ def build_all(dev, kernels: list[FusedKernel]) -> None:
         head.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
     if any(k.ints for k in kernels):
         head.append(_INT_HELPERS)
+    if any("cg_half" in k.source for k in kernels):
+        head.append(_HALF_HELPERS)
     source = "\n".join(head + bodies)
     key = (dev.index, source)
     prg = _built.get(key)

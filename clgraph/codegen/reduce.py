@@ -9,10 +9,11 @@ innermost reduced dim, explicit vector accumulators, the split of long rows into
 (stage 1 writes partial states, a combine kernel in the same program finishes them) and
 the work-group tree used on GPUs.
 
-Kernel shapes (see POCL-NOTES.md; PoCL only vectorizes explicit vector types):
+Kernel shapes (``Mode``; every vector is an explicit OpenCL vector type, as PoCL only
+vectorizes those):
 - ``inner``: one work-item per row, ``unroll`` vector accumulators along the reduced axis
   (stride 1), merged lane by lane at the end.
-- ``outer``: one work-item per tile of ``unroll`` x ``width`` adjacent outputs, vectors
+- ``outer``: one work-item per tile of ``tile`` x ``width`` adjacent outputs, vectors
   along the kept innermost axis (stride 1): reductions over a leading axis read whole
   cache lines per reduced step.
 - ``scalar``: one work-item per row, any strides.
@@ -29,6 +30,20 @@ import numpy as np
 
 from .. import dtypes as dt
 from .cache import build
+
+
+class Mode:
+    """Kernel shapes: a ReduceSpec's ``mode``, the keys of ReduceProgram.kernels and the
+    second field of KERNELS' values. Plain strings: a spec's repr names and hashes its
+    program, so these spellings are part of every generated kernel's name."""
+
+    SCALAR = "scalar"
+    INNER = "inner"
+    OUTER = "outer"
+    TREE = "tree"
+    CPU = "cpu"  # a spec whose program holds its scalar, inner and outer kernels
+    APPLY = "apply"  # the second kernel of a split softmax
+    COMBINE = "combine"  # stage 2 of a split reduction (not a spec's mode)
 
 
 @dataclass(frozen=True)
@@ -377,13 +392,13 @@ def _walk(spec: ReduceSpec, lines: list[str], ind: str, mode: str, vecs, scalar,
         lines.append(f"{i2}long q = j / rs{L}; const long i0 = j - q * rs{L};")
     else:
         lines.append(f"{i2}const long i0 = j;")
-    lines.append(f"{i2}long p = base + i0{'' if mode == 'inner' else f' * rst{L}'};")
+    lines.append(f"{i2}long p = base + i0{'' if mode == Mode.INNER else f' * rst{L}'};")
     for k in reversed(range(nr - 1)):
         lines.append(f"{i2}p += (q % rs{k}) * rst{k}; q /= rs{k};")
     lines.append(f"{i2}const long len = min(rs{L} - i0, hi - j);")
     lines.append(f"{i2}long t = 0;")
     i3 = i2 + "  "
-    if mode == "inner":
+    if mode == Mode.INNER:
         ramp = f"(int{W})({', '.join(str(k) for k in range(W))})"
         for per, states in ((U * W, vecs), (W, vecs[:1] if U > 1 else [])):
             if not states:
@@ -397,7 +412,7 @@ def _walk(spec: ReduceSpec, lines: list[str], ind: str, mode: str, vecs, scalar,
         e = _element(spec, _in(spec, "p + t", 1), 1)
         lines += _indent(i3, upd(scalar, e, "j + t", 1))
         lines.append(f"{i2}}}")
-    elif mode == "outer" and blocked is not None:
+    elif mode == Mode.OUTER and blocked is not None:
         # Compensated sums down a column tile: plain sums over blocks of 64 steps, each
         # block Kahan-added. The per-step Kahan chain leaves too few loads in flight when
         # every step is a new page (measured 3.3 ms vs 1.4 ms, sum over dim 0 of 4096x1024).
@@ -415,7 +430,7 @@ def _walk(spec: ReduceSpec, lines: list[str], ind: str, mode: str, vecs, scalar,
         for u, st in enumerate(vecs):
             lines += _indent(i3, st.absorb((f"b{u}_", f"b{u}_")))
         lines.append(f"{i2}}}")
-    elif mode == "outer":
+    elif mode == Mode.OUTER:
         lines.append(f"{i2}for (long pt = p; t < len; ++t, pt += rst{L}) {{")
         for u, st in enumerate(vecs):
             e = _element(spec, _in(spec, f"pt + {u * W}", W), W)
@@ -488,8 +503,8 @@ def _final(spec, value, w, opos) -> list[str]:
 
 def _row(spec, lines, ind, mode, opos, ppos):
     """Reduce one row; ``mode`` inner (vectors along the row) or scalar."""
-    W = spec.width if mode == "inner" else 1
-    U = spec.unroll if mode == "inner" else 0
+    W = spec.width if mode == Mode.INNER else 1
+    U = spec.unroll if mode == Mode.INNER else 0
     if spec.kind == "lse":
         A = _D(spec.acc).compute
         mx, sm = _lse_folds(spec, 1, "")
@@ -529,14 +544,14 @@ def _tile(spec, lines, ind, U, opos, ppos):
         mxs = [_lse_folds(spec, W, str(u))[0] for u in range(U)]
         for st in mxs:
             lines += _indent(ind, st.decl())
-        _walk(spec, lines, ind, "outer", mxs, None, _plain)
+        _walk(spec, lines, ind, Mode.OUTER, mxs, None, _plain)
         for u, st in enumerate(mxs):
             lines.append(f"{ind}const {V} sh{u} = isinf({st.value()}) ? ({V})0 : {st.value()};")
         sms = [_lse_folds(spec, W, str(u))[1] for u in range(U)]
         for st in sms:
             lines += _indent(ind, st.decl())
         term = (lambda st, e, w: f"exp({e} - sh{st.sfx[1:]})")
-        _walk(spec, lines, ind, "outer", sms, None,
+        _walk(spec, lines, ind, Mode.OUTER, sms, None,
               lambda st, e, idx, w: st.update(term(st, e, w)), term if spec.kahan else None)
         lines.append(f"{ind}if (partial) {{")
         for u in range(U):
@@ -552,7 +567,7 @@ def _tile(spec, lines, ind, U, opos, ppos):
     for st in vecs:
         lines += _indent(ind, st.decl())
     blocked = (lambda st, e, w: e) if spec.kind == "fold" and spec.kahan else None
-    _walk(spec, lines, ind, "outer", vecs, None, _plain, blocked)
+    _walk(spec, lines, ind, Mode.OUTER, vecs, None, _plain, blocked)
     for u, st in enumerate(vecs):
         lines += _result(spec, ind, st.value(), W, f"{opos} + {u * W}", f"{ppos} + {u * W}")
 
@@ -596,7 +611,7 @@ def _main_source(spec: ReduceSpec, name: str, mode: str) -> list[str]:
     W, U, nk = spec.width, spec.tile, spec.nk
     ind = "  "
     lines = [f"__kernel void {name}({', '.join(_main_params(spec))}) {{"]
-    if mode == "tree":
+    if mode == Mode.TREE:
         # no early return before the barriers: the host launches exactly nitems groups, and
         # PoCL's AVX-512 code for a barrier kernel with a return ahead of it segfaults
         lines += [f"{ind}const long gid = get_group_id(0);",
@@ -604,7 +619,7 @@ def _main_source(spec: ReduceSpec, name: str, mode: str) -> list[str]:
     else:
         lines += [f"{ind}const long gid = get_global_id(0);",
                   f"{ind}if (gid >= nitems) return;"]
-    if mode == "outer":
+    if mode == Mode.OUTER:
         KL, TW = f"ks{nk - 1}", U * W
         lines += [f"{ind}const long per = nitems / nchunk;",
                   f"{ind}const long ch = gid / per; long rem = gid - ch * per;",
@@ -617,11 +632,11 @@ def _main_source(spec: ReduceSpec, name: str, mode: str) -> list[str]:
                   f"{ind}long rem = row;"]
     lines += [f"{ind}const long lo = ch * chunk; const long hi = min(lo + chunk, rn);",
               f"{ind}long base = ioff;"]
-    for k in reversed(range(nk - 1 if mode == "outer" else nk)):
+    for k in reversed(range(nk - 1 if mode == Mode.OUTER else nk)):
         lines.append(f"{ind}base += (rem % ks{k}) * kst{k}; rem /= ks{k};")
-    if mode == "tree":
+    if mode == Mode.TREE:
         lines += _tree_body(spec, ind)
-    elif mode == "outer":
+    elif mode == Mode.OUTER:
         i2, i3 = ind + "  ", ind + "    "
         lines += [f"{ind}const long base0 = base;",
                   f"{ind}if (lane0 + {TW} <= {KL}) {{", f"{i2}base = base0 + lane0;"]
@@ -633,7 +648,7 @@ def _main_source(spec: ReduceSpec, name: str, mode: str) -> list[str]:
         _tile(spec, lines, i3, 1, "obase + l", "pbase + l")
         lines += [f"{i2}}}", f"{i2}for (; lane0 + l < {KL}; ++l) {{",
                   f"{i3}base = base0 + lane0 + l;"]
-        _row(spec, lines, i3, "scalar", "obase + l", "pbase + l")
+        _row(spec, lines, i3, Mode.SCALAR, "obase + l", "pbase + l")
         lines += [f"{i2}}}", f"{ind}}}"]
     else:
         _row(spec, lines, ind, mode, "row", "gid")
@@ -767,10 +782,10 @@ def _softmax_source(spec: ReduceSpec, name: str, mode: str) -> list[str]:
     """Per row: max, sum of exp(x - max), write. softmax stores exp(x - max) in the output
     on the second pass (when the output holds the compute type) and rescales it on the
     third, so exp runs once per element. Modes as for reductions; outer handles a tile of
-    unroll x width rows."""
+    tile x width rows."""
     x, out = _D(spec.x), _D(spec.out)
     W, nk = spec.width, spec.nk
-    U = spec.tile if mode == "outer" else spec.unroll
+    U = spec.tile if mode == Mode.OUTER else spec.unroll
     ps = ["const long nitems", "const long R", "const long rst", "const long ost"]
     for k in range(nk):
         ps += [f"const long ks{k}", f"const long kst{k}", f"const long kos{k}"]
@@ -778,14 +793,14 @@ def _softmax_source(spec: ReduceSpec, name: str, mode: str) -> list[str]:
            f"__global {out.cl}* restrict out", "const long ooff"]
     ind = "  "
     lines = [f"__kernel void {name}({', '.join(ps)}) {{"]
-    if mode == "tree":  # no early return before barriers: see _main_source
+    if mode == Mode.TREE:  # no early return before barriers: see _main_source
         lines += [f"{ind}const long row = get_group_id(0);",
                   f"{ind}const int lid = get_local_id(0);"]
     else:
         lines += [f"{ind}const long row = get_global_id(0);",
                   f"{ind}if (row >= nitems) return;"]
     lines.append(f"{ind}long p = ioff, o = ooff, rem = row;")
-    outer = mode == "outer"
+    outer = mode == Mode.OUTER
     if outer:
         KL, TW = f"ks{nk - 1}", U * W
         lines += [f"{ind}const long G = ({KL} + {TW - 1}) / {TW};",
@@ -793,23 +808,23 @@ def _softmax_source(spec: ReduceSpec, name: str, mode: str) -> list[str]:
     for k in reversed(range(nk - 1 if outer else nk)):
         lines.append(f"{ind}{{ const long c_ = rem % ks{k}; rem /= ks{k}; "
                      f"p += c_ * kst{k}; o += c_ * kos{k}; }}")
-    if mode == "tree":
+    if mode == Mode.TREE:
         lines += _softmax_tree(spec, ind)
     elif outer:
         i2, i3 = ind + "  ", ind + "    "
         lines += [f"{ind}const long p0 = p + lane0, o0 = o + lane0;",
                   f"{ind}if (lane0 + {TW} <= {KL}) {{", f"{i2}p = p0; o = o0;"]
-        lines += _softmax_row(spec, i2, "outer", U)
+        lines += _softmax_row(spec, i2, Mode.OUTER, U)
         lines += [f"{ind}}} else {{", f"{i2}long l = 0;",
                   f"{i2}for (; lane0 + l + {W} <= {KL}; l += {W}) {{",
                   f"{i3}p = p0 + l; o = o0 + l;"]
-        lines += _softmax_row(spec, i3, "outer", 1)
+        lines += _softmax_row(spec, i3, Mode.OUTER, 1)
         lines += [f"{i2}}}", f"{i2}for (; lane0 + l < {KL}; ++l) {{",
                   f"{i3}p = p0 + l; o = o0 + l;"]
-        lines += _softmax_row(spec, i3, "scalar", 1)
+        lines += _softmax_row(spec, i3, Mode.SCALAR, 1)
         lines += [f"{i2}}}", f"{ind}}}"]
     else:
-        lines += _softmax_row(spec, ind, mode, U if mode == "inner" else 1)
+        lines += _softmax_row(spec, ind, mode, U if mode == Mode.INNER else 1)
     lines.append("}")
     return lines
 
@@ -818,37 +833,59 @@ def _softmax_row(spec, i, mode, U) -> list[str]:
     """The three passes over one row (scalar; inner: U vectors along the row and a scalar
     tail) or over U vectors of rows (outer). Row statistics are scalars (scalar, inner) or
     one vector per state (outer)."""
-    x, out = _D(spec.x), _D(spec.out)
-    A = _D(spec.acc).compute
-    log = spec.kind == "log_softmax"
-    reuse = not log and out.compute == A and out is not dt.float16
-    W = 1 if mode == "scalar" else spec.width
-    V = _vt(A, W)
-    lines: list[str] = []
+    row = _SoftmaxRow(spec, i, mode, U)
+    row.reduce_max()
+    row.reduce_sum()
+    row.write()
+    return row.lines
 
-    def elem(pos, w):
-        return _cvt(_load(x, "in", pos, w), x.compute, A, w)
 
-    # (input position, output position) of state u at step t, and the vector step
-    if mode == "inner":
-        at = (lambda u, t: (f"p + {t} + {u * W}", f"o + {t} + {u * W}"))
-    else:
-        at = (lambda u, t: (f"p + {t} * rst + {u * W}", f"o + {t} * ost + {u * W}"))
-    tail_at = (lambda t: (f"p + {t} * rst", f"o + {t} * ost"))
-    n_stats = U if mode == "outer" else 1
-    SW = W if mode == "outer" else 1  # width of the row statistics
-    ST = _vt(A, SW)
+class _SoftmaxRow:
+    """The C of one ``_softmax_row`` call, gathered in ``lines``: its three passes and the
+    parts they share (element positions, row statistics, the walk along the row, states)."""
 
-    def stat(name, u, w):
-        """Row statistic ``name`` for state u as a value of width w."""
-        nm = f"{name}{u if mode == 'outer' else ''}"
-        return nm if w == SW else f"(({_vt(A, w)}){nm})"
+    def __init__(self, spec: ReduceSpec, ind: str, mode: str, U: int):
+        self.spec, self.i, self.mode = spec, ind, mode
+        self.x, self.out = _D(spec.x), _D(spec.out)
+        self.A = _D(spec.acc).compute
+        self.log = spec.kind == "log_softmax"
+        # pass 2 keeps exp(x - max) in the output for pass 3 when the output holds it exactly
+        self.reuse = not self.log and self.out.compute == self.A and self.out is not dt.float16
+        self.W = 1 if mode == Mode.SCALAR else spec.width
+        self.outer = mode == Mode.OUTER
+        self.SW = self.W if self.outer else 1  # width of the row statistics
+        self.n_stats = U if self.outer else 1
+        # inner: U accumulators along the row; outer: U row tiles; scalar: one
+        self.n_acc = 1 if mode == Mode.SCALAR else U
+        self.lines: list[str] = []
 
-    def loop(vec_body, tail_body, unroll):
+    def elem(self, pos: str, w: int) -> str:
+        """The input element(s) at ``pos``, converted to the accumulator type."""
+        return _cvt(_load(self.x, "in", pos, w), self.x.compute, self.A, w)
+
+    def at(self, u: int, t: str) -> tuple[str, str]:
+        """(input position, output position) of state u at step t."""
+        W = self.W
+        if self.mode == Mode.INNER:
+            return f"p + {t} + {u * W}", f"o + {t} + {u * W}"
+        return f"p + {t} * rst + {u * W}", f"o + {t} * ost + {u * W}"
+
+    @staticmethod
+    def tail_at(t: str) -> tuple[str, str]:
+        """(input position, output position) of the scalar tail's step t."""
+        return f"p + {t} * rst", f"o + {t} * ost"
+
+    def stat(self, name: str, u: int, w: int) -> str:
+        """Row statistic ``name`` for state u (outer; one per row otherwise) at width w."""
+        nm = f"{name}{u if self.outer else ''}"
+        return nm if w == self.SW else f"(({_vt(self.A, w)}){nm})"
+
+    def loop(self, vec_body, tail_body, unroll: int) -> None:
         """inner: unroll vectors along the row per step, then single vectors, then a scalar
         tail; outer: every state at each step; scalar: the tail loop only."""
+        lines, i, W = self.lines, self.i, self.W
         lines.append(f"{i}{{ long t = 0;")
-        if mode == "inner":
+        if self.mode == Mode.INNER:
             for per, us in ((unroll * W, range(unroll)), (W, range(1) if unroll > 1 else ())):
                 if not us:
                     continue
@@ -856,83 +893,91 @@ def _softmax_row(spec, i, mode, U) -> list[str]:
                 for u in us:
                     lines.extend(_indent(i + "  ", vec_body(u, "t")))
                 lines.append(f"{i}}}")
-        elif mode == "outer":
+        elif self.outer:
             lines.append(f"{i}for (; t < R; ++t) {{")
             for u in range(unroll):
                 lines.extend(_indent(i + "  ", vec_body(u, "t")))
             lines.append(f"{i}}}")
-        if mode != "outer":
+        if not self.outer:
             lines.append(f"{i}for (; t < R; ++t) {{")
             lines.extend(_indent(i + "  ", tail_body("t")))
             lines.append(f"{i}}}")
         lines.append(f"{i}}}")
 
-    # inner: U accumulators along the row; outer: U row tiles; scalar: one
-    n_acc = U if mode != "scalar" else 1
-
-    def states(comb, init, sfx):
-        vec = [_Fold(spec, W, f"{sfx}{u}", combine=comb, init=init, kahan=False)
-               for u in range(n_acc)]
-        sc = _Fold(spec, 1, sfx, combine=comb, init=init, kahan=False)
-        for f in vec + ([sc] if mode == "inner" else []):
-            lines.extend(_indent(i, f.decl()))
+    def states(self, comb: str, init: str, sfx: str):
+        """Declared fold states: the vector ones and the scalar tail's (inner only)."""
+        vec = [_Fold(self.spec, self.W, f"{sfx}{u}", combine=comb, init=init, kahan=False)
+               for u in range(self.n_acc)]
+        sc = _Fold(self.spec, 1, sfx, combine=comb, init=init, kahan=False)
+        for f in vec + ([sc] if self.mode == Mode.INNER else []):
+            self.lines.extend(_indent(self.i, f.decl()))
         return vec, sc
 
-    def finish(vec, sc, name):
-        if mode == "outer":
+    def tail_state(self, vec, sc):
+        """The state the scalar tail updates."""
+        return sc if self.mode == Mode.INNER else vec[0]
+
+    def finish(self, vec, sc, name: str) -> None:
+        """Declare the row statistic ``name`` (outer: one per state) from the states."""
+        lines, i, A = self.lines, self.i, self.A
+        if self.outer:
             for u, f in enumerate(vec):
-                lines.append(f"{i}const {V} {name}{u} = {f.value()};")
+                lines.append(f"{i}const {_vt(A, self.W)} {name}{u} = {f.value()};")
             return
-        if mode == "inner":
+        if self.mode == Mode.INNER:
             _merge(lines, i, vec, sc)
             lines.append(f"{i}const {A} {name} = {sc.value()};")
         else:
             lines.append(f"{i}const {A} {name} = {vec[0].value()};")
 
-    def tail_state(vec, sc):
-        return sc if mode == "inner" else vec[0]
+    def reduce_max(self) -> None:
+        """Pass 1: the row max. It only shifts exp, so it may skip NaN: a NaN still makes
+        the sum, and so the whole row, NaN (PyTorch's result); 2.6 vs 3.05 ms on 4096x1024."""
+        vec, sc = self.states("(({b} > {a}) ? {b} : {a})", "-INFINITY", "m")
+        tail = self.tail_state(vec, sc)
+        self.loop(lambda u, t: vec[u].update(self.elem(self.at(u, t)[0], self.W)),
+                  lambda t: tail.update(self.elem(self.tail_at(t)[0], 1)), self.n_acc)
+        self.finish(vec, sc, "mx")
 
-    # pass 1: the max. It only shifts exp, so it may skip NaN: a NaN still makes the sum,
-    # and so the whole row, NaN (PyTorch's result); 2.6 vs 3.05 ms on 4096x1024.
-    vec, sc = states("(({b} > {a}) ? {b} : {a})", "-INFINITY", "m")
-    loop(lambda u, t: vec[u].update(elem(at(u, t)[0], W)),
-         lambda t: tail_state(vec, sc).update(elem(tail_at(t)[0], 1)), n_acc)
-    finish(vec, sc, "mx")
+    def reduce_sum(self) -> None:
+        """Pass 2: the sum of exp(x - max), then the row's logsumexp (log_softmax) or the
+        reciprocal of the sum (softmax)."""
+        vec, sc = self.states("({a} + {b})", "0", "e")
+        tail = self.tail_state(vec, sc)
+        self.loop(lambda u, t: self._sum_step(vec[u], u, *self.at(u, t), self.W),
+                  lambda t: self._sum_step(tail, 0, *self.tail_at(t), 1), self.n_acc)
+        self.finish(vec, sc, "se")
+        ST = _vt(self.A, self.SW)
+        for u in range(self.n_stats):
+            s = str(u) if self.outer else ""
+            if self.log:
+                self.lines.append(f"{self.i}const {ST} lse{s} = mx{s} + log(se{s});")
+            else:
+                self.lines.append(f"{self.i}const {ST} inv{s} = ({ST})1 / se{s};")
 
-    # pass 2: the sum of exp(x - max), kept in the output for pass 3 when it is reused
-    vec, sc = states("({a} + {b})", "0", "e")
-
-    def sum_step(f, u, xp, op_, w):
-        e = f"exp({elem(xp, w)} - {stat('mx', u, w)})"
-        if not reuse:
+    def _sum_step(self, f, u: int, xp: str, op_: str, w: int) -> list[str]:
+        """Add exp(x - max) at xp to state f; with ``reuse`` also store it at op_."""
+        e = f"exp({self.elem(xp, w)} - {self.stat('mx', u, w)})"
+        if not self.reuse:
             return f.update(e)
-        T = _vt(A, w)
-        return [f"{{ const {T} e_ = {e};", "  " + _store(out, "e_", A, "out", op_, w),
+        T = _vt(self.A, w)
+        return [f"{{ const {T} e_ = {e};", "  " + _store(self.out, "e_", self.A, "out", op_, w),
                 *_indent("  ", f.update("e_")), "}"]
 
-    loop(lambda u, t: sum_step(vec[u], u if mode == "outer" else 0, *at(u, t), W),
-         lambda t: sum_step(tail_state(vec, sc), 0, *tail_at(t), 1), n_acc)
-    finish(vec, sc, "se")
-    for u in range(n_stats):
-        s = "" if mode != "outer" else str(u)
-        if log:
-            lines.append(f"{i}const {ST} lse{s} = mx{s} + log(se{s});")
-        else:
-            lines.append(f"{i}const {ST} inv{s} = ({ST})1 / se{s};")
+    def write(self) -> None:
+        """Pass 3: the result of each element."""
+        self.loop(lambda u, t: self._result(u, *self.at(u, t), self.W),
+                  lambda t: self._result(0, *self.tail_at(t), 1), self.n_stats)
 
-    # pass 3: the write
-    def write(u, xp, op_, w):
-        if log:
-            v = f"{elem(xp, w)} - {stat('lse', u, w)}"
-        elif reuse:
-            v = f"{_load(out, 'out', op_, w)} * {stat('inv', u, w)}"
+    def _result(self, u: int, xp: str, op_: str, w: int) -> list[str]:
+        """Store the result for the element(s) at xp to op_."""
+        if self.log:
+            v = f"{self.elem(xp, w)} - {self.stat('lse', u, w)}"
+        elif self.reuse:
+            v = f"{_load(self.out, 'out', op_, w)} * {self.stat('inv', u, w)}"
         else:
-            v = f"exp({elem(xp, w)} - {stat('mx', u, w)}) * {stat('inv', u, w)}"
-        return [_store(out, v, A, "out", op_, w)]
-
-    loop(lambda u, t: write(u if mode == "outer" else 0, *at(u, t), W),
-         lambda t: write(0, *tail_at(t), 1), n_stats if mode == "outer" else 1)
-    return lines
+            v = f"exp({self.elem(xp, w)} - {self.stat('mx', u, w)}) * {self.stat('inv', u, w)}"
+        return [_store(self.out, v, self.A, "out", op_, w)]
 
 
 def _softmax_apply_source(spec: ReduceSpec, name: str) -> list[str]:
@@ -1035,8 +1080,8 @@ def _cumsum_source(spec: ReduceSpec, name: str) -> list[str]:
 # --- build --------------------------------------------------------------------------------
 
 _programs: dict = {}
-# kernel -> (spec, mode or "combine"), for graph passes that rebuild a reduction with a
-# prologue or an epilogue
+# kernel -> (spec, its Mode: one of the spec's kernels or COMBINE), for graph passes that
+# rebuild a reduction with a prologue or an epilogue
 KERNELS: dict = {}
 _NP = {"long": np.int64, "int": np.int32, "float": np.float32, "double": np.float64,
        "uchar": np.uint8, "char": np.int8, "short": np.int16}
@@ -1055,11 +1100,11 @@ def reduce_program(dev, spec: ReduceSpec) -> ReduceProgram:
     if prog is not None:
         return prog
     name = spec.name()
-    if spec.mode == "cpu":
-        modes = ("scalar", "inner", "outer") if spec.width > 1 else ("scalar",)
+    if spec.mode == Mode.CPU:
+        modes = (Mode.SCALAR, Mode.INNER, Mode.OUTER) if spec.width > 1 else (Mode.SCALAR,)
     else:
         modes = (spec.mode,)
-    if spec.kind in ("softmax", "log_softmax") and spec.mode == "apply":
+    if spec.kind in ("softmax", "log_softmax") and spec.mode == Mode.APPLY:
         gen = lambda s, n, m: _softmax_apply_source(s, n)
     elif spec.kind in ("softmax", "log_softmax"):
         gen = _softmax_source
@@ -1087,7 +1132,7 @@ def reduce_program(dev, spec: ReduceSpec) -> ReduceProgram:
     if comb_lines:
         comb = getattr(prg, name + "_combine")
         _sources()[comb] = source
-        KERNELS[comb] = (spec, "combine")
+        KERNELS[comb] = (spec, Mode.COMBINE)
         set_arg_types(comb, _arg_types(_params_of(comb_lines[0])))
     prog = _programs[key] = ReduceProgram(kernels, comb, name, source)
     return prog
@@ -1101,7 +1146,7 @@ def in_arg(spec: ReduceSpec) -> int:
 def out_arg(spec: ReduceSpec, mode: str) -> int:
     """Index of the output buffer among a main (or the "combine") kernel's arguments
     (then its offset)."""
-    if mode == "combine":
+    if mode == Mode.COMBINE:
         return 5 + n_state(spec.kind) + (spec.kind == "arg")
     return in_arg(spec) + 2
 
@@ -1109,12 +1154,12 @@ def out_arg(spec: ReduceSpec, mode: str) -> int:
 def stage1(mode: str, args) -> bool:
     """Whether a main kernel launched with ``args`` is stage 1 of a split reduction (it
     writes partial states; the combine kernel stores the result)."""
-    return mode != "combine" and bool(args[4])
+    return mode != Mode.COMBINE and bool(args[4])
 
 
 def out_rows(spec: ReduceSpec, mode: str, args) -> int:
     """Output elements of a main (or the "combine") kernel launched with ``args``."""
-    if mode == "combine":
+    if mode == Mode.COMBINE:
         return int(args[0])
     return int(np.prod([args[5 + 2 * k] for k in range(spec.nk)]))
 

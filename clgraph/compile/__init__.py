@@ -31,14 +31,15 @@ the host (no Python op code runs). State written in place (parameters, moments, 
 ``.grad``) is written exactly as eager writes it.
 
 Modules, each importing only those above it:
-    trace     the capture installed while a call is traced; signatures of arguments
+    trace     the capture pushed while a call is traced; signatures of arguments
     passes    pure passes over the traced steps (CSE, dead code, constants, fusion)
     replay    Plan, and running it on new arguments
     plan      building a Plan from a capture: results, buffers, lowering, hoisted checks
     backward  a compiled backward for a result that requires grad
     api       compile() and Compiled: the signature cache and introspection
 Nothing below clgraph's top level imports this package: lower layers reach it only
-through the hooks it installs (runtime._capture, registry._recorder).
+through the interpreter a trace pushes on the dispatch stack (registry.push), which
+processes every op applied and observes every event reported (runtime.notify).
 """
 
 from .api import compile

@@ -73,12 +73,12 @@ class Compiled:
     def _guards_ok(self, entry) -> bool:
         for w, snap in entry.guards:
             o = w()
-            if o is None or _opt_snapshot(o, snap[0]) != snap:
+            if o is None or _opt_snapshot(o) != snap:
                 return False
         return True
 
     def __call__(self, *args, **kwargs):
-        if runtime._capture is not None:  # inside another trace: part of that graph
+        if runtime.observers:  # inside a trace (or another pushed interpreter): part of it
             return self._fn(*args, **kwargs)
         key, tensors = self._key(args, kwargs)
         entry = self._entries.get(key)
@@ -100,20 +100,14 @@ class Compiled:
 
     def _trace(self, entry, args, kwargs, tensors):
         cap = Capture()
-        cap.install()
-        try:
-            result = self._fn(*args, **kwargs)
-        except BaseException:
-            runtime._capture = None
-            raise
-        finally:
-            registry._recorder = None
-        try:
-            # buffers of the trace stay out of the pool until the plan has pinned the ones
-            # it keeps (constants, state)
+        with registry.push(cap):
+            try:
+                result = self._fn(*args, **kwargs)
+            finally:
+                cap.stop()
+            # still pushed: the trace's buffers stay out of the pool until the plan has
+            # pinned the ones it keeps (constants, state)
             return self._plan(entry, cap, result, tensors)
-        finally:
-            runtime._capture = None
 
     def _plan(self, entry, cap, result, tensors):
         entry.tries += 1
@@ -122,8 +116,8 @@ class Compiled:
         if reason is None:
             try:
                 entry.plan = _make_plan(cap, tensors, result)
-                entry.guards = tuple((weakref.ref(o), _opt_snapshot(o, s))
-                                     for o, s in cap.optimizers.values())
+                entry.guards = tuple((weakref.ref(o), _opt_snapshot(o))
+                                     for o in cap.optimizers.values())
                 if os.environ.get("CLGRAPH_DEBUG") == "1":
                     print(f"[clgraph] compiled {self.__name__}: {len(cap.events)} ops -> "
                           f"{len(entry.plan.kernel_names)} launches")
@@ -190,18 +184,15 @@ def _make_plan(cap: Capture, tensors: list, result):
     return plan.build(cap, tensors, result, dev)
 
 
-def _opt_snapshot(opt, lr_static: bool):
-    """An optimizer's hyperparameters a traced step baked into its kernels."""
+def _opt_snapshot(opt) -> tuple:
+    """An optimizer's hyperparameters a traced step baked into its kernels: all but the
+    learning rate, which a replay reads anew (the update kernels' refresh)."""
     groups = []
     for g in opt.param_groups:
-        items = []
-        for k, v in g.items():
-            if k == "params" or (k == "lr" and not lr_static):
-                continue
-            items.append((k, repr(v)))
+        items = [(k, repr(v)) for k, v in g.items() if k not in ("params", "lr")]
         items.append(("n", len(g["params"])))
         groups.append(tuple(items))
-    return (lr_static, tuple(groups))
+    return tuple(groups)
 
 
 def compile(fn=None, *, cache_size_limit: int = CACHE_SIZE_LIMIT, **options):

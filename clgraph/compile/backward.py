@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import autograd, runtime
+from .. import autograd
 from .. import dtypes as dt
 from ..creation import ones_like
 from ..ops import registry
@@ -82,7 +82,7 @@ class Differentiable:
         out = outs[diff[0]]
         leaves = _inside_leaves(out, cap.nodes)
         slots = _leaf_slots(leaves, tensors)
-        bcap, go, grads = _trace_backward(cap, out, leaves)
+        bcap, go, grads = _trace_backward(out, leaves)
         saved = _saved_values(cap, bcap, out.device)
         self.fwd = plan.build(cap, tensors, result, dev, saved=saved, graph_held=True)
         self.n_saved = len(saved)
@@ -146,19 +146,15 @@ def _leaf_slots(leaves: list, tensors: list) -> list:
     return slots
 
 
-def _trace_backward(cap: Capture, out, leaves: list):
+def _trace_backward(out, leaves: list):
     """Trace the backward from ``out`` to ``leaves`` once, on a copy of the graph
     (retain_graph keeps it for the traced call's own backward). Returns the backward's
     capture, its incoming gradient and the gradients."""
     go = ones_like(out)
     bcap = Capture()
-    bcap.install()
-    try:
+    with registry.eager(), registry.push(bcap):  # the forward's capture hears none of it
         grads = autograd.grad([out], leaves, grad_outputs=[go], retain_graph=True,
                               allow_unused=True)
-    finally:
-        registry._recorder = None
-        runtime._capture = cap
     if bcap.host_read is not None:
         raise Unreplayable(f"its backward reads the host: {bcap.host_read}")
     return bcap, go, grads

@@ -58,7 +58,6 @@ def build(cap: Capture, inputs: list, result, dev, saved=(), graph_held=False) -
     pre_checks, actions = hoist_checks(low.actions, low.action_writes)
     plan = Plan(dev=dev, events=cap.events, out_spec=out_spec, outputs=outputs, grads=grads,
                 esc_sizes=[cap.created[b][1] for b in esc_bufs],
-                optimizers=[(weakref.ref(o), s) for o, s in cap.optimizers.values()],
                 pre_checks=pre_checks, actions=actions, dyn_bufs=low.dyn_bufs,
                 dyn_scalars=low.dyn_scalars, refreshers=refreshers,
                 kernel_names=low.kernel_names, sources=low.sources,

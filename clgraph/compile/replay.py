@@ -59,7 +59,6 @@ class Plan:
     outputs: list[Source]  # each flat result, then the saved values of a compiled backward
     grads: list  # (weakref to a leaf, Source of the .grad the call leaves, or None)
     esc_sizes: list[int]  # bytes of each fresh result buffer a replay allocates
-    optimizers: list  # (weakref to an optimizer, whether its lr is baked in)
     pre_checks: list[Recheck]  # on the call's own arguments, before anything is enqueued
     actions: list  # Enqueue, Upload, Transfer and Recheck, in program order
     dyn_bufs: list[BufArg]

@@ -1,16 +1,16 @@
-"""Tracing: the capture installed while a compiled call runs once eagerly, and the
+"""Tracing: the interpreter pushed while a compiled call runs once eagerly, and the
 signature of a call's arguments.
 
-The capture hears every op applied (registry._recorder), buffer allocated, kernel launched,
-host transfer made and index checked (runtime._capture) and keeps them as events (the
-nodes of a flat graph) and actions (what ran, in program order, as named records).
-Imports the runtime, the registry and Tensor; never the passes, the plan, replay or the
-user API of this package.
+A Capture is a layer of the dispatch stack (ops/registry.py): it records every op applied
+as an event (a node of a flat graph) and observes every event lower layers report
+(runtime.notify): buffers allocated, kernels launched, host transfers, device copies, index
+checks, gradient writes and optimizer steps. It keeps what ran, in program order, as
+actions. Imports the runtime, the registry, Tensor and the optimizer's events; never the
+passes, the plan, replay or the user API of this package.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import traceback
 import weakref
@@ -21,6 +21,7 @@ import pyopencl as cl
 
 from .. import runtime
 from ..ops import registry
+from ..optim.optimizer import OptimizerStep
 from ..tensor import Tensor
 
 # A tensor's view of a buffer, without the tensor.
@@ -42,13 +43,11 @@ class Unreplayable(Exception):
 
 # --- what a trace records ----------------------------------------------------------------
 
-# The actions of a capture: a kernel launch as runtime.launch made it (``refresh``
-# recomputes scalar arguments at each replay, as runtime.launch says, or is None); a host
-# upload; a device-to-device copy; a check of an index tensor viewed as ``ref``
-# (``check(tensor)`` is False when a new index breaks what the trace assumed).
-Launch = namedtuple("Launch", "dev kernel name gsize lsize args refresh")
-Write = namedtuple("Write", "buf host offset")
-Copy = namedtuple("Copy", "src dst nbytes src_off dst_off")
+# The actions of a capture are the events it observed, kept as records: a runtime.Launch
+# (sizes as tuples, arguments as a list; ``refresh`` recomputes scalar arguments at each
+# replay, as runtime.launch says, or is None); a runtime.Write (the host data copied); a
+# runtime.Copy; an IndexCheck of an index tensor viewed as ``ref`` (``check(tensor)`` is
+# False when a new index breaks what the trace assumed).
 IndexCheck = namedtuple("IndexCheck", "ref check")
 
 
@@ -73,107 +72,131 @@ def buffers(args) -> list:
     return [a for a in args if isinstance(a, cl.MemoryObjectHolder)]
 
 
-class Capture:
-    """Installed as runtime._capture and registry._recorder while a traced call runs.
-    ``actions``: (kind, event index, record) in program order, kind one of "launch"
-    (a Launch), "write" (a Write), "copy" (a Copy) and "index" (an IndexCheck)."""
+class Capture(registry.Interpreter):
+    """Pushed (registry.push) while a traced call runs. ``actions``: (kind, event index,
+    record) in program order, kind one of "launch" (a runtime.Launch), "write" (a
+    runtime.Write), "copy" (a runtime.Copy) and "index" (an IndexCheck). After ``stop()``
+    ops run unrecorded; events are still observed until the capture is popped (and the
+    trace's buffers stay out of the pool until then)."""
 
     def __init__(self):
         self.events: list[Event] = []
         self.actions: list[tuple] = []
         self.cur: int | None = None
         self.depth = 0
+        self.stopped = False
         self.created: dict = {}  # buffer -> (weakref to its Storage, nbytes, DeviceInfo)
         self.host_read: str | None = None
         self.checking = 0
         self.grads: dict = {}
-        self.optimizers: dict = {}
+        self.optimizers: dict = {}  # id -> an optimizer that stepped (its guard)
         self.nodes: dict = {}  # autograd nodes the traced ops made
 
-    def install(self):
-        """Hear every op, launch and transfer from now on."""
-        runtime._capture, registry._recorder = self, self.record
+    def stop(self) -> None:
+        """The traced call has returned: record no more ops."""
+        self.stopped = True
 
     def _event(self, ev: Event) -> int:
         self.events.append(ev)
         return len(self.events) - 1
 
-    # runtime hooks
-    def on_alloc(self, st):
-        self.created[st.buf] = (weakref.ref(st), st.nbytes, st.dev)
-        if self.cur is not None:
-            self.events[self.cur].created.add(st.buf)
+    def _current(self, make) -> int:
+        """The event an action belongs to: the op being applied, else a new one."""
+        return self.cur if self.cur is not None else self._event(make())
 
-    def on_launch(self, dev, kernel, name, gsize, lsize, args, refresh):
-        ev = self.cur
-        if ev is None:
-            bufs = buffers(args)
-            ev = self._event(Event(name, bufs, bufs, bare=True))
-        launch = Launch(dev, kernel, name, tuple(gsize), tuple(lsize) if lsize else None,
-                        list(args), refresh)
-        self.actions.append(("launch", ev, launch))
-
-    def on_write(self, st, host, offset):
-        ev = self.cur if self.cur is not None else self._event(Event("upload", (), [st.buf]))
-        self.actions.append(("write", ev, Write(st.buf, np.array(host, copy=True), offset)))
-
-    def on_copy(self, src, dst, nbytes, src_off, dst_off):
-        ev = self.cur if self.cur is not None else self._event(
-            Event("copy", [src.buf], [dst.buf]))
-        self.actions.append(("copy", ev, Copy(src.buf, dst.buf, nbytes, src_off, dst_off)))
-
-    def on_read(self, st):
-        if self.checking or self.host_read is not None:
-            return
-        frames = [f for f in traceback.extract_stack()[:-2]
-                  if os.sep + "clgraph" + os.sep not in f.filename]
-        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-        self.host_read = f"a tensor is read on the host (item(), numpy(), bool(), print){where}"
-
-    def on_index(self, index, check):
-        ev = self.cur if self.cur is not None else self._event(Event("index_check",
-                                                                     [index._storage.buf]))
-        self.actions.append(("index", ev, IndexCheck(ref_of(index), check)))
-
-    def on_grad(self, t):
-        self.grads[id(t)] = t
-
-    @contextlib.contextmanager
-    def paused(self):
-        """Run eagerly, unrecorded (an optimizer making its state ahead of a traced step)."""
-        runtime._capture, registry._recorder = None, None
-        try:
-            yield
-        finally:
-            self.install()
-
-    def on_optimizer(self, opt, lr_static=False):
-        prev = self.optimizers.get(id(opt), (opt, False))[1]
-        self.optimizers[id(opt)] = (opt, prev or lr_static)
-
-    # registry hook
-    def record(self, op, args, attrs, out):
-        if self.depth:
-            return registry.execute(op, args, attrs, out)
+    # --- ops -----------------------------------------------------------------------------
+    def process(self, op, args, attrs, out):
+        if self.depth or self.stopped:  # an op inside an op is part of it
+            return self.inner.process(op, args, attrs, out)
         reads = [a._storage.buf for a in args if isinstance(a, Tensor)]
         ev = self._event(Event(op.name, reads))
         self.cur = ev
         self.depth += 1
         try:
-            res = registry.execute(op, args, attrs, out)
+            res = self.inner.process(op, args, attrs, out)
         finally:
             self.depth -= 1
             self.cur = None
+        self._finish(self.events[ev], res, out)
+        return res
+
+    def _finish(self, e: Event, res, out) -> None:
+        """What an op's event wrote, its result's shape and dtype, the nodes it made."""
         first = res[0] if isinstance(res, tuple) else res
         outs = [r for r in (res if isinstance(res, tuple) else (res,)) if isinstance(r, Tensor)]
-        e = self.events[ev]
         e.writes = [r._storage.buf for r in outs if r._storage.buf in e.created or r is out]
         for r in outs:
             if r.grad_fn is not None:
                 self.nodes[id(r.grad_fn)] = weakref.ref(r.grad_fn)
         if isinstance(first, Tensor):
             e.shape, e.dtype = first._shape, first.dtype
-        return res
+
+    # --- events --------------------------------------------------------------------------
+    def observe(self, event) -> None:
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _alloc(self, ev):
+        st = ev.storage
+        self.created[st.buf] = (weakref.ref(st), st.nbytes, st.dev)
+        if self.cur is not None:
+            self.events[self.cur].created.add(st.buf)
+
+    def _launch(self, ev):
+        bufs = buffers(ev.args)
+        i = self._current(lambda: Event(ev.name, bufs, bufs, bare=True))
+        rec = ev._replace(gsize=tuple(ev.gsize), lsize=tuple(ev.lsize) if ev.lsize else None,
+                          args=list(ev.args))
+        self.actions.append(("launch", i, rec))
+
+    def _write(self, ev):
+        i = self._current(lambda: Event("upload", (), [ev.buf]))
+        self.actions.append(("write", i, ev._replace(host=np.array(ev.host, copy=True))))
+
+    def _copy(self, ev):
+        i = self._current(lambda: Event("copy", [ev.src], [ev.dst]))
+        self.actions.append(("copy", i, ev))
+
+    def _read(self, ev):
+        if self.checking or self.host_read is not None:
+            return
+        frames = [f for f in traceback.extract_stack()
+                  if os.sep + "clgraph" + os.sep not in f.filename]
+        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        self.host_read = f"a tensor is read on the host (item(), numpy(), bool(), print){where}"
+
+    def _index_read(self, ev):
+        self.checking += 1 if ev.active else -1
+
+    def _index_check(self, ev):
+        i = self._current(lambda: Event("index_check", [ev.index._storage.buf]))
+        self.actions.append(("index", i, IndexCheck(ref_of(ev.index), ev.check)))
+
+    def _grad_write(self, ev):
+        self.grads[id(ev.tensor)] = ev.tensor
+
+    def _optimizer_step(self, ev):
+        """Guard the optimizer (its hyperparameters are baked into the plan, all but the
+        learning rate) and make the state its parameters lack outside the trace: state made
+        by the traced step would be tensors the call creates and keeps, and the first
+        call's plan could not replay on the second."""
+        self.optimizers[id(ev.optimizer)] = ev.optimizer
+        with registry.eager():
+            ev.optimizer._init_missing_state()
+
+
+_HANDLERS = {
+    runtime.Alloc: Capture._alloc,
+    runtime.Launch: Capture._launch,
+    runtime.Write: Capture._write,
+    runtime.Copy: Capture._copy,
+    runtime.Read: Capture._read,
+    registry.IndexRead: Capture._index_read,
+    registry.IndexCheck: Capture._index_check,
+    registry.GradWrite: Capture._grad_write,
+    OptimizerStep: Capture._optimizer_step,
+}
 
 
 # --- signatures ---------------------------------------------------------------------------

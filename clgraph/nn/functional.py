@@ -11,9 +11,11 @@ import math
 import numbers
 import warnings
 
+import numpy as np
+
 from .. import dtypes as dt
 from ..autograd import is_grad_enabled, no_grad
-from ..creation import arange, full, rand
+from ..creation import arange, full, rand, tensor
 from ..ops import conv as _conv
 from ..ops import math as M
 from ..ops import movement as V
@@ -256,7 +258,6 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
 
 def _pad_index(mode, n, left, right, device):
     """Source positions of a reflect/replicate/circular pad along one dim."""
-    import numpy as np
 
     pos = np.arange(-left, n + right)
     if mode == "replicate":
@@ -267,7 +268,6 @@ def _pad_index(mode, n, left, right, device):
         period = 2 * (n - 1) if n > 1 else 1
         idx = np.abs(pos) % period
         idx = np.where(idx >= n, period - idx, idx)
-    from ..creation import tensor
 
     return tensor(idx.astype(np.int64), device=device)
 

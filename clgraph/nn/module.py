@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict, namedtuple
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .. import dtypes as dt
@@ -612,7 +612,6 @@ class Module:
         """Copy parameters and buffers from ``state_dict`` in place. With ``strict``, a
         missing or unexpected key raises RuntimeError naming it; shape mismatches always do.
         Returns ``_IncompatibleKeys(missing_keys, unexpected_keys)``."""
-        from collections.abc import Mapping
 
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")

@@ -6,12 +6,12 @@ the tensor layer."""
 
 from __future__ import annotations
 
+from ..creation import empty
 from ..tensor import Tensor
 
 
 def _reclass(cls, data: Tensor | None, requires_grad: bool):
     if data is None:
-        from ..creation import empty
 
         data = empty(0)
     if not isinstance(data, Tensor):

@@ -21,7 +21,10 @@ import numpy as np
 
 from .. import codegen
 from .. import dtypes as dt
+from ..tensor import _TYPE_NAMES
 from . import registry
+from .elementwise import _pyname
+from .index import gather
 from .linalg import matmul
 from .movement import reshape, squeeze, unsqueeze
 from .registry import OpDef, apply, public, register
@@ -83,7 +86,6 @@ def _same_device(name, *ts):
 
 def _check_float(name, x):
     if not x.dtype.is_floating_point:
-        from .elementwise import _pyname
 
         raise NotImplementedError(f'"{name}" not implemented for \'{_pyname(x.dtype)}\'')
 
@@ -313,26 +315,27 @@ def _run_avg_pool_backward(op, args, attrs, out=None):
     return gx
 
 
+def _adaptive(kernel, x, C, H, W, OH, OW, out_hw):
+    """Adaptive average pooling (H, W) -> (OH, OW), or its backward: one work-item per
+    output row."""
+    y = _empty(x._shape[:2] + out_hw, x)
+    rows = x._shape[0] * C * out_hw[0]
+    _launch(kernel, x.dtype, y, rows, _img(x) + (C, H, W, OH, OW, rows, y._storage.buf))
+    return y
+
+
 def _run_adaptive(op, args, attrs, out=None):
     (x,) = args
-    N, C, H, W = x._shape
+    _, C, H, W = x._shape
     OH, OW = attrs["output_size"]
-    y = _empty((N, C, OH, OW), x)
-    rows = N * C * OH
-    _launch("adaptive_avg_pool2d", x.dtype, y, rows,
-            _img(x) + (C, H, W, OH, OW, rows, y._storage.buf))
-    return y
+    return _adaptive("adaptive_avg_pool2d", x, C, H, W, OH, OW, (OH, OW))
 
 
 def _run_adaptive_backward(op, args, attrs, out=None):
     (g,) = args
-    N, C, OH, OW = g._shape
+    _, C, OH, OW = g._shape
     H, W = attrs["input_size"]
-    gx = _empty((N, C, H, W), g)
-    rows = N * C * H
-    _launch("adaptive_avg_pool2d_backward", g.dtype, gx, rows,
-            _img(g) + (C, H, W, OH, OW, rows, gx._storage.buf))
-    return gx
+    return _adaptive("adaptive_avg_pool2d_backward", g, C, H, W, OH, OW, (H, W))
 
 
 # numpy references (the row's ``ref``); NaN ties aside, they match the kernels exactly
@@ -431,7 +434,6 @@ def _adaptive_backward_ref(g, input_size):
 
 def _max_pool_backward_vjp(gg, g, x, out, **attrs):
     """The gradient of the scatter-to-argmax: gather gg at each window's argmax."""
-    from .index import gather
 
     _, idx = apply(MAX_POOL2D, x.detach(), return_indices=True, **attrs)
     N, C, OH, OW = g.shape
@@ -512,7 +514,6 @@ _CNAME = {"float32": "float", "float64": "double", "float16": "c10::Half"}
 
 
 def _tname(t) -> str:
-    from ..tensor import _TYPE_NAMES
 
     return "torch." + _TYPE_NAMES[t.dtype.name]
 

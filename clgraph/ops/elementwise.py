@@ -12,8 +12,8 @@ import numpy as np
 from .. import codegen
 from .. import dtypes as dt
 from ..codegen import EwGroup, EwOp
-from . import registry
 from ..shapes import broadcast_shapes, broadcast_strides, collapse, contiguous_strides
+from . import registry
 from .registry import OpDef, Variants, apply, register
 
 # --- shapes and layouts -------------------------------------------------------------------
@@ -28,7 +28,7 @@ def can_cast(src: dt.dtype, dst: dt.dtype) -> bool:
 
 # --- the eager executor -------------------------------------------------------------------
 
-_plans: dict = {}
+_kernels: dict = {}  # (call signature, layouts, device) -> Kernel
 
 
 _rules: dict = {}
@@ -99,6 +99,46 @@ def _run(op: OpDef, args, attrs, out=None):
 
 
 def _run_general(op: OpDef, args, attrs, out, fkey):
+    """An elementwise call the fast path has not seen, or one with ``out=``: checks, output,
+    layouts, kernel and launch. A new contiguous result is remembered in ``_fast``."""
+    T = registry.Tensor
+    dev, shape, same = _common_device(op, args, out)
+    casts, odt, key = _signature(op, args, attrs)
+    if dev is None:
+        dev = out.device if out is not None else registry.default_device()
+        shape = ()
+    elif not same:
+        shape = broadcast_shapes(*[a._shape for a in args if isinstance(a, T)])
+    if out is None:
+        out = T._empty(shape, odt, dev)
+    else:
+        _check_out(out, shape, odt)
+        shape = out._shape
+    n = out.numel()
+    if n == 0:
+        return out
+    info = dev.info
+    lay, olay, ndim, cshape, cstrides = _layouts(args, out, shape)
+    kkey = (key, tuple(lay), out.dtype, olay, ndim, info.index)
+    kern = _kernels.get(kkey)
+    if kern is None:
+        kern = _kernels[kkey] = _kernel_for(op, args, attrs, lay, casts, odt, out.dtype, olay,
+                                            ndim, info)
+    kargs = _kernel_args(args, out, n, lay, olay, ndim, cshape, cstrides)
+    gsize = (kern.global_size(n),)
+    registry.launch(info, kern.kernel, kern.name, gsize, (kern.local,), kargs)
+    if fkey is not None and olay == "c" and len(_fast) < 4096:
+        strides = None
+        if ndim:
+            strides = [list(cshape)] + [cstrides[k] for k in range(len(cstrides) - 1)]
+        _fast[fkey] = (odt, shape, out._stride, n * odt.itemsize, dev, kern, tuple(lay),
+                       strides, gsize, (kern.local,), n)
+    return out
+
+
+def _common_device(op, args, out):
+    """(device, shape, same): the tensor operands' device (None: there is none), the first
+    one's shape and whether all have it; PyTorch's error for tensors on two devices."""
     T = registry.Tensor
     dev = None
     shape = None
@@ -121,35 +161,34 @@ def _run_general(op: OpDef, args, attrs, out, fkey):
             f"Expected all tensors to be on the same device, but found at least two "
             f"devices, {dev} and {out.device}! (when writing the result of {op.name})"
         )
-    casts, odt, key = _signature(op, args, attrs)
-    if dev is None:
-        dev = out.device if out is not None else registry.default_device()
-        shape = ()
-    elif not same:
-        shape = broadcast_shapes(*[a._shape for a in args if isinstance(a, T)])
-    if out is None:
-        out = T._empty(shape, odt, dev)
-    else:
-        if shape != out._shape and broadcast_shapes(shape, out._shape) != out._shape:
-            raise RuntimeError(
-                f"output with shape {list(out.shape)} doesn't match the broadcast shape "
-                f"{list(broadcast_shapes(shape, out._shape))}"
-            )
-        if not can_cast(odt, out.dtype):
-            raise RuntimeError(
-                f"result type {_pyname(odt)} can't be cast to the desired output type "
-                f"{_pyname(out.dtype)}"
-            )
-        shape = out._shape
-    n = out.numel()
-    if n == 0:
-        return out
-    # Layouts: "c" when the operand is contiguous in the output's shape, else a strided view.
+    return dev, shape, same
+
+
+def _check_out(out, shape, odt):
+    """PyTorch's errors for an ``out=`` tensor the result of this shape and dtype cannot be
+    written to."""
+    if shape != out._shape and broadcast_shapes(shape, out._shape) != out._shape:
+        raise RuntimeError(
+            f"output with shape {list(out.shape)} doesn't match the broadcast shape "
+            f"{list(broadcast_shapes(shape, out._shape))}"
+        )
+    if not can_cast(odt, out.dtype):
+        raise RuntimeError(
+            f"result type {_pyname(odt)} can't be cast to the desired output type "
+            f"{_pyname(out.dtype)}"
+        )
+
+
+def _layouts(args, out, shape):
+    """Each operand's layout and the output's: "c" when contiguous in the output's shape,
+    else a strided view ("v"; "v1" / "v0" when its innermost stride is 1 / 0), "s" for a
+    scalar; for a strided kernel (ndim > 0) the collapsed shape and strides (the output's
+    last). Returns (layouts, output layout, ndim, shape, strides)."""
+    T = registry.Tensor
     lay = [("c" if a._shape == shape and a._contig else "v") if isinstance(a, T) else "s"
            for a in args]
     olay = "c" if out._contig else "v"
-    info = dev.info
-    ndim = 0
+    ndim, cshape, cstrides = 0, None, None
     if olay == "v" or "v" in lay:
         strides = [
             broadcast_strides(a._shape, a._stride, shape) for a in args if isinstance(a, T)
@@ -166,11 +205,13 @@ def _run_general(op: OpDef, args, attrs, out, fkey):
         olay = "c" if cstrides[-1] == cont else "v"
         if olay == "v" or any(la[0] == "v" for la in lay):
             ndim = len(cshape)
-    pkey = (key, tuple(lay), out.dtype, olay, ndim, info.index)
-    kern = _plans.get(pkey)
-    if kern is None:
-        kern = _plans[pkey] = _plan(op, args, attrs, lay, casts, odt, out.dtype, olay, ndim,
-                                    info)
+    return lay, olay, ndim, cshape, cstrides
+
+
+def _kernel_args(args, out, n, lay, olay, ndim, cshape, cstrides) -> list:
+    """A generated kernel's arguments: the element count, the collapsed shape (strided
+    kernels), each operand (a scalar; a buffer and offset, and strides for a view) and the
+    output."""
     kargs = [n]
     if ndim:
         kargs += cshape
@@ -186,15 +227,7 @@ def _run_general(op: OpDef, args, attrs, out, fkey):
     kargs += (out._storage.buf, out._offset)
     if olay == "v":
         kargs += cstrides[-1]
-    gsize = (kern.global_size(n),)
-    registry.launch(info, kern.kernel, kern.name, gsize, (kern.local,), kargs)
-    if fkey is not None and olay == "c" and len(_fast) < 4096:
-        strides = None
-        if ndim:
-            strides = [list(cshape)] + [cstrides[k] for k in range(len(cstrides) - 1)]
-        _fast[fkey] = (odt, shape, out._stride, n * odt.itemsize, dev, kern, tuple(lay),
-                       strides, gsize, (kern.local,), n)
-    return out
+    return kargs
 
 
 def _pyname(d: dt.dtype) -> str:
@@ -203,7 +236,8 @@ def _pyname(d: dt.dtype) -> str:
             "bool": "Bool"}[d.name]
 
 
-def _plan(op, args, attrs, lay, casts, odt, store_dt, olay, ndim, info):
+def _kernel_for(op, args, attrs, lay, casts, odt, store_dt, olay, ndim, info):
+    """The generated kernel of one elementwise op for these operand layouts and dtypes."""
     inputs = []
     for a, la, c in zip(args, lay, casts):
         inputs.append(((a.dtype if la != "s" else c).name, la))
@@ -361,7 +395,6 @@ def _sigmoid_ref(x):
 
 
 def _erf_ref(x):
-    import math
 
     return np.vectorize(math.erf, otypes=[x.dtype])(x)
 

@@ -21,9 +21,11 @@ import pyopencl as cl
 
 from .. import codegen, runtime
 from .. import dtypes as dt
-from . import registry
+from ..creation import zeros
 from ..shapes import broadcast_shapes, collapse, contiguous_strides
+from . import registry
 from .elementwise import _pyname, op
+from .math import copy_, fill_
 from .movement import EXPAND, SLICE, apply, clone, wrap_dim
 from .registry import OpDef, public, register
 
@@ -72,21 +74,20 @@ def _index_info(index):
 def _check_read(index) -> np.ndarray:
     """The host copy a validity check needs (inside a compiled trace: not a host read the
     graph depends on; the compiled call repeats the check on each call's index)."""
-    cap = runtime._capture
-    if cap is None:
+    if not runtime.observers:
         return index._host()
-    cap.checking += 1
+    runtime.notify(registry.IndexRead(True))
     try:
         return index._host()
     finally:
-        cap.checking -= 1
+        runtime.notify(registry.IndexRead(False))
 
 
 def _index_unique(index) -> bool:
     """Whether a device index tensor holds distinct values (scatter-add picks its kernel)."""
     u = _index_info(index)[2]
-    if runtime._capture is not None:
-        runtime._capture.on_index(index, lambda t: _index_info(t)[2] == u)
+    if runtime.observers:
+        runtime.notify(registry.IndexCheck(index, lambda t: _index_info(t)[2] == u))
     return u
 
 
@@ -97,9 +98,9 @@ def _check_index(index, size: int, dim: int, negative: bool = False, message=Non
     them back once, not every step (a host read drains the whole queue)."""
     if index.numel() == 0:
         return
-    if runtime._capture is not None:
-        runtime._capture.on_index(
-            index, lambda t: _check_index(t, size, dim, negative, message, exc) or True)
+    if runtime.observers:
+        runtime.notify(registry.IndexCheck(
+            index, lambda t: _check_index(t, size, dim, negative, message, exc) or True))
     mm = _index_info(index)
     lo = -size if negative else 0
     if mm[0] >= lo and mm[1] < size:
@@ -249,10 +250,10 @@ def _as_mask_bytes(x):
     return x if x.dtype.itemsize == 1 else apply(op("ne"), x, 0)
 
 
-# --- advanced indexing: the plan shared by index and index_put ----------------------------
+# --- advanced indexing: the resolved index shared by index and index_put -----------------
 
 
-class _Plan:
+class _ResolvedIndex:
     """Where an advanced index reads: result shape, the block of broadcast index dims in
     it (at ``bpos``, shape ``bshape``), the indexed tensor's remaining dims in result order
     (``rest``) and ``lin``, the element offsets (int64, shape bshape) the indices select."""
@@ -271,83 +272,15 @@ def _mask_error(x, mask_shape, d, j):
     )
 
 
-def _plan(x, indices, dims) -> _Plan:
+def _resolve_index(x, indices, dims) -> _ResolvedIndex:
     """Resolve index tensors at ``dims`` of x into offsets; raises PyTorch's IndexErrors."""
-    p = _Plan()
+    p = _ResolvedIndex()
     if len(indices) == 1 and _is_mask(indices[0]):
-        m, d = indices[0], dims[0]
-        for j, n in enumerate(m._shape):
-            if d + j >= x.ndim or x._shape[d + j] != n:
-                _mask_error(x, m._shape, d, j)
-        p.lin = _nonzero(m, x._stride[d:d + m.ndim])
-        idims = list(range(d, d + m.ndim))
-        p.bshape = p.lin._shape
-        p.unique, p.host = True, None
+        idims = _mask_offsets(p, x, indices[0], dims[0])
     elif all(t.dtype.kind == 1 for t in indices):
-        # integer index tensors (x[idx], x[i, j], x[:, idx] = v): offsets computed on the
-        # device; the range checks read each index's min and max once per version (a
-        # compiled call repeats them, and whether any index is negative, on each call)
-        try:
-            p.bshape = tuple(np.broadcast_shapes(*[t._shape for t in indices]))
-        except ValueError:
-            raise IndexError(
-                "shape mismatch: indexing tensors could not be broadcast together with shapes "
-                + ", ".join(str(list(t.shape)) for t in indices)) from None
-        lin, negative = None, False
-        for t, d in zip(indices, dims):
-            n = x._shape[d]
-            _check_index(t, n, d, negative=True)
-            lo = _index_info(t)[0] if t.numel() else 0
-            negative |= lo < 0
-            if runtime._capture is not None:
-                runtime._capture.on_index(
-                    t, lambda u, neg=lo < 0: (u.numel() > 0 and _index_info(u)[0] < 0) == neg)
-            v = t if t.dtype is dt.int64 else t.to(dt.int64)
-            if lo < 0:
-                v = apply(op("where"), v < 0, v + n, v)
-            if x._stride[d] != 1:
-                v = v * x._stride[d]
-            lin = v if lin is None else lin + v
-        p.lin = apply(EXPAND, lin, shape=p.bshape).contiguous()
-        p.host = None
-        # x[[-1, n - 1]] = v writes one element twice: negative or several indices take
-        # the path that tolerates repeats
-        if not p.lin.numel():
-            p.unique = True
-        elif len(indices) == 1 and not negative:
-            p.unique = _index_unique(indices[0])
-        else:
-            p.unique = False
-        idims = list(dims)
+        idims = _device_offsets(p, x, indices, dims)
     else:
-        host = []  # (dim, int array)
-        for t, d in zip(indices, dims):
-            if _is_mask(t):
-                for j, n in enumerate(t._shape):
-                    if d + j >= x.ndim or x._shape[d + j] != n:
-                        _mask_error(x, t._shape, d, j)
-                nz = _nonzero(_as_mask_bytes(t))._host()
-                host += [(d + j, nz[:, j]) for j in range(t.ndim)]
-            elif t.dtype.kind == 1:
-                host.append((d, t._host().astype(np.int64, copy=False)))
-            else:
-                raise IndexError("tensors used as indices must be long, int, byte or bool "
-                                 "tensors")
-        try:
-            p.bshape = tuple(np.broadcast_shapes(*[a.shape for _, a in host]))
-        except ValueError:
-            raise IndexError(
-                "shape mismatch: indexing tensors could not be broadcast together with shapes "
-                + ", ".join(str(list(a.shape)) for _, a in host)
-            ) from None
-        lin = np.zeros(p.bshape, dtype=np.int64)
-        for d, a in host:
-            n = x._shape[d]
-            _check_range(a, n, d, negative=True)
-            lin += np.where(a < 0, a + n, a) * x._stride[d]
-        p.lin = _upload(lin, x.device)
-        p.unique, p.host = None, lin  # uniqueness: computed by index_put when needed
-        idims = [d for d, _ in host]
+        idims = _host_offsets(p, x, indices, dims)
     p.rest = [d for d in range(x.ndim) if d not in idims]
     adjacent = idims == list(range(idims[0], idims[-1] + 1))
     p.bpos = idims[0] if adjacent else 0
@@ -358,7 +291,91 @@ def _plan(x, indices, dims) -> _Plan:
     return p
 
 
-def _split_dims(p: _Plan):
+def _mask_offsets(p: _ResolvedIndex, x, m, d: int) -> list[int]:
+    """A lone bool or uint8 mask at dim d: the offsets of its nonzero elements, found on the
+    device. Fills p's offsets; returns the indexed dims."""
+    for j, n in enumerate(m._shape):
+        if d + j >= x.ndim or x._shape[d + j] != n:
+            _mask_error(x, m._shape, d, j)
+    p.lin = _nonzero(m, x._stride[d:d + m.ndim])
+    p.bshape = p.lin._shape
+    p.unique, p.host = True, None
+    return list(range(d, d + m.ndim))
+
+
+def _device_offsets(p: _ResolvedIndex, x, indices, dims) -> list[int]:
+    """Integer index tensors (x[idx], x[i, j], x[:, idx] = v): offsets computed on the
+    device. Fills p's offsets; returns the indexed dims."""
+    # the range checks read each index's min and max once per version (a compiled call
+    # repeats them, and whether any index is negative, on each call)
+    try:
+        p.bshape = tuple(np.broadcast_shapes(*[t._shape for t in indices]))
+    except ValueError:
+        raise IndexError(
+            "shape mismatch: indexing tensors could not be broadcast together with shapes "
+            + ", ".join(str(list(t.shape)) for t in indices)) from None
+    lin, negative = None, False
+    for t, d in zip(indices, dims):
+        n = x._shape[d]
+        _check_index(t, n, d, negative=True)
+        lo = _index_info(t)[0] if t.numel() else 0
+        negative |= lo < 0
+        if runtime.observers:
+            runtime.notify(registry.IndexCheck(
+                t, lambda u, neg=lo < 0: (u.numel() > 0 and _index_info(u)[0] < 0) == neg))
+        v = t if t.dtype is dt.int64 else t.to(dt.int64)
+        if lo < 0:
+            v = apply(op("where"), v < 0, v + n, v)
+        if x._stride[d] != 1:
+            v = v * x._stride[d]
+        lin = v if lin is None else lin + v
+    p.lin = apply(EXPAND, lin, shape=p.bshape).contiguous()
+    p.host = None
+    # x[[-1, n - 1]] = v writes one element twice: negative or several indices take
+    # the path that tolerates repeats
+    if not p.lin.numel():
+        p.unique = True
+    elif len(indices) == 1 and not negative:
+        p.unique = _index_unique(indices[0])
+    else:
+        p.unique = False
+    return list(dims)
+
+
+def _host_offsets(p: _ResolvedIndex, x, indices, dims) -> list[int]:
+    """Masks among several indices: all read on the host, the offsets uploaded. Fills p's
+    offsets; returns the indexed dims."""
+    host = []  # (dim, int array)
+    for t, d in zip(indices, dims):
+        if _is_mask(t):
+            for j, n in enumerate(t._shape):
+                if d + j >= x.ndim or x._shape[d + j] != n:
+                    _mask_error(x, t._shape, d, j)
+            nz = _nonzero(_as_mask_bytes(t))._host()
+            host += [(d + j, nz[:, j]) for j in range(t.ndim)]
+        elif t.dtype.kind == 1:
+            host.append((d, t._host().astype(np.int64, copy=False)))
+        else:
+            raise IndexError("tensors used as indices must be long, int, byte or bool "
+                             "tensors")
+    try:
+        p.bshape = tuple(np.broadcast_shapes(*[a.shape for _, a in host]))
+    except ValueError:
+        raise IndexError(
+            "shape mismatch: indexing tensors could not be broadcast together with shapes "
+            + ", ".join(str(list(a.shape)) for _, a in host)
+        ) from None
+    lin = np.zeros(p.bshape, dtype=np.int64)
+    for d, a in host:
+        n = x._shape[d]
+        _check_range(a, n, d, negative=True)
+        lin += np.where(a < 0, a + n, a) * x._stride[d]
+    p.lin = _upload(lin, x.device)
+    p.unique, p.host = None, lin  # uniqueness: computed by index_put when needed
+    return [d for d, _ in host]
+
+
+def _split_dims(p: _ResolvedIndex):
     """Per result dim: (x dim or None for index dims, position within the index block)."""
     nb = len(p.bshape)
     before = p.rest[:p.bpos] if p.bpos else []
@@ -370,7 +387,7 @@ def _split_dims(p: _Plan):
 def _run_index(op_, args, attrs, out=None):
     x, indices = args[0], args[1:]
     _same_device("index", x, *indices)
-    p = _plan(x, indices, attrs["dims"])
+    p = _resolve_index(x, indices, attrs["dims"])
     res = registry.Tensor._empty(p.shape, x.dtype, x.device)
     bst = contiguous_strides(p.bshape)
     sst, ist = [], []
@@ -403,7 +420,7 @@ def _run_index_put(op_, args, attrs, out=None):
         )
     dst = out if out is not None else clone(x)
     _check_writable(dst)
-    p = _plan(dst, indices, attrs["dims"])
+    p = _resolve_index(dst, indices, attrs["dims"])
     try:
         vshape = broadcast_shapes(values._shape, p.shape)
         if vshape != p.shape:
@@ -706,7 +723,6 @@ def _row(name, ref, run, vjp=None, differentiable=True, needs=None):
 
 
 def _zeros(shape, like):
-    from ..creation import zeros
 
     return zeros(*shape, dtype=like.dtype, device=like.device)
 
@@ -881,7 +897,6 @@ def getitem(x, index):
 @public(function=False, method=False, dunders=("setitem",))
 def setitem(x, index, value):
     """Tensor.__setitem__: copies value (cast to x's dtype, broadcast) into x[index]."""
-    from .math import copy_, fill_
 
     view, tensors, dims = _split_index(x, index)
     T = registry.Tensor

@@ -14,12 +14,22 @@ import numbers
 import numpy as np
 
 from .. import dtypes as dt
-from . import registry
 from ..shapes import collapse
+from . import registry
 from .elementwise import op
 from .index import CHUNK, _kernel, _launch, _meta, _same_device
-from .movement import (EXPAND, _sizes, apply, clone, flatten, narrow, reshape, unsqueeze, view,
-                       wrap_dim)
+from .movement import (
+    EXPAND,
+    _sizes,
+    apply,
+    clone,
+    flatten,
+    narrow,
+    reshape,
+    unsqueeze,
+    view,
+    wrap_dim,
+)
 from .registry import OpDef, public, register
 
 # --- cat ----------------------------------------------------------------------------------

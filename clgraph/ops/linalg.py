@@ -9,8 +9,9 @@ import numpy as np
 
 from .. import codegen
 from .. import dtypes as dt
-from . import registry
 from ..shapes import broadcast_shapes
+from . import registry
+from .math import copy_, fill_
 from .movement import contiguous, expand, reshape, unsqueeze
 from .registry import OpDef, apply, public, register
 
@@ -111,7 +112,6 @@ def _run_matmul(op, args, attrs, out=None):
         return out
     info = a.device.info
     if K == 0:
-        from .math import fill_
 
         return fill_(out, 0)
     name, kern = _kernel_for(info, d)
@@ -216,7 +216,6 @@ def matmul(input, other, *, out=None):
     if squeeze_b:
         r = r.squeeze(-1)
     if out is not None:
-        from .math import copy_
 
         return copy_(out, r)
     return r

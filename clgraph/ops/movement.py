@@ -8,8 +8,8 @@ import builtins
 import numbers
 
 from .. import dtypes as dt
-from . import registry
 from ..shapes import infer_size, sum_to_dims, view_strides, wrap_dim
+from . import registry
 from .elementwise import op
 from .math import copy_, fill_
 from .registry import OpDef, apply, public, register

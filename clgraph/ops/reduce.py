@@ -1,10 +1,10 @@
-"""Reductions: one row per op (numpy reference, dtype plan, the fold's scalar expressions)
-and the family's eager executor ``_run``: collapse the input's layout (strides read in
-place: transposed, sliced and expanded inputs are never copied) into kept and reduced
-dims, pick a kernel shape (codegen/reduce.py) and launch it. Scans (cumsum) and softmax
-live here too: they walk rows the same way. Public functions with PyTorch's signatures sit
-at the bottom. Imports codegen, dtypes, the registry and movement's wrap_dim; the Tensor
-class comes through ``registry.Tensor``."""
+"""Reductions: one row per op (numpy reference, an Accumulation rule: dtypes and the fold's
+scalar expressions) and the family's eager executor ``_run``: collapse the input's layout
+(strides read in place: transposed, sliced and expanded inputs are never copied) into kept
+and reduced dims, pick a kernel shape (codegen/reduce.py) and launch it. Scans (cumsum)
+and softmax live here too: they walk rows the same way. Public functions with PyTorch's
+signatures sit at the bottom. Imports codegen, dtypes, the registry and movement's
+wrap_dim; the Tensor class comes through ``registry.Tensor``."""
 
 from __future__ import annotations
 
@@ -18,8 +18,14 @@ import numpy as np
 from .. import codegen
 from .. import dtypes as dt
 from ..codegen.reduce import MAX_NAN, MIN_NAN, ReduceSpec, highest, lowest, n_state, reduce_program
+from ..creation import zeros
+from ..shapes import numel as _numel
+from ..shapes import wrap_dim
+from ..shapes import wrap_dims as _dims
 from . import registry
-from ..shapes import numel as _numel, wrap_dim, wrap_dims as _dims
+from .index import scatter
+from .join import flip
+from .math import where
 from .registry import OpDef, apply, public, register
 
 FORCE_TREE = False  # run the GPU work-group tree kernels on any device (tests set it)
@@ -34,7 +40,7 @@ _SPLIT_MIN_ELEMENTS = 1 << 17
 _SOFTMAX_SPLIT_MIN = 4096
 _CHUNK_MIN = 2048
 
-# --- dtype rules: (input dtype, attrs, device) -> plan ------------------------------------
+# --- dtype rules: (input dtype, attrs, device) -> Accumulation ----------------------------
 
 
 def _acc_float(d: dt.dtype) -> dt.dtype:
@@ -52,98 +58,106 @@ def _pyname(d: dt.dtype) -> str:
             "bool": "Bool"}[d.name]
 
 
-# A plan says, for one input dtype and attrs: the accumulator and output dtypes, the dtype
-# an element is cast to first (``xtype``, PyTorch's dtype= argument), and the fold's C
-# expressions (see ReduceSpec). User errors about dtypes rise here, before any launch.
+class Accumulation(collections.namedtuple(
+        "Accumulation", "acc out xtype init combine kahan pre post better prm max_width",
+        defaults=(None, "0", "({a} + {b})", False, "{to_acc}({x})", "{a}", "", 0, None))):
+    """How a reduction row accumulates, for one input dtype and attrs: ``acc`` and ``out``,
+    the accumulator and output dtypes; ``xtype``, the dtype an element is cast to first
+    (PyTorch's dtype= argument; None: none); the fold's C expressions (``init``,
+    ``combine``, ``pre``, ``post``, ``better``; ``kahan``: compensated; see ReduceSpec);
+    ``prm``, the kernels' scalar parameter {P}; ``max_width``, a cap on the vector width.
+    A row's rule makes one, and user errors about dtypes rise there, before any launch."""
+
+    __slots__ = ()
 
 
-def _sum_plan(x, attrs, info):
+def _sum_accumulation(x, attrs, info):
     d = attrs.get("dtype") or (x if x.is_floating_point else dt.int64)
     acc = _acc_of(d)
-    return {"acc": acc, "out": d, "xtype": d, "init": "0", "combine": "({a} + {b})",
-            "kahan": acc is dt.float32}
+    return Accumulation(acc, d, xtype=d, kahan=acc is dt.float32)
 
 
-def _prod_plan(x, attrs, info):
-    return {**_sum_plan(x, attrs, info), "init": "1", "combine": "({a} * {b})", "kahan": False}
+def _prod_accumulation(x, attrs, info):
+    return _sum_accumulation(x, attrs, info)._replace(init="1", combine="({a} * {b})",
+                                                      kahan=False)
 
 
-def _mean_plan(x, attrs, info):
+def _mean_accumulation(x, attrs, info):
     d = attrs.get("dtype") or x
     if not d.is_floating_point:
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating "
             f"point or complex dtype. Got: {_pyname(d)}")
-    return {**_sum_plan(x, {**attrs, "dtype": d}, info), "post": "({a} / {n})"}
+    return _sum_accumulation(x, {**attrs, "dtype": d}, info)._replace(post="({a} / {n})")
 
 
-def _extreme_plan(largest):
-    def plan(x, attrs, info):
+def _extreme_accumulation(largest):
+    def accumulation(x, attrs, info):
         acc = _acc_float(x)
         if x.is_floating_point:
             comb = MAX_NAN if largest else MIN_NAN
         else:
             comb = "max({a}, {b})" if largest else "min({a}, {b})"
-        return {"acc": acc, "out": x, "init": lowest(acc) if largest else highest(acc),
-                "combine": comb}
+        return Accumulation(acc, x, init=lowest(acc) if largest else highest(acc),
+                            combine=comb)
 
-    return plan
+    return accumulation
 
 
-def _logical_plan(is_all):
-    def plan(x, attrs, info):
+def _logical_accumulation(is_all):
+    def accumulation(x, attrs, info):
         # x != 0 is -1 (vector) or 1 (scalar): both truthy, and & | keep them so.
-        return {"acc": dt.int32, "out": dt.uint8 if x is dt.uint8 else dt.bool_, "xtype": x,
-                "init": "-1" if is_all else "0",
-                "combine": "({a} & {b})" if is_all else "({a} | {b})",
-                "pre": "{to_acc}({x} != ({T})0)",
-                "post": "(({a} != ({T})0) ? ({T})1 : ({T})0)"}
+        return Accumulation(dt.int32, dt.uint8 if x is dt.uint8 else dt.bool_, xtype=x,
+                            init="-1" if is_all else "0",
+                            combine="({a} & {b})" if is_all else "({a} | {b})",
+                            pre="{to_acc}({x} != ({T})0)",
+                            post="(({a} != ({T})0) ? ({T})1 : ({T})0)")
 
-    return plan
+    return accumulation
 
 
-def _norm_plan(x, attrs, info):
+def _norm_accumulation(x, attrs, info):
     d = attrs.get("dtype") or x
     if not d.is_floating_point:
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor "
                            f"as input. Got {_pyname(d)}")
     acc = _acc_float(d)
     p = attrs["p"]
-    base = {"acc": acc, "out": d, "init": "0", "combine": "({a} + {b})",
-            "kahan": acc is dt.float32}
+    base = Accumulation(acc, d, kahan=acc is dt.float32)
     if p == 2:
-        return {**base, "pre": "({x} * {x})", "post": "sqrt({a})"}
+        return base._replace(pre="({x} * {x})", post="sqrt({a})")
     if p == 1:
-        return {**base, "pre": "fabs({x})"}
+        return base._replace(pre="fabs({x})")
     if p == 0:
-        return {**base, "pre": "(({x} != ({T})0) ? ({T})1 : ({T})0)"}
+        return base._replace(pre="(({x} != ({T})0) ? ({T})1 : ({T})0)")
     if p == math.inf:
-        return {**base, "pre": "fabs({x})", "combine": MAX_NAN, "kahan": False}
+        return base._replace(pre="fabs({x})", combine=MAX_NAN, kahan=False)
     if p == -math.inf:
-        return {**base, "pre": "fabs({x})", "combine": MIN_NAN, "init": "INFINITY",
-                "kahan": False}
-    return {**base, "pre": "pow(fabs({x}), {P})", "post": "pow({a}, ({T})1 / {P})", "prm": p}
+        return base._replace(pre="fabs({x})", combine=MIN_NAN, init="INFINITY", kahan=False)
+    # PoCL's pow on double8 is wrong next to zero lanes (codegen/emit.py): at most 4 lanes
+    return base._replace(pre="pow(fabs({x}), {P})", post="pow({a}, ({T})1 / {P})", prm=p,
+                         max_width=4 if acc is dt.float64 else None)
 
 
-def _var_plan(sqrt):
-    def plan(x, attrs, info):
+def _var_accumulation(sqrt):
+    def accumulation(x, attrs, info):
         if not x.is_floating_point:
             raise RuntimeError("std and var only support floating point and complex dtypes")
         var = "({q} / fmax({n} - {P}, ({T})0))"  # PyTorch: M2 / max(0, N - correction)
-        return {"acc": _acc_float(x), "out": x, "post": f"sqrt({var})" if sqrt else var,
-                "prm": attrs["correction"]}
+        return Accumulation(_acc_float(x), x, post=f"sqrt({var})" if sqrt else var,
+                            prm=attrs["correction"])
 
-    return plan
+    return accumulation
 
 
-def _lse_plan(x, attrs, info):
+def _lse_accumulation(x, attrs, info):
     out = x if x.is_floating_point else dt.get_default_dtype()
     acc = _acc_float(out)
-    return {"acc": acc, "out": out, "kahan": acc is dt.float32}
+    return Accumulation(acc, out, kahan=acc is dt.float32)
 
 
-def _arg_plan(largest, values):
-    def plan(x, attrs, info):
+def _arg_accumulation(largest, values):
+    def accumulation(x, attrs, info):
         if not values and x is dt.bool_:
             name = "argmax" if largest else "argmin"
             raise RuntimeError(f"{name}(): does not support bool input")
@@ -152,31 +166,31 @@ def _arg_plan(largest, values):
         better = f"({{x}} {c} {{v}})"
         if x.is_floating_point:  # NaN beats every number
             better = f"({better} || (isnan({{x}}) && !isnan({{v}})))"
-        return {"acc": acc, "out": x if values else dt.int64,
-                "init": lowest(acc) if largest else highest(acc), "better": better,
-                "post": "{a}" if values else "index"}
+        return Accumulation(acc, x if values else dt.int64,
+                            init=lowest(acc) if largest else highest(acc), better=better,
+                            post="{a}" if values else "index")
 
-    return plan
+    return accumulation
 
 
-def _softmax_plan(name):
-    def plan(x, attrs, info):
+def _softmax_accumulation(name):
+    def accumulation(x, attrs, info):
         out = attrs.get("dtype") or x
         if not out.is_floating_point:
             raise NotImplementedError(
                 f'"{name}_lastdim_kernel_impl" not implemented for \'{_pyname(out)}\'')
-        return {"acc": _acc_float(out), "out": out}
+        return Accumulation(_acc_float(out), out)
 
-    return plan
+    return accumulation
 
 
-def _cumsum_plan(x, attrs, info):
+def _cumsum_accumulation(x, attrs, info):
     d = attrs.get("dtype") or (x if x.is_floating_point else dt.int64)
     if d is dt.float32 and info.fp64:
         acc = dt.float64  # PyTorch's CPU scan accumulates float in double
     else:
         acc = _acc_of(d)
-    return {"acc": acc, "out": d, "xtype": d}
+    return Accumulation(acc, d, xtype=d)
 
 
 # --- numpy references ---------------------------------------------------------------------
@@ -373,6 +387,8 @@ def _vector_width(info, *dtypes) -> int:
 
 # --- the eager executor -------------------------------------------------------------------
 
+Mode = codegen.reduce.Mode  # kernel shapes: scalar, inner, outer, tree; programs: cpu, apply
+
 
 def _run(op: OpDef, args, attrs, out=None):
     if out is not None:
@@ -384,11 +400,12 @@ def _run(op: OpDef, args, attrs, out=None):
     return _run_reduce(op, x, attrs)
 
 
-def _plan(op, x, attrs):
+def _accumulation(op, x, attrs):
+    """(device info, the row's Accumulation for x), its dtypes checked against the device."""
     info = x.device.info
-    plan = op.reduction.plan(x.dtype, attrs, info)
-    _check_device(info, x.dtype, plan["acc"], plan["out"])
-    return info, plan
+    accum = op.reduction.accumulation(x.dtype, attrs, info)
+    _check_device(info, x.dtype, accum.acc, accum.out)
+    return info, accum
 
 
 # Vector accumulators along the row (inner) and vectors of outputs per work-item (outer).
@@ -399,20 +416,20 @@ _UNROLL = {"fold": 4, "welford": 2, "arg": 2, "lse": 2, "softmax": 2, "log_softm
 _TILE = {"fold": 8, "welford": 4, "arg": 4, "lse": 4, "softmax": 1, "log_softmax": 1}
 
 
-def _spec(op, x, plan, mode, nk, nr, info, width=None):
-    """The program for ``op`` on this device: "cpu" (scalar, inner and outer kernels in
-    one program) or "tree" / "apply"."""
+def _spec(op, x, accum, mode, nk, nr, info, width=None):
+    """The program for ``op`` on this device: Mode.CPU (scalar, inner and outer kernels in
+    one program) or Mode.TREE / Mode.APPLY."""
     kind = op.reduction.kind
     if width is None:
-        width = _vector_width(info, x.dtype, plan["acc"], plan["out"]) if mode == "cpu" else 1
+        width = _vector_width(info, x.dtype, accum.acc, accum.out) if mode == Mode.CPU else 1
+        width = builtins.min(width, accum.max_width or width)
     return ReduceSpec(
-        op=op.name, kind=kind, x=x.dtype.name, acc=plan["acc"].name, out=plan["out"].name,
+        op=op.name, kind=kind, x=x.dtype.name, acc=accum.acc.name, out=accum.out.name,
         mode=mode, nk=nk, nr=nr, width=width, unroll=_UNROLL.get(kind, 1) if width > 1 else 1,
         tile=_TILE.get(kind, 1) if width > 1 else 1, local=codegen.local_size(info),
-        init=plan.get("init", "0"), combine=plan.get("combine", "({a} + {b})"),
-        kahan=plan.get("kahan", False), pre=plan.get("pre", "{to_acc}({x})"),
-        xtype=plan["xtype"].name if plan.get("xtype") else "", post=plan.get("post", "{a}"),
-        better=plan.get("better", ""))
+        init=accum.init, combine=accum.combine, kahan=accum.kahan, pre=accum.pre,
+        xtype=accum.xtype.name if accum.xtype is not None else "", post=accum.post,
+        better=accum.better)
 
 
 class _Launch:
@@ -494,91 +511,110 @@ def _launch(L, x, y, idx, dev):
 def _layout(op, x, attrs, out_dtype):
     """Checks (PyTorch's errors), output shape and dtype, and the kernel choice for this
     input layout."""
-    kind = op.reduction.kind
-    dims = attrs["dim"]
-    nd = x.ndim
-    flat = dims is None  # argmax/argmin without dim: the flattened input
-    red_dims = tuple(range(nd)) if flat else dims
+    flat = attrs["dim"] is None  # argmax/argmin without dim: the flattened input
+    red_dims = tuple(range(x.ndim)) if flat else attrs["dim"]
     keepdim = attrs["keepdim"]
-    info, plan = _plan(op, x, attrs)
+    info, accum = _accumulation(op, x, attrs)
     if out_dtype is not None:
-        plan = {**plan, "out": out_dtype}
-    empty = op.reduction.empty
-    if empty is not None:
-        for d in red_dims:
-            if d < nd and x._shape[d] == 0:
-                if flat or attrs.get("all_dims"):
-                    if empty.startswith("arg"):
-                        raise IndexError(f"{empty}(): Expected reduction dim to be specified "
-                                         "for input.numel() == 0.")
-                    raise RuntimeError(
-                        f"{empty}(): Expected reduction dim to be specified for input.numel() "
-                        "== 0. Specify the reduction dim with the 'dim' argument.")
-                raise IndexError(f"{empty}(): Expected reduction dim {d} to have non-zero size.")
+        accum = accum._replace(out=out_dtype)
+    _check_nonempty(op.reduction.empty, x, red_dims, flat or attrs.get("all_dims"))
     L = _Launch()
-    L.kind, L.acc = kind, plan["acc"]
+    L.kind, L.acc, L.odt = op.reduction.kind, accum.acc, accum.out
     L.oshape = _out_shape(x._shape, red_dims, keepdim) if not flat else (
-        (1,) * nd if keepdim else ())
-    L.odt = plan["out"]
-    L.index_only = plan.get("post") == "index"
+        (1,) * x.ndim if keepdim else ())
+    L.index_only = accum.post == "index"
     L.kernel = None
-    if _numel(L.oshape) == 0:
-        return L
+    if _numel(L.oshape) != 0:
+        kept, red = _kept_and_reduced(x, red_dims, L.kind)
+        _choose_kernel(L, op, x, accum, kept, red, info)
+    return L
 
-    # kept and reduced dims as (size, stride), size-1 dims dropped and neighbours merged
+
+def _check_nonempty(empty, x, red_dims, whole):
+    """PyTorch's error for a reduction without identity (``empty`` names the op; None: it
+    has one) over an empty range; ``whole``: no dim was given."""
+    if empty is None:
+        return
+    for d in red_dims:
+        if d < x.ndim and x._shape[d] == 0:
+            if whole:
+                if empty.startswith("arg"):
+                    raise IndexError(f"{empty}(): Expected reduction dim to be specified "
+                                     "for input.numel() == 0.")
+                raise RuntimeError(
+                    f"{empty}(): Expected reduction dim to be specified for input.numel() "
+                    "== 0. Specify the reduction dim with the 'dim' argument.")
+            raise IndexError(f"{empty}(): Expected reduction dim {d} to have non-zero size.")
+
+
+def _kept_and_reduced(x, red_dims, kind):
+    """Kept and reduced dims as (size, stride), size-1 dims dropped and neighbours merged;
+    reduced dims of an order-free fold sorted so the smallest nonzero stride is innermost."""
     kept = [(n, s) for i, (n, s) in enumerate(zip(x._shape, x._stride))
             if i not in red_dims and n != 1]
     red = [(n, s) for i, (n, s) in enumerate(zip(x._shape, x._stride))
            if i in red_dims and n != 1]
     if builtins.any(n == 0 for n, _ in red):
         red = [(0, 0)]
-    if kind != "arg":  # order-free: innermost the smallest nonzero stride
+    if kind != "arg":
         red.sort(key=lambda t: (t[1] != 0, -t[1]))
-    kept, red = _merge(kept), _merge(red) or [(1, 0)]
-    rows = _numel([n for n, _ in kept])
-    R = _numel([n for n, _ in red])
+    return _merge(kept), _merge(red) or [(1, 0)]
 
-    acc = plan["acc"]
-    local = codegen.local_size(info)
-    cus = info.compute_units
+
+def _choose_kernel(L, op, x, accum, kept, red, info):
+    """Fill L with the program, kernel shape (Mode) and static arguments for rows of
+    ``kept`` dims, each reducing the ``red`` dims."""
+    rows, R = _numel([n for n, _ in kept]), _numel([n for n, _ in red])
     nk, nr = _bucket(len(kept)), _bucket(len(red))
     tree = FORCE_TREE or not info.is_cpu
     # vector arg states hold int indices
-    width = 1 if tree or kind == "arg" and R >= 2**31 - 1 else None
-    spec = _spec(op, x, plan, "tree" if tree else "cpu", nk, nr, info, width)
+    width = 1 if tree or L.kind == "arg" and R >= 2**31 - 1 else None
+    spec = _spec(op, x, accum, Mode.TREE if tree else Mode.CPU, nk, nr, info, width)
     prog = reduce_program(info, spec)
-    W = spec.width
-    mode, step = "scalar", 1
-    KL = kept[-1][0] if kept else 1
     if tree:
-        mode, items, nchunk, chunk = "tree", rows, 1, builtins.max(R, 1)
-        if rows < 4 * cus and R >= local * 64:  # a few work-groups per compute unit
-            nchunk = builtins.min(-(-R // (local * 16)), -(-8 * cus // rows))
-            chunk = -(-R // nchunk)
-            nchunk = -(-R // chunk)
+        mode, items = Mode.TREE, rows
+        nchunk, chunk = _tree_chunks(R, rows, info)
     else:
-        if W > 1 and red[-1][1] == 1 and red[-1][0] >= W:
-            mode = "inner"
-        elif W > 1 and kept and kept[-1][1] == 1 and KL >= W:
-            mode = "outer"
+        mode = _cpu_mode(spec.width, kept, red)
+        KL = kept[-1][0] if kept else 1
         # outer: one item per tile of outputs; each step of its walk reads a tile
-        step = spec.tile * W if mode == "outer" else 1
-        items = (rows // KL) * -(-KL // step) if mode == "outer" else rows
+        step = spec.tile * spec.width if mode == Mode.OUTER else 1
+        items = (rows // KL) * -(-KL // step) if mode == Mode.OUTER else rows
         nchunk, chunk = _chunks(R, items, step, info)
-    kept, red = _pad(kept, nk), _pad(red, nr)
-
+    local = codegen.local_size(info)
     L.nitems, L.rows, L.nchunk, L.mode, L.local = items * nchunk, rows, nchunk, mode, local
-    L.ns = n_state(kind)
-    L.prm = (np.uint8 if acc is dt.bool_ else acc.np.type)(plan.get("prm", 0))
+    L.ns = n_state(L.kind)
+    L.prm = (np.uint8 if accum.acc is dt.bool_ else accum.acc.np.type)(accum.prm)
     L.static = [L.nitems, nchunk, chunk, R, np.int32(nchunk > 1)]
-    for n, s in kept + red:
+    for n, s in _pad(kept, nk) + _pad(red, nr):
         L.static += (n, s)
     L.kernel, L.name, L.combine = prog.kernels[mode], prog.name, prog.combine
-    L.gsize = L.nitems * local if mode == "tree" else -(-L.nitems // local) * local
+    L.gsize = L.nitems * local if mode == Mode.TREE else -(-L.nitems // local) * local
     # partial state (row, chunk): outer stores chunk-major, the others row-major
-    sr, sc = (1, rows) if mode == "outer" else (nchunk, 1)
+    sr, sc = (1, rows) if mode == Mode.OUTER else (nchunk, 1)
     L.cstatic = [rows, nchunk, R, sr, sc]
-    return L
+
+
+def _tree_chunks(R: int, rows: int, info) -> tuple[int, int]:
+    """(nchunk, chunk) for the work-group tree: long rows are split when there are too few
+    rows for a few work-groups per compute unit."""
+    local, cus = codegen.local_size(info), info.compute_units
+    nchunk, chunk = 1, builtins.max(R, 1)
+    if rows < 4 * cus and R >= local * 64:
+        nchunk = builtins.min(-(-R // (local * 16)), -(-8 * cus // rows))
+        chunk = -(-R // nchunk)
+        nchunk = -(-R // chunk)
+    return nchunk, chunk
+
+
+def _cpu_mode(W: int, kept, red) -> str:
+    """The CPU kernel shape: inner when the innermost reduced dim is contiguous, outer when
+    the innermost kept dim is, else scalar (vectors of W need a dim of W or more)."""
+    if W > 1 and red[-1][1] == 1 and red[-1][0] >= W:
+        return Mode.INNER
+    if W > 1 and kept and kept[-1][1] == 1 and kept[-1][0] >= W:
+        return Mode.OUTER
+    return Mode.SCALAR
 
 
 def _run_rows(op, x, attrs):
@@ -586,10 +622,10 @@ def _run_rows(op, x, attrs):
     work-item (CPU) or work-group (tree) along ``dim``."""
     T = registry.Tensor
     kind = op.reduction.kind
-    info, plan = _plan(op, x, attrs)
+    info, accum = _accumulation(op, x, attrs)
     nd = x.ndim
     d = attrs["dim"]
-    y = T._empty(x._shape, plan["out"], x.device)
+    y = T._empty(x._shape, accum.out, x.device)
     if y.numel() == 0:
         return y
     R = x._shape[d] if nd else 1
@@ -607,53 +643,53 @@ def _run_rows(op, x, attrs):
     local = codegen.local_size(info)
     nk = _bucket(len(kept))
     tree = kind != "cumsum" and (FORCE_TREE or not info.is_cpu)
-    spec = _spec(op, x, plan, "tree" if tree else "cpu", nk, 1, info,
+    spec = _spec(op, x, accum, Mode.TREE if tree else Mode.CPU, nk, 1, info,
                  1 if tree or kind == "cumsum" else None)
     W = spec.width
-    mode = "tree" if tree else "scalar"
+    mode = Mode.TREE if tree else Mode.SCALAR
     if W > 1 and rst == 1 and ost == 1 and R >= W:
-        mode = "inner"
+        mode = Mode.INNER
         if rows < 2 * info.compute_units * local and R >= _SOFTMAX_SPLIT_MIN:
             # a few long rows: a split logsumexp, then a chunked write
-            return _softmax_split(op, x, y, plan, kept, R, rst, ost, d, info)
+            return _softmax_split(op, x, y, accum, kept, R, rst, ost, d, info)
     elif W > 1 and kept and kept[-1][1] == 1 and kept[-1][2] == 1 and kept[-1][0] >= W:
-        mode = "outer"
+        mode = Mode.OUTER
     prog = reduce_program(info, spec)
     kept = [(1, 0, 0)] * (nk - len(kept)) + kept
     nitems = rows
-    if mode == "outer":
+    if mode == Mode.OUTER:
         KL = kept[-1][0]
         nitems = (rows // KL) * (-(-KL // (spec.tile * W)))
     args = [nitems, R, rst, ost]
     for n, s, o in kept:
         args += (n, s, o)
     args += (x._storage.buf, x._offset, y._storage.buf, 0)
-    gsize = nitems * local if mode == "tree" else -(-nitems // local) * local
+    gsize = nitems * local if mode == Mode.TREE else -(-nitems // local) * local
     registry.launch(info, prog.kernels[mode], prog.name, (gsize,), (local,), args)
     return y
 
 
-def _softmax_split(op, x, y, plan, kept, R, rst, ost, d, info):
+def _softmax_split(op, x, y, accum, kept, R, rst, ost, d, info):
     """softmax over a few long rows: logsumexp (rows split in chunks over all cores), then
     a kernel writing exp(x - lse) (or x - lse) chunk by chunk."""
-    acc = plan["acc"]
+    acc = accum.acc
     rows = _numel([n for n, _, _ in kept])
     # logsumexp of the input as the softmax computes it (cast to dtype, result in acc)
-    xd = x if x.dtype.compute == acc.compute else x.to(plan["out"])
+    xd = x if x.dtype.compute == acc.compute else x.to(accum.out)
     lse = _run_reduce(LOGSUMEXP, xd, {"dim": (d,), "keepdim": False, "all_dims": False},
                       out_dtype=acc)
     local = codegen.local_size(info)
     nk = _bucket(len(kept))
     kept = [(1, 0, 0)] * (nk - len(kept)) + kept
-    spec = _spec(op, x, plan, "apply", nk, 1, info,
-                 _vector_width(info, x.dtype, acc, plan["out"]))
+    spec = _spec(op, x, accum, Mode.APPLY, nk, 1, info,
+                 _vector_width(info, x.dtype, acc, accum.out))
     prog = reduce_program(info, spec)
     nchunk, chunk = _chunks(R, rows, 1, info)
     args = [rows * nchunk, nchunk, chunk, R, rst, ost]
     for n, s, o in kept:
         args += (n, s, o)
     args += (x._storage.buf, x._offset, y._storage.buf, 0, lse._storage.buf)
-    registry.launch(info, prog.kernels["apply"], prog.name,
+    registry.launch(info, prog.kernels[Mode.APPLY], prog.name,
                     (-(-rows * nchunk // local) * local,), (local,), args)
     return y
 
@@ -661,13 +697,13 @@ def _softmax_split(op, x, y, plan, kept, R, rst, ost, d, info):
 # --- rows ---------------------------------------------------------------------------------
 
 
-def reduction(name, ref, kind, plan, empty=None, vjp=None, differentiable=True):
-    """One reduction row. ``plan(x dtype, attrs, device) -> dict`` gives the accumulator and
-    output dtypes and the fold's expressions; ``empty`` names the op in PyTorch's error for
-    an empty reduced range (ops that have no identity). Attrs: dim as a sorted tuple,
-    keepdim, dtype, correction, p."""
+def reduction(name, ref, kind, accumulation, empty=None, vjp=None, differentiable=True):
+    """One reduction row. ``accumulation(x dtype, attrs, device) -> Accumulation`` gives the
+    accumulator and output dtypes and the fold's expressions; ``empty`` names the op in
+    PyTorch's error for an empty reduced range (ops that have no identity). Attrs: dim as a
+    sorted tuple, keepdim, dtype, correction, p."""
     return register(OpDef(name, "reduce", ref, _run, vjp, differentiable=differentiable,
-                          reduction=registry.Reduction(kind, plan, empty)))
+                          reduction=registry.Reduction(kind, accumulation, empty)))
 
 
 # --- VJPs (gradients built from clgraph ops, so they differentiate again) ------------------
@@ -699,7 +735,6 @@ def _mean_vjp(g, x, out, dim, keepdim, all_dims, dtype=None):
 def _prod_vjp(g, x, out, dim, keepdim, all_dims, dtype=None):
     # d prod / d x_i is the product of the others: out / x_i without zeros; with exactly one
     # zero in the range only that element gets the product of the rest; with two, none do.
-    from .math import where
 
     zero = x == 0
     nonzero = where(zero, 1.0, x)
@@ -721,8 +756,6 @@ def _arg_vjp(arg_op):
     """max/min with dim: the gradient goes to the index PyTorch reports."""
 
     def vjp(g, x, out, dim, keepdim, all_dims):
-        from ..creation import zeros
-        from .index import scatter
 
         (d,) = dim
         idx = apply(arg_op, x.detach(), dim=(d,), keepdim=True, all_dims=False)
@@ -733,7 +766,6 @@ def _arg_vjp(arg_op):
 
 
 def _norm_vjp(g, x, out, dim, keepdim, all_dims, p, dtype=None):
-    from .math import where
 
     o = _expand_back(out, x, dim, keepdim)
     ge = _expand_back(g, x, dim, keepdim)
@@ -756,7 +788,6 @@ def _var_vjp(is_std):
             # no degrees of freedom left: PyTorch's 2 / 0 = inf, so the gradient is NaN
             dof = builtins.max(n - correction, 0)
             return (ge * centered * (2.0 / dof if dof else math.inf),)
-        from .math import where
 
         # PyTorch's std backward passes no gradient through a zero std (a constant range)
         o = _expand_back(out, x, dim, keepdim)
@@ -779,37 +810,39 @@ def _log_softmax_vjp(g, x, out, dim, dtype):
 
 
 def _cumsum_vjp(g, x, out, dim, dtype):
-    from .join import flip
 
     return (flip(cumsum(flip(g, (dim,)), dim), (dim,)),)
 
 
-SUM = reduction("sum", _ref_sum, "fold", _sum_plan, vjp=_sum_vjp)
-PROD = reduction("prod", _ref_prod, "fold", _prod_plan, vjp=_prod_vjp)
-MEAN = reduction("mean", _ref_mean, "fold", _mean_plan, vjp=_mean_vjp)
-AMAX = reduction("amax", _ref_extreme(np.amax), "fold", _extreme_plan(True), empty="amax",
-                 vjp=_extreme_vjp)
-AMIN = reduction("amin", _ref_extreme(np.amin), "fold", _extreme_plan(False), empty="amin",
-                 vjp=_extreme_vjp)
-ALL = reduction("all", _ref_logical(np.all), "fold", _logical_plan(True), differentiable=False)
-ANY = reduction("any", _ref_logical(np.any), "fold", _logical_plan(False), differentiable=False)
-NORM = reduction("norm", _ref_norm, "fold", _norm_plan, vjp=_norm_vjp)
-VAR = reduction("var", _ref_var(False), "welford", _var_plan(False), vjp=_var_vjp(False))
-STD = reduction("std", _ref_var(True), "welford", _var_plan(True), vjp=_var_vjp(True))
-LOGSUMEXP = reduction("logsumexp", _ref_lse, "lse", _lse_plan, vjp=_lse_vjp)
+SUM = reduction("sum", _ref_sum, "fold", _sum_accumulation, vjp=_sum_vjp)
+PROD = reduction("prod", _ref_prod, "fold", _prod_accumulation, vjp=_prod_vjp)
+MEAN = reduction("mean", _ref_mean, "fold", _mean_accumulation, vjp=_mean_vjp)
+AMAX = reduction("amax", _ref_extreme(np.amax), "fold", _extreme_accumulation(True),
+                 empty="amax", vjp=_extreme_vjp)
+AMIN = reduction("amin", _ref_extreme(np.amin), "fold", _extreme_accumulation(False),
+                 empty="amin", vjp=_extreme_vjp)
+ALL = reduction("all", _ref_logical(np.all), "fold", _logical_accumulation(True),
+                differentiable=False)
+ANY = reduction("any", _ref_logical(np.any), "fold", _logical_accumulation(False),
+                differentiable=False)
+NORM = reduction("norm", _ref_norm, "fold", _norm_accumulation, vjp=_norm_vjp)
+VAR = reduction("var", _ref_var(False), "welford", _var_accumulation(False),
+                vjp=_var_vjp(False))
+STD = reduction("std", _ref_var(True), "welford", _var_accumulation(True), vjp=_var_vjp(True))
+LOGSUMEXP = reduction("logsumexp", _ref_lse, "lse", _lse_accumulation, vjp=_lse_vjp)
 ARGMAX = reduction("argmax", _ref_arg(_nan_first(np.argmax), False), "arg",
-                   _arg_plan(True, False), empty="argmax", differentiable=False)
+                   _arg_accumulation(True, False), empty="argmax", differentiable=False)
 ARGMIN = reduction("argmin", _ref_arg(_nan_first(np.argmin), False), "arg",
-                   _arg_plan(False, False), empty="argmin", differentiable=False)
-MAX = reduction("max", _ref_arg(_nan_first(np.argmax), True), "arg", _arg_plan(True, True),
-                empty="max", vjp=_arg_vjp(ARGMAX))
-MIN = reduction("min", _ref_arg(_nan_first(np.argmin), True), "arg", _arg_plan(False, True),
-                empty="min", vjp=_arg_vjp(ARGMIN))
-SOFTMAX = reduction("softmax", _ref_softmax(False), "softmax", _softmax_plan("softmax"),
-                    vjp=_softmax_vjp)
+                   _arg_accumulation(False, False), empty="argmin", differentiable=False)
+MAX = reduction("max", _ref_arg(_nan_first(np.argmax), True), "arg",
+                _arg_accumulation(True, True), empty="max", vjp=_arg_vjp(ARGMAX))
+MIN = reduction("min", _ref_arg(_nan_first(np.argmin), True), "arg",
+                _arg_accumulation(False, True), empty="min", vjp=_arg_vjp(ARGMIN))
+SOFTMAX = reduction("softmax", _ref_softmax(False), "softmax",
+                    _softmax_accumulation("softmax"), vjp=_softmax_vjp)
 LOG_SOFTMAX = reduction("log_softmax", _ref_softmax(True), "log_softmax",
-                        _softmax_plan("log_softmax"), vjp=_log_softmax_vjp)
-CUMSUM = reduction("cumsum", _ref_cumsum, "cumsum", _cumsum_plan, vjp=_cumsum_vjp)
+                        _softmax_accumulation("log_softmax"), vjp=_log_softmax_vjp)
+CUMSUM = reduction("cumsum", _ref_cumsum, "cumsum", _cumsum_accumulation, vjp=_cumsum_vjp)
 
 
 # --- public functions ---------------------------------------------------------------------

@@ -1,17 +1,28 @@
 """The op registry: every op is one OpDef row (numpy reference, dtype/shape rule, OpenCL
-expression or kernel, VJP) and apply() is the single dispatch point. Families (elementwise,
-reduce, movement, linalg, index) supply ``run``; a recorder installed by a higher layer
-(tracing) may intercept apply()."""
+expression or kernel, VJP) and apply() is the single dispatch point.
+
+Dispatch is a stack of interpreters. apply() hands each op to the top one; each layer does
+its part and hands the op to the layer below (``inner``); the bottom one runs it (the
+row's ``run``, which families supply). Higher layers add theirs: autograd installs its
+layer at import (an op whose input requires grad gets its node), a compile trace pushes
+one for the duration of a traced call. A pushed layer also observes the events lower
+layers report through runtime.notify (allocations, launches, transfers, index checks,
+gradient writes, optimizer steps). Imports the runtime and the device layer only."""
 
 from __future__ import annotations
 
+import contextlib
+from collections import namedtuple
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from .. import runtime
+from ..device import default_device  # noqa: F401  (ops modules reach it through registry)
+from ..runtime import launch  # noqa: F401  (ops modules launch through registry)
 
 REGISTRY: dict[str, "OpDef"] = {}
 EXPORTS: dict[str, "Export"] = {}  # public name -> its function and forms (clgraph._bindings)
 Tensor: Any = None  # installed by clgraph.tensor (ops must not import it at module load)
-_recorder: Callable | None = None
 
 
 @dataclass(frozen=True)
@@ -99,12 +110,12 @@ class OpDef:
 @dataclass(frozen=True)
 class Reduction:
     """What a reduction row adds: its kernel ``kind`` (a fold of codegen/reduce.py),
-    ``plan(x dtype, attrs, device) -> dict`` (accumulator and output dtypes, the fold's
-    expressions) and ``empty``: the op's name in PyTorch's error for an empty reduced range
-    (ops without an identity)."""
+    ``accumulation(x dtype, attrs, device) -> Accumulation`` (accumulator and output dtypes,
+    the fold's expressions; ops/reduce.py) and ``empty``: the op's name in PyTorch's error
+    for an empty reduced range (ops without an identity)."""
 
     kind: str
-    plan: Callable
+    accumulation: Callable
     empty: str | None = None
 
 
@@ -115,85 +126,88 @@ def register(op: OpDef) -> OpDef:
     return op
 
 
+# --- dispatch -----------------------------------------------------------------------------
+
+
+class Interpreter:
+    """One layer of dispatch. ``process`` handles an op application (``args`` as given to
+    apply(), ``attrs`` its keywords, ``out`` the tensor an in-place op writes, or None) and
+    returns its result, normally by handing it to ``inner``, the layer below. ``observe``
+    hears the events lower layers report (runtime.notify) while the layer is pushed."""
+
+    inner: Interpreter
+
+    def process(self, op: OpDef, args: tuple, attrs: dict, out):
+        return self.inner.process(op, args, attrs, out)
+
+    def observe(self, event) -> None:
+        pass
+
+
+class _Eager(Interpreter):
+    """The bottom layer: run the op now; an in-place op bumps its output's version."""
+
+    def process(self, op, args, attrs, out):
+        res = op.run(op, args, attrs, out)
+        if out is not None:
+            out._storage.version += 1
+        return res
+
+
+_installed: list[Interpreter] = [_Eager()]  # the permanent layers, bottom first
+_top: Interpreter = _installed[0]  # where apply() hands an op
+
+
 def apply(op: OpDef, *args, out=None, **attrs):
-    """Run ``op`` on tensors/scalars ``args``: eagerly, or into the active recorder. With
-    ``out`` the result is written into that tensor (an in-place op). When grad mode is on
-    and an input requires grad, the result gets its autograd node."""
-    if _recorder is not None:
-        return _recorder(op, args, attrs, out)
-    return execute(op, args, attrs, out)
+    """Run ``op`` on tensors/scalars ``args`` through the interpreter stack: eagerly, with
+    its autograd node when grad mode is on and an input requires grad, recorded when a
+    trace is pushed. With ``out`` the result is written into that tensor (an in-place
+    op)."""
+    return _top.process(op, args, attrs, out)
 
 
-def execute(op: OpDef, args, attrs: dict, out=None):
-    """apply() without the recorder: run the op now (with its autograd node)."""
-    if _autograd is not None and _autograd.is_grad_enabled() and (
-        _autograd.needs_grad(args) or (out is not None and out.requires_grad)
-    ):
-        return _apply_with_grad(op, args, attrs, out)
-    res = op.run(op, args, attrs, out)
-    if out is not None:
-        out._storage.version += 1
-    return res
+def install(layer: Interpreter) -> None:
+    """Add a permanent layer above the installed ones (autograd, at import): it processes
+    every op and hears no events."""
+    global _top
+    assert _top is _installed[-1], "layers are installed at import, before any push"
+    layer.inner = _installed[-1]
+    _installed.append(layer)
+    _top = layer
 
 
-def _apply_with_grad(op, args, attrs, out):
-    if out is None:
-        res = op.run(op, args, attrs, None)
-        first = res[0] if isinstance(res, tuple) else res
-        _autograd.record(op, args, attrs, first)
-        return res
-    if out.requires_grad and out.grad_fn is None:
-        raise RuntimeError(
-            "a leaf Variable that requires grad is being used in an in-place operation."
-        )
-    if out._base is not None and out._base.requires_grad and out._base.grad_fn is None:
-        raise RuntimeError(
-            "a view of a leaf Variable that requires grad is being used in an in-place "
-            "operation."
-        )
-    base = out._base
-    if base is not None and not (base._contig and base._offset == 0):
-        raise RuntimeError(
-            "in-place operations on views of non-contiguous tensors are not supported when "
-            "gradients are recorded; use an out-of-place operation (e.g. torch.where or "
-            "torch.cat) instead"
-        )
-    # In place: the node's inputs are the pre-op tensors; ``out`` then stands for the new
-    # value. Inputs the VJP reads must not be ``out`` itself: the version check catches it.
-    node_args = tuple(a if a is not out else out._view(out._shape, out._stride, out._offset)
-                      for a in args)
-    for a, b in zip(args, node_args):
-        if a is out:
-            b.grad_fn, b.requires_grad = out.grad_fn, out.requires_grad
-    versions_before = [a._storage.version if isinstance(a, Tensor) else None
-                       for a in node_args]
-    res = op.run(op, args, attrs, out)
-    out._storage.version += 1
-    if not op.differentiable or not _autograd.needs_grad(args):
-        # the new value depends on nothing that needs a gradient (fill_, zero_, a copy of a
-        # constant): ``out`` becomes a constant, and its base learns the written region
-        out.grad_fn, out.requires_grad = None, False
-        if base is not None and base.requires_grad:
-            _autograd.rebase_on_view_write(base, out)
-        return res
-    node = _autograd.Node(op, node_args, attrs, out)
-    node.versions = tuple(v if n is not None else None
-                          for v, n in zip(versions_before, node.versions))
-    if not out.dtype.is_floating_point:
-        return res
-    out.grad_fn = node
-    out.requires_grad = True
-    if base is not None:
-        _autograd.rebase_on_view_write(base, out)
-    return res
+@contextlib.contextmanager
+def push(layer: Interpreter):
+    """``with push(layer)``: ``layer`` processes every op applied in the block (before the
+    layers below it) and observes every event reported in it."""
+    global _top
+    layer.inner, _top = _top, layer
+    runtime.observers = runtime.observers + (layer,)
+    try:
+        yield layer
+    finally:
+        _top = layer.inner
+        runtime.observers = tuple(o for o in runtime.observers if o is not layer)
 
 
-def default_device():
-    from ..device import default_device as _d
+@contextlib.contextmanager
+def eager():
+    """Run the block with the installed layers only: the pushed ones (a trace) neither
+    process its ops nor observe its events."""
+    global _top
+    top, observers = _top, runtime.observers
+    _top, runtime.observers = _installed[-1], ()
+    try:
+        yield
+    finally:
+        _top, runtime.observers = top, observers
 
-    return _d()
 
-
-from ..runtime import launch  # noqa: E402,F401  (ops modules launch through registry)
-
-_autograd: Any = None  # clgraph.autograd installs itself here (a higher layer)
+# The events the ops layer reports (runtime.notify, when runtime.observers is not empty):
+# an index tensor checked on the host (``check(tensor)`` repeats the check for another
+# index: False when it breaks what the first assumed); the host reads between
+# IndexRead(True) and IndexRead(False) serve such a check, not the program's data flow;
+# a leaf tensor's ``.grad`` set or accumulated.
+IndexCheck = namedtuple("IndexCheck", "index check")
+IndexRead = namedtuple("IndexRead", "active")
+GradWrite = namedtuple("GradWrite", "tensor")

@@ -1,5 +1,6 @@
 """cg.optim: PyTorch's optimizers (SGD, Adam, AdamW, RMSprop, Adagrad) and learning-rate
-schedulers. Updates are in-place clgraph ops under no_grad; no host reads during step()."""
+schedulers. Each parameter's update is one fused in-place kernel; no host reads during
+step()."""
 
 from . import lr_scheduler
 from .adagrad import Adagrad

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..autograd import no_grad
 from ..creation import full_like
 from ..ops import fused
-from .optimizer import Optimizer, _check, _check_flags, _number
+from .optimizer import Optimizer, _check, _check_flags, _number, _update
 
 
 def _refresh(group, state):
@@ -20,7 +20,7 @@ def _refresh(group, state):
 
 class Adagrad(Optimizer):
     """torch.optim.Adagrad. State is created at construction, like PyTorch's. Per parameter
-    and step: four kernels (addcmul, sqrt + add, addcdiv)."""
+    and step: one fused kernel that updates the parameter and its sum of squares."""
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0,
                  initial_accumulator_value=0, eps=1e-10, foreach=None, *, maximize=False,
@@ -56,23 +56,10 @@ class Adagrad(Optimizer):
                     continue
                 state = self.state[p]
                 state["step"] = t = state["step"] + 1
-                if fused.fusable(p, g, state["sum"]):
-                    scalars = {"eps": eps, "negclr": -lr / (1 + (t - 1) * lr_decay)}
-                    steps, gr = fused.grad_prologue(group["maximize"], wd, scalars)
-                    steps += [("s1", f"({{s}} + {gr} * {gr})"),
-                              ("p1", f"({{p}} + {{negclr}} * {gr} / (sqrt({{s1}}) + {{eps}}))")]
-                    fused.update("adagrad", {"p": p, "g": g, "s": state["sum"]}, scalars,
-                                 tuple(steps), {"p1": "p", "s1": "s"},
-                                 _refresh(group, state))
-                    continue
-                self._lr_static()
-                if group["maximize"]:
-                    g = -g
-                if wd != 0:
-                    g = g.add(p, alpha=wd)
-                clr = lr / (1 + (t - 1) * lr_decay)
-                state_sum = state["sum"]
-                state_sum.addcmul_(g, g, value=1)
-                std = state_sum.sqrt().add_(eps)
-                p.addcdiv_(g, std, value=-clr)
+                scalars = {"eps": eps, "negclr": -lr / (1 + (t - 1) * lr_decay)}
+                steps, gr = fused.grad_prologue(group["maximize"], wd, scalars)
+                steps += [("s1", f"({{s}} + {gr} * {gr})"),
+                          ("p1", f"({{p}} + {{negclr}} * {gr} / (sqrt({{s1}}) + {{eps}}))")]
+                _update("adagrad", {"p": p, "g": g, "s": state["sum"]}, scalars, tuple(steps),
+                        {"p1": "p", "s1": "s"}, _refresh(group, state))
         return loss

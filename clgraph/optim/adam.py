@@ -7,13 +7,12 @@ import math
 from ..autograd import no_grad
 from ..creation import zeros_like
 from ..ops import fused
-from .optimizer import Optimizer, _check, _check_flags, _number
+from .optimizer import Optimizer, _check, _check_flags, _number, _update
 
 
 class Adam(Optimizer):
     """torch.optim.Adam. Per parameter and step: one fused kernel that updates the
-    parameter and its moments (contiguous floating-point parameters, the usual case);
-    otherwise six to eight in-place ops."""
+    parameter and its moments."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, capturable=False,
@@ -61,32 +60,14 @@ class Adam(Optimizer):
                 tensors = {"p": p, "g": g, "m": state["exp_avg"], "v": state["exp_avg_sq"]}
                 if amsgrad:
                     tensors["vm"] = state["max_exp_avg_sq"]
-                if fused.fusable(*tensors.values()):
-                    _fused_step(tensors, t, lr, beta1, beta2, eps, wd, decoupled, amsgrad,
-                                group["maximize"], _refresh(group, state))
-                    continue
-                self._lr_static()
-                if group["maximize"]:
-                    g = -g
-                if wd != 0:
-                    if decoupled:
-                        p.mul_(1 - lr * wd)
-                    else:
-                        g = g.add(p, alpha=wd)
-                exp_avg, v = state["exp_avg"], state["exp_avg_sq"]
-                exp_avg.lerp_(g, 1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                if amsgrad:
-                    v = state["max_exp_avg_sq"].maximum_(v)
-                # sqrt(1 - beta2^t) moves from the denominator into the step size: two
-                # kernels for the denominator instead of three, the same value
-                bc2_sqrt = math.sqrt(1 - beta2**t)
-                denom = v.sqrt().add_(eps * bc2_sqrt)
-                p.addcdiv_(exp_avg, denom, value=-lr * bc2_sqrt / (1 - beta1**t))
+                _step(tensors, t, lr, beta1, beta2, eps, wd, decoupled, amsgrad,
+                      group["maximize"], _refresh(group, state))
         return loss
 
 
 def _scalars(t, lr, beta1, beta2, eps, wd) -> dict:
+    # sqrt(1 - beta2^t) moves from the denominator into the step size: the same value, one
+    # operation less per element
     bc2_sqrt = math.sqrt(1 - beta2**t)
     return {"b1c": 1 - beta1, "b2": beta2, "b2c": 1 - beta2, "epsb": eps * bc2_sqrt,
             "step": -lr * bc2_sqrt / (1 - beta1**t), "decay": 1 - lr * wd}
@@ -103,10 +84,8 @@ def _refresh(group, state):
     return again
 
 
-def _fused_step(tensors, t, lr, beta1, beta2, eps, wd, decoupled, amsgrad, maximize,
-                refresh=None):
-    """The whole update of one parameter (and its moments) in one kernel; the same formulas
-    as the op-by-op path below."""
+def _step(tensors, t, lr, beta1, beta2, eps, wd, decoupled, amsgrad, maximize, refresh):
+    """The whole update of one parameter (and its moments) in one kernel."""
     scalars = _scalars(t, lr, beta1, beta2, eps, wd)
     decay = scalars.pop("decay")
     pv = "{p}"
@@ -126,7 +105,7 @@ def _fused_step(tensors, t, lr, beta1, beta2, eps, wd, decoupled, amsgrad, maxim
     steps.append(("den", f"(sqrt({vv}) + {{epsb}})"))
     steps.append(("p1", f"({pv} + {{step}} * {{m1}} / {{den}})"))
     writes = {"p1": "p", **writes}
-    fused.update("adam", tensors, scalars, tuple(steps), writes, refresh)
+    _update("adam", tensors, scalars, tuple(steps), writes, refresh)
 
 
 class AdamW(Adam):

@@ -1,19 +1,26 @@
 """Optimizer: parameter groups with per-group options, per-parameter state and PyTorch's
-state-dict layout. Subclasses update parameters with in-place clgraph ops under no_grad;
-nothing here reads device data back to the host (the step count is a Python float)."""
+state-dict layout. Subclasses write each update once, as the steps of one fused kernel
+(``_update``, ops/fused.py) that writes a parameter and its state in place; nothing here
+reads device data back to the host (the step count is a Python float)."""
 
 from __future__ import annotations
 
 import copy
 import warnings
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from collections.abc import Callable
 from itertools import chain
 from typing import Any
 
 from .. import runtime
 from ..autograd import enable_grad
-from ..tensor import Tensor
+from ..ops import fused
+from ..tensor import _TYPE_NAMES, Tensor
+
+# The event an optimizer reports (runtime.notify, when runtime.observers is not empty): a
+# step begins, its closure evaluated (an observer may make the state its parameters lack,
+# ``_init_missing_state``).
+OptimizerStep = namedtuple("OptimizerStep", "optimizer")
 
 
 class _RequiredParameter:
@@ -28,8 +35,6 @@ required = _RequiredParameter()
 
 def _typename(x) -> str:
     if isinstance(x, Tensor):
-        from ..tensor import _TYPE_NAMES
-
         return "torch." + _TYPE_NAMES[x.dtype.name]
     return type(x).__qualname__
 
@@ -151,31 +156,23 @@ class Optimizer:
     def step(self, closure: Callable | None = None):
         raise NotImplementedError
 
-    def _lr_static(self) -> None:
-        """A step that bakes the learning rate into its kernels: a compiled step then
-        recompiles when the learning rate changes."""
-        if runtime._capture is not None:
-            runtime._capture.on_optimizer(self, lr_static=True)
-
     def _evaluate(self, closure):
-        """Run the closure (with grad enabled) before a step, like PyTorch's optimizers.
-        Inside a traced call, then make the state of parameters that have none outside the
-        trace: state made by the traced step would be tensors the call creates and keeps,
-        and the first call's plan could not replay on the second."""
-        cap = runtime._capture
-        if cap is not None:
-            cap.on_optimizer(self)
+        """Run the closure (with grad enabled) before a step, like PyTorch's optimizers;
+        then report the step (a compiled trace makes the missing state outside itself)."""
         loss = None
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        if cap is not None:
-            with cap.paused():
-                for group in self.param_groups:
-                    for p in group["params"]:
-                        if p.grad is not None and not self.state.get(p):
-                            self._init_state(p, group)
+        if runtime.observers:
+            runtime.notify(OptimizerStep(self))
         return loss
+
+    def _init_missing_state(self) -> None:
+        """Make the state of the parameters that have a gradient and no state yet."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None and not self.state.get(p):
+                    self._init_state(p, group)
 
     def _init_state(self, p: Tensor, group: dict) -> None:
         """Make ``p``'s state before its first step, when the first step's kernels are then
@@ -249,6 +246,32 @@ class Optimizer:
             new_groups.append(saved)
         self.state = state
         self.param_groups = new_groups
+
+
+def _update(name: str, tensors: dict, scalars: dict, steps: tuple, writes: dict,
+            refresh) -> None:
+    """One parameter's whole update (parameter and state) in one kernel: fused.update's
+    steps, scalars and writes; ``refresh`` recomputes the scalars at a compiled replay's
+    step. Tensors the kernel does not take (not contiguous, or of another dtype than the
+    parameter ``tensors["p"]``) are staged in contiguous copies and the written ones copied
+    back, so that each optimizer writes its update once."""
+    if fused.fusable(*tensors.values()):
+        fused.update(name, tensors, scalars, steps, writes, refresh)
+        return
+    p = tensors["p"]
+    if not p.dtype.is_floating_point:
+        raise RuntimeError(f"{name}: expected floating point parameters, but got {p.dtype}")
+    for t in tensors.values():
+        if t.device != p.device:
+            raise RuntimeError(
+                f"Expected all tensors to be on the same device, but found at least two "
+                f"devices, {p.device} and {t.device}! (when checking argument for {name})")
+    staged = {k: t if t._contig and t.dtype is p.dtype else t.to(p.dtype).contiguous()
+              for k, t in tensors.items()}
+    fused.update(name, staged, scalars, steps, writes, refresh)
+    for target in writes.values():
+        if staged[target] is not tensors[target]:
+            tensors[target].copy_(staged[target])
 
 
 def _check(ok: bool, what: str, value) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from ..autograd import no_grad
 from ..creation import zeros_like
 from ..ops import fused
-from .optimizer import Optimizer, _check, _check_flags, _number
+from .optimizer import Optimizer, _check, _check_flags, _number, _update
 
 
 class RMSprop(Optimizer):
-    """torch.optim.RMSprop. Per parameter and step: five kernels (mul + addcmul, sqrt + add,
-    addcdiv); centered adds two, momentum one."""
+    """torch.optim.RMSprop. Per parameter and step: one fused kernel that updates the
+    parameter, its square average and (centered) gradient average and momentum buffer."""
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, capturable=False, foreach=None, maximize=False,
@@ -57,30 +57,8 @@ class RMSprop(Optimizer):
                     tensors["buf"] = state["momentum_buffer"]
                 if centered:
                     tensors["ga"] = state["grad_avg"]
-                if fused.fusable(*tensors.values()):
-                    _fused_step(tensors, lr, alpha, eps, wd, momentum, centered,
-                                group["maximize"], _refresh(group, state))
-                    continue
-                self._lr_static()
-                if group["maximize"]:
-                    g = -g
-                if wd != 0:
-                    g = g.add(p, alpha=wd)
-                square_avg = state["square_avg"]
-                square_avg.mul_(alpha).addcmul_(g, g, value=1 - alpha)
-                if centered:
-                    grad_avg = state["grad_avg"]
-                    grad_avg.lerp_(g, 1 - alpha)
-                    avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
-                else:
-                    avg = square_avg.sqrt()
-                avg.add_(eps)
-                if momentum > 0:
-                    buf = state["momentum_buffer"]
-                    buf.mul_(momentum).addcdiv_(g, avg)
-                    p.add_(buf, alpha=-lr)
-                else:
-                    p.addcdiv_(g, avg, value=-lr)
+                _step(tensors, lr, alpha, eps, wd, momentum, centered, group["maximize"],
+                      _refresh(group, state))
         return loss
 
 
@@ -93,7 +71,7 @@ def _refresh(group, state):
     return again
 
 
-def _fused_step(tensors, lr, alpha, eps, wd, momentum, centered, maximize, refresh=None):
+def _step(tensors, lr, alpha, eps, wd, momentum, centered, maximize, refresh):
     """The RMSprop update (and its state) in one kernel."""
     scalars = {"alpha": alpha, "alpha1": 1 - alpha, "eps": eps, "neglr": -lr}
     steps, g = fused.grad_prologue(maximize, wd, scalars)
@@ -112,4 +90,4 @@ def _fused_step(tensors, lr, alpha, eps, wd, momentum, centered, maximize, refre
         writes["buf1"] = "buf"
     else:
         steps.append(("p1", f"({{p}} + {{neglr}} * {g} / {{avg}})"))
-    fused.update("rmsprop", tensors, scalars, tuple(steps), {"p1": "p", **writes}, refresh)
+    _update("rmsprop", tensors, scalars, tuple(steps), {"p1": "p", **writes}, refresh)
