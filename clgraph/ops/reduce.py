@@ -3,8 +3,8 @@ scalar expressions) and the family's eager executor ``_run``: collapse the input
 (strides read in place: transposed, sliced and expanded inputs are never copied) into kept
 and reduced dims, pick a kernel shape (codegen/reduce.py) and launch it. Scans (cumsum)
 and softmax live here too: they walk rows the same way. Public functions with PyTorch's
-signatures sit at the bottom. Imports codegen, dtypes, the registry and movement's
-wrap_dim; the Tensor class comes through ``registry.Tensor``."""
+signatures sit at the bottom. Imports codegen, dtypes, shapes, creation and the ops below it
+(math, index, join: the VJPs); the Tensor class comes through ``registry.Tensor``."""
 
 from __future__ import annotations
 
