@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+import pyopencl as cl
 
 from .. import dtypes as dt
+from . import check_dtype
 from .cache import build
-from .emit import _HALF_HELPERS, _INT_HELPERS, EwGroup, emit, vectorizable
+from .emit import _HALF_HELPERS, _INT_HELPERS, EwGroup, EwOp, emit, vectorizable
 
 _NP = {"float": np.float32, "double": np.float64, "long": np.int64, "int": np.int32,
        "short": np.int16, "char": np.int8, "uchar": np.uint8}
@@ -170,12 +172,10 @@ def build_all(dev, kernels: list[FusedKernel]) -> None:
     """Build the fused kernels of one plan as a single OpenCL program (a program costs a
     fixed time to build or to load from the disk cache, whatever its size) and give each
     its own kernel object."""
-    import pyopencl as cl
 
     bodies = list(dict.fromkeys(k.source for k in kernels))
     if not bodies:
         return
-    from . import check_dtype
 
     if any(k.fp64 for k in kernels):
         check_dtype(dev, dt.float64)  # a clear error before the OpenCL compiler's
@@ -289,9 +289,7 @@ def can_merge(a: Segment, b: Segment, key) -> bool:
 def merge(a: Segment, b: Segment, key) -> Segment:
     """One segment computing a then b, b reading a's results (``key`` and any other it
     reads) from registers."""
-    from dataclasses import replace
 
-    from .emit import EwOp
 
     na, sha, ia, oa = split(a)
     _, shb, ib, ob = split(b)
