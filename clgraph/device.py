@@ -15,6 +15,8 @@ import pyopencl as cl
 
 from . import diskcache
 
+_KERNELS = os.environ.get("CLGRAPH_KERNELS", "")  # "gpu": GPU kernels on every device
+
 # called with each DeviceInfo once its context exists (the kernel cache starts preloading
 # the programs this script built first): higher layers register here
 on_start: list = []
@@ -53,7 +55,10 @@ class DeviceInfo:
 
     @property
     def is_cpu(self) -> bool:
-        return self.type == "cpu"
+        """Whether clgraph picks its CPU kernels (explicit vectors, one work-item per row)
+        for this device; CLGRAPH_KERNELS=gpu picks the GPU ones (local-memory tiles and
+        trees) on any device, which is how they are tested on PoCL."""
+        return self.type == "cpu" and _KERNELS != "gpu"
 
     @property
     def memory(self) -> int:
