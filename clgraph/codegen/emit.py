@@ -200,6 +200,10 @@ def emit(group: EwGroup, name: str | None = None, as_function: bool = False) -> 
                 res = f"({od.compute})({res})"
             else:
                 res = f"convert_{od.compute}{width}({res})"
+            if od is dt.float16 and "float16" not in o.casts:
+                # a narrowing cast (x.half() inside a fused group) rounds, overflowing to
+                # inf, as eager's store does; float16 ops' own results stay in float
+                res = f"cg_half{'' if width == 1 else width}({res})"
             out.append(f"{indent}const {vt(od.compute)} v{k} = {res};")
             vals.append((f"v{k}", o.out))
         for k, (vi, dname, lay) in enumerate(group.outputs):

@@ -207,8 +207,8 @@ def flatten(obj, tensors: list):
     if isinstance(obj, Tensor):
         tensors.append(obj)
         return ("T",)
-    if isinstance(obj, (list, tuple)):
-        return (type(obj).__name__,) + tuple(flatten(o, tensors) for o in obj)
+    if isinstance(obj, (list, tuple)):  # and tuple subclasses: namedtuples, Size
+        return ("seq", type(obj)) + tuple(flatten(o, tensors) for o in obj)
     if isinstance(obj, dict):
         return ("dict",) + tuple((k, flatten(v, tensors)) for k, v in obj.items())
     try:
@@ -235,9 +235,11 @@ def rebuild(spec, it):
     kind = spec[0]
     if kind == "T":
         return next(it)
-    if kind in ("list", "tuple"):
-        items = [rebuild(s, it) for s in spec[1:]]
-        return items if kind == "list" else tuple(items)
+    if kind == "seq":
+        cls, items = spec[1], [rebuild(s, it) for s in spec[2:]]
+        if cls is list:
+            return items
+        return cls(*items) if hasattr(cls, "_fields") else cls(items)
     if kind == "dict":
         return {k: rebuild(s, it) for k, s in spec[1:]}
     return spec[2] if kind == "v" else None
