@@ -120,14 +120,16 @@ def _convert(expr: str, src: str, dst: str, width: int) -> str:
     return f"convert_{d.compute}{width}({expr})"
 
 
-def emit(group: EwGroup, name: str | None = None, as_function: bool = False) -> tuple[str, str]:
+def emit(group: EwGroup, name: str | None = None,
+         as_function: bool = False) -> tuple[str, str]:
     """OpenCL C source and kernel name for an elementwise group. ``as_function`` makes it an
     inline function of the work-item index ``gid`` instead (a segment of a fused kernel)."""
     name = name or group.name()
     r = group.ndim
     vec = vectorizable(group)
     W = group.width if vec else 1
-    types = {d for d, _ in group.inputs} | {o.out for o in group.ops} | {d for _, d, _ in group.outputs}
+    types = {d for d, _ in group.inputs} | {o.out for o in group.ops}
+    types |= {d for _, d, _ in group.outputs}
     types |= {c for o in group.ops for c in o.casts}
     lines = []
     if "float64" in types:
@@ -135,7 +137,37 @@ def emit(group: EwGroup, name: str | None = None, as_function: bool = False) -> 
     if any(_D(t).kind == 1 for t in types):
         lines.append(_INT_HELPERS)
     helpers_at = len(lines)
+    params = _params(group, r)
+    gid = "gid" if as_function else "get_global_id(0)"
+    if as_function:
+        lines.append(f"inline void {name}({', '.join(params + ['const long gid'])}) {{")
+    else:
+        lines.append(f"__kernel void {name}({', '.join(params)}) {{")
+    if vec:
+        strided = any(lay[0] == "v" for _, lay in group.inputs)
+        # strided operands: a vector must stay within one innermost row
+        row_ok = f" && sh{r - 1} % {W} == 0" if strided else ""
+        lines.append(f"  const long base = (long){gid} * {W};")
+        lines.append(f"  if (base + {W} <= n{row_ok}) {{")
+        lines += _body(group, W, "base", "    ")
+        lines.append("  } else {")
+        lines.append(f"    for (long i = base; i < n && i < base + {W}; ++i) {{")
+        lines += _body(group, 1, "i", "      ")
+        lines.append("    }")
+        lines.append("  }")
+    else:
+        lines.append(f"  const long i = {gid};")
+        lines.append("  if (i >= n) return;")
+        lines += _body(group, 1, "i", "  ")
+    lines.append("}")
+    if any("cg_half" in line for line in lines):
+        lines.insert(helpers_at, _HALF_HELPERS)
+    return "\n".join(lines) + "\n", name
 
+
+def _params(group: EwGroup, r: int) -> list[str]:
+    """The kernel's parameters: n and the shape, then per input a scalar, or a buffer with
+    its offset (and strides for a strided view), then per output the same."""
     params = ["const long n"] + [f"const long sh{d}" for d in range(r)]
     for k, (dname, lay) in enumerate(group.inputs):
         d = _D(dname)
@@ -152,101 +184,95 @@ def emit(group: EwGroup, name: str | None = None, as_function: bool = False) -> 
         params.append(f"const long ooff{k}")
         if lay == "v":
             params += [f"const long ost{k}_{j}" for j in range(r)]
+    return params
 
-    def body(width: int, idx: str, indent: str) -> list[str]:
-        """Loads, expressions and stores for one element (width 1) or one vector."""
-        out = []
-        vt = (lambda c: c) if width == 1 else (lambda c: f"{c}{width}")
-        needs_coords = any(lay[0] == "v" for _, lay in group.inputs) or any(
-            lay[0] == "v" for *_, lay in group.outputs
-        )
-        if needs_coords:
-            out.append(f"{indent}long rem = {idx};")
-            for j in reversed(range(r)):
-                out.append(f"{indent}const long c{j} = rem % sh{j}; rem /= sh{j};")
-        vals: list[tuple[str, str]] = []  # (C expression of the value, dtype name)
-        for k, (dname, lay) in enumerate(group.inputs):
-            d = _D(dname)
-            if lay == "s":
-                expr = f"cg_half(s{k})" if d is dt.float16 else f"s{k}"
-                if width > 1:
-                    expr = f"(({vt(d.compute)})({expr}))"
-            else:
-                if lay == "c":
-                    pos = f"off{k} + {idx}"
-                else:
-                    pos = " + ".join([f"off{k}"] + [f"c{j} * st{k}_{j}" for j in range(r)])
-                if width == 1:
-                    expr = f"vload_half({pos}, in{k})" if d is dt.float16 else f"in{k}[{pos}]"
-                elif lay == "v0":  # broadcast along the vector: one element, splatted
-                    one = f"vload_half({pos}, in{k})" if d is dt.float16 else f"in{k}[{pos}]"
-                    expr = f"(({vt(d.compute)})({one}))"
-                else:
-                    expr = (f"vload_half{width}(0, in{k} + {pos})" if d is dt.float16
-                            else f"vload{width}(0, in{k} + {pos})")
-            out.append(f"{indent}const {vt(d.compute)} v{k} = {expr};")
-            vals.append((f"v{k}", dname))
-        for o in group.ops:
-            k = len(vals)
-            sub = {"T": vt(_D(o.casts[-1] if o.casts else o.out).compute)}
-            for an, a, c in zip(o.argnames, o.args, o.casts):
-                vexpr, vd = vals[a]
-                sub[an] = _convert(vexpr, vd, c, width)
-            res = o.expr.format(**sub)
-            od = _D(o.out)
-            if od is dt.bool_:
-                res = f"(uchar)(({res}) != 0)"
-            elif width == 1:
-                res = f"({od.compute})({res})"
-            else:
-                res = f"convert_{od.compute}{width}({res})"
-            if od is dt.float16 and "float16" not in o.casts:
-                # a narrowing cast (x.half() inside a fused group) rounds, overflowing to
-                # inf, as eager's store does; float16 ops' own results stay in float
-                res = f"cg_half{'' if width == 1 else width}({res})"
-            out.append(f"{indent}const {vt(od.compute)} v{k} = {res};")
-            vals.append((f"v{k}", o.out))
-        for k, (vi, dname, lay) in enumerate(group.outputs):
-            d = _D(dname)
-            vexpr = _convert(vals[vi][0], vals[vi][1], dname, width)
+
+def _vt(width: int):
+    """The compute type's spelling at this width (float, float8)."""
+    return (lambda c: c) if width == 1 else (lambda c: f"{c}{width}")
+
+
+def _body(group: EwGroup, width: int, idx: str, indent: str) -> list[str]:
+    """Loads, expressions and stores for one element (width 1) or one vector at ``idx``."""
+    r = group.ndim
+    out = []
+    if any(lay[0] == "v" for _, lay in group.inputs) or any(
+            lay[0] == "v" for *_, lay in group.outputs):
+        out.append(f"{indent}long rem = {idx};")
+        for j in reversed(range(r)):
+            out.append(f"{indent}const long c{j} = rem % sh{j}; rem /= sh{j};")
+    vals: list[tuple[str, str]] = []  # (C expression of the value, dtype name)
+    out += _loads(group, width, idx, indent, vals)
+    out += _exprs(group, width, indent, vals)
+    out += _stores(group, width, idx, indent, vals)
+    return out
+
+
+def _loads(group: EwGroup, width: int, idx: str, indent: str, vals: list) -> list[str]:
+    r, vt, out = group.ndim, _vt(width), []
+    for k, (dname, lay) in enumerate(group.inputs):
+        d = _D(dname)
+        if lay == "s":
+            expr = f"cg_half(s{k})" if d is dt.float16 else f"s{k}"
+            if width > 1:
+                expr = f"(({vt(d.compute)})({expr}))"
+        else:
             if lay == "c":
-                pos = f"ooff{k} + {idx}"
+                pos = f"off{k} + {idx}"
             else:
-                pos = " + ".join([f"ooff{k}"] + [f"c{j} * ost{k}_{j}" for j in range(r)])
+                pos = " + ".join([f"off{k}"] + [f"c{j} * st{k}_{j}" for j in range(r)])
             if width == 1:
-                if d is dt.float16:
-                    out.append(f"{indent}vstore_half({vexpr}, {pos}, out{k});")
-                else:
-                    out.append(f"{indent}out{k}[{pos}] = {vexpr};")
+                expr = f"vload_half({pos}, in{k})" if d is dt.float16 else f"in{k}[{pos}]"
+            elif lay == "v0":  # broadcast along the vector: one element, splatted
+                one = f"vload_half({pos}, in{k})" if d is dt.float16 else f"in{k}[{pos}]"
+                expr = f"(({vt(d.compute)})({one}))"
             else:
-                if d is dt.float16:
-                    out.append(f"{indent}vstore_half{width}({vexpr}, 0, out{k} + {pos});")
-                else:
-                    out.append(f"{indent}vstore{width}({vexpr}, 0, out{k} + {pos});")
-        return out
+                expr = (f"vload_half{width}(0, in{k} + {pos})" if d is dt.float16
+                        else f"vload{width}(0, in{k} + {pos})")
+        out.append(f"{indent}const {vt(d.compute)} v{k} = {expr};")
+        vals.append((f"v{k}", dname))
+    return out
 
-    gid = "gid" if as_function else "get_global_id(0)"
-    if as_function:
-        lines.append(f"inline void {name}({', '.join(params + ['const long gid'])}) {{")
-    else:
-        lines.append(f"__kernel void {name}({', '.join(params)}) {{")
-    if vec:
-        strided = any(lay[0] == "v" for _, lay in group.inputs)
-        # strided operands: a vector must stay within one innermost row
-        row_ok = f" && sh{r - 1} % {W} == 0" if strided else ""
-        lines.append(f"  const long base = (long){gid} * {W};")
-        lines.append(f"  if (base + {W} <= n{row_ok}) {{")
-        lines += body(W, "base", "    ")
-        lines.append("  } else {")
-        lines.append(f"    for (long i = base; i < n && i < base + {W}; ++i) {{")
-        lines += body(1, "i", "      ")
-        lines.append("    }")
-        lines.append("  }")
-    else:
-        lines.append(f"  const long i = {gid};")
-        lines.append("  if (i >= n) return;")
-        lines += body(1, "i", "  ")
-    lines.append("}")
-    if any("cg_half" in line for line in lines):
-        lines.insert(helpers_at, _HALF_HELPERS)
-    return "\n".join(lines) + "\n", name
+
+def _exprs(group: EwGroup, width: int, indent: str, vals: list) -> list[str]:
+    vt, out = _vt(width), []
+    for o in group.ops:
+        k = len(vals)
+        sub = {"T": vt(_D(o.casts[-1] if o.casts else o.out).compute)}
+        for an, a, c in zip(o.argnames, o.args, o.casts):
+            vexpr, vd = vals[a]
+            sub[an] = _convert(vexpr, vd, c, width)
+        res = o.expr.format(**sub)
+        od = _D(o.out)
+        if od is dt.bool_:
+            res = f"(uchar)(({res}) != 0)"
+        elif width == 1:
+            res = f"({od.compute})({res})"
+        else:
+            res = f"convert_{od.compute}{width}({res})"
+        if od is dt.float16 and "float16" not in o.casts:
+            # a narrowing cast (x.half() inside a fused group) rounds, overflowing to
+            # inf, as eager's store does; float16 ops' own results stay in float
+            res = f"cg_half{'' if width == 1 else width}({res})"
+        out.append(f"{indent}const {vt(od.compute)} v{k} = {res};")
+        vals.append((f"v{k}", o.out))
+    return out
+
+
+def _stores(group: EwGroup, width: int, idx: str, indent: str, vals: list) -> list[str]:
+    r, out = group.ndim, []
+    for k, (vi, dname, lay) in enumerate(group.outputs):
+        d = _D(dname)
+        vexpr = _convert(vals[vi][0], vals[vi][1], dname, width)
+        if lay == "c":
+            pos = f"ooff{k} + {idx}"
+        else:
+            pos = " + ".join([f"ooff{k}"] + [f"c{j} * ost{k}_{j}" for j in range(r)])
+        half = d is dt.float16
+        if width == 1:
+            out.append(f"{indent}vstore_half({vexpr}, {pos}, out{k});" if half
+                       else f"{indent}out{k}[{pos}] = {vexpr};")
+        else:
+            out.append(f"{indent}vstore_half{width}({vexpr}, 0, out{k} + {pos});" if half
+                       else f"{indent}vstore{width}({vexpr}, 0, out{k} + {pos});")
+    return out
