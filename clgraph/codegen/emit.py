@@ -99,7 +99,8 @@ def vectorizable(group: EwGroup) -> bool:
         return False
     if any(lay == "v" for _, lay in group.inputs) or any(lay != "c" for *_, lay in group.outputs):
         return False
-    names = [d for d, _ in group.inputs] + [o.out for o in group.ops] + [d for _, d, _ in group.outputs]
+    names = [d for d, _ in group.inputs] + [o.out for o in group.ops]
+    names += [d for _, d, _ in group.outputs]
     names += [c for o in group.ops for c in o.casts]
     return all(o.vec for o in group.ops) and all(_D(n).is_floating_point for n in names)
 
