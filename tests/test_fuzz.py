@@ -1263,10 +1263,6 @@ FAMILIES = {"unary": unary_cases, "binary": binary_cases, "where": where_cases,
             "join": join_cases, "chain": chain_cases}
 
 
-def _plain(result):
-    return tuple(result) if isinstance(result, tuple) else result
-
-
 @given(chain_cases())
 @fuzz(4)
 def test_chains(case):
@@ -1281,9 +1277,7 @@ def test_chains(case):
 @fuzz(3)
 def test_compiled(case):
     """The same draws through cg.compile (traced, fused, replayed twice) equal numpy too."""
-    # max/min with dim return a namedtuple, rebuilt as None on replay: see
-    # test_compiled_function_returns_a_namedtuple; a plain tuple keeps this test going
-    compiled = cg.compile(lambda *args: _plain(case.fn(cg, *args)))
+    compiled = cg.compile(lambda *args: case.fn(cg, *args))
     expected = case.expected()
     for _ in range(2):
         args = [a.build() if isinstance(a, Arg) else a for a in case.args]
@@ -1514,6 +1508,9 @@ def test_random_program_gradients(program):
 @fuzz(1)
 def test_random_program_second_order(program):
     """Gradients of gradients (create_graph=True) of a shorter random program."""
+    # norm and std have no second derivative at 0, which degenerate steps (softmax over one
+    # element, relu) reach exactly: NaN there, in PyTorch too
+    assume(not any(label.startswith(("norm", "std")) for label, _ in program.steps))
     leaves = (cg.from_numpy(program.x).requires_grad_(), cg.from_numpy(program.y).requires_grad_())
     assume(abs(program(*leaves).item()) < 1e4)
     assert gradgradcheck(program, leaves)
