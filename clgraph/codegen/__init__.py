@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pyopencl as cl
 
 from .. import dtypes as dt
 from .cache import KernelBuildError, build, numbered, stats
-from .emit import EwGroup, EwOp, emit, vectorizable
+from .emit import EwGroup, EwOp, emit, signature, vectorizable
 
 __all__ = ["EwGroup", "EwOp", "KernelBuildError", "elementwise_kernel", "template_kernel",
            "stats", "local_size", "KERNEL_DIR", "set_arg_types", "SOURCES", "ARG_TYPES",
@@ -21,10 +20,6 @@ KERNEL_DIR = Path(__file__).resolve().parent.parent.parent / "kernels"
 if not KERNEL_DIR.exists():  # installed as a wheel: kernels ship inside the package
     KERNEL_DIR = Path(__file__).resolve().parent.parent / "kernels"
 
-_NP_SCALAR = {
-    "float": np.float32, "double": np.float64, "long": np.int64, "int": np.int32,
-    "short": np.int16, "char": np.int8, "uchar": np.uint8, "half": np.float16,
-}
 
 
 class Kernel:
@@ -62,20 +57,7 @@ def elementwise_kernel(dev, group: EwGroup) -> Kernel:
     src, name = emit(group)
     prg = build(dev, src, ("-cl-mad-enable",), name)
     kern = get_kernel(prg, name, src)
-    r = group.ndim
-    types = [np.int64] + [np.int64] * r
-    for dname, lay in group.inputs:
-        if lay == "s":
-            types.append(_NP_SCALAR[dt._BY_NAME[dname].compute])
-            continue
-        types += [None, np.int64]
-        if lay[0] == "v":
-            types += [np.int64] * r
-    for _, _, lay in group.outputs:
-        types += [None, np.int64]
-        if lay == "v":
-            types += [np.int64] * r
-    set_arg_types(kern, types)
+    set_arg_types(kern, [p.np_type for p in signature(group)])
     k = Kernel(kern, name, group.width if vectorizable(group) else 1, src, local_size(dev))
     _ew_kernels[key] = k
     GROUPS[kern] = (group, k)

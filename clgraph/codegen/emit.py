@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
 
 from .. import dtypes as dt
 
@@ -138,7 +141,7 @@ def emit(group: EwGroup, name: str | None = None,
     if any(_D(t).kind == 1 for t in types):
         lines.append(_INT_HELPERS)
     helpers_at = len(lines)
-    params = _params(group, r)
+    params = [p.decl for p in signature(group)]
     gid = "gid" if as_function else "get_global_id(0)"
     if as_function:
         lines.append(f"inline void {name}({', '.join(params + ['const long gid'])}) {{")
@@ -166,26 +169,50 @@ def emit(group: EwGroup, name: str | None = None,
     return "\n".join(lines) + "\n", name
 
 
-def _params(group: EwGroup, r: int) -> list[str]:
-    """The kernel's parameters: n and the shape, then per input a scalar, or a buffer with
-    its offset (and strides for a strided view), then per output the same."""
-    params = ["const long n"] + [f"const long sh{d}" for d in range(r)]
+class Param(NamedTuple):
+    """One parameter of a generated elementwise kernel: ``kind`` is "buf" (a buffer),
+    "int" (a size, an offset or a stride) or "scalar" (a scalar operand); ``ctype`` its
+    OpenCL type (the element type for a buffer); ``decl`` its C declaration; ``np_type``
+    how pyopencl packs it (None: a buffer)."""
+
+    kind: str
+    ctype: str
+    decl: str
+    np_type: object
+
+
+_NP_SCALAR = {"float": np.float32, "double": np.float64, "long": np.int64, "int": np.int32,
+              "short": np.int16, "char": np.int8, "uchar": np.uint8, "half": np.float16}
+
+
+def signature(group: EwGroup) -> tuple[Param, ...]:
+    """The kernel's parameters, the one description its C parameter list, its argument
+    types and the fusion passes derive from: n and the shape, then per input a scalar, or
+    a buffer with its offset (and strides for a strided view), then per output the same."""
+    r = group.ndim
+
+    def ints(*names):
+        return [Param("int", "long", f"const long {n}", np.int64) for n in names]
+
+    params = ints("n", *(f"sh{d}" for d in range(r)))
     for k, (dname, lay) in enumerate(group.inputs):
         d = _D(dname)
         if lay == "s":
-            params.append(f"const {d.compute} s{k}")
+            params.append(Param("scalar", d.compute, f"const {d.compute} s{k}",
+                                _NP_SCALAR[d.compute]))
             continue
-        params.append(f"__global const {d.cl}* {'' if group.in_place else 'restrict '}in{k}")
-        params.append(f"const long off{k}")
+        restrict = "" if group.in_place else "restrict "
+        params.append(Param("buf", d.cl, f"__global const {d.cl}* {restrict}in{k}", None))
+        params += ints(f"off{k}")
         if lay[0] == "v":
-            params += [f"const long st{k}_{j}" for j in range(r)]
+            params += ints(*(f"st{k}_{j}" for j in range(r)))
     for k, (_, dname, lay) in enumerate(group.outputs):
         d = _D(dname)
-        params.append(f"__global {d.cl}* out{k}")
-        params.append(f"const long ooff{k}")
+        params.append(Param("buf", d.cl, f"__global {d.cl}* out{k}", None))
+        params += ints(f"ooff{k}")
         if lay == "v":
-            params += [f"const long ost{k}_{j}" for j in range(r)]
-    return params
+            params += ints(*(f"ost{k}_{j}" for j in range(r)))
+    return tuple(params)
 
 
 def _vt(width: int):

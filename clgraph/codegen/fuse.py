@@ -20,30 +20,21 @@ import pyopencl as cl
 from .. import dtypes as dt
 from . import check_dtype
 from .cache import build
-from .emit import _HALF_HELPERS, _INT_HELPERS, EwGroup, EwOp, emit, vectorizable
-
-_NP = {"float": np.float32, "double": np.float64, "long": np.int64, "int": np.int32,
-       "short": np.int16, "char": np.int8, "uchar": np.uint8}
+from .emit import (
+    _HALF_HELPERS,
+    _INT_HELPERS,
+    _NP_SCALAR,
+    EwGroup,
+    EwOp,
+    emit,
+    signature,
+    vectorizable,
+)
 
 
 def group_params(group: EwGroup) -> list[tuple[str, str]]:
-    """(kind, C type) of each parameter of the group's kernel, in order: kind is "buf" for
-    buffers, "int" for sizes, offsets and strides, "scalar" for scalar operands."""
-    r = group.ndim
-    out = [("int", "long")] + [("int", "long")] * r
-    for dname, lay in group.inputs:
-        d = dt._BY_NAME[dname]
-        if lay == "s":
-            out.append(("scalar", d.compute))
-            continue
-        out += [("buf", d.cl), ("int", "long")]
-        if lay[0] == "v":
-            out += [("int", "long")] * r
-    for _, dname, lay in group.outputs:
-        out += [("buf", dt._BY_NAME[dname].cl), ("int", "long")]
-        if lay == "v":
-            out += [("int", "long")] * r
-    return out
+    """(kind, C type) of each parameter of the group's kernel (emit.signature)."""
+    return [(p.kind, p.ctype) for p in signature(group)]
 
 
 def group_io(group: EwGroup, values) -> tuple[list, list]:
@@ -164,7 +155,7 @@ def fused_kernel(segments: list[Segment], local: int) -> FusedKernel:
     name = f"cgf_{ops}_{digest}"
     body = body.replace("CG_KERNEL_NAME", name).replace("CG_SEG_FN", f"{name}_s")
     gsize = max(-(-start // local) * local, local)
-    return FusedKernel(None, name, body, buffers, [(s, v, _NP[c]) for s, v, c in dyn],
+    return FusedKernel(None, name, body, buffers, [(s, v, _NP_SCALAR[c]) for s, v, c in dyn],
                        gsize, local, fp64, ints)
 
 
