@@ -261,11 +261,7 @@ def _random_fill(t: Tensor, kind: int, a, b) -> Tensor:
                ("IS_HALF", "1" if d is dt.float16 else "0"))
     if acc == "double":
         defines += (("USE_FP64", "1"),)
-    npacc = {"long": np.int64, "double": np.float64, "float": np.float32}[acc]
-    k = codegen.template_kernel(
-        info, "random.cl", "random_fill", defines,
-        (None, np.int64, np.uint32, np.uint32, np.uint64, npacc, npacc),
-    )
+    k = codegen.template_kernel(info, "random.cl", "random_fill", defines)
     groups = -(-n // 4)
     L = codegen.local_size(info)
     s = _rng["seed"]

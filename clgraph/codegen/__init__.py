@@ -11,6 +11,7 @@ import pyopencl as cl
 from .. import dtypes as dt
 from .cache import KernelBuildError, build, numbered, stats
 from .emit import EwGroup, EwOp, emit, signature, vectorizable
+from .kernelsig import kernel_signature
 
 __all__ = ["EwGroup", "EwOp", "KernelBuildError", "elementwise_kernel", "template_kernel",
            "stats", "local_size", "KERNEL_DIR", "set_arg_types", "SOURCES", "ARG_TYPES",
@@ -69,7 +70,8 @@ _tpl_kernels: dict = {}
 
 def template_kernel(dev, file: str, kernel: str, defines: tuple[tuple[str, str], ...] = (),
                     arg_types: tuple | None = None, extra_source: str = "") -> object:
-    """A kernel from kernels/<file>, built with -D defines; cached per device and defines."""
+    """A kernel from kernels/<file>, built with -D defines; cached per device and defines.
+    Its argument types come from its C signature (codegen.kernelsig) unless given."""
     key = (dev.index, file, kernel, defines, extra_source)
     k = _tpl_kernels.get(key)
     if k is not None:
@@ -78,8 +80,9 @@ def template_kernel(dev, file: str, kernel: str, defines: tuple[tuple[str, str],
     opts = ("-cl-mad-enable",) + tuple(f"-D{n}={v}" for n, v in defines)
     prg = build(dev, src, opts, f"{file}:{kernel}")
     k = get_kernel(prg, kernel, src)
-    if arg_types is not None:
-        set_arg_types(k, list(arg_types))
+    if arg_types is None:
+        arg_types = [p.np_type for p in kernel_signature(src, kernel, defines)]
+    set_arg_types(k, list(arg_types))
     _tpl_kernels[key] = k
     return k
 

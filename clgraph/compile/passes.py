@@ -343,9 +343,8 @@ def matmul_epilogues(steps: list, internal: set, dev) -> list:
         epi = fuse.epilogue(seg_step.seg, c, c_off, M * N, linalg.EPILOGUE_WIDTHS)
         if epi is None:
             continue
-        source, params, pvals, ptypes, (obuf, ooff) = epi
-        k = linalg.epilogue_kernel(dev, linalg.EPILOGUE_READY[launch.kernel], source, params,
-                                   ptypes)
+        source, params, pvals, _, (obuf, ooff) = epi
+        k = linalg.epilogue_kernel(dev, linalg.EPILOGUE_READY[launch.kernel], source, params)
         new_args = list(launch.args) + pvals
         new_args[linalg.C_ARG:linalg.C_ARG + 2] = [obuf, ooff]
         reads = (st.reads | seg_step.reads) - {c}

@@ -31,21 +31,6 @@ from .registry import OpDef, apply, public, register
 
 # --- kernels ------------------------------------------------------------------------------
 
-_I32, _I64 = np.int32, np.int64
-_IMG = (None,) + (_I64,) * 5  # buffer, offset, strides of (N, C, H, W)
-_GEOM = (_I32,) * 13  # C H W KH KW SH SW PH PW DH DW OH OW
-_ARGS = {
-    "im2col": _IMG + _GEOM + (_I64, None),
-    "im2row": _IMG + _GEOM + (_I64, None),
-    "transpose": (None,) + (_I64,) * 5 + (_I32,) * 3 + (_I64, None),
-    "col2im": (None,) + (_I64,) * 4 + _GEOM + (_I64, None),
-    "max_pool2d": _IMG + _GEOM + (_I64, None, None, _I32),
-    "max_pool2d_backward": _IMG + _IMG + _GEOM + (_I64, None),
-    "avg_pool2d": _IMG + _GEOM + (_I32, _I32, _I64, None),
-    "avg_pool2d_backward": _IMG + _GEOM + (_I32, _I32, _I64, None),
-    "adaptive_avg_pool2d": _IMG + (_I32,) * 5 + (_I64, None),
-    "adaptive_avg_pool2d_backward": _IMG + (_I32,) * 5 + (_I64, None),
-}
 
 
 def _launch(name, d: dt.dtype, out, rows: int, args) -> None:
@@ -57,7 +42,7 @@ def _launch(name, d: dt.dtype, out, rows: int, args) -> None:
     defines = (("T", d.cl), ("ACC", d.compute), ("IS_HALF", str(int(d is dt.float16))))
     if d is dt.float64:
         defines += (("USE_FP64", "1"),)
-    kern = codegen.template_kernel(info, "conv.cl", name, defines, _ARGS[name])
+    kern = codegen.template_kernel(info, "conv.cl", name, defines)
     L = codegen.local_size(info)
     registry.launch(info, kern, name, (-(-rows // L) * L,), (L,), args)
 

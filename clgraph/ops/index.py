@@ -128,16 +128,6 @@ def _check_writable(t):
 
 # --- kernels ------------------------------------------------------------------------------
 
-_I64, _I32 = np.int64, np.int32
-_ARGS = {
-    "index_gather": (None, _I64, _I32, None, None, _I64, None, _I64, _I64),
-    "index_scatter": (None, _I64, _I64, _I32, None, None, _I64, None, _I64, _I64, _I64,
-                      _I64, _I64, _I64, _I64),
-    "tri_copy": (None, _I64, _I64, _I32, None, None, _I64, _I64, _I32),
-    "nonzero_count": (None, _I64, _I64, _I32, None, _I64, None),
-    "nonzero_write": (None, _I64, _I64, _I32, None, _I64, None, None, _I32),
-}
-_ARGS["index_scatter_add"] = _ARGS["index_scatter"]
 _BITS = {1: "uchar", 2: "ushort", 4: "uint", 8: "ulong"}  # copies move bits, not values
 CHUNK = 16  # elements per work-item of index_gather and tri_copy: one div/mod per row, not
 # per element (index_select of 5000x1000 floats: 12 ms -> 5.6 ms on the 2-core PoCL machine)
@@ -155,7 +145,7 @@ def _kernel(info, name: str, itemsize: int = 1, idx: dt.dtype = dt.int64, add=No
                    ("IS_HALF", str(int(add is dt.float16))), ("IS_BOOL", str(int(add is dt.bool_))))
         if add is dt.float64:
             defines += (("USE_FP64", "1"),)
-    return codegen.template_kernel(info, "index.cl", name, defines, _ARGS[name])
+    return codegen.template_kernel(info, "index.cl", name, defines)
 
 
 def _meta(info, *lists) -> cl.Buffer:

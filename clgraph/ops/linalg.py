@@ -9,15 +9,17 @@ import numpy as np
 
 from .. import codegen
 from .. import dtypes as dt
+from ..codegen.kernelsig import kernel_signature
 from ..shapes import broadcast_shapes
 from . import registry
 from .math import copy_, fill_
 from .movement import contiguous, expand, reshape, unsqueeze
 from .registry import OpDef, apply, public, register
 
-_ARGS = (None, np.int64, np.int64, np.int64, np.int64, None, np.int64, np.int64, np.int64,
-         np.int64, None, np.int64, np.int32, np.int32, np.int32)
-C_ARG = 10  # index of C among the arguments (then c_off, M, N, K)
+# the position of C (then c_off, M, N, K) among matmul.cl's arguments, for the compile pass
+# that fuses an epilogue into the store
+C_ARG = [p.name for p in kernel_signature((codegen.KERNEL_DIR / "matmul.cl").read_text(),
+                                          "matmul_rb")].index("C")
 # register-blocked kernel tile (rows x columns per work-item) and rows of work-items per
 # group, as the defaults of kernels/matmul.cl
 _TM, _LM, _TS = 6, 16, 16
@@ -39,7 +41,7 @@ def _kernel_for(info, d: dt.dtype):
         defines += (("TS", str(_ts(info))),)
     if d is dt.float64:
         defines += (("VW", "4"),)
-    k = codegen.template_kernel(info, "matmul.cl", name, defines, _ARGS)
+    k = codegen.template_kernel(info, "matmul.cl", name, defines)
     if name == "matmul_rb" and d is dt.float32:
         EPILOGUE_READY[k] = defines
     return name, k
@@ -54,17 +56,17 @@ EPILOGUE_READY: dict = {}
 EPILOGUE_WIDTHS = (1, 8)
 
 
-def epilogue_kernel(info, defines, source: str, params: tuple, types: tuple):
+def epilogue_kernel(info, defines, source: str, params: tuple):
     """matmul_rb storing cg_epi<w>(product, row * N + col, ...) instead of the product:
     ``source`` defines those functions (one per EPILOGUE_WIDTHS) over ``params``, the
-    kernel arguments they add (numpy ``types``)."""
+    kernel arguments they add (C declarations: the kernel's signature gives their types)."""
     names = "".join(", " + p.split()[-1] for p in params)
     at = "(long)(row) * N + (col)"
     source += "\n".join(["#define EPI_PARAMS " + "".join(", " + p for p in params),
                           f"#define EPI_V(v, row, col) cg_epi8((v), {at}{names})",
                           f"#define EPI_S(v, row, col) cg_epi1((v), {at}{names})", ""])
     return codegen.template_kernel(info, "matmul.cl", "matmul_rb", defines,
-                                   _ARGS + tuple(types), extra_source=source)
+                                   extra_source=source)
 
 
 def _ts(info) -> int:
