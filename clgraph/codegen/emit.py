@@ -180,6 +180,10 @@ class Param(NamedTuple):
     decl: str
     np_type: object
 
+    @property
+    def name(self) -> str:
+        return self.decl.split()[-1]
+
 
 _NP_SCALAR = {"float": np.float32, "double": np.float64, "long": np.int64, "int": np.int32,
               "short": np.int16, "char": np.int8, "uchar": np.uint8, "half": np.float16}

@@ -36,8 +36,8 @@ def update(name: str, tensors: dict, scalars: dict, steps: tuple, writes: dict,
     d = t0.dtype
     info = t0.device.info
     key = (name, tnames, snames, steps, tuple(writes.items()), d, info.index)
-    kern = _groups.get(key)
-    if kern is None:
+    cached = _groups.get(key)
+    if cached is None:
         names = list(tnames) + list(snames)
         inputs = tuple((d.name, "c") for _ in tnames) + tuple((d.name, "s") for _ in snames)
         ops = []
@@ -48,7 +48,11 @@ def update(name: str, tensors: dict, scalars: dict, steps: tuple, writes: dict,
             names.append(sname)
         outputs = tuple((names.index(v), d.name, "c") for v in writes)
         group = EwGroup(inputs, tuple(ops), outputs, 0, info.vector_width(d.cl), in_place=True)
-        kern = _groups[key] = codegen.elementwise_kernel(info, group)
+        # where each scalar sits among the kernel's arguments, for the replay's refresh
+        params = [p.name for p in codegen.signature(group)]
+        at = {s: params.index(f"s{len(tnames) + i}") for i, s in enumerate(snames)}
+        cached = _groups[key] = (codegen.elementwise_kernel(info, group), at)
+    kern, at = cached
     n = t0.numel()
     if n == 0:
         return
@@ -62,10 +66,8 @@ def update(name: str, tensors: dict, scalars: dict, steps: tuple, writes: dict,
         t._storage.version += 1
     remap = None
     if refresh is not None:
-        pos = {s: 1 + 2 * len(tnames) + i for i, s in enumerate(snames)}
-
         def remap(advance=True):
-            return {pos[k]: v for k, v in refresh(advance).items() if k in pos}
+            return {at[k]: v for k, v in refresh(advance).items() if k in at}
 
     registry.launch(info, kern.kernel, f"{name}_update", (kern.global_size(n),), (kern.local,),
                     args, remap)
