@@ -14,8 +14,8 @@ from .emit import EwGroup, EwOp, emit, signature, vectorizable
 from .kernelsig import kernel_signature
 
 __all__ = ["EwGroup", "EwOp", "signature", "KernelBuildError", "elementwise_kernel",
-           "template_kernel", "stats", "local_size", "KERNEL_DIR", "set_arg_types", "SOURCES", "ARG_TYPES",
-           "GROUPS"]
+           "template_kernel", "stats", "local_size", "KERNEL_DIR", "set_arg_types", "SOURCES",
+           "ARG_TYPES", "GROUPS"]
 
 KERNEL_DIR = Path(__file__).resolve().parent.parent.parent / "kernels"
 if not KERNEL_DIR.exists():  # installed as a wheel: kernels ship inside the package
