@@ -36,6 +36,12 @@ def host(shape, dtype, case: Case, rng, role=0):
     return v.astype(dtype)
 
 
+def operands(case: Case, shape, dtype, rng) -> list:
+    """The case's operands of one shape and dtype (where's condition is bool)."""
+    return [host(shape, "bool" if case.op == "where" and i == 0 else dtype, case, rng, i)
+            for i in range(case.nargs)]
+
+
 def reference(case: Case, arrays, out_dtype):
     ref = REGISTRY[case.op].ref
     with np.errstate(all="ignore"):
@@ -101,8 +107,7 @@ def test_contiguous_all_dtypes(case):
     rng = np.random.default_rng(0)
     for d in case.dtypes:
         shapes = [(3, 37)] * case.nargs
-        arrays = [host(s, d if not (case.op == "where" and i == 0) else "bool", case, rng, i)
-                  for i, s in enumerate(shapes)]
+        arrays = operands(case, shapes[0], d, rng)
         tensors = [cg.from_numpy(a) for a in arrays]
         out = check(case, arrays, tensors)
         assert out.shape == tuple(shapes[0])
@@ -114,8 +119,7 @@ def test_views_and_broadcast(case):
     """Transposed, sliced (stepped), broadcast and 0-d operands read in place."""
     rng = np.random.default_rng(1)
     d = case.dtypes[0]
-    big = [host((6, 10), d if not (case.op == "where" and i == 0) else "bool", case, rng, i)
-           for i in range(case.nargs)]
+    big = operands(case, (6, 10), d, rng)
     tens = [cg.from_numpy(a) for a in big]
     # transposed
     check(case, [a.T for a in big], [t.t() for t in tens])
@@ -139,8 +143,7 @@ def test_compiled_equals_eager(case):
     """Each row inside a traced function, fused with a neighbour, replays eager's values."""
     rng = np.random.default_rng(5)
     d = case.dtypes[0]
-    arrays = [host((4, 33), d if not (case.op == "where" and i == 0) else "bool", case, rng, i)
-              for i in range(case.nargs)]
+    arrays = operands(case, (4, 33), d, rng)
     tensors = [cg.from_numpy(a) for a in arrays]
 
     def f(*ts):

@@ -381,7 +381,7 @@ def _inline(seg: Segment, widths, fname: str, head: str, index: str, rebase: int
     element: buffers (parameters ``prefix``<k>, ``prefix``o<k>), contiguous or strided
     views (broadcasts: an element's address follows from its coordinates in the segment's
     shape), literals, and ``key`` (at offset ``key_off``), which is the function's
-    argument x. Returns (source, parameter declarations, values, numpy types) or None when
+    argument x. Returns (source, parameter declarations, values) or None when
     the segment does not fit (mixed dtypes; several outputs unless ``out_key`` names the
     one to compute)."""
     g = seg.group
@@ -396,7 +396,7 @@ def _inline(seg: Segment, widths, fname: str, head: str, index: str, rebase: int
     if name is None:
         return None
     ctype = dt._BY_NAME[name].compute
-    params, pvals, ptypes = [], [], []
+    params, pvals = [], []
     loads = {w: [] for w in widths}
     found = key is None
     for k, (d, lay, v) in enumerate(ins):
@@ -416,7 +416,6 @@ def _inline(seg: Segment, widths, fname: str, head: str, index: str, rebase: int
             continue
         e, eo = f"{prefix}{k}", f"{prefix}o{k}"
         params += [f"__global const {ctype}* restrict {e}", f"const long {eo}"]
-        ptypes += [None, np.int64]
         if lay == "c":
             pvals += [v[0][1], int(v[1][1]) + rebase]
             for w in widths:
@@ -438,7 +437,7 @@ def _inline(seg: Segment, widths, fname: str, head: str, index: str, rebase: int
         T = ctype if w == 1 else f"{ctype}{w}"
         src += _value_fn(g, f"{fname}{w}", T, head.format(T=T), params, loads[w],
                          outs[0][0])
-    return "\n".join(src) + "\n", tuple(params), pvals, tuple(ptypes)
+    return "\n".join(src) + "\n", tuple(params), pvals
 
 
 def _strided_loader(name: str, ctype: str, shape: list, strides: list, widths) -> list[str]:
@@ -479,7 +478,7 @@ def prologue(seg: Segment, key, widths):
     """C functions ``cg_pro<w>(pos, ...)`` for each width w computing the element(s) that
     ``seg`` would store at position ``pos`` of its output ``key``, from its inputs at the
     same element, so that a reduction reads the segment's inputs instead of its result.
-    Returns (source, parameter declarations, parameter values, numpy types) or None when
+    Returns (source, parameter declarations, parameter values) or None when
     the segment does not fit."""
     outs = [o for o in split(seg)[3] if o[3][0] == ("buf", key)]
     if len(outs) != 1:
@@ -494,8 +493,8 @@ def epilogue(seg: Segment, key, r_off: int, rows: int, widths):
     when its input ``key`` (a kernel's result, ``rows`` elements at offset ``r_off``, read
     at the segment's own index) holds v there, and the buffer and offset of that output:
     the kernel (a reduction, a matmul) stores the segment's result in place of its own.
-    Returns (source, parameter declarations, parameter values, numpy types, (output key,
-    output offset)) or None when the segment does not fit."""
+    Returns (source, parameter declarations, parameter values, (output key, output
+    offset)); the kernel's signature types the parameters) or None when the segment does not fit."""
     n, _, _, outs = split(seg)
     if n[1] != rows:
         return None

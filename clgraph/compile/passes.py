@@ -271,7 +271,7 @@ def reduce_prologues(steps: list, internal: set, dev) -> list:
         pro = fuse.prologue(seg_step.seg, x, sorted({1, spec.width}))
         if pro is None:
             continue
-        source, params, pvals, _ = pro
+        source, params, pvals = pro
         prog = rc.reduce_program(dev, replace(spec, prologue=source, pro_params=params))
         new_args = list(args) + pvals
         new_args[xi] = pvals[0]  # a valid buffer: the kernel reads the prologue's instead
@@ -312,7 +312,7 @@ def reduce_epilogues(steps: list, internal: set, dev) -> list:
                             sorted({1, spec.width}))
         if epi is None:
             continue
-        source, params, pvals, _, (obuf, ooff) = epi
+        source, params, pvals, (obuf, ooff) = epi
         prog = rc.reduce_program(dev, replace(spec, epilogue=source, epi_params=params))
         k = prog.combine if mode == "combine" else prog.kernels[mode]
         new_args = list(args) + pvals
@@ -343,7 +343,7 @@ def matmul_epilogues(steps: list, internal: set, dev) -> list:
         epi = fuse.epilogue(seg_step.seg, c, c_off, M * N, linalg.EPILOGUE_WIDTHS)
         if epi is None:
             continue
-        source, params, pvals, _, (obuf, ooff) = epi
+        source, params, pvals, (obuf, ooff) = epi
         k = linalg.epilogue_kernel(dev, linalg.EPILOGUE_READY[launch.kernel], source, params)
         new_args = list(launch.args) + pvals
         new_args[linalg.C_ARG:linalg.C_ARG + 2] = [obuf, ooff]

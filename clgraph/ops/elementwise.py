@@ -345,6 +345,13 @@ def check_operand(x, name):
     raise TypeError(f"{name}(): unsupported operand type {type(x).__name__}")
 
 
+def _check_tensors(name, operands) -> None:
+    for pos, (arg, x) in enumerate(zip(("input", "other"), operands), 1):
+        if not isinstance(x, registry.Tensor):
+            raise TypeError(f"{name}(): argument '{arg}' (position {pos}) must be Tensor, "
+                            f"not {type(x).__name__}")
+
+
 def _public(op: OpDef, tensors_only=False):
     """The public function of a row: its operands checked, ``out=`` writing in place."""
     name = op.name
@@ -353,10 +360,8 @@ def _public(op: OpDef, tensors_only=False):
         if len(others) != len(op.argnames) - 1:
             raise TypeError(f"{name}() takes {len(op.argnames)} operand(s) but "
                             f"{1 + len(others)} were given")
-        for pos, (arg, x) in enumerate(zip(("input", "other"), (input, *others)), 1):
-            if tensors_only and not isinstance(x, registry.Tensor):
-                raise TypeError(f"{name}(): argument '{arg}' (position {pos}) must be Tensor, "
-                                f"not {type(x).__name__}")
+        if tensors_only:
+            _check_tensors(name, (input, *others))
         args = [check_operand(a, name) for a in (input, *others)]
         return apply(op, *args, out=out)
 

@@ -95,16 +95,14 @@ def clamp(input, min=None, max=None, *, out=None):
     return r
 
 
+@public(inplace=True)
+def clamp_min(input, min, *, out=None):
+    return clamp(input, min=min, out=out)
 
 
 @public(inplace=True)
-def clamp_min(input, min):
-    return clamp(input, min=min)
-
-
-@public(inplace=True)
-def clamp_max(input, max):
-    return clamp(input, max=max)
+def clamp_max(input, max, *, out=None):
+    return clamp(input, max=max, out=out)
 
 
 @public(method=False)
