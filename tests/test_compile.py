@@ -721,4 +721,4 @@ def test_training_step_launches():
     else:
         assert p.launches * 2 <= eager.launches + 2, (p.kernels, eager.kernels)
         assert p.launches <= 19, p.kernels
-        assert sum(k.startswith("cgf_") and "den" in k for k in p.kernels) == 1, p.kernels
+        assert sum(k.startswith("cgf_") and "addcdiv" in k for k in p.kernels) == 1, p.kernels

@@ -8,11 +8,16 @@ import math
 
 import numpy as np
 import pytest
+from conftest import torch_or_skip
 
 import clgraph as cg
 from clgraph import optim
+from clgraph.ops import fused
 from clgraph.optim import lr_scheduler
-from conftest import torch_or_skip
+from clgraph.optim.adagrad import adagrad_update
+from clgraph.optim.adam import adam_update
+from clgraph.optim.rmsprop import rmsprop_update
+from clgraph.optim.sgd import sgd_update
 
 SHAPES = [(3, 4), (5,)]
 STEPS = 4
@@ -592,3 +597,66 @@ def test_scheduler_pytorch_parity(name, kw):
         tsched.step()
         sched.step()
         np.testing.assert_allclose(sched.get_last_lr(), tsched.get_last_lr(), rtol=1e-12)
+
+
+# --- updates written as ops --------------------------------------------------------------
+
+_H = {"b1c": 0.1, "b2": 0.999, "b2c": 0.001, "epsb": 1e-3, "step": -0.01, "decay": 0.99,
+      "wd": 0.05, "neglr": -0.1, "mu": 0.9, "mub": 0.8, "damp1": 0.7, "alpha": 0.9,
+      "alpha1": 0.1, "eps": 1e-2, "mom": 0.5, "negclr": -0.2}
+UPDATES = [
+    (adam_update, "p g m v", {"maximize": False, "wd": False, "decoupled": False}),
+    (adam_update, "p g m v vm", {"maximize": True, "wd": True, "decoupled": False}),
+    (adam_update, "p g m v", {"maximize": False, "wd": True, "decoupled": True}),
+    (sgd_update, "p g", {"maximize": True, "wd": True, "nesterov": False}),
+    (sgd_update, "p g b", {"maximize": False, "wd": False, "nesterov": True}),
+    (sgd_update, "p g b", {"maximize": False, "wd": True, "nesterov": False}),
+    (rmsprop_update, "p g sq", {"maximize": False, "wd": True}),
+    (rmsprop_update, "p g sq ga buf", {"maximize": True, "wd": False}),
+    (adagrad_update, "p g s", {"maximize": False, "wd": True}),
+]
+
+
+@pytest.mark.parametrize("fn,names,options", UPDATES,
+                         ids=[f"{f.__name__}-{n.replace(' ', '')}-{i}"
+                              for i, (f, n, _) in enumerate(UPDATES)])
+def test_update_ops_fuse_to_what_they_compute(fn, names, options):
+    """An optimizer's update is ordinary ops: run eagerly (one launch per op) they give what
+    the one fused kernel built from them gives, and the fused kernel is one launch."""
+    rng = np.random.default_rng(7)
+    vals = {k: rng.random((6, 5)) + 0.5 for k in names.split()}
+    eager = {k: cg.tensor(v, dtype=cg.float32) for k, v in vals.items()}
+    fused_t = {k: cg.tensor(v, dtype=cg.float32) for k, v in vals.items()}
+    with cg.profile() as ops_prof:
+        fn(eager, dict(_H), **options)
+    with cg.profile() as fused_prof:
+        fused.update("test", fn, fused_t, dict(_H), options)
+    assert ops_prof.launches > 2 and fused_prof.launches == 1, fused_prof.kernels
+    for k in names.split():
+        np.testing.assert_allclose(fused_t[k].numpy(), eager[k].numpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=k)
+    assert any(not np.allclose(fused_t[k].numpy(), vals[k]) for k in names.split())
+
+
+def test_update_scalars_are_arguments():
+    """A Hyper's value is an argument of the kernel, not a constant of its source: a new
+    value reuses the kernel and takes effect."""
+    from clgraph import codegen
+
+    def step(t, h):
+        t["p"].add_(t["g"] * h["lr"])
+
+    p, g = cg.ones(8), cg.full((8,), 2.0)
+    fused.update("t", step, {"p": p, "g": g}, {"lr": 0.5})
+    before = dict(codegen.stats)
+    fused.update("t", step, {"p": p, "g": g}, {"lr": -0.25})
+    assert codegen.stats["builds"] == before["builds"]
+    np.testing.assert_allclose(p.numpy(), np.full(8, 1 + 1.0 - 0.5))
+
+
+def test_update_refuses_what_one_kernel_cannot_do():
+    def reduces(t, h):
+        t["p"].add_(t["g"].sum())
+
+    with pytest.raises(fused.Unfusable, match="sum"):
+        fused.update("t", reduces, {"p": cg.ones(4), "g": cg.ones(4)}, {})

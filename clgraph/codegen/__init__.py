@@ -9,7 +9,17 @@ from pathlib import Path
 import pyopencl as cl
 
 from .. import dtypes as dt
-from .cache import KernelBuildError, build, numbered, stats
+from .cache import (
+    ARG_TYPES,
+    GROUPS,
+    SOURCES,
+    KernelBuildError,
+    build,
+    get_kernel,
+    numbered,
+    set_arg_types,
+    stats,
+)
 from .emit import EwGroup, EwOp, emit, signature, vectorizable
 from .kernelsig import kernel_signature
 
@@ -85,34 +95,6 @@ def template_kernel(dev, file: str, kernel: str, defines: tuple[tuple[str, str],
     set_arg_types(k, list(arg_types))
     _tpl_kernels[key] = k
     return k
-
-
-# What a compiled graph needs to know of a kernel it captured: its source, its scalar
-# argument types and, for elementwise kernels, the group it was generated from.
-SOURCES: dict = {}
-ARG_TYPES: dict = {}
-GROUPS: dict = {}
-
-
-def set_arg_types(kernel, types) -> None:
-    """kernel.set_scalar_arg_dtypes, remembered for compiled replays."""
-    kernel.set_scalar_arg_dtypes(types)
-    ARG_TYPES[kernel] = tuple(types)
-
-
-def get_kernel(prg, name: str, source: str):
-    """One kernel object of a built program (created once: pyopencl makes a new one per
-    attribute access)."""
-
-    try:
-        k = cl.Kernel(prg, name)
-        SOURCES[k] = source
-        return k
-    except cl.Error as e:
-        raise KernelBuildError(
-            f"OpenCL program built but kernel {name} is missing from it ({e}); the compiler "
-            f"dropped it. Source:\n{numbered(source)}"
-        ) from None
 
 
 def check_dtype(dev, d: dt.dtype) -> None:

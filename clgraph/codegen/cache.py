@@ -288,3 +288,31 @@ def _at_exit() -> None:
 
 atexit.register(_at_exit)
 device.on_start.append(warm_up)
+
+
+# What a compiled graph needs to know of a kernel it captured: its source, its scalar
+# argument types and, for elementwise kernels, the group it was generated from.
+SOURCES: dict = {}
+ARG_TYPES: dict = {}
+GROUPS: dict = {}
+
+
+def set_arg_types(kernel, types) -> None:
+    """kernel.set_scalar_arg_dtypes, remembered for compiled replays."""
+    kernel.set_scalar_arg_dtypes(types)
+    ARG_TYPES[kernel] = tuple(types)
+
+
+def get_kernel(prg, name: str, source: str):
+    """One kernel object of a built program (created once: pyopencl makes a new one per
+    attribute access)."""
+
+    try:
+        k = cl.Kernel(prg, name)
+        SOURCES[k] = source
+        return k
+    except cl.Error as e:
+        raise KernelBuildError(
+            f"OpenCL program built but kernel {name} is missing from it ({e}); the compiler "
+            f"dropped it. Source:\n{numbered(source)}"
+        ) from None

@@ -49,6 +49,20 @@ CG_HALF_ROUND(16)
 """
 
 
+# The layout of an elementwise kernel's operand (EwGroup.inputs and outputs): how the kernel
+# reaches element ``i`` of it.
+CONTIG = "c"  # contiguous in the output's shape: at offset + i
+STRIDED = "v"  # a strided view: an offset and one stride per dimension
+UNIT = "v1"  # a strided view whose innermost stride is 1 (the vector path loads vectors)
+BROADCAST = "v0"  # a strided view whose innermost stride is 0 (one element, splatted)
+SCALAR = "s"  # a scalar argument, the same for every element
+
+
+def is_strided(layout: str) -> bool:
+    """STRIDED, UNIT or BROADCAST: the operand comes with strides."""
+    return layout[0] == "v"
+
+
 @dataclass(frozen=True)
 class EwOp:
     """One scalar-expression node of a group: ``expr`` over ``args`` (value indices), each
@@ -65,11 +79,8 @@ class EwOp:
 
 @dataclass(frozen=True)
 class EwGroup:
-    """Inputs are (dtype name, layout) with layout "c" (contiguous, same shape as the
-    output), "v" (strided view: offset and one stride per dim), "v1" / "v0" (a strided view
-    whose innermost stride is 1 / 0: the vector path loads it as a vector / broadcasts one
-    element) or "s" (scalar argument). Outputs are (value index, dtype name, layout) with
-    layout "c" or "v"."""
+    """Inputs are (dtype name, layout), any layout above; outputs are (value index, dtype
+    name, layout) with layout CONTIG or STRIDED."""
 
     inputs: tuple[tuple[str, str], ...]
     ops: tuple[EwOp, ...]
@@ -100,7 +111,8 @@ def vectorizable(group: EwGroup) -> bool:
     if group.width > 4 and any(f in o.expr for o in group.ops for f in _WIDE_DOUBLE_BROKEN) \
             and any(_D(c).compute == "double" for o in group.ops for c in (*o.casts, o.out)):
         return False
-    if any(lay == "v" for _, lay in group.inputs) or any(lay != "c" for *_, lay in group.outputs):
+    if any(lay == STRIDED for _, lay in group.inputs) or any(
+            lay != CONTIG for *_, lay in group.outputs):
         return False
     names = [d for d, _ in group.inputs] + [o.out for o in group.ops]
     names += [d for _, d, _ in group.outputs]
@@ -148,7 +160,7 @@ def emit(group: EwGroup, name: str | None = None,
     else:
         lines.append(f"__kernel void {name}({', '.join(params)}) {{")
     if vec:
-        strided = any(lay[0] == "v" for _, lay in group.inputs)
+        strided = any(is_strided(lay) for _, lay in group.inputs)
         # strided operands: a vector must stay within one innermost row
         row_ok = f" && sh{r - 1} % {W} == 0" if strided else ""
         lines.append(f"  const long base = (long){gid} * {W};")
@@ -173,12 +185,18 @@ class Param(NamedTuple):
     """One parameter of a generated elementwise kernel: ``kind`` is "buf" (a buffer),
     "int" (a size, an offset or a stride) or "scalar" (a scalar operand); ``ctype`` its
     OpenCL type (the element type for a buffer); ``decl`` its C declaration; ``np_type``
-    how pyopencl packs it (None: a buffer)."""
+    how pyopencl packs it (None: a buffer); ``source`` the Python expression of its value
+    in a call's terms (``packer``): ``n``, ``shape[d]``, ``a[k]`` (the k-th operand: a
+    scalar or a tensor), ``o[k]`` (the k-th output tensor), ``st[k][d]`` (the strides of the
+    k-th operand, outputs numbered after the operands); ``operand`` the operand it belongs
+    to in that numbering (-1: the element count and the shape)."""
 
     kind: str
     ctype: str
     decl: str
     np_type: object
+    source: str
+    operand: int
 
     @property
     def name(self) -> str:
@@ -191,32 +209,52 @@ _NP_SCALAR = {"float": np.float32, "double": np.float64, "long": np.int64, "int"
 
 def signature(group: EwGroup) -> tuple[Param, ...]:
     """The kernel's parameters, the one description its C parameter list, its argument
-    types and the fusion passes derive from: n and the shape, then per input a scalar, or
-    a buffer with its offset (and strides for a strided view), then per output the same."""
+    types, its argument packing (``packer``) and the fusion passes (``fuse.split``) derive
+    from: n and the shape, then per input a scalar, or a buffer with its offset (and strides
+    for a strided view), then per output the same."""
     r = group.ndim
 
-    def ints(*names):
-        return [Param("int", "long", f"const long {n}", np.int64) for n in names]
+    def ints(operand, *names_sources):
+        return [Param("int", "long", f"const long {n}", np.int64, s, operand)
+                for n, s in names_sources]
 
-    params = ints("n", *(f"sh{d}" for d in range(r)))
+    params = ints(-1, ("n", "n"), *((f"sh{d}", f"shape[{d}]") for d in range(r)))
     for k, (dname, lay) in enumerate(group.inputs):
         d = _D(dname)
-        if lay == "s":
+        if lay == SCALAR:
             params.append(Param("scalar", d.compute, f"const {d.compute} s{k}",
-                                _NP_SCALAR[d.compute]))
+                                _NP_SCALAR[d.compute], f"a[{k}]", k))
             continue
         restrict = "" if group.in_place else "restrict "
-        params.append(Param("buf", d.cl, f"__global const {d.cl}* {restrict}in{k}", None))
-        params += ints(f"off{k}")
-        if lay[0] == "v":
-            params += ints(*(f"st{k}_{j}" for j in range(r)))
+        params.append(Param("buf", d.cl, f"__global const {d.cl}* {restrict}in{k}", None,
+                            f"a[{k}]._storage.buf", k))
+        params += ints(k, (f"off{k}", f"a[{k}]._offset"))
+        if is_strided(lay):
+            params += ints(k, *((f"st{k}_{j}", f"st[{k}][{j}]") for j in range(r)))
+    nin = len(group.inputs)
     for k, (_, dname, lay) in enumerate(group.outputs):
         d = _D(dname)
-        params.append(Param("buf", d.cl, f"__global {d.cl}* out{k}", None))
-        params += ints(f"ooff{k}")
-        if lay == "v":
-            params += ints(*(f"ost{k}_{j}" for j in range(r)))
+        params.append(Param("buf", d.cl, f"__global {d.cl}* out{k}", None,
+                            f"o[{k}]._storage.buf", nin + k))
+        params += ints(nin + k, (f"ooff{k}", f"o[{k}]._offset"))
+        if is_strided(lay):
+            params += ints(nin + k, *((f"ost{k}_{j}", f"st[{nin + k}][{j}]") for j in range(r)))
     return tuple(params)
+
+
+_packers: dict = {}
+
+
+def packer(group: EwGroup):
+    """``pack(n, shape, a, o, st) -> list``: the kernel's arguments in its signature's order
+    from a call's element count, (collapsed) shape, operands (tensors and scalars, in the
+    group's input order), output tensors and strides (per operand, then per output; only
+    the strided ones are read). Generated once per group from ``signature``."""
+    fn = _packers.get(group)
+    if fn is None:
+        body = ", ".join(p.source for p in signature(group))
+        fn = _packers[group] = eval(f"lambda n, shape, a, o, st: [{body}]")
+    return fn
 
 
 def _vt(width: int):
@@ -228,8 +266,8 @@ def _body(group: EwGroup, width: int, idx: str, indent: str) -> list[str]:
     """Loads, expressions and stores for one element (width 1) or one vector at ``idx``."""
     r = group.ndim
     out = []
-    if any(lay[0] == "v" for _, lay in group.inputs) or any(
-            lay[0] == "v" for *_, lay in group.outputs):
+    if any(is_strided(lay) for _, lay in group.inputs) or any(
+            is_strided(lay) for *_, lay in group.outputs):
         out.append(f"{indent}long rem = {idx};")
         for j in reversed(range(r)):
             out.append(f"{indent}const long c{j} = rem % sh{j}; rem /= sh{j};")
@@ -244,18 +282,18 @@ def _loads(group: EwGroup, width: int, idx: str, indent: str, vals: list) -> lis
     r, vt, out = group.ndim, _vt(width), []
     for k, (dname, lay) in enumerate(group.inputs):
         d = _D(dname)
-        if lay == "s":
+        if lay == SCALAR:
             expr = f"cg_half(s{k})" if d is dt.float16 else f"s{k}"
             if width > 1:
                 expr = f"(({vt(d.compute)})({expr}))"
         else:
-            if lay == "c":
+            if lay == CONTIG:
                 pos = f"off{k} + {idx}"
             else:
                 pos = " + ".join([f"off{k}"] + [f"c{j} * st{k}_{j}" for j in range(r)])
             if width == 1:
                 expr = f"vload_half({pos}, in{k})" if d is dt.float16 else f"in{k}[{pos}]"
-            elif lay == "v0":  # broadcast along the vector: one element, splatted
+            elif lay == BROADCAST:  # broadcast along the vector: one element, splatted
                 one = f"vload_half({pos}, in{k})" if d is dt.float16 else f"in{k}[{pos}]"
                 expr = f"(({vt(d.compute)})({one}))"
             else:
@@ -296,7 +334,7 @@ def _stores(group: EwGroup, width: int, idx: str, indent: str, vals: list) -> li
     for k, (vi, dname, lay) in enumerate(group.outputs):
         d = _D(dname)
         vexpr = _convert(vals[vi][0], vals[vi][1], dname, width)
-        if lay == "c":
+        if lay == CONTIG:
             pos = f"ooff{k} + {idx}"
         else:
             pos = " + ".join([f"ooff{k}"] + [f"c{j} * ost{k}_{j}" for j in range(r)])

@@ -24,6 +24,8 @@ from .emit import (
     _HALF_HELPERS,
     _INT_HELPERS,
     _NP_SCALAR,
+    CONTIG,
+    SCALAR,
     EwGroup,
     EwOp,
     emit,
@@ -41,7 +43,7 @@ def group_io(group: EwGroup, values) -> tuple[list, list]:
     """Buffer keys a segment reads and writes."""
     kinds = group_params(group)
     bufs = [v for (kind, _), v in zip(kinds, values) if kind == "buf"]
-    nin = sum(1 for _, lay in group.inputs if lay != "s")
+    nin = sum(1 for _, lay in group.inputs if lay != SCALAR)
     return bufs[:nin], bufs[nin:]
 
 
@@ -223,20 +225,17 @@ def batch(steps, budget: int, is_segment) -> list:
 
 def split(seg: Segment):
     """(n, shape values, inputs [(dtype, layout, values)], outputs [(value index, dtype,
-    layout, values)]) of a segment."""
-    g, vals, r = seg.group, seg.values, seg.group.ndim
-    i = 1 + r
-    ins = []
-    for dname, lay in g.inputs:
-        k = 1 if lay == "s" else 2 + (r if lay[0] == "v" else 0)
-        ins.append((dname, lay, list(vals[i:i + k])))
-        i += k
-    outs = []
-    for vi, dname, lay in g.outputs:
-        k = 2 + (r if lay == "v" else 0)
-        outs.append((vi, dname, lay, list(vals[i:i + k])))
-        i += k
-    return vals[0], list(vals[1:1 + r]), ins, outs
+    layout, values)]) of a segment: its values grouped by the operand each belongs to in
+    the kernel's signature."""
+    g, r = seg.group, seg.group.ndim
+    per = [[] for _ in range(len(g.inputs) + len(g.outputs))]
+    for p, v in zip(signature(g), seg.values):
+        if p.operand >= 0:
+            per[p.operand].append(v)
+    nin = len(g.inputs)
+    ins = [(dname, lay, per[k]) for k, (dname, lay) in enumerate(g.inputs)]
+    outs = [(vi, dname, lay, per[nin + k]) for k, (vi, dname, lay) in enumerate(g.outputs)]
+    return seg.values[0], list(seg.values[1:1 + r]), ins, outs
 
 
 def join(n, sh, ins, ops, outs, width, in_place) -> Segment:
@@ -251,7 +250,8 @@ def join(n, sh, ins, ops, outs, width, in_place) -> Segment:
 
 
 def _strided_only_c(ins, outs) -> bool:
-    return all(lay in ("c", "s") for _, lay, _ in ins) and all(o[2] == "c" for o in outs)
+    return all(lay in (CONTIG, SCALAR) for _, lay, _ in ins) and all(
+        o[2] == CONTIG for o in outs)
 
 
 def can_merge(a: Segment, b: Segment, key) -> bool:
@@ -266,13 +266,14 @@ def can_merge(a: Segment, b: Segment, key) -> bool:
     if (sha and not shb and not _strided_only_c(ib, ob)) or (
             shb and not sha and not _strided_only_c(ia, oa)):
         return False
-    produced = {tuple(v[:2]) for _, _, lay, v in oa if lay == "c"}
+    produced = {tuple(v[:2]) for _, _, lay, v in oa if lay == CONTIG}
     if not any(p[0] == ("buf", key) for p in produced):
         return False
     # b reads whatever a writes (key and a's other results) at the same index only: the
     # merged kernel passes those values in registers
     for _, lay, v in ib:
-        if lay != "s" and v[0][1] in a.writes and (lay != "c" or tuple(v[:2]) not in produced):
+        if lay != SCALAR and v[0][1] in a.writes and (
+                lay != CONTIG or tuple(v[:2]) not in produced):
             return False
     return True
 
@@ -286,12 +287,12 @@ def merge(a: Segment, b: Segment, key) -> Segment:
     _, shb, ib, ob = split(b)
     vdt = [d for d, _, _ in ia] + [o.out for o in a.group.ops]
     ins = list(ia)
-    produced = {tuple(v[:2]): vi for vi, _, lay, v in oa if lay == "c"}
+    produced = {tuple(v[:2]): vi for vi, _, lay, v in oa if lay == CONTIG}
     ops = []
     bmap = []
     pending = []  # b inputs read from a's registers: (b input index, a value, stored dtype)
     for j, (d, lay, v) in enumerate(ib):
-        if lay != "s" and tuple(v[:2]) in produced:
+        if lay != SCALAR and tuple(v[:2]) in produced:
             bmap.append(None)
             pending.append((j, produced[tuple(v[:2])], d))
             continue
@@ -390,7 +391,7 @@ def _inline(seg: Segment, widths, fname: str, head: str, index: str, rebase: int
     helpers: list[str] = []
     if out_key is not None:
         outs = [o for o in outs if o[3][0] == ("buf", out_key)]
-    if len(outs) != 1 or outs[0][2] != "c":
+    if len(outs) != 1 or outs[0][2] != CONTIG:
         return None
     name = _single_float_type(seg)
     if name is None:
@@ -400,13 +401,13 @@ def _inline(seg: Segment, widths, fname: str, head: str, index: str, rebase: int
     loads = {w: [] for w in widths}
     found = key is None
     for k, (d, lay, v) in enumerate(ins):
-        if lay == "s":
+        if lay == SCALAR:
             lit = _literal(v[0][1], ctype)
             for w in widths:
                 loads[w].append(lit if w == 1 else f"(({ctype}{w})({lit}))")
             continue
         if key is not None and v[0] == ("buf", key):
-            if lay != "c":
+            if lay != CONTIG:
                 return None
             if v[1][1] != key_off:
                 return None
@@ -416,7 +417,7 @@ def _inline(seg: Segment, widths, fname: str, head: str, index: str, rebase: int
             continue
         e, eo = f"{prefix}{k}", f"{prefix}o{k}"
         params += [f"__global const {ctype}* restrict {e}", f"const long {eo}"]
-        if lay == "c":
+        if lay == CONTIG:
             pvals += [v[0][1], int(v[1][1]) + rebase]
             for w in widths:
                 loads[w].append(f"{e}[{eo} + {index}]" if w == 1 else

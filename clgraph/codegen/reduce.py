@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import dtypes as dt
-from .cache import build
+from .cache import build, get_kernel, set_arg_types
+from .kernelsig import kernel_signature
 
 
 class Mode:
@@ -1083,12 +1084,19 @@ _programs: dict = {}
 # kernel -> (spec, its Mode: one of the spec's kernels or COMBINE), for graph passes that
 # rebuild a reduction with a prologue or an epilogue
 KERNELS: dict = {}
-_NP = {"long": np.int64, "int": np.int32, "float": np.float32, "double": np.float64,
-       "uchar": np.uint8, "char": np.int8, "short": np.int16}
+# kernel -> {parameter name: position}, read from the generated source (kernelsig)
+_POSITIONS: dict = {}
 
 
-def _arg_types(params: list[str]) -> list:
-    return [None if "__global" in p else _NP[p.split()[1]] for p in params]
+def _register(prg, kname: str, source: str, spec: ReduceSpec, mode: str):
+    """One kernel of a built reduction program: its argument types and positions come from
+    its C signature in the generated source."""
+    k = get_kernel(prg, kname, source)
+    sig = kernel_signature(source, kname)
+    set_arg_types(k, [p.np_type for p in sig])
+    _POSITIONS[k] = {p.name: i for i, p in enumerate(sig)}
+    KERNELS[k] = (spec, mode)
+    return k
 
 
 def reduce_program(dev, spec: ReduceSpec) -> ReduceProgram:
@@ -1121,61 +1129,36 @@ def reduce_program(dev, spec: ReduceSpec) -> ReduceProgram:
         src += lines + [""]
     source = "\n".join(src + (comb_lines or [])) + "\n"
     prg = build(dev, source, ("-cl-mad-enable",), name)
-    kernels = {}
-    for m, lines in mains.items():
-        k = getattr(prg, f"{name}_{m}")
-        _sources()[k] = source
-        set_arg_types(k, _arg_types(_params_of(lines[0])))
-        kernels[m] = k
-        KERNELS[k] = (spec, m)
-    comb = None
-    if comb_lines:
-        comb = getattr(prg, name + "_combine")
-        _sources()[comb] = source
-        KERNELS[comb] = (spec, Mode.COMBINE)
-        set_arg_types(comb, _arg_types(_params_of(comb_lines[0])))
+    kernels = {m: _register(prg, f"{name}_{m}", source, spec, m) for m in mains}
+    comb = _register(prg, name + "_combine", source, spec, Mode.COMBINE) if comb_lines else None
     prog = _programs[key] = ReduceProgram(kernels, comb, name, source)
     return prog
 
 
-def in_arg(spec: ReduceSpec) -> int:
-    """Index of the input buffer among a main kernel's arguments (then its offset)."""
-    return 5 + 2 * spec.nk + 2 * spec.nr
+def pack(kernel, values: dict) -> list:
+    """A reduction kernel's arguments in its signature's order, by parameter name."""
+    try:
+        return [values[name] for name in _POSITIONS[kernel]]
+    except KeyError as e:
+        raise AssertionError(f"no value for parameter {e} of {kernel.function_name}") from None
 
 
-def out_arg(spec: ReduceSpec, mode: str) -> int:
-    """Index of the output buffer among a main (or the "combine") kernel's arguments
-    (then its offset)."""
-    if mode == Mode.COMBINE:
-        return 5 + n_state(spec.kind) + (spec.kind == "arg")
-    return in_arg(spec) + 2
+def arg(kernel, name: str) -> int:
+    """The position of parameter ``name`` among a reduction kernel's arguments."""
+    return _POSITIONS[kernel][name]
 
 
-def stage1(mode: str, args) -> bool:
+def stage1(kernel, args) -> bool:
     """Whether a main kernel launched with ``args`` is stage 1 of a split reduction (it
     writes partial states; the combine kernel stores the result)."""
-    return mode != Mode.COMBINE and bool(args[4])
+    at = _POSITIONS[kernel].get("partial")
+    return at is not None and bool(args[at])
 
 
-def out_rows(spec: ReduceSpec, mode: str, args) -> int:
-    """Output elements of a main (or the "combine") kernel launched with ``args``."""
-    if mode == Mode.COMBINE:
-        return int(args[0])
-    return int(np.prod([args[5 + 2 * k] for k in range(spec.nk)]))
-
-
-def set_arg_types(kernel, types) -> None:
-    from . import set_arg_types as f
-
-    f(kernel, types)
-
-
-def _sources() -> dict:
-    from . import SOURCES
-
-    return SOURCES
-
-
-def _params_of(signature_line: str) -> list[str]:
-    inside = signature_line[signature_line.index("(") + 1: signature_line.rindex(")")]
-    return [p.strip() for p in inside.split(", ")]
+def out_rows(kernel, args) -> int:
+    """Output elements of a main (or the combine) kernel launched with ``args``."""
+    at = _POSITIONS[kernel]
+    if "nrows" in at:
+        return int(args[at["nrows"]])
+    return int(np.prod([args[i] for name, i in at.items()
+                        if name.startswith("ks") and name[2:].isdigit()]))

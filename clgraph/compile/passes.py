@@ -251,7 +251,7 @@ def reduce_prologues(steps: list, internal: set, dev) -> list:
                 or mode == "combine"):
             continue
         args = st.payload.args
-        xi = rc.in_arg(spec)
+        xi = rc.arg(st.payload.kernel, "in")
         x = args[xi]
         if x not in internal or i not in readers.get(x, ()) or len(writers.get(x, ())) != 1:
             continue
@@ -286,7 +286,7 @@ def reduce_prologues(steps: list, internal: set, dev) -> list:
 def _writes_partials(st: Step) -> bool:
     """Stage 1 of a split reduction: given the output too, but only writes partials."""
     found = rc.KERNELS.get(st.payload.kernel) if st.kind == "kernel" else None
-    return found is not None and rc.stage1(found[1], st.payload.args)
+    return found is not None and rc.stage1(st.payload.kernel, st.payload.args)
 
 
 def reduce_epilogues(steps: list, internal: set, dev) -> list:
@@ -299,16 +299,16 @@ def reduce_epilogues(steps: list, internal: set, dev) -> list:
         if spec.kind not in ("fold", "welford", "lse") or spec.epilogue:
             continue
         args = st.payload.args
-        if rc.stage1(mode, args):
+        if rc.stage1(st.payload.kernel, args):
             continue  # its combine kernel stores the result
-        oi = rc.out_arg(spec, mode)
+        oi, ooi = rc.arg(st.payload.kernel, "out"), rc.arg(st.payload.kernel, "ooff")
         r = args[oi]
         if any(w != i and not _writes_partials(steps[w]) for w in writers.get(r, ())):
             continue
         j, seg_step = _sole_reader_seg(out, i, st, r, internal, readers)
         if seg_step is None:
             continue
-        epi = fuse.epilogue(seg_step.seg, r, args[oi + 1], rc.out_rows(spec, mode, args),
+        epi = fuse.epilogue(seg_step.seg, r, args[ooi], rc.out_rows(st.payload.kernel, args),
                             sorted({1, spec.width}))
         if epi is None:
             continue
@@ -316,7 +316,7 @@ def reduce_epilogues(steps: list, internal: set, dev) -> list:
         prog = rc.reduce_program(dev, replace(spec, epilogue=source, epi_params=params))
         k = prog.combine if mode == "combine" else prog.kernels[mode]
         new_args = list(args) + pvals
-        new_args[oi:oi + 2] = [obuf, ooff]
+        new_args[oi], new_args[ooi] = obuf, ooff
         nm = prog.name + ("_combine" if mode == "combine" else "")
         out[i] = None
         out[j] = Step("kernel", st.payload._replace(kernel=k, name=nm, args=new_args),
@@ -334,7 +334,8 @@ def matmul_epilogues(steps: list, internal: set, dev) -> list:
         if st.kind != "kernel" or st.payload.kernel not in linalg.EPILOGUE_READY or st.refresh:
             continue
         launch = st.payload
-        c, c_off, M, N = launch.args[linalg.C_ARG:linalg.C_ARG + 4]
+        at = linalg.MATMUL_ARGS
+        c, c_off, M, N = (launch.args[at[k]] for k in ("C", "c_off", "M", "N"))
         if launch.gsize[2] != 1:
             continue
         j, seg_step = _sole_reader_seg(out, i, st, c, internal, readers)
@@ -346,7 +347,7 @@ def matmul_epilogues(steps: list, internal: set, dev) -> list:
         source, params, pvals, (obuf, ooff) = epi
         k = linalg.epilogue_kernel(dev, linalg.EPILOGUE_READY[launch.kernel], source, params)
         new_args = list(launch.args) + pvals
-        new_args[linalg.C_ARG:linalg.C_ARG + 2] = [obuf, ooff]
+        new_args[at["C"]], new_args[at["c_off"]] = obuf, ooff
         reads = (st.reads | seg_step.reads) - {c}
         out[i] = None
         launch = launch._replace(kernel=k, name=launch.name + "_epilogue", args=new_args)

@@ -12,6 +12,15 @@ import numpy as np
 from .. import codegen
 from .. import dtypes as dt
 from ..codegen import EwGroup, EwOp
+from ..codegen.emit import (
+    BROADCAST,
+    CONTIG,
+    SCALAR,
+    STRIDED,
+    UNIT,
+    is_strided,
+    packer,
+)
 from ..shapes import broadcast_shapes, broadcast_strides, collapse, contiguous_strides
 from . import registry
 from .registry import OpDef, Variants, apply, register
@@ -77,24 +86,10 @@ def _run(op: OpDef, args, attrs, out=None):
     hit = _fast.get(fkey)
     if hit is None:
         return _run_general(op, args, attrs, None, fkey)
-    odt, shape, cstride, nbytes, dev, kern, lay, strides, gsize, lsize, n = hit
+    odt, shape, cstride, nbytes, dev, kern, pack, cshape, strides, gsize, lsize, n = hit
     o = T._alloc(shape, cstride, nbytes, odt, dev)
-    kargs = [n]
-    if strides is not None:
-        kargs += strides[0]
-    k = 1
-    for i, a in enumerate(args):
-        la = lay[i]
-        if la == "s":
-            kargs.append(a)
-            continue
-        kargs += (a._storage.buf, a._offset)
-        if la[0] == "v":
-            kargs += strides[k]
-        k += 1
-    kargs += (o._storage.buf, 0)
-    info = dev.info
-    registry.launch(info, kern.kernel, kern.name, gsize, lsize, kargs)
+    registry.launch(dev.info, kern.kernel, kern.name, gsize, lsize,
+                    pack(n, cshape, args, (o,), strides))
     return o
 
 
@@ -118,20 +113,18 @@ def _run_general(op: OpDef, args, attrs, out, fkey):
     if n == 0:
         return out
     info = dev.info
-    lay, olay, ndim, cshape, cstrides = _layouts(args, out, shape)
+    lay, olay, ndim, cshape, strides = _layouts(args, out, shape)
     kkey = (key, tuple(lay), out.dtype, olay, ndim, info.index)
-    kern = _kernels.get(kkey)
-    if kern is None:
-        kern = _kernels[kkey] = _kernel_for(op, args, attrs, lay, casts, odt, out.dtype, olay,
-                                            ndim, info)
-    kargs = _kernel_args(args, out, n, lay, olay, ndim, cshape, cstrides)
+    hit = _kernels.get(kkey)
+    if hit is None:
+        hit = _kernels[kkey] = _kernel_for(op, args, attrs, lay, casts, odt, out.dtype, olay,
+                                           ndim, info)
+    kern, pack = hit
     gsize = (kern.global_size(n),)
-    registry.launch(info, kern.kernel, kern.name, gsize, (kern.local,), kargs)
-    if fkey is not None and olay == "c" and len(_fast) < 4096:
-        strides = None
-        if ndim:
-            strides = [list(cshape)] + [cstrides[k] for k in range(len(cstrides) - 1)]
-        _fast[fkey] = (odt, shape, out._stride, n * odt.itemsize, dev, kern, tuple(lay),
+    registry.launch(info, kern.kernel, kern.name, gsize, (kern.local,),
+                    pack(n, cshape, args, (out,), strides))
+    if fkey is not None and olay == CONTIG and len(_fast) < 4096:
+        _fast[fkey] = (odt, shape, out._stride, n * odt.itemsize, dev, kern, pack, cshape,
                        strides, gsize, (kern.local,), n)
     return out
 
@@ -180,54 +173,32 @@ def _check_out(out, shape, odt):
 
 
 def _layouts(args, out, shape):
-    """Each operand's layout and the output's: "c" when contiguous in the output's shape,
-    else a strided view ("v"; "v1" / "v0" when its innermost stride is 1 / 0), "s" for a
-    scalar; for a strided kernel (ndim > 0) the collapsed shape and strides (the output's
-    last). Returns (layouts, output layout, ndim, shape, strides)."""
+    """Each operand's layout and the output's: CONTIG when contiguous in the output's shape,
+    else a strided view (STRIDED; UNIT / BROADCAST when its innermost stride is 1 / 0),
+    SCALAR for a number; for a strided kernel (ndim > 0) the collapsed shape and each
+    operand's strides (the output's last; None for a scalar). Returns (layouts, output
+    layout, ndim, shape, strides)."""
     T = registry.Tensor
-    lay = [("c" if a._shape == shape and a._contig else "v") if isinstance(a, T) else "s"
-           for a in args]
-    olay = "c" if out._contig else "v"
-    ndim, cshape, cstrides = 0, None, None
-    if olay == "v" or "v" in lay:
-        strides = [
-            broadcast_strides(a._shape, a._stride, shape) for a in args if isinstance(a, T)
-        ] + [list(out._stride)]
-        cshape, cstrides = collapse(shape, strides)
+    lay = [(CONTIG if a._shape == shape and a._contig else STRIDED) if isinstance(a, T)
+           else SCALAR for a in args]
+    olay = CONTIG if out._contig else STRIDED
+    ndim, cshape, strides = 0, None, None
+    if olay == STRIDED or STRIDED in lay:
+        tensors = [a for a in args if isinstance(a, T)] + [out]
+        cshape, cstrides = collapse(shape, [
+            broadcast_strides(a._shape, a._stride, shape) for a in tensors[:-1]
+        ] + [list(out._stride)])
         cont = list(contiguous_strides(cshape))
-        k = 0
-        for i, a in enumerate(args):
-            if isinstance(a, T):
-                st = cstrides[k]
-                lay[i] = "c" if st == cont else ("v1" if st[-1] == 1 else
-                                                  "v0" if st[-1] == 0 else "v")
-                k += 1
-        olay = "c" if cstrides[-1] == cont else "v"
-        if olay == "v" or any(la[0] == "v" for la in lay):
+        it = iter(cstrides)
+        strides = [next(it) if isinstance(a, T) else None for a in args] + [cstrides[-1]]
+        for i, st in enumerate(strides[:-1]):
+            if st is not None:
+                lay[i] = CONTIG if st == cont else (UNIT if st[-1] == 1 else
+                                                    BROADCAST if st[-1] == 0 else STRIDED)
+        olay = CONTIG if cstrides[-1] == cont else STRIDED
+        if olay == STRIDED or any(is_strided(la) for la in lay):
             ndim = len(cshape)
-    return lay, olay, ndim, cshape, cstrides
-
-
-def _kernel_args(args, out, n, lay, olay, ndim, cshape, cstrides) -> list:
-    """A generated kernel's arguments: the element count, the collapsed shape (strided
-    kernels), each operand (a scalar; a buffer and offset, and strides for a view) and the
-    output."""
-    kargs = [n]
-    if ndim:
-        kargs += cshape
-    k = 0
-    for i, a in enumerate(args):
-        if lay[i] == "s":
-            kargs.append(a)
-            continue
-        kargs += (a._storage.buf, a._offset)
-        if lay[i][0] == "v":
-            kargs += cstrides[k]
-        k += 1
-    kargs += (out._storage.buf, out._offset)
-    if olay == "v":
-        kargs += cstrides[-1]
-    return kargs
+    return lay, olay, ndim, cshape, strides
 
 
 def _pyname(d: dt.dtype) -> str:
@@ -236,18 +207,26 @@ def _pyname(d: dt.dtype) -> str:
             "bool": "Bool"}[d.name]
 
 
+def ew_op(op, attrs, casts, odt, args) -> EwOp:
+    """The expression node of ``op`` over the group values ``args`` (each cast to its entry
+    of ``casts``; result dtype ``odt``): an eager kernel's one node, a node of an update
+    fused from ops (ops/fused.py)."""
+    expr = op.expr(casts[-1] if casts else odt, attrs) if callable(op.expr) else op.expr
+    return EwOp(op.name, expr, args, tuple(c.name for c in casts), odt.name, op.argnames,
+                op.vec)
+
+
 def _kernel_for(op, args, attrs, lay, casts, odt, store_dt, olay, ndim, info):
-    """The generated kernel of one elementwise op for these operand layouts and dtypes."""
+    """The generated kernel of one elementwise op for these operand layouts and dtypes, and
+    its argument packer."""
     inputs = []
     for a, la, c in zip(args, lay, casts):
-        inputs.append(((a.dtype if la != "s" else c).name, la))
-    expr = op.expr(casts[-1] if casts else odt, attrs) if callable(op.expr) else op.expr
-    ew = EwOp(op.name, expr, tuple(range(len(args))), tuple(c.name for c in casts), odt.name,
-              op.argnames, op.vec)
-    used = [a.dtype for a, la in zip(args, lay) if la != "s"] + list(casts) + [odt, store_dt]
+        inputs.append(((a.dtype if la != SCALAR else c).name, la))
+    ew = ew_op(op, attrs, casts, odt, tuple(range(len(args))))
+    used = [a.dtype for a, la in zip(args, lay) if la != SCALAR] + list(casts) + [odt, store_dt]
     width = min(info.vector_width(d.cl) for d in used)
     group = EwGroup(tuple(inputs), (ew,), ((len(args), store_dt.name, olay),), ndim, width)
-    return codegen.elementwise_kernel(info, group)
+    return codegen.elementwise_kernel(info, group), packer(group)
 
 
 # --- dtype rules --------------------------------------------------------------------------

@@ -1,21 +1,154 @@
-"""Fused in-place elementwise updates: several scalar expressions over same-shaped
-contiguous tensors and scalars, writing several of those tensors in one kernel. The
-optimizers use it so that one parameter's whole update (parameter and moments) is one
-launch. It builds an ordinary elementwise group, so the emitter and kernel cache are the
-ones every eager op uses."""
+"""Fused in-place updates written as ordinary ops.
+
+An update is a Python function of tensors and named scalars, written with clgraph's
+elementwise ops; its in-place ops (``m.lerp_(g, w)``, ``p.addcdiv_(...)``) are its results.
+``update`` runs it once symbolically: an interpreter pushed on the dispatch stack takes
+each op's row (dtype rule and OpenCL expression) and adds it to one multi-output
+elementwise group instead of launching it, the vertical and multi-output fusion the
+compiler does on traced graphs. The group's kernel is kept per (function, options, dtype,
+device), so every later update is one launch over any same-shaped contiguous tensors,
+whatever their size. The optimizers write each update once this way (optim/*.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .. import codegen
 from .. import dtypes as dt
-from ..codegen import EwGroup, EwOp
-from . import registry
+from ..codegen import EwGroup
+from ..codegen.emit import CONTIG, SCALAR, packer
+from . import elementwise, registry
 
-_groups: dict = {}
+
+class Hyper(float):
+    """A named scalar operand of an update: its value may change from one call to the next
+    (a learning rate, a bias correction), so it is a kernel argument, never a constant of
+    the kernel's source. Use it as an op's operand as it is: arithmetic on it in Python
+    gives a plain float, which the kernel would keep as a constant."""
+
+    __slots__ = ("name",)
+
+    def __new__(cls, value, name: str):
+        h = super().__new__(cls, value)
+        h.name = name
+        return h
+
+
+class Unfusable(Exception):
+    """An update function did something one elementwise kernel cannot."""
+
+
+class _Symbolic(registry.Interpreter):
+    """Builds an update's group: each elementwise op becomes an expression node over the
+    update's tensors, its scalars and earlier nodes; nothing runs on the device."""
+
+    def __init__(self, tensors: dict):
+        self.inputs: list = []  # (dtype name, layout) per kernel input
+        self.scalars: list = []  # (input index, Hyper name or None, value) per scalar input
+        self.nodes: list = []  # (op row, argument refs, casts, out dtype, attrs)
+        self.value: dict = {}  # id(tensor) -> ("in", i) or ("op", j)
+        self.keep: list = []  # the placeholders whose ids ``value`` holds
+        self.written: dict = {}  # tensor name -> ("op", j), its final value
+        self.names = {id(t): k for k, t in tensors.items()}
+        for t in tensors.values():
+            self.value[id(t)] = ("in", len(self.inputs))
+            self.inputs.append((t.dtype.name, CONTIG))
+        self.anchor = next(iter(tensors.values()))
+
+    def _ref(self, a, cast):
+        if isinstance(a, registry.Tensor):
+            ref = self.value.get(id(a))
+            if ref is None or a._shape != self.anchor._shape:
+                raise Unfusable("an operand is not one of the update's tensors or values")
+            return ref
+        self.scalars.append((len(self.inputs), getattr(a, "name", None), a))
+        self.inputs.append((cast.name, SCALAR))
+        return ("in", len(self.inputs) - 1)
+
+    def process(self, op, args, attrs, out):
+        if op.family != "elementwise":
+            raise Unfusable(f"{op.name} is not an elementwise op")
+        casts, odt, _ = elementwise._signature(op, args, attrs)
+        refs = tuple(self._ref(a, c) for a, c in zip(args, casts))
+        self.nodes.append((op, refs, casts, odt, attrs))
+        ref = ("op", len(self.nodes) - 1)
+        if out is not None:
+            if id(out) not in self.value or out.dtype is not odt:
+                raise Unfusable(f"{op.name}_ writes a tensor that is not one of the update's "
+                                "tensors or values, or of another dtype than its result")
+            self.value[id(out)] = ref
+            name = self.names.get(id(out))
+            if name is not None:
+                self.written[name] = ref
+            return out
+        a = self.anchor
+        res = registry.Tensor._on(a._storage, a._shape, a._stride, 0, odt, a.device, True)
+        self.keep.append(res)
+        self.value[id(res)] = ref
+        return res
+
+    def group(self, width: int) -> EwGroup:
+        nin = len(self.inputs)
+
+        def index(ref):
+            return ref[1] if ref[0] == "in" else nin + ref[1]
+
+        ops = tuple(elementwise.ew_op(op, attrs, casts, odt, tuple(map(index, refs)))
+                    for op, refs, casts, odt, attrs in self.nodes)
+        outputs = tuple((index(ref), ops[ref[1]].out, CONTIG) for ref in self.written.values())
+        return EwGroup(tuple(self.inputs), ops, outputs, 0, width, in_place=True)
+
+
+class _Program:
+    """An update's kernel and how its arguments are made from the call's tensors and
+    scalars (the kernel's signature): the tensors in order, each scalar input's Hyper name
+    (None: a constant) and value, the written tensors' names."""
+
+    __slots__ = ("kern", "pack", "scalars", "tensors", "where", "written")
+
+    def __init__(self, kern, group, tensors, scalars, written):
+        self.kern = kern
+        self.pack = packer(group)
+        self.tensors = tensors
+        self.scalars = scalars
+        self.written = written
+        # where each Hyper sits among the kernel's arguments, for a replay's refresh
+        names = [p.name for p in codegen.signature(group)]
+        self.where: dict = {}
+        for k, name, _ in scalars:
+            if name is not None:
+                self.where.setdefault(name, []).append(names.index(f"s{k}"))
+
+
+_programs: dict = {}
+
+
+def _program(fn, options: tuple, tensors: dict, hypers: dict) -> _Program:
+    t0 = next(iter(tensors.values()))
+    info = t0.device.info
+    key = (fn, options, tuple((k, t.dtype) for k, t in tensors.items()), tuple(hypers),
+           info.index)
+    prog = _programs.get(key)
+    if prog is not None:
+        return prog
+    sym = _Symbolic(tensors)
+    with registry.push(sym):
+        fn(dict(tensors), {k: Hyper(v, k) for k, v in hypers.items()}, **dict(options))
+    dtypes = {d for d, _ in sym.inputs} | {t.dtype.name for t in tensors.values()}
+    width = min(info.vector_width(dt._BY_NAME[d].cl) for d in dtypes)
+    group = sym.group(width)
+    prog = _programs[key] = _Program(codegen.elementwise_kernel(info, group), group,
+                                     tuple(tensors), tuple(sym.scalars), tuple(sym.written))
+    return prog
+
+
+def written(fn: Callable, tensors: dict, hypers: dict, options: dict | None = None) -> tuple:
+    """The names of the tensors ``update(name, fn, tensors, ...)`` writes."""
+    return _program(fn, tuple(sorted((options or {}).items())), tensors, hypers).written
 
 
 def fusable(*tensors) -> bool:
-    """Same shape, dtype and device, contiguous, floating point: what update() accepts."""
+    """Same shape, dtype and device, contiguous, floating point: what update() takes."""
     t0 = tensors[0]
     return all(
         t._contig and t._shape == t0._shape and t.dtype is t0.dtype and t.device is t0.device
@@ -23,68 +156,31 @@ def fusable(*tensors) -> bool:
     )
 
 
-def update(name: str, tensors: dict, scalars: dict, steps: tuple, writes: dict,
-           refresh=None) -> None:
-    """Run ``steps`` (name, expression over earlier names) elementwise in one kernel and
-    store the values named in ``writes`` (value name -> tensor name) into those tensors.
-    Expressions use ``{name}`` for tensors, scalars and earlier steps, and ``{T}`` for the
-    compute type. ``refresh(advance)`` (optional) returns the scalars anew: a compiled
-    replay calls it each step (an optimizer's step count and learning rate live on the
-    host); with advance=False it only peeks."""
-    tnames, snames = tuple(tensors), tuple(scalars)
-    t0 = tensors[tnames[0]]
-    d = t0.dtype
-    info = t0.device.info
-    key = (name, tnames, snames, steps, tuple(writes.items()), d, info.index)
-    cached = _groups.get(key)
-    if cached is None:
-        names = list(tnames) + list(snames)
-        inputs = tuple((d.name, "c") for _ in tnames) + tuple((d.name, "s") for _ in snames)
-        ops = []
-        for sname, expr in steps:
-            used = tuple(n for n in names if "{" + n + "}" in expr)
-            ops.append(EwOp(sname, expr, tuple(names.index(n) for n in used),
-                            (d.name,) * len(used), d.name, used, True))
-            names.append(sname)
-        outputs = tuple((names.index(v), d.name, "c") for v in writes)
-        group = EwGroup(inputs, tuple(ops), outputs, 0, info.vector_width(d.cl), in_place=True)
-        # where each scalar sits among the kernel's arguments, for the replay's refresh
-        params = [p.name for p in codegen.signature(group)]
-        at = {s: params.index(f"s{len(tnames) + i}") for i, s in enumerate(snames)}
-        cached = _groups[key] = (codegen.elementwise_kernel(info, group), at)
-    kern, at = cached
+def update(name: str, fn: Callable, tensors: dict, hypers: dict, options: dict | None = None,
+           refresh: Callable | None = None) -> None:
+    """``fn(tensors, hypers, **options)`` (ops; its in-place ops its results) as one kernel
+    over ``tensors`` (fusable(): same shape, dtype, device, contiguous) with the scalar
+    operands ``hypers`` (name -> value); ``options`` (hashable values) select what the
+    function does and key its kernel. ``refresh(advance)`` (optional) returns the scalars
+    anew: a compiled replay calls it at each step (an optimizer's step count and learning
+    rate live on the host); with advance=False it only peeks."""
+    prog = _program(fn, tuple(sorted((options or {}).items())), tensors, hypers)
+    t0 = tensors[prog.tensors[0]]
     n = t0.numel()
     if n == 0:
         return
-    args = [n]
-    for t in tnames:
-        args += (tensors[t]._storage.buf, tensors[t]._offset)
-    args += [scalars[s] for s in snames]
-    for target in writes.values():
-        t = tensors[target]
-        args += (t._storage.buf, t._offset)
+    operands = [tensors[k] for k in prog.tensors]
+    operands += [hypers[hname] if hname is not None else value
+                 for _, hname, value in prog.scalars]
+    outs = [tensors[k] for k in prog.written]
+    for t in outs:
         t._storage.version += 1
+    args = prog.pack(n, (), operands, outs, ())
     remap = None
     if refresh is not None:
         def remap(advance=True):
-            return {at[k]: v for k, v in refresh(advance).items() if k in at}
+            return {i: v for k, v in refresh(advance).items() for i in prog.where.get(k, ())}
 
-    registry.launch(info, kern.kernel, f"{name}_update", (kern.global_size(n),), (kern.local,),
-                    args, remap)
-
-
-def grad_prologue(maximize: bool, weight_decay: float, scalars: dict) -> tuple[list, str]:
-    """Steps that turn the gradient {g} into the one an optimizer uses: negated for
-    ``maximize``, plus weight_decay * {p} (L2). Returns (steps, reference to the result)."""
-    g, steps = "{g}", []
-    if maximize:
-        steps.append(("gneg", "(-{g})"))
-        g = "{gneg}"
-    if weight_decay != 0:
-        scalars["wd"] = weight_decay
-        steps.append(("gwd", f"({g} + {{wd}} * {{p}})"))
-        g = "{gwd}"
-    return steps, g
-
-
-_ = dt
+    kern = prog.kern
+    registry.launch(t0.device.info, kern.kernel, f"{name}_update", (kern.global_size(n),),
+                    (kern.local,), args, remap)

@@ -16,10 +16,10 @@ from .math import copy_, fill_
 from .movement import contiguous, expand, reshape, unsqueeze
 from .registry import OpDef, apply, public, register
 
-# the position of C (then c_off, M, N, K) among matmul.cl's arguments, for the compile pass
-# that fuses an epilogue into the store
-C_ARG = [p.name for p in kernel_signature((codegen.KERNEL_DIR / "matmul.cl").read_text(),
-                                          "matmul_rb")].index("C")
+# the position of each of matmul_rb's parameters (C, c_off, M, N, ...), for the compile
+# pass that fuses an epilogue into the store
+MATMUL_ARGS = {p.name: i for i, p in enumerate(kernel_signature(
+    (codegen.KERNEL_DIR / "matmul.cl").read_text(), "matmul_rb"))}
 # register-blocked kernel tile (rows x columns per work-item) and rows of work-items per
 # group, as the defaults of kernels/matmul.cl
 _TM, _LM, _TS = 6, 16, 16

@@ -17,7 +17,16 @@ import numpy as np
 
 from .. import codegen
 from .. import dtypes as dt
-from ..codegen.reduce import MAX_NAN, MIN_NAN, ReduceSpec, highest, lowest, n_state, reduce_program
+from ..codegen.reduce import (
+    MAX_NAN,
+    MIN_NAN,
+    ReduceSpec,
+    highest,
+    lowest,
+    n_state,
+    pack,
+    reduce_program,
+)
 from ..creation import zeros
 from ..shapes import numel as _numel
 from ..shapes import wrap_dim
@@ -489,23 +498,19 @@ def _launch(L, x, y, idx, dev):
     partial = L.nchunk > 1
     states = [T._empty((L.rows * L.nchunk,), L.acc, dev) for _ in range(L.ns)] if partial else []
     pidx = T._empty(states[0]._shape, dt.int64, dev) if partial and L.kind == "arg" else None
-    args = L.static + [x._storage.buf, x._offset, y._storage.buf, 0]
+    yb = y._storage.buf
+    io = {"in": x._storage.buf, "ioff": x._offset, "out": yb, "ooff": 0, "prm": L.prm}
     # stage-1 state arrays; a whole (unsplit) run never touches them: pass the output
-    args += [st._storage.buf for st in states] if partial else [y._storage.buf] * L.ns
+    io.update((f"ps{k}", states[k]._storage.buf if partial else yb) for k in range(L.ns))
     if L.kind == "arg":
-        args += ((pidx if partial else idx)._storage.buf, idx._storage.buf, 0)
-    args.append(L.prm)
-    registry.launch(info, L.kernel, L.name, (L.gsize,), (L.local,), args)
+        io.update(pidx=(pidx if partial else idx)._storage.buf, oidx=idx._storage.buf,
+                  oioff=0)
+    registry.launch(info, L.kernel, L.name, (L.gsize,), (L.local,),
+                    pack(L.kernel, {**L.static, **io}))
     if partial:
-        cargs = L.cstatic + [st._storage.buf for st in states]
-        if L.kind == "arg":
-            cargs.append(pidx._storage.buf)
-        cargs += (y._storage.buf, 0)
-        if L.kind == "arg":
-            cargs += (idx._storage.buf, 0)
-        cargs.append(L.prm)
         registry.launch(info, L.combine, L.name + "_combine",
-                        (-(-L.rows // L.local) * L.local,), (L.local,), cargs)
+                        (-(-L.rows // L.local) * L.local,), (L.local,),
+                        pack(L.combine, {**L.cstatic, **io}))
 
 
 def _layout(op, x, attrs, out_dtype):
@@ -585,14 +590,17 @@ def _choose_kernel(L, op, x, accum, kept, red, info):
     L.nitems, L.rows, L.nchunk, L.mode, L.local = items * nchunk, rows, nchunk, mode, local
     L.ns = n_state(L.kind)
     L.prm = (np.uint8 if accum.acc is dt.bool_ else accum.acc.np.type)(accum.prm)
-    L.static = [L.nitems, nchunk, chunk, R, np.int32(nchunk > 1)]
-    for n, s in _pad(kept, nk) + _pad(red, nr):
-        L.static += (n, s)
+    L.static = {"nitems": L.nitems, "nchunk": nchunk, "chunk": chunk, "rn": R,
+                "partial": np.int32(nchunk > 1)}
+    for k, (n, s) in enumerate(_pad(kept, nk)):
+        L.static.update({f"ks{k}": n, f"kst{k}": s})
+    for k, (n, s) in enumerate(_pad(red, nr)):
+        L.static.update({f"rs{k}": n, f"rst{k}": s})
     L.kernel, L.name, L.combine = prog.kernels[mode], prog.name, prog.combine
     L.gsize = L.nitems * local if mode == Mode.TREE else -(-L.nitems // local) * local
     # partial state (row, chunk): outer stores chunk-major, the others row-major
     sr, sc = (1, rows) if mode == Mode.OUTER else (nchunk, 1)
-    L.cstatic = [rows, nchunk, R, sr, sc]
+    L.cstatic = {"nrows": rows, "nchunk": nchunk, "rn": R, "sr": sr, "sc": sc}
 
 
 def _tree_chunks(R: int, rows: int, info) -> tuple[int, int]:
@@ -660,12 +668,10 @@ def _run_rows(op, x, attrs):
     if mode == Mode.OUTER:
         KL = kept[-1][0]
         nitems = (rows // KL) * (-(-KL // (spec.tile * W)))
-    args = [nitems, R, rst, ost]
-    for n, s, o in kept:
-        args += (n, s, o)
-    args += (x._storage.buf, x._offset, y._storage.buf, 0)
+    values = _row_values(kept, x, y, nitems=nitems, R=R, rst=rst, ost=ost)
     gsize = nitems * local if mode == Mode.TREE else -(-nitems // local) * local
-    registry.launch(info, prog.kernels[mode], prog.name, (gsize,), (local,), args)
+    registry.launch(info, prog.kernels[mode], prog.name, (gsize,), (local,),
+                    pack(prog.kernels[mode], values))
     return y
 
 
@@ -685,13 +691,22 @@ def _softmax_split(op, x, y, accum, kept, R, rst, ost, d, info):
                  _vector_width(info, x.dtype, acc, accum.out))
     prog = reduce_program(info, spec)
     nchunk, chunk = _chunks(R, rows, 1, info)
-    args = [rows * nchunk, nchunk, chunk, R, rst, ost]
-    for n, s, o in kept:
-        args += (n, s, o)
-    args += (x._storage.buf, x._offset, y._storage.buf, 0, lse._storage.buf)
+    values = _row_values(kept, x, y, nitems=rows * nchunk, nchunk=nchunk, chunk=chunk, R=R,
+                         rst=rst, ost=ost, lse=lse._storage.buf)
     registry.launch(info, prog.kernels[Mode.APPLY], prog.name,
-                    (-(-rows * nchunk // local) * local,), (local,), args)
+                    (-(-rows * nchunk // local) * local,), (local,),
+                    pack(prog.kernels[Mode.APPLY], values))
     return y
+
+
+def _row_values(kept, x, y, **scalars) -> dict:
+    """The arguments of a row kernel (softmax, cumsum) by parameter name: each kept dim's
+    size and input and output strides, the input and output, and ``scalars``."""
+    values = {"in": x._storage.buf, "ioff": x._offset, "out": y._storage.buf, "ooff": 0,
+              **scalars}
+    for k, (n, s, o) in enumerate(kept):
+        values.update({f"ks{k}": n, f"kst{k}": s, f"kos{k}": o})
+    return values
 
 
 # --- rows ---------------------------------------------------------------------------------

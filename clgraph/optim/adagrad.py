@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ..autograd import no_grad
 from ..creation import full_like
-from ..ops import fused
 from .optimizer import Optimizer, _check, _check_flags, _number, _update
 
 
@@ -50,16 +49,20 @@ class Adagrad(Optimizer):
         for group in self.param_groups:
             lr, lr_decay, eps, wd = (group["lr"], group["lr_decay"], group["eps"],
                                      group["weight_decay"])
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                state = self.state[p]
+            for p, g, state in self._with_grad(group):
                 state["step"] = t = state["step"] + 1
-                scalars = {"eps": eps, "negclr": -lr / (1 + (t - 1) * lr_decay)}
-                steps, gr = fused.grad_prologue(group["maximize"], wd, scalars)
-                steps += [("s1", f"({{s}} + {gr} * {gr})"),
-                          ("p1", f"({{p}} + {{negclr}} * {gr} / (sqrt({{s1}}) + {{eps}}))")]
-                _update("adagrad", {"p": p, "g": g, "s": state["sum"]}, scalars, tuple(steps),
-                        {"p1": "p", "s1": "s"}, _refresh(group, state))
+                hypers = {"eps": eps, "negclr": -lr / (1 + (t - 1) * lr_decay), "wd": wd}
+                _update("adagrad", adagrad_update, {"p": p, "g": g, "s": state["sum"]}, hypers,
+                        {"maximize": group["maximize"], "wd": wd != 0}, _refresh(group, state))
         return loss
+
+
+def adagrad_update(t, h, *, maximize, wd):
+    """Adagrad's update of ``t["p"]`` and its sum of squares ``t["s"]``, as ops."""
+    p, g, s = t["p"], t["g"], t["s"]
+    if maximize:
+        g = -g
+    if wd:
+        g = g + p * h["wd"]
+    s.addcmul_(g, g)
+    p.addcdiv_(g, s.sqrt() + h["eps"], value=h["negclr"])

@@ -6,7 +6,7 @@ import math
 
 from ..autograd import no_grad
 from ..creation import zeros_like
-from ..ops import fused
+from ..ops.registry import functions
 from .optimizer import Optimizer, _check, _check_flags, _number, _update
 
 
@@ -49,13 +49,7 @@ class Adam(Optimizer):
             beta1, beta2 = group["betas"]
             lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
             amsgrad, decoupled = group["amsgrad"], group["decoupled_weight_decay"]
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    self._init_state(p, group)
+            for p, g, state in self._with_grad(group):
                 state["step"] = t = state["step"] + 1
                 tensors = {"p": p, "g": g, "m": state["exp_avg"], "v": state["exp_avg_sq"]}
                 if amsgrad:
@@ -70,7 +64,7 @@ def _scalars(t, lr, beta1, beta2, eps, wd) -> dict:
     # operation less per element
     bc2_sqrt = math.sqrt(1 - beta2**t)
     return {"b1c": 1 - beta1, "b2": beta2, "b2c": 1 - beta2, "epsb": eps * bc2_sqrt,
-            "step": -lr * bc2_sqrt / (1 - beta1**t), "decay": 1 - lr * wd}
+            "step": -lr * bc2_sqrt / (1 - beta1**t), "decay": 1 - lr * wd, "wd": wd}
 
 
 def _refresh(group, state):
@@ -86,26 +80,26 @@ def _refresh(group, state):
 
 def _step(tensors, t, lr, beta1, beta2, eps, wd, decoupled, amsgrad, maximize, refresh):
     """The whole update of one parameter (and its moments) in one kernel."""
-    scalars = _scalars(t, lr, beta1, beta2, eps, wd)
-    decay = scalars.pop("decay")
-    pv = "{p}"
-    steps, g = fused.grad_prologue(maximize, 0 if decoupled else wd, scalars)
-    if wd != 0 and decoupled:
-        scalars["decay"] = decay
-        steps.append(("pd", "({p} * {decay})"))
-        pv = "{pd}"
-    steps.append(("m1", f"({{m}} + ({g} - {{m}}) * {{b1c}})"))
-    steps.append(("v1", f"({{v}} * {{b2}} + {g} * {g} * {{b2c}})"))
-    writes = {"m1": "m", "v1": "v"}
-    vv = "{v1}"
-    if amsgrad:
-        steps.append(("vm1", "fmax({vm}, {v1})"))
-        writes["vm1"] = "vm"
-        vv = "{vm1}"
-    steps.append(("den", f"(sqrt({vv}) + {{epsb}})"))
-    steps.append(("p1", f"({pv} + {{step}} * {{m1}} / {{den}})"))
-    writes = {"p1": "p", **writes}
-    _update("adam", tensors, scalars, tuple(steps), writes, refresh)
+    hypers = _scalars(t, lr, beta1, beta2, eps, wd)
+    options = {"maximize": maximize, "wd": wd != 0, "decoupled": decoupled}
+    _update("adam", adam_update, tensors, hypers, options, refresh)
+
+
+def adam_update(t, h, *, maximize, wd, decoupled):
+    """Adam's update of ``t["p"]`` and its moments (``t["vm"]``: AMSGrad's maximum), as ops;
+    ``h``: this step's scalars (_scalars)."""
+    p, g, m, v = t["p"], t["g"], t["m"], t["v"]
+    if maximize:
+        g = -g
+    if wd and decoupled:
+        p.mul_(h["decay"])
+    elif wd:
+        g = g + p * h["wd"]
+    m.lerp_(g, h["b1c"])
+    v.mul_(h["b2"]).addcmul_(g, g, value=h["b2c"])
+    if "vm" in t:
+        v = functions.maximum(t["vm"], v, out=t["vm"])
+    p.addcdiv_(m, v.sqrt() + h["epsb"], value=h["step"])
 
 
 class AdamW(Adam):

@@ -1,7 +1,8 @@
 """Optimizer: parameter groups with per-group options, per-parameter state and PyTorch's
-state-dict layout. Subclasses write each update once, as the steps of one fused kernel
-(``_update``, ops/fused.py) that writes a parameter and its state in place; nothing here
-reads device data back to the host (the step count is a Python float)."""
+state-dict layout. Subclasses write each update once, as ops (``fn(tensors, scalars,
+**options)``) that ``_update`` runs as one fused kernel (ops/fused.py) writing a parameter
+and its state in place; nothing here reads device data back to the host (the step count
+is a Python float)."""
 
 from __future__ import annotations
 
@@ -167,6 +168,18 @@ class Optimizer:
             runtime.notify(OptimizerStep(self))
         return loss
 
+    def _with_grad(self, group: dict):
+        """(parameter, gradient, state) of each parameter of ``group`` that has a gradient,
+        its state made before its first step."""
+        for p in group["params"]:
+            g = p.grad
+            if g is None:
+                continue
+            state = self.state[p]
+            if not state:
+                self._init_state(p, group)
+            yield p, g, state
+
     def _init_missing_state(self) -> None:
         """Make the state of the parameters that have a gradient and no state yet."""
         for group in self.param_groups:
@@ -248,15 +261,14 @@ class Optimizer:
         self.param_groups = new_groups
 
 
-def _update(name: str, tensors: dict, scalars: dict, steps: tuple, writes: dict,
-            refresh) -> None:
-    """One parameter's whole update (parameter and state) in one kernel: fused.update's
-    steps, scalars and writes; ``refresh`` recomputes the scalars at a compiled replay's
-    step. Tensors the kernel does not take (not contiguous, or of another dtype than the
+def _update(name: str, fn, tensors: dict, hypers: dict, options: dict, refresh) -> None:
+    """One parameter's whole update (parameter and state), ``fn`` written with ops, in one
+    kernel (fused.update); ``refresh`` recomputes the scalars at a compiled replay's step.
+    Tensors the kernel does not take (not contiguous, or of another dtype than the
     parameter ``tensors["p"]``) are staged in contiguous copies and the written ones copied
-    back, so that each optimizer writes its update once."""
+    back."""
     if fused.fusable(*tensors.values()):
-        fused.update(name, tensors, scalars, steps, writes, refresh)
+        fused.update(name, fn, tensors, hypers, options, refresh)
         return
     p = tensors["p"]
     if not p.dtype.is_floating_point:
@@ -266,12 +278,15 @@ def _update(name: str, tensors: dict, scalars: dict, steps: tuple, writes: dict,
             raise RuntimeError(
                 f"Expected all tensors to be on the same device, but found at least two "
                 f"devices, {p.device} and {t.device}! (when checking argument for {name})")
+        if t._shape != p._shape:
+            raise RuntimeError(f"{name}: the gradient or state of a parameter of shape "
+                               f"{list(p.shape)} has shape {list(t.shape)}")
     staged = {k: t if t._contig and t.dtype is p.dtype else t.to(p.dtype).contiguous()
               for k, t in tensors.items()}
-    fused.update(name, staged, scalars, steps, writes, refresh)
-    for target in writes.values():
-        if staged[target] is not tensors[target]:
-            tensors[target].copy_(staged[target])
+    fused.update(name, fn, staged, hypers, options, refresh)
+    for k, t in tensors.items():
+        if staged[k] is not t and k in fused.written(fn, staged, hypers, options):
+            t.copy_(staged[k])
 
 
 def _check(ok: bool, what: str, value) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ..autograd import no_grad
 from ..creation import zeros_like
-from ..ops import fused
 from .optimizer import Optimizer, _check, _check_flags, _number, _update
 
 
@@ -44,13 +43,7 @@ class RMSprop(Optimizer):
         for group in self.param_groups:
             lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
             wd, momentum, centered = group["weight_decay"], group["momentum"], group["centered"]
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    self._init_state(p, group)
+            for p, g, state in self._with_grad(group):
                 state["step"] += 1
                 tensors = {"p": p, "g": g, "sq": state["square_avg"]}
                 if momentum > 0:
@@ -73,21 +66,28 @@ def _refresh(group, state):
 
 def _step(tensors, lr, alpha, eps, wd, momentum, centered, maximize, refresh):
     """The RMSprop update (and its state) in one kernel."""
-    scalars = {"alpha": alpha, "alpha1": 1 - alpha, "eps": eps, "neglr": -lr}
-    steps, g = fused.grad_prologue(maximize, wd, scalars)
-    steps.append(("sq1", f"({{sq}} * {{alpha}} + {g} * {g} * {{alpha1}})"))
-    writes = {"sq1": "sq"}
-    if centered:
-        steps.append(("ga1", f"({{ga}} + ({g} - {{ga}}) * {{alpha1}})"))
-        steps.append(("avg", "(sqrt({sq1} - {ga1} * {ga1}) + {eps})"))
-        writes["ga1"] = "ga"
+    hypers = {"alpha": alpha, "alpha1": 1 - alpha, "eps": eps, "neglr": -lr, "wd": wd,
+              "mom": momentum}
+    _update("rmsprop", rmsprop_update, tensors, hypers, {"maximize": maximize, "wd": wd != 0},
+            refresh)
+
+
+def rmsprop_update(t, h, *, maximize, wd):
+    """RMSprop's update of ``t["p"]``, its square average ``t["sq"]`` and, when present,
+    its gradient average ``t["ga"]`` (centered) and momentum buffer ``t["buf"]``, as ops."""
+    p, g, sq = t["p"], t["g"], t["sq"]
+    if maximize:
+        g = -g
+    if wd:
+        g = g + p * h["wd"]
+    sq.mul_(h["alpha"]).addcmul_(g, g, value=h["alpha1"])
+    if "ga" in t:
+        ga = t["ga"].lerp_(g, h["alpha1"])
+        avg = (sq - ga * ga).sqrt() + h["eps"]
     else:
-        steps.append(("avg", "(sqrt({sq1}) + {eps})"))
-    if momentum > 0:
-        scalars["mom"] = momentum
-        steps.append(("buf1", f"({{buf}} * {{mom}} + {g} / {{avg}})"))
-        steps.append(("p1", "({p} + {neglr} * {buf1})"))
-        writes["buf1"] = "buf"
+        avg = sq.sqrt() + h["eps"]
+    if "buf" in t:
+        buf = t["buf"].mul_(h["mom"]).add_(g / avg)
+        p.add_(buf * h["neglr"])
     else:
-        steps.append(("p1", f"({{p}} + {{neglr}} * {g} / {{avg}})"))
-    _update("rmsprop", tensors, scalars, tuple(steps), {"p1": "p", **writes}, refresh)
+        p.addcdiv_(g, avg, value=h["neglr"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ..autograd import no_grad
 from ..creation import zeros_like
-from ..ops import fused
 from .optimizer import Optimizer, _check, _check_flags, _number, _update
 
 
@@ -72,22 +71,28 @@ def _step(tensors, group, first=False):
     buffer made ahead (zeros) stores the gradient: buf's weight 0, the gradient's 1; a
     replay's later steps use momentum and 1 - dampening."""
     mu = group["momentum"]
-    scalars = {}
-    writes = {"p1": "p"}
+    hypers = {"neglr": -group["lr"], "wd": group["weight_decay"]}
     if mu != 0:
-        scalars = {"mu": mu, "mub": 0.0 if first else mu,
-                   "damp1": 1.0 if first else 1 - group["dampening"]}
-    scalars["neglr"] = -group["lr"]
-    steps, g = fused.grad_prologue(group["maximize"], group["weight_decay"], scalars)
-    upd = g
-    if mu != 0:
-        steps.append(("b1", f"({{mub}} * {{b}} + {{damp1}} * {g})"))
-        upd = f"({g} + {{mu}} * {{b1}})" if group["nesterov"] else "{b1}"
-        writes["b1"] = "b"
-    steps.append(("p1", f"({{p}} + {{neglr}} * {upd})"))
+        hypers.update(mu=mu, mub=0.0 if first else mu,
+                      damp1=1.0 if first else 1 - group["dampening"])
+    options = {"maximize": group["maximize"], "wd": group["weight_decay"] != 0,
+               "nesterov": group["nesterov"]}
 
     def refresh(advance=True):
         return {"neglr": -group["lr"], "mub": group["momentum"],
                 "damp1": 1 - group["dampening"]}
 
-    _update("sgd", tensors, scalars, tuple(steps), writes, refresh)
+    _update("sgd", sgd_update, tensors, hypers, options, refresh)
+
+
+def sgd_update(t, h, *, maximize, wd, nesterov):
+    """SGD's update of ``t["p"]`` (and its momentum buffer ``t["b"]``), as ops."""
+    p, g = t["p"], t["g"]
+    if maximize:
+        g = -g
+    if wd:
+        g = g + p * h["wd"]
+    if "b" in t:
+        b = t["b"].mul_(h["mub"]).add_(g * h["damp1"])
+        g = g + b * h["mu"] if nesterov else b
+    p.add_(g * h["neglr"])
