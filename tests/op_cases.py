@@ -39,6 +39,7 @@ CASES = [
     Case("erf"),
     Case("reciprocal", low=0.5, high=4),
     Case("hardswish", low=-5, high=5, dtypes=FLOAT),
+    Case("hardsigmoid", low=-5, high=5, dtypes=FLOAT),
     Case("bitwise_not", dtypes=INTS),
     Case("logical_not", dtypes=ALL),
     Case("isnan", dtypes=FLOAT),

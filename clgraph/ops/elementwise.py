@@ -492,6 +492,10 @@ unary("hardswish", _np_float(lambda x: x * np.clip(x + 3, 0, 6) / 6),
       vjp=lambda g, x, out: (g * _call("where", _call("lt", x, -3.0), 0.0, _call(
           "where", _call("le", x, 3.0), x / 3 + 0.5, 1.0)),), saves_out=False,
       variants=Variants(inplace=True, functional=True, module="Hardswish"))
+unary("hardsigmoid", _np_float(lambda x: np.clip(x / 6 + 0.5, 0, 1)),
+      "fmin(fmax({x} / ({T})6 + ({T})0.5, ({T})0), ({T})1)", _floating,
+      vjp=lambda g, x, out: (_call("where", _call("lt", _call("abs", x), 3.0), g / 6, 0.0),),
+      saves_out=False, variants=Variants(inplace=True, functional=True, module="Hardsigmoid"))
 unary("bitwise_not", np.invert, _by_kind("", "(~{x})", "(!{x})"), _integral("bitwise_not"),
       vec=False, differentiable=False,
       variants=Variants(dunders=("invert",)))
