@@ -133,12 +133,14 @@ _NAMES = {"to_dtype": "ToCopy", "copy_slices": "CopySlices", "sub": "Sub", "div"
 
 
 class Node:
-    """``grad_fn`` of a tensor: one applied op, its saved inputs and output."""
+    """``grad_fn`` of a tensor: one applied op, its saved inputs and outputs. A tensor is
+    output ``_output_nr`` of its ``grad_fn`` (an op may have several: var_mean); an edge to
+    an input's node names that output too (``next_nr``)."""
 
-    __slots__ = ("op", "attrs", "inputs", "versions", "out", "out_version", "next",
-                 "in_meta", "out_ref", "__weakref__")
+    __slots__ = ("op", "attrs", "inputs", "versions", "outs", "out_versions", "next",
+                 "next_nr", "in_meta", "out_refs", "__weakref__")
 
-    def __init__(self, op, args, attrs, out):
+    def __init__(self, op, args, attrs, outs):
         self.op = op
         self.attrs = attrs
         self.inputs = args
@@ -150,16 +152,26 @@ class Node:
             for i, a in enumerate(args)
         )
         self.in_meta = tuple((a._shape, a.dtype) if isinstance(a, Tensor) else None for a in args)
-        nxt = []
+        nxt, nr = [], []
         for a in args:
             if isinstance(a, Tensor) and a.requires_grad:
                 nxt.append(a.grad_fn if a.grad_fn is not None else _grad_accumulator(a))
+                nr.append(a._output_nr if a.grad_fn is not None else 0)
             else:
                 nxt.append(None)
+                nr.append(0)
         self.next = tuple(nxt)
-        self.out = out.detach()  # storage only: no reference cycle through grad_fn
-        self.out_version = out._storage.version
-        self.out_ref = weakref.ref(out)
+        self.next_nr = tuple(nr)
+        if isinstance(outs, Tensor):
+            outs = (outs,)
+        self.outs = tuple(o.detach() for o in outs)  # storage only: no cycle via grad_fn
+        self.out_versions = tuple(o._storage.version for o in outs)
+        self.out_refs = tuple(weakref.ref(o) for o in outs)
+
+    @property
+    def out(self):
+        """The (first) output, detached."""
+        return None if self.outs is None else self.outs[0]
 
     def name(self) -> str:
         if self.op.name == "copy_slices":
@@ -170,7 +182,7 @@ class Node:
 
     @property
     def next_functions(self):
-        return tuple((n, 0) for n in self.next)
+        return tuple(zip(self.next, self.next_nr))
 
     def __repr__(self):
         return f"<{self.name()} object at {id(self):#x}>"
@@ -180,13 +192,37 @@ class Node:
                                   "Tensor.register_hook")
 
 
-def record(op, args, attrs, out):
-    """Attach a Node to ``out`` when any tensor input requires grad (grad mode on)."""
-    if not op.differentiable or not out.dtype.is_floating_point:
-        return out
-    out.grad_fn = Node(op, args, attrs, out)
-    out.requires_grad = True
-    return out
+def record(op, args, attrs, res):
+    """Attach a Node to the result (each floating-point tensor of a tuple of results) when
+    any tensor input requires grad (grad mode on)."""
+    if not op.differentiable:
+        return res
+    if isinstance(res, tuple):
+        node = Node(op, args, attrs, res)
+        for i, r in enumerate(res):
+            if r.dtype.is_floating_point:
+                r.grad_fn, r.requires_grad = node, True
+                if i:
+                    r._output_nr = i
+        return res
+    if res.dtype.is_floating_point:
+        res.grad_fn = Node(op, args, attrs, res)
+        res.requires_grad = True
+    return res
+
+
+def _take_grad_fn(dst, src) -> None:
+    """``dst`` stands for the value ``src`` had: the same node and output."""
+    dst.grad_fn, dst.requires_grad = src.grad_fn, src.requires_grad
+    if src._output_nr:
+        dst._output_nr = src._output_nr
+
+
+def _set_grad_fn(t, node) -> None:
+    """``t`` is now the (only) output of ``node``."""
+    t.grad_fn, t.requires_grad = node, True
+    if t._output_nr:
+        del t._output_nr
 
 
 def _copy_slices_vjp(g, old_base, value, out, geom):
@@ -210,10 +246,9 @@ def rebase_on_view_write(base, view):
     """After an in-place op wrote ``view`` (a view of contiguous ``base``), the base's new
     value is (old base outside the view, the op's result inside): PyTorch's CopySlices."""
     old = base._view(base._shape, base._stride, base._offset)
-    old.grad_fn, old.requires_grad = base.grad_fn, base.requires_grad
+    _take_grad_fn(old, base)
     geom = (view._shape, view._stride, view._offset)
-    base.grad_fn = Node(_COPY_SLICES, (old, view), {"geom": geom}, base)
-    base.requires_grad = True
+    _set_grad_fn(base, Node(_COPY_SLICES, (old, view), {"geom": geom}, base))
 
 
 def needs_grad(args) -> bool:
@@ -234,9 +269,7 @@ class _Recording(registry.Interpreter):
         if getattr(_state, "enabled", True) and (
                 needs_grad(args) or (out is not None and out.requires_grad)):
             if out is None:
-                res = self.inner.process(op, args, attrs, None)
-                record(op, args, attrs, res[0] if isinstance(res, tuple) else res)
-                return res
+                return record(op, args, attrs, self.inner.process(op, args, attrs, None))
             return _record_in_place(self.inner, op, args, attrs, out)
         return self.inner.process(op, args, attrs, out)
 
@@ -271,7 +304,7 @@ def _record_in_place(inner, op, args, attrs, out):
                       for a in args)
     for a, b in zip(args, node_args):
         if a is out:
-            b.grad_fn, b.requires_grad = out.grad_fn, out.requires_grad
+            _take_grad_fn(b, out)
     versions_before = [a._storage.version if isinstance(a, Tensor) else None
                        for a in node_args]
     res = inner.process(op, args, attrs, out)
@@ -287,8 +320,7 @@ def _record_in_place(inner, op, args, attrs, out):
                           for v, n in zip(versions_before, node.versions))
     if not out.dtype.is_floating_point:
         return res
-    out.grad_fn = node
-    out.requires_grad = True
+    _set_grad_fn(out, node)
     if base is not None:
         rebase_on_view_write(base, out)
     return res
@@ -316,13 +348,16 @@ def _check_versions(node):
                 f"{node.name()}, is at version {a._storage.version}; expected version {v} "
                 "instead. Hint: the operation that modified it ran after this tensor was saved."
             )
-    if node.out._storage.version != node.out_version and node.op.saves_out:
-        raise RuntimeError(
-            "one of the variables needed for gradient computation has been modified by an "
-            f"inplace operation: [{_tname(node.out)} {list(node.out.shape)}], which is output "
-            f"0 of {node.name()}, is at version {node.out._storage.version}; expected version "
-            f"{node.out_version} instead."
-        )
+    if not node.op.saves_out:
+        return
+    for i, (o, v) in enumerate(zip(node.outs, node.out_versions)):
+        if o._storage.version != v:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by "
+                f"an inplace operation: [{_tname(o)} {list(o.shape)}], which is output {i} of "
+                f"{node.name()}, is at version {o._storage.version}; expected version {v} "
+                "instead."
+            )
 
 
 def _tname(t):
@@ -356,9 +391,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None
     roots = walk.seed(outputs, grad_outputs)
     with set_grad_enabled(create_graph):
         for node in _toposort([r for r in roots if isinstance(r, Node)]):
-            g = walk.grads.pop(id(node), None)
-            if g is not None:
-                walk.visit(node, g)
+            gs = walk.grads.pop(id(node), None)
+            if gs is not None:
+                walk.visit(node, gs)
         walk.leaves(roots)
     return None if inputs is None else walk.result(inputs, allow_unused)
 
@@ -366,6 +401,13 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None
 def _grad_node(t):
     """The node a gradient with respect to ``t`` arrives at."""
     return t.grad_fn if t.grad_fn is not None else _grad_accumulator(t)
+
+
+def _grad_key(t) -> tuple:
+    """Where a gradient with respect to ``t`` arrives: (id of its node, output number)."""
+    if t.grad_fn is not None:
+        return id(t.grad_fn), t._output_nr
+    return id(_grad_accumulator(t)), 0
 
 
 def _run_hooks(hooks, g):
@@ -383,12 +425,12 @@ class _Pass:
     def __init__(self, inputs, retain_graph, create_graph, accumulate):
         self.retain_graph, self.create_graph = retain_graph, create_graph
         self.accumulate = accumulate
-        self.grads: dict[int, object] = {}  # id(Node) -> gradient of its output
+        self.grads: dict[int, list] = {}  # id(Node) -> gradient of each of its outputs
         self.leaf_grads: dict[int, object] = {}  # id(AccumulateGrad) -> gradient
         self.leaf_nodes: dict[int, object] = {}  # id(AccumulateGrad) -> it
-        self.captured: dict[int, object] = {}  # the gradients of ``inputs``, by node id
+        self.captured: dict[tuple, object] = {}  # the gradients of ``inputs``, by _grad_key
         self.wanted = None if inputs is None else {
-            id(_grad_node(t)): i for i, t in enumerate(inputs)}
+            _grad_key(t): i for i, t in enumerate(inputs)}
 
     def seed(self, outputs, grad_outputs) -> list:
         """The roots of the walk, with their incoming gradients recorded."""
@@ -403,35 +445,42 @@ class _Pass:
                 node = _grad_accumulator(out)
                 self.leaf_grads[id(node)] = _add(self.leaf_grads.get(id(node)), g)
             else:
-                self.grads[id(node)] = _add(self.grads.get(id(node)), g)
+                self._add_at(node, out._output_nr, g)
             roots.append(node)
         return roots
 
-    def visit(self, node, g) -> None:
-        """Run one node: its output's hooks and retained grad, its VJP; pass the input
+    def _add_at(self, node, nr: int, g) -> None:
+        gs = self.grads.get(id(node))
+        if gs is None:
+            gs = self.grads[id(node)] = [None] * len(node.out_refs)
+        gs[nr] = _add(gs[nr], g)
+
+    def visit(self, node, gs: list) -> None:
+        """Run one node: its outputs' hooks and retained grads, its VJP; pass the input
         gradients on."""
-        outt = node.out_ref()
-        if outt is not None:
-            g = _run_hooks(outt._hooks, g)
-            if outt._retains_grad and self.accumulate:
-                outt._grad = g if outt._grad is None else outt._grad + g
-                if not self.create_graph:
-                    outt._grad = outt._grad.detach()
-        if self.wanted is not None and id(node) in self.wanted:
-            self.captured[id(node)] = g
+        for i, ref in enumerate(node.out_refs):
+            outt, g = ref(), gs[i]
+            if outt is not None and g is not None:
+                g = gs[i] = _run_hooks(outt._hooks, g)
+                if outt._retains_grad and self.accumulate:
+                    outt._grad = g if outt._grad is None else outt._grad + g
+                    if not self.create_graph:
+                        outt._grad = outt._grad.detach()
+            if self.wanted is not None and (id(node), i) in self.wanted:
+                self.captured[(id(node), i)] = g
         if node.inputs is None:
             raise _freed()
         _check_versions(node)
-        in_grads = _apply_vjp(node, g, self.create_graph)
-        for meta, nxt, gi in zip(node.in_meta, node.next, in_grads):
+        in_grads = _apply_vjp(node, gs, self.create_graph)
+        for meta, nxt, nr, gi in zip(node.in_meta, node.next, node.next_nr, in_grads):
             if nxt is not None and gi is not None:
-                self._pass_on(nxt, gi, *meta)
+                self._pass_on(nxt, nr, gi, *meta)
         if not self.retain_graph:
             node.inputs = None
-            node.out = None
+            node.outs = None
             node.attrs = {}  # what a VJP kept (a compiled call's saved buffers)
 
-    def _pass_on(self, nxt, gi, shape, dtype) -> None:
+    def _pass_on(self, nxt, nr, gi, shape, dtype) -> None:
         """Add an input's gradient (summed back over broadcast dims, in its dtype) to what
         reaches its node."""
         gi = sum_to(gi, shape)
@@ -441,7 +490,7 @@ class _Pass:
             self.leaf_grads[id(nxt)] = _add(self.leaf_grads.get(id(nxt)), gi)
             self.leaf_nodes[id(nxt)] = nxt
         else:
-            self.grads[id(nxt)] = _add(self.grads.get(id(nxt)), gi)
+            self._add_at(nxt, nr, gi)
 
     def leaves(self, roots) -> None:
         """Hand each leaf its gradient: through its hooks, into ``.grad``."""
@@ -453,16 +502,16 @@ class _Pass:
         for key, g in self.leaf_grads.items():
             v = self.leaf_nodes.pop(key).variable
             g = _run_hooks(v._hooks, g)
-            if wanted is not None and key in wanted:
-                self.captured[key] = g
-            if self.accumulate and (wanted is None or key in wanted):
+            if wanted is not None and (key, 0) in wanted:
+                self.captured[(key, 0)] = g
+            if self.accumulate and (wanted is None or (key, 0) in wanted):
                 _accumulate(v, g, self.create_graph, owned)
 
     def result(self, inputs, allow_unused) -> tuple:
         """The gradients of ``inputs`` (None for an unused one, when allowed)."""
         result = []
         for t in inputs:
-            g = self.captured.get(id(_grad_node(t)))
+            g = self.captured.get(_grad_key(t))
             if g is None and not allow_unused:
                 raise RuntimeError(
                     "One of the differentiated Tensors appears to not have been used in the "
@@ -500,24 +549,39 @@ def _add(a, b):
     return a + b
 
 
-def _apply_vjp(node, g, create_graph):
+def _apply_vjp(node, gs: list, create_graph):
+    """The input gradients of ``node`` given its outputs' ``gs`` (None: no gradient). An op
+    with one floating-point output gets that output's gradient and value; one with several
+    gets tuples of them, a missing gradient as zeros."""
     op = node.op
     if op.vjp is None:
         raise RuntimeError(f"the derivative for '{op.name}' is not implemented")
-    out = node.out
+    outs = node.outs
     if create_graph:
-        # the output as a graph tensor again, so second derivatives flow through it
-        rebuilt = out._view(out._shape, out._stride, out._offset)
-        rebuilt.grad_fn = node
-        rebuilt.requires_grad = True
-        out = rebuilt
+        # the outputs as graph tensors again, so second derivatives flow through them
+        outs = tuple(_rebuilt(o, node, i) for i, o in enumerate(outs))
     args = node.inputs
     if not create_graph:
         args = tuple(a.detach() if isinstance(a, Tensor) else a for a in args)
-    res = op.vjp(g, *args, out=out, **node.attrs)
+    if sum(o.dtype.is_floating_point for o in outs) == 1 and len(gs) >= 1:
+        res = op.vjp(gs[0], *args, out=outs[0], **node.attrs)
+    else:
+        gs = tuple(zeros_like(o) if g is None and o.dtype.is_floating_point else g
+                   for g, o in zip(gs, outs))
+        res = op.vjp(gs, *args, out=outs, **node.attrs)
     if not isinstance(res, (tuple, list)):
         res = (res,)
     return res
+
+
+def _rebuilt(o, node, i):
+    if not o.dtype.is_floating_point:
+        return o
+    r = o._view(o._shape, o._stride, o._offset)
+    r.grad_fn, r.requires_grad = node, True
+    if i:
+        r._output_nr = i
+    return r
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):

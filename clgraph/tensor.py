@@ -41,6 +41,7 @@ class Tensor:
                  "_version_seen", "_node", "__weakref__", "__dict__")
 
     __array_priority__ = 1000  # numpy defers binary operators to Tensor
+    _output_nr = 0  # which output of ``grad_fn`` this is (set per tensor when not 0)
 
     # --- construction ---------------------------------------------------------------
     @classmethod

@@ -134,6 +134,11 @@ GRAD_CASES.update({
     "var": [lambda: ((lambda x: x.var(dim=1)), (leaf(3, 4),)),
             lambda: ((lambda x: x.var(correction=0)), (leaf(5),))],
     "std": [lambda: ((lambda x: x.std(dim=0)), (leaf(4, 2),))],
+    # two outputs of one node: both used, or one (the other's gradient is zero)
+    "var_mean": [lambda: ((lambda x: cg.var_mean(x, dim=1)), (leaf(3, 4),)),
+                 lambda: ((lambda x: cg.var_mean(x)[1] * 2), (leaf(5),)),
+                 lambda: ((lambda x: cg.var_mean(x, dim=0)[0]), (leaf(4, 2),))],
+    "std_mean": [lambda: ((lambda x: cg.std_mean(x, dim=0)), (leaf(4, 2),))],
     "logsumexp": [lambda: ((lambda x: cg.logsumexp(x, dim=1)), (leaf(3, 4),))],
     "softmax": [lambda: ((lambda x: x.softmax(dim=-1)), (leaf(3, 4),)),
                 lambda: ((lambda x: x.softmax(dim=0)), (leaf(3, 4).t(),))],
@@ -199,7 +204,7 @@ def test_gradcheck(make):
 
 SECOND_ORDER = ["exp", "log", "tanh", "sigmoid", "mul", "div", "pow", "matmul", "sqrt",
                 "sin", "expand", "slice", "sum", "mean", "softmax", "log_softmax", "logsumexp",
-                "var", "prod", "max", "gather", "index_select", "cat"]
+                "var", "var_mean", "prod", "max", "gather", "index_select", "cat"]
 
 
 @pytest.mark.parametrize("name", SECOND_ORDER)

@@ -51,6 +51,8 @@ CASES = [
     Case("argmin", NUM, dims="one", empty_ok=False),
     Case("var", FLOAT, kwargs=({}, {"correction": 0}, {"unbiased": False})),
     Case("std", FLOAT, kwargs=({}, {"correction": 2})),
+    Case("var_mean", FLOAT, kwargs=({}, {"correction": 0})),
+    Case("std_mean", FLOAT, kwargs=({}, {"unbiased": False})),
     Case("logsumexp", NUM),
     Case("norm", FLOAT, kwargs=({}, {"p": 1}, {"p": 3}, {"p": math.inf}, {"p": 0})),
     Case("all"), Case("any"),
@@ -138,7 +140,7 @@ def reference(case: Case, a, dim, keepdim, kw):
         if nd == 0:
             wide = wide.reshape(1)
             ax = None
-        if case.op in ("var", "std"):
+        if case.op in ("var", "std", "var_mean", "std_mean"):
             corr = kw.get("correction", 0 if kw.get("unbiased") is False else 1)
             r = ref(wide, ax, keepdim, correction=corr)
         elif case.op == "norm":
@@ -148,6 +150,8 @@ def reference(case: Case, a, dim, keepdim, kw):
         else:
             r = ref(wide, ax, keepdim)
         if nd == 0:
+            if isinstance(r, tuple):
+                return tuple(np.asarray(v).reshape(()) for v in r)
             return np.asarray(r).reshape(())
         return r
 
@@ -189,6 +193,9 @@ def check(case: Case, t, a, dim, keepdim, kw, dtype, tag=""):
     if case.op in ("max_dim", "min_dim"):
         compare(r.values, exp[0], dtype, what + " values")
         compare(r.indices, exp[1], "int64", what + " indices")
+    elif case.op in ("var_mean", "std_mean"):
+        compare(r[0], exp[0], dtype, what + " " + case.op[:3])
+        compare(r[1], exp[1], dtype, what + " mean")
     else:
         compare(r, exp, odt, what)
 
@@ -249,7 +256,8 @@ BIG = [  # (shape, dims): inner vectors, outer tiles (with tails), split rows, s
     ((301, 203), 1), ((301, 203), 0), ((2, 140001), 1), ((50001, 3), 0), ((20011,), 0),
     ((3, 40, 70), (0, 2)), ((70, 3, 41), (0, 1)), ((5, 9000), None), ((9000, 37), 0),
 ]
-BIG_OPS = ["sum", "mean", "amax", "argmax", "max_dim", "var", "logsumexp", "norm", "all",
+BIG_OPS = ["sum", "mean", "amax", "argmax", "max_dim", "var", "var_mean", "logsumexp", "norm",
+           "all",
            "prod", "softmax", "log_softmax", "cumsum"]
 
 
@@ -295,7 +303,7 @@ def tree():
     R.FORCE_TREE = False
 
 
-@pytest.mark.parametrize("op", ["sum", "amax", "argmax", "var", "logsumexp", "softmax",
+@pytest.mark.parametrize("op", ["sum", "amax", "argmax", "var", "var_mean", "logsumexp", "softmax",
                                 "log_softmax", "all"])
 def test_gpu_tree_kernels_on_any_device(tree, op):
     rng = np.random.default_rng(3)

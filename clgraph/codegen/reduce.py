@@ -83,6 +83,8 @@ class ReduceSpec:
     # the result v of output element idx, stored instead of v, and their parameters
     epilogue: str = ""
     epi_params: tuple = ()
+    # welford: the kernel also stores each row's mean (``mout``, dtype ``out``): var_mean
+    mean_out: bool = False
 
     def name(self) -> str:
         h = hashlib.sha1(repr(self).encode()).hexdigest()[:6]
@@ -496,7 +498,12 @@ def _final(spec, value, w, opos) -> list[str]:
         if spec.post != "index":
             lines.append(_out(spec, v, opos, w))
         return lines
-    return [_out(spec, _post(spec, value, w), opos, w)]
+    lines = [_out(spec, _post(spec, value, w), opos, w)]
+    if spec.mean_out:  # welford (n, mean, m2); the mean of nothing is NaN (n / n)
+        n, m = value[0], value[1]
+        lines.append(_store(_D(spec.out), f"({m} * ({n} / {n}))", _D(spec.acc).compute, "mout",
+                            f"mooff + {opos}", w))
+    return lines
 
 
 # --- one row (inner, scalar) and one tile of rows (outer) ---------------------------------
@@ -601,8 +608,14 @@ def _main_params(spec: ReduceSpec) -> list[str]:
     if spec.kind == "arg":
         ps += ["__global long* restrict pidx", "__global long* restrict oidx",
                "const long oioff"]
+    ps += _mean_params(spec)
     ps.append(f"const {acc.compute} prm")
     return ps + list(spec.pro_params) + list(spec.epi_params)
+
+
+def _mean_params(spec: ReduceSpec) -> list[str]:
+    return [f"__global {_D(spec.out).cl}* restrict mout", "const long mooff"] if (
+        spec.mean_out) else []
 
 
 def _main_source(spec: ReduceSpec, name: str, mode: str) -> list[str]:
@@ -744,6 +757,7 @@ def _combine_source(spec: ReduceSpec, name: str) -> list[str]:
     ps += [f"__global {out.cl}* restrict out", "const long ooff"]
     if spec.kind == "arg":
         ps += ["__global long* restrict oidx", "const long oioff"]
+    ps += _mean_params(spec)
     ps.append(f"const {A} prm")
     ps += spec.epi_params
     ind = "  "

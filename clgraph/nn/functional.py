@@ -286,8 +286,7 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
                            f"[*, {', '.join(str(s) for s in shape)}], but got input of size"
                            f"{list(input.shape)}")
     dims = tuple(range(-k, 0))
-    mean = input.mean(dim=dims, keepdim=True)
-    var = input.var(dim=dims, correction=0, keepdim=True)
+    var, mean = _f.var_mean(input, dim=dims, correction=0, keepdim=True)  # one kernel
     out = (input - mean) * _f.rsqrt(var + eps)
     if weight is not None:
         out = out * weight
@@ -327,8 +326,7 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
             raise RuntimeError(f"{name} should contain {C} elements not {t.numel()}")
     if training:
         dims = (0,) + tuple(range(2, input.ndim))
-        mean = input.mean(dim=dims, keepdim=True)
-        var = input.var(dim=dims, correction=0, keepdim=True)
+        var, mean = _f.var_mean(input, dim=dims, correction=0, keepdim=True)
         if running_mean is not None or running_var is not None:
             n = input.numel() // C
             with no_grad():

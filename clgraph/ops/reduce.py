@@ -438,6 +438,7 @@ def _spec(op, x, accum, mode, nk, nr, info, width=None):
         tile=_TILE.get(kind, 1) if width > 1 else 1, local=codegen.local_size(info),
         init=accum.init, combine=accum.combine, kahan=accum.kahan, pre=accum.pre,
         xtype=accum.xtype.name if accum.xtype is not None else "", post=accum.post,
+        mean_out=op.reduction.mean,
         better=accum.better)
 
 
@@ -454,6 +455,7 @@ class _Launch:
         "kernel",
         "kind",
         "local",
+        "mean",
         "mode",
         "name",
         "nchunk",
@@ -487,9 +489,11 @@ def _run_reduce(op, x, attrs, out_dtype=None):
     idx = None
     if L.kind == "arg":
         idx = y if L.index_only else T._empty(L.oshape, dt.int64, dev)
+    elif L.mean:
+        idx = T._empty(L.oshape, L.odt, dev)
     if L.kernel is not None:
         _launch(L, x, y, idx, dev)
-    return (y, idx) if L.kind == "arg" and not L.index_only else y
+    return (y, idx) if idx is not None and idx is not y else y
 
 
 def _launch(L, x, y, idx, dev):
@@ -505,6 +509,8 @@ def _launch(L, x, y, idx, dev):
     if L.kind == "arg":
         io.update(pidx=(pidx if partial else idx)._storage.buf, oidx=idx._storage.buf,
                   oioff=0)
+    elif L.mean:
+        io.update(mout=idx._storage.buf, mooff=0)
     registry.launch(info, L.kernel, L.name, (L.gsize,), (L.local,),
                     pack(L.kernel, {**L.static, **io}))
     if partial:
@@ -528,6 +534,7 @@ def _layout(op, x, attrs, out_dtype):
     L.oshape = _out_shape(x._shape, red_dims, keepdim) if not flat else (
         (1,) * x.ndim if keepdim else ())
     L.index_only = accum.post == "index"
+    L.mean = op.reduction.mean
     L.kernel = None
     if _numel(L.oshape) != 0:
         kept, red = _kept_and_reduced(x, red_dims, L.kind)
@@ -712,13 +719,14 @@ def _row_values(kept, x, y, **scalars) -> dict:
 # --- rows ---------------------------------------------------------------------------------
 
 
-def reduction(name, ref, kind, accumulation, empty=None, vjp=None, differentiable=True):
+def reduction(name, ref, kind, accumulation, empty=None, vjp=None, differentiable=True,
+              mean=False):
     """One reduction row. ``accumulation(x dtype, attrs, device) -> Accumulation`` gives the
     accumulator and output dtypes and the fold's expressions; ``empty`` names the op in
     PyTorch's error for an empty reduced range (ops that have no identity). Attrs: dim as a
     sorted tuple, keepdim, dtype, correction, p."""
     return register(OpDef(name, "reduce", ref, _run, vjp, differentiable=differentiable,
-                          reduction=registry.Reduction(kind, accumulation, empty)))
+                          reduction=registry.Reduction(kind, accumulation, empty, mean)))
 
 
 # --- VJPs (gradients built from clgraph ops, so they differentiate again) ------------------
@@ -812,6 +820,30 @@ def _var_vjp(is_std):
     return vjp
 
 
+def _var_mean_vjp(is_std):
+    var_vjp = _var_vjp(is_std)
+
+    def vjp(gs, x, out, dim, keepdim, all_dims, correction):
+        (gv,) = var_vjp(gs[0], x, out[0], dim, keepdim, all_dims, correction)
+        (gm,) = _mean_vjp(gs[1], x, out[1], dim, keepdim, all_dims)
+        return (gv + gm,)
+
+    return vjp
+
+
+def _ref_var_mean(sqrt):
+    var = _ref_var(sqrt)
+
+    def ref(x, dim=None, keepdim=False, correction=1):
+        axis = _axis(x, dim)
+        n = x.size if axis is None else int(np.prod([x.shape[a] for a in axis]))
+        with np.errstate(all="ignore"):
+            m = (np.sum(x, axis=axis, keepdims=keepdim) / n).astype(x.dtype)
+        return var(x, dim, keepdim, correction), m
+
+    return ref
+
+
 def _lse_vjp(g, x, out, dim, keepdim, all_dims):
     return (_expand_back(g, x, dim, keepdim) * (x - _expand_back(out, x, dim, keepdim)).exp(),)
 
@@ -844,6 +876,11 @@ NORM = reduction("norm", _ref_norm, "fold", _norm_accumulation, vjp=_norm_vjp)
 VAR = reduction("var", _ref_var(False), "welford", _var_accumulation(False),
                 vjp=_var_vjp(False))
 STD = reduction("std", _ref_var(True), "welford", _var_accumulation(True), vjp=_var_vjp(True))
+# (var, mean) and (std, mean) from one pass of one kernel: an op with two outputs
+VAR_MEAN = reduction("var_mean", _ref_var_mean(False), "welford", _var_accumulation(False),
+                     vjp=_var_mean_vjp(False), mean=True)
+STD_MEAN = reduction("std_mean", _ref_var_mean(True), "welford", _var_accumulation(True),
+                     vjp=_var_mean_vjp(True), mean=True)
 LOGSUMEXP = reduction("logsumexp", _ref_lse, "lse", _lse_accumulation, vjp=_lse_vjp)
 ARGMAX = reduction("argmax", _ref_arg(_nan_first(np.argmax), False), "arg",
                    _arg_accumulation(True, False), empty="argmax", differentiable=False)
@@ -1021,16 +1058,18 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 @public
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    """torch.var_mean: (var, mean)."""
-    return (var(input, dim, unbiased, keepdim, correction=correction),
-            mean(input, dim, keepdim))
+    """torch.var_mean: (var, mean), both from one kernel."""
+    if isinstance(dim, builtins.bool):
+        dim, unbiased = None, dim
+    return _reduce(VAR_MEAN, input, dim, keepdim, correction=_correction(unbiased, correction))
 
 
 @public
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    """torch.std_mean: (std, mean)."""
-    return (std(input, dim, unbiased, keepdim, correction=correction),
-            mean(input, dim, keepdim))
+    """torch.std_mean: (std, mean), both from one kernel."""
+    if isinstance(dim, builtins.bool):
+        dim, unbiased = None, dim
+    return _reduce(STD_MEAN, input, dim, keepdim, correction=_correction(unbiased, correction))
 
 
 @public

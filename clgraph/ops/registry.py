@@ -111,12 +111,14 @@ class OpDef:
 class Reduction:
     """What a reduction row adds: its kernel ``kind`` (a fold of codegen/reduce.py),
     ``accumulation(x dtype, attrs, device) -> Accumulation`` (accumulator and output dtypes,
-    the fold's expressions; ops/reduce.py) and ``empty``: the op's name in PyTorch's error
-    for an empty reduced range (ops without an identity)."""
+    the fold's expressions; ops/reduce.py), ``empty``: the op's name in PyTorch's error
+    for an empty reduced range (ops without an identity) and ``mean``: the op also returns
+    the mean, which the same kernel stores (a welford row: var_mean)."""
 
     kind: str
     accumulation: Callable
     empty: str | None = None
+    mean: bool = False
 
 
 def register(op: OpDef) -> OpDef:
