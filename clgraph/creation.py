@@ -240,7 +240,8 @@ def _next_stream(groups: int, advance: bool = True) -> dict:
     base = _rng["counter"]
     if advance:
         _rng["counter"] += groups
-    return {2: s & 0xFFFFFFFF, 3: (s >> 32) & 0xFFFFFFFF, 4: base}
+    return {"seed_lo": s & 0xFFFFFFFF, "seed_hi": (s >> 32) & 0xFFFFFFFF,
+            "counter_base": base}
 
 
 def _random_fill(t: Tensor, kind: int, a, b) -> Tensor:
@@ -264,12 +265,14 @@ def _random_fill(t: Tensor, kind: int, a, b) -> Tensor:
     k = codegen.template_kernel(info, "random.cl", "random_fill", defines)
     groups = -(-n // 4)
     L = codegen.local_size(info)
-    s = _rng["seed"]
-    base = _rng["counter"]
-    _rng["counter"] += groups
+
+    def refresh(advance=True):
+        return {codegen.arg(k, name): v for name, v in _next_stream(groups, advance).items()}
+
     runtime.launch(info, k, "random_fill", (-(-groups // L) * L,), (L,),
-                   (t._storage.buf, n, s & 0xFFFFFFFF, (s >> 32) & 0xFFFFFFFF, base, a, b),
-                   refresh=lambda advance=True: _next_stream(groups, advance))
+                   codegen.pack(k, {"out": t._storage.buf, "n": n, "a": a, "b": b,
+                                    **_next_stream(groups)}),
+                   refresh=refresh)
     t._storage.version += 1
     if t is not target:
 

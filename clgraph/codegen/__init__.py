@@ -13,11 +13,15 @@ from .cache import (
     ARG_TYPES,
     GROUPS,
     SOURCES,
+    POSITIONS,
     KernelBuildError,
+    arg,
     build,
     get_kernel,
     numbered,
+    pack,
     set_arg_types,
+    set_signature,
     stats,
 )
 from .emit import EwGroup, EwOp, emit, signature, vectorizable
@@ -25,7 +29,7 @@ from .kernelsig import kernel_signature
 
 __all__ = ["EwGroup", "EwOp", "signature", "KernelBuildError", "elementwise_kernel",
            "template_kernel", "stats", "local_size", "KERNEL_DIR", "set_arg_types", "SOURCES",
-           "ARG_TYPES", "GROUPS"]
+           "ARG_TYPES", "GROUPS", "pack", "arg", "POSITIONS"]
 
 KERNEL_DIR = Path(__file__).resolve().parent.parent.parent / "kernels"
 if not KERNEL_DIR.exists():  # installed as a wheel: kernels ship inside the package
@@ -90,9 +94,10 @@ def template_kernel(dev, file: str, kernel: str, defines: tuple[tuple[str, str],
     opts = ("-cl-mad-enable",) + tuple(f"-D{n}={v}" for n, v in defines)
     prg = build(dev, src, opts, f"{file}:{kernel}")
     k = get_kernel(prg, kernel, src)
-    if arg_types is None:
-        arg_types = [p.np_type for p in kernel_signature(src, kernel, defines)]
-    set_arg_types(k, list(arg_types))
+    sig = kernel_signature(src, kernel, defines)
+    set_signature(k, sig)
+    if arg_types is not None:
+        set_arg_types(k, list(arg_types))
     _tpl_kernels[key] = k
     return k
 

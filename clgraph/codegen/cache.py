@@ -303,6 +303,31 @@ def set_arg_types(kernel, types) -> None:
     ARG_TYPES[kernel] = tuple(types)
 
 
+# kernel -> {parameter name: position}: kernels whose C signature was read (hand-written
+# and reduction kernels), so that their arguments are packed and found by name
+POSITIONS: dict = {}
+
+
+def set_signature(kernel, params) -> None:
+    """Argument types and names from the kernel's C signature (kernelsig.KernelParam)."""
+    set_arg_types(kernel, [p.np_type for p in params])
+    POSITIONS[kernel] = {p.name: i for i, p in enumerate(params)}
+
+
+def pack(kernel, values: dict) -> list:
+    """The kernel's arguments in its signature's order from ``values``, by parameter name."""
+    try:
+        return [values[name] for name in POSITIONS[kernel]]
+    except KeyError as e:
+        raise AssertionError(f"no value for parameter {e} of {kernel.function_name}; given "
+                             f"{sorted(values)}") from None
+
+
+def arg(kernel, name: str) -> int:
+    """The position of parameter ``name`` among the kernel's arguments."""
+    return POSITIONS[kernel][name]
+
+
 def get_kernel(prg, name: str, source: str):
     """One kernel object of a built program (created once: pyopencl makes a new one per
     attribute access)."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import dtypes as dt
-from .cache import build, get_kernel, set_arg_types
+from .cache import POSITIONS, build, get_kernel, set_signature
 from .kernelsig import kernel_signature
 
 
@@ -1098,17 +1098,11 @@ _programs: dict = {}
 # kernel -> (spec, its Mode: one of the spec's kernels or COMBINE), for graph passes that
 # rebuild a reduction with a prologue or an epilogue
 KERNELS: dict = {}
-# kernel -> {parameter name: position}, read from the generated source (kernelsig)
-_POSITIONS: dict = {}
-
-
 def _register(prg, kname: str, source: str, spec: ReduceSpec, mode: str):
     """One kernel of a built reduction program: its argument types and positions come from
     its C signature in the generated source."""
     k = get_kernel(prg, kname, source)
-    sig = kernel_signature(source, kname)
-    set_arg_types(k, [p.np_type for p in sig])
-    _POSITIONS[k] = {p.name: i for i, p in enumerate(sig)}
+    set_signature(k, kernel_signature(source, kname))
     KERNELS[k] = (spec, mode)
     return k
 
@@ -1149,29 +1143,16 @@ def reduce_program(dev, spec: ReduceSpec) -> ReduceProgram:
     return prog
 
 
-def pack(kernel, values: dict) -> list:
-    """A reduction kernel's arguments in its signature's order, by parameter name."""
-    try:
-        return [values[name] for name in _POSITIONS[kernel]]
-    except KeyError as e:
-        raise AssertionError(f"no value for parameter {e} of {kernel.function_name}") from None
-
-
-def arg(kernel, name: str) -> int:
-    """The position of parameter ``name`` among a reduction kernel's arguments."""
-    return _POSITIONS[kernel][name]
-
-
 def stage1(kernel, args) -> bool:
     """Whether a main kernel launched with ``args`` is stage 1 of a split reduction (it
     writes partial states; the combine kernel stores the result)."""
-    at = _POSITIONS[kernel].get("partial")
+    at = POSITIONS[kernel].get("partial")
     return at is not None and bool(args[at])
 
 
 def out_rows(kernel, args) -> int:
     """Output elements of a main (or the combine) kernel launched with ``args``."""
-    at = _POSITIONS[kernel]
+    at = POSITIONS[kernel]
     if "nrows" in at:
         return int(args[at["nrows"]])
     return int(np.prod([args[i] for name, i in at.items()

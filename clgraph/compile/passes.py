@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import pyopencl as cl
 
+from .. import codegen
 from ..codegen import fuse
 from ..codegen import reduce as rc
 from ..ops import linalg
@@ -251,7 +252,7 @@ def reduce_prologues(steps: list, internal: set, dev) -> list:
                 or mode == "combine"):
             continue
         args = st.payload.args
-        xi = rc.arg(st.payload.kernel, "in")
+        xi = codegen.arg(st.payload.kernel, "in")
         x = args[xi]
         if x not in internal or i not in readers.get(x, ()) or len(writers.get(x, ())) != 1:
             continue
@@ -301,7 +302,7 @@ def reduce_epilogues(steps: list, internal: set, dev) -> list:
         args = st.payload.args
         if rc.stage1(st.payload.kernel, args):
             continue  # its combine kernel stores the result
-        oi, ooi = rc.arg(st.payload.kernel, "out"), rc.arg(st.payload.kernel, "ooff")
+        oi, ooi = codegen.arg(st.payload.kernel, "out"), codegen.arg(st.payload.kernel, "ooff")
         r = args[oi]
         if any(w != i and not _writes_partials(steps[w]) for w in writers.get(r, ())):
             continue

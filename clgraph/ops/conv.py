@@ -33,8 +33,9 @@ from .registry import OpDef, apply, public, register
 
 
 
-def _launch(name, d: dt.dtype, out, rows: int, args) -> None:
-    """Run kernel ``name`` of kernels/conv.cl for dtype d: one work-item per row."""
+def _launch(name, d: dt.dtype, out, rows: int, values: dict) -> None:
+    """Run kernel ``name`` of kernels/conv.cl for dtype d, one work-item per row, with its
+    arguments by parameter name (``rows`` added)."""
     if rows == 0:
         return
     info = out.device.info
@@ -44,15 +45,22 @@ def _launch(name, d: dt.dtype, out, rows: int, args) -> None:
         defines += (("USE_FP64", "1"),)
     kern = codegen.template_kernel(info, "conv.cl", name, defines)
     L = codegen.local_size(info)
-    registry.launch(info, kern, name, (-(-rows // L) * L,), (L,), args)
+    registry.launch(info, kern, name, (-(-rows // L) * L,), (L,),
+                    codegen.pack(kern, {**values, "rows": rows}))
 
 
-def _img(t) -> tuple:
-    return (t._storage.buf, t._offset) + tuple(t._stride)
+def _img(name: str, t) -> dict:
+    """conv.cl's IMG(name): an NCHW image's buffer, offset and strides."""
+    sn, sc, sh, sw = t._stride
+    return {name: t._storage.buf, f"{name}off": t._offset, f"{name}sn": sn, f"{name}sc": sc,
+            f"{name}sh": sh, f"{name}sw": sw}
 
 
-def _geom(C, H, W, kernel_size, stride, padding, dilation, OH, OW) -> tuple:
-    return (C, H, W, *kernel_size, *stride, *padding, *dilation, OH, OW)
+def _geom(C, H, W, kernel_size, stride, padding, dilation, OH, OW) -> dict:
+    """conv.cl's GEOM: the image, window and output sizes."""
+    (KH, KW), (SH, SW), (PH, PW), (DH, DW) = kernel_size, stride, padding, dilation
+    return {"C": C, "H": H, "W": W, "KH": KH, "KW": KW, "SH": SH, "SW": SW, "PH": PH,
+            "PW": PW, "DH": DH, "DW": DW, "OH": OH, "OW": OW}
 
 
 def _empty(shape, like):
@@ -107,11 +115,13 @@ def _run_im2col(op, args, attrs, out=None):
     geom = _geom(C, H, W, kernel_size, stride, top_left, dilation, OH, OW)
     if attrs["transposed"]:  # (N, L, K): one work-item per (n, oh) writes OW patches
         cols = _empty((N, L, K), x)
-        _launch("im2row", x.dtype, cols, N * OH, _img(x) + geom + (N * OH, cols._storage.buf))
+        _launch("im2row", x.dtype, cols, N * OH,
+                {**_img("x", x), **geom, "out": cols._storage.buf})
     else:  # (N, K, L): one work-item per (n, c, i, j, oh) writes OW taps
         cols = _empty((N, K, L), x)
         rows = N * K * OH
-        _launch("im2col", x.dtype, cols, rows, _img(x) + geom + (rows, cols._storage.buf))
+        _launch("im2col", x.dtype, cols, rows, {**_img("x", x), **geom,
+                                                 "cols": cols._storage.buf})
     return cols
 
 
@@ -140,10 +150,11 @@ def _run_col2im(op, args, attrs, out=None):
     gx = _empty((N, C, H, W), cols)
     rows = N * C * H
     top_left = (padding[0][0], padding[1][0])
+    csn, csk, csl = cols._stride
     _launch("col2im", cols.dtype, gx, rows,
-            (cols._storage.buf, cols._offset) + tuple(cols._stride)
-            + _geom(C, H, W, kernel_size, stride, top_left, dilation, OH, OW)
-            + (rows, gx._storage.buf))
+            {"cols": cols._storage.buf, "coff": cols._offset, "csn": csn, "csk": csk,
+             "csl": csl, "gx": gx._storage.buf,
+             **_geom(C, H, W, kernel_size, stride, top_left, dilation, OH, OW)})
     return gx
 
 
@@ -201,8 +212,9 @@ def _run_transpose(op, args, attrs, out=None):
     nb = int(np.prod(lead)) if lead else 1
     tiles = nb * -(-R // 8) * -(-Cn // 8)
     _launch("transpose", x.dtype, y, tiles,
-            (x._storage.buf, x._offset, *st, *x._stride[-2:], B2, R, Cn, tiles,
-             y._storage.buf))
+            {"x": x._storage.buf, "xoff": x._offset, "xs1": st[0], "xs2": st[1],
+             "xsr": x._stride[-2], "xsc": x._stride[-1], "B2": B2, "R": R, "Cn": Cn,
+             "tiles": tiles, "out": y._storage.buf})
     return y
 
 
@@ -242,9 +254,9 @@ def _run_max_pool(op, args, attrs, out=None):
         if attrs["return_indices"] else None
     rows = N * C * OH
     _launch("max_pool2d", x.dtype, y, rows,
-            _img(x) + _geom(C, H, W, ks, st, pad, dil, OH, OW)
-            + (rows, y._storage.buf, (idx if idx is not None else y)._storage.buf,
-               int(idx is not None)))
+            {**_img("x", x), **_geom(C, H, W, ks, st, pad, dil, OH, OW), "y": y._storage.buf,
+             "idx": (idx if idx is not None else y)._storage.buf,
+             "want_idx": int(idx is not None)})
     return y if idx is None else (y, idx)
 
 
@@ -256,8 +268,8 @@ def _run_max_pool_backward(op, args, attrs, out=None):
     gx = _empty(x._shape, g)
     rows = N * C * OH
     _launch("max_pool2d_backward", g.dtype, gx, rows,
-            _img(g) + _img(x) + _geom(C, H, W, ks, st, pad, dil, OH, OW)
-            + (rows, gx._storage.buf))
+            {**_img("g", g), **_img("x", x), **_geom(C, H, W, ks, st, pad, dil, OH, OW),
+             "gx": gx._storage.buf})
     return gx
 
 
@@ -268,8 +280,9 @@ def _check_grad_size(g, size):
     return size
 
 
-def _avg_flags(attrs):
-    return int(attrs["count_include_pad"]), int(attrs["divisor_override"] or 0)
+def _avg_flags(attrs) -> dict:
+    return {"include_pad": int(attrs["count_include_pad"]),
+            "divisor": int(attrs["divisor_override"] or 0)}
 
 
 def _run_avg_pool(op, args, attrs, out=None):
@@ -280,8 +293,8 @@ def _run_avg_pool(op, args, attrs, out=None):
     y = _empty((N, C, OH, OW), x)
     rows = N * C * OH
     _launch("avg_pool2d", x.dtype, y, rows,
-            _img(x) + _geom(C, H, W, ks, st, pad, (1, 1), OH, OW) + _avg_flags(attrs)
-            + (rows, y._storage.buf))
+            {**_img("x", x), **_geom(C, H, W, ks, st, pad, (1, 1), OH, OW),
+             **_avg_flags(attrs), "y": y._storage.buf})
     return y
 
 
@@ -295,8 +308,8 @@ def _run_avg_pool_backward(op, args, attrs, out=None):
     gx = _empty((N, C, H, W), g)
     rows = N * C * H
     _launch("avg_pool2d_backward", g.dtype, gx, rows,
-            _img(g) + _geom(C, H, W, ks, st, pad, (1, 1), OH, OW) + _avg_flags(attrs)
-            + (rows, gx._storage.buf))
+            {**_img("g", g), **_geom(C, H, W, ks, st, pad, (1, 1), OH, OW),
+             **_avg_flags(attrs), "gx": gx._storage.buf})
     return gx
 
 
@@ -305,7 +318,9 @@ def _adaptive(kernel, x, C, H, W, OH, OW, out_hw):
     output row."""
     y = _empty(x._shape[:2] + out_hw, x)
     rows = x._shape[0] * C * out_hw[0]
-    _launch(kernel, x.dtype, y, rows, _img(x) + (C, H, W, OH, OW, rows, y._storage.buf))
+    src, dst = ("x", "y") if kernel == "adaptive_avg_pool2d" else ("g", "gx")
+    _launch(kernel, x.dtype, y, rows, {**_img(src, x), "C": C, "H": H, "W": W, "OH": OH,
+                                       "OW": OW, dst: y._storage.buf})
     return y
 
 

@@ -155,9 +155,10 @@ def _meta(info, *lists) -> cl.Buffer:
                      hostbuf=arr)
 
 
-def _launch(info, name, kern, n, args):
+def _launch(info, name, kern, n, values: dict):
+    """Run ``kern`` (kernels/index.cl) on n work-items, its arguments by parameter name."""
     L = codegen.local_size(info)
-    registry.launch(info, kern, name, (-(-n // L) * L,), (L,), args)
+    registry.launch(info, kern, name, (-(-n // L) * L,), (L,), codegen.pack(kern, values))
 
 
 def _gather(out, src, sst, idx, ist, mult: int) -> None:
@@ -170,8 +171,9 @@ def _gather(out, src, sst, idx, ist, mult: int) -> None:
     info = out.device.info
     kern = _kernel(info, "index_gather", out.dtype.itemsize, idx.dtype)
     _launch(info, "index_gather", kern, -(-n // CHUNK),
-            (out._storage.buf, n, len(shape), _meta(info, shape, sst, ist), src._storage.buf,
-             src._offset, idx._storage.buf, idx._offset, mult))
+            {"out": out._storage.buf, "n": n, "r": len(shape),
+             "meta": _meta(info, shape, sst, ist), "src": src._storage.buf, "soff": src._offset,
+             "idx": idx._storage.buf, "ioff": idx._offset, "mult": mult})
 
 
 def _scatter(dst, dst_st, src, src_st, idx, idx_st, fiber_shape, K: int, ik: int, sk: int,
@@ -196,9 +198,10 @@ def _scatter(dst, dst_st, src, src_st, idx, idx_st, fiber_shape, K: int, ik: int
     name = "index_scatter_add" if add else "index_scatter"
     kern = _kernel(info, name, dst.dtype.itemsize, idx.dtype, dst.dtype if add else None)
     _launch(info, name, kern, total,
-            (dst._storage.buf, dst._offset, nf, len(shape),
-             _meta(info, shape, dst_st, src_st, idx_st), src._storage.buf, src._offset,
-             idx._storage.buf, idx._offset, K, kchunk, ik, sk, dmult, total))
+            {"dst": dst._storage.buf, "doff": dst._offset, "nf": nf, "r": len(shape),
+             "meta": _meta(info, shape, dst_st, src_st, idx_st), "src": src._storage.buf,
+             "soff": src._offset, "idx": idx._storage.buf, "ioff": idx._offset, "K": K,
+             "kchunk": kchunk, "ik": ik, "sk": sk, "dmult": dmult, "total": total})
 
 
 def _nonzero(mask, target_strides=None):
@@ -214,9 +217,10 @@ def _nonzero(mask, target_strides=None):
     if groups:
         counts = T._empty((groups,), dt.int64, mask.device)
         meta = _meta(info, mask._shape, mask._stride, target_strides or ())
-        args = (mask._storage.buf, mask._offset, n, r, meta, chunk)
+        args = {"mask": mask._storage.buf, "moff": mask._offset, "n": n, "r": r, "meta": meta,
+                "chunk": chunk}
         _launch(info, "nonzero_count", _kernel(info, "nonzero_count"), groups,
-                args + (counts._storage.buf,))
+                {**args, "counts": counts._storage.buf})
         c = counts._host()
         starts = np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64)
         total = int(c.sum())
@@ -225,7 +229,7 @@ def _nonzero(mask, target_strides=None):
         sbuf = cl.Buffer(info.context, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR,
                          hostbuf=starts)
         _launch(info, "nonzero_write", _kernel(info, "nonzero_write"), groups,
-                args + (sbuf, out._storage.buf, int(coords)))
+                {**args, "starts": sbuf, "out": out._storage.buf, "coords": int(coords)})
     return out
 
 

@@ -226,8 +226,9 @@ def _run_tri(op_, args, attrs, out=None):
     ost = list(bost) + list(res._stride[-2:])
     info = x.device.info
     _launch(info, "tri_copy", _kernel(info, "tri_copy", x.dtype.itemsize), -(-n // CHUNK),
-            (res._storage.buf, res._offset, n, len(shape), _meta(info, shape, sst, ost),
-             x._storage.buf, x._offset, int(attrs["diagonal"]), int(op_.name == "tril")))
+            {"out": res._storage.buf, "ooff": res._offset, "n": n, "r": len(shape),
+             "meta": _meta(info, shape, sst, ost), "src": x._storage.buf, "soff": x._offset,
+             "diag": int(attrs["diagonal"]), "lower": int(op_.name == "tril")})
     return res
 
 

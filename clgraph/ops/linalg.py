@@ -119,6 +119,7 @@ def _run_matmul(op, args, attrs, out=None):
     name, kern = _kernel_for(info, d)
     a_bs = a._stride[0] if Ba > 1 else 0
     b_bs = b._stride[0] if Bb > 1 else 0
+    # each operand as (buffer, offset, batch stride, row stride, column stride)
     ga = (a._storage.buf, a._offset, a_bs, a._stride[1], a._stride[2])
     gb = (b._storage.buf, b._offset, b_bs, b._stride[1], b._stride[2])
     if b._stride[2] != 1 and N > 1:
@@ -132,7 +133,11 @@ def _run_matmul(op, args, attrs, out=None):
             b = contiguous(b)
             gb = (b._storage.buf, b._offset, b_bs and b._stride[0], b._stride[1], 1)
     gsize, lsize = _geometry(name, M, N, batch, d, info)
-    registry.launch(info, kern, name, gsize, lsize, ga + gb + (out._storage.buf, 0, M, N, K))
+    values = {"C": out._storage.buf, "c_off": 0, "M": M, "N": N, "K": K}
+    for x, (buf, off, bs, rs, cs) in (("a", ga), ("b", gb)):
+        values.update({x.upper(): buf, f"{x}_off": off, f"{x}_bs": bs, f"{x}_rs": rs,
+                       f"{x}_cs": cs})
+    registry.launch(info, kern, name, gsize, lsize, codegen.pack(kern, values))
     return out
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import codegen
 from .. import dtypes as dt
+from ..codegen import pack
 from ..codegen.reduce import (
     MAX_NAN,
     MIN_NAN,
@@ -24,7 +25,6 @@ from ..codegen.reduce import (
     highest,
     lowest,
     n_state,
-    pack,
     reduce_program,
 )
 from ..creation import zeros
