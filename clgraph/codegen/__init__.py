@@ -1,6 +1,9 @@
 """Codegen: elementwise groups and kernel templates to built OpenCL kernels.
 Entry points: ``elementwise_kernel(dev, group)`` and ``template_kernel(dev, file, name,
-defines)``. Never sees Tensor; imports dtypes, device and runtime only."""
+defines)``; ``pack(kernel, values)`` / ``arg(kernel, name)`` give a hand-written or
+reduction kernel's arguments by parameter name (its C signature, codegen.kernelsig). Never
+sees Tensor; imports dtypes and its own modules (the build cache imports the device
+layer)."""
 
 from __future__ import annotations
 
