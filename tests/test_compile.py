@@ -524,9 +524,15 @@ def test_optimizer_updates_are_horizontally_fused():
         o.step()
 
     eager, p = eager_and_compiled(step, x, y, warm=3)
-    assert sum("adam" in k for k in eager.kernels) == 6
-    # six parameter updates share launches with each other (and backward's last kernels)
-    assert p.launches < eager.launches - 6, (p.kernels, eager.kernels)
+    # eager: the six parameters' updates in one kernel kept for this optimizer
+    assert [k for k in eager.kernels if "addcdiv" in k] == [
+        k for k in eager.kernels if k.startswith("cgf_")], eager.kernels
+    assert sum("addcdiv" in k for k in eager.kernels) == 1, eager.kernels
+    # compiled: the trace sees six updates and fuses them horizontally with backward's last
+    # kernels, in one launch or two where the parameter space of one kernel runs out
+    fused = [k for k in p.kernels if "addcdiv" in k]
+    assert 1 <= len(fused) <= 2 and all(k.startswith("cgf_") for k in fused), p.kernels
+    assert p.launches < eager.launches, (p.kernels, eager.kernels)
 
 
 def test_gradient_penalty_inside_compiled_function():
@@ -701,7 +707,7 @@ def test_second_process_builds_nothing(tmp_path):
 
 def test_training_step_launches():
     """A compiled MLP Adam step: bias and ReLU in the matmuls' stores, the ReLU mask in the
-    backward matmuls', one launch for every parameter's update; about half of eager's."""
+    backward matmuls', one launch for every parameter's update; about 55% of eager's."""
     m = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
                       nn.Linear(32, 10))
     opt = cg.optim.Adam(m.parameters(), lr=1e-3)
@@ -717,8 +723,9 @@ def test_training_step_launches():
     eager, p = eager_and_compiled(step, x, y)
     if not x.device.info.is_cpu:
         # the GPU matmul kernel takes no epilogues yet: elementwise and update fusion only
-        assert p.launches * 3 <= eager.launches * 2, (p.kernels, eager.kernels)
+        assert p.launches * 4 <= eager.launches * 3, (p.kernels, eager.kernels)
     else:
-        assert p.launches * 2 <= eager.launches + 2, (p.kernels, eager.kernels)
+        # eager: 34 launches (its six updates already one); compiled: 19
+        assert p.launches * 2 <= eager.launches + 5, (p.kernels, eager.kernels)
         assert p.launches <= 19, p.kernels
         assert sum(k.startswith("cgf_") and "addcdiv" in k for k in p.kernels) == 1, p.kernels

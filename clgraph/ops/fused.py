@@ -11,11 +11,13 @@ whatever their size. The optimizers write each update once this way (optim/*.py)
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from typing import NamedTuple
 
-from .. import codegen
+from .. import codegen, runtime
 from .. import dtypes as dt
-from ..codegen import EwGroup
+from ..codegen import EwGroup, fuse
 from ..codegen.emit import CONTIG, SCALAR, packer
 from . import elementwise, registry
 
@@ -104,10 +106,11 @@ class _Program:
     scalars (the kernel's signature): the tensors in order, each scalar input's Hyper name
     (None: a constant) and value, the written tensors' names."""
 
-    __slots__ = ("kern", "pack", "scalars", "tensors", "where", "written")
+    __slots__ = ("group", "kern", "pack", "scalars", "tensors", "where", "written")
 
     def __init__(self, kern, group, tensors, scalars, written):
         self.kern = kern
+        self.group = group
         self.pack = packer(group)
         self.tensors = tensors
         self.scalars = scalars
@@ -157,30 +160,161 @@ def fusable(*tensors) -> bool:
 
 
 def update(name: str, fn: Callable, tensors: dict, hypers: dict, options: dict | None = None,
-           refresh: Callable | None = None) -> None:
+           refresh: Callable | None = None, now: bool = False) -> None:
     """``fn(tensors, hypers, **options)`` (ops; its in-place ops its results) as one kernel
     over ``tensors`` (fusable(): same shape, dtype, device, contiguous) with the scalar
     operands ``hypers`` (name -> value); ``options`` (hashable values) select what the
     function does and key its kernel. ``refresh(advance)`` (optional) returns the scalars
     anew: a compiled replay calls it at each step (an optimizer's step count and learning
-    rate live on the host); with advance=False it only peeks."""
+    rate live on the host); with advance=False it only peeks. Inside ``one_launch()`` the
+    update waits for the block's end unless ``now``."""
     prog = _program(fn, tuple(sorted((options or {}).items())), tensors, hypers)
     t0 = tensors[prog.tensors[0]]
     n = t0.numel()
     if n == 0:
         return
-    operands = [tensors[k] for k in prog.tensors]
-    operands += [hypers[hname] if hname is not None else value
-                 for _, hname, value in prog.scalars]
-    outs = [tensors[k] for k in prog.written]
-    for t in outs:
-        t._storage.version += 1
-    args = prog.pack(n, (), operands, outs, ())
+    for k in prog.written:
+        tensors[k]._storage.version += 1
+    item = _Item(name, prog, tensors, hypers, refresh, n)
+    if _pending is not None and not now and not runtime.observers:
+        _pending.append(item)
+    else:
+        _launch_one(item)
+
+
+class _Item(NamedTuple):
+    name: str
+    prog: _Program
+    tensors: dict
+    hypers: dict
+    refresh: Callable | None
+    n: int
+
+    def tensor_name(self, k: int) -> str | None:
+        """The name of the tensor that is the group's input or output ``k`` (outputs
+        numbered after the inputs); None for a scalar input."""
+        nin = len(self.prog.group.inputs)
+        if k >= nin:
+            return self.prog.written[k - nin]
+        return self.prog.tensors[k] if k < len(self.prog.tensors) else None
+
+    def operand(self, k: int):
+        """The group's input or output ``k``: a tensor or a scalar."""
+        name = self.tensor_name(k)
+        if name is not None:
+            return self.tensors[name]
+        _, hname, value = self.prog.scalars[k - len(self.prog.tensors)]
+        return self.hypers[hname] if hname is not None else value
+
+
+def _launch_one(item: _Item) -> None:
+    prog, n = item.prog, item.n
+    nin = len(prog.group.inputs)
+    args = prog.pack(n, (), [item.operand(k) for k in range(nin)],
+                     [item.operand(nin + j) for j in range(len(prog.written))], ())
     remap = None
-    if refresh is not None:
+    if item.refresh is not None:
         def remap(advance=True):
-            return {i: v for k, v in refresh(advance).items() for i in prog.where.get(k, ())}
+            return {i: v for k, v in item.refresh(advance).items()
+                    for i in prog.where.get(k, ())}
 
     kern = prog.kern
-    registry.launch(t0.device.info, kern.kernel, f"{name}_update", (kern.global_size(n),),
-                    (kern.local,), args, remap)
+    t0 = item.tensors[prog.tensors[0]]
+    registry.launch(t0.device.info, kern.kernel, f"{item.name}_update",
+                    (kern.global_size(n),), (kern.local,), args, remap)
+
+
+# --- several updates, one launch ----------------------------------------------------------
+
+_pending: list | None = None  # updates one_launch() collects
+
+
+@contextlib.contextmanager
+def one_launch():
+    """Collect the updates of the block and launch them at its end side by side in one
+    kernel per device (horizontal fusion, fuse.fused_kernel), kept per set of updates: an
+    optimizer's step() over all its parameters is one launch. Under a compile trace each
+    update launches alone and the compiler fuses them."""
+    global _pending
+    if _pending is not None:  # nested: the outer block launches
+        yield
+        return
+    _pending = []
+    try:
+        yield
+    finally:
+        items, _pending = _pending, None
+        by_device: dict = {}
+        for it in items:
+            by_device.setdefault(it.tensors[it.prog.tensors[0]].device.info, []).append(it)
+        for info, group in by_device.items():
+            for chunk in _chunks(info, group):
+                if len(chunk) == 1:
+                    _launch_one(chunk[0])
+                else:
+                    _launch_fused(info, chunk)
+
+
+def _chunks(info, items: list) -> list:
+    """``items`` in runs whose arguments fit one kernel's parameter space."""
+    budget = min(info.cl_device.max_parameter_size, 4096) - 64
+    out, cur, used = [], [], 0
+    for it in items:
+        size = 8 * (len(it.prog.tensors) + len(it.prog.scalars))
+        if cur and (used + size > budget or len(cur) == 64):
+            out.append(cur)
+            cur, used = [], 0
+        cur.append(it)
+        used += size
+    return out + [cur] if cur else out
+
+
+_fused: dict = {}
+
+
+def _segment(si: int, item: _Item) -> fuse.Segment:
+    """One update as a segment of a horizontally fused kernel: its tensors are buffer
+    parameters (an output shares its input's), offsets and sizes literals, Hyper scalars
+    dynamic parameters (refreshed at each launch), constants literals."""
+    values = []
+    for p in codegen.signature(item.prog.group):
+        if p.operand < 0:
+            values.append(("lit", item.n))
+            continue
+        x = item.operand(p.operand)
+        if p.kind == "buf":
+            values.append(("buf", (si, item.tensor_name(p.operand))))
+        elif p.kind == "scalar":
+            hname = item.prog.scalars[p.operand - len(item.prog.tensors)][1]
+            values.append(("dyn", hname) if hname is not None else ("lit", x))
+        else:
+            values.append(("lit", x._offset))
+    return fuse.Segment(item.prog.group, values)
+
+
+def _launch_fused(info, items: list) -> None:
+    key = (info.index, tuple((it.prog, it.n, tuple(t._offset for t in it.tensors.values()))
+                             for it in items))
+    fk = _fused.get(key)
+    if fk is None:
+        segs = [_segment(si, it) for si, it in enumerate(items)]
+        fk = fuse.fused_kernel(segs, codegen.local_size(info))
+        fuse.build_all(info, [fk])
+        codegen.set_arg_types(fk.kernel, [None] * len(fk.buffers) + [t for *_, t in fk.dyn])
+        if len(_fused) >= 256:  # models come and go (tests, notebooks): keep the recent
+            _fused.clear()
+        _fused[key] = fk
+    # each buffer parameter is (update, tensor name), each dynamic one (update, Hyper name)
+    bufs = fk.buffers
+    args = [items[si].tensors[k]._storage.buf for si, k in bufs]
+    args += [items[si].hypers[hname] for si, hname, _ in fk.dyn]
+    remap = None
+    if any(it.refresh is not None for it in items):
+        nb = len(bufs)
+
+        def remap(advance=True):
+            fresh = [it.refresh(advance) if it.refresh is not None else {} for it in items]
+            return {nb + j: fresh[si][h] for j, (si, h, _) in enumerate(fk.dyn)
+                    if h in fresh[si]}
+
+    registry.launch(info, fk.kernel, fk.name, (fk.global_size,), (fk.local,), args, remap)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..autograd import no_grad
 from ..creation import full_like
+from ..ops import fused
 from .optimizer import Optimizer, _check, _check_flags, _number, _update
 
 
@@ -46,14 +47,15 @@ class Adagrad(Optimizer):
     def step(self, closure=None):
         """sum += g * g; p -= lr / (1 + (t - 1) * lr_decay) * g / (sqrt(sum) + eps)."""
         loss = self._evaluate(closure)
-        for group in self.param_groups:
-            lr, lr_decay, eps, wd = (group["lr"], group["lr_decay"], group["eps"],
-                                     group["weight_decay"])
-            for p, g, state in self._with_grad(group):
-                state["step"] = t = state["step"] + 1
-                hypers = {"eps": eps, "negclr": -lr / (1 + (t - 1) * lr_decay), "wd": wd}
-                _update("adagrad", adagrad_update, {"p": p, "g": g, "s": state["sum"]}, hypers,
-                        {"maximize": group["maximize"], "wd": wd != 0}, _refresh(group, state))
+        with fused.one_launch():  # every parameter's update in one kernel
+            for group in self.param_groups:
+                lr, lr_decay, eps, wd = (group["lr"], group["lr_decay"], group["eps"],
+                                         group["weight_decay"])
+                for p, g, state in self._with_grad(group):
+                    state["step"] = t = state["step"] + 1
+                    hypers = {"eps": eps, "negclr": -lr / (1 + (t - 1) * lr_decay), "wd": wd}
+                    _update("adagrad", adagrad_update, {"p": p, "g": g, "s": state["sum"]}, hypers,
+                            {"maximize": group["maximize"], "wd": wd != 0}, _refresh(group, state))
         return loss
 
 

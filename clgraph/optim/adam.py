@@ -6,6 +6,7 @@ import math
 
 from ..autograd import no_grad
 from ..creation import zeros_like
+from ..ops import fused
 from ..ops.registry import functions
 from .optimizer import Optimizer, _check, _check_flags, _number, _update
 
@@ -45,17 +46,18 @@ class Adam(Optimizer):
         m = lerp(m, g, 1 - beta1); v = beta2 * v + (1 - beta2) * g * g;
         p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)."""
         loss = self._evaluate(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
-            amsgrad, decoupled = group["amsgrad"], group["decoupled_weight_decay"]
-            for p, g, state in self._with_grad(group):
-                state["step"] = t = state["step"] + 1
-                tensors = {"p": p, "g": g, "m": state["exp_avg"], "v": state["exp_avg_sq"]}
-                if amsgrad:
-                    tensors["vm"] = state["max_exp_avg_sq"]
-                _step(tensors, t, lr, beta1, beta2, eps, wd, decoupled, amsgrad,
-                      group["maximize"], _refresh(group, state))
+        with fused.one_launch():  # every parameter's update in one kernel
+            for group in self.param_groups:
+                beta1, beta2 = group["betas"]
+                lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+                amsgrad, decoupled = group["amsgrad"], group["decoupled_weight_decay"]
+                for p, g, state in self._with_grad(group):
+                    state["step"] = t = state["step"] + 1
+                    tensors = {"p": p, "g": g, "m": state["exp_avg"], "v": state["exp_avg_sq"]}
+                    if amsgrad:
+                        tensors["vm"] = state["max_exp_avg_sq"]
+                    _step(tensors, t, lr, beta1, beta2, eps, wd, decoupled, amsgrad,
+                          group["maximize"], _refresh(group, state))
         return loss
 
 

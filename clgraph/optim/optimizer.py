@@ -283,7 +283,7 @@ def _update(name: str, fn, tensors: dict, hypers: dict, options: dict, refresh) 
                                f"{list(p.shape)} has shape {list(t.shape)}")
     staged = {k: t if t._contig and t.dtype is p.dtype else t.to(p.dtype).contiguous()
               for k, t in tensors.items()}
-    fused.update(name, fn, staged, hypers, options, refresh)
+    fused.update(name, fn, staged, hypers, options, refresh, now=True)
     for k, t in tensors.items():
         if staged[k] is not t and k in fused.written(fn, staged, hypers, options):
             t.copy_(staged[k])

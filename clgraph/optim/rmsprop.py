@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..autograd import no_grad
 from ..creation import zeros_like
+from ..ops import fused
 from .optimizer import Optimizer, _check, _check_flags, _number, _update
 
 
@@ -40,18 +41,19 @@ class RMSprop(Optimizer):
         """v = alpha * v + (1 - alpha) * g * g; centered: avg g tracked and v - avg^2 used;
         p -= lr * g / (sqrt(v) + eps), through a momentum buffer when momentum > 0."""
         loss = self._evaluate(closure)
-        for group in self.param_groups:
-            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
-            wd, momentum, centered = group["weight_decay"], group["momentum"], group["centered"]
-            for p, g, state in self._with_grad(group):
-                state["step"] += 1
-                tensors = {"p": p, "g": g, "sq": state["square_avg"]}
-                if momentum > 0:
-                    tensors["buf"] = state["momentum_buffer"]
-                if centered:
-                    tensors["ga"] = state["grad_avg"]
-                _step(tensors, lr, alpha, eps, wd, momentum, centered, group["maximize"],
-                      _refresh(group, state))
+        with fused.one_launch():  # every parameter's update in one kernel
+            for group in self.param_groups:
+                lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+                wd, momentum, centered = group["weight_decay"], group["momentum"], group["centered"]
+                for p, g, state in self._with_grad(group):
+                    state["step"] += 1
+                    tensors = {"p": p, "g": g, "sq": state["square_avg"]}
+                    if momentum > 0:
+                        tensors["buf"] = state["momentum_buffer"]
+                    if centered:
+                        tensors["ga"] = state["grad_avg"]
+                    _step(tensors, lr, alpha, eps, wd, momentum, centered, group["maximize"],
+                          _refresh(group, state))
         return loss
 
 

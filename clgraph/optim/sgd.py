@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..autograd import no_grad
 from ..creation import zeros_like
+from ..ops import fused
 from .optimizer import Optimizer, _check, _check_flags, _number, _update
 
 
@@ -49,20 +50,21 @@ class SGD(Optimizer):
         """One update: g = grad (+ weight_decay * p); buf = momentum * buf + (1 - dampening)
         * g; p -= lr * (g + momentum * buf if nesterov else buf)."""
         loss = self._evaluate(closure)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                tensors = {"p": p, "g": p.grad}
-                first = False
-                if group["momentum"] != 0:
-                    buf = self.state[p].get("momentum_buffer")
-                    if buf is None:
-                        self._init_state(p, group)
-                        buf = self.state[p]["momentum_buffer"]
-                    tensors["b"] = buf
-                    first = self._unstepped.pop(id(buf), None) is buf
-                _step(tensors, group, first)
+        with fused.one_launch():  # every parameter's update in one kernel
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    tensors = {"p": p, "g": p.grad}
+                    first = False
+                    if group["momentum"] != 0:
+                        buf = self.state[p].get("momentum_buffer")
+                        if buf is None:
+                            self._init_state(p, group)
+                            buf = self.state[p]["momentum_buffer"]
+                        tensors["b"] = buf
+                        first = self._unstepped.pop(id(buf), None) is buf
+                    _step(tensors, group, first)
         return loss
 
 
