@@ -1,6 +1,6 @@
 """cg.optim: PyTorch's optimizers (SGD, Adam, AdamW, RMSprop, Adagrad) and learning-rate
-schedulers. Each parameter's update is one fused in-place kernel; no host reads during
-step()."""
+schedulers. Each update is written once with ops and fused into one in-place kernel; a
+step() runs every parameter's in one launch, with no host reads."""
 
 from . import lr_scheduler
 from .adagrad import Adagrad

@@ -19,8 +19,8 @@ def _refresh(group, state):
 
 
 class Adagrad(Optimizer):
-    """torch.optim.Adagrad. State is created at construction, like PyTorch's. Per parameter
-    and step: one fused kernel that updates the parameter and its sum of squares."""
+    """torch.optim.Adagrad. State is created at construction, like PyTorch's. A step
+    updates every parameter and its sum of squares in one launch."""
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0,
                  initial_accumulator_value=0, eps=1e-10, foreach=None, *, maximize=False,

@@ -12,8 +12,7 @@ from .optimizer import Optimizer, _check, _check_flags, _number, _update
 
 
 class Adam(Optimizer):
-    """torch.optim.Adam. Per parameter and step: one fused kernel that updates the
-    parameter and its moments."""
+    """torch.optim.Adam. A step updates every parameter and its moments in one launch."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, capturable=False,

@@ -9,8 +9,8 @@ from .optimizer import Optimizer, _check, _check_flags, _number, _update
 
 
 class RMSprop(Optimizer):
-    """torch.optim.RMSprop. Per parameter and step: one fused kernel that updates the
-    parameter, its square average and (centered) gradient average and momentum buffer."""
+    """torch.optim.RMSprop. A step updates every parameter, its square average and
+    (centered) gradient average and momentum buffer in one launch."""
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, capturable=False, foreach=None, maximize=False,

@@ -9,8 +9,8 @@ from .optimizer import Optimizer, _check, _check_flags, _number, _update
 
 
 class SGD(Optimizer):
-    """torch.optim.SGD. Per parameter and step: one fused kernel that updates the parameter
-    and its momentum buffer (the first step with momentum also makes the buffer)."""
+    """torch.optim.SGD. A step updates every parameter and its momentum buffer in one
+    launch (the first step with momentum also makes the buffer)."""
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False, foreach=None, differentiable=False,
