@@ -356,3 +356,131 @@ __kernel void matmul_naive(__global const T* A, long a_off, long a_bs, long a_rs
     for (int k = 0; k < K; ++k) sum += LOAD(pa + (long)k * a_cs) * LOAD(pb + (long)k * b_rs);
     STORE(sum, C + c_off + bat * (long)M * N + (long)i * N + j);
 }
+
+/* matmul_gemm: the GPU kernel family (tuned per device and shape class, clgraph/tune.py).
+   A work-group of NDIMC x MDIMC work-items computes an MWG x NWG tile of C; work-item
+   (tn, tm) holds MWI x NWI accumulators for rows tm + r*MDIMC and columns tn + c*NDIMC,
+   so neighbouring work-items store neighbouring columns. Each KWG-deep step stages an
+   MWG x KWG tile of A and a KWG x NWG tile of B in local memory, each loaded by all
+   work-items along the operand's contiguous dimension (k for a row-major A, m for a
+   transposed one; n for a row-major B, k for a transposed one), so global reads
+   coalesce either way and transposed operands are read in place. With DB=1 the next
+   step's tiles are read into registers while this step computes (double buffering).
+   Any M, N, K: loads outside the matrix read 0, stores outside are skipped.
+     global = (ceil(N/NWG)*NDIMC, ceil(M/MWG)*MDIMC, batch), local = (NDIMC, MDIMC, 1) */
+#ifndef MWG
+#define MWG 64
+#endif
+#ifndef NWG
+#define NWG 64
+#endif
+#ifndef KWG
+#define KWG 16
+#endif
+#ifndef MDIMC
+#define MDIMC 16
+#endif
+#ifndef NDIMC
+#define NDIMC 16
+#endif
+#ifndef DB
+#define DB 0
+#endif
+#define MWI (MWG / MDIMC)
+#define NWI (NWG / NDIMC)
+#define GEMM_THREADS (MDIMC * NDIMC)
+#define A_PER ((MWG * KWG) / GEMM_THREADS)
+#define B_PER ((KWG * NWG) / GEMM_THREADS)
+#if (MWG % MDIMC) || (NWG % NDIMC) || ((MWG * KWG) % GEMM_THREADS) || ((KWG * NWG) % GEMM_THREADS)
+#error "matmul_gemm: tile sizes must divide evenly among the work-items"
+#endif
+
+/* element s of this work-item's share of a tile, as (row, k) of A or (k, col) of B */
+#define A_AT(s, r, kk)                                                   \
+    const int e_ = tid + (s) * GEMM_THREADS;                             \
+    const int r = a_cs == 1 ? e_ / KWG : e_ % MWG;                       \
+    const int kk = a_cs == 1 ? e_ % KWG : e_ / MWG;
+#define B_AT(s, kk, c)                                                   \
+    const int e_ = tid + (s) * GEMM_THREADS;                             \
+    const int kk = b_rs == 1 && b_cs != 1 ? e_ % KWG : e_ / NWG;         \
+    const int c = b_rs == 1 && b_cs != 1 ? e_ / KWG : e_ % NWG;
+
+__kernel __attribute__((reqd_work_group_size(NDIMC, MDIMC, 1)))
+void matmul_gemm(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
+                 __global const T* B, long b_off, long b_bs, long b_rs, long b_cs,
+                 __global T* C, long c_off, int M, int N, int K EPI_PARAMS)
+{
+    __local ACC Al[KWG][MWG + 1];
+    __local ACC Bl[KWG][NWG];
+    const int tn = get_local_id(0), tm = get_local_id(1);
+    const int tid = tm * NDIMC + tn;
+    const int i0 = get_group_id(1) * MWG, j0 = get_group_id(0) * NWG;
+    const long bat = get_global_id(2);
+    const __global T* Ab = A + a_off + bat * a_bs;
+    const __global T* Bb = B + b_off + bat * b_bs;
+    ACC acc[MWI][NWI];
+#pragma unroll
+    for (int r = 0; r < MWI; ++r)
+#pragma unroll
+        for (int c = 0; c < NWI; ++c) acc[r][c] = (ACC)0;
+    ACC ra[A_PER], rb[B_PER];
+    /* this step's share of the tiles, from global memory into registers */
+#define GEMM_FETCH(k0)                                                                      \
+    _Pragma("unroll") for (int s = 0; s < A_PER; ++s) {                                     \
+        A_AT(s, r, kk)                                                                      \
+        const int gi = i0 + r, gk = (k0) + kk;                                              \
+        ra[s] = gi < M && gk < K ? LOAD(Ab + (long)gi * a_rs + (long)gk * a_cs) : (ACC)0;  \
+    }                                                                                       \
+    _Pragma("unroll") for (int s = 0; s < B_PER; ++s) {                                     \
+        B_AT(s, kk, c)                                                                      \
+        const int gk = (k0) + kk, gj = j0 + c;                                              \
+        rb[s] = gk < K && gj < N ? LOAD(Bb + (long)gk * b_rs + (long)gj * b_cs) : (ACC)0;  \
+    }
+    GEMM_FETCH(0)
+    for (int k0 = 0; k0 < K; k0 += KWG) {
+#pragma unroll
+        for (int s = 0; s < A_PER; ++s) {
+            A_AT(s, r, kk)
+            Al[kk][r] = ra[s];
+        }
+#pragma unroll
+        for (int s = 0; s < B_PER; ++s) {
+            B_AT(s, kk, c)
+            Bl[kk][c] = rb[s];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+#if DB
+        if (k0 + KWG < K) {
+            GEMM_FETCH(k0 + KWG)
+        }
+#endif
+#pragma unroll
+        for (int kk = 0; kk < KWG; ++kk) {
+            ACC av[MWI], bv[NWI];
+#pragma unroll
+            for (int r = 0; r < MWI; ++r) av[r] = Al[kk][tm + r * MDIMC];
+#pragma unroll
+            for (int c = 0; c < NWI; ++c) bv[c] = Bl[kk][tn + c * NDIMC];
+#pragma unroll
+            for (int r = 0; r < MWI; ++r)
+#pragma unroll
+                for (int c = 0; c < NWI; ++c) acc[r][c] = av[r] * bv[c] + acc[r][c];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+#if !DB
+        if (k0 + KWG < K) {
+            GEMM_FETCH(k0 + KWG)
+        }
+#endif
+    }
+    __global T* Cb = C + c_off + bat * (long)M * N;
+#pragma unroll
+    for (int r = 0; r < MWI; ++r) {
+        const int i = i0 + tm + r * MDIMC;
+#pragma unroll
+        for (int c = 0; c < NWI; ++c) {
+            const int j = j0 + tn + c * NDIMC;
+            if (i < M && j < N) STORE(EPI_S(acc[r][c], i, j), Cb + (long)i * N + j);
+        }
+    }
+}

@@ -150,10 +150,19 @@ def test_device_limits_shape_the_build():
     from types import SimpleNamespace
 
     from clgraph.codegen import KernelBuildError, cache
-    from clgraph.ops import linalg
+    from clgraph.ops import gemm
 
-    assert linalg._ts(SimpleNamespace(max_work_group_size=1024)) == 16
-    assert linalg._ts(SimpleNamespace(max_work_group_size=128)) == 8
+    def default(wg, local):
+        dev = SimpleNamespace(max_work_group_size=wg,
+                              cl_device=SimpleNamespace(local_mem_size=local))
+        return gemm.candidates(dev, "float32:256x256x256:nn")
+
+    big = default(1024, 48 * 1024)
+    assert big[0] == gemm.DEFAULT and len(big) > 20
+    small = default(64, 8 * 1024)
+    assert all(p["MDIMC"] * p["NDIMC"] <= 64 for p in small)
+    assert all((p["KWG"] * (p["MWG"] + 1) + p["KWG"] * p["NWG"]) * 4 <= 8 * 1024 for p in small)
+    assert small[0]["MDIMC"] * small[0]["NDIMC"] <= 64
     dev = cg.ones(1).device.info
     old = SimpleNamespace(opencl_c_version=(1, 1), index=7, name="OldGPU")
     with pytest.raises(KernelBuildError, match=r"cl:7 \(OldGPU\) compiles OpenCL C 1\.1"):

@@ -1,7 +1,8 @@
 """Linear algebra: matmul (1-D, 2-D, batched with broadcasting batch dims), mm, bmm, dot,
 mv, outer. One op row, ``matmul`` on (batch, M, K) x (batch, K, N) views, runs the
-hand-written kernels of kernels/matmul.cl: register-blocked tiles on CPU devices,
-local-memory tiles on GPUs, one work-item per element for integer types."""
+hand-written kernels of kernels/matmul.cl: register-blocked tiles on CPU devices (one
+work-item per element for integer types), the GEMM family tuned per device and shape
+class on GPUs (ops/gemm.py)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,18 @@ from .. import codegen
 from .. import dtypes as dt
 from ..codegen.kernelsig import kernel_signature
 from ..shapes import broadcast_shapes
-from . import registry
+from . import gemm, registry
 from .math import copy_, fill_
 from .movement import contiguous, expand, reshape, unsqueeze
 from .registry import OpDef, apply, public, register
 
-# the position of each of matmul_rb's parameters (C, c_off, M, N, ...), for the compile
-# pass that fuses an epilogue into the store
+# the position of each of matmul_rb's parameters (C, c_off, M, N, ...; matmul_gemm's are
+# the same), for the compile pass that fuses an epilogue into the store
 MATMUL_ARGS = {p.name: i for i, p in enumerate(kernel_signature(
     (codegen.KERNEL_DIR / "matmul.cl").read_text(), "matmul_rb"))}
 # register-blocked kernel tile (rows x columns per work-item) and rows of work-items per
 # group, as the defaults of kernels/matmul.cl
-_TM, _LM, _TS = 6, 16, 16
+_TM, _LM = 6, 16
 
 
 def _tn(d: dt.dtype) -> int:
@@ -30,62 +31,46 @@ def _tn(d: dt.dtype) -> int:
 
 
 def _kernel_for(info, d: dt.dtype):
+    """The CPU kernels: register-blocked for floats, one work-item per element for
+    integers (products accumulate in 64 bits)."""
     acc = {"float16": "float", "float32": "float", "float64": "double"}.get(d.name)
-    if acc is None:
-        acc = "long"  # integer products accumulate in 64 bits
-        name = "matmul_naive"
-    else:
-        name = "matmul_rb" if info.is_cpu else "matmul_tiled"
-    defines = (("T", d.cl), ("ACC", acc), ("IS_HALF", "1" if d is dt.float16 else "0"))
-    if name == "matmul_tiled":
-        defines += (("TS", str(_ts(info))),)
-    if d is dt.float64:
-        defines += (("VW", "4"),)
+    name = "matmul_naive" if acc is None else "matmul_rb"
+    defines = gemm.base_defines(d)
     k = codegen.template_kernel(info, "matmul.cl", name, defines)
     if name == "matmul_rb" and d is dt.float32:
-        EPILOGUE_READY[k] = defines
+        EPILOGUE_READY[k] = (name, defines)
     return name, k
 
 
-# float32 register-blocked kernels (a compiled graph may fuse an epilogue into them): their
-# defines, to build the same kernel again with EPI_* macros
+# float32 kernels a compiled graph may fuse an epilogue into: their name and defines, to
+# build the same kernel again with EPI_* macros
 EPILOGUE_READY: dict = {}
 
 
-# matmul_rb stores vectors of this many float columns, or single elements
+# matmul_rb stores vectors of this many float columns, or single elements (matmul_gemm
+# stores single elements)
 EPILOGUE_WIDTHS = (1, 8)
 
 
-def epilogue_kernel(info, defines, source: str, params: tuple):
-    """matmul_rb storing cg_epi<w>(product, row * N + col, ...) instead of the product:
-    ``source`` defines those functions (one per EPILOGUE_WIDTHS) over ``params``, the
-    kernel arguments they add (C declarations: the kernel's signature gives their types)."""
+def epilogue_kernel(info, ready, source: str, params: tuple):
+    """The kernel ``ready`` (its name and defines, from EPILOGUE_READY) storing
+    cg_epi<w>(product, row * N + col, ...) instead of the product: ``source`` defines those
+    functions (one per EPILOGUE_WIDTHS) over ``params``, the kernel arguments they add (C
+    declarations: the kernel's signature gives their types)."""
+    name, defines = ready
     names = "".join(", " + p.split()[-1] for p in params)
     at = "(long)(row) * N + (col)"
     source += "\n".join(["#define EPI_PARAMS " + "".join(", " + p for p in params),
                           f"#define EPI_V(v, row, col) cg_epi8((v), {at}{names})",
                           f"#define EPI_S(v, row, col) cg_epi1((v), {at}{names})", ""])
-    return codegen.template_kernel(info, "matmul.cl", "matmul_rb", defines,
-                                   extra_source=source)
+    return codegen.template_kernel(info, "matmul.cl", name, defines, extra_source=source)
 
 
-def _ts(info) -> int:
-    """Tile side of matmul_tiled: 16x16 work-groups, smaller where the device allows fewer
-    work-items per group (some mobile GPUs)."""
-    ts = _TS
-    while ts > 1 and ts * ts > info.max_work_group_size:
-        ts //= 2
-    return ts
-
-
-def _geometry(name, M, N, batch, d, info):
+def _geometry(name, M, N, batch, d):
     if name == "matmul_rb":
         tn = _tn(d)
         gy = -(-(-(-M // _TM)) // _LM) * _LM
         return (-(-N // tn), gy, batch), (1, _LM, 1)
-    if name == "matmul_tiled":
-        ts = _ts(info)
-        return (-(-N // ts) * ts, -(-M // ts) * ts, batch), (ts, ts, 1)
     return (N, M, batch), None
 
 
@@ -116,12 +101,20 @@ def _run_matmul(op, args, attrs, out=None):
     if K == 0:
 
         return fill_(out, 0)
-    name, kern = _kernel_for(info, d)
     a_bs = a._stride[0] if Ba > 1 else 0
     b_bs = b._stride[0] if Bb > 1 else 0
     # each operand as (buffer, offset, batch stride, row stride, column stride)
     ga = (a._storage.buf, a._offset, a_bs, a._stride[1], a._stride[2])
     gb = (b._storage.buf, b._offset, b_bs, b._stride[1], b._stride[2])
+    if not info.is_cpu:  # the tuned GPU family reads transposed operands in place
+        ta = a._stride[2] != 1
+        tb = b._stride[1] == 1 and b._stride[2] != 1
+        kern, defines, p = gemm.for_shape(info, d, M, N, K, ta, tb)
+        if d is dt.float32:
+            EPILOGUE_READY.setdefault(kern, ("matmul_gemm", defines))
+        gsize, lsize = gemm.geometry(p, M, N, batch)
+        return _launch(info, kern, "matmul_gemm", gsize, lsize, ga, gb, out, M, N, K)
+    name, kern = _kernel_for(info, d)
     if b._stride[2] != 1 and N > 1:
         if M == 1:
             # a row times a transposed matrix (x @ W.T for one sample): C^T = B^T A^T has
@@ -132,7 +125,13 @@ def _run_matmul(op, args, attrs, out=None):
             # many row tiles would each gather B's columns again: one transposed copy
             b = contiguous(b)
             gb = (b._storage.buf, b._offset, b_bs and b._stride[0], b._stride[1], 1)
-    gsize, lsize = _geometry(name, M, N, batch, d, info)
+    gsize, lsize = _geometry(name, M, N, batch, d)
+    return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K)
+
+
+def _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K):
+    """Launch a matmul.cl kernel on operands (buffer, offset, batch, row and column
+    strides) into contiguous ``out``."""
     values = {"C": out._storage.buf, "c_off": 0, "M": M, "N": N, "K": K}
     for x, (buf, off, bs, rs, cs) in (("a", ga), ("b", gb)):
         values.update({x.upper(): buf, f"{x}_off": off, f"{x}_bs": bs, f"{x}_rs": rs,

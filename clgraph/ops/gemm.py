@@ -1,0 +1,210 @@
+"""The GPU GEMM family (kernels/matmul.cl: matmul_gemm) as a tunable kernel: its parameter
+space, the shape classes it is tuned for, the test problem a candidate must solve, and
+the kernel a matmul of some shape runs with the parameters the tuner chose.
+
+A shape class is the dtype, M, N and K rounded up to 16, 64, 256, 1024 or 4096, and
+whether A and B are read transposed ("nt": B transposed, as in x @ W.T). A candidate is
+checked on a problem of its class a little smaller than the bucket (so tails are
+exercised), with NaN guards around the operands and sentinels around the result: one
+that reads or writes out of bounds fails its check, on PoCL as on a GPU."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pyopencl as cl
+
+from .. import codegen, tune
+from .. import dtypes as dt
+
+DEFAULT = {"MWG": 64, "NWG": 64, "KWG": 16, "MDIMC": 16, "NDIMC": 16, "DB": 0}
+_SIZES = (16, 64, 256, 1024, 4096)
+# good first tries, largest register tiles first (CLBlast's tunings of similar kernels on
+# recent NVIDIA and AMD GPUs land near these); the rest of the space follows
+_FIRST = [
+    (128, 128, 16, 16, 16, 1), (128, 128, 8, 16, 16, 1), (64, 128, 16, 16, 16, 1),
+    (128, 64, 16, 16, 16, 1), (64, 64, 16, 8, 8, 1), (128, 128, 32, 16, 16, 1),
+    (64, 64, 16, 16, 16, 1), (64, 64, 32, 16, 16, 0), (32, 32, 16, 8, 8, 0),
+    (32, 32, 16, 16, 16, 0),
+]
+_KEYS = ("MWG", "NWG", "KWG", "MDIMC", "NDIMC", "DB")
+_GUARD = 64  # elements of guard before and after each test operand
+
+
+def _bucket(n: int) -> int:
+    return next((s for s in _SIZES if n <= s), _SIZES[-1])
+
+
+def shape_class(d: dt.dtype, M: int, N: int, K: int, ta: bool, tb: bool) -> str:
+    return (f"{d.name}:{_bucket(M)}x{_bucket(N)}x{_bucket(K)}:"
+            f"{'t' if ta else 'n'}{'t' if tb else 'n'}")
+
+
+def _parse(cls: str):
+    name, dims, trans = cls.split(":")
+    M, N, K = (int(x) for x in dims.split("x"))
+    return dt._BY_NAME[name], M, N, K, trans[0] == "t", trans[1] == "t"
+
+
+def base_defines(d: dt.dtype) -> tuple:
+    acc = {"float16": "float", "float32": "float", "float64": "double"}.get(d.name, "long")
+    defines = (("T", d.cl), ("ACC", acc), ("IS_HALF", "1" if d is dt.float16 else "0"))
+    if d is dt.float64:
+        defines += (("VW", "4"),)
+    return defines
+
+
+def _acc_bytes(d: dt.dtype) -> int:
+    return 4 if d.name in ("float16", "float32") else 8
+
+
+def _valid(info, d, p: dict) -> bool:
+    MWG, NWG, KWG, MDIMC, NDIMC = (p[k] for k in _KEYS[:5])
+    threads = MDIMC * NDIMC
+    local = (KWG * (MWG + 1) + KWG * NWG) * _acc_bytes(d)
+    return (MWG % MDIMC == 0 and NWG % NDIMC == 0 and MWG // MDIMC <= 8
+            and NWG // NDIMC <= 8 and threads <= info.max_work_group_size
+            and (MWG * KWG) % threads == 0 and (KWG * NWG) % threads == 0
+            and local <= info.cl_device.local_mem_size)
+
+
+def candidates(info, cls: str) -> list[dict]:
+    """Valid parameter sets for ``cls`` on ``info``: the default first, then the good first
+    tries, then the rest of the space; tiles far larger than the problem are left out."""
+    d, M, N, K, _, _ = _parse(cls)
+    space = [dict(zip(_KEYS, v)) for v in _FIRST]
+    space += [dict(zip(_KEYS, v)) for v in itertools.product(
+        (32, 64, 128), (32, 64, 128), (8, 16, 32), (8, 16, 32), (8, 16, 32), (0, 1))]
+    out, seen = [], set()
+    default = dict(DEFAULT)
+    while not _valid(info, d, default):  # a device with small work-groups or local memory
+        default["MDIMC"] //= 2
+        default["NDIMC"] //= 2
+        default["MWG"] //= 2
+        default["NWG"] //= 2
+    for p in [default] + space:
+        key = tuple(p[k] for k in _KEYS)
+        if key in seen or not _valid(info, d, p):
+            continue
+        if p is not default and (p["MWG"] > 2 * max(M, 32) or p["NWG"] > 2 * max(N, 32)):
+            continue
+        seen.add(key)
+        out.append(p)
+    return out
+
+
+def geometry(p: dict, M: int, N: int, batch: int):
+    """(global size, local size) of matmul_gemm with parameters ``p``."""
+    return ((-(-N // p["NWG"]) * p["NDIMC"], -(-M // p["MWG"]) * p["MDIMC"], batch),
+            (p["NDIMC"], p["MDIMC"], 1))
+
+
+def kernel(info, d: dt.dtype, p: dict, extra_source: str = "", extra_defines: tuple = ()):
+    defines = base_defines(d) + tuple((k, str(p[k])) for k in _KEYS) + extra_defines
+    return codegen.template_kernel(info, "matmul.cl", "matmul_gemm", defines,
+                                   extra_source=extra_source), defines
+
+
+# --- the tuner's test problem ---------------------------------------------------------------
+
+
+class _Problem:
+    __slots__ = ("M", "N", "K", "d", "ta", "tb", "a", "b", "c", "ref", "c_host", "values")
+
+
+def _np_type(d: dt.dtype):
+    return np.float16 if d is dt.float16 else d.np.type
+
+
+def _guarded(info, arr: np.ndarray, fill) -> cl.Buffer:
+    padded = np.concatenate([np.full(_GUARD, fill, arr.dtype), arr.ravel(),
+                             np.full(_GUARD, fill, arr.dtype)])
+    return cl.Buffer(info.context, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR,
+                     hostbuf=padded)
+
+
+def setup(info, cls: str) -> _Problem:
+    d, M, N, K, ta, tb = _parse(cls)
+    # a little under the bucket: tails of every tile size are exercised
+    M, N, K = (max(1, s - 3) for s in (M, N, K))
+    rng = np.random.default_rng(0)
+    nt = _np_type(d)
+    if d.is_floating_point:
+        a = rng.uniform(-1, 1, (M, K)).astype(nt)
+        b = rng.uniform(-1, 1, (K, N)).astype(nt)
+        guard, sentinel = np.nan, 1234.5
+    else:
+        a = rng.integers(-8, 8, (M, K)).astype(nt)
+        b = rng.integers(-8, 8, (K, N)).astype(nt)
+        guard, sentinel = np.iinfo(nt).max // 2, 77
+    pr = _Problem()
+    pr.M, pr.N, pr.K, pr.d, pr.ta, pr.tb = M, N, K, d, ta, tb
+    # transposed operands are stored transposed and read through their strides
+    pr.a = _guarded(info, np.ascontiguousarray(a.T) if ta else a, guard)
+    pr.b = _guarded(info, np.ascontiguousarray(b.T) if tb else b, guard)
+    pr.c_host = np.full(M * N + 2 * _GUARD, sentinel, nt)
+    pr.c = cl.Buffer(info.context, cl.mem_flags.READ_WRITE, pr.c_host.nbytes)
+    pr.ref = a.astype(np.float64) @ b.astype(np.float64)
+    a_rs, a_cs = (1, M) if ta else (K, 1)
+    b_rs, b_cs = (1, K) if tb else (N, 1)
+    pr.values = {"A": pr.a, "a_off": _GUARD, "a_bs": 0, "a_rs": a_rs, "a_cs": a_cs,
+                 "B": pr.b, "b_off": _GUARD, "b_bs": 0, "b_rs": b_rs, "b_cs": b_cs,
+                 "C": pr.c, "c_off": _GUARD, "M": M, "N": N, "K": K}
+    return pr
+
+
+def launcher(info, cls: str, p: dict, pr: _Problem):
+    d = pr.d
+    k, _ = kernel(info, d, p)
+    cl.enqueue_copy(info.queue, pr.c, pr.c_host)
+    args = codegen.pack(k, pr.values)
+    gsize, lsize = geometry(p, pr.M, pr.N, 1)
+
+    def go():
+        k.set_args(*args)
+        cl.enqueue_nd_range_kernel(info.queue, k, gsize, lsize)
+
+    return go
+
+
+def check(info, pr: _Problem) -> bool:
+    out = np.empty_like(pr.c_host)
+    cl.enqueue_copy(info.queue, out, pr.c)
+    body = out[_GUARD:_GUARD + pr.M * pr.N].reshape(pr.M, pr.N).astype(np.float64)
+    guards_ok = np.array_equal(out[:_GUARD], pr.c_host[:_GUARD]) and np.array_equal(
+        out[-_GUARD:], pr.c_host[-_GUARD:])
+    if not pr.d.is_floating_point:
+        return guards_ok and np.array_equal(body, pr.ref)
+    rtol = 1e-2 if pr.d is dt.float16 else 1e-4
+    return guards_ok and bool(np.allclose(body, pr.ref, rtol=rtol,
+                                          atol=rtol * np.sqrt(pr.K)))
+
+
+def common_classes(info) -> list[str]:
+    """What ``python -m clgraph.tune`` tunes ahead of time: square float32 and float16
+    products of every bucket, plain and with B transposed (x @ W.T)."""
+    out = []
+    for d in (dt.float32, dt.float16):
+        for s in _SIZES[1:]:
+            for tb in (False, True):
+                out.append(shape_class(d, s, s, s, False, tb))
+    return out
+
+
+GEMM = tune.register(tune.Tunable("gemm", candidates, setup, launcher, check,
+                                  common_classes))
+
+
+_chosen: dict = {}
+
+
+def for_shape(info, d: dt.dtype, M: int, N: int, K: int, ta: bool, tb: bool):
+    """(kernel, its defines, parameters) of matmul_gemm for this product on ``info``."""
+    key = (info.index, d, _bucket(M), _bucket(N), _bucket(K), ta, tb)
+    hit = _chosen.get(key)
+    if hit is None:
+        p = tune.params(GEMM, info, shape_class(d, M, N, K, ta, tb))
+        k, defines = kernel(info, d, p)
+        hit = _chosen[key] = (k, defines, p)
+    return hit

@@ -1,0 +1,192 @@
+"""The GPU GEMM family (matmul_gemm) on any device, and its tuner: every parameter set's
+products against numpy on odd shapes, transposed and strided operands, batches, dtypes
+and fused epilogues; the tuner's disk cache round trip, its levels, and its refusal of
+candidates that compute a wrong result or read out of bounds."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+
+import clgraph as cg
+from clgraph import tune
+from clgraph.ops import gemm
+
+PARAMS = [
+    gemm.DEFAULT,
+    {"MWG": 64, "NWG": 64, "KWG": 16, "MDIMC": 8, "NDIMC": 8, "DB": 1},
+    {"MWG": 32, "NWG": 128, "KWG": 8, "MDIMC": 8, "NDIMC": 16, "DB": 1},
+    {"MWG": 128, "NWG": 32, "KWG": 32, "MDIMC": 16, "NDIMC": 8, "DB": 0},
+]
+D = importlib.import_module("clgraph.device")  # the module (cg.device is the class)
+SHAPES = [(1, 1, 1), (7, 33, 65), (65, 7, 33), (127, 300, 7), (300, 127, 65), (33, 65, 127)]
+
+
+@pytest.fixture
+def gpu_kernels(monkeypatch):
+    """The GPU kernel variants on this device (CLGRAPH_KERNELS=gpu), tuning off."""
+    monkeypatch.setattr(D, "_KERNELS", "gpu")
+    monkeypatch.setenv("CLGRAPH_TUNE", "0")
+    monkeypatch.setattr(gemm, "_chosen", {})
+    monkeypatch.setattr(tune, "_memory", {})
+
+
+def use(monkeypatch, p):
+    monkeypatch.setattr(tune, "params", lambda fam, info, cls: dict(p))
+    monkeypatch.setattr(gemm, "_chosen", {})
+
+
+def operand(rng, shape, dtype, layout):
+    """A tensor of ``shape`` (batch, rows, cols) in ``layout``: contiguous, transposed in
+    memory (columns contiguous), or a strided slice of a wider tensor."""
+    if np.dtype(dtype).kind == "f":
+        a = rng.uniform(-1, 1, shape).astype(dtype)
+    else:
+        a = rng.integers(-9, 9, shape).astype(dtype)
+    if layout == "t":
+        return cg.from_numpy(np.ascontiguousarray(np.swapaxes(a, -1, -2))).mT, a
+    if layout == "s":
+        wide = np.concatenate([a, a], axis=-1)
+        return cg.from_numpy(wide)[..., ::2], wide[..., ::2]
+    return cg.from_numpy(a), a
+
+
+def check(got, want, dtype, K):
+    if np.dtype(dtype).kind in "iu":
+        np.testing.assert_array_equal(got, want)
+    else:
+        tol = 1e-2 if dtype == "float16" else 1e-5
+        np.testing.assert_allclose(got.astype(np.float64), want, rtol=tol,
+                                   atol=tol * np.sqrt(K))
+
+
+@pytest.mark.parametrize("p", PARAMS, ids=lambda p: "x".join(str(p[k]) for k in gemm._KEYS))
+def test_gemm_parameter_sets_against_numpy(gpu_kernels, monkeypatch, p):
+    use(monkeypatch, p)
+    rng = np.random.default_rng(0)
+    for (M, N, K), (la, lb) in zip(SHAPES * 2, ["nn", "nt", "tn", "tt", "sn", "ns"] * 2):
+        a, ah = operand(rng, (1, M, K), "float32", la)
+        b, bh = operand(rng, (1, K, N), "float32", lb)
+        with cg.profile() as prof:
+            c = (a[0] @ b[0]).numpy()
+        assert prof.functions == ["matmul_gemm"], prof.functions
+        check(c, ah[0].astype(np.float64) @ bh[0], "float32", K)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int32", "int64"])
+def test_gemm_dtypes_and_batches(gpu_kernels, dtype):
+    rng = np.random.default_rng(1)
+    for (B1, B2), (M, N, K) in [((3, 3), (33, 7, 65)), ((1, 4), (7, 65, 33)),
+                                ((4, 1), (65, 33, 7)), ((2, 2), (1, 127, 300))]:
+        a, ah = operand(rng, (B1, M, K), dtype, "n")
+        b, bh = operand(rng, (B2, K, N), dtype, "t")
+        with cg.profile() as prof:
+            c = (a @ b).numpy()
+        assert prof.functions == ["matmul_gemm"], prof.functions
+        assert c.dtype == np.dtype(dtype)
+        check(c, np.matmul(ah.astype(np.float64), bh.astype(np.float64)), dtype, K)
+
+
+def test_gemm_takes_fused_epilogues(gpu_kernels):
+    """A compiled linear layer with bias and ReLU stores through matmul_gemm's epilogue."""
+    rng = np.random.default_rng(2)
+    x = cg.from_numpy(rng.standard_normal((37, 20)).astype(np.float32))
+    w = cg.from_numpy(rng.standard_normal((30, 20)).astype(np.float32))
+    bias = cg.from_numpy(rng.standard_normal(30).astype(np.float32))
+
+    def f(x):
+        return (x @ w.t() + bias).relu()
+
+    fc = cg.compile(f)
+    fc(x)
+    with cg.profile() as prof:
+        y = fc(x).numpy()
+    assert prof.kernels == ["matmul_gemm_epilogue"], prof.kernels
+    want = np.maximum(x.numpy() @ w.numpy().T + bias.numpy(), 0)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+
+
+# --- the tuner ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tuner_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLGRAPH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(tune, "_memory", {})
+    monkeypatch.setattr(tune, "_disk", None)
+    return tmp_path
+
+
+def test_tuner_searches_once_and_keeps_the_result(gpu_kernels, tuner_cache, monkeypatch):
+    info = cg.get_default_device().info
+    monkeypatch.setenv("CLGRAPH_TUNE", "1")
+    monkeypatch.setenv("CLGRAPH_TUNE_BUDGET", "0.2")
+    cls = gemm.shape_class(cg.float32, 16, 16, 16, False, True)
+    p = tune.params(gemm.GEMM, info, cls)
+    assert p in gemm.candidates(info, cls)
+    saved = json.loads((tuner_cache / "tuning.json").read_text())
+    (key, entry), = saved.items()
+    assert key.endswith("|gemm|" + cls) and entry["params"] == p and entry["seconds"] > 0
+    # a new process: read from disk, nothing searched
+    monkeypatch.setattr(tune, "_memory", {})
+    monkeypatch.setattr(tune, "_disk", None)
+    monkeypatch.setattr(tune, "search", lambda *a, **k: pytest.fail("searched again"))
+    assert tune.params(gemm.GEMM, info, cls) == p
+    row = [r for r in tune.results(info) if r["class"] == cls]
+    assert row and row[0]["params"] == p
+    # and the product uses it
+    a = cg.ones(9, 5)
+    assert np.allclose((a @ cg.ones(7, 5).t()).numpy(), 5)
+
+
+def test_tuning_off_uses_the_default(gpu_kernels, tuner_cache, monkeypatch):
+    monkeypatch.setenv("CLGRAPH_TUNE", "0")
+    monkeypatch.setattr(tune, "search", lambda *a, **k: pytest.fail("searched"))
+    info = cg.get_default_device().info
+    assert tune.params(gemm.GEMM, info, "float32:64x64x64:nn") == gemm.candidates(
+        info, "float32:64x64x64:nn")[0]
+    assert not (tuner_cache / "tuning.json").exists()
+    monkeypatch.setenv("CLGRAPH_TUNE", "3")
+    with pytest.raises(ValueError, match="CLGRAPH_TUNE must be 0, 1 or 2, got '3'"):
+        tune.level(info)
+
+
+def test_tuner_rejects_wrong_and_out_of_bounds_candidates(gpu_kernels, tuner_cache):
+    """Two broken candidates, each given every chance to win: one computes with K - 1 (a
+    wrong result), one with K + 1 (it reads past its rows, into the NaN guard). The tuner
+    keeps the correct one."""
+    info = cg.get_default_device().info
+    good = dict(gemm.DEFAULT)
+
+    def launcher(info, cls, p, pr):
+        pr.values["K"] = pr.K + p.get("dk", 0)
+        try:
+            return gemm.launcher(info, cls, good, pr)
+        finally:
+            pr.values["K"] = pr.K
+
+    fam = tune.Tunable("gemm_test", lambda info, cls: [good, {"dk": -1}, {"dk": 1}],
+                       gemm.setup, launcher, gemm.check)
+    res = tune.search(fam, info, "float32:64x64x64:nn", exhaustive=True)
+    assert res.params == good
+    assert [(p, why) for p, why in res.rejected] == [({"dk": -1}, "wrong result"),
+                                                    ({"dk": 1}, "wrong result")]
+
+
+def test_tuner_rejects_candidates_that_do_not_build(gpu_kernels, tuner_cache):
+    info = cg.get_default_device().info
+    bad = {"MWG": 64, "NWG": 64, "KWG": 16, "MDIMC": 16, "NDIMC": 16, "DB": 0, "X": 1}
+
+    def launcher(info, cls, p, pr):
+        if "X" in p:  # tile sizes the kernel's #error refuses
+            p = dict(p, KWG=3)
+        return gemm.launcher(info, cls, p, pr)
+
+    fam = tune.Tunable("gemm_build", lambda info, cls: [gemm.DEFAULT, bad], gemm.setup,
+                       launcher, gemm.check)
+    res = tune.search(fam, info, "float32:16x16x16:nn", exhaustive=True)
+    assert res.params == gemm.DEFAULT
+    assert len(res.rejected) == 1 and "KernelBuildError" in res.rejected[0][1]
