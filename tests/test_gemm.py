@@ -190,3 +190,21 @@ def test_tuner_rejects_candidates_that_do_not_build(gpu_kernels, tuner_cache):
     res = tune.search(fam, info, "float32:16x16x16:nn", exhaustive=True)
     assert res.params == gemm.DEFAULT
     assert len(res.rejected) == 1 and "KernelBuildError" in res.rejected[0][1]
+
+
+def test_tune_command_line(tmp_path):
+    """``python -m clgraph.tune`` tunes the asked classes and keeps them on disk."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, CLGRAPH_KERNELS="gpu", CLGRAPH_CACHE_DIR=str(tmp_path))
+    r = subprocess.run([sys.executable, "-m", "clgraph.tune", "--only", "float32:64x64x64",
+                        "--seconds", "0.1"], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "gemm float32:64x64x64:nn" in r.stdout and "gemm float32:64x64x64:nt" in r.stdout
+    saved = json.loads((tmp_path / "tuning.json").read_text())
+    assert sorted(k.rsplit("|", 1)[1] for k in saved) == ["float32:64x64x64:nn",
+                                                           "float32:64x64x64:nt"]
+    assert "RuntimeWarning" not in r.stderr

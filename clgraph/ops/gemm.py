@@ -72,7 +72,7 @@ def _valid(info, d, p: dict) -> bool:
 def candidates(info, cls: str) -> list[dict]:
     """Valid parameter sets for ``cls`` on ``info``: the default first, then the good first
     tries, then the rest of the space; tiles far larger than the problem are left out."""
-    d, M, N, K, _, _ = _parse(cls)
+    d, M, N, _, _, _ = _parse(cls)
     space = [dict(zip(_KEYS, v)) for v in _FIRST]
     space += [dict(zip(_KEYS, v)) for v in itertools.product(
         (32, 64, 128), (32, 64, 128), (8, 16, 32), (8, 16, 32), (8, 16, 32), (0, 1))]

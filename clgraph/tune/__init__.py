@@ -199,7 +199,7 @@ def results(info: DeviceInfo | None = None) -> list[dict]:
     family, class): its parameters and time per run."""
     out = {}
     for key, v in _load_disk().items():
-        dev, drv, plat, fam, cls = key.split("|")
+        dev, drv, _, fam, cls = key.split("|")
         out[key] = {"device": dev, "driver": drv, "family": fam, "class": cls,
                     "params": v["params"], "seconds": v.get("seconds"), "source": "disk"}
     for (index, fam, cls), res in _memory.items():
@@ -242,19 +242,26 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m clgraph.tune")
     ap.add_argument("--device", default=None)
     ap.add_argument("--exhaustive", action="store_true")
-    ap.add_argument("--seconds", type=float, default=None)
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="search budget per class (default CLGRAPH_TUNE_BUDGET or 2)")
+    ap.add_argument("--only", action="append", default=None, metavar="PREFIX",
+                    help="tune only the classes starting with PREFIX (repeatable), e.g. "
+                         "float16:4096")
     args = ap.parse_args(argv)
     info = device(args.device).info if args.device else default_device().info
     print(f"tuning on {info.name} ({device_key(info)})")
     for fam in FAMILIES.values():
         for cls in fam.classes(info):
+            if args.only and not any(cls.startswith(o) for o in args.only):
+                continue
             res = search(fam, info, cls, args.exhaustive, args.seconds,
                          _bar(f"{fam.name} {cls}"))
             key = f"{device_key(info)}|{fam.name}|{cls}"
             _save(key, res)
             _memory[(info.index, fam.name, cls)] = res
             t = "-" if res.seconds is None else f"{res.seconds * 1e3:.3f} ms"
-            sys.stderr.write(f"\r{fam.name} {cls:<34} {t:>12}  {res.params}  ({res.tried} "
-                             f"tried, {len(res.rejected)} rejected)\n")
+            sys.stderr.write("\r" + " " * 100 + "\r")  # the progress bar's line
+            print(f"{fam.name} {cls:<28} {t:>12}  {res.params}  ({res.tried} tried, "
+                  f"{len(res.rejected)} rejected)", flush=True)
     return 0
 
