@@ -155,6 +155,9 @@ GRAD_CASES.update({
                                                 stride=(2, 1))), (leaf(1, 2, 3, 4),)),
                lambda: ((lambda x, w, b: cg.conv2d(x, w, b, padding=1)),
                         (leaf(2, 2, 3, 3), leaf(2, 2, 2, 2, seed=1), leaf(2, seed=2)))],
+    # a 1x1 convolution is one batched GEMM (its weight broadcast over the batch)
+    "conv2d_1x1": [lambda: ((lambda x, w, b: cg.conv2d(x, w, b)),
+                            (leaf(2, 3, 2, 3), leaf(4, 3, 1, 1, seed=1), leaf(4, seed=2)))],
     "col2im": [lambda: ((lambda c: _CONV.fold(c, (3, 4), 2, padding=(0, 1), stride=(1, 2))),
                         (leaf(1, 8, 6),))],
     "transpose_copy": [lambda: ((lambda x: cg.ops.registry.apply(

@@ -124,6 +124,10 @@ CONV_CASES = [  # x shape, w shape, kwargs, reference pads
     ((1, 6, 5, 5), (12, 1, 1, 1), dict(groups=6), ((0, 0), (0, 0))),  # depthwise multiplier
     ((3, 1, 28, 28), (16, 1, 3, 3), dict(padding=1), ((1, 1), (1, 1))),
     ((2, 3, 1, 9), (2, 3, 1, 4), dict(stride=3), ((0, 0), (0, 0))),
+    # 1x1: one GEMM straight into NCHW; with stride or padding, through patches
+    ((2, 5, 7, 9), (4, 5, 1, 1), {}, ((0, 0), (0, 0))),
+    ((1, 3, 4, 4), (2, 3, 1, 1), dict(stride=2), ((0, 0), (0, 0))),
+    ((2, 3, 4, 5), (2, 3, 1, 1), dict(padding=1), ((1, 1), (1, 1))),
 ]
 
 

@@ -605,6 +605,13 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     N, C, H, W = x.shape
     OH, OW = _unfold_size((H, W), (kh, kw), dil, pads, st)
     L, K, Og = OH * OW, Cg * kh * kw, O // groups
+    if (kh, kw) == (1, 1) and st == (1, 1) and pads == ((0, 0), (0, 0)) and groups == 1:
+        # a 1x1 convolution is a GEMM as it stands: W (O, C) times each image's (C, H*W),
+        # straight into NCHW, with no patches and no layout change
+        y = matmul(reshape(weight, 1, O, C), reshape(x, N, C, L))
+        if bias is not None:
+            y = y + reshape(bias, 1, O, 1)
+        return _unbatch(reshape(y, N, O, OH, OW), unbatched)
     # A channels-last product: patches as rows (N*L, C*kh*kw) times W^T, one GEMM per group
     # with the batch folded into M. Then each of the three GEMMs (forward, input gradient,
     # weight gradient) finds its right operand with a unit column stride, as the matmul
