@@ -208,3 +208,21 @@ def test_tune_command_line(tmp_path):
     assert sorted(k.rsplit("|", 1)[1] for k in saved) == ["float32:64x64x64:nn",
                                                            "float32:64x64x64:nt"]
     assert "RuntimeWarning" not in r.stderr
+
+
+def test_float32_matmul_precision_setting():
+    """PyTorch's switch: kept and reported; float32 products stay float32 here."""
+    assert cg.get_float32_matmul_precision() == "highest"
+    try:
+        cg.set_float32_matmul_precision("high")
+        assert cg.get_float32_matmul_precision() == "high"
+        with pytest.warns(UserWarning, match="foo is not one of"):
+            cg.set_float32_matmul_precision("foo")
+        assert cg.get_float32_matmul_precision() == "high"
+        with pytest.raises(RuntimeError, match="expects a str, but got int"):
+            cg.set_float32_matmul_precision(3)
+        a = np.random.default_rng(5).standard_normal((33, 65)).astype(np.float32)
+        np.testing.assert_allclose((cg.from_numpy(a) @ cg.from_numpy(a.T)).numpy(),
+                                   a.astype(np.float64) @ a.T, rtol=1e-5, atol=1e-4)
+    finally:
+        cg.set_float32_matmul_precision("highest")

@@ -11,12 +11,14 @@ that reads or writes out of bounds fails its check, on PoCL as on a GPU."""
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pyopencl as cl
 
 from .. import codegen, tune
 from .. import dtypes as dt
+from .registry import public
 
 DEFAULT = {"MWG": 64, "NWG": 64, "KWG": 16, "MDIMC": 16, "NDIMC": 16, "DB": 0}
 _SIZES = (16, 64, 256, 1024, 4096)
@@ -208,3 +210,31 @@ def for_shape(info, d: dt.dtype, M: int, N: int, K: int, ta: bool, tb: bool):
         k, defines = kernel(info, d, p)
         hit = _chosen[key] = (k, defines, p)
     return hit
+
+
+# --- float32 matmul precision (torch.set_float32_matmul_precision) -------------------------
+
+_precision = {"float32": "highest"}
+
+
+@public(method=False)
+def set_float32_matmul_precision(precision) -> None:
+    """torch.set_float32_matmul_precision: "highest" (float32 products, the default),
+    "high" or "medium" (allow faster reduced-precision products where a device has them,
+    such as TF32 tensor cores). clgraph's GEMM kernels compute float32 in float32 on every
+    device today, so every setting gives float32 results."""
+    if not isinstance(precision, str):
+        raise RuntimeError(f"set_float32_matmul_precision expects a str, but got "
+                           f"{type(precision).__name__}")
+    if precision not in ("highest", "high", "medium"):
+        warnings.warn(f"{precision} is not one of 'highest', 'high', or 'medium'; the current "
+                      "set_float32_matmul_precision call has no effect.", UserWarning,
+                      stacklevel=2)
+        return
+    _precision["float32"] = precision
+
+
+@public(method=False)
+def get_float32_matmul_precision() -> str:
+    """torch.get_float32_matmul_precision."""
+    return _precision["float32"]
