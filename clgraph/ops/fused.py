@@ -12,6 +12,7 @@ whatever their size. The optimizers write each update once this way (optim/*.py)
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -176,8 +177,9 @@ def update(name: str, fn: Callable, tensors: dict, hypers: dict, options: dict |
     for k in prog.written:
         tensors[k]._storage.version += 1
     item = _Item(name, prog, tensors, hypers, refresh, n)
-    if _pending is not None and not now and not runtime.observers:
-        _pending.append(item)
+    pending = getattr(_collect, "items", None)
+    if pending is not None and not now and not runtime.observers:
+        pending.append(item)
     else:
         _launch_one(item)
 
@@ -226,7 +228,7 @@ def _launch_one(item: _Item) -> None:
 
 # --- several updates, one launch ----------------------------------------------------------
 
-_pending: list | None = None  # updates one_launch() collects
+_collect = threading.local()  # .items: the updates one_launch() collects in this thread
 
 
 @contextlib.contextmanager
@@ -235,15 +237,14 @@ def one_launch():
     kernel per device (horizontal fusion, fuse.fused_kernel), kept per set of updates: an
     optimizer's step() over all its parameters is one launch. Under a compile trace each
     update launches alone and the compiler fuses them."""
-    global _pending
-    if _pending is not None:  # nested: the outer block launches
+    if getattr(_collect, "items", None) is not None:  # nested: the outer block launches
         yield
         return
-    _pending = []
+    _collect.items = []
     try:
         yield
     finally:
-        items, _pending = _pending, None
+        items, _collect.items = _collect.items, None
         by_device: dict = {}
         for it in items:
             by_device.setdefault(it.tensors[it.prog.tensors[0]].device.info, []).append(it)
