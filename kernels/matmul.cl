@@ -357,16 +357,19 @@ __kernel void matmul_naive(__global const T* A, long a_off, long a_bs, long a_rs
     STORE(sum, C + c_off + bat * (long)M * N + (long)i * N + j);
 }
 
-/* matmul_gemm: the GPU kernel family (tuned per device and shape class, clgraph/tune.py).
+/* The GPU GEMM family (tuned per device and shape class, clgraph/tune.py; ops/gemm.py).
+   GEMM_CORE computes an M x N product C = A B over K from element accessors the kernel
+   defines first: A_ELEM(i, k), B_ELEM(k, j) (values in ACC, or 0 outside the operand)
+   and C_STORE(v, i, j); A_ALONG_K / B_ALONG_N say which way each operand is contiguous,
+   so that neighbouring work-items load neighbouring elements. matmul_gemm reads strided
+   matrices; conv_gemm_* (built with -DGEMM_CONV=1) gather convolution patches on the
+   fly (implicit GEMM: no im2col matrix in memory).
    A work-group of NDIMC x MDIMC work-items computes an MWG x NWG tile of C; work-item
    (tn, tm) holds MWI x NWI accumulators for rows tm + r*MDIMC and columns tn + c*NDIMC,
    so neighbouring work-items store neighbouring columns. Each KWG-deep step stages an
-   MWG x KWG tile of A and a KWG x NWG tile of B in local memory, each loaded by all
-   work-items along the operand's contiguous dimension (k for a row-major A, m for a
-   transposed one; n for a row-major B, k for a transposed one), so global reads
-   coalesce either way and transposed operands are read in place. With DB=1 the next
-   step's tiles are read into registers while this step computes (double buffering).
-   Any M, N, K: loads outside the matrix read 0, stores outside are skipped.
+   MWG x KWG tile of A and a KWG x NWG tile of B in local memory, loaded by all
+   work-items. With DB=1 the next step's tiles are read into registers while this step
+   computes (double buffering). Any M, N, K.
      global = (ceil(N/NWG)*NDIMC, ceil(M/MWG)*MDIMC, batch), local = (NDIMC, MDIMC, 1) */
 #ifndef MWG
 #define MWG 64
@@ -392,95 +395,187 @@ __kernel void matmul_naive(__global const T* A, long a_off, long a_bs, long a_rs
 #define A_PER ((MWG * KWG) / GEMM_THREADS)
 #define B_PER ((KWG * NWG) / GEMM_THREADS)
 #if (MWG % MDIMC) || (NWG % NDIMC) || ((MWG * KWG) % GEMM_THREADS) || ((KWG * NWG) % GEMM_THREADS)
-#error "matmul_gemm: tile sizes must divide evenly among the work-items"
+#error "GEMM: tile sizes must divide evenly among the work-items"
 #endif
 
 /* element s of this work-item's share of a tile, as (row, k) of A or (k, col) of B */
 #define A_AT(s, r, kk)                                                   \
     const int e_ = tid + (s) * GEMM_THREADS;                             \
-    const int r = a_cs == 1 ? e_ / KWG : e_ % MWG;                       \
-    const int kk = a_cs == 1 ? e_ % KWG : e_ / MWG;
+    const int r = (A_ALONG_K) ? e_ / KWG : e_ % MWG;                     \
+    const int kk = (A_ALONG_K) ? e_ % KWG : e_ / MWG;
 #define B_AT(s, kk, c)                                                   \
     const int e_ = tid + (s) * GEMM_THREADS;                             \
-    const int kk = b_rs == 1 && b_cs != 1 ? e_ % KWG : e_ / NWG;         \
-    const int c = b_rs == 1 && b_cs != 1 ? e_ / KWG : e_ % NWG;
+    const int kk = (B_ALONG_N) ? e_ / NWG : e_ % KWG;                    \
+    const int c = (B_ALONG_N) ? e_ % NWG : e_ / KWG;
+/* this step's share of the tiles, from global memory into registers */
+#define GEMM_FETCH(k0, GM, GN, GK)                                                          \
+    _Pragma("unroll") for (int s = 0; s < A_PER; ++s) {                                     \
+        A_AT(s, r, kk)                                                                      \
+        const int gi = i0 + r, gk = (k0) + kk;                                              \
+        ra[s] = gi < (GM) && gk < (GK) ? A_ELEM(gi, gk) : (ACC)0;                           \
+    }                                                                                       \
+    _Pragma("unroll") for (int s = 0; s < B_PER; ++s) {                                     \
+        B_AT(s, kk, c)                                                                      \
+        const int gk = (k0) + kk, gj = j0 + c;                                              \
+        rb[s] = gk < (GK) && gj < (GN) ? B_ELEM(gk, gj) : (ACC)0;                           \
+    }
+#if DB
+#define GEMM_PREFETCH(k0, GM, GN, GK) if ((k0) + KWG < (GK)) { GEMM_FETCH((k0) + KWG, GM, GN, GK) }
+#define GEMM_LATE_FETCH(k0, GM, GN, GK)
+#else
+#define GEMM_PREFETCH(k0, GM, GN, GK)
+#define GEMM_LATE_FETCH(k0, GM, GN, GK) if ((k0) + KWG < (GK)) { GEMM_FETCH((k0) + KWG, GM, GN, GK) }
+#endif
+#define GEMM_CORE(GM, GN, GK)                                                               \
+    __local ACC Al[KWG][MWG + 1];                                                           \
+    __local ACC Bl[KWG][NWG];                                                               \
+    const int tn = get_local_id(0), tm = get_local_id(1);                                   \
+    const int tid = tm * NDIMC + tn;                                                        \
+    const int i0 = get_group_id(1) * MWG, j0 = get_group_id(0) * NWG;                       \
+    ACC acc[MWI][NWI];                                                                      \
+    _Pragma("unroll") for (int r = 0; r < MWI; ++r)                                         \
+        _Pragma("unroll") for (int c = 0; c < NWI; ++c) acc[r][c] = (ACC)0;                 \
+    ACC ra[A_PER], rb[B_PER];                                                               \
+    GEMM_FETCH(0, GM, GN, GK)                                                               \
+    for (int k0 = 0; k0 < (GK); k0 += KWG) {                                                \
+        _Pragma("unroll") for (int s = 0; s < A_PER; ++s) { A_AT(s, r, kk) Al[kk][r] = ra[s]; } \
+        _Pragma("unroll") for (int s = 0; s < B_PER; ++s) { B_AT(s, kk, c) Bl[kk][c] = rb[s]; } \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                       \
+        GEMM_PREFETCH(k0, GM, GN, GK)                                                       \
+        _Pragma("unroll") for (int kk = 0; kk < KWG; ++kk) {                                \
+            ACC av[MWI], bv[NWI];                                                           \
+            _Pragma("unroll") for (int r = 0; r < MWI; ++r) av[r] = Al[kk][tm + r * MDIMC]; \
+            _Pragma("unroll") for (int c = 0; c < NWI; ++c) bv[c] = Bl[kk][tn + c * NDIMC]; \
+            _Pragma("unroll") for (int r = 0; r < MWI; ++r)                                 \
+                _Pragma("unroll") for (int c = 0; c < NWI; ++c)                             \
+                    acc[r][c] = av[r] * bv[c] + acc[r][c];                                  \
+        }                                                                                   \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                       \
+        GEMM_LATE_FETCH(k0, GM, GN, GK)                                                     \
+    }                                                                                       \
+    _Pragma("unroll") for (int r = 0; r < MWI; ++r) {                                       \
+        const int i = i0 + tm + r * MDIMC;                                                  \
+        _Pragma("unroll") for (int c = 0; c < NWI; ++c) {                                   \
+            const int j = j0 + tn + c * NDIMC;                                              \
+            if (i < (GM) && j < (GN)) C_STORE(acc[r][c], i, j);                             \
+        }                                                                                   \
+    }
 
+/* matmul_gemm: strided A and B read in place (a row-major A is loaded along k, a
+   transposed one along m; a row-major B along n, a transposed one along k), batched by
+   global id 2, the EPI epilogue hook on the store. */
+#define A_ALONG_K (a_cs == 1)
+#define B_ALONG_N (!(b_rs == 1 && b_cs != 1))
+#define A_ELEM(i, k) LOAD(Ab + (long)(i) * a_rs + (long)(k) * a_cs)
+#define B_ELEM(k, j) LOAD(Bb + (long)(k) * b_rs + (long)(j) * b_cs)
+#define C_STORE(v, i, j) STORE(EPI_S((v), (i), (j)), Cb + (long)(i) * N + (j))
 __kernel __attribute__((reqd_work_group_size(NDIMC, MDIMC, 1)))
 void matmul_gemm(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
                  __global const T* B, long b_off, long b_bs, long b_rs, long b_cs,
                  __global T* C, long c_off, int M, int N, int K EPI_PARAMS)
 {
-    __local ACC Al[KWG][MWG + 1];
-    __local ACC Bl[KWG][NWG];
-    const int tn = get_local_id(0), tm = get_local_id(1);
-    const int tid = tm * NDIMC + tn;
-    const int i0 = get_group_id(1) * MWG, j0 = get_group_id(0) * NWG;
     const long bat = get_global_id(2);
     const __global T* Ab = A + a_off + bat * a_bs;
     const __global T* Bb = B + b_off + bat * b_bs;
-    ACC acc[MWI][NWI];
-#pragma unroll
-    for (int r = 0; r < MWI; ++r)
-#pragma unroll
-        for (int c = 0; c < NWI; ++c) acc[r][c] = (ACC)0;
-    ACC ra[A_PER], rb[B_PER];
-    /* this step's share of the tiles, from global memory into registers */
-#define GEMM_FETCH(k0)                                                                      \
-    _Pragma("unroll") for (int s = 0; s < A_PER; ++s) {                                     \
-        A_AT(s, r, kk)                                                                      \
-        const int gi = i0 + r, gk = (k0) + kk;                                              \
-        ra[s] = gi < M && gk < K ? LOAD(Ab + (long)gi * a_rs + (long)gk * a_cs) : (ACC)0;  \
-    }                                                                                       \
-    _Pragma("unroll") for (int s = 0; s < B_PER; ++s) {                                     \
-        B_AT(s, kk, c)                                                                      \
-        const int gk = (k0) + kk, gj = j0 + c;                                              \
-        rb[s] = gk < K && gj < N ? LOAD(Bb + (long)gk * b_rs + (long)gj * b_cs) : (ACC)0;  \
-    }
-    GEMM_FETCH(0)
-    for (int k0 = 0; k0 < K; k0 += KWG) {
-#pragma unroll
-        for (int s = 0; s < A_PER; ++s) {
-            A_AT(s, r, kk)
-            Al[kk][r] = ra[s];
-        }
-#pragma unroll
-        for (int s = 0; s < B_PER; ++s) {
-            B_AT(s, kk, c)
-            Bl[kk][c] = rb[s];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-#if DB
-        if (k0 + KWG < K) {
-            GEMM_FETCH(k0 + KWG)
-        }
-#endif
-#pragma unroll
-        for (int kk = 0; kk < KWG; ++kk) {
-            ACC av[MWI], bv[NWI];
-#pragma unroll
-            for (int r = 0; r < MWI; ++r) av[r] = Al[kk][tm + r * MDIMC];
-#pragma unroll
-            for (int c = 0; c < NWI; ++c) bv[c] = Bl[kk][tn + c * NDIMC];
-#pragma unroll
-            for (int r = 0; r < MWI; ++r)
-#pragma unroll
-                for (int c = 0; c < NWI; ++c) acc[r][c] = av[r] * bv[c] + acc[r][c];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-#if !DB
-        if (k0 + KWG < K) {
-            GEMM_FETCH(k0 + KWG)
-        }
-#endif
-    }
     __global T* Cb = C + c_off + bat * (long)M * N;
-#pragma unroll
-    for (int r = 0; r < MWI; ++r) {
-        const int i = i0 + tm + r * MDIMC;
-#pragma unroll
-        for (int c = 0; c < NWI; ++c) {
-            const int j = j0 + tn + c * NDIMC;
-            if (i < M && j < N) STORE(EPI_S(acc[r][c], i, j), Cb + (long)i * N + j);
-        }
-    }
+    GEMM_CORE(M, N, K)
 }
+#undef A_ALONG_K
+#undef B_ALONG_N
+#undef A_ELEM
+#undef B_ELEM
+#undef C_STORE
+
+#if GEMM_CONV
+/* Implicit-GEMM convolution (groups of one), NCHW images with any strides, weights
+   (O, C, KH, KW) contiguous, results contiguous. Taps are (c, ki, kj) in weight order,
+   output pixels (n, oh, ow); ``geometry`` is conv.cl's GEOM. */
+#define CONV_GEOM                                                                           \
+    const int C, const int H, const int W, const int KH, const int KW, const int SH,        \
+    const int SW, const int PH, const int PW, const int DH, const int DW, const int OH,     \
+    const int OW
+#define IMAGE(p) __global const T* p, const long p##off, const long p##sn, const long p##sc, \
+                 const long p##sh, const long p##sw
+/* tap (c, ki, kj) of output pixel (n, oh, ow) of image x: 0 in the padding */
+inline ACC conv_tap(const __global T* x, long xoff, long xsn, long xsc, long xsh, long xsw,
+                    int C, int H, int W, int KH, int KW, int SH, int SW, int PH, int PW,
+                    int DH, int DW, int OH, int OW, int tap, int pix)
+{
+    const int kj = tap % KW, ki = (tap / KW) % KH, c = tap / (KW * KH);
+    const int ow = pix % OW, oh = (pix / OW) % OH, n = pix / (OW * OH);
+    const int h = oh * SH - PH + ki * DH, w = ow * SW - PW + kj * DW;
+    return h >= 0 && h < H && w >= 0 && w < W
+        ? LOAD(x + xoff + n * xsn + c * xsc + h * xsh + w * xsw) : (ACC)0;
+}
+#define TAP(img, tap, pix) conv_tap(img, img##off, img##sn, img##sc, img##sh, img##sw, C, H, \
+    W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW, (tap), (pix))
+
+/* forward: y[n, o, oh, ow] = sum over taps of w[o, tap] x[tap of (n, oh, ow)]:
+   M = O, N = N*OH*OW, K = C*KH*KW */
+#define A_ALONG_K 1
+#define B_ALONG_N 1
+#define A_ELEM(i, k) LOAD(wt + (long)(i) * taps + (k))
+#define B_ELEM(k, j) TAP(x, (k), (j))
+#define C_STORE(v, i, j) STORE((v), y + ((long)((j) / L) * O + (i)) * L + (j) % L)
+__kernel __attribute__((reqd_work_group_size(NDIMC, MDIMC, 1)))
+void conv_gemm_fwd(IMAGE(x), __global const T* wt, CONV_GEOM, const int O, const int NB,
+                   __global T* y)
+{
+    const int taps = C * KH * KW, L = OH * OW;
+    GEMM_CORE(O, NB * L, taps)
+}
+#undef A_ELEM
+#undef B_ELEM
+#undef C_STORE
+
+/* input gradient: gx[n, c, h, w] = sum over (o, ki, kj) of w[o, c, ki, kj] g[n, o, oh, ow]
+   where (h, w) is tap (ki, kj) of output pixel (oh, ow): M = C, N = N*H*W, K = O*KH*KW */
+inline ACC conv_back_tap(const __global T* g, long goff, long gsn, long gsc, long gsh,
+                         long gsw, int H, int W, int KH, int KW, int SH, int SW, int PH,
+                         int PW, int DH, int DW, int OH, int OW, int k, int pix)
+{
+    const int kj = k % KW, ki = (k / KW) % KH, o = k / (KW * KH);
+    const int w = pix % W, h = (pix / W) % H, n = pix / (W * H);
+    const int hh = h + PH - ki * DH, ww = w + PW - kj * DW;
+    if (hh < 0 || ww < 0 || hh % SH || ww % SW) return (ACC)0;
+    const int oh = hh / SH, ow = ww / SW;
+    return oh < OH && ow < OW ? LOAD(g + goff + n * gsn + o * gsc + oh * gsh + ow * gsw)
+                              : (ACC)0;
+}
+#define A_ELEM(i, k) LOAD(wt + ((long)((k) / (KH * KW)) * C + (i)) * (KH * KW) + (k) % (KH * KW))
+#define B_ELEM(k, j) conv_back_tap(g, goff, gsn, gsc, gsh, gsw, H, W, KH, KW, SH, SW, PH, \
+    PW, DH, DW, OH, OW, (k), (j))
+#define C_STORE(v, i, j) STORE((v), gx + ((long)((j) / HW) * C + (i)) * HW + (j) % HW)
+__kernel __attribute__((reqd_work_group_size(NDIMC, MDIMC, 1)))
+void conv_gemm_dx(IMAGE(g), __global const T* wt, CONV_GEOM, const int O, const int NB,
+                  __global T* gx)
+{
+    const int HW = H * W;
+    GEMM_CORE(C, NB * HW, O * KH * KW)
+}
+#undef A_ALONG_K
+#undef A_ELEM
+#undef B_ELEM
+#undef C_STORE
+
+/* weight gradient: gw[o, tap] = sum over output pixels (n, oh, ow) of g[n, o, oh, ow]
+   x[tap of (n, oh, ow)]: M = O, N = C*KH*KW, K = N*OH*OW */
+#define A_ALONG_K 1
+#undef B_ALONG_N
+#define B_ALONG_N 0
+#define A_ELEM(i, k) LOAD(g + goff + (long)((k) / L) * gsn + (long)(i) * gsc \
+                          + (long)(((k) % L) / OW) * gsh + (long)((k) % OW) * gsw)
+#define B_ELEM(k, j) TAP(x, (j), (k))
+#define C_STORE(v, i, j) STORE((v), gw + (long)(i) * taps + (j))
+__kernel __attribute__((reqd_work_group_size(NDIMC, MDIMC, 1)))
+void conv_gemm_dw(IMAGE(g), IMAGE(x), CONV_GEOM, const int O, const int NB, __global T* gw)
+{
+    const int taps = C * KH * KW, L = OH * OW;
+    GEMM_CORE(O, taps, NB * L)
+}
+#undef A_ALONG_K
+#undef B_ALONG_N
+#undef A_ELEM
+#undef B_ELEM
+#undef C_STORE
+#endif

@@ -147,6 +147,9 @@ GRAD_CASES.update({
 })
 
 _CONV = cg.ops.conv
+# conv.cl's GEOM: C=2, 5x6 image, 2x3 kernel, stride (2, 1), padding (1, 0), dilation
+# (1, 2): a 3x2 output
+_GEOM = (2, 5, 6, 2, 3, 2, 1, 1, 0, 1, 2, 3, 2)
 _MP = dict(kernel_size=(2, 2), stride=(1, 2), padding=(1, 0), dilation=(1, 1), ceil_mode=True)
 _AP = dict(kernel_size=(2, 2), stride=(1, 2), padding=(1, 1), ceil_mode=True,
            count_include_pad=False, divisor_override=None)
@@ -155,6 +158,14 @@ GRAD_CASES.update({
                                                 stride=(2, 1))), (leaf(1, 2, 3, 4),)),
                lambda: ((lambda x, w, b: cg.conv2d(x, w, b, padding=1)),
                         (leaf(2, 2, 3, 3), leaf(2, 2, 2, 2, seed=1), leaf(2, seed=2)))],
+    # implicit-GEMM convolution rows (the GPU path), called directly on any device:
+    # stride, dilation and asymmetric padding; each VJP is another of the three rows
+    "conv2d_gemm": [lambda: ((lambda x, w: cg.ops.registry.apply(
+        REGISTRY["conv2d_gemm"], x, w, geom=_GEOM)), (leaf(2, 2, 5, 6), leaf(3, 2, 2, 3)))],
+    "conv2d_gemm_dx": [lambda: ((lambda g, w: cg.ops.registry.apply(
+        REGISTRY["conv2d_gemm_dx"], g, w, geom=_GEOM)), (leaf(2, 3, 3, 2), leaf(3, 2, 2, 3)))],
+    "conv2d_gemm_dw": [lambda: ((lambda g, x: cg.ops.registry.apply(
+        REGISTRY["conv2d_gemm_dw"], g, x, geom=_GEOM)), (leaf(2, 3, 3, 2), leaf(2, 2, 5, 6)))],
     # a 1x1 convolution is one batched GEMM (its weight broadcast over the batch)
     "conv2d_1x1": [lambda: ((lambda x, w, b: cg.conv2d(x, w, b)),
                             (leaf(2, 3, 2, 3), leaf(4, 3, 1, 1, seed=1), leaf(4, seed=2)))],
@@ -207,7 +218,8 @@ def test_gradcheck(make):
 
 SECOND_ORDER = ["exp", "log", "tanh", "sigmoid", "mul", "div", "pow", "matmul", "sqrt",
                 "sin", "expand", "slice", "sum", "mean", "softmax", "log_softmax", "logsumexp",
-                "var", "var_mean", "prod", "max", "gather", "index_select", "cat"]
+                "var", "var_mean", "prod", "max", "gather", "index_select", "cat",
+                "conv2d_gemm", "conv2d_gemm_dx", "conv2d_gemm_dw"]
 
 
 @pytest.mark.parametrize("name", SECOND_ORDER)

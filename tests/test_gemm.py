@@ -226,3 +226,51 @@ def test_float32_matmul_precision_setting():
                                    a.astype(np.float64) @ a.T, rtol=1e-5, atol=1e-4)
     finally:
         cg.set_float32_matmul_precision("highest")
+
+
+# --- implicit-GEMM convolution --------------------------------------------------------------
+
+
+def _conv_cases():
+    from test_conv import CONV_CASES
+
+    return [c for c in CONV_CASES if "groups" not in c[2]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_implicit_gemm_conv_matches_the_patch_path(monkeypatch, dtype):
+    """On GPUs conv2d (groups of one) is one implicit GEMM forward and one each for the
+    input and weight gradients; values and gradients match the CPU path (patches and
+    matmul) and the numpy reference, on strided, dilated, asymmetrically padded cases."""
+    from test_conv import ref_conv2d
+
+    rng = np.random.default_rng(6)
+    for xs, ws, kw, pads in _conv_cases():
+        x = rng.standard_normal(xs).astype(dtype)
+        w = rng.standard_normal(ws).astype(dtype)
+        b = rng.standard_normal(ws[0]).astype(dtype)
+        g = rng.standard_normal((1,)).astype(dtype)
+        results = {}
+        for kernels in ("", "gpu"):
+            monkeypatch.setattr(D, "_KERNELS", kernels)
+            xt, wt, bt = (cg.tensor(v, requires_grad=True) for v in (x, w, b))
+            with cg.profile() as prof:
+                y = cg.nn.functional.conv2d(xt, wt, bt, **kw)
+                (y * y).sum().mul(cg.tensor(g)).backward()
+            results[kernels] = (y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy(),
+                                bt.grad.numpy(), prof.functions)
+        gpu, cpu = results["gpu"], results[""]
+        is_1x1 = ws[2:] == (1, 1) and not kw
+        for f in ("conv_gemm_fwd", "conv_gemm_dx", "conv_gemm_dw"):
+            assert (f in gpu[4]) == (not is_1x1), gpu[4]
+        assert not any(f.startswith("conv_gemm") for f in cpu[4]), cpu[4]
+        stride = kw.get("stride", 1)
+        stride = (stride, stride) if isinstance(stride, int) else stride
+        dil = kw.get("dilation", 1)
+        dil = (dil, dil) if isinstance(dil, int) else dil
+        ref = ref_conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                         stride, pads, dil)
+        tol = 1e-4 if dtype == np.float32 else 1e-10
+        np.testing.assert_allclose(gpu[0], ref, rtol=tol, atol=tol * ws[1] * ws[2] * ws[3])
+        for got, want in zip(gpu[1:4], cpu[1:4]):
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)

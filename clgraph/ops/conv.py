@@ -22,7 +22,7 @@ import numpy as np
 from .. import codegen
 from .. import dtypes as dt
 from ..tensor import _TYPE_NAMES
-from . import registry
+from . import gemm, registry
 from .elementwise import _pyname
 from .index import gather
 from .linalg import matmul
@@ -225,6 +225,127 @@ TRANSPOSE_COPY = register(OpDef(
     "transpose_copy", "conv", lambda x: np.ascontiguousarray(np.swapaxes(x, -1, -2)),
     _run_transpose, lambda g, x, out: (apply(TRANSPOSE_COPY, g),),
     saves=(), saves_out=False))
+
+
+# --- implicit-GEMM convolution (GPUs) ------------------------------------------------------
+# Three rows, each one GEMM whose operand gathers patches on the fly (kernels/matmul.cl,
+# conv_gemm_*): the forward product, the input gradient and the weight gradient. Each is
+# linear in each operand, so each VJP is one of the three again (grad of grad works). The
+# geometry ``geom`` is conv.cl's GEOM tuple (C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH,
+# OW), with the top and left padding; groups of one only.
+
+
+def _gemm_conv(name, d, M, N, K, out, values):
+    info = out.device.info
+    codegen.check_dtype(info, d)
+    kern, _, p = gemm.for_shape(info, d, M, N, K, False, True, name=name)
+    gsize, lsize = gemm.geometry(p, M, N, 1)
+    registry.launch(info, kern, name, gsize, lsize, codegen.pack(kern, values))
+    return out
+
+
+def _geom_dict(geom) -> dict:
+    return dict(zip(("C", "H", "W", "KH", "KW", "SH", "SW", "PH", "PW", "DH", "DW", "OH",
+                     "OW"), geom))
+
+
+def _packed_weight(w):
+    return w if w._contig and w._offset == 0 else w.contiguous().clone()
+
+
+def _run_conv_fwd(op, args, attrs, out=None):
+    x, w = args
+    geom = attrs["geom"]
+    C, _, _, KH, KW, *_, OH, OW = geom
+    N, O = x._shape[0], w._shape[0]
+    y = _empty((N, O, OH, OW), x)
+    if y.numel() == 0:
+        return y
+    w = _packed_weight(w)
+    return _gemm_conv("conv_gemm_fwd", x.dtype, O, N * OH * OW, C * KH * KW, y,
+                      {**_img("x", x), "wt": w._storage.buf, **_geom_dict(geom), "O": O,
+                       "NB": N, "y": y._storage.buf})
+
+
+def _run_conv_dx(op, args, attrs, out=None):
+    g, w = args
+    geom = attrs["geom"]
+    C, H, W, KH, KW = geom[:5]
+    N, O = g._shape[0], w._shape[0]
+    gx = _empty((N, C, H, W), g)
+    if gx.numel() == 0:
+        return gx
+    w = _packed_weight(w)
+    return _gemm_conv("conv_gemm_dx", g.dtype, C, N * H * W, O * KH * KW, gx,
+                      {**_img("g", g), "wt": w._storage.buf, **_geom_dict(geom), "O": O,
+                       "NB": N, "gx": gx._storage.buf})
+
+
+def _run_conv_dw(op, args, attrs, out=None):
+    g, x = args
+    geom = attrs["geom"]
+    C, _, _, KH, KW, *_, OH, OW = geom
+    N, O = x._shape[0], g._shape[1]
+    gw = _empty((O, C, KH, KW), g)
+    if gw.numel() == 0:
+        return gw
+    return _gemm_conv("conv_gemm_dw", g.dtype, O, C * KH * KW, N * OH * OW, gw,
+                      {**_img("g", g), **_img("x", x), **_geom_dict(geom), "O": O,
+                       "NB": N, "gw": gw._storage.buf})
+
+
+def _taps_ref(geom):
+    """For each tap (ki, kj): the input rows and columns each output position reads, and
+    whether they are inside the image."""
+    C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = geom
+    for ki in range(KH):
+        h = np.arange(OH) * SH - PH + ki * DH
+        for kj in range(KW):
+            w = np.arange(OW) * SW - PW + kj * DW
+            ok = (h[:, None] >= 0) & (h[:, None] < H) & (w[None] >= 0) & (w[None] < W)
+            yield ki, kj, np.clip(h, 0, H - 1), np.clip(w, 0, W - 1), ok
+
+
+def _conv_fwd_ref(x, w, geom):
+    y = 0
+    for ki, kj, h, ww, ok in _taps_ref(geom):
+        patch = x[:, :, h][:, :, :, ww] * ok
+        y = y + np.einsum("nchw,oc->nohw", patch, w[:, :, ki, kj])
+    return y
+
+
+def _conv_dx_ref(g, w, geom):
+    C, H, W = geom[:3]
+    gx = np.zeros((g.shape[0], C, H, W), np.result_type(g, w))
+    for ki, kj, h, ww, ok in _taps_ref(geom):
+        contrib = np.einsum("nohw,oc->nchw", g, w[:, :, ki, kj]) * ok
+        np.add.at(gx, (slice(None), slice(None), h[:, None], ww[None]), contrib)
+    return gx
+
+
+def _conv_dw_ref(g, x, geom):
+    KH, KW = geom[3:5]
+    gw = np.zeros((g.shape[1], x.shape[1], KH, KW), np.result_type(g, x))
+    for ki, kj, h, ww, ok in _taps_ref(geom):
+        gw[:, :, ki, kj] = np.einsum("nohw,nchw->oc", g, x[:, :, h][:, :, :, ww] * ok)
+    return gw
+
+
+CONV_FWD = register(OpDef(
+    "conv2d_gemm", "conv", _conv_fwd_ref, _run_conv_fwd,
+    lambda g, x, w, out, geom: (apply(CONV_DX, g, w, geom=geom),
+                                apply(CONV_DW, g, x, geom=geom)),
+    saves_out=False))
+CONV_DX = register(OpDef(
+    "conv2d_gemm_dx", "conv", _conv_dx_ref, _run_conv_dx,
+    lambda gg, g, w, out, geom: (apply(CONV_FWD, gg, w, geom=geom),
+                                 apply(CONV_DW, g, gg, geom=geom)),
+    saves_out=False))
+CONV_DW = register(OpDef(
+    "conv2d_gemm_dw", "conv", _conv_dw_ref, _run_conv_dw,
+    lambda gg, g, x, out, geom: (apply(CONV_FWD, x, gg, geom=geom),
+                                 apply(CONV_DX, g, gg, geom=geom)),
+    saves_out=False))
 
 
 # --- pooling rows -------------------------------------------------------------------------
@@ -612,6 +733,13 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         if bias is not None:
             y = y + reshape(bias, 1, O, 1)
         return _unbatch(reshape(y, N, O, OH, OW), unbatched)
+    if groups == 1 and not x.device.info.is_cpu:
+        # GPUs: one implicit GEMM, patches gathered while tiles are staged
+        geom = (C, H, W, kh, kw, *st, pads[0][0], pads[1][0], *dil, OH, OW)
+        y = apply(CONV_FWD, x, weight, geom=geom)
+        if bias is not None:
+            y = y + reshape(bias, 1, O, 1, 1)
+        return _unbatch(y, unbatched)
     # A channels-last product: patches as rows (N*L, C*kh*kw) times W^T, one GEMM per group
     # with the batch folded into M. Then each of the three GEMMs (forward, input gradient,
     # weight gradient) finds its right operand with a unit column stride, as the matmul

@@ -102,9 +102,13 @@ def geometry(p: dict, M: int, N: int, batch: int):
             (p["NDIMC"], p["MDIMC"], 1))
 
 
-def kernel(info, d: dt.dtype, p: dict, extra_source: str = "", extra_defines: tuple = ()):
-    defines = base_defines(d) + tuple((k, str(p[k])) for k in _KEYS) + extra_defines
-    return codegen.template_kernel(info, "matmul.cl", "matmul_gemm", defines,
+def kernel(info, d: dt.dtype, p: dict, extra_source: str = "", name: str = "matmul_gemm"):
+    """A kernel of the family with parameters ``p``: matmul_gemm, or an implicit-GEMM
+    convolution kernel (conv_gemm_fwd / _dx / _dw)."""
+    defines = base_defines(d) + tuple((k, str(p[k])) for k in _KEYS)
+    if name != "matmul_gemm":
+        defines += (("GEMM_CONV", "1"),)
+    return codegen.template_kernel(info, "matmul.cl", name, defines,
                                    extra_source=extra_source), defines
 
 
@@ -201,13 +205,16 @@ GEMM = tune.register(tune.Tunable("gemm", candidates, setup, launcher, check,
 _chosen: dict = {}
 
 
-def for_shape(info, d: dt.dtype, M: int, N: int, K: int, ta: bool, tb: bool):
-    """(kernel, its defines, parameters) of matmul_gemm for this product on ``info``."""
-    key = (info.index, d, _bucket(M), _bucket(N), _bucket(K), ta, tb)
+def for_shape(info, d: dt.dtype, M: int, N: int, K: int, ta: bool, tb: bool,
+              name: str = "matmul_gemm"):
+    """(kernel, its defines, parameters) of matmul_gemm for this product on ``info``; or of
+    an implicit-GEMM convolution kernel ``name``, with the parameters tuned for the product
+    of the same shape."""
+    key = (info.index, d, _bucket(M), _bucket(N), _bucket(K), ta, tb, name)
     hit = _chosen.get(key)
     if hit is None:
         p = tune.params(GEMM, info, shape_class(d, M, N, K, ta, tb))
-        k, defines = kernel(info, d, p)
+        k, defines = kernel(info, d, p, name=name)
         hit = _chosen[key] = (k, defines, p)
     return hit
 
