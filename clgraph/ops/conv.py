@@ -249,55 +249,39 @@ def _geom_dict(geom) -> dict:
                      "OW"), geom))
 
 
-def _packed_weight(w):
-    return w if w._contig and w._offset == 0 else w.contiguous().clone()
-
-
-def _run_conv_fwd(op, args, attrs, out=None):
-    x, w = args
+def _run_conv_gemm(op, args, attrs, out=None):
+    """One of the three rows: operands (x, w), (g, w) or (g, x) by the row's name."""
+    a, b = args
     geom = attrs["geom"]
-    C, _, _, KH, KW, *_, OH, OW = geom
-    N, O = x._shape[0], w._shape[0]
-    y = _empty((N, O, OH, OW), x)
-    if y.numel() == 0:
-        return y
-    w = _packed_weight(w)
-    return _gemm_conv("conv_gemm_fwd", x.dtype, O, N * OH * OW, C * KH * KW, y,
-                      {**_img("x", x), "wt": w._storage.buf, **_geom_dict(geom), "O": O,
-                       "NB": N, "y": y._storage.buf})
-
-
-def _run_conv_dx(op, args, attrs, out=None):
-    g, w = args
-    geom = attrs["geom"]
-    C, H, W, KH, KW = geom[:5]
-    N, O = g._shape[0], w._shape[0]
-    gx = _empty((N, C, H, W), g)
-    if gx.numel() == 0:
-        return gx
-    w = _packed_weight(w)
-    return _gemm_conv("conv_gemm_dx", g.dtype, C, N * H * W, O * KH * KW, gx,
-                      {**_img("g", g), "wt": w._storage.buf, **_geom_dict(geom), "O": O,
-                       "NB": N, "gx": gx._storage.buf})
-
-
-def _run_conv_dw(op, args, attrs, out=None):
-    g, x = args
-    geom = attrs["geom"]
-    C, _, _, KH, KW, *_, OH, OW = geom
-    N, O = x._shape[0], g._shape[1]
-    gw = _empty((O, C, KH, KW), g)
-    if gw.numel() == 0:
-        return gw
-    return _gemm_conv("conv_gemm_dw", g.dtype, O, C * KH * KW, N * OH * OW, gw,
-                      {**_img("g", g), **_img("x", x), **_geom_dict(geom), "O": O,
-                       "NB": N, "gw": gw._storage.buf})
+    C, H, W, KH, KW, *_, OH, OW = geom
+    kernel = {"conv2d_gemm": "conv_gemm_fwd", "conv2d_gemm_dx": "conv_gemm_dx",
+              "conv2d_gemm_dw": "conv_gemm_dw"}[op.name]
+    N = a._shape[0]
+    O = a._shape[1] if kernel == "conv_gemm_dw" else b._shape[0]
+    taps, L = C * KH * KW, OH * OW
+    # result shape and name, and the GEMM's M, N, K
+    shape, name, mnk = {
+        "conv_gemm_fwd": ((N, O, OH, OW), "y", (O, N * L, taps)),
+        "conv_gemm_dx": ((N, C, H, W), "gx", (C, N * H * W, O * KH * KW)),
+        "conv_gemm_dw": ((O, C, KH, KW), "gw", (O, taps, N * L)),
+    }[kernel]
+    res = _empty(shape, a)
+    if res.numel() == 0:
+        return res
+    values = {**_img("x" if kernel == "conv_gemm_fwd" else "g", a), **_geom_dict(geom),
+              "O": O, "NB": N, name: res._storage.buf}
+    if kernel == "conv_gemm_dw":
+        values.update(_img("x", b))
+    else:  # the weight, contiguous from its first element
+        w = b if b._contig and b._offset == 0 else b.contiguous().clone()
+        values["wt"] = w._storage.buf
+    return _gemm_conv(kernel, a.dtype, *mnk, res, values)
 
 
 def _taps_ref(geom):
     """For each tap (ki, kj): the input rows and columns each output position reads, and
     whether they are inside the image."""
-    C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = geom
+    _, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW = geom
     for ki in range(KH):
         h = np.arange(OH) * SH - PH + ki * DH
         for kj in range(KW):
@@ -332,17 +316,17 @@ def _conv_dw_ref(g, x, geom):
 
 
 CONV_FWD = register(OpDef(
-    "conv2d_gemm", "conv", _conv_fwd_ref, _run_conv_fwd,
+    "conv2d_gemm", "conv", _conv_fwd_ref, _run_conv_gemm,
     lambda g, x, w, out, geom: (apply(CONV_DX, g, w, geom=geom),
                                 apply(CONV_DW, g, x, geom=geom)),
     saves_out=False))
 CONV_DX = register(OpDef(
-    "conv2d_gemm_dx", "conv", _conv_dx_ref, _run_conv_dx,
+    "conv2d_gemm_dx", "conv", _conv_dx_ref, _run_conv_gemm,
     lambda gg, g, w, out, geom: (apply(CONV_FWD, gg, w, geom=geom),
                                  apply(CONV_DW, g, gg, geom=geom)),
     saves_out=False))
 CONV_DW = register(OpDef(
-    "conv2d_gemm_dw", "conv", _conv_dw_ref, _run_conv_dw,
+    "conv2d_gemm_dw", "conv", _conv_dw_ref, _run_conv_gemm,
     lambda gg, g, x, out, geom: (apply(CONV_FWD, x, gg, geom=geom),
                                  apply(CONV_DX, g, gg, geom=geom)),
     saves_out=False))
