@@ -273,7 +273,9 @@ def _run_conv_gemm(op, args, attrs, out=None):
     if kernel == "conv_gemm_dw":
         values.update(_img("x", b))
     else:  # the weight, contiguous from its first element
-        w = b if b._contig and b._offset == 0 else b.contiguous().clone()
+        w = b.contiguous()
+        if w._offset:
+            w = w.clone()
         values["wt"] = w._storage.buf
     return _gemm_conv(kernel, a.dtype, *mnk, res, values)
 
