@@ -1218,3 +1218,63 @@ def test_functional_parity_with_torch():
             a = rng.normal(size=shape).astype(np.float32)
             _close(tF.softmax(torch.from_numpy(a)).numpy(), F.softmax(cg.from_numpy(a)),
                    f"softmax implicit dim {shape}")
+
+
+# --- nn.utils: gradient clipping ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, float("inf")])
+def test_clip_grad_norm_against_numpy(norm_type):
+    rng = np.random.default_rng(8)
+    gs = [rng.standard_normal(s) for s in ((3, 4), (5,), (2, 2, 2))]
+    ps = [cg.zeros(g.shape, dtype=cg.float64, requires_grad=True) for g in gs]
+    for p, g in zip(ps, gs):
+        p.grad = cg.tensor(g)
+    flat = np.concatenate([g.ravel() for g in gs])
+    total = np.abs(flat).max() if norm_type == float("inf") else (
+        np.sum(np.abs(flat) ** norm_type) ** (1 / norm_type))
+    got = cg.nn.utils.clip_grad_norm_(ps, 1.5, norm_type)
+    assert got.dtype is cg.float64 and got.shape == ()
+    np.testing.assert_allclose(float(got), total, rtol=1e-12)
+    coef = min(1.0, 1.5 / (total + 1e-6))
+    for p, g in zip(ps, gs):
+        np.testing.assert_allclose(p.grad.numpy(), g * coef, rtol=1e-12)
+    # already small: unchanged
+    before = [p.grad.numpy().copy() for p in ps]
+    cg.nn.utils.clip_grad_norm_(ps, 1e6, norm_type)
+    for p, b in zip(ps, before):
+        np.testing.assert_allclose(p.grad.numpy(), b, rtol=1e-12)
+
+
+def test_clip_grad_value_and_edge_cases():
+    p = cg.zeros(4, requires_grad=True)
+    p.grad = cg.tensor([-3.0, -0.05, 0.2, 7.0])
+    q = cg.zeros(2, requires_grad=True)  # no gradient: skipped
+    cg.nn.utils.clip_grad_value_([p, q], 0.1)
+    np.testing.assert_allclose(p.grad.numpy(), [-0.1, -0.05, 0.1, 0.1])
+    assert q.grad is None
+    assert float(cg.nn.utils.clip_grad_norm_([q], 1.0)) == 0.0
+    p.grad = cg.tensor([float("inf"), 1.0, 1.0, 1.0])
+    with pytest.raises(RuntimeError, match="The total norm of order 2.0 for gradients from "
+                                           "`parameters` is non-finite"):
+        cg.nn.utils.clip_grad_norm_(p, 1.0, error_if_nonfinite=True)
+    m = cg.nn.Linear(3, 2)
+    m(cg.ones(4, 3)).sum().backward()
+    n = cg.nn.utils.clip_grad_norm_(m.parameters(), 0.5)
+    total = np.sqrt(sum((q.grad.numpy() ** 2).sum() for q in m.parameters()))
+    assert float(n) > 0.5 and total == pytest.approx(0.5, rel=1e-5)
+
+
+def test_clip_grad_norm_torch_parity():
+    torch = torch_or_skip()
+    rng = np.random.default_rng(9)
+    gs = [rng.standard_normal(s).astype(np.float32) for s in ((6, 3), (3,))]
+    ps = [cg.zeros(g.shape, requires_grad=True) for g in gs]
+    ts = [torch.zeros(g.shape, requires_grad=True) for g in gs]
+    for p, t, g in zip(ps, ts, gs):
+        p.grad, t.grad = cg.tensor(g), torch.tensor(g)
+    a = cg.nn.utils.clip_grad_norm_(ps, 0.7, 2.0)
+    b = torch.nn.utils.clip_grad_norm_(ts, 0.7, 2.0)
+    assert float(a) == pytest.approx(float(b), rel=1e-6)
+    for p, t in zip(ps, ts):
+        np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-6)

@@ -4,7 +4,7 @@ their torch counterparts."""
 
 from __future__ import annotations
 
-from . import functional, init, parameter
+from . import functional, init, parameter, utils
 from .container import ModuleDict, ModuleList, Sequential
 from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d,
                      Dropout, Embedding, Flatten, Identity, LayerNorm, LeakyReLU, Linear,
@@ -21,4 +21,4 @@ bind_nn(vars(functional), globals(), Module)  # ops' functional aliases and Modu
 __all__ = sorted(name for name, value in globals().items()
                  if not name.startswith("_") and name not in ("annotations", "bind_nn")
                  and (not isinstance(value, type(functional))
-                      or name in ("functional", "init", "parameter")))
+                      or name in ("functional", "init", "parameter", "utils")))
