@@ -1278,3 +1278,46 @@ def test_clip_grad_norm_torch_parity():
     assert float(a) == pytest.approx(float(b), rel=1e-6)
     for p, t in zip(ps, ts):
         np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-6)
+
+
+# --- GroupNorm ---------------------------------------------------------------------------
+
+
+def _group_norm_ref(x, G, w, b, eps):
+    N, C = x.shape[:2]
+    g = x.reshape(N, G, -1)
+    m = g.mean(axis=2, keepdims=True)
+    v = g.var(axis=2, keepdims=True)
+    y = ((g - m) / np.sqrt(v + eps)).reshape(x.shape)
+    shape = (1, C) + (1,) * (x.ndim - 2)
+    return y * w.reshape(shape) + b.reshape(shape)
+
+
+@pytest.mark.parametrize("shape,groups", [((2, 6, 3, 4), 3), ((3, 4), 2), ((2, 4, 5), 1),
+                                          ((1, 6, 2, 2), 6)])
+def test_group_norm_against_numpy_and_gradcheck(shape, groups):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal(shape)
+    m = nn.GroupNorm(groups, shape[1], eps=1e-3).double()
+    w, b = rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
+    m.weight.data, m.bias.data = cg.tensor(w), cg.tensor(b)
+    np.testing.assert_allclose(m(cg.tensor(x)).detach().numpy(),
+                               _group_norm_ref(x, groups, w, b, 1e-3), rtol=1e-10, atol=1e-10)
+    assert gradcheck(lambda t, w_, b_: F.group_norm(t, groups, w_, b_, 1e-3),
+                     (cg.tensor(x, requires_grad=True), cg.tensor(w, requires_grad=True),
+                      cg.tensor(b, requires_grad=True)))
+
+
+def test_group_norm_module_and_errors():
+    m = nn.GroupNorm(2, 4)
+    assert repr(m) == "GroupNorm(2, 4, eps=1e-05, affine=True, bias=True)"
+    assert list(m.state_dict()) == ["weight", "bias"]
+    assert list(nn.GroupNorm(2, 4, affine=False).state_dict()) == []
+    with pytest.raises(ValueError, match=r"num_channels \(5\) must be divisible by "
+                                         r"num_groups \(3\)"):
+        nn.GroupNorm(3, 5)
+    with pytest.raises(RuntimeError, match=r"divisible by num_groups, but got input of shape "
+                                           r"\[2, 5, 3\] and num_groups=2"):
+        F.group_norm(cg.ones(2, 5, 3), 2)
+    with pytest.raises(RuntimeError, match="Expected at least 2 dimensions"):
+        F.group_norm(cg.ones(2), 1)

@@ -295,6 +295,30 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
     return out
 
 
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Normalize each of ``num_groups`` groups of channels (dim 1) of each sample over the
+    group's channels and the spatial dims (biased variance, one var_mean kernel), then the
+    per-channel affine."""
+    if input.ndim < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received "
+                           f"{input.ndim}")
+    N, C = input.shape[0], input.shape[1]
+    if C % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by "
+                           f"num_groups, but got input of shape {list(input.shape)} and "
+                           f"num_groups={num_groups}")
+    x = input.reshape(N, num_groups, -1)
+    var, mean = _f.var_mean(x, dim=2, correction=0, keepdim=True)
+    out = ((x - mean) * _f.rsqrt(var + eps)).reshape(input.shape)
+    cshape = (1, C) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * weight.reshape(cshape)
+    if bias is not None:
+        out = out + bias.reshape(cshape)
+    return out
+
+
 def _verify_batch_size(size) -> None:
     n = size[0]
     for s in size[2:]:
