@@ -541,3 +541,54 @@ def test_errors(fn, exc, match):
         with pytest.raises(exc, match=match):
             fn()
     assert prof.launches == 0
+
+
+# --- Conv1d ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kw", [
+    dict(kernel_size=3), dict(kernel_size=3, stride=2, padding=1, dilation=2, groups=2),
+    dict(kernel_size=4, padding="same"), dict(kernel_size=1),
+    dict(kernel_size=3, padding=1, padding_mode="reflect", bias=False),
+])
+def test_conv1d_module_against_numpy(kw):
+    rng = np.random.default_rng(11)
+    m = cg.nn.Conv1d(4, 6, **kw).double()
+    x = rng.standard_normal((2, 4, 11))
+    k, s = m.kernel_size[0], m.stride[0]
+    d, g = m.dilation[0], m.groups
+    if m.padding_mode == "reflect":
+        xp = np.pad(x, ((0, 0), (0, 0), (1, 1)), mode="reflect")
+        pads = ((0, 0), (0, 0))
+    else:
+        xp = x
+        if m.padding == "same":
+            total = d * (k - 1)
+            pads = ((0, 0), (total // 2, total - total // 2))
+        else:
+            pads = ((0, 0), (m.padding[0], m.padding[0]))
+    w = m.weight.detach().numpy()
+    b = None if m.bias is None else m.bias.detach().numpy()
+    want = ref_conv2d(xp[:, :, None], w[:, :, None], b, (1, s), pads, (1, d), g)[:, :, 0]
+    got = m(cg.tensor(x))
+    assert tuple(got.shape) == want.shape
+    np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(m(cg.tensor(x[0])).detach().numpy(), want[0], rtol=1e-10,
+                               atol=1e-10)
+    assert list(m.state_dict()) == (["weight"] if m.bias is None else ["weight", "bias"])
+    assert m.weight.shape == (6, 4 // g, k)
+
+
+def test_conv1d_gradients_and_errors():
+    rng = np.random.default_rng(12)
+    x = cg.tensor(rng.standard_normal((2, 3, 7)), requires_grad=True)
+    w = cg.tensor(rng.standard_normal((4, 3, 2)), requires_grad=True)
+    b = cg.tensor(rng.standard_normal(4), requires_grad=True)
+    assert gradcheck(lambda x_, w_, b_: cg.nn.functional.conv1d(x_, w_, b_, stride=2,
+                                                                padding=1), (x, w, b))
+    assert repr(cg.nn.Conv1d(3, 4, 2, stride=2)) == "Conv1d(3, 4, kernel_size=(2,), stride=(2,))"
+    with pytest.raises(RuntimeError, match=r"Expected 2D \(unbatched\) or 3D \(batched\) input "
+                                           r"to conv1d, but got input of size: \[2, 3, 4, 5\]"):
+        cg.nn.functional.conv1d(cg.ones(2, 3, 4, 5), cg.ones(2, 3, 3))
+    with pytest.raises(RuntimeError, match="expected stride to be a single integer value"):
+        cg.nn.functional.conv1d(cg.ones(2, 3, 4), cg.ones(2, 3, 3), stride=(1, 2))

@@ -585,6 +585,31 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     return _conv.conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> Tensor:
+    """1-d convolution over (N, C, L) or (C, L): the 2-d one over a height of one."""
+    if not isinstance(input, Tensor) or input.ndim not in (2, 3):
+        raise RuntimeError("Expected 2D (unbatched) or 3D (batched) input to conv1d, but got "
+                           f"input of size: {list(getattr(input, 'shape', ()))}")
+    if not isinstance(weight, Tensor) or weight.ndim != 3:
+        raise RuntimeError(f"conv1d: expected a 3-D weight (out_channels, in_channels / "
+                           f"groups, kernel), but got size {list(getattr(weight, 'shape', ()))}")
+
+    def one(v, name, pad=False):
+        if pad and isinstance(v, str):
+            return v
+        v = tuple(v) if isinstance(v, (tuple, list)) else (v,)
+        if len(v) != 1:
+            raise RuntimeError(f"expected {name} to be a single integer value or a list of 1 "
+                               f"values to match the convolution dimensions, but got "
+                               f"{name}={list(v)}")
+        return (0 if pad else 1, v[0])
+
+    y = conv2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, one(stride, "stride"),
+               one(padding, "padding", pad=True), one(dilation, "dilation"), groups)
+    return y.squeeze(-2)
+
+
 def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     return _conv.unfold(input, kernel_size, dilation, padding, stride)
 

@@ -16,6 +16,10 @@ from .module import Module
 from .parameter import Parameter
 
 
+def _single(x) -> tuple:
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
 def _pair(x) -> tuple:
     return tuple(x) if isinstance(x, (tuple, list)) else (x, x)
 
@@ -75,14 +79,19 @@ def _reset_kaiming(weight, bias) -> None:
 # --- convolution and pooling --------------------------------------------------------------
 
 
-class Conv2d(Module):
-    """2-d convolution over (N, C, H, W) through ``clgraph.ops.conv``."""
+class _ConvNd(Module):
+    """The convolution modules' shared construction: PyTorch's checks, attributes, weight
+    (out_channels, in_channels // groups, *kernel_size) and bias, kaiming initialization;
+    ``_n`` spatial dims and ``_conv`` the functional form."""
+
+    _n = 2
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
                  device=None, dtype=None) -> None:
         super().__init__()
-        kernel_size, stride, dilation = _pair(kernel_size), _pair(stride), _pair(dilation)
+        tup = _pair if self._n == 2 else _single
+        kernel_size, stride, dilation = tup(kernel_size), tup(stride), tup(dilation)
         if groups <= 0:
             raise ValueError("groups must be a positive integer")
         if in_channels % groups != 0:
@@ -96,7 +105,7 @@ class Conv2d(Module):
             if padding == "same" and any(s != 1 for s in stride):
                 raise ValueError("padding='same' is not supported for strided convolutions")
         else:
-            padding = _pair(padding)
+            padding = tup(padding)
         if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
             raise ValueError("padding_mode must be one of {'zeros', 'reflect', 'replicate', "
                              f"'circular'}}, but got padding_mode='{padding_mode}'")
@@ -107,17 +116,16 @@ class Conv2d(Module):
         self.padding = padding
         self.dilation = dilation
         self.transposed = False
-        self.output_padding = (0, 0)
+        self.output_padding = (0,) * self._n
         self.groups = groups
         self.padding_mode = padding_mode
-        if isinstance(padding, str):
-            rev = [0, 0, 0, 0]
-            if padding == "same":
-                for d, k, i in zip(dilation, kernel_size, (1, 0)):
-                    total = d * (k - 1)
-                    rev[2 * i], rev[2 * i + 1] = total // 2, total - total // 2
-        else:
-            rev = [padding[1], padding[1], padding[0], padding[0]]
+        rev: list = []
+        for i in reversed(range(self._n)):  # last dim first, as F.pad takes them
+            if isinstance(padding, str):
+                total = dilation[i] * (kernel_size[i] - 1) if padding == "same" else 0
+                rev += [total // 2, total - total // 2]
+            else:
+                rev += [padding[i], padding[i]]
         self._reversed_padding_repeated_twice = rev
         self.weight = Parameter(empty(out_channels, in_channels // groups, *kernel_size,
                                       **_factory(device, dtype)))
@@ -131,11 +139,11 @@ class Conv2d(Module):
         _reset_kaiming(self.weight, self.bias)
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        conv = F.conv2d if self._n == 2 else F.conv1d
         if self.padding_mode != "zeros":
             input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            return F.conv2d(input, weight, bias, self.stride, 0, self.dilation, self.groups)
-        return F.conv2d(input, weight, bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+            return conv(input, weight, bias, self.stride, 0, self.dilation, self.groups)
+        return conv(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
     def forward(self, input: Tensor) -> Tensor:
         return self._conv_forward(input, self.weight, self.bias)
@@ -155,6 +163,18 @@ class Conv2d(Module):
         if self.padding_mode != "zeros":
             s += ", padding_mode={padding_mode}"
         return s.format(**self.__dict__)
+
+
+class Conv2d(_ConvNd):
+    """2-d convolution over (N, C, H, W) through ``clgraph.ops.conv``."""
+
+    _n = 2
+
+
+class Conv1d(_ConvNd):
+    """1-d convolution over (N, C, L): a 2-d convolution of height one."""
+
+    _n = 1
 
 
 class MaxPool2d(Module):
