@@ -14,6 +14,8 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss
                    SmoothL1Loss)
 from .module import Module
 from .parameter import Buffer, Parameter
+from .transformer import (MultiheadAttention, Transformer, TransformerEncoder,
+                          TransformerEncoderLayer)
 
 from .._bindings import bind_nn
 

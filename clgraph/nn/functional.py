@@ -575,6 +575,62 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
     return _reduce(loss, reduction)
 
 
+# --- attention ------------------------------------------------------------------------------
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
+                                 attn_mask: Tensor | None = None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: float | None = None,
+                                 enable_gqa: bool = False) -> Tensor:
+    """softmax(query @ key^T * scale + mask) @ value over the last two dims (..., L, E) x
+    (..., S, E) x (..., S, Ev). A bool ``attn_mask`` keeps its True positions, a float one
+    is added; ``is_causal`` keeps key j <= query i; a query whose keys are all masked gets
+    zeros, as PyTorch's. ``enable_gqa``: key and value heads (dim -3) are shared by groups
+    of query heads. Composed of ops, so it differentiates twice."""
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, Tensor) or t.ndim < 2:
+            raise RuntimeError(f"scaled_dot_product_attention: expected {name} to be a tensor "
+                               f"of at least 2 dims, got {getattr(t, 'shape', type(t))}")
+    if is_causal and attn_mask is not None:
+        raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be "
+                           "set when is_causal=True")
+    L, S, E = query.shape[-2], key.shape[-2], query.shape[-1]
+    if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
+        hq, hk = query.shape[-3], key.shape[-3]
+        if hq % hk:
+            raise RuntimeError(f"scaled_dot_product_attention: number of heads in query "
+                               f"({hq}) must be divisible by those of key and value ({hk})")
+        key, value = (_repeat_heads(t, hq // hk) for t in (key, value))
+    s = 1.0 / math.sqrt(E) if scale is None else scale
+    scores = (query @ key.transpose(-2, -1)) * s
+    masked = None
+    if is_causal:
+        masked = full((L, S), True, dtype=dt.bool_, device=query.device).triu(1)
+    elif attn_mask is not None:
+        if attn_mask.dtype is dt.bool_:
+            masked = attn_mask.logical_not()
+        else:
+            scores = scores + attn_mask
+    if masked is not None:
+        scores = scores.masked_fill(masked, -math.inf)
+    if attn_mask is not None:
+        # rows with every key masked: zeros instead of softmax's 0/0
+        dead = scores.amax(dim=-1, keepdim=True) == -math.inf
+        weights = softmax(scores.masked_fill(dead, 0.0), dim=-1).masked_fill(dead, 0.0)
+    else:
+        weights = softmax(scores, dim=-1)
+    if dropout_p > 0.0:
+        weights = dropout(weights, dropout_p)
+    return weights @ value
+
+
+def _repeat_heads(t: Tensor, r: int) -> Tensor:
+    """(..., H, S, E) -> (..., H * r, S, E), each head repeated r times in place."""
+    shape = tuple(t.shape)
+    return t.unsqueeze(-3).expand(*shape[:-2], r, *shape[-2:]).reshape(
+        *shape[:-3], shape[-3] * r, *shape[-2:])
+
+
 # --- convolution and pooling (clgraph.ops.conv) -----------------------------------------------
 
 

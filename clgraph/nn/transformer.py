@@ -1,0 +1,235 @@
+"""Attention layers: nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerEncoder
+and nn.Transformer's mask helper, with PyTorch's arguments, defaults, state-dict keys and
+mask conventions (in MultiheadAttention a True mask entry means "do not attend"; in
+scaled_dot_product_attention it means "attend")."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+from .. import dtypes as dt
+from ..creation import empty, full
+from ..tensor import Tensor
+from . import functional as F
+from . import init
+from .container import ModuleList
+from .layers import Dropout, LayerNorm, Linear, _factory
+from .module import Module
+from .parameter import Parameter
+
+
+def _float_mask(mask: Tensor | None, dtype) -> Tensor | None:
+    """A mask as an additive float mask: True (bool) becomes -inf, floats stay."""
+    if mask is None or mask.dtype is not dt.bool_:
+        return mask
+    return full(tuple(mask.shape), 0.0, dtype=dtype, device=mask.device).masked_fill(
+        mask, -math.inf)
+
+
+class MultiheadAttention(Module):
+    """torch.nn.MultiheadAttention (packed input projection; ``kdim``/``vdim`` equal to
+    ``embed_dim``). ``forward`` returns (output, weights): weights averaged over heads
+    (N, L, S), per head (N, H, L, S) with ``average_attn_weights=False``, or None with
+    ``need_weights=False`` (then the product runs as scaled_dot_product_attention)."""
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 add_bias_kv: bool = False, add_zero_attn: bool = False, kdim=None, vdim=None,
+                 batch_first: bool = False, device=None, dtype=None) -> None:
+        super().__init__()
+        if embed_dim <= 0 or num_heads <= 0:
+            raise ValueError(f"embed_dim and num_heads must be greater than 0, got "
+                             f"embed_dim={embed_dim} and num_heads={num_heads} instead")
+        if embed_dim % num_heads:
+            raise AssertionError("embed_dim must be divisible by num_heads")
+        if add_bias_kv or add_zero_attn or (kdim not in (None, embed_dim)) or (
+                vdim not in (None, embed_dim)):
+            raise NotImplementedError("MultiheadAttention: add_bias_kv, add_zero_attn and "
+                                      "kdim/vdim other than embed_dim are not supported")
+        self.embed_dim, self.num_heads = embed_dim, num_heads
+        self.kdim = self.vdim = embed_dim
+        self._qkv_same_embed_dim = True
+        self.dropout, self.batch_first = dropout, batch_first
+        self.head_dim = embed_dim // num_heads
+        fk = _factory(device, dtype)
+        self.in_proj_weight = Parameter(empty(3 * embed_dim, embed_dim, **fk))
+        self.register_parameter("q_proj_weight", None)
+        self.register_parameter("k_proj_weight", None)
+        self.register_parameter("v_proj_weight", None)
+        if bias:
+            self.in_proj_bias = Parameter(empty(3 * embed_dim, **fk))
+        else:
+            self.register_parameter("in_proj_bias", None)
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, **fk)
+        self.bias_k = self.bias_v = None
+        self.add_zero_attn = False
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        init.xavier_uniform_(self.in_proj_weight)
+        if self.in_proj_bias is not None:
+            init.zeros_(self.in_proj_bias)
+            init.zeros_(self.out_proj.bias)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor,
+                key_padding_mask: Tensor | None = None, need_weights: bool = True,
+                attn_mask: Tensor | None = None, average_attn_weights: bool = True,
+                is_causal: bool = False):
+        batched = query.ndim == 3
+        if not batched:
+            query, key, value = (t.unsqueeze(1) for t in (query, key, value))
+            if key_padding_mask is not None:
+                key_padding_mask = key_padding_mask.unsqueeze(0)
+        elif self.batch_first:
+            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+        if is_causal and attn_mask is None:
+            raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use "
+                               "the Transformer module method `generate_square_subsequent_mask`"
+                               " to create this mask.")
+        out, weights = self._attend(query, key, value, key_padding_mask, need_weights,
+                                    attn_mask, average_attn_weights)
+        if not batched:
+            out = out.squeeze(1)
+            weights = None if weights is None else weights.squeeze(0)
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        return out, weights
+
+    def _attend(self, query, key, value, key_padding_mask, need_weights, attn_mask,
+                average):
+        """(L, N, E) inputs -> (L, N, E) output and the weights (or None)."""
+        L, N, E = query.shape
+        S, H, D = key.shape[0], self.num_heads, self.head_dim
+        w, b = self.in_proj_weight, self.in_proj_bias
+        bs = (None, None, None) if b is None else (b[:E], b[E:2 * E], b[2 * E:])
+
+        def heads(x, i, n):  # (n, N, E) -> (N, H, n, D)
+            y = F.linear(x, w[i * E:(i + 1) * E], bs[i])
+            return y.reshape(n, N, H, D).permute(1, 2, 0, 3)
+
+        q, k, v = heads(query, 0, L), heads(key, 1, S), heads(value, 2, S)
+        mask = self._mask(attn_mask, key_padding_mask, N, L, S, q.dtype)
+        p = self.dropout if self.training else 0.0
+        if need_weights:
+            scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(D))
+            if mask is not None:
+                scores = scores + mask
+            weights = F.softmax(scores, dim=-1)
+            out = F.dropout(weights, p) @ v if p > 0 else weights @ v
+            weights = weights.mean(dim=1) if average else weights
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, mask, p)
+            weights = None
+        out = out.permute(2, 0, 1, 3).reshape(L, N, E)
+        return self.out_proj(out), weights
+
+    def _mask(self, attn_mask, key_padding_mask, N, L, S, dtype):
+        """attn_mask ((L, S) or (N*H, L, S)) and key_padding_mask ((N, S)) merged into one
+        additive mask broadcast to (N, H, L, S)."""
+        mask = _float_mask(attn_mask, dtype)
+        if mask is not None:
+            if mask.ndim == 3:
+                mask = mask.reshape(N, self.num_heads, L, S)
+            elif tuple(mask.shape) != (L, S):
+                raise RuntimeError(f"The shape of the 2D attn_mask is {list(mask.shape)}, but "
+                                   f"should be {[L, S]}.")
+        pad = _float_mask(key_padding_mask, dtype)
+        if pad is not None:
+            if tuple(pad.shape) != (N, S):
+                raise RuntimeError(f"expected key_padding_mask of shape {[N, S]}, but got "
+                                   f"{list(pad.shape)}")
+            pad = pad.reshape(N, 1, 1, S)
+            mask = pad if mask is None else mask + pad
+        return mask
+
+
+def _activation(a):
+    if callable(a):
+        return a
+    if a == "relu":
+        return F.relu
+    if a == "gelu":
+        return F.gelu
+    raise RuntimeError(f"activation should be relu/gelu, not {a}")
+
+
+class TransformerEncoderLayer(Module):
+    """torch.nn.TransformerEncoderLayer: self-attention and a feed-forward block, each in a
+    residual connection with LayerNorm after it (``norm_first``: before it)."""
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048,
+                 dropout: float = 0.1, activation="relu", layer_norm_eps: float = 1e-5,
+                 batch_first: bool = False, norm_first: bool = False, bias: bool = True,
+                 device=None, dtype=None) -> None:
+        super().__init__()
+        fk = _factory(device, dtype)
+        self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias,
+                                            batch_first=batch_first, **fk)
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, **fk)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, **fk)
+        self.norm_first = norm_first
+        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **fk)
+        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, **fk)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
+        self.activation = _activation(activation)
+
+    def forward(self, src: Tensor, src_mask: Tensor | None = None,
+                src_key_padding_mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
+        x = src
+        if self.norm_first:
+            x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
+            return x + self._ff_block(self.norm2(x))
+        x = self.norm1(x + self._sa_block(x, src_mask, src_key_padding_mask, is_causal))
+        return self.norm2(x + self._ff_block(x))
+
+    def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
+        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
+                           need_weights=False, is_causal=is_causal)[0]
+        return self.dropout1(x)
+
+    def _ff_block(self, x):
+        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+
+class TransformerEncoder(Module):
+    """torch.nn.TransformerEncoder: ``num_layers`` copies of ``encoder_layer`` (keys
+    ``layers.0...``), then ``norm`` when given."""
+
+    def __init__(self, encoder_layer: TransformerEncoderLayer, num_layers: int,
+                 norm: Module | None = None, enable_nested_tensor: bool = True,
+                 mask_check: bool = True) -> None:
+        super().__init__()
+        self.layers = ModuleList([copy.deepcopy(encoder_layer) for _ in range(num_layers)])
+        self.num_layers = num_layers
+        self.norm = norm
+
+    def forward(self, src: Tensor, mask: Tensor | None = None,
+                src_key_padding_mask: Tensor | None = None, is_causal: bool | None = None
+                ) -> Tensor:
+        x = src
+        for layer in self.layers:
+            x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask,
+                      is_causal=bool(is_causal))
+        return self.norm(x) if self.norm is not None else x
+
+
+class Transformer(Module):
+    """torch.nn.Transformer's static helper ``generate_square_subsequent_mask``; the
+    encoder-decoder model itself is not provided (build it from TransformerEncoder)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        raise NotImplementedError("nn.Transformer (encoder-decoder) is not available; use "
+                                  "nn.TransformerEncoder, and "
+                                  "nn.Transformer.generate_square_subsequent_mask for masks")
+
+    @staticmethod
+    def generate_square_subsequent_mask(sz: int, device=None, dtype=None) -> Tensor:
+        """(sz, sz) float mask: 0 on and below the diagonal, -inf above."""
+        return full((sz, sz), -math.inf, dtype=dtype or dt.get_default_dtype(),
+                    device=device).triu(1)
+
+
+__all__ = ["MultiheadAttention", "Transformer", "TransformerEncoder",
+           "TransformerEncoderLayer"]

@@ -1,0 +1,195 @@
+"""Attention: scaled_dot_product_attention against a numpy reference (masks of every kind,
+causal, scale, grouped heads, fully masked rows, long sequences) and gradchecks;
+MultiheadAttention, TransformerEncoderLayer and TransformerEncoder: PyTorch's state-dict
+keys, masks and results (parity where torch is installed)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import clgraph as cg
+import clgraph.nn as nn
+import clgraph.nn.functional as F
+from clgraph.autograd import gradcheck, gradgradcheck
+from conftest import torch_or_skip
+
+
+def sdpa_ref(q, k, v, mask=None, causal=False, scale=None):
+    """The documented definition, in float64; a fully masked row gives zeros."""
+    L, S = q.shape[-2], k.shape[-2]
+    s = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = q @ np.swapaxes(k, -1, -2) * s
+    if causal:
+        mask = np.tril(np.ones((L, S), bool))
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf) if mask.dtype == bool else scores + mask
+    mx = scores.max(-1, keepdims=True)
+    dead = mx == -np.inf
+    e = np.exp(scores - np.where(dead, 0, mx))
+    w = np.where(dead, 0, e / np.where(dead, 1, e.sum(-1, keepdims=True)))
+    return w @ v
+
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("kind", ["plain", "causal", "bool", "float", "scale", "dead_row",
+                                  "broadcast_mask"])
+def test_sdpa_against_numpy(kind):
+    q, k, v = RNG.standard_normal((2, 3, 5, 4)), RNG.standard_normal((2, 3, 7, 4)), \
+        RNG.standard_normal((2, 3, 7, 6))
+    kw, rk = {}, {}
+    if kind == "causal":
+        kw, rk = {"is_causal": True}, {"causal": True}
+    elif kind in ("bool", "dead_row"):
+        m = RNG.random((5, 7)) > 0.4
+        if kind == "dead_row":
+            m[2] = False
+        kw, rk = {"attn_mask": cg.tensor(m)}, {"mask": m}
+    elif kind == "float":
+        m = RNG.standard_normal((5, 7))
+        kw, rk = {"attn_mask": cg.tensor(m)}, {"mask": m}
+    elif kind == "scale":
+        kw, rk = {"scale": 0.3}, {"scale": 0.3}
+    elif kind == "broadcast_mask":
+        m = RNG.random((2, 1, 5, 7)) > 0.3
+        kw, rk = {"attn_mask": cg.tensor(m)}, {"mask": m}
+    got = F.scaled_dot_product_attention(cg.tensor(q), cg.tensor(k), cg.tensor(v), **kw)
+    np.testing.assert_allclose(got.numpy(), sdpa_ref(q, k, v, **rk), rtol=1e-12, atol=1e-12)
+    if kind == "dead_row":
+        assert np.all(got.numpy()[:, :, 2] == 0)
+
+
+def test_sdpa_long_causal_sequence_and_grouped_heads():
+    q = RNG.standard_normal((1, 2, 300, 8)).astype(np.float32)
+    k = RNG.standard_normal((1, 2, 300, 8)).astype(np.float32)
+    v = RNG.standard_normal((1, 2, 300, 8)).astype(np.float32)
+    got = F.scaled_dot_product_attention(cg.tensor(q), cg.tensor(k), cg.tensor(v),
+                                         is_causal=True)
+    np.testing.assert_allclose(got.numpy(), sdpa_ref(q.astype(np.float64), k, v, causal=True),
+                               rtol=1e-4, atol=1e-5)
+    q4 = RNG.standard_normal((1, 4, 5, 8))
+    kg, vg = RNG.standard_normal((1, 2, 6, 8)), RNG.standard_normal((1, 2, 6, 3))
+    got = F.scaled_dot_product_attention(cg.tensor(q4), cg.tensor(kg), cg.tensor(vg),
+                                         enable_gqa=True)
+    want = sdpa_ref(q4, np.repeat(kg, 2, axis=1), np.repeat(vg, 2, axis=1))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+def test_sdpa_gradients_and_errors():
+    q, k, v = (cg.tensor(RNG.standard_normal(s), requires_grad=True)
+               for s in ((2, 3, 4), (2, 5, 4), (2, 5, 2)))
+    m = cg.tensor(RNG.random((3, 5)) > 0.3)
+    assert gradcheck(lambda a, b, c: F.scaled_dot_product_attention(a, b, c, attn_mask=m),
+                     (q, k, v))
+    assert gradgradcheck(lambda a, b, c: F.scaled_dot_product_attention(a, b, c,
+                                                                         is_causal=True),
+                         (q, k, v))
+    with pytest.raises(RuntimeError, match="Explicit attn_mask should not be set when "
+                                           "is_causal=True"):
+        F.scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=True)
+
+
+def test_sdpa_dropout_is_seeded():
+    q, k, v = (cg.ones(1, 4, 8, 4) for _ in range(3))
+    cg.manual_seed(3)
+    a = F.scaled_dot_product_attention(q, k, v, dropout_p=0.5).numpy()
+    cg.manual_seed(3)
+    b = F.scaled_dot_product_attention(q, k, v, dropout_p=0.5).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, 1.0)  # some weights dropped, the others scaled by 2
+
+
+# --- modules ------------------------------------------------------------------------------
+
+
+def test_module_structure_and_masks_helper():
+    m = nn.MultiheadAttention(8, 2)
+    assert list(m.state_dict()) == ["in_proj_weight", "in_proj_bias", "out_proj.weight",
+                                    "out_proj.bias"]
+    assert np.all(m.in_proj_bias.detach().numpy() == 0)
+    assert np.all(m.out_proj.bias.detach().numpy() == 0)
+    layer = nn.TransformerEncoderLayer(8, 2, 16)
+    assert list(layer.state_dict()) == [
+        "self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",
+        "self_attn.out_proj.bias", "linear1.weight", "linear1.bias", "linear2.weight",
+        "linear2.bias", "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"]
+    enc = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(8))
+    keys = list(enc.state_dict())
+    assert keys[0] == "layers.0.self_attn.in_proj_weight" and keys[-1] == "norm.bias"
+    assert len(keys) == 2 * 12 + 2
+    mask = nn.Transformer.generate_square_subsequent_mask(4).numpy()
+    np.testing.assert_array_equal(mask, np.triu(np.full((4, 4), -np.inf), 1))
+    with pytest.raises(AssertionError, match="embed_dim must be divisible by num_heads"):
+        nn.MultiheadAttention(6, 4)
+    with pytest.raises(RuntimeError, match="Need attn_mask if specifying the is_causal hint"):
+        m(cg.ones(3, 1, 8), cg.ones(3, 1, 8), cg.ones(3, 1, 8), is_causal=True)
+
+
+def test_multihead_attention_against_numpy_and_gradcheck():
+    E, H, L, S, N = 6, 3, 4, 5, 2
+    m = nn.MultiheadAttention(E, H).double()
+    q, kv = RNG.standard_normal((L, N, E)), RNG.standard_normal((S, N, E))
+    kpm = RNG.random((N, S)) < 0.3
+    kpm[:, 0] = False
+    out, w = m(cg.tensor(q), cg.tensor(kv), cg.tensor(kv), key_padding_mask=cg.tensor(kpm))
+    W, b = m.in_proj_weight.detach().numpy(), m.in_proj_bias.detach().numpy()
+
+    def proj(x, i, n):
+        y = x @ W[i * E:(i + 1) * E].T + b[i * E:(i + 1) * E]
+        return y.reshape(n, N, H, E // H).transpose(1, 2, 0, 3)
+
+    mask = np.where(kpm, -np.inf, 0.0)[:, None, None, :]
+    scores = proj(q, 0, L) @ np.swapaxes(proj(kv, 1, S), -1, -2) / math.sqrt(E // H) + mask
+    p = np.exp(scores - scores.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    o = (p @ proj(kv, 2, S)).transpose(2, 0, 1, 3).reshape(L, N, E)
+    o = o @ m.out_proj.weight.detach().numpy().T + m.out_proj.bias.detach().numpy()
+    np.testing.assert_allclose(out.detach().numpy(), o, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(w.detach().numpy(), p.mean(1), rtol=1e-10, atol=1e-12)
+    x = cg.tensor(RNG.standard_normal((L, N, E)), requires_grad=True)
+    assert gradcheck(lambda t: m(t, t, t, need_weights=False)[0], (x,))
+
+
+def test_modules_match_torch():
+    torch = torch_or_skip()
+    E, H = 8, 2
+
+    def same(m, t):
+        m.load_state_dict({k: cg.tensor(v.detach().numpy()) for k, v in t.state_dict().items()})
+
+    x = RNG.standard_normal((5, 3, E))
+    am = RNG.random((5, 5)) < 0.3
+    np.fill_diagonal(am, False)
+    for kw in ({}, {"attn_mask": am}, {"need_weights": False},
+               {"average_attn_weights": False}):
+        t, m = torch.nn.MultiheadAttention(E, H).double(), nn.MultiheadAttention(E, H).double()
+        same(m, t)
+        kc = {k: cg.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+        kt = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+        xc, xt = cg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        o, w = m(xc, xc, xc, **kc)
+        ot, wt = t(xt, xt, xt, **kt)
+        (o * o).sum().backward()
+        (ot * ot).sum().backward()
+        np.testing.assert_allclose(o.detach().numpy(), ot.detach().numpy(), atol=1e-12)
+        np.testing.assert_allclose(xc.grad.numpy(), xt.grad.numpy(), atol=1e-11)
+        assert (w is None) == (wt is None)
+        if w is not None:
+            np.testing.assert_allclose(w.detach().numpy(), wt.detach().numpy(), atol=1e-12)
+    mask = torch.nn.Transformer.generate_square_subsequent_mask(5).double()
+    for norm_first, act in ((False, "relu"), (True, "gelu")):
+        tl = torch.nn.TransformerEncoderLayer(E, H, 16, dropout=0.0, norm_first=norm_first,
+                                              activation=act).double()
+        ml = nn.TransformerEncoderLayer(E, H, 16, dropout=0.0, norm_first=norm_first,
+                                        activation=act).double()
+        same(ml, tl)
+        te = torch.nn.TransformerEncoder(tl, 2, enable_nested_tensor=False)
+        me = nn.TransformerEncoder(ml, 2)
+        same(me, te)
+        got = me(cg.tensor(x), mask=cg.tensor(mask.numpy()), is_causal=True)
+        want = te(torch.tensor(x), mask=mask, is_causal=True)
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), atol=1e-12)
