@@ -14,6 +14,7 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss
                    SmoothL1Loss)
 from .module import Module
 from .parameter import Buffer, Parameter
+from .rnn import GRU, LSTM
 from .transformer import (MultiheadAttention, Transformer, TransformerEncoder,
                           TransformerEncoderLayer)
 
