@@ -592,3 +592,60 @@ def test_conv1d_gradients_and_errors():
         cg.nn.functional.conv1d(cg.ones(2, 3, 4, 5), cg.ones(2, 3, 3))
     with pytest.raises(RuntimeError, match="expected stride to be a single integer value"):
         cg.nn.functional.conv1d(cg.ones(2, 3, 4), cg.ones(2, 3, 3), stride=(1, 2))
+
+
+# --- ConvTranspose2d ------------------------------------------------------------------------
+
+
+def ref_conv_transpose2d(x, w, b, stride, pad, out_pad, groups, dil):
+    """Each input pixel adds its weight window into the output (the definition)."""
+    N, Cin, H, W = x.shape
+    _, Cg, kh, kw = w.shape
+    OH = (H - 1) * stride[0] - 2 * pad[0] + dil[0] * (kh - 1) + out_pad[0] + 1
+    OW = (W - 1) * stride[1] - 2 * pad[1] + dil[1] * (kw - 1) + out_pad[1] + 1
+    full = np.zeros((N, Cg * groups, OH + 2 * pad[0] + stride[0], OW + 2 * pad[1] + stride[1]))
+    cin = Cin // groups
+    for g in range(groups):
+        for i in range(H):
+            for j in range(W):
+                for ki in range(kh):
+                    for kj in range(kw):
+                        full[:, g * Cg:(g + 1) * Cg, i * stride[0] + ki * dil[0],
+                             j * stride[1] + kj * dil[1]] += x[:, g * cin:(g + 1) * cin, i, j] @ \
+                            w[g * cin:(g + 1) * cin, :, ki, kj]
+    y = full[:, :, pad[0]:pad[0] + OH, pad[1]:pad[1] + OW]
+    return y if b is None else y + b[None, :, None, None]
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(stride=2, output_padding=1),
+                                dict(stride=2, padding=1, dilation=2, groups=2),
+                                dict(stride=(2, 3), padding=(1, 0), output_padding=(1, 2),
+                                     bias=False)])
+def test_conv_transpose2d_against_numpy(kw):
+    rng = np.random.default_rng(13)
+    m = cg.nn.ConvTranspose2d(4, 6, 3, **kw).double()
+    x = rng.standard_normal((2, 4, 4, 5))
+    b = None if m.bias is None else m.bias.detach().numpy()
+    want = ref_conv_transpose2d(x, m.weight.detach().numpy(), b, m.stride, m.padding,
+                                m.output_padding, m.groups, m.dilation)
+    got = m(cg.tensor(x)).detach().numpy()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    assert m.weight.shape == (4, 6 // m.groups, 3, 3)
+
+
+def test_conv_transpose2d_gradients_output_size_and_errors():
+    rng = np.random.default_rng(14)
+    x = cg.tensor(rng.standard_normal((1, 2, 3, 3)), requires_grad=True)
+    w = cg.tensor(rng.standard_normal((2, 3, 2, 2)), requires_grad=True)
+    assert gradcheck(lambda a, b: cg.nn.functional.conv_transpose2d(a, b, stride=2, padding=1,
+                                                                    output_padding=1), (x, w))
+    m = cg.nn.ConvTranspose2d(2, 4, 3, stride=2)
+    assert tuple(m(cg.ones(1, 2, 5, 5), output_size=[12, 12]).shape) == (1, 4, 12, 12)
+    with pytest.raises(ValueError, match=r"requested an output size of \[14, 14\], but valid "
+                                         r"sizes range from \[11, 11\] to \[12, 12\]"):
+        m(cg.ones(1, 2, 5, 5), output_size=[14, 14])
+    with pytest.raises(RuntimeError, match="output padding must be smaller than either stride "
+                                           "or dilation"):
+        cg.nn.functional.conv_transpose2d(cg.ones(1, 2, 3, 3), cg.ones(2, 3, 3, 3), stride=2,
+                                          output_padding=2)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from . import functional, init, parameter, utils
 from .container import ModuleDict, ModuleList, Sequential
-from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d,
-                     Dropout, Embedding, Flatten, GroupNorm, Identity, LayerNorm, LeakyReLU,
-                     Linear,
-                     LogSoftmax, MaxPool2d, SiLU, Softmax, Softplus, Unflatten)
+from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d,
+                     Conv2d, ConvTranspose2d, Dropout, Embedding, Flatten, GroupNorm, Identity,
+                     LayerNorm, LeakyReLU, Linear, LogSoftmax, MaxPool2d, SiLU, Softmax,
+                     Softplus, Unflatten)
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss,
                    SmoothL1Loss)
 from .module import Module

@@ -666,6 +666,42 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     return y.squeeze(-2)
 
 
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
+                     padding=0, output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """The adjoint of conv2d (a "deconvolution"): each input pixel spreads its weight
+    window over the output. One GEMM makes the windows, col2im (fold) sums them; weight
+    (in_channels, out_channels / groups, kh, kw)."""
+    if not isinstance(input, Tensor) or input.ndim not in (3, 4):
+        raise RuntimeError("Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d, "
+                           f"but got input of size: {list(getattr(input, 'shape', ()))}")
+    unbatched = input.ndim == 3
+    x = input.unsqueeze(0) if unbatched else input
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = (
+        (v, v) if isinstance(v, numbers.Integral) else tuple(v)
+        for v in (stride, padding, output_padding, dilation))
+    if not (oph < sh or oph < dh) or not (opw < sw or opw < dw):
+        raise RuntimeError(
+            f"output padding must be smaller than either stride or dilation, but got "
+            f"output_padding_height: {oph} output_padding_width: {opw} stride_height: {sh} "
+            f"stride_width: {sw} dilation_height: {dh} dilation_width: {dw}")
+    N, Cin, H, W = x.shape
+    if weight.ndim != 4 or weight.shape[0] != Cin or Cin % groups:
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
+                           f"input{list(x.shape)} to have {weight.shape[0]} channels, but got "
+                           f"{Cin} channels instead")
+    _, Cg, kh, kw = weight.shape
+    OH = (H - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    OW = (W - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    # windows: (N, groups, Cout/groups * kh * kw, H*W) = W_g^T @ x_g, one batched GEMM
+    xg = x.reshape(N, groups, Cin // groups, H * W)
+    wg = weight.reshape(groups, Cin // groups, Cg * kh * kw).transpose(1, 2)
+    cols = (wg.unsqueeze(0) @ xg).reshape(N, groups * Cg * kh * kw, H * W)
+    y = fold(cols, (OH, OW), (kh, kw), (dh, dw), (ph, pw), (sh, sw))
+    if bias is not None:
+        y = y + bias.reshape(1, -1, 1, 1)
+    return y.squeeze(0) if unbatched else y
+
+
 def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     return _conv.unfold(input, kernel_size, dilation, padding, stride)
 

@@ -85,10 +85,11 @@ class _ConvNd(Module):
     ``_n`` spatial dims and ``_conv`` the functional form."""
 
     _n = 2
+    _transposed = False
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 device=None, dtype=None) -> None:
+                 device=None, dtype=None, output_padding=0) -> None:
         super().__init__()
         tup = _pair if self._n == 2 else _single
         kernel_size, stride, dilation = tup(kernel_size), tup(stride), tup(dilation)
@@ -115,8 +116,8 @@ class _ConvNd(Module):
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
-        self.transposed = False
-        self.output_padding = (0,) * self._n
+        self.transposed = self._transposed
+        self.output_padding = (_pair if self._n == 2 else _single)(output_padding)
         self.groups = groups
         self.padding_mode = padding_mode
         rev: list = []
@@ -127,8 +128,9 @@ class _ConvNd(Module):
             else:
                 rev += [padding[i], padding[i]]
         self._reversed_padding_repeated_twice = rev
-        self.weight = Parameter(empty(out_channels, in_channels // groups, *kernel_size,
-                                      **_factory(device, dtype)))
+        wshape = ((in_channels, out_channels // groups) if self._transposed
+                  else (out_channels, in_channels // groups))
+        self.weight = Parameter(empty(*wshape, *kernel_size, **_factory(device, dtype)))
         if bias:
             self.bias = Parameter(empty(out_channels, **_factory(device, dtype)))
         else:
@@ -169,6 +171,42 @@ class Conv2d(_ConvNd):
     """2-d convolution over (N, C, H, W) through ``clgraph.ops.conv``."""
 
     _n = 2
+
+
+class ConvTranspose2d(_ConvNd):
+    """Transposed 2-d convolution; weight (in_channels, out_channels / groups, kh, kw).
+    ``forward(input, output_size)`` picks the output padding that gives that size."""
+
+    _n = 2
+    _transposed = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
+                 padding_mode: str = "zeros", device=None, dtype=None) -> None:
+        if padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for '
+                             f"{type(self).__name__}")
+        if isinstance(padding, str):
+            raise ValueError("ConvTranspose2d does not support string padding")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, device, dtype, output_padding)
+
+    def forward(self, input: Tensor, output_size=None) -> Tensor:
+        op = self.output_padding
+        if output_size is not None:
+            op = self._output_padding(input, list(output_size)[-2:])
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                  op, self.groups, self.dilation)
+
+    def _output_padding(self, input, size) -> tuple:
+        spatial = list(input.shape[-2:])
+        lo = [(n - 1) * s - 2 * p + d * (k - 1) + 1 for n, s, p, d, k in zip(
+            spatial, self.stride, self.padding, self.dilation, self.kernel_size)]
+        hi = [m + s - 1 for m, s in zip(lo, self.stride)]
+        if any(not a <= want <= b for a, want, b in zip(lo, size, hi)):
+            raise ValueError(f"requested an output size of {size}, but valid sizes range "
+                             f"from {lo} to {hi} (for an input of {input.shape[-2:]})")
+        return tuple(want - a for want, a in zip(size, lo))
 
 
 class Conv1d(_ConvNd):
