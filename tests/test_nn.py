@@ -1321,3 +1321,62 @@ def test_group_norm_module_and_errors():
         F.group_norm(cg.ones(2, 5, 3), 2)
     with pytest.raises(RuntimeError, match="Expected at least 2 dimensions"):
         F.group_norm(cg.ones(2), 1)
+
+
+# --- Upsample / interpolate --------------------------------------------------------------
+
+
+def _interp_ref(x, out, mode, corners, scales):
+    """Separable resampling of the spatial dims with PyTorch's source coordinates."""
+    for axis, (o, sc) in enumerate(zip(out, scales), start=2):
+        n = x.shape[axis]
+        dst = np.arange(o)
+        if mode == "nearest":
+            x = np.take(x, np.minimum(np.floor(dst * sc), n - 1).astype(int), axis=axis)
+            continue
+        pos = dst * ((n - 1) / (o - 1)) if corners and o > 1 else (
+            np.zeros(o) if corners else np.maximum((dst + 0.5) * sc - 0.5, 0))
+        lo = np.minimum(np.floor(pos), n - 1).astype(int)
+        hi = np.minimum(lo + 1, n - 1)
+        shape = [1] * x.ndim
+        shape[axis] = o
+        lam = (pos - lo).reshape(shape)
+        x = np.take(x, lo, axis=axis) * (1 - lam) + np.take(x, hi, axis=axis) * lam
+    return x
+
+
+@pytest.mark.parametrize("kw,out,scales", [
+    (dict(scale_factor=2), (10, 14), (0.5, 0.5)),
+    (dict(scale_factor=1.7), (8, 11), (1 / 1.7, 1 / 1.7)),
+    (dict(size=(3, 4)), (3, 4), (5 / 3, 7 / 4)),
+    (dict(size=(9, 11), mode="bilinear"), (9, 11), (5 / 9, 7 / 11)),
+    (dict(size=(9, 11), mode="bilinear", align_corners=True), (9, 11), (None, None)),
+    (dict(scale_factor=(0.6, 1.5), mode="bilinear"), (3, 10), (1 / 0.6, 1 / 1.5)),
+])
+def test_interpolate_against_numpy(kw, out, scales):
+    x = np.random.default_rng(15).standard_normal((2, 3, 5, 7))
+    got = F.interpolate(cg.tensor(x), **kw).numpy()
+    want = _interp_ref(x, out, kw.get("mode", "nearest"), kw.get("align_corners", False),
+                       scales)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    up = nn.Upsample(**kw)
+    np.testing.assert_allclose(up(cg.tensor(x)).numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+def test_interpolate_gradients_linear_and_errors():
+    x = cg.tensor(np.random.default_rng(16).standard_normal((1, 2, 3, 4)), requires_grad=True)
+    assert gradcheck(lambda t: F.interpolate(t, size=(5, 7), mode="bilinear"), (x,))
+    assert gradcheck(lambda t: F.interpolate(t, scale_factor=2), (x,))
+    x3 = np.arange(4.0).reshape(1, 1, 4)
+    np.testing.assert_allclose(F.interpolate(cg.tensor(x3), scale_factor=1.7,
+                                             mode="linear").numpy()[0, 0],
+                               [0, 0.3824, 0.9706, 1.5588, 2.1471, 2.7353], atol=1e-4)
+    assert repr(nn.Upsample(scale_factor=2)) == "Upsample(scale_factor=2.0, mode='nearest')"
+    with pytest.raises(ValueError, match="either size or scale_factor should be defined"):
+        F.interpolate(cg.ones(1, 1, 3, 3))
+    with pytest.raises(ValueError, match="only one of size or scale_factor should be defined"):
+        F.interpolate(cg.ones(1, 1, 3, 3), size=4, scale_factor=2)
+    with pytest.raises(ValueError, match="align_corners option can only be set"):
+        F.interpolate(cg.ones(1, 1, 3, 3), size=4, align_corners=True)
+    with pytest.raises(NotImplementedError, match="Got 3D input, but bilinear mode needs 4D"):
+        F.interpolate(cg.ones(1, 1, 3), size=4, mode="bilinear")

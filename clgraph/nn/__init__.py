@@ -9,7 +9,7 @@ from .container import ModuleDict, ModuleList, Sequential
 from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d,
                      Conv2d, ConvTranspose2d, Dropout, Embedding, Flatten, GroupNorm, Identity,
                      LayerNorm, LeakyReLU, Linear, LogSoftmax, MaxPool2d, SiLU, Softmax,
-                     Softplus, Unflatten)
+                     Softplus, Unflatten, Upsample)
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss,
                    SmoothL1Loss)
 from .module import Module

@@ -575,6 +575,69 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
     return _reduce(loss, reduction)
 
 
+# --- resampling -----------------------------------------------------------------------------
+
+_INTERP = {"nearest": (3, 4, 5), "linear": (3,), "bilinear": (4,)}
+
+
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
+                align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
+                antialias: bool = False) -> Tensor:
+    """Resample the spatial dims (after N, C): "nearest" (3-5-D), "linear" (3-D) or
+    "bilinear" (4-D, separable), PyTorch's source coordinates (half-pixel centers, or the
+    corners with ``align_corners``; a given ``scale_factor`` maps coordinates by its inverse
+    unless ``recompute_scale_factor``). Made of index_select and elementwise ops, so it
+    differentiates."""
+    if mode not in _INTERP:
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest, "
+                                  "linear, bilinear)")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError("align_corners option can only be set with the interpolating modes: "
+                         "linear | bilinear | bicubic | trilinear")
+    if input.ndim not in _INTERP[mode]:
+        raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs "
+                                  f"{_INTERP[mode][0]}D input")
+    if antialias:
+        raise NotImplementedError("interpolate: antialias is not supported")
+    nd = input.ndim - 2
+    if (size is None) == (scale_factor is None):
+        raise ValueError("either size or scale_factor should be defined" if size is None
+                         else "only one of size or scale_factor should be defined")
+    spatial = list(input.shape[2:])
+    if size is not None:
+        out = [int(size)] * nd if isinstance(size, numbers.Integral) else [int(v) for v in size]
+        scales = [n / o for n, o in zip(spatial, out)]
+    else:
+        sf = [float(scale_factor)] * nd if isinstance(scale_factor, numbers.Real) else [
+            float(v) for v in scale_factor]
+        out = [int(math.floor(n * f)) for n, f in zip(spatial, sf)]
+        scales = [n / o if recompute_scale_factor else 1.0 / f
+                  for n, o, f in zip(spatial, out, sf)]
+    y = input
+    for axis, (n, o, sc) in enumerate(zip(spatial, out, scales), start=2):
+        y = _resample(y, axis, n, o, sc, mode, bool(align_corners))
+    return y
+
+
+def _resample(x: Tensor, axis: int, n: int, o: int, scale: float, mode: str, corners: bool):
+    dst = np.arange(o, dtype=np.float64)
+    if mode == "nearest":
+        src = np.minimum(np.floor(dst * scale), n - 1).astype(np.int64)
+        return x.index_select(axis, tensor(src, device=x.device))
+    if corners:
+        pos = dst * ((n - 1) / (o - 1)) if o > 1 else np.zeros(o)
+    else:
+        pos = np.maximum((dst + 0.5) * scale - 0.5, 0.0)
+    lo = np.minimum(np.floor(pos), n - 1).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    shape = [1] * x.ndim
+    shape[axis] = o
+    lam = tensor((pos - lo).reshape(shape), dtype=x.dtype, device=x.device)
+    a = x.index_select(axis, tensor(lo, device=x.device))
+    b = x.index_select(axis, tensor(hi, device=x.device))
+    return a + (b - a) * lam
+
+
 # --- attention ------------------------------------------------------------------------------
 
 
