@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import math
 import os
 import sys
 import sysconfig
@@ -25,7 +24,7 @@ import clgraph.nn as nn
 import clgraph.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import plot  # noqa: E402
+from _common import plot
 
 
 def parse_args(argv=None):
