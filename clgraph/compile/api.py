@@ -13,7 +13,7 @@ import os
 import warnings
 import weakref
 
-from .. import autograd, runtime
+from .. import amp, autograd, runtime
 from ..graph import to_networkx
 from ..nn.module import Module
 from ..ops import registry
@@ -62,7 +62,7 @@ class Compiled:
     def _key(self, args, kwargs):
         tensors: list = []
         spec = flatten((args, kwargs), tensors)
-        key = (spec, tensor_key(tensors), autograd.is_grad_enabled())
+        key = (spec, tensor_key(tensors), autograd.is_grad_enabled(), amp.state_key())
         m = self._module
         if m is not None:
             key += (tuple(x.training for x in m.modules()),

@@ -71,9 +71,10 @@ def _in_place(input: Tensor) -> bool:
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """y = input @ weight.T + bias."""
+    """y = input @ weight.T + bias (the bias in the product's dtype: float16 under
+    autocast, as PyTorch's fused linear)."""
     out = matmul(input, weight.t())
-    return out if bias is None else out + bias
+    return out if bias is None else out + bias.to(out.dtype)
 
 
 def relu_(input: Tensor) -> Tensor:

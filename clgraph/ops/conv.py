@@ -717,14 +717,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         # straight into NCHW, with no patches and no layout change
         y = matmul(reshape(weight, 1, O, C), reshape(x, N, C, L))
         if bias is not None:
-            y = y + reshape(bias, 1, O, 1)
+            y = y + reshape(bias, 1, O, 1).to(y.dtype)
         return _unbatch(reshape(y, N, O, OH, OW), unbatched)
     if groups == 1 and not x.device.info.is_cpu:
         # GPUs: one implicit GEMM, patches gathered while tiles are staged
         geom = (C, H, W, kh, kw, *st, pads[0][0], pads[1][0], *dil, OH, OW)
         y = apply(CONV_FWD, x, weight, geom=geom)
         if bias is not None:
-            y = y + reshape(bias, 1, O, 1, 1)
+            y = y + reshape(bias, 1, O, 1, 1).to(y.dtype)
         return _unbatch(y, unbatched)
     # A channels-last product: patches as rows (N*L, C*kh*kw) times W^T, one GEMM per group
     # with the batch folded into M. Then each of the three GEMMs (forward, input gradient,
@@ -738,7 +738,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     wt = reshape(weight, groups, Og, K).permute(0, 2, 1)  # (groups, K, Og)
     y = matmul(a, wt)  # (groups, N*L, Og)
     if bias is not None:
-        y = y + reshape(bias, groups, 1, Og)
+        y = y + reshape(bias, groups, 1, Og).to(y.dtype)  # the product's (autocast)
     y = reshape(y, groups, N, L, Og).permute(1, 0, 2, 3)  # (N, groups, L, Og), a view
     y = apply(TRANSPOSE_COPY, y)  # (N, groups, Og, L): NCHW
     return _unbatch(reshape(y, N, O, OH, OW), unbatched)
