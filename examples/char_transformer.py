@@ -3,6 +3,7 @@ standard library (its .py files ship with every Python installation: no download
 
     python examples/char_transformer.py                    # about 3 minutes of training
     python examples/char_transformer.py --minutes 10 --compile --plot loss.png
+    python examples/char_transformer.py --amp              # float16 products, a GradScaler
 
 Prints the held-out loss next to a unigram model's (what predicting characters by their
 frequency alone gives), saves a checkpoint and samples a few lines of "Python" at the end.
@@ -42,6 +43,8 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--compile", action="store_true", help="compile the training step")
+    ap.add_argument("--amp", action="store_true",
+                    help="mixed precision: float16 products (autocast) and a GradScaler")
     ap.add_argument("--plot", default=None, help="write the loss curve to this PNG")
     ap.add_argument("--checkpoint", default="char_transformer.pt")
     ap.add_argument("--sample", type=int, default=300, help="characters to generate")
@@ -116,16 +119,23 @@ def main(argv=None) -> dict:
           f"{n_params:,} parameters on {device} ({device.info.name})")
     opt = cg.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
 
+    scaler = cg.amp.GradScaler(enabled=args.amp)
+
     def step(x, y):
         opt.zero_grad()
-        logits = model(x)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-        loss.backward()
+        with cg.autocast("cl", enabled=args.amp):
+            logits = model(x)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
         cg.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         return loss
 
-    run = cg.compile(step) if args.compile else step
+    # the scaler reads a flag from the device each step, which a compiled call cannot
+    # replay: with --amp the step runs eagerly (autocast itself compiles)
+    run = cg.compile(step) if args.compile and not args.amp else step
     losses, start, n = [], time.perf_counter(), 0
     pending = []
     while True:

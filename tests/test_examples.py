@@ -77,3 +77,16 @@ def test_char_transformer_learns(tmp_path, capsys):
     saved = cg.load(str(ckpt))
     assert "tok.weight" in saved["model"] and len(saved["chars"]) > 50
     assert "sample:\ndef " in capsys.readouterr().out
+
+
+def test_char_transformer_mixed_precision_runs():
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        mod = __import__("char_transformer")
+        res = mod.main(["--steps", "12", "--data-chars", "100000", "--d-model", "32",
+                        "--heads", "2", "--context", "16", "--batch-size", "8",
+                        "--checkpoint", "", "--sample", "5", "--amp"])
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    assert len(res["losses"]) == 12 and all(0 < v < 10 for v in res["losses"])
+    assert res["held_out"] < res["unigram"] * 1.2
