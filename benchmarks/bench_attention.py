@@ -1,0 +1,90 @@
+"""Attention against PyTorch (CPU, or CUDA when present) in the same run:
+scaled_dot_product_attention forward+backward (batch 8, 8 heads, sequence 512, head dim
+64, causal) and a TransformerEncoderLayer training step (d_model 256, 8 heads, batch 16,
+sequence 128), eager and compiled.
+
+    python benchmarks/bench_attention.py [--seq 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import clgraph as cg
+
+try:
+    import torch
+
+    torch.set_num_threads(2)
+except ImportError:
+    torch = None
+
+
+def timeit(fn, sync, reps=5):
+    fn()
+    sync()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        sync()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def sdpa_case(lib, seq, sync):
+    rng = np.random.default_rng(0)
+    q, k, v = (lib.tensor(rng.standard_normal((8, 8, seq, 64)).astype(np.float32),
+                          requires_grad=True) for _ in range(3))
+
+    def step():
+        y = lib.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y.sum().backward()
+
+    return timeit(step, sync)
+
+
+def layer_case(lib, sync, compiled):
+    lib.manual_seed(0)
+    layer = lib.nn.TransformerEncoderLayer(256, 8, 1024, dropout=0.0, batch_first=True)
+    opt = lib.optim.Adam(layer.parameters(), lr=1e-4)
+    x = lib.tensor(np.random.default_rng(1).standard_normal((16, 128, 256)).astype(np.float32))
+
+    def step(x):
+        opt.zero_grad()
+        loss = layer(x).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    f = cg.compile(step) if compiled else step
+    return timeit(lambda: f(x), sync)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seq", type=int, default=512)
+    args = ap.parse_args()
+    q = cg.get_default_device().info.queue
+    rows = [("SDPA causal fwd+bwd 8x8x%dx64" % args.seq, sdpa_case(cg, args.seq, q.finish),
+             sdpa_case(torch, args.seq, lambda: None) if torch else None),
+            ("TransformerEncoderLayer step, eager", layer_case(cg, q.finish, False),
+             layer_case(torch, lambda: None, False) if torch else None),
+            ("TransformerEncoderLayer step, compiled", layer_case(cg, q.finish, True),
+             layer_case(torch, lambda: None, False) if torch else None)]
+    print(f"device {cg.get_default_device().info.name}; torch "
+          f"{torch.__version__ if torch else 'absent'} (CPU, 2 threads)")
+    print(f"{'case':<42}{'clgraph ms':>12}{'torch ms':>12}{'clgraph/torch':>15}")
+    for name, c, t in rows:
+        tt = f"{t * 1e3:>12.1f}{c / t:>15.2f}" if t else f"{'-':>12}{'-':>15}"
+        print(f"{name:<42}{c * 1e3:>12.1f}{tt}")
+    print("clgraph/torch: time ratio (below 1: clgraph is faster); compiled row against "
+          "torch's eager step")
+
+
+if __name__ == "__main__":
+    main()
