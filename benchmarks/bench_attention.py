@@ -70,7 +70,7 @@ def main():
     ap.add_argument("--seq", type=int, default=512)
     args = ap.parse_args()
     q = cg.get_default_device().info.queue
-    rows = [("SDPA causal fwd+bwd 8x8x%dx64" % args.seq, sdpa_case(cg, args.seq, q.finish),
+    rows = [(f"SDPA causal fwd+bwd 8x8x{args.seq}x64", sdpa_case(cg, args.seq, q.finish),
              sdpa_case(torch, args.seq, lambda: None) if torch else None),
             ("TransformerEncoderLayer step, eager", layer_case(cg, q.finish, False),
              layer_case(torch, lambda: None, False) if torch else None),
