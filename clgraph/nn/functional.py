@@ -666,7 +666,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                                f"({hq}) must be divisible by those of key and value ({hk})")
         key, value = (_repeat_heads(t, hq // hk) for t in (key, value))
     s = 1.0 / math.sqrt(E) if scale is None else scale
-    scores = (query @ key.transpose(-2, -1)) * s
+    # the scale on the (L, E) query, not on the (L, S) scores: fewer elements both ways
+    scores = (query * s) @ key.transpose(-2, -1)
     masked = None
     if is_causal:
         masked = full((L, S), True, dtype=dt.bool_, device=query.device).triu(1)
