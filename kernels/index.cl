@@ -83,13 +83,14 @@ __kernel void index_scatter(__global T* dst, const long doff, const long nf, con
   }
 }
 
-// tri_copy: out[ooff + sum c_d * ost_d] = keep ? src[soff + sum c_d * sst_d] : 0, where the
-// last two coordinates are (row, col) and keep is col - row <= diag (lower) or >= diag.
+// tri_copy: out[ooff + sum c_d * ost_d] = keep ? src[soff + sum c_d * sst_d] : fill (the
+// bits of the fill value: 0, or -inf for a causal attention mask), where the last two
+// coordinates are (row, col) and keep is col - row <= diag (lower) or >= diag.
 // meta: sh[r], sst[r], ost[r] (r >= 2). Launch: one work-item per CHUNK consecutive elements,
 // padded; offsets are recomputed only when the column wraps.
 __kernel void tri_copy(__global T* out, const long ooff, const long n, const int r,
                        __global const long* meta, __global const T* src, const long soff,
-                       const long diag, const int lower) {
+                       const long diag, const int lower, const T fill) {
   const long i0 = (long)get_global_id(0) * CHUNK;
   if (i0 >= n) return;
   const long i1 = min(n, i0 + CHUNK);
@@ -110,7 +111,7 @@ __kernel void tri_copy(__global T* out, const long ooff, const long n, const int
       }
     }
     const int keep = lower ? (col - row <= diag) : (col - row >= diag);
-    out[o] = keep ? src[s] : (T)0;
+    out[o] = keep ? src[s] : fill;
     ++col;
     s += scol;
     o += ocol;

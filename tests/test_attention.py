@@ -193,3 +193,16 @@ def test_modules_match_torch():
         got = me(cg.tensor(x), mask=cg.tensor(mask.numpy()), is_causal=True)
         want = te(torch.tensor(x), mask=mask, is_causal=True)
         np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [cg.float16, cg.float32, cg.float64])
+def test_causal_fill_of_tril(dtype):
+    """The causal mask is tril's kernel filling the upper triangle with -inf (one pass);
+    its gradient is tril's."""
+    from clgraph.ops.registry import REGISTRY, apply
+
+    x = cg.tensor(RNG.standard_normal((2, 3, 5)), dtype=dtype)
+    got = apply(REGISTRY["tril"], x, diagonal=0, fill=-math.inf).float().numpy()
+    want = np.where(np.tril(np.ones((3, 5), bool)), x.float().numpy(), -np.inf)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(cg.tril(x).float().numpy(), np.tril(x.float().numpy()))

@@ -23,6 +23,7 @@ from ..ops import reduce as R
 from ..ops.index import _index_info, gather, index_select
 from ..ops.join import cat
 from ..ops.linalg import matmul
+from ..ops.registry import REGISTRY, apply
 from ..ops.registry import functions as _f
 from ..tensor import Tensor
 
@@ -669,8 +670,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     # the scale on the (L, E) query, not on the (L, S) scores: fewer elements both ways
     scores = (query * s) @ key.transpose(-2, -1)
     masked = None
-    if is_causal:
-        masked = full((L, S), True, dtype=dt.bool_, device=query.device).triu(1)
+    if is_causal:  # key j > query i: -inf, in one pass over the scores
+        scores = apply(REGISTRY["tril"], scores, diagonal=0, fill=-math.inf)
     elif attn_mask is not None:
         if attn_mask.dtype is dt.bool_:
             masked = attn_mask.logical_not()

@@ -228,15 +228,33 @@ def _run_tri(op_, args, attrs, out=None):
     _launch(info, "tri_copy", _kernel(info, "tri_copy", x.dtype.itemsize), -(-n // CHUNK),
             {"out": res._storage.buf, "ooff": res._offset, "n": n, "r": len(shape),
              "meta": _meta(info, shape, sst, ost), "src": x._storage.buf, "soff": x._offset,
-             "diag": int(attrs["diagonal"]), "lower": int(op_.name == "tril")})
+             "diag": int(attrs["diagonal"]), "lower": int(op_.name == "tril"),
+             "fill": _fill_bits(attrs.get("fill", 0), x.dtype)})
     return res
 
 
-TRIL = register(OpDef("tril", "join", lambda x, diagonal: np.tril(x, diagonal), _run_tri,
-                      lambda g, x, out, diagonal: (apply(TRIL, g, diagonal=diagonal),),
+def _fill_bits(value, d: dt.dtype):
+    """``value`` in dtype ``d`` as the unsigned integer of the same bits (tri_copy copies
+    bits)."""
+    return np.array(value, dtype=np.float16 if d is dt.float16 else d.np).view(
+        f"u{d.itemsize}")[()]
+
+
+def _tri_ref(keep):
+    def ref(x, diagonal, fill=0):
+        rows, cols = np.indices(x.shape[-2:])
+        return np.where(keep(cols - rows, diagonal), x, np.asarray(fill, x.dtype))
+
+    return ref
+
+
+# ``fill`` (not a public argument; 0 by default) is what replaces the dropped triangle: a
+# causal attention mask fills it with -inf in the same pass
+TRIL = register(OpDef("tril", "join", _tri_ref(lambda k, d: k <= d), _run_tri,
+                      lambda g, x, out, diagonal, fill=0: (apply(TRIL, g, diagonal=diagonal),),
                       saves=(), saves_out=False))
-TRIU = register(OpDef("triu", "join", lambda x, diagonal: np.triu(x, diagonal), _run_tri,
-                      lambda g, x, out, diagonal: (apply(TRIU, g, diagonal=diagonal),),
+TRIU = register(OpDef("triu", "join", _tri_ref(lambda k, d: k >= d), _run_tri,
+                      lambda g, x, out, diagonal, fill=0: (apply(TRIU, g, diagonal=diagonal),),
                       saves=(), saves_out=False))
 
 
