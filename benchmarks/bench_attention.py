@@ -9,10 +9,9 @@ sequence 128), eager and compiled.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from _timing import median_time
 
 import clgraph as cg
 
@@ -24,16 +23,8 @@ except ImportError:
     torch = None
 
 
-def timeit(fn, sync, reps=5):
-    fn()
-    sync()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        sync()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+def timeit(fn, sync):
+    return median_time(fn, sync, 5, warmup=1)
 
 
 def sdpa_case(lib, seq, sync):

@@ -15,24 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
-
-
-def _timeit(fn, sync, reps=10, min_time=0.2, max_time=3.0):
-    fn()
-    sync()
-    ts, start = [], time.perf_counter()
-    while (len(ts) < reps or sum(ts) < min_time) and time.perf_counter() - start < max_time:
-        t = time.perf_counter()
-        fn()
-        sync()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+from _timing import median_time
 
 
 def _worker(lib: str, small: bool, only: list[str]) -> list[dict]:
@@ -62,7 +49,7 @@ def _worker(lib: str, small: bool, only: list[str]) -> list[dict]:
                          ((1024, "float32"), (4096, "float32"), (4096, "float16"))):
             a = cg.tensor(rng.standard_normal((m, m), dtype=np.float32)).to(getattr(cg, dtype))
             b = cg.tensor(rng.standard_normal((m, m), dtype=np.float32)).to(getattr(cg, dtype))
-            t = _timeit(lambda a=a, b=b: a @ b, sync)
+            t = median_time(lambda a=a, b=b: a @ b, sync, 10)
             rows.append({"case": f"matmul {m} {dtype}", "s": t,
                          "rate": f"{2 * m ** 3 / t / 1e12:.2f} TFLOP/s"})
 
@@ -77,7 +64,7 @@ def _worker(lib: str, small: bool, only: list[str]) -> list[dict]:
             return loss
 
         f = compiled(step)
-        t = _timeit(lambda: f(x, y), sync)
+        t = median_time(lambda: f(x, y), sync, 10)
         rows.append({"case": name, "s": t, "rate": f"{1 / t:.1f} steps/s"})
 
     if "mlp" in only:

@@ -1,12 +1,13 @@
 """Mixed precision: ``cg.autocast`` and ``cg.amp.GradScaler``.
 
 autocast is a layer of the dispatch stack (installed at import, above autograd): inside an
-autocast region, floating-point operands of the products (matmul: linear, bmm, and the
-convolutions and attention built on it) are cast to the low dtype, and those of the ops
-that need range or precision (softmax, log_softmax, exp, log, sums, means, norms and the
-normalizations' statistics, so losses too) to float32; everything else runs in the dtypes
-it is given. The casts are ordinary recorded ops, so gradients flow back to float32
-parameters in float32. The region's state is part of a compiled call's signature.
+autocast region, each op's row says what happens to its floating-point operands
+(``OpDef.autocast``): the products (matmul: linear, bmm, and the convolutions and attention
+built on it) cast them to the low dtype; the ops that need range or precision (softmax,
+log_softmax, exp, log, sums, means, norms and the normalizations' statistics, so losses
+too) to float32; everything else runs in the dtypes it is given. The casts are ordinary
+recorded ops, so gradients flow back to float32 parameters in float32. The region's state
+is part of a compiled call's signature.
 
 GradScaler scales the loss so that float16 gradients do not underflow, unscales them in
 place on the device, and skips a step whose gradients are not finite: one host read per
@@ -22,13 +23,8 @@ from .autograd import no_grad
 from .ops import registry
 from .tensor import Tensor
 
-# ops whose floating-point operands autocast lowers, and those it raises to float32
-LOWER = frozenset({"matmul", "conv2d_gemm"})
-FLOAT32 = frozenset({"softmax", "log_softmax", "exp", "log", "log1p", "expm1", "sum",
-                     "mean", "prod", "cumsum", "logsumexp", "norm", "var", "std",
-                     "var_mean", "std_mean", "pow", "rsqrt", "reciprocal"})
-
 _local = threading.local()  # .dtype: the innermost region's low dtype (None: none)
+_open = 0  # regions open in all threads
 _DEVICE_TYPES = ("cl", "gpu", "cuda", "cpu")
 
 
@@ -54,10 +50,13 @@ class _Autocast(registry.Interpreter):
     """The autocast layer: casts operands of the listed ops while a region is active."""
 
     def process(self, op, args, attrs, out):
+        if not _open or out is not None:  # no region open in any thread: one test per op
+            return self.inner.process(op, args, attrs, out)
         low = getattr(_local, "dtype", None)
-        if low is not None and out is None:
-            target = low if op.name in LOWER else dt.float32 if op.name in FLOAT32 else None
-            if target is not None:
+        if low is not None:
+            policy = op.autocast  # declared on the op's row
+            if policy is not None:
+                target = low if policy == "low" else dt.float32
                 args = tuple(_cast(a, target, low) for a in args)
         return self.inner.process(op, args, attrs, out)
 
@@ -91,12 +90,16 @@ class autocast:
         self._prev = []
 
     def __enter__(self):
+        global _open
         self._prev.append(getattr(_local, "dtype", None))
         _local.dtype = self.fast_dtype if self._enabled else None
+        _open += 1
         return self
 
     def __exit__(self, *exc):
+        global _open
         _local.dtype = self._prev.pop()
+        _open -= 1
         return False
 
     def __call__(self, fn):

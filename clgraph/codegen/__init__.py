@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyopencl as cl
-
 from .. import dtypes as dt
 from .cache import (
     ARG_TYPES,
@@ -21,7 +19,6 @@ from .cache import (
     arg,
     build,
     get_kernel,
-    numbered,
     pack,
     set_arg_types,
     set_signature,

@@ -75,7 +75,9 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = input @ weight.T + bias (the bias in the product's dtype: float16 under
     autocast, as PyTorch's fused linear)."""
     out = matmul(input, weight.t())
-    return out if bias is None else out + bias.to(out.dtype)
+    if bias is None:
+        return out
+    return out + (bias if bias.dtype is out.dtype else bias.to(out.dtype))
 
 
 def relu_(input: Tensor) -> Tensor:
@@ -659,7 +661,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if is_causal and attn_mask is not None:
         raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be "
                            "set when is_causal=True")
-    L, S, E = query.shape[-2], key.shape[-2], query.shape[-1]
+    E = query.shape[-1]
     if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
         hq, hk = query.shape[-3], key.shape[-3]
         if hq % hk:

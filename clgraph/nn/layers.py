@@ -269,6 +269,28 @@ class AdaptiveAvgPool2d(Module):
 # --- normalization ------------------------------------------------------------------------
 
 
+def _affine_parameters(m: Module, shape: tuple, affine: bool, bias: bool, device,
+                       dtype) -> None:
+    """A normalization's per-element weight and bias of ``shape`` (None when not
+    ``affine``; bias None without ``bias``), registered in PyTorch's order."""
+    if affine:
+        m.weight = Parameter(empty(*shape, **_factory(device, dtype)))
+    else:
+        m.register_parameter("weight", None)
+    if affine and bias:
+        m.bias = Parameter(empty(*shape, **_factory(device, dtype)))
+    else:
+        m.register_parameter("bias", None)
+
+
+def _reset_affine(weight, bias) -> None:
+    """A normalization's initial affine map: weight ones, bias zeros."""
+    if weight is not None:
+        init.ones_(weight)
+    if bias is not None:
+        init.zeros_(bias)
+
+
 class _BatchNorm(Module):
     _version = 2
 
@@ -281,15 +303,7 @@ class _BatchNorm(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = Parameter(empty(num_features, **_factory(device, dtype)))
-            if bias:
-                self.bias = Parameter(empty(num_features, **_factory(device, dtype)))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, (num_features,), affine, bias, device, dtype)
         if track_running_stats:
             self.register_buffer("running_mean", zeros(num_features, **_factory(device, dtype)))
             self.register_buffer("running_var", ones(num_features, **_factory(device, dtype)))
@@ -310,10 +324,7 @@ class _BatchNorm(Module):
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self.weight, self.bias)
 
     def _check_input_dim(self, input: Tensor) -> None:
         raise NotImplementedError
@@ -377,22 +388,11 @@ class LayerNorm(Module):
         self.normalized_shape = tuple(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(empty(*self.normalized_shape, **_factory(device, dtype)))
-            if bias:
-                self.bias = Parameter(empty(*self.normalized_shape, **_factory(device, dtype)))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.normalized_shape, elementwise_affine, bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.elementwise_affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -413,22 +413,11 @@ class GroupNorm(Module):
                              f"({num_groups})")
         self.num_groups, self.num_channels = num_groups, num_channels
         self.eps, self.affine = eps, affine
-        if affine:
-            self.weight = Parameter(empty(num_channels, **_factory(device, dtype)))
-            if bias:
-                self.bias = Parameter(empty(num_channels, **_factory(device, dtype)))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, (num_channels,), affine, bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        if self.affine:
-            init.ones_(self.weight)
-            if self.bias is not None:
-                init.zeros_(self.bias)
+        _reset_affine(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)

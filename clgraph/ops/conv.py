@@ -321,7 +321,7 @@ CONV_FWD = register(OpDef(
     "conv2d_gemm", "conv", _conv_fwd_ref, _run_conv_gemm,
     lambda g, x, w, out, geom: (apply(CONV_DX, g, w, geom=geom),
                                 apply(CONV_DW, g, x, geom=geom)),
-    saves_out=False))
+    saves_out=False, autocast="low"))
 CONV_DX = register(OpDef(
     "conv2d_gemm_dx", "conv", _conv_dx_ref, _run_conv_gemm,
     lambda gg, g, w, out, geom: (apply(CONV_FWD, gg, w, geom=geom),

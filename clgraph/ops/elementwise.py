@@ -302,13 +302,13 @@ def _by_kind(fexpr: str, iexpr: str, bexpr: str | None = None):
 
 def elementwise(name, ref, expr, rule, argnames, vjp=None, vec=True, promote=slice(None),
                 differentiable=True, saves=None, saves_out=True, needs=None, variants=None,
-                tensors_only=False):
+                tensors_only=False, autocast=None):
     """One elementwise row; ``variants`` (registry.Variants) makes it public as
     ``cg.<name>(input, *others, out=None)`` and the forms it lists; ``tensors_only``: its
     public function takes no Python number (PyTorch's signature is all Tensors)."""
     op = register(OpDef(name, "elementwise", ref, _run, vjp, expr, rule, argnames, vec,
                         promote, differentiable, saves=saves, needs=needs,
-                        saves_out=saves_out))
+                        saves_out=saves_out, autocast=autocast))
     if variants is not None:
         registry.export(name, _public(op, tensors_only), variants)
     return op
@@ -453,22 +453,22 @@ binary("threshold_backward", lambda g, y: np.where(y > 0, g, 0).astype(g.dtype),
        saves_out=False)
 unary("exp", _np_float(np.exp), "exp({x})", _floating,
       vjp=lambda g, x, out: (g * out,), saves=(),
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True), autocast="float32")
 unary("log", _np_float(np.log), "log({x})", _floating,
       vjp=lambda g, x, out: (g / x,), saves_out=False,
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True), autocast="float32")
 unary("log1p", _np_float(np.log1p), "log1p({x})", _floating,
       vjp=lambda g, x, out: (g / (x + 1),), saves_out=False,
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True), autocast="float32")
 unary("expm1", _np_float(np.expm1), "expm1({x})", _floating,
       vjp=lambda g, x, out: (g * (out + 1),), saves=(),
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True), autocast="float32")
 unary("sqrt", _np_float(np.sqrt), "sqrt({x})", _floating,
       vjp=lambda g, x, out: (g / (out * 2),), saves=(),
       variants=Variants(inplace=True))
 unary("rsqrt", _np_float(lambda x: 1 / np.sqrt(x)), "rsqrt({x})", _floating,
       vjp=lambda g, x, out: (g * out * out * out * -0.5,), saves=(),
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True), autocast="float32")
 unary("sin", _np_float(np.sin), "sin({x})", _floating,
       vjp=lambda g, x, out: (g * _call("cos", x),), saves_out=False,
       variants=Variants(inplace=True))
@@ -486,7 +486,7 @@ unary("erf", _np_float(_erf_ref), "erf({x})", _floating,
       variants=Variants(inplace=True))
 unary("reciprocal", _np_float(np.reciprocal), "(({T})1 / {x})", _floating,
       vjp=lambda g, x, out: (-g * out * out,), saves=(),
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True), autocast="float32")
 unary("hardswish", _np_float(lambda x: x * np.clip(x + 3, 0, 6) / 6),
       "({x} * fmin(fmax({x} + ({T})3, ({T})0), ({T})6) / ({T})6)", _floating,
       vjp=lambda g, x, out: (g * _call("where", _call("lt", x, -3.0), 0.0, _call(
@@ -530,7 +530,7 @@ binary("remainder", np.remainder,
        vjp=lambda g, a, b, out: (g, -g * _call("floor_divide", a, b)), saves_out=False,
        variants=Variants(inplace=True, dunders=("mod", "rmod", "imod")))
 binary("pow", np.power, _by_kind("pow({a}, {b})", "cg_pow_{T}({a}, {b})", "({a} | !{b})"),
-       vjp=_pow_vjp)
+       vjp=_pow_vjp, autocast="float32")
 binary("maximum", np.maximum,
        _by_kind("((({a} > {b}) || isnan({a})) ? {a} : {b})", "max({a}, {b})"),
        vjp=_minmax_vjp("gt"), saves_out=False,

@@ -117,11 +117,12 @@ class _Program:
         self.scalars = scalars
         self.written = written
         # where each Hyper sits among the kernel's arguments, for a replay's refresh
-        names = [p.name for p in codegen.signature(group)]
+        at = {p.operand: i for i, p in enumerate(codegen.signature(group))
+              if p.kind == "scalar"}
         self.where: dict = {}
         for k, name, _ in scalars:
             if name is not None:
-                self.where.setdefault(name, []).append(names.index(f"s{k}"))
+                self.where.setdefault(name, []).append(at[k])
 
 
 _programs: dict = {}

@@ -163,6 +163,7 @@ def _vjp(g, a, b, out):
 
 
 MATMUL = register(OpDef("matmul", "linalg", lambda a, b: np.matmul(a, b), _run_matmul,
+                        autocast="low",
                         vjp=_vjp,
                         saves_out=False))
 

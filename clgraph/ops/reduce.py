@@ -720,13 +720,15 @@ def _row_values(kept, x, y, **scalars) -> dict:
 
 
 def reduction(name, ref, kind, accumulation, empty=None, vjp=None, differentiable=True,
-              mean=False):
+              mean=False, autocast="float32"):
     """One reduction row. ``accumulation(x dtype, attrs, device) -> Accumulation`` gives the
     accumulator and output dtypes and the fold's expressions; ``empty`` names the op in
     PyTorch's error for an empty reduced range (ops that have no identity). Attrs: dim as a
-    sorted tuple, keepdim, dtype, correction, p."""
+    sorted tuple, keepdim, dtype, correction, p. Under autocast a reduction computes in
+    float32 unless ``autocast`` says otherwise (extremes, argmax and logical ones: None)."""
     return register(OpDef(name, "reduce", ref, _run, vjp, differentiable=differentiable,
-                          reduction=registry.Reduction(kind, accumulation, empty, mean)))
+                          reduction=registry.Reduction(kind, accumulation, empty, mean),
+                          autocast=autocast))
 
 
 # --- VJPs (gradients built from clgraph ops, so they differentiate again) ------------------
@@ -865,13 +867,13 @@ SUM = reduction("sum", _ref_sum, "fold", _sum_accumulation, vjp=_sum_vjp)
 PROD = reduction("prod", _ref_prod, "fold", _prod_accumulation, vjp=_prod_vjp)
 MEAN = reduction("mean", _ref_mean, "fold", _mean_accumulation, vjp=_mean_vjp)
 AMAX = reduction("amax", _ref_extreme(np.amax), "fold", _extreme_accumulation(True),
-                 empty="amax", vjp=_extreme_vjp)
+                 empty="amax", vjp=_extreme_vjp, autocast=None)
 AMIN = reduction("amin", _ref_extreme(np.amin), "fold", _extreme_accumulation(False),
-                 empty="amin", vjp=_extreme_vjp)
+                 empty="amin", vjp=_extreme_vjp, autocast=None)
 ALL = reduction("all", _ref_logical(np.all), "fold", _logical_accumulation(True),
-                differentiable=False)
+                differentiable=False, autocast=None)
 ANY = reduction("any", _ref_logical(np.any), "fold", _logical_accumulation(False),
-                differentiable=False)
+                differentiable=False, autocast=None)
 NORM = reduction("norm", _ref_norm, "fold", _norm_accumulation, vjp=_norm_vjp)
 VAR = reduction("var", _ref_var(False), "welford", _var_accumulation(False),
                 vjp=_var_vjp(False))
@@ -883,13 +885,15 @@ STD_MEAN = reduction("std_mean", _ref_var_mean(True), "welford", _var_accumulati
                      vjp=_var_mean_vjp(True), mean=True)
 LOGSUMEXP = reduction("logsumexp", _ref_lse, "lse", _lse_accumulation, vjp=_lse_vjp)
 ARGMAX = reduction("argmax", _ref_arg(_nan_first(np.argmax), False), "arg",
-                   _arg_accumulation(True, False), empty="argmax", differentiable=False)
+                   _arg_accumulation(True, False), empty="argmax", differentiable=False,
+                   autocast=None)
 ARGMIN = reduction("argmin", _ref_arg(_nan_first(np.argmin), False), "arg",
-                   _arg_accumulation(False, False), empty="argmin", differentiable=False)
+                   _arg_accumulation(False, False), empty="argmin", differentiable=False,
+                   autocast=None)
 MAX = reduction("max", _ref_arg(_nan_first(np.argmax), True), "arg",
-                _arg_accumulation(True, True), empty="max", vjp=_arg_vjp(ARGMAX))
+                _arg_accumulation(True, True), empty="max", vjp=_arg_vjp(ARGMAX), autocast=None)
 MIN = reduction("min", _ref_arg(_nan_first(np.argmin), True), "arg",
-                _arg_accumulation(False, True), empty="min", vjp=_arg_vjp(ARGMIN))
+                _arg_accumulation(False, True), empty="min", vjp=_arg_vjp(ARGMIN), autocast=None)
 SOFTMAX = reduction("softmax", _ref_softmax(False), "softmax",
                     _softmax_accumulation("softmax"), vjp=_softmax_vjp)
 LOG_SOFTMAX = reduction("log_softmax", _ref_softmax(True), "log_softmax",

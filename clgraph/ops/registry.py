@@ -102,6 +102,9 @@ class OpDef:
     saves_out: bool = True
     view_rule: Callable | None = None  # view ops: (x, **attrs) -> (shape, stride, offset)
     reduction: "Reduction | None" = None  # reductions and row ops (softmax, cumsum)
+    # under autocast (clgraph.amp): "low" (floating operands cast to the region's low
+    # dtype: products), "float32" (cast up: ops that need range or precision) or None
+    autocast: str | None = None
 
     def __repr__(self):
         return f"<op {self.name}>"
