@@ -30,6 +30,7 @@ def gpu_kernels(monkeypatch):
     """The GPU kernel variants on this device (CLGRAPH_KERNELS=gpu), tuning off."""
     monkeypatch.setattr(D, "_KERNELS", "gpu")
     monkeypatch.setenv("CLGRAPH_TUNE", "0")
+    monkeypatch.setenv("CLGRAPH_TENSOR_CORES", "0")
     monkeypatch.setattr(gemm, "_chosen", {})
     monkeypatch.setattr(tune, "_memory", {})
 
@@ -107,6 +108,60 @@ def test_gemm_takes_fused_epilogues(gpu_kernels):
     assert prof.kernels == ["matmul_gemm_epilogue"], prof.kernels
     want = np.maximum(x.numpy() @ w.numpy().T + bias.numpy(), 0)
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+
+
+# --- tensor cores ----------------------------------------------------------------------------
+
+MMA_PARAMS = [
+    gemm.MMA_DEFAULT,
+    {"WARPS_M": 1, "WARPS_N": 2, "WTM": 1, "WTN": 2, "KS": 16, "DB": 0},
+    {"WARPS_M": 2, "WARPS_N": 1, "WTM": 2, "WTN": 1, "KS": 64, "DB": 1},
+]
+
+
+@pytest.fixture
+def emulated_mma(gpu_kernels, monkeypatch):
+    """matmul_mma with the instruction done in software (its fragment layout), any device."""
+    monkeypatch.setenv("CLGRAPH_TENSOR_CORES", "emulate")
+    monkeypatch.setattr(gemm, "_probed", {})
+
+
+@pytest.mark.parametrize("p", MMA_PARAMS, ids=lambda p: "x".join(str(p[k]) for k in gemm._MMA_KEYS))
+def test_tensor_core_tiling_against_numpy(emulated_mma, monkeypatch, p):
+    """float16 products through matmul_mma's tiles and fragments: odd shapes, every
+    operand layout, broadcast batches; float32 accumulation, one rounding on the store."""
+    use(monkeypatch, p)
+    rng = np.random.default_rng(3)
+    cases = list(zip(SHAPES, ["nn", "nt", "tn", "tt", "sn", "ns"]))
+    cases += [((33, 65, 40), "nt")] if p is gemm.MMA_DEFAULT else []
+    for (M, N, K), (la, lb) in cases:
+        a, ah = operand(rng, (1, M, K), "float16", la)
+        b, bh = operand(rng, (2, K, N), "float16", lb)
+        with cg.profile() as prof:
+            c = (a @ b).numpy()
+        assert prof.functions == ["matmul_mma"], prof.functions
+        want = np.matmul(ah.astype(np.float64), bh.astype(np.float64))
+        np.testing.assert_allclose(c.astype(np.float64), want, rtol=2e-3, atol=2e-3)
+
+
+def test_tensor_cores_only_where_the_probe_passes(gpu_kernels, monkeypatch):
+    """No NVIDIA platform, or a probe that fails: float16 stays on matmul_gemm."""
+    info = cg.tensor([1.0]).device.info
+    monkeypatch.delenv("CLGRAPH_TENSOR_CORES")
+    if "NVIDIA" not in info.platform.upper():
+        assert gemm.mma_mode(info) is None and not gemm.tensor_cores(info)
+    monkeypatch.setenv("CLGRAPH_TENSOR_CORES", "emulate")
+    monkeypatch.setattr(gemm, "_probed", {})
+
+    def broken(info, cls, p, pr):
+        raise RuntimeError("ptxas: unknown instruction")
+
+    monkeypatch.setattr(gemm, "launcher", broken)
+    assert not gemm.tensor_cores(info)
+    a = cg.ones(5, 9, dtype=cg.float16)
+    with cg.profile() as prof:
+        c = (a @ a.T).numpy()
+    assert prof.functions == ["matmul_gemm"] and (c == 9).all()
 
 
 # --- the tuner ------------------------------------------------------------------------------

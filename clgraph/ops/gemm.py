@@ -11,6 +11,7 @@ that reads or writes out of bounds fails its check, on PoCL as on a GPU."""
 from __future__ import annotations
 
 import itertools
+import os
 import warnings
 
 import numpy as np
@@ -97,7 +98,9 @@ def candidates(info, cls: str) -> list[dict]:
 
 
 def geometry(p: dict, M: int, N: int, batch: int):
-    """(global size, local size) of matmul_gemm with parameters ``p``."""
+    """(global size, local size) of matmul_gemm, or matmul_mma, with parameters ``p``."""
+    if "WARPS_M" in p:
+        return mma_geometry(p, M, N, batch)
     return ((-(-N // p["NWG"]) * p["NDIMC"], -(-M // p["MWG"]) * p["MDIMC"], batch),
             (p["NDIMC"], p["MDIMC"], 1))
 
@@ -161,8 +164,7 @@ def setup(info, cls: str) -> _Problem:
 
 
 def launcher(info, cls: str, p: dict, pr: _Problem):
-    d = pr.d
-    k, _ = kernel(info, d, p)
+    k, _ = kernel(info, pr.d, p) if "WARPS_M" not in p else mma_kernel(info, p)
     cl.enqueue_copy(info.queue, pr.c, pr.c_host)
     args = codegen.pack(k, pr.values)
     gsize, lsize = geometry(p, pr.M, pr.N, 1)
@@ -202,6 +204,119 @@ GEMM = tune.register(tune.Tunable("gemm", candidates, setup, launcher, check,
                                   common_classes))
 
 
+# --- tensor cores (kernels/matmul.cl: matmul_mma) -------------------------------------------
+#
+# NVIDIA's OpenCL C accepts inline PTX, and mma.sync reaches the tensor cores from it. A
+# device uses matmul_mma for float16 products once a probe built the family's default and
+# reproduced the tuner's reference product on it; any failure (an older GPU, another
+# driver) leaves the GEMM family in charge. CLGRAPH_TENSOR_CORES=0 turns the path off;
+# =emulate runs it on any device with the instruction done in software, which is how its
+# tiling is tested on CPUs.
+
+MMA_DEFAULT = {"WARPS_M": 2, "WARPS_N": 2, "WTM": 2, "WTN": 4, "KS": 32, "DB": 1}
+_MMA_KEYS = ("WARPS_M", "WARPS_N", "WTM", "WTN", "KS", "DB")
+# large tiles first: 128 x 128 per work-group reaches the tensor cores' rate on big GPUs
+_MMA_FIRST = [
+    (2, 4, 4, 4, 32, 1), (4, 2, 2, 8, 32, 1), (2, 2, 4, 8, 32, 1), (2, 4, 4, 4, 64, 1),
+    (4, 2, 2, 8, 16, 1), (2, 2, 4, 4, 32, 1), (2, 4, 2, 4, 32, 1),
+]
+_probed: dict = {}  # (device index, mode) -> whether tensor cores passed the probe
+
+
+def mma_mode(info) -> str | None:
+    """"ptx" on NVIDIA's platform, "emulate" under CLGRAPH_TENSOR_CORES=emulate, else None."""
+    env = os.environ.get("CLGRAPH_TENSOR_CORES", "")
+    if env == "0":
+        return None
+    if env == "emulate":
+        return "emulate"
+    return "ptx" if "NVIDIA" in info.platform.upper() else None
+
+
+def tensor_cores(info) -> bool:
+    """Whether float16 products on ``info`` run on tensor cores (probed once per device)."""
+    mode = mma_mode(info)
+    if mode is None:
+        return False
+    key = (info.index, mode)
+    ok = _probed.get(key)
+    if ok is None:
+        ok = _probed[key] = _probe(info)
+    return ok
+
+
+def _probe(info) -> bool:
+    cls = shape_class(dt.float16, 64, 64, 64, False, True)
+    try:
+        pr = setup(info, cls)
+        go = launcher(info, cls, mma_candidates(info, cls)[0], pr)
+        go()
+        info.queue.finish()
+        return check(info, pr)
+    except Exception:  # noqa: BLE001  no such instruction, or a driver without inline PTX
+        return False
+
+
+def _mma_shape(p: dict) -> tuple[int, int, int]:
+    """(rows, columns, work-items) of a matmul_mma work-group."""
+    return (p["WARPS_M"] * p["WTM"] * 16, p["WARPS_N"] * p["WTN"] * 8,
+            32 * p["WARPS_M"] * p["WARPS_N"])
+
+
+def _mma_valid(info, p: dict, emulate: bool) -> bool:
+    bm, bn, threads = _mma_shape(p)
+    local = (bm + bn) * (p["KS"] + 8) * 2 + (threads * 24 if emulate else 0)
+    return (threads <= info.max_work_group_size and p["WTM"] * p["WTN"] <= 32
+            and (bm * p["KS"]) % threads == 0 and (bn * p["KS"]) % threads == 0
+            and local <= info.cl_device.local_mem_size)
+
+
+def mma_candidates(info, cls: str) -> list[dict]:
+    """Valid matmul_mma parameter sets for ``cls`` on ``info``, the default first."""
+    _, M, N, _, _, _ = _parse(cls)
+    emulate = mma_mode(info) == "emulate"
+    space = [dict(MMA_DEFAULT)] + [dict(zip(_MMA_KEYS, v)) for v in _MMA_FIRST]
+    space += [dict(zip(_MMA_KEYS, v)) for v in itertools.product(
+        (1, 2, 4), (1, 2, 4), (1, 2, 4), (1, 2, 4, 8), (16, 32, 64), (0, 1))]
+    out, seen = [], set()
+    for n, p in enumerate(space):
+        key = tuple(p[k] for k in _MMA_KEYS)
+        bm, bn, _ = _mma_shape(p)
+        if key in seen or not _mma_valid(info, p, emulate):
+            continue
+        if n and (bm > 2 * max(M, 32) or bn > 2 * max(N, 32)):
+            continue
+        seen.add(key)
+        out.append(p)
+    return out
+
+
+def mma_geometry(p: dict, M: int, N: int, batch: int):
+    bm, bn, threads = _mma_shape(p)
+    return (-(-N // bn) * threads, -(-M // bm), batch), (threads, 1, 1)
+
+
+def mma_kernel(info, p: dict, extra_source: str = ""):
+    """matmul_mma with parameters ``p`` (float16 operands), and its defines."""
+    defines = base_defines(dt.float16) + tuple((k, str(p[k])) for k in _MMA_KEYS)
+    defines += (("GEMM_MMA", "1"),)
+    if mma_mode(info) == "emulate":
+        defines += (("MMA_EMULATE", "1"),)
+    return codegen.template_kernel(info, "matmul.cl", "matmul_mma", defines,
+                                   extra_source=extra_source), defines
+
+
+def _mma_classes(info) -> list[str]:
+    if not tensor_cores(info):
+        return []
+    return [shape_class(dt.float16, s, s, s, False, tb) for s in _SIZES[1:]
+            for tb in (False, True)]
+
+
+MMA = tune.register(tune.Tunable("gemm_mma", mma_candidates, setup, launcher, check,
+                                 _mma_classes))
+
+
 _chosen: dict = {}
 
 
@@ -213,8 +328,13 @@ def for_shape(info, d: dt.dtype, M: int, N: int, K: int, ta: bool, tb: bool,
     key = (info.index, d, _bucket(M), _bucket(N), _bucket(K), ta, tb, name)
     hit = _chosen.get(key)
     if hit is None:
-        p = tune.params(GEMM, info, shape_class(d, M, N, K, ta, tb))
-        k, defines = kernel(info, d, p, name=name)
+        cls = shape_class(d, M, N, K, ta, tb)
+        if d is dt.float16 and name == "matmul_gemm" and tensor_cores(info):
+            p = tune.params(MMA, info, cls)
+            k, defines = mma_kernel(info, p)
+        else:
+            p = tune.params(GEMM, info, cls)
+            k, defines = kernel(info, d, p, name=name)
         hit = _chosen[key] = (k, defines, p)
     return hit
 

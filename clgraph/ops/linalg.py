@@ -113,7 +113,8 @@ def _run_matmul(op, args, attrs, out=None):
         if d is dt.float32:
             EPILOGUE_READY.setdefault(kern, ("matmul_gemm", defines))
         gsize, lsize = gemm.geometry(p, M, N, batch)
-        return _launch(info, kern, "matmul_gemm", gsize, lsize, ga, gb, out, M, N, K)
+        name = "matmul_mma" if "WARPS_M" in p else "matmul_gemm"
+        return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K)
     name, kern = _kernel_for(info, d)
     if b._stride[2] != 1 and N > 1:
         if M == 1:
