@@ -581,19 +581,21 @@ void conv_gemm_dw(IMAGE(g), IMAGE(x), CONV_GEOM, const int O, const int NB, __gl
 #endif
 
 #if GEMM_MMA
-/* matmul_mma: float16 products on NVIDIA tensor cores (mma.sync m16n8k16, float16
-   operands, float accumulators), from OpenCL C through inline PTX; the same arguments,
-   strided operands, batches and EPI hook as matmul_gemm. Built with -DGEMM_MMA=1 only on
-   a device whose probe built it and reproduced a reference product (ops/gemm.py);
+/* matmul_mma: products on NVIDIA tensor cores through inline PTX, float accumulators:
+   float16 operands with mma.sync m16n8k16, or (MMA_TF32=1) float32 operands rounded to
+   TF32 (10-bit mantissa, to nearest with ties away, as cvt.rna) with mma.sync m16n8k8,
+   which set_float32_matmul_precision("high") allows. The same arguments, strided
+   operands, batches and EPI hook as matmul_gemm. Built with -DGEMM_MMA=1 only on a
+   device whose probe built it and reproduced a reference product (ops/gemm.py);
    MMA_EMULATE=1 replaces the instruction by a software version over the same register
    fragments (the PTX ISA's layout, exchanged through local memory), so that the tiling
    and fragment loads are tested on any device.
    A work-group of WARPS_M x WARPS_N warps computes a BM x BN tile of C; each warp a
-   (WTM*16) x (WTN*8) tile, as WTM x WTN instructions per 16-deep step. Each KS-deep step
-   stages A's BM x KS tile and B's KS x BN tile in local memory as half bits, both with
-   k contiguous (a fragment's two halves are then one 32-bit word), rows padded by 8
-   halves so that the 32 lanes' fragment loads hit distinct banks. With DB=1 the next
-   step's tiles are read into registers while this step computes.
+   (WTM*16) x (WTN*8) tile, as WTM x WTN instructions per MMA_K-deep step. Each KS-deep
+   step stages A's BM x KS tile and B's KS x BN tile in local memory as operand bits, both
+   with k contiguous (a float16 fragment's two halves are then one 32-bit word), rows
+   padded by 16 bytes so that the 32 lanes' fragment loads hit distinct banks. With DB=1
+   the next step's tiles are read into registers while this step computes.
      global = (ceil(N/BN)*MMA_THREADS, ceil(M/BM), batch), local = (MMA_THREADS, 1, 1) */
 #ifndef WARPS_M
 #define WARPS_M 2
@@ -613,23 +615,49 @@ void conv_gemm_dw(IMAGE(g), IMAGE(x), CONV_GEOM, const int O, const int NB, __gl
 #define MMA_THREADS (32 * WARPS_M * WARPS_N)
 #define BM (WARPS_M * WTM * 16)
 #define BN (WARPS_N * WTN * 8)
-#define KP (KS + 8)
+#ifndef MMA_TF32
+#define MMA_TF32 0
+#endif
+#if MMA_TF32
+#define ELEM uint   /* float bits, rounded to TF32 */
+#define EPW 1       /* operand elements per 32-bit word */
+#define MMA_K 8
+#define MMA_SHAPE "m16n8k8.row.col.f32.tf32.tf32.f32"
+inline uint tf32_bits(float x)
+{
+    const uint u = as_uint(x);
+    return isfinite(x) ? (u + 0x1000u) & 0xffffe000u : u;
+}
+#define OPERAND(p, idx) tf32_bits(LOAD((p) + (idx)))
+#define MMA_VALUE(w, sub) as_float(w)
+#else
+#define ELEM ushort /* half bits */
+#define EPW 2
+#define MMA_K 16
+#define MMA_SHAPE "m16n8k16.row.col.f32.f16.f16.f32"
+#define OPERAND(p, idx) (((__global const ushort*)(p))[idx])
+#define MMA_VALUE(w, sub) half_bits_to_float((ushort)((w) >> (16 * (sub))))
+#endif
+#define KHALF (MMA_K / 2)
+#define KP (KS + 4 * EPW)
+/* the 32-bit word of a local tile holding element (row, k) */
+#define WORD(row, k) (((row) * KP + (k)) / EPW)
 #define MA_PER ((BM * KS) / MMA_THREADS)
 #define MB_PER ((BN * KS) / MMA_THREADS)
-#if ((BM * KS) % MMA_THREADS) || ((BN * KS) % MMA_THREADS) || (KS % 16)
+#if ((BM * KS) % MMA_THREADS) || ((BN * KS) % MMA_THREADS) || (KS % MMA_K)
 #error "matmul_mma: tile sizes must divide evenly among the work-items"
 #endif
 
 #if MMA_EMULATE
-/* fragment element (register reg, half h) of lane ``lane``, from the warp's scratch */
-inline float mma_elem(__local const uint* x, int lane, int reg, int h)
+/* operand element (register reg, sub-element sub) of lane ``lane``, from the scratch */
+inline float mma_elem(__local const uint* x, int lane, int reg, int sub)
 {
-    return half_bits_to_float((ushort)(x[lane * 6 + reg] >> (16 * h)));
+    return MMA_VALUE(x[lane * 6 + reg], sub);
 }
-/* d += a b for one 16x8x16 step: lane (g, t) = (lane / 4, lane % 4) holds A's rows g and
-   g+8 at columns 2t, 2t+1 (+8), B's column g at rows 2t, 2t+1 (+8), D's rows g and g+8
-   at columns 2t, 2t+1 */
-inline void mma_16816(float* d, const uint* a, const uint* b, __local uint* x, int lane)
+/* d += a b for one 16 x 8 x MMA_K step. Lane (g, t) = (lane / 4, lane % 4) holds A's rows
+   g and g+8 and B's column g at ks t*EPW .. t*EPW+EPW-1 and KHALF more, D's rows g and
+   g+8 at columns 2t and 2t+1 */
+inline void mma_sync(float* d, const uint* a, const uint* b, __local uint* x, int lane)
 {
     for (int r = 0; r < 4; ++r) x[lane * 6 + r] = a[r];
     x[lane * 6 + 4] = b[0];
@@ -639,19 +667,20 @@ inline void mma_16816(float* d, const uint* a, const uint* b, __local uint* x, i
     for (int q = 0; q < 4; ++q) {
         const int row = g + (q >> 1) * 8, col = 2 * t + (q & 1);
         float s = 0.0f;
-        for (int k = 0; k < 16; ++k)
-            s += mma_elem(x, (row & 7) * 4 + (k & 7) / 2, (row >> 3) + 2 * (k >> 3), k & 1)
-               * mma_elem(x, col * 4 + (k & 7) / 2, 4 + (k >> 3), k & 1);
+        for (int k = 0; k < MMA_K; ++k)
+            s += mma_elem(x, (row & 7) * 4 + (k % KHALF) / EPW, (row >> 3) + 2 * (k / KHALF),
+                          k % EPW)
+               * mma_elem(x, col * 4 + (k % KHALF) / EPW, 4 + k / KHALF, k % EPW);
         d[q] += s;
     }
     barrier(CLK_LOCAL_MEM_FENCE);
 }
 #define MMA_SCRATCH __local uint mma_x[WARPS_M * WARPS_N * 32 * 6];
-#define MMA(d, a, b) mma_16816((d), (a), (b), mma_x + warp * 32 * 6, lane)
+#define MMA(d, a, b) mma_sync((d), (a), (b), mma_x + warp * 32 * 6, lane)
 #else
 #define MMA_SCRATCH
 #define MMA(d, a, b)                                                                        \
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "                      \
+    asm volatile("mma.sync.aligned." MMA_SHAPE " "                                          \
                  "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"                \
                  : "=f"((d)[0]), "=f"((d)[1]), "=f"((d)[2]), "=f"((d)[3])                   \
                  : "r"((a)[0]), "r"((a)[1]), "r"((a)[2]), "r"((a)[3]), "r"((b)[0]),         \
@@ -668,17 +697,16 @@ inline void mma_16816(float* d, const uint* a, const uint* b, __local uint* x, i
     const int e_ = tid + (s) * MMA_THREADS;                              \
     const int kk = b_n ? e_ / BN : e_ % KS;                              \
     const int c = b_n ? e_ % BN : e_ / KS;
-#define HALF_BITS(p, idx) (((__global const ushort*)(p))[idx])
 #define MMA_FETCH(k0)                                                                       \
     _Pragma("unroll") for (int s = 0; s < MA_PER; ++s) {                                    \
         MA_AT(s, r, kk)                                                                     \
         const int gi = i0 + r, gk = (k0) + kk;                                              \
-        ra[s] = gi < M && gk < K ? HALF_BITS(Ab, (long)gi * a_rs + (long)gk * a_cs) : 0;    \
+        ra[s] = gi < M && gk < K ? OPERAND(Ab, (long)gi * a_rs + (long)gk * a_cs) : 0;      \
     }                                                                                       \
     _Pragma("unroll") for (int s = 0; s < MB_PER; ++s) {                                    \
         MB_AT(s, kk, c)                                                                     \
         const int gk = (k0) + kk, gj = j0 + c;                                              \
-        rb[s] = gk < K && gj < N ? HALF_BITS(Bb, (long)gk * b_rs + (long)gj * b_cs) : 0;    \
+        rb[s] = gk < K && gj < N ? OPERAND(Bb, (long)gk * b_rs + (long)gj * b_cs) : 0;      \
     }
 
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1)))
@@ -686,17 +714,17 @@ void matmul_mma(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs
                 __global const T* B, long b_off, long b_bs, long b_rs, long b_cs,
                 __global T* C, long c_off, int M, int N, int K EPI_PARAMS)
 {
-    __local uint Al[BM * KP / 2]; /* A's tile as (row, k) half bits */
-    __local uint Bl[BN * KP / 2]; /* B's tile as (column, k) half bits */
+    __local uint Al[BM * KP / EPW]; /* A's tile as (row, k) operand bits */
+    __local uint Bl[BN * KP / EPW]; /* B's tile as (column, k) operand bits */
     MMA_SCRATCH
-    __local ushort* Ah = (__local ushort*)Al;
-    __local ushort* Bh = (__local ushort*)Bl;
+    __local ELEM* Ah = (__local ELEM*)Al;
+    __local ELEM* Bh = (__local ELEM*)Bl;
     const long bat = get_global_id(2);
     const __global T* Ab = A + a_off + bat * a_bs;
     const __global T* Bb = B + b_off + bat * b_bs;
     __global T* Cb = C + c_off + bat * (long)M * N;
     const int tid = get_local_id(0), lane = tid & 31, warp = tid >> 5;
-    const int g = lane >> 2, t2 = 2 * (lane & 3);
+    const int g = lane >> 2, tk = (lane & 3) * EPW;
     const int wm = (warp / WARPS_N) * WTM * 16, wn = (warp % WARPS_N) * WTN * 8;
     const int i0 = get_group_id(1) * BM, j0 = get_group_id(0) * BN;
     const bool a_k = a_cs == 1, b_n = !(b_rs == 1 && b_cs != 1);
@@ -707,7 +735,7 @@ void matmul_mma(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs
         for (int ni = 0; ni < WTN; ++ni)
 #pragma unroll
             for (int q = 0; q < 4; ++q) acc[mi][ni][q] = 0.0f;
-    ushort ra[MA_PER], rb[MB_PER];
+    ELEM ra[MA_PER], rb[MB_PER];
     MMA_FETCH(0)
     for (int k0 = 0; k0 < K; k0 += KS) {
 #pragma unroll
@@ -719,21 +747,21 @@ void matmul_mma(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs
         if (k0 + KS < K) { MMA_FETCH(k0 + KS) }
 #endif
 #pragma unroll
-        for (int kk = 0; kk < KS; kk += 16) {
+        for (int kk = 0; kk < KS; kk += MMA_K) {
             uint af[WTM][4], bf[WTN][2];
 #pragma unroll
             for (int mi = 0; mi < WTM; ++mi) {
                 const int r = wm + mi * 16 + g;
-                af[mi][0] = Al[(r * KP + kk + t2) / 2];
-                af[mi][1] = Al[((r + 8) * KP + kk + t2) / 2];
-                af[mi][2] = Al[(r * KP + kk + 8 + t2) / 2];
-                af[mi][3] = Al[((r + 8) * KP + kk + 8 + t2) / 2];
+                af[mi][0] = Al[WORD(r, kk + tk)];
+                af[mi][1] = Al[WORD(r + 8, kk + tk)];
+                af[mi][2] = Al[WORD(r, kk + KHALF + tk)];
+                af[mi][3] = Al[WORD(r + 8, kk + KHALF + tk)];
             }
 #pragma unroll
             for (int ni = 0; ni < WTN; ++ni) {
                 const int c = wn + ni * 8 + g;
-                bf[ni][0] = Bl[(c * KP + kk + t2) / 2];
-                bf[ni][1] = Bl[(c * KP + kk + 8 + t2) / 2];
+                bf[ni][0] = Bl[WORD(c, kk + tk)];
+                bf[ni][1] = Bl[WORD(c, kk + KHALF + tk)];
             }
 #pragma unroll
             for (int mi = 0; mi < WTM; ++mi)
@@ -752,7 +780,7 @@ void matmul_mma(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs
 #pragma unroll
             for (int q = 0; q < 4; ++q) {
                 const int i = i0 + wm + mi * 16 + g + (q >> 1) * 8;
-                const int j = j0 + wn + ni * 8 + t2 + (q & 1);
+                const int j = j0 + wn + ni * 8 + 2 * (lane & 3) + (q & 1);
                 if (i < M && j < N) STORE(EPI_S(acc[mi][ni][q], i, j), Cb + (long)i * N + j);
             }
 }

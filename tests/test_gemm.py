@@ -144,6 +144,51 @@ def test_tensor_core_tiling_against_numpy(emulated_mma, monkeypatch, p):
         np.testing.assert_allclose(c.astype(np.float64), want, rtol=2e-3, atol=2e-3)
 
 
+def _tf32(x):
+    """float32 rounded to TF32 as cvt.rna does: 10 mantissa bits, ties away from zero."""
+    u = np.asarray(x, np.float32).view(np.uint32)
+    return ((u + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+
+
+@pytest.mark.parametrize("p", MMA_PARAMS[:2], ids=lambda p: "x".join(str(p[k]) for k in gemm._MMA_KEYS))
+def test_tf32_products_when_precision_allows(emulated_mma, monkeypatch, p):
+    """set_float32_matmul_precision("high"): float32 products take the tensor-core path with
+    operands rounded to TF32 (matching numpy on rounded operands); "highest" keeps float32."""
+    use(monkeypatch, p)
+    monkeypatch.setitem(gemm._precision, "float32", "high")
+    rng = np.random.default_rng(4)
+    for (M, N, K), (la, lb) in zip(SHAPES, ["nn", "nt", "tn", "tt", "sn", "ns"]):
+        a, ah = operand(rng, (1, M, K), "float32", la)
+        b, bh = operand(rng, (1, K, N), "float32", lb)
+        with cg.profile() as prof:
+            c = (a[0] @ b[0]).numpy()
+        assert prof.functions == ["matmul_mma"], prof.functions
+        want = _tf32(ah[0]).astype(np.float64) @ _tf32(bh[0]).astype(np.float64)
+        np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5 * np.sqrt(K))
+    monkeypatch.setitem(gemm._precision, "float32", "highest")
+    use(monkeypatch, gemm.DEFAULT)
+    with cg.profile() as prof:
+        c = (a[0] @ b[0]).numpy()
+    assert prof.functions == ["matmul_gemm"]
+    np.testing.assert_allclose(c, ah[0].astype(np.float64) @ bh[0], rtol=1e-5, atol=1e-5)
+
+
+def test_tf32_product_takes_fused_epilogues(emulated_mma, monkeypatch):
+    monkeypatch.setitem(gemm._precision, "float32", "high")
+    rng = np.random.default_rng(5)
+    x = cg.from_numpy(rng.standard_normal((37, 20)).astype(np.float32))
+    w = cg.from_numpy(rng.standard_normal((30, 20)).astype(np.float32))
+    bias = cg.from_numpy(rng.standard_normal(30).astype(np.float32))
+    fc = cg.compile(lambda x: (x @ w.t() + bias).relu())
+    fc(x)
+    with cg.profile() as prof:
+        y = fc(x).numpy()
+    assert prof.kernels == ["matmul_mma_epilogue"], prof.kernels
+    want = np.maximum(_tf32(x.numpy()).astype(np.float64) @ _tf32(w.numpy()).T
+                      + bias.numpy(), 0)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-4)
+
+
 def test_tensor_cores_only_where_the_probe_passes(gpu_kernels, monkeypatch):
     """No NVIDIA platform, or a probe that fails: float16 stays on matmul_gemm."""
     info = cg.tensor([1.0]).device.info

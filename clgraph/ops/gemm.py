@@ -119,7 +119,8 @@ def kernel(info, d: dt.dtype, p: dict, extra_source: str = "", name: str = "matm
 
 
 class _Problem:
-    __slots__ = ("M", "N", "K", "d", "ta", "tb", "a", "b", "c", "ref", "c_host", "values")
+    __slots__ = ("M", "N", "K", "d", "ta", "tb", "a", "b", "c", "ref", "c_host", "values",
+                 "rtol")
 
 
 def _np_type(d: dt.dtype):
@@ -149,6 +150,7 @@ def setup(info, cls: str) -> _Problem:
         guard, sentinel = np.iinfo(nt).max // 2, 77
     pr = _Problem()
     pr.M, pr.N, pr.K, pr.d, pr.ta, pr.tb = M, N, K, d, ta, tb
+    pr.rtol = 1e-2 if d is dt.float16 else 1e-4
     # transposed operands are stored transposed and read through their strides
     pr.a = _guarded(info, np.ascontiguousarray(a.T) if ta else a, guard)
     pr.b = _guarded(info, np.ascontiguousarray(b.T) if tb else b, guard)
@@ -164,7 +166,7 @@ def setup(info, cls: str) -> _Problem:
 
 
 def launcher(info, cls: str, p: dict, pr: _Problem):
-    k, _ = kernel(info, pr.d, p) if "WARPS_M" not in p else mma_kernel(info, p)
+    k, _ = kernel(info, pr.d, p) if "WARPS_M" not in p else mma_kernel(info, p, pr.d)
     cl.enqueue_copy(info.queue, pr.c, pr.c_host)
     args = codegen.pack(k, pr.values)
     gsize, lsize = geometry(p, pr.M, pr.N, 1)
@@ -184,9 +186,8 @@ def check(info, pr: _Problem) -> bool:
         out[-_GUARD:], pr.c_host[-_GUARD:])
     if not pr.d.is_floating_point:
         return guards_ok and np.array_equal(body, pr.ref)
-    rtol = 1e-2 if pr.d is dt.float16 else 1e-4
-    return guards_ok and bool(np.allclose(body, pr.ref, rtol=rtol,
-                                          atol=rtol * np.sqrt(pr.K)))
+    return guards_ok and bool(np.allclose(body, pr.ref, rtol=pr.rtol,
+                                          atol=pr.rtol * np.sqrt(pr.K)))
 
 
 def common_classes(info) -> list[str]:
@@ -220,7 +221,7 @@ _MMA_FIRST = [
     (2, 4, 4, 4, 32, 1), (4, 2, 2, 8, 32, 1), (2, 2, 4, 8, 32, 1), (2, 4, 4, 4, 64, 1),
     (4, 2, 2, 8, 16, 1), (2, 2, 4, 4, 32, 1), (2, 4, 2, 4, 32, 1),
 ]
-_probed: dict = {}  # (device index, mode) -> whether tensor cores passed the probe
+_probed: dict = {}  # (device index, mode, dtype) -> whether the probe passed
 
 
 def mma_mode(info) -> str | None:
@@ -233,22 +234,23 @@ def mma_mode(info) -> str | None:
     return "ptx" if "NVIDIA" in info.platform.upper() else None
 
 
-def tensor_cores(info) -> bool:
-    """Whether float16 products on ``info`` run on tensor cores (probed once per device)."""
+def tensor_cores(info, d: dt.dtype = dt.float16) -> bool:
+    """Whether products of ``d`` operands (float16; float32 as TF32) can run on tensor
+    cores on ``info`` (probed once per device and dtype)."""
     mode = mma_mode(info)
-    if mode is None:
+    if mode is None or d not in (dt.float16, dt.float32):
         return False
-    key = (info.index, mode)
+    key = (info.index, mode, d)
     ok = _probed.get(key)
     if ok is None:
-        ok = _probed[key] = _probe(info)
+        ok = _probed[key] = _probe(info, d)
     return ok
 
 
-def _probe(info) -> bool:
-    cls = shape_class(dt.float16, 64, 64, 64, False, True)
+def _probe(info, d: dt.dtype) -> bool:
+    cls = shape_class(d, 64, 64, 64, False, True)
     try:
-        pr = setup(info, cls)
+        pr = mma_setup(info, cls)
         go = launcher(info, cls, mma_candidates(info, cls)[0], pr)
         go()
         info.queue.finish()
@@ -263,9 +265,10 @@ def _mma_shape(p: dict) -> tuple[int, int, int]:
             32 * p["WARPS_M"] * p["WARPS_N"])
 
 
-def _mma_valid(info, p: dict, emulate: bool) -> bool:
+def _mma_valid(info, d: dt.dtype, p: dict, emulate: bool) -> bool:
     bm, bn, threads = _mma_shape(p)
-    local = (bm + bn) * (p["KS"] + 8) * 2 + (threads * 24 if emulate else 0)
+    epw = 1 if d is dt.float32 else 2  # operands per 32-bit word
+    local = (bm + bn) * (p["KS"] + 4 * epw) * 4 // epw + (threads * 24 if emulate else 0)
     return (threads <= info.max_work_group_size and p["WTM"] * p["WTN"] <= 32
             and (bm * p["KS"]) % threads == 0 and (bn * p["KS"]) % threads == 0
             and local <= info.cl_device.local_mem_size)
@@ -273,7 +276,7 @@ def _mma_valid(info, p: dict, emulate: bool) -> bool:
 
 def mma_candidates(info, cls: str) -> list[dict]:
     """Valid matmul_mma parameter sets for ``cls`` on ``info``, the default first."""
-    _, M, N, _, _, _ = _parse(cls)
+    d, M, N, _, _, _ = _parse(cls)
     emulate = mma_mode(info) == "emulate"
     space = [dict(MMA_DEFAULT)] + [dict(zip(_MMA_KEYS, v)) for v in _MMA_FIRST]
     space += [dict(zip(_MMA_KEYS, v)) for v in itertools.product(
@@ -282,7 +285,7 @@ def mma_candidates(info, cls: str) -> list[dict]:
     for n, p in enumerate(space):
         key = tuple(p[k] for k in _MMA_KEYS)
         bm, bn, _ = _mma_shape(p)
-        if key in seen or not _mma_valid(info, p, emulate):
+        if key in seen or not _mma_valid(info, d, p, emulate):
             continue
         if n and (bm > 2 * max(M, 32) or bn > 2 * max(N, 32)):
             continue
@@ -296,14 +299,23 @@ def mma_geometry(p: dict, M: int, N: int, batch: int):
     return (-(-N // bn) * threads, -(-M // bm), batch), (threads, 1, 1)
 
 
-def mma_kernel(info, p: dict, extra_source: str = ""):
-    """matmul_mma with parameters ``p`` (float16 operands), and its defines."""
-    defines = base_defines(dt.float16) + tuple((k, str(p[k])) for k in _MMA_KEYS)
-    defines += (("GEMM_MMA", "1"),)
+def mma_kernel(info, p: dict, d: dt.dtype = dt.float16):
+    """matmul_mma with parameters ``p`` for float16 (or float32 as TF32) operands, and
+    its defines."""
+    defines = base_defines(d) + tuple((k, str(p[k])) for k in _MMA_KEYS)
+    defines += (("GEMM_MMA", "1"),) + ((("MMA_TF32", "1"),) if d is dt.float32 else ())
     if mma_mode(info) == "emulate":
         defines += (("MMA_EMULATE", "1"),)
-    return codegen.template_kernel(info, "matmul.cl", "matmul_mma", defines,
-                                   extra_source=extra_source), defines
+    return codegen.template_kernel(info, "matmul.cl", "matmul_mma", defines), defines
+
+
+def mma_setup(info, cls: str) -> _Problem:
+    """The tuner's test problem of ``cls``; float32 products are checked to TF32's
+    precision (operands rounded to 11 significant bits)."""
+    pr = setup(info, cls)
+    if pr.d is dt.float32:
+        pr.rtol = 2e-3
+    return pr
 
 
 def _mma_classes(info) -> list[str]:
@@ -313,7 +325,7 @@ def _mma_classes(info) -> list[str]:
             for tb in (False, True)]
 
 
-MMA = tune.register(tune.Tunable("gemm_mma", mma_candidates, setup, launcher, check,
+MMA = tune.register(tune.Tunable("gemm_mma", mma_candidates, mma_setup, launcher, check,
                                  _mma_classes))
 
 
@@ -325,13 +337,14 @@ def for_shape(info, d: dt.dtype, M: int, N: int, K: int, ta: bool, tb: bool,
     """(kernel, its defines, parameters) of matmul_gemm for this product on ``info``; or of
     an implicit-GEMM convolution kernel ``name``, with the parameters tuned for the product
     of the same shape."""
-    key = (info.index, d, _bucket(M), _bucket(N), _bucket(K), ta, tb, name)
+    tf32 = d is dt.float32 and _precision["float32"] != "highest"
+    key = (info.index, d, _bucket(M), _bucket(N), _bucket(K), ta, tb, name, tf32)
     hit = _chosen.get(key)
     if hit is None:
         cls = shape_class(d, M, N, K, ta, tb)
-        if d is dt.float16 and name == "matmul_gemm" and tensor_cores(info):
+        if name == "matmul_gemm" and (d is dt.float16 or tf32) and tensor_cores(info, d):
             p = tune.params(MMA, info, cls)
-            k, defines = mma_kernel(info, p)
+            k, defines = mma_kernel(info, p, d)
         else:
             p = tune.params(GEMM, info, cls)
             k, defines = kernel(info, d, p, name=name)
@@ -347,9 +360,8 @@ _precision = {"float32": "highest"}
 @public(method=False)
 def set_float32_matmul_precision(precision) -> None:
     """torch.set_float32_matmul_precision: "highest" (float32 products, the default),
-    "high" or "medium" (allow faster reduced-precision products where a device has them,
-    such as TF32 tensor cores). clgraph's GEMM kernels compute float32 in float32 on every
-    device today, so every setting gives float32 results."""
+    "high" or "medium" (float32 products may round their operands to TF32 and run on
+    tensor cores, where a device's probe found them; elsewhere they stay float32)."""
     if not isinstance(precision, str):
         raise RuntimeError(f"set_float32_matmul_precision expects a str, but got "
                            f"{type(precision).__name__}")

@@ -110,10 +110,10 @@ def _run_matmul(op, args, attrs, out=None):
         ta = a._stride[2] != 1
         tb = b._stride[1] == 1 and b._stride[2] != 1
         kern, defines, p = gemm.for_shape(info, d, M, N, K, ta, tb)
-        if d is dt.float32:
-            EPILOGUE_READY.setdefault(kern, ("matmul_gemm", defines))
-        gsize, lsize = gemm.geometry(p, M, N, batch)
         name = "matmul_mma" if "WARPS_M" in p else "matmul_gemm"
+        if d is dt.float32:
+            EPILOGUE_READY.setdefault(kern, (name, defines))
+        gsize, lsize = gemm.geometry(p, M, N, batch)
         return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K)
     name, kern = _kernel_for(info, d)
     if b._stride[2] != 1 and N > 1:
