@@ -7,16 +7,16 @@ from __future__ import annotations
 from . import functional, init, parameter, utils
 from .container import ModuleDict, ModuleList, Sequential
 from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d,
-                     Conv2d, ConvTranspose2d, Dropout, Embedding, Flatten, GroupNorm, Identity,
-                     LayerNorm, LeakyReLU, Linear, LogSoftmax, MaxPool2d, SiLU, Softmax,
-                     Softplus, Unflatten, Upsample)
+                     Conv2d, ConvTranspose2d, Dropout, Dropout1d, Dropout2d, Dropout3d,
+                     Embedding, Flatten, GroupNorm, Identity, LayerNorm, LeakyReLU, Linear,
+                     LogSoftmax, MaxPool2d, SiLU, Softmax, Softplus, Unflatten, Upsample)
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss,
                    SmoothL1Loss)
 from .module import Module
 from .parameter import Buffer, Parameter
-from .rnn import GRU, LSTM
-from .transformer import (MultiheadAttention, Transformer, TransformerEncoder,
-                          TransformerEncoderLayer)
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .transformer import (MultiheadAttention, Transformer, TransformerDecoder,
+                          TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer)
 
 from .._bindings import bind_nn
 

@@ -67,6 +67,11 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
+class NonDynamicallyQuantizableLinear(Linear):
+    """A Linear by another name: the class of MultiheadAttention's ``out_proj``, as in
+    PyTorch (its repr and pickled module paths name it)."""
+
+
 def _reset_kaiming(weight, bias) -> None:
     """Linear's and Conv's default: kaiming_uniform_(a=sqrt(5)) and a fan-in bias bound."""
     init.kaiming_uniform_(weight, a=math.sqrt(5))
@@ -460,8 +465,8 @@ class Upsample(Module):
 # --- dropout, embedding, shapes -----------------------------------------------------------
 
 
-class Dropout(Module):
-    """Zeroes elements with probability p in training (scaling the rest by 1/(1-p))."""
+class _DropoutNd(Module):
+    """The dropout modules' construction: ``p`` checked, ``inplace``, PyTorch's repr."""
 
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
@@ -470,11 +475,38 @@ class Dropout(Module):
         self.p = p
         self.inplace = inplace
 
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout(_DropoutNd):
+    """Zeroes elements with probability p in training (scaling the rest by 1/(1-p))."""
+
     def forward(self, input: Tensor) -> Tensor:
         return F.dropout(input, self.p, self.training, self.inplace)
 
-    def extra_repr(self) -> str:
-        return f"p={self.p}, inplace={self.inplace}"
+
+class Dropout1d(_DropoutNd):
+    """Zeroes whole channels of (N, C, L) or (C, L) input with probability p in training."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout1d(input, self.p, self.training, self.inplace)
+
+
+class Dropout2d(_DropoutNd):
+    """Zeroes whole channels of (N, C, H, W) input with probability p in training (a 3-D
+    input is read as (N, C, L), as PyTorch)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout2d(input, self.p, self.training, self.inplace)
+
+
+class Dropout3d(_DropoutNd):
+    """Zeroes whole channels of (N, C, D, H, W) or (C, D, H, W) input with probability p in
+    training."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout3d(input, self.p, self.training, self.inplace)
 
 
 class Embedding(Module):

@@ -1,8 +1,10 @@
-"""Recurrent layers: nn.LSTM and nn.GRU with PyTorch's arguments, gate order, weight names
-(``weight_ih_l0``, ``bias_hh_l1_reverse``...), initialization and results. Each layer and
-direction multiplies the whole input sequence by its input weights in one matmul; a step
-is then one matmul by the hidden weights and the gates' elementwise work, which a compiled
-call fuses into one kernel per step."""
+"""Recurrent layers: nn.RNN, nn.LSTM and nn.GRU, and the single-step nn.RNNCell, nn.LSTMCell
+and nn.GRUCell, with PyTorch's arguments, gate order, weight names (``weight_ih_l0``,
+``bias_hh_l1_reverse``...; ``weight_ih`` for cells), initialization and results. A layer and
+its cell share one step function per mode. Each layer and direction multiplies the whole
+input sequence by its input weights in one matmul; a step is then one matmul by the hidden
+weights and the gates' elementwise work, which a compiled call fuses into one kernel per
+step."""
 
 from __future__ import annotations
 
@@ -18,8 +20,59 @@ from .module import Module
 from .parameter import Parameter
 
 
+def _rnn_tanh_step(xi, state, w_hh, b_hh):
+    """One step of an Elman RNN: h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh); ``xi`` is the
+    input part, already multiplied."""
+    (h,) = state
+    return [F.linear(h, w_hh, b_hh).add(xi).tanh()]
+
+
+def _rnn_relu_step(xi, state, w_hh, b_hh):
+    """As _rnn_tanh_step with relu."""
+    (h,) = state
+    return [F.relu(F.linear(h, w_hh, b_hh).add(xi))]
+
+
+def _lstm_step(xi, state, w_hh, b_hh):
+    """One LSTM step (gates i, f, g, o): returns [h', c']."""
+    h, c = state
+    i, f, g, o = F.linear(h, w_hh, b_hh).add(xi).chunk(4, dim=-1)
+    c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+    return [o.sigmoid() * c.tanh(), c]
+
+
+def _gru_step(xi, state, w_hh, b_hh):
+    """One GRU step (gates r, z, n; n = tanh(x_n + r * (W_hn h + b_hn)))."""
+    (h,) = state
+    xr, xz, xn = xi.chunk(3, dim=-1)
+    hr, hz, hn = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
+    r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
+    n = (xn + r * hn).tanh()
+    return [n + z * (h - n)]
+
+
+# mode -> (step, gate blocks in the weights, states carried)
+_MODES = {"RNN_TANH": (_rnn_tanh_step, 1, 1), "RNN_RELU": (_rnn_relu_step, 1, 1),
+          "LSTM": (_lstm_step, 4, 2), "GRU": (_gru_step, 3, 1)}
+
+
+def _nonlinearity_mode(nonlinearity: str) -> str:
+    if nonlinearity == "tanh":
+        return "RNN_TANH"
+    if nonlinearity == "relu":
+        return "RNN_RELU"
+    raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+
+
+def _reset_uniform(module: Module) -> None:
+    """The recurrent layers' default: every parameter ~ U(-1/sqrt(hidden), 1/sqrt(hidden))."""
+    bound = 1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0.0
+    for p in module.parameters():
+        init.uniform_(p, -bound, bound)
+
+
 class _RNNBase(Module):
-    _gates = 1  # gate blocks of the weights (LSTM 4, GRU 3)
+    mode: str  # a key of _MODES, set by each layer class
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
@@ -41,7 +94,7 @@ class _RNNBase(Module):
         self.dropout, self.bidirectional = float(dropout), bidirectional
         self.proj_size = 0
         fk = _factory(device, dtype)
-        G, H = self._gates, hidden_size
+        G, H = _MODES[self.mode][1], hidden_size
         self._flat_weights_names = []
         for layer in range(num_layers):
             for sfx in ("", "_reverse")[:2 if bidirectional else 1]:
@@ -57,9 +110,10 @@ class _RNNBase(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for name in self._flat_weights_names:
-            init.uniform_(getattr(self, name), -bound, bound)
+        _reset_uniform(self)
+
+    def flatten_parameters(self) -> None:
+        """Does nothing: the weights are always used where they are (as on PyTorch's CPU)."""
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -88,7 +142,7 @@ class _RNNBase(Module):
         shape = (self.num_layers * D, N, self.hidden_size)
         if hx is None:
             zero = creation.zeros(*shape, dtype=like.dtype, device=like.device)
-            return [zero] * self._n_states
+            return [zero] * _MODES[self.mode][2]
         states = list(hx) if isinstance(hx, (tuple, list)) else [hx]
         for s in states:
             if tuple(s.shape) != shape:
@@ -136,38 +190,131 @@ class _RNNBase(Module):
         xi = F.linear(x, w_ih, b_ih)  # every step's input part at once
         steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
         outs = [None] * x.shape[0]
+        step = _MODES[self.mode][0]
         for t in steps:
-            state = self._cell(xi[t], state, w_hh, b_hh)
+            state = step(xi[t], state, w_hh, b_hh)
             outs[t] = state[0]
         return _f.stack(outs), state
+
+
+class RNN(_RNNBase):
+    """torch.nn.RNN: h_t = nonlinearity(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) with
+    ``nonlinearity`` "tanh" or "relu". ``forward(input, h_0)`` returns (output, h_n)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, device=None,
+                 dtype=None) -> None:
+        self.mode = _nonlinearity_mode(nonlinearity)
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, device=device, dtype=dtype)
 
 
 class LSTM(_RNNBase):
     """torch.nn.LSTM (gates i, f, g, o). ``forward(input, (h_0, c_0))`` returns
     (output, (h_n, c_n))."""
 
-    _gates, _n_states = 4, 2
-
-    def _cell(self, xi, state, w_hh, b_hh):
-        h, c = state
-        i, f, g, o = F.linear(h, w_hh, b_hh).add(xi).chunk(4, dim=1)
-        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-        return [o.sigmoid() * c.tanh(), c]
+    mode = "LSTM"
 
 
 class GRU(_RNNBase):
     """torch.nn.GRU (gates r, z, n; n = tanh(x_n + r * (W_hn h + b_hn))).
     ``forward(input, h_0)`` returns (output, h_n)."""
 
-    _gates, _n_states = 3, 1
-
-    def _cell(self, xi, state, w_hh, b_hh):
-        (h,) = state
-        xr, xz, xn = xi.chunk(3, dim=1)
-        hr, hz, hn = F.linear(h, w_hh, b_hh).chunk(3, dim=1)
-        r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
-        n = (xn + r * hn).tanh()
-        return [n + z * (h - n)]
+    mode = "GRU"
 
 
-__all__ = ["GRU", "LSTM"]
+class _RNNCellBase(Module):
+    """One step of a recurrent layer: ``weight_ih`` (G*H, in), ``weight_hh`` (G*H, H),
+    ``bias_ih`` and ``bias_hh`` (G*H), all ~ U(-1/sqrt(H), 1/sqrt(H)); input (N, in) or
+    unbatched (in)."""
+
+    mode: str  # a key of _MODES, set by each cell class
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None) -> None:
+        super().__init__()
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        fk = _factory(device, dtype)
+        G = _MODES[self.mode][1]
+        self.weight_ih = Parameter(creation.empty(G * hidden_size, input_size, **fk))
+        self.weight_hh = Parameter(creation.empty(G * hidden_size, hidden_size, **fk))
+        if bias:
+            self.bias_ih = Parameter(creation.empty(G * hidden_size, **fk))
+            self.bias_hh = Parameter(creation.empty(G * hidden_size, **fk))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _reset_uniform(self)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.bias is not True:
+            s += f", bias={self.bias}"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity}"
+        return s
+
+    def forward(self, input: Tensor, hx=None):
+        name = type(self).__name__
+        if input.ndim not in (1, 2):
+            raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.ndim}D "
+                             "instead")
+        n_states = _MODES[self.mode][2]
+        states = None if hx is None else list(hx) if n_states > 1 else [hx]
+        for i, s in enumerate(states or ()):
+            if s.ndim not in (1, 2):
+                what = f"hx[{i}]" if n_states > 1 else "hidden"
+                raise ValueError(f"{name}: Expected {what} to be 1D or 2D, got {s.ndim}D "
+                                 "instead")
+        batched = input.ndim == 2
+        x = input if batched else input.unsqueeze(0)
+        if x.shape[1] != self.input_size:
+            raise RuntimeError(f"input has inconsistent input_size: got {x.shape[1]} "
+                               f"expected {self.input_size}")
+        if states is None:
+            zero = creation.zeros(x.shape[0], self.hidden_size, dtype=x.dtype,
+                                  device=x.device)
+            states = [zero] * n_states
+        elif not batched:
+            states = [s.unsqueeze(0) for s in states]
+        for i, s in enumerate(states):
+            if s.shape[0] != x.shape[0]:
+                raise RuntimeError(f"Input batch size {x.shape[0]} doesn't match hidden{i} "
+                                   f"batch size {s.shape[0]}")
+        step = _MODES[self.mode][0]
+        out = step(F.linear(x, self.weight_ih, self.bias_ih), states, self.weight_hh,
+                   self.bias_hh)
+        if not batched:
+            out = [o.squeeze(0) for o in out]
+        return tuple(out) if n_states > 1 else out[0]
+
+
+class RNNCell(_RNNCellBase):
+    """torch.nn.RNNCell: h' = nonlinearity(x W_ih^T + b_ih + h W_hh^T + b_hh).
+    ``forward(input, hx=None)`` returns h'."""
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh", device=None, dtype=None) -> None:
+        self.mode = _nonlinearity_mode(nonlinearity)
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
+
+
+class LSTMCell(_RNNCellBase):
+    """torch.nn.LSTMCell: ``forward(input, (h, c)=None)`` returns (h', c')."""
+
+    mode = "LSTM"
+
+
+class GRUCell(_RNNCellBase):
+    """torch.nn.GRUCell: ``forward(input, hx=None)`` returns h'."""
+
+    mode = "GRU"
+
+
+__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell"]
