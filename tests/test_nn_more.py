@@ -1,10 +1,12 @@
 """nn.RNN and the cells (RNNCell, LSTMCell, GRUCell), channel dropout (Dropout1d/2d/3d), the
 decoder side of the transformer (TransformerDecoderLayer, TransformerDecoder, the
-encoder-decoder Transformer): PyTorch parity for outputs and gradients with the same weights, state-dict keys, initialization, masks, unbatched
+encoder-decoder Transformer) and the ``nn.modules.<file>`` paths: PyTorch parity for outputs
+and gradients with the same weights, state-dict keys, initialization, masks, unbatched
 inputs, dropout statistics and a finite-difference gradient check."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
 import warnings
@@ -443,3 +445,52 @@ def test_transformer_defaults_and_xavier_init():
     # the layers start from different draws (not copies of one initialized layer)
     a, b = (m.decoder.layers[i].linear1.weight.detach().numpy() for i in range(2))
     assert not np.array_equal(a, b)
+
+
+# --- nn.modules paths ---------------------------------------------------------------------
+
+FILES = ["activation", "batchnorm", "container", "conv", "dropout", "flatten", "linear",
+         "loss", "module", "normalization", "pooling", "rnn", "sparse", "transformer",
+         "upsampling"]
+
+
+def test_modules_paths_are_the_same_classes():
+    assert cg.nn.modules.linear.Linear is nn.Linear
+    assert cg.nn.modules.rnn.LSTMCell is nn.LSTMCell
+    assert cg.nn.modules.activation.ReLU is nn.ReLU
+    assert cg.nn.modules.activation.MultiheadAttention is nn.MultiheadAttention
+    assert cg.nn.modules.sparse.Embedding is nn.Embedding
+    assert cg.nn.modules.module.Module is nn.Module
+    assert cg.nn.modules.Transformer is nn.Transformer
+    for f in FILES:
+        mod = importlib.import_module(f"clgraph.nn.modules.{f}")
+        assert mod.__all__, f
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            assert obj is getattr(nn, name, obj) and issubclass(obj, nn.Module), (f, name)
+            assert getattr(cg.nn.modules, name) is obj
+    linear = cg.nn.modules.linear
+    out_proj = nn.MultiheadAttention(4, 2).out_proj
+    assert type(out_proj) is linear.NonDynamicallyQuantizableLinear
+    assert isinstance(out_proj, nn.Linear)
+
+
+def test_modules_files_follow_torch():
+    """Every class both libraries have sits in the file PyTorch puts it in."""
+    torch = torch_or_skip()
+    missing = []
+    for name in dir(nn):
+        obj, theirs = getattr(nn, name), getattr(torch.nn, name, None)
+        if not (inspect.isclass(obj) and issubclass(obj, nn.Module) and inspect.isclass(theirs)):
+            continue
+        path = theirs.__module__
+        assert path.startswith("torch.nn.modules."), (name, path)
+        file = path.rsplit(".", 1)[1]
+        try:
+            mod = importlib.import_module(f"clgraph.nn.modules.{file}")
+        except ImportError:
+            missing.append((file, name))
+            continue
+        if getattr(mod, name, None) is not obj:
+            missing.append((file, name))
+    assert not missing, missing

@@ -4,6 +4,8 @@ their torch counterparts."""
 
 from __future__ import annotations
 
+import importlib
+
 from . import functional, init, parameter, utils
 from .container import ModuleDict, ModuleList, Sequential
 from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d,
@@ -21,6 +23,14 @@ from .transformer import (MultiheadAttention, Transformer, TransformerDecoder,
 from .._bindings import bind_nn
 
 bind_nn(vars(functional), globals(), Module)  # ops' functional aliases and Modules (ReLU)
+
+
+def __getattr__(name: str):
+    """``nn.modules`` (PyTorch's file paths for the classes above) loads on first use."""
+    if name == "modules":
+        return importlib.import_module(".modules", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = sorted(name for name, value in globals().items()
                  if not name.startswith("_") and name not in ("annotations", "bind_nn")

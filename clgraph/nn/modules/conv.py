@@ -1,0 +1,7 @@
+"""torch.nn.modules.conv: the convolution layers."""
+
+from __future__ import annotations
+
+from ..layers import Conv1d, Conv2d, ConvTranspose2d
+
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose2d"]
