@@ -25,7 +25,7 @@ from . import amp
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled
 from . import optim, utils
 from .serialization import load, save
-from .runtime import profile
+from .runtime import OutOfMemoryError, profile
 from .tensor import Size, Tensor
 
 float32 = float = _dt.float32

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from . import tune
-from .device import all_devices
+from . import runtime, tune
+from .device import all_devices, as_device
 from .device import device as _device
+from .runtime import OutOfMemoryError  # noqa: F401  (torch.cuda.OutOfMemoryError)
 
 
 def devices() -> list[dict]:
@@ -26,3 +27,20 @@ def tuning(device=None) -> list[dict]:
     if device is not None:
         info = (device if isinstance(device, _device) else _device(device)).info
     return tune.results(info)
+
+
+def memory_allocated(device=None) -> int:
+    """Bytes held by the tensors on ``device`` (default: the default device): torch.cuda's
+    memory_allocated, counted exactly rather than in the allocator's blocks."""
+    return runtime.memory_allocated(as_device(device).index)
+
+
+def memory_reserved(device=None) -> int:
+    """Bytes clgraph holds on ``device``: its tensors' plus the free buffers its pool keeps
+    for reuse."""
+    return runtime.memory_reserved(as_device(device).index)
+
+
+def empty_cache() -> None:
+    """Give the pool's cached free buffers back to the driver (every device's)."""
+    runtime.empty_cache()

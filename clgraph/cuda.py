@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from . import runtime
 from .creation import manual_seed as _ms
 from .device import all_devices, device, gpu_available
+from .runtime import OutOfMemoryError, empty_cache  # noqa: F401  (torch.cuda's names)
 
 
 def is_available() -> bool:
@@ -25,3 +27,23 @@ def manual_seed(seed: int) -> None:
 
 
 manual_seed_all = manual_seed
+
+
+def _gpu(dev) -> device:
+    """torch.cuda's device argument: None is the first GPU, an int the k-th one."""
+    if dev is None:
+        return device("cuda")
+    if isinstance(dev, int):
+        return device("cuda", dev)
+    return device(dev)
+
+
+def memory_allocated(device=None) -> int:
+    """Bytes held by the tensors on the GPU ``device`` (default: the first)."""
+    return runtime.memory_allocated(_gpu(device).index)
+
+
+def memory_reserved(device=None) -> int:
+    """Bytes clgraph holds on the GPU ``device``: its tensors' plus its pool's cached
+    buffers."""
+    return runtime.memory_reserved(_gpu(device).index)

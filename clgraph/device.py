@@ -9,6 +9,7 @@ import re
 import threading
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pyopencl as cl
@@ -60,9 +61,24 @@ class DeviceInfo:
         trees) on any device, which is how they are tested on PoCL."""
         return self.type == "cpu" and _KERNELS != "gpu"
 
-    @property
+    # The memory limits are read once: Storage checks every new buffer against them.
+    @cached_property
     def memory(self) -> int:
+        """Global memory in bytes."""
         return self.cl_device.global_mem_size
+
+    @cached_property
+    def max_alloc_size(self) -> int:
+        """The largest buffer the device allows, in bytes."""
+        return self.cl_device.max_mem_alloc_size
+
+    @cached_property
+    def allocates_lazily(self) -> bool:
+        """Whether the driver may create a buffer without memory behind it and fail at its
+        first use (NVIDIA's does: a 4 TiB buffer is made, and a read of it fails). GPU
+        drivers are assumed to; a CPU device's buffers are host memory, which the OS
+        overcommits, so touching one byte of them would prove nothing."""
+        return self.type != "cpu"
 
     @property
     def extensions(self) -> str:

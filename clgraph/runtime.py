@@ -9,6 +9,7 @@ observer an event costs one test of ``observers`` and is never built."""
 
 from __future__ import annotations
 
+import gc
 from collections import namedtuple
 
 import numpy as np
@@ -16,10 +17,23 @@ import pyopencl as cl
 
 from .device import DeviceInfo
 
-_live = {"buffers": 0, "bytes": 0}
+_live = {"buffers": 0}
+_allocated: dict[int, int] = {}  # device index -> bytes of its live Storages
 _pools: dict[int, dict[int, list]] = {}
 _POOL_LIMIT_BYTES = 1 << 28  # cached free buffers per device; above it frees go to the driver
 _pool_bytes: dict[int, int] = {}
+# A new buffer at least this big is touched once (one byte written, waited for) on devices
+# whose driver allocates at first use, so that a failed allocation is raised by the op that
+# asked for it, not by a later read. The wait drains the queue; one pass over 64 MiB takes
+# about as long as the wait itself (14 us at an H200's 4.8 TB/s), and a pooled buffer is not
+# touched again.
+_PROBE_BYTES = 64 << 20
+_ONE_BYTE = np.zeros(1, np.uint8)
+# The OpenCL errors that mean "not enough memory" (INVALID_BUFFER_SIZE: above the device's
+# largest buffer).
+_OOM_CODES = frozenset({cl.status_code.MEM_OBJECT_ALLOCATION_FAILURE,
+                        cl.status_code.OUT_OF_RESOURCES, cl.status_code.OUT_OF_HOST_MEMORY,
+                        cl.status_code.INVALID_BUFFER_SIZE})
 # The pushed interpreters, innermost last (registry.push replaces the tuple, so that a
 # notify in progress keeps the one it started with). While any is pushed, freed buffers
 # stay out of the pool: an observer may hold a buffer by identity (a trace's records).
@@ -44,6 +58,11 @@ def notify(event) -> None:
 _pinned: set = set()
 
 
+class OutOfMemoryError(RuntimeError):
+    """torch.OutOfMemoryError: a device could not hold a buffer (clgraph's check against the
+    device's limits, or the driver's failure after the pool's cached buffers were freed)."""
+
+
 class Storage:
     """A device buffer shared by a tensor and its views; ``version`` counts in-place writes."""
 
@@ -54,44 +73,150 @@ class Storage:
         self.nbytes = nbytes
         self.version = 0
         size = max(nbytes, 1)
-        pool = _pools.get(dev.index)
+        idx = dev.index
+        pool = _pools.get(idx)
         buf = None
         if pool:
             lst = pool.get(size)
             if lst:
                 buf = lst.pop()
-                _pool_bytes[dev.index] -= size
+                _pool_bytes[idx] -= size
         if buf is None:
-            try:
-                buf = cl.Buffer(dev.context, cl.mem_flags.READ_WRITE, size)
-            except cl.Error as e:
-                raise RuntimeError(
-                    f"could not allocate {nbytes} bytes on cl:{dev.index} ({dev.name}): {e}"
-                ) from None
+            buf = _new_buffer(dev, size)
         self.buf = buf
         _live["buffers"] += 1
-        _live["bytes"] += nbytes
+        _allocated[idx] += nbytes
         if observers:
             notify(Alloc(self))
 
     def __del__(self):
         try:
+            buf = self.buf  # AttributeError: __init__ raised, nothing was counted
             _live["buffers"] -= 1
-            _live["bytes"] -= self.nbytes
             size = max(self.nbytes, 1)
             idx = self.dev.index
-            if observers or self.buf in _pinned:
+            _allocated[idx] -= self.nbytes
+            if observers or buf in _pinned:
                 return  # a trace or a compiled plan holds this buffer
             if _pool_bytes.get(idx, 0) + size <= _POOL_LIMIT_BYTES:
-                _pools.setdefault(idx, {}).setdefault(size, []).append(self.buf)
+                _pools.setdefault(idx, {}).setdefault(size, []).append(buf)
                 _pool_bytes[idx] = _pool_bytes.get(idx, 0) + size
-        except Exception:  # interpreter shutdown
+        except Exception:  # interpreter shutdown, or __init__ raised
             pass
+
+
+def _new_buffer(dev: DeviceInfo, size: int):
+    """A new cl.Buffer of ``size`` bytes: checked against the device's limits first, and
+    tried once more, after the pool's cached buffers are freed, when the driver fails."""
+    idx = dev.index
+    if idx not in _allocated:
+        _allocated[idx] = 0
+    if size > dev.max_alloc_size:
+        raise _out_of_memory(dev, size, "more than the largest buffer the device allows")
+    if size > dev.memory - _allocated[idx] - _pool_bytes.get(idx, 0):
+        _free_cached(dev)
+        if size > dev.memory - _allocated[idx]:
+            raise _out_of_memory(dev, size, "more than the device has beside what clgraph "
+                                 "holds")
+    try:
+        return _create(dev, size)
+    except cl.Error as e:
+        return _retry(e, dev, f"allocating {_size(size)}", lambda: _create(dev, size))
+
+
+def _create(dev: DeviceInfo, size: int):
+    """cl.Buffer, touched once when it is big and the driver allocates at first use."""
+    buf = cl.Buffer(dev.context, cl.mem_flags.READ_WRITE, size)
+    if size >= _PROBE_BYTES and dev.allocates_lazily:
+        try:
+            _touch(dev, buf, size)
+        except cl.Error:
+            buf.release()  # before the retry, not when the traceback dies
+            raise
+    return buf
+
+
+def _touch(dev: DeviceInfo, buf, size: int) -> None:
+    """Write the buffer's last byte and wait: a lazy driver allocates it here or fails."""
+    cl.enqueue_copy(dev.queue, buf, _ONE_BYTE, dst_offset=size - 1, is_blocking=True)
+
+
+def _retry(e: cl.Error, dev: DeviceInfo, doing: str, again):
+    """After OpenCL error ``e`` while ``doing`` (a phrase): when it means out of memory, free
+    the pool's cached buffers and return ``again()``; else, or when that fails too, raise
+    the clgraph exception naming what was done and where."""
+    if getattr(e, "code", None) in _OOM_CODES:
+        _free_cached(dev)
+        try:
+            return again()
+        except cl.Error as e2:
+            e = e2
+    code = getattr(e, "code", None)
+    if code in _OOM_CODES:
+        also = (" (OUT_OF_RESOURCES may also mean a work-group too large for the kernel's "
+                "registers)" if code == cl.status_code.OUT_OF_RESOURCES else "")
+        raise OutOfMemoryError(f"OpenCL out of memory {doing} on {_where(dev)}: {e}{also}. "
+                               f"{_holding(dev)}. {_HINT}") from None
+    raise RuntimeError(f"{doing} on {_where(dev)} failed: {e}") from None
+
+
+_HINT = ("Free the tensors you no longer need, use a smaller batch, or call "
+         "cg.cl.empty_cache() to give the pool's cached buffers back to the driver.")
+
+
+def _out_of_memory(dev: DeviceInfo, size: int, reason: str) -> OutOfMemoryError:
+    return OutOfMemoryError(
+        f"OpenCL out of memory allocating {_size(size)} on {_where(dev)}: {reason}. "
+        f"{_holding(dev)}. {_HINT}")
+
+
+def _size(n: int) -> str:
+    return format_bytes(n) + (f" ({n} bytes)" if n >= 1024 else "")
+
+
+def _where(dev: DeviceInfo) -> str:
+    return f"cl:{dev.index} ({dev.name})"
+
+
+def _holding(dev: DeviceInfo) -> str:
+    return (f"The device has {format_bytes(dev.memory)} of memory, at most "
+            f"{format_bytes(dev.max_alloc_size)} in one buffer; clgraph holds "
+            f"{format_bytes(memory_allocated(dev.index))} in tensors and "
+            f"{format_bytes(_pool_bytes.get(dev.index, 0))} cached in its pool")
+
+
+def format_bytes(n: int) -> str:
+    """PyTorch's size wording: "512 bytes", "1.50 KiB", ..., "4.00 TiB"."""
+    if n < 1024:
+        return f"{n} bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        n /= 1024
+        if n < 1024 or unit == "TiB":
+            return f"{n:.2f} {unit}"
+
+
+def _free_cached(dev: DeviceInfo) -> None:
+    """Give the device's cached buffers back to the driver, after collecting the tensors
+    only reference cycles keep, and wait for the queue so that releases take effect."""
+    gc.collect()
+    _pools.pop(dev.index, None)
+    _pool_bytes.pop(dev.index, None)
+    dev.queue.finish()
 
 
 def live_buffers() -> int:
     """Number of device buffers held by tensors right now."""
     return _live["buffers"]
+
+
+def memory_allocated(index: int) -> int:
+    """Bytes the live tensors on device ``index`` hold."""
+    return _allocated.get(index, 0)
+
+
+def memory_reserved(index: int) -> int:
+    """Bytes clgraph holds on device ``index``: its tensors' and the pool's cached buffers'."""
+    return _allocated.get(index, 0) + _pool_bytes.get(index, 0)
 
 
 def empty_cache() -> None:
@@ -182,10 +307,8 @@ def launch(dev: DeviceInfo, kernel, name: str, gsize, lsize, args, refresh=None)
     try:
         ev = kernel(dev.queue, gsize, lsize, *args)
     except cl.Error as e:
-        raise RuntimeError(
-            f"launching kernel {name} on cl:{dev.index} ({dev.name}) with global size {gsize}, "
-            f"local size {lsize} failed: {e}"
-        ) from None
+        ev = _retry(e, dev, f"launching kernel {name} with global size {gsize}, local size "
+                    f"{lsize}", lambda: kernel(dev.queue, gsize, lsize, *args))
     if _profilers:
         for p in _profilers:
             p.records.append((name, ev, kernel))
@@ -193,7 +316,12 @@ def launch(dev: DeviceInfo, kernel, name: str, gsize, lsize, args, refresh=None)
 
 def enqueue(dev: DeviceInfo, kernel, name: str, gsize, lsize) -> None:
     """Enqueue a kernel whose arguments are already set (compiled replay)."""
-    ev = cl.enqueue_nd_range_kernel(dev.queue, kernel, gsize, lsize)
+    try:
+        ev = cl.enqueue_nd_range_kernel(dev.queue, kernel, gsize, lsize)
+    except cl.Error as e:
+        ev = _retry(e, dev, f"launching kernel {name} of a compiled plan with global size "
+                    f"{gsize}, local size {lsize}",
+                    lambda: cl.enqueue_nd_range_kernel(dev.queue, kernel, gsize, lsize))
     if _profilers:
         for p in _profilers:
             p.records.append((name, ev, kernel))
@@ -212,8 +340,13 @@ def write(storage: Storage, host: np.ndarray, byte_offset: int = 0) -> None:
         return
     if observers:
         notify(Write(storage.buf, host, byte_offset))
-    cl.enqueue_copy(storage.dev.queue, storage.buf, np.ascontiguousarray(host),
-                    dst_offset=byte_offset, is_blocking=True)
+    host = np.ascontiguousarray(host)
+    q, buf = storage.dev.queue, storage.buf
+    try:
+        cl.enqueue_copy(q, buf, host, dst_offset=byte_offset, is_blocking=True)
+    except cl.Error as e:
+        _retry(e, storage.dev, f"writing {host.dtype}{list(host.shape)} from the host",
+               lambda: cl.enqueue_copy(q, buf, host, dst_offset=byte_offset, is_blocking=True))
 
 
 def read(storage: Storage, out: np.ndarray, byte_offset: int = 0) -> np.ndarray:
@@ -221,8 +354,12 @@ def read(storage: Storage, out: np.ndarray, byte_offset: int = 0) -> np.ndarray:
         return out
     if observers:
         notify(Read(storage.buf))
-    cl.enqueue_copy(storage.dev.queue, out, storage.buf, src_offset=byte_offset,
-                    is_blocking=True)
+    q, buf = storage.dev.queue, storage.buf
+    try:
+        cl.enqueue_copy(q, out, buf, src_offset=byte_offset, is_blocking=True)
+    except cl.Error as e:
+        _retry(e, storage.dev, f"reading {out.dtype}{list(out.shape)} to the host",
+               lambda: cl.enqueue_copy(q, out, buf, src_offset=byte_offset, is_blocking=True))
     return out
 
 
@@ -230,7 +367,14 @@ def copy_buffer(src: Storage, dst: Storage, nbytes: int, src_off: int = 0,
                 dst_off: int = 0) -> None:
     if nbytes and observers:
         notify(Copy(src.buf, dst.buf, nbytes, src_off, dst_off))
-    if nbytes:
-        cl.enqueue_copy(dst.dev.queue, dst.buf, src.buf, byte_count=nbytes,
-                        src_offset=src_off, dst_offset=dst_off)
+    if not nbytes:
+        return
+    q = dst.dev.queue
+    try:
+        cl.enqueue_copy(q, dst.buf, src.buf, byte_count=nbytes, src_offset=src_off,
+                        dst_offset=dst_off)
+    except cl.Error as e:
+        _retry(e, dst.dev, f"copying {format_bytes(nbytes)} between buffers",
+               lambda: cl.enqueue_copy(q, dst.buf, src.buf, byte_count=nbytes,
+                                       src_offset=src_off, dst_offset=dst_off))
 
