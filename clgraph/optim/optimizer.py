@@ -55,6 +55,9 @@ class Optimizer:
     Subclasses implement ``step``. The ``"step"`` entry of a parameter's state is a Python
     float (PyTorch keeps a 0-d CPU tensor), so a step never waits for the device."""
 
+    # state entries kept as Python floats (PyTorch's 0-d CPU tensors): loaded as floats
+    _host_state: tuple[str, ...] = ("step",)
+
     def __init__(self, params, defaults: dict[str, Any]):
         self.defaults = defaults
         if isinstance(params, Tensor):
@@ -216,7 +219,7 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a ``state_dict()``. State tensors are copied onto each parameter's device and
         (floating point) dtype, so the loaded optimizer never aliases the source's buffers;
-        a tensor ``"step"`` becomes a Python float."""
+        a tensor ``"step"`` (or other ``_host_state`` entry) becomes a Python float."""
         if not isinstance(state_dict, dict) or "state" not in state_dict or (
                 "param_groups" not in state_dict):
             raise ValueError("optimizer state dict must be a dict with keys 'state' and "
@@ -233,14 +236,14 @@ class Optimizer:
 
         def cast(param, value, key=None):
             if isinstance(value, Tensor):
-                if key == "step":
+                if key in self._host_state:
                     return float(value.item())
                 dtype = param.dtype if param.is_floating_point() else value.dtype
                 return value.detach().to(device=param.device, dtype=dtype, copy=True)
             if isinstance(value, dict):
                 return {k: cast(param, v, k) for k, v in value.items()}
             if isinstance(value, (list, tuple)):
-                return type(value)(cast(param, v) for v in value)
+                return type(value)(cast(param, v, key) for v in value)
             return value
 
         state: defaultdict[Tensor, dict] = defaultdict(dict)
