@@ -2,6 +2,7 @@
 outside the checkout, it carries everything a program needs (kernels/*.cl included)."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -60,3 +61,14 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip().endswith("ok")
+
+
+def test_every_subpackage_is_listed_for_the_wheel():
+    """pyproject.toml names its packages: a new clgraph/<dir>/__init__.py must be listed, or
+    an installed wheel lacks it (an editable install would not notice)."""
+    text = (ROOT / "pyproject.toml").read_text()
+    listed = set(re.findall(r'"(clgraph[\w.]*)"', text.split("packages = [", 1)[1].split("]")[0]))
+    found = {".".join(p.parent.relative_to(ROOT).parts)
+             for p in (ROOT / "clgraph").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
+    assert "clgraph.kernels" in listed
