@@ -31,6 +31,7 @@ from .tensor import Size, Tensor
 float32 = float = _dt.float32
 float64 = double = _dt.float64
 float16 = half = _dt.float16
+bfloat16 = _dt.bfloat16
 int64 = long = _dt.int64
 int32 = int = _dt.int32
 int16 = short = _dt.int16

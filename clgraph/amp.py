@@ -43,7 +43,8 @@ def get_autocast_dtype(device_type: str = "cl"):
 
 
 def _default_dtype(device_type: str):
-    return dt.float16
+    """PyTorch's defaults: bfloat16 for "cpu", float16 for GPU device types."""
+    return dt.bfloat16 if device_type == "cpu" else dt.float16
 
 
 class _Autocast(registry.Interpreter):
@@ -73,9 +74,10 @@ registry.install(_Autocast())
 
 
 class autocast:
-    """``with cg.autocast("cl"):`` or ``@cg.autocast("cl", dtype=cg.float16)``: run the
-    block's products in ``dtype`` (float16 by default) and its reductions, softmaxes and
-    losses in float32. ``enabled=False`` turns a region off inside another."""
+    """``with cg.autocast("cl"):`` or ``@cg.autocast("cl", dtype=cg.bfloat16)``: run the
+    block's products in ``dtype`` (float16 by default, bfloat16 for device_type "cpu") and
+    its reductions, softmaxes and losses in float32. ``enabled=False`` turns a region off
+    inside another."""
 
     def __init__(self, device_type: str, dtype=None, enabled: bool = True,
                  cache_enabled: bool | None = None) -> None:
@@ -83,9 +85,9 @@ class autocast:
             raise RuntimeError(f"User specified an unsupported autocast device_type "
                                f"'{device_type}'")
         d = dtype if dtype is not None else _default_dtype(device_type)
-        if d not in (dt.float16,):
-            raise RuntimeError(f"In autocast, the supported dtype is torch.float16 (clgraph has "
-                               f"no bfloat16 yet), but got {d}")
+        if d not in dt.NARROW_FLOATS:
+            raise RuntimeError(f"In autocast, but the target dtype is not supported. The "
+                               f"supported dtypes are torch.bfloat16 and torch.float16; got {d}")
         self.device_type, self.fast_dtype, self._enabled = device_type, d, bool(enabled)
         self._prev = []
 

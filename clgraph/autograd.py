@@ -24,7 +24,7 @@ from . import runtime
 from .creation import _from_host, ones_like, randn_like, zeros_like
 from .ops import registry
 from .ops.movement import sum_to
-from .tensor import _TYPE_NAMES, Tensor
+from .tensor import Tensor
 
 _state = threading.local()
 
@@ -361,7 +361,7 @@ def _check_versions(node):
 
 
 def _tname(t):
-    return "torch." + _TYPE_NAMES[t.dtype.name]
+    return "torch." + t.dtype.tensor_type
 
 
 def _toposort(roots):

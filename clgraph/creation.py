@@ -66,11 +66,13 @@ def tensor(data, dtype=None, device=None, requires_grad=False, pin_memory=False)
     return _finish(_from_host(arr, d, as_device(device)), requires_grad)
 
 
-def _from_host(arr: np.ndarray, d: dt.dtype, device) -> Tensor:
+def _from_host(arr: np.ndarray, d: dt.dtype, device, storage: bool = False) -> Tensor:
+    """A tensor of dtype d holding host values ``arr`` (``storage``: arr is already d's
+    storage, such as bfloat16 bits)."""
     codegen.check_dtype(device.info, d)
-    if arr.dtype != d.np:
+    if not storage and (arr.dtype != d.np or d is dt.bfloat16):
         with np.errstate(invalid="ignore", over="ignore"):
-            arr = arr.astype(d.np)
+            arr = dt.to_storage(arr, d)
     t = Tensor._empty(arr.shape, d, device)
     runtime.write(t._storage, np.ascontiguousarray(arr))
     return t
@@ -258,8 +260,7 @@ def _random_fill(t: Tensor, kind: int, a, b) -> Tensor:
         acc = "long"
     else:
         acc = "double" if d is dt.float64 else "float"
-    defines = (("T", d.cl), ("ACC", acc), ("KIND", str(kind)),
-               ("IS_HALF", "1" if d is dt.float16 else "0"))
+    defines = codegen.storage_defines(d) + (("ACC", acc), ("KIND", str(kind)))
     if acc == "double":
         defines += (("USE_FP64", "1"),)
     k = codegen.template_kernel(info, "random.cl", "random_fill", defines)

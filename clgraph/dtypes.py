@@ -15,14 +15,20 @@ class dtype:
     name: str
     np: np.dtype
     cl: str  # OpenCL type used in global memory
-    compute: str  # OpenCL type arithmetic is done in (half is computed in float on PoCL)
+    compute: str  # OpenCL type arithmetic is done in (half and bfloat16: float)
     kind: int  # 0 bool, 1 integer, 2 floating
     rank: int  # position in the promotion lattice
     short: str  # short name in graph printouts
+    scalar_type: str  # PyTorch's name in messages ("Float"; torch.FloatTensor)
 
     @property
     def itemsize(self) -> int:
         return self.np.itemsize
+
+    @property
+    def tensor_type(self) -> str:
+        """The legacy type name, as Tensor.type() gives it: "FloatTensor"."""
+        return self.scalar_type + "Tensor"
 
     @property
     def is_floating_point(self) -> bool:
@@ -43,23 +49,46 @@ class dtype:
 
 _TORCH_REPR = True  # repr(dtype) reads like PyTorch's so printed tensors match byte for byte
 
-bool_ = dtype("bool", np.dtype(np.bool_), "uchar", "uchar", 0, 0, "b8")
-uint8 = dtype("uint8", np.dtype(np.uint8), "uchar", "uchar", 1, 1, "u8")
-int8 = dtype("int8", np.dtype(np.int8), "char", "char", 1, 2, "i8")
-int16 = dtype("int16", np.dtype(np.int16), "short", "short", 1, 3, "i16")
-int32 = dtype("int32", np.dtype(np.int32), "int", "int", 1, 4, "i32")
-int64 = dtype("int64", np.dtype(np.int64), "long", "long", 1, 5, "i64")
-float16 = dtype("float16", np.dtype(np.float16), "half", "float", 2, 6, "f16")
-float32 = dtype("float32", np.dtype(np.float32), "float", "float", 2, 7, "f32")
-float64 = dtype("float64", np.dtype(np.float64), "double", "double", 2, 8, "f64")
+bool_ = dtype("bool", np.dtype(np.bool_), "uchar", "uchar", 0, 0, "b8", "Bool")
+uint8 = dtype("uint8", np.dtype(np.uint8), "uchar", "uchar", 1, 1, "u8", "Byte")
+int8 = dtype("int8", np.dtype(np.int8), "char", "char", 1, 2, "i8", "Char")
+int16 = dtype("int16", np.dtype(np.int16), "short", "short", 1, 3, "i16", "Short")
+int32 = dtype("int32", np.dtype(np.int32), "int", "int", 1, 4, "i32", "Int")
+int64 = dtype("int64", np.dtype(np.int64), "long", "long", 1, 5, "i64", "Long")
+float16 = dtype("float16", np.dtype(np.float16), "half", "float", 2, 6, "f16", "Half")
+# numpy has no bfloat16: its host storage is the bits, as uint16 (to_storage/from_storage)
+bfloat16 = dtype("bfloat16", np.dtype(np.uint16), "ushort", "float", 2, 7, "bf16", "BFloat16")
+float32 = dtype("float32", np.dtype(np.float32), "float", "float", 2, 8, "f32", "Float")
+float64 = dtype("float64", np.dtype(np.float64), "double", "double", 2, 9, "f64", "Double")
 
-ALL = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
-_BY_NP = {d.np: d for d in ALL}
+ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
+# float16 and bfloat16 live in memory as 16 bits and are computed in float
+NARROW_FLOATS = (float16, bfloat16)
+_BY_NP = {d.np: d for d in ALL if d is not bfloat16}
 _BY_NAME = {d.name: d for d in ALL}
 _BY_NAME.update(
     {"float": float32, "double": float64, "half": float16, "int": int32, "long": int64,
      "short": int16}
 )
+
+
+def to_storage(values, d: dtype) -> np.ndarray:
+    """Host values as dtype d's storage: a cast, or for bfloat16 the bits of the values
+    rounded to nearest even (as PyTorch converts; NaN stays a quiet NaN)."""
+    if d is not bfloat16:
+        return np.asarray(values).astype(d.np)
+    f = np.array(values, dtype=np.float32)  # a contiguous copy, 0-d stays 0-d
+    u = f.view(np.uint32)
+    bits = ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
+    bits = np.where(np.isnan(f), (u >> np.uint32(16)) | np.uint32(0x40), bits)
+    return bits.astype(np.uint16)
+
+
+def from_storage(arr: np.ndarray, d: dtype) -> np.ndarray:
+    """Host storage of dtype d as values numpy holds (bfloat16: exact float32)."""
+    if d is not bfloat16:
+        return arr
+    return (arr.astype(np.uint32) << np.uint32(16)).view(np.float32)
 
 
 def _by_name(name: str) -> dtype:
@@ -123,7 +152,9 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     hit = _LATTICE.get(key)
     if hit is not None:
         return hit
-    if a.kind != b.kind:
+    if {a, b} == {float16, bfloat16}:  # neither holds the other
+        out = float32
+    elif a.kind != b.kind:
         out = a if a.kind > b.kind else b
     elif {a, b} == {uint8, int8}:
         out = int16

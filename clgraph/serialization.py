@@ -147,7 +147,7 @@ def _write(fh, text: str, tensors: list[Tensor]) -> None:
     with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr(HEADER, text)
         for i, t in enumerate(tensors):
-            arr = t.detach()._host()
+            arr = dt.to_storage(t.detach()._host(), t.dtype)  # bfloat16: its bits
             arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
             with zf.open(_tensor_entry(i), "w", force_zip64=arr.nbytes > 2**30) as out:
                 np.lib.format.write_array(out, arr, allow_pickle=False)
@@ -245,7 +245,7 @@ class _Decoder:
                             f"{list(shape)}")
         arr = arr.astype(want, copy=False)
         saved_at = meta.get("device", "")
-        t = _from_host(arr, _DTYPES[dtype], self.device_for(saved_at))
+        t = _from_host(arr, _DTYPES[dtype], self.device_for(saved_at), storage=True)
         if callable(self.map_location) and not isinstance(self.map_location, (str, _device)):
             moved = self.map_location(t, saved_at)
             if isinstance(moved, Tensor):

@@ -223,7 +223,7 @@ class Tensor:
         n = src.numel()
         arr = np.empty(n, dtype=src.dtype.np)
         runtime.read(src._storage, arr, src._offset * src.dtype.itemsize)
-        return arr.reshape(src._shape)
+        return dt.from_storage(arr, src.dtype).reshape(src._shape)
 
     def numpy(self, *, force: bool = False) -> np.ndarray:
         if self.requires_grad and not force:
@@ -231,9 +231,16 @@ class Tensor:
                 "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
                 "instead."
             )
+        self._numpy_dtype_check()
         return self._host()
 
+    def _numpy_dtype_check(self) -> None:
+        if self.dtype is dt.bfloat16:  # numpy has no such type; PyTorch refuses too
+            raise TypeError("Got unsupported ScalarType BFloat16 (numpy has no bfloat16: "
+                            "convert first, e.g. tensor.float().numpy())")
+
     def __array__(self, dtype=None, copy=None):
+        self._numpy_dtype_check()
         a = self._host()
         return a.astype(dtype) if dtype is not None else a
 
@@ -337,7 +344,7 @@ class Tensor:
 
     def type(self, dtype=None):
         if dtype is None:
-            return f"torch.{_TYPE_NAMES[self.dtype.name]}"
+            return f"torch.{self.dtype.tensor_type}"
         return self.to(dtype)
 
     def float(self):
@@ -348,6 +355,9 @@ class Tensor:
 
     def half(self):
         return self.to(dt.float16)
+
+    def bfloat16(self):
+        return self.to(dt.bfloat16)
 
     def int(self):
         return self.to(dt.int32)
@@ -369,11 +379,6 @@ class Tensor:
 
     def type_as(self, other):
         return self.to(other.dtype)
-
-
-_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
-               "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
-               "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
 
 
 def _to(t: Tensor, device, dtype, copy: bool) -> Tensor:

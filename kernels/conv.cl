@@ -76,10 +76,16 @@
 #ifndef IS_HALF
 #define IS_HALF 0
 #endif
+#ifndef IS_BF16
+#define IS_BF16 0
+#endif
 
 #if IS_HALF
 #define LOAD(p, i) vload_half((i), (p))
 #define STORE(p, i, v) vstore_half((v), (i), (p))
+#elif IS_BF16
+#define LOAD(p, i) cg_bf16((p)[i])
+#define STORE(p, i, v) ((p)[i] = cg_bfbits((float)(v)))
 #else
 #define LOAD(p, i) ((ACC)(p)[i])
 #define STORE(p, i, v) ((p)[i] = (T)(v))

@@ -196,6 +196,9 @@ __kernel void nonzero_write(__global const uchar* mask, const long moff, const l
 #if IS_HALF
 #define LOAD(p, i) vload_half((i), (p))
 #define STORE(p, i, v) vstore_half((v), (i), (p))
+#elif IS_BF16
+#define LOAD(p, i) cg_bf16((p)[i])
+#define STORE(p, i, v) (p)[i] = cg_bfbits((float)(v))
 #else
 #define LOAD(p, i) ((ACC)(p)[i])
 #define STORE(p, i, v) (p)[i] = (T)(v)

@@ -105,7 +105,10 @@
 #ifndef IS_HALF
 #define IS_HALF 0
 #endif
-#if !IS_HALF && TID_T == TID_ACC
+#ifndef IS_BF16
+#define IS_BF16 0
+#endif
+#if !IS_HALF && !IS_BF16 && TID_T == TID_ACC
 #define SAME_TYPE 1
 #else
 #define SAME_TYPE 0
@@ -161,6 +164,20 @@ inline float half_bits_to_float(ushort h)
 #define LOADV(p) half_bits_to_float_v(LOADV_BITS(p))
 #define STORE(v, p) vstore_half((v), 0, (p))
 #define STOREV(v, p) CAT(vstore_half, VW)((v), 0, (p))
+#elif IS_BF16
+/* bfloat16 (T = ushort): the bits are float's upper half; stores round to nearest even
+   (cg_bfbits, from the prelude every template kernel gets) */
+#define VUINT CAT(uint, VW)
+#if FAST_VEC
+typedef ushort vbf_u __attribute__((ext_vector_type(VW), aligned(2)));
+#define LOADV_BITS(p) (*(__global const vbf_u*)(p))
+#else
+#define LOADV_BITS(p) CAT(vload, VW)(0, (__global const ushort*)(p))
+#endif
+#define LOAD(p) as_float((uint)(*(p)) << 16)
+#define LOADV(p) CAT(as_, VACC)(CVTV(LOADV_BITS(p), VUINT) << 16)
+#define STORE(v, p) (*(p) = cg_bfbits(v))
+#define STOREV(v, p) CAT(vstore, VW)(CAT(cg_bfbits, VW)(v), 0, (p))
 #else
 #define LOAD(p) ((ACC)(*(p)))
 #define STORE(v, p) (*(p) = (T)(v))
@@ -582,7 +599,7 @@ void conv_gemm_dw(IMAGE(g), IMAGE(x), CONV_GEOM, const int O, const int NB, __gl
 
 #if GEMM_MMA
 /* matmul_mma: products on NVIDIA tensor cores through inline PTX, float accumulators:
-   float16 operands with mma.sync m16n8k16, or (MMA_TF32=1) float32 operands rounded to
+   float16 or bfloat16 operands with mma.sync m16n8k16, or (MMA_TF32=1) float32 operands rounded to
    TF32 (10-bit mantissa, to nearest with ties away, as cvt.rna) with mma.sync m16n8k8,
    which set_float32_matmul_precision("high") allows. The same arguments, strided
    operands, batches and EPI hook as matmul_gemm. Built with -DGEMM_MMA=1 only on a
@@ -630,13 +647,18 @@ inline uint tf32_bits(float x)
 }
 #define OPERAND(p, idx) tf32_bits(LOAD((p) + (idx)))
 #define MMA_VALUE(w, sub) as_float(w)
-#else
+#else /* float16 or bfloat16: the storage bits are the operands */
 #define ELEM ushort /* half bits */
 #define EPW 2
 #define MMA_K 16
-#define MMA_SHAPE "m16n8k16.row.col.f32.f16.f16.f32"
 #define OPERAND(p, idx) (((__global const ushort*)(p))[idx])
+#if IS_BF16
+#define MMA_SHAPE "m16n8k16.row.col.f32.bf16.bf16.f32"
+#define MMA_VALUE(w, sub) as_float(((w) >> (16 * (sub))) << 16)
+#else
+#define MMA_SHAPE "m16n8k16.row.col.f32.f16.f16.f32"
 #define MMA_VALUE(w, sub) half_bits_to_float((ushort)((w) >> (16 * (sub))))
+#endif
 #endif
 #define KHALF (MMA_K / 2)
 #define KP (KS + 4 * EPW)

@@ -15,6 +15,8 @@
 
 #if IS_HALF
 #define STORE(v, i) vstore_half((float)(v), (i), out)
+#elif IS_BF16
+#define STORE(v, i) out[(i)] = cg_bfbits((float)(v))
 #else
 #define STORE(v, i) out[(i)] = (T)(v)
 #endif

@@ -144,6 +144,19 @@ def test_tensor_core_tiling_against_numpy(emulated_mma, monkeypatch, p):
         np.testing.assert_allclose(c.astype(np.float64), want, rtol=2e-3, atol=2e-3)
 
 
+def test_bfloat16_tensor_core_products(emulated_mma):
+    """bfloat16 operands take mma.sync's bf16 form: odd shapes, B transposed (x @ W.T)."""
+    rng = np.random.default_rng(6)
+    for M, N, K in [(7, 33, 65), (65, 7, 33), (40, 40, 40)]:
+        a = cg.tensor(rng.uniform(-1, 1, (M, K)), dtype=cg.bfloat16)
+        w = cg.tensor(rng.uniform(-1, 1, (N, K)), dtype=cg.bfloat16)
+        with cg.profile() as prof:
+            c = (a @ w.T).float().numpy()
+        assert prof.functions[0] == "matmul_mma", prof.functions
+        want = a.float().numpy().astype(np.float64) @ w.float().numpy().T
+        np.testing.assert_allclose(c, want, rtol=1e-2, atol=1e-2)
+
+
 def _tf32(x):
     """float32 rounded to TF32 as cvt.rna does: 10 mantissa bits, ties away from zero."""
     u = np.asarray(x, np.float32).view(np.uint32)

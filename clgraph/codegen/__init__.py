@@ -24,7 +24,7 @@ from .cache import (
     set_signature,
     stats,
 )
-from .emit import EwGroup, EwOp, emit, signature, vectorizable
+from .emit import _HALF_HELPERS, EwGroup, EwOp, emit, signature, vectorizable
 from .kernelsig import kernel_signature
 
 __all__ = ["EwGroup", "EwOp", "signature", "KernelBuildError", "elementwise_kernel",
@@ -90,6 +90,8 @@ def template_kernel(dev, file: str, kernel: str, defines: tuple[tuple[str, str],
     k = _tpl_kernels.get(key)
     if k is not None:
         return k
+    if ("IS_BF16", "1") in defines:  # the conversions bfloat16 kernels load and store with
+        extra_source = _HALF_HELPERS + extra_source
     src = extra_source + (KERNEL_DIR / file).read_text()
     opts = ("-cl-mad-enable",) + tuple(f"-D{n}={v}" for n, v in defines)
     prg = build(dev, src, opts, f"{file}:{kernel}")
@@ -100,6 +102,13 @@ def template_kernel(dev, file: str, kernel: str, defines: tuple[tuple[str, str],
         set_arg_types(k, list(arg_types))
     _tpl_kernels[key] = k
     return k
+
+
+def storage_defines(d: dt.dtype) -> tuple:
+    """A template kernel's storage type T and how its loads and stores convert it
+    (IS_HALF: half bits, IS_BF16: bfloat16 bits; both compute in float)."""
+    return (("T", d.cl), ("IS_HALF", str(int(d is dt.float16))),
+            ("IS_BF16", str(int(d is dt.bfloat16))))
 
 
 def check_dtype(dev, d: dt.dtype) -> None:

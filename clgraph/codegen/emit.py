@@ -33,9 +33,11 @@ CG_INT_HELPERS(int, uint)
 CG_INT_HELPERS(long, ulong)
 """
 
-# float16 is computed in float: cg_half<w> rounds a value cast to float16 (a float scalar, a
-# wider operand) to half's precision through a store and a load, as PyTorch casts operands
-# to the common dtype: float16(0.1) == 0.1 is True, float16(1.0) - 1.0001 is 0.
+# float16 and bfloat16 are stored in 16 bits and computed in float. cg_half<w> and
+# cg_bfr<w> round a value cast to the narrow type (a float scalar, a wider operand) to its
+# precision, as PyTorch casts operands to the common dtype: float16(0.1) == 0.1 is True,
+# float16(1.0) - 1.0001 is 0. bfloat16 is float's upper half: cg_bf16<w> widens the bits,
+# cg_bfbits<w> rounds to nearest even (a NaN stays a quiet NaN), as PyTorch converts.
 _HALF_HELPERS = r"""
 #define CG_HALF_ROUND(W) \
 inline float##W cg_half##W(float##W x) { \
@@ -46,7 +48,65 @@ CG_HALF_ROUND(2)
 CG_HALF_ROUND(4)
 CG_HALF_ROUND(8)
 CG_HALF_ROUND(16)
+#define CG_BF16(W) \
+inline float##W cg_bf16##W(ushort##W b) { return as_float##W(convert_uint##W(b) << 16); } \
+inline ushort##W cg_bfbits##W(float##W x) { \
+  const uint##W u = as_uint##W(x); \
+  const uint##W r = isnan(x) ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16; \
+  return convert_ushort##W(r); } \
+inline float##W cg_bfr##W(float##W x) { return cg_bf16##W(cg_bfbits##W(x)); }
+CG_BF16()
+CG_BF16(2)
+CG_BF16(4)
+CG_BF16(8)
+CG_BF16(16)
 """
+
+
+class _Narrow(NamedTuple):
+    """How kernels reach a dtype stored narrower than it computes (C format strings over
+    {p} the pointer, {i} the element position, {v} a value, {w} the vector width)."""
+
+    load1: str
+    loadw: str
+    store1: str
+    storew: str
+    round: str  # a function name prefix; the width follows it
+
+
+NARROW = {
+    "float16": _Narrow("vload_half({i}, {p})", "vload_half{w}(0, {p} + {i})",
+                       "vstore_half({v}, {i}, {p});", "vstore_half{w}({v}, 0, {p} + {i});",
+                       "cg_half"),
+    "bfloat16": _Narrow("cg_bf16({p}[{i}])", "cg_bf16{w}(vload{w}(0, {p} + {i}))",
+                        "{p}[{i}] = cg_bfbits({v});",
+                        "vstore{w}(cg_bfbits{w}({v}), 0, {p} + {i});", "cg_bfr"),
+}
+
+
+def load(d: dt.dtype, ptr: str, pos: str, w: int) -> str:
+    """The C expression loading element(s) ``pos`` of ``ptr`` as d's compute type."""
+    n = NARROW.get(d.name)
+    if n is not None:
+        return (n.load1 if w == 1 else n.loadw).format(p=ptr, i=pos, w=w)
+    return f"{ptr}[{pos}]" if w == 1 else f"vload{w}(0, {ptr} + {pos})"
+
+
+def store(d: dt.dtype, val: str, ptr: str, pos: str, w: int) -> str:
+    """The C statement storing ``val`` (d's compute type) at element(s) ``pos``."""
+    n = NARROW.get(d.name)
+    if n is not None:
+        return (n.store1 if w == 1 else n.storew).format(p=ptr, i=pos, v=val, w=w)
+    return f"{ptr}[{pos}] = {val};" if w == 1 else f"vstore{w}({val}, 0, {ptr} + {pos});"
+
+
+def round_to(d: dt.dtype, expr: str, w: int) -> str:
+    """``expr`` (a float value) rounded to narrow dtype d's precision."""
+    return f"{NARROW[d.name].round}{'' if w == 1 else w}({expr})"
+
+
+def needs_narrow_helpers(source: str) -> bool:
+    return "cg_half" in source or "cg_bf" in source
 
 
 # The layout of an elementwise kernel's operand (EwGroup.inputs and outputs): how the kernel
@@ -123,10 +183,10 @@ def vectorizable(group: EwGroup) -> bool:
 def _convert(expr: str, src: str, dst: str, width: int) -> str:
     """Cast a value of compute type src to compute type dst (scalar or vector)."""
     s, d = _D(src), _D(dst)
-    if d is dt.float16 and s is not d and s.itemsize > 1:  # (8-bit values are exact halves)
+    if d.name in NARROW and s is not d and s.itemsize > 1:  # (8-bit values are exact)
         if s.compute != "float":
             expr = f"(float)({expr})" if width == 1 else f"convert_float{width}({expr})"
-        return f"cg_half{'' if width == 1 else width}({expr})"
+        return round_to(d, expr, width)
     if s.compute == d.compute:
         return expr
     if d is dt.bool_:
@@ -176,7 +236,7 @@ def emit(group: EwGroup, name: str | None = None,
         lines.append("  if (i >= n) return;")
         lines += _body(group, 1, "i", "  ")
     lines.append("}")
-    if any("cg_half" in line for line in lines):
+    if any(needs_narrow_helpers(line) for line in lines):
         lines.insert(helpers_at, _HALF_HELPERS)
     return "\n".join(lines) + "\n", name
 
@@ -283,7 +343,7 @@ def _loads(group: EwGroup, width: int, idx: str, indent: str, vals: list) -> lis
     for k, (dname, lay) in enumerate(group.inputs):
         d = _D(dname)
         if lay == SCALAR:
-            expr = f"cg_half(s{k})" if d is dt.float16 else f"s{k}"
+            expr = round_to(d, f"s{k}", 1) if d.name in NARROW else f"s{k}"
             if width > 1:
                 expr = f"(({vt(d.compute)})({expr}))"
         else:
@@ -292,13 +352,11 @@ def _loads(group: EwGroup, width: int, idx: str, indent: str, vals: list) -> lis
             else:
                 pos = " + ".join([f"off{k}"] + [f"c{j} * st{k}_{j}" for j in range(r)])
             if width == 1:
-                expr = f"vload_half({pos}, in{k})" if d is dt.float16 else f"in{k}[{pos}]"
+                expr = load(d, f"in{k}", pos, 1)
             elif lay == BROADCAST:  # broadcast along the vector: one element, splatted
-                one = f"vload_half({pos}, in{k})" if d is dt.float16 else f"in{k}[{pos}]"
-                expr = f"(({vt(d.compute)})({one}))"
+                expr = f"(({vt(d.compute)})({load(d, f'in{k}', pos, 1)}))"
             else:
-                expr = (f"vload_half{width}(0, in{k} + {pos})" if d is dt.float16
-                        else f"vload{width}(0, in{k} + {pos})")
+                expr = load(d, f"in{k}", pos, width)
         out.append(f"{indent}const {vt(d.compute)} v{k} = {expr};")
         vals.append((f"v{k}", dname))
     return out
@@ -320,10 +378,10 @@ def _exprs(group: EwGroup, width: int, indent: str, vals: list) -> list[str]:
             res = f"({od.compute})({res})"
         else:
             res = f"convert_{od.compute}{width}({res})"
-        if od is dt.float16 and "float16" not in o.casts:
+        if od.name in NARROW and od.name not in o.casts:
             # a narrowing cast (x.half() inside a fused group) rounds, overflowing to
-            # inf, as eager's store does; float16 ops' own results stay in float
-            res = f"cg_half{'' if width == 1 else width}({res})"
+            # inf, as eager's store does; narrow ops' own results stay in float
+            res = round_to(od, res, width)
         out.append(f"{indent}const {vt(od.compute)} v{k} = {res};")
         vals.append((f"v{k}", o.out))
     return out
@@ -338,11 +396,5 @@ def _stores(group: EwGroup, width: int, idx: str, indent: str, vals: list) -> li
             pos = f"ooff{k} + {idx}"
         else:
             pos = " + ".join([f"ooff{k}"] + [f"c{j} * ost{k}_{j}" for j in range(r)])
-        half = d is dt.float16
-        if width == 1:
-            out.append(f"{indent}vstore_half({vexpr}, {pos}, out{k});" if half
-                       else f"{indent}out{k}[{pos}] = {vexpr};")
-        else:
-            out.append(f"{indent}vstore_half{width}({vexpr}, 0, out{k} + {pos});" if half
-                       else f"{indent}vstore{width}({vexpr}, 0, out{k} + {pos});")
+        out.append(indent + store(d, vexpr, f"out{k}", pos, width))
     return out

@@ -23,6 +23,7 @@ from .cache import build
 from .emit import (
     _HALF_HELPERS,
     _INT_HELPERS,
+    needs_narrow_helpers,
     _NP_SCALAR,
     CONTIG,
     SCALAR,
@@ -177,7 +178,7 @@ def build_all(dev, kernels: list[FusedKernel]) -> None:
         head.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
     if any(k.ints for k in kernels):
         head.append(_INT_HELPERS)
-    if any("cg_half" in k.source for k in kernels):
+    if any(needs_narrow_helpers(k.source) for k in kernels):
         head.append(_HALF_HELPERS)
     source = "\n".join(head + bodies)
     key = (dev.index, source)

@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import dtypes as dt
 from .cache import POSITIONS, build, get_kernel, set_signature
+from .emit import _HALF_HELPERS, NARROW, load, needs_narrow_helpers, store
 from .kernelsig import kernel_signature
 
 
@@ -127,10 +128,7 @@ def _in(spec: ReduceSpec, pos: str, w: int) -> str:
     return _load(_D(spec.x), "in", pos, w)
 
 
-def _load(d: dt.dtype, ptr: str, pos: str, w: int) -> str:
-    if d is dt.float16:
-        return f"vload_half({pos}, {ptr})" if w == 1 else f"vload_half{w}(0, {ptr} + {pos})"
-    return f"{ptr}[{pos}]" if w == 1 else f"vload{w}(0, {ptr} + {pos})"
+_load = load
 
 
 def _store(d: dt.dtype, val: str, src: str, ptr: str, pos: str, w: int) -> str:
@@ -140,10 +138,7 @@ def _store(d: dt.dtype, val: str, src: str, ptr: str, pos: str, w: int) -> str:
                f"(convert_uchar{w}(({val}) != ({src}{w})0) & (uchar{w})1)")
     else:
         val = _cvt(val, src, d.compute, w)
-    if d is dt.float16:
-        return (f"vstore_half({val}, {pos}, {ptr});" if w == 1 else
-                f"vstore_half{w}({val}, 0, {ptr} + {pos});")
-    return f"{ptr}[{pos}] = {val};" if w == 1 else f"vstore{w}({val}, 0, {ptr} + {pos});"
+    return store(d, val, ptr, pos, w)
 
 
 def _lanes(w: int) -> list[str]:
@@ -865,7 +860,7 @@ class _SoftmaxRow:
         self.A = _D(spec.acc).compute
         self.log = spec.kind == "log_softmax"
         # pass 2 keeps exp(x - max) in the output for pass 3 when the output holds it exactly
-        self.reuse = not self.log and self.out.compute == self.A and self.out is not dt.float16
+        self.reuse = not self.log and self.out.compute == self.A and self.out.name not in NARROW
         self.W = 1 if mode == Mode.SCALAR else spec.width
         self.outer = mode == Mode.OUTER
         self.SW = self.W if self.outer else 1  # width of the row statistics
@@ -1136,6 +1131,8 @@ def reduce_program(dev, spec: ReduceSpec) -> ReduceProgram:
     for lines in mains.values():
         src += lines + [""]
     source = "\n".join(src + (comb_lines or [])) + "\n"
+    if needs_narrow_helpers(source) and _HALF_HELPERS not in source:
+        source = _HALF_HELPERS + source
     prg = build(dev, source, ("-cl-mad-enable",), name)
     kernels = {m: _register(prg, f"{name}_{m}", source, spec, m) for m in mains}
     comb = _register(prg, name + "_combine", source, spec, Mode.COMBINE) if comb_lines else None

@@ -21,7 +21,6 @@ import numpy as np
 
 from .. import codegen
 from .. import dtypes as dt
-from ..tensor import _TYPE_NAMES
 from . import gemm, registry
 from .elementwise import _pyname
 from .index import gather
@@ -40,7 +39,7 @@ def _launch(name, d: dt.dtype, out, rows: int, values: dict) -> None:
         return
     info = out.device.info
     codegen.check_dtype(info, d)
-    defines = (("T", d.cl), ("ACC", d.compute), ("IS_HALF", str(int(d is dt.float16))))
+    defines = codegen.storage_defines(d) + (("ACC", d.compute),)
     if d is dt.float64:
         defines += (("USE_FP64", "1"),)
     kern = codegen.template_kernel(info, "conv.cl", name, defines)
@@ -617,12 +616,13 @@ def _unbatch(y, unbatched):
     return squeeze(y, 0) if unbatched else y
 
 
-_CNAME = {"float32": "float", "float64": "double", "float16": "c10::Half"}
+_CNAME = {"float32": "float", "float64": "double", "float16": "c10::Half",
+          "bfloat16": "c10::BFloat16"}
 
 
 def _tname(t) -> str:
 
-    return "torch." + _TYPE_NAMES[t.dtype.name]
+    return "torch." + t.dtype.tensor_type
 
 
 def _conv_args(x, weight, bias, stride, padding, dilation, groups):

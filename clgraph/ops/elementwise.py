@@ -202,9 +202,7 @@ def _layouts(args, out, shape):
 
 
 def _pyname(d: dt.dtype) -> str:
-    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-            "bool": "Bool"}[d.name]
+    return d.scalar_type
 
 
 def ew_op(op, attrs, casts, odt, args) -> EwOp:
@@ -224,7 +222,7 @@ def _kernel_for(op, args, attrs, lay, casts, odt, store_dt, olay, ndim, info):
         inputs.append(((a.dtype if la != SCALAR else c).name, la))
     ew = ew_op(op, attrs, casts, odt, tuple(range(len(args))))
     used = [a.dtype for a, la in zip(args, lay) if la != SCALAR] + list(casts) + [odt, store_dt]
-    width = min(info.vector_width(d.cl) for d in used)
+    width = min(info.vector_width(d.compute) for d in used)
     group = EwGroup(tuple(inputs), (ew,), ((len(args), store_dt.name, olay),), ndim, width)
     return codegen.elementwise_kernel(info, group), packer(group)
 

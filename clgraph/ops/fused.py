@@ -140,7 +140,7 @@ def _program(fn, options: tuple, tensors: dict, hypers: dict) -> _Program:
     with registry.push(sym):
         fn(dict(tensors), {k: Hyper(v, k) for k, v in hypers.items()}, **dict(options))
     dtypes = {d for d, _ in sym.inputs} | {t.dtype.name for t in tensors.values()}
-    width = min(info.vector_width(dt._BY_NAME[d].cl) for d in dtypes)
+    width = min(info.vector_width(dt._BY_NAME[d].compute) for d in dtypes)
     group = sym.group(width)
     prog = _programs[key] = _Program(codegen.elementwise_kernel(info, group), group,
                                      tuple(tensors), tuple(sym.scalars), tuple(sym.written))

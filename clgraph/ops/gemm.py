@@ -51,8 +51,8 @@ def _parse(cls: str):
 
 
 def base_defines(d: dt.dtype) -> tuple:
-    acc = {"float16": "float", "float32": "float", "float64": "double"}.get(d.name, "long")
-    defines = (("T", d.cl), ("ACC", acc), ("IS_HALF", "1" if d is dt.float16 else "0"))
+    acc = d.compute if d.is_floating_point else "long"
+    defines = codegen.storage_defines(d) + (("ACC", acc),)
     if d is dt.float64:
         defines += (("VW", "4"),)
     return defines
@@ -123,10 +123,6 @@ class _Problem:
                  "rtol")
 
 
-def _np_type(d: dt.dtype):
-    return np.float16 if d is dt.float16 else d.np.type
-
-
 def _guarded(info, arr: np.ndarray, fill) -> cl.Buffer:
     padded = np.concatenate([np.full(_GUARD, fill, arr.dtype), arr.ravel(),
                              np.full(_GUARD, fill, arr.dtype)])
@@ -139,24 +135,23 @@ def setup(info, cls: str) -> _Problem:
     # a little under the bucket: tails of every tile size are exercised
     M, N, K = (max(1, s - 3) for s in (M, N, K))
     rng = np.random.default_rng(0)
-    nt = _np_type(d)
-    if d.is_floating_point:
-        a = rng.uniform(-1, 1, (M, K)).astype(nt)
-        b = rng.uniform(-1, 1, (K, N)).astype(nt)
-        guard, sentinel = np.nan, 1234.5
+    if d.is_floating_point:  # operands in the dtype's storage (bfloat16: its bits)
+        a = dt.to_storage(rng.uniform(-1, 1, (M, K)), d)
+        b = dt.to_storage(rng.uniform(-1, 1, (K, N)), d)
+        guard, sentinel = (dt.to_storage(np.array([v]), d)[0] for v in (np.nan, 1234.5))
     else:
-        a = rng.integers(-8, 8, (M, K)).astype(nt)
-        b = rng.integers(-8, 8, (K, N)).astype(nt)
-        guard, sentinel = np.iinfo(nt).max // 2, 77
+        a = rng.integers(-8, 8, (M, K)).astype(d.np)
+        b = rng.integers(-8, 8, (K, N)).astype(d.np)
+        guard, sentinel = np.iinfo(d.np).max // 2, 77
     pr = _Problem()
     pr.M, pr.N, pr.K, pr.d, pr.ta, pr.tb = M, N, K, d, ta, tb
-    pr.rtol = 1e-2 if d is dt.float16 else 1e-4
+    pr.rtol = 1e-2 if d in dt.NARROW_FLOATS else 1e-4
     # transposed operands are stored transposed and read through their strides
     pr.a = _guarded(info, np.ascontiguousarray(a.T) if ta else a, guard)
     pr.b = _guarded(info, np.ascontiguousarray(b.T) if tb else b, guard)
-    pr.c_host = np.full(M * N + 2 * _GUARD, sentinel, nt)
+    pr.c_host = np.full(M * N + 2 * _GUARD, sentinel, a.dtype)
     pr.c = cl.Buffer(info.context, cl.mem_flags.READ_WRITE, pr.c_host.nbytes)
-    pr.ref = a.astype(np.float64) @ b.astype(np.float64)
+    pr.ref = dt.from_storage(a, d).astype(np.float64) @ dt.from_storage(b, d)
     a_rs, a_cs = (1, M) if ta else (K, 1)
     b_rs, b_cs = (1, K) if tb else (N, 1)
     pr.values = {"A": pr.a, "a_off": _GUARD, "a_bs": 0, "a_rs": a_rs, "a_cs": a_cs,
@@ -181,7 +176,8 @@ def launcher(info, cls: str, p: dict, pr: _Problem):
 def check(info, pr: _Problem) -> bool:
     out = np.empty_like(pr.c_host)
     cl.enqueue_copy(info.queue, out, pr.c)
-    body = out[_GUARD:_GUARD + pr.M * pr.N].reshape(pr.M, pr.N).astype(np.float64)
+    body = dt.from_storage(out[_GUARD:_GUARD + pr.M * pr.N], pr.d).reshape(pr.M, pr.N)
+    body = body.astype(np.float64)
     guards_ok = np.array_equal(out[:_GUARD], pr.c_host[:_GUARD]) and np.array_equal(
         out[-_GUARD:], pr.c_host[-_GUARD:])
     if not pr.d.is_floating_point:
@@ -235,10 +231,10 @@ def mma_mode(info) -> str | None:
 
 
 def tensor_cores(info, d: dt.dtype = dt.float16) -> bool:
-    """Whether products of ``d`` operands (float16; float32 as TF32) can run on tensor
-    cores on ``info`` (probed once per device and dtype)."""
+    """Whether products of ``d`` operands (float16, bfloat16; float32 as TF32) can run on
+    tensor cores on ``info`` (probed once per device and dtype)."""
     mode = mma_mode(info)
-    if mode is None or d not in (dt.float16, dt.float32):
+    if mode is None or d not in (dt.float16, dt.bfloat16, dt.float32):
         return False
     key = (info.index, mode, d)
     ok = _probed.get(key)
@@ -300,8 +296,8 @@ def mma_geometry(p: dict, M: int, N: int, batch: int):
 
 
 def mma_kernel(info, p: dict, d: dt.dtype = dt.float16):
-    """matmul_mma with parameters ``p`` for float16 (or float32 as TF32) operands, and
-    its defines."""
+    """matmul_mma with parameters ``p`` for float16 or bfloat16 (or float32 as TF32)
+    operands, and its defines."""
     defines = base_defines(d) + tuple((k, str(p[k])) for k in _MMA_KEYS)
     defines += (("GEMM_MMA", "1"),) + ((("MMA_TF32", "1"),) if d is dt.float32 else ())
     if mma_mode(info) == "emulate":
@@ -338,11 +334,12 @@ def for_shape(info, d: dt.dtype, M: int, N: int, K: int, ta: bool, tb: bool,
     an implicit-GEMM convolution kernel ``name``, with the parameters tuned for the product
     of the same shape."""
     tf32 = d is dt.float32 and _precision["float32"] != "highest"
+    low = d in dt.NARROW_FLOATS or tf32
     key = (info.index, d, _bucket(M), _bucket(N), _bucket(K), ta, tb, name, tf32)
     hit = _chosen.get(key)
     if hit is None:
         cls = shape_class(d, M, N, K, ta, tb)
-        if name == "matmul_gemm" and (d is dt.float16 or tf32) and tensor_cores(info, d):
+        if name == "matmul_gemm" and low and tensor_cores(info, d):
             p = tune.params(MMA, info, cls)
             k, defines = mma_kernel(info, p, d)
         else:

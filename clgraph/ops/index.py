@@ -141,8 +141,9 @@ def _kernel(info, name: str, itemsize: int = 1, idx: dt.dtype = dt.int64, add=No
         defines = (("T", _BITS[itemsize]), ("IDX", ix), ("ADD", "0"), ("CHUNK", str(CHUNK)))
     else:
         codegen.check_dtype(info, add)
-        defines = (("T", add.cl), ("IDX", ix), ("ADD", "1"), ("ACC", add.compute),
-                   ("IS_HALF", str(int(add is dt.float16))), ("IS_BOOL", str(int(add is dt.bool_))))
+        defines = codegen.storage_defines(add) + (
+            ("IDX", ix), ("ADD", "1"), ("ACC", add.compute),
+            ("IS_BOOL", str(int(add is dt.bool_))))
         if add is dt.float64:
             defines += (("USE_FP64", "1"),)
     return codegen.template_kernel(info, "index.cl", name, defines)
@@ -233,8 +234,9 @@ def _nonzero(mask, target_strides=None):
     return out
 
 
-def _upload(arr: np.ndarray, device):
-    t = registry.Tensor._empty(arr.shape, dt.from_numpy_dtype(arr.dtype), device)
+def _upload(arr: np.ndarray, device, d: dt.dtype | None = None):
+    """``arr`` on ``device``: host storage of dtype ``d`` (by default arr's own)."""
+    t = registry.Tensor._empty(arr.shape, d or dt.from_numpy_dtype(arr.dtype), device)
     runtime.write(t._storage, np.ascontiguousarray(arr))
     return t
 
@@ -608,14 +610,14 @@ def _run_index_add(op_, args, attrs, out=None):
 def _scalar(value, dtype: dt.dtype, device):
     """A 0-d tensor holding value cast to dtype (PyTorch casts scalars to self's dtype)."""
     with np.errstate(invalid="ignore", over="ignore"):
-        arr = np.array(value).astype(dtype.np)
-    return _upload(arr.reshape(()), device)
+        arr = dt.to_storage(np.array(value), dtype)
+    return _upload(arr.reshape(()), device, dtype)
 
 
 def _cast_value(value, dtype: dt.dtype):
     """A Python scalar of dtype's kind, so that it does not promote dtype."""
     with np.errstate(invalid="ignore", over="ignore"):
-        return np.array(value).astype(dtype.np).item()
+        return dt.from_storage(dt.to_storage(np.array(value), dtype), dtype).item()
 
 
 def _run_masked_fill(op_, args, attrs, out=None):
@@ -901,19 +903,14 @@ def setitem(x, index, value):
             fill_(view, value)
         else:
             raise TypeError(f"can't assign a {type(value).__name__} to a "
-                            f"torch.{_tensor_type(x)}")
+                            f"torch.{x.dtype.tensor_type}")
         return
     if isinstance(value, (numbers.Number, np.generic)):
         value = _scalar(value, x.dtype, x.device)
     elif not isinstance(value, T):
-        raise TypeError(f"can't assign a {type(value).__name__} to a torch.{_tensor_type(x)}")
+        raise TypeError(f"can't assign a {type(value).__name__} to a torch.{x.dtype.tensor_type}")
     apply(INDEX_PUT, view, value, *tensors, dims=dims, accumulate=False, out=view)
 
-
-def _tensor_type(x) -> str:
-    return {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
-            "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
-            "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}[x.dtype.name]
 
 
 # --- public functions ---------------------------------------------------------------------

@@ -236,8 +236,7 @@ def _run_tri(op_, args, attrs, out=None):
 def _fill_bits(value, d: dt.dtype):
     """``value`` in dtype ``d`` as the unsigned integer of the same bits (tri_copy copies
     bits)."""
-    return np.array(value, dtype=np.float16 if d is dt.float16 else d.np).view(
-        f"u{d.itemsize}")[()]
+    return dt.to_storage(np.array(value), d).view(f"u{d.itemsize}")[()]
 
 
 def _tri_ref(keep):

@@ -33,7 +33,7 @@ def _tn(d: dt.dtype) -> int:
 def _kernel_for(info, d: dt.dtype):
     """The CPU kernels: register-blocked for floats, one work-item per element for
     integers (products accumulate in 64 bits)."""
-    acc = {"float16": "float", "float32": "float", "float64": "double"}.get(d.name)
+    acc = d.compute if d.is_floating_point else None
     name = "matmul_naive" if acc is None else "matmul_rb"
     defines = gemm.base_defines(d)
     k = codegen.template_kernel(info, "matmul.cl", name, defines)

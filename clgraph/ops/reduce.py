@@ -53,18 +53,12 @@ _CHUNK_MIN = 2048
 
 
 def _acc_float(d: dt.dtype) -> dt.dtype:
-    return dt.float32 if d is dt.float16 else d
+    return dt.float32 if d in dt.NARROW_FLOATS else d
 
 
 def _acc_of(d: dt.dtype) -> dt.dtype:
     """Accumulator of sum/prod over d: float types in float (half in float), ints in int64."""
     return _acc_float(d) if d.is_floating_point else dt.int64
-
-
-def _pyname(d: dt.dtype) -> str:
-    return {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-            "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte",
-            "bool": "Bool"}[d.name]
 
 
 class Accumulation(collections.namedtuple(
@@ -96,7 +90,7 @@ def _mean_accumulation(x, attrs, info):
     if not d.is_floating_point:
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating "
-            f"point or complex dtype. Got: {_pyname(d)}")
+            f"point or complex dtype. Got: {d.scalar_type}")
     return _sum_accumulation(x, {**attrs, "dtype": d}, info)._replace(post="({a} / {n})")
 
 
@@ -129,7 +123,7 @@ def _norm_accumulation(x, attrs, info):
     d = attrs.get("dtype") or x
     if not d.is_floating_point:
         raise RuntimeError("linalg.vector_norm: Expected a floating point or complex tensor "
-                           f"as input. Got {_pyname(d)}")
+                           f"as input. Got {d.scalar_type}")
     acc = _acc_float(d)
     p = attrs["p"]
     base = Accumulation(acc, d, kahan=acc is dt.float32)
@@ -187,7 +181,7 @@ def _softmax_accumulation(name):
         out = attrs.get("dtype") or x
         if not out.is_floating_point:
             raise NotImplementedError(
-                f'"{name}_lastdim_kernel_impl" not implemented for \'{_pyname(out)}\'')
+                f'"{name}_lastdim_kernel_impl" not implemented for \'{out.scalar_type}\'')
         return Accumulation(_acc_float(out), out)
 
     return accumulation

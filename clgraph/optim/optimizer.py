@@ -16,7 +16,7 @@ from typing import Any
 from .. import runtime
 from ..autograd import enable_grad
 from ..ops import fused
-from ..tensor import _TYPE_NAMES, Tensor
+from ..tensor import Tensor
 
 # The event an optimizer reports (runtime.notify, when runtime.observers is not empty): a
 # step begins, its closure evaluated (an observer may make the state its parameters lack,
@@ -36,7 +36,7 @@ required = _RequiredParameter()
 
 def _typename(x) -> str:
     if isinstance(x, Tensor):
-        return "torch." + _TYPE_NAMES[x.dtype.name]
+        return "torch." + x.dtype.tensor_type
     return type(x).__qualname__
 
 
