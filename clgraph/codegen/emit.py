@@ -48,14 +48,35 @@ CG_HALF_ROUND(2)
 CG_HALF_ROUND(4)
 CG_HALF_ROUND(8)
 CG_HALF_ROUND(16)
+#if defined(__clang__)
+/* PoCL does not inline vloadN/vstoreN/convert_*: unaligned vector types load in place */
+#define CG_CVT(v, t) __builtin_convertvector((v), t)
+#define CG_USHORTS(W) typedef ushort cg_ush##W __attribute__((ext_vector_type(W), aligned(2)));
+CG_USHORTS(2)
+CG_USHORTS(4)
+CG_USHORTS(8)
+CG_USHORTS(16)
+#define CG_LDBF(W, p) cg_bf16##W(*(__global const cg_ush##W*)(p))
+#define CG_STBF(W, v, p) (*(__global cg_ush##W*)(p) = cg_bfbits##W(v))
+#else
+#define CG_CVT(v, t) convert_##t(v)
+#define CG_LDBF(W, p) cg_bf16##W(vload##W(0, (p)))
+#define CG_STBF(W, v, p) vstore##W(cg_bfbits##W(v), 0, (p))
+#endif
+inline float cg_bf16(ushort b) { return as_float((uint)b << 16); }
+inline ushort cg_bfbits(float x) {
+  const uint u = as_uint(x);
+  return (ushort)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u
+                                                  : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16); }
+inline float cg_bfr(float x) { return cg_bf16(cg_bfbits(x)); }
 #define CG_BF16(W) \
-inline float##W cg_bf16##W(ushort##W b) { return as_float##W(convert_uint##W(b) << 16); } \
+inline float##W cg_bf16##W(ushort##W b) { return as_float##W(CG_CVT(b, uint##W) << 16); } \
 inline ushort##W cg_bfbits##W(float##W x) { \
   const uint##W u = as_uint##W(x); \
-  const uint##W r = isnan(x) ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16; \
-  return convert_ushort##W(r); } \
+  const uint##W r = (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u \
+                                                    : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16; \
+  return CG_CVT(r, ushort##W); } \
 inline float##W cg_bfr##W(float##W x) { return cg_bf16##W(cg_bfbits##W(x)); }
-CG_BF16()
 CG_BF16(2)
 CG_BF16(4)
 CG_BF16(8)
@@ -78,9 +99,9 @@ NARROW = {
     "float16": _Narrow("vload_half({i}, {p})", "vload_half{w}(0, {p} + {i})",
                        "vstore_half({v}, {i}, {p});", "vstore_half{w}({v}, 0, {p} + {i});",
                        "cg_half"),
-    "bfloat16": _Narrow("cg_bf16({p}[{i}])", "cg_bf16{w}(vload{w}(0, {p} + {i}))",
-                        "{p}[{i}] = cg_bfbits({v});",
-                        "vstore{w}(cg_bfbits{w}({v}), 0, {p} + {i});", "cg_bfr"),
+    "bfloat16": _Narrow("cg_bf16({p}[{i}])", "CG_LDBF({w}, {p} + {i})",
+                        "{p}[{i}] = cg_bfbits({v});", "CG_STBF({w}, {v}, {p} + {i});",
+                        "cg_bfr"),
 }
 
 
