@@ -6,8 +6,10 @@ calls ``record`` for an op whose tensor inputs require grad (grad mode on); the 
 ``grad_fn`` is a ``Node`` holding the op, its attrs, its inputs (saved, with their storage
 versions) and its output's storage. Backward walks nodes in reverse topological order,
 calls each op's VJP, sums gradients back over broadcast dims and accumulates into leaves'
-``.grad``, reporting each leaf's gradient write (runtime.notify). Imports the ops layer,
-Tensor and creation; nothing above them.
+``.grad``, reporting each leaf's gradient write (runtime.notify). User-defined operations
+(``Function``: a forward and a backward written in Python) live in ``function``, whose
+nodes are Nodes that run the user's backward. Imports the ops layer, Tensor and creation;
+nothing above them.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ import weakref
 
 import numpy as np
 
-from . import dtypes as dt
-from . import runtime
-from .creation import _from_host, ones_like, randn_like, zeros_like
-from .ops import registry
-from .ops.movement import sum_to
-from .tensor import Tensor
+from .. import dtypes as dt
+from .. import runtime
+from ..creation import _from_host, ones_like, randn_like, zeros_like
+from ..ops import registry
+from ..ops.movement import sum_to
+from ..tensor import Tensor
 
 _state = threading.local()
 
@@ -190,6 +192,17 @@ class Node:
     def register_hook(self, fn):
         raise NotImplementedError("hooks on grad_fn nodes are not supported; use "
                                   "Tensor.register_hook")
+
+    def input_grads(self, gs: list, create_graph: bool):
+        """The gradients of the node's inputs, given its outputs' ``gs`` (a custom Function's
+        node runs its backward instead of an op's VJP)."""
+        return _apply_vjp(self, gs, create_graph)
+
+    def release(self) -> None:
+        """Free what the node saved (backward without retain_graph)."""
+        self.inputs = None
+        self.outs = None
+        self.attrs = {}  # what a VJP kept (a compiled call's saved buffers)
 
 
 def record(op, args, attrs, res):
@@ -471,14 +484,12 @@ class _Pass:
         if node.inputs is None:
             raise _freed()
         _check_versions(node)
-        in_grads = _apply_vjp(node, gs, self.create_graph)
+        in_grads = node.input_grads(gs, self.create_graph)
         for meta, nxt, nr, gi in zip(node.in_meta, node.next, node.next_nr, in_grads):
             if nxt is not None and gi is not None:
                 self._pass_on(nxt, nr, gi, *meta)
         if not self.retain_graph:
-            node.inputs = None
-            node.outs = None
-            node.attrs = {}  # what a VJP kept (a compiled call's saved buffers)
+            node.release()
 
     def _pass_on(self, nxt, nr, gi, shape, dtype) -> None:
         """Add an input's gradient (summed back over broadcast dims, in its dtype) to what
@@ -746,3 +757,6 @@ def _host_tensor(arr, like):
 
 
 registry.install(_Recording())
+
+from .function import Function, FunctionCtx, once_differentiable  # noqa: E402  (uses the above)
+
