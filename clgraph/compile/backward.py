@@ -1,11 +1,13 @@
-"""The autograd bridge: a compiled call whose result requires grad (a compiled module's
+"""The autograd bridge: a compiled call whose results require grad (a compiled module's
 forward in an ordinary training loop) gets a compiled backward.
 
-The backward from that result to the parameters and arguments is traced once, on the
-traced call's graph; the forward plan then also returns the values the backward reads,
-and each replayed result gets one autograd node (``compiled_function``) whose VJP replays
-the backward plan. Imports clgraph's autograd, the trace and the plan builder; never the
-user API of this package.
+The backward from those results (one or several: a VAE's reconstruction, mean and log
+variance) to the parameters and arguments is traced once, on the traced call's graph, with
+one incoming gradient per result as an input of the backward plan; the forward plan then
+also returns the values the backward reads, and the replayed results share one autograd
+node (``compiled_function``, one output per result) whose VJP replays the backward plan. A
+result that gets no gradient gets zeros. Imports clgraph's autograd, the trace and the plan
+builder; never the user API of this package.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from .trace import Capture, Unreplayable, buffers, flatten
 
 
 def _compiled_vjp(g, *inputs, out, ctx):
+    # one result: its gradient and value; several: tuples of them (missing ones as zeros)
+    gs, outs = (g, out) if isinstance(out, tuple) else ((g,), (out,))
     if autograd.is_grad_enabled():
-        return ctx.differentiable_backward(g, inputs, out)
-    return ctx.backward(g)
+        return ctx.differentiable_backward(gs, inputs, outs)
+    return ctx.backward(gs)
 
 
 COMPILED_OP = registry.OpDef("compiled_function", "compiled", None, None, _compiled_vjp,
@@ -41,7 +45,7 @@ class _Ctx:
         self.bwd, self.saved, self.args, self.go = bwd, saved, args, go
         self.eager, self.diff = eager, diff
 
-    def differentiable_backward(self, g, inputs, out):
+    def differentiable_backward(self, gs, inputs, outs):
         """The compiled backward is a replay, not a graph: to differentiate it again the
         call runs once more eagerly and autograd differentiates that, with the same
         parameters and arguments (an in-place change since the forward fails autograd's
@@ -51,21 +55,23 @@ class _Ctx:
             raise RuntimeError("this compiled call's backward cannot be differentiated")
         with autograd.enable_grad():
             res = self.eager()
-        outs: list = []
-        flatten(res, outs)
-        again = outs[self.diff]
-        if not np.allclose(again.detach().numpy(), out.detach().numpy(), rtol=1e-4,
-                           atol=1e-4, equal_nan=True):
-            raise RuntimeError(
-                "differentiating twice through a compiled function's result runs it again "
-                "eagerly, and it gave a different result (random ops such as dropout?); "
-                "compile the function that calls autograd.grad(create_graph=True) instead")
-        return autograd.grad([again], list(inputs), grad_outputs=[g], create_graph=True,
+        flat: list = []
+        flatten(res, flat)
+        again = [flat[i] for i in self.diff]
+        for a, o in zip(again, outs):
+            if not np.allclose(a.detach().numpy(), o.detach().numpy(), rtol=1e-4,
+                               atol=1e-4, equal_nan=True):
+                raise RuntimeError(
+                    "differentiating twice through a compiled function's result runs it "
+                    "again eagerly, and it gave a different result (random ops such as "
+                    "dropout?); compile the function that calls "
+                    "autograd.grad(create_graph=True) instead")
+        return autograd.grad(again, list(inputs), grad_outputs=list(gs), create_graph=True,
                              allow_unused=True)
 
-    def backward(self, g):
-        g = g.to(self.go[0]).expand(self.go[1]).contiguous()
-        grads, why = self.bwd.run([g] + self.saved + self.args)
+    def backward(self, gs):
+        gs = [g.to(dtype).expand(shape).contiguous() for g, (dtype, shape) in zip(gs, self.go)]
+        grads, why = self.bwd.run(gs + self.saved + self.args)
         if grads is None:
             raise RuntimeError(f"compiled backward could not run: {why}")
         return tuple(grads)
@@ -77,20 +83,18 @@ class Differentiable:
     a backward plan traced from the same graph, run when autograd reaches the result."""
 
     def __init__(self, cap: Capture, tensors, result, outs, diff, dev):
-        if len(diff) != 1:
-            raise Unreplayable("it returns several tensors that require grad")
-        out = outs[diff[0]]
-        leaves = _inside_leaves(out, cap.nodes)
+        diff_outs = [outs[i] for i in diff]
+        leaves = _inside_leaves(diff_outs, cap.nodes)
         slots = _leaf_slots(leaves, tensors)
-        bcap, go, grads = _trace_backward(out, leaves)
-        saved = _saved_values(cap, bcap, out.device)
+        bcap, gos, grads = _trace_backward(diff_outs, leaves)
+        saved = _saved_values(cap, bcap, diff_outs[0].device)
         self.fwd = plan.build(cap, tensors, result, dev, saved=saved, graph_held=True)
         self.n_saved = len(saved)
-        self.bwd = plan.build(bcap, [go] + saved + list(tensors), list(grads), dev)
+        self.bwd = plan.build(bcap, gos + saved + list(tensors), list(grads), dev)
         self.out_spec = self.fwd.out_spec
-        self.diff = diff[0]
+        self.diff = list(diff)
         self.leaves = [(None if s is not None else t, s) for t, s in zip(leaves, slots)]
-        self.go = (out.dtype, out._shape)
+        self.go = [(t.dtype, t._shape) for t in diff_outs]
         self.kernel_names = self.fwd.kernel_names + self.bwd.kernel_names
         self.sources = self.fwd.sources + self.bwd.sources
         self.event_kernel = self.fwd.event_kernel
@@ -106,14 +110,16 @@ class Differentiable:
             args = [t if t is not None else inputs[s] for t, s in self.leaves]
             if any(a.requires_grad for a in args):
                 ctx = _Ctx(self.bwd, saved, list(inputs), self.go, eager, self.diff)
-                autograd.record(COMPILED_OP, tuple(args), {"ctx": ctx}, outs[self.diff])
+                diff_outs = [outs[i] for i in self.diff]
+                autograd.record(COMPILED_OP, tuple(args), {"ctx": ctx},
+                                diff_outs[0] if len(diff_outs) == 1 else tuple(diff_outs))
         return outs, None
 
 
-def _inside_leaves(out, nodes) -> list:
-    """The tensors a traced call's output differentiates into: leaves (parameters, leaf
+def _inside_leaves(outs: list, nodes) -> list:
+    """The tensors a traced call's outputs differentiate into: leaves (parameters, leaf
     arguments) and arguments computed outside the call, in first-seen order."""
-    found, seen, stack = [], set(), [out.grad_fn]
+    found, seen, stack = [], set(), [t.grad_fn for t in outs]
     visited = set()
     while stack:
         node = stack.pop()
@@ -146,18 +152,18 @@ def _leaf_slots(leaves: list, tensors: list) -> list:
     return slots
 
 
-def _trace_backward(out, leaves: list):
-    """Trace the backward from ``out`` to ``leaves`` once, on a copy of the graph
+def _trace_backward(outs: list, leaves: list):
+    """Trace the backward from ``outs`` to ``leaves`` once, on a copy of the graph
     (retain_graph keeps it for the traced call's own backward). Returns the backward's
-    capture, its incoming gradient and the gradients."""
-    go = ones_like(out)
+    capture, its incoming gradients (one per output) and the gradients."""
+    gos = [ones_like(t) for t in outs]
     bcap = Capture()
     with registry.eager(), registry.push(bcap):  # the forward's capture hears none of it
-        grads = autograd.grad([out], leaves, grad_outputs=[go], retain_graph=True,
+        grads = autograd.grad(list(outs), leaves, grad_outputs=gos, retain_graph=True,
                               allow_unused=True)
     if bcap.host_read is not None:
         raise Unreplayable(f"its backward reads the host: {bcap.host_read}")
-    return bcap, go, grads
+    return bcap, gos, grads
 
 
 def _saved_values(cap: Capture, bcap: Capture, device) -> list:

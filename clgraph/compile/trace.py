@@ -4,9 +4,10 @@ signature of a call's arguments.
 A Capture is a layer of the dispatch stack (ops/registry.py): it records every op applied
 as an event (a node of a flat graph) and observes every event lower layers report
 (runtime.notify): buffers allocated, kernels launched, host transfers, device copies, index
-checks, gradient writes and optimizer steps. It keeps what ran, in program order, as
-actions. Imports the runtime, the registry, Tensor and the optimizer's events; never the
-passes, the plan, replay or the user API of this package.
+checks, gradient writes, optimizer steps and the nodes of custom autograd Functions. It
+keeps what ran, in program order, as actions. Imports the runtime, the registry, Tensor and
+the optimizer's and autograd's events; never the passes, the plan, replay or the user API
+of this package.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import pyopencl as cl
 
 from .. import runtime
+from ..autograd.function import FunctionNode
 from ..ops import registry
 from ..optim.optimizer import OptimizerStep
 from ..tensor import Tensor
@@ -173,6 +175,10 @@ class Capture(registry.Interpreter):
         i = self._current(lambda: Event("index_check", [ev.index._storage.buf]))
         self.actions.append(("index", i, IndexCheck(ref_of(ev.index), ev.check)))
 
+    def _function_node(self, ev):
+        """A custom autograd.Function applied in the call: its node is the call's own."""
+        self.nodes[id(ev.node)] = weakref.ref(ev.node)
+
     def _grad_write(self, ev):
         self.grads[id(ev.tensor)] = ev.tensor
 
@@ -195,6 +201,7 @@ _HANDLERS = {
     registry.IndexRead: Capture._index_read,
     registry.IndexCheck: Capture._index_check,
     registry.GradWrite: Capture._grad_write,
+    FunctionNode: Capture._function_node,
     OptimizerStep: Capture._optimizer_step,
 }
 
