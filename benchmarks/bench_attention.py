@@ -1,7 +1,9 @@
 """Attention against PyTorch (CPU, or CUDA when present) in the same run:
 scaled_dot_product_attention forward+backward (batch 8, 8 heads, sequence 512, head dim
 64, causal) and a TransformerEncoderLayer training step (d_model 256, 8 heads, batch 16,
-sequence 128), eager and compiled.
+sequence 128), eager and compiled; then clgraph's peak device memory of SDPA forward+backward
+(batch 1, 8 heads, head dim 64, causal) as the sequence grows to 4096: linear, as no L x S
+matrix is kept.
 
     python benchmarks/bench_attention.py [--seq 512]
 """
@@ -56,6 +58,29 @@ def layer_case(lib, sync, compiled):
     return timeit(lambda: f(x), sync)
 
 
+def memory_rows():
+    """(sequence, peak MiB, MiB the L x S scores alone would take, ms) for clgraph."""
+    rng = np.random.default_rng(2)
+    q0 = cg.get_default_device().info.queue
+    out = []
+    for seq in (512, 1024, 2048, 4096):
+        q, k, v = (cg.tensor(rng.standard_normal((1, 8, seq, 64)).astype(np.float32),
+                             requires_grad=True) for _ in range(3))
+
+        def step(q=q, k=k, v=v):
+            y = cg.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+            y.sum().backward()
+
+        step()
+        q0.finish()
+        cg.cl.reset_peak_memory_stats()
+        base = cg.cl.memory_allocated()
+        t = median_time(step, q0.finish, 3, warmup=0)
+        peak = (cg.cl.max_memory_allocated() - base) / 2**20
+        out.append((seq, peak, 8 * seq * seq * 4 / 2**20, t * 1e3))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seq", type=int, default=512)
@@ -75,6 +100,9 @@ def main():
         print(f"{name:<42}{c * 1e3:>12.1f}{tt}")
     print("clgraph/torch: time ratio (below 1: clgraph is faster); compiled row against "
           "torch's eager step")
+    print(f"\n{'SDPA fwd+bwd 1x8xLx64 causal':<30}{'peak MiB':>10}{'L x S MiB':>11}{'ms':>9}")
+    for seq, peak, scores, ms in memory_rows():
+        print(f"{'L = ' + str(seq):<30}{peak:>10.1f}{scores:>11.1f}{ms:>9.1f}")
 
 
 if __name__ == "__main__":

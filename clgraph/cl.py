@@ -35,6 +35,16 @@ def memory_allocated(device=None) -> int:
     return runtime.memory_allocated(as_device(device).index)
 
 
+def max_memory_allocated(device=None) -> int:
+    """The most bytes tensors on ``device`` held since the start or the last
+    reset_peak_memory_stats: torch.cuda's max_memory_allocated."""
+    return runtime.max_memory_allocated(as_device(device).index)
+
+
+def reset_peak_memory_stats(device=None) -> None:
+    runtime.reset_peak_memory_stats(as_device(device).index)
+
+
 def memory_reserved(device=None) -> int:
     """Bytes clgraph holds on ``device``: its tensors' plus the free buffers its pool keeps
     for reuse."""

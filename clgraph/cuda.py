@@ -43,6 +43,15 @@ def memory_allocated(device=None) -> int:
     return runtime.memory_allocated(_gpu(device).index)
 
 
+def max_memory_allocated(device=None) -> int:
+    """The most bytes tensors on the GPU ``device`` held since the last reset."""
+    return runtime.max_memory_allocated(_gpu(device).index)
+
+
+def reset_peak_memory_stats(device=None) -> None:
+    runtime.reset_peak_memory_stats(_gpu(device).index)
+
+
 def memory_reserved(device=None) -> int:
     """Bytes clgraph holds on the GPU ``device``: its tensors' plus its pool's cached
     buffers."""

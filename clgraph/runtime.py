@@ -19,6 +19,7 @@ from .device import DeviceInfo
 
 _live = {"buffers": 0}
 _allocated: dict[int, int] = {}  # device index -> bytes of its live Storages
+_peak: dict[int, int] = {}  # device index -> the most _allocated held since the last reset
 _pools: dict[int, dict[int, list]] = {}
 _POOL_LIMIT_BYTES = 1 << 28  # cached free buffers per device; above it frees go to the driver
 _pool_bytes: dict[int, int] = {}
@@ -85,7 +86,10 @@ class Storage:
             buf = _new_buffer(dev, size)
         self.buf = buf
         _live["buffers"] += 1
-        _allocated[idx] += nbytes
+        held = _allocated[idx] + nbytes
+        _allocated[idx] = held
+        if held > _peak[idx]:
+            _peak[idx] = held
         if observers:
             notify(Alloc(self))
 
@@ -111,6 +115,7 @@ def _new_buffer(dev: DeviceInfo, size: int):
     idx = dev.index
     if idx not in _allocated:
         _allocated[idx] = 0
+        _peak[idx] = 0
     if size > dev.max_alloc_size:
         raise _out_of_memory(dev, size, "more than the largest buffer the device allows")
     if size > dev.memory - _allocated[idx] - _pool_bytes.get(idx, 0):
@@ -212,6 +217,17 @@ def live_buffers() -> int:
 def memory_allocated(index: int) -> int:
     """Bytes the live tensors on device ``index`` hold."""
     return _allocated.get(index, 0)
+
+
+def max_memory_allocated(index: int) -> int:
+    """The most bytes the live tensors on device ``index`` held since the last
+    reset_peak_memory_stats (or the start)."""
+    return _peak.get(index, 0)
+
+
+def reset_peak_memory_stats(index: int) -> None:
+    if index in _peak:
+        _peak[index] = _allocated.get(index, 0)
 
 
 def memory_reserved(index: int) -> int:

@@ -206,3 +206,104 @@ def test_causal_fill_of_tril(dtype):
     want = np.where(np.tril(np.ones((3, 5), bool)), x.float().numpy(), -np.inf)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(cg.tril(x).float().numpy(), np.tril(x.float().numpy()))
+
+
+# --- the fused kernels (ops/attention.py): float32, no dropout --------------------------------
+
+FUSED_CASES = [  # (B, H, L, S, E, Ev), options
+    ((1, 1, 1, 1, 16, 16), {}),
+    ((2, 3, 7, 33, 16, 32), {}),
+    ((2, 3, 33, 7, 32, 16), {"causal": True}),
+    ((1, 2, 300, 300, 64, 64), {"causal": True}),
+    ((2, 2, 17, 23, 16, 16), {"mask": "bool"}),
+    ((2, 2, 17, 23, 16, 16), {"mask": "dead"}),
+    ((2, 2, 17, 23, 16, 16), {"mask": "float"}),
+    ((3, 19, 40, 32, 16), {"mask": "bool3"}),  # one batch dim, mask (L, S)
+]
+
+
+def _fused_operands(shape, opts, rng):
+    *batch, L, S, E, Ev = shape
+    q = rng.standard_normal((*batch, L, E)).astype(np.float32)
+    k = rng.standard_normal((*batch, S, E)).astype(np.float32)
+    v = rng.standard_normal((*batch, S, Ev)).astype(np.float32)
+    mask = None
+    kind = opts.get("mask")
+    if kind in ("bool", "dead", "bool3"):
+        mask = rng.random((L, S)) > 0.3
+        if kind == "dead":
+            mask = np.broadcast_to(mask, (batch[0], 1, L, S)).copy()
+            mask[0, 0, 3] = False  # a query with every key masked
+    elif kind == "float":
+        mask = rng.standard_normal((batch[0], 1, L, S)).astype(np.float32)
+    return q, k, v, mask
+
+
+@pytest.mark.parametrize("shape,opts", FUSED_CASES, ids=lambda x: str(x))
+def test_fused_attention_values_and_gradients(shape, opts):
+    """The fused forward and backward against the float64 composition of ops, on odd
+    lengths (a query block's tail, a key block's tail), masks and causal."""
+    rng = np.random.default_rng(5)
+    q, k, v, mask = _fused_operands(shape, opts, rng)
+    g = rng.standard_normal(q.shape[:-1] + (v.shape[-1],)).astype(np.float32)
+    causal = opts.get("causal", False)
+    outs = {}
+    for dtype in (np.float32, np.float64):
+        ts = [cg.tensor(a.astype(dtype), requires_grad=True) for a in (q, k, v)]
+        m = None if mask is None else cg.tensor(mask if mask.dtype == bool else mask.astype(dtype))
+        with cg.profile() as prof:
+            y = F.scaled_dot_product_attention(*ts, attn_mask=m, is_causal=causal)
+            (y * cg.tensor(g.astype(dtype))).sum().backward()
+        names = " ".join(prof.functions)  # sdpa_fwd, or sdpa_fwd_tiled on GPUs
+        fused = "sdpa_fwd" in names and "sdpa_bwd_dkv" in names
+        assert fused == (dtype == np.float32), prof.functions
+        outs[dtype] = [y.detach().numpy()] + [t.grad.numpy() for t in ts]
+    for got, want in zip(outs[np.float32], outs[np.float64]):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+    if opts.get("mask") == "dead":
+        assert np.all(outs[np.float32][0][0, :, 3] == 0)
+
+
+def test_fused_attention_memory_grows_linearly():
+    """No L x S matrix: at L = S = 2048 the scores alone would take 32 MiB."""
+    rng = np.random.default_rng(6)
+    q, k, v = (cg.tensor(rng.standard_normal((1, 2, 2048, 16)).astype(np.float32),
+                         requires_grad=True) for _ in range(3))
+    cg.cl.reset_peak_memory_stats()
+    base = cg.cl.memory_allocated()
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    y.sum().backward()
+    peak = cg.cl.max_memory_allocated() - base
+    assert peak < 4 * 2**20, peak  # inputs are 256 KiB each
+    ref = sdpa_ref(q.detach().numpy()[:, :, :64].astype(np.float64),
+                   k.detach().numpy()[:, :, :64], v.detach().numpy()[:, :, :64], causal=True)
+    np.testing.assert_allclose(y.detach().numpy()[:, :, :64], ref, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_attention_differentiates_twice_and_compiles():
+    rng = np.random.default_rng(7)
+    arrays = [rng.standard_normal((2, 2, 9, 16)) for _ in range(3)]
+    second = {}
+    for dtype in (np.float32, np.float64):
+        q, k, v = (cg.tensor(a.astype(dtype), requires_grad=True) for a in arrays)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        (gq,) = cg.autograd.grad((y * y).sum(), q, create_graph=True)
+        (gq * gq).sum().backward()
+        second[dtype] = (q.grad.numpy(), k.grad.numpy(), v.grad.numpy())
+    for got, want in zip(second[np.float32], second[np.float64]):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+
+    q, k, v = (cg.tensor(a.astype(np.float32), requires_grad=True) for a in arrays)
+
+    def step():
+        for t in (q, k, v):
+            t.grad = None
+        y = F.scaled_dot_product_attention(q, k, v)
+        y.pow(2).sum().backward()
+        return y.detach(), q.grad, k.grad, v.grad
+
+    eager = [t.numpy().copy() for t in step()]
+    fc = cg.compile(step)
+    for _ in range(3):
+        for got, want in zip(fc(), eager):
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,230 @@
+"""Fused scaled-dot-product attention (kernels/attention.cl): two rows, the forward (the
+output and each query row's log-sum-exp) and its backward (the three input gradients),
+neither holding the L x S matrix of scores in memory, so memory grows linearly with the
+sequence. nn.functional.scaled_dot_product_attention picks this path for float32
+operands with equal batch dims and no dropout, and the composition of ops otherwise.
+
+The backward's VJP: under create_graph the input gradients are composed of ordinary ops
+(the scores recomputed), so attention differentiates twice; otherwise the fused backward
+kernels run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import codegen
+from .. import dtypes as dt
+from . import registry
+from .math import fill_
+from .registry import OpDef, apply, register
+
+# query (or key) rows per work-item: each loaded key (query) vector serves R rows; 2 was
+# fastest on PoCL with AVX-512 (forward+backward 84 ms; 4: 112-116 ms, 1: 141 ms)
+_R = 2
+
+
+def supported(q, k, v, mask) -> bool:
+    """Whether the fused kernels take these operands (else the composition of ops runs):
+    float32, the same batch dims, head dims the CPU kernels' vectors divide (up to 256;
+    up to 128 on GPUs, whose work-items hold a row in registers), a mask broadcastable
+    over at most two batch dims."""
+    batch = q.shape[:-2]
+    if not (q.dtype is k.dtype is v.dtype is dt.float32 and q.ndim >= 2
+            and k.shape[:-2] == batch and v.shape[:-2] == batch
+            and q.device == k.device == v.device
+            and (mask is None or (len(batch) <= 2 and mask.device == q.device
+                                  and not mask.requires_grad))):
+        return False
+    E, EV, info = q.shape[-1], v.shape[-1], q.device.info
+    if not info.is_cpu:
+        return E <= 128 and EV <= 128
+    w = _width(info)
+    return E % w == 0 and EV % w == 0 and E <= 256 and EV <= 256
+
+
+def _width(info) -> int:
+    return 16 if info.vector_width("float") >= 16 else 8
+
+
+def _kernel(info, name, E, EV, has_mask):
+    w = _width(info) if info.is_cpu else 8  # (the GPU kernels use no vectors)
+    defines = (("E", str(E)), ("EV", str(EV)), ("VW", str(w)), ("R", str(_R)),
+               ("HAS_MASK", str(int(has_mask))), ("BQ", str(_BQ)))
+    return codegen.template_kernel(info, "attention.cl", _kernel_name(info, name), defines)
+
+
+def _flat(t):
+    """(..., N, C) -> a contiguous (bh, N, C) tensor."""
+    n, c = t.shape[-2:]
+    return t.detach().contiguous().reshape(-1, n, c)
+
+
+def _pad(n: int, w: int) -> int:
+    return -(-n // w) * w
+
+
+def _transposed(info, x, NP):
+    """(bh, N, C) -> (bh, C, NP), zeros past N."""
+    bh, N, C = x.shape
+    y = registry.Tensor._empty((bh, C, NP), x.dtype, x.device)
+    w = _width(info)
+    k = codegen.template_kernel(info, "attention.cl", "transpose_pad",
+                                (("E", str(w)), ("EV", str(w)), ("VW", str(w))))
+    L = codegen.local_size(info)
+    registry.launch(info, k, "sdpa_transpose", (_pad(NP, L), C // w, bh), (L, 1, 1),
+                    codegen.pack(k, {"x": x._storage.buf, "y": y._storage.buf, "N": N,
+                                     "C": C, "NP": NP}))
+    return y
+
+
+def _mask_values(q, mask, S):
+    """The mask's kernel arguments: an additive float mask viewed as (*batch, L, S)."""
+    batch, L = tuple(q.shape[:-2]), q.shape[-2]
+    if mask is None:
+        return {"mask": q._storage.buf, "m_off": 0, "m_bs": 0, "m_hs": 0, "m_ls": 0,
+                "H": 1}
+    m = mask.detach()
+    if m.dtype is dt.bool_:
+        m = registry.functions.where(m, 0.0, -math.inf).to(dt.float32)
+    m = m.expand(*batch, L, S)
+    if m.stride(-1) != 1:
+        m = m.contiguous()
+    st = (0, 0) + tuple(m.stride())
+    return {"mask": m._storage.buf, "m_off": m._offset, "m_bs": st[-4], "m_hs": st[-3],
+            "m_ls": st[-2], "H": batch[-1] if batch else 1, "_keep": m}
+
+
+_BQ = 64  # the GPU kernels' rows per work-group (kernels/attention.cl)
+
+
+def _launch(info, name, kern, rows, bh, values):
+    if info.is_cpu:
+        L = codegen.local_size(info)
+        gsize, lsize = (_pad(-(-rows // _R), L), bh), (L, 1)
+    else:
+        gsize, lsize = (_pad(rows, _BQ), bh), (_BQ, 1)
+    registry.launch(info, kern, name, gsize, lsize, codegen.pack(kern, values))
+
+
+def _kernel_name(info, name: str) -> str:
+    return name if info.is_cpu else name + "_tiled"
+
+
+def _run_sdpa(op, args, attrs, out=None):
+    q, k, v, *mask = args
+    mask = mask[0] if mask else None
+    info = q.device.info
+    L, E, S, EV = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
+    qf, kf, vf = _flat(q), _flat(k), _flat(v)
+    bh, w = qf.shape[0], _width(info)
+    SP, LP = _pad(S, w), _pad(L, w)
+    o = registry.Tensor._empty((bh, L, EV), dt.float32, q.device)
+    lse = fill_(registry.Tensor._empty((bh, LP), dt.float32, q.device), math.inf)
+    if bh * L and S:
+        kt = _transposed(info, kf, SP) if info.is_cpu else kf
+        mv = _mask_values(q, mask, S)
+        values = {**mv, "q": qf._storage.buf, "kt": kt._storage.buf, "v": vf._storage.buf,
+                  "k": kf._storage.buf,
+                  "o": o._storage.buf, "lse": lse._storage.buf, "L": L, "S": S, "SP": SP,
+                  "LP": LP, "scale": np.float32(attrs["scale"]),
+                  "causal": int(attrs["causal"])}
+        kern = _kernel(info, "sdpa_fwd", E, EV, mask is not None)
+        _launch(info, "sdpa_fwd", kern, L, bh, values)
+    elif bh * L:
+        fill_(o, 0.0)
+    return o.reshape(*q.shape[:-1], EV), lse
+
+
+def _run_sdpa_backward(op, args, attrs, out=None):
+    q, k, v, o, lse, g, *mask = args
+    mask = mask[0] if mask else None
+    info = q.device.info
+    L, E, S, EV = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
+    qf, kf, vf, gf = _flat(q), _flat(k), _flat(v), _flat(g)
+    bh, w = qf.shape[0], _width(info)
+    SP, LP = _pad(S, w), _pad(L, w)
+    T = registry.Tensor
+    dq = T._empty(qf.shape, dt.float32, q.device)
+    dk = T._empty(kf.shape, dt.float32, q.device)
+    dv = T._empty(vf.shape, dt.float32, q.device)
+    if bh * L * S == 0:
+        for t in (dq, dk, dv):
+            fill_(t, 0.0)
+    else:
+        # dd_i = do_i . o_i, padded with zeros to LP like lse
+        dd = fill_(T._empty((bh, LP), dt.float32, q.device), 0.0)
+        dd[:, :L] = (gf * _flat(o)).sum(-1)
+        mv = _mask_values(q, mask, S)
+        common = {**mv, "dO": gf._storage.buf, "lse": lse._storage.buf,
+                  "dd": dd._storage.buf, "L": L, "S": S, "SP": SP, "LP": LP,
+                  "scale": np.float32(attrs["scale"]), "causal": int(attrs["causal"])}
+        cpu = info.is_cpu  # the GPU kernels read the rows in place
+        kt, vt = (_transposed(info, kf, SP), _transposed(info, vf, SP)) if cpu else (kf, vf)
+        kern = _kernel(info, "sdpa_bwd_dq", E, EV, mask is not None)
+        _launch(info, "sdpa_bwd_dq", kern, L, bh, {
+            **common, "q": qf._storage.buf, "k": kf._storage.buf, "kt": kt._storage.buf,
+            "vt": vt._storage.buf, "v": vf._storage.buf, "dq": dq._storage.buf})
+        qt, dot = (_transposed(info, qf, LP), _transposed(info, gf, LP)) if cpu else (qf, gf)
+        kern = _kernel(info, "sdpa_bwd_dkv", E, EV, mask is not None)
+        _launch(info, "sdpa_bwd_dkv", kern, S, bh, {
+            **common, "q": qf._storage.buf, "qt": qt._storage.buf, "k": kf._storage.buf,
+            "v": vf._storage.buf, "dot": dot._storage.buf, "dk": dk._storage.buf,
+            "dv": dv._storage.buf})
+    return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
+
+
+def _scores(q, k, mask, scale, causal):
+    """The masked scores as ops (the composition the create_graph path differentiates)."""
+    s = (q * scale) @ k.transpose(-2, -1)
+    if causal:
+        s = apply(registry.REGISTRY["tril"], s, diagonal=0, fill=-math.inf)
+    elif mask is not None:
+        s = s.masked_fill(mask.logical_not(), -math.inf) if mask.dtype is dt.bool_ else s + mask
+    return s
+
+
+def _sdpa_vjp(gs, q, k, v, *mask, out, scale, causal):
+    g = gs[0]
+    o, lse = out
+    if not o.requires_grad:  # no create_graph: the fused kernels
+        grads = apply(SDPA_BACKWARD, q, k, v, o, lse, g, *mask, scale=scale, causal=causal)
+        return (*grads, *(None for _ in mask))
+    # create_graph: the input gradients composed of ops, differentiable again
+    s = _scores(q, k, mask[0] if mask else None, scale, causal)
+    dead = s.amax(dim=-1, keepdim=True) == -math.inf
+    p = registry.functions.softmax(s.masked_fill(dead, 0.0), -1).masked_fill(dead, 0.0)
+    dv = p.transpose(-2, -1) @ g
+    dp = g @ v.transpose(-2, -1)
+    ds = p * (dp - (dp * p).sum(-1, keepdim=True))
+    dq = (ds @ k) * scale
+    dk = (ds.transpose(-2, -1) @ q) * scale
+    return (dq, dk, dv, *(None for _ in mask))
+
+
+def _ref_sdpa(q, k, v, *mask, scale, causal):
+    s = np.einsum("...le,...se->...ls", q, k) * scale
+    if causal:
+        s = np.where(np.tril(np.ones(s.shape[-2:], bool)), s, -np.inf)
+    elif mask:
+        m = mask[0]
+        s = np.where(m, s, -np.inf) if m.dtype == bool else s + m
+    mx = s.max(-1, keepdims=True)
+    e = np.exp(s - np.where(np.isfinite(mx), mx, 0))
+    tot = e.sum(-1, keepdims=True)
+    p = np.where(tot > 0, e / np.where(tot > 0, tot, 1), 0)
+    return p @ v
+
+
+SDPA = register(OpDef("sdpa_flash", "attention", _ref_sdpa, _run_sdpa, _sdpa_vjp,
+                      saves_out=True))
+# not differentiable itself: a second derivative comes from _sdpa_vjp's composed path
+SDPA_BACKWARD = register(OpDef("sdpa_flash_backward", "attention", None, _run_sdpa_backward,
+                               differentiable=False))
+
+
+def flash_attention(q, k, v, mask, scale: float, causal: bool):
+    """The fused forward's output (``supported`` must hold)."""
+    args = (q, k, v) if mask is None else (q, k, v, mask)
+    return apply(SDPA, *args, scale=float(scale), causal=bool(causal))[0]

@@ -1,0 +1,471 @@
+/* Fused scaled-dot-product attention (flash attention): softmax(q k^T * scale + mask) v
+   without the L x S matrix in memory. The forward keeps each query row's running maximum
+   and sum over blocks of keys (online softmax) and stores the row's log-sum-exp for the
+   backward, which recomputes the probabilities block by block.
+
+   Layouts (float32, contiguous, bh = batch * heads):
+     q (bh, L, E), k (bh, S, E), v (bh, S, EV), o and do (bh, L, EV), lse and dd (bh, LP)
+     transposed copies (transpose_pad): kt (bh, E, SP), vt (bh, EV, SP), qt (bh, E, LP),
+     dot (bh, EV, LP), zero beyond S (L); SP and LP round S and L up to VW.
+     mask: additive float (0 or -inf for a bool mask), element (b, h, i, j) at
+     m_off + b * m_bs + h * m_hs + i * m_ls + j (strides 0 broadcast), when HAS_MASK.
+   A row whose keys are all masked gets a zero output and lse = +inf (zero gradients).
+   Causal: key j is kept for query i when j <= i (PyTorch's top-left alignment).
+
+   Kernels: vectors of VW keys (forward, dq) or queries (dk/dv) per step, R rows per
+   work-item sharing each loaded key/value (or query) vector; explicit float vectors
+   because PoCL vectorizes those (POCL-NOTES).
+     sdpa_fwd, sdpa_bwd_dq: global = (ceil(L / R), bh), local any
+     sdpa_bwd_dkv:          global = (ceil(S / R), bh)
+   Build options: -D E=.. -D EV=.. -D VW=8|16 -D R=.. */
+
+#ifndef VW
+#define VW 16
+#endif
+#ifndef R
+#define R 4
+#endif
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+#define VF CAT(float, VW)
+#define VI CAT(int, VW)
+#define EVV (EV / VW) /* value vectors per row (EV is a multiple of VW) */
+#define EQV (E / VW)  /* query/key vectors per row (E is a multiple of VW) */
+#define NEG_INF (-INFINITY)
+/* max without a built-in call (PoCL does not inline them); no NaN reaches it */
+#define VMAX(a, b) ((a) > (b) ? (a) : (b))
+
+#if defined(__clang__)
+typedef float vf_u __attribute__((ext_vector_type(VW), aligned(4)));
+#define LDV(p) (*(__global const vf_u*)(p))
+#define STV(v, p) (*(__global vf_u*)(p) = (v))
+#else
+#define LDV(p) CAT(vload, VW)(0, (p))
+#define STV(v, p) CAT(vstore, VW)((v), 0, (p))
+#endif
+
+#if VW == 16
+#define LANES (VI)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+inline float hmax(float16 v) {
+    float8 a = VMAX(v.lo, v.hi); float4 b = VMAX(a.lo, a.hi); float2 c = VMAX(b.lo, b.hi);
+    return VMAX(c.x, c.y);
+}
+inline float hsum(float16 v) {
+    float8 a = v.lo + v.hi; float4 b = a.lo + a.hi; float2 c = b.lo + b.hi; return c.x + c.y;
+}
+#else
+#define LANES (VI)(0, 1, 2, 3, 4, 5, 6, 7)
+inline float hmax(float8 v) {
+    float4 b = VMAX(v.lo, v.hi); float2 c = VMAX(b.lo, b.hi); return VMAX(c.x, c.y);
+}
+inline float hsum(float8 v) { float4 b = v.lo + v.hi; float2 c = b.lo + b.hi; return c.x + c.y; }
+#endif
+
+#define MASK_PARAMS __global const float* mask, const long m_off, const long m_bs, \
+    const long m_hs, const long m_ls, const int H, const int causal
+
+/* the kept scores of keys j0 .. j0+VW-1 for query i: -inf where masked out or j >= S */
+inline VF masked(VF s, int i, int j0, int S, int bh, MASK_PARAMS)
+{
+    const VI j = (VI)(j0) + LANES;
+    VI keep = j < (VI)(S);
+    if (causal) keep = keep & (j <= (VI)(i));
+#if HAS_MASK
+    const __global float* mrow = mask + m_off + (bh / H) * m_bs + (bh % H) * m_hs + (long)i * m_ls;
+    if (j0 + VW <= S) {
+        s += LDV(mrow + j0);
+    } else {
+        float t[VW];
+        for (int u = 0; u < VW; ++u) t[u] = j0 + u < S ? mrow[j0 + u] : 0.0f;
+        s += CAT(vload, VW)(0, t);
+    }
+#endif
+    return keep ? s : (VF)(NEG_INF);
+}
+
+__kernel void transpose_pad(__global const float* x, __global float* y, const int N,
+                            const int C, const int NP)
+{
+    /* x (bh, N, C) -> y (bh, C, NP), zero for n >= N; C is a multiple of VW. Work-item
+       (n, cb, bh) moves VW channels of row n: one vector load, VW stores that neighbouring
+       work-items make to neighbouring addresses. global = (NP, C / VW, bh) */
+    const int n = get_global_id(0), c0 = get_global_id(1) * VW, bh = get_global_id(2);
+    if (n >= NP) return;
+    float t[VW];
+    if (n < N) {
+        CAT(vstore, VW)(LDV(x + ((long)bh * N + n) * C + c0), 0, t);
+    } else {
+        for (int u = 0; u < VW; ++u) t[u] = 0.0f;
+    }
+    __global float* out = y + ((long)bh * C + c0) * NP + n;
+#pragma unroll
+    for (int u = 0; u < VW; ++u) out[(long)u * NP] = t[u];
+}
+
+/* acc[r] += p[r][t] * v[j0 + t] for every row r */
+#define PV_STEP(t)                                                                        \
+    {                                                                                     \
+        const __global float* vr = vb + (long)(j0 + (t)) * EV;                            \
+        _Pragma("unroll") for (int c = 0; c < EVV; ++c) {                                 \
+            const VF vv = LDV(vr + c * VW);                                               \
+            _Pragma("unroll") for (int r = 0; r < R; ++r) acc[r][c] = p[r][t] * vv + acc[r][c]; \
+        }                                                                                 \
+    }
+
+__kernel void sdpa_fwd(__global const float* q, __global const float* kt,
+                       __global const float* v, MASK_PARAMS, __global float* o,
+                       __global float* lse, const int L, const int S, const int SP,
+                       const int LP, const float scale)
+{
+    const int bh = get_global_id(1), i0 = get_global_id(0) * R;
+    if (i0 >= L) return;
+    float qa[R][E];
+    VF acc[R][EVV];
+    float m[R], l[R];
+    for (int r = 0; r < R; ++r) {
+        const int i = min(i0 + r, L - 1);
+        for (int e = 0; e < E; ++e) qa[r][e] = q[((long)bh * L + i) * E + e] * scale;
+        for (int c = 0; c < EVV; ++c) acc[r][c] = (VF)(0.0f);
+        m[r] = NEG_INF;
+        l[r] = 0.0f;
+    }
+    const __global float* ktb = kt + (long)bh * E * SP;
+    const __global float* vb = v + (long)bh * S * EV;
+    const int jend = causal ? min(S, i0 + R) : S;
+    for (int j0 = 0; j0 < jend; j0 += VW) {
+        VF s[R];
+        for (int r = 0; r < R; ++r) s[r] = (VF)(0.0f);
+#pragma unroll
+        for (int e = 0; e < E; ++e) {
+            const VF kv = LDV(ktb + (long)e * SP + j0);
+            for (int r = 0; r < R; ++r) s[r] = qa[r][e] * kv + s[r];
+        }
+        float p[R][VW];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const VF sm = masked(s[r], i0 + r, j0, S, bh, mask, m_off, m_bs, m_hs, m_ls, H,
+                                 causal);
+            const float mn = VMAX(m[r], hmax(sm));
+            /* every key so far masked: mn = -inf; exponents against 0 then give zeros */
+            const float base = mn == NEG_INF ? 0.0f : mn;
+            const float alpha = exp(m[r] - base);
+            const VF pv = exp(sm - (VF)(base));
+            l[r] = l[r] * alpha + hsum(pv);
+            m[r] = mn;
+#pragma unroll
+            for (int c = 0; c < EVV; ++c) acc[r][c] *= alpha;
+            CAT(vstore, VW)(pv, 0, p[r]);
+        }
+        if (j0 + VW <= S) {
+#pragma unroll
+            for (int t = 0; t < VW; ++t) PV_STEP(t)
+        } else {
+            for (int t = 0; t < S - j0; ++t) PV_STEP(t)
+        }
+    }
+    for (int r = 0; r < R && i0 + r < L; ++r) {
+        const int i = i0 + r;
+        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        __global float* orow = o + ((long)bh * L + i) * EV;
+        for (int c = 0; c < EVV; ++c) STV(acc[r][c] * inv, orow + c * VW);
+        lse[(long)bh * LP + i] = l[r] > 0.0f ? m[r] + log(l[r]) : INFINITY;
+    }
+}
+
+/* dq[i] = scale * sum_j p_ij (dp_ij - dd_i) k_j, p_ij = exp(s_ij - lse_i),
+   dp_ij = do_i . v_j, dd_i = do_i . o_i */
+__kernel void sdpa_bwd_dq(__global const float* q, __global const float* k,
+                          __global const float* kt, __global const float* vt, MASK_PARAMS,
+                          __global const float* dO, __global const float* lse,
+                          __global const float* dd, __global float* dq, const int L,
+                          const int S, const int SP, const int LP, const float scale)
+{
+    const int bh = get_global_id(1), i0 = get_global_id(0) * R;
+    if (i0 >= L) return;
+    float qa[R][E], ga[R][EV];
+    VF acc[R][EQV];
+    float lr[R], dr[R];
+    for (int r = 0; r < R; ++r) {
+        const int i = min(i0 + r, L - 1);
+        for (int e = 0; e < E; ++e) qa[r][e] = q[((long)bh * L + i) * E + e] * scale;
+        for (int e = 0; e < EV; ++e) ga[r][e] = dO[((long)bh * L + i) * EV + e];
+        for (int c = 0; c < EQV; ++c) acc[r][c] = (VF)(0.0f);
+        lr[r] = lse[(long)bh * LP + i];
+        dr[r] = dd[(long)bh * LP + i];
+    }
+    const __global float* ktb = kt + (long)bh * E * SP;
+    const __global float* vtb = vt + (long)bh * EV * SP;
+    const __global float* kb = k + (long)bh * S * E;
+    const int jend = causal ? min(S, i0 + R) : S;
+    for (int j0 = 0; j0 < jend; j0 += VW) {
+        VF s[R], dp[R];
+        for (int r = 0; r < R; ++r) s[r] = dp[r] = (VF)(0.0f);
+#pragma unroll
+        for (int e = 0; e < E; ++e) {
+            const VF kv = LDV(ktb + (long)e * SP + j0);
+            for (int r = 0; r < R; ++r) s[r] = qa[r][e] * kv + s[r];
+        }
+#pragma unroll
+        for (int e = 0; e < EV; ++e) {
+            const VF vv = LDV(vtb + (long)e * SP + j0);
+            for (int r = 0; r < R; ++r) dp[r] = ga[r][e] * vv + dp[r];
+        }
+        float ds[R][VW];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            const VF sm = masked(s[r], i0 + r, j0, S, bh, mask, m_off, m_bs, m_hs, m_ls, H,
+                                 causal);
+            const VF p = exp(sm - (VF)(lr[r]));
+            CAT(vstore, VW)(p * (dp[r] - (VF)(dr[r])) * scale, 0, ds[r]);
+        }
+#define DSK_STEP(t)                                                                       \
+    {                                                                                     \
+        const __global float* kr = kb + (long)(j0 + (t)) * E;                             \
+        _Pragma("unroll") for (int c = 0; c < EQV; ++c) {                                 \
+            const VF kv = LDV(kr + c * VW);                                               \
+            _Pragma("unroll") for (int r = 0; r < R; ++r) acc[r][c] = ds[r][t] * kv + acc[r][c]; \
+        }                                                                                 \
+    }
+        if (j0 + VW <= S) {
+#pragma unroll
+            for (int t = 0; t < VW; ++t) DSK_STEP(t)
+        } else {
+            for (int t = 0; t < S - j0; ++t) DSK_STEP(t)
+        }
+    }
+    for (int r = 0; r < R && i0 + r < L; ++r) {
+        __global float* out = dq + ((long)bh * L + i0 + r) * E;
+        for (int c = 0; c < EQV; ++c) STV(acc[r][c], out + c * VW);
+    }
+}
+
+/* dv[j] = sum_i p_ij do_i, dk[j] = scale * sum_i p_ij (dp_ij - dd_i) q_i: vectors of VW
+   queries per step (qt, dot), R keys per work-item */
+__kernel void sdpa_bwd_dkv(__global const float* q, __global const float* qt,
+                           __global const float* k, __global const float* v,
+                           MASK_PARAMS, __global const float* dO, __global const float* dot,
+                           __global const float* lse, __global const float* dd,
+                           __global float* dk, __global float* dv, const int L, const int S,
+                           const int SP, const int LP, const float scale)
+{
+    const int bh = get_global_id(1), j0 = get_global_id(0) * R;
+    if (j0 >= S) return;
+    float ka[R][E], va[R][EV];
+    VF gk[R][EQV], gv[R][EVV];
+    for (int r = 0; r < R; ++r) {
+        const int j = min(j0 + r, S - 1);
+        for (int e = 0; e < E; ++e) ka[r][e] = k[((long)bh * S + j) * E + e] * scale;
+        for (int e = 0; e < EV; ++e) va[r][e] = v[((long)bh * S + j) * EV + e];
+        for (int c = 0; c < EQV; ++c) gk[r][c] = (VF)(0.0f);
+        for (int c = 0; c < EVV; ++c) gv[r][c] = (VF)(0.0f);
+    }
+    const __global float* qtb = qt + (long)bh * E * LP;
+    const __global float* dotb = dot + (long)bh * EV * LP;
+    const __global float* qb = q + (long)bh * L * E;
+    const __global float* gb = dO + (long)bh * L * EV;
+    const int istart = causal ? (j0 / VW) * VW : 0;
+    for (int i0 = istart; i0 < L; i0 += VW) {
+        VF s[R], dp[R];
+        for (int r = 0; r < R; ++r) s[r] = dp[r] = (VF)(0.0f);
+#pragma unroll
+        for (int e = 0; e < E; ++e) {
+            const VF qv = LDV(qtb + (long)e * LP + i0);
+            for (int r = 0; r < R; ++r) s[r] = ka[r][e] * qv + s[r];
+        }
+#pragma unroll
+        for (int e = 0; e < EV; ++e) {
+            const VF gv_ = LDV(dotb + (long)e * LP + i0);
+            for (int r = 0; r < R; ++r) dp[r] = va[r][e] * gv_ + dp[r];
+        }
+        const VF lv = LDV(lse + (long)bh * LP + i0), dv_ = LDV(dd + (long)bh * LP + i0);
+        const VI iv = (VI)(i0) + LANES;
+        float pa[R][VW], da[R][VW];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+            VF sm = s[r];
+#if HAS_MASK
+            /* the mask's column j for queries i0 .. i0+VW-1 */
+            const int j = min(j0 + r, S - 1);
+            const __global float* mcol = mask + m_off + (bh / H) * m_bs + (bh % H) * m_hs + j;
+            float t[VW];
+            for (int u = 0; u < VW; ++u) t[u] = i0 + u < L ? mcol[(long)(i0 + u) * m_ls] : 0.0f;
+            sm += CAT(vload, VW)(0, t);
+#endif
+            VI keep = iv < (VI)(L);
+            if (causal) keep = keep & (iv >= (VI)(j0 + r));
+            sm = keep ? sm : (VF)(NEG_INF);
+            const VF p = exp(sm - lv);
+            CAT(vstore, VW)(p, 0, pa[r]);
+            CAT(vstore, VW)(p * (dp[r] - dv_) * scale, 0, da[r]);
+        }
+#define KV_STEP(t)                                                                        \
+    {                                                                                     \
+        const __global float* gr = gb + (long)(i0 + (t)) * EV;                            \
+        _Pragma("unroll") for (int c = 0; c < EVV; ++c) {                                 \
+            const VF g = LDV(gr + c * VW);                                                \
+            _Pragma("unroll") for (int r = 0; r < R; ++r) gv[r][c] = pa[r][t] * g + gv[r][c]; \
+        }                                                                                 \
+        const __global float* qr = qb + (long)(i0 + (t)) * E;                             \
+        _Pragma("unroll") for (int c = 0; c < EQV; ++c) {                                 \
+            const VF qq = LDV(qr + c * VW);                                               \
+            _Pragma("unroll") for (int r = 0; r < R; ++r) gk[r][c] = da[r][t] * qq + gk[r][c]; \
+        }                                                                                 \
+    }
+        if (i0 + VW <= L) {
+#pragma unroll
+            for (int t = 0; t < VW; ++t) KV_STEP(t)
+        } else {
+            for (int t = 0; t < L - i0; ++t) KV_STEP(t)
+        }
+    }
+    for (int r = 0; r < R && j0 + r < S; ++r) {
+        __global float* ok = dk + ((long)bh * S + j0 + r) * E;
+        __global float* ov = dv + ((long)bh * S + j0 + r) * EV;
+        for (int c = 0; c < EQV; ++c) STV(gk[r][c], ok + c * VW);
+        for (int c = 0; c < EVV; ++c) STV(gv[r][c], ov + c * VW);
+    }
+}
+
+/* --- GPU variants: one query (or key) row per work-item, BQ rows per work-group, the
+   other side's rows staged through local memory in tiles of BK, shared by the group's
+   work-items (scalar code; no transposed copies). Same arguments as the CPU kernels
+   (kt, vt, qt and dot unused), global = (ceil(rows / BQ) * BQ, bh), local = (BQ, 1). */
+#ifndef BQ
+#define BQ 64
+#endif
+#ifndef BK
+#define BK 32
+#endif
+
+/* the score of query i and key j after the mask: -inf where masked out */
+inline float masked1(float s, int i, int j, int bh, MASK_PARAMS)
+{
+    if (causal && j > i) return NEG_INF;
+#if HAS_MASK
+    s += mask[m_off + (bh / H) * m_bs + (bh % H) * m_hs + (long)i * m_ls + j];
+#endif
+    return s;
+}
+
+/* rows [r0, r0 + BK) of x (bh, N, C) into local memory, zeros past N */
+#define STAGE(dst, x, r0, N, C)                                                           \
+    for (int e_ = lid; e_ < BK * (C); e_ += BQ)                                           \
+        dst[e_] = (r0) + e_ / (C) < (N) ? (x)[((long)bh * (N) + (r0)) * (C) + e_] : 0.0f;
+
+__kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
+void sdpa_fwd_tiled(__global const float* q, __global const float* kt,
+                    __global const float* v, MASK_PARAMS, __global float* o,
+                    __global float* lse, const int L, const int S, const int SP,
+                    const int LP, const float scale, __global const float* k)
+{
+    __local float kl[BK * E], vl[BK * EV];
+    const int bh = get_group_id(1), lid = get_local_id(0);
+    const int i = get_group_id(0) * BQ + lid, ic = min(i, L - 1);
+    float qr[E], acc[EV], sb[BK];
+    for (int e = 0; e < E; ++e) qr[e] = q[((long)bh * L + ic) * E + e] * scale;
+    for (int e = 0; e < EV; ++e) acc[e] = 0.0f;
+    float m = NEG_INF, l = 0.0f;
+    const int jend = causal ? min(S, (int)(get_group_id(0) + 1) * BQ) : S;
+    for (int j0 = 0; j0 < jend; j0 += BK) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        STAGE(kl, k, j0, S, E)
+        STAGE(vl, v, j0, S, EV)
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float bm = NEG_INF;
+        for (int t = 0; t < BK; ++t) {
+            float s = 0.0f;
+            for (int e = 0; e < E; ++e) s = qr[e] * kl[t * E + e] + s;
+            s = j0 + t < S ? masked1(s, ic, j0 + t, bh, mask, m_off, m_bs, m_hs, m_ls, H,
+                                     causal) : NEG_INF;
+            sb[t] = s;
+            bm = VMAX(bm, s);
+        }
+        const float mn = VMAX(m, bm), base = mn == NEG_INF ? 0.0f : mn;
+        const float alpha = exp(m - base);
+        l *= alpha;
+        for (int e = 0; e < EV; ++e) acc[e] *= alpha;
+        for (int t = 0; t < BK; ++t) {
+            const float p = exp(sb[t] - base);
+            l += p;
+            for (int e = 0; e < EV; ++e) acc[e] = p * vl[t * EV + e] + acc[e];
+        }
+        m = mn;
+    }
+    if (i >= L) return;
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    for (int e = 0; e < EV; ++e) o[((long)bh * L + i) * EV + e] = acc[e] * inv;
+    lse[(long)bh * LP + i] = l > 0.0f ? m + log(l) : INFINITY;
+}
+
+__kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
+void sdpa_bwd_dq_tiled(__global const float* q, __global const float* k,
+                       __global const float* kt, __global const float* vt, MASK_PARAMS,
+                       __global const float* dO, __global const float* lse,
+                       __global const float* dd, __global float* dq, const int L,
+                       const int S, const int SP, const int LP, const float scale,
+                       __global const float* v)
+{
+    __local float kl[BK * E], vl[BK * EV];
+    const int bh = get_group_id(1), lid = get_local_id(0);
+    const int i = get_group_id(0) * BQ + lid, ic = min(i, L - 1);
+    float qr[E], gr[EV], acc[E];
+    for (int e = 0; e < E; ++e) { qr[e] = q[((long)bh * L + ic) * E + e] * scale; acc[e] = 0.0f; }
+    for (int e = 0; e < EV; ++e) gr[e] = dO[((long)bh * L + ic) * EV + e];
+    const float li = lse[(long)bh * LP + ic], di = dd[(long)bh * LP + ic];
+    const int jend = causal ? min(S, (int)(get_group_id(0) + 1) * BQ) : S;
+    for (int j0 = 0; j0 < jend; j0 += BK) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        STAGE(kl, k, j0, S, E)
+        STAGE(vl, v, j0, S, EV)
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int t = 0; t < BK && j0 + t < S; ++t) {
+            float s = 0.0f, dp = 0.0f;
+            for (int e = 0; e < E; ++e) s = qr[e] * kl[t * E + e] + s;
+            for (int e = 0; e < EV; ++e) dp = gr[e] * vl[t * EV + e] + dp;
+            s = masked1(s, ic, j0 + t, bh, mask, m_off, m_bs, m_hs, m_ls, H, causal);
+            const float ds = exp(s - li) * (dp - di) * scale;
+            for (int e = 0; e < E; ++e) acc[e] = ds * kl[t * E + e] + acc[e];
+        }
+    }
+    if (i >= L) return;
+    for (int e = 0; e < E; ++e) dq[((long)bh * L + i) * E + e] = acc[e];
+}
+
+__kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
+void sdpa_bwd_dkv_tiled(__global const float* q, __global const float* qt,
+                        __global const float* k, __global const float* v, MASK_PARAMS,
+                        __global const float* dO, __global const float* dot,
+                        __global const float* lse, __global const float* dd,
+                        __global float* dk, __global float* dv, const int L, const int S,
+                        const int SP, const int LP, const float scale)
+{
+    __local float ql[BK * E], gl[BK * EV], ll[BK], dl[BK];
+    const int bh = get_group_id(1), lid = get_local_id(0);
+    const int j = get_group_id(0) * BQ + lid, jc = min(j, S - 1);
+    float kr[E], vr[EV], gk[E], gv[EV];
+    for (int e = 0; e < E; ++e) { kr[e] = k[((long)bh * S + jc) * E + e] * scale; gk[e] = 0.0f; }
+    for (int e = 0; e < EV; ++e) { vr[e] = v[((long)bh * S + jc) * EV + e]; gv[e] = 0.0f; }
+    const int istart = causal ? (int)get_group_id(0) * BQ / BK * BK : 0;
+    for (int i0 = istart; i0 < L; i0 += BK) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        STAGE(ql, q, i0, L, E)
+        STAGE(gl, dO, i0, L, EV)
+        for (int t = lid; t < BK; t += BQ) {
+            ll[t] = i0 + t < L ? lse[(long)bh * LP + i0 + t] : INFINITY;
+            dl[t] = i0 + t < L ? dd[(long)bh * LP + i0 + t] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int t = 0; t < BK && i0 + t < L; ++t) {
+            float s = 0.0f, dp = 0.0f;
+            for (int e = 0; e < E; ++e) s = kr[e] * ql[t * E + e] + s;
+            for (int e = 0; e < EV; ++e) dp = vr[e] * gl[t * EV + e] + dp;
+            s = masked1(s, i0 + t, jc, bh, mask, m_off, m_bs, m_hs, m_ls, H, causal);
+            const float p = exp(s - ll[t]), ds = p * (dp - dl[t]) * scale;
+            for (int e = 0; e < EV; ++e) gv[e] = p * gl[t * EV + e] + gv[e];
+            for (int e = 0; e < E; ++e) gk[e] = ds * ql[t * E + e] + gk[e];
+        }
+    }
+    if (j >= S) return;
+    for (int e = 0; e < E; ++e) dk[((long)bh * S + j) * E + e] = gk[e];
+    for (int e = 0; e < EV; ++e) dv[((long)bh * S + j) * EV + e] = gv[e];
+}
