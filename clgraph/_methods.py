@@ -32,6 +32,7 @@ def bind(namespace: dict) -> None:
     T.backward = _backward
     T.retain_grad = _retain_grad
     T.register_hook = _register_hook
+    T.register_post_accumulate_grad_hook = autograd.register_post_accumulate_grad_hook
     T.retains_grad = property(lambda self: self._retains_grad)
 
 

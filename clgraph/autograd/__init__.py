@@ -105,10 +105,11 @@ inference_mode = no_grad
 class AccumulateGrad:
     """The node of a leaf tensor: accumulates into ``variable.grad``."""
 
-    __slots__ = ("variable", "__weakref__")
+    __slots__ = ("variable", "post_hooks", "__weakref__")
 
     def __init__(self, variable):
         self.variable = variable
+        self.post_hooks = None  # run with the leaf once its .grad is accumulated
 
     next_functions = ()
 
@@ -124,6 +125,30 @@ def _grad_accumulator(t):
     if acc is None:
         acc = t._node = AccumulateGrad(t)
     return acc
+
+
+class _HookHandle:
+    def __init__(self, hooks: list, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def register_post_accumulate_grad_hook(t, hook):
+    """Tensor.register_post_accumulate_grad_hook: ``hook(t)`` runs once backward() has
+    accumulated this pass's gradient into the leaf's ``.grad``."""
+    if not t.requires_grad:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    if t.grad_fn is not None:
+        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                           "tensors")
+    acc = _grad_accumulator(t)
+    if acc.post_hooks is None:
+        acc.post_hooks = []
+    acc.post_hooks.append(hook)
+    return _HookHandle(acc.post_hooks, hook)
 
 
 _NAMES = {"to_dtype": "ToCopy", "copy_slices": "CopySlices", "sub": "Sub", "div": "Div",
@@ -389,7 +414,10 @@ def _toposort(roots):
             continue
         seen.add(id(node))
         stack.append((node, True))
-        for n in getattr(node, "next", ()):
+        # the last input is explored last, so it comes first: a weight's transpose is
+        # walked right after the product that reads it, not after the whole chain of
+        # inputs (its leaf is complete early: DistributedDataParallel's overlap)
+        for n in reversed(getattr(node, "next", ())):
             if n is not None and isinstance(n, Node) and id(n) not in seen:
                 stack.append((n, False))
     return order[::-1]  # roots first
@@ -403,12 +431,32 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None
     walk = _Pass(inputs, retain_graph, create_graph, accumulate)
     roots = walk.seed(outputs, grad_outputs)
     with set_grad_enabled(create_graph):
-        for node in _toposort([r for r in roots if isinstance(r, Node)]):
+        order = _toposort([r for r in roots if isinstance(r, Node)])
+        complete = _leaves_complete(order)
+        for i, node in enumerate(order):
             gs = walk.grads.pop(id(node), None)
             if gs is not None:
                 walk.visit(node, gs)
+            for acc in complete.get(i, ()):
+                walk.hand(acc)
         walk.leaves(roots)
     return None if inputs is None else walk.result(inputs, allow_unused)
+
+
+def _leaves_complete(order) -> dict:
+    """{i: the leaves whose gradient is complete once ``order[i]`` has run}. A leaf gets its
+    gradient right after the last node that feeds it (where PyTorch runs AccumulateGrad),
+    so that its post-accumulate hooks (a gradient all-reduce) start while the rest of the
+    backward is still being enqueued."""
+    last: dict = {}
+    for i, node in enumerate(order):
+        for nxt in node.next:
+            if isinstance(nxt, AccumulateGrad):
+                last[id(nxt)] = (i, nxt)
+    complete: dict = {}
+    for i, acc in last.values():
+        complete.setdefault(i, []).append(acc)
+    return complete
 
 
 def _grad_node(t):
@@ -442,6 +490,7 @@ class _Pass:
         self.leaf_grads: dict[int, object] = {}  # id(AccumulateGrad) -> gradient
         self.leaf_nodes: dict[int, object] = {}  # id(AccumulateGrad) -> it
         self.captured: dict[tuple, object] = {}  # the gradients of ``inputs``, by _grad_key
+        self.owned: set[int] = set()  # the storages given to leaves in this pass
         self.wanted = None if inputs is None else {
             _grad_key(t): i for i, t in enumerate(inputs)}
 
@@ -503,20 +552,31 @@ class _Pass:
         else:
             self._add_at(nxt, nr, gi)
 
+    def hand(self, acc) -> None:
+        """Hand a leaf its gradient, if it got one: through its hooks, into ``.grad``, then
+        its post-accumulate hooks."""
+        key = id(acc)
+        g = self.leaf_grads.pop(key, None)
+        if g is None:
+            return
+        self.leaf_nodes.pop(key, None)
+        v = acc.variable
+        g = _run_hooks(v._hooks, g)
+        wanted = self.wanted
+        if wanted is not None and (key, 0) in wanted:
+            self.captured[(key, 0)] = g
+        if self.accumulate and (wanted is None or (key, 0) in wanted):
+            _accumulate(v, g, self.create_graph, self.owned)
+            for h in list(acc.post_hooks or ()):
+                h(v)
+
     def leaves(self, roots) -> None:
-        """Hand each leaf its gradient: through its hooks, into ``.grad``."""
+        """Hand the leaves not handed yet (the roots that are leaves) their gradients."""
         for r in roots:
             if isinstance(r, AccumulateGrad):
                 self.leaf_nodes[id(r)] = r
-        wanted = self.wanted
-        owned: set[int] = set()
-        for key, g in self.leaf_grads.items():
-            v = self.leaf_nodes.pop(key).variable
-            g = _run_hooks(v._hooks, g)
-            if wanted is not None and (key, 0) in wanted:
-                self.captured[(key, 0)] = g
-            if self.accumulate and (wanted is None or (key, 0) in wanted):
-                _accumulate(v, g, self.create_graph, owned)
+        for key in list(self.leaf_grads):
+            self.hand(self.leaf_nodes[key])
 
     def result(self, inputs, allow_unused) -> tuple:
         """The gradients of ``inputs`` (None for an unused one, when allowed)."""
