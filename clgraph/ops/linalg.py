@@ -212,7 +212,12 @@ def matmul(input, other, *, out=None):
             f"mat1 and mat2 shapes cannot be multiplied ({M}x{K} and {K2}x{N})"
         )
     batch = broadcast_shapes(a._shape[:-2], b._shape[:-2])
-    if not batch:
+    if batch and b.ndim == 2:
+        # one matrix against a batch: the batch folds into the rows, one (B*M, K) x (K, N)
+        # product whose weight gradient is one product too (not B products summed)
+        r = _mm3(reshape(a, 1, -1, K), unsqueeze(b, 0))
+        r = reshape(r, *batch, M, N)
+    elif not batch:
         r = _mm3(unsqueeze(a, 0), unsqueeze(b, 0))
         r = reshape(r, M, N)
     else:
