@@ -26,6 +26,7 @@ import codecs
 import functools
 import importlib
 import pickle
+import re
 from collections import Counter, OrderedDict
 from typing import Any, ClassVar
 
@@ -170,8 +171,9 @@ class Pickler(pickle._Pickler):
         return NotImplemented
 
     def tensor_args(self, t: Tensor, requires_grad: bool) -> tuple:
-        return (self.storages.ref(t), t.storage_offset(), tuple(t.shape), tuple(t.stride()),
-                bool(requires_grad), OrderedDict())
+        # fresh tuples, as torch's: the memo shares only what torch's pickle shares
+        return (self.storages.ref(t), t.storage_offset(), tuple(t.shape),
+                (*t.stride(),), bool(requires_grad), OrderedDict())
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -356,6 +358,9 @@ def _full_name(module: str, name: str, proto: int) -> tuple[str, str]:
 
 
 _BLOCKED_MODULES = ("sys", "os", "posix", "nt")
+# PyTorch's dtypes and storages that clgraph lacks (complex, unsigned, float8, quantized...)
+_TORCH_TYPE = re.compile(r"\w+Storage|complex\d+|c?(half|float|double)|u?int\d+|float8\w*|"
+                         r"q\w*int\w*|bits\w*")
 
 
 def _refusal(full: str) -> str:
@@ -363,8 +368,7 @@ def _refusal(full: str) -> str:
     return (f"Unsupported global: GLOBAL {full} was not an allowed global by default. Please "
             f"use `clgraph.serialization.add_safe_globals([{shown}])` or the "
             f"`clgraph.serialization.safe_globals([{shown}])` context manager to allowlist "
-            "this global if you trust this class/function, or load with weights_only=False "
-            "if you trust the file: unpickling it can then run arbitrary code.")
+            "this global if you trust this class/function.")
 
 
 def _storage_from_pid(pid, storage_for) -> LoadedStorage:
@@ -404,6 +408,9 @@ class WeightsOnlyUnpickler(pickle._Unpickler):
             raise Refused(f"Trying to load unsupported GLOBAL {full} whose module {module} is "
                           "blocked.")
         if full not in self.allowed:
+            if module == "torch" and _TORCH_TYPE.fullmatch(name):
+                raise CheckpointError(f"clgraph has no dtype for torch.{name}; its dtypes are "
+                                      f"{', '.join(d.name for d in dt.ALL)}")
             raise Refused(_refusal(full))
         return self.allowed[full]
 

@@ -453,7 +453,10 @@ def _load_torch(zf, archive: str, map_location, weights_only: bool, where: str, 
     try:
         return unpickler.load()
     except _pickle.Refused as e:
-        raise _pickle.Refused(f"Weights only load failed for {where}: {e}") from None
+        raise _pickle.Refused(
+            f"Weights only load failed for {where}: {e} Loading with weights_only=False would "
+            "likely succeed, but it can run arbitrary code from the file: do it only if you "
+            "trust its source.") from None
     except _pickle.CheckpointError as e:
         raise fail(f"{pkl}: {e}") from None
     except malformed as e:
