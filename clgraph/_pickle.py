@@ -289,11 +289,13 @@ def _rebuild_parameter(data, requires_grad, backward_hooks):
 
 
 def _set_state(t: Tensor, state) -> Tensor:
-    """Python attributes saved with a tensor (into its __dict__: slots stay out of reach)."""
+    """Python attributes saved with a tensor, into its __dict__; names the class defines
+    (slots, properties, methods) are skipped, so the file cannot replace them."""
     if isinstance(state, tuple) and len(state) == 2:
         state = state[0]
     if isinstance(state, dict):
-        t.__dict__.update({k: v for k, v in state.items() if isinstance(k, str)})
+        t.__dict__.update({k: v for k, v in state.items()
+                           if isinstance(k, str) and not hasattr(type(t), k)})
     return t
 
 

@@ -682,3 +682,26 @@ def test_persistent_id_that_is_not_a_storage():
         ("not a storage", 0, (1,), (1,), False, None)) + b"R."
     with pytest.raises(RuntimeError, match="rebuilt from a str"):
         load_bytes(torch_zip(pkl))
+
+
+def test_tensor_attributes_from_torch(tmp_path):
+    torch = torch_or_skip()
+    t = torch.ones(2)
+    t.note = "hi"
+    p = torch.nn.Parameter(torch.zeros(1))
+    p.tag = 3
+    torch.save({"t": t, "p": p}, tmp_path / "a.pt")
+    r = cg.load(tmp_path / "a.pt")
+    assert r["t"].note == "hi" and r["t"].tolist() == [1.0, 1.0]
+    assert isinstance(r["p"], nn.Parameter) and r["p"].tag == 3
+
+
+def test_tensor_attributes_cannot_replace_what_the_class_defines():
+    state = {"numpy": "x", "_shape": (10**6,), "shape": (9,), "ok": 1}
+    pkl = (b"\x80\x02" + glob("torch._tensor", "_rebuild_from_type_v2") + b"(" +
+           glob("torch._utils", "_rebuild_tensor_v2") + glob("torch", "Tensor") +
+           tensor_pickle()[2 + len(glob("torch._utils", "_rebuild_tensor_v2")):-2] +
+           frag(state) + b"tR.")
+    r = load_bytes(torch_zip(pkl, {"0": FLOATS6}))
+    assert r.ok == 1 and r.shape == (2, 3) and callable(r.numpy)
+    assert r.numpy().tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
