@@ -818,5 +818,5 @@ def _host_tensor(arr, like):
 
 registry.install(_Recording())
 
-from .function import Function, FunctionCtx, once_differentiable  # noqa: E402  (uses the above)
+from .function import Function, FunctionCtx, once_differentiable  # noqa: F401
 

@@ -13,17 +13,27 @@ a tensor) means the function's control flow or results may depend on data: the s
 then runs eagerly from then on, with a one-time warning naming the read. Index range checks
 are not such reads: the compiled call repeats them on each call's indices.
 
+Host data. Tensors made inside the function from host values (``cg.tensor(array)``,
+``cg.from_numpy(arr)``, ``x[list]``) are classified by the code that made them (hostdata):
+literals and immutable values stay constants of the plan; data a replay can read again (an
+argument, a global, a closure variable, a module attribute) becomes an input of the plan,
+uploaded anew from its current value on every call; any other data (computed in the call,
+a local) makes the signature run eagerly, with a warning naming the line. A replay never
+uploads stale host data.
+
 Passes (pure functions over the captured graph): elementwise kernels are fused vertically
 (a chain, across broadcasts and views, computes in registers), common subexpressions and
 dead code are removed, work that depends only on constants made inside the function is
 folded, independent elementwise kernels (every parameter update of an optimizer step) are
 fused horizontally into one launch, and intermediate buffers are reused by liveness.
 
-Autograd across the boundary. When the result of a traced call requires grad (a compiled
-module's forward in an ordinary training loop), the backward from that result to the
-parameters and arguments is traced too (autograd.grad on the traced graph): the forward
-plan then also returns the intermediate values the backward reads, and each replayed
-result gets one autograd node whose VJP replays the backward plan.
+Autograd across the boundary. When results of a traced call require grad (a compiled
+module's forward in an ordinary training loop; several results, as a VAE's), the backward
+from them to the parameters and arguments is traced too (autograd.grad on the traced
+graph, one incoming gradient per result): the forward plan then also returns the
+intermediate values the backward reads, and the replayed results share one autograd node
+whose VJP replays the backward plan. Custom autograd Functions are traced like any op: their
+forward's ops and their backward's ops (run by autograd.grad) are recorded.
 
 Replay binds the new argument buffers and fresh result buffers into prepared kernels and
 enqueues them; optimizer step counts, learning rates and random streams are recomputed on
@@ -31,6 +41,7 @@ the host (no Python op code runs). State written in place (parameters, moments, 
 ``.grad``) is written exactly as eager writes it.
 
 Modules, each importing only those above it:
+    hostdata  where host data uploaded in a call comes from: constant, plan input, or eager
     trace     the capture pushed while a call is traced; signatures of arguments
     passes    pure passes over the traced steps (CSE, dead code, constants, fusion)
     replay    Plan, and running it on new arguments

@@ -17,16 +17,17 @@ from .. import amp, autograd, runtime
 from ..graph import to_networkx
 from ..nn.module import Module
 from ..ops import registry
-from . import plan
+from . import hostdata, plan
 from .backward import Differentiable
 from .trace import Capture, Unreplayable, flatten, rebuild, tensor_key
 
 
 class _Entry:
-    __slots__ = ("capture_events", "eager", "guards", "plan", "tries")
+    __slots__ = ("capture_events", "eager", "guards", "host", "plan", "tries")
 
     def __init__(self):
         self.plan = None
+        self.host = None  # hostdata.Inputs: host data each replay uploads anew
         self.eager = None
         self.tries = 0
         self.capture_events = None
@@ -90,7 +91,15 @@ class Compiled:
                                "more)")
                 self._warn(entry.eager)
         if entry.plan is not None and self._guards_ok(entry):
-            outs, _ = entry.plan.run(tensors, lambda: self._fn(*args, **kwargs))
+            inputs = tensors
+            if entry.host is not None:
+                made = entry.host.make(args, kwargs)
+                if made is None:
+                    self._warn("host data it uploads cannot be read or changed shape or dtype "
+                               "since the trace; such calls run eagerly")
+                    return self._fn(*args, **kwargs)
+                inputs = tensors + made
+            outs, _ = entry.plan.run(inputs, lambda: self._fn(*args, **kwargs))
             if outs is not None:
                 return rebuild(entry.plan.out_spec, iter(outs))
             return self._fn(*args, **kwargs)
@@ -99,7 +108,7 @@ class Compiled:
         return self._trace(entry, args, kwargs, tensors)
 
     def _trace(self, entry, args, kwargs, tensors):
-        cap = Capture()
+        cap = Capture(hostdata.Root(self._fn, self._module, args, kwargs))
         with registry.push(cap):
             try:
                 result = self._fn(*args, **kwargs)
@@ -112,9 +121,14 @@ class Compiled:
     def _plan(self, entry, cap, result, tensors):
         entry.tries += 1
         entry.capture_events = cap.events
-        reason = cap.host_read
+        reason = cap.host_read or cap.host_data
+        entry.host = None
         if reason is None:
             try:
+                if cap.host_inputs:
+                    with registry.eager():  # made once more, for their shapes and dtypes
+                        entry.host = hostdata.Inputs(cap.host_inputs, cap.root)
+                    tensors = tensors + entry.host.stand_ins
                 entry.plan = _make_plan(cap, tensors, result)
                 entry.guards = tuple((weakref.ref(o), _opt_snapshot(o))
                                      for o in cap.optimizers.values())

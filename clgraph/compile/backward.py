@@ -87,7 +87,7 @@ class Differentiable:
         leaves = _inside_leaves(diff_outs, cap.nodes)
         slots = _leaf_slots(leaves, tensors)
         bcap, gos, grads = _trace_backward(diff_outs, leaves)
-        saved = _saved_values(cap, bcap, diff_outs[0].device)
+        saved = _saved_values(cap, bcap, diff_outs[0].device, tensors)
         self.fwd = plan.build(cap, tensors, result, dev, saved=saved, graph_held=True)
         self.n_saved = len(saved)
         self.bwd = plan.build(bcap, gos + saved + list(tensors), list(grads), dev)
@@ -163,12 +163,15 @@ def _trace_backward(outs: list, leaves: list):
                               allow_unused=True)
     if bcap.host_read is not None:
         raise Unreplayable(f"its backward reads the host: {bcap.host_read}")
+    if bcap.host_data is not None:
+        raise Unreplayable(f"its backward uploads: {bcap.host_data}")
     return bcap, gos, grads
 
 
-def _saved_values(cap: Capture, bcap: Capture, device) -> list:
+def _saved_values(cap: Capture, bcap: Capture, device, inputs) -> list:
     """The buffers of the forward the backward reads, as byte tensors the forward plan
-    returns."""
+    returns (not the inputs, host data uploaded anew included: the backward gets those)."""
+    held = {t._storage.buf for t in inputs}
     used = set()
     for kind, _, p in bcap.actions:
         if kind == "launch":
@@ -181,7 +184,7 @@ def _saved_values(cap: Capture, bcap: Capture, device) -> list:
             used.add(p.ref.buf)
     saved = []
     for b in used:
-        if b in cap.created:
+        if b in cap.created and b not in held:
             st = cap.created[b][0]()
             if st is None:
                 raise Unreplayable("its backward reads a value the forward freed")

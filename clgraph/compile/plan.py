@@ -25,7 +25,8 @@ from .trace import Capture, Ref, Unreplayable, buffers, flatten, ref_of
 def build(cap: Capture, inputs: list, result, dev, saved=(), graph_held=False) -> Plan:
     """The plan of a traced call of ``inputs`` that returned ``result``. ``saved``: more
     tensors to return (a forward's values its compiled backward reads); ``graph_held``: the
-    traced call's autograd graph keeps its buffers alive."""
+    traced call's autograd graph keeps its buffers alive. An input may stand for a buffer
+    the call made (host data a replay uploads anew: hostdata): its upload is dropped."""
     in_slot: dict = {}
     for i, t in enumerate(inputs):
         in_slot.setdefault(t._storage.buf, i)
@@ -34,7 +35,7 @@ def build(cap: Capture, inputs: list, result, dev, saved=(), graph_held=False) -
     grads = [(weakref.ref(leaf), None if leaf._grad is None else ref_of(leaf._grad))
              for leaf in cap.grads.values()]
     esc_bufs, state_storage = _escaping(cap, out_tensors, in_slot)
-    _check_contained(cap, esc_bufs, graph_held)
+    _check_contained(cap, esc_bufs.keys() | in_slot.keys(), graph_held)
 
     def source(r: Ref) -> Source:
         meta = (r.shape, r.stride, r.offset, r.dtype, r.device)
@@ -47,7 +48,8 @@ def build(cap: Capture, inputs: list, result, dev, saved=(), graph_held=False) -
     outputs = [source(ref_of(t)) for t in out_tensors]
     grads = [(w, None if r is None else source(r)) for w, r in grads]
     steps, refreshers = steps_from_capture(cap)
-    internal = {b for b in cap.created if b not in esc_bufs}
+    steps = [s for s in steps if not (s.kind == "write" and s.payload.buf in in_slot)]
+    internal = {b for b in cap.created if b not in esc_bufs and b not in in_slot}
     steps, const_bufs = passes.optimize(steps, internal, dev)
     scratch = internal - const_bufs
     budget = min(dev.cl_device.max_parameter_size, 4096) - 64
@@ -99,14 +101,14 @@ def _escaping(cap: Capture, out_tensors: list, in_slot: dict) -> tuple[dict, dic
     for t in out_tensors + [leaf._grad for leaf in cap.grads.values()
                             if leaf._grad is not None]:
         b = t._storage.buf
-        if b in cap.created and b not in esc_bufs:
+        if b in cap.created and b not in esc_bufs and b not in in_slot:
             esc_bufs[b] = len(esc_bufs)
         elif b not in cap.created and b not in in_slot:
             state_storage[b] = t._storage
     return esc_bufs, state_storage
 
 
-def _check_contained(cap: Capture, esc_bufs: dict, graph_held: bool) -> None:
+def _check_contained(cap: Capture, esc_bufs, graph_held: bool) -> None:
     """Every other tensor the call made must be gone: the plan reuses their buffers."""
     created = cap.created
     if any(wr() is not None and b not in esc_bufs for b, (wr, _, _) in created.items()):

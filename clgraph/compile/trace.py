@@ -13,6 +13,7 @@ of this package.
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 import weakref
 from collections import namedtuple
@@ -25,6 +26,7 @@ from ..autograd.function import FunctionNode
 from ..ops import registry
 from ..optim.optimizer import OptimizerStep
 from ..tensor import Tensor
+from . import hostdata
 
 # A tensor's view of a buffer, without the tensor.
 Ref = namedtuple("Ref", "buf shape stride offset dtype device")
@@ -79,9 +81,14 @@ class Capture(registry.Interpreter):
     record) in program order, kind one of "launch" (a runtime.Launch), "write" (a
     runtime.Write), "copy" (a runtime.Copy) and "index" (an IndexCheck). After ``stop()``
     ops run unrecorded; events are still observed until the capture is popped (and the
-    trace's buffers stay out of the pool until then)."""
+    trace's buffers stay out of the pool until then). ``root``: the compiled function and
+    the traced call's arguments (hostdata.Root), to find host data a replay reads again;
+    without it (a traced backward) such data makes the call unreplayable."""
 
-    def __init__(self):
+    def __init__(self, root=None):
+        self.root = root
+        self.host_inputs: list = []  # (buffer, hostdata.HostInput): uploads made anew
+        self.host_data: str | None = None  # why an upload's data cannot be replayed
         self.events: list[Event] = []
         self.actions: list[tuple] = []
         self.cur: int | None = None
@@ -155,6 +162,12 @@ class Capture(registry.Interpreter):
     def _write(self, ev):
         i = self._current(lambda: Event("upload", (), [ev.buf]))
         self.actions.append(("write", i, ev._replace(host=np.array(ev.host, copy=True))))
+        if self.host_data is None and not self.stopped:
+            found = hostdata.classify(sys._getframe(), self.root)
+            if isinstance(found, str):
+                self.host_data = found
+            elif found is not None:
+                self.host_inputs.append((ev.buf, found))
 
     def _copy(self, ev):
         i = self._current(lambda: Event("copy", [ev.src], [ev.dst]))
