@@ -342,11 +342,12 @@ def matmul_epilogues(steps: list, internal: set, dev) -> list:
         j, seg_step = _sole_reader_seg(out, i, st, c, internal, readers)
         if seg_step is None:
             continue
-        epi = fuse.epilogue(seg_step.seg, c, c_off, M * N, linalg.EPILOGUE_WIDTHS)
+        ready = linalg.EPILOGUE_READY[launch.kernel]
+        epi = fuse.epilogue(seg_step.seg, c, c_off, M * N, linalg.epilogue_widths(ready))
         if epi is None:
             continue
         source, params, pvals, (obuf, ooff) = epi
-        k = linalg.epilogue_kernel(dev, linalg.EPILOGUE_READY[launch.kernel], source, params)
+        k = linalg.epilogue_kernel(dev, ready, source, params)
         new_args = list(launch.args) + pvals
         new_args[at["C"]], new_args[at["c_off"]] = obuf, ooff
         reads = (st.reads | seg_step.reads) - {c}

@@ -21,13 +21,20 @@ from .registry import OpDef, apply, public, register
 # the same), for the compile pass that fuses an epilogue into the store
 MATMUL_ARGS = {p.name: i for i, p in enumerate(kernel_signature(
     (codegen.KERNEL_DIR / "matmul.cl").read_text(), "matmul_rb"))}
-# register-blocked kernel tile (rows x columns per work-item) and rows of work-items per
-# group, as the defaults of kernels/matmul.cl
-_TM, _LM = 6, 16
+# rows of work-items per group of the register-blocked kernel (kernels/matmul.cl's LM)
+_LM = 16
 
 
-def _tn(d: dt.dtype) -> int:
-    return 8 if d is dt.float64 else 16
+def _tile(info, d: dt.dtype) -> tuple[int, int]:
+    """matmul_rb's register tile on this device: (VW, TM); each work-item holds TM rows of
+    VW * 2 columns. 256-bit vectors, 6 rows (the kernel's defaults: 12 accumulators and 3
+    more of the 16 AVX2 registers); where the device takes 512-bit vectors (PoCL on
+    AVX-512) 8 rows of 16-float vectors use 16 of the 32 registers: matmul 1024^3 86-104
+    -> 232-276 GFLOP/s, 2048x256x1024 74-78 -> 204-242 (same-run, 2 cores)."""
+    wide = info.vector_width("double" if d is dt.float64 else "float")
+    if d is dt.float64:
+        return (8, 8) if wide >= 8 else (4, 6)
+    return (16, 8) if wide >= 16 else (8, 6)
 
 
 def _kernel_for(info, d: dt.dtype):
@@ -36,6 +43,10 @@ def _kernel_for(info, d: dt.dtype):
     acc = d.compute if d.is_floating_point else None
     name = "matmul_naive" if acc is None else "matmul_rb"
     defines = gemm.base_defines(d)
+    if acc is not None:
+        vw, tm = _tile(info, d)
+        defines = tuple(x for x in defines if x[0] != "VW") + (("VW", str(vw)),
+                                                               ("TM", str(tm)))
     k = codegen.template_kernel(info, "matmul.cl", name, defines)
     if name == "matmul_rb" and d is dt.float32:
         EPILOGUE_READY[k] = (name, defines)
@@ -47,30 +58,34 @@ def _kernel_for(info, d: dt.dtype):
 EPILOGUE_READY: dict = {}
 
 
-# matmul_rb stores vectors of this many float columns, or single elements (matmul_gemm
-# stores single elements)
-EPILOGUE_WIDTHS = (1, 8)
+def epilogue_widths(ready) -> tuple[int, ...]:
+    """The widths a fused epilogue of kernel ``ready`` (from EPILOGUE_READY) stores:
+    matmul_rb single elements and vectors of its VW columns (8, or 16 where the device
+    takes 512-bit vectors), matmul_gemm and matmul_mma single elements."""
+    name, defines = ready
+    return (1, int(dict(defines).get("VW", "8"))) if name == "matmul_rb" else (1, 8)
 
 
 def epilogue_kernel(info, ready, source: str, params: tuple):
     """The kernel ``ready`` (its name and defines, from EPILOGUE_READY) storing
     cg_epi<w>(product, row * N + col, ...) instead of the product: ``source`` defines those
-    functions (one per EPILOGUE_WIDTHS) over ``params``, the kernel arguments they add (C
+    functions (one per epilogue_widths(ready)) over ``params``, the kernel arguments they add (C
     declarations: the kernel's signature gives their types)."""
     name, defines = ready
     names = "".join(", " + p.split()[-1] for p in params)
     at = "(long)(row) * N + (col)"
+    vw = dict(defines).get("VW", "8")
     source += "\n".join(["#define EPI_PARAMS " + "".join(", " + p for p in params),
-                          f"#define EPI_V(v, row, col) cg_epi8((v), {at}{names})",
+                          f"#define EPI_V(v, row, col) cg_epi{vw}((v), {at}{names})",
                           f"#define EPI_S(v, row, col) cg_epi1((v), {at}{names})", ""])
     return codegen.template_kernel(info, "matmul.cl", name, defines, extra_source=source)
 
 
-def _geometry(name, M, N, batch, d):
+def _geometry(info, name, M, N, batch, d):
     if name == "matmul_rb":
-        tn = _tn(d)
-        gy = -(-(-(-M // _TM)) // _LM) * _LM
-        return (-(-N // tn), gy, batch), (1, _LM, 1)
+        vw, tm = _tile(info, d)
+        gy = -(-(-(-M // tm)) // _LM) * _LM
+        return (-(-N // (2 * vw)), gy, batch), (1, _LM, 1)
     return (N, M, batch), None
 
 
@@ -122,11 +137,11 @@ def _run_matmul(op, args, attrs, out=None):
             # C's memory layout and reads B^T along its contiguous rows
             M, N = N, M
             ga, gb = gb[:3] + (gb[4], gb[3]), ga[:3] + (ga[4], ga[3])
-        elif name != "matmul_rb" or M > _GATHER_ROWS:
+        elif name != "matmul_rb" or M > 4 * _tile(info, d)[1] * _LM:
             # many row tiles would each gather B's columns again: one transposed copy
             b = contiguous(b)
             gb = (b._storage.buf, b._offset, b_bs and b._stride[0], b._stride[1], 1)
-    gsize, lsize = _geometry(name, M, N, batch, d)
+    gsize, lsize = _geometry(info, name, M, N, batch, d)
     return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K)
 
 
@@ -141,11 +156,10 @@ def _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K):
     return out
 
 
-# matmul_rb packs B into local memory once per group of _TM * _LM rows; a transposed B is
-# gathered in place for up to this many rows (measured on 256x256x64: 110 us against 100 us
-# for rows of B plus a 20-50 us transposed copy; on 1024^3, 16.3 ms against 11.4 ms plus
-# a 1 ms copy). Packing with a vector load per column along k was slower below 1024^3.
-_GATHER_ROWS = 4 * _TM * _LM
+# matmul_rb packs B into local memory once per group of TM * _LM rows; a transposed B is
+# gathered in place for up to 4 such groups of rows (measured on 256x256x64: 110 us against
+# 100 us for rows of B plus a 20-50 us transposed copy; on 1024^3, 16.3 ms against 11.4 ms
+# plus a 1 ms copy). Packing with a vector load per column along k was slower below 1024^3.
 
 
 def _transposed(t) -> bool:
