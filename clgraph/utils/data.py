@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import distributed
 from .. import dtypes as dt
 from ..creation import as_tensor, randperm, tensor
 from ..device import default_device
@@ -119,6 +120,53 @@ class RandomSampler(Sampler):
 
     def __len__(self):
         return len(self.data_source)
+
+
+class DistributedSampler(Sampler):
+    """torch.utils.data.DistributedSampler: rank ``rank`` of ``num_replicas`` takes every
+    ``num_replicas``-th index of one order all ranks share (a permutation drawn from
+    ``seed + epoch`` when ``shuffle``; call ``set_epoch`` each epoch), padded with indices
+    from its start to a multiple of ``num_replicas``, or cut to one with ``drop_last``.
+    ``num_replicas`` and ``rank`` default to clgraph.distributed's world size and rank. The
+    permutation is numpy's (PyTorch's generator draws another one)."""
+
+    def __init__(self, dataset, num_replicas: int | None = None, rank: int | None = None,
+                 shuffle: bool = True, seed: int = 0, drop_last: bool = False):
+        if num_replicas is None:
+            num_replicas = distributed.get_world_size()
+        if rank is None:
+            rank = distributed.get_rank()
+        if rank >= num_replicas or rank < 0:
+            raise ValueError(f"Invalid rank {rank}, rank should be in the interval "
+                             f"[0, {num_replicas - 1}]")
+        self.dataset, self.num_replicas, self.rank = dataset, num_replicas, rank
+        self.epoch, self.drop_last, self.shuffle, self.seed = 0, drop_last, shuffle, seed
+        n = len(dataset)
+        if drop_last and n % num_replicas:
+            self.num_samples = -(-(n - num_replicas) // num_replicas)
+        else:
+            self.num_samples = -(-n // num_replicas)
+        self.total_size = self.num_samples * num_replicas
+
+    def __iter__(self):
+        n = len(self.dataset)
+        if self.shuffle:
+            indices = np.random.default_rng(self.seed + self.epoch).permutation(n).tolist()
+        else:
+            indices = list(range(n))
+        if self.drop_last:
+            indices = indices[:self.total_size]
+        elif indices:
+            pad = self.total_size - len(indices)
+            indices += (indices * -(-pad // len(indices)))[:pad]
+        return iter(indices[self.rank:self.total_size:self.num_replicas])
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next shuffle is drawn for (the same on every rank)."""
+        self.epoch = epoch
 
 
 class BatchSampler(Sampler):
@@ -284,7 +332,9 @@ class DataLoader:
         return len(self.sampler)
 
     def __iter__(self) -> Iterator:
-        if (self._default_sampler and self._auto_collate and self.batch_size is not None
+        gather = self._default_sampler or (isinstance(self.batch_sampler, BatchSampler) and
+                                           isinstance(self.sampler, DistributedSampler))
+        if (gather and self._auto_collate and self.batch_size is not None
                 and isinstance(self.dataset, TensorDataset)):
             return self._tensor_batches()
         if self.batch_sampler is None:
@@ -296,10 +346,14 @@ class DataLoader:
         """TensorDataset batches: one gather (or one copy of a slice) per tensor."""
         tensors = self.dataset.tensors
         n, bs = len(self.dataset), self.batch_size
-        stop = n - n % bs if self.drop_last else n
         perm = None
         if isinstance(self.sampler, RandomSampler):
             perm = randperm(n, device=tensors[0].device)
+        elif isinstance(self.sampler, DistributedSampler):
+            order = list(self.sampler)
+            n = len(order)
+            perm = tensor(order, dtype=dt.int64, device=tensors[0].device)
+        stop = n - n % bs if self.drop_last else n
         for start in range(0, stop, bs):
             end = min(start + bs, n)
             if perm is None:
@@ -310,6 +364,6 @@ class DataLoader:
                        for t in tensors]
 
 
-__all__ = ["BatchSampler", "DataLoader", "Dataset", "RandomSampler", "Sampler",
-           "SequentialSampler", "Subset", "TensorDataset", "default_collate",
+__all__ = ["BatchSampler", "DataLoader", "Dataset", "DistributedSampler", "RandomSampler",
+           "Sampler", "SequentialSampler", "Subset", "TensorDataset", "default_collate",
            "default_convert", "random_split"]
