@@ -22,8 +22,8 @@ instruction's position.
   the new tensor in place of the traced upload; a value whose shape or dtype changed runs
   that call eagerly.
 - Anything else (data computed in the function, a local variable, a list used as an
-  index): the signature runs eagerly, with a warning naming the line: a replay could not
-  see the data change.
+  index, a DataLoader's batch or a file loaded in the call): the signature runs eagerly,
+  with a warning naming the line: a replay could not see the data change.
 
 Python statements of the function never run at replay: data the function itself mutates
 is read as it is when the call starts. Imports Tensor, Module, dtypes and the device type;
@@ -53,6 +53,8 @@ _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 # can become an input of the plan) and those that take host indices or values
 _CREATE = {("creation.py", n) for n in ("tensor", "as_tensor", "asarray", "from_numpy")}
 _FORWARD = {("index.py", "getitem"): "get", ("index.py", "setitem"): "set"}
+# library code that reads host data of its own (a batch a DataLoader collates, a file)
+_LOADERS = (os.path.join("utils", "data.py"), "serialization.py")
 
 _IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, np.generic, np.dtype,
               dt.dtype, _Device, slice, type(Ellipsis), Tensor, Module, type, types.ModuleType,
@@ -164,11 +166,14 @@ def classify(frame, root: Root | None):
     user, callee = _user_frame(frame)
     if user is None or callee is None:
         return None
+    where = f"{user.f_code.co_filename}:{user.f_lineno}"
+    if _loads(frame):
+        return (f"host data is loaded inside the call at {where} (a DataLoader's batch, a "
+                "file), and a replay would not see it change")
     entry = (os.path.basename(callee.f_code.co_filename), callee.f_code.co_name)
     kind = "create" if entry in _CREATE else _FORWARD.get(entry)
     if kind is None:
         return None  # library code computing from shapes and its arguments
-    where = f"{user.f_code.co_filename}:{user.f_lineno}"
     node, assigned = _expression(user)
     if node is None:
         return (f"host data becomes a tensor at {where}, whose source clgraph cannot read "
@@ -184,8 +189,10 @@ def classify(frame, root: Root | None):
             return _reason(where, node, f"`{ast.unparse(o)}` is a local variable")
         if f[0] != "value" and f[0] != "path":
             return _reason(where, node, f"`{ast.unparse(o)}` is computed in the call")
-    if kind != "create":
+    if kind == "get":
         return _reason(where, node, "an index made of host data (index with a tensor)")
+    if kind == "set":
+        return _reason(where, node, "host data assigned into a tensor or used as an index")
     if root is None:
         return _reason(where, node, "host data in a traced backward")
     fn = _evaluate(node.func, user)
@@ -200,6 +207,18 @@ def classify(frame, root: Root | None):
 def _reason(where: str, node, why: str) -> str:
     return (f"host data becomes a tensor at {where} (`{ast.unparse(node)}`): {why}, and a "
             "replay would not see it change")
+
+
+def _loads(frame) -> bool:
+    """Whether the upload is made by clgraph code that loads host data (a DataLoader)."""
+    while frame is not None:
+        name = os.path.abspath(frame.f_code.co_filename)
+        if not name.startswith(_PACKAGE):
+            return False
+        if name.endswith(_LOADERS):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _user_frame(frame):
