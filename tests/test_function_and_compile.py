@@ -554,6 +554,35 @@ def test_closure_rebinding_and_module_attribute(no_warnings):
     assert all(e.plan is not None for e in cm._entries.values())
 
 
+def test_bound_method_object_attribute(no_warnings):
+    class Scaler:
+        def __init__(self):
+            self.factors = [1.0, 1.0]
+
+        def apply(self, x):
+            return x * cg.tensor(self.factors)
+
+    s = Scaler()
+    c = cg.compile(s.apply)
+    x = F32(2)
+    for k in range(3):
+        s.factors = [float(k), 2.0 * k]
+        np.testing.assert_allclose(npy(c(x)), npy(x) * [k, 2 * k], rtol=1e-6)
+    (entry,) = c._entries.values()
+    assert entry.plan is not None and len(entry.host.specs) == 1
+
+
+def test_data_loader_inside_runs_eagerly():
+    data = [np.full(2, i, np.float32) for i in range(4)]
+    loader = cg.utils.data.DataLoader(data, batch_size=2)
+    c = cg.compile(lambda x: sum(b.sum() for b in loader) + x.sum())
+    x = cg.zeros(3)
+    _warns_eagerly(c, x, match="host data is loaded inside the call")
+    for k in range(2):
+        data[0][:] = k + 10
+        np.testing.assert_allclose(c(x).item(), 2 * (k + 10) + 2 + 4 + 6)
+
+
 def test_array_argument_mutated_in_place(no_warnings):
     c = cg.compile(lambda x, arr: (x + cg.tensor(arr)).sum())
     x, arr = F32(5), np.zeros(5, np.float32)

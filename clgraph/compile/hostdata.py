@@ -69,6 +69,7 @@ class Root:
         target = type(module).forward if module is not None else fn
         target = getattr(target, "__func__", target)
         self.code = getattr(target, "__code__", None)
+        self.bound = getattr(fn, "__self__", None) if module is None else None  # a method's
         cells = getattr(target, "__closure__", None) or ()
         self.cells = dict(zip(self.code.co_freevars, cells)) if self.code else {}
         try:
@@ -328,6 +329,8 @@ def _root(name: str, frame, root: Root | None):
         v = local[name]
         if isinstance(v, Module):  # ``self`` of a forward: a module lives across calls
             return ("object", weakref.ref(v))
+        if root is not None and root.bound is not None and v is root.bound:
+            return ("object", lambda: root.bound)  # the object of a compiled bound method
         if root is not None and frame.f_code is root.code and name in root.traced \
                 and root.traced[name] is v:
             return ("arg", name)
