@@ -330,9 +330,11 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
         raise ValueError(f"reduce_scatter: input_list has {len(ins)} tensors for a group of "
                          f"size {g.size}")
     for x in ins:
-        if _tensor(x, "reduce_scatter", "input_list").shape != out.shape:
-            raise ValueError(f"reduce_scatter: every input must be shaped like the output "
-                             f"{list(out.shape)}, got {list(x.shape)}")
+        if _tensor(x, "reduce_scatter", "input_list").shape != out.shape or (
+                x.dtype is not out.dtype):
+            raise ValueError(f"reduce_scatter: every input must be {out.dtype}"
+                             f"{list(out.shape)} like the output, got {x.dtype}"
+                             f"{list(x.shape)}")
     with no_grad():
         flat = cat([x.reshape(-1) for x in ins])
     return _reduce_scatter(g, out, flat, _as_op(op), async_op)

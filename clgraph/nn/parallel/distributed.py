@@ -65,7 +65,7 @@ class _Bucket:
 
 def _buckets(params: list, cap_bytes: int) -> list[_Bucket]:
     """Reverse registration order, one dtype and device per bucket, the first one small."""
-    out, cur, size, limit = [], [], 0, _FIRST_BUCKET_BYTES
+    out, cur, size, limit = [], [], 0, min(_FIRST_BUCKET_BYTES, cap_bytes)
     for p in reversed(params):
         nbytes = p.numel() * p.dtype.itemsize
         if cur and (size + nbytes > limit or p.dtype is not cur[0].dtype
