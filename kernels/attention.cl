@@ -3,8 +3,10 @@
    and sum over blocks of keys (online softmax) and stores the row's log-sum-exp for the
    backward, which recomputes the probabilities block by block.
 
-   Layouts (float32, contiguous, bh = batch * heads):
-     q (bh, L, E), k (bh, S, E), v (bh, S, EV), o and do (bh, L, EV), lse and dd (bh, LP)
+   Layouts (float32, bh = b * H + h over the batch dims, H the last one):
+     q (bh, L, E), k (bh, S, E), v (bh, S, EV), o and do (bh, L, EV): rows read in place
+     (ROWS: offset and the strides of b, h and the row; elements contiguous);
+     dq, dk, dv contiguous; lse and dd (bh, LP);
      transposed copies (transpose_pad): kt (bh, E, SP), vt (bh, EV, SP), qt (bh, E, LP),
      dot (bh, EV, LP), zero beyond S (L); SP and LP round S and L up to VW.
      mask: additive float (0 or -inf for a bool mask), element (b, h, i, j) at
@@ -61,6 +63,15 @@ inline float hmax(float8 v) {
 inline float hsum(float8 v) { float4 b = v.lo + v.hi; float2 c = b.lo + b.hi; return c.x + c.y; }
 #endif
 
+/* a strided operand (b, h, row, e) with unit e stride, bh = b * H + h: its parameters and
+   the address of row ``i`` of (bh) */
+#define ROWS(p) __global const float* p, const long p##_off, const long p##_sb, \
+    const long p##_sh, const long p##_sl
+#define ROWS_OUT(p) __global float* p, const long p##_off, const long p##_sb, \
+    const long p##_sh, const long p##_sl
+#define AT(p, bh, i) ((p) + p##_off + (long)((bh) / H) * p##_sb + (long)((bh) % H) * p##_sh \
+    + (long)(i) * p##_sl)
+
 #define MASK_PARAMS __global const float* mask, const long m_off, const long m_bs, \
     const long m_hs, const long m_ls, const int H, const int causal
 
@@ -83,8 +94,8 @@ inline VF masked(VF s, int i, int j0, int S, int bh, MASK_PARAMS)
     return keep ? s : (VF)(NEG_INF);
 }
 
-__kernel void transpose_pad(__global const float* x, __global float* y, const int N,
-                            const int C, const int NP)
+__kernel void transpose_pad(ROWS(x), __global float* y, const int N, const int C,
+                            const int NP, const int H)
 {
     /* x (bh, N, C) -> y (bh, C, NP), zero for n >= N; C is a multiple of VW. Work-item
        (n, cb, bh) moves VW channels of row n: one vector load, VW stores that neighbouring
@@ -93,7 +104,7 @@ __kernel void transpose_pad(__global const float* x, __global float* y, const in
     if (n >= NP) return;
     float t[VW];
     if (n < N) {
-        CAT(vstore, VW)(LDV(x + ((long)bh * N + n) * C + c0), 0, t);
+        CAT(vstore, VW)(LDV(AT(x, bh, n) + c0), 0, t);
     } else {
         for (int u = 0; u < VW; ++u) t[u] = 0.0f;
     }
@@ -105,15 +116,14 @@ __kernel void transpose_pad(__global const float* x, __global float* y, const in
 /* acc[r] += p[r][t] * v[j0 + t] for every row r */
 #define PV_STEP(t)                                                                        \
     {                                                                                     \
-        const __global float* vr = vb + (long)(j0 + (t)) * EV;                            \
+        const __global float* vr = AT(v, bh, j0 + (t));                                   \
         _Pragma("unroll") for (int c = 0; c < EVV; ++c) {                                 \
             const VF vv = LDV(vr + c * VW);                                               \
             _Pragma("unroll") for (int r = 0; r < R; ++r) acc[r][c] = p[r][t] * vv + acc[r][c]; \
         }                                                                                 \
     }
 
-__kernel void sdpa_fwd(__global const float* q, __global const float* kt,
-                       __global const float* v, MASK_PARAMS, __global float* o,
+__kernel void sdpa_fwd(ROWS(q), __global const float* kt, ROWS(v), MASK_PARAMS, ROWS_OUT(o),
                        __global float* lse, const int L, const int S, const int SP,
                        const int LP, const float scale)
 {
@@ -124,13 +134,12 @@ __kernel void sdpa_fwd(__global const float* q, __global const float* kt,
     float m[R], l[R];
     for (int r = 0; r < R; ++r) {
         const int i = min(i0 + r, L - 1);
-        for (int e = 0; e < E; ++e) qa[r][e] = q[((long)bh * L + i) * E + e] * scale;
+        for (int e = 0; e < E; ++e) qa[r][e] = AT(q, bh, i)[e] * scale;
         for (int c = 0; c < EVV; ++c) acc[r][c] = (VF)(0.0f);
         m[r] = NEG_INF;
         l[r] = 0.0f;
     }
     const __global float* ktb = kt + (long)bh * E * SP;
-    const __global float* vb = v + (long)bh * S * EV;
     const int jend = causal ? min(S, i0 + R) : S;
     for (int j0 = 0; j0 < jend; j0 += VW) {
         VF s[R];
@@ -166,7 +175,7 @@ __kernel void sdpa_fwd(__global const float* q, __global const float* kt,
     for (int r = 0; r < R && i0 + r < L; ++r) {
         const int i = i0 + r;
         const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-        __global float* orow = o + ((long)bh * L + i) * EV;
+        __global float* orow = AT(o, bh, i);
         for (int c = 0; c < EVV; ++c) STV(acc[r][c] * inv, orow + c * VW);
         lse[(long)bh * LP + i] = l[r] > 0.0f ? m[r] + log(l[r]) : INFINITY;
     }
@@ -174,9 +183,9 @@ __kernel void sdpa_fwd(__global const float* q, __global const float* kt,
 
 /* dq[i] = scale * sum_j p_ij (dp_ij - dd_i) k_j, p_ij = exp(s_ij - lse_i),
    dp_ij = do_i . v_j, dd_i = do_i . o_i */
-__kernel void sdpa_bwd_dq(__global const float* q, __global const float* k,
-                          __global const float* kt, __global const float* vt, MASK_PARAMS,
-                          __global const float* dO, __global const float* lse,
+__kernel void sdpa_bwd_dq(ROWS(q), ROWS(k), __global const float* kt,
+                          __global const float* vt, MASK_PARAMS, ROWS(dO),
+                          __global const float* lse,
                           __global const float* dd, __global float* dq, const int L,
                           const int S, const int SP, const int LP, const float scale)
 {
@@ -187,15 +196,14 @@ __kernel void sdpa_bwd_dq(__global const float* q, __global const float* k,
     float lr[R], dr[R];
     for (int r = 0; r < R; ++r) {
         const int i = min(i0 + r, L - 1);
-        for (int e = 0; e < E; ++e) qa[r][e] = q[((long)bh * L + i) * E + e] * scale;
-        for (int e = 0; e < EV; ++e) ga[r][e] = dO[((long)bh * L + i) * EV + e];
+        for (int e = 0; e < E; ++e) qa[r][e] = AT(q, bh, i)[e] * scale;
+        for (int e = 0; e < EV; ++e) ga[r][e] = AT(dO, bh, i)[e];
         for (int c = 0; c < EQV; ++c) acc[r][c] = (VF)(0.0f);
         lr[r] = lse[(long)bh * LP + i];
         dr[r] = dd[(long)bh * LP + i];
     }
     const __global float* ktb = kt + (long)bh * E * SP;
     const __global float* vtb = vt + (long)bh * EV * SP;
-    const __global float* kb = k + (long)bh * S * E;
     const int jend = causal ? min(S, i0 + R) : S;
     for (int j0 = 0; j0 < jend; j0 += VW) {
         VF s[R], dp[R];
@@ -220,7 +228,7 @@ __kernel void sdpa_bwd_dq(__global const float* q, __global const float* k,
         }
 #define DSK_STEP(t)                                                                       \
     {                                                                                     \
-        const __global float* kr = kb + (long)(j0 + (t)) * E;                             \
+        const __global float* kr = AT(k, bh, j0 + (t));                                   \
         _Pragma("unroll") for (int c = 0; c < EQV; ++c) {                                 \
             const VF kv = LDV(kr + c * VW);                                               \
             _Pragma("unroll") for (int r = 0; r < R; ++r) acc[r][c] = ds[r][t] * kv + acc[r][c]; \
@@ -241,9 +249,8 @@ __kernel void sdpa_bwd_dq(__global const float* q, __global const float* k,
 
 /* dv[j] = sum_i p_ij do_i, dk[j] = scale * sum_i p_ij (dp_ij - dd_i) q_i: vectors of VW
    queries per step (qt, dot), R keys per work-item */
-__kernel void sdpa_bwd_dkv(__global const float* q, __global const float* qt,
-                           __global const float* k, __global const float* v,
-                           MASK_PARAMS, __global const float* dO, __global const float* dot,
+__kernel void sdpa_bwd_dkv(ROWS(q), __global const float* qt, ROWS(k), ROWS(v),
+                           MASK_PARAMS, ROWS(dO), __global const float* dot,
                            __global const float* lse, __global const float* dd,
                            __global float* dk, __global float* dv, const int L, const int S,
                            const int SP, const int LP, const float scale)
@@ -254,15 +261,13 @@ __kernel void sdpa_bwd_dkv(__global const float* q, __global const float* qt,
     VF gk[R][EQV], gv[R][EVV];
     for (int r = 0; r < R; ++r) {
         const int j = min(j0 + r, S - 1);
-        for (int e = 0; e < E; ++e) ka[r][e] = k[((long)bh * S + j) * E + e] * scale;
-        for (int e = 0; e < EV; ++e) va[r][e] = v[((long)bh * S + j) * EV + e];
+        for (int e = 0; e < E; ++e) ka[r][e] = AT(k, bh, j)[e] * scale;
+        for (int e = 0; e < EV; ++e) va[r][e] = AT(v, bh, j)[e];
         for (int c = 0; c < EQV; ++c) gk[r][c] = (VF)(0.0f);
         for (int c = 0; c < EVV; ++c) gv[r][c] = (VF)(0.0f);
     }
     const __global float* qtb = qt + (long)bh * E * LP;
     const __global float* dotb = dot + (long)bh * EV * LP;
-    const __global float* qb = q + (long)bh * L * E;
-    const __global float* gb = dO + (long)bh * L * EV;
     const int istart = causal ? (j0 / VW) * VW : 0;
     for (int i0 = istart; i0 < L; i0 += VW) {
         VF s[R], dp[R];
@@ -300,12 +305,12 @@ __kernel void sdpa_bwd_dkv(__global const float* q, __global const float* qt,
         }
 #define KV_STEP(t)                                                                        \
     {                                                                                     \
-        const __global float* gr = gb + (long)(i0 + (t)) * EV;                            \
+        const __global float* gr = AT(dO, bh, i0 + (t));                                  \
         _Pragma("unroll") for (int c = 0; c < EVV; ++c) {                                 \
             const VF g = LDV(gr + c * VW);                                                \
             _Pragma("unroll") for (int r = 0; r < R; ++r) gv[r][c] = pa[r][t] * g + gv[r][c]; \
         }                                                                                 \
-        const __global float* qr = qb + (long)(i0 + (t)) * E;                             \
+        const __global float* qr = AT(q, bh, i0 + (t));                                   \
         _Pragma("unroll") for (int c = 0; c < EQV; ++c) {                                 \
             const VF qq = LDV(qr + c * VW);                                               \
             _Pragma("unroll") for (int r = 0; r < R; ++r) gk[r][c] = da[r][t] * qq + gk[r][c]; \
@@ -350,19 +355,18 @@ inline float masked1(float s, int i, int j, int bh, MASK_PARAMS)
 /* rows [r0, r0 + BK) of x (bh, N, C) into local memory, zeros past N */
 #define STAGE(dst, x, r0, N, C)                                                           \
     for (int e_ = lid; e_ < BK * (C); e_ += BQ)                                           \
-        dst[e_] = (r0) + e_ / (C) < (N) ? (x)[((long)bh * (N) + (r0)) * (C) + e_] : 0.0f;
+        dst[e_] = (r0) + e_ / (C) < (N) ? AT(x, bh, (r0) + e_ / (C))[e_ % (C)] : 0.0f;
 
 __kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
-void sdpa_fwd_tiled(__global const float* q, __global const float* kt,
-                    __global const float* v, MASK_PARAMS, __global float* o,
+void sdpa_fwd_tiled(ROWS(q), __global const float* kt, ROWS(v), MASK_PARAMS, ROWS_OUT(o),
                     __global float* lse, const int L, const int S, const int SP,
-                    const int LP, const float scale, __global const float* k)
+                    const int LP, const float scale, ROWS(k))
 {
     __local float kl[BK * E], vl[BK * EV];
     const int bh = get_group_id(1), lid = get_local_id(0);
     const int i = get_group_id(0) * BQ + lid, ic = min(i, L - 1);
     float qr[E], acc[EV], sb[BK];
-    for (int e = 0; e < E; ++e) qr[e] = q[((long)bh * L + ic) * E + e] * scale;
+    for (int e = 0; e < E; ++e) qr[e] = AT(q, bh, ic)[e] * scale;
     for (int e = 0; e < EV; ++e) acc[e] = 0.0f;
     float m = NEG_INF, l = 0.0f;
     const int jend = causal ? min(S, (int)(get_group_id(0) + 1) * BQ) : S;
@@ -393,24 +397,23 @@ void sdpa_fwd_tiled(__global const float* q, __global const float* kt,
     }
     if (i >= L) return;
     const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    for (int e = 0; e < EV; ++e) o[((long)bh * L + i) * EV + e] = acc[e] * inv;
+    for (int e = 0; e < EV; ++e) AT(o, bh, i)[e] = acc[e] * inv;
     lse[(long)bh * LP + i] = l > 0.0f ? m + log(l) : INFINITY;
 }
 
 __kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
-void sdpa_bwd_dq_tiled(__global const float* q, __global const float* k,
-                       __global const float* kt, __global const float* vt, MASK_PARAMS,
-                       __global const float* dO, __global const float* lse,
-                       __global const float* dd, __global float* dq, const int L,
-                       const int S, const int SP, const int LP, const float scale,
-                       __global const float* v)
+void sdpa_bwd_dq_tiled(ROWS(q), ROWS(k), __global const float* kt,
+                       __global const float* vt, MASK_PARAMS, ROWS(dO),
+                       __global const float* lse, __global const float* dd,
+                       __global float* dq, const int L, const int S, const int SP,
+                       const int LP, const float scale, ROWS(v))
 {
     __local float kl[BK * E], vl[BK * EV];
     const int bh = get_group_id(1), lid = get_local_id(0);
     const int i = get_group_id(0) * BQ + lid, ic = min(i, L - 1);
     float qr[E], gr[EV], acc[E];
-    for (int e = 0; e < E; ++e) { qr[e] = q[((long)bh * L + ic) * E + e] * scale; acc[e] = 0.0f; }
-    for (int e = 0; e < EV; ++e) gr[e] = dO[((long)bh * L + ic) * EV + e];
+    for (int e = 0; e < E; ++e) { qr[e] = AT(q, bh, ic)[e] * scale; acc[e] = 0.0f; }
+    for (int e = 0; e < EV; ++e) gr[e] = AT(dO, bh, ic)[e];
     const float li = lse[(long)bh * LP + ic], di = dd[(long)bh * LP + ic];
     const int jend = causal ? min(S, (int)(get_group_id(0) + 1) * BQ) : S;
     for (int j0 = 0; j0 < jend; j0 += BK) {
@@ -432,9 +435,8 @@ void sdpa_bwd_dq_tiled(__global const float* q, __global const float* k,
 }
 
 __kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
-void sdpa_bwd_dkv_tiled(__global const float* q, __global const float* qt,
-                        __global const float* k, __global const float* v, MASK_PARAMS,
-                        __global const float* dO, __global const float* dot,
+void sdpa_bwd_dkv_tiled(ROWS(q), __global const float* qt, ROWS(k), ROWS(v), MASK_PARAMS,
+                        ROWS(dO), __global const float* dot,
                         __global const float* lse, __global const float* dd,
                         __global float* dk, __global float* dv, const int L, const int S,
                         const int SP, const int LP, const float scale)
@@ -443,8 +445,8 @@ void sdpa_bwd_dkv_tiled(__global const float* q, __global const float* qt,
     const int bh = get_group_id(1), lid = get_local_id(0);
     const int j = get_group_id(0) * BQ + lid, jc = min(j, S - 1);
     float kr[E], vr[EV], gk[E], gv[EV];
-    for (int e = 0; e < E; ++e) { kr[e] = k[((long)bh * S + jc) * E + e] * scale; gk[e] = 0.0f; }
-    for (int e = 0; e < EV; ++e) { vr[e] = v[((long)bh * S + jc) * EV + e]; gv[e] = 0.0f; }
+    for (int e = 0; e < E; ++e) { kr[e] = AT(k, bh, jc)[e] * scale; gk[e] = 0.0f; }
+    for (int e = 0; e < EV; ++e) { vr[e] = AT(v, bh, jc)[e]; gv[e] = 0.0f; }
     const int istart = causal ? (int)get_group_id(0) * BQ / BK * BK : 0;
     for (int i0 = istart; i0 < L; i0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE);

@@ -307,3 +307,28 @@ def test_fused_attention_differentiates_twice_and_compiles():
     for _ in range(3):
         for got, want in zip(fc(), eager):
             np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_attention_reads_strided_heads_in_place():
+    """Heads split from a packed (B, L, 3 * H * E) projection, as attention layers make
+    them: the kernels read the permuted views in place, and the output's heads merge back
+    into (B, L, H * E) as a view."""
+    rng = np.random.default_rng(8)
+    B, L, H, E = 2, 21, 3, 16
+    packed = rng.standard_normal((B, L, 3 * H * E)).astype(np.float32)
+    t = cg.tensor(packed, requires_grad=True)
+    q, k, v = (t[..., i * H * E:(i + 1) * H * E].reshape(B, L, H, E).permute(0, 2, 1, 3)
+               for i in range(3))
+    with cg.profile() as prof:
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert not any("copy" in f or "contiguous" in f for f in prof.functions), prof.functions
+    merged = y.permute(0, 2, 1, 3).reshape(B, L, H * E)
+    assert merged._storage is y._storage  # a view: no copy to merge the heads
+    merged.pow(2).sum().backward()
+    t64 = cg.tensor(packed.astype(np.float64), requires_grad=True)
+    q6, k6, v6 = (t64[..., i * H * E:(i + 1) * H * E].reshape(B, L, H, E).permute(0, 2, 1, 3)
+                  for i in range(3))
+    y6 = F.scaled_dot_product_attention(q6, k6, v6, is_causal=True)
+    y6.permute(0, 2, 1, 3).reshape(B, L, H * E).pow(2).sum().backward()
+    np.testing.assert_allclose(y.detach().numpy(), y6.detach().numpy(), rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(t.grad.numpy(), t64.grad.numpy(), rtol=2e-4, atol=2e-4)

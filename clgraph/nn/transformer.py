@@ -80,34 +80,44 @@ class MultiheadAttention(Module):
             query, key, value = (t.unsqueeze(1) for t in (query, key, value))
             if key_padding_mask is not None:
                 key_padding_mask = key_padding_mask.unsqueeze(0)
-        elif self.batch_first:
-            query, key, value = (t.transpose(0, 1) for t in (query, key, value))
         if is_causal and attn_mask is None:
             raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use "
                                "the Transformer module method `generate_square_subsequent_mask`"
                                " to create this mask.")
-        out, weights = self._attend(query, key, value, key_padding_mask, need_weights,
+        # the (sequence, batch) dims of the inputs: (1, 0) batch first, else (0, 1)
+        dims = (1, 0) if batched and self.batch_first else (0, 1)
+        out, weights = self._attend(query, key, value, dims, key_padding_mask, need_weights,
                                     attn_mask, average_attn_weights)
         if not batched:
             out = out.squeeze(1)
             weights = None if weights is None else weights.squeeze(0)
-        elif self.batch_first:
-            out = out.transpose(0, 1)
         return out, weights
 
-    def _attend(self, query, key, value, key_padding_mask, need_weights, attn_mask,
-                average):
-        """(L, N, E) inputs -> (L, N, E) output and the weights (or None)."""
-        L, N, E = query.shape
-        S, H, D = key.shape[0], self.num_heads, self.head_dim
-        w, b = self.in_proj_weight, self.in_proj_bias
+    def _project(self, query, key, value):
+        """The input projections of query, key and value, in their inputs' layout; one
+        product with the packed weight when the three are one tensor (self-attention)."""
+        E, w, b = self.embed_dim, self.in_proj_weight, self.in_proj_bias
+        if query is key and key is value:
+            y = F.linear(query, w, b)
+            return y[..., :E], y[..., E:2 * E], y[..., 2 * E:]
         bs = (None, None, None) if b is None else (b[:E], b[E:2 * E], b[2 * E:])
+        return tuple(F.linear(x, w[i * E:(i + 1) * E], bs[i])
+                     for i, x in enumerate((query, key, value)))
 
-        def heads(x, i, n):  # (n, N, E) -> (N, H, n, D)
-            y = F.linear(x, w[i * E:(i + 1) * E], bs[i])
-            return y.reshape(n, N, H, D).permute(1, 2, 0, 3)
+    def _attend(self, query, key, value, dims, key_padding_mask, need_weights, attn_mask,
+                average):
+        """Inputs with (sequence, batch) at ``dims`` -> the output in the same layout and
+        the weights (or None). The heads are views of the projections, and the attention's
+        output merges back into the layout without a copy."""
+        sd, bd = dims
+        L, N, E = query.shape[sd], query.shape[bd], self.embed_dim
+        S, H, D = key.shape[sd], self.num_heads, self.head_dim
 
-        q, k, v = heads(query, 0, L), heads(key, 1, S), heads(value, 2, S)
+        def heads(y, n):  # (.., .., E) -> (N, H, n, D)
+            y = y.reshape(*y.shape[:2], H, D)
+            return y.permute(bd, 2, sd, 3)
+
+        q, k, v = (heads(y, n) for y, n in zip(self._project(query, key, value), (L, S, S)))
         mask = self._mask(attn_mask, key_padding_mask, N, L, S, q.dtype)
         p = self.dropout if self.training else 0.0
         if need_weights:
@@ -120,7 +130,9 @@ class MultiheadAttention(Module):
         else:
             out = F.scaled_dot_product_attention(q, k, v, mask, p)
             weights = None
-        out = out.permute(2, 0, 1, 3).reshape(L, N, E)
+        # (N, H, n, D) -> the inputs' layout (.., .., E)
+        out = out.permute(*((2, 0) if sd == 0 else (0, 2)), 1, 3).reshape(
+            *((L, N) if sd == 0 else (N, L)), E)
         return self.out_proj(out), weights
 
     def _mask(self, attn_mask, key_padding_mask, N, L, S, dtype):

@@ -55,27 +55,40 @@ def _kernel(info, name, E, EV, has_mask):
     return codegen.template_kernel(info, "attention.cl", _kernel_name(info, name), defines)
 
 
-def _flat(t):
-    """(..., N, C) -> a contiguous (bh, N, C) tensor."""
-    n, c = t.shape[-2:]
-    return t.detach().contiguous().reshape(-1, n, c)
+def _rows(name: str, t) -> dict:
+    """Kernel arguments of operand ``t`` (*batch, N, C) read in place as (b, h, row) rows
+    with contiguous elements: offset and the strides of b (the leading batch dims, when
+    they collapse to one), h (the last batch dim) and the row. Other layouts are copied
+    into a contiguous tensor first."""
+    t = t.detach()
+    shape, st = tuple(t.shape), t.stride()
+    nb = len(shape) - 2
+    lead = [(shape[d], st[d]) for d in range(max(nb - 1, 0)) if shape[d] != 1]
+    collapsible = all(s0 == n1 * s1 for (_, s0), (n1, s1) in zip(lead, lead[1:]))
+    if st[-1] != 1 and shape[-1] > 1 or not collapsible:
+        t = t.contiguous()
+        return _rows(name, t)
+    sb = lead[-1][1] if lead else 0
+    sh = st[nb - 1] if nb else 0
+    return {name: t._storage.buf, f"{name}_off": t._offset, f"{name}_sb": sb,
+            f"{name}_sh": sh, f"{name}_sl": st[-2], "_keep_" + name: t}
 
 
 def _pad(n: int, w: int) -> int:
     return -(-n // w) * w
 
 
-def _transposed(info, x, NP):
-    """(bh, N, C) -> (bh, C, NP), zeros past N."""
-    bh, N, C = x.shape
+def _transposed(info, x, bh, H, NP):
+    """Operand x (*batch, N, C) -> (bh, C, NP) contiguous, zeros past N."""
+    N, C = x.shape[-2:]
     y = registry.Tensor._empty((bh, C, NP), x.dtype, x.device)
     w = _width(info)
     k = codegen.template_kernel(info, "attention.cl", "transpose_pad",
                                 (("E", str(w)), ("EV", str(w)), ("VW", str(w))))
     L = codegen.local_size(info)
     registry.launch(info, k, "sdpa_transpose", (_pad(NP, L), C // w, bh), (L, 1, 1),
-                    codegen.pack(k, {"x": x._storage.buf, "y": y._storage.buf, "N": N,
-                                     "C": C, "NP": NP}))
+                    codegen.pack(k, {**_rows("x", x), "y": y._storage.buf, "N": N,
+                                     "C": C, "NP": NP, "H": H}))
     return y
 
 
@@ -83,8 +96,7 @@ def _mask_values(q, mask, S):
     """The mask's kernel arguments: an additive float mask viewed as (*batch, L, S)."""
     batch, L = tuple(q.shape[:-2]), q.shape[-2]
     if mask is None:
-        return {"mask": q._storage.buf, "m_off": 0, "m_bs": 0, "m_hs": 0, "m_ls": 0,
-                "H": 1}
+        return {"mask": q._storage.buf, "m_off": 0, "m_bs": 0, "m_hs": 0, "m_ls": 0}
     m = mask.detach()
     if m.dtype is dt.bool_:
         m = registry.functions.where(m, 0.0, -math.inf).to(dt.float32)
@@ -93,7 +105,7 @@ def _mask_values(q, mask, S):
         m = m.contiguous()
     st = (0, 0) + tuple(m.stride())
     return {"mask": m._storage.buf, "m_off": m._offset, "m_bs": st[-4], "m_hs": st[-3],
-            "m_ls": st[-2], "H": batch[-1] if batch else 1, "_keep": m}
+            "m_ls": st[-2], "_keep": m}
 
 
 _BQ = 64  # the GPU kernels' rows per work-group (kernels/attention.cl)
@@ -112,29 +124,44 @@ def _kernel_name(info, name: str) -> str:
     return name if info.is_cpu else name + "_tiled"
 
 
+def _geometry(q, k):
+    """(bh, H): batch elements times heads, and the heads (the last batch dim)."""
+    batch = tuple(q.shape[:-2])
+    bh = 1
+    for n in batch:
+        bh *= n
+    return bh, (batch[-1] if batch else 1)
+
+
+def _output(q, EV):
+    """The forward's output (*batch, L, EV): for (B, H) batches laid out as (B, L, H, EV),
+    so that merging the heads back ((B, L, H * EV), as attention layers do) is a view."""
+    T, batch, L = registry.Tensor, tuple(q.shape[:-2]), q.shape[-2]
+    if len(batch) == 2:
+        return T._empty((batch[0], L, batch[1], EV), dt.float32, q.device).permute(0, 2, 1, 3)
+    return T._empty((*batch, L, EV), dt.float32, q.device)
+
+
 def _run_sdpa(op, args, attrs, out=None):
     q, k, v, *mask = args
     mask = mask[0] if mask else None
     info = q.device.info
     L, E, S, EV = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
-    qf, kf, vf = _flat(q), _flat(k), _flat(v)
-    bh, w = qf.shape[0], _width(info)
+    (bh, H), w = _geometry(q, k), _width(info)
     SP, LP = _pad(S, w), _pad(L, w)
-    o = registry.Tensor._empty((bh, L, EV), dt.float32, q.device)
+    o = _output(q, EV)
     lse = fill_(registry.Tensor._empty((bh, LP), dt.float32, q.device), math.inf)
     if bh * L and S:
-        kt = _transposed(info, kf, SP) if info.is_cpu else kf
-        mv = _mask_values(q, mask, S)
-        values = {**mv, "q": qf._storage.buf, "kt": kt._storage.buf, "v": vf._storage.buf,
-                  "k": kf._storage.buf,
-                  "o": o._storage.buf, "lse": lse._storage.buf, "L": L, "S": S, "SP": SP,
-                  "LP": LP, "scale": np.float32(attrs["scale"]),
-                  "causal": int(attrs["causal"])}
+        kt = _transposed(info, k, bh, H, SP) if info.is_cpu else q
+        values = {**_mask_values(q, mask, S), **_rows("q", q), **_rows("k", k),
+                  **_rows("v", v), **_rows("o", o), "kt": kt._storage.buf,
+                  "lse": lse._storage.buf, "L": L, "S": S, "SP": SP, "LP": LP, "H": H,
+                  "scale": np.float32(attrs["scale"]), "causal": int(attrs["causal"])}
         kern = _kernel(info, "sdpa_fwd", E, EV, mask is not None)
         _launch(info, "sdpa_fwd", kern, L, bh, values)
     elif bh * L:
         fill_(o, 0.0)
-    return o.reshape(*q.shape[:-1], EV), lse
+    return o, lse
 
 
 def _run_sdpa_backward(op, args, attrs, out=None):
@@ -142,37 +169,36 @@ def _run_sdpa_backward(op, args, attrs, out=None):
     mask = mask[0] if mask else None
     info = q.device.info
     L, E, S, EV = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
-    qf, kf, vf, gf = _flat(q), _flat(k), _flat(v), _flat(g)
-    bh, w = qf.shape[0], _width(info)
+    (bh, H), w = _geometry(q, k), _width(info)
     SP, LP = _pad(S, w), _pad(L, w)
     T = registry.Tensor
-    dq = T._empty(qf.shape, dt.float32, q.device)
-    dk = T._empty(kf.shape, dt.float32, q.device)
-    dv = T._empty(vf.shape, dt.float32, q.device)
+    dq = T._empty(q.shape, dt.float32, q.device)
+    dk = T._empty(k.shape, dt.float32, q.device)
+    dv = T._empty(v.shape, dt.float32, q.device)
     if bh * L * S == 0:
         for t in (dq, dk, dv):
             fill_(t, 0.0)
-    else:
-        # dd_i = do_i . o_i, padded with zeros to LP like lse
-        dd = fill_(T._empty((bh, LP), dt.float32, q.device), 0.0)
-        dd[:, :L] = (gf * _flat(o)).sum(-1)
-        mv = _mask_values(q, mask, S)
-        common = {**mv, "dO": gf._storage.buf, "lse": lse._storage.buf,
-                  "dd": dd._storage.buf, "L": L, "S": S, "SP": SP, "LP": LP,
-                  "scale": np.float32(attrs["scale"]), "causal": int(attrs["causal"])}
-        cpu = info.is_cpu  # the GPU kernels read the rows in place
-        kt, vt = (_transposed(info, kf, SP), _transposed(info, vf, SP)) if cpu else (kf, vf)
-        kern = _kernel(info, "sdpa_bwd_dq", E, EV, mask is not None)
-        _launch(info, "sdpa_bwd_dq", kern, L, bh, {
-            **common, "q": qf._storage.buf, "k": kf._storage.buf, "kt": kt._storage.buf,
-            "vt": vt._storage.buf, "v": vf._storage.buf, "dq": dq._storage.buf})
-        qt, dot = (_transposed(info, qf, LP), _transposed(info, gf, LP)) if cpu else (qf, gf)
-        kern = _kernel(info, "sdpa_bwd_dkv", E, EV, mask is not None)
-        _launch(info, "sdpa_bwd_dkv", kern, S, bh, {
-            **common, "q": qf._storage.buf, "qt": qt._storage.buf, "k": kf._storage.buf,
-            "v": vf._storage.buf, "dot": dot._storage.buf, "dk": dk._storage.buf,
-            "dv": dv._storage.buf})
-    return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
+        return dq, dk, dv
+    # dd_i = do_i . o_i, padded with zeros to LP like lse
+    dd = fill_(T._empty((bh, LP), dt.float32, q.device), 0.0)
+    dd[:, :L] = (g.detach() * o.detach()).sum(-1).reshape(bh, L)
+    common = {**_mask_values(q, mask, S), **_rows("q", q), **_rows("k", k), **_rows("v", v),
+              **_rows("dO", g), "lse": lse._storage.buf, "dd": dd._storage.buf, "L": L,
+              "S": S, "SP": SP, "LP": LP, "H": H, "scale": np.float32(attrs["scale"]),
+              "causal": int(attrs["causal"])}
+    cpu = info.is_cpu  # the GPU kernels read the rows in place
+    kt, vt = (_transposed(info, k, bh, H, SP), _transposed(info, v, bh, H, SP)) if cpu \
+        else (q, q)
+    kern = _kernel(info, "sdpa_bwd_dq", E, EV, mask is not None)
+    _launch(info, "sdpa_bwd_dq", kern, L, bh, {
+        **common, "kt": kt._storage.buf, "vt": vt._storage.buf, "dq": dq._storage.buf})
+    qt, dot = (_transposed(info, q, bh, H, LP), _transposed(info, g, bh, H, LP)) if cpu \
+        else (q, q)
+    kern = _kernel(info, "sdpa_bwd_dkv", E, EV, mask is not None)
+    _launch(info, "sdpa_bwd_dkv", kern, S, bh, {
+        **common, "qt": qt._storage.buf, "dot": dot._storage.buf, "dk": dk._storage.buf,
+        "dv": dv._storage.buf})
+    return dq, dk, dv
 
 
 def _scores(q, k, mask, scale, causal):
