@@ -2,8 +2,8 @@
 ``-n 3`` run tests/distributed_worker.py, whose ranks check every collective against numpy
 (mapped in place and staged), DDP training against one process on the combined batch
 (SGD with momentum and Adam; eager, a compiled module, a compiled step), no_sync
-accumulation, unused parameters and mismatch errors. A rank that raises, or Ctrl-C, ends
-the whole job. The MPI tests skip where mpi4py or mpirun is missing
+accumulation, unused parameters and mismatch errors; examples/digits_ddp.py learns. A
+rank that raises, or Ctrl-C, ends the whole job. The MPI tests skip where mpi4py or mpirun is missing
 (``pip install -e ".[distributed]"`` brings both)."""
 
 from __future__ import annotations
@@ -33,18 +33,18 @@ def _mpirun() -> str:
     return found
 
 
-def _command(n: int, *modes: str) -> tuple[list, dict]:
+def _command(n: int, *modes: str, script: Path = WORKER) -> tuple[list, dict]:
     cmd = [_mpirun(), "-n", str(n)]
     if n > (os.cpu_count() or 1):
         cmd.append("--oversubscribe")
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers: Open MPI refuses root
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    return cmd + [sys.executable, str(WORKER), *modes], env
+    return cmd + [sys.executable, str(script), *modes], env
 
 
-def _job(n: int, *modes: str, timeout: float = 240):
-    cmd, env = _command(n, *modes)
+def _job(n: int, *modes: str, timeout: float = 240, script: Path = WORKER):
+    cmd, env = _command(n, *modes, script=script)
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
                           cwd=ROOT, check=False)
 
@@ -54,6 +54,15 @@ def test_collectives_and_ddp(ranks):
     r = _job(ranks, "collectives", "ddp")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
     assert "collectives ok" in r.stdout and "ddp ok" in r.stdout, r.stdout
+
+
+def test_digits_ddp_example_learns():
+    pytest.importorskip("sklearn")
+    r = _job(2, "--epochs", "3", script=ROOT / "examples" / "digits_ddp.py")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
+    line = r.stdout.strip().splitlines()[-1]
+    assert "replicas identical" in line, line
+    assert float(line.split("test accuracy: ")[1].split("%")[0]) > 80, line
 
 
 def test_a_failing_rank_ends_the_job():
