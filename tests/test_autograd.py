@@ -189,8 +189,21 @@ GRAD_CASES.update({
         REGISTRY["adaptive_avg_pool2d_backward"], g, input_size=(3, 5))), (leaf(1, 2, 2, 3),))],
 })
 
+# recurrent cells (ops/rnn.py): each VJP is the fused backward kernel, or composed ops under
+# create_graph (second order below)
+GRAD_CASES.update({
+    "lstm_cell": [lambda: ((lambda xg, hg, c: cg.ops.rnn.lstm_cell(xg, hg, c)),
+                           (leaf(3, 8), leaf(3, 8, seed=1), leaf(3, 2, seed=2)))],
+    "gru_cell": [lambda: ((lambda x, hm, b, h: cg.ops.rnn.gru_cell(x, hm, b, h)),
+                          (leaf(3, 6), leaf(3, 6, seed=1), leaf(6, seed=2),
+                           leaf(3, 2, seed=3)))],
+})
+
 # rows whose cases live elsewhere in the table or that are deliberately not differentiable
 NOT_DIFFERENTIABLE = {"as_strided"}
+# rows gradchecked in another module: the fused attention takes float32 only, and
+# tests/test_attention.py checks its VJP (and second order) against the float64 composition
+CHECKED_ELSEWHERE = {"sdpa_flash"}
 # moves between devices: with one device it is exercised as a round trip to the last device
 # a unary elementwise row needs no entry of its own: its op_cases row gives the domain, and
 # it is gradchecked on a (3, 4) input there
@@ -219,7 +232,7 @@ def test_gradcheck(make):
 SECOND_ORDER = ["exp", "log", "tanh", "sigmoid", "mul", "div", "pow", "matmul", "sqrt",
                 "sin", "expand", "slice", "sum", "mean", "softmax", "log_softmax", "logsumexp",
                 "var", "var_mean", "prod", "max", "gather", "index_select", "cat",
-                "conv2d_gemm", "conv2d_gemm_dx", "conv2d_gemm_dw"]
+                "conv2d_gemm", "conv2d_gemm_dx", "conv2d_gemm_dw", "lstm_cell", "gru_cell"]
 
 
 @pytest.mark.parametrize("name", SECOND_ORDER)
@@ -232,7 +245,7 @@ def test_gradgradcheck(name):
 def test_every_differentiable_row_is_gradchecked():
     rows = {n for n, op in REGISTRY.items() if op.differentiable and op.family != "elementwise"
             or (op.family == "elementwise" and op.differentiable and op.name != "fill")}
-    missing = rows - set(GRAD_CASES) - NOT_DIFFERENTIABLE
+    missing = rows - set(GRAD_CASES) - NOT_DIFFERENTIABLE - CHECKED_ELSEWHERE
     assert not missing, f"differentiable rows without a gradcheck case: {sorted(missing)}"
     no_vjp = {n for n in rows - NOT_DIFFERENTIABLE if REGISTRY[n].vjp is None}
     assert not no_vjp, f"differentiable rows without a VJP: {sorted(no_vjp)}"

@@ -3,14 +3,15 @@ and nn.GRUCell, with PyTorch's arguments, gate order, weight names (``weight_ih_
 ``bias_hh_l1_reverse``...; ``weight_ih`` for cells), initialization and results. A layer and
 its cell share one step function per mode. Each layer and direction multiplies the whole
 input sequence by its input weights in one matmul; a step is then one matmul by the hidden
-weights and the gates' elementwise work, which a compiled call fuses into one kernel per
-step."""
+weights and one fused kernel for the gates (ops/rnn.py, forward and backward)."""
 
 from __future__ import annotations
 
 import math
 
 from .. import creation
+from .. import dtypes as dt
+from ..ops import rnn as _rnn_ops
 from ..ops.registry import functions as _f
 from ..tensor import Tensor
 from . import functional as F
@@ -33,22 +34,31 @@ def _rnn_relu_step(xi, state, w_hh, b_hh):
     return [F.relu(F.linear(h, w_hh, b_hh).add(xi))]
 
 
+def _common(*ts):
+    """The operands in one dtype (autocast may leave the products in a lower one)."""
+    d = ts[0].dtype
+    for t in ts[1:]:
+        d = dt.promote_types(d, t.dtype)
+    return [t if t.dtype is d else t.to(d) for t in ts]
+
+
 def _lstm_step(xi, state, w_hh, b_hh):
-    """One LSTM step (gates i, f, g, o): returns [h', c']."""
+    """One LSTM step (gates i, f, g, o), its gate arithmetic one fused kernel
+    (ops/rnn.py): returns [h', c']."""
     h, c = state
-    i, f, g, o = F.linear(h, w_hh, b_hh).add(xi).chunk(4, dim=-1)
-    c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-    return [o.sigmoid() * c.tanh(), c]
+    if b_hh is not None:
+        xi = xi + b_hh
+    return list(_rnn_ops.lstm_cell(*_common(xi, F.linear(h, w_hh), c)))
 
 
 def _gru_step(xi, state, w_hh, b_hh):
-    """One GRU step (gates r, z, n; n = tanh(x_n + r * (W_hn h + b_hn)))."""
+    """One GRU step (gates r, z, n; n = tanh(x_n + r * (W_hn h + b_hn))), its gate
+    arithmetic one fused kernel."""
     (h,) = state
-    xr, xz, xn = xi.chunk(3, dim=-1)
-    hr, hz, hn = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
-    r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
-    n = (xn + r * hn).tanh()
-    return [n + z * (h - n)]
+    hm = F.linear(h, w_hh)
+    if b_hh is None:
+        b_hh = creation.zeros(hm.shape[-1], dtype=hm.dtype, device=hm.device)
+    return [_rnn_ops.gru_cell(*_common(xi, hm, b_hh, h))]
 
 
 # mode -> (step, gate blocks in the weights, states carried)
@@ -188,6 +198,8 @@ class _RNNBase(Module):
         """One layer in one direction over the sequence x (L, N, in)."""
         w_ih, w_hh, b_ih, b_hh = weights
         xi = F.linear(x, w_ih, b_ih)  # every step's input part at once
+        if b_hh is not None and self.mode != "GRU":  # (a GRU's stays inside r * (...))
+            xi, b_hh = xi + b_hh, None
         steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
         outs = [None] * x.shape[0]
         step = _MODES[self.mode][0]
