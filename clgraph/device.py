@@ -298,7 +298,8 @@ class device:
     ``device("cuda")`` (alias of "gpu"). Aliases resolve on construction, so devices that
     name the same OpenCL device compare equal."""
 
-    __slots__ = ("index",)
+    # ``info`` (the DeviceInfo) is a plain slot, set once: the eager hot path reads it
+    __slots__ = ("index", "info")
 
     def __new__(cls, spec="cl", index: int | None = None):
         if isinstance(spec, device):
@@ -316,10 +317,6 @@ class device:
     def type(self) -> str:
         return "cl"
 
-    @property
-    def info(self) -> DeviceInfo:
-        return all_devices()[self.index]
-
     def __eq__(self, other):
         if isinstance(other, str):
             try:
@@ -328,8 +325,8 @@ class device:
                 return False
         return isinstance(other, device) and other.index == self.index
 
-    def __hash__(self):
-        return hash(("cl", self.index))
+    # devices are interned (one object per OpenCL device), so identity hashes them
+    __hash__ = object.__hash__
 
     def __str__(self):
         return f"cl:{self.index}"
@@ -344,6 +341,7 @@ class device:
 def _make(cls, k):
     obj = object.__new__(cls)
     obj.index = k
+    obj.info = all_devices()[k]
     return obj
 
 

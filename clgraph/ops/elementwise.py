@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from .. import codegen
+from .. import codegen, runtime
 from .. import dtypes as dt
 from ..codegen import EwGroup, EwOp
 from ..codegen.emit import (
@@ -86,9 +86,9 @@ def _run(op: OpDef, args, attrs, out=None):
     hit = _fast.get(fkey)
     if hit is None:
         return _run_general(op, args, attrs, None, fkey)
-    odt, shape, cstride, nbytes, dev, kern, pack, cshape, strides, gsize, lsize, n = hit
-    o = T._alloc(shape, cstride, nbytes, odt, dev)
-    registry.launch(dev.info, kern.kernel, kern.name, gsize, lsize,
+    odt, shape, cstride, nbytes, dev, kern, pack, cshape, strides, gsize, lsize, n, info = hit
+    o = T._on(runtime.Storage(info, nbytes), shape, cstride, 0, odt, dev, True)
+    registry.launch(info, kern.kernel, kern.name, gsize, lsize,
                     pack(n, cshape, args, (o,), strides))
     return o
 
@@ -125,7 +125,7 @@ def _run_general(op: OpDef, args, attrs, out, fkey):
                     pack(n, cshape, args, (out,), strides))
     if fkey is not None and olay == CONTIG and len(_fast) < 4096:
         _fast[fkey] = (odt, shape, out._stride, n * odt.itemsize, dev, kern, pack, cshape,
-                       strides, gsize, (kern.local,), n)
+                       strides, gsize, (kern.local,), n, info)
     return out
 
 
