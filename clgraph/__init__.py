@@ -17,6 +17,7 @@ from .device import default_device as get_default_device, device, set_default_de
 from .dtypes import get_default_dtype, promote_types, set_default_dtype
 from .ops import conv as _conv, index as _index, join as _join, linalg as _linalg  # noqa: F401
 from .ops import math as _math, movement as _movement, reduce as _reduce  # noqa: F401
+from .ops import einsum as _einsum, sampling as _sampling, sort as _sort  # noqa: F401
 from .ops.elementwise import can_cast as _cc
 from .shapes import broadcast_shapes
 from .ops.reduce import return_types
@@ -27,6 +28,13 @@ from . import optim, utils
 from .serialization import load, save
 from .runtime import OutOfMemoryError, profile
 from .tensor import Size, Tensor
+from . import accelerator, backends
+from ._legacy import (BFloat16Tensor, BoolTensor, ByteTensor, CharTensor, DoubleTensor,
+                      FloatTensor, HalfTensor, IntTensor, LongTensor, ShortTensor)
+from ._memory_format import (channels_last, channels_last_3d, contiguous_format, memory_format,
+                             preserve_format)
+from ._threads import get_num_threads, set_num_threads
+from .generator import Generator, default_generator, get_rng_state, set_rng_state
 
 float32 = float = _dt.float32
 float64 = double = _dt.float64
@@ -58,6 +66,14 @@ def numel(input) -> "int":
 
 def is_floating_point(input) -> "bool":
     return input.is_floating_point()
+
+
+def is_complex(input) -> "bool":
+    """False: clgraph has no complex dtypes."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"is_complex(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
+    return False
 
 
 def can_cast(from_, to) -> "bool":

@@ -1,10 +1,11 @@
 """Tensor methods that are not an op's generated form: argument orders of their own
-(``x.where(cond, y)``), ``new_*`` constructors, the random in-place fills, autograd's entry
-points. Everything else comes from the ops' declared variants (clgraph._bindings)."""
+(``x.where(cond, y)``), ``new_*`` constructors, the legacy constructor ``Tensor(...)``, the
+random in-place fills, autograd's entry points. Everything else comes from the ops' declared
+variants (clgraph._bindings)."""
 
 from __future__ import annotations
 
-from . import autograd, creation
+from . import _legacy, autograd, creation
 from ._bindings import bind_core
 from .ops import math as M
 from .ops import movement as V
@@ -14,6 +15,7 @@ from .tensor import Tensor
 def bind(namespace: dict) -> None:
     bind_core(namespace, Tensor)
     T = Tensor
+    T.__new__ = staticmethod(_legacy.tensor_new)
     T.where = lambda self, condition, other: M.where(condition, self, other)
     T.view_as = lambda self, other: V.view(self, *other.shape)
     T.reshape_as = lambda self, other: V.reshape(self, *other.shape)
@@ -23,7 +25,7 @@ def bind(namespace: dict) -> None:
     T.uniform_ = creation.uniform_
     T.normal_ = creation.normal_
     T.random_ = creation.random_
-    T.bernoulli_ = creation.bernoulli_
+    T.exponential_ = creation.exponential_
     for name in ("tensor", "zeros", "ones", "empty"):
         setattr(T, "new_" + name, _new(getattr(creation, name), sized=name != "tensor"))
     T.new_full = lambda self, size, fill_value, dtype=None, device=None, requires_grad=False: \

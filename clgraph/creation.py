@@ -10,7 +10,9 @@ import numpy as np
 
 from . import codegen, runtime
 from . import dtypes as dt
+from ._memory_format import channels_last_order
 from .device import as_device
+from .generator import initial_seed, manual_seed, resolve, seed  # noqa: F401  (cg.<name>)
 from .ops.math import copy_, fill_
 from .ops.movement import _sizes, as_strided
 from .tensor import Tensor
@@ -129,9 +131,16 @@ def _like(fn, x, dtype, device, requires_grad, *args):
               requires_grad=requires_grad)
 
 
-def empty_like(input, *, dtype=None, device=None, requires_grad=False, **_):
-    return empty(*input.shape, dtype=dtype or input.dtype, device=device or input.device,
-                 requires_grad=requires_grad)
+def empty_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None,
+               **_):
+    """torch.empty_like: contiguous, or channels_last when asked (clgraph._memory_format)."""
+    order = channels_last_order(memory_format, input.ndim)
+    if order is None:
+        return empty(*input.shape, dtype=dtype or input.dtype, device=device or input.device,
+                     requires_grad=requires_grad)
+    t = empty(*[input.shape[d] for d in order], dtype=dtype or input.dtype,
+              device=device or input.device)
+    return _finish(t.permute(*np.argsort(order)), requires_grad)
 
 
 def zeros_like(input, *, dtype=None, device=None, requires_grad=False, **_):
@@ -205,49 +214,11 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 # --- random ------------------------------------------------------------------------------
 
-_DEFAULT_SEED = 67280421310721
-_rng = {"seed": _DEFAULT_SEED, "counter": 0}
 
-
-def manual_seed(seed: int):
-    """Seed the generator behind rand/randn/randint/uniform_/normal_/dropout."""
-    seed = int(seed)
-    _rng["seed"] = seed & 0xFFFFFFFFFFFFFFFF
-    _rng["counter"] = 0
-    return _Generator()
-
-
-seed = manual_seed
-
-
-def initial_seed() -> int:
-    return _rng["seed"]
-
-
-class _Generator:
-    def initial_seed(self):
-        return _rng["seed"]
-
-    def get_state(self):
-        return (_rng["seed"], _rng["counter"])
-
-    def set_state(self, state):
-        _rng["seed"], _rng["counter"] = state
-
-
-def _next_stream(groups: int, advance: bool = True) -> dict:
-    """Seed and counter arguments of the next random_fill of ``groups`` Philox blocks (a
-    compiled replay draws fresh numbers each call, as eager does)."""
-    s = _rng["seed"]
-    base = _rng["counter"]
-    if advance:
-        _rng["counter"] += groups
-    return {"seed_lo": s & 0xFFFFFFFF, "seed_hi": (s >> 32) & 0xFFFFFFFF,
-            "counter_base": base}
-
-
-def _random_fill(t: Tensor, kind: int, a, b) -> Tensor:
-    """Fill t with kind 0 uniform [a, b), 1 normal(a, b), 2 integers [a, b)."""
+def _random_fill(t: Tensor, kind: int, a, b, generator=None) -> Tensor:
+    """Fill t with kind 0 uniform [a, b), 1 normal(a, b), 2 integers [a, b), drawn from
+    ``generator`` (None: the default one)."""
+    gen = resolve(generator)
     n = t.numel()
     if n == 0:
         return t
@@ -268,11 +239,11 @@ def _random_fill(t: Tensor, kind: int, a, b) -> Tensor:
     L = codegen.local_size(info)
 
     def refresh(advance=True):
-        return {codegen.arg(k, name): v for name, v in _next_stream(groups, advance).items()}
+        return {codegen.arg(k, name): v for name, v in gen.next_stream(groups, advance).items()}
 
     runtime.launch(info, k, "random_fill", (-(-groups // L) * L,), (L,),
                    codegen.pack(k, {"out": t._storage.buf, "n": n, "a": a, "b": b,
-                                    **_next_stream(groups)}),
+                                    **gen.next_stream(groups)}),
                    refresh=refresh)
     t._storage.version += 1
     if t is not target:
@@ -290,12 +261,12 @@ def _float_dtype(dtype):
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     t = empty(*size, dtype=_float_dtype(dtype), device=device)
-    return _finish(_random_fill(t, 0, 0.0, 1.0), requires_grad)
+    return _finish(_random_fill(t, 0, 0.0, 1.0, generator), requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     t = empty(*size, dtype=_float_dtype(dtype), device=device)
-    return _finish(_random_fill(t, 1, 0.0, 1.0), requires_grad)
+    return _finish(_random_fill(t, 1, 0.0, 1.0, generator), requires_grad)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
@@ -312,31 +283,36 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
         )
     t = empty(*_sizes((size,) if isinstance(size, int) else size),
               dtype=dtype or dt.int64, device=device)
-    return _random_fill(t, 2, int(low), int(high))
+    return _random_fill(t, 2, int(low), int(high), generator)
 
 
-def randperm(n, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-    keys = rand(n, dtype=dt.float64 if as_device(device).info.fp64 else dt.float32,
-                device=device)
+def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """torch.randperm: the order of n random 62-bit keys (sorted on the host)."""
+    if n < 0:
+        raise RuntimeError(f"n must be non-negative, got{n}")
+    keys = randint(0, 1 << 62, (n,), generator=generator, device=device)
     perm = np.argsort(keys._host(), kind="stable")
     return _from_host(perm, dt.as_dtype(dtype) if dtype else dt.int64, as_device(device))
 
 
 def uniform_(t: Tensor, a=0.0, b=1.0, *, generator=None) -> Tensor:
-    return _random_fill(t, 0, float(a), float(b))
+    return _random_fill(t, 0, float(a), float(b), generator)
 
 
 def normal_(t: Tensor, mean=0.0, std=1.0, *, generator=None) -> Tensor:
-    return _random_fill(t, 1, float(mean), float(std))
+    return _random_fill(t, 1, float(mean), float(std), generator)
 
 
 def random_(t: Tensor, low=0, high=None, *, generator=None) -> Tensor:
     if high is None:
         low, high = 0, low if low else 2**24
-    return _random_fill(t, 2, int(low), int(high))
+    return _random_fill(t, 2, int(low), int(high), generator)
 
 
-def bernoulli_(t: Tensor, p=0.5) -> Tensor:
-    u = rand(*t.shape, device=t.device)
-
-    return copy_(t, u.lt(p))
+def exponential_(t: Tensor, lambd=1.0, *, generator=None) -> Tensor:
+    """Tensor.exponential_: -log(1 - u) / lambd for uniform u in [0, 1)."""
+    if not lambd > 0:
+        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
+    u = rand(*t.shape, generator=generator, device=t.device,
+             dtype=dt.float64 if t.dtype is dt.float64 else dt.float32)
+    return copy_(t, u.neg().log1p().neg() / lambd)

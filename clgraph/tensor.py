@@ -7,6 +7,7 @@ import numpy as np
 
 from . import _format, runtime
 from . import dtypes as dt
+from ._memory_format import channels_last_order, contiguous_format, is_dense_in
 from .codegen import check_dtype
 from .device import as_device, default_device
 from .device import device as _device_cls
@@ -101,7 +102,7 @@ class Tensor:
         return t
 
     def __init__(self, *args, **kwargs):
-        raise TypeError("use clgraph.tensor(data) or clgraph.empty(shape) to make tensors")
+        pass  # the legacy constructor Tensor(...) is __new__, bound by clgraph._legacy
 
     # --- attributes -------------------------------------------------------------------
     @property
@@ -142,7 +143,20 @@ class Tensor:
         return self.dtype.itemsize
 
     def is_contiguous(self, memory_format=None) -> bool:
-        return self._contig
+        if memory_format is None or memory_format is contiguous_format:
+            return self._contig
+        try:
+            order = channels_last_order(memory_format, self.ndim)
+        except RuntimeError:  # a format of another rank
+            return False
+        return order is None and self._contig or order is not None and is_dense_in(
+            self._shape, self._stride, order)
+
+    def is_complex(self) -> bool:
+        return False  # clgraph has no complex dtypes
+
+    # PyTorch's storage kinds: a clgraph tensor is always a dense strided device buffer
+    is_sparse = is_quantized = is_meta = is_mkldnn = is_xpu = is_mps = is_nested = False
 
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point
@@ -318,7 +332,7 @@ class Tensor:
     def to(self, *args, **kwargs) -> "Tensor":
         device, dtype, copy = None, None, kwargs.pop("copy", False)
         kwargs.pop("non_blocking", None)
-        kwargs.pop("memory_format", None)
+        fmt = kwargs.pop("memory_format", None)
         for a in args:
             if isinstance(a, Tensor):
                 device, dtype = a.device, a.dtype
@@ -334,7 +348,8 @@ class Tensor:
             dtype = dt.as_dtype(kwargs.pop("dtype"))
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-        return _to(self, device, dtype, copy)
+        out = _to(self, device, dtype, copy)
+        return out if fmt is None else out.contiguous(memory_format=fmt)
 
     def cpu(self) -> "Tensor":
         return self.to("cpu")
@@ -342,9 +357,20 @@ class Tensor:
     def cuda(self, device=None) -> "Tensor":
         return self.to(as_device("cuda" if device is None else device))
 
-    def type(self, dtype=None):
+    def type(self, dtype=None, non_blocking=False):
+        """The legacy type name ("torch.FloatTensor"), or a conversion to a dtype, a legacy
+        type (``cg.LongTensor``) or its name."""
         if dtype is None:
             return f"torch.{self.dtype.tensor_type}"
+        if isinstance(dtype, str):
+            name = dtype.rsplit(".", 1)[-1]
+            match = [d for d in dt.ALL if d.tensor_type == name]
+            if not match:
+                raise ValueError(f"invalid type: '{dtype}'")
+            dtype = match[0]
+        elif not isinstance(dtype, dt.dtype) and isinstance(getattr(dtype, "dtype", None),
+                                                             dt.dtype):
+            dtype = dtype.dtype
         return self.to(dtype)
 
     def float(self):

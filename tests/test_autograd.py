@@ -115,6 +115,8 @@ GRAD_CASES = {
     "tril": [lambda: ((lambda x: cg.tril(x, -1)), (leaf(3, 3),))],
     "triu": [lambda: ((lambda x: cg.triu(x)), (leaf(3, 4),))],
     "flip": [lambda: ((lambda x: cg.flip(x, (0, 1))), (leaf(3, 2),))],
+    "diagonal": [lambda: ((lambda x: cg.diagonal(x, 1, 2, 0)), (leaf(3, 2, 4),))],
+    "diagonal_backward": [lambda: ((lambda v: cg.diag(v, -1)), (leaf(3),))],
 }
 
 GRAD_CASES.update({

@@ -305,3 +305,32 @@ def outer(input, vec2):
 
 
 ger = outer
+
+
+def _add_product(input, product, beta, alpha):
+    """beta * input + alpha * product, input broadcast to the product's shape; beta == 0
+    ignores input (its NaNs too). Integer tensors truncate beta and alpha, as PyTorch."""
+    if input.dtype is not product.dtype:
+        raise RuntimeError(f"self and mat2 must have the same dtype, but got "
+                           f"{input.dtype.scalar_type} and {product.dtype.scalar_type}")
+    if not product.dtype.is_floating_point:
+        beta, alpha = int(beta), int(alpha)
+    bias = expand(input, *product.shape)
+    if beta == 0:
+        return product * alpha if alpha != 1 else product
+    return (bias if beta == 1 else bias * beta).add(product, alpha=alpha)
+
+
+@public(inplace=True)
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    """torch.addmm: beta * input + alpha * (mat1 @ mat2)."""
+    for name, m in (("mat1", mat1), ("mat2", mat2)):
+        if m.ndim != 2:
+            raise RuntimeError(f"{name} must be a matrix, got {m.ndim}-D tensor")
+    return _add_product(input, mm(mat1, mat2), beta, alpha)
+
+
+@public(inplace=True)
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """torch.baddbmm: beta * input + alpha * (batch1 @ batch2) for 3-d batches."""
+    return _add_product(input, bmm(batch1, batch2), beta, alpha)

@@ -8,6 +8,7 @@ import builtins
 import numbers
 
 from .. import dtypes as dt
+from .._memory_format import channels_last_order, is_dense_in
 from ..shapes import infer_size, sum_to_dims, view_strides, wrap_dim
 from . import registry
 from .elementwise import op
@@ -361,8 +362,20 @@ def as_strided(x, size, stride, storage_offset=None):
                  storage_offset=x._offset if storage_offset is None else storage_offset)
 
 
+def _in_layout(x, order, copy: bool):
+    """x with its dims laid out densely in ``order`` (outermost first): channels_last."""
+    if not copy and is_dense_in(x._shape, x._stride, order):
+        return x
+    return permute(clone(permute(x, *order)), *_inverse(order))
+
+
 @public
 def contiguous(x, memory_format=None):
+    """Tensor.contiguous; channels_last and channels_last_3d lay the channel dim innermost
+    (clgraph._memory_format)."""
+    order = channels_last_order(memory_format, x.ndim)
+    if order is not None:
+        return _in_layout(x, order, copy=False)
     if x._contig:
         return x
     if 2 <= x.ndim <= 4 and x._stride[-2] == 1 and x._stride[-1] != 1 and (
@@ -377,4 +390,9 @@ def contiguous(x, memory_format=None):
 
 @public
 def clone(x, memory_format=None):
+    """Tensor.clone: a contiguous copy (also for preserve_format, where PyTorch would keep a
+    dense input's strides), or in channels_last layout when asked."""
+    order = channels_last_order(memory_format, x.ndim)
+    if order is not None:
+        return _in_layout(x, order, copy=True)
     return apply(op("to_dtype"), x, dtype=x.dtype)

@@ -36,6 +36,7 @@ from .index import scatter
 from .join import flip
 from .math import where
 from .registry import OpDef, apply, public, register
+from .sort import RETURN_TYPES, return_type
 
 FORCE_TREE = False  # run the GPU work-group tree kernels on any device (tests set it)
 
@@ -573,8 +574,14 @@ def _choose_kernel(L, op, x, accum, kept, red, info):
     rows, R = _numel([n for n, _ in kept]), _numel([n for n, _ in red])
     nk, nr = _bucket(len(kept)), _bucket(len(red))
     tree = FORCE_TREE or not info.is_cpu
+    gpu_columns = tree and not FORCE_TREE and _over_outer_dims(kept, red)
+    if gpu_columns:
+        # over outer dims on a GPU: one work-item per output (neighbours read neighbouring
+        # elements: coalesced), the reduced range split into chunks for occupancy; a
+        # work-group tree per output would read one element per row of every column
+        tree = False
     # vector arg states hold int indices
-    width = 1 if tree or L.kind == "arg" and R >= 2**31 - 1 else None
+    width = 1 if tree or gpu_columns or L.kind == "arg" and R >= 2**31 - 1 else None
     spec = _spec(op, x, accum, Mode.TREE if tree else Mode.CPU, nk, nr, info, width)
     prog = reduce_program(info, spec)
     if tree:
@@ -602,6 +609,11 @@ def _choose_kernel(L, op, x, accum, kept, red, info):
     # partial state (row, chunk): outer stores chunk-major, the others row-major
     sr, sc = (1, rows) if mode == Mode.OUTER else (nchunk, 1)
     L.cstatic = {"nrows": rows, "nchunk": nchunk, "rn": R, "sr": sr, "sc": sc}
+
+
+def _over_outer_dims(kept, red) -> bool:
+    """The innermost kept dim is contiguous and the reduced ones are not (sum over dim 0)."""
+    return bool(kept) and kept[-1][1] == 1 and red[-1][1] != 1
 
 
 def _tree_chunks(R: int, rows: int, info) -> tuple[int, int]:
@@ -959,15 +971,8 @@ def any(input, dim=None, keepdim=False):
     return _reduce(ANY, input, dim, keepdim)
 
 
-def _return_type(name):
-    cls = collections.namedtuple(name, ["values", "indices"])
-    cls.__repr__ = lambda self: (f"torch.return_types.{name}(\nvalues={self.values!r},"
-                                 f"\nindices={self.indices!r})")
-    cls.__module__ = "clgraph.return_types"
-    return cls
-
-
-return_types = type("return_types", (), {n: _return_type(n) for n in ("max", "min")})
+return_types = type("return_types", (), {**{n: return_type(n) for n in ("max", "min")},
+                                         **RETURN_TYPES})
 
 
 def _extreme(op, amax_op, other_fn, input, dim, keepdim):

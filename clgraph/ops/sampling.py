@@ -1,0 +1,112 @@
+"""Sampling from tensors of probabilities or weights: bernoulli, Tensor.bernoulli_ and
+multinomial, drawn from a ``generator=`` (clgraph.generator) through creation's random
+kernels. Their results do not require grad (PyTorch's bernoulli has a zero gradient,
+multinomial none). Checks that need the data (probabilities in [0, 1], weights finite and
+non-negative) read one flag back to the host, as PyTorch's CPU kernels check them. Imports
+creation, sort and the ops layer below them."""
+
+from __future__ import annotations
+
+import builtins
+import numbers
+
+from .. import dtypes as dt
+from ..creation import rand
+from . import registry
+from .math import copy_
+from .movement import contiguous, reshape
+from .registry import functions as F
+from .registry import public
+from .sort import search_cdf, topk
+
+
+def _uniform_like(x, generator):
+    """Uniform [0, 1) numbers of x's shape, in float64 for float64 x, else float32."""
+    return rand(*x.shape, generator=generator, device=x.device,
+                dtype=dt.float64 if x.dtype is dt.float64 else dt.float32)
+
+
+def _check_probability(p) -> None:
+    if isinstance(p, registry.Tensor):
+        if not bool(((p >= 0) & (p <= 1)).all()):
+            raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
+    elif not 0 <= p <= 1:
+        raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
+
+
+@public
+def bernoulli(input, p=None, *, generator=None):
+    """torch.bernoulli: 1 with probability ``input`` (or ``p`` for every element), in
+    input's dtype."""
+    if p is None:
+        if not input.dtype.is_floating_point:
+            raise NotImplementedError(f'"bernoulli_tensor_cpu_p_" not implemented for '
+                                      f"'{input.dtype.scalar_type}'")
+        p = input.detach()
+    _check_probability(p)
+    return (_uniform_like(input, generator) < p).to(input.dtype)
+
+
+@public(function=False)
+def bernoulli_(input, p=0.5, *, generator=None):
+    """Tensor.bernoulli_: fill with 1 at probability ``p`` (a number or a tensor that
+    broadcasts to input), else 0."""
+    if isinstance(p, registry.Tensor):
+        p = p.detach().expand(*input.shape)
+    _check_probability(p)
+    return copy_(input, _uniform_like(input, generator) < p)
+
+
+def _check_weights(w, replacement: bool, num_samples: int) -> None:
+    """PyTorch's checks of a weight tensor, read back as one flag each."""
+    if not replacement or num_samples == 1:
+        if not bool(((w.amax() < float("inf")) & (w.amin() >= 0)).all()):
+            raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    else:
+        if not bool(w.isfinite().all()):
+            raise RuntimeError("invalid multinomial distribution (encountering probability "
+                               "entry = infinity or NaN)")
+        if bool((w < 0).any()):
+            raise RuntimeError("invalid multinomial distribution (encountering probability "
+                               "entry < 0)")
+    if bool((w.sum(-1) <= 0).any()):
+        raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+
+
+@public
+def multinomial(input, num_samples, replacement=False, *, generator=None):
+    """torch.multinomial: ``num_samples`` category indices per row of the weights
+    ``input`` (1-d or 2-d). Without replacement (or for one sample) the categories with
+    the largest weight / Exp(1) keys, PyTorch's algorithm; with replacement each sample
+    searches the row's cumulative weights for a uniform target (kernels/sort.cl)."""
+    if not 1 <= input.ndim <= 2:
+        raise RuntimeError("prob_dist must be 1 or 2 dim")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: "
+                           f"{input.dtype.scalar_type}")
+    if isinstance(num_samples, builtins.bool) or not isinstance(num_samples, numbers.Integral):
+        raise TypeError(f"multinomial(): argument 'num_samples' (position 2) must be int, not "
+                        f"{type(num_samples).__name__}")
+    if num_samples <= 0:
+        raise RuntimeError("cannot sample n_sample <= 0 samples")
+    n = input._shape[-1]
+    if not replacement and num_samples > n:
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without "
+                           "replacement")
+    if n > 1 << 24:
+        raise RuntimeError("number of categories cannot exceed 2^24")
+    w = reshape(input.detach(), -1, n)
+    if w._shape[0] == 0:
+        return input.new_zeros(0, num_samples, dtype=dt.int64)
+    if w.dtype is not dt.float64:
+        w = w.to(dt.float32)
+    _check_weights(w, replacement, num_samples)
+    if not replacement or num_samples == 1:
+        # -log(u) for u in [0, 1) lies in (0, inf]: a zero weight keeps key 0, never NaN
+        keys = w / _uniform_like(w, generator).log().neg()
+        out = topk(keys, num_samples, -1).indices
+    else:
+        cdf = contiguous(F.cumsum(w, -1))
+        u = rand(w._shape[0], num_samples, generator=generator, device=w.device, dtype=w.dtype)
+        out = search_cdf(cdf if cdf._offset == 0 else cdf.clone(), u)
+    return out if input.ndim == 2 else reshape(out, num_samples)

@@ -1,0 +1,326 @@
+"""Sorting on the device: sort, argsort, msort, topk, unique, and the cumulative-weight
+search multinomial samples with. One row, ``sort``, runs kernels/sort.cl on the rows of a
+(rows, row) copy of its input with the sorted dim last: stable in both directions, NaN
+above every number (first when descending), -0.0 equal to 0.0, as PyTorch.
+
+The row is not differentiable; a sort or topk whose input requires grad takes its values
+with ``gather`` at the indices, whose VJP scatters the gradient back. unique reads the
+number of distinct values on the host (its output shape depends on the data). Imports
+registry, movement, math, codegen and dtypes; functions of other ops modules (gather,
+nonzero, cumsum, ...) are reached through registry.functions, never imported (creation
+imports this module for randperm)."""
+
+from __future__ import annotations
+
+import builtins
+import collections
+import numbers
+
+import numpy as np
+
+from .. import codegen
+from .. import dtypes as dt
+from ..shapes import wrap_dim
+from . import registry
+from .elementwise import op
+from .math import fill_
+from .movement import contiguous, movedim, narrow, reshape
+from .registry import OpDef, apply, public, register
+from .registry import functions as F
+
+
+def return_type(name: str):
+    """A torch.return_types-style (values, indices) named tuple."""
+    cls = collections.namedtuple(name, ["values", "indices"])
+    cls.__repr__ = lambda self: (f"torch.return_types.{name}(\nvalues={self.values!r},"
+                                 f"\nindices={self.indices!r})")
+    cls.__module__ = "clgraph.return_types"
+    return cls
+
+
+RETURN_TYPES = {n: return_type(n) for n in ("sort", "topk")}
+
+# --- kernels ------------------------------------------------------------------------------
+
+_SIGNED = {1: "char", 2: "short", 4: "int", 8: "long"}
+_UNSIGNED = {1: "uchar", 2: "ushort", 4: "uint", 8: "ulong"}
+# IEEE floats by their bits: sign bit and +inf
+_FLOAT_BITS = {dt.float16: (0x8000, 0x7C00), dt.bfloat16: (0x8000, 0x7F80),
+               dt.float32: (0x80000000, 0x7F800000),
+               dt.float64: (0x8000000000000000, 0x7FF0000000000000)}
+
+
+def _key_kernel(info, name: str, d: dt.dtype):
+    """sort_keys or sort_finish for values of dtype d (they read values as bits)."""
+    size = d.itemsize
+    sign, inf = _FLOAT_BITS.get(d, (0, 0))
+    kind = 2 if d.is_floating_point else 0 if d.is_signed else 1
+    defines = (("U", _UNSIGNED[size]), ("S", _SIGNED[size]), ("KIND", str(kind)),
+               ("SIGNBIT", f"{sign:#x}ul"), ("EXPBITS", f"{inf:#x}ul"))
+    return codegen.template_kernel(info, "sort.cl", name, defines)
+
+
+def _bitonic_geometry(info) -> tuple[int, int]:
+    """(CAP, WG) of sort_bitonic: pairs per work-group (12 bytes each in local memory, at
+    most half of it) and its local size."""
+    wg = min(256, info.max_work_group_size)
+    cap = 2048
+    while cap > 2 * wg and cap * 12 > info.cl_device.local_mem_size // 2:
+        cap //= 2
+    return cap, wg
+
+
+def _launch(info, kern, name: str, n: int, values: dict) -> None:
+    """One work-item per element (or block) of n."""
+    L = codegen.local_size(info)
+    registry.launch(info, kern, name, (max(1, -(-n // L)) * L,), (L,),
+                    codegen.pack(kern, values))
+
+
+def _cpu_block(rows: int, row: int) -> int:
+    """sort_serial's block: whole rows when there are enough of them to keep the cores
+    busy, else rows cut in up to 8 blocks of at least 256 (merged by sort_merge)."""
+    parts = 1 if rows >= 8 else max(1, min(-(-8 // rows), row // 256))
+    return -(-row // parts)
+
+
+def _sort_blocks(info, key, idx, key2, idx2, rows: int, row: int) -> int:
+    """Sort the blocks of each row in place; the block size is returned."""
+    if info.is_cpu:
+        block = _cpu_block(rows, row)
+        nblocks = rows * -(-row // block)
+        _launch(info, codegen.template_kernel(info, "sort.cl", "sort_serial"), "sort_serial",
+                nblocks, {"key": key, "idx": idx, "key2": key2, "idx2": idx2, "row": row,
+                          "block": block, "nblocks": nblocks})
+        return block
+    cap, wg = _bitonic_geometry(info)
+    block = min(row, cap)
+    p = 1 << (block - 1).bit_length()
+    nblocks = rows * -(-row // block)
+    groups = -(-nblocks // (cap // p))
+    kern = codegen.template_kernel(info, "sort.cl", "sort_bitonic",
+                                   (("CAP", str(cap)), ("WG", str(wg))))
+    registry.launch(info, kern, "sort_bitonic", (groups * wg,), (wg,), codegen.pack(
+        kern, {"key": key, "idx": idx, "row": row, "block": block, "nblocks": nblocks,
+               "P": p}))
+    return block
+
+
+def _sort_rows(x, descending: bool):
+    """Values and int64 indices of each row of the contiguous (rows, row) tensor x, sorted
+    stably."""
+    T = registry.Tensor
+    rows, row = x._shape
+    n = rows * row
+    if row >= 1 << 31:
+        raise RuntimeError(f"sort: rows of {row} elements are longer than clgraph sorts "
+                           "(2^31 - 1)")
+    info = x.device.info
+    key, key2 = (T._empty((n,), dt.int64, x.device) for _ in range(2))
+    idx, idx2 = (T._empty((n,), dt.int32, x.device) for _ in range(2))
+    bufs = [(key._storage.buf, idx._storage.buf), (key2._storage.buf, idx2._storage.buf)]
+    _launch(info, _key_kernel(info, "sort_keys", x.dtype), "sort_keys", n,
+            {"x": x._storage.buf, "xoff": x._offset, "n": n, "row": row,
+             "descending": int(descending),
+             "key": bufs[0][0], "idx": bufs[0][1]})
+    width = _sort_blocks(info, *bufs[0], *bufs[1], rows, row)
+    merge = codegen.template_kernel(info, "sort.cl", "sort_merge")
+    while width < row:
+        (k, i), (k2, i2) = bufs
+        _launch(info, merge, "sort_merge", n, {"key": k, "idx": i, "dst_key": k2,
+                                               "dst_idx": i2, "n": n, "row": row,
+                                               "width": width})
+        bufs.reverse()
+        width *= 2
+    values = T._empty((rows, row), x.dtype, x.device)
+    indices = T._empty((rows, row), dt.int64, x.device)
+    _launch(info, _key_kernel(info, "sort_finish", x.dtype), "sort_finish", n,
+            {"x": x._storage.buf, "xoff": x._offset, "idx": bufs[0][1], "n": n, "row": row,
+             "values": values._storage.buf, "indices": indices._storage.buf})
+    return values, indices
+
+
+def _run_sort(op_, args, attrs, out=None):
+    (x,) = args
+    x = x.detach()
+    d = attrs["dim"]
+    if x.ndim == 0 or x.numel() == 0:
+        indices = registry.Tensor._empty(x._shape, dt.int64, x.device)
+        if x.ndim == 0:
+            fill_(indices, 0)
+        return apply(op("to_dtype"), x, dtype=x.dtype), indices
+    moved = contiguous(movedim(x, d, -1))
+    row = moved._shape[-1]
+    values, indices = _sort_rows(reshape(moved, -1, row), attrs["descending"])
+    values = movedim(reshape(values, *moved._shape), -1, d)
+    indices = movedim(reshape(indices, *moved._shape), -1, d)
+    if d != x.ndim - 1:
+        values, indices = contiguous(values), contiguous(indices)
+    return values, indices
+
+
+def _ref_sort(x, dim, descending):
+    """numpy's stable sort (NaN last); descending sorts the reversed axis and reverses
+    back, which keeps equal values in their original order."""
+    x = np.asarray(x)
+    if x.ndim == 0:
+        return x.copy(), np.zeros((), np.int64)
+    if not descending:
+        i = np.argsort(x, axis=dim, kind="stable")
+    else:
+        n = x.shape[dim]
+        i = np.flip(n - 1 - np.argsort(np.flip(x, dim), axis=dim, kind="stable"), dim)
+    return np.take_along_axis(x, i, dim), i.astype(np.int64)
+
+
+SORT = register(OpDef("sort", "sort", _ref_sort, _run_sort, differentiable=False))
+
+
+def _check_tensor(x, name: str) -> None:
+    if not isinstance(x, registry.Tensor):
+        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(x).__name__}")
+
+
+def _sorted(name: str, input, dim, descending: bool):
+    """(values, indices) of ``input`` sorted along ``dim``; values differentiable through
+    a gather when input requires grad."""
+    _check_tensor(input, name)
+    if isinstance(dim, builtins.bool) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"{name}(): argument 'dim' must be int, not {type(dim).__name__}")
+    d = wrap_dim(dim, input.ndim)
+    values, indices = apply(SORT, input, dim=d, descending=bool(descending))
+    if input.requires_grad and input.ndim:
+        values = F.gather(input, d, indices)
+    return values, indices
+
+
+@public
+def sort(input, dim=-1, descending=False, *, stable=False):
+    """torch.sort: (values, indices) along ``dim``. Always stable: ``stable`` only says
+    whether the caller relies on it."""
+    return RETURN_TYPES["sort"](*_sorted("sort", input, dim, descending))
+
+
+@public
+def argsort(input, dim=-1, descending=False, *, stable=False):
+    """torch.argsort: the indices that sort ``input`` along ``dim`` (always stable)."""
+    return _sorted("argsort", input, dim, descending)[1]
+
+
+@public
+def msort(input):
+    """torch.msort: sorted along dim 0."""
+    return sort(input, 0).values
+
+
+@public
+def topk(input, k, dim=-1, largest=True, sorted=True):
+    """torch.topk: the k largest (or smallest) along ``dim`` as (values, indices), NaN
+    largest. The result is always sorted (``sorted=False`` leaves the order free, as in
+    PyTorch)."""
+    _check_tensor(input, "topk")
+    if isinstance(k, builtins.bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"topk(): argument 'k' (position 2) must be int, not "
+                        f"{type(k).__name__}")
+    if input.dtype is dt.bool_:
+        raise RuntimeError("topk does not support bool dtypes")
+    if isinstance(dim, builtins.bool) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"topk(): argument 'dim' must be int, not {type(dim).__name__}")
+    d = wrap_dim(dim, input.ndim)
+    size = input._shape[d] if input.ndim else 1
+    if not 0 <= k <= size:
+        raise RuntimeError("selected index k out of range")
+    values, indices = apply(SORT, input, dim=d, descending=bool(largest))
+    if input.ndim:
+        indices = contiguous(narrow(indices, d, 0, k))
+        values = (F.gather(input, d, indices) if input.requires_grad
+                  else contiguous(narrow(values, d, 0, k)))
+    return RETURN_TYPES["topk"](values, indices)
+
+
+# --- unique -------------------------------------------------------------------------------
+
+
+def _runs(ordered):
+    """Where the runs of equal entries of a sorted non-empty 1-d tensor (or of equal rows
+    of a 2-d one) start, and the run of every entry. NaN differs from itself, so each NaN
+    is a run of its own, as in PyTorch. Reads the number of runs on the host."""
+    differs = ordered[1:] != ordered[:-1]
+    if differs.ndim > 1:
+        differs = differs.any(1)
+    new = F.cat([ordered.new_ones(1, dtype=dt.bool_), differs])
+    return F.nonzero(new).reshape(-1), F.cumsum(new, 0) - 1
+
+
+def _lexicographic_order(rows):
+    """The stable lexicographic order of the rows of a 2-d tensor: a stable sort by each
+    column, from the last to the first."""
+    perm = None
+    for col in reversed(range(rows._shape[1])):
+        column = rows[:, col] if perm is None else F.index_select(rows[:, col], 0, perm)
+        order = argsort(column)
+        perm = order if perm is None else F.index_select(perm, 0, order)
+    return perm
+
+
+@public
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """torch.unique: the distinct values (or slices along ``dim``) in ascending order,
+    with the inverse map and the counts on request. The result is sorted whatever
+    ``sorted`` says (PyTorch's CPU result is sorted too). Not differentiable."""
+    _check_tensor(input, "unique")
+    x = input.detach()
+    if dim is None:
+        flat = reshape(x, -1)
+    else:
+        d = wrap_dim(dim, x.ndim)
+        if any(s == 0 for k, s in enumerate(x._shape) if k != d):
+            raise RuntimeError("There are 0 sized dimensions, and they aren't selected, so "
+                               "unique cannot be applied")
+        moved = movedim(x, d, 0)
+        flat = reshape(moved, moved._shape[0], -1)
+    m = flat._shape[0]
+    if m == 0:
+        empty = flat.new_zeros(0, dtype=dt.int64)
+        uniq, starts, ids, perm = flat, empty, empty, empty
+    elif dim is None:
+        uniq, perm = apply(SORT, flat, dim=0, descending=False)
+        starts, ids = _runs(uniq)
+        uniq = F.index_select(uniq, 0, starts)
+    else:
+        perm = _lexicographic_order(flat)
+        ordered = F.index_select(flat, 0, perm)
+        starts, ids = _runs(ordered)
+        uniq = F.index_select(ordered, 0, starts)
+    if dim is not None:
+        uniq = contiguous(movedim(reshape(uniq, -1, *moved._shape[1:]), 0, d))
+    out = [uniq]
+    if return_inverse:
+        inverse = F.scatter(flat.new_zeros(m, dtype=dt.int64), 0, perm, ids) if m else ids
+        out.append(reshape(inverse, *x._shape) if dim is None else inverse)
+    if return_counts:
+        out.append(F.cat([starts[1:], starts.new_full((1,), m)]) - starts if m else starts)
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+# --- cumulative-weight search (multinomial) -----------------------------------------------
+
+
+def search_cdf(cdf, u):
+    """For each row r of the contiguous float (rows, n) cumulative weights and each uniform
+    u[r, s] in [0, 1): the first category whose cumulative weight exceeds u times the row's
+    total (an int64 (rows, m) tensor); zero-weight categories are never returned."""
+    rows, n = cdf._shape
+    m = u._shape[1]
+    out = registry.Tensor._empty((rows, m), dt.int64, cdf.device)
+    total = rows * m
+    if total:
+        info = cdf.device.info
+        defines = (("ACC", cdf.dtype.cl),) + ((("USE_FP64", "1"),) if cdf.dtype is dt.float64
+                                              else ())
+        kern = codegen.template_kernel(info, "sort.cl", "search_cdf", defines)
+        _launch(info, kern, "search_cdf", total, {"cdf": cdf._storage.buf, "n": n,
+                                                  "u": u._storage.buf, "m": m,
+                                                  "total": total, "out": out._storage.buf})
+    return out
