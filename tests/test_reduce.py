@@ -322,6 +322,31 @@ def test_gpu_tree_kernels_on_any_device(tree, op):
             assert any(f.endswith("_tree") for f in p.functions), (op, shape, p.functions)
 
 
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_gpu_softmax_rows_in_one_read(tree, op):
+    """The tree softmax's online (max, sum) pass, with the row cached in local memory when
+    it fits (rows of 1, 7, 4097 and 8192 elements) or read twice (2^20): against numpy,
+    with masked (-inf) and fully masked rows, on a transposed input."""
+    rng = np.random.default_rng(4)
+    for n in (1, 7, 4097, 8192, 2**20):
+        a = rng.uniform(-30, 30, size=(3, n)).astype(np.float32)
+        if n > 1:
+            a[1, ::3] = -np.inf  # masked entries
+        a[2, :] = -np.inf if n < 100 else a[2, :]  # a fully masked row (short rows)
+        x = cg.from_numpy(a)
+        with cg.profile() as p:
+            got = getattr(x, op)(1).numpy()
+        assert any(f.endswith("_tree") for f in p.functions), p.functions
+        m = a.max(1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lse = m + np.log(np.exp(a - m).sum(1, keepdims=True))
+            want = a - lse if op == "log_softmax" else np.exp(a - lse)
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6 if op == "softmax" else 5e-5)
+    t = cg.from_numpy(rng.standard_normal((300, 9)).astype(np.float32)).t()
+    want = np.exp(t.numpy()) / np.exp(t.numpy()).sum(1, keepdims=True)
+    np.testing.assert_allclose(t.softmax(1).numpy(), want, rtol=1e-5, atol=1e-7)
+
+
 def test_dtypes_in_vector_kernels():
     rng = np.random.default_rng(4)
     for dtype in ("float64", "float16", "int32", "int64", "bool"):

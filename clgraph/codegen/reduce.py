@@ -1030,32 +1030,50 @@ def _softmax_apply_source(spec: ReduceSpec, name: str) -> list[str]:
     return lines
 
 
+# rows of up to this many elements stay in local memory between softmax's two passes, so
+# the tree kernel reads its row from global memory once (32 KiB of floats)
+SOFTMAX_CACHE = 8192
+
+
 def _softmax_tree(spec, ind) -> list[str]:
+    """A work-group per row, in one read of the row: each work-item keeps an online (max,
+    sum of exp) pair over its elements (caching them in local memory when the row fits),
+    the group combines the pairs in a tree, then writes exp(x - max) / sum (log_softmax:
+    x - max - log sum) from the cache or, for longer rows, from a second read. int
+    counters in the loops around barriers (POCL-NOTES: PoCL on AVX-512 hosts)."""
     x, out = _D(spec.x), _D(spec.out)
     A, Lc, i = _D(spec.acc).compute, spec.local, ind
-    elem = _cvt(_load(x, "in", "p + t * rst", 1), x.compute, A, 1)
-
-    def tree(comb):
-        return [f"{i}for (int s_ = {Lc // 2}; s_ > 0; s_ >>= 1) {{",
-                f"{i}  barrier(CLK_LOCAL_MEM_FENCE);",
-                f"{i}  if (lid < s_) lm[lid] = {comb.format(a='lm[lid]', b='lm[lid + s_]')};",
-                f"{i}}}", f"{i}barrier(CLK_LOCAL_MEM_FENCE);"]
-
-    lines = [f"{i}__local {A} lm[{Lc}];", f"{i}{A} m = -INFINITY;",
-             (f"{i}for (long t = lid; t < R; t += {Lc}) {{ const {A} x_ = {elem};"
-              f" m = {MAX_NAN.format(a='m', b='x_')}; }}"),
-             f"{i}lm[lid] = m;"]
-    lines += tree(MAX_NAN)
-    lines += [f"{i}const {A} mx = lm[0];", f"{i}barrier(CLK_LOCAL_MEM_FENCE);",
-              f"{i}{A} e = 0;",
-              f"{i}for (long t = lid; t < R; t += {Lc}) e += exp({elem} - mx);",
-              f"{i}lm[lid] = e;"]
-    lines += tree("({a} + {b})")
-    lines.append(f"{i}const {A} ssum = lm[0];")
-    v = f"{elem} - (mx + log(ssum))" if spec.kind == "log_softmax" else (
-        f"exp({elem} - mx) / ssum")
-    lines.append(f"{i}for (long t = lid; t < R; t += {Lc}) "
-                 f"{{ {_store(out, v, A, 'out', 'o + t * ost', 1)} }}")
+    elem = _cvt(_load(x, "in", "p + (long)t * rst", 1), x.compute, A, 1)
+    C = SOFTMAX_CACHE
+    lines = [f"{i}__local {A} lm[{Lc}], ls[{Lc}], xs[{C}];",
+             f"{i}const int n = (int)R, cached = n <= {C};",
+             f"{i}{A} m = -INFINITY, e = 0;",
+             f"{i}for (int t = lid; t < n; t += {Lc}) {{",
+             f"{i}  const {A} x_ = {elem};",
+             f"{i}  if (cached) xs[t] = x_;",
+             # online: rescale the sum when the maximum grows (NaN propagates through m)
+             f"{i}  if (x_ > m || isnan(x_)) {{ e = e * exp(m - x_) + 1; m = x_; }}",
+             f"{i}  else if (x_ != -INFINITY) e += exp(x_ - m);  /* (a masked -inf adds 0) */",
+             f"{i}}}",
+             f"{i}lm[lid] = m; ls[lid] = e;",
+             f"{i}for (int s_ = {Lc // 2}; s_ > 0; s_ >>= 1) {{",
+             f"{i}  barrier(CLK_LOCAL_MEM_FENCE);",
+             f"{i}  if (lid < s_) {{",
+             f"{i}    const {A} m1 = lm[lid], m2 = lm[lid + s_];",
+             f"{i}    const {A} mm = {MAX_NAN.format(a='m1', b='m2')};",
+             f"{i}    const {A} sh = isinf(mm) ? ({A})0 : mm;",
+             f"{i}    ls[lid] = ls[lid] * exp(m1 - sh) + ls[lid + s_] * exp(m2 - sh);",
+             f"{i}    lm[lid] = mm;",
+             f"{i}  }}",
+             f"{i}}}",
+             f"{i}barrier(CLK_LOCAL_MEM_FENCE);",
+             f"{i}const {A} mx = lm[0], ssum = ls[0];"]
+    v = "x_ - (mx + log(ssum))" if spec.kind == "log_softmax" else "exp(x_ - mx) / ssum"
+    store = _store(out, v, A, "out", "o + (long)t * ost", 1)
+    lines += [f"{i}for (int t = lid; t < n; t += {Lc}) {{",
+              f"{i}  const {A} x_ = cached ? xs[t] : {elem};",
+              f"{i}  {store}",
+              f"{i}}}"]
     return lines
 
 
