@@ -86,6 +86,9 @@ class ReduceSpec:
     epi_params: tuple = ()
     # welford: the kernel also stores each row's mean (``mout``, dtype ``out``): var_mean
     mean_out: bool = False
+    # tree softmax: rows of up to this many elements stay in local memory between its two
+    # passes (sized to the device's local memory; 0: every row is read twice)
+    cache: int = 0
 
     def name(self) -> str:
         h = hashlib.sha1(repr(self).encode()).hexdigest()[:6]
@@ -1030,11 +1033,6 @@ def _softmax_apply_source(spec: ReduceSpec, name: str) -> list[str]:
     return lines
 
 
-# rows of up to this many elements stay in local memory between softmax's two passes, so
-# the tree kernel reads its row from global memory once (32 KiB of floats)
-SOFTMAX_CACHE = 8192
-
-
 def _softmax_tree(spec, ind) -> list[str]:
     """A work-group per row, in one read of the row: each work-item keeps an online (max,
     sum of exp) pair over its elements (caching them in local memory when the row fits),
@@ -1044,8 +1042,8 @@ def _softmax_tree(spec, ind) -> list[str]:
     x, out = _D(spec.x), _D(spec.out)
     A, Lc, i = _D(spec.acc).compute, spec.local, ind
     elem = _cvt(_load(x, "in", "p + (long)t * rst", 1), x.compute, A, 1)
-    C = SOFTMAX_CACHE
-    lines = [f"{i}__local {A} lm[{Lc}], ls[{Lc}], xs[{C}];",
+    C = spec.cache
+    lines = [f"{i}__local {A} lm[{Lc}], ls[{Lc}], xs[{max(C, 1)}];",
              f"{i}const int n = (int)R, cached = n <= {C};",
              f"{i}{A} m = -INFINITY, e = 0;",
              f"{i}for (int t = lid; t < n; t += {Lc}) {{",

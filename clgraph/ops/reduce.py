@@ -434,7 +434,21 @@ def _spec(op, x, accum, mode, nk, nr, info, width=None):
         init=accum.init, combine=accum.combine, kahan=accum.kahan, pre=accum.pre,
         xtype=accum.xtype.name if accum.xtype is not None else "", post=accum.post,
         mean_out=op.reduction.mean,
-        better=accum.better)
+        better=accum.better,
+        cache=_softmax_cache(info, accum.acc) if kind in _SOFTMAX and mode == Mode.TREE else 0)
+
+
+_SOFTMAX = ("softmax", "log_softmax")
+
+
+def _softmax_cache(info, acc) -> int:
+    """Elements of a row the tree softmax keeps in local memory: up to 8192, in at most
+    half of the device's local memory (a power of two)."""
+    fit = info.cl_device.local_mem_size // 2 // acc.itemsize
+    n = 8192
+    while n > fit:
+        n //= 2
+    return n if n >= 256 else 0
 
 
 class _Launch:
