@@ -5,12 +5,13 @@ At construction the replicas take rank 0's parameters and buffers (one broadcast
 dtype). The parameters that require grad are laid out in buckets, in reverse registration
 order (the order backward produces their gradients): the first holds about 1 MB, the
 others ``bucket_cap_mb`` (25 MB). Each bucket is a flat device tensor. A post-accumulate
-hook on each parameter copies its gradient into its bucket (a device copy); once a bucket
-is full, and every bucket before it has been started, its all-reduce starts (the MPI side
-on the group's worker thread) while autograd goes on enqueuing the rest of the backward.
-When the last bucket has started, the hook waits for them in order, and each averaged
-bucket is copied back into the ``.grad`` of its parameters, so backward() returns with
-averaged gradients and any optimizer steps as in one process.
+hook on each parameter writes its gradient divided by the world size into its bucket
+(one elementwise kernel); once a bucket is full, and every bucket before it has been
+started, its sum across the ranks starts (the MPI side on the group's worker thread) while
+autograd goes on enqueuing the rest of the backward. When the last bucket has started,
+the hook waits for them in order, and each averaged bucket is copied back into the
+``.grad`` of its parameters (a device copy), so backward() returns with averaged
+gradients and any optimizer steps as in one process.
 
 Imports clgraph.distributed, autograd and nn.Module; nothing imports this module but the
 nn.parallel package.
@@ -25,7 +26,9 @@ from ...autograd import AccumulateGrad, is_grad_enabled, no_grad
 from ...creation import zeros
 from ...distributed import collectives, group
 from ...distributed.collectives import ReduceOp
+from ...ops.elementwise import OPS
 from ...ops.join import cat
+from ...ops.registry import apply
 from ...tensor import Tensor
 from ..module import Module
 
@@ -202,14 +205,12 @@ class DistributedDataParallel(Module):
                 "second backward through the same forward, or a reentrant one)")
         b, i = self._where[id(p)]
         g, dst = p.grad, b.slot(i)
-        if not (g._storage is dst._storage and g._offset == dst._offset):
-            if g._contig and g.dtype is dst.dtype:
-                size = g.dtype.itemsize
-                runtime.copy_buffer(g._storage, dst._storage, g.numel() * size,
-                                    g._offset * size, dst._offset * size)
+        scale = 1.0 / group.current().size  # divided on the way in: the bucket sums
+        with no_grad():
+            if g._storage is dst._storage and g._offset == dst._offset:
+                dst.mul_(scale)  # gradient_as_bucket_view: accumulated in the bucket
             else:
-                with no_grad():
-                    dst.copy_(g)
+                apply(OPS["mul"], g, scale, out=dst)
         self._mark(p)
 
     def _mark(self, p) -> None:
@@ -221,7 +222,7 @@ class DistributedDataParallel(Module):
         while self._next < len(buckets) and buckets[self._next].ready == len(
                 buckets[self._next].params):
             nb = buckets[self._next]
-            nb.work = collectives._all_reduce(group.current(), nb.flat, ReduceOp.AVG, True,
+            nb.work = collectives._all_reduce(group.current(), nb.flat, ReduceOp.SUM, True,
                                               checked=not nb.checked)
             nb.checked = True
             self._next += 1
