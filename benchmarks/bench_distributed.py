@@ -1,0 +1,163 @@
+"""clgraph.distributed between local processes, against mpi4py on numpy arrays:
+
+- all_reduce (SUM) of 1, 16 and 128 MB of float32 on 2 processes: clgraph's (device ->
+  host -> MPI -> host -> device; mapped in place on CPU devices, and staged as on a discrete
+  GPU) against mpi4py's Allreduce on a numpy array of the same size, as throughput (bytes
+  per second of tensor reduced);
+- a DistributedDataParallel training step (MLP 1024-2048-2048-10, 6.3M parameters, batch
+  64 per process, SGD with momentum) on 2 processes, against the same 2 processes each
+  training on its own (no communication) and one process alone; and one all-reduce of all
+  the gradients at once, which the buckets' overlap with the backward should beat.
+
+    pip install -e ".[distributed]"
+    python benchmarks/bench_distributed.py [--steps N]
+
+It starts its own MPI jobs (``mpirun -n 2``). On PoCL every process shares the CPU: the
+training part gives each process one PoCL thread (POCL_MAX_PTHREAD_COUNT=1, in both runs)
+so that two processes compute side by side as two devices would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SIZES_MB = (1, 16, 128)
+STAGED = "CLGRAPH_DISTRIBUTED_STAGED"
+
+
+def _medians(fns: dict, sync, barrier, steps: int, warmup: int = 2) -> dict:
+    """Median seconds per call of each of ``fns``, interleaved call by call (the machine's
+    load changes alike for all of them), every rank starting each call together."""
+    times: dict = {k: [] for k in fns}
+    for i in range(warmup + steps):
+        for k, fn in fns.items():
+            barrier()
+            t = time.perf_counter()
+            fn()
+            sync()
+            if i >= warmup:
+                times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def allreduce_part(steps: int) -> dict:
+    import numpy as np
+
+    import clgraph as cg
+    import clgraph.distributed as dist
+    from mpi4py import MPI
+
+    dist.init_process_group("mpi")
+    comm = MPI.COMM_WORLD
+    queue = cg.get_default_device().info.queue
+    rows = []
+    for mb in SIZES_MB:
+        n = mb << 18
+        host, x = np.ones(n, np.float32), cg.ones(n)
+
+        def staged():
+            os.environ[STAGED] = "1"
+            dist.all_reduce(x)
+            del os.environ[STAGED]
+
+        t = _medians({"mpi": lambda: comm.Allreduce(MPI.IN_PLACE, host),
+                      "mapped": lambda: dist.all_reduce(x), "staged": staged},
+                     queue.finish, comm.Barrier, max(steps // (mb // 16 + 1), 5))
+        rows.append(dict(t, mb=mb))
+    dist.destroy_process_group()
+    return {"rows": rows}
+
+
+def ddp_part(steps: int) -> dict:
+    import clgraph as cg
+    import clgraph.distributed as dist
+    import clgraph.nn as nn
+    from clgraph.nn.parallel import DistributedDataParallel
+    from mpi4py import MPI
+
+    dist.init_process_group("mpi")
+    comm = MPI.COMM_WORLD
+    queue = cg.get_default_device().info.queue
+    cg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1024, 2048), nn.ReLU(), nn.Linear(2048, 2048), nn.ReLU(),
+                          nn.Linear(2048, 10))
+    x, y = cg.randn(64, 1024), cg.randint(0, 10, (64,))
+
+    def step(net):
+        opt = cg.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+
+        def run():
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+
+        return run
+
+    steps_of = {"plain": step(model)}  # no communication: each process on its own
+    if comm.Get_size() > 1:
+        steps_of["ddp"] = step(DistributedDataParallel(model))
+    t = _medians(steps_of, queue.finish, comm.Barrier, steps)
+    n = sum(p.numel() for p in model.parameters())
+    flat = cg.zeros(n)
+    t.update(_medians({"allreduce_all": lambda: dist.all_reduce(flat, op=dist.ReduceOp.AVG)},
+                      queue.finish, comm.Barrier, steps))
+    dist.destroy_process_group()
+    return dict(t, params=n)
+
+
+def _run(n: int, part: str, steps: int, extra_env=None) -> dict:
+    mpirun = shutil.which("mpirun") or shutil.which("mpirun", path=str(
+        Path(sys.executable).parent))
+    if mpirun is None:
+        sys.exit("no mpirun: pip install -e '.[distributed]'")
+    env = dict(os.environ, **(extra_env or {}))
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    cmd = [mpirun, "-n", str(n)] + (["--oversubscribe"] if n > (os.cpu_count() or 1) else [])
+    cmd += [sys.executable, __file__, "--part", part, "--steps", str(steps)]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--part", choices=["allreduce", "ddp"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.part:  # one rank of a job this script started
+        res = (allreduce_part if args.part == "allreduce" else ddp_part)(args.steps)
+        if int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK", "0"))) == 0:
+            print(json.dumps(res), flush=True)
+        return
+    ar = _run(2, "allreduce", args.steps)
+    print("all_reduce, float32, 2 processes: throughput (GB/s) and share of mpi4py's")
+    print(f"{'size':>8}  {'mpi4py numpy':>13}  {'clgraph mapped':>15}  {'clgraph staged':>15}")
+    for row in ar["rows"]:
+        gbs = {k: row["mb"] * 2**20 / row[k] / 1e9 for k in ("mpi", "mapped", "staged")}
+        share = {k: f"{gbs[k]:>7.2f} ({gbs[k] / gbs['mpi']:4.0%})" for k in gbs}
+        print(f"{row['mb']:>5} MB  {gbs['mpi']:>13.2f}  {share['mapped']:>15}  "
+              f"{share['staged']:>15}")
+    one_thread = {"POCL_MAX_PTHREAD_COUNT": "1"}
+    one = _run(1, "ddp", args.steps, one_thread)
+    two = _run(2, "ddp", args.steps, one_thread)
+    print(f"\ntraining step, MLP of {one['params'] / 1e6:.1f}M parameters "
+          f"({one['params'] * 4 / 2**20:.0f} MB of gradients), batch 64 per process")
+    print(f"  1 process:                       {one['plain'] * 1e3:7.1f} ms")
+    print(f"  2 processes, each on its own:    {two['plain'] * 1e3:7.1f} ms  (CPU shared)")
+    print(f"  2 processes, DDP:                {two['ddp'] * 1e3:7.1f} ms  "
+          f"(+{(two['ddp'] - two['plain']) * 1e3:.1f} ms for the gradients' all-reduces)")
+    print(f"  one all-reduce of all gradients: {two['allreduce_all'] * 1e3:7.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
