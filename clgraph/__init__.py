@@ -53,6 +53,7 @@ from . import nn  # noqa: E402  (torch.nn: Module, layers, functional, init)
 from .compile import compile  # noqa: E402,A004
 from .graph import to_dot  # noqa: E402
 from . import distributed  # noqa: E402  (mpi4py is imported by init_process_group only)
+from . import onnx  # noqa: E402  (the onnx package is imported by onnx.export only)
 from .nn import parallel as _parallel  # noqa: E402,F401  (cg.nn.parallel)
 
 
