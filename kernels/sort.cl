@@ -9,8 +9,9 @@
 //   1. sort_keys            one work-item per element
 //   2. sort_bitonic (GPUs)  bitonic networks in local memory over blocks of up to CAP
 //      or sort_serial (CPUs) one work-item per block: insertion runs, then merges
-//   3. sort_merge           while a row holds several sorted blocks: one pass merges
+//   3. sort_merge (GPUs)    while a row holds several sorted blocks: one pass merges
 //                           neighbouring runs of `width` (binary search per element)
+//      or sort_merge_chunks (CPUs) the same pass, sequential merges of output chunks
 //   4. sort_finish          values and int64 indices from the sorted positions
 // search_cdf (multinomial) finds sampled categories in rows of a cumulative sum.
 //
@@ -217,6 +218,46 @@ __kernel void sort_merge(__global const ulong* key, __global const int* idx,
   }
   dst_key[base + place] = k;
   dst_idx[base + place] = x;
+}
+
+// The same merge pass with one work-item per `chunk` consecutive output places of a row
+// (CPUs: a sequential merge reads its runs in order): the work-item finds how many of its
+// first place's predecessors come from the left run (a binary search on the diagonal of the
+// merge path), then merges; it searches again where a new pair of runs begins.
+// Launch: rows * ceil(row / chunk) work-items, padded.
+__kernel void sort_merge_chunks(__global const ulong* key, __global const int* idx,
+                                __global ulong* dst_key, __global int* dst_idx,
+                                const long rows, const long row, const long width,
+                                const long chunk) {
+  const long per_row = (row + chunk - 1) / chunk;
+  const long g = get_global_id(0);
+  if (g >= rows * per_row) return;
+  const long base = (g / per_row) * row;
+  const long j0 = (g % per_row) * chunk;
+  const long j1 = min(row, j0 + chunk);
+  long p = 0, q = 0, p_end = 0, q_end = 0;
+  for (long j = j0; j < j1; ++j) {
+    if (j == j0 || j % (2 * width) == 0) {
+      const long s = j - j % (2 * width);
+      const long la = min(width, row - s), lb = max(0l, min(width, row - s - width));
+      const long k = j - s;
+      long lo = max(0l, k - lb), hi = min(k, la);
+      while (lo < hi) {
+        const long i = (lo + hi) / 2;
+        const long b = base + s + width + k - i - 1;
+        if (pair_less(key[base + s + i], idx[base + s + i], key[b], idx[b])) lo = i + 1;
+        else hi = i;
+      }
+      p = base + s + lo;
+      q = base + s + width + k - lo;
+      p_end = base + s + la;
+      q_end = base + s + width + lb;
+    }
+    const int right = q < q_end && (p >= p_end || pair_less(key[q], idx[q], key[p], idx[p]));
+    const long src = right ? q++ : p++;
+    dst_key[base + j] = key[src];
+    dst_idx[base + j] = idx[src];
+  }
 }
 
 #ifdef ACC
