@@ -246,7 +246,7 @@ def _label_operand(t, term: list, k: int, ell: int) -> _Operand:
             j = labels.index(lb, i + 1)
             if t._shape[i] != t._shape[j]:
                 raise RuntimeError(f"einsum(): subscript {lb} is repeated for operand {k} but "
-                                   f"the sizes don't match, {t._shape[i]} != {t._shape[j]}")
+                                   f"the sizes don't match, {t._shape[j]} != {t._shape[i]}")
             t = apply(DIAGONAL, t, offset=0, dim1=i, dim2=j)
             labels = [x for p, x in enumerate(labels) if p not in (i, j)] + [lb]
     return _Operand(t, labels)
