@@ -49,11 +49,11 @@ def _job(n: int, *modes: str, timeout: float = 240, script: Path = WORKER):
                           cwd=ROOT, check=False)
 
 
-@pytest.mark.parametrize("ranks", [2, 3])
-def test_collectives_and_ddp(ranks):
-    r = _job(ranks, "collectives", "ddp")
+@pytest.mark.parametrize("ranks,ddp", [(2, "ddp"), (3, "ddp_subset")])
+def test_collectives_and_ddp(ranks, ddp):
+    r = _job(ranks, "collectives", ddp)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
-    assert "collectives ok" in r.stdout and "ddp ok" in r.stdout, r.stdout
+    assert "collectives ok" in r.stdout and f"{ddp} ok" in r.stdout, r.stdout
 
 
 def test_digits_ddp_example_learns():

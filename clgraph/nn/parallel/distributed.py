@@ -20,6 +20,7 @@ nn.parallel package.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 from ... import runtime
 from ...autograd import AccumulateGrad, is_grad_enabled, no_grad
@@ -166,6 +167,8 @@ class DistributedDataParallel(Module):
                     if id(p) not in self._marked]
             raise RuntimeError(_UNFINISHED.format(names=", ".join(left)))
         sync = self.require_backward_grad_sync and is_grad_enabled()
+        if sync and runtime.observers:
+            _traced()
         buffers = list(self.module.buffers())
         if sync and self.broadcast_buffers and buffers:
             _from_rank0(buffers)
@@ -256,6 +259,22 @@ class DistributedDataParallel(Module):
         self._next = 0
         for b in self._bucket_list:
             b.ready = 0
+
+
+_warned: list = []
+
+
+def _traced() -> None:
+    """A compiled replay of this forward would skip its bookkeeping, and the backward would
+    not average: the traced call reports a host read, which makes it run eagerly."""
+    runtime.notify(runtime.Read(None))
+    if not _warned:
+        _warned.append(True)
+        warnings.warn(
+            "DistributedDataParallel inside a cg.compile'd call: the call runs eagerly (a "
+            "compiled replay cannot average gradients across processes); "
+            "DistributedDataParallel(cg.compile(model)) keeps the model's forward and "
+            "backward compiled", RuntimeWarning, stacklevel=4)
 
 
 def _reached(out) -> set:
