@@ -13,10 +13,10 @@ MPI comes from mpi4py (``pip install 'clgraph[distributed]'``), imported by
 exception in any rank aborts the whole job, and ranks that call mismatching collectives
 (different kinds, shapes or dtypes) all raise one error naming each rank's tensor.
 
-A collective reads the host, so a ``cg.compile``d call that makes one (a training step
-with DistributedDataParallel inside) runs eagerly for that signature, with compile's
-warning; ``DistributedDataParallel(cg.compile(model))`` replays the model's forward and
-backward compiled and all-reduces the gradients between them and the optimizer step.
+A compiled replay cannot run a collective: a ``cg.compile``d call that makes one, or
+that calls DistributedDataParallel, runs eagerly for that signature, with a warning;
+``DistributedDataParallel(cg.compile(model))`` replays the model's forward and backward
+compiled and all-reduces the gradients between them and the optimizer step.
 """
 
 from .collectives import (ReduceOp, all_gather, all_gather_into_tensor, all_gather_object,

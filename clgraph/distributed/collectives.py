@@ -203,8 +203,13 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     return _all_reduce(g, t, op, async_op, checked=True)
 
 
+def bucket_sum(t: Tensor, first: bool):
+    """DistributedDataParallel's bucket all-reduce (SUM, asynchronous): the signature is
+    checked on a bucket's first one only, its layout never changes."""
+    return _all_reduce(current(), t, ReduceOp.SUM, True, checked=first)
+
+
 def _all_reduce(g, t, op, async_op, checked):
-    """all_reduce, with the signature check optional (a DDP bucket checks its first)."""
     mpi_op = _mpi_op(op, t.dtype)
     MPI = mpi()
     after = (lambda x: _average(x, g.size)) if op is ReduceOp.AVG else None

@@ -26,7 +26,6 @@ from ... import runtime
 from ...autograd import AccumulateGrad, is_grad_enabled, no_grad
 from ...creation import zeros
 from ...distributed import collectives, group
-from ...distributed.collectives import ReduceOp
 from ...ops.elementwise import OPS
 from ...ops.join import cat
 from ...ops.registry import apply
@@ -225,8 +224,7 @@ class DistributedDataParallel(Module):
         while self._next < len(buckets) and buckets[self._next].ready == len(
                 buckets[self._next].params):
             nb = buckets[self._next]
-            nb.work = collectives._all_reduce(group.current(), nb.flat, ReduceOp.SUM, True,
-                                              checked=not nb.checked)
+            nb.work = collectives.bucket_sum(nb.flat, first=not nb.checked)
             nb.checked = True
             self._next += 1
         if self._next == len(buckets):
