@@ -3,7 +3,8 @@ preserve_format, and the strides each asks for. Imports nothing from clgraph.
 
 channels_last (and channels_last_3d) are real layouts here: ``contiguous``, ``clone``,
 ``to`` and ``empty_like`` given one return a tensor with the channel dim innermost, which
-every op reads through its strides (clgraph's kernels do not run faster on it).
+every op reads through its strides (clgraph's kernels do not run faster on it); the other
+``*_like`` functions and ``Module.to`` accept the argument and return contiguous tensors.
 preserve_format gives a contiguous result (PyTorch keeps a dense input's strides)."""
 
 from __future__ import annotations
