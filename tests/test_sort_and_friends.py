@@ -390,6 +390,8 @@ def test_diagonal_diag_trace():
         cg.diag(cg.ones(2, 2, 2))
     with pytest.raises(RuntimeError, match="diagonal dimensions cannot be identical 0, 0"):
         cg.diagonal(cg.ones(2, 2), 0, 0, 0)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        cg.diagonal(cg.ones(3))
     with pytest.raises(RuntimeError, match="trace: expected a matrix"):
         cg.trace(cg.ones(2, 2, 2))
     x = cg.tensor(np.random.default_rng(0).standard_normal((3, 4, 2)), requires_grad=True)

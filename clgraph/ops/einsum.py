@@ -93,7 +93,7 @@ DIAGONAL_BACKWARD = register(OpDef(
 @public
 def diagonal(input, offset=0, dim1=0, dim2=1):
     """torch.diagonal: a view of the diagonal of dims dim1 and dim2, as the last dim."""
-    d1, d2 = _check_dims(input.ndim, dim1, dim2) if input.ndim >= 2 else (dim1, dim2)
+    d1, d2 = _check_dims(input.ndim, dim1, dim2)
     return apply(DIAGONAL, input, offset=int(offset), dim1=d1, dim2=d2)
 
 
