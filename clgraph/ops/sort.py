@@ -85,7 +85,7 @@ _MERGE_CHUNK = 1024
 
 def _cpu_block(rows: int, row: int) -> int:
     """sort_serial's block: whole rows when there are enough of them to keep the cores
-    busy, else rows cut in up to 8 blocks of at least 256 (merged by sort_merge)."""
+    busy, else rows cut in up to 8 blocks of at least 256 (merged by sort_merge_chunks)."""
     parts = 1 if rows >= 8 else max(1, min(-(-8 // rows), row // 256))
     return -(-row // parts)
 
@@ -127,8 +127,7 @@ def _sort_rows(x, descending: bool):
     bufs = [(key._storage.buf, idx._storage.buf), (key2._storage.buf, idx2._storage.buf)]
     _launch(info, _key_kernel(info, "sort_keys", x.dtype), "sort_keys", n,
             {"x": x._storage.buf, "xoff": x._offset, "n": n, "row": row,
-             "descending": int(descending),
-             "key": bufs[0][0], "idx": bufs[0][1]})
+             "descending": int(descending), "key": bufs[0][0], "idx": bufs[0][1]})
     width = _sort_blocks(info, *bufs[0], *bufs[1], rows, row)
     name = "sort_merge_chunks" if info.is_cpu else "sort_merge"
     merge = codegen.template_kernel(info, "sort.cl", name)
