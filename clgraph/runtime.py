@@ -165,6 +165,16 @@ def _retry(e: cl.Error, dev: DeviceInfo, doing: str, again):
     raise RuntimeError(f"{doing} on {_where(dev)} failed: {e}") from None
 
 
+def guarded(dev: DeviceInfo, doing: str, fn):
+    """``fn()`` (an OpenCL call on ``dev``) with its errors as clgraph's: out of memory
+    retried once after the pool is emptied, then OutOfMemoryError or RuntimeError naming
+    what was done (``doing``) and the device."""
+    try:
+        return fn()
+    except cl.Error as e:
+        return _retry(e, dev, doing, fn)
+
+
 _HINT = ("Free the tensors you no longer need, use a smaller batch, or call "
          "cg.cl.empty_cache() to give the pool's cached buffers back to the driver.")
 

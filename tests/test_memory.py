@@ -302,3 +302,26 @@ def test_format_bytes():
     assert runtime.format_bytes(5 << 20) == "5.00 MiB"
     assert runtime.format_bytes(1 << 42) == "4.00 TiB"
     assert runtime.format_bytes(1 << 52) == "4096.00 TiB"
+
+
+def test_guarded_driver_calls_name_what_failed(dev):
+    """runtime.guarded (compiled replays' uploads and copies go through it): a driver error
+    becomes clgraph's RuntimeError naming the action and the device; an out-of-memory one
+    is retried once after the pool is emptied."""
+    def bad():
+        raise cl.Error("clEnqueueWriteBuffer failed: INVALID_VALUE")
+
+    with pytest.raises(RuntimeError, match=r"uploading host data in a compiled call on cl:"):
+        runtime.guarded(dev, "uploading host data in a compiled call", bad)
+    calls = []
+
+    class _OOM(cl.Error):
+        code = cl.status_code.MEM_OBJECT_ALLOCATION_FAILURE
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise _OOM("clEnqueueCopyBuffer failed: MEM_OBJECT_ALLOCATION_FAILURE")
+        return "done"
+
+    assert runtime.guarded(dev, "copying", flaky) == "done" and len(calls) == 2

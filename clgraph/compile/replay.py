@@ -96,12 +96,17 @@ class Plan:
             if type(act) is Enqueue:
                 runtime.enqueue(dev, act.kernel, act.name, act.gsize, act.lsize)
             elif type(act) is Upload:
-                cl.enqueue_copy(dev.queue, _buf(act.dst, in_bufs, esc), act.host,
-                                dst_offset=act.offset)
+                dst = _buf(act.dst, in_bufs, esc)
+                runtime.guarded(dev, "uploading host data in a compiled call",
+                                lambda: cl.enqueue_copy(dev.queue, dst, act.host,
+                                                        dst_offset=act.offset))
             elif type(act) is Transfer:
-                cl.enqueue_copy(dev.queue, _buf(act.dst, in_bufs, esc),
-                                _buf(act.src, in_bufs, esc), byte_count=act.nbytes,
-                                src_offset=act.src_off, dst_offset=act.dst_off)
+                dst, src = _buf(act.dst, in_bufs, esc), _buf(act.src, in_bufs, esc)
+                runtime.guarded(dev, "copying a buffer in a compiled call",
+                                lambda: cl.enqueue_copy(dev.queue, dst, src,
+                                                        byte_count=act.nbytes,
+                                                        src_offset=act.src_off,
+                                                        dst_offset=act.dst_off))
             else:
                 r = act.ref
                 st = _BufStorage(_buf(act.index, in_bufs, esc), dev)
