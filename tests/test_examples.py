@@ -4,6 +4,7 @@ epochs of each digits model with the loss falling."""
 from __future__ import annotations
 
 import argparse
+import math
 import runpy
 import sys
 from pathlib import Path
@@ -90,3 +91,37 @@ def test_char_transformer_mixed_precision_runs():
         sys.path.remove(str(EXAMPLES))
     assert len(res["losses"]) == 12 and all(0 < v < 10 for v in res["losses"])
     assert res["held_out"] < res["unigram"] * 1.2
+
+
+def _example(name):
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+
+def test_vae_digits_learns():
+    """A few epochs of the VAE: its loss falls well below the untrained model's and its
+    reconstructions beat the mean image."""
+    pytest.importorskip("sklearn")
+    res = _example("vae_digits").main(["--epochs", "5"])
+    assert len(res["losses"]) == 5 and all(math.isfinite(v) for v in res["losses"])
+    assert res["losses"][-1] < 0.8 * res["start_loss"], res
+    assert res["test_loss"] < 0.8 * res["start_loss"], res
+    assert res["reconstruction_error"] < res["baseline_error"], res
+
+
+def test_dcgan_digits_runs(tmp_path, capsys):
+    """A few DCGAN steps: finite losses, 16x16 samples in the generator's [-1, 1] range,
+    and the picture (or a note that matplotlib is missing)."""
+    pytest.importorskip("sklearn")
+    png = tmp_path / "samples.png"
+    res = _example("dcgan_digits").main(["--epochs", "1", "--max-steps", "4", "--width", "8",
+                                         "--latent", "8", "--plot", str(png)])
+    assert res["steps"] == 4 and len(res["d_losses"]) == len(res["g_losses"]) == 4
+    assert all(math.isfinite(v) and v > 0 for v in res["d_losses"] + res["g_losses"])
+    assert all(0 < p < 1 for p in res["d_real"] + res["d_fake"])
+    s = res["samples"]
+    assert s.shape == (64, 1, 16, 16) and s.min() >= -1 and s.max() <= 1 and s.std() > 0
+    assert png.exists() or "matplotlib is not installed" in capsys.readouterr().out
