@@ -36,7 +36,7 @@ def _check(model, args, names, *more_args, rtol=1e-4, atol=1e-5, **kw):
     for a in (args, *more_args):
         got = sess.run(None, {n: t.numpy() for n, t in zip(names, a)})
         with cg.no_grad():
-            want = [t.numpy() for t in flatten(model(*a))]
+            want = [t.detach().numpy() for t in flatten(model(*a))]
         assert len(got) == len(want)
         for g, w in zip(got, want):
             assert g.shape == w.shape and g.dtype == w.dtype, (g.shape, w.shape, g.dtype)
@@ -153,17 +153,23 @@ def test_transformer_encoder_layer_dynamic_batch_and_length(d, heads, activation
             assert not shape or 2 not in onnx.numpy_helper.to_array(shape[0]).tolist()[:1]
 
 
-def test_attention_masks_and_causal():
+@pytest.mark.parametrize("head_dim", [16, 4])
+def test_attention_masks_and_causal(head_dim):
+    """The fused row (head dim 16) and the composition of ops (head dim 4), causal, with
+    a float mask and with a boolean one."""
     cg.manual_seed(4)
 
-    def attend(q, k, v, m):
+    def attend(q, k, v, m, keep):
         causal = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         masked = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
-        return causal, masked
+        kept = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+        return causal, masked, kept
 
-    q, k, v = (cg.randn(2, 2, 5, 16) for _ in range(3))
+    q, k, v = (cg.randn(2, 2, 5, head_dim) for _ in range(3))
     m = cg.randn(5, 5)
-    _check(attend, (q, k, v, m), ["q", "k", "v", "m"])
+    keep = cg.rand(5, 5) > 0.3
+    keep[:, 0] = True  # every query keeps a key
+    _check(attend, (q, k, v, m, keep), ["q", "k", "v", "m", "keep"])
 
 
 class Tagger(nn.Module):
@@ -196,11 +202,11 @@ def test_dynamic_sequence_of_an_unrolled_loop_raises():
                        dynamic_axes={"ids": [0, 1]})
 
 
-def test_opsets_13_and_20():
+def test_opsets_14_and_20():
     cg.manual_seed(6)
     model = nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.GELU(), nn.Linear(8, 3)).eval()
     x = (cg.randn(4, 6),)
-    old = _check(model, x, ["x"], opset_version=13)
+    old = _check(model, x, ["x"], opset_version=14)
     assert "LayerNormalization" not in _ops(old) and "Erf" in _ops(old)
     new = _check(model, x, ["x"], opset_version=20)
     assert {"LayerNormalization", "Gelu"} <= _ops(new)
@@ -219,6 +225,17 @@ def test_file_object_names_and_keywords():
     got = _session(proto).run(None, {"input": x.numpy(), "weight": model.weight.numpy(force=True),
                                      "bias": model.bias.numpy(force=True)})[0]
     np.testing.assert_allclose(got, model(x).detach().numpy(), rtol=1e-5)
+
+
+def test_outputs_that_are_inputs_parameters_or_repeated():
+    lin = nn.Linear(3, 3)
+
+    def fn(x):
+        y = lin(x)
+        return x, y, y, lin.weight
+
+    proto = _check(fn, (cg.randn(2, 3),), ["x"], output_names=["same", "y", "again", "w"])
+    assert [o.name for o in proto.graph.output] == ["same", "y", "again", "w"]
 
 
 # --- op rows one by one -------------------------------------------------------------------
@@ -275,14 +292,19 @@ ROWS = [
 ]
 
 
+@pytest.mark.parametrize("opset", [14, 17, 18])
 @pytest.mark.parametrize("name,fn,make", ROWS, ids=[r[0] for r in ROWS])
-def test_op_rows_against_onnxruntime(name, fn, make):
+def test_op_rows_against_onnxruntime(name, fn, make, opset):
+    """Every row of each case, at opsets with reduction axes as attributes (14), as
+    inputs (18) and the default."""
     cg.manual_seed(7)
     args = make()
-    _check(fn, args, [f"in{i}" for i in range(len(args))], rtol=1e-4, atol=1e-5)
+    _check(fn, args, [f"in{i}" for i in range(len(args))], rtol=1e-4, atol=1e-5,
+           opset_version=opset)
 
 
-def test_functions_with_dynamic_shapes():
+@pytest.mark.parametrize("opset", [14, 17])
+def test_functions_with_dynamic_shapes(opset):
     """Shapes read from the input: a Reshape with -1, zeros of the batch's size, an
     expand and a slice to a dynamic bound."""
 
@@ -295,7 +317,7 @@ def test_functions_with_dynamic_shapes():
 
     x = cg.randn(2, 3, 4)
     proto = _check(fn, (x,), ["x"], (cg.randn(5, 6, 4),),
-                   dynamic_axes={"x": {0: "B", 1: "L"}})
+                   dynamic_axes={"x": {0: "B", 1: "L"}}, opset_version=opset)
     assert "ConstantOfShape" in _ops(proto)
 
 
@@ -348,3 +370,47 @@ def test_import_clgraph_does_not_import_onnx():
     code = "import sys, clgraph; assert 'onnx' not in sys.modules; print(clgraph.onnx.export)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
+
+
+def test_random_numbers_in_the_forward_raise():
+    def noisy(x):
+        return x + cg.randn_like(x)
+
+    with pytest.raises(cg.onnx.OnnxExporterError, match="draws random numbers"):
+        cg.onnx.export(noisy, (cg.randn(2, 3),), None)
+    model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5))
+    with pytest.raises(cg.onnx.OnnxExporterError, match=r"random numbers \(in 1 \(Dropout\)"):
+        cg.onnx.export(model, (cg.randn(2, 3),), None,
+                       training=cg.onnx.TrainingMode.TRAINING)
+    assert model.training
+
+
+def test_in_place_writes():
+    """An in-place op on a whole tensor is a new value; writing into a slice, or reading
+    a view of a tensor written afterwards, raises."""
+
+    def whole(x):
+        y = x * 2
+        y.relu_()
+        y += 1
+        return y
+
+    proto = _check(whole, (cg.randn(2, 3),), ["x"])
+    assert [n.op_type for n in proto.graph.node] == ["Mul", "Relu", "Add"]
+
+    def part(x):
+        y = x * 1
+        y[:, 0] = 0.0
+        return y
+
+    with pytest.raises(cg.onnx.OnnxExporterError, match="part of a tensor"):
+        cg.onnx.export(part, (cg.randn(2, 3),), None)
+
+    def stale_view(x):
+        y = x * 1
+        v = y.view(3, 2)
+        y.relu_()
+        return v + 1
+
+    with pytest.raises(cg.onnx.OnnxExporterError, match="after an in-place op"):
+        cg.onnx.export(stale_view, (cg.randn(2, 3),), None)

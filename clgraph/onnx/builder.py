@@ -128,8 +128,21 @@ class Builder:
                 f"shares with another tensor {self.where}; the graph has no aliasing")
         return v.name
 
-    def value(self, t: Tensor) -> Value:
-        return self.values[id(t)]
+    def rename(self, old: str, new: str) -> bool:
+        """Rename a node's output everywhere (False when ``new`` is taken)."""
+        if new in self.taken:
+            return False
+        self.taken.add(new)
+        for node in self.nodes:
+            for names in (node.input, node.output):
+                for k, n in enumerate(names):
+                    if n == old:
+                        names[k] = new
+        for v in self.values.values():
+            if v.name == old:
+                v.name = new
+        self._dims = {k: (new if n == old else n, a) for k, (n, a) in self._dims.items()}
+        return True
 
     def shapes(self, t: Tensor) -> tuple[tuple, tuple]:
         v = self.values[id(t)]

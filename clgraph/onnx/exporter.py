@@ -19,7 +19,7 @@ from . import functional, record, symbolic
 from .builder import Builder, onnx_type
 from .errors import OnnxExporterError, UnsupportedOperatorError
 
-MIN_OPSET = 13
+MIN_OPSET = 14
 HANDLERS = {**{("op", k): v for k, v in symbolic.OPS.items()},
             **{("op", k): v for k, v in functional.ROWS.items()},
             **{("fn", k): v for k, (_, v) in functional.FUNCTIONS.items()}}
@@ -58,7 +58,7 @@ def export(model, args, f, *, kwargs, export_params, verbose, training, input_na
                               ir_version=helper.find_min_ir_version_for(opsets))
     onnx.checker.check_model(proto, full_check=True)
     if verbose:
-        print(helper.printable_graph(proto.graph))
+        print(onnx.printer.to_text(proto))
     _write(proto, f)
     return proto
 
@@ -177,7 +177,8 @@ def _second_run(model, args, kwargs, first, axes, names_in, params, rules):
         except Exception as e:  # noqa: BLE001  (the model may refuse one size, not the other)
             error = e
     raise OnnxExporterError(f"cg.onnx.export: the model fails on inputs with the dynamic axes "
-                            f"resized, so they cannot be dynamic: {error!r}") from error
+                            f"resized, so they cannot be dynamic (dims that must agree need "
+                            f"one name in dynamic_axes): {error!r}") from error
 
 
 def _replace(value, by_id):
@@ -276,18 +277,22 @@ def _outputs(b: Builder, first, second, names, axes, graph_inputs) -> list:
     for info, t in zip(graph_inputs, first.inputs):
         for a, d in axes.get(info.name, {}).items():
             known[(t.shape[a], b.shapes(t)[1][a])] = d
-    claimed = {i.name for i in graph_inputs} | set(b.initializers)
+    claimed = {i.name for i in graph_inputs + b.param_inputs} | set(b.initializers)
     infos = []
     for i, (name, t) in enumerate(zip(names, first.outputs)):
         b.scope, b.where = "", "(a graph output)"
         b.prepare([t], [second.outputs[i]] if second else None)
         value = b.name(t)
-        if name in b.taken and name != value:
-            raise ValueError(f"cg.onnx.export: output name {name!r} is taken by a parameter "
-                             "or another value of the graph")
-        if value in claimed or not _rename(b, value, name):
-            b.nodes.append(helper.make_node("Identity", [value], [name],
-                                            name=b.fresh(f"/{name}/Identity")))
+        if value != name:
+            if name in b.taken:
+                raise ValueError(f"cg.onnx.export: output name {name!r} is taken by an "
+                                 "input, a parameter or another value of the graph")
+            if value in claimed:  # an input, a parameter or an earlier output: a copy
+                b.taken.add(name)
+                b.nodes.append(helper.make_node("Identity", [value], [name],
+                                                name=b.fresh(f"/{name}/Identity")))
+            else:
+                b.rename(value, name)
         claimed.add(name)
         shape, twin = b.shapes(t)
         dims = []
@@ -309,22 +314,6 @@ def _prune(b: Builder, outputs: list) -> None:
     b.nodes[:] = kept[::-1]
     for name in [n for n in b.initializers if n not in live]:
         del b.initializers[name]
-
-
-def _rename(b: Builder, old: str, new: str) -> bool:
-    """Rename a node output everywhere (False when ``new`` is taken)."""
-    if new in b.taken:
-        return False
-    b.taken.add(new)
-    for node in b.nodes:
-        for field in (node.input, node.output):
-            for k, n in enumerate(field):
-                if n == old:
-                    field[k] = new
-    for v in b.values.values():
-        if v.name == old:
-            v.name = new
-    return True
 
 
 def _write(proto, f) -> None:

@@ -1,8 +1,10 @@
 """Recording a forward for export: a layer pushed on the dispatch stack keeps every op row
 applied at the top level, and chosen nn.functional functions, replaced for the duration,
 keep their calls whole (a convolution is one call instead of im2col and a product). Ops
-applied inside a kept call or inside another op are part of it. Imports the registry, the
-Tensor and nn (functional, Module); never the onnx package.
+applied inside a kept call or inside another op are part of it. The layer also hears the
+runtime's events: a tensor filled with random numbers outside any op cannot be a constant
+of the graph. Imports the runtime, the registry, Tensor, creation, autograd and nn
+(functional, Module); never the onnx package.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyopencl as cl
 
+from .. import runtime
 from ..autograd import no_grad
 from ..creation import tensor
 from ..nn import functional as F
 from ..nn.module import Module
 from ..ops import registry
 from ..tensor import Tensor
+from .errors import OnnxExporterError
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
@@ -88,7 +93,7 @@ def _source_line() -> str:
     """file:line of the innermost frame outside clgraph (the model's own code)."""
     f = sys._getframe(1)
     while f is not None and (f.f_code.co_filename.startswith(_PACKAGE)
-                             or f.f_code.co_filename.startswith("<")):
+                             or f.f_code.co_filename.startswith("<frozen")):
         f = f.f_back
     return "" if f is None else f"{os.path.basename(f.f_code.co_filename)}:{f.f_lineno}"
 
@@ -103,6 +108,7 @@ class Recorder(registry.Interpreter):
         self.modules: list[tuple[str, str]] = []  # (path, label) of the modules running
         self.seen = set(known)
         self.constants: dict = {}
+        self.random: dict = {}  # buffer -> where random numbers were drawn into it
 
     def process(self, op, args, attrs, out):
         if self.depth:
@@ -110,6 +116,19 @@ class Recorder(registry.Interpreter):
         res = self.call(lambda: self.inner.process(op, args, attrs, out))
         self.add("op", op.name, args, attrs, res, out is not None)
         return res
+
+    def observe(self, event) -> None:
+        """Note the buffers random numbers are drawn into outside any op (an allocation or
+        an upload makes a buffer new again)."""
+        if isinstance(event, runtime.Launch) and not self.depth and "random" in event.name:
+            where = self.where(self.modules[-1][1] if self.modules else "")
+            for a in event.args:
+                if isinstance(a, cl.MemoryObjectHolder):
+                    self.random[a] = where
+        elif isinstance(event, runtime.Alloc):
+            self.random.pop(event.storage.buf, None)
+        elif isinstance(event, runtime.Write):
+            self.random.pop(event.buf, None)
 
     def call(self, run: Callable):
         self.depth += 1
@@ -123,6 +142,12 @@ class Recorder(registry.Interpreter):
         step = Step(kind, name, args, attrs, (), inplace, self.where(module[1]), module[0])
         for t in step.tensors():
             if id(t) not in self.seen:  # made outside the ops: its value now
+                if t._storage.buf in self.random:
+                    raise OnnxExporterError(
+                        f"cg.onnx.export: the forward draws random numbers "
+                        f"({self.random[t._storage.buf]}), which the graph would hold as one "
+                        "fixed draw; export in eval mode, or leave the sampling out of the "
+                        "exported forward")
                 self.seen.add(id(t))
                 with registry.eager():
                     self.constants[id(t)] = t.detach().numpy()
@@ -137,7 +162,7 @@ class Recorder(registry.Interpreter):
     def where(self, module: str) -> str:
         line = _source_line()
         parts = [f"in {module}" if module else "", f"at {line}" if line else ""]
-        return " ".join(p for p in parts if p)
+        return " ".join(p for p in parts if p) or "in the forward"
 
 
 def _kept(rec: Recorder, name: str, fn: Callable, accepts: Callable) -> Callable:
