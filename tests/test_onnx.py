@@ -274,6 +274,9 @@ ROWS = [
                           cg.cat([x, x * 2], 1), cg.stack([x, x], -1), x.chunk(2, -1)[1],
                           x.flip(0, 2), x.to(cg.int32)),
      lambda: (cg.randn(2, 3, 4),)),
+    ("sorting", lambda x: (x.sort(1)[0], x.sort(0, descending=True)[1], x.topk(2, 1)[0],
+                           x.argsort(1)),
+     lambda: (cg.randn(3, 5),)),
     ("indexing", lambda x, i: (x.index_select(1, i), x[i], x.gather(1, i.view(1, 3).expand(
         2, 3)), x[:, i]),
      lambda: (cg.randn(2, 4), cg.tensor([1, 0, 1]))),

@@ -430,3 +430,14 @@ def _cumsum(b: Builder, s):
     x, out = s.args[0], s.outs[0]
     axis = b.const(np.array(s.attrs["dim"] % max(x.ndim, 1), dtype=np.int64))
     return [b.node("CumSum", [b.cast(b.name(x), x.dtype, out.dtype), axis])]
+
+
+@rule("sort")
+def _sort(b: Builder, s):
+    """Values and indices of a sort, as a TopK over the whole dim (ties may come in
+    another order than clgraph's stable sort)."""
+    x = s.args[0]
+    axis = s.attrs["dim"] % max(x.ndim, 1)
+    k = b.vector([b.dim_of(x, axis)])
+    return b.node("TopK", [b.name(x), k], 2, axis=axis, largest=int(s.attrs["descending"]),
+                  sorted=1)
