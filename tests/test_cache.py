@@ -4,6 +4,7 @@ tmp_path, doing real ops checked against numpy."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -232,3 +233,28 @@ def test_successful_build_emits_no_warning(tmp_path):
     code = code[:code.index(RUN)] + "print('ok')\n"
     r = run(tmp_path / "debug", code, CLGRAPH_DEBUG="1")
     assert "compiler log for noisy" in r.stderr and "a log line" in r.stderr, r.stderr
+
+
+def test_startup_list_with_repeated_programs_does_not_hang(tmp_path):
+    """The list of programs a script's previous run built first may name one twice (runs
+    sharing it): the warm-up thread loads it once and every build waiting on it wakes."""
+    script = tmp_path / "twice.py"
+    script.write_text("import clgraph as cg\n"
+                      "from clgraph import codegen\n"
+                      "x = cg.ones(8)\n"
+                      "print(float((x * 2 + 1).exp().sum()), float(x.softmax(0).sum()))\n"
+                      "print(codegen.stats['warm_up'] > 0)\n")
+    env = dict(os.environ, CLGRAPH_CACHE_DIR=str(tmp_path / "cache"))
+    first = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                           text=True, timeout=300, check=False)
+    assert first.returncode == 0, first.stderr
+    (startup,) = (tmp_path / "cache").glob("startup-*.json")
+    entries = json.loads(startup.read_text())
+    assert len(entries) > 1
+    startup.write_text(json.dumps(entries[:1] + entries))  # the first one twice
+    again = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                           text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split("\n")[0] == first.stdout.split("\n")[0]
+    assert again.stdout.split("\n")[1] == "True"  # the warm-up thread loaded them
+    assert "Traceback" not in again.stderr, again.stderr  # and did not die on the repeat

@@ -223,7 +223,7 @@ def warm_up(dev: DeviceInfo) -> None:
             continue
         if not (isinstance(source, str) and all(isinstance(o, str) for o in options)):
             continue
-        if etag != tag or key in _programs or key in _pending:
+        if etag != tag or key in _programs or key in _pending or key in keys:
             continue
         # only what the disk cache holds: compiling here would compete with the script
         d = _digest(dev, source, options)
@@ -242,7 +242,9 @@ def warm_up(dev: DeviceInfo) -> None:
             except Exception:  # noqa: BLE001  a failed build fails again, loudly, in build()
                 pass
             finally:
-                _pending.pop(key).set()
+                ev = _pending.pop(key, None)
+                if ev is not None:
+                    ev.set()
 
     t = threading.Thread(target=run, name="clgraph-warm-up", daemon=True)
     _threads.append(t)
