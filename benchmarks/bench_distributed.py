@@ -33,18 +33,20 @@ SIZES_MB = (1, 16, 128)
 STAGED = "CLGRAPH_DISTRIBUTED_STAGED"
 
 
-def _medians(fns: dict, sync, barrier, steps: int, warmup: int = 2) -> dict:
-    """Median seconds per call of each of ``fns``, interleaved call by call (the machine's
-    load changes alike for all of them), every rank starting each call together."""
+def _medians(fns: dict, sync, barrier, steps: int, warmup: int = 3, rounds: int = 3) -> dict:
+    """Median seconds per call of each of ``fns``: after a warm-up of each, ``rounds``
+    rounds of ``steps`` calls of one then the next (the machine's load drifts alike for
+    all), every rank starting each call together."""
     times: dict = {k: [] for k in fns}
-    for i in range(warmup + steps):
+    for r in range(rounds + 1):
         for k, fn in fns.items():
-            barrier()
-            t = time.perf_counter()
-            fn()
-            sync()
-            if i >= warmup:
-                times[k].append(time.perf_counter() - t)
+            for _ in range(warmup if r == 0 else steps):
+                barrier()
+                t = time.perf_counter()
+                fn()
+                sync()
+                if r:
+                    times[k].append(time.perf_counter() - t)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -61,16 +63,18 @@ def allreduce_part(steps: int) -> dict:
     rows = []
     for mb in SIZES_MB:
         n = mb << 18
-        host, x = np.ones(n, np.float32), cg.ones(n)
+        host, x, y = np.ones(n, np.float32), cg.ones(n), cg.ones(n)
 
         def staged():
             os.environ[STAGED] = "1"
-            dist.all_reduce(x)
+            dist.all_reduce(y)
             del os.environ[STAGED]
 
+        k = max(steps // (mb // 16 + 1), 3)
         t = _medians({"mpi": lambda: comm.Allreduce(MPI.IN_PLACE, host),
-                      "mapped": lambda: dist.all_reduce(x), "staged": staged},
-                     queue.finish, comm.Barrier, max(steps // (mb // 16 + 1), 5))
+                      "mapped": lambda: dist.all_reduce(x)}, queue.finish, comm.Barrier, k)
+        # the staged copies' memory traffic disturbs what runs next: measured after
+        t.update(_medians({"staged": staged}, queue.finish, comm.Barrier, k))
         rows.append(dict(t, mb=mb))
     dist.destroy_process_group()
     return {"rows": rows}
@@ -106,9 +110,14 @@ def ddp_part(steps: int) -> dict:
         steps_of["ddp"] = step(DistributedDataParallel(model))
     t = _medians(steps_of, queue.finish, comm.Barrier, steps)
     n = sum(p.numel() for p in model.parameters())
-    flat = cg.zeros(n)
-    t.update(_medians({"allreduce_all": lambda: dist.all_reduce(flat, op=dist.ReduceOp.AVG)},
-                      queue.finish, comm.Barrier, steps))
+    flat, grads = cg.zeros(n), cg.ones(n)
+
+    def passes():  # what DDP adds on the device: gradients scaled into buckets, copied back
+        cg.mul(grads, 0.5, out=flat)
+        grads.copy_(flat)
+
+    t.update(_medians({"allreduce_all": lambda: dist.all_reduce(flat, op=dist.ReduceOp.AVG),
+                       "passes": passes}, queue.finish, comm.Barrier, steps))
     dist.destroy_process_group()
     return dict(t, params=n)
 
@@ -157,6 +166,8 @@ def main() -> None:
     print(f"  2 processes, DDP:                {two['ddp'] * 1e3:7.1f} ms  "
           f"(+{(two['ddp'] - two['plain']) * 1e3:.1f} ms for the gradients' all-reduces)")
     print(f"  one all-reduce of all gradients: {two['allreduce_all'] * 1e3:7.1f} ms")
+    print(f"  DDP's two device passes over all gradients (into buckets, back): "
+          f"{two['passes'] * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":

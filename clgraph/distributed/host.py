@@ -30,10 +30,11 @@ _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") el
 
 
 def _huge_pages(arr: np.ndarray) -> None:
-    """Back the 2 MiB-aligned inside of a mapped buffer with transparent huge pages, as
-    numpy does for its own big arrays: Open MPI's shared-memory all-reduce of 16 MB takes
-    2.6 ms on 4 KiB pages and 2.0 ms on 2 MiB ones. MADV_COLLAPSE (Linux 6.1) does it now,
-    once per region (later calls find it collapsed); elsewhere this does nothing."""
+    """Advise the 2 MiB-aligned inside of a mapped buffer for transparent huge pages
+    (MADV_HUGEPAGE, as numpy advises its own big arrays; MADV_COLLAPSE where Linux has it,
+    6.1 on). Measured on PoCL, 2 processes: Open MPI's shared-memory all-reduce of 16 MB on
+    a mapped buffer 2.9 -> 2.3 ms (on a numpy array: 2.0 ms), even on a VM that gives no
+    huge page. Repeated calls on a region cost about 10 us; elsewhere this does nothing."""
     lo = -(-arr.ctypes.data // _HUGE) * _HUGE
     hi = (arr.ctypes.data + arr.nbytes) // _HUGE * _HUGE
     if _libc is None or hi <= lo:
