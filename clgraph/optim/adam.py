@@ -86,9 +86,10 @@ def _step(tensors, t, lr, beta1, beta2, eps, wd, decoupled, amsgrad, maximize, r
     _update("adam", adam_update, tensors, hypers, options, refresh)
 
 
-def adam_update(t, h, *, maximize, wd, decoupled):
-    """Adam's update of ``t["p"]`` and its moments (``t["vm"]``: AMSGrad's maximum), as ops;
-    ``h``: this step's scalars (_scalars)."""
+def adam_moments(t, h, maximize, wd, decoupled):
+    """What Adam's family (Adam, AdamW, NAdam, RAdam) shares, as ops: the gradient (negated
+    to maximize, plus L2 weight decay, or the parameter decayed), and both moments updated
+    in place. Returns (p, g, m, v)."""
     p, g, m, v = t["p"], t["g"], t["m"], t["v"]
     if maximize:
         g = -g
@@ -98,6 +99,13 @@ def adam_update(t, h, *, maximize, wd, decoupled):
         g = g + p * h["wd"]
     m.lerp_(g, h["b1c"])
     v.mul_(h["b2"]).addcmul_(g, g, value=h["b2c"])
+    return p, g, m, v
+
+
+def adam_update(t, h, *, maximize, wd, decoupled):
+    """Adam's update of ``t["p"]`` and its moments (``t["vm"]``: AMSGrad's maximum), as ops;
+    ``h``: this step's scalars (_scalars)."""
+    p, g, m, v = adam_moments(t, h, maximize, wd, decoupled)
     if "vm" in t:
         v = functions.maximum(t["vm"], v, out=t["vm"])
     p.addcdiv_(m, v.sqrt() + h["epsb"], value=h["step"])

@@ -8,6 +8,7 @@ import math
 from ..autograd import no_grad
 from ..creation import zeros_like
 from ..ops import fused
+from .adam import adam_moments
 from .optimizer import Optimizer, _check, _check_flags, _number, _update
 
 
@@ -98,13 +99,5 @@ def _refresh(group, state):
 
 def nadam_update(t, h, *, maximize, wd, decoupled):
     """NAdam's update of ``t["p"]`` and its moments ``t["m"]``, ``t["v"]``, as ops."""
-    p, g, m, v = t["p"], t["g"], t["m"], t["v"]
-    if maximize:
-        g = -g
-    if wd and decoupled:
-        p.mul_(h["decay"])
-    elif wd:
-        g = g + p * h["wd"]
-    m.lerp_(g, h["b1c"])
-    v.mul_(h["b2"]).addcmul_(g, g, value=h["b2c"])
+    p, g, m, v = adam_moments(t, h, maximize, wd, decoupled)
     p.addcdiv_(g * h["cg"] + m * h["cm"], v.sqrt() + h["epsb"])
