@@ -51,33 +51,38 @@ def _medians(fns: dict, sync, barrier, steps: int, warmup: int = 3, rounds: int 
 
 
 def allreduce_part(steps: int) -> dict:
+    import clgraph as cg
+    import clgraph.distributed as dist
+
+    dist.init_process_group("mpi")
+    queue = cg.get_default_device().info.queue
+    rows = [dict(_one_size(mb << 18, queue, max(steps // (mb // 16 + 1), 3)), mb=mb)
+            for mb in SIZES_MB]
+    dist.destroy_process_group()
+    return {"rows": rows}
+
+
+def _one_size(n: int, queue, k: int) -> dict:
+    """Seconds per all-reduce of n float32: mpi4py on numpy, clgraph mapped and staged."""
     import numpy as np
 
     import clgraph as cg
     import clgraph.distributed as dist
     from mpi4py import MPI
 
-    dist.init_process_group("mpi")
     comm = MPI.COMM_WORLD
-    queue = cg.get_default_device().info.queue
-    rows = []
-    for mb in SIZES_MB:
-        n = mb << 18
-        host, x, y = np.ones(n, np.float32), cg.ones(n), cg.ones(n)
+    host, x, y = np.ones(n, np.float32), cg.ones(n), cg.ones(n)
 
-        def staged():
-            os.environ[STAGED] = "1"
-            dist.all_reduce(y)
-            del os.environ[STAGED]
+    def staged():
+        os.environ[STAGED] = "1"
+        dist.all_reduce(y)
+        del os.environ[STAGED]
 
-        k = max(steps // (mb // 16 + 1), 3)
-        t = _medians({"mpi": lambda: comm.Allreduce(MPI.IN_PLACE, host),
-                      "mapped": lambda: dist.all_reduce(x)}, queue.finish, comm.Barrier, k)
-        # the staged copies' memory traffic disturbs what runs next: measured after
-        t.update(_medians({"staged": staged}, queue.finish, comm.Barrier, k))
-        rows.append(dict(t, mb=mb))
-    dist.destroy_process_group()
-    return {"rows": rows}
+    t = _medians({"mpi": lambda: comm.Allreduce(MPI.IN_PLACE, host),
+                  "mapped": lambda: dist.all_reduce(x)}, queue.finish, comm.Barrier, k)
+    # the staged copies' memory traffic disturbs what runs next: measured after
+    t.update(_medians({"staged": staged}, queue.finish, comm.Barrier, k))
+    return t
 
 
 def ddp_part(steps: int) -> dict:
