@@ -168,3 +168,13 @@ def test_device_limits_shape_the_build():
     with pytest.raises(KernelBuildError, match=r"cl:7 \(OldGPU\) compiles OpenCL C 1\.1"):
         cache._compile(old, "__kernel void k() {}", (), "k")
     assert dev.opencl_c_version >= (1, 2)
+
+
+def test_batch_times_matrix_with_empty_dims():
+    """A batch times one matrix folds the batch into the rows, also when a size is 0."""
+    for ashape, bshape in [((2, 3, 0), (0, 4)), ((2, 0, 5), (5, 4)), ((0, 3, 5), (5, 4)),
+                           ((2, 3, 5), (5, 0))]:
+        a = np.ones(ashape, np.float32)
+        b = np.ones(bshape, np.float32)
+        got = (cg.from_numpy(a) @ cg.from_numpy(b)).numpy()
+        np.testing.assert_array_equal(got, a @ b)

@@ -229,7 +229,10 @@ def matmul(input, other, *, out=None):
     if batch and b.ndim == 2:
         # one matrix against a batch: the batch folds into the rows, one (B*M, K) x (K, N)
         # product whose weight gradient is one product too (not B products summed)
-        r = _mm3(reshape(a, 1, -1, K), unsqueeze(b, 0))
+        rows = 1
+        for n in a._shape[:-1]:
+            rows *= n
+        r = _mm3(reshape(a, 1, rows, K), unsqueeze(b, 0))
         r = reshape(r, *batch, M, N)
     elif not batch:
         r = _mm3(unsqueeze(a, 0), unsqueeze(b, 0))
