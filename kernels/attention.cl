@@ -75,6 +75,39 @@ inline float hsum(float8 v) { float4 b = v.lo + v.hi; float2 c = b.lo + b.hi; re
 #define MASK_PARAMS __global const float* mask, const long m_off, const long m_bs, \
     const long m_hs, const long m_ls, const int H, const int causal
 
+/* dropout (DROPOUT=1): weight (b*H+h, i, j) is kept with probability 1 - pdrop and then
+   scaled by 1 / (1 - pdrop); the choice is a hash of the call's two seeds (drawn from the
+   generator manual_seed drives) and the position, so the backward redraws the same mask */
+#define DROP_PARAMS __global const long* seeds, const float pdrop
+#define DROP_HASH(h, s0, s1, bh, i, j)                                                    \
+    h = (s0) ^ ((uint)(bh) * 0x9E3779B1u);                                                 \
+    h ^= (i) * 0x85EBCA77u;                                                               \
+    h = (h ^ (h >> 15)) * 0x2C1B3C6Du;                                                    \
+    h ^= (j) * 0xC2B2AE3Du + (s1);                                                        \
+    h = (h ^ (h >> 12)) * 0x297A2D39u;                                                    \
+    h ^= h >> 15;
+#define VU CAT(uint, VW)
+inline float drop1(__global const long* seeds, float pdrop, int bh, int i, int j)
+{
+    uint h;
+    DROP_HASH(h, (uint)seeds[0], (uint)seeds[1], bh, (uint)i, (uint)j)
+    return (h >> 8) >= (uint)(pdrop * 16777216.0f) ? 1.0f / (1.0f - pdrop) : 0.0f;
+}
+inline VF dropv(__global const long* seeds, float pdrop, int bh, VI i, VI j)
+{
+    VU h;
+    DROP_HASH(h, (uint)seeds[0], (uint)seeds[1], bh, CAT(as_, VU)(i), CAT(as_, VU)(j))
+    return (h >> 8) >= (VU)((uint)(pdrop * 16777216.0f)) ? (VF)(1.0f / (1.0f - pdrop))
+                                                         : (VF)(0.0f);
+}
+#if DROPOUT
+#define DROPV(iv, jv) dropv(seeds, pdrop, bh, (iv), (jv))
+#define DROP1(i, j) drop1(seeds, pdrop, bh, (i), (j))
+#else
+#define DROPV(iv, jv) ((VF)(1.0f))
+#define DROP1(i, j) 1.0f
+#endif
+
 /* the kept scores of keys j0 .. j0+VW-1 for query i: -inf where masked out or j >= S */
 inline VF masked(VF s, int i, int j0, int S, int bh, MASK_PARAMS)
 {
@@ -123,7 +156,8 @@ __kernel void transpose_pad(ROWS(x), __global float* y, const int N, const int C
         }                                                                                 \
     }
 
-__kernel void sdpa_fwd(ROWS(q), __global const float* kt, ROWS(v), MASK_PARAMS, ROWS_OUT(o),
+__kernel void sdpa_fwd(ROWS(q), __global const float* kt, ROWS(v), MASK_PARAMS, DROP_PARAMS,
+                       ROWS_OUT(o),
                        __global float* lse, const int L, const int S, const int SP,
                        const int LP, const float scale)
 {
@@ -163,7 +197,7 @@ __kernel void sdpa_fwd(ROWS(q), __global const float* kt, ROWS(v), MASK_PARAMS, 
             m[r] = mn;
 #pragma unroll
             for (int c = 0; c < EVV; ++c) acc[r][c] *= alpha;
-            CAT(vstore, VW)(pv, 0, p[r]);
+            CAT(vstore, VW)(pv * DROPV((VI)(i0 + r), (VI)(j0) + LANES), 0, p[r]);
         }
         if (j0 + VW <= S) {
 #pragma unroll
@@ -184,7 +218,7 @@ __kernel void sdpa_fwd(ROWS(q), __global const float* kt, ROWS(v), MASK_PARAMS, 
 /* dq[i] = scale * sum_j p_ij (dp_ij - dd_i) k_j, p_ij = exp(s_ij - lse_i),
    dp_ij = do_i . v_j, dd_i = do_i . o_i */
 __kernel void sdpa_bwd_dq(ROWS(q), ROWS(k), __global const float* kt,
-                          __global const float* vt, MASK_PARAMS, ROWS(dO),
+                          __global const float* vt, MASK_PARAMS, DROP_PARAMS, ROWS(dO),
                           __global const float* lse,
                           __global const float* dd, __global float* dq, const int L,
                           const int S, const int SP, const int LP, const float scale)
@@ -224,7 +258,8 @@ __kernel void sdpa_bwd_dq(ROWS(q), ROWS(k), __global const float* kt,
             const VF sm = masked(s[r], i0 + r, j0, S, bh, mask, m_off, m_bs, m_hs, m_ls, H,
                                  causal);
             const VF p = exp(sm - (VF)(lr[r]));
-            CAT(vstore, VW)(p * (dp[r] - (VF)(dr[r])) * scale, 0, ds[r]);
+            const VF w = DROPV((VI)(i0 + r), (VI)(j0) + LANES);
+            CAT(vstore, VW)(p * (dp[r] * w - (VF)(dr[r])) * scale, 0, ds[r]);
         }
 #define DSK_STEP(t)                                                                       \
     {                                                                                     \
@@ -250,7 +285,7 @@ __kernel void sdpa_bwd_dq(ROWS(q), ROWS(k), __global const float* kt,
 /* dv[j] = sum_i p_ij do_i, dk[j] = scale * sum_i p_ij (dp_ij - dd_i) q_i: vectors of VW
    queries per step (qt, dot), R keys per work-item */
 __kernel void sdpa_bwd_dkv(ROWS(q), __global const float* qt, ROWS(k), ROWS(v),
-                           MASK_PARAMS, ROWS(dO), __global const float* dot,
+                           MASK_PARAMS, DROP_PARAMS, ROWS(dO), __global const float* dot,
                            __global const float* lse, __global const float* dd,
                            __global float* dk, __global float* dv, const int L, const int S,
                            const int SP, const int LP, const float scale)
@@ -300,8 +335,9 @@ __kernel void sdpa_bwd_dkv(ROWS(q), __global const float* qt, ROWS(k), ROWS(v),
             if (causal) keep = keep & (iv >= (VI)(j0 + r));
             sm = keep ? sm : (VF)(NEG_INF);
             const VF p = exp(sm - lv);
-            CAT(vstore, VW)(p, 0, pa[r]);
-            CAT(vstore, VW)(p * (dp[r] - dv_) * scale, 0, da[r]);
+            const VF w = DROPV(iv, (VI)(j0 + r));
+            CAT(vstore, VW)(p * w, 0, pa[r]);
+            CAT(vstore, VW)(p * (dp[r] * w - dv_) * scale, 0, da[r]);
         }
 #define KV_STEP(t)                                                                        \
     {                                                                                     \
@@ -358,7 +394,8 @@ inline float masked1(float s, int i, int j, int bh, MASK_PARAMS)
         dst[e_] = (r0) + e_ / (C) < (N) ? AT(x, bh, (r0) + e_ / (C))[e_ % (C)] : 0.0f;
 
 __kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
-void sdpa_fwd_tiled(ROWS(q), __global const float* kt, ROWS(v), MASK_PARAMS, ROWS_OUT(o),
+void sdpa_fwd_tiled(ROWS(q), __global const float* kt, ROWS(v), MASK_PARAMS, DROP_PARAMS,
+                    ROWS_OUT(o),
                     __global float* lse, const int L, const int S, const int SP,
                     const int LP, const float scale, ROWS(k))
 {
@@ -389,9 +426,9 @@ void sdpa_fwd_tiled(ROWS(q), __global const float* kt, ROWS(v), MASK_PARAMS, ROW
         l *= alpha;
         for (int e = 0; e < EV; ++e) acc[e] *= alpha;
         for (int t = 0; t < BK; ++t) {
-            const float p = exp(sb[t] - base);
+            const float p = exp(sb[t] - base), pw = p * DROP1(ic, j0 + t);
             l += p;
-            for (int e = 0; e < EV; ++e) acc[e] = p * vl[t * EV + e] + acc[e];
+            for (int e = 0; e < EV; ++e) acc[e] = pw * vl[t * EV + e] + acc[e];
         }
         m = mn;
     }
@@ -403,7 +440,7 @@ void sdpa_fwd_tiled(ROWS(q), __global const float* kt, ROWS(v), MASK_PARAMS, ROW
 
 __kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
 void sdpa_bwd_dq_tiled(ROWS(q), ROWS(k), __global const float* kt,
-                       __global const float* vt, MASK_PARAMS, ROWS(dO),
+                       __global const float* vt, MASK_PARAMS, DROP_PARAMS, ROWS(dO),
                        __global const float* lse, __global const float* dd,
                        __global float* dq, const int L, const int S, const int SP,
                        const int LP, const float scale, ROWS(v))
@@ -426,7 +463,7 @@ void sdpa_bwd_dq_tiled(ROWS(q), ROWS(k), __global const float* kt,
             for (int e = 0; e < E; ++e) s = qr[e] * kl[t * E + e] + s;
             for (int e = 0; e < EV; ++e) dp = gr[e] * vl[t * EV + e] + dp;
             s = masked1(s, ic, j0 + t, bh, mask, m_off, m_bs, m_hs, m_ls, H, causal);
-            const float ds = exp(s - li) * (dp - di) * scale;
+            const float ds = exp(s - li) * (dp * DROP1(ic, j0 + t) - di) * scale;
             for (int e = 0; e < E; ++e) acc[e] = ds * kl[t * E + e] + acc[e];
         }
     }
@@ -436,7 +473,7 @@ void sdpa_bwd_dq_tiled(ROWS(q), ROWS(k), __global const float* kt,
 
 __kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
 void sdpa_bwd_dkv_tiled(ROWS(q), __global const float* qt, ROWS(k), ROWS(v), MASK_PARAMS,
-                        ROWS(dO), __global const float* dot,
+                        DROP_PARAMS, ROWS(dO), __global const float* dot,
                         __global const float* lse, __global const float* dd,
                         __global float* dk, __global float* dv, const int L, const int S,
                         const int SP, const int LP, const float scale)
@@ -462,12 +499,22 @@ void sdpa_bwd_dkv_tiled(ROWS(q), __global const float* qt, ROWS(k), ROWS(v), MAS
             for (int e = 0; e < E; ++e) s = kr[e] * ql[t * E + e] + s;
             for (int e = 0; e < EV; ++e) dp = vr[e] * gl[t * EV + e] + dp;
             s = masked1(s, i0 + t, jc, bh, mask, m_off, m_bs, m_hs, m_ls, H, causal);
-            const float p = exp(s - ll[t]), ds = p * (dp - dl[t]) * scale;
-            for (int e = 0; e < EV; ++e) gv[e] = p * gl[t * EV + e] + gv[e];
+            const float w = DROP1(i0 + t, jc);
+            const float p = exp(s - ll[t]), ds = p * (dp * w - dl[t]) * scale;
+            for (int e = 0; e < EV; ++e) gv[e] = p * w * gl[t * EV + e] + gv[e];
             for (int e = 0; e < E; ++e) gk[e] = ds * ql[t * E + e] + gk[e];
         }
     }
     if (j >= S) return;
     for (int e = 0; e < E; ++e) dk[((long)bh * S + j) * E + e] = gk[e];
     for (int e = 0; e < EV; ++e) dv[((long)bh * S + j) * EV + e] = gv[e];
+}
+
+/* the dropout weights themselves (the create_graph path composes ops with them):
+   w (bh, L, S); global = (S, L, bh) */
+__kernel void sdpa_dropout_weights(DROP_PARAMS, __global float* w, const int L, const int S)
+{
+    const int j = get_global_id(0), i = get_global_id(1), bh = get_global_id(2);
+    if (j >= S || i >= L) return;
+    w[((long)bh * L + i) * S + j] = drop1(seeds, pdrop, bh, i, j);
 }

@@ -332,3 +332,83 @@ def test_fused_attention_reads_strided_heads_in_place():
     y6.permute(0, 2, 1, 3).reshape(B, L, H * E).pow(2).sum().backward()
     np.testing.assert_allclose(y.detach().numpy(), y6.detach().numpy(), rtol=2e-4, atol=2e-5)
     np.testing.assert_allclose(t.grad.numpy(), t64.grad.numpy(), rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_fused_attention_dropout(gpu, monkeypatch):
+    """dropout_p in the fused kernels: the weights they drop (a hash of two seeds from the
+    default generator and the position) are the same forward and backward; values and
+    gradients equal the float64 composition with those weights; about p of them dropped;
+    manual_seed reproduces a call, the next call draws new seeds."""
+    import importlib
+
+    from clgraph.ops import attention as A
+
+    if gpu:
+        monkeypatch.setattr(importlib.import_module("clgraph.device"), "_KERNELS", "gpu")
+    rng = np.random.default_rng(9)
+    B, H, L, S, E, p = 2, 3, 37, 41, 16, 0.3
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in
+              ((B, H, L, E), (B, H, S, E), (B, H, S, E))]
+    g = rng.standard_normal((B, H, L, E))
+    m = rng.random((L, S)) > 0.2
+    for kw in ({}, {"is_causal": True}, {"attn_mask": cg.tensor(m)}):
+        q, k, v = (cg.tensor(a, requires_grad=True) for a in arrays)
+        cg.manual_seed(5)
+        with cg.profile() as prof:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, **kw)
+            (y * cg.tensor(g.astype(np.float32))).sum().backward()
+        assert any(f.startswith("sdpa_fwd") for f in prof.functions), prof.functions
+        cg.manual_seed(5)
+        w = A.dropout_weights(q.detach(), k.detach(), cg.randint(0, 2**31 - 1, (2,)), p)
+        wn = w.numpy().astype(np.float64)
+        assert abs((wn > 0).mean() - (1 - p)) < 0.03 and np.allclose(wn[wn > 0], 1 / (1 - p))
+        t64 = [cg.tensor(a.astype(np.float64), requires_grad=True) for a in arrays]
+        s = (t64[0] * (1 / math.sqrt(E))) @ t64[1].transpose(-2, -1)
+        if kw.get("is_causal"):
+            s = s.masked_fill(cg.tensor(~np.tril(np.ones((L, S), bool))), -math.inf)
+        elif "attn_mask" in kw:
+            s = s.masked_fill(cg.tensor(~m), -math.inf)
+        y64 = (s.softmax(-1) * cg.tensor(wn)) @ t64[2]
+        (y64 * cg.tensor(g)).sum().backward()
+        np.testing.assert_allclose(y.detach().numpy(), y64.detach().numpy(), rtol=1e-4,
+                                   atol=1e-5)
+        for a, b in zip((q, k, v), t64):
+            np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-4)
+    q, k, v = (cg.tensor(a) for a in arrays)
+    cg.manual_seed(2)
+    a1, a2 = (F.scaled_dot_product_attention(q, k, v, dropout_p=p).numpy() for _ in range(2))
+    cg.manual_seed(2)
+    b1 = F.scaled_dot_product_attention(q, k, v, dropout_p=p).numpy()
+    np.testing.assert_array_equal(a1, b1)
+    assert not np.allclose(a1, a2)
+
+
+def test_fused_attention_dropout_create_graph_and_compile():
+    """create_graph composes ops with the same dropped weights (first derivatives equal the
+    fused ones); a compiled call draws new seeds at each replay, as eager calls do."""
+    rng = np.random.default_rng(10)
+    arrays = [rng.standard_normal((1, 2, 13, 16)).astype(np.float32) for _ in range(3)]
+    grads = []
+    for create in (False, True):
+        q, k, v = (cg.tensor(a, requires_grad=True) for a in arrays)
+        cg.manual_seed(3)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=0.25)
+        got = cg.autograd.grad(y.pow(2).sum(), (q, k, v), create_graph=create)
+        grads.append([t.detach().numpy() for t in got])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+    q, k, v = (cg.tensor(a) for a in arrays)
+
+    def f(q):
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=0.25) * 2
+
+    cg.manual_seed(4)
+    eager = [f(q).numpy() for _ in range(3)]
+    fc = cg.compile(f)
+    cg.manual_seed(4)
+    compiled = [fc(q).numpy() for _ in range(3)]
+    for a, b in zip(eager, compiled):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(compiled[1], compiled[2])

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import dtypes as dt
 from ..autograd import is_grad_enabled, no_grad
-from ..creation import arange, full, rand, tensor
+from ..creation import arange, full, rand, randint, tensor
 from ..ops import attention as _attention
 from ..ops import conv as _conv
 from ..ops import math as M
@@ -718,8 +718,9 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     (..., S, E) x (..., S, Ev). A bool ``attn_mask`` keeps its True positions, a float one
     is added; ``is_causal`` keeps key j <= query i; a query whose keys are all masked gets
     zeros, as PyTorch's. ``enable_gqa``: key and value heads (dim -3) are shared by groups
-    of query heads. float32 without dropout runs the fused kernels (ops/attention.py: no
-    L x S matrix in memory); otherwise composed of ops. Both differentiate twice."""
+    of query heads. float32 runs the fused kernels (ops/attention.py: no L x S matrix in
+    memory; dropout drawn in the kernels from two seeds of the default generator);
+    otherwise composed of ops. Both differentiate twice."""
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, Tensor) or t.ndim < 2:
             raise RuntimeError(f"scaled_dot_product_attention: expected {name} to be a tensor "
@@ -735,8 +736,10 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                                f"({hq}) must be divisible by those of key and value ({hk})")
         key, value = (_repeat_heads(t, hq // hk) for t in (key, value))
     s = 1.0 / math.sqrt(E) if scale is None else scale
-    if dropout_p == 0.0 and _attention.supported(query, key, value, attn_mask):
-        return _attention.flash_attention(query, key, value, attn_mask, s, is_causal)
+    if _attention.supported(query, key, value, attn_mask):
+        seeds = randint(0, 2**31 - 1, (2,), device=query.device) if dropout_p > 0 else None
+        return _attention.flash_attention(query, key, value, attn_mask, s, is_causal,
+                                          dropout_p, seeds)
     # the scale on the (L, E) query, not on the (L, S) scores: fewer elements both ways
     scores = (query * s) @ key.transpose(-2, -1)
     masked = None

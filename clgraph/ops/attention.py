@@ -48,10 +48,11 @@ def _width(info) -> int:
     return 16 if info.vector_width("float") >= 16 else 8
 
 
-def _kernel(info, name, E, EV, has_mask):
+def _kernel(info, name, E, EV, has_mask, dropout=False):
     w = _width(info) if info.is_cpu else 8  # (the GPU kernels use no vectors)
     defines = (("E", str(E)), ("EV", str(EV)), ("VW", str(w)), ("R", str(_R)),
-               ("HAS_MASK", str(int(has_mask))), ("BQ", str(_BQ)))
+               ("HAS_MASK", str(int(has_mask))), ("BQ", str(_BQ)),
+               ("DROPOUT", str(int(dropout))))
     return codegen.template_kernel(info, "attention.cl", _kernel_name(info, name), defines)
 
 
@@ -142,9 +143,20 @@ def _output(q, EV):
     return T._empty((*batch, L, EV), dt.float32, q.device)
 
 
+def _extras(rest, attrs):
+    """(the dropout seeds or None, the mask or None, the dropout's kernel argument) from the
+    operands after q, k, v: the seeds come first when the call drops weights."""
+    rest = list(rest)
+    seeds = rest.pop(0) if attrs["dropout"] > 0 else None
+    mask = rest[0] if rest else None
+    values = {"pdrop": np.float32(attrs["dropout"])}
+    return seeds, mask, values
+
+
 def _run_sdpa(op, args, attrs, out=None):
-    q, k, v, *mask = args
-    mask = mask[0] if mask else None
+    q, k, v, *rest = args
+    seeds, mask, dv = _extras(rest, attrs)
+    dv["seeds"] = (seeds if seeds is not None else q)._storage.buf
     info = q.device.info
     L, E, S, EV = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
     (bh, H), w = _geometry(q, k), _width(info)
@@ -156,8 +168,8 @@ def _run_sdpa(op, args, attrs, out=None):
         values = {**_mask_values(q, mask, S), **_rows("q", q), **_rows("k", k),
                   **_rows("v", v), **_rows("o", o), "kt": kt._storage.buf,
                   "lse": lse._storage.buf, "L": L, "S": S, "SP": SP, "LP": LP, "H": H,
-                  "scale": np.float32(attrs["scale"]), "causal": int(attrs["causal"])}
-        kern = _kernel(info, "sdpa_fwd", E, EV, mask is not None)
+                  "scale": np.float32(attrs["scale"]), "causal": int(attrs["causal"]), **dv}
+        kern = _kernel(info, "sdpa_fwd", E, EV, mask is not None, seeds is not None)
         _launch(info, "sdpa_fwd", kern, L, bh, values)
     elif bh * L:
         fill_(o, 0.0)
@@ -165,8 +177,9 @@ def _run_sdpa(op, args, attrs, out=None):
 
 
 def _run_sdpa_backward(op, args, attrs, out=None):
-    q, k, v, o, lse, g, *mask = args
-    mask = mask[0] if mask else None
+    q, k, v, o, lse, g, *rest = args
+    seeds, mask, dvals = _extras(rest, attrs)
+    dvals["seeds"] = (seeds if seeds is not None else q)._storage.buf
     info = q.device.info
     L, E, S, EV = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
     (bh, H), w = _geometry(q, k), _width(info)
@@ -185,16 +198,17 @@ def _run_sdpa_backward(op, args, attrs, out=None):
     common = {**_mask_values(q, mask, S), **_rows("q", q), **_rows("k", k), **_rows("v", v),
               **_rows("dO", g), "lse": lse._storage.buf, "dd": dd._storage.buf, "L": L,
               "S": S, "SP": SP, "LP": LP, "H": H, "scale": np.float32(attrs["scale"]),
-              "causal": int(attrs["causal"])}
+              "causal": int(attrs["causal"]), **dvals}
+    drop = seeds is not None
     cpu = info.is_cpu  # the GPU kernels read the rows in place
     kt, vt = (_transposed(info, k, bh, H, SP), _transposed(info, v, bh, H, SP)) if cpu \
         else (q, q)
-    kern = _kernel(info, "sdpa_bwd_dq", E, EV, mask is not None)
+    kern = _kernel(info, "sdpa_bwd_dq", E, EV, mask is not None, drop)
     _launch(info, "sdpa_bwd_dq", kern, L, bh, {
         **common, "kt": kt._storage.buf, "vt": vt._storage.buf, "dq": dq._storage.buf})
     qt, dot = (_transposed(info, q, bh, H, LP), _transposed(info, g, bh, H, LP)) if cpu \
         else (q, q)
-    kern = _kernel(info, "sdpa_bwd_dkv", E, EV, mask is not None)
+    kern = _kernel(info, "sdpa_bwd_dkv", E, EV, mask is not None, drop)
     _launch(info, "sdpa_bwd_dkv", kern, S, bh, {
         **common, "qt": qt._storage.buf, "dot": dot._storage.buf, "dk": dk._storage.buf,
         "dv": dv._storage.buf})
@@ -211,25 +225,49 @@ def _scores(q, k, mask, scale, causal):
     return s
 
 
-def _sdpa_vjp(gs, q, k, v, *mask, out, scale, causal):
+def dropout_weights(q, k, seeds, p: float):
+    """The weights the fused kernels multiply the probabilities by when they drop with
+    probability ``p`` under ``seeds``: 0 or 1 / (1 - p), shaped (*batch, L, S)."""
+    info = q.device.info
+    L, S = q.shape[-2], k.shape[-2]
+    bh, _ = _geometry(q, k)
+    w = registry.Tensor._empty((bh, L, S), dt.float32, q.device)
+    if w.numel():
+        kern = codegen.template_kernel(info, "attention.cl", "sdpa_dropout_weights",
+                                       (("E", "8"), ("EV", "8"), ("VW", "8")))
+        registry.launch(info, kern, "sdpa_dropout_weights", (S, L, bh), None,
+                        codegen.pack(kern, {"seeds": seeds._storage.buf,
+                                            "pdrop": np.float32(p), "w": w._storage.buf,
+                                            "L": L, "S": S}))
+    return w.reshape(*q.shape[:-2], L, S)
+
+
+def _sdpa_vjp(gs, q, k, v, *rest, out, scale, causal, dropout):
     g = gs[0]
     o, lse = out
+    none = tuple(None for _ in rest)
     if not o.requires_grad:  # no create_graph: the fused kernels
-        grads = apply(SDPA_BACKWARD, q, k, v, o, lse, g, *mask, scale=scale, causal=causal)
-        return (*grads, *(None for _ in mask))
+        grads = apply(SDPA_BACKWARD, q, k, v, o, lse, g, *rest, scale=scale, causal=causal,
+                      dropout=dropout)
+        return (*grads, *none)
     # create_graph: the input gradients composed of ops, differentiable again
-    s = _scores(q, k, mask[0] if mask else None, scale, causal)
+    seeds, mask, _ = _extras(rest, {"dropout": dropout})
+    s = _scores(q, k, mask, scale, causal)
     dead = s.amax(dim=-1, keepdim=True) == -math.inf
     p = registry.functions.softmax(s.masked_fill(dead, 0.0), -1).masked_fill(dead, 0.0)
-    dv = p.transpose(-2, -1) @ g
+    w = dropout_weights(q, k, seeds, dropout) if seeds is not None else None
+    pw = p if w is None else p * w
+    dv = pw.transpose(-2, -1) @ g
     dp = g @ v.transpose(-2, -1)
+    if w is not None:
+        dp = dp * w
     ds = p * (dp - (dp * p).sum(-1, keepdim=True))
     dq = (ds @ k) * scale
     dk = (ds.transpose(-2, -1) @ q) * scale
-    return (dq, dk, dv, *(None for _ in mask))
+    return (dq, dk, dv, *none)
 
 
-def _ref_sdpa(q, k, v, *mask, scale, causal):
+def _ref_sdpa(q, k, v, *mask, scale, causal, dropout=0.0):  # (without dropout)
     s = np.einsum("...le,...se->...ls", q, k) * scale
     if causal:
         s = np.where(np.tril(np.ones(s.shape[-2:], bool)), s, -np.inf)
@@ -250,7 +288,16 @@ SDPA_BACKWARD = register(OpDef("sdpa_flash_backward", "attention", None, _run_sd
                                differentiable=False))
 
 
-def flash_attention(q, k, v, mask, scale: float, causal: bool):
-    """The fused forward's output (``supported`` must hold)."""
-    args = (q, k, v) if mask is None else (q, k, v, mask)
-    return apply(SDPA, *args, scale=float(scale), causal=bool(causal))[0]
+def flash_attention(q, k, v, mask, scale: float, causal: bool, dropout_p: float = 0.0,
+                    seeds=None):
+    """The fused forward's output (``supported`` must hold). With ``dropout_p``, ``seeds``
+    is a 2-element int64 tensor drawn from the generator (nn.functional draws it, so
+    manual_seed drives it and a compiled replay draws new ones); the kernels drop the same
+    weights forward and backward."""
+    args = (q, k, v)
+    if dropout_p > 0:
+        args += (seeds,)
+    if mask is not None:
+        args += (mask,)
+    return apply(SDPA, *args, scale=float(scale), causal=bool(causal),
+                 dropout=float(dropout_p))[0]
