@@ -196,6 +196,8 @@ GRAD_CASES.update({
 GRAD_CASES.update({
     "lstm_cell": [lambda: ((lambda xg, hg, c: cg.ops.rnn.lstm_cell(xg, hg, c)),
                            (leaf(3, 8), leaf(3, 8, seed=1), leaf(3, 2, seed=2)))],
+    "split_views": [lambda: ((lambda x: tuple(t * (i + 1) for i, t in enumerate(
+        cg.ops.join.split_views(x, (2, 3, 1), 1)))), (leaf(2, 6),))],
     "gru_cell": [lambda: ((lambda x, hm, b, h: cg.ops.rnn.gru_cell(x, hm, b, h)),
                           (leaf(3, 6), leaf(3, 6, seed=1), leaf(6, seed=2),
                            leaf(3, 2, seed=3)))],

@@ -10,6 +10,7 @@ import math
 
 from .. import dtypes as dt
 from ..creation import empty, full
+from ..ops import join as _join
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -98,8 +99,7 @@ class MultiheadAttention(Module):
         product with the packed weight when the three are one tensor (self-attention)."""
         E, w, b = self.embed_dim, self.in_proj_weight, self.in_proj_bias
         if query is key and key is value:
-            y = F.linear(query, w, b)
-            return y[..., :E], y[..., E:2 * E], y[..., 2 * E:]
+            return _join.split_views(F.linear(query, w, b), (E, E, E), -1)
         bs = (None, None, None) if b is None else (b[:E], b[E:2 * E], b[2 * E:])
         return tuple(F.linear(x, w[i * E:(i + 1) * E], bs[i])
                      for i, x in enumerate((query, key, value)))

@@ -258,6 +258,14 @@ def _cat(b: Builder, s):
     return [b.node("Concat", xs, axis=s.attrs["dim"] % s.outs[0].ndim)]
 
 
+@rule("split_views")
+def _split_views(b: Builder, s):
+    x = s.args[0]
+    outs = b.node("Split", [b.name(x), b.ints(list(s.attrs["sizes"]))],
+                  n=len(s.attrs["sizes"]), axis=s.attrs["dim"] % x.ndim)
+    return outs if isinstance(outs, list) else [outs]
+
+
 @rule("flip")
 def _flip(b: Builder, s):
     x = s.args[0]

@@ -193,6 +193,30 @@ def split(tensor, split_size_or_sections, dim=0):
     return tuple(parts)
 
 
+def _run_split_views(op_, args, attrs, out=None):
+    (x,) = args
+    d, outs, start = attrs["dim"], [], 0
+    for s in attrs["sizes"]:
+        shape = x._shape[:d] + (s,) + x._shape[d + 1:]
+        outs.append(x._view(shape, x._stride, x._offset + start * x._stride[d]))
+        start += s
+    return tuple(outs)
+
+
+# The pieces of ``split`` as one node: their gradients meet in one cat (one kernel),
+# where separate slices would each make a zero tensor of the whole, copy into it, and add
+# them up. Used where all pieces are consumed (attention's packed projection).
+SPLIT_VIEWS = register(OpDef(
+    "split_views", "movement", lambda x, dim, sizes: tuple(np.split(
+        x, np.cumsum(sizes)[:-1], axis=dim)), _run_split_views,
+    lambda gs, x, out, dim, sizes: (cat(list(gs), dim),), saves=(), saves_out=False))
+
+
+def split_views(x, sizes, dim: int):
+    """``x`` split along ``dim`` into pieces of ``sizes`` (views), one autograd node."""
+    return registry.apply(SPLIT_VIEWS, x, dim=dim % x.ndim, sizes=tuple(sizes))
+
+
 @public
 def chunk(input, chunks, dim=0):
     """torch.chunk: views; may return fewer than ``chunks`` pieces, as PyTorch does."""
