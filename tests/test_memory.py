@@ -62,8 +62,10 @@ def test_request_above_the_device_raises_at_the_call(dev, make):
 def test_broadcast_output_above_the_device(dev):
     a, b = cg.ones(1 << 20, 1), cg.ones(1 << 20)
     before = _counters()
-    with pytest.raises(cg.OutOfMemoryError, match=r"4\.00 TiB \(4398046511104 bytes\)"):
+    with pytest.raises(cg.OutOfMemoryError, match=r"4\.00 TiB \(4398046511104 bytes\)") as e:
         a + b
+    # the message starts with the op that allocated and its operands' shapes
+    assert str(e.value).startswith("add (operands of shapes [1048576, 1], [1048576]): ")
     assert _counters() == before
     np.testing.assert_array_equal((a[:2] + b[:3]).numpy(), np.full((2, 3), 2.0))
 

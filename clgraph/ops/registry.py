@@ -153,10 +153,23 @@ class _Eager(Interpreter):
     """The bottom layer: run the op now; an in-place op bumps its output's version."""
 
     def process(self, op, args, attrs, out):
-        res = op.run(op, args, attrs, out)
+        try:
+            res = op.run(op, args, attrs, out)
+        except runtime.OutOfMemoryError as e:
+            if getattr(e, "op", None) is not None:  # an op inside this one named it
+                raise
+            raise _naming(e, op, args) from None
         if out is not None:
             out._storage.version += 1
         return res
+
+
+def _naming(e, op, args):
+    """Out of memory ``e`` again, naming the op that allocated and its operands' shapes."""
+    shapes = ", ".join(str(list(a._shape)) for a in args if isinstance(a, Tensor))
+    err = runtime.OutOfMemoryError(f"{op.name} (operands of shapes {shapes or 'none'}): {e}")
+    err.op = op.name
+    return err
 
 
 _installed: list[Interpreter] = [_Eager()]  # the permanent layers, bottom first
