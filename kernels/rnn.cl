@@ -37,16 +37,23 @@
 
 inline ACC sig(ACC x) { return (ACC)1 / ((ACC)1 + exp(-x)); }
 
+/* the gates of element (n, j), as the forward and the backward both compute them */
+#define GATE(p, q, k) (LD(p, AT(p, n, (k) * H + j)) + LD(q, AT(q, n, (k) * H + j)))
+#define LSTM_GATES                                                                      \
+    const ACC i = sig(GATE(xg, hg, 0)), f = sig(GATE(xg, hg, 1));                       \
+    const ACC g = tanh(GATE(xg, hg, 2)), o = sig(GATE(xg, hg, 3));
+#define GRU_GATES                                                                       \
+    const ACC r = sig(GATE(x, hm, 0) + LD(b, j)), z = sig(GATE(x, hm, 1) + LD(b, H + j)); \
+    const ACC hn = LD(hm, AT(hm, n, 2 * H + j)) + LD(b, 2 * H + j);                     \
+    const ACC nn = tanh(LD(x, AT(x, n, 2 * H + j)) + r * hn);
+
 __kernel void lstm_cell(MAT(xg), MAT(hg), MAT(c), __global T* h_out, __global T* c_out,
                         const int N, const int H)
 {
     const long id = get_global_id(0);
     if (id >= (long)N * H) return;
     const int n = id / H, j = id % H;
-    const ACC i = sig(LD(xg, AT(xg, n, j)) + LD(hg, AT(hg, n, j)));
-    const ACC f = sig(LD(xg, AT(xg, n, H + j)) + LD(hg, AT(hg, n, H + j)));
-    const ACC g = tanh(LD(xg, AT(xg, n, 2 * H + j)) + LD(hg, AT(hg, n, 2 * H + j)));
-    const ACC o = sig(LD(xg, AT(xg, n, 3 * H + j)) + LD(hg, AT(hg, n, 3 * H + j)));
+    LSTM_GATES
     const ACC cn = f * LD(c, AT(c, n, j)) + i * g;
     ST(c_out, id, cn);
     ST(h_out, id, o * tanh(cn));
@@ -59,10 +66,7 @@ __kernel void lstm_cell_backward(MAT(xg), MAT(hg), MAT(c), MAT(dh), MAT(dc),
     const long id = get_global_id(0);
     if (id >= (long)N * H) return;
     const int n = id / H, j = id % H;
-    const ACC i = sig(LD(xg, AT(xg, n, j)) + LD(hg, AT(hg, n, j)));
-    const ACC f = sig(LD(xg, AT(xg, n, H + j)) + LD(hg, AT(hg, n, H + j)));
-    const ACC g = tanh(LD(xg, AT(xg, n, 2 * H + j)) + LD(hg, AT(hg, n, 2 * H + j)));
-    const ACC o = sig(LD(xg, AT(xg, n, 3 * H + j)) + LD(hg, AT(hg, n, 3 * H + j)));
+    LSTM_GATES
     const ACC cp = LD(c, AT(c, n, j));
     const ACC tc = tanh(f * cp + i * g);
     const ACC gh = LD(dh, AT(dh, n, j));
@@ -81,10 +85,7 @@ __kernel void gru_cell(MAT(x), MAT(hm), __global const T* b, MAT(h), __global T*
     const long id = get_global_id(0);
     if (id >= (long)N * H) return;
     const int n = id / H, j = id % H;
-    const ACC r = sig(LD(x, AT(x, n, j)) + LD(hm, AT(hm, n, j)) + LD(b, j));
-    const ACC z = sig(LD(x, AT(x, n, H + j)) + LD(hm, AT(hm, n, H + j)) + LD(b, H + j));
-    const ACC hn = LD(hm, AT(hm, n, 2 * H + j)) + LD(b, 2 * H + j);
-    const ACC nn = tanh(LD(x, AT(x, n, 2 * H + j)) + r * hn);
+    GRU_GATES
     ST(h_out, id, nn + z * (LD(h, AT(h, n, j)) - nn));
 }
 
@@ -95,10 +96,7 @@ __kernel void gru_cell_backward(MAT(x), MAT(hm), __global const T* b, MAT(h), MA
     const long id = get_global_id(0);
     if (id >= (long)N * H) return;
     const int n = id / H, j = id % H;
-    const ACC r = sig(LD(x, AT(x, n, j)) + LD(hm, AT(hm, n, j)) + LD(b, j));
-    const ACC z = sig(LD(x, AT(x, n, H + j)) + LD(hm, AT(hm, n, H + j)) + LD(b, H + j));
-    const ACC hn = LD(hm, AT(hm, n, 2 * H + j)) + LD(b, 2 * H + j);
-    const ACC nn = tanh(LD(x, AT(x, n, 2 * H + j)) + r * hn);
+    GRU_GATES
     const ACC hp = LD(h, AT(h, n, j)), g = LD(dh, AT(dh, n, j));
     const ACC a = g * ((ACC)1 - z) * ((ACC)1 - nn * nn);  /* d(xn + r hn) */
     const ACC br = a * hn * r * ((ACC)1 - r);             /* d(xr + hr) */

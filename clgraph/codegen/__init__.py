@@ -24,7 +24,7 @@ from .cache import (
     set_signature,
     stats,
 )
-from .emit import _HALF_HELPERS, EwGroup, EwOp, emit, signature, vectorizable
+from .emit import _NARROW_HELPERS, EwGroup, EwOp, emit, signature, vectorizable
 from .kernelsig import kernel_signature
 
 __all__ = ["EwGroup", "EwOp", "signature", "KernelBuildError", "elementwise_kernel",
@@ -91,7 +91,7 @@ def template_kernel(dev, file: str, kernel: str, defines: tuple[tuple[str, str],
     if k is not None:
         return k
     if ("IS_BF16", "1") in defines:  # the conversions bfloat16 kernels load and store with
-        extra_source = _HALF_HELPERS + extra_source
+        extra_source = _NARROW_HELPERS + extra_source
     src = extra_source + (KERNEL_DIR / file).read_text()
     opts = ("-cl-mad-enable",) + tuple(f"-D{n}={v}" for n, v in defines)
     prg = build(dev, src, opts, f"{file}:{kernel}")

@@ -38,7 +38,7 @@ CG_INT_HELPERS(long, ulong)
 # precision, as PyTorch casts operands to the common dtype: float16(0.1) == 0.1 is True,
 # float16(1.0) - 1.0001 is 0. bfloat16 is float's upper half: cg_bf16<w> widens the bits,
 # cg_bfbits<w> rounds to nearest even (a NaN stays a quiet NaN), as PyTorch converts.
-_HALF_HELPERS = r"""
+_NARROW_HELPERS = r"""
 #define CG_HALF_ROUND(W) \
 inline float##W cg_half##W(float##W x) { \
   ushort h[16]; vstore_half##W(x, 0, (__private half*)h); \
@@ -258,7 +258,7 @@ def emit(group: EwGroup, name: str | None = None,
         lines += _body(group, 1, "i", "  ")
     lines.append("}")
     if any(needs_narrow_helpers(line) for line in lines):
-        lines.insert(helpers_at, _HALF_HELPERS)
+        lines.insert(helpers_at, _NARROW_HELPERS)
     return "\n".join(lines) + "\n", name
 
 

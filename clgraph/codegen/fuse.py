@@ -21,7 +21,7 @@ from .. import dtypes as dt
 from . import check_dtype
 from .cache import build
 from .emit import (
-    _HALF_HELPERS,
+    _NARROW_HELPERS,
     _INT_HELPERS,
     needs_narrow_helpers,
     _NP_SCALAR,
@@ -145,7 +145,7 @@ def fused_kernel(segments: list[Segment], local: int) -> FusedKernel:
     lines = []
     for g, fname in funcs.items():
         src, _ = emit(g, fname, as_function=True)
-        src = src.replace(_INT_HELPERS, "").replace(_HALF_HELPERS, "").replace(
+        src = src.replace(_INT_HELPERS, "").replace(_NARROW_HELPERS, "").replace(
             "#pragma OPENCL EXTENSION cl_khr_fp64 : enable\n", "")
         lines.append(src)
     params = [f"__global uchar* b{i}" for i in range(len(buffers))]
@@ -179,7 +179,7 @@ def build_all(dev, kernels: list[FusedKernel]) -> None:
     if any(k.ints for k in kernels):
         head.append(_INT_HELPERS)
     if any(needs_narrow_helpers(k.source) for k in kernels):
-        head.append(_HALF_HELPERS)
+        head.append(_NARROW_HELPERS)
     source = "\n".join(head + bodies)
     key = (dev.index, source)
     prg = _built.get(key)

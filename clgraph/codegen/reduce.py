@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import dtypes as dt
 from .cache import POSITIONS, build, get_kernel, set_signature
-from .emit import _HALF_HELPERS, NARROW, load, needs_narrow_helpers, store
+from .emit import _NARROW_HELPERS, NARROW, load, needs_narrow_helpers, store
 from .kernelsig import kernel_signature
 
 
@@ -1147,8 +1147,8 @@ def reduce_program(dev, spec: ReduceSpec) -> ReduceProgram:
     for lines in mains.values():
         src += lines + [""]
     source = "\n".join(src + (comb_lines or [])) + "\n"
-    if needs_narrow_helpers(source) and _HALF_HELPERS not in source:
-        source = _HALF_HELPERS + source
+    if needs_narrow_helpers(source) and _NARROW_HELPERS not in source:
+        source = _NARROW_HELPERS + source
     prg = build(dev, source, ("-cl-mad-enable",), name)
     kernels = {m: _register(prg, f"{name}_{m}", source, spec, m) for m in mains}
     comb = _register(prg, name + "_combine", source, spec, Mode.COMBINE) if comb_lines else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..autograd import no_grad
 from ..creation import zeros_like
 from ..ops import fused
-from .optimizer import Optimizer, _check, _check_flags, _number, _update
+from .optimizer import Optimizer, _check, _check_flags, _number, _step_lr_refresh, _update
 
 
 class Adadelta(Optimizer):
@@ -47,17 +47,8 @@ class Adadelta(Optimizer):
                               "eps": group["eps"], "neglr": -group["lr"], "wd": wd}
                     _update("adadelta", adadelta_update, tensors, hypers,
                             {"maximize": group["maximize"], "wd": wd != 0},
-                            _refresh(group, state))
+                            _step_lr_refresh(group, state))
         return loss
-
-
-def _refresh(group, state):
-    def again(advance=True):
-        if advance:
-            state["step"] += 1
-        return {"neglr": -group["lr"]}
-
-    return again
 
 
 def adadelta_update(t, h, *, maximize, wd):

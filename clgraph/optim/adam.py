@@ -8,7 +8,7 @@ from ..autograd import no_grad
 from ..creation import zeros_like
 from ..ops import fused
 from ..ops.registry import functions
-from .optimizer import Optimizer, _check, _check_flags, _number, _update
+from .optimizer import Optimizer, _check_adam_args, _check_flags, _number, _update
 
 
 class Adam(Optimizer):
@@ -19,11 +19,7 @@ class Adam(Optimizer):
                  differentiable=False, fused=None, decoupled_weight_decay=False):
         lr = _number(lr)
         betas = (_number(betas[0], "beta1"), _number(betas[1], "beta2"))
-        _check(lr >= 0.0, "learning rate", lr)
-        _check(eps >= 0.0, "epsilon value", eps)
-        _check(0.0 <= betas[0] < 1.0, "beta parameter at index 0", betas[0])
-        _check(0.0 <= betas[1] < 1.0, "beta parameter at index 1", betas[1])
-        _check(weight_decay >= 0.0, "weight_decay value", weight_decay)
+        _check_adam_args(lr, betas, eps, weight_decay)
         _check_flags(differentiable)
         defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
                     "amsgrad": amsgrad, "maximize": maximize, "foreach": foreach,

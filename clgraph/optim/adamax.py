@@ -6,7 +6,7 @@ from ..autograd import no_grad
 from ..creation import zeros_like
 from ..ops import fused
 from ..ops.registry import functions
-from .optimizer import Optimizer, _check, _check_flags, _number, _update
+from .optimizer import Optimizer, _check_adam_args, _check_flags, _number, _update
 
 
 class Adamax(Optimizer):
@@ -16,11 +16,7 @@ class Adamax(Optimizer):
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  foreach=None, *, maximize=False, differentiable=False, capturable=False):
         lr = _number(lr)
-        _check(lr >= 0.0, "learning rate", lr)
-        _check(eps >= 0.0, "epsilon value", eps)
-        _check(0.0 <= betas[0] < 1.0, "beta parameter at index 0", betas[0])
-        _check(0.0 <= betas[1] < 1.0, "beta parameter at index 1", betas[1])
-        _check(weight_decay >= 0.0, "weight_decay value", weight_decay)
+        _check_adam_args(lr, betas, eps, weight_decay)
         _check_flags(differentiable)
         defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
                     "foreach": foreach, "maximize": maximize,

@@ -9,7 +9,7 @@ from ..autograd import no_grad
 from ..creation import zeros_like
 from ..ops import fused
 from .adam import adam_moments
-from .optimizer import Optimizer, _check, _check_flags, _number, _update
+from .optimizer import Optimizer, _check, _check_adam_args, _check_flags, _number, _update
 
 
 class NAdam(Optimizer):
@@ -23,11 +23,7 @@ class NAdam(Optimizer):
                  momentum_decay=4e-3, decoupled_weight_decay=False, *, foreach=None,
                  maximize=False, capturable=False, differentiable=False):
         lr = _number(lr)
-        _check(lr >= 0.0, "learning rate", lr)
-        _check(eps >= 0.0, "epsilon value", eps)
-        _check(0.0 <= betas[0] < 1.0, "beta parameter at index 0", betas[0])
-        _check(0.0 <= betas[1] < 1.0, "beta parameter at index 1", betas[1])
-        _check(weight_decay >= 0.0, "weight_decay value", weight_decay)
+        _check_adam_args(lr, betas, eps, weight_decay)
         _check(momentum_decay >= 0.0, "momentum_decay value", momentum_decay)
         _check_flags(differentiable)
         defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,

@@ -298,6 +298,26 @@ def _check(ok: bool, what: str, value) -> None:
         raise ValueError(f"Invalid {what}: {value}")
 
 
+def _step_lr_refresh(group, state):
+    """A compiled replay's refresh for updates whose only changing scalar is -lr
+    (``neglr``): count the step, give the group's current learning rate."""
+    def again(advance=True):
+        if advance:
+            state["step"] += 1
+        return {"neglr": -group["lr"]}
+
+    return again
+
+
+def _check_adam_args(lr, betas, eps, weight_decay) -> None:
+    """The argument checks Adam's family shares, PyTorch's messages."""
+    _check(lr >= 0.0, "learning rate", lr)
+    _check(eps >= 0.0, "epsilon value", eps)
+    _check(0.0 <= betas[0] < 1.0, "beta parameter at index 0", betas[0])
+    _check(0.0 <= betas[1] < 1.0, "beta parameter at index 1", betas[1])
+    _check(weight_decay >= 0.0, "weight_decay value", weight_decay)
+
+
 def _check_flags(differentiable: bool) -> None:
     if differentiable:
         raise NotImplementedError("differentiable=True is not supported by clgraph optimizers")

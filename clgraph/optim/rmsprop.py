@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..autograd import no_grad
 from ..creation import zeros_like
 from ..ops import fused
-from .optimizer import Optimizer, _check, _check_flags, _number, _update
+from .optimizer import Optimizer, _check, _check_flags, _number, _step_lr_refresh, _update
 
 
 class RMSprop(Optimizer):
@@ -53,17 +53,8 @@ class RMSprop(Optimizer):
                     if centered:
                         tensors["ga"] = state["grad_avg"]
                     _step(tensors, lr, alpha, eps, wd, momentum, centered, group["maximize"],
-                          _refresh(group, state))
+                          _step_lr_refresh(group, state))
         return loss
-
-
-def _refresh(group, state):
-    def again(advance=True):
-        if advance:
-            state["step"] += 1
-        return {"neglr": -group["lr"]}
-
-    return again
 
 
 def _step(tensors, lr, alpha, eps, wd, momentum, centered, maximize, refresh):
