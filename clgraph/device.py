@@ -61,6 +61,11 @@ class DeviceInfo:
         trees) on any device, which is how they are tested on PoCL."""
         return self.type == "cpu" and _KERNELS != "gpu"
 
+    @cached_property
+    def local_memory(self) -> int:
+        """Local memory per work-group in bytes (read once)."""
+        return self.cl_device.local_mem_size
+
     # The memory limits are read once: Storage checks every new buffer against them.
     @cached_property
     def memory(self) -> int:

@@ -73,6 +73,9 @@
 #ifndef TS
 #define TS 16
 #endif
+#ifndef APACK
+#define APACK 0
+#endif
 
 /* type ids, so the preprocessor can tell storage and compute types apart */
 #define char_TID_ 1
@@ -195,11 +198,13 @@ typedef T vt_u __attribute__((ext_vector_type(VW), aligned(sizeof(T))));
 #endif
 
 #if FAST_VEC
+#define LSTOREV(v, p) (*(__local vacc_u*)(p) = (v))
 #define PLOADV(p) (*(const vacc_u*)(p))
 #define PSTOREV(v, p) (*(vacc_u*)(p) = (v))
 #else
 #define PLOADV(p) CAT(vload, VW)(0, (p))
 #define PSTOREV(v, p) CAT(vstore, VW)((v), 0, (p))
+#define LSTOREV(v, p) CAT(vstore, VW)((v), 0, (p))
 #endif
 
 #define IMIN(a, b) ((a) < (b) ? (a) : (b))
@@ -217,6 +222,8 @@ typedef T vt_u __attribute__((ext_vector_type(VW), aligned(sizeof(T))));
 #define AADDR_ROW(r, kk) (ar[r] + k0 + (kk))
 #define AADDR_STRIDED(r, kk) (ar[r] + (long)(k0 + (kk)) * a_cs)
 #define PLOAD(p) (*(p))
+#define AADDR_PAN(r, kk) (apan + (kk) * APAN + lid * TM + (r))
+#define APAN (LM * TM + 64 / (int)sizeof(ACC))
 #define BLOAD_PACKED(kk, v) bpan[(kk) * NV + (v)]
 #define BLOAD_GLOBAL(kk, v) LOADV(Bb + (long)(k0 + (kk)) * b_rs + (v) * VW)
 
@@ -236,6 +243,15 @@ void matmul_rb(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
 {
     __local VACC bpan[KC * NV];
     const int lid = get_local_id(1);
+#if APACK
+    /* A strided along k (a transposed A, as in a weight gradient g^T x): reading it in
+       place hops a row of A (often a multiple of 4 KiB: one L1 set, a new page) for every
+       k, 32 bytes at a time. The group's LM*TM rows over KC steps of k are packed into
+       local memory instead, copied as they lie in a transposed A: apan[kk][LM*TM], rows
+       padded by one cache line so that a work-item's reads down k spread over L1's sets. */
+    __local ACC apan[KC * APAN];
+    const int ig0 = get_group_id(1) * (LM * TM);
+#endif
     const int j0 = get_global_id(0) * TN;
     const int i0 = get_global_id(1) * TM;
     const long bat = get_global_id(2);
@@ -279,6 +295,18 @@ void matmul_rb(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
                 for (int v = 0; v < NV; ++v) bpan[kk * NV + v] = PLOADV(tmp + v * VW);
             }
         }
+#if APACK
+        for (int kk = lid; packed && kk < kn; kk += LM) {
+            const __global T* src = Ab + (long)(k0 + kk) * a_cs;
+            __local ACC* dst = apan + kk * APAN;
+            if (a_rs == 1 && ig0 + LM * TM <= M) {
+#pragma unroll
+                for (int c = 0; c < LM * TM; c += VW) LSTOREV(LOADV(src + ig0 + c), dst + c);
+            } else {
+                for (int c = 0; c < LM * TM; ++c) dst[c] = LOAD(src + (long)IMIN(ig0 + c, M - 1) * a_rs);
+            }
+        }
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);
         if (active) {
             if (!packed) {
@@ -304,7 +332,11 @@ void matmul_rb(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
                 RB_LOOP(TM, kn, BLOAD_PACKED, LOAD, AADDR_ROW)
 #endif
             } else {
+#if APACK
+                RB_LOOP(TM, kn, BLOAD_PACKED, PLOAD, AADDR_PAN)
+#else
                 RB_LOOP(TM, kn, BLOAD_PACKED, LOAD, AADDR_STRIDED)
+#endif
             }
         }
     }

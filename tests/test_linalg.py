@@ -125,6 +125,28 @@ def test_transposed_right_operand(m, k, n, dtype):
     check(x[None].repeat(2, 0), w.T, tb=tw.t())  # batched left operand, broadcast W.T
 
 
+@pytest.mark.parametrize("m,k,n", [(9, 3, 17), (129, 300, 33), (300, 513, 65)])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+def test_left_operand_strided_along_k(m, k, n, dtype):
+    """An A strided along k (the transposed g in a weight gradient g^T x, or every other
+    column) is packed into local memory on CPUs: row tails past a group of rows, k past one
+    packed panel, and column tails equal numpy."""
+    rng = np.random.default_rng(m + k)
+    d = getattr(cg, dtype)
+    g = cg.tensor(rng.standard_normal((k, m)).astype(np.float32)).to(d)
+    x = cg.tensor(rng.standard_normal((k, n)).astype(np.float32)).to(d)
+    wide = cg.tensor(rng.standard_normal((m, 2 * k)).astype(np.float32)).to(d)
+    f = np.float64
+    tol = {"float16": 2e-2, "bfloat16": 6e-2}.get(dtype, 1e-4)
+    for a in (g.T, wide[:, ::2]):
+        got = (a @ x).to(cg.float64).numpy()
+        want = a.to(cg.float64).numpy().astype(f) @ x.to(cg.float64).numpy().astype(f)
+        scale = np.abs(want).max() + 1
+        assert np.abs(got - want).max() / scale < tol
+        got = (a.unsqueeze(0).expand(2, m, k) @ x).to(cg.float64).numpy()  # batched
+        assert np.abs(got - want[None]).max() / scale < tol
+
+
 @pytest.mark.parametrize("ta,tb", [(False, True), (True, False), (True, True)])
 def test_transposed_operand_gradients(ta, tb):
     """Gradients of products of transposed views (float64 finite differences); a transposed

@@ -23,6 +23,7 @@ MATMUL_ARGS = {p.name: i for i, p in enumerate(kernel_signature(
     (codegen.KERNEL_DIR / "matmul.cl").read_text(), "matmul_rb"))}
 # rows of work-items per group of the register-blocked kernel (kernels/matmul.cl's LM)
 _LM = 16
+_KC = 256  # matmul_rb's rows of k per packed panel (its KC)
 
 
 def _tile(info, d: dt.dtype) -> tuple[int, int]:
@@ -37,9 +38,10 @@ def _tile(info, d: dt.dtype) -> tuple[int, int]:
     return (16, 8) if wide >= 16 else (8, 6)
 
 
-def _kernel_for(info, d: dt.dtype):
+def _kernel_for(info, d: dt.dtype, apack: bool = False):
     """The CPU kernels: register-blocked for floats, one work-item per element for
-    integers (products accumulate in 64 bits)."""
+    integers (products accumulate in 64 bits). ``apack``: matmul_rb packs A into local
+    memory (an A strided along k)."""
     acc = d.compute if d.is_floating_point else None
     name = "matmul_naive" if acc is None else "matmul_rb"
     defines = gemm.base_defines(d)
@@ -47,6 +49,8 @@ def _kernel_for(info, d: dt.dtype):
         vw, tm = _tile(info, d)
         defines = tuple(x for x in defines if x[0] != "VW") + (("VW", str(vw)),
                                                                ("TM", str(tm)))
+        if apack:
+            defines += (("APACK", "1"),)
     k = codegen.template_kernel(info, "matmul.cl", name, defines)
     if name == "matmul_rb" and d is dt.float32:
         EPILOGUE_READY[k] = (name, defines)
@@ -130,7 +134,7 @@ def _run_matmul(op, args, attrs, out=None):
             EPILOGUE_READY.setdefault(kern, (name, defines))
         gsize, lsize = gemm.geometry(p, M, N, batch)
         return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K)
-    name, kern = _kernel_for(info, d)
+    name, kern = _kernel_for(info, d, _packs_a(info, d, a, M))
     if b._stride[2] != 1 and N > 1:
         if M == 1:
             # a row times a transposed matrix (x @ W.T for one sample): C^T = B^T A^T has
@@ -143,6 +147,19 @@ def _run_matmul(op, args, attrs, out=None):
             gb = (b._storage.buf, b._offset, b_bs and b._stride[0], b._stride[1], 1)
     gsize, lsize = _geometry(info, name, M, N, batch, d)
     return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K)
+
+
+def _packs_a(info, d: dt.dtype, a, M: int) -> bool:
+    """matmul_rb packs A into local memory when A is strided along k and has more than one
+    row tile (a weight gradient g^T x, K 2048: 2048x1024x256 and 1024x2048x256 80-110 ->
+    NNN GFLOP/s), where the device's local memory holds the panels."""
+    if not d.is_floating_point or a._stride[2] == 1 or a._shape[2] < 2:
+        return False
+    vw, tm = _tile(info, d)
+    if M <= tm:
+        return False
+    size = (8 if d is dt.float64 else 4) * _KC * (_LM * tm + 2 * vw)
+    return size <= info.local_memory
 
 
 def _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K):
