@@ -6,7 +6,7 @@
    Layouts (float32, bh = b * H + h over the batch dims, H the last one):
      q (bh, L, E), k (bh, S, E), v (bh, S, EV), o and do (bh, L, EV): rows read in place
      (ROWS: offset and the strides of b, h and the row; elements contiguous);
-     dq, dk, dv contiguous; lse and dd (bh, LP);
+     dq, dk, dv written in place the same way (ROWS_OUT); lse and dd (bh, LP);
      transposed copies (transpose_pad): kt (bh, E, SP), vt (bh, EV, SP), qt (bh, E, LP),
      dot (bh, EV, LP), zero beyond S (L); SP and LP round S and L up to VW.
      mask: additive float (0 or -inf for a bool mask), element (b, h, i, j) at
@@ -220,7 +220,7 @@ __kernel void sdpa_fwd(ROWS(q), __global const float* kt, ROWS(v), MASK_PARAMS, 
 __kernel void sdpa_bwd_dq(ROWS(q), ROWS(k), __global const float* kt,
                           __global const float* vt, MASK_PARAMS, DROP_PARAMS, ROWS(dO),
                           __global const float* lse,
-                          __global const float* dd, __global float* dq, const int L,
+                          __global const float* dd, ROWS_OUT(dq), const int L,
                           const int S, const int SP, const int LP, const float scale)
 {
     const int bh = get_global_id(1), i0 = get_global_id(0) * R;
@@ -277,7 +277,7 @@ __kernel void sdpa_bwd_dq(ROWS(q), ROWS(k), __global const float* kt,
         }
     }
     for (int r = 0; r < R && i0 + r < L; ++r) {
-        __global float* out = dq + ((long)bh * L + i0 + r) * E;
+        __global float* out = AT(dq, bh, i0 + r);
         for (int c = 0; c < EQV; ++c) STV(acc[r][c], out + c * VW);
     }
 }
@@ -287,7 +287,7 @@ __kernel void sdpa_bwd_dq(ROWS(q), ROWS(k), __global const float* kt,
 __kernel void sdpa_bwd_dkv(ROWS(q), __global const float* qt, ROWS(k), ROWS(v),
                            MASK_PARAMS, DROP_PARAMS, ROWS(dO), __global const float* dot,
                            __global const float* lse, __global const float* dd,
-                           __global float* dk, __global float* dv, const int L, const int S,
+                           ROWS_OUT(dk), ROWS_OUT(dv), const int L, const int S,
                            const int SP, const int LP, const float scale)
 {
     const int bh = get_global_id(1), j0 = get_global_id(0) * R;
@@ -360,8 +360,8 @@ __kernel void sdpa_bwd_dkv(ROWS(q), __global const float* qt, ROWS(k), ROWS(v),
         }
     }
     for (int r = 0; r < R && j0 + r < S; ++r) {
-        __global float* ok = dk + ((long)bh * S + j0 + r) * E;
-        __global float* ov = dv + ((long)bh * S + j0 + r) * EV;
+        __global float* ok = AT(dk, bh, j0 + r);
+        __global float* ov = AT(dv, bh, j0 + r);
         for (int c = 0; c < EQV; ++c) STV(gk[r][c], ok + c * VW);
         for (int c = 0; c < EVV; ++c) STV(gv[r][c], ov + c * VW);
     }
@@ -442,7 +442,7 @@ __kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
 void sdpa_bwd_dq_tiled(ROWS(q), ROWS(k), __global const float* kt,
                        __global const float* vt, MASK_PARAMS, DROP_PARAMS, ROWS(dO),
                        __global const float* lse, __global const float* dd,
-                       __global float* dq, const int L, const int S, const int SP,
+                       ROWS_OUT(dq), const int L, const int S, const int SP,
                        const int LP, const float scale, ROWS(v))
 {
     __local float kl[BK * E], vl[BK * EV];
@@ -468,14 +468,14 @@ void sdpa_bwd_dq_tiled(ROWS(q), ROWS(k), __global const float* kt,
         }
     }
     if (i >= L) return;
-    for (int e = 0; e < E; ++e) dq[((long)bh * L + i) * E + e] = acc[e];
+    for (int e = 0; e < E; ++e) AT(dq, bh, i)[e] = acc[e];
 }
 
 __kernel __attribute__((reqd_work_group_size(BQ, 1, 1)))
 void sdpa_bwd_dkv_tiled(ROWS(q), __global const float* qt, ROWS(k), ROWS(v), MASK_PARAMS,
                         DROP_PARAMS, ROWS(dO), __global const float* dot,
                         __global const float* lse, __global const float* dd,
-                        __global float* dk, __global float* dv, const int L, const int S,
+                        ROWS_OUT(dk), ROWS_OUT(dv), const int L, const int S,
                         const int SP, const int LP, const float scale)
 {
     __local float ql[BK * E], gl[BK * EV], ll[BK], dl[BK];
@@ -506,8 +506,8 @@ void sdpa_bwd_dkv_tiled(ROWS(q), __global const float* qt, ROWS(k), ROWS(v), MAS
         }
     }
     if (j >= S) return;
-    for (int e = 0; e < E; ++e) dk[((long)bh * S + j) * E + e] = gk[e];
-    for (int e = 0; e < EV; ++e) dv[((long)bh * S + j) * EV + e] = gv[e];
+    for (int e = 0; e < E; ++e) AT(dk, bh, j)[e] = gk[e];
+    for (int e = 0; e < EV; ++e) AT(dv, bh, j)[e] = gv[e];
 }
 
 /* the dropout weights themselves (the create_graph path composes ops with them):

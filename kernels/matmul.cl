@@ -24,6 +24,7 @@
        so that one vector is one 256-bit register, NV=2: 12 accumulators + 2 B vectors +
        1 broadcast = the 16 ymm registers. LM=16 work-items per work-group along M.
        KC=256 rows of B packed into local memory per step.
+       APACK=1: A, strided along k, is packed too (KC x LM*TM per step; see matmul_rb).
      matmul_tiled: TS=16.
      NO_CLANG_EXT=1: use vloadN/convert_* built-ins instead of clang vector extensions.
 

@@ -5,16 +5,17 @@ keys, masks and results (parity where torch is installed)."""
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
 import pytest
+from conftest import torch_or_skip
 
 import clgraph as cg
 import clgraph.nn as nn
 import clgraph.nn.functional as F
 from clgraph.autograd import gradcheck, gradgradcheck
-from conftest import torch_or_skip
 
 
 def sdpa_ref(q, k, v, mask=None, causal=False, scale=None):
@@ -332,6 +333,42 @@ def test_fused_attention_reads_strided_heads_in_place():
     y6.permute(0, 2, 1, 3).reshape(B, L, H * E).pow(2).sum().backward()
     np.testing.assert_allclose(y.detach().numpy(), y6.detach().numpy(), rtol=2e-4, atol=2e-5)
     np.testing.assert_allclose(t.grad.numpy(), t64.grad.numpy(), rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_fused_attention_gradients_tile_the_packed_projection(gpu, monkeypatch):
+    """The backward writes dq, dk and dv side by side in one buffer laid out as the packed
+    projection's q, k, v: the gradient reaches the projection through views, with no cat or
+    copy kernel; one tensor used as q, k and v (views that overlap) still gets the sum of
+    the three gradients."""
+    if gpu:
+        monkeypatch.setattr(importlib.import_module("clgraph.device"), "_KERNELS", "gpu")
+    from clgraph.ops.join import split_views
+    rng = np.random.default_rng(11)
+    B, L, H, E = 2, 32, 2, 16
+    packed = rng.standard_normal((B, L, 3 * H * E))
+    results = []
+    for d in (cg.float32, cg.float64):
+        t = cg.tensor(packed, dtype=d, requires_grad=True)
+        q, k, v = (y.reshape(B, L, H, E).permute(0, 2, 1, 3)
+                   for y in split_views(t * 1.0, (H * E,) * 3, -1))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        loss = y.permute(0, 2, 1, 3).reshape(B, L, H * E).pow(2).sum()
+        with cg.profile() as prof:
+            loss.backward()
+        if d is cg.float32:
+            copies = [f for f in prof.functions if "cat" in f or "to_dtype" in f]
+            assert not copies, prof.functions
+        results.append(t.grad.numpy())
+    np.testing.assert_allclose(results[0], results[1], rtol=2e-4, atol=2e-4)
+    x = cg.tensor(packed[..., :H * E].reshape(B, L, H, E), requires_grad=True)
+    same = x.permute(0, 2, 1, 3)
+    F.scaled_dot_product_attention(same, same, same).sum().backward()
+    x64 = cg.tensor(packed[..., :H * E].reshape(B, L, H, E).astype(np.float64),
+                    requires_grad=True)
+    s64 = x64.permute(0, 2, 1, 3)
+    F.scaled_dot_product_attention(s64, s64, s64).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), x64.grad.numpy(), rtol=2e-4, atol=2e-4)
 
 
 @pytest.mark.parametrize("gpu", [False, True])

@@ -143,6 +143,41 @@ def _output(q, EV):
     return T._empty((*batch, L, EV), dt.float32, q.device)
 
 
+def _tile_one_buffer(q, k, v) -> bool:
+    """Whether q, k and v are views of one buffer, alike but for their offsets, that
+    together cover a dense block of it without overlap: (3, *q.shape) with the offsets'
+    step as the first stride is a permutation of a contiguous layout (the heads of an
+    attention layer's packed projection (B, L, 3 * H * E))."""
+    st = q._storage
+    if k._storage is not st or v._storage is not st or q.dtype is not dt.float32:
+        return False
+    if not (q._shape == k._shape == v._shape and q._stride == k._stride == v._stride):
+        return False
+    step = k._offset - q._offset
+    if step <= 0 or v._offset - k._offset != step:
+        return False
+    dims = sorted(((s, n) for s, n in zip((step,) + q._stride, (3,) + q._shape) if n != 1),
+                  reverse=True)
+    extent = 1
+    for s, n in reversed(dims):
+        if s != extent:
+            return False
+        extent *= n
+    return True
+
+
+def _grads_like(q, k, v):
+    """dq, dk and dv for the backward kernels (they write rows in place): when q, k and v
+    tile one buffer (_tile_one_buffer) the gradients tile a new one the same way, so that
+    their way back to the packed projection is views only and the split's gradient needs
+    no cat; otherwise each is laid out as the forward's output ((B, L, H, E) for 4-D)."""
+    if _tile_one_buffer(q, k, v):
+        base = registry.Tensor._empty((3 * q.numel(),), dt.float32, q.device)
+        return tuple(base._view(t._shape, t._stride, t._offset - q._offset)
+                     for t in (q, k, v))
+    return _output(q, q.shape[-1]), _output(k, k.shape[-1]), _output(v, v.shape[-1])
+
+
 def _extras(rest, attrs):
     """(the dropout seeds or None, the mask or None, the dropout's kernel argument) from the
     operands after q, k, v: the seeds come first when the call drops weights."""
@@ -185,16 +220,16 @@ def _run_sdpa_backward(op, args, attrs, out=None):
     (bh, H), w = _geometry(q, k), _width(info)
     SP, LP = _pad(S, w), _pad(L, w)
     T = registry.Tensor
-    dq = T._empty(q.shape, dt.float32, q.device)
-    dk = T._empty(k.shape, dt.float32, q.device)
-    dv = T._empty(v.shape, dt.float32, q.device)
+    dq, dk, dv = _grads_like(q, k, v)
     if bh * L * S == 0:
         for t in (dq, dk, dv):
             fill_(t, 0.0)
         return dq, dk, dv
     # dd_i = do_i . o_i, padded with zeros to LP like lse
-    dd = fill_(T._empty((bh, LP), dt.float32, q.device), 0.0)
-    dd[:, :L] = (g.detach() * o.detach()).sum(-1).reshape(bh, L)
+    dd = (g.detach() * o.detach()).sum(-1).reshape(bh, L)
+    if LP != L:
+        dd = registry.functions.cat([dd, fill_(T._empty((bh, LP - L), dt.float32, q.device),
+                                               0.0)], 1)
     common = {**_mask_values(q, mask, S), **_rows("q", q), **_rows("k", k), **_rows("v", v),
               **_rows("dO", g), "lse": lse._storage.buf, "dd": dd._storage.buf, "L": L,
               "S": S, "SP": SP, "LP": LP, "H": H, "scale": np.float32(attrs["scale"]),
@@ -205,13 +240,13 @@ def _run_sdpa_backward(op, args, attrs, out=None):
         else (q, q)
     kern = _kernel(info, "sdpa_bwd_dq", E, EV, mask is not None, drop)
     _launch(info, "sdpa_bwd_dq", kern, L, bh, {
-        **common, "kt": kt._storage.buf, "vt": vt._storage.buf, "dq": dq._storage.buf})
+        **common, "kt": kt._storage.buf, "vt": vt._storage.buf, **_rows("dq", dq)})
     qt, dot = (_transposed(info, q, bh, H, LP), _transposed(info, g, bh, H, LP)) if cpu \
         else (q, q)
     kern = _kernel(info, "sdpa_bwd_dkv", E, EV, mask is not None, drop)
     _launch(info, "sdpa_bwd_dkv", kern, S, bh, {
-        **common, "qt": qt._storage.buf, "dot": dot._storage.buf, "dk": dk._storage.buf,
-        "dv": dv._storage.buf})
+        **common, "qt": qt._storage.buf, "dot": dot._storage.buf, **_rows("dk", dk),
+        **_rows("dv", dv)})
     return dq, dk, dv
 
 

@@ -203,13 +203,42 @@ def _run_split_views(op_, args, attrs, out=None):
     return tuple(outs)
 
 
+def _joined(pieces, dim: int):
+    """The tensor whose consecutive slices along ``dim`` the ``pieces`` already are (one
+    storage, the same strides, each starting where the previous ends), as a view; None when
+    they are not."""
+    p0 = pieces[0]
+    if any(p is None for p in pieces):
+        return None
+    st, stride, off = p0._storage, p0._stride, p0._offset
+    for p in pieces:
+        if (p._storage is not st or p._stride != stride or p._offset != off
+                or p.dtype is not p0.dtype
+                or p._shape[:dim] + p._shape[dim + 1:] != p0._shape[:dim] + p0._shape[dim + 1:]):
+            return None
+        off += p._shape[dim] * stride[dim]
+    n = sum(p._shape[dim] for p in pieces)
+    return p0._view(p0._shape[:dim] + (n,) + p0._shape[dim + 1:], stride, p0._offset)
+
+
+def _split_views_vjp(gs, x, out, dim, sizes):
+    """The pieces' gradients joined: a view when they already lie side by side in one
+    buffer (attention's backward writes them so), else one cat."""
+    if not any(g is not None and g.requires_grad for g in gs):
+        joined = _joined(gs, dim)
+        if joined is not None:
+            return (joined,)
+    return (cat(list(gs), dim),)
+
+
 # The pieces of ``split`` as one node: their gradients meet in one cat (one kernel),
 # where separate slices would each make a zero tensor of the whole, copy into it, and add
-# them up. Used where all pieces are consumed (attention's packed projection).
+# them up; none when they already lie side by side. Used where all pieces are consumed
+# (attention's packed projection).
 SPLIT_VIEWS = register(OpDef(
     "split_views", "movement", lambda x, dim, sizes: tuple(np.split(
         x, np.cumsum(sizes)[:-1], axis=dim)), _run_split_views,
-    lambda gs, x, out, dim, sizes: (cat(list(gs), dim),), saves=(), saves_out=False))
+    _split_views_vjp, saves=(), saves_out=False))
 
 
 def split_views(x, sizes, dim: int):

@@ -151,8 +151,8 @@ def _run_matmul(op, args, attrs, out=None):
 
 def _packs_a(info, d: dt.dtype, a, M: int) -> bool:
     """matmul_rb packs A into local memory when A is strided along k and has more than one
-    row tile (a weight gradient g^T x, K 2048: 2048x1024x256 and 1024x2048x256 80-110 ->
-    NNN GFLOP/s), where the device's local memory holds the panels."""
+    row tile (a weight gradient g^T x: 1024x256x2048 143 -> 160 GFLOP/s, the kernel alone),
+    where the device's local memory holds the panels."""
     if not d.is_floating_point or a._stride[2] == 1 or a._shape[2] < 2:
         return False
     vw, tm = _tile(info, d)
