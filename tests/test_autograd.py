@@ -203,6 +203,14 @@ GRAD_CASES.update({
                            leaf(3, 2, seed=3)))],
 })
 
+# the fused normalizations (tests/test_norm_fused.py checks them further)
+GRAD_CASES.update({
+    "layer_norm": [lambda: ((lambda x, w, b: cg.nn.functional.layer_norm(x, (2, 4), w, b)),
+                            (leaf(3, 2, 4), leaf(2, 4, seed=1), leaf(2, 4, seed=2)))],
+    "rms_norm": [lambda: ((lambda x, w: cg.nn.functional.rms_norm(x, (4,), w, 1e-3)),
+                          (leaf(3, 4).t().t(), leaf(4, seed=1)))],
+})
+
 # rows whose cases live elsewhere in the table or that are deliberately not differentiable
 NOT_DIFFERENTIABLE = {"as_strided"}
 # rows gradchecked in another module: the fused attention takes float32 only, and
@@ -236,7 +244,8 @@ def test_gradcheck(make):
 SECOND_ORDER = ["exp", "log", "tanh", "sigmoid", "mul", "div", "pow", "matmul", "sqrt",
                 "sin", "expand", "slice", "sum", "mean", "softmax", "log_softmax", "logsumexp",
                 "var", "var_mean", "prod", "max", "gather", "index_select", "cat",
-                "conv2d_gemm", "conv2d_gemm_dx", "conv2d_gemm_dw", "lstm_cell", "gru_cell"]
+                "conv2d_gemm", "conv2d_gemm_dx", "conv2d_gemm_dw", "lstm_cell", "gru_cell",
+                "layer_norm", "rms_norm"]
 
 
 @pytest.mark.parametrize("name", SECOND_ORDER)

@@ -11,7 +11,7 @@ from .container import ModuleDict, ModuleList, Sequential
 from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d,
                      Conv2d, ConvTranspose2d, Dropout, Dropout1d, Dropout2d, Dropout3d,
                      Embedding, Flatten, GroupNorm, Identity, LayerNorm, LeakyReLU, Linear,
-                     LogSoftmax, MaxPool2d, SiLU, Softmax, Softplus, Unflatten, Upsample)
+                     LogSoftmax, MaxPool2d, RMSNorm, SiLU, Softmax, Softplus, Unflatten, Upsample)
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss,
                    SmoothL1Loss)
 from .module import Module

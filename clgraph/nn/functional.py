@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from .. import amp as _amp
 from .. import dtypes as dt
 from ..autograd import is_grad_enabled, no_grad
 from ..creation import arange, full, rand, randint, tensor
@@ -20,6 +21,7 @@ from ..ops import attention as _attention
 from ..ops import conv as _conv
 from ..ops import math as M
 from ..ops import movement as V
+from ..ops import norm as _norm
 from ..ops import reduce as R
 from ..ops.index import _index_info, gather, index_select
 from ..ops.join import cat
@@ -344,31 +346,34 @@ def _pad_index(mode, n, left, right, device):
 # --- normalization --------------------------------------------------------------------------
 
 
+def _normalized_shape(normalized_shape) -> tuple:
+    if isinstance(normalized_shape, numbers.Integral):
+        return (int(normalized_shape),)
+    return tuple(int(n) for n in normalized_shape)
+
+
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
-    """Normalize over the last ``len(normalized_shape)`` dims (biased variance)."""
-    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) \
-        else tuple(normalized_shape)
-    k = len(shape)
-    if input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:
-        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
-                           f"[*, {', '.join(str(s) for s in shape)}], but got input of size"
-                           f"{list(input.shape)}")
-    dims = tuple(range(-k, 0))
-    var, mean = _f.var_mean(input, dim=dims, correction=0, keepdim=True)  # one kernel
-    out = (input - mean) * _f.rsqrt(var + eps)
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
+    """Normalize over the last ``len(normalized_shape)`` dims (biased variance): one kernel
+    (each row's mean and rstd saved in float32), one backward kernel per row and a column
+    sum for weight and bias."""
+    return _norm.layer_norm(input, _normalized_shape(normalized_shape), weight, bias, eps,
+                            autocast=_amp.is_autocast_enabled())
+
+
+def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
+             eps: float | None = None) -> Tensor:
+    """x / sqrt(mean(x^2) + eps) * weight over the last ``len(normalized_shape)`` dims; eps
+    None: the machine epsilon of the input's dtype."""
+    return _norm.rms_norm(input, _normalized_shape(normalized_shape), weight, eps,
+                          autocast=_amp.is_autocast_enabled())
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Normalize each of ``num_groups`` groups of channels (dim 1) of each sample over the
-    group's channels and the spatial dims (biased variance, one var_mean kernel), then the
-    per-channel affine."""
+    group's channels and the spatial dims (biased variance; the fused layer_norm over each
+    group), then the per-channel affine."""
     if input.ndim < 2:
         raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received "
                            f"{input.ndim}")
@@ -378,8 +383,8 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
                            f"num_groups, but got input of shape {list(input.shape)} and "
                            f"num_groups={num_groups}")
     x = input.reshape(N, num_groups, -1)
-    var, mean = _f.var_mean(x, dim=2, correction=0, keepdim=True)
-    out = ((x - mean) * _f.rsqrt(var + eps)).reshape(input.shape)
+    out = _norm.layer_norm(x, (x.shape[2],), None, None, eps,
+                           autocast=_amp.is_autocast_enabled()).reshape(input.shape)
     cshape = (1, C) + (1,) * (input.ndim - 2)
     if weight is not None:
         out = out * weight.reshape(cshape)

@@ -255,6 +255,32 @@ def _split(b: Builder, x: str, n: int, size: int) -> list:
     return b.node("Split", [x, b.ints([size] * n)], n, axis=-1)
 
 
+@row("layer_norm", "rms_norm")
+def _norm_row(b: Builder, s):
+    """The fused normalizations as their composition (opset 17's LayerNormalization covers
+    the nn.functional call): (y, [mean], rstd), the statistics in float32 for 16-bit
+    inputs."""
+    x, a = s.args[0], s.attrs
+    acc = s.outs[-1].dtype
+    axes = list(range(x.ndim - a["k"], x.ndim))
+    xn = b.cast(b.name(x), x.dtype, acc)
+    rms = s.name == "rms_norm"
+    dev = xn if rms else b.node("Sub", [xn, b.reduce("ReduceMean", xn, axes, True)])
+    var = b.reduce("ReduceMean", b.node("Mul", [dev, dev]), axes, True)
+    rstd = b.node("Reciprocal", [b.node("Sqrt", [b.node("Add", [var, b.scalar(a["eps"],
+                                                                               acc)])])])
+    y = b.node("Mul", [dev, rstd])
+    rest = list(s.args[1:])
+    for present, op_type in ((a["weight"], "Mul"), (a["bias"], "Add")):
+        if present:
+            t = rest.pop(0)
+            y = b.node(op_type, [y, b.cast(b.name(t), t.dtype, acc)])
+    y = b.cast(y, acc, x.dtype)
+    if rms:
+        return [y, rstd]
+    return [y, b.reduce("ReduceMean", xn, axes, True), rstd]
+
+
 @row("lstm_cell")
 def _lstm_cell(b: Builder, s):
     """(h', c') of one LSTM step from the input and hidden products and c."""

@@ -1,7 +1,7 @@
-"""torch.nn.modules.normalization: LayerNorm and GroupNorm."""
+"""torch.nn.modules.normalization: LayerNorm, GroupNorm and RMSNorm."""
 
 from __future__ import annotations
 
-from ..layers import GroupNorm, LayerNorm
+from ..layers import GroupNorm, LayerNorm, RMSNorm
 
-__all__ = ["GroupNorm", "LayerNorm"]
+__all__ = ["GroupNorm", "LayerNorm", "RMSNorm"]
