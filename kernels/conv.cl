@@ -172,7 +172,21 @@ __kernel void transpose(__global const T *x, const long xoff, const long xs1, co
   const long b = q / nrt;
   const long src = xoff + (b / B2) * xs1 + (b % B2) * xs2;
   __global T *dst = out + b * R * Cn;
-  if (r0 + TT <= R && c0 + TT <= Cn) {
+  if (r0 + TT <= R && c0 + TT <= Cn && xsr == 1) {
+    /* a transposed view (x @ W.T's weight): each output row's 8 elements lie side by side
+       in x too, a copy of 8-element runs */
+    for (int j = 0; j < TT; ++j) {
+      const long s = src + r0 + (c0 + j) * xsc;
+      const long d = (long)(c0 + j) * R + r0;
+      for (int i = 0; i < TT; ++i) STORE(dst, d + i, LOAD(x, s + i));
+    }
+  } else if (r0 + TT <= R && c0 + TT <= Cn && xsc == 1) {
+    ACC v[TT][TT];
+    for (int i = 0; i < TT; ++i)
+      for (int j = 0; j < TT; ++j) v[i][j] = LOAD(x, src + (r0 + i) * xsr + c0 + j);
+    for (int j = 0; j < TT; ++j)
+      for (int i = 0; i < TT; ++i) STORE(dst, (long)(c0 + j) * R + r0 + i, v[i][j]);
+  } else if (r0 + TT <= R && c0 + TT <= Cn) {
     ACC v[TT][TT];
     for (int i = 0; i < TT; ++i)
       for (int j = 0; j < TT; ++j) v[i][j] = LOAD(x, src + (r0 + i) * xsr + (c0 + j) * xsc);
