@@ -112,6 +112,28 @@ def main():
             timeit(lambda: np_softmax(mh), R),
             timeit(lambda: tm.softmax(dim=-1), R) if torch else None)
 
+    # LayerNorm(256) forward+backward on (16*128, 256): the fused rows (clgraph/ops/norm.py)
+    lh = np.random.rand(16 * 128, 256).astype(np.float32)
+    lg = np.random.rand(16 * 128, 256).astype(np.float32)
+    lx, lgrad = cg.from_numpy(lh).requires_grad_(), cg.from_numpy(lg)
+    ln = cg.nn.LayerNorm(256)
+
+    def ln_step():
+        lx.grad = ln.weight.grad = ln.bias.grad = None
+        ln(lx).backward(lgrad)
+
+    t_ln = None
+    if torch:
+        tlx, tlg, tln = torch.from_numpy(lh).requires_grad_(), torch.from_numpy(lg), \
+            torch.nn.LayerNorm(256)
+
+        def t_ln_step():
+            tlx.grad = tln.weight.grad = tln.bias.grad = None
+            tln(tlx).backward(tlg)
+
+        t_ln = timeit(t_ln_step, R)
+    row("LayerNorm(256) fwd+bwd 2048r", timeit(ln_step, R, sync), None, t_ln)
+
     print(f"device: {dev} {dev.info.name}; torch: {torch.__version__ if torch else 'absent'}")
     hdr = f"{'work':<28} {'clgraph':>10} {'numpy':>10} {'ratio':>6} {'torch':>10} {'ratio':>6}  note"
     print(hdr)

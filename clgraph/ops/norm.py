@@ -32,6 +32,9 @@ def _acc(d: dt.dtype) -> dt.dtype:
     return dt.float32 if d in dt.NARROW_FLOATS else d
 
 
+_TILE = 4  # vectors of columns per work-item of the CPU column sums (kernels/norm.cl)
+
+
 def _tree(info) -> bool:
     return not info.is_cpu
 
@@ -52,7 +55,8 @@ def _kernel(info, name: str, d: dt.dtype, rms: bool):
     defines = codegen.storage_defines(d) + (
         ("ACC", acc.cl), ("VW", str(min(info.vector_width(acc.cl), 16))),
         ("RMS", str(int(rms))), ("L", str(codegen.local_size(info))),
-        ("CACHE", str(_cache(info, acc) if tree else 1)))
+        ("CACHE", str(_cache(info, acc) if tree else 1)),
+        ("TILE", str(1 if tree else _TILE)))
     if acc is dt.float64:
         defines += (("USE_FP64", "1"),)
     return codegen.template_kernel(info, "norm.cl", name, defines)
@@ -173,7 +177,7 @@ def _weight_grads(info, x, w, has_b, rms, common, rows, n, acc):
     """[dweight if w, dbias if has_b]: column sums over the rows, in chunks of rows (a
     second sum over the chunks) when the columns alone give too few work-items."""
     T, local = registry.Tensor, codegen.local_size(info)
-    vw = min(info.vector_width(acc.cl), 16)
+    vw = min(info.vector_width(acc.cl), 16) * (1 if _tree(info) else _TILE)
     cols = -(-n // vw)
     want = 4 * info.compute_units * local
     nchunk = max(1, min(-(-rows // 64), -(-want // max(cols, 1))))
