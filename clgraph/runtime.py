@@ -4,7 +4,8 @@ Launches what it is given; knows nothing of ops, graphs or tensors.
 Each allocation, launch, host transfer and device copy is an event (``Alloc``, ``Launch``,
 ``Write``, ``Copy``, ``Read``) delivered by ``notify`` to the ``observers``: the
 interpreters a higher layer pushed (ops/registry.py: a compile trace). Higher layers report
-their own events (index checks, gradient writes, optimizer steps) the same way. With no
+their own events (index checks, gradient writes, optimizer steps, and ``HostStep`` and
+``HostState``: host work a replay repeats, host state it depends on) the same way. With no
 observer an event costs one test of ``observers`` and is never built."""
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ Launch = namedtuple("Launch", "dev kernel name gsize lsize args refresh")
 Write = namedtuple("Write", "buf host offset")
 Read = namedtuple("Read", "buf")
 Copy = namedtuple("Copy", "src dst nbytes src_off dst_off")
+# Host work a compiled replay repeats at this point of the call (a collective's exchange
+# over MPI): ``fn(*views)`` with views of ``tensors``' layouts on that replay's buffers;
+# ``access`` says per tensor what ``fn`` does with it: "r", "w" or "rw".
+HostStep = namedtuple("HostStep", "name fn tensors access")
+# Host state a traced call depends on and a replay neither reads nor changes (whether
+# DistributedDataParallel averages gradients): ``read()`` gives it, hashable. A plan is made
+# only when the call leaves it as it found it (else ``why`` says why the call runs eagerly),
+# and is replayed only while ``read()`` still gives that value.
+HostState = namedtuple("HostState", "read why")
 
 
 def notify(event) -> None:

@@ -1,7 +1,9 @@
 """The user API: compile() and Compiled, the callable it returns.
 
 A Compiled keeps one entry per input signature: a plan to replay, or the reason that
-signature runs eagerly; at most ``cache_size_limit`` signatures get a plan. Introspection
+signature runs eagerly; at most ``cache_size_limit`` signatures get a plan. Host state a
+traced call reported (runtime.HostState: whether DistributedDataParallel syncs) is part of
+the signature: a call made in another state gets a plan of its own. Introspection
 (graph(), kernels(), launches()) traces a new signature first. Imports every other module
 of this package; nothing below it imports this one.
 """
@@ -23,15 +25,24 @@ from .trace import Capture, Unreplayable, flatten, rebuild, tensor_key
 
 
 class _Entry:
-    __slots__ = ("capture_events", "eager", "guards", "host", "plan", "tries")
+    __slots__ = ("capture_events", "eager", "guards", "host", "plan", "replays", "state",
+                 "tries")
 
     def __init__(self):
         self.plan = None
         self.host = None  # hostdata.Inputs: host data each replay uploads anew
         self.eager = None
         self.tries = 0
+        self.replays = 0  # calls the plan ran
         self.capture_events = None
         self.guards = ()
+        self.state = ()  # (read, value): host state the plan holds for (runtime.HostState)
+
+    def state_now(self) -> tuple:
+        return tuple(read() for read, _ in self.state)
+
+    def state_ok(self) -> bool:
+        return all(read() == v for read, v in self.state)
 
 
 # signatures one compiled function keeps plans for (PyTorch's cache_size_limit): a
@@ -72,6 +83,8 @@ class Compiled:
         return key, tensors
 
     def _guards_ok(self, entry) -> bool:
+        if entry.state and not entry.state_ok():
+            return False
         for w, snap in entry.guards:
             o = w()
             if o is None or _opt_snapshot(o) != snap:
@@ -83,6 +96,11 @@ class Compiled:
             return self._fn(*args, **kwargs)
         key, tensors = self._key(args, kwargs)
         entry = self._entries.get(key)
+        if entry is not None and entry.state and not entry.state_ok():
+            # traced with other host state (DistributedDataParallel inside no_sync() or
+            # not): its own plan
+            key += (entry.state_now(),)
+            entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = _Entry()
             if sum(e.plan is not None for e in self._entries.values()) >= self._limit:
@@ -101,6 +119,7 @@ class Compiled:
                 inputs = tensors + made
             outs, _ = entry.plan.run(inputs, lambda: self._fn(*args, **kwargs))
             if outs is not None:
+                entry.replays += 1
                 return rebuild(entry.plan.out_spec, iter(outs))
             return self._fn(*args, **kwargs)
         if entry.eager is not None:
@@ -121,8 +140,9 @@ class Compiled:
     def _plan(self, entry, cap, result, tensors):
         entry.tries += 1
         entry.capture_events = cap.events
-        reason = cap.host_read or cap.host_data
+        reason = cap.host_read or cap.host_data or _state_changed(cap)
         entry.host = None
+        entry.state = tuple((read, v) for read, (v, _) in cap.host_state.items())
         if reason is None:
             try:
                 if cap.host_inputs:
@@ -196,6 +216,15 @@ def _make_plan(cap: Capture, tensors: list, result):
     if diff:
         return Differentiable(cap, tensors, result, outs, diff, dev)
     return plan.build(cap, tensors, result, dev)
+
+
+def _state_changed(cap: Capture) -> str | None:
+    """Why the call cannot replay when it left host state a replay does not update (which
+    DistributedDataParallel's bookkeeping is) other than it found it."""
+    for read, (v, why) in cap.host_state.items():
+        if read() != v:
+            return why
+    return None
 
 
 def _opt_snapshot(opt) -> tuple:

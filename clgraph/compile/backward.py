@@ -180,6 +180,8 @@ def _saved_values(cap: Capture, bcap: Capture, device, inputs) -> list:
             used.add(p.buf)
         elif kind == "copy":
             used |= {p.src, p.dst}
+        elif kind == "host":
+            used |= {r.buf for r in p.refs}
         else:
             used.add(p.ref.buf)
     saved = []

@@ -2,8 +2,10 @@
 
 A Step is one thing the traced call did, in program order: an elementwise segment
 ("seg", fusable), a kernel launch ("kernel", its payload the trace's Launch), a host upload
-("write"), a device copy ("copy") or an index check ("index"), with the buffers it reads
-and writes and the trace events it came from. Passes remove common subexpressions, dead code
+("write"), a device copy ("copy"), an index check ("index") or a host call ("host", a
+collective: always kept, never folded, and no kernel moves across it against the buffers
+it reads and writes), with the buffers it reads and writes and the trace events it came
+from. Passes remove common subexpressions, dead code
 and work on constants, fuse elementwise segments vertically and into the loads or store of
 a reduction or a matmul. They know codegen (to rebuild fused kernels) and the op tables of
 reductions and matmuls; never tensors, the runtime, the plan or replay.
@@ -139,6 +141,9 @@ def _rename(st: Step, alias: dict) -> Step:
         p = p._replace(buf=r(p.buf))
     elif st.kind == "copy":
         p = p._replace(src=r(p.src), dst=r(p.dst))
+    elif st.kind == "host":
+        p = p._replace(refs=[x._replace(buf=r(x.buf)) for x in p.refs],
+                       reads=[r(b) for b in p.reads], writes=[r(b) for b in p.writes])
     else:
         p = p._replace(ref=p.ref._replace(buf=r(p.ref.buf)))
     return Step(st.kind, p, {r(b) for b in st.reads}, {r(b) for b in st.writes}, st.src,
@@ -365,7 +370,7 @@ def constants(steps: list, internal: set) -> tuple[set, set]:
     while True:
         const_bufs, const_steps = set(), set()
         for st in steps:
-            if st.kind == "index" or st.refresh:
+            if st.kind in ("index", "host") or st.refresh:
                 continue
             if st.writes and st.writes <= internal - banned and st.reads <= const_bufs:
                 const_steps.add(st)
@@ -384,7 +389,7 @@ def dead_code(steps: list, internal: set) -> list:
     needed: set = set()
     kept = []
     for st in reversed(steps):
-        if st.kind == "index":
+        if st.kind in ("index", "host"):  # a collective runs on every rank, used or not
             kept.append(st)
             needed |= st.reads
             continue

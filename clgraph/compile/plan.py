@@ -1,6 +1,7 @@
 """Building a Plan from a capture: where each result comes from, the steps the trace
 recorded, the passes over them, buffer liveness and physical buffers, lowering of steps to
-prepared kernels and replay actions, and index checks hoisted ahead of the launches.
+prepared kernels and replay actions (host calls, such as a collective, keep their place
+among them), and index checks hoisted ahead of the launches.
 
 Imports codegen (to build fused kernels), the trace's records, the passes and replay's
 Plan; never the autograd bridge or the user API of this package.
@@ -16,7 +17,7 @@ import pyopencl as cl
 
 from .. import codegen, runtime
 from ..codegen import fuse
-from . import passes
+from . import passes, replay
 from .passes import Step, arg_values, segment_step
 from .replay import BufArg, Enqueue, Plan, Recheck, ScalarArg, Slot, Source, Transfer, Upload
 from .trace import Capture, Ref, Unreplayable, buffers, flatten, ref_of
@@ -137,6 +138,8 @@ def steps_from_capture(cap: Capture) -> tuple[list, list]:
             steps.append(Step("write", p, [], [p.buf], [ev]))
         elif kind == "copy":
             steps.append(Step("copy", p, [p.src], [p.dst], [ev]))
+        elif kind == "host":
+            steps.append(Step("host", p, p.reads, p.writes, [ev]))
         else:
             steps.append(Step("index", p, [p.ref.buf], [], [ev]))
     return steps, refreshers
@@ -297,10 +300,14 @@ class _Lowered:
                 self.event_kernel[ev] = act.name
 
     def step(self, st: Step) -> None:
-        """A launch, upload, copy or index check."""
+        """A launch, upload, copy, host call or index check."""
         p = st.payload
         if st.kind == "kernel":
             self.kernel(st)
+        elif st.kind == "host":
+            self.actions.append(replay.HostCall(p.name, p.fn,
+                                                [self.slot(r.buf) for r in p.refs],
+                                                [r._replace(buf=None) for r in p.refs]))
         elif st.kind == "write":
             self.actions.append(Upload(self.slot(p.buf), p.host, p.offset))
         elif st.kind == "copy":

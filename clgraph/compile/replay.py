@@ -2,9 +2,9 @@
 
 A plan's kernels hold their fixed arguments already; a replay binds the new argument
 buffers and fresh result buffers, recomputes refreshed scalars (random seeds, optimizer
-step sizes) on the host, enqueues every action and wraps the results as tensors. Imports
-the runtime and Tensor; never the passes, the plan builder, the autograd bridge or the
-user API of this package.
+step sizes) on the host, enqueues every action (host calls, such as a collective, run in
+their place) and wraps the results as tensors. Imports the runtime and Tensor; never the
+passes, the plan builder, the autograd bridge or the user API of this package.
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ Slot = namedtuple("Slot", "kind x")
 Source = namedtuple("Source", "kind x shape stride offset dtype device")
 
 # The actions of a plan: launch a kernel whose arguments are set, write host data into a
-# buffer, copy bytes between buffers, repeat an index check on a buffer viewed as ``ref``.
+# buffer, copy bytes between buffers, repeat an index check on a buffer viewed as ``ref``,
+# call host code (a collective) on views ``refs`` (trace.Ref) of buffers ``slots``.
 Enqueue = namedtuple("Enqueue", "kernel name gsize lsize")
 Upload = namedtuple("Upload", "dst host offset")
 Transfer = namedtuple("Transfer", "src dst nbytes src_off dst_off")
 Recheck = namedtuple("Recheck", "index ref check")
+HostCall = namedtuple("HostCall", "name fn slots refs")
 
 # Kernel arguments a replay sets: a buffer argument bound to an argument's (kind "in") or
 # a fresh result's ("esc") buffer; a scalar recomputed by refresher ``refresher`` (the value
@@ -60,7 +62,7 @@ class Plan:
     grads: list  # (weakref to a leaf, Source of the .grad the call leaves, or None)
     esc_sizes: list[int]  # bytes of each fresh result buffer a replay allocates
     pre_checks: list[Recheck]  # on the call's own arguments, before anything is enqueued
-    actions: list  # Enqueue, Upload, Transfer and Recheck, in program order
+    actions: list  # Enqueue, Upload, Transfer, Recheck and HostCall, in program order
     dyn_bufs: list[BufArg]
     dyn_scalars: list[ScalarArg]
     refreshers: list[Callable]
@@ -107,6 +109,12 @@ class Plan:
                                                         byte_count=act.nbytes,
                                                         src_offset=act.src_off,
                                                         dst_offset=act.dst_off))
+            elif type(act) is HostCall:
+                # in program order on the queue: the host code waits for the kernels before
+                # it (a map or a read), and the kernels enqueued after it see what it wrote
+                act.fn(*[Tensor._on(_BufStorage(_buf(s, in_bufs, esc), dev), r.shape,
+                                    r.stride, r.offset, r.dtype, r.device)
+                         for s, r in zip(act.slots, act.refs)])
             else:
                 r = act.ref
                 st = _BufStorage(_buf(act.index, in_bufs, esc), dev)

@@ -3,11 +3,11 @@ signature of a call's arguments.
 
 A Capture is a layer of the dispatch stack (ops/registry.py): it records every op applied
 as an event (a node of a flat graph) and observes every event lower layers report
-(runtime.notify): buffers allocated, kernels launched, host transfers, device copies, index
-checks, gradient writes, optimizer steps and the nodes of custom autograd Functions. It
-keeps what ran, in program order, as actions. Imports the runtime, the registry, Tensor and
-the optimizer's and autograd's events; never the passes, the plan, replay or the user API
-of this package.
+(runtime.notify): buffers allocated, kernels launched, host transfers, device copies, host
+steps (collectives), index checks, gradient writes, optimizer steps and the nodes of custom
+autograd Functions. It keeps what ran, in program order, as actions. Imports the runtime,
+the registry, Tensor and the optimizer's and autograd's events; never the passes, the plan,
+replay or the user API of this package.
 """
 
 from __future__ import annotations
@@ -51,8 +51,10 @@ class Unreplayable(Exception):
 # (sizes as tuples, arguments as a list; ``refresh`` recomputes scalar arguments at each
 # replay, as runtime.launch says, or is None); a runtime.Write (the host data copied); a
 # runtime.Copy; an IndexCheck of an index tensor viewed as ``ref`` (``check(tensor)`` is
-# False when a new index breaks what the trace assumed).
+# False when a new index breaks what the trace assumed); a HostCallRecord.
 IndexCheck = namedtuple("IndexCheck", "ref check")
+# A runtime.HostStep: ``fn`` called on views ``refs`` (reads and writes: their buffers).
+HostCallRecord = namedtuple("HostCallRecord", "name fn refs reads writes")
 
 
 class Event:
@@ -79,7 +81,9 @@ def buffers(args) -> list:
 class Capture(registry.Interpreter):
     """Pushed (registry.push) while a traced call runs. ``actions``: (kind, event index,
     record) in program order, kind one of "launch" (a runtime.Launch), "write" (a
-    runtime.Write), "copy" (a runtime.Copy) and "index" (an IndexCheck). After ``stop()``
+    runtime.Write), "copy" (a runtime.Copy), "index" (an IndexCheck) and "host" (a
+    HostCallRecord). ``host_state``: runtime.HostState reads seen, each with its value when
+    first seen and the reason to run eagerly if the call changes it. After ``stop()``
     ops run unrecorded; events are still observed until the capture is popped (and the
     trace's buffers stay out of the pool until then). ``root``: the compiled function and
     the traced call's arguments (hostdata.Root), to find host data a replay reads again;
@@ -100,6 +104,7 @@ class Capture(registry.Interpreter):
         self.grads: dict = {}
         self.optimizers: dict = {}  # id -> an optimizer that stepped (its guard)
         self.nodes: dict = {}  # autograd nodes the traced ops made
+        self.host_state: dict = {}  # read -> (its value when first seen, why)
 
     def stop(self) -> None:
         """The traced call has returned: record no more ops."""
@@ -181,6 +186,17 @@ class Capture(registry.Interpreter):
         where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
         self.host_read = f"a tensor is read on the host (item(), numpy(), bool(), print){where}"
 
+    def _host_step(self, ev):
+        refs = [ref_of(t) for t in ev.tensors]
+        reads = [r.buf for r, a in zip(refs, ev.access) if "r" in a]
+        writes = [r.buf for r, a in zip(refs, ev.access) if "w" in a]
+        i = self._current(lambda: Event(ev.name, reads, writes, bare=True))
+        self.actions.append(("host", i, HostCallRecord(ev.name, ev.fn, refs, reads, writes)))
+
+    def _host_state(self, ev):
+        if ev.read not in self.host_state:
+            self.host_state[ev.read] = (ev.read(), ev.why)
+
     def _index_read(self, ev):
         self.checking += 1 if ev.active else -1
 
@@ -211,6 +227,8 @@ _HANDLERS = {
     runtime.Write: Capture._write,
     runtime.Copy: Capture._copy,
     runtime.Read: Capture._read,
+    runtime.HostStep: Capture._host_step,
+    runtime.HostState: Capture._host_state,
     registry.IndexRead: Capture._index_read,
     registry.IndexCheck: Capture._index_check,
     registry.GradWrite: Capture._grad_write,
