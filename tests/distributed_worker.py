@@ -5,6 +5,7 @@ check raises, which aborts the whole job."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -131,6 +132,7 @@ def collectives(rank, size):
         check_others(rank, size)
     os.environ.pop("CLGRAPH_DISTRIBUTED_STAGED")
     check_mismatch(rank, size)
+    compiled_collectives(rank, size)
 
 
 # --- DistributedDataParallel ---------------------------------------------------------------
@@ -179,8 +181,10 @@ def train(rank, size, opt_name, mode, bucket_cap_mb):
         opt.step()
         return loss
 
-    if mode == "compiled step":
+    if mode.startswith("compiled step"):
         step = cg.compile(step)
+    if mode == "compiled step, staged":
+        os.environ["CLGRAPH_DISTRIBUTED_STAGED"] = "1"
     seen = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -191,12 +195,18 @@ def train(rank, size, opt_name, mode, bucket_cap_mb):
             nn.functional.mse_loss(ref(cg.tensor(X[s])), cg.tensor(Y[s])).backward()
             ref_opt.step()
             seen += [str(w.message) for w in caught]
+    os.environ.pop("CLGRAPH_DISTRIBUTED_STAGED", None)
     _same(model, ref, f"{opt_name}, {mode}, buckets of {bucket_cap_mb} MB")
-    if mode == "compiled step":  # the step's collectives make it run eagerly
-        assert any("step runs eagerly" in m for m in seen), seen
-        if opt_name == "sgd":  # the first in this process: said why, once
-            assert any("DistributedDataParallel inside a cg.compile'd call" in m
-                       for m in seen), seen
+    if mode.startswith("compiled step"):  # replayed with its all-reduces, never eagerly
+        assert not [m for m in seen if "eagerly" in m], seen
+        _replayed(step, STEPS - 1)
+
+
+def _replayed(compiled, calls):
+    """``compiled`` has one plan, which replayed ``calls`` times (the others traced)."""
+    plans = [e for e in compiled._entries.values() if e.plan is not None]
+    assert len(plans) == 1 and plans[0].replays == calls, [
+        (e.plan is not None, e.replays, e.eager) for e in compiled._entries.values()]
 
 
 def accumulate(rank, size):
@@ -217,6 +227,111 @@ def accumulate(rank, size):
     for p, q in zip(model.parameters(), ref.parameters()):
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=2e-4, atol=1e-6,
                                    err_msg="no_sync accumulation")
+
+
+def compiled_accumulate(rank, size):
+    """A compiled micro-step (forward, backward) called twice inside no_sync() and once
+    outside, then the optimizer, for several rounds: each mode replays a plan of its own
+    (the synced one ends with the all-reduces), and training matches one process on the
+    combined batches. (The gradients exist before every call, zeroed in place: a plan
+    traced on a parameter without .grad assigns a fresh one.)"""
+    X, Y = _data()
+    per = BATCH // size
+    model, ref = _model(4), _model(4)
+    ddp = DDP(model, bucket_cap_mb=0.001)
+    opt, ref_opt = _optimizer("sgd", model.parameters()), _optimizer("sgd", ref.parameters())
+    for p in model.parameters():
+        p.grad = cg.zeros_like(p)
+
+    @cg.compile
+    def micro(x, y):
+        nn.functional.mse_loss(ddp(x), y).backward()
+
+    mine = slice(rank * per, (rank + 1) * per)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no call runs eagerly
+        for r in range(3):
+            for s in range(3):
+                x, y = X[(r + s) % STEPS], Y[(r + s) % STEPS]
+                with ddp.no_sync() if s < 2 else contextlib.nullcontext():
+                    micro(cg.tensor(x[mine]), cg.tensor(y[mine]))
+                nn.functional.mse_loss(ref(cg.tensor(x)), cg.tensor(y)).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=False)
+            ref_opt.step()
+            ref_opt.zero_grad()
+    _same(model, ref, "compiled micro-steps under no_sync()")
+    plans = [e for e in micro._entries.values() if e.plan is not None]
+    assert len(plans) == 2 and sorted(e.replays for e in plans) == [2, 5], [
+        (e.replays, e.eager) for e in micro._entries.values()]
+
+
+def compiled_unused(rank, size):
+    """find_unused_parameters in a compiled step: a head only rank 1 uses (the flag is an
+    argument, so part of the signature) gets its gradient averaged with the others'
+    zeros."""
+    X = cg.tensor(np.random.default_rng(1).standard_normal((size, 4, 6)).astype(np.float32))
+    ddp = DDP(_TwoHeads(), find_unused_parameters=True)
+
+    @cg.compile
+    def step(x, use_b):
+        ddp.zero_grad()
+        ddp(x, use_b).sum().backward()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            step(X[rank], rank == 1)
+    _replayed(step, 2)
+    local = []
+    for r in range(size):
+        m = _TwoHeads()
+        m(X[r], r == 1).sum().backward()
+        local.append([np.zeros(p.shape) if p.grad is None else p.grad.numpy()
+                      for p in m.parameters()])
+    for i, p in enumerate(ddp.module.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), np.mean([g[i] for g in local], 0),
+                                   rtol=1e-5, atol=1e-6, err_msg="compiled unused parameters")
+
+
+def compiled_collectives(rank, size):
+    """Collectives inside a compiled function replay (mapped in place, then staged) and
+    match numpy on each call's values: an AVG all-reduce of a transposed slice computed in
+    the call, a broadcast, all_gather_into_tensor, reduce_scatter_tensor and a barrier."""
+
+    @cg.compile
+    def f(x, w):
+        y = x * 2.0 + w
+        dist.all_reduce(y.t()[1:3], op=R.AVG)
+        z = x.sum(1)
+        dist.broadcast(z, src=size - 1)
+        g = cg.zeros(size, 3)
+        dist.all_gather_into_tensor(g, x[0] + 1.0)
+        part = cg.zeros(2)
+        dist.reduce_scatter_tensor(part, x.reshape(-1)[:2 * size])
+        dist.barrier()
+        return y + 1.0, z, g, part
+
+    calls = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for staged in ("0", "1"):
+            os.environ["CLGRAPH_DISTRIBUTED_STAGED"] = staged
+            for k in range(3):
+                xs = [np.arange(12.0).reshape(4, 3) * (r + 1) + k for r in range(size)]
+                w = np.linspace(0, 1, 3) + k
+                y, z, g, part = f(cg.tensor(xs[rank], dtype=cg.float32),
+                                  cg.tensor(w, dtype=cg.float32))
+                calls += 1
+                want = xs[rank] * 2 + w
+                want.T[1:3] = np.mean([x * 2 + w for x in xs], 0).T[1:3]
+                _close(y, want + 1, "compiled all_reduce AVG of a view", 1e-5)
+                _close(z, xs[-1].sum(1), "compiled broadcast")
+                _close(g, np.stack([x[0] + 1 for x in xs]), "compiled all_gather_into_tensor")
+                _close(part, np.sum([x.reshape(-1)[:2 * size] for x in xs], 0)[
+                    2 * rank:2 * rank + 2], "compiled reduce_scatter_tensor")
+    os.environ.pop("CLGRAPH_DISTRIBUTED_STAGED")
+    _replayed(f, calls - 1)
 
 
 def overlap(rank, size):
@@ -271,22 +386,28 @@ def unused(rank, size):
 
 
 def compiled_ddp(rank, size):
-    """cg.compile around DDP itself runs eagerly (a replay would skip the averaging) and
-    still trains as one process on the combined batch."""
+    """cg.compile around DDP's forward alone runs eagerly, with a warning (the reduction is
+    unfinished when the call returns: a replay would skip DDP's bookkeeping), and still
+    trains as one process on the combined batch."""
     X, Y = _data()
     per = BATCH // size
     model, ref = _model(6), _model(6)
     net = cg.compile(DDP(model))
     opt, ref_opt = _optimizer("sgd", model.parameters()), _optimizer("sgd", ref.parameters())
-    for s in range(STEPS):
-        mine = slice(rank * per, (rank + 1) * per)
-        opt.zero_grad()
-        nn.functional.mse_loss(net(cg.tensor(X[s, mine])), cg.tensor(Y[s, mine])).backward()
-        opt.step()
-        ref_opt.zero_grad()
-        nn.functional.mse_loss(ref(cg.tensor(X[s])), cg.tensor(Y[s])).backward()
-        ref_opt.step()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for s in range(STEPS):
+            mine = slice(rank * per, (rank + 1) * per)
+            opt.zero_grad()
+            nn.functional.mse_loss(net(cg.tensor(X[s, mine])),
+                                   cg.tensor(Y[s, mine])).backward()
+            opt.step()
+            ref_opt.zero_grad()
+            nn.functional.mse_loss(ref(cg.tensor(X[s])), cg.tensor(Y[s])).backward()
+            ref_opt.step()
     _same(model, ref, "cg.compile(DDP(model))")
+    said = [str(w.message) for w in caught]
+    assert any("runs eagerly" in m and "reduction is not finished" in m for m in said), said
 
 
 def mismatched_replicas(rank, size):
@@ -303,9 +424,12 @@ def ddp(rank, size):
     for opt_name in ("sgd", "adam"):
         for mode in ("eager", "compiled module", "compiled step"):
             train(rank, size, opt_name, mode, 25 if mode != "eager" else 0.001)
+    train(rank, size, "sgd", "compiled step, staged", 0.001)
     accumulate(rank, size)
+    compiled_accumulate(rank, size)
     overlap(rank, size)
     unused(rank, size)
+    compiled_unused(rank, size)
     compiled_ddp(rank, size)
     mismatched_replicas(rank, size)
 
@@ -314,6 +438,7 @@ def ddp_subset(rank, size):
     """The DDP checks a 3-process job repeats (on 2 cores: fewer of them)."""
     train(rank, size, "sgd", "eager", 0.001)
     train(rank, size, "adam", "compiled module", 25)
+    train(rank, size, "adam", "compiled step", 0.001)
     accumulate(rank, size)
 
 

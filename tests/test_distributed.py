@@ -1,8 +1,10 @@
 """clgraph.distributed and DistributedDataParallel in real MPI jobs: ``mpirun -n 2`` and
 ``-n 3`` run tests/distributed_worker.py, whose ranks check every collective against numpy
-(mapped in place and staged), DDP training against one process on the combined batch
-(SGD with momentum and Adam; eager, a compiled module, a compiled step), no_sync
-accumulation, unused parameters and mismatch errors; examples/digits_ddp.py learns. A
+(mapped in place and staged; eagerly and replayed in a compiled function), DDP training
+against one process on the combined batch (SGD with momentum and Adam; eager, a compiled
+module, a whole compiled step that replays its all-reduces, mapped and staged), no_sync
+accumulation (eager, and a compiled micro-step with a plan per mode), unused parameters
+(eager and compiled) and mismatch errors; examples/digits_ddp.py learns. A
 rank that raises, or Ctrl-C, ends the whole job. The MPI tests skip where mpi4py or mpirun is missing
 (``pip install -e ".[distributed]"`` brings both)."""
 

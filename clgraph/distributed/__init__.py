@@ -13,10 +13,14 @@ MPI comes from mpi4py (``pip install 'clgraph[distributed]'``), imported by
 exception in any rank aborts the whole job, and ranks that call mismatching collectives
 (different kinds, shapes or dtypes) all raise one error naming each rank's tensor.
 
-A compiled replay cannot run a collective: a ``cg.compile``d call that makes one, or
-that calls DistributedDataParallel, runs eagerly for that signature, with a warning;
-``DistributedDataParallel(cg.compile(model))`` replays the model's forward and backward
-compiled and all-reduces the gradients between them and the optimizer step.
+Collectives compile: inside a ``cg.compile``d call each one is a host step of the plan,
+which a replay runs in its place among the kernels (mapped or staged as eagerly). A whole
+training step through DistributedDataParallel (forward, ``loss.backward()``,
+``optimizer.step()``) replays with its bucket all-reduces; a compiled call that leaves
+DDP's reduction unfinished (``cg.compile(ddp)`` around the forward alone) runs eagerly,
+with a warning, while ``DistributedDataParallel(cg.compile(model))`` replays the model's
+forward and backward and all-reduces between them and the optimizer step. Object
+collectives (``all_gather_object``) make a compiled call run eagerly.
 """
 
 from .collectives import (ReduceOp, all_gather, all_gather_into_tensor, all_gather_object,

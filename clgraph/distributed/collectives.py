@@ -9,7 +9,14 @@ through host.HostView: mapped in place on CPU devices, staged in chunks elsewher
 Every collective starts with one small all-gather of its signature (kind, dtype, shape,
 op or root), so that ranks that disagree raise the same clear error instead of exchanging
 mismatched bytes or waiting forever; DistributedDataParallel checks each bucket's first
-all-reduce only. Imports the group, the host views, dtypes, Tensor and a few ops.
+all-reduce only.
+
+Inside a call cg.compile traces, each collective reports its exchange (the MPI side, on the
+contiguous tensor it moves) as a runtime.HostStep, in program order among the kernels: a
+replay runs it again at that point, on the replay's buffers; what surrounds it (a
+contiguous copy, AVG's division, the copy back into a view) is ops the trace records.
+Object collectives cannot be replayed: such a call runs eagerly. Imports the runtime, the
+group, the host views, dtypes, Tensor and a few ops.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import threading
 import numpy as np
 
 from .. import dtypes as dt
+from .. import runtime
 from ..autograd import no_grad
 from ..creation import empty
 from ..ops.join import cat
@@ -115,8 +123,14 @@ def _describe(row, extra_name) -> str:
 def check(g, kind: str, t: Tensor | None = None, extra: int = -1, extra_name=None) -> None:
     """All ranks compare what they are about to do; each raises the same error when they
     disagree (a collective every rank joins, so none is left waiting)."""
+    _check(g, _signature(kind, t, extra), extra_name)
+
+
+def _check(g, sig: np.ndarray, extra_name=None) -> None:
+    """check() of a signature made already (a compiled replay's, made at the trace)."""
+    kind = _KINDS[int(sig[0])]
     rows = np.empty((g.size, _SIG), np.int64)
-    g.comm.Allgather(_signature(kind, t, extra), rows)
+    g.comm.Allgather(sig, rows)
     if (rows == rows[0]).all():
         return
     if (rows[:, 0] != rows[0, 0]).any():
@@ -163,18 +177,34 @@ def _average(t: Tensor, size: int) -> None:
         t.div_(size)
 
 
-def in_place(g, kind, t, extra, fetch, store, call, after=None, checked=True,
-             extra_name=None):
-    """(task, finish) of a collective that works on ``t`` in place, chunk by chunk:
-    ``call(chunk)`` is the MPI call. The calling thread stores each chunk back as soon as
-    MPI is done with it; the worker leaves that to finish."""
-    tmp = _contiguous(t) if fetch or store else t
-    view = HostView(tmp, fetch, store) if t.numel() and (fetch or store) else None
+def _traced(name: str, fn, tensors: list, access: list) -> None:
+    """Inside a traced call (cg.compile): the host exchange ``fn`` a replay repeats at this
+    point, on views of ``tensors`` (runtime.HostStep)."""
+    runtime.notify(runtime.HostStep(name, fn, tensors, access))
+
+
+def _replay(g, exchange):
+    """A compiled replay's host step: ``exchange(*views)`` gives (task, close), run now."""
+    def step(*views):
+        if current() is not g:
+            raise RuntimeError("a compiled call replays a collective of a process group that "
+                               "was destroyed since it was traced; compile it again")
+        task, close = exchange(*views)
+        g.run(task, lambda ok: close(), False)
+    return step
+
+
+def _exchange(g, sig, t, fetch, store, call, checked, extra_name):
+    """(task, close) of the MPI side of an in-place collective on contiguous ``t`` (None:
+    nothing to move), chunk by chunk: ``call(chunk)`` is the MPI call. The calling thread
+    stores each chunk back as soon as MPI is done with it; the worker leaves that to
+    close()."""
+    view = HostView(t, fetch, store) if t is not None else None
     caller = threading.get_ident()
 
     def task():
         if checked:
-            check(g, kind, t, extra, extra_name)
+            _check(g, sig, extra_name)
         if view is None:
             return
         for i in range(view.chunks):
@@ -182,9 +212,32 @@ def in_place(g, kind, t, extra, fetch, store, call, after=None, checked=True,
             if threading.get_ident() == caller:
                 view.store_chunk(i)
 
-    def finish(ok):
+    def close():
         if view is not None:
             view.close()
+
+    return task, close
+
+
+def in_place(g, kind, t, extra, fetch, store, call, after=None, checked=True,
+             extra_name=None, replay_checked=None):
+    """(task, finish) of a collective that works on ``t`` in place: the exchange (its
+    contiguous copy's bytes through MPI), then ``after`` and the copy back into ``t``.
+    ``replay_checked``: whether a compiled replay checks the signature (``checked``
+    unless given)."""
+    tmp = _contiguous(t) if fetch or store else t
+    sig = _signature(kind, t, extra) if checked or runtime.observers else None
+    moved = tmp if t.numel() and (fetch or store) else None
+    if runtime.observers:
+        again = checked if replay_checked is None else replay_checked
+        step = _replay(g, lambda x=None: _exchange(g, sig, x, fetch, store, call, again,
+                                                   extra_name))
+        access = ("r" if fetch else "") + ("w" if store else "")
+        _traced(kind, step, [] if moved is None else [moved], [access])
+    task, close = _exchange(g, sig, moved, fetch, store, call, checked, extra_name)
+
+    def finish(ok):
+        close()
         if store and ok:
             if after is not None:
                 after(tmp)
@@ -205,17 +258,18 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
 
 def bucket_sum(t: Tensor, first: bool):
     """DistributedDataParallel's bucket all-reduce (SUM, asynchronous): the signature is
-    checked on a bucket's first one only, its layout never changes."""
-    return _all_reduce(current(), t, ReduceOp.SUM, True, checked=first)
+    checked on a bucket's first one only (never by a compiled replay), its layout never
+    changes."""
+    return _all_reduce(current(), t, ReduceOp.SUM, True, checked=first, replay_checked=False)
 
 
-def _all_reduce(g, t, op, async_op, checked):
+def _all_reduce(g, t, op, async_op, checked, replay_checked=None):
     mpi_op = _mpi_op(op, t.dtype)
     MPI = mpi()
     after = (lambda x: _average(x, g.size)) if op is ReduceOp.AVG else None
     call = lambda chunk: g.comm.Allreduce(MPI.IN_PLACE, chunk, op=mpi_op)
     task, finish = in_place(g, "all_reduce", t, op.value, g.size > 1, g.size > 1, call,
-                            after, checked, _op_name)
+                            after, checked, _op_name, replay_checked)
     return g.run(task, finish, async_op)
 
 
@@ -235,28 +289,47 @@ def broadcast(tensor, src: int = 0, group=None, async_op=False, group_src=None):
 
 def _gathered(g, out: Tensor, inp: Tensor, kind: str, call, after=None, extra=-1,
               extra_name=None):
-    """(task, finish) of a collective from ``inp``'s bytes into ``out``'s (both whole)."""
+    """(task, finish) of a collective from ``inp``'s bytes into ``out``'s (both whole; both
+    empty or neither)."""
     src, dst = _contiguous(inp), _contiguous(out)
-    send = HostView(src, True, False) if inp.numel() else None
-    recv = HostView(dst, False, True) if out.numel() else None
-
-    def task():
-        check(g, kind, inp, extra, extra_name)
-        if send is not None and recv is not None:
-            for i in range(send.chunks):
-                send.chunk(i)
-            call(send.array, recv.array)
+    sig = _signature(kind, inp, extra)
+    moved = [src, dst] if inp.numel() and out.numel() else []
+    if runtime.observers:
+        step = _replay(g, lambda *x: _exchange_between(g, sig, *x, call=call,
+                                                       extra_name=extra_name))
+        _traced(kind, step, moved, ["r", "w"][:len(moved)])
+    task, close = _exchange_between(g, sig, *moved, call=call, extra_name=extra_name)
 
     def finish(ok):
-        for v in (send, recv):
-            if v is not None:
-                v.close()
+        close()
         if ok:
             if after is not None:
                 after(dst)
             _stored(out, dst)
 
     return task, finish
+
+
+def _exchange_between(g, sig, src=None, dst=None, *, call, extra_name):
+    """(task, close) of the MPI side of a collective from contiguous ``src`` into
+    contiguous ``dst`` (None: nothing to move)."""
+    send = HostView(src, True, False) if src is not None else None
+    recv = HostView(dst, False, True) if dst is not None else None
+
+    def task():
+        _check(g, sig, extra_name)
+        if send is not None:
+            for v in (send, recv):  # the device is done with both (a map is in order)
+                for i in range(v.chunks):
+                    v.chunk(i)
+            call(send.array, recv.array)
+
+    def close():
+        for v in (send, recv):
+            if v is not None:
+                v.close()
+
+    return task, close
 
 
 def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=False):
@@ -349,6 +422,9 @@ def barrier(group=None, async_op=False, device_ids=None):
     """torch.distributed.barrier: returns once every rank has called it (the signature
     all-gather is the barrier)."""
     g = current()
+    if runtime.observers:
+        _traced("barrier", _replay(g, lambda: (lambda: check(g, "barrier"), lambda: None)),
+                [], [])
     return g.run(lambda: check(g, "barrier"), None, async_op)
 
 
@@ -356,6 +432,7 @@ def all_gather_object(object_list: list, obj, group=None) -> None:
     """torch.distributed.all_gather_object: ``object_list[r]`` becomes rank r's ``obj``
     (pickled)."""
     g = current()
+    _objects_traced()
     if len(object_list) != g.size:
         raise ValueError(f"all_gather_object: object_list has {len(object_list)} entries for "
                          f"a group of size {g.size}")
@@ -368,7 +445,15 @@ def broadcast_object_list(object_list: list, src: int = 0, group=None, device=No
     """torch.distributed.broadcast_object_list: every rank's ``object_list`` becomes rank
     ``src``'s (pickled)."""
     g = current()
+    _objects_traced()
     got = []
     g.run(lambda: (check(g, "object", extra=src, extra_name=_src_name),
                    got.append(g.comm.bcast(list(object_list), root=src))), None, False)
     object_list[:] = got[0]
+
+
+def _objects_traced() -> None:
+    """A replay cannot give Python objects: inside a traced call, an object collective is
+    reported as the host read it is (the call runs eagerly)."""
+    if runtime.observers:
+        runtime.notify(runtime.Read(None))

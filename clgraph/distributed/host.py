@@ -7,7 +7,7 @@ so that MPI works on one chunk while the device copies the next, and the copies 
 enqueued in order on the tensor's queue. ``CLGRAPH_DISTRIBUTED_STAGED=1`` stages on every
 device (how the GPU path is tested on PoCL).
 
-Imports the runtime only; knows nothing of MPI.
+Imports nothing of clgraph (only pyopencl and numpy); knows nothing of MPI.
 """
 
 from __future__ import annotations
@@ -15,12 +15,9 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-import warnings
 
 import numpy as np
 import pyopencl as cl
-
-from .. import runtime
 
 CHUNK_BYTES = 4 << 20  # a staged transfer's unit: MPI reduces one while the next is copied
 
@@ -81,19 +78,6 @@ def _give_back(dev, st: _Staging) -> None:
     _pool.setdefault((dev.index, st.host.nbytes), []).append(st)
 
 
-_warned: list = []
-
-
-def _warn_compiled() -> None:
-    if not _warned:
-        _warned.append(True)
-        warnings.warn(
-            "clgraph.distributed: a collective inside a cg.compile'd call (such as "
-            "DistributedDataParallel's gradient all-reduce in a compiled training step) makes "
-            "that call run eagerly; DistributedDataParallel(cg.compile(model)) keeps the "
-            "model's forward and backward compiled", RuntimeWarning, stacklevel=4)
-
-
 class HostView:
     """The bytes of contiguous tensor ``t`` as a numpy array of its storage dtype.
     ``fetch``: MPI reads them (the device's values are brought over); ``store``: MPI writes
@@ -109,11 +93,6 @@ class HostView:
         off = t._offset * t.dtype.itemsize
         self.nbytes = n * t.dtype.itemsize
         self.buf, self.offset = t._storage.buf, off
-        if runtime.observers:
-            # a compiled plan cannot replay a collective: reported as the host read it is,
-            # it makes the traced call run eagerly
-            runtime.notify(runtime.Read(self.buf))
-            _warn_compiled()
         self.staging = None
         self._stored: set = set()
         if zero_copy(dev):

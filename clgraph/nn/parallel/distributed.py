@@ -13,6 +13,13 @@ the hook waits for them in order, and each averaged bucket is copied back into t
 ``.grad`` of its parameters (a device copy), so backward() returns with averaged
 gradients and any optimizer steps as in one process.
 
+Compiled (a ``cg.compile``d training step through this module), the trace runs all of
+this once; the plan keeps the bucket kernels, each bucket's all-reduce as a host step
+(run synchronously where the trace started it) and the copies back, and a replay repeats
+them without the bookkeeping, which a whole step leaves as it found it. Whether backward
+syncs (``no_sync()``) is reported as host state: a call inside ``no_sync()`` gets a plan of
+its own.
+
 Imports clgraph.distributed, autograd and nn.Module; nothing imports this module but the
 nn.parallel package.
 """
@@ -20,7 +27,6 @@ nn.parallel package.
 from __future__ import annotations
 
 import contextlib
-import warnings
 
 from ... import runtime
 from ...autograd import AccumulateGrad, is_grad_enabled, no_grad
@@ -34,6 +40,12 @@ from ..module import Module
 
 _MB = 1 << 20
 _FIRST_BUCKET_BYTES = 1 * _MB  # a small first bucket: its all-reduce starts early
+
+_UNREPLAYABLE = (
+    "DistributedDataParallel's gradient reduction is not finished when the call returns (its "
+    "backward is outside the call, or parameters got no gradient), and a replay would skip "
+    "its bookkeeping; compile the whole training step (forward, loss.backward(), "
+    "optimizer.step()), or wrap a compiled model: DistributedDataParallel(cg.compile(model))")
 
 _UNFINISHED = (
     "Expected to have finished reduction in the prior iteration before starting a new one. "
@@ -122,7 +134,8 @@ class DistributedDataParallel(Module):
     """torch.nn.parallel.DistributedDataParallel over clgraph.distributed (MPI).
 
     ``module`` may be a ``cg.compile``d module: its compiled forward and backward replay,
-    and the gradients are all-reduced after the compiled backward. ``device_ids``,
+    and the gradients are all-reduced after the compiled backward. A ``cg.compile``d
+    training step through this module replays with its all-reduces. ``device_ids``,
     ``output_device``, ``dim``, ``check_reduction`` and ``static_graph`` are accepted and
     unused (one device per process). With ``find_unused_parameters=True`` a parameter the
     forward did not reach contributes zeros, and its ``.grad`` is set to the average."""
@@ -161,13 +174,13 @@ class DistributedDataParallel(Module):
 
     # --- forward --------------------------------------------------------------------------
     def forward(self, *inputs, **kwargs):
+        if runtime.observers:
+            runtime.notify(runtime.HostState(self._sync_state, _UNREPLAYABLE))
         if self._syncing and self._marked:
             left = [self._names[id(p)] for b in self._bucket_list for p in b.params
                     if id(p) not in self._marked]
             raise RuntimeError(_UNFINISHED.format(names=", ".join(left)))
         sync = self.require_backward_grad_sync and is_grad_enabled()
-        if sync and runtime.observers:
-            _traced()
         buffers = list(self.module.buffers())
         if sync and self.broadcast_buffers and buffers:
             _from_rank0(buffers)
@@ -188,12 +201,20 @@ class DistributedDataParallel(Module):
     def no_sync(self):
         """Gradients of backward passes whose forward ran inside accumulate locally; the
         first synced backward after averages the accumulated ones."""
+        if runtime.observers:
+            runtime.notify(runtime.HostState(self._sync_state, _UNREPLAYABLE))
         old = self.require_backward_grad_sync
         self.require_backward_grad_sync = False
         try:
             yield
         finally:
             self.require_backward_grad_sync = old
+
+    def _sync_state(self) -> tuple:
+        """What a compiled call through this module depends on and a replay leaves as it is
+        (runtime.HostState): whether its backward averages, and whether a reduction is
+        under way."""
+        return self.require_backward_grad_sync, self._syncing
 
     # --- backward -------------------------------------------------------------------------
     def _grad_ready(self, p) -> None:
@@ -257,22 +278,6 @@ class DistributedDataParallel(Module):
         self._next = 0
         for b in self._bucket_list:
             b.ready = 0
-
-
-_warned: list = []
-
-
-def _traced() -> None:
-    """A compiled replay of this forward would skip its bookkeeping, and the backward would
-    not average: the traced call reports a host read, which makes it run eagerly."""
-    runtime.notify(runtime.Read(None))
-    if not _warned:
-        _warned.append(True)
-        warnings.warn(
-            "DistributedDataParallel inside a cg.compile'd call: the call runs eagerly (a "
-            "compiled replay cannot average gradients across processes); "
-            "DistributedDataParallel(cg.compile(model)) keeps the model's forward and "
-            "backward compiled", RuntimeWarning, stacklevel=4)
 
 
 def _reached(out) -> set:
