@@ -6,8 +6,10 @@
   per second of tensor reduced);
 - a DistributedDataParallel training step (MLP 1024-2048-2048-10, 6.3M parameters, batch
   64 per process, SGD with momentum) on 2 processes, against the same 2 processes each
-  training on its own (no communication) and one process alone; and one all-reduce of all
-  the gradients at once, which the buckets' overlap with the backward should beat.
+  training on its own (no communication) and one process alone, eager and compiled
+  (``cg.compile`` of the whole step: its replay runs the bucket all-reduces as host steps);
+  and one all-reduce of all the gradients at once, which the buckets' overlap with the
+  backward should beat.
 
     pip install -e ".[distributed]"
     python benchmarks/bench_distributed.py [--steps N]
@@ -114,10 +116,17 @@ def ddp_part(steps: int) -> dict:
 
         return run
 
-    steps_of = {"plain": step(model)}  # no communication: each process on its own
+    # no communication: each process on its own; then the same step compiled
+    steps_of = {"plain": step(model), "plain_compiled": cg.compile(step(model))}
     if comm.Get_size() > 1:
-        steps_of["ddp"] = step(DistributedDataParallel(model))
+        ddp = DistributedDataParallel(model)
+        steps_of["ddp"] = step(ddp)
+        steps_of["ddp_compiled"] = cg.compile(step(ddp))
     t = _medians(steps_of, queue.finish, comm.Barrier, steps)
+    for k in ("plain_compiled", "ddp_compiled"):  # replayed, never run eagerly
+        if k in steps_of:
+            entries = list(steps_of[k]._entries.values())
+            assert all(e.plan is not None and e.eager is None for e in entries), k
     n = sum(p.numel() for p in model.parameters())
     flat, grads = cg.zeros(n), cg.ones(n)
 
@@ -174,6 +183,11 @@ def main() -> None:
     print(f"  2 processes, each on its own:    {two['plain'] * 1e3:7.1f} ms  (CPU shared)")
     print(f"  2 processes, DDP:                {two['ddp'] * 1e3:7.1f} ms  "
           f"(+{(two['ddp'] - two['plain']) * 1e3:.1f} ms for the gradients' all-reduces)")
+    print(f"  compiled step, 1 process:        {one['plain_compiled'] * 1e3:7.1f} ms")
+    print(f"  compiled, 2 processes on own:    {two['plain_compiled'] * 1e3:7.1f} ms")
+    print(f"  compiled, 2 processes, DDP:      {two['ddp_compiled'] * 1e3:7.1f} ms  "
+          f"(+{(two['ddp_compiled'] - two['plain_compiled']) * 1e3:.1f} ms, the all-reduces "
+          "as host steps of the replay)")
     print(f"  one all-reduce of all gradients: {two['allreduce_all'] * 1e3:7.1f} ms")
     print(f"  DDP's two device passes over all gradients (into buckets, back): "
           f"{two['passes'] * 1e3:.1f} ms")
