@@ -200,3 +200,49 @@ def test_batch_times_matrix_with_empty_dims():
         b = np.ones(bshape, np.float32)
         got = (cg.from_numpy(a) @ cg.from_numpy(b)).numpy()
         np.testing.assert_array_equal(got, a @ b)
+
+
+@pytest.mark.parametrize("rows,k,n", [(1, 7, 33), (7, 5, 3), (300, 64, 65), (2048 + 3, 256, 24)])
+def test_linear_adds_the_bias_in_the_product_kernel(rows, k, n):
+    """F.linear eagerly: one linear op, its float32 kernel adding the bias as it stores the
+    product (no separate add); values against numpy for any rows, a bias that is a slice,
+    a weight that is a transposed view, and leading dims."""
+    import clgraph.nn.functional as F
+    rng = np.random.default_rng(rows + n)
+    x = rng.standard_normal((rows, k)).astype(np.float32)
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    bb = rng.standard_normal(n + 3).astype(np.float32)
+    want = x.astype(np.float64) @ w.T.astype(np.float64) + bb[2:n + 2]
+    tw = cg.tensor(np.ascontiguousarray(w.T)).t()  # (n, k) with strides (1, n)
+    for weight in (cg.tensor(w), tw):
+        with cg.profile() as prof:
+            got = F.linear(cg.tensor(x), weight, cg.tensor(bb)[2:n + 2])
+        assert [f for f in prof.functions if "add" in f] == []
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4)
+    got = F.linear(cg.tensor(x.reshape(1, rows, k)), cg.tensor(w), cg.tensor(bb[2:n + 2]))
+    np.testing.assert_allclose(got.numpy().reshape(rows, n), want, rtol=1e-4, atol=1e-4)
+
+
+def test_linear_gradients_autocast_and_compile():
+    """The linear op's gradients (float64 finite differences; float32 against float64),
+    under autocast (product dtype), and a compiled call (product and add kept apart for the
+    compiler) equal to eager."""
+    import clgraph.nn.functional as F
+    from clgraph.autograd import gradcheck
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.standard_normal(s) for s in ((6, 5), (4, 5), (4,)))
+    args = [cg.tensor(a, requires_grad=True) for a in (x, w, b)]
+    assert gradcheck(F.linear, tuple(args))
+    a32 = [cg.tensor(a.astype(np.float32), requires_grad=True) for a in (x, w, b)]
+    F.linear(*a32).pow(2).sum().backward()
+    F.linear(*args).pow(2).sum().backward()
+    for t32, t64 in zip(a32, args):
+        np.testing.assert_allclose(t32.grad.numpy(), t64.grad.numpy(), rtol=1e-4, atol=1e-4)
+    with cg.autocast("cpu", dtype=cg.bfloat16):
+        assert F.linear(*a32).dtype is cg.bfloat16
+    lin = cg.nn.Linear(5, 4)
+    xs = cg.tensor(x.astype(np.float32))
+    f = cg.compile(lambda t: lin(t).relu())
+    for _ in range(2):  # the trace, then a replay
+        np.testing.assert_allclose(f(xs).detach().numpy(), lin(xs).relu().detach().numpy(),
+                                   rtol=1e-6)

@@ -19,6 +19,7 @@ from ..autograd import is_grad_enabled, no_grad
 from ..creation import arange, full, rand, randint, tensor
 from ..ops import attention as _attention
 from ..ops import conv as _conv
+from ..ops import linalg as _linalg
 from ..ops import math as M
 from ..ops import movement as V
 from ..ops import norm as _norm
@@ -76,7 +77,10 @@ def _in_place(input: Tensor) -> bool:
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = input @ weight.T + bias (the bias in the product's dtype: float16 under
-    autocast, as PyTorch's fused linear)."""
+    autocast, as PyTorch's fused linear). Eagerly one op whose float32 kernel adds the
+    bias as it stores the product."""
+    if bias is not None and _linalg.fused_linear(input, weight, bias):
+        return _linalg.linear(input, weight, bias)
     out = matmul(input, weight.t())
     if bias is None:
         return out

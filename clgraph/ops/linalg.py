@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import codegen
+from .. import codegen, runtime
 from .. import dtypes as dt
 from ..codegen.kernelsig import kernel_signature
 from ..shapes import broadcast_shapes
@@ -112,14 +112,22 @@ def _run_matmul(op, args, attrs, out=None):
         raise RuntimeError('"addmm_impl_cpu_" not implemented for \'Bool\'')
     Ba, M, K = a._shape
     Bb, _, N = b._shape
-    batch = max(Ba, Bb)
-    out = T._empty((batch, M, N), d, a.device)
+    out = T._empty((max(Ba, Bb), M, N), d, a.device)
     if out.numel() == 0:
         return out
-    info = a.device.info
     if K == 0:
-
         return fill_(out, 0)
+    return _product(a, b, out)
+
+
+def _product(a, b, out, epi=None):
+    """``out`` (contiguous (batch, M, N), K > 0) = a @ b. ``epi``: (C source, parameter
+    declarations, their values by name) of an epilogue the kernel applies as it stores
+    (the bias of an eager linear layer; float32 only)."""
+    d, info = out.dtype, out.device.info
+    Ba, M, K = a._shape
+    Bb, _, N = b._shape
+    batch = out._shape[0]
     a_bs = a._stride[0] if Ba > 1 else 0
     b_bs = b._stride[0] if Bb > 1 else 0
     # each operand as (buffer, offset, batch stride, row stride, column stride)
@@ -133,7 +141,7 @@ def _run_matmul(op, args, attrs, out=None):
         if d is dt.float32:
             EPILOGUE_READY.setdefault(kern, (name, defines))
         gsize, lsize = gemm.geometry(p, M, N, batch)
-        return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K)
+        return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi)
     name, kern = _kernel_for(info, d, _packs_a(info, d, a, M))
     if b._stride[2] != 1 and N > 1:
         if M == 1:
@@ -146,7 +154,7 @@ def _run_matmul(op, args, attrs, out=None):
             b = contiguous(b)
             gb = (b._storage.buf, b._offset, b_bs and b._stride[0], b._stride[1], 1)
     gsize, lsize = _geometry(info, name, M, N, batch, d)
-    return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K)
+    return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi)
 
 
 def _packs_a(info, d: dt.dtype, a, M: int) -> bool:
@@ -162,10 +170,15 @@ def _packs_a(info, d: dt.dtype, a, M: int) -> bool:
     return size <= info.local_memory
 
 
-def _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K):
+def _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi=None):
     """Launch a matmul.cl kernel on operands (buffer, offset, batch, row and column
-    strides) into contiguous ``out``."""
-    values = {"C": out._storage.buf, "c_off": 0, "M": M, "N": N, "K": K}
+    strides) into contiguous ``out``, with epilogue ``epi`` (see _product)."""
+    values = {"C": out._storage.buf, "c_off": out._offset, "M": M, "N": N, "K": K}
+    if epi is not None:
+        source, params, extra = epi  # source(the widths the kernel stores)
+        ready = EPILOGUE_READY[kern]
+        kern = epilogue_kernel(info, ready, source(epilogue_widths(ready)), params)
+        values.update(extra)
     for x, (buf, off, bs, rs, cs) in (("a", ga), ("b", gb)):
         values.update({x.upper(): buf, f"{x}_off": off, f"{x}_bs": bs, f"{x}_rs": rs,
                        f"{x}_cs": cs})
@@ -198,6 +211,71 @@ MATMUL = register(OpDef("matmul", "linalg", lambda a, b: np.matmul(a, b), _run_m
                         autocast="low",
                         vjp=_vjp,
                         saves_out=False))
+
+
+# --- linear with its bias added in the product's store (eager) ------------------------------
+
+_BIAS_PARAMS = ("__global const float* cg_bias", "const int cg_bn")
+
+
+def _bias_source(widths) -> str:
+    """cg_epi<w>(v, idx, bias, n): the product's element(s) at idx plus the bias of their
+    column(s) (idx % n: a vector's columns lie in one row)."""
+    params = "".join(", " + p for p in _BIAS_PARAMS)
+    src = []
+    for w in widths:
+        t = "float" if w == 1 else f"float{w}"
+        load = "cg_bias[idx % cg_bn]" if w == 1 else f"vload{w}(0, cg_bias + idx % cg_bn)"
+        src.append(f"inline {t} cg_epi{w}(const {t} v, const long idx{params}) "
+                   f"{{ return v + {load}; }}")
+    return "\n".join(src) + "\n"
+
+
+def _run_linear(op, args, attrs, out=None):
+    """x (M, K) @ w.T + bias -> (M, N): float32 in one kernel, the bias added as the
+    product is stored; other dtypes (autocast's) as the product and an add."""
+    x, w, bias = args
+    M, K = x._shape
+    N = w._shape[0]
+    a = x._view((1, M, K), (0,) + x._stride, x._offset)
+    b = w._view((1, K, N), (0, w._stride[1], w._stride[0]), w._offset)
+    if x.dtype is not dt.float32 or K == 0 or M * N == 0:
+        prod = _run_matmul(MATMUL, (a, b), {})
+        return reshape(prod, M, N) + bias.detach()
+    if bias._offset or not bias._contig:
+        bias = bias.detach().clone()
+    res = registry.Tensor._empty((M, N), x.dtype, x.device)
+    _product(a, b, res._view((1, M, N), (M * N, N, 1), 0),
+             (_bias_source, _BIAS_PARAMS, {"cg_bias": bias._storage.buf, "cg_bn": N}))
+    return res
+
+
+def _linear_vjp(g, x, w, bias, out):
+    # the weight's gradient contiguous (w's layout) as matmul's VJP gives a transposed view
+    return g @ w, g.mT @ x, g.sum(0)
+
+
+LINEAR = register(OpDef(
+    "linear", "linalg", lambda x, w, b: x @ w.T + b, _run_linear, _linear_vjp,
+    autocast="low", saves_out=False))
+
+
+def fused_linear(x, w, bias) -> bool:
+    """Whether F.linear runs as the linear op (one kernel for float32, the bias added in
+    the product's store): a 1-D bias of w's rows, operands on one device, not traced (a
+    traced call keeps the product and the add apart, so that the compiler fuses the add
+    and what follows it into the store)."""
+    return (not runtime.observers and bias.ndim == 1 and w.ndim == 2 and x.ndim >= 2
+            and x.dtype is w.dtype is bias.dtype and x.dtype.is_floating_point
+            and x.device == w.device == bias.device and bias._shape[0] == w._shape[0]
+            and x._shape[-1] == w._shape[1])
+
+
+def linear(x, w, bias):
+    """x (..., K) @ w.T + bias as the linear op (fused_linear must hold)."""
+    lead = x._shape[:-1]
+    y = apply(LINEAR, reshape(x, -1, x._shape[-1]), w, bias)
+    return reshape(y, *lead, w._shape[0])
 
 
 @public(dunders=("matmul", "rmatmul"))
