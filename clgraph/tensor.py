@@ -184,7 +184,7 @@ class Tensor:
             )
         self._grad = value
         if runtime.observers:
-            runtime.notify(registry.GradWrite(self))
+            runtime.notify(registry.GradWrite(self, None))
 
     @property
     def data(self) -> "Tensor":

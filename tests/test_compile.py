@@ -782,3 +782,34 @@ def test_host_steps_replay_in_order_and_stop_fusion():
     # ones after them another
     names = f.launches(cg.zeros(3))
     assert len(names) == 2 and "exp" not in names[0] and "exp" in names[1], names
+
+
+def test_compiled_backward_accumulates_into_grads_like_eager():
+    """A compiled call that only runs backward accumulates into .grad as eager does: across
+    calls, after zero_grad (None) in a gradient-accumulation loop, and into a gradient the
+    user assigned; each starting state (no gradient / one to add to) gets one plan that
+    replays."""
+    m = nn.Linear(3, 2)
+    m_ref = nn.Linear(3, 2)
+    m_ref.load_state_dict(m.state_dict())
+    x = T(4, 3)
+
+    def fwd_bwd(model):
+        model(x).pow(2).sum().backward()
+
+    c = cg.compile(lambda: fwd_bwd(m))
+    for cycle in range(3):
+        for _ in range(3):
+            c()
+            fwd_bwd(m_ref)
+        for p, q in zip(m.parameters(), m_ref.parameters()):
+            np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-6)
+        m.zero_grad()
+        m_ref.zero_grad(set_to_none=cycle % 2 == 0)
+    m.bias.grad = cg.full((2,), 100.0)
+    c()
+    m_ref.zero_grad()
+    fwd_bwd(m_ref)
+    np.testing.assert_allclose(m.bias.grad.numpy(), m_ref.bias.grad.numpy() + 100.0, rtol=1e-5)
+    # plans: no gradients, both to add to, and the last call's mix (bias only)
+    assert len(c._entries) == 3 and sum(e.replays for e in c._entries.values()) >= 7

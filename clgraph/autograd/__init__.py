@@ -599,7 +599,8 @@ def _accumulate(v, g, create_graph, owned: set) -> None:
     this pass."""
     if not create_graph:
         g = g.detach()
-    if v._grad is None:
+    found_none = v._grad is None
+    if found_none:
         # .grad owns its memory, like PyTorch's: an expanded or sliced gradient, or one
         # already given to another leaf, is copied, so that accumulating (add_ below) or an
         # optimizer's in-place use never writes through an alias
@@ -611,7 +612,7 @@ def _accumulate(v, g, create_graph, owned: set) -> None:
     else:
         v._grad = v._grad + g if create_graph else v._grad.add_(g)
     if runtime.observers:
-        runtime.notify(registry.GradWrite(v))
+        runtime.notify(registry.GradWrite(v, found_none))
 
 
 def _add(a, b):

@@ -142,7 +142,8 @@ class Compiled:
         entry.capture_events = cap.events
         reason = cap.host_read or cap.host_data or _state_changed(cap)
         entry.host = None
-        entry.state = tuple((read, v) for read, (v, _) in cap.host_state.items())
+        entry.state = tuple((read, v) for read, (v, _) in cap.host_state.items()) + tuple(
+            (_grad_state(w), v) for w, v in cap.grad_start.values())
         if reason is None:
             try:
                 if cap.host_inputs:
@@ -216,6 +217,16 @@ def _make_plan(cap: Capture, tensors: list, result):
     if diff:
         return Differentiable(cap, tensors, result, outs, diff, dev)
     return plan.build(cap, tensors, result, dev)
+
+
+def _grad_state(w):
+    """Whether a leaf's ``.grad`` is None when a call begins: a plan assigns the gradient
+    where the trace found None and accumulates where it found one, so a call that finds
+    the other gets its own plan."""
+    def read():
+        leaf = w()
+        return "gone" if leaf is None else leaf._grad is None
+    return read
 
 
 def _state_changed(cap: Capture) -> str | None:

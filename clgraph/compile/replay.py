@@ -87,6 +87,9 @@ class Plan:
                            r.device)
             if not chk.check(t):
                 return None, "index tensor differs from the traced one"
+        for w, src in self.grads:
+            if src is not None and src.kind == "state" and not _adopt(w(), src):
+                return None, "a gradient it accumulates into was replaced by another layout"
         esc = [runtime.Storage(self.dev, n) for n in self.esc_sizes]
         for k, i, kind, x in self.dyn_bufs:
             k.set_arg(i, in_bufs[x] if kind == "in" else esc[x].buf)
@@ -130,6 +133,25 @@ class Plan:
             if leaf is not None:
                 leaf._grad = None if src is None else _tensor(src, inputs, esc)
         return outs, None
+
+
+def _adopt(leaf, src: Source) -> bool:
+    """Before a plan accumulates into the storage its trace found as ``leaf``'s ``.grad``:
+    when the leaf holds another gradient now (assigned anew since), its values are copied
+    into that storage. False when the layouts differ (the call then runs eagerly)."""
+    g = None if leaf is None else leaf._grad
+    if g is None or g._storage is src.x:
+        return True
+    if not (g.shape == src.shape and g.dtype is src.dtype and g._contig
+            and tuple(src.stride) == g._stride and g.device == src.device):
+        return False
+    size = g.numel() * g.dtype.itemsize
+    if size:
+        dev = src.device.info
+        runtime.guarded(dev, "bringing a gradient into a compiled call", lambda: cl.enqueue_copy(
+            dev.queue, src.x.buf, g._storage.buf, byte_count=size,
+            src_offset=g._offset * g.dtype.itemsize, dst_offset=src.offset * g.dtype.itemsize))
+    return True
 
 
 def _buf(slot: Slot, in_bufs, esc):

@@ -102,6 +102,10 @@ class Capture(registry.Interpreter):
         self.host_read: str | None = None
         self.checking = 0
         self.grads: dict = {}
+        # id -> (weakref to a leaf, whether its .grad was None when the call began) for the
+        # leaves whose first write in the call accumulates (not zero_grad's assignment): a
+        # plan assigns the gradient or accumulates into the one it finds, as the trace did
+        self.grad_start: dict = {}
         self.optimizers: dict = {}  # id -> an optimizer that stepped (its guard)
         self.nodes: dict = {}  # autograd nodes the traced ops made
         self.host_state: dict = {}  # read -> (its value when first seen, why)
@@ -209,7 +213,10 @@ class Capture(registry.Interpreter):
         self.nodes[id(ev.node)] = weakref.ref(ev.node)
 
     def _grad_write(self, ev):
-        self.grads[id(ev.tensor)] = ev.tensor
+        key = id(ev.tensor)
+        if key not in self.grads and ev.found_none is not None:
+            self.grad_start[key] = (weakref.ref(ev.tensor), ev.found_none)
+        self.grads[key] = ev.tensor
 
     def _optimizer_step(self, ev):
         """Guard the optimizer (its hyperparameters are baked into the plan, all but the

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .. import dtypes as dt
+from .. import runtime
 from ..autograd import no_grad
 from ..device import as_device
 from ..device import device as _device_cls
@@ -407,6 +408,8 @@ class Module:
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.parameters():
             if p.grad is None:
+                if set_to_none and runtime.observers:
+                    p.grad = None  # a trace learns that the call clears it
                 continue
             if set_to_none:
                 p.grad = None

@@ -225,7 +225,8 @@ def eager():
 # an index tensor checked on the host (``check(tensor)`` repeats the check for another
 # index: False when it breaks what the first assumed); the host reads between
 # IndexRead(True) and IndexRead(False) serve such a check, not the program's data flow;
-# a leaf tensor's ``.grad`` set or accumulated.
+# a leaf tensor's ``.grad`` set or accumulated (``found_none``: for an accumulation,
+# whether it found no gradient; None for an assignment, which does not depend on it).
 IndexCheck = namedtuple("IndexCheck", "index check")
 IndexRead = namedtuple("IndexRead", "active")
-GradWrite = namedtuple("GradWrite", "tensor")
+GradWrite = namedtuple("GradWrite", "tensor found_none")

@@ -147,6 +147,8 @@ class Optimizer:
             for p in group["params"]:
                 g = p.grad
                 if g is None:
+                    if set_to_none and runtime.observers:
+                        p.grad = None  # a trace learns that the call clears it
                     continue
                 if set_to_none:
                     p.grad = None
