@@ -283,6 +283,12 @@ def compiled_unused(rank, size):
         for _ in range(3):
             step(X[rank], rank == 1)
     _replayed(step, 2)
+    _check_two_heads_average(ddp, X, size, "compiled unused parameters")
+
+
+def _check_two_heads_average(ddp, X, size, what):
+    """ddp's gradients are the mean of each rank's own _TwoHeads gradients (zeros for the
+    head only rank 1 uses)."""
     local = []
     for r in range(size):
         m = _TwoHeads()
@@ -291,7 +297,7 @@ def compiled_unused(rank, size):
                       for p in m.parameters()])
     for i, p in enumerate(ddp.module.parameters()):
         np.testing.assert_allclose(p.grad.numpy(), np.mean([g[i] for g in local], 0),
-                                   rtol=1e-5, atol=1e-6, err_msg="compiled unused parameters")
+                                   rtol=1e-5, atol=1e-6, err_msg=what)
 
 
 def compiled_collectives(rank, size):
@@ -366,15 +372,7 @@ def unused(rank, size):
     for _ in range(2):  # a second iteration finds the reduction finished
         ddp.zero_grad()
         ddp(X[rank], rank == 1).sum().backward()
-    local = []
-    for r in range(size):
-        m = _TwoHeads()
-        m(X[r], r == 1).sum().backward()
-        local.append([np.zeros(p.shape) if p.grad is None else p.grad.numpy()
-                      for p in m.parameters()])
-    for i, p in enumerate(ddp.module.parameters()):
-        np.testing.assert_allclose(p.grad.numpy(), np.mean([g[i] for g in local], 0),
-                                   rtol=1e-5, atol=1e-6, err_msg="find_unused_parameters")
+    _check_two_heads_average(ddp, X, size, "find_unused_parameters")
     ddp = DDP(_TwoHeads())
     ddp(X[rank], False).sum().backward()
     try:

@@ -382,19 +382,25 @@ class BatchNorm2d(_BatchNorm):
             raise ValueError(f"expected 4D input (got {input.dim()}D input)")
 
 
+def _trailing_norm(m, normalized_shape, eps, elementwise_affine, bias, device, dtype):
+    """The attributes and parameters of a norm over the trailing ``normalized_shape`` dims
+    (LayerNorm, RMSNorm)."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    m.normalized_shape = tuple(normalized_shape)
+    m.eps = eps
+    m.elementwise_affine = elementwise_affine
+    _affine_parameters(m, m.normalized_shape, elementwise_affine, bias, device, dtype)
+    m.reset_parameters()
+
+
 class LayerNorm(Module):
     """Normalization over the trailing ``normalized_shape`` dims; weight ones, bias zeros."""
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, device=None, dtype=None) -> None:
         super().__init__()
-        if isinstance(normalized_shape, int):
-            normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(normalized_shape)
-        self.eps = eps
-        self.elementwise_affine = elementwise_affine
-        _affine_parameters(self, self.normalized_shape, elementwise_affine, bias, device, dtype)
-        self.reset_parameters()
+        _trailing_norm(self, normalized_shape, eps, elementwise_affine, bias, device, dtype)
 
     def reset_parameters(self) -> None:
         _reset_affine(self.weight, self.bias)
@@ -414,14 +420,7 @@ class RMSNorm(Module):
     def __init__(self, normalized_shape, eps: float | None = None,
                  elementwise_affine: bool = True, device=None, dtype=None) -> None:
         super().__init__()
-        if isinstance(normalized_shape, int):
-            normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(normalized_shape)
-        self.eps = eps
-        self.elementwise_affine = elementwise_affine
-        _affine_parameters(self, self.normalized_shape, elementwise_affine, False, device,
-                           dtype)
-        self.reset_parameters()
+        _trailing_norm(self, normalized_shape, eps, elementwise_affine, False, device, dtype)
 
     def reset_parameters(self) -> None:
         _reset_affine(self.weight, None)
