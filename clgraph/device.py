@@ -112,7 +112,7 @@ class DeviceInfo:
         m = re.search(r"(\d+)\.(\d+)", text or "")
         return (int(m.group(1)), int(m.group(2))) if m else (1, 0)
 
-    @property
+    @cached_property
     def compute_units(self) -> int:
         return self.cl_device.max_compute_units
 

@@ -24,7 +24,9 @@
        so that one vector is one 256-bit register, NV=2: 12 accumulators + 2 B vectors +
        1 broadcast = the 16 ymm registers. LM=16 work-items per work-group along M.
        KC=256 rows of B packed into local memory per step.
-       APACK=1: A, strided along k, is packed too (KC x LM*TM per step; see matmul_rb).
+       APACK=1: A, strided along k, is packed too (KC x LM*TM per step; see matmul_rb),
+       shared by NTG column tiles per work-group (NTG work-items along dim 0, each with
+       its own B panel), so that each packed row of A serves NTG * TN columns.
      matmul_tiled: TS=16.
      NO_CLANG_EXT=1: use vloadN/convert_* built-ins instead of clang vector extensions.
 
@@ -34,9 +36,10 @@
                    tile in ACC vectors; its work-group packs a KC x TN panel of B into
                    local memory, because B's rows (N elements apart) alias in L1 when
                    N*sizeof(T) is a multiple of 4 KiB.
-                   global = (ceil(N/TN), ceil(ceil(M/TM)/LM)*LM, batch)
-                   local  = (1, LM, 1)   required (reqd_work_group_size)
-                   local memory: KC*TN*sizeof(ACC) = 16 KiB for float.
+                   global = (ceil(ceil(N/TN)/NTG)*NTG, ceil(ceil(M/TM)/LM)*LM, batch)
+                   local  = (NTG, LM, 1)   required (reqd_work_group_size)
+                   local memory: NTG*KC*TN*sizeof(ACC) (16 or 32 KiB for float, NTG 1),
+                   plus KC*(LM*TM+16)*sizeof(ACC) with APACK.
      matmul_tiled  16x16 local-memory tiles, for GPUs (about 1 GFLOP/s on PoCL).
                    global = (ceil(N/TS)*TS, ceil(M/TS)*TS, batch)
                    local  = (TS, TS, 1)  required
@@ -76,6 +79,9 @@
 #endif
 #ifndef APACK
 #define APACK 0
+#endif
+#ifndef NTG
+#define NTG 1
 #endif
 
 /* type ids, so the preprocessor can tell storage and compute types apart */
@@ -237,13 +243,14 @@ typedef T vt_u __attribute__((ext_vector_type(VW), aligned(sizeof(T))));
 #define EPI_S(x, row, col) (x)
 #endif
 
-__kernel __attribute__((reqd_work_group_size(1, LM, 1)))
+__kernel __attribute__((reqd_work_group_size(NTG, LM, 1)))
 void matmul_rb(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
                __global const T* B, long b_off, long b_bs, long b_rs, long b_cs,
                __global T* C, long c_off, int M, int N, int K EPI_PARAMS)
 {
-    __local VACC bpan[KC * NV];
+    __local VACC bpans[NTG * KC * NV];
     const int lid = get_local_id(1);
+    __local VACC* bpan = bpans + get_local_id(0) * (KC * NV);
 #if APACK
     /* A strided along k (a transposed A, as in a weight gradient g^T x): reading it in
        place hops a row of A (often a multiple of 4 KiB: one L1 set, a new page) for every
@@ -252,6 +259,7 @@ void matmul_rb(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
        padded by one cache line so that a work-item's reads down k spread over L1's sets. */
     __local ACC apan[KC * APAN];
     const int ig0 = get_group_id(1) * (LM * TM);
+    const int tid = lid * NTG + get_local_id(0);
 #endif
     const int j0 = get_global_id(0) * TN;
     const int i0 = get_global_id(1) * TM;
@@ -297,7 +305,7 @@ void matmul_rb(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
             }
         }
 #if APACK
-        for (int kk = lid; packed && kk < kn; kk += LM) {
+        for (int kk = tid; packed && kk < kn; kk += LM * NTG) {
             const __global T* src = Ab + (long)(k0 + kk) * a_cs;
             __local ACC* dst = apan + kk * APAN;
             if (a_rs == 1 && ig0 + LM * TM <= M) {

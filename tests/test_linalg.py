@@ -125,12 +125,14 @@ def test_transposed_right_operand(m, k, n, dtype):
     check(x[None].repeat(2, 0), w.T, tb=tw.t())  # batched left operand, broadcast W.T
 
 
-@pytest.mark.parametrize("m,k,n", [(9, 3, 17), (129, 300, 33), (300, 513, 65)])
+@pytest.mark.parametrize("m,k,n", [(9, 3, 17), (129, 300, 33), (300, 513, 65),
+                                   (1100, 300, 200)])
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
 def test_left_operand_strided_along_k(m, k, n, dtype):
     """An A strided along k (the transposed g in a weight gradient g^T x, or every other
-    column) is packed into local memory on CPUs: row tails past a group of rows, k past one
-    packed panel, and column tails equal numpy."""
+    column) is packed into local memory on CPUs, for one or several column tiles per
+    work-group (1100 x 200 on 2 cores: 4): row tails past a group of rows, k past one
+    packed panel, column tails and idle column tiles equal numpy."""
     rng = np.random.default_rng(m + k)
     d = getattr(cg, dtype)
     g = cg.tensor(rng.standard_normal((k, m)).astype(np.float32)).to(d)

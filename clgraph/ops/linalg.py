@@ -38,10 +38,10 @@ def _tile(info, d: dt.dtype) -> tuple[int, int]:
     return (16, 8) if wide >= 16 else (8, 6)
 
 
-def _kernel_for(info, d: dt.dtype, apack: bool = False):
+def _kernel_for(info, d: dt.dtype, apack: int = 0):
     """The CPU kernels: register-blocked for floats, one work-item per element for
-    integers (products accumulate in 64 bits). ``apack``: matmul_rb packs A into local
-    memory (an A strided along k)."""
+    integers (products accumulate in 64 bits). ``apack`` > 0: matmul_rb packs A into
+    local memory (an A strided along k) for ``apack`` column tiles per work-group."""
     acc = d.compute if d.is_floating_point else None
     name = "matmul_naive" if acc is None else "matmul_rb"
     defines = gemm.base_defines(d)
@@ -50,7 +50,7 @@ def _kernel_for(info, d: dt.dtype, apack: bool = False):
         defines = tuple(x for x in defines if x[0] != "VW") + (("VW", str(vw)),
                                                                ("TM", str(tm)))
         if apack:
-            defines += (("APACK", "1"),)
+            defines += (("APACK", "1"), ("NTG", str(apack)))
     k = codegen.template_kernel(info, "matmul.cl", name, defines)
     if name == "matmul_rb" and d is dt.float32:
         EPILOGUE_READY[k] = (name, defines)
@@ -85,11 +85,11 @@ def epilogue_kernel(info, ready, source: str, params: tuple):
     return codegen.template_kernel(info, "matmul.cl", name, defines, extra_source=source)
 
 
-def _geometry(info, name, M, N, batch, d):
+def _geometry(info, name, M, N, batch, d, ntg=1):
     if name == "matmul_rb":
         vw, tm = _tile(info, d)
         gy = -(-(-(-M // tm)) // _LM) * _LM
-        return (-(-N // (2 * vw)), gy, batch), (1, _LM, 1)
+        return (-(-(-(-N // (2 * vw))) // ntg) * ntg, gy, batch), (ntg, _LM, 1)
     return (N, M, batch), None
 
 
@@ -142,7 +142,8 @@ def _product(a, b, out, epi=None):
             EPILOGUE_READY.setdefault(kern, (name, defines))
         gsize, lsize = gemm.geometry(p, M, N, batch)
         return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi)
-    name, kern = _kernel_for(info, d, _packs_a(info, d, a, M))
+    ntg = _packs_a(info, d, a, M, N, batch)
+    name, kern = _kernel_for(info, d, ntg)
     if b._stride[2] != 1 and N > 1:
         if M == 1:
             # a row times a transposed matrix (x @ W.T for one sample): C^T = B^T A^T has
@@ -153,21 +154,30 @@ def _product(a, b, out, epi=None):
             # many row tiles would each gather B's columns again: one transposed copy
             b = contiguous(b)
             gb = (b._storage.buf, b._offset, b_bs and b._stride[0], b._stride[1], 1)
-    gsize, lsize = _geometry(info, name, M, N, batch, d)
+    gsize, lsize = _geometry(info, name, M, N, batch, d, max(ntg, 1))
     return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi)
 
 
-def _packs_a(info, d: dt.dtype, a, M: int) -> bool:
-    """matmul_rb packs A into local memory when A is strided along k and has more than one
-    row tile (a weight gradient g^T x: 1024x256x2048 143 -> 160 GFLOP/s, the kernel alone),
-    where the device's local memory holds the panels."""
+def _packs_a(info, d: dt.dtype, a, M: int, N: int, batch: int) -> int:
+    """How many column tiles a matmul_rb work-group computes with A packed into local
+    memory (0: A is read in place), for an A strided along k with more than one row tile
+    (a weight gradient g^T x). Packing reads each row of k, a page apart, once per group:
+    the tiles of up to 8 column tiles share it (as many as leave a few groups per compute
+    unit). 1024x256x2048: 143 (in place) -> 160 (packed, 1 tile) -> 229 (8 tiles) GFLOP/s,
+    the kernel alone on 2 cores; contiguous A 239."""
     if not d.is_floating_point or a._stride[2] == 1 or a._shape[2] < 2:
-        return False
+        return 0
     vw, tm = _tile(info, d)
     if M <= tm:
-        return False
-    size = (8 if d is dt.float64 else 4) * _KC * (_LM * tm + 2 * vw)
-    return size <= info.local_memory
+        return 0
+    size = 8 if d is dt.float64 else 4
+    tiles, groups = -(-N // (2 * vw)), batch * -(-M // (tm * _LM))
+    for ntg in (8, 4, 2, 1):
+        fits = size * _KC * (_LM * tm + 16 + ntg * 2 * vw) <= info.local_memory
+        if fits and (ntg == 1 or ntg <= tiles and
+                     groups * -(-tiles // ntg) >= 4 * info.compute_units):
+            return ntg
+    return 0
 
 
 def _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi=None):
