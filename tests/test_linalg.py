@@ -177,8 +177,7 @@ def test_device_limits_shape_the_build():
     from clgraph.ops import gemm
 
     def default(wg, local):
-        dev = SimpleNamespace(max_work_group_size=wg,
-                              cl_device=SimpleNamespace(local_mem_size=local))
+        dev = SimpleNamespace(max_work_group_size=wg, local_memory=local)
         return gemm.candidates(dev, "float32:256x256x256:nn")
 
     big = default(1024, 48 * 1024)

@@ -69,7 +69,7 @@ def _valid(info, d, p: dict) -> bool:
     return (MWG % MDIMC == 0 and NWG % NDIMC == 0 and MWG // MDIMC <= 8
             and NWG // NDIMC <= 8 and threads <= info.max_work_group_size
             and (MWG * KWG) % threads == 0 and (KWG * NWG) % threads == 0
-            and local <= info.cl_device.local_mem_size)
+            and local <= info.local_memory)
 
 
 def candidates(info, cls: str) -> list[dict]:
@@ -267,7 +267,7 @@ def _mma_valid(info, d: dt.dtype, p: dict, emulate: bool) -> bool:
     local = (bm + bn) * (p["KS"] + 4 * epw) * 4 // epw + (threads * 24 if emulate else 0)
     return (threads <= info.max_work_group_size and p["WTM"] * p["WTN"] <= 32
             and (bm * p["KS"]) % threads == 0 and (bn * p["KS"]) % threads == 0
-            and local <= info.cl_device.local_mem_size)
+            and local <= info.local_memory)
 
 
 def mma_candidates(info, cls: str) -> list[dict]:

@@ -42,7 +42,7 @@ def _tree(info) -> bool:
 def _cache(info, acc) -> int:
     """Elements the tree kernels keep in local memory per work-group: up to 8192, in at
     most half of the device's local memory (a power of two)."""
-    fit = info.cl_device.local_mem_size // 2 // acc.itemsize
+    fit = info.local_memory // 2 // acc.itemsize
     n = 8192
     while n > fit:
         n //= 2

@@ -444,7 +444,7 @@ _SOFTMAX = ("softmax", "log_softmax")
 def _softmax_cache(info, acc) -> int:
     """Elements of a row the tree softmax keeps in local memory: up to 8192, in at most
     half of the device's local memory (a power of two)."""
-    fit = info.cl_device.local_mem_size // 2 // acc.itemsize
+    fit = info.local_memory // 2 // acc.itemsize
     n = 8192
     while n > fit:
         n //= 2

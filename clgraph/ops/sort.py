@@ -65,7 +65,7 @@ def _bitonic_geometry(info) -> tuple[int, int]:
     most half of it) and its local size."""
     wg = min(256, info.max_work_group_size)
     cap = 2048
-    while cap > 2 * wg and cap * 12 > info.cl_device.local_mem_size // 2:
+    while cap > 2 * wg and cap * 12 > info.local_memory // 2:
         cap //= 2
     return cap, wg
 
