@@ -51,8 +51,10 @@ Read = namedtuple("Read", "buf")
 Copy = namedtuple("Copy", "src dst nbytes src_off dst_off")
 # Host work a compiled replay repeats at this point of the call (a collective's exchange
 # over MPI): ``fn(*views)`` with views of ``tensors``' layouts on that replay's buffers;
-# ``access`` says per tensor what ``fn`` does with it: "r", "w" or "rw".
-HostStep = namedtuple("HostStep", "name fn tensors access")
+# ``access`` says per tensor what ``fn`` does with it: "r", "w" or "rw". ``asynchronous``:
+# ``fn`` starts the work and returns a handle whose ``wait()`` completes it; a replay waits
+# before the first later action on those tensors' buffers (or at its end).
+HostStep = namedtuple("HostStep", "name fn tensors access asynchronous", defaults=(False,))
 # Host state a traced call depends on and a replay neither reads nor changes (whether
 # DistributedDataParallel averages gradients): ``read()`` gives it, hashable. A plan is made
 # only when the call leaves it as it found it (else ``why`` says why the call runs eagerly),

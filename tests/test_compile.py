@@ -784,6 +784,53 @@ def test_host_steps_replay_in_order_and_stop_fusion():
     assert len(names) == 2 and "exp" not in names[0] and "exp" in names[1], names
 
 
+class _Later:
+    """An asynchronous host step's handle: its work happens at wait()."""
+
+    def __init__(self, t, calls):
+        self.t, self.calls = t, calls
+
+    def wait(self):
+        self.calls.append("wait")
+        _host_double(self.t, self.calls)
+
+
+def test_asynchronous_host_steps_wait_where_their_tensors_are_used():
+    """An asynchronous host step (an async collective) starts at its place and is waited
+    for just before the first later action on its tensor: work that does not touch it runs
+    in between, and the results equal doing it in place."""
+    from clgraph import runtime
+
+    calls = []
+
+    def start(t):
+        calls.append("start")
+        return _Later(t, calls)
+
+    @cg.compile
+    def f(x, z):
+        y = x + 1.0
+        if runtime.observers:
+            runtime.notify(runtime.HostStep("later", start, [y], ["rw"], True))
+        _host_double(y, calls)  # the traced call itself does it at once
+        w = z.reshape(2, 2) @ z.reshape(2, 2)  # independent of y: runs before the wait
+        return y * 3.0, w
+
+    for k in range(3):
+        x = np.linspace(-1, 0, 3).astype(np.float32) + k
+        z = np.linspace(0, 1, 4).astype(np.float32)
+        calls.clear()
+        got_y, got_w = f(cg.tensor(x), cg.tensor(z))
+        close(got_y, cg.tensor((x + 1) * 2 * 3), 1e-5)
+        close(got_w, cg.tensor(z.reshape(2, 2) @ z.reshape(2, 2)), 1e-5)
+    entry = next(iter(f._entries.values()))
+    assert entry.replays == 2 and calls[:2] == ["start", "wait"], calls
+    acts = [type(a).__name__ for a in entry.plan.actions]
+    assert acts.index("HostCall") < acts.index("HostWait"), acts
+    between = acts[acts.index("HostCall") + 1:acts.index("HostWait")]
+    assert "Enqueue" in between, acts  # the product ran while the host step was pending
+
+
 def test_compiled_backward_accumulates_into_grads_like_eager():
     """A compiled call that only runs backward accumulates into .grad as eager does: across
     calls, after zero_grad (None) in a gradient-accumulation loop, and into a gradient the

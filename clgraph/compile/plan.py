@@ -166,14 +166,17 @@ def _launch_step(launch, ev: int, event, refreshers: list) -> Step:
 
 
 def liveness(batches: list, scratch: set) -> tuple[dict, dict]:
-    """The first and the last batch that use each scratch buffer."""
+    """The first and the last batch that use each scratch buffer (an asynchronous host
+    step's buffers: the last batch, as it may still use them until the replay waits)."""
     first, last = {}, {}
+    end = len(batches) - 1
     for i, batch in enumerate(batches):
         for st in batch:
+            held = st.kind == "host" and st.payload.asynchronous
             for b in st.reads | st.writes:
                 if b in scratch:
                     first.setdefault(b, i)
-                    last[b] = i
+                    last[b] = end if held else max(i, last.get(b, i))
     return first, last
 
 
@@ -231,12 +234,15 @@ def lower(batches: list, dev, slot: _Slots, refreshers: list) -> _Lowered:
     low = _Lowered(dev, slot, refreshers)
     for batch in batches:
         if batch[0].kind == "seg":
+            low.wait_for(set().union(*(st.reads | st.writes for st in batch)))
             low.fused(batch)
             low.wrote(batch)
             continue
         for st in batch:
+            low.wait_for(st.reads | st.writes)
             low.step(st)
             low.wrote([st])
+    low.wait_for(None)
     low.finish()
     return low
 
@@ -258,6 +264,17 @@ class _Lowered:
         self.sources: list = []
         self.event_kernel: dict = {}
         self.static_bufs = slot.static
+        self.pending: dict = {}  # asynchronous host calls not waited for: number -> buffers
+        self.n_async = 0
+
+    def wait_for(self, bufs) -> None:
+        """Wait for the asynchronous host calls that use any of ``bufs`` (None: all) before
+        the next action: the rest of the replay goes on while they run."""
+        for k, used in list(self.pending.items()):
+            if bufs is None or used & bufs:
+                self.actions.append(replay.HostWait(k))
+                self.action_writes.append(set())
+                del self.pending[k]
 
     def wrote(self, steps: list) -> None:
         """Record the argument slots the last action may write."""
@@ -305,9 +322,13 @@ class _Lowered:
         if st.kind == "kernel":
             self.kernel(st)
         elif st.kind == "host":
+            k = None
+            if p.asynchronous:
+                k, self.n_async = self.n_async, self.n_async + 1
+                self.pending[k] = set(st.reads) | set(st.writes)
             self.actions.append(replay.HostCall(p.name, p.fn,
                                                 [self.slot(r.buf) for r in p.refs],
-                                                [r._replace(buf=None) for r in p.refs]))
+                                                [r._replace(buf=None) for r in p.refs], k))
         elif st.kind == "write":
             self.actions.append(Upload(self.slot(p.buf), p.host, p.offset))
         elif st.kind == "copy":

@@ -33,7 +33,9 @@ Enqueue = namedtuple("Enqueue", "kernel name gsize lsize")
 Upload = namedtuple("Upload", "dst host offset")
 Transfer = namedtuple("Transfer", "src dst nbytes src_off dst_off")
 Recheck = namedtuple("Recheck", "index ref check")
-HostCall = namedtuple("HostCall", "name fn slots refs")
+HostCall = namedtuple("HostCall", "name fn slots refs pending", defaults=(None,))
+# the wait of asynchronous host call number ``pending`` (its handle's wait())
+HostWait = namedtuple("HostWait", "pending")
 
 # Kernel arguments a replay sets: a buffer argument bound to an argument's (kind "in") or
 # a fresh result's ("esc") buffer; a scalar recomputed by refresher ``refresher`` (the value
@@ -97,6 +99,7 @@ class Plan:
         for k, i, rid, pos, npt in self.dyn_scalars:
             k.set_arg(i, npt(vals[rid][pos]))
         dev = self.dev
+        pending: dict = {}  # asynchronous host calls started and not waited for
         for act in self.actions:
             if type(act) is Enqueue:
                 runtime.enqueue(dev, act.kernel, act.name, act.gsize, act.lsize)
@@ -115,9 +118,14 @@ class Plan:
             elif type(act) is HostCall:
                 # in program order on the queue: the host code waits for the kernels before
                 # it (a map or a read), and the kernels enqueued after it see what it wrote
-                act.fn(*[Tensor._on(_BufStorage(_buf(s, in_bufs, esc), dev), r.shape,
-                                    r.stride, r.offset, r.dtype, r.device)
-                         for s, r in zip(act.slots, act.refs)])
+                # (an asynchronous one once its HostWait has run)
+                handle = act.fn(*[Tensor._on(_BufStorage(_buf(s, in_bufs, esc), dev),
+                                             r.shape, r.stride, r.offset, r.dtype, r.device)
+                                  for s, r in zip(act.slots, act.refs)])
+                if act.pending is not None:
+                    pending[act.pending] = handle
+            elif type(act) is HostWait:
+                pending.pop(act.pending).wait()
             else:
                 r = act.ref
                 st = _BufStorage(_buf(act.index, in_bufs, esc), dev)

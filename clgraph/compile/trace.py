@@ -54,7 +54,7 @@ class Unreplayable(Exception):
 # False when a new index breaks what the trace assumed); a HostCallRecord.
 IndexCheck = namedtuple("IndexCheck", "ref check")
 # A runtime.HostStep: ``fn`` called on views ``refs`` (reads and writes: their buffers).
-HostCallRecord = namedtuple("HostCallRecord", "name fn refs reads writes")
+HostCallRecord = namedtuple("HostCallRecord", "name fn refs reads writes asynchronous")
 
 
 class Event:
@@ -195,7 +195,8 @@ class Capture(registry.Interpreter):
         reads = [r.buf for r, a in zip(refs, ev.access) if "r" in a]
         writes = [r.buf for r, a in zip(refs, ev.access) if "w" in a]
         i = self._current(lambda: Event(ev.name, reads, writes, bare=True))
-        self.actions.append(("host", i, HostCallRecord(ev.name, ev.fn, refs, reads, writes)))
+        self.actions.append(("host", i, HostCallRecord(ev.name, ev.fn, refs, reads, writes,
+                                                       ev.asynchronous)))
 
     def _host_state(self, ev):
         if ev.read not in self.host_state:

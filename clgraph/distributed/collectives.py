@@ -177,20 +177,24 @@ def _average(t: Tensor, size: int) -> None:
         t.div_(size)
 
 
-def _traced(name: str, fn, tensors: list, access: list) -> None:
+def _traced(name: str, fn, tensors: list, access: list, asynchronous=False) -> None:
     """Inside a traced call (cg.compile): the host exchange ``fn`` a replay repeats at this
     point, on views of ``tensors`` (runtime.HostStep)."""
-    runtime.notify(runtime.HostStep(name, fn, tensors, access))
+    runtime.notify(runtime.HostStep(name, fn, tensors, access, asynchronous))
 
 
-def _replay(g, exchange):
-    """A compiled replay's host step: ``exchange(*views)`` gives (task, close), run now."""
+def _replay(g, exchange, asynchronous=False):
+    """A compiled replay's host step: ``exchange(*views)`` gives (task, close), run now;
+    ``asynchronous`` (an async_op collective, such as DistributedDataParallel's bucket
+    all-reduces): started on the group's worker, and its Work returned, which the replay
+    waits for before the first later action on its tensors, so that the rest of the
+    backward overlaps it as in eager."""
     def step(*views):
         if current() is not g:
             raise RuntimeError("a compiled call replays a collective of a process group that "
                                "was destroyed since it was traced; compile it again")
         task, close = exchange(*views)
-        g.run(task, lambda ok: close(), False)
+        return g.run(task, lambda ok: close(), asynchronous)
     return step
 
 
@@ -220,20 +224,20 @@ def _exchange(g, sig, t, fetch, store, call, checked, extra_name):
 
 
 def in_place(g, kind, t, extra, fetch, store, call, after=None, checked=True,
-             extra_name=None, replay_checked=None):
+             extra_name=None, replay_checked=None, asynchronous=False):
     """(task, finish) of a collective that works on ``t`` in place: the exchange (its
     contiguous copy's bytes through MPI), then ``after`` and the copy back into ``t``.
     ``replay_checked``: whether a compiled replay checks the signature (``checked``
-    unless given)."""
+    unless given); ``asynchronous``: whether a replay overlaps it (async_op)."""
     tmp = _contiguous(t) if fetch or store else t
     sig = _signature(kind, t, extra) if checked or runtime.observers else None
     moved = tmp if t.numel() and (fetch or store) else None
     if runtime.observers:
         again = checked if replay_checked is None else replay_checked
         step = _replay(g, lambda x=None: _exchange(g, sig, x, fetch, store, call, again,
-                                                   extra_name))
+                                                   extra_name), asynchronous)
         access = ("r" if fetch else "") + ("w" if store else "")
-        _traced(kind, step, [] if moved is None else [moved], [access])
+        _traced(kind, step, [] if moved is None else [moved], [access], asynchronous)
     task, close = _exchange(g, sig, moved, fetch, store, call, checked, extra_name)
 
     def finish(ok):
@@ -269,7 +273,7 @@ def _all_reduce(g, t, op, async_op, checked, replay_checked=None):
     after = (lambda x: _average(x, g.size)) if op is ReduceOp.AVG else None
     call = lambda chunk: g.comm.Allreduce(MPI.IN_PLACE, chunk, op=mpi_op)
     task, finish = in_place(g, "all_reduce", t, op.value, g.size > 1, g.size > 1, call,
-                            after, checked, _op_name, replay_checked)
+                            after, checked, _op_name, replay_checked, async_op)
     return g.run(task, finish, async_op)
 
 

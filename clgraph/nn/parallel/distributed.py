@@ -14,8 +14,10 @@ the hook waits for them in order, and each averaged bucket is copied back into t
 gradients and any optimizer steps as in one process.
 
 Compiled (a ``cg.compile``d training step through this module), the trace runs all of
-this once; the plan keeps the bucket kernels, each bucket's all-reduce as a host step
-(run synchronously where the trace started it) and the copies back, and a replay repeats
+this once; the plan keeps the bucket kernels, each bucket's all-reduce as an asynchronous
+host step (started where the trace started it, on the group's worker, and waited for just
+before the copies back, so the rest of the backward overlaps it as in eager) and the copies
+back, and a replay repeats
 them without the bookkeeping, which a whole step leaves as it found it. Whether backward
 syncs (``no_sync()``) is reported as host state: a call inside ``no_sync()`` gets a plan of
 its own.
