@@ -4,10 +4,10 @@ autocast is a layer of the dispatch stack (installed at import, above autograd):
 autocast region, each op's row says what happens to its floating-point operands
 (``OpDef.autocast``): the products (matmul: linear, bmm, and the convolutions and attention
 built on it) cast them to the low dtype; the ops that need range or precision (softmax,
-log_softmax, exp, log, sums, means, norms and the normalizations' statistics, so losses
-too) to float32; everything else runs in the dtypes it is given. The casts are ordinary
-recorded ops, so gradients flow back to float32 parameters in float32. The region's state
-is part of a compiled call's signature.
+log_softmax, exp, log, sums, means, norms, the normalizations' statistics and the fused
+cross entropy, so losses too) to float32; everything else runs in the dtypes it is given.
+The casts are ordinary recorded ops, so gradients flow back to float32 parameters in
+float32. The region's state is part of a compiled call's signature.
 
 GradScaler scales the loss so that float16 gradients do not underflow, unscales them in
 place on the device, and skips a step whose gradients are not finite: one host read per

@@ -215,6 +215,19 @@ GRAD_CASES.update({
                           (leaf(3, 4).t().t(), leaf(4, seed=1)))],
 })
 
+# the fused cross entropy (tests/test_cross_entropy_fused.py checks it further)
+GRAD_CASES.update({
+    "cross_entropy": [
+        lambda: ((lambda x: cg.nn.functional.cross_entropy(x, cg.tensor([2, 0, -100, 3]))),
+                 (leaf(4, 5),)),
+        lambda: ((lambda x, s: cg.nn.functional.cross_entropy(
+            x, cg.tensor([1, 4, 0]), cg.tensor([0.5, 1.0, 2.0, 1.5, 0.7], dtype=cg.float64),
+            reduction="none", label_smoothing=0.2) * s), (leaf(3, 5), leaf(3, seed=1))),
+        lambda: ((lambda x: cg.nn.functional.cross_entropy(
+            x, cg.tensor([[1, 0, 2], [2, 2, 1]]), cg.tensor([0.5, 2.0, 1.0], dtype=cg.float64),
+            ignore_index=0, label_smoothing=0.1)), (leaf(2, 3, 3),))],
+})
+
 # rows whose cases live elsewhere in the table or that are deliberately not differentiable
 NOT_DIFFERENTIABLE = {"as_strided"}
 # rows gradchecked in another module: the fused attention takes float32 only, and
@@ -249,7 +262,7 @@ SECOND_ORDER = ["exp", "log", "tanh", "sigmoid", "mul", "div", "pow", "matmul", 
                 "sin", "expand", "slice", "sum", "mean", "softmax", "log_softmax", "logsumexp",
                 "var", "var_mean", "prod", "max", "gather", "index_select", "cat",
                 "conv2d_gemm", "conv2d_gemm_dx", "conv2d_gemm_dw", "lstm_cell", "gru_cell",
-                "layer_norm", "rms_norm"]
+                "layer_norm", "rms_norm", "cross_entropy"]
 
 
 @pytest.mark.parametrize("name", SECOND_ORDER)

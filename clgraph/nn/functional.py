@@ -2,8 +2,10 @@
 compositions of clgraph ops, so autograd (and double backward) works through them; conv and
 pooling come from ``clgraph.ops.conv``.
 
-Numerics follow PyTorch: cross_entropy goes through log_softmax, binary_cross_entropy clamps
-its logs at -100, binary_cross_entropy_with_logits uses log-sigmoid's stable form."""
+Numerics follow PyTorch: cross_entropy over class indices is one fused row (its logsumexp
+saved in float32; clgraph/ops/loss.py), over probabilities log_softmax composed with ops;
+binary_cross_entropy clamps its logs at -100, binary_cross_entropy_with_logits uses
+log-sigmoid's stable form."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ..creation import arange, full, rand, randint, tensor
 from ..ops import attention as _attention
 from ..ops import conv as _conv
 from ..ops import linalg as _linalg
+from ..ops import loss as _loss
 from ..ops import math as M
 from ..ops import movement as V
 from ..ops import norm as _norm
@@ -562,23 +565,20 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     reduction = _reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     _check_targets(input, target)
-    return _nll(input, target, weight, ignore_index, reduction)[0]
-
-
-def _nll(input, target, weight, ignore_index, reduction):
-    """(nll loss, the target weights or None) for cross_entropy's label smoothing."""
     picked, w = _picked(input, target, weight, ignore_index)
     loss = -picked if w is None else -picked * w
     if reduction == "mean":
-        return (loss.mean() if w is None else loss.sum() / w.sum()), w
-    return _reduce(loss, reduction), w
+        return loss.mean() if w is None else loss.sum() / w.sum()
+    return _reduce(loss, reduction)
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   size_average=None, ignore_index: int = -100, reduce=None,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """log_softmax over the class dim (1, or 0 for unbatched input) then nll_loss; a
-    floating ``target`` of the input's shape holds class probabilities."""
+    floating ``target`` of the input's shape holds class probabilities. Class indices take
+    the fused row (clgraph/ops/loss.py): the class dim moved last, one pass per row forward
+    and backward."""
     reduction = _reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
@@ -586,35 +586,44 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                            f"{label_smoothing}")
     cdim = _class_dim(input)
     C = input.shape[cdim]
-    logp = R.log_softmax(input, cdim)
-    wshape = [1] * input.ndim
-    wshape[cdim] = C
     if target.dtype.is_floating_point:
-        if target.shape != input.shape:
-            raise RuntimeError(f"Expected target size {list(input.shape)}, got "
-                               f"{list(target.shape)}")
-        if label_smoothing > 0:
-            target = target * (1 - label_smoothing) + label_smoothing / C
-        prod = logp * target
-        if weight is not None:
-            prod = prod * weight.reshape(wshape)
-        if reduction == "mean":
-            return -prod.sum() / (input.numel() // C if input.numel() else float("nan"))
-        if reduction == "sum":
-            return -prod.sum()
-        return -prod.sum(dim=cdim)
+        return _cross_entropy_probs(input, target, weight, reduction, label_smoothing, cdim)
     _check_targets(input, target)
-    nll, w = _nll(logp, target, weight, ignore_index, reduction)
-    if label_smoothing <= 0:
-        return nll
-    scaled = logp * weight.to(logp.dtype).reshape(wshape) if weight is not None else logp
-    keep = (target != ignore_index).to(logp.dtype)
-    smooth = -scaled.sum(dim=cdim) * keep
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f'"log_softmax_lastdim_kernel_impl" not implemented for '
+                           f"'{input.dtype.scalar_type}'")
+    if input.ndim == 1:
+        x, t = input.unsqueeze(0), target.reshape(1)
+    elif input.ndim == 2:
+        x, t = input, target
+    else:
+        x = input.permute(0, *range(2, input.ndim), 1).reshape(-1, C)
+        t = target.reshape(-1)
+    loss = _loss.cross_entropy(x, t, weight, ignore_index, reduction, label_smoothing,
+                               autocast=_amp.is_autocast_enabled())
+    return loss.reshape(target.shape) if reduction == "none" else loss
+
+
+def _cross_entropy_probs(input, target, weight, reduction, label_smoothing, cdim):
+    """cross_entropy with class probabilities: -sum(target * log_softmax(input)), composed
+    of ops."""
+    C = input.shape[cdim]
+    if target.shape != input.shape:
+        raise RuntimeError(f"Expected target size {list(input.shape)}, got "
+                           f"{list(target.shape)}")
+    logp = R.log_softmax(input, cdim)
+    if label_smoothing > 0:
+        target = target * (1 - label_smoothing) + label_smoothing / C
+    prod = logp * target
+    if weight is not None:
+        wshape = [1] * input.ndim
+        wshape[cdim] = C
+        prod = prod * weight.reshape(wshape)
     if reduction == "mean":
-        smooth = smooth.sum() / (w.sum() if weight is not None else keep.sum())
-    elif reduction == "sum":
-        smooth = smooth.sum()
-    return nll * (1 - label_smoothing) + smooth * (label_smoothing / C)
+        return -prod.sum() / (input.numel() // C if input.numel() else float("nan"))
+    if reduction == "sum":
+        return -prod.sum()
+    return -prod.sum(dim=cdim)
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,

@@ -147,6 +147,60 @@ def _layer_norm(b: Builder, s):
     return [b.node("LayerNormalization", ins, axis=-len(shape), epsilon=float(a["eps"]))]
 
 
+def _class_targets(a, opset) -> bool:
+    """cross_entropy calls SoftmaxCrossEntropyLoss takes whole: batched logits, class
+    indices, no label smoothing, no legacy reduction flags."""
+    return (a["input"].ndim >= 2 and not a["target"].dtype.is_floating_point
+            and a["target"].dtype is not dt.bool_ and not a["label_smoothing"]
+            and a["size_average"] is None and a["reduce"] is None)
+
+
+@function("cross_entropy", _class_targets)
+def _cross_entropy(b: Builder, s):
+    a = s.args
+    x, t, w = a["input"], a["target"], a["weight"]
+    return [_softmax_ce(b, b.name(x), b.cast(b.name(t), t.dtype, dt.int64),
+                        None if w is None else b.cast(b.name(w), w.dtype, x.dtype),
+                        a["reduction"], a["ignore_index"])]
+
+
+def _softmax_ce(b: Builder, x: str, t: str, w: str | None, reduction, ignore) -> str:
+    ins = [x, t] + ([w] if w is not None else [])
+    return b.node("SoftmaxCrossEntropyLoss", ins, reduction=reduction,
+                  ignore_index=int(ignore))
+
+
+@row("cross_entropy")
+def _cross_entropy_row(b: Builder, s):
+    """The fused cross entropy of (N, C) logits: SoftmaxCrossEntropyLoss, plus with label
+    smoothing eps / C times the sum of -w * log_softmax over each row not ignored (reduced
+    as the loss: the mean by the sum of the targets' weights)."""
+    x, t = s.args[0], s.args[1]
+    a = s.attrs
+    w = b.name(s.args[2]) if a["weight"] else None
+    red, eps, ignore = a["reduction"], a["label_smoothing"], a["ignore_index"]
+    loss = _softmax_ce(b, b.name(x), b.name(t), w, red, ignore)
+    if not eps:
+        return [loss, None]
+    d, C = x.dtype, x.shape[1]
+    logp = b.node("LogSoftmax", [b.name(x)], axis=1)
+    keep = b.node("Not", [b.node("Equal", [b.name(t), b.scalar(ignore, dt.int64)])])
+    weighted = logp if w is None else b.node("Mul", [logp, w])
+    smooth = b.node("Where", [keep, b.node("Neg", [b.reduce("ReduceSum", weighted, [1],
+                                                            False)]), b.scalar(0, d)])
+    if red != "none":
+        smooth = b.reduce("ReduceSum", smooth, [0], False)
+    if red == "mean":
+        wt = b.node("Cast", [keep], to=onnx_type(d))
+        if w is not None:
+            safe = b.node("Where", [keep, b.name(t), b.scalar(0, dt.int64)])
+            wt = b.node("Mul", [wt, b.node("Gather", [w, safe], axis=0)])
+        smooth = b.node("Div", [smooth, b.reduce("ReduceSum", wt, [0], False)])
+    loss = b.node("Add", [b.node("Mul", [loss, b.scalar(1 - eps, d)]),
+                          b.node("Mul", [smooth, b.scalar(eps / C, d)])])
+    return [loss, None]
+
+
 @function("gelu", lambda a, opset: opset >= 20 and a["approximate"] in ("none", "tanh"))
 def _gelu(b: Builder, s):
     return [b.node("Gelu", [b.name(s.args["input"])], approximate=s.args["approximate"])]
