@@ -134,8 +134,29 @@ def main():
         t_ln = timeit(t_ln_step, R)
     row("LayerNorm(256) fwd+bwd 2048r", timeit(ln_step, R, sync), None, t_ln)
 
+    # cross_entropy forward+backward on (2048, 1000) logits: the fused row (ops/loss.py)
+    ch = np.random.rand(2048, 1000).astype(np.float32)
+    th = np.random.randint(0, 1000, 2048)
+    cx, ct = cg.from_numpy(ch).requires_grad_(), cg.from_numpy(th)
+
+    def ce_step():
+        cx.grad = None
+        cg.nn.functional.cross_entropy(cx, ct).backward()
+
+    t_ce = None
+    if torch:
+        tcx, tct = torch.from_numpy(ch).requires_grad_(), torch.from_numpy(th)
+
+        def t_ce_step():
+            tcx.grad = None
+            torch.nn.functional.cross_entropy(tcx, tct).backward()
+
+        t_ce = timeit(t_ce_step, R)
+    row("cross_entropy fwd+bwd 2048x1000", timeit(ce_step, R, sync), None, t_ce)
+
     print(f"device: {dev} {dev.info.name}; torch: {torch.__version__ if torch else 'absent'}")
-    hdr = f"{'work':<28} {'clgraph':>10} {'numpy':>10} {'ratio':>6} {'torch':>10} {'ratio':>6}  note"
+    hdr = (f"{'work':<31} {'clgraph':>10} {'numpy':>10} {'ratio':>6} {'torch':>10} "
+           f"{'ratio':>6}  note")
     print(hdr)
     print("-" * len(hdr))
 
@@ -148,9 +169,9 @@ def main():
         if "dispatch" in name:
             cs = f"{c * 1e6:8.2f}us"
             ts_ = f"{tt * 1e6:8.2f}us" if tt else f"{'-':>10}"
-            print(f"{name:<28} {cs:>10} {'-':>10} {'-':>6} {ts_:>10} {r2}  {note}")
+            print(f"{name:<31} {cs:>10} {'-':>10} {'-':>6} {ts_:>10} {r2}  {note}")
         else:
-            print(f"{name:<28} {ms(c)} {ms(npt)} {r1} {ms(tt)} {r2}  {note}")
+            print(f"{name:<31} {ms(c)} {ms(npt)} {r1} {ms(tt)} {r2}  {note}")
 
 
 if __name__ == "__main__":
