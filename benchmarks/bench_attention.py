@@ -26,7 +26,7 @@ except ImportError:
 
 
 def timeit(fn, sync):
-    return median_time(fn, sync, 5, warmup=1)
+    return median_time(fn, sync, 15, warmup=3)
 
 
 def sdpa_case(lib, seq, sync):

@@ -156,10 +156,14 @@ def _tile_one_buffer(q, k, v) -> bool:
     step = k._offset - q._offset
     if step <= 0 or v._offset - k._offset != step:
         return False
-    dims = sorted(((s, n) for s, n in zip((step,) + q._stride, (3,) + q._shape) if n != 1),
-                  reverse=True)
+    return _dense((3,) + q._shape, (step,) + q._stride)
+
+
+def _dense(shape, stride) -> bool:
+    """Whether a layout covers a block of memory without gaps or overlap (a permutation of
+    a contiguous one)."""
     extent = 1
-    for s, n in reversed(dims):
+    for s, n in sorted(((s, n) for s, n in zip(stride, shape) if n != 1)):
         if s != extent:
             return False
         extent *= n
@@ -167,15 +171,19 @@ def _tile_one_buffer(q, k, v) -> bool:
 
 
 def _grads_like(q, k, v):
-    """dq, dk and dv for the backward kernels (they write rows in place): when q, k and v
-    tile one buffer (_tile_one_buffer) the gradients tile a new one the same way, so that
-    their way back to the packed projection is views only and the split's gradient needs
-    no cat; otherwise each is laid out as the forward's output ((B, L, H, E) for 4-D)."""
+    """dq, dk and dv for the backward kernels (they write rows in place), each laid out as
+    its input (a leaf's .grad then needs no copy, and heads viewed from a projection get
+    their gradient back as views): when q, k and v tile one buffer (_tile_one_buffer) the
+    gradients tile a new one the same way, so that the split of a packed projection needs
+    no cat; an input whose layout has gaps or overlaps gets the forward output's layout."""
+    T = registry.Tensor
     if _tile_one_buffer(q, k, v):
-        base = registry.Tensor._empty((3 * q.numel(),), dt.float32, q.device)
+        base = T._empty((3 * q.numel(),), dt.float32, q.device)
         return tuple(base._view(t._shape, t._stride, t._offset - q._offset)
                      for t in (q, k, v))
-    return _output(q, q.shape[-1]), _output(k, k.shape[-1]), _output(v, v.shape[-1])
+    return tuple(T._empty((t.numel(),), dt.float32, t.device)._view(t._shape, t._stride, 0)
+                 if _dense(t._shape, t._stride) else _output(t, t.shape[-1])
+                 for t in (q, k, v))
 
 
 def _extras(rest, attrs):
