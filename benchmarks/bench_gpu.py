@@ -1,14 +1,17 @@
-"""What multiplies matrices, on a GPU: clgraph (OpenCL) against PyTorch (CUDA when present,
-else CPU), each library in its own process on the same machine, one table.
+"""The GPU benchmark's workloads: clgraph (OpenCL) against PyTorch (CUDA when present, else
+CPU), each library in its own process on the same machine, one table.
 
-    python benchmarks/bench_gpu.py [--small] [--only matmul,mlp,cnn]
+    python benchmarks/bench_gpu.py [--small] [--only matmul,mlp,cnn,reduce,chain,dispatch]
 
-Workloads (the GEMM-bound ones of the GPU benchmark): square matmuls in float32 (1024,
-4096) and float16 (4096); an MLP 784-2048-2048-10 Adam training step at batch 2048,
-compiled; a CNN (two 3x3 convolutions, pooling, a linear layer) Adam step at batch 256 on
-32x32 images, compiled (torch: eager). ``--small`` shrinks every size (a CPU run of the
-script, e.g. PoCL with CLGRAPH_KERNELS=gpu). The ratio column is clgraph's speed over
-PyTorch's measured in the same run.
+What multiplies matrices: square matmuls in float32 (1024, 4096) and float16 (4096); an
+MLP 784-2048-2048-10 Adam training step at batch 2048, compiled; a CNN (two 3x3
+convolutions, pooling, a linear layer) Adam step at batch 256 on 32x32 images, compiled
+(torch: eager). What is bound by memory: on 8192 x 8192 float32, sums over rows, of all
+and over columns, softmax over rows and LayerNorm(8192), eager and compiled (torch:
+eager); an 8-op elementwise chain on 2^26 floats, eager (8 kernels) and compiled; the
+host time of one tiny eager op. ``--small`` shrinks every size (a CPU run of the script,
+e.g. PoCL with CLGRAPH_KERNELS=gpu). The speed column is clgraph's speed over PyTorch's
+measured in the same run.
 """
 
 from __future__ import annotations
@@ -84,13 +87,57 @@ def _worker(lib: str, small: bool, only: list[str]) -> list[dict]:
         x = cg.tensor(rng.standard_normal((bsz, 3, 32, 32), dtype=np.float32))
         y = cg.tensor(rng.integers(0, 10, bsz))
         train(f"CNN b{bsz} 32x32 Adam step", model, x, y)
+    if "reduce" in only:
+        rows += _bandwidth(cg, nn, compiled, sync, rng, small)
+    if "chain" in only:
+        n = 1 << (20 if small else 26)
+        x = cg.tensor(rng.standard_normal(n, dtype=np.float32))
+
+        def chain(v):
+            return ((v * 1.5 + 0.5).sin().exp().abs().sqrt() - 1.0) * 2.0
+
+        for how, f in (("eager", chain), ("compiled", compiled(chain))):
+            t = median_time(lambda f=f: f(x), sync, 10)
+            rows.append({"case": f"8-op chain 2^{n.bit_length() - 1} {how}", "s": t,
+                         "rate": f"{8 * n / t / 1e9:.0f} GB/s"})
+    if "dispatch" in only:
+        x = cg.ones(4)
+        reps = 2000
+
+        def tiny():
+            for _ in range(reps):
+                x + 1.0
+
+        t = median_time(tiny, sync, 5) / reps
+        rows.append({"case": "tiny eager op (host)", "s": t, "rate": f"{t * 1e6:.1f} us/op"})
+    return rows
+
+
+def _bandwidth(cg, nn, compiled, sync, rng, small):
+    """Reductions, softmax and LayerNorm over the rows of a square float32 matrix."""
+    n = 1024 if small else 8192
+    x = cg.tensor(rng.standard_normal((n, n), dtype=np.float32))
+    size = n * n * 4
+    rows = []
+    for what, f, traffic in (("sum over rows", lambda: x.sum(-1), size),
+                             ("sum of all", lambda: x.sum(), size),
+                             ("sum over columns", lambda: x.sum(0), size)):
+        t = median_time(f, sync, 10)
+        rows.append({"case": f"{what} {n}^2", "s": t, "rate": f"{traffic / t / 1e9:.0f} GB/s"})
+    ln = nn.LayerNorm(n)
+    for what, fn in (("softmax rows", lambda v: cg.softmax(v, -1)), ("LayerNorm", ln)):
+        for how, f in (("eager", fn), ("compiled", compiled(fn))):
+            with cg.no_grad():
+                t = median_time(lambda f=f: f(x), sync, 10)
+            rows.append({"case": f"{what} {n}^2 {how}", "s": t,
+                         "rate": f"{2 * size / t / 1e9:.0f} GB/s"})
     return rows
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", action="store_true")
-    ap.add_argument("--only", default="matmul,mlp,cnn")
+    ap.add_argument("--only", default="matmul,mlp,cnn,reduce,chain,dispatch")
     ap.add_argument("--worker", choices=("clgraph", "torch"))
     args = ap.parse_args()
     only = args.only.split(",")
