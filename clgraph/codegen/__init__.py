@@ -7,6 +7,7 @@ layer)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .. import dtypes as dt
@@ -81,6 +82,14 @@ def elementwise_kernel(dev, group: EwGroup) -> Kernel:
 
 _tpl_kernels: dict = {}
 
+_INCLUDE = re.compile(r'^#include "([\w.]+)"[ \t]*$', re.MULTILINE)
+
+
+def kernel_source(file: str) -> str:
+    """kernels/<file> with each ``#include "name"`` line replaced by kernels/<name> (so the
+    program text, which the kernel cache keys on, holds what it includes)."""
+    return _INCLUDE.sub(lambda m: kernel_source(m.group(1)), (KERNEL_DIR / file).read_text())
+
 
 def template_kernel(dev, file: str, kernel: str, defines: tuple[tuple[str, str], ...] = (),
                     arg_types: tuple | None = None, extra_source: str = "") -> object:
@@ -92,7 +101,7 @@ def template_kernel(dev, file: str, kernel: str, defines: tuple[tuple[str, str],
         return k
     if ("IS_BF16", "1") in defines:  # the conversions bfloat16 kernels load and store with
         extra_source = _NARROW_HELPERS + extra_source
-    src = extra_source + (KERNEL_DIR / file).read_text()
+    src = extra_source + kernel_source(file)
     opts = ("-cl-mad-enable",) + tuple(f"-D{n}={v}" for n, v in defines)
     prg = build(dev, src, opts, f"{file}:{kernel}")
     k = get_kernel(prg, kernel, src)

@@ -25,6 +25,7 @@ from .. import dtypes as dt
 from . import registry
 from .index import _check_read, _index_info
 from .math import fill_
+from .norm import launch_rows
 from .registry import OpDef, apply, register
 
 
@@ -41,27 +42,6 @@ def _kernel(info, name: str, d: dt.dtype):
     if acc is dt.float64:
         defines += (("USE_FP64", "1"),)
     return codegen.template_kernel(info, "loss.cl", name, defines)
-
-
-def _tpr(info, n: int) -> int:
-    """Work-items per row in the tree kernels: a power of two, about n / 4, at most the
-    work-group size (several short rows share a work-group)."""
-    local = codegen.local_size(info)
-    t = 1
-    while t < local and 4 * t < n:
-        t *= 2
-    return t
-
-
-def _launch_rows(info, kern, name, rows, n, values):
-    local = codegen.local_size(info)
-    if info.is_cpu:
-        gsize = -(-rows // local) * local
-    else:
-        tpr = _tpr(info, n)
-        values = {**values, "tpr": np.int32(tpr), "C": np.int32(n)}
-        gsize = -(-rows // (local // tpr)) * local
-    registry.launch(info, kern, name, (gsize,), (local,), codegen.pack(kern, values))
 
 
 def _rows(x):
@@ -99,7 +79,7 @@ def _run_forward(op, args, attrs, out=None):
     part = T._empty((max(2 * N, 1),), acc, x.device) if summed else stats
     if N:
         kern = _kernel(info, "ce_fwd" if info.is_cpu else "ce_fwd_tree", x.dtype)
-        _launch_rows(info, kern, op.name, N, C, {
+        launch_rows(info, kern, op.name, N, C, n_name="C", values={
             **_common(x, target, w, attrs), "lse": stats._storage.buf,
             "part": part._storage.buf, "out": loss._storage.buf, "summed": np.int32(summed)})
     if summed:
@@ -128,7 +108,7 @@ def _run_backward(op, args, attrs, out=None):
         g = g.to(x.dtype)
     g_st = g._stride[0] if g.ndim == 1 and N > 1 else 0
     kern = _kernel(info, "ce_bwd" if info.is_cpu else "ce_bwd_tree", x.dtype)
-    _launch_rows(info, kern, op.name, N, C, {
+    launch_rows(info, kern, op.name, N, C, n_name="C", values={
         **_common(x, target, w, attrs), "g": g._storage.buf, "g_off": g._offset,
         "g_st": g_st, "lse": stats._storage.buf, "dx": dx._storage.buf,
         "mean": np.int32(attrs["reduction"] == "mean"), "_keep_g": g})

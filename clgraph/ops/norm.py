@@ -91,12 +91,15 @@ def _tpr(info, n: int) -> int:
     return t
 
 
-def _launch_rows(info, kern, name, rows, n, values):
+def launch_rows(info, kern, name, rows, n, values, n_name="n"):
+    """Launch a row kernel of norm.cl or loss.cl on ``rows`` rows of ``n`` elements: one
+    work-item per row on CPUs; on GPUs _tpr work-items per row (the kernel's ``tpr`` and
+    ``n_name`` arguments)."""
     local = codegen.local_size(info)
     if _tree(info):
         tpr = _tpr(info, n)
         per = local // tpr
-        values = {**values, "tpr": np.int32(tpr), "n": np.int32(n)}
+        values = {**values, "tpr": np.int32(tpr), n_name: np.int32(n)}
         gsize = -(-rows // per) * local
     else:
         gsize = -(-rows // local) * local
@@ -128,7 +131,7 @@ def _run_forward(op, args, attrs, out=None):
         bt = b.detach().contiguous() if b is not None else xr
         kern_name = "norm_fwd_tree" if _tree(info) else "norm_fwd"
         kern = _kernel(info, kern_name, x.dtype, rms)
-        _launch_rows(info, kern, op.name, rows, n, {
+        launch_rows(info, kern, op.name, rows, n, {
             "x": xr._storage.buf, "x_off": xr._offset, "x_rs": rs, "w": wt._storage.buf,
             "b": bt._storage.buf, "y": y._storage.buf,
             "mean": (rstd if rms else mean)._storage.buf, "rstd": rstd._storage.buf,
@@ -164,7 +167,7 @@ def _run_backward(op, args, attrs, out=None):
     if rows and n:
         wt = w.detach().contiguous() if w is not None else xr
         kern = _kernel(info, "norm_bwd_tree" if _tree(info) else "norm_bwd", x.dtype, rms)
-        _launch_rows(info, kern, op.name, rows, n, {**common, "w": wt._storage.buf,
+        launch_rows(info, kern, op.name, rows, n, {**common, "w": wt._storage.buf,
                                                      "dx": dx._storage.buf,
                                                      "has_w": np.int32(w is not None)})
     res = [dx]
