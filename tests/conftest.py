@@ -1,7 +1,9 @@
 """Shared test settings: hypothesis profile sized for a 2-core machine."""
 
+import importlib
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -22,3 +24,12 @@ def torch_or_skip():
     if not torch.__version__.startswith("2.13."):
         pytest.skip(f"parity tests follow PyTorch 2.13; this is {torch.__version__}")
     return torch
+
+
+@pytest.fixture(params=["cpu", "gpu"])
+def kernel_variant(request, monkeypatch):
+    """The CPU kernels, or the GPU work-group kernels forced on this device
+    (CLGRAPH_KERNELS=gpu)."""
+    if request.param == "gpu":
+        monkeypatch.setattr(importlib.import_module("clgraph.device"), "_KERNELS", "gpu")
+    return request.param

@@ -8,8 +8,6 @@ CPU kernels and on the GPU ones (CLGRAPH_KERNELS=gpu)."""
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
@@ -20,17 +18,13 @@ from clgraph.autograd import gradcheck, gradgradcheck
 from clgraph.ops import loss as L
 from clgraph.ops.registry import apply
 
-D = importlib.import_module("clgraph.device")  # the module (cg.device is the class)
-
 TOL = {cg.float32: 2e-5, cg.float64: 1e-12, cg.float16: 2e-3, cg.bfloat16: 2e-2}
 
 
-@pytest.fixture(params=["cpu", "gpu"], autouse=True)
-def variant(request, monkeypatch):
-    """The CPU kernels, or the GPU work-group kernels forced on this device."""
-    if request.param == "gpu":
-        monkeypatch.setattr(D, "_KERNELS", "gpu")
-    return request.param
+@pytest.fixture(autouse=True)
+def variant(kernel_variant):
+    """Every test on the CPU kernels and on the GPU ones (conftest)."""
+    return kernel_variant
 
 
 def _ref(x, t, w=None, ignore=-100, eps=0.0, reduction="mean", g=None):

@@ -7,8 +7,6 @@ on the GPU ones (CLGRAPH_KERNELS=gpu)."""
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
@@ -18,17 +16,13 @@ from clgraph import nn
 from clgraph.autograd import gradcheck, gradgradcheck
 from clgraph.ops import norm
 
-D = importlib.import_module("clgraph.device")  # the module (cg.device is the class)
-
 TOL = {cg.float32: 2e-5, cg.float64: 1e-12, cg.float16: 2e-3, cg.bfloat16: 2e-2}
 
 
-@pytest.fixture(params=["cpu", "gpu"], autouse=True)
-def variant(request, monkeypatch):
-    """The CPU kernels, or the GPU work-group kernels forced on this device."""
-    if request.param == "gpu":
-        monkeypatch.setattr(D, "_KERNELS", "gpu")
-    return request.param
+@pytest.fixture(autouse=True)
+def variant(kernel_variant):
+    """Every test on the CPU kernels and on the GPU ones (conftest)."""
+    return kernel_variant
 
 
 def _data(shape, seed=0, offset=0.0):
