@@ -19,13 +19,17 @@
    because PoCL vectorizes those (POCL-NOTES).
      sdpa_fwd, sdpa_bwd_dq: global = (ceil(L / R), bh), local any
      sdpa_bwd_dkv:          global = (ceil(S / R), bh)
-   Build options: -D E=.. -D EV=.. -D VW=8|16 -D R=.. */
+   Build options: -D E=.. -D EV=.. -D VW=8|16 -D R=.. -D KB=.. (key vectors per step of
+   the CPU forward's online softmax) */
 
 #ifndef VW
 #define VW 16
 #endif
 #ifndef R
 #define R 4
+#endif
+#ifndef KB
+#define KB 1
 #endif
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
@@ -175,33 +179,54 @@ __kernel void sdpa_fwd(ROWS(q), __global const float* kt, ROWS(v), MASK_PARAMS, 
     }
     const __global float* ktb = kt + (long)bh * E * SP;
     const int jend = causal ? min(S, i0 + R) : S;
-    for (int j0 = 0; j0 < jend; j0 += VW) {
-        VF s[R];
-        for (int r = 0; r < R; ++r) s[r] = (VF)(0.0f);
+    /* KB vectors of keys per step: the running maximum, its rescale of the accumulators
+       and the horizontal sums once per KB * VW keys (SP is a multiple of VW; blocks past
+       SP are never read: their scores stay -inf) */
+    for (int j0 = 0; j0 < jend; j0 += KB * VW) {
+        VF s[R][KB];
+        for (int r = 0; r < R; ++r)
+            for (int b = 0; b < KB; ++b) s[r][b] = (VF)(0.0f);
 #pragma unroll
         for (int e = 0; e < E; ++e) {
-            const VF kv = LDV(ktb + (long)e * SP + j0);
-            for (int r = 0; r < R; ++r) s[r] = qa[r][e] * kv + s[r];
+#pragma unroll
+            for (int b = 0; b < KB; ++b) {
+                if (KB == 1 || j0 + b * VW < SP) {
+                    const VF kv = LDV(ktb + (long)e * SP + j0 + b * VW);
+                    for (int r = 0; r < R; ++r) s[r][b] = qa[r][e] * kv + s[r][b];
+                }
+            }
         }
-        float p[R][VW];
+        float p[R][KB * VW];
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-            const VF sm = masked(s[r], i0 + r, j0, S, bh, mask, m_off, m_bs, m_hs, m_ls, H,
-                                 causal);
-            const float mn = VMAX(m[r], hmax(sm));
+            VF sm[KB];
+            VF top = (VF)(NEG_INF);
+#pragma unroll
+            for (int b = 0; b < KB; ++b) {
+                sm[b] = masked(s[r][b], i0 + r, j0 + b * VW, S, bh, mask, m_off, m_bs, m_hs,
+                               m_ls, H, causal);
+                top = fmax(top, sm[b]);
+            }
+            const float mn = VMAX(m[r], hmax(top));
             /* every key so far masked: mn = -inf; exponents against 0 then give zeros */
             const float base = mn == NEG_INF ? 0.0f : mn;
             const float alpha = exp(m[r] - base);
-            const VF pv = exp(sm - (VF)(base));
-            l[r] = l[r] * alpha + hsum(pv);
+            VF tot = (VF)(0.0f);
+#pragma unroll
+            for (int b = 0; b < KB; ++b) {
+                const VF pv = exp(sm[b] - (VF)(base));
+                tot += pv;
+                CAT(vstore, VW)(pv * DROPV((VI)(i0 + r), (VI)(j0 + b * VW) + LANES), 0,
+                                p[r] + b * VW);
+            }
+            l[r] = l[r] * alpha + hsum(tot);
             m[r] = mn;
 #pragma unroll
             for (int c = 0; c < EVV; ++c) acc[r][c] *= alpha;
-            CAT(vstore, VW)(pv * DROPV((VI)(i0 + r), (VI)(j0) + LANES), 0, p[r]);
         }
-        if (j0 + VW <= S) {
+        if (j0 + KB * VW <= S) {
 #pragma unroll
-            for (int t = 0; t < VW; ++t) PV_STEP(t)
+            for (int t = 0; t < KB * VW; ++t) PV_STEP(t)
         } else {
             for (int t = 0; t < S - j0; ++t) PV_STEP(t)
         }
