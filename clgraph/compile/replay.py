@@ -98,49 +98,63 @@ class Plan:
         vals = [r() for r in self.refreshers]
         for k, i, rid, pos, npt in self.dyn_scalars:
             k.set_arg(i, npt(vals[rid][pos]))
-        dev = self.dev
-        pending: dict = {}  # asynchronous host calls started and not waited for
-        for act in self.actions:
-            if type(act) is Enqueue:
-                runtime.enqueue(dev, act.kernel, act.name, act.gsize, act.lsize)
-            elif type(act) is Upload:
-                dst = _buf(act.dst, in_bufs, esc)
-                runtime.guarded(dev, "uploading host data in a compiled call",
-                                lambda: cl.enqueue_copy(dev.queue, dst, act.host,
-                                                        dst_offset=act.offset))
-            elif type(act) is Transfer:
-                dst, src = _buf(act.dst, in_bufs, esc), _buf(act.src, in_bufs, esc)
-                runtime.guarded(dev, "copying a buffer in a compiled call",
-                                lambda: cl.enqueue_copy(dev.queue, dst, src,
-                                                        byte_count=act.nbytes,
-                                                        src_offset=act.src_off,
-                                                        dst_offset=act.dst_off))
-            elif type(act) is HostCall:
-                # in program order on the queue: the host code waits for the kernels before
-                # it (a map or a read), and the kernels enqueued after it see what it wrote
-                # (an asynchronous one once its HostWait has run)
-                handle = act.fn(*[Tensor._on(_BufStorage(_buf(s, in_bufs, esc), dev),
-                                             r.shape, r.stride, r.offset, r.dtype, r.device)
-                                  for s, r in zip(act.slots, act.refs)])
-                if act.pending is not None:
-                    pending[act.pending] = handle
-            elif type(act) is HostWait:
-                pending.pop(act.pending).wait()
-            else:
-                r = act.ref
-                st = _BufStorage(_buf(act.index, in_bufs, esc), dev)
-                t = Tensor._on(st, r.shape, r.stride, r.offset, r.dtype, r.device)
-                if not act.check(t):
-                    raise RuntimeError(
-                        "compiled call: an index tensor computed inside the function no "
-                        "longer matches the traced one (distinct values); call the function "
-                        "eagerly")
+        self._act(in_bufs, esc)
         outs = [_tensor(o, inputs, esc) for o in self.outputs]
         for w, src in self.grads:
             leaf = w()
             if leaf is not None:
                 leaf._grad = None if src is None else _tensor(src, inputs, esc)
         return outs, None
+
+
+    def _act(self, in_bufs, esc) -> None:
+        """Enqueue every action in order. An asynchronous host call still running when
+        an action fails is waited for (its buffers are mapped or staged until then)."""
+        dev = self.dev
+        pending: dict = {}  # asynchronous host calls started and not waited for
+        try:
+            for act in self.actions:
+                if type(act) is Enqueue:
+                    runtime.enqueue(dev, act.kernel, act.name, act.gsize, act.lsize)
+                elif type(act) is Upload:
+                    dst = _buf(act.dst, in_bufs, esc)
+                    runtime.guarded(dev, "uploading host data in a compiled call",
+                                    lambda: cl.enqueue_copy(dev.queue, dst, act.host,
+                                                            dst_offset=act.offset))
+                elif type(act) is Transfer:
+                    dst, src = _buf(act.dst, in_bufs, esc), _buf(act.src, in_bufs, esc)
+                    runtime.guarded(dev, "copying a buffer in a compiled call",
+                                    lambda: cl.enqueue_copy(dev.queue, dst, src,
+                                                            byte_count=act.nbytes,
+                                                            src_offset=act.src_off,
+                                                            dst_offset=act.dst_off))
+                elif type(act) is HostCall:
+                    # in program order on the queue: the host code waits for the kernels before
+                    # it (a map or a read), and the kernels enqueued after it see what it wrote
+                    # (an asynchronous one once its HostWait has run)
+                    handle = act.fn(*[Tensor._on(_BufStorage(_buf(s, in_bufs, esc), dev),
+                                                 r.shape, r.stride, r.offset, r.dtype, r.device)
+                                      for s, r in zip(act.slots, act.refs)])
+                    if act.pending is not None:
+                        pending[act.pending] = handle
+                elif type(act) is HostWait:
+                    pending.pop(act.pending).wait()
+                else:
+                    r = act.ref
+                    st = _BufStorage(_buf(act.index, in_bufs, esc), dev)
+                    t = Tensor._on(st, r.shape, r.stride, r.offset, r.dtype, r.device)
+                    if not act.check(t):
+                        raise RuntimeError(
+                            "compiled call: an index tensor computed inside the function no "
+                            "longer matches the traced one (distinct values); call the function "
+                            "eagerly")
+        except BaseException:
+            for handle in pending.values():
+                try:
+                    handle.wait()
+                except Exception:  # noqa: BLE001  (the first error is the one raised)
+                    pass
+            raise
 
 
 def _adopt(leaf, src: Source) -> bool:
