@@ -247,3 +247,21 @@ def test_linear_gradients_autocast_and_compile():
     for _ in range(2):  # the trace, then a replay
         np.testing.assert_allclose(f(xs).detach().numpy(), lin(xs).relu().detach().numpy(),
                                    rtol=1e-6)
+
+
+@pytest.mark.parametrize("m,k,n", [(16, 50176, 9), (32, 12544, 144), (20, 4096, 7),
+                                   (9, 4099, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_skinny_products_over_a_long_k(m, k, n, dtype):
+    """A convolution's weight gradient (few rows and columns, k the batch's pixels): on
+    CPUs k is split into chunks computed side by side and summed (k with no suitable
+    divisor, 4099, is not), with as few rows per work-group as the rows need."""
+    rng = np.random.default_rng(m + n)
+    g = rng.standard_normal((k, m)).astype(dtype)
+    x = rng.standard_normal((k, n)).astype(dtype)
+    got = (cg.tensor(g).T @ cg.tensor(x)).numpy()
+    want = g.T.astype(np.float64) @ x
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert np.abs(got - want).max() / np.abs(want).max() < tol
+    got = (cg.tensor(np.ascontiguousarray(g.T)) @ cg.tensor(x)).numpy()  # A row-major
+    assert np.abs(got - want).max() / np.abs(want).max() < tol

@@ -38,10 +38,11 @@ def _tile(info, d: dt.dtype) -> tuple[int, int]:
     return (16, 8) if wide >= 16 else (8, 6)
 
 
-def _kernel_for(info, d: dt.dtype, apack: int = 0):
+def _kernel_for(info, d: dt.dtype, apack: int = 0, lm: int = _LM):
     """The CPU kernels: register-blocked for floats, one work-item per element for
     integers (products accumulate in 64 bits). ``apack`` > 0: matmul_rb packs A into
-    local memory (an A strided along k) for ``apack`` column tiles per work-group."""
+    local memory (an A strided along k) for ``apack`` column tiles per work-group of
+    ``lm`` work-items along M."""
     acc = d.compute if d.is_floating_point else None
     name = "matmul_naive" if acc is None else "matmul_rb"
     defines = gemm.base_defines(d)
@@ -51,6 +52,8 @@ def _kernel_for(info, d: dt.dtype, apack: int = 0):
                                                                ("TM", str(tm)))
         if apack:
             defines += (("APACK", "1"), ("NTG", str(apack)))
+            if lm != _LM:
+                defines += (("LM", str(lm)),)
     k = codegen.template_kernel(info, "matmul.cl", name, defines)
     if name == "matmul_rb" and d is dt.float32:
         EPILOGUE_READY[k] = (name, defines)
@@ -85,11 +88,11 @@ def epilogue_kernel(info, ready, source: str, params: tuple):
     return codegen.template_kernel(info, "matmul.cl", name, defines, extra_source=source)
 
 
-def _geometry(info, name, M, N, batch, d, ntg=1):
+def _geometry(info, name, M, N, batch, d, ntg=1, lm=_LM):
     if name == "matmul_rb":
         vw, tm = _tile(info, d)
-        gy = -(-(-(-M // tm)) // _LM) * _LM
-        return (-(-(-(-N // (2 * vw))) // ntg) * ntg, gy, batch), (ntg, _LM, 1)
+        gy = -(-(-(-M // tm)) // lm) * lm
+        return (-(-(-(-N // (2 * vw))) // ntg) * ntg, gy, batch), (ntg, lm, 1)
     return (N, M, batch), None
 
 
@@ -117,7 +120,43 @@ def _run_matmul(op, args, attrs, out=None):
         return out
     if K == 0:
         return fill_(out, 0)
+    split = _split_k(a.device.info, d, M, N, K, out._shape[0])
+    if split > 1:
+        return _split_product(a, b, split)
     return _product(a, b, out)
+
+
+def _split_k(info, d: dt.dtype, M: int, N: int, K: int, batch: int) -> int:
+    """How many chunks of k a CPU product of few output tiles and a long k is split into,
+    computed side by side and summed (1: not split). A weight gradient of a convolution
+    (16 x 9 over k = 50176) is one work-group otherwise: 3 GFLOP/s on one core."""
+    if not info.is_cpu or batch != 1 or not d.is_floating_point or K < 2048:
+        return 1
+    vw, tm = _tile(info, d)
+    groups = -(-M // (tm * _LM)) * -(-N // (2 * vw))
+    if groups >= 2 * info.compute_units:
+        return 1
+    # such groups are mostly idle work-items (M below a group's rows): many chunks
+    want = min(K // 512, _SPLIT_MAX)
+    for s in range(want, 1, -1):  # a divisor of K: the chunks are one strided batch
+        if K % s == 0:
+            return s
+    return 1
+
+
+_SPLIT_MAX = 16
+
+
+def _split_product(a, b, s: int):
+    """(1, M, K) x (1, K, N) as s products over consecutive chunks of k, summed."""
+    _, M, K = a._shape
+    N, c = b._shape[2], K // s
+    T = registry.Tensor
+    parts = T._empty((s, M, N), a.dtype, a.device)
+    _product(a._view((s, M, c), (c * a._stride[2], a._stride[1], a._stride[2]), a._offset),
+             b._view((s, c, N), (c * b._stride[1], b._stride[1], b._stride[2]), b._offset),
+             parts)
+    return reshape(registry.functions.sum(parts, 0), 1, M, N)
 
 
 def _product(a, b, out, epi=None):
@@ -142,8 +181,10 @@ def _product(a, b, out, epi=None):
             EPILOGUE_READY.setdefault(kern, (name, defines))
         gsize, lsize = gemm.geometry(p, M, N, batch)
         return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi)
-    ntg = _packs_a(info, d, a, M, N, batch)
-    name, kern = _kernel_for(info, d, ntg)
+    lm = _group_rows(info, d, M) if a._stride[2] != 1 else _LM
+    ntg = _packs_a(info, d, a, M, N, batch, lm)
+    lm = lm if ntg else _LM
+    name, kern = _kernel_for(info, d, ntg, lm)
     if b._stride[2] != 1 and N > 1:
         if M == 1:
             # a row times a transposed matrix (x @ W.T for one sample): C^T = B^T A^T has
@@ -154,11 +195,23 @@ def _product(a, b, out, epi=None):
             # many row tiles would each gather B's columns again: one transposed copy
             b = contiguous(b)
             gb = (b._storage.buf, b._offset, b_bs and b._stride[0], b._stride[1], 1)
-    gsize, lsize = _geometry(info, name, M, N, batch, d, max(ntg, 1))
+    gsize, lsize = _geometry(info, name, M, N, batch, d, max(ntg, 1), lm)
     return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi)
 
 
-def _packs_a(info, d: dt.dtype, a, M: int, N: int, batch: int) -> int:
+def _group_rows(info, d: dt.dtype, M: int) -> int:
+    """matmul_rb's work-items per group along M for a packed A: _LM, or fewer when M fills
+    fewer (a convolution's weight gradient has as many rows as output channels, 16 or 32:
+    the other work-items of a 16-row group computed clamped copies of the last row)."""
+    vw, tm = _tile(info, d)
+    lm = _LM
+    # (a group's rows are packed in whole vectors of VW)
+    while lm > 1 and (lm // 2) * tm >= M and (lm // 2) * tm % vw == 0:
+        lm //= 2
+    return lm
+
+
+def _packs_a(info, d: dt.dtype, a, M: int, N: int, batch: int, lm: int = _LM) -> int:
     """How many column tiles a matmul_rb work-group computes with A packed into local
     memory (0: A is read in place), for an A strided along k with more than one row tile
     (a weight gradient g^T x). Packing reads each row of k, a page apart, once per group:
@@ -171,9 +224,9 @@ def _packs_a(info, d: dt.dtype, a, M: int, N: int, batch: int) -> int:
     if M <= tm:
         return 0
     size = 8 if d is dt.float64 else 4
-    tiles, groups = -(-N // (2 * vw)), batch * -(-M // (tm * _LM))
+    tiles, groups = -(-N // (2 * vw)), batch * -(-M // (tm * lm))
     for ntg in (8, 4, 2, 1):
-        fits = size * _KC * (_LM * tm + 16 + ntg * 2 * vw) <= info.local_memory
+        fits = size * _KC * (lm * tm + 16 + ntg * 2 * vw) <= info.local_memory
         if fits and (ntg == 1 or ntg <= tiles and
                      groups * -(-tiles // ntg) >= 4 * info.compute_units):
             return ntg
