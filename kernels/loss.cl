@@ -27,23 +27,16 @@
    Build options: -D T -D IS_HALF -D IS_BF16 (storage), -D ACC (float | double), -D VW,
    -D L (work-group size). */
 
-#ifndef ACC
-#define ACC float
-#endif
-#ifndef VW
-#define VW 8
-#endif
+#include "rowvec.cl"
+
 #ifndef L
 #define L 64
 #endif
 #if defined(USE_FP64)
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
 #define LOWEST (-DBL_MAX)
 #else
 #define LOWEST (-FLT_MAX)
 #endif
-
-#include "rowvec.cl"
 
 inline ACC hmax(VA v) {
 #if VW == 16

@@ -30,12 +30,8 @@
    Build options: -D T -D IS_HALF -D IS_BF16 (storage), -D ACC (float | double), -D VW,
    -D RMS, -D L (tree work-group size), -D CACHE (tree local elements), -D TILE. */
 
-#ifndef ACC
-#define ACC float
-#endif
-#ifndef VW
-#define VW 8
-#endif
+#include "rowvec.cl"
+
 #ifndef RMS
 #define RMS 0
 #endif
@@ -48,11 +44,6 @@
 #ifndef TILE
 #define TILE 4 /* vectors of columns per work-item of norm_bwd_wb */
 #endif
-#if defined(USE_FP64)
-#pragma OPENCL EXTENSION cl_khr_fp64 : enable
-#endif
-
-#include "rowvec.cl"
 
 /* the sum over a row of EXPR(V), V the elements at i: 4 vector accumulators, then one,
    then a scalar tail; EXPR is written for vectors and scalars alike */

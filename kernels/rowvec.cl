@@ -1,7 +1,17 @@
-/* The row kernels' vector helpers (included by kernels/norm.cl and kernels/loss.cl after
-   their fp64 pragma and defaults): VA, vectors of VW ACC; LDA/STA load and store them in
-   place; LD1/ST1 and LDV/STV load and store one element or a vector of storage type T as
-   ACC (half and bfloat16 converted); hsum, a vector's horizontal sum. */
+/* The row kernels' vector helpers (included by kernels/norm.cl and kernels/loss.cl): the
+   ACC / VW defaults and the fp64 pragma (USE_FP64); VA, vectors of VW ACC; LDA/STA load
+   and store them in place; LD1/ST1 and LDV/STV load and store one element or a vector of
+   storage type T as ACC (half and bfloat16 converted); hsum, a vector's horizontal sum. */
+
+#ifndef ACC
+#define ACC float
+#endif
+#ifndef VW
+#define VW 8
+#endif
+#if defined(USE_FP64)
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)

@@ -181,9 +181,7 @@ def _product(a, b, out, epi=None):
             EPILOGUE_READY.setdefault(kern, (name, defines))
         gsize, lsize = gemm.geometry(p, M, N, batch)
         return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi)
-    lm = _group_rows(info, d, M) if a._stride[2] != 1 else _LM
-    ntg = _packs_a(info, d, a, M, N, batch, lm)
-    lm = lm if ntg else _LM
+    ntg, lm = _packs_a(info, d, a, M, N, batch)
     name, kern = _kernel_for(info, d, ntg, lm)
     if b._stride[2] != 1 and N > 1:
         if M == 1:
@@ -199,38 +197,32 @@ def _product(a, b, out, epi=None):
     return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi)
 
 
-def _group_rows(info, d: dt.dtype, M: int) -> int:
-    """matmul_rb's work-items per group along M for a packed A: _LM, or fewer when M fills
-    fewer (a convolution's weight gradient has as many rows as output channels, 16 or 32:
-    the other work-items of a 16-row group computed clamped copies of the last row)."""
-    vw, tm = _tile(info, d)
-    lm = _LM
-    # (a group's rows are packed in whole vectors of VW)
-    while lm > 1 and (lm // 2) * tm >= M and (lm // 2) * tm % vw == 0:
-        lm //= 2
-    return lm
-
-
-def _packs_a(info, d: dt.dtype, a, M: int, N: int, batch: int, lm: int = _LM) -> int:
-    """How many column tiles a matmul_rb work-group computes with A packed into local
-    memory (0: A is read in place), for an A strided along k with more than one row tile
-    (a weight gradient g^T x). Packing reads each row of k, a page apart, once per group:
-    the tiles of up to 8 column tiles share it (as many as leave a few groups per compute
-    unit). 1024x256x2048: 143 (in place) -> 160 (packed, 1 tile) -> 229 (8 tiles) GFLOP/s,
-    the kernel alone on 2 cores; contiguous A 239."""
+def _packs_a(info, d: dt.dtype, a, M: int, N: int, batch: int) -> tuple[int, int]:
+    """(column tiles, work-items along M) of a matmul_rb work-group that packs A into local
+    memory; (0, _LM): A is read in place. For an A strided along k with more than one row
+    tile (a weight gradient g^T x). Packing reads each row of k, a page apart, once per
+    group: up to 8 column tiles share it (as many as leave a few groups per compute unit;
+    1024x256x2048: 143 (in place) -> 160 (packed, 1 tile) -> 229 (8 tiles) GFLOP/s, the
+    kernel alone on 2 cores; contiguous A 239). A group takes only the rows M fills (a
+    convolution's weight gradient has as many as output channels, 16 or 32: the other
+    work-items of a 16-row group computed clamped copies of the last row), in whole
+    vectors of VW."""
     if not d.is_floating_point or a._stride[2] == 1 or a._shape[2] < 2:
-        return 0
+        return 0, _LM
     vw, tm = _tile(info, d)
     if M <= tm:
-        return 0
+        return 0, _LM
+    lm = _LM
+    while lm > 1 and (lm // 2) * tm >= M and (lm // 2) * tm % vw == 0:
+        lm //= 2
     size = 8 if d is dt.float64 else 4
     tiles, groups = -(-N // (2 * vw)), batch * -(-M // (tm * lm))
     for ntg in (8, 4, 2, 1):
         fits = size * _KC * (lm * tm + 16 + ntg * 2 * vw) <= info.local_memory
         if fits and (ntg == 1 or ntg <= tiles and
                      groups * -(-tiles // ntg) >= 4 * info.compute_units):
-            return ntg
-    return 0
+            return ntg, lm
+    return 0, _LM
 
 
 def _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi=None):
