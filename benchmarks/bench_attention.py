@@ -61,7 +61,7 @@ def layer_case(lib, sync, compiled):
 def memory_rows():
     """(sequence, peak MiB, MiB the L x S scores alone would take, ms) for clgraph."""
     rng = np.random.default_rng(2)
-    q0 = cg.get_default_device().info.queue
+    sync = cg.accelerator.synchronize
     out = []
     for seq in (512, 1024, 2048, 4096):
         q, k, v = (cg.tensor(rng.standard_normal((1, 8, seq, 64)).astype(np.float32),
@@ -72,10 +72,10 @@ def memory_rows():
             y.sum().backward()
 
         step()
-        q0.finish()
+        sync()
         cg.cl.reset_peak_memory_stats()
         base = cg.cl.memory_allocated()
-        t = median_time(step, q0.finish, 3, warmup=0)
+        t = median_time(step, sync, 3, warmup=0)
         peak = (cg.cl.max_memory_allocated() - base) / 2**20
         out.append((seq, peak, 8 * seq * seq * 4 / 2**20, t * 1e3))
     return out
@@ -85,12 +85,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seq", type=int, default=512)
     args = ap.parse_args()
-    q = cg.get_default_device().info.queue
-    rows = [(f"SDPA causal fwd+bwd 8x8x{args.seq}x64", sdpa_case(cg, args.seq, q.finish),
+    sync = cg.accelerator.synchronize
+    rows = [(f"SDPA causal fwd+bwd 8x8x{args.seq}x64", sdpa_case(cg, args.seq, sync),
              sdpa_case(torch, args.seq, lambda: None) if torch else None),
-            ("TransformerEncoderLayer step, eager", layer_case(cg, q.finish, False),
+            ("TransformerEncoderLayer step, eager", layer_case(cg, sync, False),
              layer_case(torch, lambda: None, False) if torch else None),
-            ("TransformerEncoderLayer step, compiled", layer_case(cg, q.finish, True),
+            ("TransformerEncoderLayer step, compiled", layer_case(cg, sync, True),
              layer_case(torch, lambda: None, False) if torch else None)]
     print(f"device {cg.get_default_device().info.name}; torch "
           f"{torch.__version__ if torch else 'absent'} (CPU, 2 threads)")

@@ -56,7 +56,7 @@ def main():
 
     ps = params(cg, rng, cg.float32)
     x, y = cg.from_numpy(xh), cg.from_numpy(yh)
-    q = x.device.info.queue
+    sync = cg.accelerator.synchronize
 
     def fwd():
         with cg.no_grad():
@@ -67,8 +67,8 @@ def main():
             p.grad = None
         forward(cg, ps, x, y).backward()
 
-    t_f = measure(fwd, q.finish, args.steps)
-    t_fb = measure(fwd_bwd, q.finish, args.steps)
+    t_f = measure(fwd, sync, args.steps)
+    t_fb = measure(fwd_bwd, sync, args.steps)
     with cg.profile() as prof:
         fwd_bwd()
     rows = [("clgraph eager", t_f, t_fb, prof.launches)]

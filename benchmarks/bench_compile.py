@@ -219,7 +219,7 @@ def main():
     args = ap.parse_args()
     dev = cg.randn(1).device.info
     print(f"device: {dev.name}")
-    sync = dev.queue.finish
+    sync = cg.accelerator.synchronize
     rows = []
     bench_w1(args.steps, sync, rows)
     bench_softmax(args.steps, sync, rows)

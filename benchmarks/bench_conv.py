@@ -53,7 +53,7 @@ def run(lib, steps, profile=False):
     ys = rng.integers(0, 10, BATCH)
     if lib is cg:
         x, y = cg.from_numpy(xs), cg.from_numpy(ys)
-        sync = lambda: ps[0].device.info.queue.finish()
+        sync = cg.accelerator.synchronize
     else:
         x, y = torch.from_numpy(xs), torch.from_numpy(ys)
         sync = lambda: None

@@ -45,8 +45,7 @@ def main():
     args = ap.parse_args()
     R = args.repeat
     dev = cg.device(None) if False else cg.ones(1).device
-    q = dev.info.queue
-    sync = q.finish
+    sync = cg.accelerator.synchronize
     rows = []
 
     def row(name, cl_t, np_t=None, torch_t=None, note=""):

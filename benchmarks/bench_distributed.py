@@ -58,18 +58,16 @@ def _medians(fns: dict, sync, barrier, steps: int, warmup: int = 3, rounds: int 
 
 
 def allreduce_part(steps: int) -> dict:
-    import clgraph as cg
     import clgraph.distributed as dist
 
     dist.init_process_group("mpi")
-    queue = cg.get_default_device().info.queue
-    rows = [dict(_one_size(mb << 18, queue, max(steps // (mb // 16 + 1), 3)), mb=mb)
+    rows = [dict(_one_size(mb << 18, max(steps // (mb // 16 + 1), 3)), mb=mb)
             for mb in SIZES_MB]
     dist.destroy_process_group()
     return {"rows": rows}
 
 
-def _one_size(n: int, queue, k: int) -> dict:
+def _one_size(n: int, k: int) -> dict:
     """Seconds per all-reduce of n float32: mpi4py on numpy, clgraph mapped and staged."""
     import numpy as np
 
@@ -85,10 +83,11 @@ def _one_size(n: int, queue, k: int) -> dict:
         dist.all_reduce(y)
         del os.environ[STAGED]
 
+    sync = cg.accelerator.synchronize
     t = _medians({"mpi": lambda: comm.Allreduce(MPI.IN_PLACE, host),
-                  "mapped": lambda: dist.all_reduce(x)}, queue.finish, comm.Barrier, k)
+                  "mapped": lambda: dist.all_reduce(x)}, sync, comm.Barrier, k)
     # the staged copies' memory traffic disturbs what runs next: measured after
-    t.update(_medians({"staged": staged}, queue.finish, comm.Barrier, k))
+    t.update(_medians({"staged": staged}, sync, comm.Barrier, k))
     return t
 
 
@@ -101,7 +100,6 @@ def ddp_part(steps: int) -> dict:
 
     dist.init_process_group("mpi")
     comm = MPI.COMM_WORLD
-    queue = cg.get_default_device().info.queue
     cg.manual_seed(0)
     model = nn.Sequential(nn.Linear(1024, 2048), nn.ReLU(), nn.Linear(2048, 2048), nn.ReLU(),
                           nn.Linear(2048, 10))
@@ -127,7 +125,7 @@ def ddp_part(steps: int) -> dict:
         # back), and smaller buckets (more of the all-reduce overlaps the backward)
         steps_of["ddp_view"] = step(DistributedDataParallel(model, gradient_as_bucket_view=True))
         steps_of["ddp_small"] = step(DistributedDataParallel(model, bucket_cap_mb=4))
-    t = _medians(steps_of, queue.finish, comm.Barrier, steps)
+    t = _medians(steps_of, cg.accelerator.synchronize, comm.Barrier, steps)
     for k in ("plain_compiled", "ddp_compiled"):  # replayed, never run eagerly
         if k in steps_of:
             entries = list(steps_of[k]._entries.values())
@@ -140,7 +138,7 @@ def ddp_part(steps: int) -> dict:
         grads.copy_(flat)
 
     t.update(_medians({"allreduce_all": lambda: dist.all_reduce(flat, op=dist.ReduceOp.AVG),
-                       "passes": passes}, queue.finish, comm.Barrier, steps))
+                       "passes": passes}, cg.accelerator.synchronize, comm.Barrier, steps))
     dist.destroy_process_group()
     return dict(t, params=n)
 

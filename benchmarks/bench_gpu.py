@@ -41,8 +41,7 @@ def _worker(lib: str, small: bool, only: list[str]) -> list[dict]:
     else:
         import clgraph as cg
 
-        queue = cg.get_default_device().info.queue
-        sync = queue.finish
+        sync = cg.accelerator.synchronize
         compiled = cg.compile
     nn, F = cg.nn, cg.nn.functional
     rows = []

@@ -77,7 +77,7 @@ def main():
         if tm is not None:
             copy_weights(tm, model)
         t_cl, step = run(cg, model, cg.from_numpy(xh), cg.from_numpy(yh), args.steps,
-                         dev.info.queue.finish)
+                         cg.accelerator.synchronize)
         with cg.profile() as prof:
             step()
         t_t = None

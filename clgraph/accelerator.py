@@ -4,6 +4,7 @@ on a machine without an OpenCL GPU. Imports the device layer only."""
 
 from __future__ import annotations
 
+from . import runtime
 from .device import all_devices, default_device, device, set_default_device
 
 
@@ -63,4 +64,4 @@ def synchronize(device_index=None) -> None:
         acc = device(f"cl:{_gpus()[device_index].index}")
     else:
         acc = device(device_index)
-    acc.info.queue.finish()
+    runtime.finish(acc.info)

@@ -245,7 +245,7 @@ def _random_fill(t: Tensor, kind: int, a, b, generator=None) -> Tensor:
                    codegen.pack(k, {"out": t._storage.buf, "n": n, "a": a, "b": b,
                                     **gen.next_stream(groups)}),
                    refresh=refresh)
-    t._storage.version += 1
+    runtime.bump(t._storage)
     if t is not target:
 
         copy_(target, t)

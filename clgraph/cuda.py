@@ -18,7 +18,7 @@ def device_count() -> int:
 
 
 def synchronize(dev=None) -> None:
-    device("cuda" if dev is None else dev).info.queue.finish()
+    runtime.finish(device("cuda" if dev is None else dev).info)
 
 
 def manual_seed(seed: int) -> None:

@@ -37,6 +37,7 @@ class DeviceInfo:
     platform: str
     _ctx: object = None
     _queue: object = None
+    gate: object = None  # runtime.Gate: small launches held back and submitted together
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _widths: dict = field(default_factory=dict)
 

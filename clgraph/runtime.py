@@ -10,13 +10,17 @@ observer an event costs one test of ``observers`` and is never built."""
 
 from __future__ import annotations
 
+import atexit
 import gc
+import os
+import threading
+import time
 from collections import namedtuple
 
 import numpy as np
 import pyopencl as cl
 
-from .device import DeviceInfo
+from .device import DeviceInfo, on_start
 
 _live = {"buffers": 0}
 _allocated: dict[int, int] = {}  # device index -> bytes of its live Storages
@@ -49,6 +53,9 @@ Launch = namedtuple("Launch", "dev kernel name gsize lsize args refresh")
 Write = namedtuple("Write", "buf host offset")
 Read = namedtuple("Read", "buf")
 Copy = namedtuple("Copy", "src dst nbytes src_off dst_off")
+# A Storage written in place (its version counted): a compiled replay counts the writes of
+# the call it repeats on the Storages made before it.
+Bump = namedtuple("Bump", "storage")
 # Host work a compiled replay repeats at this point of the call (a collective's exchange
 # over MPI): ``fn(*views)`` with views of ``tensors``' layouts on that replay's buffers;
 # ``access`` says per tensor what ``fn`` does with it: "r", "w" or "rw". ``asynchronous``:
@@ -60,6 +67,14 @@ HostStep = namedtuple("HostStep", "name fn tensors access asynchronous", default
 # only when the call leaves it as it found it (else ``why`` says why the call runs eagerly),
 # and is replayed only while ``read()`` still gives that value.
 HostState = namedtuple("HostState", "read why")
+
+
+def bump(storage) -> None:
+    """Count an in-place write of ``storage`` (autograd's saved-tensor checks and the
+    index checks' memo read its version)."""
+    storage.version += 1
+    if observers:
+        notify(Bump(storage))
 
 
 def notify(event) -> None:
@@ -155,6 +170,7 @@ def _create(dev: DeviceInfo, size: int):
 
 def _touch(dev: DeviceInfo, buf, size: int) -> None:
     """Write the buffer's last byte and wait: a lazy driver allocates it here or fails."""
+    flush(dev)
     cl.enqueue_copy(dev.queue, buf, _ONE_BYTE, dst_offset=size - 1, is_blocking=True)
 
 
@@ -228,7 +244,7 @@ def _free_cached(dev: DeviceInfo) -> None:
     gc.collect()
     _pools.pop(dev.index, None)
     _pool_bytes.pop(dev.index, None)
-    dev.queue.finish()
+    finish(dev)
 
 
 def live_buffers() -> int:
@@ -291,6 +307,7 @@ class profile:
         if self._times is None:
             for _, ev, _ in self.records:
                 if ev is not None:
+                    flush_all()
                     ev.wait()
             times = []
             for _, ev, _ in self.records:
@@ -335,6 +352,177 @@ class profile:
         return f"profile(launches={self.launches}, device_time={self.device_time:.6f})"
 
 
+# --- submission --------------------------------------------------------------------------
+# PoCL's CPU device hands each command to its worker threads as it is enqueued; woken for
+# every short kernel, they compete with the Python thread for the same cores, and a tiny
+# eager op costs nearly twice the host time it costs in a burst (12 vs 7 us on 2 cores). On
+# CPU devices, launches of kernels that run briefly therefore queue behind a gate (a marker
+# waiting on a user event) and go to the device together: before a longer kernel, before
+# anything waits for the device (``flush``: reads, blocking writes, maps, finish, events),
+# when DEFER_LAUNCHES wait, and otherwise about GATE_SECONDS after the gate closed, released
+# by a watchdog thread (the thread that enqueues then pays nothing for it), so that work held
+# back never waits for long, whatever waits for it.
+# Whether a kernel is brief is measured, per kernel and number of work-items: from its second
+# launch on (the first may include PoCL's build) it runs at once with its device time read,
+# until one run takes less than SHORT_SECONDS (held from then on) or LONG_RUNS did not (never
+# held). Longer kernels gain nothing from it (the host is not what waits) and go to the
+# device at once, so that it never idles while the host works. CLGRAPH_DEFER=0 turns it off,
+# =N holds up to N launches; GPUs' drivers batch submissions themselves.
+DEFER_LAUNCHES = 1024
+SHORT_SECONDS = 10e-6
+LONG_RUNS = 3
+GATE_SECONDS = 0.001
+_SHORT = -1
+
+
+class Gate:
+    """The launches of one device held back from its queue (see above)."""
+
+    __slots__ = ("dev", "limit", "event", "held", "since", "lock", "kinds", "probes")
+
+    def __init__(self, dev: DeviceInfo, limit: int):
+        self.dev, self.limit = dev, limit
+        self.event = None  # the user event the queue waits on; None while open
+        self.held = 0
+        self.since = 0.0
+        self.lock = threading.Lock()
+        # (kernel, work-items) -> _SHORT, or how many of its runs were measured long
+        self.kinds: dict = {}
+        self.probes: list = []  # [(key, event)]: launches whose device time is to be read
+
+    def hold(self, kernel, gsize):
+        """Before a launch: hold it back, or let what is held go before it. Returns the key
+        of a launch whose device time is to be measured (``probe``), else None."""
+        items = 1
+        for g in gsize:
+            items *= g
+        key = (kernel, items)
+        kind = self.kinds.get(key)
+        if self.probes:
+            self._read_probe()
+        if kind == _SHORT:
+            if self.event is None:
+                self._close()
+            elif self.held >= self.limit:
+                self.release()
+                self._close()
+            self.held += 1
+            return None
+        if self.event is not None:
+            self.release()
+        if kind is None:
+            if len(self.kinds) > 4096:
+                self.kinds.clear()
+            self.kinds[key] = 0
+        elif kind < LONG_RUNS and all(k != key for k, _ in self.probes):
+            return key
+        return None
+
+    def probe(self, key, event) -> None:
+        self.probes.append((key, event))
+
+    def _read_probe(self) -> None:
+        key, ev = self.probes[0]
+        try:
+            if ev.command_execution_status != cl.command_execution_status.COMPLETE:
+                return
+            t = (ev.profile.end - ev.profile.start) * 1e-9
+        except cl.Error:  # a failed command: judge it by another run
+            t = None
+        del self.probes[0]
+        if t is not None and key in self.kinds:
+            self.kinds[key] = _SHORT if t < SHORT_SECONDS else self.kinds[key] + 1
+
+    def _close(self) -> None:
+        ev = cl.UserEvent(self.dev.context)
+        cl.enqueue_marker(self.dev.queue, wait_for=[ev])
+        with self.lock:
+            self.event, self.since = ev, time.perf_counter()
+        _watchdog.wake()
+
+    def release(self) -> None:
+        with self.lock:
+            ev, self.event, self.held = self.event, None, 0
+        if ev is not None:
+            ev.set_status(cl.command_execution_status.COMPLETE)
+
+
+class _Watchdog:
+    """Releases any gate closed for more than GATE_SECONDS (one daemon thread, started with
+    the first gate and again in a forked child)."""
+
+    def __init__(self):
+        self.gates: list[Gate] = []
+        self.ring = threading.Event()
+        self.thread = None
+
+    def add(self, gate: Gate) -> None:
+        self.gates.append(gate)
+
+    def wake(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="clgraph-gates", daemon=True)
+            self.thread.start()
+        self.ring.set()
+
+    def _run(self) -> None:
+        while True:
+            self.ring.wait()
+            self.ring.clear()
+            time.sleep(GATE_SECONDS)
+            now = time.perf_counter()
+            for g in self.gates:
+                if g.event is not None and now - g.since >= GATE_SECONDS / 2:
+                    g.release()
+
+    def forked(self) -> None:
+        self.thread = None
+        self.ring = threading.Event()
+
+
+_watchdog = _Watchdog()
+os.register_at_fork(after_in_child=_watchdog.forked)
+
+
+def _install_gate(dev: DeviceInfo) -> None:
+    limit = os.environ.get("CLGRAPH_DEFER", "")
+    limit = int(limit) if limit.strip().isdigit() else DEFER_LAUNCHES
+    if limit > 0 and dev.type == "cpu":
+        dev.gate = Gate(dev, limit)
+        _watchdog.add(dev.gate)
+
+
+on_start.append(_install_gate)
+
+
+def flush(dev: DeviceInfo) -> None:
+    """Let the launches held back on ``dev`` go: before anything waits for the device."""
+    g = dev.gate
+    if g is not None and g.event is not None:
+        g.release()
+
+
+def flush_all() -> None:
+    for g in _watchdog.gates:
+        if g.event is not None:
+            g.release()
+
+
+atexit.register(flush_all)
+
+
+def finish(dev: DeviceInfo) -> None:
+    """Wait until every command enqueued on ``dev`` has run."""
+    flush(dev)
+    dev.queue.finish()
+
+
+def wait(dev: DeviceInfo, event) -> None:
+    """Wait for ``event``, a command enqueued on ``dev``."""
+    flush(dev)
+    event.wait()
+
+
 def launch(dev: DeviceInfo, kernel, name: str, gsize, lsize, args, refresh=None) -> None:
     """Enqueue one kernel; no wait. Records the event when a profile is active.
     ``refresh(advance)`` (optional) returns {argument index: value} for scalar arguments a
@@ -342,11 +530,15 @@ def launch(dev: DeviceInfo, kernel, name: str, gsize, lsize, args, refresh=None)
     ``advance=False`` it only peeks (the host-side counters do not move)."""
     if observers:
         notify(Launch(dev, kernel, name, gsize, lsize, args, refresh))
+    gate = dev.gate
+    probe = gate.hold(kernel, gsize) if gate is not None else None
     try:
         ev = kernel(dev.queue, gsize, lsize, *args)
     except cl.Error as e:
         ev = _retry(e, dev, f"launching kernel {name} with global size {gsize}, local size "
                     f"{lsize}", lambda: kernel(dev.queue, gsize, lsize, *args))
+    if probe is not None:
+        gate.probe(probe, ev)
     if _profilers:
         for p in _profilers:
             p.records.append((name, ev, kernel))
@@ -354,12 +546,16 @@ def launch(dev: DeviceInfo, kernel, name: str, gsize, lsize, args, refresh=None)
 
 def enqueue(dev: DeviceInfo, kernel, name: str, gsize, lsize) -> None:
     """Enqueue a kernel whose arguments are already set (compiled replay)."""
+    gate = dev.gate
+    probe = gate.hold(kernel, gsize) if gate is not None else None
     try:
         ev = cl.enqueue_nd_range_kernel(dev.queue, kernel, gsize, lsize)
     except cl.Error as e:
         ev = _retry(e, dev, f"launching kernel {name} of a compiled plan with global size "
                     f"{gsize}, local size {lsize}",
                     lambda: cl.enqueue_nd_range_kernel(dev.queue, kernel, gsize, lsize))
+    if probe is not None:
+        gate.probe(probe, ev)
     if _profilers:
         for p in _profilers:
             p.records.append((name, ev, kernel))
@@ -367,7 +563,7 @@ def enqueue(dev: DeviceInfo, kernel, name: str, gsize, lsize) -> None:
 
 def synchronize(dev: DeviceInfo | None = None) -> None:
     if dev is not None:
-        dev.queue.finish()
+        finish(dev)
 
 
 # --- host transfers ----------------------------------------------------------------------
@@ -380,6 +576,7 @@ def write(storage: Storage, host: np.ndarray, byte_offset: int = 0) -> None:
         notify(Write(storage.buf, host, byte_offset))
     host = np.ascontiguousarray(host)
     q, buf = storage.dev.queue, storage.buf
+    flush(storage.dev)
     try:
         cl.enqueue_copy(q, buf, host, dst_offset=byte_offset, is_blocking=True)
     except cl.Error as e:
@@ -393,6 +590,7 @@ def read(storage: Storage, out: np.ndarray, byte_offset: int = 0) -> np.ndarray:
     if observers:
         notify(Read(storage.buf))
     q, buf = storage.dev.queue, storage.buf
+    flush(storage.dev)
     try:
         cl.enqueue_copy(q, out, buf, src_offset=byte_offset, is_blocking=True)
     except cl.Error as e:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import clgraph as cg
-from clgraph import codegen, nn
+from clgraph import codegen, nn, runtime
 from clgraph.nn import functional as F
 
 RNG = np.random.default_rng(0)
@@ -374,6 +374,47 @@ def test_index_checks_repeat_on_replay():
     c(x, cg.tensor([[0], [1], [2], [0]]))
     with pytest.raises((IndexError, RuntimeError), match="out of"):
         c(x, cg.tensor([[0], [1], [3], [0]]))
+
+
+def test_captured_labels_are_read_back_once(monkeypatch):
+    """A loss over labels captured from outside the call checks them before the replay, and
+    remembers the check per version of their storage: unchanged labels are not read back at
+    every call (a host read waits for the whole queue), labels changed in place are."""
+    x, y = T(6, 4), cg.tensor([0, 3, 1, 2, 3, 0])
+    c = cg.compile(lambda a: F.cross_entropy(a, y))
+    for _ in range(2):
+        c(x)
+    reads = []
+    real = runtime.read
+    monkeypatch.setattr(runtime, "read", lambda *a, **k: reads.append(1) or real(*a, **k))
+    outs = [c(x) for _ in range(3)]
+    assert reads == []
+    for out in outs:
+        close(out, F.cross_entropy(x, y))
+    y.copy_(cg.tensor([1, 1, 2, 2, 0, 0]))
+    del reads[:]
+    out = c(x)
+    assert len(reads) == 1
+    close(out, F.cross_entropy(x, y))
+    y[2] = 4
+    with pytest.raises(IndexError, match="out of bounds"):
+        c(x)
+
+
+def test_replays_count_in_place_writes():
+    """A replay counts its in-place writes on tensors made before the call, as eager ops
+    do: a gradient through a value the compiled call changed since raises PyTorch's error."""
+    w = cg.ones(3, requires_grad=True)
+    step = cg.compile(lambda: w.data.mul_(0.5))
+    for _ in range(2):
+        step()
+    v0 = w._version
+    step()
+    assert w._version == v0 + 1
+    loss = (w * w).sum()
+    step()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
 
 
 def test_cache_size_limit():

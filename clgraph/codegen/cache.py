@@ -25,7 +25,7 @@ from pathlib import Path
 import pyopencl as cl
 from pyopencl import _cl
 
-from .. import device, diskcache
+from .. import device, diskcache, runtime
 from ..device import DeviceInfo, cache_root
 
 _programs: dict[tuple, cl.Program] = {}
@@ -282,7 +282,7 @@ def _at_exit() -> None:
         return
     for dev in list(_devices_used.values()):
         try:  # PoCL compiles a kernel into its cache at the first launch
-            dev.queue.finish()
+            runtime.finish(dev)
         except Exception:  # noqa: BLE001  a failed queue has nothing left to write
             pass
     diskcache.close_pocl_cache()

@@ -58,14 +58,15 @@ def build(cap: Capture, inputs: list, result, dev, saved=(), graph_held=False) -
     first, last = liveness(batches, scratch)
     phys, phys_list = physical_buffers(first, last, cap.created, dev)
     low = lower(batches, dev, _Slots(in_slot, esc_bufs, phys), refreshers)
-    pre_checks, actions = hoist_checks(low.actions, low.action_writes)
+    pre_checks, actions = hoist_checks(low.actions, low.action_writes, low.written, cap.created)
     plan = Plan(dev=dev, events=cap.events, out_spec=out_spec, outputs=outputs, grads=grads,
                 esc_sizes=[cap.created[b][1] for b in esc_bufs],
                 pre_checks=pre_checks, actions=actions, dyn_bufs=low.dyn_bufs,
                 dyn_scalars=low.dyn_scalars, refreshers=refreshers,
                 kernel_names=low.kernel_names, sources=low.sources,
                 event_kernel=low.event_kernel, buffers=phys_list, static_bufs=low.static_bufs,
-                const_bufs=list(const_bufs), n_internal=len(first), n_physical=len(phys_list))
+                const_bufs=list(const_bufs), n_internal=len(first), n_physical=len(phys_list),
+                bumps=tuple(cap.bumped.values()))
     # parameters, optimizer state and constants kept from the trace: the buffer pool
     # must never hand these to another tensor, even after their Storage objects die
     plan.pinned = list(plan.static_bufs)
@@ -256,6 +257,7 @@ class _Lowered:
         self.local = codegen.local_size(dev)
         self.actions: list = []
         self.action_writes: list = []  # input slots each action may write
+        self.written: set = set()  # every buffer an action may write
         self.fused_kernels: list = []
         self.static_args: list = []  # (fused kernel, arg index, buffer), set once built
         self.dyn_bufs: list = []
@@ -279,6 +281,7 @@ class _Lowered:
     def wrote(self, steps: list) -> None:
         """Record the argument slots the last action may write."""
         in_slot = self.slot.in_slot
+        self.written.update(b for st in steps for b in st.writes)
         self.action_writes.append({in_slot[b] for st in steps for b in st.writes
                                    if b in in_slot})
 
@@ -335,7 +338,7 @@ class _Lowered:
             self.actions.append(Transfer(self.slot(p.src), self.slot(p.dst), p.nbytes,
                                          p.src_off, p.dst_off))
         else:
-            self.actions.append(Recheck(self.slot(p.ref.buf), p.ref, p.check))
+            self.actions.append(Recheck(self.slot(p.ref.buf), p.ref, p.check, p.storage))
 
     def kernel(self, st: Step) -> None:
         """A kernel of its own with the launch's fixed arguments set."""
@@ -383,14 +386,24 @@ def _refresh_positions(refreshers, rid) -> set:
     return set(refreshers[rid](False))
 
 
-def hoist_checks(actions: list, action_writes: list) -> tuple[list, list]:
+def hoist_checks(actions: list, action_writes: list, written_bufs: set,
+                 created) -> tuple[list, list]:
     """Index checks on the call's own arguments run before anything is enqueued, unless
-    the call writes that argument first. Returns (those checks, the other actions)."""
+    the call writes that argument first, and so do those on tensors made before the call
+    that it never writes (they keep their Storage, see replay.Recheck). Returns (those
+    checks, the other actions)."""
     written, pre, kept = set(), [], []
     for act, writes in zip(actions, action_writes):
-        if type(act) is Recheck and act.index.kind == "in" and act.index.x not in written:
-            pre.append(act)
-            continue
+        if type(act) is Recheck:
+            kind, x = act.index
+            if kind == "in" and x not in written:
+                pre.append(act._replace(storage=None))
+                continue
+            if (kind == "static" and x not in written_bufs and x not in created
+                    and act.storage is not None and act.storage() is not None):
+                pre.append(act)
+                continue
+            act = act._replace(storage=None)
         kept.append(act)
         written |= writes
     return pre, kept

@@ -28,11 +28,15 @@ Source = namedtuple("Source", "kind x shape stride offset dtype device")
 
 # The actions of a plan: launch a kernel whose arguments are set, write host data into a
 # buffer, copy bytes between buffers, repeat an index check on a buffer viewed as ``ref``,
-# call host code (a collective) on views ``refs`` (trace.Ref) of buffers ``slots``.
+# call host code (a collective) on views ``refs`` (trace.Ref) of buffers ``slots``. A check
+# hoisted before the actions on a tensor made before the call that the call never writes
+# (the labels a loss reads) keeps a weak reference to its Storage (``storage``): checks are
+# remembered per storage version, so that unchanged labels are read back once, not at
+# every call.
 Enqueue = namedtuple("Enqueue", "kernel name gsize lsize")
 Upload = namedtuple("Upload", "dst host offset")
 Transfer = namedtuple("Transfer", "src dst nbytes src_off dst_off")
-Recheck = namedtuple("Recheck", "index ref check")
+Recheck = namedtuple("Recheck", "index ref check storage", defaults=(None,))
 HostCall = namedtuple("HostCall", "name fn slots refs pending", defaults=(None,))
 # the wait of asynchronous host call number ``pending`` (its handle's wait())
 HostWait = namedtuple("HostWait", "pending")
@@ -42,6 +46,11 @@ HostWait = namedtuple("HostWait", "pending")
 # at ``position`` of what it returns, as numpy type ``type``).
 BufArg = namedtuple("BufArg", "kernel index kind slot")
 ScalarArg = namedtuple("ScalarArg", "kernel index refresher position type")
+
+
+# pyopencl's Kernel.set_arg tries a scalar as each kind of OpenCL object before reading its
+# bytes (about 5 us); the method its generated launchers use takes the bytes at once.
+set_scalar = getattr(cl.Kernel, "_set_arg_buf", cl.Kernel.set_arg)
 
 
 class _BufStorage:
@@ -77,6 +86,7 @@ class Plan:
     n_internal: int = 0  # scratch values of the trace
     n_physical: int = 0  # buffers they share by liveness
     pinned: list | None = None
+    bumps: tuple = ()  # weak references to the Storages made before the call it writes
 
     def run(self, inputs: list, eager=None):
         """Enqueue the plan for these argument tensors; returns (flat results, None) or
@@ -85,8 +95,13 @@ class Plan:
         in_bufs = [t._storage.buf for t in inputs]
         for chk in self.pre_checks:
             r = chk.ref
-            t = Tensor._on(inputs[chk.index.x]._storage, r.shape, r.stride, r.offset, r.dtype,
-                           r.device)
+            if chk.index.kind == "in":
+                st = inputs[chk.index.x]._storage
+            else:
+                st = chk.storage()
+                if st is None or st.buf is not chk.index.x:  # the tensor is gone, not its buffer
+                    st = _BufStorage(chk.index.x, self.dev)
+            t = Tensor._on(st, r.shape, r.stride, r.offset, r.dtype, r.device)
             if not chk.check(t):
                 return None, "index tensor differs from the traced one"
         for w, src in self.grads:
@@ -97,8 +112,12 @@ class Plan:
             k.set_arg(i, in_bufs[x] if kind == "in" else esc[x].buf)
         vals = [r() for r in self.refreshers]
         for k, i, rid, pos, npt in self.dyn_scalars:
-            k.set_arg(i, npt(vals[rid][pos]))
+            set_scalar(k, i, npt(vals[rid][pos]))
         self._act(in_bufs, esc)
+        for w in self.bumps:  # the writes counted as the traced call's were
+            st = w()
+            if st is not None:
+                st.version += 1
         outs = [_tensor(o, inputs, esc) for o in self.outputs]
         for w, src in self.grads:
             leaf = w()
@@ -118,6 +137,7 @@ class Plan:
                     runtime.enqueue(dev, act.kernel, act.name, act.gsize, act.lsize)
                 elif type(act) is Upload:
                     dst = _buf(act.dst, in_bufs, esc)
+                    runtime.flush(dev)  # a blocking copy: what is held back runs first
                     runtime.guarded(dev, "uploading host data in a compiled call",
                                     lambda: cl.enqueue_copy(dev.queue, dst, act.host,
                                                             dst_offset=act.offset))
@@ -132,6 +152,7 @@ class Plan:
                     # in program order on the queue: the host code waits for the kernels before
                     # it (a map or a read), and the kernels enqueued after it see what it wrote
                     # (an asynchronous one once its HostWait has run)
+                    runtime.flush(dev)
                     handle = act.fn(*[Tensor._on(_BufStorage(_buf(s, in_bufs, esc), dev),
                                                  r.shape, r.stride, r.offset, r.dtype, r.device)
                                       for s, r in zip(act.slots, act.refs)])
@@ -148,6 +169,7 @@ class Plan:
                             "compiled call: an index tensor computed inside the function no "
                             "longer matches the traced one (distinct values); call the function "
                             "eagerly")
+            runtime.flush(dev)  # the call's launches go to the device together
         except BaseException:
             for handle in pending.values():
                 try:

@@ -51,8 +51,10 @@ class Unreplayable(Exception):
 # (sizes as tuples, arguments as a list; ``refresh`` recomputes scalar arguments at each
 # replay, as runtime.launch says, or is None); a runtime.Write (the host data copied); a
 # runtime.Copy; an IndexCheck of an index tensor viewed as ``ref`` (``check(tensor)`` is
-# False when a new index breaks what the trace assumed); a HostCallRecord.
-IndexCheck = namedtuple("IndexCheck", "ref check")
+# False when a new index breaks what the trace assumed; ``storage``: a weak reference to its
+# Storage, whose version tells a replay whether a tensor made before the call changed); a
+# HostCallRecord.
+IndexCheck = namedtuple("IndexCheck", "ref check storage")
 # A runtime.HostStep: ``fn`` called on views ``refs`` (reads and writes: their buffers).
 HostCallRecord = namedtuple("HostCallRecord", "name fn refs reads writes asynchronous")
 
@@ -99,6 +101,7 @@ class Capture(registry.Interpreter):
         self.depth = 0
         self.stopped = False
         self.created: dict = {}  # buffer -> (weakref to its Storage, nbytes, DeviceInfo)
+        self.bumped: dict = {}  # buffer -> weakref to a Storage made before, written in place
         self.host_read: str | None = None
         self.checking = 0
         self.grads: dict = {}
@@ -155,6 +158,11 @@ class Capture(registry.Interpreter):
         if handler is not None:
             handler(self, event)
 
+    def _bump(self, ev):
+        st = ev.storage
+        if st.buf not in self.created:
+            self.bumped[st.buf] = weakref.ref(st)
+
     def _alloc(self, ev):
         st = ev.storage
         self.created[st.buf] = (weakref.ref(st), st.nbytes, st.dev)
@@ -207,7 +215,8 @@ class Capture(registry.Interpreter):
 
     def _index_check(self, ev):
         i = self._current(lambda: Event("index_check", [ev.index._storage.buf]))
-        self.actions.append(("index", i, IndexCheck(ref_of(ev.index), ev.check)))
+        self.actions.append(("index", i, IndexCheck(ref_of(ev.index), ev.check,
+                                                         weakref.ref(ev.index._storage))))
 
     def _function_node(self, ev):
         """A custom autograd.Function applied in the call: its node is the call's own."""
@@ -235,6 +244,7 @@ _HANDLERS = {
     runtime.Write: Capture._write,
     runtime.Copy: Capture._copy,
     runtime.Read: Capture._read,
+    runtime.Bump: Capture._bump,
     runtime.HostStep: Capture._host_step,
     runtime.HostState: Capture._host_state,
     registry.IndexRead: Capture._index_read,

@@ -166,7 +166,7 @@ def _contiguous(t: Tensor) -> Tensor:
 def _stored(t: Tensor, tmp: Tensor) -> None:
     """A collective wrote ``tmp`` (``t`` or its contiguous copy): count the in-place write,
     copy a contiguous copy's values into ``t``."""
-    tmp._storage.version += 1
+    runtime.bump(tmp._storage)
     if tmp is not t:
         with no_grad():
             t.copy_(tmp)

@@ -19,6 +19,8 @@ import sys
 import numpy as np
 import pyopencl as cl
 
+from .. import runtime
+
 CHUNK_BYTES = 4 << 20  # a staged transfer's unit: MPI reduces one while the next is copied
 
 
@@ -56,6 +58,7 @@ class _Staging:
     def __init__(self, dev, nbytes: int):
         self.buf = cl.Buffer(dev.context, cl.mem_flags.READ_WRITE | cl.mem_flags.ALLOC_HOST_PTR,
                              nbytes)
+        runtime.flush(dev)  # the map blocks
         self.host, _ = cl.enqueue_map_buffer(dev.queue, self.buf, cl.map_flags.READ |
                                              cl.map_flags.WRITE, 0, (nbytes,), np.uint8)
         self.last = None  # the last copy back to the device that reads it
@@ -69,7 +72,7 @@ def _take(dev, nbytes: int) -> _Staging:
     free = _pool.get((dev.index, size))
     st = free.pop() if free else _Staging(dev, size)
     if st.last is not None:  # its previous contents may still be on the way to a device
-        st.last.wait()
+        runtime.wait(dev, st.last)
         st.last = None
     return st
 
@@ -102,6 +105,7 @@ class HostView:
             arr, ev = cl.enqueue_map_buffer(dev.queue, self.buf, flags, off, (n,), np_dtype,
                                             is_blocking=False)
             self.array, self.events, self.bounds = arr, [ev], [(0, n)]
+            runtime.flush(dev)  # MPI waits for the map: it goes to the device now
             return
         self.staging = _take(dev, max(self.nbytes, 1))
         self.array = self.staging.host[:self.nbytes].view(np_dtype)
@@ -113,6 +117,7 @@ class HostView:
             self.events = [cl.enqueue_copy(dev.queue, self.array[a:b], self.buf,
                                            src_offset=off + a * it, is_blocking=False)
                            for a, b in self.bounds]
+            runtime.flush(dev)
 
     @property
     def chunks(self) -> int:

@@ -176,7 +176,7 @@ def update(name: str, fn: Callable, tensors: dict, hypers: dict, options: dict |
     if n == 0:
         return
     for k in prog.written:
-        tensors[k]._storage.version += 1
+        runtime.bump(tensors[k]._storage)
     item = _Item(name, prog, tensors, hypers, refresh, n)
     pending = getattr(_collect, "items", None)
     if pending is not None and not now and not runtime.observers:

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import pyopencl as cl
 
-from .. import codegen, tune
+from .. import codegen, runtime, tune
 from .. import dtypes as dt
 from .registry import public
 
@@ -162,6 +162,7 @@ def setup(info, cls: str) -> _Problem:
 
 def launcher(info, cls: str, p: dict, pr: _Problem):
     k, _ = kernel(info, pr.d, p) if "WARPS_M" not in p else mma_kernel(info, p, pr.d)
+    runtime.flush(info)
     cl.enqueue_copy(info.queue, pr.c, pr.c_host)
     args = codegen.pack(k, pr.values)
     gsize, lsize = geometry(p, pr.M, pr.N, 1)
@@ -175,6 +176,7 @@ def launcher(info, cls: str, p: dict, pr: _Problem):
 
 def check(info, pr: _Problem) -> bool:
     out = np.empty_like(pr.c_host)
+    runtime.flush(info)
     cl.enqueue_copy(info.queue, out, pr.c)
     body = dt.from_storage(out[_GUARD:_GUARD + pr.M * pr.N], pr.d).reshape(pr.M, pr.N)
     body = body.astype(np.float64)
@@ -249,7 +251,7 @@ def _probe(info, d: dt.dtype) -> bool:
         pr = mma_setup(info, cls)
         go = launcher(info, cls, mma_candidates(info, cls)[0], pr)
         go()
-        info.queue.finish()
+        runtime.finish(info)
         return check(info, pr)
     except Exception:  # noqa: BLE001  no such instruction, or a driver without inline PTX
         return False

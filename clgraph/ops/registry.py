@@ -160,7 +160,7 @@ class _Eager(Interpreter):
                 raise
             raise _naming(e, op, args) from None
         if out is not None:
-            out._storage.version += 1
+            runtime.bump(out._storage)
         return res
 
 

@@ -28,7 +28,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .. import diskcache
+from .. import diskcache, runtime
 from ..device import DeviceInfo, all_devices, cache_root, default_device, device
 
 _FILE = "tuning.json"
@@ -179,7 +179,7 @@ def _trial(fam, info, cls, cand, problem) -> tuple[float | None, str | None]:
     try:
         go = fam.launcher(info, cls, cand, problem)
         go()
-        info.queue.finish()
+        runtime.finish(info)
     except Exception as e:  # noqa: BLE001  a candidate that fails to build or launch
         return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     if not fam.check(info, problem):
@@ -188,7 +188,7 @@ def _trial(fam, info, cls, cand, problem) -> tuple[float | None, str | None]:
     start = time.perf_counter()
     while reps < 3 or (elapsed < 0.02 and reps < 50):
         go()
-        info.queue.finish()
+        runtime.finish(info)
         reps += 1
         elapsed = time.perf_counter() - start
     return elapsed / reps, None

@@ -271,7 +271,7 @@ class DistributedDataParallel(Module):
                     else:
                         with no_grad():
                             g.copy_(avg)
-                    g._storage.version += 1
+                    runtime.bump(g._storage)
         self._reset()
 
     def _reset(self) -> None:

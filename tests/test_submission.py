@@ -1,0 +1,129 @@
+"""Launches held back on CPU devices (runtime.Gate): short kernels reach the device together,
+and whatever waits for the device, through clgraph or around it, still gets their results."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import clgraph as cg
+from clgraph import runtime
+
+
+@pytest.fixture(autouse=True)
+def _slow_watchdog(monkeypatch):
+    """The watchdog lets held launches go after 0.2 s here (1 ms by default), so that a test
+    sees them held however slowly the machine runs."""
+    monkeypatch.setattr(runtime, "GATE_SECONDS", 0.2)
+
+
+def _gate():
+    g = cg.ones(1)._storage.dev.gate
+    if g is None:
+        pytest.skip("launches are not held back on this device")
+    return g
+
+
+def _short_ops(x, n):
+    """``n`` tiny in-place adds: after a few runs their kernel is known to be short."""
+    for _ in range(n):
+        x.add_(1.0)
+
+
+def _held(size: int, k: int):
+    """(gate, x): zeros(size) plus 20 adds that ran, then ``k`` adds held back."""
+    g = _gate()
+    x = cg.zeros(size)
+    _short_ops(x, 20)
+    cg.accelerator.synchronize()
+    _short_ops(x, k)
+    assert g.event is not None and g.held >= 1  # held back, not on the device yet
+    return g, x
+
+
+def test_short_launches_are_held_and_reads_see_them():
+    g, x = _held(4, 5)
+    np.testing.assert_array_equal(x.numpy(), np.full(4, 25.0, np.float32))
+    assert g.event is None  # the read let them go first
+
+
+def test_long_kernels_are_not_held():
+    g = _gate()
+    a = cg.randn(512, 512)
+    for _ in range(6):
+        b = a @ a
+    cg.accelerator.synchronize()
+    b = a @ a
+    assert g.event is None
+    np.testing.assert_allclose(b.numpy(), a.numpy() @ a.numpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_a_wait_around_clgraph_ends():
+    """Waiting on the raw queue skips the gate's release: the watchdog lets the held launches
+    go (within 0.2 to 0.4 s here)."""
+    _, x = _held(4, 3)
+    start = time.perf_counter()
+    x._storage.dev.queue.finish()
+    assert time.perf_counter() - start < 5.0
+    assert x.numpy()[0] == 23.0
+
+
+def test_another_thread_reads_what_this_one_holds():
+    _, x = _held(8, 4)
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(x.numpy().copy()))
+    t.start()
+    t.join(10)
+    assert not t.is_alive()
+    np.testing.assert_array_equal(seen[0], np.full(8, 24.0, np.float32))
+
+
+def test_profile_times_held_launches():
+    _gate()
+    x = cg.zeros(4)
+    _short_ops(x, 20)
+    cg.accelerator.synchronize()
+    with cg.profile() as p:
+        _short_ops(x, 3)
+    assert p.launches == 3 and p.device_time > 0
+
+
+def test_compiled_replays_are_held_and_complete():
+    _gate()
+    w = cg.zeros(4)
+    step = cg.compile(lambda: w.add_(1.0).mul_(1.0))
+    for _ in range(30):
+        step()
+    assert w.numpy()[0] == 30.0
+
+
+def test_defer_zero_turns_it_off():
+    code = ("import clgraph as cg; x = cg.ones(2); x + 1; "
+            "print(x._storage.dev.gate is None)")
+    env = {**os.environ, "CLGRAPH_DEFER": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
+
+
+def test_exit_with_launches_held():
+    """A process that ends with launches held back exits (nothing waits for them forever),
+    and what it saved before is complete."""
+    code = ("import clgraph as cg\n"
+            "x = cg.zeros(4)\n"
+            "for _ in range(40): x.add_(1.0)\n"
+            "cg.accelerator.synchronize()\n"
+            "for _ in range(5): x.add_(1.0)\n"
+            "print(float(x.sum()))\n"
+            "for _ in range(5): x.add_(1.0)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "180.0"
