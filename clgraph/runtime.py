@@ -362,7 +362,7 @@ class profile:
 # when DEFER_LAUNCHES wait, and otherwise about GATE_SECONDS after the gate closed, released
 # by a watchdog thread (the thread that enqueues then pays nothing for it), so that work held
 # back never waits for long, whatever waits for it.
-# Whether a kernel is brief is measured, per kernel and number of work-items: from its second
+# Whether a kernel is brief is measured, per kernel and global size: from its second
 # launch on (the first may include PoCL's build) it runs at once with its device time read,
 # until one run takes less than SHORT_SECONDS (held from then on) or LONG_RUNS did not (never
 # held). Longer kernels gain nothing from it (the host is not what waits) and go to the
@@ -386,17 +386,14 @@ class Gate:
         self.held = 0
         self.since = 0.0
         self.lock = threading.Lock()
-        # (kernel, work-items) -> _SHORT, or how many of its runs were measured long
+        # (kernel, global size) -> _SHORT, or how many of its runs were measured long
         self.kinds: dict = {}
         self.probes: list = []  # [(key, event)]: launches whose device time is to be read
 
     def hold(self, kernel, gsize):
         """Before a launch: hold it back, or let what is held go before it. Returns the key
         of a launch whose device time is to be measured (``probe``), else None."""
-        items = 1
-        for g in gsize:
-            items *= g
-        key = (kernel, items)
+        key = (kernel, gsize if type(gsize) is tuple else tuple(gsize))
         kind = self.kinds.get(key)
         if self.probes:
             self._read_probe()
