@@ -38,6 +38,9 @@
                 (h, w). rows = N*C*OH: work-item oh owns the input rows from oh*SH - PH to
                 the next one's start (see stripe()), zeroes them and visits, in order, the
                 windows that meet them.
+     max_pool2x2, max_pool2x2_backward
+                the same for 2x2 windows at stride 2 over float rows of unit stride, 8
+                outputs per work-item with vector loads (see above them).
      avg_pool2d (IMG(x), GEOM, include_pad, divisor, rows, y): y = window sum / divisor,
                 the divisor being divisor (when > 0), else the window clipped to the padded
                 image (include_pad) or to the image, as PyTorch's. DH = DW = 1.
@@ -319,6 +322,123 @@ __kernel void max_pool2d_backward(IMG(g), IMG(x), GEOM, const long rows, __globa
         STORE(out, a, LOAD(out, a) + LOAD(g, gbase + o * gsh + ow * gsw));
     }
   }
+}
+
+/* 2x2 windows, stride 2, no padding or dilation, float, rows read with unit stride (the
+   pooling of nearly every CNN): a work-item takes 8 outputs of one output row, reading 16
+   floats of each of the two input rows as vectors; taps in the order (0,0) (0,1) (1,0)
+   (1,1), a tap taking over when it is greater or NaN, as window_argmax (the first maximum,
+   or the last NaN). Shares the IMG layout (the backward's gradient may have any strides);
+   (C, H, W, OH, OW) with OH = H/2, OW = W/2; rows = N*C*OH, global = rows * ceil(OW/8). */
+#define POOL_TAKE(m, k, t, tap)                \
+  {                                            \
+    const int8 take_ = (t > m) | (t != t);     \
+    m = select(m, t, take_);                   \
+    k = select(k, (int8)(tap), take_);         \
+  }
+
+inline int pool_take1(float *m, const float t) { return t > *m || t != t; }
+
+__kernel void max_pool2x2(IMG(x), const int C, const int H, const int W, const int OH,
+                          const int OW, const long rows, __global float *y,
+                          __global long *idx, const int want_idx) {
+  const int QW = (OW + 7) / 8;
+  const long gid = get_global_id(0);
+  if (gid >= rows * QW) return;
+  const long r = gid / QW;
+  const int ow0 = (int)(gid % QW) * 8;
+  const int oh = r % OH;
+  const long nc = r / OH;
+  __global const float *r0 = x + xoff + (nc / C) * xsn + (nc % C) * xsc + 2 * oh * xsh;
+  __global const float *r1 = r0 + xsh;
+  const long ob = r * OW + ow0;
+  if (ow0 + 8 <= OW) {
+    const float16 a0 = vload16(0, r0 + 2 * ow0), a1 = vload16(0, r1 + 2 * ow0);
+    float8 m = a0.even;
+    int8 k = (int8)(0);
+    const float8 t1 = a0.odd, t2 = a1.even, t3 = a1.odd;
+    POOL_TAKE(m, k, t1, 1)
+    POOL_TAKE(m, k, t2, 2)
+    POOL_TAKE(m, k, t3, 3)
+    vstore8(m, 0, y + ob);
+    if (want_idx) {
+      const int8 col = 2 * ow0 + (int8)(0, 2, 4, 6, 8, 10, 12, 14) + (k & 1);
+      vstore8(convert_long8((2 * oh + (k >> 1)) * W + col), 0, idx + ob);
+    }
+    return;
+  }
+  for (int ow = ow0; ow < OW; ++ow) {
+    float m = r0[2 * ow];
+    int k = 0;
+    if (pool_take1(&m, r0[2 * ow + 1])) { m = r0[2 * ow + 1]; k = 1; }
+    if (pool_take1(&m, r1[2 * ow])) { m = r1[2 * ow]; k = 2; }
+    if (pool_take1(&m, r1[2 * ow + 1])) { m = r1[2 * ow + 1]; k = 3; }
+    y[r * OW + ow] = m;
+    if (want_idx) idx[r * OW + ow] = (long)(2 * oh + (k >> 1)) * W + 2 * ow + (k & 1);
+  }
+}
+
+/* max_pool2x2's adjoint: each output's gradient goes to its window's argmax (recomputed
+   from x), the window's other taps get 0; gx is a fresh contiguous (N, C, H, W). The last
+   column of an odd W and the last row of an odd H belong to no window: the work-items at
+   the row's end and at the last output row zero them. */
+__kernel void max_pool2x2_backward(IMG(g), IMG(x), const int C, const int H, const int W,
+                                   const int OH, const int OW, const long rows,
+                                   __global float *gx) {
+  const int QW = (OW + 7) / 8;
+  const long gid = get_global_id(0);
+  if (gid >= rows * QW) return;
+  const long r = gid / QW;
+  const int ow0 = (int)(gid % QW) * 8;
+  const int oh = r % OH;
+  const long nc = r / OH;
+  __global const float *r0 = x + xoff + (nc / C) * xsn + (nc % C) * xsc + 2 * oh * xsh;
+  __global const float *r1 = r0 + xsh;
+  __global const float *gr = g + goff + (nc / C) * gsn + (nc % C) * gsc + oh * gsh;
+  __global float *o0 = gx + nc * H * W + 2 * oh * W;
+  __global float *o1 = o0 + W;
+  const int ow1 = ow0 + 8 <= OW ? ow0 + 8 : OW;
+  if (ow0 + 8 <= OW) {
+    const float16 a0 = vload16(0, r0 + 2 * ow0), a1 = vload16(0, r1 + 2 * ow0);
+    float8 m = a0.even;
+    int8 k = (int8)(0);
+    const float8 t1 = a0.odd, t2 = a1.even, t3 = a1.odd;
+    POOL_TAKE(m, k, t1, 1)
+    POOL_TAKE(m, k, t2, 2)
+    POOL_TAKE(m, k, t3, 3)
+    const float8 z = (float8)(0.0f);
+    const float8 gv = gsw == 1 ? vload8(0, gr + ow0) : (float8)(
+        gr[ow0 * gsw], gr[(ow0 + 1) * gsw], gr[(ow0 + 2) * gsw], gr[(ow0 + 3) * gsw],
+        gr[(ow0 + 4) * gsw], gr[(ow0 + 5) * gsw], gr[(ow0 + 6) * gsw], gr[(ow0 + 7) * gsw]);
+    float16 b0, b1;
+    b0.even = select(z, gv, k == 0);
+    b0.odd = select(z, gv, k == 1);
+    b1.even = select(z, gv, k == 2);
+    b1.odd = select(z, gv, k == 3);
+    vstore16(b0, 0, o0 + 2 * ow0);
+    vstore16(b1, 0, o1 + 2 * ow0);
+  } else {
+    for (int ow = ow0; ow < OW; ++ow) {
+      float m = r0[2 * ow];
+      int k = 0;
+      if (pool_take1(&m, r0[2 * ow + 1])) { m = r0[2 * ow + 1]; k = 1; }
+      if (pool_take1(&m, r1[2 * ow])) { m = r1[2 * ow]; k = 2; }
+      if (pool_take1(&m, r1[2 * ow + 1])) { m = r1[2 * ow + 1]; k = 3; }
+      const float gv = gr[ow * gsw];
+      o0[2 * ow] = k == 0 ? gv : 0.0f;
+      o0[2 * ow + 1] = k == 1 ? gv : 0.0f;
+      o1[2 * ow] = k == 2 ? gv : 0.0f;
+      o1[2 * ow + 1] = k == 3 ? gv : 0.0f;
+    }
+  }
+  const int c1 = ow1 == OW ? W : 2 * ow1;  /* the row's end takes the uncovered columns */
+  for (int c = 2 * OW > 2 * ow0 ? 2 * OW : 2 * ow0; c < c1; ++c) {
+    o0[c] = 0.0f;
+    o1[c] = 0.0f;
+  }
+  if (oh == OH - 1)
+    for (int h = 2 * OH; h < H; ++h)
+      for (int c = 2 * ow0; c < c1; ++c) gx[nc * H * W + h * W + c] = 0.0f;
 }
 
 /* avg_pool2d's divisor for the window at (oh, ow); PyTorch's rule */

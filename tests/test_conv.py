@@ -294,6 +294,40 @@ def test_max_pool2d_ties_nan_inf_unbatched_and_views():
                                                     (0, 0))[0])
 
 
+@pytest.mark.parametrize("hw", [(2, 2), (4, 16), (5, 17), (9, 35), (28, 28), (3, 50)])
+def test_max_pool2x2_vector_kernels(hw):
+    """2x2 windows at stride 2 over float32 (conv.cl's max_pool2x2 kernels: 8 outputs per
+    work-item, scalar tails, odd sizes whose last row or column no window covers), with
+    ties, NaNs and infinities, on a channel slice of a larger tensor, and the gradient
+    (contiguous and broadcast) to each window's argmax."""
+    base = arr(2, 5, *hw, seed=4).astype(np.float32)
+    base[:, :, ::3, 1::4] = base[:, :, ::3, ::4][..., :base[:, :, ::3, 1::4].shape[-1]]
+    base[0, 1, 0, :3] = np.nan
+    base[1, 2, -1, -2:] = np.nan
+    base[1, 3, :2, :4] = -np.inf
+    xs = base[:, 1:4]
+    x = T(base)[:, 1:4].requires_grad_()
+    y, idx = conv.max_pool2d(x, 2, return_indices=True)
+    ey, eidx = ref_max_pool(xs, (2, 2), (2, 2), (0, 0))
+    np.testing.assert_array_equal(y.detach().numpy(), ey.astype(np.float32))
+    np.testing.assert_array_equal(idx.numpy(), eidx)
+    g = arr(*ey.shape, seed=5).astype(np.float32)
+    expected = np.zeros_like(xs)
+    flat = expected.reshape(2, 3, -1)
+    for n in range(2):
+        for c in range(3):
+            np.add.at(flat[n, c], eidx[n, c].ravel(), g[n, c].ravel())
+    (y * T(g)).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
+    x.grad = None
+    conv.max_pool2d(x, 2).sum().backward()  # a broadcast (stride 0) gradient
+    ones = np.zeros_like(xs).reshape(2, 3, -1)
+    for n in range(2):
+        for c in range(3):
+            np.add.at(ones[n, c], eidx[n, c].ravel(), 1.0)
+    np.testing.assert_array_equal(x.grad.numpy(), ones.reshape(xs.shape))
+
+
 @pytest.mark.parametrize("k,s,p,ceil,include,div,hw", [
     ((2, 2), (2, 2), (0, 0), False, True, None, (8, 8)),
     ((3, 3), (2, 2), (1, 1), False, True, None, (7, 8)),

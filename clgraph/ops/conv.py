@@ -34,7 +34,8 @@ from .registry import OpDef, apply, public, register
 
 def _launch(name, d: dt.dtype, out, rows: int, values: dict) -> None:
     """Run kernel ``name`` of kernels/conv.cl for dtype d, one work-item per row, with its
-    arguments by parameter name (``rows`` added)."""
+    arguments by parameter name (``rows`` added unless given: the 2x2 pooling kernels take
+    several work-items per row)."""
     if rows == 0:
         return
     info = out.device.info
@@ -45,7 +46,7 @@ def _launch(name, d: dt.dtype, out, rows: int, values: dict) -> None:
     kern = codegen.template_kernel(info, "conv.cl", name, defines)
     L = codegen.local_size(info)
     registry.launch(info, kern, name, (-(-rows // L) * L,), (L,),
-                    codegen.pack(kern, {**values, "rows": rows}))
+                    codegen.pack(kern, {"rows": rows, **values}))
 
 
 def _img(name: str, t) -> dict:
@@ -359,11 +360,24 @@ def _run_max_pool(op, args, attrs, out=None):
     idx = registry.Tensor._empty((N, C, OH, OW), dt.int64, x.device) \
         if attrs["return_indices"] else None
     rows = N * C * OH
-    _launch("max_pool2d", x.dtype, y, rows,
-            {**_img("x", x), **_geom(C, H, W, ks, st, pad, dil, OH, OW), "y": y._storage.buf,
-             "idx": (idx if idx is not None else y)._storage.buf,
-             "want_idx": int(idx is not None)})
+    values = {**_img("x", x), "y": y._storage.buf, "want_idx": int(idx is not None),
+              "idx": (idx if idx is not None else y)._storage.buf}
+    if _pool2x2(attrs, x, OH, OW):
+        _launch("max_pool2x2", x.dtype, y, rows * -(-OW // 8),
+                {**values, "C": C, "H": H, "W": W, "OH": OH, "OW": OW, "rows": rows})
+    else:
+        _launch("max_pool2d", x.dtype, y, rows,
+                {**values, **_geom(C, H, W, ks, st, pad, dil, OH, OW)})
     return y if idx is None else (y, idx)
+
+
+def _pool2x2(attrs, x, OH, OW) -> bool:
+    """Whether conv.cl's max_pool2x2 kernels apply: 2x2 windows at stride 2 without padding
+    or dilation over float32 rows read with unit stride."""
+    return (attrs["kernel_size"] == (2, 2) and attrs["stride"] == (2, 2)
+            and attrs["padding"] == (0, 0) and attrs["dilation"] == (1, 1)
+            and x.dtype is dt.float32 and x._stride[3] == 1 and OH >= 1 and OW >= 1
+            and OH == x._shape[2] // 2 and OW == x._shape[3] // 2)
 
 
 def _run_max_pool_backward(op, args, attrs, out=None):
@@ -373,9 +387,13 @@ def _run_max_pool_backward(op, args, attrs, out=None):
     OH, OW = _check_grad_size(g, _pool_size(x, ks, st, pad, dil, attrs["ceil_mode"]))
     gx = _empty(x._shape, g)
     rows = N * C * OH
-    _launch("max_pool2d_backward", g.dtype, gx, rows,
-            {**_img("g", g), **_img("x", x), **_geom(C, H, W, ks, st, pad, dil, OH, OW),
-             "gx": gx._storage.buf})
+    values = {**_img("g", g), **_img("x", x), "gx": gx._storage.buf}
+    if _pool2x2(attrs, x, OH, OW) and g.dtype is dt.float32:
+        _launch("max_pool2x2_backward", g.dtype, gx, rows * -(-OW // 8),
+                {**values, "C": C, "H": H, "W": W, "OH": OH, "OW": OW, "rows": rows})
+    else:
+        _launch("max_pool2d_backward", g.dtype, gx, rows,
+                {**values, **_geom(C, H, W, ks, st, pad, dil, OH, OW)})
     return gx
 
 
