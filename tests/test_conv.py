@@ -166,6 +166,21 @@ def test_conv2d_unbatched_batch1_and_views():
     assert cg.conv2d is conv.conv2d
 
 
+def test_conv2d_bias_in_the_product_kernel():
+    """On a CPU device a float32 convolution with a bias is one linear product (the bias
+    added as it is stored) and the layout change: no separate add; values and gradients as
+    the reference's."""
+    x, w, b = arr(3, 4, 9, 8), arr(6, 4, 3, 3), arr(6)
+    xt, wt, bt = (T(a.astype(np.float32)).requires_grad_() for a in (x, w, b))
+    with cg.profile() as prof:
+        y = conv.conv2d(xt, wt, bt, padding=1)
+    if xt.device.info.is_cpu:
+        assert [f for f in prof.functions if "add" in f] == []
+    close(y, ref_conv2d(x, w, b, pads=((1, 1), (1, 1))), np.float32)
+    y.sum().backward()
+    close(bt.grad, np.full(6, 3 * 9 * 8.0), np.float32)
+
+
 def test_conv2d_empty_and_zero_channels():
     w = arr(4, 3, 3, 3)
     assert conv.conv2d(T(arr(0, 3, 5, 5)), T(w)).shape == (0, 4, 3, 3)

@@ -24,7 +24,7 @@ from .. import dtypes as dt
 from . import gemm, registry
 from .elementwise import _pyname
 from .index import gather
-from .linalg import matmul
+from .linalg import fused_linear, linear, matmul
 from .movement import reshape, squeeze, unsqueeze
 from .registry import OpDef, apply, public, register
 
@@ -752,6 +752,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     # 1.8M floats against 0.4 ms for both transpose_copy calls of this layout).
     rows = apply(IM2COL, x, kernel_size=(kh, kw), dilation=dil, padding=pads, stride=st,
                  transposed=True)  # (N, L, C*kh*kw)
+    if (groups == 1 and bias is not None and N * L * K > 0
+            and fused_linear(rows, reshape(weight, O, K), bias)):
+        # one linear op: the bias is added as the product is stored
+        y = reshape(linear(rows, reshape(weight, O, K), bias), N, 1, L, O)
+        y = apply(TRANSPOSE_COPY, y)  # (N, 1, O, L): NCHW
+        return _unbatch(reshape(y, N, O, OH, OW), unbatched)
     a = reshape(rows, N * L, groups, K).permute(1, 0, 2)  # (groups, N*L, K), a view
     wt = reshape(weight, groups, Og, K).permute(0, 2, 1)  # (groups, K, Og)
     y = matmul(a, wt)  # (groups, N*L, Og)

@@ -73,14 +73,15 @@ def epilogue_widths(ready) -> tuple[int, ...]:
     return (1, int(dict(defines).get("VW", "8"))) if name == "matmul_rb" else (1, 8)
 
 
-def epilogue_kernel(info, ready, source: str, params: tuple):
+def epilogue_kernel(info, ready, source: str, params: tuple, by_column: bool = False):
     """The kernel ``ready`` (its name and defines, from EPILOGUE_READY) storing
-    cg_epi<w>(product, row * N + col, ...) instead of the product: ``source`` defines those
-    functions (one per epilogue_widths(ready)) over ``params``, the kernel arguments they add (C
-    declarations: the kernel's signature gives their types)."""
+    cg_epi<w>(product, row * N + col, ...) (``by_column``: col alone) instead of the
+    product: ``source`` defines those functions (one per epilogue_widths(ready)) over
+    ``params``, the kernel arguments they add (C declarations: the kernel's signature gives
+    their types)."""
     name, defines = ready
     names = "".join(", " + p.split()[-1] for p in params)
-    at = "(long)(row) * N + (col)"
+    at = "(long)(col)" if by_column else "(long)(row) * N + (col)"
     vw = dict(defines).get("VW", "8")
     source += "\n".join(["#define EPI_PARAMS " + "".join(", " + p for p in params),
                           f"#define EPI_V(v, row, col) cg_epi{vw}((v), {at}{names})",
@@ -161,8 +162,9 @@ def _split_product(a, b, s: int):
 
 def _product(a, b, out, epi=None):
     """``out`` (contiguous (batch, M, N), K > 0) = a @ b. ``epi``: (C source, parameter
-    declarations, their values by name) of an epilogue the kernel applies as it stores
-    (the bias of an eager linear layer; float32 only)."""
+    declarations, their values by name, whether it may index by column) of an epilogue the
+    kernel applies as it stores (the bias of an eager linear layer; float32 only): see
+    epilogue_kernel."""
     d, info = out.dtype, out.device.info
     Ba, M, K = a._shape
     Bb, _, N = b._shape
@@ -183,18 +185,19 @@ def _product(a, b, out, epi=None):
         return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi)
     ntg, lm = _packs_a(info, d, a, M, N, batch)
     name, kern = _kernel_for(info, d, ntg, lm)
+    swapped = False
     if b._stride[2] != 1 and N > 1:
         if M == 1:
             # a row times a transposed matrix (x @ W.T for one sample): C^T = B^T A^T has
             # C's memory layout and reads B^T along its contiguous rows
-            M, N = N, M
+            M, N, swapped = N, M, True
             ga, gb = gb[:3] + (gb[4], gb[3]), ga[:3] + (ga[4], ga[3])
         elif name != "matmul_rb" or M > 4 * _tile(info, d)[1] * _LM:
             # many row tiles would each gather B's columns again: one transposed copy
             b = contiguous(b)
             gb = (b._storage.buf, b._offset, b_bs and b._stride[0], b._stride[1], 1)
     gsize, lsize = _geometry(info, name, M, N, batch, d, max(ntg, 1), lm)
-    return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi)
+    return _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi, swapped)
 
 
 def _packs_a(info, d: dt.dtype, a, M: int, N: int, batch: int) -> tuple[int, int]:
@@ -225,14 +228,17 @@ def _packs_a(info, d: dt.dtype, a, M: int, N: int, batch: int) -> tuple[int, int
     return 0, _LM
 
 
-def _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi=None):
+def _launch(info, kern, name, gsize, lsize, ga, gb, out, M, N, K, epi=None, swapped=False):
     """Launch a matmul.cl kernel on operands (buffer, offset, batch, row and column
-    strides) into contiguous ``out``, with epilogue ``epi`` (see _product)."""
+    strides) into contiguous ``out``, with epilogue ``epi`` (see _product; ``swapped``: the
+    kernel computes out's transpose, so that its columns are out's rows)."""
     values = {"C": out._storage.buf, "c_off": out._offset, "M": M, "N": N, "K": K}
     if epi is not None:
-        source, params, extra = epi  # source(the widths the kernel stores)
+        source, params, extra, by_column = epi  # source(the widths the kernel stores, ...)
+        by_column = by_column and not swapped
         ready = EPILOGUE_READY[kern]
-        kern = epilogue_kernel(info, ready, source(epilogue_widths(ready)), params)
+        kern = epilogue_kernel(info, ready, source(epilogue_widths(ready), by_column), params,
+                               by_column)
         values.update(extra)
     for x, (buf, off, bs, rs, cs) in (("a", ga), ("b", gb)):
         values.update({x.upper(): buf, f"{x}_off": off, f"{x}_bs": bs, f"{x}_rs": rs,
@@ -273,14 +279,17 @@ MATMUL = register(OpDef("matmul", "linalg", lambda a, b: np.matmul(a, b), _run_m
 _BIAS_PARAMS = ("__global const float* cg_bias", "const int cg_bn")
 
 
-def _bias_source(widths) -> str:
+def _bias_source(widths, by_column: bool) -> str:
     """cg_epi<w>(v, idx, bias, n): the product's element(s) at idx plus the bias of their
-    column(s) (idx % n: a vector's columns lie in one row)."""
+    column(s): idx is the column (by_column), else the flat index (idx % n: a vector's
+    columns lie in one row; a 64-bit division per store, which made a narrow product's
+    store its slowest part)."""
     params = "".join(", " + p for p in _BIAS_PARAMS)
+    col = "idx" if by_column else "idx % cg_bn"
     src = []
     for w in widths:
         t = "float" if w == 1 else f"float{w}"
-        load = "cg_bias[idx % cg_bn]" if w == 1 else f"vload{w}(0, cg_bias + idx % cg_bn)"
+        load = f"cg_bias[{col}]" if w == 1 else f"vload{w}(0, cg_bias + {col})"
         src.append(f"inline {t} cg_epi{w}(const {t} v, const long idx{params}) "
                    f"{{ return v + {load}; }}")
     return "\n".join(src) + "\n"
@@ -301,7 +310,7 @@ def _run_linear(op, args, attrs, out=None):
         bias = bias.detach().clone()
     res = registry.Tensor._empty((M, N), x.dtype, x.device)
     _product(a, b, res._view((1, M, N), (M * N, N, 1), 0),
-             (_bias_source, _BIAS_PARAMS, {"cg_bias": bias._storage.buf, "cg_bn": N}))
+             (_bias_source, _BIAS_PARAMS, {"cg_bias": bias._storage.buf, "cg_bn": N}, True))
     return res
 
 
