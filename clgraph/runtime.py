@@ -431,9 +431,11 @@ class Gate:
             self.kinds[key] = _SHORT if t < SHORT_SECONDS else self.kinds[key] + 1
 
     def _close(self) -> None:
-        ev = cl.UserEvent(self.dev.context)
-        cl.enqueue_marker(self.dev.queue, wait_for=[ev])
-        with self.lock:
+        with self.lock:  # two threads closing at once would lose one gate's event
+            if self.event is not None:
+                return
+            ev = cl.UserEvent(self.dev.context)
+            cl.enqueue_marker(self.dev.queue, wait_for=[ev])
             self.event, self.since = ev, time.perf_counter()
         _watchdog.wake()
 

@@ -127,3 +127,19 @@ def test_exit_with_launches_held():
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "180.0"
+
+
+def test_threads_launching_together():
+    """Threads launching short kernels on one device at once: every gate one of them closes
+    is released (a lost one would stall the queue for good), and every result is right."""
+    code = ("import threading, clgraph as cg\n"
+            "xs = [cg.zeros(4) for _ in range(4)]\n"
+            "def work(x):\n"
+            "    for _ in range(300): x.add_(1.0)\n"
+            "ts = [threading.Thread(target=work, args=(x,)) for x in xs]\n"
+            "[t.start() for t in ts]; [t.join() for t in ts]\n"
+            "print(sorted(float(x.sum()) for x in xs))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str([1200.0] * 4)
