@@ -157,12 +157,13 @@ class DeviceInfo:
     def _init(self) -> None:
 
         with self._lock:
-            if self._ctx is None:
-                ctx = cl.Context([self.cl_device])
-                self._queue = cl.CommandQueue(
-                    ctx, properties=cl.command_queue_properties.PROFILING_ENABLE
-                )
-                self._ctx = ctx
+            if self._ctx is not None:
+                return  # another thread started the device (and runs the hooks)
+            ctx = cl.Context([self.cl_device])
+            self._queue = cl.CommandQueue(
+                ctx, properties=cl.command_queue_properties.PROFILING_ENABLE
+            )
+            self._ctx = ctx
         for hook in on_start:
             hook(self)
 
