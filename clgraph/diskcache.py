@@ -2,7 +2,8 @@
 renamed into place; program binaries framed with their length and sha256; PoCL's own kernel
 cache (POCL_CACHE_DIR, <cache>/pocl) checked once per process before PoCL starts, because
 PoCL aborts the process on a truncated program.bc or kernel .so. Damaged entries are
-deleted (and so rebuilt) with one RuntimeWarning per process. Imports only the standard
+deleted (and so rebuilt) with one RuntimeWarning per process. PoCL's cache is kept under
+CLGRAPH_CACHE_MAX_MB (least recently used programs go first). Imports only the standard
 library: the device layer calls prepare_pocl_cache() before it lists devices."""
 
 from __future__ import annotations
@@ -202,8 +203,9 @@ def _check_pocl(pocl: Path, drop: bool) -> bool:
     old = _read_manifest(manifest)
     if old is None and not drop:
         return True
-    records, bad = {}, set()
+    records, bad, sizes = {}, set(), {}
     for program, rel, st in _pocl_files(pocl):
+        sizes[program] = sizes.get(program, 0) + st.st_size
         if old is None:  # the manifest itself is damaged: nothing on that disk is trusted
             bad.add(program)
             continue
@@ -239,9 +241,52 @@ def _check_pocl(pocl: Path, drop: bool) -> bool:
             if _MARKER.fullmatch(e.name):
                 unlink(e.path)
         warn_damaged(pocl.parent, len(bad))
+    if drop:
+        records = _evict(pocl, sizes, bad, records)
     if records != old:
         _save_manifest(manifest, pocl, records)
     return ok
+
+
+def cache_limit() -> int:
+    """Bytes PoCL's kernel cache may hold (CLGRAPH_CACHE_MAX_MB, default 1024)."""
+    try:
+        return max(0, int(float(os.environ.get("CLGRAPH_CACHE_MAX_MB", "1024")) * (1 << 20)))
+    except ValueError:
+        return 1 << 30
+
+
+def _evict(pocl: Path, sizes: dict, bad: set, records: dict) -> dict:
+    """At start, when PoCL's programs hold more than cache_limit() bytes: delete the least
+    recently used ones (PoCL touches a program's last_accessed file when it loads it) down
+    to three quarters of it, so that the cache, and the scan of it each process makes, stay
+    bounded. The records left are returned; markers go (they would count rebuilds as disk
+    hits)."""
+    total = sum(v for p, v in sizes.items() if p not in bad)
+    limit = cache_limit()
+    if total <= limit:
+        return records
+    used = []
+    for program, size in sizes.items():
+        if program in bad:
+            continue
+        try:
+            when = os.stat(pocl / program / "last_accessed").st_mtime
+        except OSError:
+            when = 0.0
+        used.append((when, program, size))
+    gone = set()
+    for _, program, size in sorted(used):
+        if total <= limit * 3 // 4:
+            break
+        shutil.rmtree(pocl / program, ignore_errors=True)
+        if not (pocl / program).exists():
+            gone.add(program)
+            total -= size
+    for e in _scandir(pocl.parent):
+        if _MARKER.fullmatch(e.name):
+            unlink(e.path)
+    return {r: v for r, v in records.items() if "/".join(r.split("/")[:2]) not in gone}
 
 
 def _read_manifest(path: Path) -> dict | None:

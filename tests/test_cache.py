@@ -258,3 +258,35 @@ def test_startup_list_with_repeated_programs_does_not_hang(tmp_path):
     assert again.stdout.split("\n")[0] == first.stdout.split("\n")[0]
     assert again.stdout.split("\n")[1] == "True"  # the warm-up thread loaded them
     assert "Traceback" not in again.stderr, again.stderr  # and did not die on the repeat
+
+
+def test_pocl_cache_is_bounded(tmp_path, monkeypatch):
+    """Over CLGRAPH_CACHE_MAX_MB, the least recently used PoCL programs (their last_accessed
+    stamp) go at start, down to three quarters of the limit; the rest, and their records,
+    stay; markers go. A run over a full cache rebuilds what it lost and is right."""
+    pocl = tmp_path / "pocl"
+    sizes, records = {}, {}
+    for i in range(10):
+        prog = pocl / "AB" / f"PROGRAM{i}"
+        prog.mkdir(parents=True)
+        (prog / "program.bc").write_bytes(b"x" * 100_000)
+        (prog / "last_accessed").touch()
+        os.utime(prog / "last_accessed", (1_000_000 + i, 1_000_000 + i))  # 0 the oldest
+        sizes[f"AB/PROGRAM{i}"] = 100_000
+        records[f"AB/PROGRAM{i}/program.bc"] = [100_000, 0, 0, "digest"]
+    (tmp_path / ("0" * 32 + ".pocl")).touch()
+    monkeypatch.setenv("CLGRAPH_CACHE_MAX_MB", str(500_000 / (1 << 20)))  # 5 programs
+    kept = diskcache._evict(pocl, sizes, set(), records)
+    left = sorted(p.name for p in (pocl / "AB").iterdir())
+    assert left == [f"PROGRAM{i}" for i in range(7, 10)]  # 300 kB <= 3/4 of 500 kB
+    assert sorted(kept) == [f"AB/PROGRAM{i}/program.bc" for i in range(7, 10)]
+    assert not list(tmp_path.glob("*.pocl"))
+    monkeypatch.setenv("CLGRAPH_CACHE_MAX_MB", "10")
+    assert diskcache._evict(pocl, {"AB/PROGRAM9": 100_000}, set(), kept) is kept
+
+
+def test_run_with_a_tiny_cache_limit(tmp_path):
+    run(tmp_path)
+    assert list(tmp_path.glob("pocl/*/*"))
+    run(tmp_path, CLGRAPH_CACHE_MAX_MB="0.001")  # everything evicted at start, rebuilt
+    run(tmp_path, CLGRAPH_CACHE_MAX_MB="0.001")
