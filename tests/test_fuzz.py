@@ -159,6 +159,15 @@ def values(draw, shape, dtype, low=-4.0, high=4.0, *, integral=False, nonzero=Fa
     return arr
 
 
+def _no_subnormals(a: np.ndarray) -> np.ndarray:
+    """Values subnormal in ``a``'s float dtype as 0 (a float64 draw of 5e-45 is normal, its
+    float32 cast is not): OpenCL devices may flush them (single precision denormals are
+    optional), and a variance with no degrees of freedom then gives nan for inf."""
+    if a.dtype.kind != "f":
+        return a
+    return np.where(np.abs(a) < np.finfo(a.dtype).tiny, np.zeros_like(a), a)
+
+
 def _values(shape, dtype, low, high, integral, nonzero, wide):
     if dtype == "bool":
         return hnp.arrays(np.bool_, shape)
@@ -173,7 +182,7 @@ def _values(shape, dtype, low, high, integral, nonzero, wide):
         elements = (st.integers(math.ceil(low * 4), math.floor(high * 4)).map(lambda i: i / 4)
                     | st.floats(low, high, allow_subnormal=False))
     arrays = hnp.arrays(np.int64 if KIND[dtype] == 1 else np.float64, shape, elements=elements)
-    arrays = arrays.map(lambda a: a.astype(dtype))
+    arrays = arrays.map(lambda a: _no_subnormals(a.astype(dtype)))
     if nonzero:
         arrays = arrays.map(lambda a: np.where(a == 0, np.ones_like(a), a))
     return arrays
@@ -1331,6 +1340,18 @@ class Program:
             t = fn(m, t, y)
         return (t * m.from_numpy(self.weight.copy())).sum()
 
+    def rounding_at_a_kink(self) -> bool:
+        """Whether a step sees a value that is a rounding residue (0 < |v| < 1e-9; exact
+        values here are zero or a grid's): a kink there (abs, relu, a tie) takes its side
+        from the order of a sum, which two libraries need not share."""
+        t, y = (torch.from_numpy(a.copy()) for a in (self.x, self.y))
+        for _, fn in self.steps:
+            a = np.abs(t.detach().numpy())
+            if ((a > 0) & (a < 1e-9)).any():
+                return True
+            t = fn(torch, t, y)
+        return False
+
     def gradients(self, m=cg):
         """(value, dx, dy) of the program on module m."""
         x, y = (m.from_numpy(a.copy()).requires_grad_() for a in (self.x, self.y))
@@ -1544,6 +1565,7 @@ def test_torch_parity(case):
 def test_torch_gradient_parity(program):
     """Values and gradients of random programs equal PyTorch's, also on grid inputs with
     ties, zeros and clamp's bounds, where PyTorch's conventions decide the gradient."""
+    assume(not program.rounding_at_a_kink())
     expected = program.gradients(torch)
     for got, want, what in zip(program.gradients(), expected, ("value", "d/dx", "d/dy")):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9, err_msg=f"{what} {program}")
