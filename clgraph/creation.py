@@ -72,11 +72,14 @@ def _from_host(arr: np.ndarray, d: dt.dtype, device, storage: bool = False) -> T
     """A tensor of dtype d holding host values ``arr`` (``storage``: arr is already d's
     storage, such as bfloat16 bits)."""
     codegen.check_dtype(device.info, d)
+    given = arr
     if not storage and (arr.dtype != d.np or d is dt.bfloat16):
         with np.errstate(invalid="ignore", over="ignore"):
             arr = dt.to_storage(arr, d)
     t = Tensor._empty(arr.shape, d, device)
-    runtime.write(t._storage, np.ascontiguousarray(arr))
+    arr = np.ascontiguousarray(arr)
+    # an array made here (converted or made contiguous) needs no private copy to upload
+    runtime.write(t._storage, arr, owned=not np.may_share_memory(arr, given))
     return t
 
 

@@ -64,7 +64,7 @@ class Generator:
         state is 5056 bytes of Mersenne Twister, which clgraph does not use)."""
         arr = np.array([self._seed, self._counter], dtype="<u8").view(np.uint8)
         t = Tensor._empty((_STATE_BYTES,), dt.uint8, self.device)
-        runtime.write(t._storage, arr)
+        runtime.write(t._storage, arr, owned=True)
         return t
 
     def set_state(self, new_state) -> "Generator":

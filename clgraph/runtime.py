@@ -568,19 +568,39 @@ def synchronize(dev: DeviceInfo | None = None) -> None:
 # --- host transfers ----------------------------------------------------------------------
 
 
-def write(storage: Storage, host: np.ndarray, byte_offset: int = 0) -> None:
+# Host-to-device copies in flight (pyopencl's NannyEvents, which keep the host array alive and
+# wait for the copy when they die), oldest first. Up to ASYNC_WRITE_BYTES a write enqueues
+# the copy from a private copy of the host data and returns, so that a training loop's batch
+# upload does not wait for the previous step's kernels (on a GPU, a blocking write drains the
+# queue every step); bigger writes block, as they did, rather than hold a second copy.
+_uploads: list = []
+ASYNC_WRITE_BYTES = 16 << 20
+
+
+def write(storage: Storage, host: np.ndarray, byte_offset: int = 0, owned: bool = False) -> None:
+    """Copy ``host`` into the buffer at ``byte_offset``. The caller may change ``host`` as
+    soon as this returns (``owned``: nobody will, so a small write needs no private copy)."""
     if host.nbytes == 0:
         return
     if observers:
         notify(Write(storage.buf, host, byte_offset))
-    host = np.ascontiguousarray(host)
     q, buf = storage.dev.queue, storage.buf
-    flush(storage.dev)
+    blocking = host.nbytes > ASYNC_WRITE_BYTES
+    if blocking:
+        host = np.ascontiguousarray(host)
+        flush(storage.dev)
+    elif not (owned and host.flags.c_contiguous):
+        host = np.array(host, order="C")  # a copy, whatever host's layout
+    while _uploads and _uploads[0].command_execution_status == cl.command_execution_status.COMPLETE:
+        del _uploads[0]
     try:
-        cl.enqueue_copy(q, buf, host, dst_offset=byte_offset, is_blocking=True)
+        ev = cl.enqueue_copy(q, buf, host, dst_offset=byte_offset, is_blocking=blocking)
     except cl.Error as e:
-        _retry(e, storage.dev, f"writing {host.dtype}{list(host.shape)} from the host",
-               lambda: cl.enqueue_copy(q, buf, host, dst_offset=byte_offset, is_blocking=True))
+        ev = _retry(e, storage.dev, f"writing {host.dtype}{list(host.shape)} from the host",
+                    lambda: cl.enqueue_copy(q, buf, host, dst_offset=byte_offset,
+                                            is_blocking=blocking))
+    if not blocking:
+        _uploads.append(ev)
 
 
 def read(storage: Storage, out: np.ndarray, byte_offset: int = 0) -> np.ndarray:

@@ -424,7 +424,7 @@ def _run_to_device(op, args, attrs, out=None):
     t = args[0]
     host = t.detach()._host()
     res = Tensor._empty(t._shape, t.dtype, attrs["device"])
-    runtime.write(res._storage, host)
+    runtime.write(res._storage, host, owned=True)
     return res
 
 

@@ -143,3 +143,29 @@ def test_threads_launching_together():
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str([1200.0] * 4)
+
+
+def test_uploads_return_at_once_with_the_values_given():
+    """A write from the host enqueues its copy and returns (behind held launches too); the
+    array may change right after, each tensor keeps what it was given; bigger writes than
+    runtime.ASYNC_WRITE_BYTES block as before."""
+    buf = np.zeros(1000, np.float32)
+    x = cg.zeros(4)
+    _short_ops(x, 20)
+    made = []
+    for i in range(50):
+        buf[:] = i
+        made.append(cg.tensor(buf))
+        x.add_(1.0)  # held launches between the uploads
+        made.append(cg.tensor(buf[::2]))  # a strided view: copied to a contiguous array
+        made.append(cg.tensor(buf.astype(np.float64), dtype=cg.float32))
+    buf[:] = -1
+    for i in range(50):
+        for t, n in zip(made[3 * i:3 * i + 3], (1000, 500, 1000)):
+            np.testing.assert_array_equal(t.numpy(), np.full(n, i, np.float32))
+    assert x.numpy()[0] == 70.0
+    assert len(runtime._uploads) <= 150
+    big = np.ones(runtime.ASYNC_WRITE_BYTES // 4 + 1, np.float32)
+    t = cg.tensor(big)
+    big[:] = 0
+    assert float(t[-1]) == 1.0
