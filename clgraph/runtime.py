@@ -514,6 +514,7 @@ def finish(dev: DeviceInfo) -> None:
     """Wait until every command enqueued on ``dev`` has run."""
     flush(dev)
     dev.queue.finish()
+    _landed()
 
 
 def wait(dev: DeviceInfo, event) -> None:
@@ -577,6 +578,12 @@ _uploads: list = []
 ASYNC_WRITE_BYTES = 16 << 20
 
 
+def _landed() -> None:
+    """Forget the copies that have landed, oldest first (their host data goes)."""
+    while _uploads and _uploads[0].command_execution_status == cl.command_execution_status.COMPLETE:
+        del _uploads[0]
+
+
 def write(storage: Storage, host: np.ndarray, byte_offset: int = 0, owned: bool = False) -> None:
     """Copy ``host`` into the buffer at ``byte_offset``. The caller may change ``host`` as
     soon as this returns (``owned``: nobody will, so a small write needs no private copy)."""
@@ -591,8 +598,7 @@ def write(storage: Storage, host: np.ndarray, byte_offset: int = 0, owned: bool 
         flush(storage.dev)
     elif not (owned and host.flags.c_contiguous):
         host = np.array(host, order="C")  # a copy, whatever host's layout
-    while _uploads and _uploads[0].command_execution_status == cl.command_execution_status.COMPLETE:
-        del _uploads[0]
+    _landed()
     try:
         ev = cl.enqueue_copy(q, buf, host, dst_offset=byte_offset, is_blocking=blocking)
     except cl.Error as e:
