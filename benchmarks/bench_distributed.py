@@ -10,7 +10,9 @@
   ``gradient_as_bucket_view=True`` and with 4 MB buckets) and compiled
   (``cg.compile`` of the whole step: its replay runs the bucket all-reduces as host steps);
   and one all-reduce of all the gradients at once, which the buckets' overlap with the
-  backward should beat.
+  backward should beat; and where DDP's time goes: its backward up to the last gradient
+  (with the gradients' copies into the buckets) against the plain backward, and the wait
+  for the all-reduces after it.
 
     pip install -e ".[distributed]"
     python benchmarks/bench_distributed.py [--steps N]
@@ -130,6 +132,8 @@ def ddp_part(steps: int) -> dict:
         if k in steps_of:
             entries = list(steps_of[k]._entries.values())
             assert all(e.plan is not None and e.eager is None for e in entries), k
+    if comm.Get_size() > 1:
+        t.update(_phases(model, x, y, comm, steps))
     n = sum(p.numel() for p in model.parameters())
     flat, grads = cg.zeros(n), cg.ones(n)
 
@@ -141,6 +145,46 @@ def ddp_part(steps: int) -> dict:
                        "passes": passes}, cg.accelerator.synchronize, comm.Barrier, steps))
     dist.destroy_process_group()
     return dict(t, params=n)
+
+
+def _phases(model, x, y, comm, steps: int) -> dict:
+    """Where DDP's time goes (gradient_as_bucket_view): the backward up to its last
+    gradient (with the copies into the buckets), the wait for the all-reduces after it, and
+    the plain backward for comparison; medians of ``steps`` steps, every wait explicit."""
+    import statistics
+
+    import clgraph as cg
+    import clgraph.nn as nn
+    from clgraph.nn.parallel import DistributedDataParallel
+
+    sync, marks = cg.accelerator.synchronize, {}
+
+    class Timed(DistributedDataParallel):
+        def _finish(self):
+            sync()
+            marks["grads"] = time.perf_counter()
+            for b in self._bucket_list:
+                b.work.wait()
+            marks["reduced"] = time.perf_counter()
+            super()._finish()
+
+    ddp = Timed(model, gradient_as_bucket_view=True)
+    rows: dict = {"bwd_plain": [], "bwd_ddp": [], "ddp_wait": []}
+    for i in range(steps + 3):
+        for net in (model, ddp):
+            comm.Barrier()
+            loss = nn.functional.cross_entropy(net(x), y)
+            sync()
+            t0 = time.perf_counter()
+            loss.backward()
+            sync()
+            if i >= 3 and net is model:
+                rows["bwd_plain"].append(time.perf_counter() - t0)
+            elif i >= 3:
+                rows["bwd_ddp"].append(marks["grads"] - t0)
+                rows["ddp_wait"].append(marks["reduced"] - marks["grads"])
+            model.zero_grad()
+    return {k: statistics.median(v) for k, v in rows.items()}
 
 
 def _run(n: int, part: str, steps: int, extra_env=None) -> dict:
@@ -196,6 +240,9 @@ def main() -> None:
           f"(+{(two['ddp_compiled'] - two['plain_compiled']) * 1e3:.1f} ms, the all-reduces "
           "as host steps of the replay)")
     print(f"  one all-reduce of all gradients: {two['allreduce_all'] * 1e3:7.1f} ms")
+    print(f"  DDP's backward (gradient_as_bucket_view): to its last gradient "
+          f"{two['bwd_ddp'] * 1e3:.1f} ms (without DDP {two['bwd_plain'] * 1e3:.1f} ms), then "
+          f"waiting for the all-reduces {two['ddp_wait'] * 1e3:.1f} ms")
     print(f"  DDP's two device passes over all gradients (into buckets, back): "
           f"{two['passes'] * 1e3:.1f} ms")
 
