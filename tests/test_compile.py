@@ -415,6 +415,15 @@ def test_replays_count_in_place_writes():
     step()
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         loss.backward()
+    # an argument written in place: the Storage of each call's own argument is counted
+    scale = cg.compile(lambda t: t.mul_(2.0))
+    for _ in range(2):
+        scale(cg.ones(2))
+    a = cg.ones(2, requires_grad=True)
+    b = a * 1.0
+    v0 = b._version
+    scale(b.detach())
+    assert b._version == v0 + 1
 
 
 def test_cache_size_limit():

@@ -66,7 +66,8 @@ def build(cap: Capture, inputs: list, result, dev, saved=(), graph_held=False) -
                 kernel_names=low.kernel_names, sources=low.sources,
                 event_kernel=low.event_kernel, buffers=phys_list, static_bufs=low.static_bufs,
                 const_bufs=list(const_bufs), n_internal=len(first), n_physical=len(phys_list),
-                bumps=tuple(cap.bumped.values()))
+                bumps=tuple(w for b, w in cap.bumped.items() if b not in in_slot),
+                bump_inputs=tuple(sorted({in_slot[b] for b in cap.bumped if b in in_slot})))
     # parameters, optimizer state and constants kept from the trace: the buffer pool
     # must never hand these to another tensor, even after their Storage objects die
     plan.pinned = list(plan.static_bufs)

@@ -87,6 +87,7 @@ class Plan:
     n_physical: int = 0  # buffers they share by liveness
     pinned: list | None = None
     bumps: tuple = ()  # weak references to the Storages made before the call it writes
+    bump_inputs: tuple = ()  # the arguments it writes in place (their Storages are counted)
 
     def run(self, inputs: list, eager=None):
         """Enqueue the plan for these argument tensors; returns (flat results, None) or
@@ -118,6 +119,8 @@ class Plan:
             st = w()
             if st is not None:
                 st.version += 1
+        for i in self.bump_inputs:
+            inputs[i]._storage.version += 1
         outs = [_tensor(o, inputs, esc) for o in self.outputs]
         for w, src in self.grads:
             leaf = w()
