@@ -100,7 +100,7 @@ class Storage:
         self.dev = dev
         self.nbytes = nbytes
         self.version = 0
-        size = max(nbytes, 1)
+        size = nbytes or 1
         idx = dev.index
         pool = _pools.get(idx)
         buf = None
@@ -124,14 +124,23 @@ class Storage:
         try:
             buf = self.buf  # AttributeError: __init__ raised, nothing was counted
             _live["buffers"] -= 1
-            size = max(self.nbytes, 1)
+            nbytes = self.nbytes
+            size = nbytes or 1
             idx = self.dev.index
-            _allocated[idx] -= self.nbytes
+            _allocated[idx] -= nbytes
             if observers or buf in _pinned:
                 return  # a trace or a compiled plan holds this buffer
-            if _pool_bytes.get(idx, 0) + size <= _POOL_LIMIT_BYTES:
-                _pools.setdefault(idx, {}).setdefault(size, []).append(buf)
-                _pool_bytes[idx] = _pool_bytes.get(idx, 0) + size
+            cached = _pool_bytes.get(idx, 0) + size
+            if cached <= _POOL_LIMIT_BYTES:
+                pool = _pools.get(idx)
+                if pool is None:
+                    pool = _pools[idx] = {}
+                free = pool.get(size)
+                if free is None:
+                    pool[size] = [buf]
+                else:
+                    free.append(buf)
+                _pool_bytes[idx] = cached
         except Exception:  # interpreter shutdown, or __init__ raised
             pass
 
