@@ -18,9 +18,15 @@ from clgraph import runtime
 
 @pytest.fixture(autouse=True)
 def _slow_watchdog(monkeypatch):
-    """The watchdog lets held launches go after 0.2 s here (1 ms by default), so that a test
-    sees them held however slowly the machine runs."""
+    """The watchdog lets held launches go after 0.2 s here (1 ms by default), and kernels
+    under 50 ms count as short (10 us by default), measured afresh in each test: a test sees
+    tiny launches held however slowly a loaded machine runs them."""
     monkeypatch.setattr(runtime, "GATE_SECONDS", 0.2)
+    monkeypatch.setattr(runtime, "SHORT_SECONDS", 0.05)
+    g = cg.ones(1)._storage.dev.gate
+    if g is not None:
+        cg.accelerator.synchronize()
+        g.kinds.clear()
 
 
 def _gate():
@@ -53,7 +59,8 @@ def test_short_launches_are_held_and_reads_see_them():
     assert g.event is None  # the read let them go first
 
 
-def test_long_kernels_are_not_held():
+def test_long_kernels_are_not_held(monkeypatch):
+    monkeypatch.setattr(runtime, "SHORT_SECONDS", 10e-6)  # a 512^3 product takes ~1 ms
     g = _gate()
     a = cg.randn(512, 512)
     for _ in range(6):
