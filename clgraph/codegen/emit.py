@@ -347,15 +347,28 @@ def _body(group: EwGroup, width: int, idx: str, indent: str) -> list[str]:
     """Loads, expressions and stores for one element (width 1) or one vector at ``idx``."""
     r = group.ndim
     out = []
-    if any(is_strided(lay) for _, lay in group.inputs) or any(
-            is_strided(lay) for *_, lay in group.outputs):
-        out.append(f"{indent}long rem = {idx};")
-        for j in reversed(range(r)):
-            out.append(f"{indent}const long c{j} = rem % sh{j}; rem /= sh{j};")
+    if r and (any(is_strided(lay) for _, lay in group.inputs) or any(
+            is_strided(lay) for *_, lay in group.outputs)):
+        out += _coords(r, idx, indent)
     vals: list[tuple[str, str]] = []  # (C expression of the value, dtype name)
     out += _loads(group, width, idx, indent, vals)
     out += _exprs(group, width, indent, vals)
     out += _stores(group, width, idx, indent, vals)
+    return out
+
+
+def _coords(r: int, idx: str, indent: str) -> list[str]:
+    """c0..c{r-1}, the coordinates of flat index ``idx`` in shape sh0..sh{r-1}: in 32-bit
+    arithmetic while n fits (a 64-bit division by a runtime size costs 40-90 cycles on x86,
+    several times the element's memory traffic), the outermost one without a division."""
+    out = [f"{indent}long {', '.join(f'c{j}' for j in range(r))};"]
+    for cond, t in ((f"if (n <= 4294967295L) {{", "uint"), ("} else {", "long")):
+        out.append(indent + cond)
+        out.append(f"{indent}  {t} rem = ({t})({idx});")
+        for j in reversed(range(1, r)):
+            out.append(f"{indent}  c{j} = rem % ({t})sh{j}; rem /= ({t})sh{j};")
+        out.append(f"{indent}  c0 = rem;")
+    out.append(indent + "}")
     return out
 
 
