@@ -362,7 +362,7 @@ def _coords(r: int, idx: str, indent: str) -> list[str]:
     arithmetic while n fits (a 64-bit division by a runtime size costs 40-90 cycles on x86,
     several times the element's memory traffic), the outermost one without a division."""
     out = [f"{indent}long {', '.join(f'c{j}' for j in range(r))};"]
-    for cond, t in ((f"if (n <= 4294967295L) {{", "uint"), ("} else {", "long")):
+    for cond, t in (("if (n <= 4294967295L) {", "uint"), ("} else {", "long")):
         out.append(indent + cond)
         out.append(f"{indent}  {t} rem = ({t})({idx});")
         for j in reversed(range(1, r)):
