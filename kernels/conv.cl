@@ -337,29 +337,55 @@ __kernel void max_pool2d_backward(IMG(g), IMG(x), GEOM, const long rows, __globa
     k = select(k, (int8)(tap), take_);         \
   }
 
-inline int pool_take1(float *m, const float t) { return t > *m || t != t; }
+/* the taps (0..3) of the maxima of 8 windows from column 2*ow0 of rows r0 and r1, *m their
+   values */
+inline int8 pool2x2_taps8(__global const float *r0, __global const float *r1, const int ow0,
+                          float8 *m) {
+  const float16 a0 = vload16(0, r0 + 2 * ow0), a1 = vload16(0, r1 + 2 * ow0);
+  float8 v = a0.even;
+  int8 k = (int8)(0);
+  const float8 t1 = a0.odd, t2 = a1.even, t3 = a1.odd;
+  POOL_TAKE(v, k, t1, 1)
+  POOL_TAKE(v, k, t2, 2)
+  POOL_TAKE(v, k, t3, 3)
+  *m = v;
+  return k;
+}
+
+/* the same for the one window at output column ow */
+inline int pool2x2_tap1(__global const float *r0, __global const float *r1, const int ow,
+                        float *m) {
+  const float t1 = r0[2 * ow + 1], t2 = r1[2 * ow], t3 = r1[2 * ow + 1];
+  float v = r0[2 * ow];
+  int k = 0;
+  if (t1 > v || t1 != t1) { v = t1; k = 1; }
+  if (t2 > v || t2 != t2) { v = t2; k = 2; }
+  if (t3 > v || t3 != t3) { v = t3; k = 3; }
+  *m = v;
+  return k;
+}
+
+/* a work-item's output row r = (nc, oh), its first output column ow0 and the two input
+   rows r0, r1 of x it reads; work-items past the rows return */
+#define POOL2X2_ROW                                                                       \
+  const int QW = (OW + 7) / 8;                                                           \
+  const long gid = get_global_id(0);                                                     \
+  if (gid >= rows * QW) return;                                                          \
+  const long r = gid / QW;                                                               \
+  const int ow0 = (int)(gid % QW) * 8;                                                   \
+  const int oh = r % OH;                                                                 \
+  const long nc = r / OH;                                                                \
+  __global const float *r0 = x + xoff + (nc / C) * xsn + (nc % C) * xsc + 2 * oh * xsh;   \
+  __global const float *r1 = r0 + xsh;
 
 __kernel void max_pool2x2(IMG(x), const int C, const int H, const int W, const int OH,
                           const int OW, const long rows, __global float *y,
                           __global long *idx, const int want_idx) {
-  const int QW = (OW + 7) / 8;
-  const long gid = get_global_id(0);
-  if (gid >= rows * QW) return;
-  const long r = gid / QW;
-  const int ow0 = (int)(gid % QW) * 8;
-  const int oh = r % OH;
-  const long nc = r / OH;
-  __global const float *r0 = x + xoff + (nc / C) * xsn + (nc % C) * xsc + 2 * oh * xsh;
-  __global const float *r1 = r0 + xsh;
+  POOL2X2_ROW
   const long ob = r * OW + ow0;
   if (ow0 + 8 <= OW) {
-    const float16 a0 = vload16(0, r0 + 2 * ow0), a1 = vload16(0, r1 + 2 * ow0);
-    float8 m = a0.even;
-    int8 k = (int8)(0);
-    const float8 t1 = a0.odd, t2 = a1.even, t3 = a1.odd;
-    POOL_TAKE(m, k, t1, 1)
-    POOL_TAKE(m, k, t2, 2)
-    POOL_TAKE(m, k, t3, 3)
+    float8 m;
+    const int8 k = pool2x2_taps8(r0, r1, ow0, &m);
     vstore8(m, 0, y + ob);
     if (want_idx) {
       const int8 col = 2 * ow0 + (int8)(0, 2, 4, 6, 8, 10, 12, 14) + (k & 1);
@@ -368,11 +394,8 @@ __kernel void max_pool2x2(IMG(x), const int C, const int H, const int W, const i
     return;
   }
   for (int ow = ow0; ow < OW; ++ow) {
-    float m = r0[2 * ow];
-    int k = 0;
-    if (pool_take1(&m, r0[2 * ow + 1])) { m = r0[2 * ow + 1]; k = 1; }
-    if (pool_take1(&m, r1[2 * ow])) { m = r1[2 * ow]; k = 2; }
-    if (pool_take1(&m, r1[2 * ow + 1])) { m = r1[2 * ow + 1]; k = 3; }
+    float m;
+    const int k = pool2x2_tap1(r0, r1, ow, &m);
     y[r * OW + ow] = m;
     if (want_idx) idx[r * OW + ow] = (long)(2 * oh + (k >> 1)) * W + 2 * ow + (k & 1);
   }
@@ -385,27 +408,14 @@ __kernel void max_pool2x2(IMG(x), const int C, const int H, const int W, const i
 __kernel void max_pool2x2_backward(IMG(g), IMG(x), const int C, const int H, const int W,
                                    const int OH, const int OW, const long rows,
                                    __global float *gx) {
-  const int QW = (OW + 7) / 8;
-  const long gid = get_global_id(0);
-  if (gid >= rows * QW) return;
-  const long r = gid / QW;
-  const int ow0 = (int)(gid % QW) * 8;
-  const int oh = r % OH;
-  const long nc = r / OH;
-  __global const float *r0 = x + xoff + (nc / C) * xsn + (nc % C) * xsc + 2 * oh * xsh;
-  __global const float *r1 = r0 + xsh;
+  POOL2X2_ROW
   __global const float *gr = g + goff + (nc / C) * gsn + (nc % C) * gsc + oh * gsh;
   __global float *o0 = gx + nc * H * W + 2 * oh * W;
   __global float *o1 = o0 + W;
   const int ow1 = ow0 + 8 <= OW ? ow0 + 8 : OW;
   if (ow0 + 8 <= OW) {
-    const float16 a0 = vload16(0, r0 + 2 * ow0), a1 = vload16(0, r1 + 2 * ow0);
-    float8 m = a0.even;
-    int8 k = (int8)(0);
-    const float8 t1 = a0.odd, t2 = a1.even, t3 = a1.odd;
-    POOL_TAKE(m, k, t1, 1)
-    POOL_TAKE(m, k, t2, 2)
-    POOL_TAKE(m, k, t3, 3)
+    float8 m;
+    const int8 k = pool2x2_taps8(r0, r1, ow0, &m);
     const float8 z = (float8)(0.0f);
     const float8 gv = gsw == 1 ? vload8(0, gr + ow0) : (float8)(
         gr[ow0 * gsw], gr[(ow0 + 1) * gsw], gr[(ow0 + 2) * gsw], gr[(ow0 + 3) * gsw],
@@ -419,11 +429,8 @@ __kernel void max_pool2x2_backward(IMG(g), IMG(x), const int C, const int H, con
     vstore16(b1, 0, o1 + 2 * ow0);
   } else {
     for (int ow = ow0; ow < OW; ++ow) {
-      float m = r0[2 * ow];
-      int k = 0;
-      if (pool_take1(&m, r0[2 * ow + 1])) { m = r0[2 * ow + 1]; k = 1; }
-      if (pool_take1(&m, r1[2 * ow])) { m = r1[2 * ow]; k = 2; }
-      if (pool_take1(&m, r1[2 * ow + 1])) { m = r1[2 * ow + 1]; k = 3; }
+      float m;
+      const int k = pool2x2_tap1(r0, r1, ow, &m);
       const float gv = gr[ow * gsw];
       o0[2 * ow] = k == 0 ? gv : 0.0f;
       o0[2 * ow + 1] = k == 1 ? gv : 0.0f;
