@@ -236,10 +236,7 @@ def _check_pocl(pocl: Path, drop: bool) -> bool:
         for program in bad:
             shutil.rmtree(pocl / program, ignore_errors=True)
             ok = ok and not (pocl / program).exists()
-        records = {r: v for r, v in records.items() if "/".join(r.split("/")[:2]) not in bad}
-        for e in _scandir(pocl.parent):  # markers would count rebuilds as disk hits
-            if _MARKER.fullmatch(e.name):
-                unlink(e.path)
+        records = _forget(pocl, records, bad)
         warn_damaged(pocl.parent, len(bad))
     if drop:
         records = _evict(pocl, sizes, bad, records)
@@ -260,8 +257,7 @@ def _evict(pocl: Path, sizes: dict, bad: set, records: dict) -> dict:
     """At start, when PoCL's programs hold more than cache_limit() bytes: delete the least
     recently used ones (PoCL touches a program's last_accessed file when it loads it) down
     to three quarters of it, so that the cache, and the scan of it each process makes, stay
-    bounded. The records left are returned; markers go (they would count rebuilds as disk
-    hits)."""
+    bounded. The records left are returned (see _forget)."""
     total = sum(v for p, v in sizes.items() if p not in bad)
     limit = cache_limit()
     if total <= limit:
@@ -283,10 +279,16 @@ def _evict(pocl: Path, sizes: dict, bad: set, records: dict) -> dict:
         if not (pocl / program).exists():
             gone.add(program)
             total -= size
+    return _forget(pocl, records, gone) if gone else records
+
+
+def _forget(pocl: Path, records: dict, programs: set) -> dict:
+    """The records left once ``programs`` were deleted; clgraph's markers go too (they would
+    count the rebuilds as disk hits)."""
     for e in _scandir(pocl.parent):
         if _MARKER.fullmatch(e.name):
             unlink(e.path)
-    return {r: v for r, v in records.items() if "/".join(r.split("/")[:2]) not in gone}
+    return {r: v for r, v in records.items() if "/".join(r.split("/")[:2]) not in programs}
 
 
 def _read_manifest(path: Path) -> dict | None:
