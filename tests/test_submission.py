@@ -110,14 +110,18 @@ def test_compiled_replays_are_held_and_complete():
     assert w.numpy()[0] == 30.0
 
 
+def _printed(code: str, **env) -> str:
+    """What ``code`` prints in a fresh process (with ``env`` added), which must succeed."""
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
 def test_defer_zero_turns_it_off():
     code = ("import clgraph as cg; x = cg.ones(2); x + 1; "
             "print(x._storage.dev.gate is None)")
-    env = {**os.environ, "CLGRAPH_DEFER": "0"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "True"
+    assert _printed(code, CLGRAPH_DEFER="0") == "True"
 
 
 def test_exit_with_launches_held():
@@ -130,10 +134,7 @@ def test_exit_with_launches_held():
             "for _ in range(5): x.add_(1.0)\n"
             "print(float(x.sum()))\n"
             "for _ in range(5): x.add_(1.0)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "180.0"
+    assert _printed(code) == "180.0"
 
 
 def test_threads_launching_together():
@@ -146,10 +147,7 @@ def test_threads_launching_together():
             "ts = [threading.Thread(target=work, args=(x,)) for x in xs]\n"
             "[t.start() for t in ts]; [t.join() for t in ts]\n"
             "print(sorted(float(x.sum()) for x in xs))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == str([1200.0] * 4)
+    assert _printed(code) == str([1200.0] * 4)
 
 
 def test_uploads_return_at_once_with_the_values_given():
