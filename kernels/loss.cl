@@ -75,6 +75,21 @@ inline ACC ce_row_loss(__global const T* xr, __global const T* w, const long t, 
     return loss;
 }
 
+/* one logit (or vector of logits) v of a row into the running maximum m and the sum s of
+   exp(. - m); with label smoothing (sm), its distance from x0 weighted by WC into xs and,
+   when ADD_W, its weight into W. TY: v's type (ACC or VA). */
+#define CE_STEP(TY, m, s, xs, W, v, WC, ADD_W) \
+    {                                          \
+        const TY mn_ = fmax(m, v);             \
+        s = s * exp(m - mn_) + exp(v - mn_);   \
+        m = mn_;                               \
+        if (sm) {                              \
+            const TY wc_ = WC;                 \
+            xs += wc_ * (v - x0);              \
+            if (ADD_W) W += wc_;               \
+        }                                      \
+    }
+
 __kernel void ce_fwd(__global const T* x, const long x_off, const long x_rs,
                      __global const long* tgt, const long t_off, const long t_st,
                      __global const T* w, __global ACC* lse, __global ACC* part,
@@ -107,27 +122,13 @@ __kernel void ce_fwd(__global const T* x, const long x_off, const long x_rs,
     }
     for (; i + VW <= C; i += VW) {
         const VA v = LDV(xr, i);
-        const VA mn = fmax(mv, v);
-        sv = sv * exp(mv - mn) + exp(v - mn);
-        mv = mn;
-        if (sm) {
-            const VA wc = has_w ? LDV(w, i) : (VA)1;
-            xv += wc * (v - x0);
-            wv += wc;
-        }
+        CE_STEP(VA, mv, sv, xv, wv, v, has_w ? LDV(w, i) : (VA)1, 1)
     }
     ACC m = hmax(mv);
     ACC s = hsum(sv * exp(mv - m)), xs = hsum(xv), W = has_w ? hsum(wv) : (ACC)C;
     for (; i < C; ++i) {
         const ACC v = LD1(xr, i);
-        const ACC mn = fmax(m, v);
-        s = s * exp(m - mn) + exp(v - mn);
-        m = mn;
-        if (sm) {
-            const ACC wc = has_w ? LD1(w, i) : (ACC)1;
-            xs += wc * (v - x0);
-            if (has_w) W += wc;
-        }
+        CE_STEP(ACC, m, s, xs, W, v, has_w ? LD1(w, i) : (ACC)1, has_w)
     }
     const ACC l = m + log(s);
     lse[r] = l;
@@ -219,14 +220,7 @@ __kernel void ce_fwd_tree(__global const T* x, const long x_off, const long x_rs
     ACC m = LOWEST, s = 0, xs = 0, W = 0;
     for (int c = lane; c < len; c += tpr) {
         const ACC v = LD1(xr, c);
-        const ACC mn = fmax(m, v);
-        s = s * exp(m - mn) + exp(v - mn);
-        m = mn;
-        if (sm) {
-            const ACC wc = has_w ? LD1(w, c) : (ACC)1;
-            xs += wc * (v - x0);
-            W += wc;
-        }
+        CE_STEP(ACC, m, s, xs, W, v, has_w ? LD1(w, c) : (ACC)1, 1)
     }
     ACC M;
     TREE(M, m, fmax)
