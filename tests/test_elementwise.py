@@ -138,6 +138,75 @@ def test_views_and_broadcast(case):
     assert out.shape == (0, 10)
 
 
+# Large operands that walk the output transposed go through the tiled transpose kernel
+# first (ops/elementwise.py, TILE_MIN elements and up): each permutation that collapses to
+# a transposition, with offsets, steps and odd sizes, in every storage dtype.
+_PERMS = [
+    ((37, 1031), lambda a: a.T, lambda t: t.t()),                                # matrix
+    ((5, 67, 9, 13), lambda a: a.transpose(0, 2, 3, 1),
+     lambda t: t.permute(0, 2, 3, 1)),                                           # NCHW -> NHWC
+    ((5, 9, 13, 67), lambda a: a.transpose(0, 3, 1, 2),
+     lambda t: t.permute(0, 3, 1, 2)),                                           # NHWC -> NCHW
+    ((6, 7, 33, 35), lambda a: a.transpose(1, 0, 3, 2),
+     lambda t: t.permute(1, 0, 3, 2)),                                           # two leading
+    ((45, 19, 47), lambda a: a.transpose(2, 0, 1), lambda t: t.permute(2, 0, 1)),
+    ((90, 2100), lambda a: a[1::2, 3:].T, lambda t: t[1::2, 3:].t()),          # steps, offset
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16", "int32",
+                                   "int64", "uint8", "bool"])
+def test_large_permuted_copies(dtype):
+    rng = np.random.default_rng(3)
+    for shape, npf, cgf in _PERMS:
+        a = rng.standard_normal(shape) * 50
+        if dtype == "bool":
+            a = a > 0
+        elif dtype != "bfloat16":
+            a = a.astype(dtype)
+        t = cg.tensor(a, dtype=getattr(cg, dtype))
+        ref = npf(t.to(cg.float64).numpy() if dtype == "bfloat16" else a)
+        v = cgf(t)
+        assert v.numel() >= cg.ops.elementwise.TILE_MIN
+        with cg.profile() as p:
+            assert v.contiguous().is_contiguous()
+        assert p.kernels == ["transpose"], p.kernels
+        for y in (v.contiguous(), v.clone(), v.to(cg.float64), v.to(cg.float32)):
+            assert y.shape == ref.shape
+            got = y.to(cg.float64).numpy() if y.dtype == cg.bfloat16 else y.numpy()
+            np.testing.assert_array_equal(got, ref.astype(got.dtype), err_msg=f"{dtype} {shape}")
+
+
+def test_large_transposed_operands():
+    """Binary ops, out=, in-place and autograd with transposed operands past TILE_MIN."""
+    rng = np.random.default_rng(4)
+    an = rng.standard_normal((300, 257)).astype(np.float32)
+    bn = rng.standard_normal((257, 300)).astype(np.float32)
+    a, b = cg.tensor(an), cg.tensor(bn)
+    with cg.profile() as p:
+        np.testing.assert_allclose((a + b.t()).numpy(), an + bn.T, rtol=1e-6)
+    assert p.kernels[0] == "transpose" and p.launches == 2, p.kernels
+    np.testing.assert_allclose((b.t() * b.t()).numpy(), bn.T * bn.T, rtol=1e-6)
+    np.testing.assert_allclose(cg.where(a > 0, b.t(), a).numpy(),
+                               np.where(an > 0, bn.T, an), rtol=1e-6)
+    out = cg.empty(300, 257)
+    cg.sub(a, b.t(), out=out)
+    np.testing.assert_allclose(out.numpy(), an - bn.T, rtol=1e-6)
+    # an in-place op on a transposed view and one reading a transposed view
+    c = cg.tensor(an.copy())
+    c.mul_(b.t())
+    np.testing.assert_allclose(c.numpy(), an * bn.T, rtol=1e-6)
+    d = cg.tensor(bn.copy())
+    d.t().add_(a)
+    np.testing.assert_allclose(d.numpy(), bn + an.T, rtol=1e-6)
+    # gradients through the copy
+    x = cg.tensor(bn, requires_grad=True)
+    w = cg.tensor(an, requires_grad=True)
+    (x.t().contiguous() * w).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), an.T, rtol=1e-6)
+    np.testing.assert_allclose(w.grad.numpy(), bn.T, rtol=1e-6)
+
+
 @pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_compiled_equals_eager(case):
     """Each row inside a traced function, fused with a neighbour, replays eager's values."""

@@ -104,7 +104,8 @@ def _run_general(op: OpDef, args, attrs, out, fkey):
         shape = ()
     elif not same:
         shape = broadcast_shapes(*[a._shape for a in args if isinstance(a, T)])
-    if out is None:
+    fresh = out is None
+    if fresh:
         out = T._empty(shape, odt, dev)
     else:
         _check_out(out, shape, odt)
@@ -114,6 +115,12 @@ def _run_general(op: OpDef, args, attrs, out, fkey):
         return out
     info = dev.info
     lay, olay, ndim, cshape, strides = _layouts(args, out, shape)
+    if n >= TILE_MIN and STRIDED in lay:
+        flat = _untransposed(args, lay, shape)
+        if flat is not None:
+            if fresh and op.name == "to_dtype" and flat[0].dtype is out.dtype:
+                return flat[0]  # a plain copy (contiguous(), clone()): the copy is the result
+            return _run_general(op, flat, attrs, out, None)
     kkey = (key, tuple(lay), out.dtype, olay, ndim, info.index)
     hit = _kernels.get(kkey)
     if hit is None:
@@ -127,6 +134,41 @@ def _run_general(op: OpDef, args, attrs, out, fkey):
         _fast[fkey] = (odt, shape, out._stride, n * odt.itemsize, dev, kern, pack, cshape,
                        strides, gsize, (kern.local,), n, info)
     return out
+
+
+# Operands of at least this many elements that walk the output transposed are first copied
+# through the tiled transpose kernel (kernels/conv.cl): the strided kernel would read them a
+# row apart per element, 3-10x slower than the copy and a contiguous pass together.
+TILE_MIN = 1 << 15
+
+
+def transposed_view(x):
+    """For a tensor whose dims collapse to (..., A, B) with at most two leading dims and
+    unit stride on A (a transposed matrix, NHWC seen as NCHW, a batch of x.mT), the view of
+    the same elements as (..., B, A) with unit stride on its last dim, which the tiled
+    transpose kernel copies to x's elements in row-major order; else None."""
+    cshape, (cst,) = collapse(x._shape, [x._stride])
+    if not 2 <= len(cshape) <= 4 or cst[-2] != 1 or cst[-1] <= 1 or 0 in cst:
+        return None
+    shape = cshape[:-2] + (cshape[-1], cshape[-2])
+    stride = tuple(cst[:-2]) + (cst[-1], 1)
+    return registry.Tensor._on(x._storage, shape, stride, x._offset, x.dtype, x.device, False)
+
+
+def _untransposed(args, lay, shape):
+    """args with each full-size STRIDED operand that transposed_view can copy replaced by
+    its contiguous copy; None when there is none."""
+    T = registry.Tensor
+    out, changed = list(args), False
+    for i, (a, la) in enumerate(zip(args, lay)):
+        if la is STRIDED and a._shape == shape:
+            v = transposed_view(a)
+            if v is not None:
+                y = registry.REGISTRY["transpose_copy"].run(None, (v,), {})
+                out[i] = T._on(y._storage, a._shape, contiguous_strides(a._shape), 0,
+                               a.dtype, a.device, True)
+                changed = True
+    return out if changed else None
 
 
 def _common_device(op, args, out):

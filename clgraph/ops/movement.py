@@ -378,13 +378,6 @@ def contiguous(x, memory_format=None):
         return _in_layout(x, order, copy=False)
     if x._contig:
         return x
-    if 2 <= x.ndim <= 4 and x._stride[-2] == 1 and x._stride[-1] != 1 and (
-        x.dtype.is_floating_point
-    ):
-        # a transposed matrix (w.mT in every matmul backward): the tiled transpose kernel,
-        # where the strided elementwise copy pays index math per element (about 5x slower);
-        # the row lives with its kernel in ops/conv.py
-        return apply(registry.REGISTRY["transpose_copy"], transpose(x, -1, -2))
     return apply(op("to_dtype"), x, dtype=x.dtype)
 
 
