@@ -347,6 +347,43 @@ def test_gpu_softmax_rows_in_one_read(tree, op):
     np.testing.assert_allclose(t.softmax(1).numpy(), want, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("force_tree", [False, True])
+def test_row_ops_over_large_transposed_views(force_tree):
+    """softmax, log_softmax and cumsum along rows that a view lays a stride apart (x.t(),
+    NHWC seen as NCHW): copied contiguous first past TILE_MIN elements, same values."""
+    R.FORCE_TREE = force_tree
+    try:
+        rng = np.random.default_rng(6)
+        b = rng.uniform(-5, 5, size=(515, 301)).astype(np.float32)
+        y = rng.uniform(-5, 5, size=(5, 9, 11, 67)).astype(np.float32)
+        for x, ref, dim in [(cg.tensor(b).t(), b.T, 1),
+                            (cg.tensor(y).permute(0, 3, 1, 2), y.transpose(0, 3, 1, 2), 1)]:
+            assert x.numel() >= R.TILE_MIN
+            e = np.exp(ref - ref.max(dim, keepdims=True))
+            np.testing.assert_allclose(x.softmax(dim).numpy(), e / e.sum(dim, keepdims=True),
+                                       rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(x.log_softmax(dim).numpy(),
+                                       np.log(e / e.sum(dim, keepdims=True)), rtol=1e-5,
+                                       atol=1e-5)
+            np.testing.assert_allclose(x.cumsum(dim).numpy(),
+                                       np.cumsum(ref.astype(np.float64), dim), rtol=1e-4,
+                                       atol=1e-3)
+            with cg.profile() as p:
+                x.softmax(dim)
+            assert p.kernels[0] == "transpose", p.kernels
+        # gradients flow through the runner's copy as through the op
+        t = cg.tensor(b, requires_grad=True)
+        w = cg.tensor(rng.standard_normal((301, 515)).astype(np.float32))
+        (t.t().softmax(1) * w).sum().backward()
+        s_ = np.exp(b.T - b.T.max(1, keepdims=True))
+        s_ /= s_.sum(1, keepdims=True)
+        wn = w.numpy()
+        g = s_ * (wn - (s_ * wn).sum(1, keepdims=True))
+        np.testing.assert_allclose(t.grad.numpy(), g.T, rtol=1e-4, atol=1e-6)
+    finally:
+        R.FORCE_TREE = False
+
+
 def test_dtypes_in_vector_kernels():
     rng = np.random.default_rng(4)
     for dtype in ("float64", "float16", "int32", "int64", "bool"):
