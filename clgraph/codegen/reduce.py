@@ -23,6 +23,8 @@ Imports dtypes and the build cache only; never sees Tensor."""
 
 from __future__ import annotations
 
+import copy
+
 import hashlib
 from dataclasses import dataclass
 
@@ -217,6 +219,14 @@ class _Fold:
         return [f"{{ const {T} y_ = ({comps[0]}) - {c}; const {T} t_ = {a} + y_;",
                 f"  {c} = (t_ - {a}) - y_; {a} = t_; {s} += {comps[1]}; }}"]
 
+    def seed(self, comps: tuple[str, ...]) -> list[str]:
+        """Declare this state holding another state's ``comps`` (a lane merge's first half)."""
+        T = self.T
+        out = [f"{T} {self._v('a')} = {comps[0]};"]
+        if self.kahan:
+            out += [f"{T} {self._v('c')} = ({T})0;", f"{T} {self._v('s')} = {comps[1]};"]
+        return out
+
     def value(self) -> str:
         if not self.kahan:
             return self._v("a")
@@ -260,6 +270,9 @@ class _Welford:
                  f"const {T} d_ = ({mb}) - {m};"),
                 f"  const {T} f_ = nb_ / fmax(nt_, ({T})1);",
                 f"  {q} += ({qb}) + d_ * d_ * {n} * f_; {m} += d_ * f_; {n} = nt_; }}"]
+
+    def seed(self, comps) -> list[str]:
+        return [f"{self.T} {self._v(k)} = {c};" for k, c in zip("nmq", comps)]
 
     def value(self) -> tuple[str, ...]:
         return self.comps()
@@ -349,8 +362,17 @@ def _merge(lines, ind, vecs, scalar=None):
     for v in vecs[1:]:
         lines += _indent(ind, vecs[0].absorb(v.comps()))
     if scalar is not None and vecs:
-        for lane in _lanes(vecs[0].w):
-            lines += _indent(ind, scalar.absorb(vecs[0].comps(lane)))
+        # lanes in halves (16 -> 8 -> 4 -> 2 -> 1): log2(w) vector merges where one lane
+        # at a time made a chain of w dependent ones, most of a short row's time
+        v = vecs[0]
+        while v.w > 1:
+            half = copy.copy(v)
+            half.w, half.sfx = v.w // 2, v.sfx + "h"
+            half.T = _vt(v.T.rstrip("0123456789"), half.w)
+            lines += _indent(ind, half.seed(v.comps("lo")))
+            lines += _indent(ind, half.absorb(v.comps("hi")))
+            v = half
+        lines += _indent(ind, scalar.absorb(v.comps()))
 
 
 # --- the element pipeline -----------------------------------------------------------------
