@@ -218,12 +218,22 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
 # --- random ------------------------------------------------------------------------------
 
 
+# Autograd's rule for overwriting a graph tensor in place (uniform_ on a tensor that
+# requires grad), installed by clgraph.autograd, which imports this module:
+# ``hook(t, name, fill) -> bool``, True when it ran ``fill`` and recorded the write.
+overwrite_hook = None
+
+
 def _random_fill(t: Tensor, kind: int, a, b, generator=None) -> Tensor:
     """Fill t with kind 0 uniform [a, b), 1 normal(a, b), 2 integers [a, b), drawn from
     ``generator`` (None: the default one)."""
     gen = resolve(generator)
     n = t.numel()
     if n == 0:
+        return t
+    if t.requires_grad and overwrite_hook is not None and overwrite_hook(
+            t, ("uniform", "normal", "random")[kind],
+            lambda: _random_fill(t.detach(), kind, a, b, generator)):
         return t
     target = t
     if not t._contig or t._offset:

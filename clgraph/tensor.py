@@ -98,6 +98,7 @@ class Tensor:
         t._retains_grad = False
         t._hooks = None
         t._base = self if self._base is None else self._base
+        t._version_seen = self._storage.version  # autograd.refresh_view
         t._node = None
         return t
 

@@ -64,6 +64,7 @@ CASES = [
     Case("addcmul", 3, dtypes=("float32", "float64", "float16", "int64")),
     Case("addcdiv", 3, low=0.5, high=3.0, dtypes=FLOAT),
     Case("lerp", 3, dtypes=FLOAT),
+    Case("binary_cross_entropy", 2, low=0.05, high=0.95, dtypes=("float32", "float64")),
 ]
 
 # ops with no direct case here: fill is exercised by every creation test

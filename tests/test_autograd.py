@@ -65,6 +65,8 @@ GRAD_CASES = {
     "clamp_max": [lambda: ((lambda x, hi: cg.clamp(x, max=hi)), (leaf(2, 3), leaf(3, seed=1))),
                   lambda: ((lambda x: x.clamp(-0.5, 0.3)), (leaf(2, 3),))],
     "atan2": [lambda: (cg.atan2, (leaf(3), pos(3, seed=1)))],
+    "binary_cross_entropy": [lambda: (cg.nn.functional.binary_cross_entropy,
+                                      (pos(3) * 0.4, pos(3, seed=1) * 0.4))],
     "threshold_backward": [lambda: ((lambda g: cg.ops.registry.apply(
         REGISTRY["threshold_backward"], g, cg.tensor([1.0, -1.0, 2.0], dtype=F64))),
         (leaf(3),))],
@@ -330,6 +332,104 @@ def test_inplace_on_graph_tensor_is_differentiated():
     y.relu_()
     y.sum().backward()
     assert x.grad.tolist() == [2.0, 2.0]
+
+
+# In-place ops on graph tensors whose VJP reads the overwritten value: the node keeps a
+# copy of it, so each gives the out-of-place form's gradients (float64, gradcheck too).
+_IN_PLACE_READING_SELF = {
+    "mul_": (lambda y, o: y.mul_(o), lambda y, o: y * o),
+    "div_": (lambda y, o: y.div_(o.abs() + 1), lambda y, o: y / (o.abs() + 1)),
+    "clamp_": (lambda y, o: y.clamp_(-0.3, 0.4), lambda y, o: y.clamp(-0.3, 0.4)),
+    "clamp_min_": (lambda y, o: y.clamp_min_(0.1), lambda y, o: y.clamp_min(0.1)),
+    "pow_": (lambda y, o: y.abs_().pow_(o), lambda y, o: y.abs().pow(o)),
+    "abs_": (lambda y, o: y.abs_() * o, lambda y, o: y.abs() * o),
+    "masked_fill_": (lambda y, o: y.masked_fill_(o > 0.2, -2.0) * o,
+                     lambda y, o: y.masked_fill(o > 0.2, -2.0) * o),
+    "index_add_": (lambda y, o: y.index_add_(0, cg.tensor([2, 0]), o[:2] * o[:2]),
+                   lambda y, o: y.index_add(0, cg.tensor([2, 0]), o[:2] * o[:2])),
+    "scatter_": (lambda y, o: y.scatter_(1, cg.tensor([[1, 0, 2]] * 3), o) * y,
+                 lambda y, o: (lambda r: r * r)(y.scatter(1, cg.tensor([[1, 0, 2]] * 3), o))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_IN_PLACE_READING_SELF))
+def test_inplace_ops_that_read_the_old_value(name):
+    in_place, out_of_place = _IN_PLACE_READING_SELF[name]
+    grads = []
+    for f in (in_place, out_of_place):
+        x, o = leaf(3, 3), leaf(3, 3, seed=2)
+        (f(x * 1, o) * cg.arange(9.0).reshape(3, 3)).sum().backward()
+        grads.append([None if g is None else g.numpy() for g in (x.grad, o.grad)])
+    for g_in, g_out in zip(*grads):
+        assert (g_in is None) == (g_out is None), name
+        if g_in is not None:
+            np.testing.assert_allclose(g_in, g_out, rtol=1e-12, err_msg=name)
+    assert gradcheck(lambda x, o: in_place(x * 1, o), (leaf(3, 3), leaf(3, 3, seed=2)))
+
+
+def test_attention_mask_filled_in_place():
+    q = leaf(4, 5)
+    mask = cg.tensor(np.triu(np.ones((4, 4), bool), 1))
+
+    def f(q):
+        s = q @ q.t()
+        s.masked_fill_(mask, float("-inf"))
+        return s.softmax(-1)
+
+    assert gradcheck(f, (q,))
+
+
+def test_view_taken_before_an_inplace_write_of_its_base():
+    """A view made before its base was written in place stands for the new values."""
+    a, b = leaf(3), leaf(3, seed=1)
+    y = a * 1
+    v = y[:2]
+    y.mul_(b)
+    v.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), np.r_[b.detach().numpy()[:2], 0])
+    np.testing.assert_allclose(b.grad.numpy(), np.r_[a.detach().numpy()[:2], 0])
+    # written through another view, and through setitem
+    a = leaf(4)
+    y = a * 2
+    v, w = y[1:], y[:2]
+    w.mul_(3)
+    y[3] = 0.0
+    (v * cg.tensor([1.0, 10.0, 100.0], dtype=cg.float64)).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), [0.0, 6.0, 20.0, 0.0])
+
+
+def test_overwritten_graph_tensors_stay_in_the_graph():
+    """fill_, zero_, uniform_ and normal_ on a graph tensor: PyTorch keeps it in the graph
+    and its old value gets zero gradients; on a leaf they raise."""
+    for fill in (lambda y: y.fill_(2.0), lambda y: y.zero_(), lambda y: y.uniform_(),
+                 lambda y: y.normal_()):
+        a, b = leaf(3), leaf(3, seed=1)
+        y = a * 1
+        fill(y)
+        assert y.requires_grad and y.grad_fn is not None
+        (y * b).sum().backward()
+        assert a.grad.tolist() == [0.0, 0.0, 0.0]
+        np.testing.assert_allclose(b.grad.numpy(), y.detach().numpy())
+        with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+            fill(leaf(3))
+    a = leaf(4)
+    y = a * 1
+    y[1:3].uniform_()
+    (y * 2).sum().backward()
+    assert a.grad.tolist() == [2.0, 0.0, 0.0, 2.0]
+
+
+def test_binary_cross_entropy_gradient_at_saturated_probabilities():
+    """PyTorch's closed form (x - t) / max(x (1 - x), 1e-12): finite at x = 0 and 1."""
+    x = cg.tensor([20.0, -20.0, 0.5], requires_grad=True)
+    t = cg.tensor([0.0, 1.0, 1.0])
+    cg.nn.BCELoss()(cg.sigmoid(x), t).backward()
+    np.testing.assert_allclose(x.grad.numpy(), [0.0, -1 / 3, (1 / (1 + np.exp(-0.5)) - 1) / 3],
+                               rtol=1e-6, atol=1e-7)
+    p, tt = pos(5) * 0.4, leaf(5, seed=3).detach().abs()
+    assert gradcheck(lambda p: cg.nn.functional.binary_cross_entropy(p, tt), (p,))
+    assert gradcheck(lambda t: cg.nn.functional.binary_cross_entropy(p.detach(), t),
+                     (tt.clone().requires_grad_(),))
 
 
 def test_nonscalar_backward_needs_gradient():

@@ -21,8 +21,8 @@ import weakref
 
 import numpy as np
 
+from .. import creation, runtime
 from .. import dtypes as dt
-from .. import runtime
 from ..creation import _from_host, ones_like, randn_like, zeros_like
 from ..ops import registry
 from ..ops.movement import sum_to
@@ -182,6 +182,8 @@ class Node:
         nxt, nr = [], []
         for a in args:
             if isinstance(a, Tensor) and a.requires_grad:
+                if a._base is not None:
+                    refresh_view(a)
                 nxt.append(a.grad_fn if a.grad_fn is not None else _grad_accumulator(a))
                 nr.append(a._output_nr if a.grad_fn is not None else 0)
             else:
@@ -289,6 +291,59 @@ def rebase_on_view_write(base, view):
     _set_grad_fn(base, Node(_COPY_SLICES, (old, view), {"geom": geom}, base))
 
 
+def _zero_vjp(g, old, out=None):
+    return (zeros_like(old),)
+
+
+_OVERWRITES: dict = {}
+
+
+def overwritten(t, name: str) -> None:
+    """``t`` (in the graph) was just overwritten with values that need no gradient (fill_,
+    zero_, uniform_): it stays in the graph, as in PyTorch, as the output of a node that
+    gives its old value zero gradients; a view's base learns the written region."""
+    op = _OVERWRITES.get(name)
+    if op is None:
+        op = _OVERWRITES[name] = registry.OpDef(name, "autograd", None, None, _zero_vjp,
+                                                saves=(), saves_out=False)
+    old = t._view(t._shape, t._stride, t._offset)
+    _take_grad_fn(old, t)
+    _set_grad_fn(t, Node(op, (old,), {}, t))
+    if t._base is not None and t._base.requires_grad:
+        t._version_seen = t._storage.version
+        rebase_on_view_write(t._base, t)
+
+
+def _overwrite_in_graph(t, name: str, fill) -> bool:
+    """creation's random fills on a tensor that requires grad (uniform_, normal_): under
+    grad mode, PyTorch's leaf check, then ``fill`` and the overwrite recorded."""
+    if not is_grad_enabled():
+        return False
+    _check_in_place(t)
+    fill()
+    overwritten(t, name)
+    return True
+
+
+creation.overwrite_hook = _overwrite_in_graph
+
+
+def refresh_view(t) -> None:
+    """A view whose base was written in place since the view's history was recorded (a
+    write through the base or another view) stands for the base's new values: its
+    ``grad_fn`` becomes the view op over the base's current node, as PyTorch regenerates
+    it (AsStridedBackward0)."""
+    base = t._base
+    if base is None or not base.requires_grad or t._version_seen == t._storage.version:
+        return
+    if t._version_seen is not None:
+        src = base._view(base._shape, base._stride, base._offset)
+        _take_grad_fn(src, base)
+        attrs = {"size": t._shape, "stride": t._stride, "storage_offset": t._offset}
+        _set_grad_fn(t, Node(registry.REGISTRY["as_strided"], (src,), attrs, t))
+    t._version_seen = t._storage.version
+
+
 def needs_grad(args) -> bool:
     for a in args:
         if isinstance(a, Tensor) and a.requires_grad:
@@ -334,24 +389,40 @@ def _check_in_place(out) -> None:
 
 def _record_in_place(inner, op, args, attrs, out):
     """Run an in-place op (through ``inner``) and give ``out`` its new Node. The node's
-    inputs are the pre-op tensors; ``out`` then stands for the new value. Inputs the VJP
-    reads must not be ``out`` itself: the version check catches it."""
+    inputs are the pre-op tensors; ``out`` then stands for the new value. Where the VJP
+    reads ``out``'s old value (mul_ by a tensor, clamp_, pow_), the node keeps a copy of it,
+    as PyTorch does."""
     _check_in_place(out)
+    refresh_view(out)
     base = out._base
-    node_args = tuple(a if a is not out else out._view(out._shape, out._stride, out._offset)
-                      for a in args)
-    for a, b in zip(args, node_args):
-        if a is out:
-            _take_grad_fn(b, out)
+    was_graph = out.requires_grad
+    res_needs = needs_grad(args)
+    if op.differentiable and res_needs and any(a is out for a in args):
+        saves = op.saves
+        if op.needs is not None:
+            saves = op.needs(tuple(isinstance(a, Tensor) and a.requires_grad for a in args))
+        reads_old = any(a is out and (saves is None or i in saves) for i, a in enumerate(args))
+        with no_grad():
+            old = out.clone() if reads_old else out._view(out._shape, out._stride,
+                                                           out._offset)
+    else:
+        old = None
+    node_args = tuple(old if a is out else a for a in args)
+    if old is not None:
+        _take_grad_fn(old, out)
     versions_before = [a._storage.version if isinstance(a, Tensor) else None
                        for a in node_args]
     res = inner.process(op, args, attrs, out)
-    if not op.differentiable or not needs_grad(args):
+    if not op.differentiable or not res_needs:
         # the new value depends on nothing that needs a gradient (fill_, zero_, a copy of a
-        # constant): ``out`` becomes a constant, and its base learns the written region
-        out.grad_fn, out.requires_grad = None, False
-        if base is not None and base.requires_grad:
-            rebase_on_view_write(base, out)
+        # constant): PyTorch keeps ``out`` in the graph when it was, its old value getting
+        # zero gradients; its base learns the written region
+        if was_graph and out.dtype.is_floating_point:
+            overwritten(out, op.name)
+        else:
+            out.grad_fn, out.requires_grad = None, False
+            if base is not None and base.requires_grad:
+                rebase_on_view_write(base, out)
         return res
     node = Node(op, node_args, attrs, out)
     node.versions = tuple(v if n is not None else None
@@ -360,6 +431,7 @@ def _record_in_place(inner, op, args, attrs, out):
         return res
     _set_grad_fn(out, node)
     if base is not None:
+        out._version_seen = out._storage.version
         rebase_on_view_write(base, out)
     return res
 

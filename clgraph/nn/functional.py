@@ -635,9 +635,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
         raise ValueError(f"Using a target size ({target.shape}) that is different to the "
                          f"input size ({input.shape}) is deprecated. Please ensure they have "
                          "the same size.")
-    log_x = M.clamp_min(_f.log(input), -100.0)
-    log_1mx = M.clamp_min(_f.log(1 - input), -100.0)
-    loss = -(target * log_x + (1 - target) * log_1mx)
+    loss = apply(_loss.BINARY_CROSS_ENTROPY, input, target)
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)

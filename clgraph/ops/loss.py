@@ -226,3 +226,35 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100,
                     else weight.to(input.dtype))
     return apply(CROSS_ENTROPY, *args, reduction=reduction, ignore_index=int(ignore_index),
                  label_smoothing=float(label_smoothing), weight=weight is not None)[0]
+
+
+# --- binary cross entropy -------------------------------------------------------------------
+# One elementwise row, so its gradient is PyTorch's closed form: (x - t) / max(x (1 - x),
+# 1e-12), finite where a saturated sigmoid gives x = 0 or 1 (the chain rule through the
+# clamped logs gives 0 * inf = nan there).
+
+
+def _bce_ref(x, t):
+    with np.errstate(divide="ignore"):
+        return -(t * np.maximum(np.log(x), -100) + (1 - t) * np.maximum(np.log(1 - x), -100))
+
+
+def _bce_vjp(g, x, t, out):
+    from .elementwise import op as ew
+
+    log_x = apply(ew("clamp_min"), x.log(), -100.0)
+    log_1mx = apply(ew("clamp_min"), (1 - x).log(), -100.0)
+    gx = g * (x - t) / apply(ew("clamp_min"), (1 - x) * x, 1e-12)
+    return gx, g * (log_1mx - log_x)
+
+
+def _bce_row():
+    from .elementwise import _floating, elementwise
+
+    return elementwise(
+        "binary_cross_entropy", _bce_ref,
+        "(-({t} * fmax(log({x}), ({T})-100) + (({T})1 - {t}) * fmax(log(({T})1 - {x}), "
+        "({T})-100)))", _floating, ("x", "t"), vjp=_bce_vjp, saves_out=False)
+
+
+BINARY_CROSS_ENTROPY = _bce_row()

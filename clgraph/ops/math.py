@@ -89,7 +89,9 @@ def clamp(input, min=None, max=None, *, out=None):
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     r = input
     if min is not None:
-        r = apply(OPS["clamp_min"], r, min, out=out if max is None else None)
+        # with out= (clamp_), both steps write out: the second must not overwrite a value
+        # the first step's node saved
+        r = apply(OPS["clamp_min"], r, min, out=out)
     if max is not None:
         r = apply(OPS["clamp_max"], r, max, out=out)
     return r

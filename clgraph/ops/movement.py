@@ -7,7 +7,10 @@ from __future__ import annotations
 import builtins
 import numbers
 
+import numpy as np
+
 from .. import dtypes as dt
+from .. import runtime
 from .._memory_format import channels_last_order, is_dense_in
 from ..shapes import infer_size, sum_to_dims, view_strides, wrap_dim
 from . import registry
@@ -210,7 +213,37 @@ UNSQUEEZE = view_op("unsqueeze", _unsqueeze_rule,
                     lambda g, x, out, dim: (g.reshape(*x.shape),))
 SLICE = view_op("slice", _slice_rule, lambda g, x, out, index: (
     apply(SLICE_BACKWARD, g, shape=tuple(x.shape), index=index),))
-AS_STRIDED = view_op("as_strided", _as_strided_rule)
+def _as_strided_vjp(g, x, out, size, stride, storage_offset):
+    """g added to the elements of x at the storage positions the view reads (twice for a
+    position read twice); the map from positions to x's elements is built on the host."""
+    def positions(shape, strides, offset):
+        p = np.full((1,) * len(shape), offset, np.int64)
+        for d, (n, st) in enumerate(zip(shape, strides)):
+            p = p + (np.arange(n, dtype=np.int64) * st).reshape(
+                (1,) * d + (n,) + (1,) * (len(shape) - d - 1))
+        return np.broadcast_to(p, tuple(shape)).reshape(-1)
+
+    px = positions(x._shape, x._stride, x._offset)
+    order = np.argsort(px, kind="stable")
+    sorted_px = px[order]
+    if sorted_px.size > 1 and (np.diff(sorted_px) == 0).any():
+        raise RuntimeError("as_strided backward: the input's elements overlap in memory "
+                           f"(shape {list(x._shape)}, stride {list(x._stride)})")
+    pv = positions(size, stride, storage_offset)
+    k = np.searchsorted(sorted_px, pv).clip(0, max(sorted_px.size - 1, 0))
+    if pv.size and (sorted_px.size == 0 or (sorted_px[k] != pv).any()):
+        raise RuntimeError(f"as_strided backward: the view (size {list(size)}, stride "
+                           f"{list(stride)}, offset {storage_offset}) reads outside its input")
+    idx = registry.Tensor._empty((pv.size,), dt.int64, g.device)
+    if pv.size:
+        runtime.write(idx._storage, np.ascontiguousarray(order[k], np.int64), owned=True)
+    gx = registry.Tensor._empty((x.numel(),), g.dtype, g.device)
+    fill_(gx, 0)
+    return (apply(registry.REGISTRY["index_add"], gx, idx, g.reshape(-1), dim=0,
+                  alpha=1).reshape(*x._shape),)
+
+
+AS_STRIDED = view_op("as_strided", _as_strided_rule, _as_strided_vjp)
 SLICE_BACKWARD = register(OpDef(
     "slice_backward", "movement", None, _run_slice_backward,
     lambda g, x, out, shape, index: (apply(SLICE, g, index=index),),
