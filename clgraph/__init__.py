@@ -22,6 +22,7 @@ from .ops.elementwise import can_cast as _cc
 from .shapes import broadcast_shapes
 from .ops.reduce import return_types
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import is_inference_mode_enabled  # noqa: F401
 from . import amp
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled
 from . import optim, utils

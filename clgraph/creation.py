@@ -19,6 +19,7 @@ from .tensor import Tensor
 
 
 def _finish(t: Tensor, requires_grad: bool) -> Tensor:
+    t._storage.version = 0  # a new tensor's fill is not an in-place write of it
     if requires_grad:
         t.requires_grad_(True)
     return t

@@ -432,6 +432,51 @@ def test_binary_cross_entropy_gradient_at_saturated_probabilities():
                      (tt.clone().requires_grad_(),))
 
 
+def test_grad_modes_as_pytorch():
+    x = cg.tensor([1.0, 0.0], requires_grad=True)
+
+    @cg.no_grad
+    def bare(t):
+        return t * 2
+
+    @cg.enable_grad
+    def on(t):
+        return t * 2
+
+    assert not bare(x).requires_grad
+    with cg.no_grad():
+        assert on(x).requires_grad
+    with cg.inference_mode():
+        assert cg.is_inference_mode_enabled() and not cg.is_grad_enabled()
+    assert not cg.is_inference_mode_enabled() and cg.is_grad_enabled()
+    assert not cg.inference_mode(lambda t: t * 2)(x).requires_grad
+    with cg.inference_mode(False):
+        assert (x * 2).requires_grad
+    # materialized gradients of unused inputs have the inputs' shapes
+    b = cg.ones(3, requires_grad=True)
+    ga, gb = cg.autograd.grad((x * x).sum(), [x, b], allow_unused=True,
+                              materialize_grads=True)
+    assert gb.shape == (3,) and gb.tolist() == [0.0] * 3
+    # anomaly detection names the node that made a NaN
+    with cg.autograd.detect_anomaly():
+        with pytest.raises(RuntimeError, match="'LogBackward0' returned nan values"):
+            (x.log() * 0).sum().backward()
+
+
+def test_grad_fn_names_as_pytorch():
+    x = cg.tensor([[0.1, -0.2]], requires_grad=True)
+    w = cg.ones(3, 2)
+    assert cg.nn.functional.linear(x, w, cg.ones(3)).grad_fn.name() == "AddmmBackward0"
+    assert x.sum().grad_fn.name() == "SumBackward0"
+    assert x.sum(0).grad_fn.name() == "SumBackward1"
+    assert x.mean(1).grad_fn.name() == "MeanBackward1"
+    assert x[0].grad_fn.name() == "SelectBackward0"
+    assert x[:, 1:].grad_fn.name() == "SliceBackward0"
+    assert x[:, 0].grad_fn.name() == "SelectBackward0"
+    assert "grad_fn=<AddmmBackward0>" in repr(cg.nn.Linear(2, 3)(x))
+    assert cg.ones(3)._version == 0 and cg.randn(2)._version == 0
+
+
 def test_nonscalar_backward_needs_gradient():
     x = cg.ones(3, requires_grad=True)
     y = x * 2

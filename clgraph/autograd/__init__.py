@@ -63,13 +63,29 @@ class _GradMode:
         return wrapper
 
 
-class no_grad(_GradMode):
+class _BareDecorator(_GradMode):
+    """A mode that also decorates without parentheses (``@no_grad``), as PyTorch's do."""
+
+    def __new__(cls, orig_func=None):
+        self = super().__new__(cls)
+        if orig_func is None:
+            return self
+        if not callable(orig_func):
+            raise TypeError(f"{cls.__name__}() takes no arguments, got "
+                            f"{type(orig_func).__name__}")
+        return self(orig_func)
+
+    def __init__(self, orig_func=None):
+        pass
+
+
+class no_grad(_BareDecorator):
     """Disable gradient recording (context manager or decorator)."""
 
     mode = False
 
 
-class enable_grad(_GradMode):
+class enable_grad(_BareDecorator):
     """Enable gradient recording (context manager or decorator)."""
 
     mode = True
@@ -96,7 +112,69 @@ class set_grad_enabled(_GradMode):
         return super().__call__(fn)
 
 
-inference_mode = no_grad
+class inference_mode(_GradMode):
+    """torch.inference_mode(mode=True): gradient recording off while ``mode`` (clgraph has
+    no separate inference tensors); decorates with or without parentheses."""
+
+    def __new__(cls, mode=True):
+        self = super().__new__(cls)
+        if callable(mode) and not isinstance(mode, bool):
+            self.mode = False
+            return self(mode)
+        return self
+
+    def __init__(self, mode=True):
+        if isinstance(mode, bool):
+            self.mode = not mode and is_grad_enabled()
+
+    def __enter__(self):
+        _state.inference = getattr(_state, "inference", 0) + (not self.mode)
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        _state.inference -= not self.mode
+        return super().__exit__(*exc)
+
+    def __call__(self, fn):
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode(not mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def is_inference_mode_enabled() -> bool:
+    """torch.is_inference_mode_enabled."""
+    return getattr(_state, "inference", 0) > 0
+
+
+class set_detect_anomaly:
+    """torch.autograd.set_detect_anomaly(mode, check_nan=True): while on, backward raises
+    at the first node whose input gradients hold a NaN, naming the node (a device read per
+    node: a debugging mode). detect_anomaly() is the same, on."""
+
+    def __init__(self, mode: bool = True, check_nan: bool = True):
+        self._prev = getattr(_state, "anomaly", False)
+        _state.anomaly = bool(mode) and bool(check_nan)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _state.anomaly = self._prev
+        return False
+
+
+class detect_anomaly(set_detect_anomaly):
+    def __init__(self, check_nan: bool = True):
+        super().__init__(True, check_nan)
+
+
+def is_anomaly_enabled() -> bool:
+    return getattr(_state, "anomaly", False)
 
 
 # --- graph nodes --------------------------------------------------------------------------
@@ -159,6 +237,19 @@ _NAMES = {"to_dtype": "ToCopy", "copy_slices": "CopySlices", "sub": "Sub", "div"
           "relu": "Relu", "pow": "Pow"}
 
 
+def _slice_name(index) -> str:
+    """Basic indexing's node as PyTorch names it: after its last step that does something
+    (an int selects, a partial slice slices, None unsqueezes)."""
+    for item in reversed(index):
+        if isinstance(item, int):
+            return "Select"
+        if item is None:
+            return "Unsqueeze"
+        if isinstance(item, slice) and item != slice(None):
+            return "Slice"
+    return "Alias"
+
+
 class Node:
     """``grad_fn`` of a tensor: one applied op, its saved inputs and outputs. A tensor is
     output ``_output_nr`` of its ``grad_fn`` (an op may have several: var_mean); an edge to
@@ -203,10 +294,17 @@ class Node:
         return None if self.outs is None else self.outs[0]
 
     def name(self) -> str:
-        if self.op.name == "copy_slices":
+        """PyTorch's name of the backward node (repr and next_functions show it)."""
+        op = self.op.name
+        if op == "copy_slices":
             return "CopySlices"
-        base = _NAMES.get(self.op.name) or "".join(
-            p.capitalize() for p in self.op.name.split("_"))
+        base = _NAMES.get(op) or "".join(p.capitalize() for p in op.split("_"))
+        if op == "linear":  # addmm with a bias, mm without
+            base = "Addmm" if self.in_meta[2] is not None else "Mm"
+        elif op == "slice":
+            base = _slice_name(self.attrs.get("index", ()))
+        elif op in ("sum", "mean", "prod") and self.attrs.get("all_dims") is False:
+            return f"{base}Backward1"  # PyTorch's overload with a dim
         return f"{base}Backward0"
 
     @property
@@ -439,6 +537,13 @@ def _record_in_place(inner, op, args, attrs, out):
 # --- backward -------------------------------------------------------------------------
 
 
+def _check_nan(node, in_grads) -> None:
+    for i, g in enumerate(in_grads):
+        if isinstance(g, Tensor) and g.dtype.is_floating_point and bool(g.isnan().any()):
+            raise RuntimeError(f"Function '{node.name()}' returned nan values in its {i}th "
+                               "output.")
+
+
 def _freed():
     return RuntimeError(
         "Trying to backward through the graph a second time (or directly access saved "
@@ -606,6 +711,8 @@ class _Pass:
             raise _freed()
         _check_versions(node)
         in_grads = node.input_grads(gs, self.create_graph)
+        if getattr(_state, "anomaly", False):
+            _check_nan(node, in_grads)
         for meta, nxt, nr, gi in zip(node.in_meta, node.next, node.next_nr, in_grads):
             if nxt is not None and gi is not None:
                 self._pass_on(nxt, nr, gi, *meta)
@@ -791,7 +898,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     res = _run_backward(outputs, gs, retain_graph, create_graph, inputs=inputs,
                         allow_unused=allow_unused or materialize_grads, accumulate=False)
     if materialize_grads:
-        res = tuple(zeros_like(t) if r is None else r for r in res)
+        res = tuple(zeros_like(t) if r is None else r for r, t in zip(res, inputs))
     return res
 
 

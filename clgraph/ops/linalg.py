@@ -337,6 +337,8 @@ def fused_linear(x, w, bias) -> bool:
 
 def linear(x, w, bias):
     """x (..., K) @ w.T + bias as the linear op (fused_linear must hold)."""
+    if x.ndim == 2:
+        return apply(LINEAR, x, w, bias)
     lead = x._shape[:-1]
     y = apply(LINEAR, reshape(x, -1, x._shape[-1]), w, bias)
     return reshape(y, *lead, w._shape[0])
