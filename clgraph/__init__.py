@@ -14,7 +14,7 @@ from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, fu
                        initial_seed, linspace, manual_seed, ones, ones_like, rand, rand_like,
                        randint, randn, randn_like, randperm, seed, tensor, zeros, zeros_like)
 from .device import default_device as get_default_device, device, set_default_device
-from .dtypes import get_default_dtype, promote_types, set_default_dtype
+from .dtypes import finfo, get_default_dtype, iinfo, promote_types, set_default_dtype
 from .ops import conv as _conv, index as _index, join as _join, linalg as _linalg  # noqa: F401
 from .ops import math as _math, movement as _movement, reduce as _reduce  # noqa: F401
 from .ops import einsum as _einsum, sampling as _sampling, sort as _sort  # noqa: F401
