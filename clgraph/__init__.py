@@ -24,7 +24,7 @@ from .ops.reduce import return_types
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from . import amp
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled
-from . import optim, utils
+from . import linalg, optim, utils
 from .serialization import load, save
 from .runtime import OutOfMemoryError, profile
 from .tensor import Size, Tensor
