@@ -6,21 +6,21 @@ from __future__ import annotations
 
 from .. import Hardsigmoid, Hardswish, ReLU, Sigmoid, Tanh
 from ..layers import (
-                      ELU,
-                      GELU,
-                      Hardtanh,
-                      LeakyReLU,
-                      LogSigmoid,
-                      LogSoftmax,
-                      Mish,
-                      PReLU,
-                      ReLU6,
-                      SiLU,
-                      Softmax,
-                      Softmin,
-                      Softplus,
-                      Softsign,
-                      Threshold,
+    ELU,
+    GELU,
+    Hardtanh,
+    LeakyReLU,
+    LogSigmoid,
+    LogSoftmax,
+    Mish,
+    PReLU,
+    ReLU6,
+    SiLU,
+    Softmax,
+    Softmin,
+    Softplus,
+    Softsign,
+    Threshold,
 )
 from ..transformer import MultiheadAttention
 
