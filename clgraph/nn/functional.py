@@ -32,7 +32,7 @@ from ..ops.join import cat
 from ..ops.linalg import matmul
 from ..ops.registry import REGISTRY, apply
 from ..ops.registry import functions as _f
-from ..shapes import wrap_dim
+from ..shapes import broadcast_shapes, wrap_dim
 from ..tensor import Tensor
 
 # --- reductions and argument conventions ---------------------------------------------------
@@ -673,7 +673,7 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """sum(x1 * x2) / (max(||x1||, eps) * max(||x2||, eps)) along ``dim``, after
     broadcasting x1 and x2."""
-    shape = _f.broadcast_shapes(x1.shape, x2.shape)
+    shape = broadcast_shapes(x1.shape, x2.shape)
     x1, x2 = x1.expand(*shape), x2.expand(*shape)
     n1 = M.clamp_min(x1.norm(p=2, dim=dim, keepdim=True), eps)
     n2 = M.clamp_min(x2.norm(p=2, dim=dim, keepdim=True), eps)
