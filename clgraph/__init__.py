@@ -14,7 +14,7 @@ from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, fu
                        initial_seed, linspace, manual_seed, ones, ones_like, rand, rand_like,
                        randint, randn, randn_like, randperm, seed, tensor, zeros, zeros_like)
 from .device import default_device as get_default_device, device, set_default_device
-from .dtypes import get_default_dtype, promote_types, set_default_dtype
+from .dtypes import finfo, get_default_dtype, iinfo, promote_types, set_default_dtype
 from .ops import conv as _conv, index as _index, join as _join, linalg as _linalg  # noqa: F401
 from .ops import math as _math, movement as _movement, reduce as _reduce  # noqa: F401
 from .ops import einsum as _einsum, sampling as _sampling, sort as _sort  # noqa: F401
@@ -25,7 +25,7 @@ from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set
 from .autograd import is_inference_mode_enabled  # noqa: F401
 from . import amp
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled
-from . import optim, utils
+from . import linalg, optim, utils
 from .serialization import load, save
 from .runtime import OutOfMemoryError, profile
 from .tensor import Size, Tensor

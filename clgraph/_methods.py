@@ -36,6 +36,13 @@ def bind(namespace: dict) -> None:
     T.register_hook = _register_hook
     T.register_post_accumulate_grad_hook = autograd.register_post_accumulate_grad_hook
     T.retains_grad = property(lambda self: self._retains_grad)
+    T.nbytes = property(lambda self: self.numel() * self.dtype.itemsize)
+    T.itemsize = property(lambda self: self.dtype.itemsize)
+    # PoCL's CPU device is the host: t.cpu() (t.to("cpu")) gives a tensor with is_cpu True
+    T.is_cpu = property(lambda self: self.device.info.type == "cpu")
+    T.t_ = lambda self: _restride(self, V.t)
+    T.unsqueeze_ = lambda self, dim: _restride(self, V.unsqueeze, dim)
+    T.squeeze_ = lambda self, dim=None: _restride(self, V.squeeze, dim)
 
 
 def _new(make, sized: bool):
@@ -51,6 +58,27 @@ def _new(make, sized: bool):
                         requires_grad=requires_grad)
     method.__name__ = method.__qualname__ = "new_" + make.__name__
     return method
+
+
+def _restride(self, view_op, *args):
+    """PyTorch's in-place view ops (t_, unsqueeze_, squeeze_): ``self`` takes the geometry
+    of ``view_op(self, *args)`` and its autograd node. The view is taken of an alias, so the
+    node's input keeps the old geometry."""
+    if self.requires_grad and self.grad_fn is None and autograd.is_grad_enabled():
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation.")
+    alias = self._view(self._shape, self._stride, self._offset)
+    alias.grad_fn, alias.requires_grad = self.grad_fn, self.requires_grad
+    if self._output_nr:
+        alias._output_nr = self._output_nr
+    view = view_op(alias, *args)
+    self._shape, self._stride, self._offset = view._shape, view._stride, view._offset
+    self._contig = view._contig
+    if view.grad_fn is not None:
+        self.grad_fn, self.requires_grad = view.grad_fn, True
+        if self._output_nr:
+            del self._output_nr
+    return self
 
 
 def _backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):

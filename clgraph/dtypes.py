@@ -204,3 +204,47 @@ def result_type(tensor_dtypes, zero_dim_dtypes=(), scalars=()) -> dtype:
         elif sk > out.kind:
             out = default_for_kind(sk)
     return out
+
+
+class finfo:
+    """torch.finfo: the numerical properties of a floating point dtype (the default dtype
+    when none is given); ``dtype`` is its name, as PyTorch's."""
+
+    def __init__(self, type: dtype | None = None) -> None:
+        d = _default_float if type is None else as_dtype(type)
+        if not d.is_floating_point:
+            raise TypeError("torch.finfo() requires a floating point input type. Use "
+                            "torch.iinfo to handle 'torch.finfo'")
+        if d is bfloat16:  # float32's exponent, 8 bits of significand
+            self.bits, self.eps, self.max = 16, 2.0 ** -7, float(np.float32(3.3895313892515355e38))
+            self.tiny = self.smallest_normal = 2.0 ** -126
+            self.resolution = 0.01
+        else:
+            f = np.finfo(d.np)
+            self.bits, self.eps, self.max = f.bits, float(f.eps), float(f.max)
+            self.tiny = self.smallest_normal = float(f.smallest_normal)
+            self.resolution = 10.0 ** -f.precision
+        self.min = -self.max
+        self.dtype = d.name
+
+    def __repr__(self) -> str:
+        return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, "
+                f"eps={self.eps:g}, smallest_normal={self.smallest_normal:g}, "
+                f"tiny={self.tiny:g}, dtype={self.dtype})")
+
+
+class iinfo:
+    """torch.iinfo: the range of an integer dtype."""
+
+    def __init__(self, type: dtype) -> None:
+        d = as_dtype(type)
+        if d is bool_:
+            raise TypeError("torch.bool is not supported by torch.iinfo")
+        if d.is_floating_point:
+            raise TypeError("torch.iinfo() requires an integer input type. Use torch.finfo "
+                            "to handle 'torch.iinfo'")
+        i = np.iinfo(d.np)
+        self.bits, self.min, self.max, self.dtype = i.bits, int(i.min), int(i.max), d.name
+
+    def __repr__(self) -> str:
+        return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype})"

@@ -65,6 +65,18 @@ CASES = [
     Case("addcdiv", 3, low=0.5, high=3.0, dtypes=FLOAT),
     Case("lerp", 3, dtypes=FLOAT),
     Case("binary_cross_entropy", 2, low=0.05, high=0.95, dtypes=("float32", "float64")),
+    Case("trunc"),
+    Case("exp2", low=-5, high=5), Case("log2", low=0.1, high=10),
+    Case("log10", low=0.1, high=10),
+    Case("tan", low=-1.2, high=1.2), Case("atan"),
+    Case("asin", low=-0.95, high=0.95, dtypes=FLOAT),
+    Case("acos", low=-0.95, high=0.95, dtypes=FLOAT),
+    Case("sinh"), Case("cosh"),
+    Case("signbit", dtypes=("float32", "float64", "float16", "int64", "int32", "int8",
+                            "uint8", "bool")),
+    Case("fmod", 2, nonzero_b=True, dtypes=("float32", "float64", "int64", "int32")),
+    Case("bitwise_left_shift", 2, dtypes=("int64", "int32", "int8", "uint8")),
+    Case("bitwise_right_shift", 2, dtypes=("int64", "int32", "int8", "uint8")),
 ]
 
 # ops with no direct case here: fill is exercised by every creation test

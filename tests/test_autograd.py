@@ -56,6 +56,7 @@ GRAD_CASES = {
     "div": [lambda: (cg.div, (leaf(2, 3), pos(2, 1, seed=1)))],
     "floor_divide": [lambda: (cg.floor_divide, (leaf(3) * 5 + 0.1, pos(3, seed=1)))],
     "remainder": [lambda: (cg.remainder, (leaf(3) * 3 + 0.1, pos(1, seed=1) + 0.31))],
+    "fmod": [lambda: (cg.fmod, (leaf(3) * 3 + 0.1, pos(1, seed=1) + 0.31))],
     "pow": [lambda: (cg.pow, (pos(2, 3), leaf(3, seed=1))),
             lambda: ((lambda a: a ** 3), (leaf(3),))],
     "maximum": [lambda: (cg.maximum, (leaf(2, 3), leaf(3, seed=1)))],

@@ -84,9 +84,10 @@ def check(case, arrays, tensors):
 
 
 _BOOL_RESULT = {"eq", "ne", "lt", "le", "gt", "ge", "isnan", "logical_not", "logical_and",
-                "logical_or", "logical_xor"}
+                "logical_or", "logical_xor", "signbit"}
 _FLOAT_RESULT = {"exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tanh",
-                 "sigmoid", "erf", "reciprocal", "div", "atan2"}
+                 "sigmoid", "erf", "reciprocal", "div", "atan2", "exp2", "log2", "log10", "tan",
+                 "atan", "asin", "acos", "sinh", "cosh"}
 
 
 def result_dtype(op: str, d: str) -> str:

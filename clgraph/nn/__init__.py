@@ -7,13 +7,16 @@ from __future__ import annotations
 import importlib
 
 from . import functional, init, parameter, utils
-from .container import ModuleDict, ModuleList, Sequential
-from .layers import (GELU, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d,
-                     Conv2d, ConvTranspose2d, Dropout, Dropout1d, Dropout2d, Dropout3d,
-                     Embedding, Flatten, GroupNorm, Identity, LayerNorm, LeakyReLU, Linear,
-                     LogSoftmax, MaxPool2d, RMSNorm, SiLU, Softmax, Softplus, Unflatten, Upsample)
-from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss,
-                   SmoothL1Loss)
+from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from .layers import (ELU, GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d,
+                     BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d,
+                     CosineSimilarity, Dropout, Dropout1d, Dropout2d, Dropout3d, Embedding,
+                     Flatten, GroupNorm, Hardtanh, Identity, InstanceNorm2d, LayerNorm,
+                     LeakyReLU, Linear, LogSigmoid, LogSoftmax, MaxPool1d, MaxPool2d, Mish,
+                     PixelShuffle, PReLU, ReLU6, RMSNorm, SiLU, Softmax, Softmin, Softplus,
+                     Softsign, Threshold, Unflatten, Upsample, ZeroPad2d)
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss,
+                   MSELoss, NLLLoss, SmoothL1Loss)
 from .module import Module
 from .parameter import Buffer, Parameter
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell

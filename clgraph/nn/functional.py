@@ -32,6 +32,7 @@ from ..ops.join import cat
 from ..ops.linalg import matmul
 from ..ops.registry import REGISTRY, apply
 from ..ops.registry import functions as _f
+from ..shapes import broadcast_shapes, wrap_dim
 from ..tensor import Tensor
 
 # --- reductions and argument conventions ---------------------------------------------------
@@ -125,6 +126,90 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
     bx = input * beta
     soft = (_f.maximum(bx, 0.0) + _f.log1p(_f.exp(-_f.abs(bx)))) / beta
     return M.where(bx > threshold, input, soft)
+
+
+def _result(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
+    return input.copy_(out) if inplace and _in_place(input) else out
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+    return _result(input, M.where(input > 0, input, _f.expm1(input) * alpha), inplace)
+
+
+def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    return elu(input, alpha, inplace=True)
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
+             inplace: bool = False) -> Tensor:
+    """clamp(x, min_val, max_val); the gradient is 0 outside (min_val, max_val)."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val "
+                         f"({max_val})")
+    inside = (input > min_val) & (input < max_val)
+    out = M.where(inside, input, M.clamp(input.detach(), min_val, max_val))
+    return _result(input, out, inplace)
+
+
+def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    return hardtanh(input, min_val, max_val, inplace=True)
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """x where x > threshold, else value."""
+    return _result(input, M.where(input > threshold, input, value), inplace)
+
+
+def threshold_(input: Tensor, threshold: float, value: float) -> Tensor:
+    return _result(input, M.where(input > threshold, input, value), True)
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * tanh(softplus(x))."""
+    return _result(input, input * _f.tanh(softplus(input)), inplace)
+
+
+def softsign(input: Tensor) -> Tensor:
+    """x / (1 + |x|)."""
+    return input / (_f.abs(input) + 1)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """a * sigmoid(b), a and b the halves of ``input`` along ``dim``."""
+    if input.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    d = wrap_dim(dim, input.ndim)
+    n = input.shape[d]
+    if n % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {n}")
+    a, b = input.narrow(d, 0, n // 2), input.narrow(d, n // 2, n // 2)
+    return a * _f.sigmoid(b)
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """x for x > 0, weight * x otherwise; a weight of C elements applies per channel
+    (dim 1)."""
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"prelu(): argument 'weight' (position 2) must be Tensor, not "
+                        f"{type(weight).__name__}")
+    n = weight.numel()
+    if n != 1:
+        channels = input.shape[1] if input.ndim >= 2 else (input.shape[0] if input.ndim else 1)
+        if weight.ndim != 1 or n != channels:
+            raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found "
+                               f"parameter numbers = {n} and channel size = {channels}.")
+        if input.ndim >= 2:
+            weight = weight.reshape(n, *([1] * (input.ndim - 2)))
+    elif input.ndim < weight.ndim or weight.ndim > 1:
+        raise RuntimeError("prelu: weight must be a scalar or a 1-d tensor")
+    else:
+        weight = weight.reshape(())
+    return M.where(input > 0, input, input * weight)
 
 
 def _softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
@@ -400,6 +485,45 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
     return out
 
 
+def instance_norm(input: Tensor, running_mean: Tensor | None = None,
+                  running_var: Tensor | None = None, weight: Tensor | None = None,
+                  bias: Tensor | None = None, use_input_stats: bool = True,
+                  momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalizes each (sample, channel) plane over its spatial dims; running statistics
+    (given) are updated with the mean of the per-instance statistics, or used instead when
+    ``use_input_stats`` is False."""
+    if input.ndim < 3:
+        raise ValueError(f"Expected 3D or higher input (got {input.ndim}D input)")
+    spatial = tuple(range(2, input.ndim))
+    if input.shape[2:].numel() <= 1 and use_input_stats:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input "
+                         f"size {list(input.shape)}")
+    cshape = (1, input.shape[1]) + (1,) * (input.ndim - 2)
+    if use_input_stats:
+        var, mean = R.var_mean(input, spatial, correction=0, keepdim=True)
+        if running_mean is not None or running_var is not None:
+            with no_grad():
+                n = input.shape[2:].numel()
+                if running_mean is not None:
+                    running_mean.mul_(1 - momentum).add_(
+                        mean.detach().mean(0).reshape(-1).to(running_mean.dtype) * momentum)
+                if running_var is not None:
+                    unbiased = var.detach().mean(0).reshape(-1) * (n / max(n - 1, 1))
+                    running_var.mul_(1 - momentum).add_(
+                        unbiased.to(running_var.dtype) * momentum)
+    else:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("Expected running_mean and running_var to be defined when "
+                               "use_input_stats is false")
+        mean, var = running_mean.reshape(cshape), running_var.reshape(cshape)
+    out = (input - mean) * _f.rsqrt(var + eps)
+    if weight is not None:
+        out = out * weight.reshape(cshape)
+    if bias is not None:
+        out = out + bias.reshape(cshape)
+    return out
+
+
 def _verify_batch_size(size) -> None:
     n = size[0]
     for s in size[2:]:
@@ -505,6 +629,55 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
         return _reduce(d, reduction)
     loss = M.where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta)
     return _reduce(loss, reduction)
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
+               weight: Tensor | None = None) -> Tensor:
+    """0.5 d^2 where |d| < delta, delta (|d| - delta / 2) beyond (d = input - target)."""
+    _check_reduction(reduction)
+    _check_same_size(input, target)
+    if delta <= 0:
+        raise RuntimeError(f"huber_loss does not support non-positive values for delta, "
+                           f"got {delta}")
+    d = _f.abs(input - target)
+    loss = M.where(d < delta, d * d * 0.5, (d - 0.5 * delta) * delta)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
+           reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """target * (log target - input) pointwise (input holds log-probabilities; target too
+    with ``log_target``); 'batchmean' divides the sum by the batch size."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
+    if reduction not in ("mean", "sum", "none", "batchmean"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and "
+                      "the support size.'batchmean' divides only by the batch size, and "
+                      "aligns with the KL div math definition.'mean' will be changed to "
+                      "behave the same as 'batchmean' in the next major release.",
+                      stacklevel=2)
+    if log_target:
+        loss = _f.exp(target) * (target - input)
+    else:  # x log x is 0 at x = 0 (xlogy), with a finite gradient there
+        positive = target > 0
+        loss = target * _f.log(M.where(positive, target, 1.0)) - target * input
+    if reduction == "batchmean":
+        return loss.sum() / input.shape[0] if input.ndim else loss.sum()
+    return _reduce(loss, reduction)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """sum(x1 * x2) / (max(||x1||, eps) * max(||x2||, eps)) along ``dim``, after
+    broadcasting x1 and x2."""
+    shape = broadcast_shapes(x1.shape, x2.shape)
+    x1, x2 = x1.expand(*shape), x2.expand(*shape)
+    n1 = M.clamp_min(x1.norm(p=2, dim=dim, keepdim=True), eps)
+    n2 = M.clamp_min(x2.norm(p=2, dim=dim, keepdim=True), eps)
+    return ((x1 / n1) * (x2 / n2)).sum(dim)
 
 
 def _class_dim(input: Tensor) -> int:
@@ -880,3 +1053,37 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
 def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     return _conv.adaptive_avg_pool2d(input, output_size)
 
+
+
+def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+               ceil_mode: bool = False, return_indices: bool = False):
+    return _conv.max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode,
+                            return_indices)
+
+
+def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
+    return _conv.avg_pool1d(input, kernel_size, stride, padding, ceil_mode, count_include_pad)
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
+    return _conv.adaptive_max_pool2d(input, output_size, return_indices)
+
+
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
+    """(*, C r^2, H, W) -> (*, C, H r, W r)."""
+    if input.ndim < 3:
+        raise RuntimeError(f"pixel_shuffle expects input to have at least 3 dimensions, but "
+                           f"got input with {input.ndim} dimension(s)")
+    r = int(upscale_factor)
+    if r <= 0:
+        raise RuntimeError(f"pixel_shuffle expects a positive upscale_factor, but got {r}")
+    *batch, c, h, w = input.shape
+    if c % (r * r):
+        raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be "
+                           f"divisible by the square of upscale_factor, but input.size(-3)="
+                           f"{c} is not divisible by {r * r}")
+    nb = len(batch)
+    x = input.reshape(*batch, c // (r * r), r, r, h, w)
+    x = x.permute(*range(nb), nb, nb + 3, nb + 1, nb + 4, nb + 2)
+    return x.reshape(*batch, c // (r * r), h * r, w * r)

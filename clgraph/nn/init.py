@@ -9,6 +9,7 @@ import warnings
 
 from ..autograd import no_grad
 from ..creation import eye
+from ..ops.registry import functions as _f
 from ..tensor import Tensor
 
 
@@ -69,6 +70,42 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
     with no_grad():
         return tensor.normal_(mean, std)
+
+
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                  b: float = 2.0, generator=None) -> Tensor:
+    """N(mean, std^2) truncated to [a, b], by PyTorch's method: uniform draws mapped
+    through the inverse normal CDF between the bounds' CDF values."""
+    if mean < a - 2 * std or mean > b + 2 * std:
+        warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The "
+                      "distribution of values may be incorrect.", stacklevel=2)
+    with no_grad():
+        def cdf(x):
+            return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+        lo, hi = cdf((a - mean) / std), cdf((b - mean) / std)
+        tensor.uniform_(2 * lo - 1, 2 * hi - 1)
+        tensor.copy_(_erfinv(tensor) * (std * math.sqrt(2.0)) + mean)
+        return tensor.clamp_(min=a, max=b)
+
+
+def _erfinv(y: Tensor) -> Tensor:
+    """erf^-1 on (-1, 1): Giles' single-precision approximation, then two Newton steps on
+    erf (exact to float64 rounding)."""
+    w = -_f.log((1.0 - y) * (1.0 + y))
+    small = w < 5.0
+    ws, wl = w - 2.5, _f.sqrt(w) - 3.0
+    ps, pl = ws * 0 + 2.81022636e-08, wl * 0 - 0.000200214257
+    for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
+              -0.00417768164, 0.246640727, 1.50140941):
+        ps = ps * ws + c
+    for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
+              0.00943887047, 1.00167406, 2.83297682):
+        pl = pl * wl + c
+    x = _f.where(small, ps, pl) * y
+    for _ in range(2):  # Newton on erf(x) = y
+        x = x - (_f.erf(x) - y) / (_f.exp(-(x * x)) * (2.0 / math.sqrt(math.pi)))
+    return x
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:

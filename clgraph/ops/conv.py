@@ -929,4 +929,103 @@ def adaptive_avg_pool2d(input, output_size):
     return _unbatch(apply(ADAPTIVE_AVG_POOL2D, x, output_size=size), unbatched)
 
 
-__all__ = ["adaptive_avg_pool2d", "avg_pool2d", "conv2d", "fold", "max_pool2d", "unfold"]
+def _single(v, fn: str, what: str) -> int:
+    if isinstance(v, (tuple, list)):
+        if len(v) != 1:
+            raise RuntimeError(f"{fn}: {what} must be a single int or a tuple of one int, got "
+                               f"{tuple(v)}")
+        v = v[0]
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+        raise TypeError(f"{fn}(): argument '{what}' must be int, not {type(v).__name__}")
+    return int(v)
+
+
+def _as_1d_pool(fn: str, input):
+    """(N, C, L) or (C, L) as one-row images for the 2-d pools."""
+    if not isinstance(input, registry.Tensor):
+        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"{fn}: Expected 2D or 3D (batch mode) tensor for input, but got "
+                           f"{list(input.shape)}")
+    return unsqueeze(input, -2)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """torch.nn.functional.max_pool1d: max_pool2d over one-row images."""
+    x = _as_1d_pool("max_pool1d", input)
+    k = _single(kernel_size, "max_pool1d", "kernel_size")
+    s = k if stride is None or stride == () or stride == [] else _single(stride, "max_pool1d",
+                                                                         "stride")
+    r = max_pool2d(x, (1, k), (1, s), (0, _single(padding, "max_pool1d", "padding")),
+                   (1, _single(dilation, "max_pool1d", "dilation")), ceil_mode, return_indices)
+    if isinstance(r, tuple):
+        return tuple(squeeze(t, -2) for t in r)
+    return squeeze(r, -2)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    """torch.nn.functional.avg_pool1d: avg_pool2d over one-row images."""
+    x = _as_1d_pool("avg_pool1d", input)
+    k = _single(kernel_size, "avg_pool1d", "kernel_size")
+    s = k if stride is None or stride == () or stride == [] else _single(stride, "avg_pool1d",
+                                                                         "stride")
+    y = avg_pool2d(x, (1, k), (1, s), (0, _single(padding, "avg_pool1d", "padding")),
+                   ceil_mode, count_include_pad)
+    return squeeze(y, -2)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """torch.nn.functional.adaptive_max_pool2d: window (i, j) spans rows
+    floor(i H / OH) .. ceil((i + 1) H / OH) and likewise columns; indices are flat h*W + w
+    per plane. Evenly divided sizes are one max_pool2d; other sizes take the max of each
+    window (OH * OW reductions)."""
+    if not isinstance(input, registry.Tensor):
+        raise TypeError(f"adaptive_max_pool2d(): argument 'input' (position 1) must be "
+                        f"Tensor, not {type(input).__name__}")
+    if input.ndim not in (3, 4):
+        raise RuntimeError(f"adaptive_max_pool2d(): Expected 3D or 4D tensor, but got "
+                           f"{list(input.shape)}")
+    H, W = input.shape[-2:]
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise RuntimeError("adaptive_max_pool2d(): internal error: output_size.size() "
+                               "must be 2")
+        size = tuple(n if v is None else int(v) for v, n in zip(output_size, (H, W)))
+    else:
+        size = (int(output_size),) * 2
+    OH, OW = size
+    for d in range(1, input.ndim):
+        if input.shape[d] == 0:
+            raise RuntimeError(
+                f"adaptive_max_pool2d(): Expected input to have non-zero size for non-batch "
+                f"dimensions, but input has sizes {list(input.shape)} with dimension {d} "
+                "being empty")
+    if OH <= 0 or OW <= 0:
+        raise RuntimeError(f"adaptive_max_pool2d(): elements of output_size must be greater "
+                           f"than 0 but received {{{OH}, {OW}}}")
+    _check_float("adaptive_max_pool2d", input)
+    if H % OH == 0 and W % OW == 0:
+        r = max_pool2d(input, (H // OH, W // OW), None, 0, 1, False, True)
+        return r if return_indices else r[0]
+    F = registry.functions
+    values, indices = [], []
+    for i in range(OH):
+        hs, he = (i * H) // OH, -(-((i + 1) * H) // OH)
+        for j in range(OW):
+            ws, we = (j * W) // OW, -(-((j + 1) * W) // OW)
+            win = input[..., hs:he, ws:we]
+            v, k = F.max(win.reshape(*input.shape[:-2], -1), -1)
+            ww = we - ws
+            values.append(v)
+            indices.append((k // ww + hs) * W + k % ww + ws)
+    out = F.stack(values, -1).reshape(*input.shape[:-2], OH, OW)
+    if not return_indices:
+        return out
+    return out, F.stack(indices, -1).reshape(*input.shape[:-2], OH, OW)
+
+
+__all__ = ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "conv2d",
+           "fold", "max_pool1d", "max_pool2d", "unfold"]

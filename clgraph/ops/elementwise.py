@@ -611,6 +611,92 @@ elementwise("where", lambda c, a, b: np.where(c, a, b), "({c} ? {a} : {b})", _wh
             ("c", "a", "b"), vjp=_where_vjp, vec=False, promote=slice(1, None), saves=(0,),
             saves_out=False)
 
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+unary("trunc", np.trunc, _by_kind("trunc({x})", "{x}"), vjp=_zeros_vjp,
+      variants=Variants(inplace=True, aliases=("fix",)))
+unary("exp2", _np_float(np.exp2), "exp2({x})", _floating,
+      vjp=lambda g, x, out: (g * out * _LN2,), saves=(),
+      variants=Variants(inplace=True), autocast="float32")
+unary("log2", _np_float(np.log2), "log2({x})", _floating,
+      vjp=lambda g, x, out: (g / (x * _LN2),), saves_out=False,
+      variants=Variants(inplace=True), autocast="float32")
+unary("log10", _np_float(np.log10), "log10({x})", _floating,
+      vjp=lambda g, x, out: (g / (x * _LN10),), saves_out=False,
+      variants=Variants(inplace=True), autocast="float32")
+unary("tan", _np_float(np.tan), "tan({x})", _floating,
+      vjp=lambda g, x, out: (g * (out * out + 1),), saves=(),
+      variants=Variants(inplace=True))
+unary("atan", _np_float(np.arctan), "atan({x})", _floating,
+      vjp=lambda g, x, out: (g / (x * x + 1),), saves_out=False,
+      variants=Variants(inplace=True, aliases=("arctan",)))
+unary("asin", _np_float(np.arcsin), "asin({x})", _floating,
+      vjp=lambda g, x, out: (g * _call("rsqrt", 1 - x * x),), saves_out=False,
+      variants=Variants(inplace=True, aliases=("arcsin",)))
+unary("acos", _np_float(np.arccos), "acos({x})", _floating,
+      vjp=lambda g, x, out: (-g * _call("rsqrt", 1 - x * x),), saves_out=False,
+      variants=Variants(inplace=True, aliases=("arccos",)))
+unary("sinh", _np_float(np.sinh), "sinh({x})", _floating,
+      vjp=lambda g, x, out: (g * _call("cosh", x),), saves_out=False,
+      variants=Variants(inplace=True))
+unary("cosh", _np_float(np.cosh), "cosh({x})", _floating,
+      vjp=lambda g, x, out: (g * _call("sinh", x),), saves_out=False,
+      variants=Variants(inplace=True))
+# signbit() of a float is 1 for -0.0 and negative NaNs too (a comparison would miss them)
+unary("signbit", np.signbit, _by_kind("signbit({x})", "({x} < 0)", "0"), _compare, vec=False,
+      differentiable=False, variants=Variants())
+# fmod truncates (C's remainder); an integer divisor of 0 gives 0, as remainder's does
+binary("fmod", np.fmod,
+       _by_kind("fmod({a}, {b})", "((({b}) == 0 || ({b}) == ({T})-1) ? ({T})0 : ({a} % {b}))"),
+       vec=False, vjp=lambda g, a, b, out: (g, -g * _call("trunc", a / b)), saves_out=False,
+       variants=Variants(inplace=True))
+
+
+def _shift_rule(name):
+    """Integer operands only (PyTorch: a bool tensor alone is refused, promoted it is not)."""
+    def rule(common, arg_dtypes, attrs):
+        if common.is_floating_point or common is dt.bool_:
+            raise NotImplementedError(f'"{name}_cpu" not implemented for \'{_pyname(common)}\'')
+        return (common,) * len(arg_dtypes), common
+
+    return rule
+
+
+def _shift_expr(left: bool):
+    """PyTorch's shifts: a shift by a negative count or by the type's width or more gives 0
+    (right: the sign fill); OpenCL would take the count modulo the width."""
+    def expr(d, attrs):
+        w, t = d.itemsize * 8, d.compute
+        if left:
+            return f"((({{b}}) < 0 || ({{b}}) >= {w}) ? ({t})0 : ({t})({{a}} << {{b}}))"
+        return (f"((({{b}}) < 0 || ({{b}}) >= {w}) ? ({{a}} < 0 ? ({t})-1 : ({t})0) : "
+                f"({t})({{a}} >> {{b}}))")
+
+    return expr
+
+
+def _shift_ref(left: bool):
+    def ref(a, b):
+        a, b = np.asarray(a), np.asarray(b)
+        d = np.result_type(a, b)
+        a, b = a.astype(d), b.astype(d)
+        w = d.itemsize * 8
+        out_range = (b < 0) | (b >= w)
+        bb = np.where(out_range, 0, b).astype(d)
+        if left:
+            return np.where(out_range, 0, np.left_shift(a, bb)).astype(d)
+        return np.where(out_range, np.where(a < 0, -1, 0), np.right_shift(a, bb)).astype(d)
+
+    return ref
+
+
+binary("bitwise_left_shift", _shift_ref(True), _shift_expr(True), _shift_rule("lshift"),
+       vec=False, differentiable=False,
+       variants=Variants(inplace=True, dunders=("lshift", "rlshift", "ilshift")))
+binary("bitwise_right_shift", _shift_ref(False), _shift_expr(False), _shift_rule("rshift"),
+       vec=False, differentiable=False,
+       variants=Variants(inplace=True, dunders=("rshift", "rrshift", "irshift")))
+
 
 
 def _float_only(name):

@@ -1040,3 +1040,69 @@ def nonzero(input, *, out=None, as_tuple=False):
 @public
 def argwhere(input):
     return nonzero(input)
+
+
+def _long_index(index, name: str):
+    if not isinstance(index, registry.Tensor):
+        raise TypeError(f"{name}(): argument 'index' must be Tensor, not "
+                        f"{type(index).__name__}")
+    if index.dtype is not dt.int64:
+        raise RuntimeError(f"{name}(): Expected a long tensor for index, but got "
+                           f"{_pyname(index.dtype)}")
+
+
+@public
+def take(input, index):
+    """torch.take: input flattened, read at ``index`` (negative counts from the end); the
+    result has the index's shape."""
+    _long_index(index, "take")
+    n = input.numel()
+    flat = input.reshape(-1)
+    if index.numel() == 0:
+        return index_select(flat, 0, index.reshape(-1)).reshape(index.shape)
+    lo, hi, _ = _index_info(index)
+    for i in (lo, hi):
+        if not -n <= i < n:
+            raise IndexError(f"out of range: tried to access index {i} on a tensor of {n} "
+                             "elements.")
+    idx = index.reshape(-1)
+    if lo < 0:
+        idx = registry.functions.where(idx < 0, idx + n, idx)
+    return index_select(flat, 0, idx).reshape(index.shape)
+
+
+def _fill_mask(input, dim, index, value, name):
+    """The mask of index_fill: True on the selected slices along ``dim``, shaped to
+    broadcast against ``input``; ``dim`` wrapped and the value checked."""
+    _long_index(index, name)
+    if index.ndim > 1:
+        raise IndexError(f"{name}(): Index is supposed to be a vector, got a "
+                         f"{index.ndim}-d tensor")
+    if isinstance(value, registry.Tensor) and value.ndim:
+        raise RuntimeError(f"{name} only supports a 0-dimensional value tensor, but got "
+                           f"tensor with {value.ndim} dimension(s).")
+    d = wrap_dim(dim, max(input.ndim, 1))
+    n = input._shape[d] if input.ndim else 1
+    host = _check_read(index).reshape(-1) if index.numel() else np.zeros(0, np.int64)
+    bad = host[(host < -n) | (host >= n)]
+    if bad.size:
+        raise IndexError(f"index {int(bad[0])} is out of bounds for dimension {d} with size "
+                         f"{n}")
+    mask = np.zeros(n, dtype=np.bool_)
+    mask[host] = True
+    shape = [1] * input.ndim
+    if input.ndim:
+        shape[d] = n
+    return _upload(mask.reshape(shape), input.device)
+
+
+@public
+def index_fill(input, dim, index, value):
+    """torch.index_fill: the slices of ``input`` along ``dim`` at ``index`` set to
+    ``value`` (a number or a 0-d tensor)."""
+    return masked_fill(input, _fill_mask(input, dim, index, value, "index_fill"), value)
+
+
+@public(function=False)
+def index_fill_(input, dim, index, value):
+    return masked_fill_(input, _fill_mask(input, dim, index, value, "index_fill_"), value)

@@ -1,15 +1,17 @@
 """Joining and splitting: cat, stack, split, chunk, hstack, vstack, tril, triu, flip, roll,
-repeat, tile.
+repeat, tile, repeat_interleave, meshgrid.
 
 cat copies each input into its slice of the result with the elementwise cast-copy (so
 type promotion across inputs costs nothing extra); split and chunk are views; tril/triu use
 kernels/index.cl; flip copies a negative-stride view that never leaves this module. stack,
-roll, repeat and tile are compositions of rows and views (their gradients follow), not rows.
+roll, repeat, tile, repeat_interleave and meshgrid are compositions of rows and views (their
+gradients follow), not rows.
 Imports registry, movement, elementwise, index, codegen and dtypes; never tensor."""
 
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -17,7 +19,16 @@ from .. import dtypes as dt
 from ..shapes import collapse
 from . import registry
 from .elementwise import op
-from .index import CHUNK, _kernel, _launch, _meta, _same_device
+from .index import (
+    CHUNK,
+    _check_read,
+    _kernel,
+    _launch,
+    _meta,
+    _same_device,
+    _upload,
+    index_select,
+)
 from .movement import (
     EXPAND,
     _sizes,
@@ -434,3 +445,95 @@ def tile(input, *dims):
         dims = (1,) * (input.ndim - len(dims)) + dims
     return repeat(input, *dims)
 
+
+
+def _repeat_counts(repeats, n: int) -> np.ndarray:
+    """repeat_interleave's per-element counts as a host array of length ``n``."""
+    if isinstance(repeats, registry.Tensor):
+        if repeats.dtype.is_floating_point or repeats.dtype is dt.bool_:
+            raise RuntimeError(f"repeat_interleave(): repeats must be an integer tensor, got "
+                               f"{repeats.dtype}")
+        if repeats.ndim > 1:
+            raise RuntimeError("repeats must be 0-dim or 1-dim tensor")
+        counts = _check_read(repeats).reshape(-1).astype(np.int64)
+        if counts.size == 1:
+            counts = np.full(n, counts[0], dtype=np.int64)
+        elif counts.size != n:
+            raise RuntimeError(f"repeats must have the same size as input along dim, but got "
+                               f"repeats.size(0) = {counts.size} and input.size(0) = {n}")
+    elif isinstance(repeats, numbers.Integral) and not isinstance(repeats, bool):
+        counts = np.full(n, int(repeats), dtype=np.int64)
+    else:
+        raise TypeError(f"repeat_interleave(): argument 'repeats' must be int or Tensor, not "
+                        f"{type(repeats).__name__}")
+    if (counts < 0).any():
+        raise RuntimeError("repeats can not be negative")
+    return counts
+
+
+@public
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
+    """torch.repeat_interleave: each element (slice along ``dim``; of the flattened input
+    when ``dim`` is None) repeated ``repeats`` times; ``repeat_interleave(repeats)`` gives
+    the indices 0..n-1 repeated. Tensor repeats are read on the host to size the result."""
+    if repeats is None:  # repeat_interleave(repeats)
+        counts = _repeat_counts(input, input.numel())
+        return _upload(np.repeat(np.arange(counts.size, dtype=np.int64), counts), input.device)
+    x = input.reshape(-1) if dim is None else input
+    d = 0 if dim is None else wrap_dim(dim, max(x.ndim, 1))
+    if x.ndim == 0:
+        x = x.reshape(1)
+    n = x._shape[d]
+    if isinstance(repeats, numbers.Integral) and not isinstance(repeats, bool) or (
+            isinstance(repeats, registry.Tensor) and repeats.numel() == 1 and n != 1):
+        r = int(_repeat_counts(repeats, 1)[0])
+        wide = list(x._shape)
+        wide.insert(d + 1, r)
+        out = clone(apply(EXPAND, unsqueeze(x, d + 1), shape=tuple(wide)))
+        out = flatten(out, d, d + 1)
+    else:
+        counts = _repeat_counts(repeats, n)
+        idx = _upload(np.repeat(np.arange(n, dtype=np.int64), counts), x.device)
+        out = index_select(x, d, idx)
+    if output_size is not None and out._shape[d] != output_size:
+        raise RuntimeError(f"repeat_interleave(): output_size {output_size} does not match "
+                           f"the result's size {out._shape[d]}")
+    return out
+
+
+@public(method=False)
+def meshgrid(*tensors, indexing: str | None = None):
+    """torch.meshgrid: coordinate grids (views) of 0-d or 1-d tensors; ``indexing`` "ij"
+    (the default, with PyTorch's warning when not given) or "xy" (first two dims swapped)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing is None:
+        warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass the "
+                      "indexing argument.", stacklevel=2)
+        indexing = "ij"
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f'torch.meshgrid: indexing must be one of "xy" or "ij", but '
+                           f"received: {indexing}")
+    if not tensors:
+        raise RuntimeError("meshgrid expects a non-empty TensorList")
+    for t in tensors:
+        if not isinstance(t, registry.Tensor):
+            raise TypeError(f"meshgrid(): expected Tensors, got {type(t).__name__}")
+        if t.ndim > 1:
+            raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list "
+                               f"but got: {t.ndim}D tensor")
+        if t.dtype is not tensors[0].dtype:
+            raise RuntimeError("torch.meshgrid: expects all tensors to have the same dtype")
+    _same_device("meshgrid", *tensors)
+    pos = list(range(len(tensors)))
+    if indexing == "xy" and len(tensors) >= 2:
+        pos[0], pos[1] = 1, 0
+    shape = [0] * len(tensors)
+    for t, p in zip(tensors, pos):
+        shape[p] = t.numel()
+    out = []
+    for t, p in zip(tensors, pos):
+        view_shape = [1] * len(tensors)
+        view_shape[p] = t.numel()
+        out.append(apply(EXPAND, reshape(t, *view_shape), shape=tuple(shape)))
+    return tuple(out)

@@ -181,3 +181,83 @@ def copy_(t, src):
         src = src.to(t.device)
     apply(OPS["to_dtype"], src, dtype=t.dtype, out=t)
     return t
+
+
+@public(inplace=True)
+def frac(input, *, out=None):
+    """torch.frac: input - trunc(input), floating point only."""
+    if isinstance(input, registry.Tensor) and not input.dtype.is_floating_point:
+        raise NotImplementedError(f'"frac_cpu" not implemented for \'{_pyname(input.dtype)}\'')
+    r = input - apply(OPS["trunc"], input)
+    return r if out is None else out.copy_(r)
+
+
+@public
+def positive(input):
+    """torch.positive: the input itself (bool refused, as PyTorch's unary +)."""
+    if input.dtype is dt.bool_:
+        raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
+    return input
+
+
+@public(inplace=True)
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None, *, out=None):
+    """torch.nan_to_num: NaN, +inf and -inf replaced (by default 0 and the dtype's
+    largest and lowest finite values); integer tensors are returned as a copy."""
+    if not input.dtype.is_floating_point:
+        r = input.clone()
+    else:
+        info = dt.finfo(input.dtype)
+        posinf = info.max if posinf is None else posinf
+        neginf = info.min if neginf is None else neginf
+        r = where(apply(OPS["isnan"], input), float(nan), input)
+        r = where(apply(OPS["eq"], input, math.inf), float(posinf), r)
+        r = where(apply(OPS["eq"], input, -math.inf), float(neginf), r)
+    return r if out is None else out.copy_(r)
+
+
+@public
+def isclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False):
+    """torch.isclose: |input - other| <= atol + rtol * |other|, or equal (infinities)."""
+    for name, v in (("input", input), ("other", other)):
+        if not isinstance(v, registry.Tensor):
+            raise TypeError(f"isclose(): argument '{name}' must be Tensor, not "
+                            f"{type(v).__name__}")
+    if input.dtype is not other.dtype:
+        raise RuntimeError(f"{_pyname(input.dtype)} did not match {_pyname(other.dtype)}")
+    if rtol < 0:
+        raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol}")
+    if atol < 0:
+        raise RuntimeError(f"atol must be greater than or equal to zero, but got {atol}")
+    close = apply(OPS["eq"], input, other)
+    if equal_nan and input.dtype.is_floating_point:
+        both = apply(OPS["logical_and"], apply(OPS["isnan"], input), apply(OPS["isnan"], other))
+        close = apply(OPS["logical_or"], close, both)
+    if rtol == 0 and atol == 0:
+        return close
+    a, b = input.detach(), other.detach()
+    if a.dtype is dt.bool_:
+        a, b = a.to(dt.get_default_dtype()), b.to(dt.get_default_dtype())
+    allowed = apply(OPS["abs"], b * rtol) + atol
+    actual = apply(OPS["abs"], a - b)
+    within = apply(OPS["logical_and"], isfinite(actual), apply(OPS["le"], actual, allowed))
+    return apply(OPS["logical_or"], close, within)
+
+
+@public
+def allclose(input, other, rtol: float = 1e-05, atol: float = 1e-08,
+             equal_nan: bool = False) -> bool:
+    """torch.allclose: whether isclose holds everywhere (a Python bool)."""
+    return bool(registry.functions.all(isclose(input, other, rtol, atol, equal_nan)))
+
+
+@public
+def equal(input, other) -> bool:
+    """torch.equal: same shape and the same values (NaN equals nothing)."""
+    for name, v in (("input", input), ("other", other)):
+        if not isinstance(v, registry.Tensor):
+            raise TypeError(f"equal(): argument '{name}' must be Tensor, not "
+                            f"{type(v).__name__}")
+    if input.shape != other.shape:
+        return False
+    return bool(registry.functions.all(apply(OPS["eq"], input, other)))

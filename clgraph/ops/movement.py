@@ -422,3 +422,39 @@ def clone(x, memory_format=None):
     if order is not None:
         return _in_layout(x, order, copy=True)
     return apply(op("to_dtype"), x, dtype=x.dtype)
+
+
+def _atleast(tensors, shape_of, name):
+    """atleast_Nd over one tensor (returned as is) or several (a tuple)."""
+    one = len(tensors) == 1 and not isinstance(tensors[0], (list, tuple))
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    out = []
+    for t in tensors:
+        if not isinstance(t, registry.Tensor):
+            raise TypeError(f"{name}(): expected Tensor, got {type(t).__name__}")
+        shape = shape_of(t._shape)
+        out.append(t if shape == t._shape else reshape(t, *shape))
+    return out[0] if one else tuple(out)
+
+
+@public(method=False)
+def atleast_1d(*tensors):
+    """torch.atleast_1d: 0-d tensors as shape (1,)."""
+    return _atleast(tensors, lambda s: s or (1,), "atleast_1d")
+
+
+@public(method=False)
+def atleast_2d(*tensors):
+    """torch.atleast_2d: () -> (1, 1), (n,) -> (1, n)."""
+    return _atleast(tensors, lambda s: (1,) * (2 - len(s)) + s if len(s) < 2 else s,
+                    "atleast_2d")
+
+
+@public(method=False)
+def atleast_3d(*tensors):
+    """torch.atleast_3d: () -> (1, 1, 1), (n,) -> (1, n, 1), (m, n) -> (m, n, 1)."""
+    def shape_of(s):
+        return {0: (1, 1, 1), 1: (1,) + s + (1,), 2: s + (1,)}.get(len(s), s)
+
+    return _atleast(tensors, shape_of, "atleast_3d")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import functools
 import math
 import numbers
 
@@ -27,13 +28,13 @@ from ..codegen.reduce import (
     n_state,
     reduce_program,
 )
-from ..creation import zeros
+from ..creation import ones, zeros
 from ..shapes import numel as _numel
 from ..shapes import wrap_dim
 from ..shapes import wrap_dims as _dims
 from . import registry
 from .index import scatter
-from .join import flip
+from .join import cat, flip
 from .elementwise import TILE_MIN
 from .elementwise import op as _ew_op
 from .math import where
@@ -939,6 +940,23 @@ CUMSUM = reduction("cumsum", _ref_cumsum, "cumsum", _cumsum_accumulation, vjp=_c
 # --- public functions ---------------------------------------------------------------------
 
 
+def _numpy_names(fn):
+    """PyTorch's numpy spellings of reduction arguments: ``axis`` for ``dim``, ``keepdims``
+    for ``keepdim``."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if kwargs:
+            for alias, name in (("axis", "dim"), ("keepdims", "keepdim")):
+                if alias in kwargs:
+                    if name in kwargs:
+                        raise TypeError(f"{fn.__name__}() got multiple values for argument "
+                                        f"'{name}' (as '{alias}')")
+                    kwargs[name] = kwargs.pop(alias)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def _check_tensor(x, name):
     if not isinstance(x, registry.Tensor):
         raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
@@ -959,48 +977,56 @@ def _dtype(dtype):
 
 
 @public
+@_numpy_names
 def sum(input, dim=None, keepdim=False, *, dtype=None):
     """torch.sum. Float32 sums are compensated (Kahan)."""
     return _reduce(SUM, input, dim, keepdim, dtype=_dtype(dtype))
 
 
 @public
+@_numpy_names
 def prod(input, dim=None, keepdim=False, *, dtype=None):
     """torch.prod; ``dim`` may also be a tuple."""
     return _reduce(PROD, input, dim, keepdim, dtype=_dtype(dtype))
 
 
 @public
+@_numpy_names
 def mean(input, dim=None, keepdim=False, *, dtype=None):
     """torch.mean."""
     return _reduce(MEAN, input, dim, keepdim, dtype=_dtype(dtype))
 
 
 @public
+@_numpy_names
 def amax(input, dim=(), keepdim=False):
     """torch.amax."""
     return _reduce(AMAX, input, dim, keepdim)
 
 
 @public
+@_numpy_names
 def amin(input, dim=(), keepdim=False):
     """torch.amin."""
     return _reduce(AMIN, input, dim, keepdim)
 
 
 @public
+@_numpy_names
 def all(input, dim=None, keepdim=False):
     """torch.all."""
     return _reduce(ALL, input, dim, keepdim)
 
 
 @public
+@_numpy_names
 def any(input, dim=None, keepdim=False):
     """torch.any."""
     return _reduce(ANY, input, dim, keepdim)
 
 
-return_types = type("return_types", (), {**{n: return_type(n) for n in ("max", "min")},
+return_types = type("return_types", (), {**{n: return_type(n) for n in ("max", "min",
+                                                                         "median")},
                                          **RETURN_TYPES})
 
 
@@ -1026,6 +1052,7 @@ def _extreme(op, amax_op, other_fn, input, dim, keepdim):
 
 
 @public
+@_numpy_names
 def max(input, dim=None, keepdim=False):
     """torch.max: the largest value; with ``dim`` (values, indices); with a tensor second
     argument the elementwise maximum."""
@@ -1033,6 +1060,7 @@ def max(input, dim=None, keepdim=False):
 
 
 @public
+@_numpy_names
 def min(input, dim=None, keepdim=False):
     """torch.min (see max)."""
     return _extreme(MIN, AMIN, registry.EXPORTS["minimum"].fn, input, dim, keepdim)
@@ -1053,12 +1081,14 @@ def _arg(op, input, dim, keepdim):
 
 
 @public
+@_numpy_names
 def argmax(input, dim=None, keepdim=False):
     """torch.argmax: the first index of the largest value (NaN counts as largest)."""
     return _arg(ARGMAX, input, dim, keepdim)
 
 
 @public
+@_numpy_names
 def argmin(input, dim=None, keepdim=False):
     """torch.argmin."""
     return _arg(ARGMIN, input, dim, keepdim)
@@ -1073,6 +1103,7 @@ def _correction(unbiased, correction):
 
 
 @public
+@_numpy_names
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """torch.var: ``unbiased`` (legacy) or ``correction`` (default 1)."""
     if isinstance(dim, builtins.bool):
@@ -1081,6 +1112,7 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 @public
+@_numpy_names
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """torch.std: ``unbiased`` (legacy) or ``correction`` (default 1)."""
     if isinstance(dim, builtins.bool):
@@ -1089,6 +1121,7 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 @public
+@_numpy_names
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """torch.var_mean: (var, mean), both from one kernel."""
     if isinstance(dim, builtins.bool):
@@ -1097,6 +1130,7 @@ def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 @public
+@_numpy_names
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """torch.std_mean: (std, mean), both from one kernel."""
     if isinstance(dim, builtins.bool):
@@ -1105,12 +1139,14 @@ def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 @public
+@_numpy_names
 def logsumexp(input, dim, keepdim=False):
     """torch.logsumexp, max-shifted; integer inputs give the default float dtype."""
     return _reduce(LOGSUMEXP, input, dim, keepdim)
 
 
 @public
+@_numpy_names
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     """torch.norm for vector norms: p a number, inf, -inf or 'fro' (= 2) over ``dim``."""
     if p == "fro" or p is None:
@@ -1128,24 +1164,109 @@ def _row_op(op, input, dim, dtype):
 
 
 @public
+@_numpy_names
 def softmax(input, dim, dtype=None):
     """torch.softmax (the input is cast to ``dtype`` first when given)."""
     return _row_op(SOFTMAX, input, dim, dtype)
 
 
 @public
+@_numpy_names
 def log_softmax(input, dim, dtype=None):
     """torch.log_softmax."""
     return _row_op(LOG_SOFTMAX, input, dim, dtype)
 
 
 @public
+@_numpy_names
 def cumsum(input, dim, *, dtype=None):
     """torch.cumsum; integer and bool inputs give int64. Float32 accumulates in float64
     where the device has it, as PyTorch's CPU kernel does."""
     return _row_op(CUMSUM, input, dim, dtype)
 
 
-__all__ = ["all", "amax", "amin", "any", "argmax", "argmin", "cumsum", "log_softmax",
-           "logsumexp", "max", "mean", "min", "norm", "prod", "softmax", "std", "std_mean",
-           "sum", "var", "var_mean"]
+@public
+@_numpy_names
+def nansum(input, dim=None, keepdim=False, *, dtype=None):
+    """torch.nansum: sum with NaN counted as zero."""
+    _check_tensor(input, "nansum")
+    x = input
+    if input.dtype.is_floating_point:
+        x = where(apply(_ew_op("isnan"), input), 0.0, input)
+    return _reduce(SUM, x, dim, keepdim, dtype=_dtype(dtype))
+
+
+@public
+@_numpy_names
+def count_nonzero(input, dim=None):
+    """torch.count_nonzero: int64 counts over ``dim`` (an int or a tuple; None: all)."""
+    _check_tensor(input, "count_nonzero")
+    return _reduce(SUM, apply(_ew_op("ne"), input, 0), dim, False, dtype=dt.int64)
+
+
+@public(inplace=True)
+@_numpy_names
+def cumprod(input, dim, *, dtype=None, out=None):
+    """torch.cumprod; integer and bool inputs give int64. A Hillis-Steele scan of
+    ceil(log2 n) products of shifted copies, so the gradient is exact with zeros too."""
+    _check_tensor(input, "cumprod")
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, builtins.bool):
+        raise TypeError(f"cumprod(): argument 'dim' must be int, not {type(dim).__name__}")
+    d = wrap_dim(dim, input.ndim)
+    target = _dtype(dtype) or (input.dtype if input.dtype.is_floating_point else dt.int64)
+    y = input if input.dtype is target else input.to(target)
+    n = y.shape[d] if y.ndim else 1
+    k = 1
+    while k < n:
+        pad = list(y.shape)
+        pad[d] = k
+        head = ones(*pad, dtype=target, device=y.device)
+        y = y * cat([head, y.narrow(d, 0, n - k)], d)
+        k *= 2
+    if y is input:
+        y = y.clone()
+    return y if out is None else out.copy_(y)
+
+
+def _median_nan(x, indices, d):
+    """PyTorch's median of rows holding NaN: NaN, at the first NaN's index."""
+    nan = apply(_ew_op("isnan"), x)
+    has = any(nan, d, True)
+    first = argmax(nan.to(dt.uint8), d, True)
+    return where(has, first, indices)
+
+
+@public
+@_numpy_names
+def median(input, dim=None, keepdim=False):
+    """torch.median: the lower of the two middle values; with ``dim`` (values, indices).
+    A row holding NaN gives NaN."""
+    _check_tensor(input, "median")
+    if dim is None:
+        x = input.reshape(-1)
+        n = x.shape[0]
+        if n == 0:
+            return zeros((), dtype=input.dtype, device=input.device) + math.nan
+        idx = registry.functions.sort(x.detach(), 0).indices.narrow(0, (n - 1) // 2, 1)
+        if input.dtype.is_floating_point:
+            idx = _median_nan(x.detach(), idx, 0)
+        return registry.functions.gather(x, 0, idx).reshape(())
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, builtins.bool):
+        raise TypeError(f"median(): argument 'dim' must be int, not {type(dim).__name__}")
+    d = wrap_dim(dim, input.ndim)
+    x = input if input.ndim else input.reshape(1)
+    n = x.shape[d]
+    if n == 0:
+        raise IndexError(f"median(): Expected reduction dim {d} to have non-zero size.")
+    idx = registry.functions.sort(x.detach(), d).indices.narrow(d, (n - 1) // 2, 1)
+    if input.dtype.is_floating_point:
+        idx = _median_nan(x.detach(), idx, d)
+    values = registry.functions.gather(x, d, idx)
+    if not keepdim or not input.ndim:
+        values, idx = values.squeeze(d), idx.squeeze(d)
+    return return_types.median(values, idx)
+
+
+__all__ = ["all", "amax", "amin", "any", "argmax", "argmin", "count_nonzero", "cumprod",
+           "cumsum", "log_softmax", "logsumexp", "max", "mean", "median", "min", "nansum",
+           "norm", "prod", "softmax", "std", "std_mean", "sum", "var", "var_mean"]

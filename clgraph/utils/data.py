@@ -1,5 +1,6 @@
-"""cg.utils.data: Dataset, TensorDataset, Subset, random_split, samplers, default_collate
-and a single-process DataLoader with PyTorch's batching, shuffling and ``len`` semantics.
+"""cg.utils.data: Dataset, IterableDataset, TensorDataset, ConcatDataset, Subset,
+random_split, samplers, default_collate and a single-process DataLoader with PyTorch's
+batching, shuffling and ``len`` semantics.
 
 Shuffling draws ``cg.randperm`` from clgraph's global generator, so ``cg.manual_seed``
 makes the order reproducible. A DataLoader over a TensorDataset with the default sampler
@@ -8,8 +9,11 @@ of indexing and stacking rows one by one."""
 
 from __future__ import annotations
 
+import bisect
 import collections.abc
 import copy
+import itertools
+import math
 import numbers
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -32,6 +36,49 @@ class Dataset:
 
     def __getitem__(self, index):
         raise NotImplementedError("Subclasses of Dataset should implement __getitem__.")
+
+    def __add__(self, other: "Dataset") -> "ConcatDataset":
+        return ConcatDataset([self, other])
+
+
+class IterableDataset(Dataset):
+    """A data set that is a stream: ``__iter__`` yields its samples (a DataLoader batches
+    them in order; it takes no sampler and no shuffle)."""
+
+    def __iter__(self) -> Iterator:
+        raise NotImplementedError("Subclasses of IterableDataset should implement __iter__.")
+
+    def __add__(self, other):
+        raise TypeError("IterableDataset + Dataset is not supported (ChainDataset is not "
+                        "provided)")
+
+
+class ConcatDataset(Dataset):
+    """The samples of several map-style data sets, one after the other."""
+
+    def __init__(self, datasets: Iterable[Dataset]):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise AssertionError("datasets should not be an empty iterable")
+        for d in self.datasets:
+            if isinstance(d, IterableDataset):
+                raise AssertionError("ConcatDataset does not support IterableDataset")
+        self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, idx):
+        if idx < 0:
+            if -idx > len(self):
+                raise ValueError("absolute value of index should not exceed dataset length")
+            idx = len(self) + idx
+        if idx >= len(self):
+            raise IndexError(f"index {idx} is out of range for a ConcatDataset of {len(self)} "
+                             "samples")
+        which = bisect.bisect_right(self.cumulative_sizes, idx)
+        start = self.cumulative_sizes[which - 1] if which else 0
+        return self.datasets[which][idx - start]
 
 
 class TensorDataset(Dataset):
@@ -293,6 +340,13 @@ class DataLoader:
         if num_workers < 0:
             raise ValueError("num_workers option should be non-negative; use num_workers=0 to "
                              "disable multiprocessing.")
+        self._iterable = isinstance(dataset, IterableDataset)
+        if self._iterable:
+            for name, value in (("shuffle", shuffle), ("sampler", sampler),
+                                ("batch_sampler", batch_sampler)):
+                if value not in (None, False):
+                    raise ValueError(f"DataLoader with IterableDataset: expected unspecified "
+                                     f"{name} option, but got {name}={value}")
         if timeout < 0:
             raise ValueError("timeout option should be non-negative")
         if sampler is not None and shuffle:
@@ -306,9 +360,11 @@ class DataLoader:
             raise ValueError("batch_size=None option disables auto-batching and is mutually "
                              "exclusive with drop_last")
         self._default_sampler = sampler is None and batch_sampler is None
-        if sampler is None:
+        if self._iterable:  # no sampler: the data set's own order
+            pass
+        elif sampler is None:
             sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-        if batch_size is not None and batch_sampler is None:
+        if batch_size is not None and batch_sampler is None and not self._iterable:
             batch_sampler = BatchSampler(sampler, batch_size, drop_last)
         self.dataset = dataset
         self.batch_size = batch_size
@@ -327,11 +383,18 @@ class DataLoader:
         self.collate_fn = collate_fn
 
     def __len__(self) -> int:
+        if self._iterable:  # the data set's length, when it has one, in batches
+            n = len(self.dataset)
+            if self.batch_size is not None:
+                n = n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+            return n
         if self.batch_sampler is not None:
             return len(self.batch_sampler)
         return len(self.sampler)
 
     def __iter__(self) -> Iterator:
+        if self._iterable:
+            return self._stream()
         gather = self._default_sampler or (isinstance(self.batch_sampler, BatchSampler) and
                                            isinstance(self.sampler, DistributedSampler))
         if (gather and self._auto_collate and self.batch_size is not None
@@ -341,6 +404,20 @@ class DataLoader:
             return (self.collate_fn(self.dataset[i]) for i in self.sampler)
         return (self.collate_fn([self.dataset[i] for i in batch])
                 for batch in self.batch_sampler)
+
+    def _stream(self) -> Iterator:
+        """An IterableDataset's samples in order, in batches of ``batch_size`` (the last one
+        short unless ``drop_last``), or one by one without batching."""
+        it = iter(self.dataset)
+        if self.batch_size is None:
+            for sample in it:
+                yield self.collate_fn(sample)
+            return
+        while True:
+            batch = list(itertools.islice(it, self.batch_size))
+            if not batch or (self.drop_last and len(batch) < self.batch_size):
+                return
+            yield self.collate_fn(batch)
 
     def _tensor_batches(self) -> Iterator[list]:
         """TensorDataset batches: one gather (or one copy of a slice) per tensor."""
@@ -364,6 +441,6 @@ class DataLoader:
                        for t in tensors]
 
 
-__all__ = ["BatchSampler", "DataLoader", "Dataset", "DistributedSampler", "RandomSampler",
-           "Sampler", "SequentialSampler", "Subset", "TensorDataset", "default_collate",
-           "default_convert", "random_split"]
+__all__ = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler",
+           "IterableDataset", "RandomSampler", "Sampler", "SequentialSampler", "Subset",
+           "TensorDataset", "default_collate", "default_convert", "random_split"]

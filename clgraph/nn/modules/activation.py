@@ -5,8 +5,25 @@ so they come from the package itself."""
 from __future__ import annotations
 
 from .. import Hardsigmoid, Hardswish, ReLU, Sigmoid, Tanh
-from ..layers import GELU, LeakyReLU, LogSoftmax, SiLU, Softmax, Softplus
+from ..layers import (
+    ELU,
+    GELU,
+    Hardtanh,
+    LeakyReLU,
+    LogSigmoid,
+    LogSoftmax,
+    Mish,
+    PReLU,
+    ReLU6,
+    SiLU,
+    Softmax,
+    Softmin,
+    Softplus,
+    Softsign,
+    Threshold,
+)
 from ..transformer import MultiheadAttention
 
-__all__ = ["GELU", "Hardsigmoid", "Hardswish", "LeakyReLU", "LogSoftmax", "MultiheadAttention",
-           "ReLU", "SiLU", "Sigmoid", "Softmax", "Softplus", "Tanh"]
+__all__ = ["ELU", "GELU", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSigmoid",
+           "LogSoftmax", "Mish", "MultiheadAttention", "PReLU", "ReLU", "ReLU6", "SiLU",
+           "Sigmoid", "Softmax", "Softmin", "Softplus", "Softsign", "Tanh", "Threshold"]
