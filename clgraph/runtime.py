@@ -44,6 +44,10 @@ _OOM_CODES = frozenset({cl.status_code.MEM_OBJECT_ALLOCATION_FAILURE,
 # notify in progress keeps the one it started with). While any is pushed, freed buffers
 # stay out of the pool: an observer may hold a buffer by identity (a trace's records).
 observers: tuple = ()
+# Counts re-bindings that change what a compiled call would read: an attribute set on an
+# nn.Module (a Parameter reassigned, train()/eval()) or a tensor's storage swapped
+# (``t.data = ...``). cg.compile's signature reuses what it computed while this is unchanged.
+rebinds = 0
 
 # The events, as lower layers make them (the buffers are cl.Buffers): a Storage allocated;
 # a kernel enqueued (``refresh`` as launch() says); bytes written from or read to the host;

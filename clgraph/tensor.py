@@ -193,6 +193,7 @@ class Tensor:
 
     @data.setter
     def data(self, other: "Tensor"):
+        runtime.rebinds += 1
         self._storage = other._storage
         self._shape, self._stride, self._offset = other._shape, other._stride, other._offset
         self.dtype, self.device, self._contig = other.dtype, other.device, other._contig

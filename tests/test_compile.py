@@ -911,3 +911,60 @@ def test_compiled_backward_accumulates_into_grads_like_eager():
     np.testing.assert_allclose(m.bias.grad.numpy(), m_ref.bias.grad.numpy() + 100.0, rtol=1e-5)
     # plans: no gradients, both to add to, and the last call's mix (bias only)
     assert len(c._entries) == 3 and sum(e.replays for e in c._entries.values()) >= 7
+
+
+_SCALE = 1.0
+
+
+def test_closure_and_global_values_are_part_of_the_signature():
+    """What a compiled function reaches without arguments is guarded as torch.compile
+    guards it: a closure number, a global number, a module's train/eval flags and a
+    reassigned Parameter each trace anew instead of replaying stale values."""
+    global _SCALE
+    x = cg.ones(2)
+    k = 2.0
+    f = cg.compile(lambda t: t * k)
+    assert f(x).tolist() == [2.0, 2.0]
+    k = 5.0
+    assert f(x).tolist() == [5.0, 5.0]
+
+    g = cg.compile(lambda t: t * _SCALE)
+    assert g(x).tolist() == [1.0, 1.0]
+    _SCALE = 3.0
+    try:
+        assert g(x).tolist() == [3.0, 3.0]
+    finally:
+        _SCALE = 1.0
+
+    cg.manual_seed(0)
+    m = cg.nn.Sequential(cg.nn.Linear(3, 4), cg.nn.Dropout(0.5))
+    X = cg.randn(8, 3)
+    h = cg.compile(lambda t: m(t))
+    m.eval()
+    ev = h(X)
+    assert cg.equal(h(X), ev)
+    m.train()
+    tr = h(X)
+    assert not cg.equal(tr, ev) and (tr == 0).any()
+    m.eval()
+    m[0].weight = cg.nn.Parameter(cg.ones(4, 3))
+    close(h(X), m(X), 1e-6)
+
+
+class _Scaler(cg.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = cg.nn.Linear(2, 2)
+
+    def step(self, t):
+        return self.lin(t) * 2
+
+
+def test_bound_method_of_a_module_is_guarded_by_its_module():
+    mod = _Scaler()
+    f = cg.compile(mod.step)
+    x = cg.randn(3, 2)
+    f(x)
+    with cg.no_grad():
+        mod.lin.weight = cg.nn.Parameter(cg.zeros(2, 2))
+    close(f(x), mod.step(x), 1e-6)

@@ -2,7 +2,9 @@
 
 Tracing. The first call with a new signature (the shapes, dtypes, devices and
 requires_grad of the tensor arguments, the values of the others, grad mode, the
-train/eval flags and parameter buffers of a compiled module) runs the function once with a
+train/eval flags and parameter buffers of a compiled module, and, for a function, what its
+closure variables and the globals it names hold: numbers by value, modules by their flags
+and parameters, tensors by storage, other objects by identity) runs the function once with a
 recorder installed: every op applied (forward ops, the VJP ops backward() applies, an
 optimizer's fused updates), every kernel launched, every host upload and every index check
 becomes a node of a flat graph. Python control flow runs at trace time. The traced call

@@ -63,6 +63,7 @@ class Compiled:
         self._limit = CACHE_SIZE_LIMIT
         functools.update_wrapper(self, fn if module is None else type(module).forward,
                                  updated=())
+        self._free = _free_refs(fn) if module is None else ()
 
     def __getattr__(self, name):
         mod = self.__dict__.get("_module")
@@ -77,9 +78,9 @@ class Compiled:
         key = (spec, tensor_key(tensors), autograd.is_grad_enabled(), amp.state_key())
         m = self._module
         if m is not None:
-            key += (tuple(x.training for x in m.modules()),
-                    tuple(p._storage.buf.int_ptr for p in m.parameters()),
-                    tuple(b._storage.buf.int_ptr for b in m.buffers()))
+            key += _module_key(m)
+        elif self._free:
+            key += tuple(_value_key(get()) for get in self._free)
         return key, tensors
 
     def _guards_ok(self, entry) -> bool:
@@ -200,6 +201,88 @@ class Compiled:
         """Names of the kernels a call with this signature launches, in order."""
         entry = self._entry(args, kwargs)
         return [] if entry.plan is None else list(entry.plan.kernel_names)
+
+
+_module_keys: dict = {}  # id(module) -> (runtime.rebinds when computed, key)
+
+
+def _module_key(m) -> tuple:
+    """What a traced call of module ``m`` baked in: each submodule's train/eval flag and
+    the buffers of its parameters and buffers (a reassigned Parameter is another one).
+    Remembered while nothing was re-bound (runtime.rebinds): walking a model costs
+    microseconds per call."""
+    hit = _module_keys.get(id(m))
+    if hit is not None and hit[0] == runtime.rebinds:
+        return hit[1]
+    key = (tuple(x.training for x in m.modules()),
+           tuple(p._storage.buf.int_ptr for p in m.parameters()),
+           tuple(b._storage.buf.int_ptr for b in m.buffers()))
+    if len(_module_keys) > 1024:
+        _module_keys.clear()
+    _module_keys[id(m)] = (runtime.rebinds, key)
+    return key
+
+
+_SCALARS = (int, float, complex, bool, str, bytes, type(None))
+_MISSING = object()
+
+
+def _free_refs(fn) -> tuple:
+    """Readers of the values a function reaches without arguments: its closure cells and
+    the globals its code names (nested code included), and ``self`` of a bound method.
+    A traced call bakes such values in (a float it multiplies by, a module's train flag
+    and parameters); ``_value_key`` of each is part of the signature, so that a changed
+    one traces again, as torch.compile's guards do."""
+    refs = []
+    if getattr(fn, "__self__", None) is not None:
+        refs.append(lambda o=fn.__self__: o)
+        fn = fn.__func__
+    code, glb = getattr(fn, "__code__", None), getattr(fn, "__globals__", None)
+    if code is None:
+        return tuple(refs)
+    for cell in fn.__closure__ or ():
+        refs.append(lambda c=cell: c.cell_contents if _filled(c) else _MISSING)
+    names, stack = set(), [code]
+    while stack:
+        co = stack.pop()
+        names.update(co.co_names)
+        stack += [c for c in co.co_consts if hasattr(c, "co_names")]
+    for name in sorted(names):
+        if name in glb and _guardable(glb[name]):
+            refs.append(lambda n=name: glb.get(n, _MISSING))
+    return tuple(refs)
+
+
+def _filled(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
+def _guardable(v) -> bool:
+    """Values whose change a replay would miss (functions, classes and Python modules
+    are looked up again when traced anew only; they are not guarded)."""
+    import types
+    return not isinstance(v, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+                              type, Compiled))
+
+
+def _value_key(v):
+    """A hashable stand-in that changes when a traced call could read ``v`` differently:
+    scalars and tuples of them by value; a module by its flags and parameter buffers; a
+    tensor by its storage; anything else (a dict, a list, an optimizer) by identity, so a
+    value read out of a mutable container stays what the trace read."""
+    if isinstance(v, _SCALARS):
+        return v
+    if isinstance(v, Module):
+        return (id(v),) + _module_key(v)
+    if isinstance(v, registry.Tensor):
+        return (id(v), v._storage.buf.int_ptr)
+    if isinstance(v, tuple) and len(v) <= 64 and all(isinstance(x, _SCALARS) for x in v):
+        return v
+    return id(v)  # a mutable container may be the call's side channel (a log it appends to)
 
 
 def _make_plan(cap: Capture, tensors: list, result):

@@ -216,6 +216,7 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __setattr__(self, name: str, value) -> None:
+        runtime.rebinds += 1
         d = self.__dict__
 
         def remove_from(*stores):
@@ -269,6 +270,7 @@ class Module:
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
+        runtime.rebinds += 1
         if name in self._parameters:
             del self._parameters[name]
         elif name in self._buffers:
