@@ -230,3 +230,40 @@ def test_collate_pytorch_parity():
             assert a == b
 
     same(ours, theirs)
+
+
+def test_shuffling_draws_from_the_given_generator():
+    """A seeded Generator makes DataLoader(shuffle=True), RandomSampler and random_split
+    reproducible without touching the global generator."""
+    ds = TensorDataset(cg.arange(40))
+
+    def order(seed):
+        g = cg.Generator().manual_seed(seed)
+        return [b[0].tolist() for b in DataLoader(ds, batch_size=16, shuffle=True,
+                                                   generator=g)]
+
+    assert order(1) == order(1) and order(1) != order(2)
+    cg.manual_seed(0)
+    state = cg.randperm(40).tolist()
+    cg.manual_seed(0)
+    order(3)
+    assert cg.randperm(40).tolist() == state  # the global generator did not move
+    g = cg.Generator().manual_seed(5)
+    split = [list(s.indices) for s in random_split(ds, [30, 10], generator=g)]
+    g = cg.Generator().manual_seed(5)
+    assert split == [list(s.indices) for s in random_split(ds, [30, 10], generator=g)]
+    assert sorted(split[0] + split[1]) == list(range(40))
+
+
+def test_random_sampler_num_samples_and_replacement():
+    ds = list(range(7))
+    s = list(RandomSampler(ds, num_samples=17, generator=cg.Generator().manual_seed(0)))
+    assert len(s) == 17 and sorted(s[:7]) == ds and sorted(s[7:14]) == ds
+    assert len(set(s[14:])) == 3
+    r = RandomSampler(ds, replacement=True, num_samples=200)
+    drawn = list(r)
+    assert len(r) == 200 and len(drawn) == 200 and set(drawn) == set(ds)
+    with pytest.raises(ValueError, match="num_samples should be a positive integer"):
+        RandomSampler(ds, num_samples=0)
+    with pytest.raises(TypeError, match="replacement should be a boolean"):
+        RandomSampler(ds, replacement=1)

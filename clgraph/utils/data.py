@@ -2,8 +2,8 @@
 random_split, samplers, default_collate and a single-process DataLoader with PyTorch's
 batching, shuffling and ``len`` semantics.
 
-Shuffling draws ``cg.randperm`` from clgraph's global generator, so ``cg.manual_seed``
-makes the order reproducible. A DataLoader over a TensorDataset with the default sampler
+Shuffling draws ``cg.randperm`` from the DataLoader's ``generator``, or clgraph's global
+generator, so ``cg.manual_seed`` (or seeding that generator) makes the order reproducible. A DataLoader over a TensorDataset with the default sampler
 and collate gathers each batch with one ``index_select`` per tensor on the device, instead
 of indexing and stacking rows one by one."""
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import distributed
 from .. import dtypes as dt
-from ..creation import as_tensor, randperm, tensor
+from ..creation import as_tensor, randint, randperm, tensor
 from ..device import default_device
 from ..ops.index import index_select
 from ..ops.join import stack
@@ -114,7 +114,7 @@ class Subset(Dataset):
 
 def random_split(dataset: Dataset, lengths: Sequence[int | float], generator=None):
     """Split into non-overlapping Subsets of the given lengths (or fractions summing to 1),
-    in an order drawn from clgraph's global generator."""
+    in an order drawn from ``generator`` (None: clgraph's global generator)."""
     n = len(dataset)
     if np.isclose(sum(lengths), 1) and sum(lengths) <= 1:
         sizes = [int(np.floor(n * f)) for f in lengths]
@@ -123,7 +123,7 @@ def random_split(dataset: Dataset, lengths: Sequence[int | float], generator=Non
         lengths = sizes
     if sum(lengths) != n:
         raise ValueError("Sum of input lengths does not equal the length of the input dataset!")
-    perm = randperm(n).tolist()
+    perm = randperm(n, generator=generator).tolist()
     out, start = [], 0
     for k in lengths:
         out.append(Subset(dataset, perm[start:start + k]))
@@ -153,20 +153,40 @@ class SequentialSampler(Sampler):
 
 
 class RandomSampler(Sampler):
-    """A permutation per epoch from ``cg.randperm`` (``generator`` is ignored)."""
+    """torch.utils.data.RandomSampler: a permutation per epoch (``num_samples`` beyond the
+    data set's length: further permutations, the last one cut), or ``num_samples`` indices
+    drawn with replacement; from ``generator``, or clgraph's global one."""
 
     def __init__(self, data_source, replacement: bool = False, num_samples=None,
                  generator=None):
-        if replacement or num_samples is not None:
-            raise NotImplementedError("RandomSampler supports only a permutation of the "
-                                      "whole data set")
+        if not isinstance(replacement, bool):
+            raise TypeError(f"replacement should be a boolean value, but got "
+                            f"replacement={replacement}")
         self.data_source = data_source
+        self.replacement = replacement
+        self._num_samples = num_samples
+        self.generator = generator
+        if not isinstance(self.num_samples, int) or self.num_samples <= 0:
+            raise ValueError(f"num_samples should be a positive integer value, but got "
+                             f"num_samples={self.num_samples}")
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.data_source) if self._num_samples is None else self._num_samples
 
     def __iter__(self):
-        return iter(randperm(len(self.data_source)).tolist())
+        n, k, gen = len(self.data_source), self.num_samples, self.generator
+        if self.replacement:
+            return iter(randint(0, n, (k,), generator=gen).tolist())
+        out = []
+        for _ in range(k // n):
+            out += randperm(n, generator=gen).tolist()
+        if k % n:
+            out += randperm(n, generator=gen).tolist()[:k % n]
+        return iter(out)
 
     def __len__(self):
-        return len(self.data_source)
+        return self.num_samples
 
 
 class DistributedSampler(Sampler):
@@ -325,9 +345,9 @@ def default_convert(data: Any) -> Any:
 
 
 class DataLoader:
-    """torch.utils.data.DataLoader, single process: ``num_workers``, ``pin_memory``,
-    ``generator`` and the worker options are accepted and ignored (``num_workers=0``
-    semantics); shuffling uses clgraph's global generator."""
+    """torch.utils.data.DataLoader, single process: ``num_workers``, ``pin_memory`` and
+    the worker options are accepted and ignored (``num_workers=0`` semantics); shuffling
+    draws from ``generator``, or clgraph's global generator."""
 
     def __init__(self, dataset: Dataset, batch_size: int | None = 1, shuffle: bool | None = None,
                  sampler: Sampler | Iterable | None = None,
@@ -363,7 +383,8 @@ class DataLoader:
         if self._iterable:  # no sampler: the data set's own order
             pass
         elif sampler is None:
-            sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+            sampler = (RandomSampler(dataset, generator=generator) if shuffle
+                       else SequentialSampler(dataset))
         if batch_size is not None and batch_sampler is None and not self._iterable:
             batch_sampler = BatchSampler(sampler, batch_size, drop_last)
         self.dataset = dataset
@@ -424,9 +445,11 @@ class DataLoader:
         tensors = self.dataset.tensors
         n, bs = len(self.dataset), self.batch_size
         perm = None
-        if isinstance(self.sampler, RandomSampler):
-            perm = randperm(n, device=tensors[0].device)
-        elif isinstance(self.sampler, DistributedSampler):
+        sampler = self.sampler
+        if isinstance(sampler, RandomSampler) and not sampler.replacement and (
+                sampler.num_samples == n):
+            perm = randperm(n, generator=sampler.generator, device=tensors[0].device)
+        elif isinstance(sampler, (RandomSampler, DistributedSampler)):
             order = list(self.sampler)
             n = len(order)
             perm = tensor(order, dtype=dt.int64, device=tensors[0].device)
