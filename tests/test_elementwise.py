@@ -395,3 +395,26 @@ def test_broadcast_rows_vector_path(dtype, sa, sb):
         check(Case(op, 2), [b, a], [tb, ta])
     # a strided (sliced) row operand too
     check(Case("sub", 2), [a[:, ::1], a[:1]], [ta, ta[:1]])
+
+
+def test_round_with_decimals():
+    x = np.array([1.2345, 2.5, -0.555, 125.0, 0.125, -37.5], np.float32)
+    for d in (1, 2, -1, -2):
+        want = (np.round(x * np.float32(10.0 ** d)) / np.float32(10.0 ** d) if d > 0 else
+                np.round(x / np.float32(10.0 ** -d)) * np.float32(10.0 ** -d))
+        np.testing.assert_array_equal(cg.tensor(x).round(decimals=d).numpy(), want)
+    t = cg.tensor(x)
+    t.round_(decimals=1)
+    np.testing.assert_allclose(t.numpy(), np.round(x * 10) / 10, rtol=1e-6)
+    assert cg.round(cg.tensor([3, 4])).tolist() == [3, 4]
+    with pytest.raises(TypeError, match="decimals"):
+        cg.tensor(x).round(decimals=1.5)
+
+
+def test_writes_into_overlapping_views_raise():
+    a = cg.zeros(1, 3)
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+        a[:, :1].expand(2, 3).add_(1)
+    with pytest.raises(RuntimeError, match=r"shape \[2, 3\], stride \[0, 1\]"):
+        cg.add(cg.ones(2, 3), 1, out=cg.zeros(3).expand(2, 3))
+    assert a.tolist() == [[0.0, 0.0, 0.0]]

@@ -110,6 +110,11 @@ def _run_general(op: OpDef, args, attrs, out, fkey):
     else:
         _check_out(out, shape, odt)
         shape = out._shape
+        if 0 in out._stride and any(st == 0 and n > 1 for n, st in zip(shape, out._stride)):
+            raise RuntimeError(
+                "unsupported operation: more than one element of the written-to tensor refers "
+                "to a single memory location. Please clone() the tensor before performing the "
+                f"operation. (shape {list(shape)}, stride {list(out._stride)})")
     n = out.numel()
     if n == 0:
         return out
@@ -480,8 +485,7 @@ unary("floor", np.floor, _by_kind("floor({x})", "{x}"), vjp=_zeros_vjp,
       variants=Variants(inplace=True))
 unary("ceil", np.ceil, _by_kind("ceil({x})", "{x}"), vjp=_zeros_vjp,
       variants=Variants(inplace=True))
-unary("round", np.round, _by_kind("rint({x})", "{x}"), vjp=_zeros_vjp,
-      variants=Variants(inplace=True))
+unary("round", np.round, _by_kind("rint({x})", "{x}"), vjp=_zeros_vjp)  # public: ops/math.py
 unary("relu", lambda x: np.maximum(x, 0),
       _by_kind("(({x} > 0) || isnan({x})) ? {x} : ({T})0", "max({x}, ({T})0)", "{x}"),
       vjp=lambda g, x, out: (_call("threshold_backward", g, out),), saves=(),

@@ -83,6 +83,27 @@ def square(input):
     return pow(input, 2)
 
 
+@public(inplace=True)
+def round(input, *, decimals: int = 0, out=None):
+    """torch.round: halves to even; with ``decimals``, round(x * 10^d) / 10^d as PyTorch
+    computes it (negative ``decimals`` round to tens, hundreds)."""
+    if not isinstance(decimals, numbers.Integral) or isinstance(decimals, bool):
+        raise TypeError(f"round(): argument 'decimals' must be int, not "
+                        f"{type(decimals).__name__}")
+    if decimals == 0:
+        return apply(OPS["round"], input, out=out)
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"round_decimals is not implemented for integer inputs, got "
+                           f"{_pyname(input.dtype)}")
+    if decimals > 0:
+        scale = 10.0 ** decimals
+        return apply(OPS["div"], apply(OPS["round"], apply(OPS["mul"], input, scale)), scale,
+                     out=out)
+    scale = 10.0 ** -decimals
+    return apply(OPS["mul"], apply(OPS["round"], apply(OPS["div"], input, scale)), scale,
+                 out=out)
+
+
 @public(inplace=True, aliases=("clip",))
 def clamp(input, min=None, max=None, *, out=None):
     if min is None and max is None:
