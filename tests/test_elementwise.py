@@ -418,3 +418,14 @@ def test_writes_into_overlapping_views_raise():
     with pytest.raises(RuntimeError, match=r"shape \[2, 3\], stride \[0, 1\]"):
         cg.add(cg.ones(2, 3), 1, out=cg.zeros(3).expand(2, 3))
     assert a.tolist() == [[0.0, 0.0, 0.0]]
+
+
+def test_rows_pytorch_does_not_define_on_bool_raise_its_errors():
+    b = cg.tensor([True, False])
+    for f in (lambda: b // True, lambda: b % True, lambda: b.abs(), lambda: b.floor(),
+              lambda: b.ceil(), lambda: b.round()):
+        with pytest.raises(NotImplementedError, match="not implemented for 'Bool'"):
+            f()
+    with pytest.raises(RuntimeError, match="Boolean inputs not supported for relu"):
+        b.relu()
+    assert (b.to(cg.int64) // 1).tolist() == [1, 0] and (b / True).tolist() == [1.0, 0.0]

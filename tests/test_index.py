@@ -345,7 +345,7 @@ def test_gather_scatter_errors():
         x.scatter_(0, cg.tensor([[3]]), 1.0)
     check(x, a)
     with pytest.raises(RuntimeError, match="gather\\(\\): Expected dtype int64 for index"):
-        x.gather(1, cg.tensor([[0]], dtype=cg.int32))
+        x.gather(1, cg.tensor([[0]], dtype=cg.int16))
     with pytest.raises(RuntimeError, match="Index tensor must have the same number of dimensions"):
         x.gather(1, cg.tensor([0]))
     with pytest.raises(RuntimeError, match="Size does not match at dimension 0"):
@@ -766,3 +766,29 @@ def test_index_tensors_on_the_device():
         p, q = rng.integers(0, 5, 6), rng.integers(0, 9, 6)
         np.testing.assert_array_equal(c(a, cg.tensor(p), cg.tensor(q)).numpy(), an[p, q] + 1)
     assert any(e.plan is not None for e in c._entries.values())
+
+
+def test_int32_indices_and_take_along_dim():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 4, 5))
+    idx = rng.integers(0, 4, (3, 2, 1))
+    t = cg.tensor(x, requires_grad=True)
+    got = cg.take_along_dim(t, cg.tensor(idx), 1)
+    np.testing.assert_array_equal(got.detach().numpy(), np.take_along_axis(
+        x, np.broadcast_to(idx, (3, 2, 5)), 1))
+    got.sum().backward()
+    want = np.zeros_like(x)
+    np.add.at(want, (np.arange(3)[:, None, None], np.broadcast_to(idx, (3, 2, 5)),
+                     np.arange(5)[None, None, :]), 1)
+    np.testing.assert_array_equal(t.grad.numpy(), want)
+    flat = rng.integers(0, 60, (7,))
+    np.testing.assert_array_equal(cg.take_along_dim(cg.tensor(x), cg.tensor(flat)).numpy(),
+                                  x.reshape(-1)[flat])
+    with pytest.raises(RuntimeError, match="dtype of indices should be Long"):
+        cg.take_along_dim(cg.tensor(x), cg.tensor(idx, dtype=cg.int32), 1)
+    i32 = cg.tensor([[0, 2], [1, 0]], dtype=cg.int32)
+    xx = cg.arange(6.0).reshape(2, 3)
+    assert cg.gather(xx, 1, i32).tolist() == [[0.0, 2.0], [4.0, 3.0]]
+    assert xx.scatter(1, i32[:, :1], 5.0).tolist() == [[5.0, 1.0, 2.0], [3.0, 5.0, 5.0]]
+    assert xx.scatter_add(1, i32, cg.ones(2, 2)).tolist() == [[1.0, 1.0, 3.0],
+                                                             [4.0, 5.0, 5.0]]

@@ -318,6 +318,17 @@ def _no_bool(name):
     return rule
 
 
+def _not_for_bool(name, error=NotImplementedError, message=None):
+    """Rows PyTorch does not define on bool tensors (floor_divide, abs, relu): its error
+    instead of a kernel (integer floor division has none for uchar)."""
+    def rule(common, arg_dtypes, attrs):
+        if common is dt.bool_:
+            raise error(message or f'"{name}" not implemented for \'Bool\'')
+        return (common,) * len(arg_dtypes), common
+
+    return rule
+
+
 def _where_rule(common, arg_dtypes, attrs):
     return (dt.bool_, common, common), common
 
@@ -475,19 +486,23 @@ _SQRT_PI = 1.7724538509055159
 unary("neg", np.negative, "(-{x})", _no_bool("neg"), lambda g, x, out: (-g,),
       saves=(), saves_out=False,
       variants=Variants(inplace=True, dunders=("neg",), aliases=("negative",)))
-unary("abs", np.abs, _by_kind("fabs({x})", "abs({x})", "{x}"),
+unary("abs", np.abs, _by_kind("fabs({x})", "abs({x})", "{x}"), _not_for_bool("abs"),
       vjp=lambda g, x, out: (g * _call("sign", x),), saves_out=False,
       variants=Variants(inplace=True, dunders=("abs",), aliases=("absolute",)))
 unary("sign", np.sign, _by_kind("sign({x})", "(({x} > 0) - ({x} < 0))", "{x}"), vec=False,
       vjp=_zeros_vjp,
       variants=Variants(inplace=True))
-unary("floor", np.floor, _by_kind("floor({x})", "{x}"), vjp=_zeros_vjp,
+unary("floor", np.floor, _by_kind("floor({x})", "{x}"), _not_for_bool("floor"),
+      vjp=_zeros_vjp,
       variants=Variants(inplace=True))
-unary("ceil", np.ceil, _by_kind("ceil({x})", "{x}"), vjp=_zeros_vjp,
+unary("ceil", np.ceil, _by_kind("ceil({x})", "{x}"), _not_for_bool("ceil"),
+      vjp=_zeros_vjp,
       variants=Variants(inplace=True))
-unary("round", np.round, _by_kind("rint({x})", "{x}"), vjp=_zeros_vjp)  # public: ops/math.py
+unary("round", np.round, _by_kind("rint({x})", "{x}"), _not_for_bool("round"),
+      vjp=_zeros_vjp)  # public: ops/math.py
 unary("relu", lambda x: np.maximum(x, 0),
       _by_kind("(({x} > 0) || isnan({x})) ? {x} : ({T})0", "max({x}, ({T})0)", "{x}"),
+      _not_for_bool("relu", RuntimeError, "Boolean inputs not supported for relu"),
       vjp=lambda g, x, out: (_call("threshold_backward", g, out),), saves=(),
       variants=Variants(inplace=True, functional=True, module="ReLU"))
 # relu's gradient in one vectorized kernel: g where out > 0, else 0
@@ -566,11 +581,13 @@ binary("div", np.true_divide, "({a} / {b})", _floating,
        vjp=lambda g, a, b, out: (g / b, -g * a / (b * b)), saves_out=False,
        needs=lambda rg: (0, 1) if rg[1] else (1,))
 binary("floor_divide", np.floor_divide,
-       _by_kind("floor({a} / {b})", "cg_floordiv_{T}({a}, {b})"), vec=False, vjp=_zeros_vjp,
+       _by_kind("floor({a} / {b})", "cg_floordiv_{T}({a}, {b})"), _not_for_bool("floor_divide"),
+       vec=False, vjp=_zeros_vjp,
        variants=Variants(inplace=True, dunders=("floordiv", "rfloordiv", "ifloordiv")))
 binary("remainder", np.remainder,
        _by_kind("((fmod({a}, {b}) != 0 && ((fmod({a}, {b}) < 0) != ({b} < 0))) ? "
-                "fmod({a}, {b}) + {b} : fmod({a}, {b}))", "cg_mod_{T}({a}, {b})"), vec=False,
+                "fmod({a}, {b}) + {b} : fmod({a}, {b}))", "cg_mod_{T}({a}, {b})"),
+       _not_for_bool("remainder"), vec=False,
        vjp=lambda g, a, b, out: (g, -g * _call("floor_divide", a, b)), saves_out=False,
        variants=Variants(inplace=True, dunders=("mod", "rmod", "imod")))
 binary("pow", np.power, _by_kind("pow({a}, {b})", "cg_pow_{T}({a}, {b})", "({a} | !{b})"),

@@ -956,7 +956,39 @@ def index_put(input, indices, values, accumulate=False):
 @public
 def gather(input, dim, index, *, sparse_grad=False, out=None):
     """torch.gather; negative indices are out of range, as in PyTorch."""
-    r = apply(GATHER, input, index, dim=dim)
+    r = apply(GATHER, input, _long(index), dim=dim)
+    return r if out is None else out.copy_(r)
+
+
+def _long(index):
+    """An int32 index as int64 (PyTorch's gather and scatter take both)."""
+    if isinstance(index, registry.Tensor) and index.dtype is dt.int32:
+        return index.to(dt.int64)
+    return index
+
+
+@public
+def take_along_dim(input, indices, dim=None, *, out=None):
+    """torch.take_along_dim: gather along ``dim`` after broadcasting the other dims of
+    ``input`` and ``indices``; without ``dim``, along the flattened input."""
+    if not isinstance(indices, registry.Tensor) or indices.dtype is not dt.int64:
+        got = indices.dtype if isinstance(indices, registry.Tensor) else type(indices)
+        raise RuntimeError(f"torch.take_along_dim(): dtype of indices should be Long but "
+                           f"got {_pyname(got) if isinstance(got, dt.dtype) else got}")
+    if dim is None:
+        r = apply(GATHER, input.reshape(-1), indices.reshape(-1), dim=0)
+    else:
+        if input.ndim != indices.ndim:
+            raise RuntimeError(f"torch.take_along_dim(): input and indices should have the "
+                               f"same number of dimensions, but got {input.ndim} dimensions "
+                               f"for input, and {indices.ndim} dimensions for indices")
+        d = wrap_dim(dim, input.ndim)
+        xs, ixs = list(input.shape), list(indices.shape)
+        xs[d] = ixs[d] = 1
+        common = list(broadcast_shapes(tuple(xs), tuple(ixs)))
+        xb = input.expand(*(common[:d] + [input.shape[d]] + common[d + 1:]))
+        ib = indices.expand(*(common[:d] + [indices.shape[d]] + common[d + 1:]))
+        r = apply(GATHER, xb, ib, dim=d)
     return r if out is None else out.copy_(r)
 
 
@@ -970,26 +1002,27 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     """torch.scatter; with duplicate indices the last write (in index order) wins."""
     src = value if src is None else src
     _check_reduce(reduce)
-    return apply(SCATTER_ADD if reduce == "add" else SCATTER, input, index, src, dim=dim)
+    return apply(SCATTER_ADD if reduce == "add" else SCATTER, input, _long(index), src,
+                 dim=dim)
 
 
 @public(function=False)
 def scatter_(input, dim, index, src=None, *, value=None, reduce=None):
     src = value if src is None else src
     _check_reduce(reduce)
-    return apply(SCATTER_ADD if reduce == "add" else SCATTER, input, index, src, dim=dim,
-                 out=input)
+    return apply(SCATTER_ADD if reduce == "add" else SCATTER, input, _long(index), src,
+                 dim=dim, out=input)
 
 
 @public
 def scatter_add(input, dim, index, src):
     """torch.scatter_add; deterministic: contributions add in index order."""
-    return apply(SCATTER_ADD, input, index, src, dim=dim)
+    return apply(SCATTER_ADD, input, _long(index), src, dim=dim)
 
 
 @public(function=False)
 def scatter_add_(input, dim, index, src):
-    return apply(SCATTER_ADD, input, index, src, dim=dim, out=input)
+    return apply(SCATTER_ADD, input, _long(index), src, dim=dim, out=input)
 
 
 @public
