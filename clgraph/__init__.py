@@ -18,6 +18,7 @@ from .dtypes import finfo, get_default_dtype, iinfo, promote_types, set_default_
 from .ops import conv as _conv, index as _index, join as _join, linalg as _linalg  # noqa: F401
 from .ops import math as _math, movement as _movement, reduce as _reduce  # noqa: F401
 from .ops import einsum as _einsum, sampling as _sampling, sort as _sort  # noqa: F401
+from .ops import decomp as _decomp  # noqa: F401
 from .ops.elementwise import can_cast as _cc
 from .shapes import broadcast_shapes
 from .ops.reduce import return_types

@@ -1,5 +1,6 @@
 """torch.linalg: norms composed of the reductions (ops/reduce.py), so their gradients
-follow. Matrix norms that need singular values (ord 2, -2, 'nuc') are not provided."""
+follow; the factorizations, inverses and solvers of ops/decomp.py (LAPACK on the host,
+gradients on the device); the spectral matrix norms (ord 2, -2, 'nuc') from svdvals."""
 
 from __future__ import annotations
 
@@ -9,6 +10,28 @@ import numbers
 
 from . import dtypes as dt
 from .ops import reduce as R
+from .ops.decomp import (  # noqa: F401
+    LinAlgError,
+    cross,
+    eigh,
+    eigvalsh,
+    inv,
+    lstsq,
+    matrix_exp,
+    matrix_power,
+    matrix_rank,
+    pinv,
+    qr,
+    slogdet,
+    solve,
+    solve_triangular,
+    svdvals,
+    vecdot,
+)
+from .ops.decomp import linalg_cholesky as cholesky  # noqa: F401
+from .ops.decomp import linalg_det as det  # noqa: F401
+from .ops.decomp import linalg_svd as svd  # noqa: F401
+from .ops.linalg import matmul  # noqa: F401
 from .ops.registry import functions as _f
 from .shapes import wrap_dim
 
@@ -40,7 +63,8 @@ def vector_norm(x, ord=2, dim=None, keepdim: bool = False, *, dtype=None):
 
 
 def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None):
-    """torch.linalg.matrix_norm: ord 'fro', 1, -1, inf or -inf over the two dims ``dim``."""
+    """torch.linalg.matrix_norm: ord 'fro', 'nuc', 1, -1, 2, -2, inf or -inf over the two
+    dims ``dim``."""
     if A.ndim < 2:
         raise RuntimeError("linalg.matrix_norm: The input tensor A must have at least 2 "
                            "dimensions.")
@@ -56,8 +80,11 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None
     if ord == "fro":
         return R.norm(A, 2, (d0, d1), keepdim)
     if ord in ("nuc", 2, -2):
-        raise NotImplementedError(f"linalg.matrix_norm: ord={ord!r} needs singular values, "
-                                  "which clgraph does not compute")
+        # the sum, largest or smallest of the singular values of the (d0, d1) matrices
+        m = A.movedim((d0, d1), (-2, -1))
+        s = svdvals(m)
+        out = s.sum(-1) if ord == "nuc" else (R.amax(s, -1) if ord == 2 else R.amin(s, -1))
+        return out.unsqueeze(min(d0, d1)).unsqueeze(max(d0, d1)) if keepdim else out
     if ord not in (1, -1, math.inf, -math.inf):
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
     # 1 / -1: the largest / smallest column sum of |A|; inf / -inf: of row sums
@@ -91,4 +118,7 @@ def norm(A, ord=None, dim=None, keepdim: bool = False, *, dtype=None):
                        f"{list(dim)}")
 
 
-__all__ = ["matrix_norm", "norm", "vector_norm"]
+__all__ = ["LinAlgError", "cholesky", "cross", "det", "eigh", "eigvalsh", "inv", "lstsq",
+           "matmul", "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank", "norm", "pinv",
+           "qr", "slogdet", "solve", "solve_triangular", "svd", "svdvals", "vecdot",
+           "vector_norm"]

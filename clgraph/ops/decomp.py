@@ -1,0 +1,501 @@
+"""Matrix decompositions and inverses (torch.linalg's inv, det, slogdet, solve,
+solve_triangular, cholesky, qr, eigh, svd; torch.inverse, det, logdet, svd, ...): one op
+row each, computed on the host with numpy's LAPACK (a read of the input and an upload of
+the results, batched over leading dims), with VJPs written in clgraph ops, so gradients
+(and gradients of gradients) run on the device like any other. These factorizations are
+sequential per matrix and are used on small matrices; a device kernel would not beat
+LAPACK there. Under cg.compile the host read makes a signature run eagerly."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes as dt
+from ..creation import _from_host, eye, zeros
+from . import registry
+from .linalg import matmul
+from .registry import OpDef, apply, public, register
+
+
+class LinAlgError(RuntimeError):
+    """torch.linalg.LinAlgError: a matrix the factorization cannot handle (singular, not
+    positive-definite), named with its batch element."""
+
+
+def _host(t) -> np.ndarray:
+    return t.detach().numpy()
+
+
+def _up(arr, like):
+    arr = np.asarray(arr, dtype=like.dtype.np)
+    if not arr.flags.c_contiguous:
+        arr = arr.copy()
+    return _from_host(arr, like.dtype, like.device)
+
+
+def _check_square(name: str, A) -> None:
+    if A.ndim < 2:
+        raise RuntimeError(f"{name}: The input tensor A must have at least 2 dimensions.")
+    if A._shape[-1] != A._shape[-2]:
+        raise RuntimeError(f"{name}: A must be batches of square matrices, but they are "
+                           f"{A._shape[-2]} by {A._shape[-1]} matrices")
+
+
+def _check_float(name: str, *ts) -> None:
+    for t in ts:
+        if t.dtype not in (dt.float32, dt.float64):
+            raise RuntimeError(f"{name}: Expected a floating point tensor as input (float32 or "
+                               f"float64). Got {t.dtype.scalar_type}")
+
+
+def _first_bad(mask: np.ndarray) -> str:
+    """' (batch element i)' for the first True in a batch mask, '' for a single matrix."""
+    if mask.ndim == 0:
+        return ""
+    return f" (batch element {int(np.flatnonzero(mask.reshape(-1))[0])})"
+
+
+_NAMED: dict = {}
+
+
+def _named(name: str, fields):
+    """torch.return_types.<name>: a named tuple with PyTorch's fields and repr."""
+    cls = _NAMED.get(name)
+    if cls is None:
+        import collections
+        cls = _NAMED[name] = collections.namedtuple(name, fields)
+        cls.__repr__ = lambda self: (f"torch.return_types.{name}(\n" + ",\n".join(
+            f"{f}={v!r}" for f, v in zip(fields, self)) + ")")
+        cls.__module__ = "clgraph.return_types"
+    return cls
+
+
+def _mT(x):
+    return x.transpose(-2, -1)
+
+
+def _run_host(fn):
+    """A runner from a numpy function of the host inputs returning host results."""
+    def run(op, args, attrs, out=None):
+        like = next(a for a in args if isinstance(a, registry.Tensor))
+        res = fn(*[_host(a) if isinstance(a, registry.Tensor) else a for a in args], **attrs)
+        if isinstance(res, tuple):
+            return tuple(_up(r, like) for r in res)
+        return _up(res, like)
+    return run
+
+
+# --- inverse, determinant, solve -------------------------------------------------------------
+
+
+def _inv(a):
+    sing = np.linalg.matrix_rank(a) < a.shape[-1] if a.size else np.zeros(a.shape[:-2], bool)
+    if np.any(sing):
+        raise LinAlgError(f"linalg.inv: The matrix is singular{_first_bad(np.asarray(sing))}, "
+                          "the inversion could not be completed")
+    return np.linalg.inv(a)
+
+
+INV = register(OpDef(
+    "linalg_inv", "linalg", np.linalg.inv, _run_host(_inv),
+    lambda g, a, out: (-(_mT(out) @ g @ _mT(out)),), saves=()))
+
+
+def _slogdet(a):
+    sign, logabs = np.linalg.slogdet(a)
+    return sign, logabs
+
+
+def _slogdet_vjp(gs, a, out):
+    _, g = gs
+    # d log|det A| = tr(A^-1 dA): the gradient is g * A^-T
+    return ((g[..., None, None] * _mT(apply(INV, a))),)
+
+
+SLOGDET = register(OpDef("linalg_slogdet", "linalg", np.linalg.slogdet, _run_host(_slogdet),
+                         _slogdet_vjp, saves=(0,), saves_out=False))
+
+
+def _solve(a, b, left=True):
+    if not left:
+        return np.swapaxes(np.linalg.solve(np.swapaxes(a, -1, -2), np.swapaxes(b, -1, -2)),
+                           -1, -2)
+    try:
+        return np.linalg.solve(a, b)
+    except np.linalg.LinAlgError:
+        raise LinAlgError("linalg.solve: The solver failed because the input matrix is "
+                          "singular.") from None
+
+
+def _solve_vjp(g, a, b, out, left=True):
+    if left:  # X = A^-1 B: gB = A^-T g, gA = -gB X^T
+        gb = apply(SOLVE, _mT(a), g, left=True)
+        return -(gb @ _mT(out)), gb
+    gb = apply(SOLVE, _mT(a), g, left=False)  # X = B A^-1
+    return -(_mT(out) @ gb), gb
+
+
+SOLVE = register(OpDef("linalg_solve", "linalg", np.linalg.solve, _run_host(_solve),
+                       _solve_vjp, saves=(0,)))
+
+
+def _solve_triangular(a, b, upper, left=True, unitriangular=False):
+    a = np.triu(a) if upper else np.tril(a)
+    if unitriangular:
+        idx = np.arange(a.shape[-1])
+        a = a.copy()
+        a[..., idx, idx] = 1
+    return _solve(a, b, left)
+
+
+def _solve_triangular_vjp(g, a, b, out, upper, left=True, unitriangular=False):
+    at = _mT(a)
+    gb = apply(SOLVE_TRIANGULAR, at, g, upper=not upper, left=left,
+               unitriangular=unitriangular)
+    ga = -(gb @ _mT(out)) if left else -(_mT(out) @ gb)
+    ga = ga.triu() if upper else ga.tril()
+    if unitriangular:
+        ga = ga.tril(-1) if not upper else ga.triu(1)
+    return ga, gb
+
+
+SOLVE_TRIANGULAR = register(OpDef(
+    "linalg_solve_triangular", "linalg", None, _run_host(_solve_triangular),
+    _solve_triangular_vjp, saves=(0,)))
+
+
+# --- Cholesky, QR, symmetric eigenproblem, SVD -----------------------------------------------
+
+
+def _cholesky(a, upper=False):
+    try:
+        low = np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        ok = np.array([np.all(np.linalg.eigvalsh(m) > 0)
+                       for m in a.reshape(-1, *a.shape[-2:])]).reshape(a.shape[:-2])
+        raise LinAlgError(
+            f"linalg.cholesky: The factorization could not be completed because the input is "
+            f"not positive-definite{_first_bad(~ok)}.") from None
+    return np.swapaxes(low, -1, -2) if upper else low
+
+
+def _phi(x):
+    """The lower triangle with its diagonal halved."""
+    return x.tril() - 0.5 * x.tril().triu()
+
+
+def _cholesky_vjp(g, a, out, upper=False):
+    low, gl = (_mT(out), _mT(g)) if upper else (out, g)
+    # A = L L^T: S = L^-T Phi(L^T gL) L^-1, gA = (S + S^T) / 2
+    p = _phi(_mT(low) @ gl)
+    x = apply(SOLVE_TRIANGULAR, _mT(low), p, upper=True)  # L^-T P
+    s = _mT(apply(SOLVE_TRIANGULAR, _mT(low), _mT(x), upper=True))  # L^-T P L^-1
+    return (0.5 * (s + _mT(s)),)
+
+
+CHOLESKY = register(OpDef("linalg_cholesky", "linalg", np.linalg.cholesky,
+                          _run_host(_cholesky), _cholesky_vjp, saves=()))
+
+
+def _qr(a, mode="reduced"):
+    q, r = np.linalg.qr(a, mode="complete" if mode == "complete" else "reduced")
+    return q, r
+
+
+def _qr_vjp(gs, a, out, mode="reduced"):
+    gq, gr = gs
+    q, r = out
+    m, n = a._shape[-2:]
+    if mode == "complete" and m > n or m < n:
+        raise RuntimeError("The derivative of linalg.qr is implemented for mode='reduced' "
+                           "(or 'complete' with m <= n) and m >= n only")
+    # M = R gR^T - gQ^T Q; gA = (gQ + Q copyltu(M)) R^-T
+    mm = r @ _mT(gr) - _mT(gq) @ q
+    copyltu = mm.tril(-1) + _mT(mm.tril(-1)) + mm.tril().triu()
+    rhs = gq + q @ copyltu
+    return (_mT(apply(SOLVE_TRIANGULAR, r, _mT(rhs), upper=True)),)
+
+
+QR = register(OpDef("linalg_qr", "linalg", None, _run_host(_qr), _qr_vjp, saves=()))
+
+
+def _eigh(a, UPLO="L"):
+    w, v = np.linalg.eigh(a, UPLO=UPLO)
+    return w, v
+
+
+def _off_diagonal_inverse_gaps(w):
+    """F_ij = 1 / (w_j - w_i) off the diagonal, 0 on it."""
+    gap = w.unsqueeze(-2) - w.unsqueeze(-1)
+    n = w._shape[-1]
+    diag = eye(n, dtype=w.dtype, device=w.device)
+    return (1 - diag) / (gap + diag)
+
+
+def _eigh_vjp(gs, a, out, UPLO="L"):
+    gw, gv = gs
+    w, v = out
+    inner = (_mT(v) @ gv) * _off_diagonal_inverse_gaps(w)
+    inner = inner + _diag(gw)
+    ga = v @ inner @ _mT(v)
+    return (0.5 * (ga + _mT(ga)),)
+
+
+def _diag(x):
+    """Batched diagonal matrices from vectors (..., n) -> (..., n, n)."""
+    n = x._shape[-1]
+    return x.unsqueeze(-1) * eye(n, dtype=x.dtype, device=x.device)
+
+
+EIGH = register(OpDef("linalg_eigh", "linalg", None, _run_host(_eigh), _eigh_vjp, saves=()))
+
+
+def _svd(a, full_matrices=True):
+    u, s, vh = np.linalg.svd(a, full_matrices=full_matrices)
+    return u, s, vh
+
+
+def _svd_vjp(gs, a, out, full_matrices=True):
+    gu, gsv, gvh = gs
+    u, s, vh = out
+    m, n = a._shape[-2:]
+    k = min(m, n)
+    if full_matrices and m != n:
+        raise RuntimeError("The derivative of linalg.svd with full_matrices=True is defined "
+                           "for square matrices only; use full_matrices=False")
+    v, gv = _mT(vh), _mT(gvh)
+    s2 = s * s
+    f = _off_diagonal_inverse_gaps(s2)  # 1 / (s_j^2 - s_i^2)
+    j = f * (_mT(u) @ gu - _mT(gu) @ u)
+    kk = f * (_mT(v) @ gv - _mT(gv) @ v)
+    sm = _diag(s)
+    inner = _diag(gsv) + j @ sm + sm @ kk
+    ga = u @ inner @ vh
+    sinv = _diag(1 / s)
+    if m > k:  # the part of gU outside U's span
+        ga = ga + (gu - u @ (_mT(u) @ gu)) @ sinv @ vh
+    if n > k:
+        ga = ga + u @ sinv @ _mT(gv - v @ (_mT(v) @ gv))
+    return (ga,)
+
+
+SVD = register(OpDef("linalg_svd", "linalg", None, _run_host(_svd), _svd_vjp, saves=()))
+
+
+# --- public functions ------------------------------------------------------------------------
+
+
+def inv(A, *, out=None):
+    _check_square("linalg.inv", A)
+    _check_float("linalg.inv", A)
+    return _out(apply(INV, A), out)
+
+
+def _out(r, out):
+    return r if out is None else out.copy_(r)
+
+
+@public
+def slogdet(A, *, out=None):
+    _check_square("linalg.slogdet", A)
+    _check_float("linalg.slogdet", A)
+    sign, logabs = apply(SLOGDET, A)
+    return _named("slogdet", ("sign", "logabsdet"))(sign.detach(), logabs)
+
+
+def linalg_det(A, *, out=None):
+    """sign * exp(log|det|): differentiable through slogdet (A^-T det A)."""
+    r = slogdet(A)
+    return _out(r.sign * r.logabsdet.exp(), out)
+
+
+@public
+def logdet(A):
+    """log det A: nan where the determinant is negative, -inf where it is 0 (PyTorch)."""
+    r = slogdet(A)
+    return r.logabsdet + zeros((), dtype=A.dtype, device=A.device).where(
+        r.sign >= 0, float("nan"))
+
+
+def solve(A, B, *, left=True, out=None):
+    _check_square("linalg.solve", A)
+    _check_float("linalg.solve", A, B)
+    vec = B.ndim == 1 or (B.ndim == A.ndim - 1 and B._shape == A._shape[:-1])
+    b = B.unsqueeze(-1) if vec else B
+    r = apply(SOLVE, A, b, left=bool(left))
+    return _out(r.squeeze(-1) if vec else r, out)
+
+
+def solve_triangular(A, B, *, upper, left=True, unitriangular=False, out=None):
+    _check_square("linalg.solve_triangular", A)
+    _check_float("linalg.solve_triangular", A, B)
+    return _out(apply(SOLVE_TRIANGULAR, A, B, upper=bool(upper), left=bool(left),
+                      unitriangular=bool(unitriangular)), out)
+
+
+def linalg_cholesky(A, *, upper=False, out=None):
+    _check_square("linalg.cholesky", A)
+    _check_float("linalg.cholesky", A)
+    return _out(apply(CHOLESKY, A, upper=bool(upper)), out)
+
+
+def qr(A, mode="reduced", *, out=None):
+    if mode not in ("reduced", "complete", "r"):
+        raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of "
+                           "'reduced' (default), 'r', or 'complete'")
+    _check_float("linalg.qr", A)
+    q, r = apply(QR, A, mode="complete" if mode == "complete" else "reduced")
+    if mode == "r":
+        q = q.new_zeros(0)
+    return _named("qr", ("Q", "R"))(q, r)
+
+
+def eigh(A, UPLO="L", *, out=None):
+    _check_square("linalg.eigh", A)
+    _check_float("linalg.eigh", A)
+    if UPLO not in ("L", "U"):
+        raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
+    w, v = apply(EIGH, A, UPLO=UPLO)
+    return _named("eigh", ("eigenvalues", "eigenvectors"))(w, v)
+
+
+def eigvalsh(A, UPLO="L", *, out=None):
+    return _out(eigh(A, UPLO).eigenvalues, out)
+
+
+def linalg_svd(A, full_matrices=True, *, driver=None, out=None):
+    _check_float("linalg.svd", A)
+    if A.ndim < 2:
+        raise RuntimeError("linalg.svd: The input tensor A must have at least 2 dimensions.")
+    u, s, vh = apply(SVD, A, full_matrices=bool(full_matrices))
+    return _named("svd", ("U", "S", "Vh"))(u, s, vh)
+
+
+def svdvals(A, *, driver=None, out=None):
+    return _out(linalg_svd(A, full_matrices=False).S, out)
+
+
+def pinv(A, *, atol=None, rtol=None, hermitian=False, out=None):
+    """The pseudo-inverse V diag(1/s) U^T over singular values above max(atol, rtol *
+    s_max) (PyTorch's default rtol: eps * max(m, n) without atol)."""
+    _check_float("linalg.pinv", A)
+    u, s, vh = linalg_svd(A, full_matrices=False)
+    m, n = A._shape[-2:]
+    if rtol is None:
+        rtol = 0.0 if atol is not None and atol > 0 else float(
+            np.finfo(A.dtype.np).eps) * max(m, n)
+    smax = s.amax(-1, keepdim=True) if s.numel() else s
+    tol = (smax * rtol).clamp_min(atol or 0.0)
+    keep = s > tol
+    sinv = (1 / s.where(keep, s.new_ones(()))).where(keep, s.new_zeros(()))
+    return _out(_mT(vh) @ (sinv.unsqueeze(-1) * _mT(u)), out)
+
+
+def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, out=None):
+    s = svdvals(A)
+    m, n = A._shape[-2:]
+    if rtol is None:
+        rtol = 0.0 if atol is not None and atol > 0 else float(
+            np.finfo(A.dtype.np).eps) * max(m, n)
+    smax = s.amax(-1, keepdim=True) if s.numel() else s
+    tol = (smax * rtol).clamp_min(atol or 0.0)
+    return _out((s > tol).sum(-1), out)
+
+
+def lstsq(A, B, rcond=None, *, driver=None):
+    """The least-squares solution pinv(A) @ B (residuals, rank and singular values as
+    PyTorch's default gelsy driver: empty)."""
+    _check_float("linalg.lstsq", A, B)
+    x = pinv(A, rtol=rcond) @ B
+    empty = A.new_zeros(0)
+    return _named("lstsq", ("solution", "residuals", "rank",
+                                          "singular_values"))(x, empty, empty.long(), empty)
+
+
+@public
+def matrix_power(A, n: int, *, out=None):
+    """A^n by repeated squaring (n < 0: of the inverse; n == 0: the identity)."""
+    _check_square("linalg.matrix_power", A)
+    if not isinstance(n, int):
+        raise TypeError(f"matrix_power(): argument 'n' must be int, not {type(n).__name__}")
+    if n == 0:
+        r = eye(A._shape[-1], dtype=A.dtype, device=A.device).expand(*A._shape).clone()
+        return _out(r, out)
+    base = inv(A) if n < 0 else A
+    n = abs(n)
+    r = None
+    while n:
+        if n & 1:
+            r = base if r is None else matmul(r, base)
+        n >>= 1
+        if n:
+            base = matmul(base, base)
+    return _out(r, out)
+
+
+@public
+def matrix_exp(A):
+    """exp(A) by scaling and squaring: a degree-18 Taylor polynomial of A / 2^s with
+    |A / 2^s|_1 <= 1/2, squared s times (made of matmuls, so it differentiates)."""
+    _check_square("linalg.matrix_exp", A)
+    _check_float("linalg.matrix_exp", A)
+    norm = float(A.detach().abs().sum(-2).amax()) if A.numel() else 0.0
+    s = max(0, int(np.ceil(np.log2(norm))) + 1) if norm > 0.5 else 0
+    x = A / (2.0 ** s)
+    n = A._shape[-1]
+    ident = eye(n, dtype=A.dtype, device=A.device)
+    term, r = ident + 0 * x, ident + 0 * x
+    for k in range(1, 19):
+        term = matmul(term, x) / k
+        r = r + term
+    for _ in range(s):
+        r = matmul(r, r)
+    return r
+
+
+def vecdot(x, y, *, dim=-1):
+    return (x * y).sum(dim)
+
+
+def cross(input, other, *, dim=-1):
+    """torch.linalg.cross: 3-vectors along ``dim`` (broadcast)."""
+    if input._shape[dim] != 3 or other._shape[dim] != 3:
+        raise RuntimeError(f"linalg.cross: inputs dimension {dim} must have length 3. Got "
+                           f"{input._shape[dim]} and {other._shape[dim]}")
+    a = [input.select(dim, i) for i in range(3)]
+    b = [other.select(dim, i) for i in range(3)]
+    from .join import stack
+    return stack([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2],
+                  a[0] * b[1] - a[1] * b[0]], dim)
+
+
+# torch.* spellings (functions and Tensor methods)
+
+
+@public
+def inverse(input, *, out=None):
+    return inv(input, out=out)
+
+
+@public
+def det(input):
+    return linalg_det(input)
+
+
+@public
+def cholesky(input, upper: bool = False, *, out=None):
+    return linalg_cholesky(input, upper=upper, out=out)
+
+
+@public
+def pinverse(input, rcond: float = 1e-15):
+    return pinv(input, rtol=rcond)
+
+
+@public
+def svd(input, some: bool = True, compute_uv: bool = True, *, out=None):
+    """torch.svd: (U, S, V) with V, not V^T; ``some`` the reduced factorization."""
+    u, s, vh = linalg_svd(input, full_matrices=not some)
+    if not compute_uv:
+        u, vh = u.new_zeros(u.shape).detach(), vh.new_zeros(vh.shape).detach()
+    return _named("svd", ("U", "S", "V"))(u, s, _mT(vh))

@@ -1,0 +1,153 @@
+"""torch.linalg's factorizations, inverses and solvers (ops/decomp.py): values against
+numpy on batches and both float dtypes, float64 gradchecks (gradgradchecks for inv and
+det), PyTorch's errors and named results, the torch.* spellings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import torch_or_skip
+
+import clgraph as cg
+from clgraph.autograd import gradcheck, gradgradcheck
+
+L = cg.linalg
+RNG = np.random.default_rng(0)
+A = RNG.standard_normal((3, 4, 4))
+SPD = A @ A.transpose(0, 2, 1) + 4 * np.eye(4)
+B = RNG.standard_normal((3, 4, 2))
+TALL = RNG.standard_normal((5, 3))
+WIDE = RNG.standard_normal((3, 5))
+
+
+def leaf(a):
+    return cg.tensor(a, requires_grad=True)
+
+
+def _eigh_loss(a):
+    r = L.eigh((a + a.mT) / 2)
+    return (r.eigenvalues * cg.arange(4.0)).sum() + (
+        r.eigenvectors ** 2 * cg.arange(16.0).reshape(4, 4)).sum()
+
+
+def _svd_loss(a):
+    r = L.svd(a, full_matrices=False)
+    return r.S.sum() + r.U.abs().sum() + r.Vh.abs().sum()  # signs cancel in abs
+
+
+GRADCHECKS = {
+    "inv": (L.inv, (A,)),
+    "det": (L.det, (A,)),
+    "slogdet": (lambda a: L.slogdet(a).logabsdet, (A,)),
+    "solve": (L.solve, (A, B)),
+    "solve vector": (lambda a, b: L.solve(a, b[..., 0]), (A, B)),
+    "solve right": (lambda a, b: L.solve(a, b.mT, left=False), (A, B)),
+    "solve_triangular": (lambda a, b: L.solve_triangular(a, b, upper=False),
+                         (A + 4 * np.eye(4), B)),
+    "solve_triangular upper unit": (
+        lambda a, b: L.solve_triangular(a, b, upper=True, unitriangular=True), (A, B)),
+    "cholesky": (lambda a: L.cholesky((a + a.mT) / 2), (SPD,)),
+    "cholesky upper": (lambda a: L.cholesky((a + a.mT) / 2, upper=True), (SPD,)),
+    "qr": (lambda a: sum(x.sum() * (i + 1) for i, x in enumerate(L.qr(a))), (TALL,)),
+    "eigh": (_eigh_loss, (A,)),
+    "svd tall": (_svd_loss, (TALL,)),
+    "svd wide": (_svd_loss, (WIDE,)),
+    "pinv": (L.pinv, (TALL,)),
+    "lstsq": (lambda a, b: L.lstsq(a, b).solution, (TALL, RNG.standard_normal((5, 2)))),
+    "matrix_norm nuc": (lambda a: L.matrix_norm(a, "nuc"), (TALL,)),
+    "matrix_norm 2": (lambda a: L.matrix_norm(a, 2), (WIDE,)),
+    "matrix_exp": (L.matrix_exp, (A * 0.7,)),
+    "matrix_power -3": (lambda a: L.matrix_power(a, -3), (A + 4 * np.eye(4),)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRADCHECKS))
+def test_gradients(name):
+    f, args = GRADCHECKS[name]
+    assert gradcheck(f, tuple(leaf(a) for a in args))
+
+
+def test_second_order():
+    assert gradgradcheck(L.inv, (leaf(A + 4 * np.eye(4)),))
+    assert gradgradcheck(L.det, (leaf(A),))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_values_against_numpy(dtype):
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    a, spd, b = (x.astype(dtype) for x in (A, SPD, B))
+    t = cg.tensor(a)
+    np.testing.assert_allclose(L.inv(t).numpy(), np.linalg.inv(a), **tol)
+    np.testing.assert_allclose(L.det(t).numpy(), np.linalg.det(a), **tol)
+    sign, logabs = np.linalg.slogdet(a)
+    r = L.slogdet(t)
+    np.testing.assert_array_equal(r.sign.numpy(), sign)
+    np.testing.assert_allclose(r.logabsdet.numpy(), logabs, **tol)
+    np.testing.assert_allclose(L.solve(t, cg.tensor(b)).numpy(), np.linalg.solve(a, b), **tol)
+    np.testing.assert_allclose(L.cholesky(cg.tensor(spd)).numpy(), np.linalg.cholesky(spd),
+                               **tol)
+    w, v = L.eigh(cg.tensor(spd))
+    np.testing.assert_allclose(w.numpy(), np.linalg.eigvalsh(spd), **tol)
+    np.testing.assert_allclose(((v * w.unsqueeze(-2)) @ v.mT).numpy(), spd, **tol)
+    u, s, vh = L.svd(cg.tensor(TALL.astype(dtype)), full_matrices=False)
+    np.testing.assert_allclose(s.numpy(), np.linalg.svd(TALL, compute_uv=False), **tol)
+    np.testing.assert_allclose((u * s.unsqueeze(-2) @ vh).numpy(), TALL, **tol)
+    q, rr = L.qr(cg.tensor(TALL.astype(dtype)))
+    np.testing.assert_allclose((q @ rr).numpy(), TALL, **tol)
+    np.testing.assert_allclose(L.pinv(cg.tensor(TALL.astype(dtype))).numpy(),
+                               np.linalg.pinv(TALL), **tol)
+    assert L.matrix_rank(cg.tensor(np.ones((3, 3), dtype))).item() == 1
+    np.testing.assert_allclose(L.matrix_power(t, 3).numpy(), a @ a @ a, **tol)
+    np.testing.assert_allclose(L.matrix_power(t, 0).numpy(), np.broadcast_to(np.eye(4), a.shape))
+
+
+def test_torch_spellings_and_named_results():
+    t = cg.tensor(A[0])
+    assert cg.det(t).shape == () and t.det().shape == ()
+    np.testing.assert_allclose(cg.inverse(t).numpy(), np.linalg.inv(A[0]), rtol=1e-10)
+    np.testing.assert_allclose(t.inverse().numpy(), np.linalg.inv(A[0]), rtol=1e-10)
+    u, s, v = cg.svd(cg.tensor(TALL))  # V, not V^T
+    np.testing.assert_allclose((u * s @ v.mT).numpy(), TALL, atol=1e-12)
+    assert u.shape == (5, 3) and v.shape == (3, 3)
+    assert cg.svd(cg.tensor(TALL), some=False).U.shape == (5, 5)
+    np.testing.assert_allclose(cg.pinverse(cg.tensor(TALL)).numpy(), np.linalg.pinv(TALL),
+                               atol=1e-12)
+    assert np.isnan(cg.logdet(cg.tensor(-np.eye(3))).item())
+    assert cg.logdet(cg.tensor(np.zeros((2, 2)))).item() == -np.inf
+    r = L.slogdet(t)
+    assert r._fields == ("sign", "logabsdet") and "torch.return_types.slogdet" in repr(r)
+    assert L.eigh(t + t.mT)._fields == ("eigenvalues", "eigenvectors")
+    assert L.svd(t)._fields == ("U", "S", "Vh") and L.qr(t)._fields == ("Q", "R")
+    np.testing.assert_allclose(cg.cholesky(cg.tensor(SPD[0])).numpy(),
+                               np.linalg.cholesky(SPD[0]), rtol=1e-12)
+    np.testing.assert_allclose(L.cross(cg.tensor([1.0, 0, 0]), cg.tensor([0.0, 1, 0])).numpy(),
+                               [0, 0, 1])
+    np.testing.assert_allclose(L.vecdot(cg.tensor(B), cg.tensor(B)).numpy(),
+                               (B * B).sum(-1), rtol=1e-12)
+
+
+def test_errors():
+    with pytest.raises(L.LinAlgError, match="singular"):
+        L.inv(cg.zeros(3, 3))
+    with pytest.raises(L.LinAlgError, match=r"not positive-definite \(batch element 1\)"):
+        L.cholesky(cg.tensor(np.stack([np.eye(3), -np.eye(3)])))
+    with pytest.raises(RuntimeError, match="must be batches of square matrices"):
+        L.inv(cg.zeros(2, 3))
+    with pytest.raises(RuntimeError, match="Expected a floating point tensor"):
+        L.det(cg.ones(2, 2, dtype=cg.int64))
+    with pytest.raises(RuntimeError, match="unrecognized mode"):
+        L.qr(cg.zeros(2, 2), mode="full")
+    assert issubclass(L.LinAlgError, RuntimeError)
+
+
+def test_torch_parity():
+    torch = torch_or_skip()
+    tA, tB = torch.tensor(A), torch.tensor(B)
+    cA, cB = cg.tensor(A), cg.tensor(B)
+    for f, g in [(lambda m: m.linalg.inv(cA), lambda m: m.linalg.inv(tA)),
+                 (lambda m: m.linalg.solve(cA, cB), lambda m: m.linalg.solve(tA, tB)),
+                 (lambda m: m.linalg.matrix_exp(cA), lambda m: m.linalg.matrix_exp(tA)),
+                 (lambda m: m.linalg.matrix_norm(cA, "nuc"),
+                  lambda m: m.linalg.matrix_norm(tA, "nuc")),
+                 (lambda m: m.linalg.svdvals(cA), lambda m: m.linalg.svdvals(tA))]:
+        np.testing.assert_allclose(f(cg).numpy(), g(torch).numpy(), rtol=1e-9, atol=1e-12)
