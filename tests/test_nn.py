@@ -1363,6 +1363,124 @@ def test_interpolate_against_numpy(kw, out, scales):
     np.testing.assert_allclose(up(cg.tensor(x)).numpy(), want, rtol=1e-12, atol=1e-12)
 
 
+def _bicubic_ref(x, out, corners):
+    """PyTorch's upsample_bicubic2d loop: 4x4 taps, clamped, cubic convolution A=-0.75."""
+    A = -0.75
+
+    def coeffs(t):
+        near = lambda v: ((A + 2) * v - (A + 3)) * v * v + 1  # noqa: E731
+        far = lambda v: ((A * v - 5 * A) * v + 8 * A) * v - 4 * A  # noqa: E731
+        return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+    (H, W), (OH, OW) = x.shape[2:], out
+    y = np.zeros(x.shape[:2] + tuple(out))
+
+    def src(o, n, m):
+        if corners:
+            return o * ((n - 1) / (m - 1)) if m > 1 else 0.0
+        return (o + 0.5) * n / m - 0.5
+
+    for oy in range(OH):
+        for ox in range(OW):
+            ry, rx = src(oy, H, OH), src(ox, W, OW)
+            iy, ix = int(np.floor(ry)), int(np.floor(rx))
+            cy, cx = coeffs(ry - iy), coeffs(rx - ix)
+            for i in range(4):
+                for j in range(4):
+                    yy, xx = min(max(iy - 1 + i, 0), H - 1), min(max(ix - 1 + j, 0), W - 1)
+                    y[:, :, oy, ox] += cy[i] * cx[j] * x[:, :, yy, xx]
+    return y
+
+
+def _area_ref(x, out):
+    """Adaptive average pooling over the spatial dims, region by region."""
+    y = np.zeros(x.shape[:2] + tuple(out))
+    for idx in np.ndindex(*out):
+        region = tuple(slice(int(np.floor(i * n / o)), int(np.ceil((i + 1) * n / o)))
+                       for i, n, o in zip(idx, x.shape[2:], out))
+        y[(...,) + idx] = x[(...,) + region].mean(axis=tuple(range(2, x.ndim)))
+    return y
+
+
+@pytest.mark.parametrize("size,corners", [((9, 11), False), ((9, 11), True), ((3, 4), False),
+                                          ((1, 1), True)])
+def test_interpolate_bicubic_against_numpy(size, corners):
+    x = np.random.default_rng(17).standard_normal((2, 3, 5, 7))
+    got = F.interpolate(cg.tensor(x), size=size, mode="bicubic", align_corners=corners)
+    np.testing.assert_allclose(got.numpy(), _bicubic_ref(x, size, corners), rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,out", [((2, 3, 7), (3,)), ((2, 3, 5, 7), (3, 4)),
+                                       ((1, 2, 5, 7), (8, 9)), ((1, 2, 3, 4, 5), (2, 5, 3))])
+def test_interpolate_area_nearest_exact_trilinear_against_numpy(shape, out):
+    x = np.random.default_rng(18).standard_normal(shape)
+    got = F.interpolate(cg.tensor(x), size=out, mode="area")
+    np.testing.assert_allclose(got.numpy(), _area_ref(x, out), rtol=1e-12, atol=1e-12)
+    want = x
+    for axis, o in enumerate(out, start=2):
+        n = x.shape[axis]
+        src = np.minimum(np.floor((np.arange(o) + 0.5) * n / o), n - 1).astype(int)
+        want = np.take(want, src, axis=axis)
+    got = nn.Upsample(size=out, mode="nearest-exact")(cg.tensor(x))
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=0)
+    if len(out) == 3:
+        got = F.interpolate(cg.tensor(x), size=out, mode="trilinear", align_corners=True)
+        want = _interp_ref(x, out, "trilinear", True, (None,) * 3)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+def test_interpolate_new_modes_gradients():
+    rng = np.random.default_rng(19)
+    x = cg.tensor(rng.standard_normal((1, 2, 3, 4)), requires_grad=True)
+    for kw in (dict(size=(5, 7), mode="bicubic"), dict(scale_factor=1.5, mode="bicubic",
+                                                       align_corners=True),
+               dict(size=(2, 3), mode="area"), dict(scale_factor=1.7, mode="nearest-exact")):
+        assert gradcheck(lambda t: F.interpolate(t, **kw), (x,)), kw
+    x5 = cg.tensor(rng.standard_normal((1, 1, 2, 3, 2)), requires_grad=True)
+    assert gradcheck(lambda t: F.interpolate(t, size=(3, 2, 4), mode="trilinear"), (x5,))
+    assert gradcheck(lambda t: F.interpolate(t, scale_factor=0.7, mode="area"), (x5,))
+
+
+@pytest.mark.parametrize("mode,nd", [("nearest-exact", 3), ("nearest-exact", 5), ("area", 3),
+                                     ("area", 4), ("area", 5), ("trilinear", 5),
+                                     ("bicubic", 4), ("nearest", 5), ("linear", 3)])
+def test_interpolate_modes_match_torch(mode, nd):
+    torch = torch_or_skip()
+    x = np.random.default_rng(20).standard_normal((2, 3) + (5, 7, 4)[:nd - 2])
+    corners = [None] if mode in ("nearest", "nearest-exact", "area") else [False, True]
+    for kw in (dict(scale_factor=2), dict(scale_factor=1.7), dict(scale_factor=0.6),
+               dict(size=1), dict(size=(3, 9, 2)[:nd - 2]), dict(size=(11, 4, 6)[:nd - 2]),
+               dict(scale_factor=1.7, recompute_scale_factor=True)):
+        for ac in corners:
+            got = F.interpolate(cg.tensor(x), mode=mode, align_corners=ac, **kw).numpy()
+            want = torch.nn.functional.interpolate(torch.tensor(x), mode=mode,
+                                                   align_corners=ac, **kw).numpy()
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=str(kw))
+
+
+def test_interpolate_mode_errors():
+    with pytest.raises(NotImplementedError, match=r"Only 3D, 4D and 5D .* \(got 3D\) .* "
+                                                  r"\(got bicubic\)"):
+        F.interpolate(cg.ones(1, 1, 3), size=4, mode="bicubic")
+    with pytest.raises(NotImplementedError, match="Got 4D input, but trilinear mode needs 5D"):
+        F.interpolate(cg.ones(1, 1, 3, 3), size=4, mode="trilinear")
+    with pytest.raises(NotImplementedError, match=r"\(got 4D\) .* \(got foo\)"):
+        F.interpolate(cg.ones(1, 1, 3, 3), size=4, mode="foo")
+    with pytest.raises(ValueError, match="align_corners option can only be set"):
+        F.interpolate(cg.ones(1, 1, 3, 3), size=4, mode="area", align_corners=False)
+    with pytest.raises(ValueError, match="output size of \\(4, 4, 4\\)"):
+        F.interpolate(cg.ones(1, 1, 3, 3), size=(4, 4, 4))
+    with pytest.raises(RuntimeError, match=r"input \(H: 3, W: 3\) output \(H: 0, W: 0\)"):
+        F.interpolate(cg.ones(1, 1, 3, 3), scale_factor=0.1)
+    with pytest.raises(ValueError, match="recompute_scale_factor is not meaningful"):
+        F.interpolate(cg.ones(1, 1, 3, 3), size=4, recompute_scale_factor=True)
+    with pytest.raises(ValueError, match="Anti-alias option is restricted"):
+        F.interpolate(cg.ones(1, 1, 3, 3), size=4, antialias=True)
+    assert repr(nn.Upsample(size=(4, 5), mode="bicubic")) == "Upsample(size=(4, 5), " \
+        "mode='bicubic')"
+
+
 def test_interpolate_gradients_linear_and_errors():
     x = cg.tensor(np.random.default_rng(16).standard_normal((1, 2, 3, 4)), requires_grad=True)
     assert gradcheck(lambda t: F.interpolate(t, size=(5, 7), mode="bilinear"), (x,))
