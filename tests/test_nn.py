@@ -336,6 +336,50 @@ def test_embedding_weight_gradient_skips_padding_row():
     assert not e.weight.requires_grad and e(cg.tensor([1])).tolist() == [[3.0, 4.0]]
 
 
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, float("inf")])
+def test_embedding_max_norm_renormalizes_looked_up_rows(norm_type):
+    rng = np.random.default_rng(21)
+    w = rng.standard_normal((6, 4)) * 2
+    w[3] *= 0.01  # a row under max_norm: untouched
+    idx = np.array([[0, 2, 2], [5, 0, 3]])
+    want_w = w.copy()
+    for i in np.unique(idx):
+        n = np.linalg.norm(w[i], ord=norm_type)
+        if n > 1.5:
+            want_w[i] = w[i] * (1.5 / (n + 1e-7))
+    weight = cg.tensor(w, requires_grad=True)
+    out = F.embedding(cg.tensor(idx), weight, max_norm=1.5, norm_type=norm_type)
+    np.testing.assert_allclose(weight.detach().numpy(), want_w, rtol=1e-12)  # in place
+    np.testing.assert_allclose(out.detach().numpy(), want_w[idx], rtol=1e-12)
+    assert weight.is_leaf and weight.requires_grad
+    (out * out).sum().backward()
+    want_g = np.zeros_like(w)
+    np.add.at(want_g, idx, 2 * want_w[idx])
+    np.testing.assert_allclose(weight.grad.numpy(), want_g, rtol=1e-12)
+    m = nn.Embedding(6, 4, max_norm=1.0, norm_type=norm_type, dtype=F64)
+    before = m.weight.detach().numpy()
+    m(cg.tensor([1, 4]))
+    after = m.weight.detach().numpy()
+    np.testing.assert_array_equal(np.delete(after, [1, 4], 0), np.delete(before, [1, 4], 0))
+    assert np.all(np.linalg.norm(after[[1, 4]], ord=norm_type, axis=1) <= 1.0 + 1e-9)
+
+
+def test_embedding_max_norm_matches_torch():
+    torch = torch_or_skip()
+    torch.manual_seed(0)
+    t = torch.nn.Embedding(7, 3, max_norm=1.2, norm_type=1.5, padding_idx=2).double()
+    m = nn.Embedding(7, 3, max_norm=1.2, norm_type=1.5, padding_idx=2).double()
+    assert repr(m) == repr(t)
+    m.load_state_dict({"weight": cg.tensor(t.weight.detach().numpy())})
+    idx = [[0, 2, 6], [6, 6, 1]]
+    a, b = m(cg.tensor(idx)), t(torch.tensor(idx))
+    (a * a).sum().backward()
+    (b * b).sum().backward()
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(m.weight.detach().numpy(), t.weight.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(m.weight.grad.numpy(), t.weight.grad.numpy(), rtol=1e-12)
+
+
 # --- train / eval behaviour -----------------------------------------------------------------
 
 

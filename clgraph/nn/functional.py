@@ -326,11 +326,11 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
               max_norm: float | None = None, norm_type: float = 2.0,
               scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """Rows of ``weight`` picked by the integer ``input``; the row at ``padding_idx``
-    gets no gradient. ``max_norm``, ``scale_grad_by_freq`` and ``sparse`` are not
-    supported."""
-    if max_norm is not None or scale_grad_by_freq or sparse:
-        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are "
-                                  "not supported")
+    gets no gradient. With ``max_norm``, the picked rows of ``weight`` whose
+    ``norm_type``-norm exceeds it are first scaled in place (under no_grad) to norm
+    ``max_norm``. ``scale_grad_by_freq`` and ``sparse`` are not supported."""
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: scale_grad_by_freq and sparse are not supported")
     if input.dtype.is_floating_point or input.dtype is dt.bool_:
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the "
                            "following scalar types: Long, Int; but got "
@@ -344,12 +344,28 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
             if padding_idx < -n:
                 raise AssertionError("Padding_idx must be within num_embeddings")
             padding_idx += n
+    if max_norm is not None:
+        _embedding_renorm_(weight, input.reshape(-1), max_norm, norm_type)
     out = index_select(weight, 0, input.reshape(-1)).view(*input.shape, weight.shape[-1])
     if padding_idx is not None and out.requires_grad:
         # the padding row's value, cut off from autograd
         pad = (input == padding_idx).unsqueeze(-1)
         out = M.where(pad, out.detach(), out)
     return out
+
+
+def _embedding_renorm_(weight: Tensor, index: Tensor, max_norm: float, norm_type: float):
+    """torch.embedding_renorm_: the rows ``index`` of ``weight`` with a ``norm_type``-norm
+    above ``max_norm`` scaled by max_norm / (norm + 1e-7), in place and outside autograd."""
+    if weight.ndim != 2:
+        raise RuntimeError(f"embedding_renorm_(): Expected 2-dimensional tensor, but got "
+                           f"{weight.ndim}-dimensional tensor for argument #1 'self' (while "
+                           f"checking arguments for embedding_renorm_)")
+    with no_grad():
+        rows = index_select(weight, 0, index)
+        norms = R.norm(rows, p=float(norm_type), dim=1, keepdim=True)
+        scale = M.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+        weight[index] = rows * scale
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
