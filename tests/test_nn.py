@@ -812,6 +812,125 @@ def test_zero_grad_requires_grad_apply_hooks():
                                net[0].bias.detach().numpy()[None])
 
 
+def _grads(gs):
+    return [None if g is None else g.detach().numpy().tolist() for g in gs]
+
+
+def test_full_backward_hooks_see_and_replace_gradients():
+    m = nn.Linear(3, 2).double()
+    W = m.weight.detach().numpy()
+    x = cg.tensor(np.arange(6.0).reshape(2, 3), dtype=F64, requires_grad=True)
+    u = np.array([[1.0, 2.0], [3.0, 4.0]])
+    log = []
+
+    def pre(mod, go):
+        log.append(("pre", mod, _grads(go)))
+        return (go[0] * 3,)
+
+    def hook(mod, gi, go):
+        log.append(("full", mod, _grads(gi), _grads(go)))
+        return (gi[0] * 2,)
+
+    h1 = m.register_full_backward_hook(hook)
+    h2 = m.register_full_backward_pre_hook(pre)
+    (m(x) * cg.tensor(u)).sum().backward()
+    assert [e[0] for e in log] == ["pre", "full"] and log[0][1] is m
+    assert log[0][2] == [u.tolist()]
+    np.testing.assert_allclose(log[1][3], [3 * u])  # grad_output after the pre-hook
+    np.testing.assert_allclose(log[1][2], [3 * u @ W])  # grad_input seen by the hook
+    np.testing.assert_allclose(x.grad.numpy(), 6 * u @ W)  # the hook's replacement
+    np.testing.assert_allclose(m.weight.grad.numpy(), 3 * u.T @ x.detach().numpy())
+    h1.remove()
+    h2.remove()
+    x.grad = None
+    log.clear()
+    (m(x) * cg.tensor(u)).sum().backward()
+    assert not log
+    np.testing.assert_allclose(x.grad.numpy(), u @ W)
+    with cg.no_grad():
+        m.register_full_backward_hook(hook)
+        m(x)
+
+
+def test_full_backward_hooks_tuples_nesting_and_no_input_grad():
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2).double()
+
+        def forward(self, a, k, b):
+            return a * k + self.lin(b), b.sum(), 3
+
+    m = Two()
+    log = []
+    m.register_full_backward_hook(lambda mod, gi, go: log.append(("m", _grads(gi),
+                                                                  _grads(go))))
+    m.lin.register_full_backward_hook(lambda mod, gi, go: log.append(("lin", _grads(gi),
+                                                                      _grads(go))))
+    a = cg.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
+    b = cg.tensor([3.0, 5.0], dtype=F64, requires_grad=True)
+    o, s, c = m(a, 2.0, b)
+    assert c == 3
+    o.sum().backward()  # s unused: its grad_output is None
+    W = m.lin.weight.detach().numpy()
+    assert log[0][0] == "lin" and log[0][2] == [[1.0, 1.0]]
+    np.testing.assert_allclose(log[0][1][0], np.ones(2) @ W)
+    assert log[1][0] == "m" and log[1][2] == [[1.0, 1.0], None, None]
+    np.testing.assert_allclose(log[1][1][0], [2.0, 2.0])
+    assert log[1][1][1] is None
+    np.testing.assert_allclose(log[1][1][2], np.ones(2) @ W)
+    # no input requires grad: the hook runs with grad_input all None, and warns as PyTorch
+    lin = nn.Linear(2, 1)
+    seen = []
+    lin.register_full_backward_hook(lambda mod, gi, go: seen.append((gi, len(go))))
+    with pytest.warns(UserWarning, match="no inputs require gradients"):
+        lin(cg.ones(1, 2)).sum().backward()
+    assert seen == [((None,), 1)]
+    lin.register_full_backward_hook(lambda mod, gi, go: (cg.ones(1, 2),))
+    with pytest.raises(RuntimeError, match="where no input requires gradient should always "
+                                           "return None"), pytest.warns(UserWarning):
+        lin(cg.ones(1, 2)).sum().backward()
+    bad = nn.Linear(2, 1)
+    bad.register_full_backward_hook(lambda mod, gi, go: (gi[0], gi[0]))
+    with pytest.raises(RuntimeError, match="Backward hook returned an invalid number of "
+                                           "grad_input, got 2, but expected 1"):
+        bad(cg.ones(1, 2, requires_grad=True)).sum().backward()
+
+
+def test_full_backward_hooks_match_torch():
+    torch = torch_or_skip()
+
+    def run(lib):
+        lib.manual_seed(0)
+        net = lib.nn.Sequential(lib.nn.Linear(3, 4), lib.nn.Tanh(), lib.nn.Linear(4, 2)).double()
+        log = []
+        for i, mod in enumerate(net):
+            mod.register_full_backward_pre_hook(
+                lambda m, go, i=i: log.append((i, "pre", _grads(go))))
+            mod.register_full_backward_hook(
+                lambda m, gi, go, i=i: log.append((i, "full", _grads(gi), _grads(go))))
+        x = lib.tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)
+        (net(x) ** 2).sum().backward()
+        return log, {k: v.detach().numpy() for k, v in net.state_dict().items()}
+
+    want, sd = run(torch)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    net.load_state_dict({k: cg.tensor(v) for k, v in sd.items()})
+    log = []
+    for i, mod in enumerate(net):
+        mod.register_full_backward_pre_hook(lambda m, go, i=i: log.append((i, "pre",
+                                                                          _grads(go))))
+        mod.register_full_backward_hook(
+            lambda m, gi, go, i=i: log.append((i, "full", _grads(gi), _grads(go))))
+    x = cg.tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)
+    (net(x) ** 2).sum().backward()
+    assert [e[:2] for e in log] == [e[:2] for e in want]
+    for got, exp in zip(log, want):
+        for g, e in zip(got[2:], exp[2:]):
+            np.testing.assert_allclose(np.array(g, dtype=float), np.array(e, dtype=float),
+                                       atol=1e-12)
+
+
 def test_state_dict_hooks_extra_state_set_submodule():
     class Counter(nn.Module):
         def __init__(self):
