@@ -196,6 +196,93 @@ def test_modules_match_torch():
         np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), atol=1e-12)
 
 
+def test_multihead_attention_kdim_vdim_bias_kv_zero_attn_structure():
+    m = nn.MultiheadAttention(8, 2, kdim=6, vdim=5, add_bias_kv=True, add_zero_attn=True)
+    assert not m._qkv_same_embed_dim and m.in_proj_weight is None
+    assert [(k, tuple(v.shape)) for k, v in m.state_dict().items()] == [
+        ("q_proj_weight", (8, 8)), ("k_proj_weight", (8, 6)), ("v_proj_weight", (8, 5)),
+        ("in_proj_bias", (24,)), ("bias_k", (1, 1, 8)), ("bias_v", (1, 1, 8)),
+        ("out_proj.weight", (8, 8)), ("out_proj.bias", (8,))]
+    assert np.all(m.in_proj_bias.detach().numpy() == 0)
+    assert np.abs(m.bias_k.detach().numpy()).sum() > 0  # xavier_normal_
+    assert nn.MultiheadAttention(8, 2, kdim=8, vdim=8)._qkv_same_embed_dim
+    assert list(nn.MultiheadAttention(8, 2, kdim=6, bias=False).state_dict()) == [
+        "q_proj_weight", "k_proj_weight", "v_proj_weight", "out_proj.weight"]
+    out, w = m(cg.ones(3, 8), cg.ones(4, 6), cg.ones(4, 5))  # unbatched
+    assert tuple(out.shape) == (3, 8) and tuple(w.shape) == (3, 6)
+
+
+def test_multihead_attention_kdim_vdim_numpy_and_gradcheck():
+    E, H, L, S, N, kd, vd = 6, 2, 3, 4, 2, 5, 3
+    m = nn.MultiheadAttention(E, H, kdim=kd, vdim=vd, add_bias_kv=True,
+                              add_zero_attn=True).double()
+    q, k, v = (RNG.standard_normal(s) for s in ((L, N, E), (S, N, kd), (S, N, vd)))
+    kpm = RNG.random((N, S)) < 0.3
+    out, w = m(cg.tensor(q), cg.tensor(k), cg.tensor(v), key_padding_mask=cg.tensor(kpm))
+    P = {n: t.detach().numpy() for n, t in m.named_parameters()}
+    b = P["in_proj_bias"]
+
+    def heads(y):
+        return y.reshape(y.shape[0], N, H, E // H).transpose(1, 2, 0, 3)
+
+    qp = heads(q @ P["q_proj_weight"].T + b[:E])
+    kp = np.concatenate([k @ P["k_proj_weight"].T + b[E:2 * E],
+                         np.broadcast_to(P["bias_k"], (1, N, E))])
+    vp = np.concatenate([v @ P["v_proj_weight"].T + b[2 * E:],
+                         np.broadcast_to(P["bias_v"], (1, N, E))])
+    zero = np.zeros((N, H, 1, E // H))
+    kp, vp = (np.concatenate([heads(x), zero], 2) for x in (kp, vp))
+    mask = np.where(np.pad(kpm, ((0, 0), (0, 2))), -np.inf, 0.0)[:, None, None, :]
+    scores = qp @ np.swapaxes(kp, -1, -2) / math.sqrt(E // H) + mask
+    p = np.exp(scores - scores.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    o = (p @ vp).transpose(2, 0, 1, 3).reshape(L, N, E)
+    o = o @ P["out_proj.weight"].T + P["out_proj.bias"]
+    np.testing.assert_allclose(out.detach().numpy(), o, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(w.detach().numpy(), p.mean(1), rtol=1e-10, atol=1e-12)
+    xs = [cg.tensor(a, requires_grad=True) for a in (q, k, v)]
+    assert gradcheck(lambda a, b, c: m(a, b, c, need_weights=False)[0], tuple(xs))
+
+
+@pytest.mark.parametrize("kw", [{"kdim": 6, "vdim": 7}, {"add_bias_kv": True},
+                                {"add_zero_attn": True, "batch_first": True},
+                                {"kdim": 6, "vdim": 7, "add_bias_kv": True,
+                                 "add_zero_attn": True, "bias": False}])
+def test_multihead_attention_options_match_torch(kw):
+    torch = torch_or_skip()
+    E, H, L, S, N = 8, 2, 4, 5, 3
+    t = torch.nn.MultiheadAttention(E, H, **kw).double()
+    m = nn.MultiheadAttention(E, H, **kw).double()
+    assert list(m.state_dict()) == list(t.state_dict())
+    m.load_state_dict({k: cg.tensor(v.numpy()) for k, v in t.state_dict().items()})
+    bf = kw.get("batch_first", False)
+    shapes = [(n, d) for n, d in ((L, E), (S, kw.get("kdim", E)), (S, kw.get("vdim", E)))]
+    qkv = [RNG.standard_normal((N, n, d) if bf else (n, N, d)) for n, d in shapes]
+    kpm = RNG.random((N, S)) < 0.3
+    masks = [{}, {"key_padding_mask": kpm, "attn_mask": RNG.random((L, S)) < 0.2},
+             {"attn_mask": RNG.standard_normal((N * H, L, S))}]
+    for extra in masks:
+        for need_weights in (True, False):
+            xc = [cg.tensor(a, requires_grad=True) for a in qkv]
+            xt = [torch.tensor(a, requires_grad=True) for a in qkv]
+            o, w = m(*xc, need_weights=need_weights, **{a: cg.tensor(b) for a, b in
+                                                        extra.items()})
+            ot, wt = t(*xt, need_weights=need_weights, **{a: torch.tensor(b) for a, b in
+                                                          extra.items()})
+            (o * o).sum().backward()
+            (ot * ot).sum().backward()
+            np.testing.assert_allclose(o.detach().numpy(), ot.detach().numpy(), atol=1e-12)
+            for a, b in zip(xc, xt):
+                np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), atol=1e-11)
+            for (name, a), b in zip(m.named_parameters(), t.parameters()):
+                np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), atol=1e-10,
+                                           err_msg=name)
+                a.grad, b.grad = None, None
+            if need_weights:
+                np.testing.assert_allclose(w.detach().numpy(), wt.detach().numpy(),
+                                           atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [cg.float16, cg.float32, cg.float64])
 def test_causal_fill_of_tril(dtype):
     """The causal mask is tril's kernel filling the upper triangle with -inf (one pass);

@@ -109,6 +109,11 @@ GRAD_CASES = {
                          (leaf(3, 3), leaf(1, 3, seed=1)))],
     "scatter_add": [lambda: ((lambda x, s: cg.scatter_add(x, 0, cg.tensor([[1, 1, 2]]), s)),
                              (leaf(3, 3), leaf(1, 3, seed=1)))],
+    "scatter_reduce": [
+        lambda r=r, inc=inc: ((lambda x, s: cg.scatter_reduce(
+            x, 0, cg.tensor([[1, 1, 2], [0, 1, 1]]), s, r, include_self=inc)),
+            (leaf(3, 3), leaf(3, 3, seed=1)))
+        for r in ("sum", "prod", "mean", "amax", "amin") for inc in (True, False)],
     "index_select": [lambda: ((lambda x: cg.index_select(x, 0, cg.tensor([2, 0, 2]))),
                               (leaf(3, 2),))],
     "index_add": [lambda: ((lambda x, s: cg.index_add(x, 0, cg.tensor([1, 1]), s, alpha=2)),

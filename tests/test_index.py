@@ -4,6 +4,7 @@ repeat/tile. Inputs come contiguous, transposed, sliced (with an offset) and bro
 
 import numpy as np
 import pytest
+from conftest import torch_or_skip
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -280,6 +281,120 @@ def test_gather_scatter_dtypes(dtype):
     check(x.scatter_add(1, cg.tensor(uniq), src), exp, exact=dtype != "float16")
 
 
+REDUCTIONS = ["sum", "prod", "mean", "amax", "amin"]
+
+
+@pytest.mark.parametrize("reduce", REDUCTIONS)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+@pytest.mark.parametrize("layout", ["contig", "transposed", "sliced"])
+def test_scatter_reduce_against_numpy(reduce, dtype, layout):
+    # duplicates, ties and zeros on purpose: values drawn from -3..3
+    rng = np.random.default_rng(4)
+    x, a = make((4, 6), dtype, layout)
+    a = np.round(a * 3).astype(a.dtype)
+    x = cg.tensor(a)
+    s = rng.integers(-3, 4, (9, 5)).astype(a.dtype)
+    for dim, ishape in ((0, (9, 5)), (1, (3, 5)), (0, (0, 5))):
+        idx = rng.integers(0, a.shape[dim], ishape)
+        for inc in (True, False):
+            want = REGISTRY["scatter_reduce"].ref(a, idx, s, dim, reduce, inc)
+            got = x.scatter_reduce(dim, cg.tensor(idx), cg.tensor(s), reduce, include_self=inc)
+            check(got, want, exact=dtype != "float32")
+            y = cg.tensor(a)
+            assert y.scatter_reduce_(dim, cg.tensor(idx), cg.tensor(s), reduce,
+                                     include_self=inc) is y
+            check(y, want, exact=dtype != "float32")
+
+
+def test_scatter_reduce_long_runs_and_nan():
+    # one destination receiving 100 values: the fold takes 7 doubling steps
+    v = np.random.default_rng(5).uniform(0.9, 1.1, 100)
+    got = cg.ones(2, dtype=cg.float64).scatter_reduce(0, cg.zeros(100, dtype=cg.int64),
+                                                      cg.tensor(v), "prod")
+    np.testing.assert_allclose(got.numpy(), [np.prod(v), 1.0], rtol=1e-13)
+    got = cg.zeros(2).scatter_reduce(0, cg.tensor([1, 1, 1]),
+                                     cg.tensor([1.0, float("nan"), 2.0]), "amax")
+    assert got[0].item() == 0 and np.isnan(got[1].item())
+
+
+def test_scatter_reduce_gradients_match_torch():
+    torch = torch_or_skip()
+    rng = np.random.default_rng(6)
+    idx = rng.integers(0, 4, (5, 3))
+    for reduce in REDUCTIONS:
+        for inc in (True, False):
+            x = rng.integers(-2, 3, (4, 3)).astype(float)  # ties and zeros
+            s = rng.integers(-2, 3, (5, 3)).astype(float)
+            w = rng.standard_normal((4, 3))
+            xt, st_ = torch.tensor(x, requires_grad=True), torch.tensor(s, requires_grad=True)
+            xc, sc = cg.tensor(x, requires_grad=True), cg.tensor(s, requires_grad=True)
+            (xt.scatter_reduce(0, torch.tensor(idx), st_, reduce, include_self=inc)
+             * torch.tensor(w)).sum().backward()
+            (xc.scatter_reduce(0, cg.tensor(idx), sc, reduce, include_self=inc)
+             * cg.tensor(w)).sum().backward()
+            np.testing.assert_allclose(xc.grad.numpy(), xt.grad.numpy(), atol=1e-12,
+                                       err_msg=f"{reduce} {inc}")
+            np.testing.assert_allclose(sc.grad.numpy(), st_.grad.numpy(), atol=1e-12,
+                                       err_msg=f"{reduce} {inc}")
+
+
+@pytest.mark.parametrize("reduce", ["prod", "mean", "amax", "amin"])
+def test_index_reduce(reduce):
+    rng = np.random.default_rng(7)
+    a, s = rng.standard_normal((4, 5)), rng.standard_normal((4, 6))
+    idx = np.array([0, 4, 4, 2, 0, 4])
+    for inc in (True, False):
+        spread = np.broadcast_to(idx, s.shape)
+        want = REGISTRY["scatter_reduce"].ref(a, spread, s, 1, reduce, inc)
+        got = cg.tensor(a).index_reduce(1, cg.tensor(idx), cg.tensor(s), reduce,
+                                        include_self=inc)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+        xs = (cg.tensor(a, requires_grad=True), cg.tensor(s, requires_grad=True))
+        assert cg.autograd.gradcheck(lambda x, y: cg.index_reduce(
+            x, 1, cg.tensor(idx), y, reduce, include_self=inc), xs)
+
+
+def test_scatter_legacy_reduce():
+    a = np.arange(12.0).reshape(3, 4)
+    idx = np.array([[0, 1, 0, 2], [0, 1, 1, 2]])
+    s = np.arange(1.0, 9.0).reshape(2, 4)
+    with pytest.warns(UserWarning, match="Use torch.scatter_reduce instead"):
+        got = cg.tensor(a).scatter(0, cg.tensor(idx), cg.tensor(s), reduce="multiply")
+    np.testing.assert_array_equal(got.numpy(), REGISTRY["scatter_reduce"].ref(
+        a, idx, s, 0, "prod", True))
+    got = cg.tensor(a).scatter_(0, cg.tensor(idx), value=2.0, reduce="multiply")
+    np.testing.assert_array_equal(got.numpy(), REGISTRY["scatter_reduce"].ref(
+        a, idx, np.full((2, 4), 2.0), 0, "prod", True))
+    got = cg.tensor(a).scatter(0, cg.tensor(idx), value=2.0, reduce="add")
+    np.testing.assert_array_equal(got.numpy(), REGISTRY["scatter_add"].ref(
+        a, idx, np.full((2, 4), 2.0), 0))
+
+
+def test_scatter_reduce_errors():
+    x, i = cg.zeros(3), cg.tensor([0])
+    with pytest.raises(RuntimeError, match="must be either sum, prod, mean, amax or amin, got "
+                                           "foo"):
+        x.scatter_reduce(0, i, cg.ones(1), "foo")
+    with pytest.raises(RuntimeError, match="index 5 is out of bounds for dimension 0 with "
+                                           "size 3"):
+        x.scatter_reduce(0, cg.tensor([5]), cg.ones(1), "amax")
+    with pytest.raises(RuntimeError, match="Expected self.dtype to be equal to src.dtype"):
+        x.scatter_reduce(0, i, cg.ones(1, dtype=cg.float64), "sum")
+    with pytest.raises(RuntimeError, match="reduce argument must be either add or multiply"):
+        x.scatter(0, i, cg.ones(1), reduce="mean")
+    with pytest.raises(RuntimeError, match="Expected reduce to be one of prod, mean, amax or "
+                                           "amin but got sum"):
+        x.index_reduce(0, i, cg.ones(1), "sum")
+    with pytest.raises(RuntimeError, match=r"Number of indices \(2\) should be equal to "
+                                           r"source.size\(dim\): \(1\), for dim: 0"):
+        x.index_reduce(0, cg.tensor([0, 1]), cg.ones(1), "prod")
+    with pytest.raises(IndexError, match=r"Index is supposed to be a vector, but got dim: 2"):
+        x.index_reduce(0, cg.tensor([[0]]), cg.ones(1), "prod")
+    with pytest.raises(RuntimeError, match=r"Got self.shape = \[3, 2\] source.shape = "
+                                           r"\[1, 3\]"):
+        cg.zeros(3, 2).index_reduce(0, i, cg.ones(1, 3), "prod")
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_scatter_add_duplicates(layout):
     # the adjoint of gather: duplicate indices must all add, deterministically
@@ -320,8 +435,9 @@ def test_scatter_inplace_and_value():
     t.scatter_(0, cg.tensor([[3, 0, 1]]), cg.tensor([[1.0, 2.0, 3.0]]))
     a[[3, 0, 1], [0, 1, 2]] = [1, 2, 3]
     check(t, a)
-    check(cg.scatter(cg.zeros(2, 2), 1, cg.tensor([[1], [0]]), cg.ones(2, 2), reduce="add"),
-          np.array([[0, 1], [1, 0]], dtype=np.float32))
+    with pytest.warns(UserWarning, match="reduce argument of torch.scatter with Tensor src"):
+        r = cg.scatter(cg.zeros(2, 2), 1, cg.tensor([[1], [0]]), cg.ones(2, 2), reduce="add")
+    check(r, np.array([[0, 1], [1, 0]], dtype=np.float32))
 
 
 def test_gather_scatter_edges():
@@ -719,7 +835,7 @@ def test_larger_views_cross_chunks():
 # --- the rows themselves ------------------------------------------------------------------
 
 ROWS = {"index", "index_put", "gather", "scatter", "scatter_add", "index_select", "index_add",
-        "masked_fill", "masked_select", "nonzero", "cat", "tril", "triu", "flip"}
+        "scatter_reduce", "masked_fill", "masked_select", "nonzero", "cat", "tril", "triu", "flip"}
 
 
 def test_rows_have_cases():

@@ -336,6 +336,50 @@ def test_embedding_weight_gradient_skips_padding_row():
     assert not e.weight.requires_grad and e(cg.tensor([1])).tolist() == [[3.0, 4.0]]
 
 
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, float("inf")])
+def test_embedding_max_norm_renormalizes_looked_up_rows(norm_type):
+    rng = np.random.default_rng(21)
+    w = rng.standard_normal((6, 4)) * 2
+    w[3] *= 0.01  # a row under max_norm: untouched
+    idx = np.array([[0, 2, 2], [5, 0, 3]])
+    want_w = w.copy()
+    for i in np.unique(idx):
+        n = np.linalg.norm(w[i], ord=norm_type)
+        if n > 1.5:
+            want_w[i] = w[i] * (1.5 / (n + 1e-7))
+    weight = cg.tensor(w, requires_grad=True)
+    out = F.embedding(cg.tensor(idx), weight, max_norm=1.5, norm_type=norm_type)
+    np.testing.assert_allclose(weight.detach().numpy(), want_w, rtol=1e-12)  # in place
+    np.testing.assert_allclose(out.detach().numpy(), want_w[idx], rtol=1e-12)
+    assert weight.is_leaf and weight.requires_grad
+    (out * out).sum().backward()
+    want_g = np.zeros_like(w)
+    np.add.at(want_g, idx, 2 * want_w[idx])
+    np.testing.assert_allclose(weight.grad.numpy(), want_g, rtol=1e-12)
+    m = nn.Embedding(6, 4, max_norm=1.0, norm_type=norm_type, dtype=F64)
+    before = m.weight.detach().numpy()
+    m(cg.tensor([1, 4]))
+    after = m.weight.detach().numpy()
+    np.testing.assert_array_equal(np.delete(after, [1, 4], 0), np.delete(before, [1, 4], 0))
+    assert np.all(np.linalg.norm(after[[1, 4]], ord=norm_type, axis=1) <= 1.0 + 1e-9)
+
+
+def test_embedding_max_norm_matches_torch():
+    torch = torch_or_skip()
+    torch.manual_seed(0)
+    t = torch.nn.Embedding(7, 3, max_norm=1.2, norm_type=1.5, padding_idx=2).double()
+    m = nn.Embedding(7, 3, max_norm=1.2, norm_type=1.5, padding_idx=2).double()
+    assert repr(m) == repr(t)
+    m.load_state_dict({"weight": cg.tensor(t.weight.detach().numpy())})
+    idx = [[0, 2, 6], [6, 6, 1]]
+    a, b = m(cg.tensor(idx)), t(torch.tensor(idx))
+    (a * a).sum().backward()
+    (b * b).sum().backward()
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(m.weight.detach().numpy(), t.weight.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(m.weight.grad.numpy(), t.weight.grad.numpy(), rtol=1e-12)
+
+
 # --- train / eval behaviour -----------------------------------------------------------------
 
 
@@ -766,6 +810,125 @@ def test_zero_grad_requires_grad_apply_hooks():
     h2.remove()
     np.testing.assert_allclose(net[0](cg.zeros(1, 2)).detach().numpy(),
                                net[0].bias.detach().numpy()[None])
+
+
+def _grads(gs):
+    return [None if g is None else g.detach().numpy().tolist() for g in gs]
+
+
+def test_full_backward_hooks_see_and_replace_gradients():
+    m = nn.Linear(3, 2).double()
+    W = m.weight.detach().numpy()
+    x = cg.tensor(np.arange(6.0).reshape(2, 3), dtype=F64, requires_grad=True)
+    u = np.array([[1.0, 2.0], [3.0, 4.0]])
+    log = []
+
+    def pre(mod, go):
+        log.append(("pre", mod, _grads(go)))
+        return (go[0] * 3,)
+
+    def hook(mod, gi, go):
+        log.append(("full", mod, _grads(gi), _grads(go)))
+        return (gi[0] * 2,)
+
+    h1 = m.register_full_backward_hook(hook)
+    h2 = m.register_full_backward_pre_hook(pre)
+    (m(x) * cg.tensor(u)).sum().backward()
+    assert [e[0] for e in log] == ["pre", "full"] and log[0][1] is m
+    assert log[0][2] == [u.tolist()]
+    np.testing.assert_allclose(log[1][3], [3 * u])  # grad_output after the pre-hook
+    np.testing.assert_allclose(log[1][2], [3 * u @ W])  # grad_input seen by the hook
+    np.testing.assert_allclose(x.grad.numpy(), 6 * u @ W)  # the hook's replacement
+    np.testing.assert_allclose(m.weight.grad.numpy(), 3 * u.T @ x.detach().numpy())
+    h1.remove()
+    h2.remove()
+    x.grad = None
+    log.clear()
+    (m(x) * cg.tensor(u)).sum().backward()
+    assert not log
+    np.testing.assert_allclose(x.grad.numpy(), u @ W)
+    with cg.no_grad():
+        m.register_full_backward_hook(hook)
+        m(x)
+
+
+def test_full_backward_hooks_tuples_nesting_and_no_input_grad():
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2).double()
+
+        def forward(self, a, k, b):
+            return a * k + self.lin(b), b.sum(), 3
+
+    m = Two()
+    log = []
+    m.register_full_backward_hook(lambda mod, gi, go: log.append(("m", _grads(gi),
+                                                                  _grads(go))))
+    m.lin.register_full_backward_hook(lambda mod, gi, go: log.append(("lin", _grads(gi),
+                                                                      _grads(go))))
+    a = cg.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
+    b = cg.tensor([3.0, 5.0], dtype=F64, requires_grad=True)
+    o, s, c = m(a, 2.0, b)
+    assert c == 3
+    o.sum().backward()  # s unused: its grad_output is None
+    W = m.lin.weight.detach().numpy()
+    assert log[0][0] == "lin" and log[0][2] == [[1.0, 1.0]]
+    np.testing.assert_allclose(log[0][1][0], np.ones(2) @ W)
+    assert log[1][0] == "m" and log[1][2] == [[1.0, 1.0], None, None]
+    np.testing.assert_allclose(log[1][1][0], [2.0, 2.0])
+    assert log[1][1][1] is None
+    np.testing.assert_allclose(log[1][1][2], np.ones(2) @ W)
+    # no input requires grad: the hook runs with grad_input all None, and warns as PyTorch
+    lin = nn.Linear(2, 1)
+    seen = []
+    lin.register_full_backward_hook(lambda mod, gi, go: seen.append((gi, len(go))))
+    with pytest.warns(UserWarning, match="no inputs require gradients"):
+        lin(cg.ones(1, 2)).sum().backward()
+    assert seen == [((None,), 1)]
+    lin.register_full_backward_hook(lambda mod, gi, go: (cg.ones(1, 2),))
+    with pytest.raises(RuntimeError, match="where no input requires gradient should always "
+                                           "return None"), pytest.warns(UserWarning):
+        lin(cg.ones(1, 2)).sum().backward()
+    bad = nn.Linear(2, 1)
+    bad.register_full_backward_hook(lambda mod, gi, go: (gi[0], gi[0]))
+    with pytest.raises(RuntimeError, match="Backward hook returned an invalid number of "
+                                           "grad_input, got 2, but expected 1"):
+        bad(cg.ones(1, 2, requires_grad=True)).sum().backward()
+
+
+def test_full_backward_hooks_match_torch():
+    torch = torch_or_skip()
+
+    def run(lib):
+        lib.manual_seed(0)
+        net = lib.nn.Sequential(lib.nn.Linear(3, 4), lib.nn.Tanh(), lib.nn.Linear(4, 2)).double()
+        log = []
+        for i, mod in enumerate(net):
+            mod.register_full_backward_pre_hook(
+                lambda m, go, i=i: log.append((i, "pre", _grads(go))))
+            mod.register_full_backward_hook(
+                lambda m, gi, go, i=i: log.append((i, "full", _grads(gi), _grads(go))))
+        x = lib.tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)
+        (net(x) ** 2).sum().backward()
+        return log, {k: v.detach().numpy() for k, v in net.state_dict().items()}
+
+    want, sd = run(torch)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    net.load_state_dict({k: cg.tensor(v) for k, v in sd.items()})
+    log = []
+    for i, mod in enumerate(net):
+        mod.register_full_backward_pre_hook(lambda m, go, i=i: log.append((i, "pre",
+                                                                          _grads(go))))
+        mod.register_full_backward_hook(
+            lambda m, gi, go, i=i: log.append((i, "full", _grads(gi), _grads(go))))
+    x = cg.tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True)
+    (net(x) ** 2).sum().backward()
+    assert [e[:2] for e in log] == [e[:2] for e in want]
+    for got, exp in zip(log, want):
+        for g, e in zip(got[2:], exp[2:]):
+            np.testing.assert_allclose(np.array(g, dtype=float), np.array(e, dtype=float),
+                                       atol=1e-12)
 
 
 def test_state_dict_hooks_extra_state_set_submodule():
@@ -1361,6 +1524,124 @@ def test_interpolate_against_numpy(kw, out, scales):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     up = nn.Upsample(**kw)
     np.testing.assert_allclose(up(cg.tensor(x)).numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+def _bicubic_ref(x, out, corners):
+    """PyTorch's upsample_bicubic2d loop: 4x4 taps, clamped, cubic convolution A=-0.75."""
+    A = -0.75
+
+    def coeffs(t):
+        near = lambda v: ((A + 2) * v - (A + 3)) * v * v + 1  # noqa: E731
+        far = lambda v: ((A * v - 5 * A) * v + 8 * A) * v - 4 * A  # noqa: E731
+        return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+    (H, W), (OH, OW) = x.shape[2:], out
+    y = np.zeros(x.shape[:2] + tuple(out))
+
+    def src(o, n, m):
+        if corners:
+            return o * ((n - 1) / (m - 1)) if m > 1 else 0.0
+        return (o + 0.5) * n / m - 0.5
+
+    for oy in range(OH):
+        for ox in range(OW):
+            ry, rx = src(oy, H, OH), src(ox, W, OW)
+            iy, ix = int(np.floor(ry)), int(np.floor(rx))
+            cy, cx = coeffs(ry - iy), coeffs(rx - ix)
+            for i in range(4):
+                for j in range(4):
+                    yy, xx = min(max(iy - 1 + i, 0), H - 1), min(max(ix - 1 + j, 0), W - 1)
+                    y[:, :, oy, ox] += cy[i] * cx[j] * x[:, :, yy, xx]
+    return y
+
+
+def _area_ref(x, out):
+    """Adaptive average pooling over the spatial dims, region by region."""
+    y = np.zeros(x.shape[:2] + tuple(out))
+    for idx in np.ndindex(*out):
+        region = tuple(slice(int(np.floor(i * n / o)), int(np.ceil((i + 1) * n / o)))
+                       for i, n, o in zip(idx, x.shape[2:], out))
+        y[(...,) + idx] = x[(...,) + region].mean(axis=tuple(range(2, x.ndim)))
+    return y
+
+
+@pytest.mark.parametrize("size,corners", [((9, 11), False), ((9, 11), True), ((3, 4), False),
+                                          ((1, 1), True)])
+def test_interpolate_bicubic_against_numpy(size, corners):
+    x = np.random.default_rng(17).standard_normal((2, 3, 5, 7))
+    got = F.interpolate(cg.tensor(x), size=size, mode="bicubic", align_corners=corners)
+    np.testing.assert_allclose(got.numpy(), _bicubic_ref(x, size, corners), rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,out", [((2, 3, 7), (3,)), ((2, 3, 5, 7), (3, 4)),
+                                       ((1, 2, 5, 7), (8, 9)), ((1, 2, 3, 4, 5), (2, 5, 3))])
+def test_interpolate_area_nearest_exact_trilinear_against_numpy(shape, out):
+    x = np.random.default_rng(18).standard_normal(shape)
+    got = F.interpolate(cg.tensor(x), size=out, mode="area")
+    np.testing.assert_allclose(got.numpy(), _area_ref(x, out), rtol=1e-12, atol=1e-12)
+    want = x
+    for axis, o in enumerate(out, start=2):
+        n = x.shape[axis]
+        src = np.minimum(np.floor((np.arange(o) + 0.5) * n / o), n - 1).astype(int)
+        want = np.take(want, src, axis=axis)
+    got = nn.Upsample(size=out, mode="nearest-exact")(cg.tensor(x))
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=0)
+    if len(out) == 3:
+        got = F.interpolate(cg.tensor(x), size=out, mode="trilinear", align_corners=True)
+        want = _interp_ref(x, out, "trilinear", True, (None,) * 3)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+def test_interpolate_new_modes_gradients():
+    rng = np.random.default_rng(19)
+    x = cg.tensor(rng.standard_normal((1, 2, 3, 4)), requires_grad=True)
+    for kw in (dict(size=(5, 7), mode="bicubic"), dict(scale_factor=1.5, mode="bicubic",
+                                                       align_corners=True),
+               dict(size=(2, 3), mode="area"), dict(scale_factor=1.7, mode="nearest-exact")):
+        assert gradcheck(lambda t: F.interpolate(t, **kw), (x,)), kw
+    x5 = cg.tensor(rng.standard_normal((1, 1, 2, 3, 2)), requires_grad=True)
+    assert gradcheck(lambda t: F.interpolate(t, size=(3, 2, 4), mode="trilinear"), (x5,))
+    assert gradcheck(lambda t: F.interpolate(t, scale_factor=0.7, mode="area"), (x5,))
+
+
+@pytest.mark.parametrize("mode,nd", [("nearest-exact", 3), ("nearest-exact", 5), ("area", 3),
+                                     ("area", 4), ("area", 5), ("trilinear", 5),
+                                     ("bicubic", 4), ("nearest", 5), ("linear", 3)])
+def test_interpolate_modes_match_torch(mode, nd):
+    torch = torch_or_skip()
+    x = np.random.default_rng(20).standard_normal((2, 3) + (5, 7, 4)[:nd - 2])
+    corners = [None] if mode in ("nearest", "nearest-exact", "area") else [False, True]
+    for kw in (dict(scale_factor=2), dict(scale_factor=1.7), dict(scale_factor=0.6),
+               dict(size=1), dict(size=(3, 9, 2)[:nd - 2]), dict(size=(11, 4, 6)[:nd - 2]),
+               dict(scale_factor=1.7, recompute_scale_factor=True)):
+        for ac in corners:
+            got = F.interpolate(cg.tensor(x), mode=mode, align_corners=ac, **kw).numpy()
+            want = torch.nn.functional.interpolate(torch.tensor(x), mode=mode,
+                                                   align_corners=ac, **kw).numpy()
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=str(kw))
+
+
+def test_interpolate_mode_errors():
+    with pytest.raises(NotImplementedError, match=r"Only 3D, 4D and 5D .* \(got 3D\) .* "
+                                                  r"\(got bicubic\)"):
+        F.interpolate(cg.ones(1, 1, 3), size=4, mode="bicubic")
+    with pytest.raises(NotImplementedError, match="Got 4D input, but trilinear mode needs 5D"):
+        F.interpolate(cg.ones(1, 1, 3, 3), size=4, mode="trilinear")
+    with pytest.raises(NotImplementedError, match=r"\(got 4D\) .* \(got foo\)"):
+        F.interpolate(cg.ones(1, 1, 3, 3), size=4, mode="foo")
+    with pytest.raises(ValueError, match="align_corners option can only be set"):
+        F.interpolate(cg.ones(1, 1, 3, 3), size=4, mode="area", align_corners=False)
+    with pytest.raises(ValueError, match="output size of \\(4, 4, 4\\)"):
+        F.interpolate(cg.ones(1, 1, 3, 3), size=(4, 4, 4))
+    with pytest.raises(RuntimeError, match=r"input \(H: 3, W: 3\) output \(H: 0, W: 0\)"):
+        F.interpolate(cg.ones(1, 1, 3, 3), scale_factor=0.1)
+    with pytest.raises(ValueError, match="recompute_scale_factor is not meaningful"):
+        F.interpolate(cg.ones(1, 1, 3, 3), size=4, recompute_scale_factor=True)
+    with pytest.raises(ValueError, match="Anti-alias option is restricted"):
+        F.interpolate(cg.ones(1, 1, 3, 3), size=4, antialias=True)
+    assert repr(nn.Upsample(size=(4, 5), mode="bicubic")) == "Upsample(size=(4, 5), " \
+        "mode='bicubic')"
 
 
 def test_interpolate_gradients_linear_and_errors():

@@ -35,10 +35,10 @@ def reference(m, x, h0=None, c0=None):
     """The module's result, one step at a time in numpy: x (L, N, in)."""
     p = {k: v.detach().numpy() for k, v in m.named_parameters()}
     D = 2 if m.bidirectional else 1
-    H = m.hidden_size
+    H, R = m.hidden_size, m.proj_size or m.hidden_size
     L, N = x.shape[:2]
-    h0 = np.zeros((m.num_layers * D, N, H)) if h0 is None else h0
-    c0 = np.zeros_like(h0) if c0 is None else c0
+    h0 = np.zeros((m.num_layers * D, N, R)) if h0 is None else h0
+    c0 = np.zeros((m.num_layers * D, N, H)) if c0 is None else c0
     hn, cn = [], []
     for layer in range(m.num_layers):
         outs = []
@@ -51,6 +51,8 @@ def reference(m, x, h0=None, c0=None):
             for t in (reversed(range(L)) if d else range(L)):
                 if isinstance(m, nn.LSTM):
                     h, c = lstm_cell(x[t], h, c, *w)
+                    if m.proj_size:
+                        h = h @ p[f"weight_hr_l{layer}{sfx}"].T
                 else:
                     h = gru_cell(x[t], h, *w)
                 out[t] = h
@@ -87,6 +89,52 @@ def test_rnn_against_step_by_step_numpy(cls, kw):
         np.testing.assert_allclose(state[1].detach().numpy(), cn, rtol=1e-12, atol=1e-12)
     else:
         np.testing.assert_allclose(state.detach().numpy(), hn, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", CASES, ids=lambda k: "-".join(f"{a}={b}" for a, b in k.items())
+                         or "default")
+def test_lstm_proj_size_against_step_by_step_numpy(kw):
+    rng = np.random.default_rng(3)
+    m = nn.LSTM(3, 4, proj_size=2, **kw).double()
+    D = 2 if m.bidirectional else 1
+    names = [(n, tuple(p.shape)) for n, p in m.named_parameters()][:5 if m.bias else 3]
+    width = 3
+    assert names == [("weight_ih_l0", (16, width)), ("weight_hh_l0", (16, 2))] + (
+        [("bias_ih_l0", (16,)), ("bias_hh_l0", (16,))] if m.bias else []) + [
+        ("weight_hr_l0", (2, 4))]
+    if m.num_layers > 1:
+        assert m.weight_ih_l1.shape == (16, 2 * D)
+    x = rng.standard_normal((5, 2, 3))
+    h0 = rng.standard_normal((m.num_layers * D, 2, 2))
+    c0 = rng.standard_normal((m.num_layers * D, 2, 4))
+    xin = np.swapaxes(x, 0, 1) if m.batch_first else x
+    for hx in (None, (h0, c0)):
+        out, (hn, cn) = m(cg.tensor(xin), None if hx is None else tuple(map(cg.tensor, hx)))
+        want, want_h, want_c = reference(m, x, *(hx or ()))
+        got = out.detach().numpy()
+        np.testing.assert_allclose(np.swapaxes(got, 0, 1) if m.batch_first else got, want,
+                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(hn.detach().numpy(), want_h, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(cn.detach().numpy(), want_c, rtol=1e-12, atol=1e-12)
+    small = nn.LSTM(2, 3, proj_size=1, bidirectional=True).double()
+    xs = cg.tensor(rng.standard_normal((3, 1, 2)), requires_grad=True)
+    assert gradcheck(lambda t: small(t)[0], (xs,))
+
+
+def test_lstm_proj_size_errors_and_repr():
+    with pytest.raises(ValueError, match="proj_size has to be smaller than hidden_size"):
+        nn.LSTM(3, 4, proj_size=4)
+    with pytest.raises(ValueError, match="proj_size should be a positive integer or zero"):
+        nn.LSTM(3, 4, proj_size=-1)
+    with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
+        nn.GRU(3, 4, proj_size=2)
+    m = nn.LSTM(3, 4, proj_size=2, num_layers=2)
+    assert repr(m) == "LSTM(3, 4, proj_size=2, num_layers=2)"
+    with pytest.raises(RuntimeError, match=r"Expected hidden\[0\] size \(2, 1, 2\), got "
+                                           r"\[2, 1, 4\]"):
+        m(cg.ones(5, 1, 3), (cg.ones(2, 1, 4), cg.ones(2, 1, 4)))
+    out, (h, c) = m(cg.ones(5, 3))  # unbatched
+    assert out.shape == (5, 2) and h.shape == (2, 2) and c.shape == (2, 4)
 
 
 @pytest.mark.parametrize("cls", ["LSTM", "GRU"])
@@ -149,3 +197,30 @@ def test_rnn_match_torch():
         ot.sum().backward()
         np.testing.assert_allclose(oc.detach().numpy(), ot.detach().numpy(), atol=1e-12)
         np.testing.assert_allclose(xc.grad.numpy(), xt.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [{"proj_size": 2}, {"proj_size": 3, "num_layers": 2,
+                                                   "bidirectional": True},
+                                {"proj_size": 1, "batch_first": True, "bias": False,
+                                 "num_layers": 2}])
+def test_lstm_proj_size_matches_torch(kw):
+    torch = torch_or_skip()
+    rng = np.random.default_rng(5)
+    t, m = torch.nn.LSTM(4, 5, **kw).double(), nn.LSTM(4, 5, **kw).double()
+    assert [(k, tuple(v.shape)) for k, v in m.state_dict().items()] == [
+        (k, tuple(v.shape)) for k, v in t.state_dict().items()]
+    assert repr(m) == repr(t)
+    m.load_state_dict({k: cg.tensor(v.numpy()) for k, v in t.state_dict().items()})
+    D, L, N = 2 if m.bidirectional else 1, m.num_layers, 6
+    x = rng.standard_normal((N, 3, 4) if m.batch_first else (3, N, 4))
+    hx = (rng.standard_normal((D * L, N, kw["proj_size"])), rng.standard_normal((D * L, N, 5)))
+    xt, xc = torch.tensor(x, requires_grad=True), cg.tensor(x, requires_grad=True)
+    ot, (ht, ct) = t(xt, tuple(map(torch.tensor, hx)))
+    oc, (hc, cc) = m(xc, tuple(map(cg.tensor, hx)))
+    for a, b in ((oc, ot), (hc, ht), (cc, ct)):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=1e-12)
+    (ot.sum() + ht.sum() * 2 + ct.sum() * 3).backward()
+    (oc.sum() + hc.sum() * 2 + cc.sum() * 3).backward()
+    np.testing.assert_allclose(xc.grad.numpy(), xt.grad.numpy(), atol=1e-12)
+    for (name, p), q in zip(m.named_parameters(), t.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), atol=1e-11, err_msg=name)

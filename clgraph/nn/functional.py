@@ -326,11 +326,11 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
               max_norm: float | None = None, norm_type: float = 2.0,
               scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """Rows of ``weight`` picked by the integer ``input``; the row at ``padding_idx``
-    gets no gradient. ``max_norm``, ``scale_grad_by_freq`` and ``sparse`` are not
-    supported."""
-    if max_norm is not None or scale_grad_by_freq or sparse:
-        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are "
-                                  "not supported")
+    gets no gradient. With ``max_norm``, the picked rows of ``weight`` whose
+    ``norm_type``-norm exceeds it are first scaled in place (under no_grad) to norm
+    ``max_norm``. ``scale_grad_by_freq`` and ``sparse`` are not supported."""
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: scale_grad_by_freq and sparse are not supported")
     if input.dtype.is_floating_point or input.dtype is dt.bool_:
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the "
                            "following scalar types: Long, Int; but got "
@@ -344,12 +344,28 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
             if padding_idx < -n:
                 raise AssertionError("Padding_idx must be within num_embeddings")
             padding_idx += n
+    if max_norm is not None:
+        _embedding_renorm_(weight, input.reshape(-1), max_norm, norm_type)
     out = index_select(weight, 0, input.reshape(-1)).view(*input.shape, weight.shape[-1])
     if padding_idx is not None and out.requires_grad:
         # the padding row's value, cut off from autograd
         pad = (input == padding_idx).unsqueeze(-1)
         out = M.where(pad, out.detach(), out)
     return out
+
+
+def _embedding_renorm_(weight: Tensor, index: Tensor, max_norm: float, norm_type: float):
+    """torch.embedding_renorm_: the rows ``index`` of ``weight`` with a ``norm_type``-norm
+    above ``max_norm`` scaled by max_norm / (norm + 1e-7), in place and outside autograd."""
+    if weight.ndim != 2:
+        raise RuntimeError(f"embedding_renorm_(): Expected 2-dimensional tensor, but got "
+                           f"{weight.ndim}-dimensional tensor for argument #1 'self' (while "
+                           f"checking arguments for embedding_renorm_)")
+    with no_grad():
+        rows = index_select(weight, 0, index)
+        norms = R.norm(rows, p=float(norm_type), dim=1, keepdim=True)
+        scale = M.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+        weight[index] = rows * scale
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
@@ -835,27 +851,40 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
 
 # --- resampling -----------------------------------------------------------------------------
 
-_INTERP = {"nearest": (3, 4, 5), "linear": (3,), "bilinear": (4,)}
+# the input dims each mode takes; PyTorch's message for a wrong one names the first
+_INTERP = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "area": (3, 4, 5),
+           "linear": (3,), "bilinear": (4,), "trilinear": (5,), "bicubic": (4,)}
+_INTERP_MODES = "nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact"
 
 
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
                 align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
                 antialias: bool = False) -> Tensor:
-    """Resample the spatial dims (after N, C): "nearest" (3-5-D), "linear" (3-D) or
-    "bilinear" (4-D, separable), PyTorch's source coordinates (half-pixel centers, or the
-    corners with ``align_corners``; a given ``scale_factor`` maps coordinates by its inverse
-    unless ``recompute_scale_factor``). Made of index_select and elementwise ops, so it
-    differentiates."""
-    if mode not in _INTERP:
-        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest, "
-                                  "linear, bilinear)")
-    if mode == "nearest" and align_corners is not None:
-        raise ValueError("align_corners option can only be set with the interpolating modes: "
-                         "linear | bilinear | bicubic | trilinear")
-    if input.ndim not in _INTERP[mode]:
-        raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs "
-                                  f"{_INTERP[mode][0]}D input")
+    """Resample the spatial dims (after N, C), separably, with PyTorch's source coordinates
+    (half-pixel centers, or the corners with ``align_corners``; a given ``scale_factor``
+    maps coordinates by its inverse unless ``recompute_scale_factor``): "nearest" and
+    "nearest-exact" (3-5-D), "linear" (3-D), "bilinear" and "bicubic" (4-D; cubic
+    convolution with A = -0.75, taps clamped to the border), "trilinear" (5-D), "area"
+    (3-5-D, adaptive average pooling). Made of index_select, matmul and elementwise ops, so
+    it differentiates. ``antialias`` is not supported."""
+    if mode in ("nearest", "area", "nearest-exact"):
+        if align_corners is not None:
+            raise ValueError("align_corners option can only be set with the interpolating "
+                             "modes: linear | bilinear | bicubic | trilinear")
+    elif align_corners is None:
+        align_corners = False
+    if input.ndim not in _INTERP.get(mode, ()):
+        wants = {"linear": 3, "bilinear": 4, "trilinear": 5}
+        if mode in wants and input.ndim in (3, 4, 5):
+            raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs "
+                                      f"{wants[mode]}D input")
+        raise NotImplementedError(f"Input Error: Only 3D, 4D and 5D input Tensors supported "
+                                  f"(got {input.ndim}D) for the modes: {_INTERP_MODES} "
+                                  f"(got {mode})")
     if antialias:
+        if mode not in ("bilinear", "bicubic"):
+            raise ValueError("Anti-alias option is restricted to bilinear and bicubic modes "
+                             "and requires a 4-D tensor as input")
         raise NotImplementedError("interpolate: antialias is not supported")
     nd = input.ndim - 2
     if (size is None) == (scale_factor is None):
@@ -863,36 +892,92 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                          else "only one of size or scale_factor should be defined")
     spatial = list(input.shape[2:])
     if size is not None:
+        if recompute_scale_factor:
+            raise ValueError("recompute_scale_factor is not meaningful with an explicit size.")
         out = [int(size)] * nd if isinstance(size, numbers.Integral) else [int(v) for v in size]
+        if len(out) != nd:
+            raise ValueError(f"Input and output must have the same number of spatial "
+                             f"dimensions, but got input with spatial dimensions of {spatial} "
+                             f"and output size of {size}. Please provide input tensor "
+                             f"in (N, C, d1, d2, ...,dK) format and output size in "
+                             f"(o1, o2, ...,oK) format.")
         scales = [n / o for n, o in zip(spatial, out)]
     else:
         sf = [float(scale_factor)] * nd if isinstance(scale_factor, numbers.Real) else [
             float(v) for v in scale_factor]
+        if len(sf) != nd:
+            raise ValueError(f"Input and scale_factor must have the same number of spatial "
+                             f"dimensions, but got input with spatial dimensions of {spatial} "
+                             f"and scale_factor of shape {scale_factor}. Please provide "
+                             f"input tensor in (N, C, d1, d2, ...,dK) format and scale_factor "
+                             f"in (s1, s2, ...,sK) format.")
         out = [int(math.floor(n * f)) for n, f in zip(spatial, sf)]
         scales = [n / o if recompute_scale_factor else 1.0 / f
                   for n, o, f in zip(spatial, out, sf)]
+    if any(o <= 0 for o in out):
+        def dims(v):
+            return ", ".join(f"{d}: {n}" for d, n in zip("DHW"[3 - nd:], v))
+
+        raise RuntimeError(f"Input and output sizes should be greater than 0, but got input "
+                           f"({dims(spatial)}) output ({dims(out)})")
     y = input
     for axis, (n, o, sc) in enumerate(zip(spatial, out, scales), start=2):
         y = _resample(y, axis, n, o, sc, mode, bool(align_corners))
     return y
 
 
+def _cubic_weights(t: np.ndarray) -> list:
+    """The four cubic-convolution weights (A = -0.75) of taps -1, 0, 1, 2 at fraction t."""
+    A = -0.75
+
+    def near(x):  # |x| <= 1
+        return ((A + 2) * x - (A + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A
+
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
 def _resample(x: Tensor, axis: int, n: int, o: int, scale: float, mode: str, corners: bool):
+    """One spatial axis of interpolate, from n to o samples (scale: source step per output
+    step, unless corners)."""
     dst = np.arange(o, dtype=np.float64)
-    if mode == "nearest":
-        src = np.minimum(np.floor(dst * scale), n - 1).astype(np.int64)
-        return x.index_select(axis, tensor(src, device=x.device))
+    shape = [1] * x.ndim
+    shape[axis] = o
+
+    def take(src):
+        return x.index_select(axis, tensor(np.clip(src, 0, n - 1), device=x.device))
+
+    def weight(w):
+        return tensor(w.reshape(shape), dtype=x.dtype, device=x.device)
+
+    if mode in ("nearest", "nearest-exact"):
+        return take(np.floor((dst + (mode == "nearest-exact") * 0.5) * scale).astype(np.int64))
+    if mode == "area":  # output i averages inputs [floor(i n / o), ceil((i + 1) n / o))
+        start = np.floor(dst * n / o).astype(np.int64)
+        end = -(-(np.arange(1, o + 1) * n) // o)
+        cols = np.arange(n)
+        avg = ((cols >= start[:, None]) & (cols < end[:, None])) / (end - start)[:, None]
+        y = x.movedim(axis, -1) @ tensor(avg.T, dtype=x.dtype, device=x.device)
+        return y.movedim(-1, axis)
     if corners:
         pos = dst * ((n - 1) / (o - 1)) if o > 1 else np.zeros(o)
     else:
-        pos = np.maximum((dst + 0.5) * scale - 0.5, 0.0)
+        pos = (dst + 0.5) * scale - 0.5
+    if mode == "bicubic":  # no clamp of the source coordinate; the taps clamp instead
+        lo = np.floor(pos)
+        ws = _cubic_weights(pos - lo)
+        lo = lo.astype(np.int64)
+        y = None
+        for k, w in enumerate(ws):
+            term = take(lo + k - 1) * weight(w)
+            y = term if y is None else y + term
+        return y
+    pos = np.maximum(pos, 0.0)
     lo = np.minimum(np.floor(pos), n - 1).astype(np.int64)
-    hi = np.minimum(lo + 1, n - 1)
-    shape = [1] * x.ndim
-    shape[axis] = o
-    lam = tensor((pos - lo).reshape(shape), dtype=x.dtype, device=x.device)
-    a = x.index_select(axis, tensor(lo, device=x.device))
-    b = x.index_select(axis, tensor(hi, device=x.device))
+    lam = weight(pos - lo)
+    a, b = take(lo), take(lo + 1)
     return a + (b - a) * lam
 
 

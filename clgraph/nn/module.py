@@ -7,13 +7,15 @@ modules."""
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .. import dtypes as dt
 from .. import runtime
-from ..autograd import no_grad
+from ..autograd import is_grad_enabled, no_grad
+from ..autograd.function import Function
 from ..device import as_device
 from ..device import device as _device_cls
 from ..tensor import Tensor
@@ -82,6 +84,107 @@ def _add_hook(hooks: OrderedDict, hook, prepend: bool = False) -> RemovableHandl
     return handle
 
 
+class _BackwardHookFunction(Function):
+    """The identity on a module's tensor inputs (or outputs); its backward hands the
+    gradients to the module's _BackwardHook, which runs the backward hooks on them."""
+
+    @staticmethod
+    def forward(ctx, hook, side, *tensors):
+        ctx.hook, ctx.side = hook, side
+        ctx.set_materialize_grads(False)
+        ctx.mark_non_differentiable(*[t for t in tensors if not t.requires_grad])
+        return tensors
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (None, None, *ctx.hook.run(ctx.side, grads))
+
+
+class _BackwardHook:
+    """One call's backward hooks (PyTorch's torch.utils.hooks.BackwardHook): the tensor
+    arguments and outputs pass through a _BackwardHookFunction each; the outputs' backward
+    runs the pre-hooks on grad_output, the inputs' backward the full hooks on grad_input.
+    Both are tuples with one entry per positional argument / output, None for non-tensors."""
+
+    def __init__(self, module, hooks: list, pre_hooks: list) -> None:
+        self.module, self.hooks, self.pre_hooks = module, hooks, pre_hooks
+        self.input_index = None  # positions of the inputs that pass through the function
+        self.n_inputs, self.output_index, self.n_outputs = 0, (), 0
+        self.grad_outputs = None
+
+    @staticmethod
+    def _through(values: tuple, hook, side: str):
+        """``values`` with its tensors passed through the function, and their positions
+        (None when no tensor requires grad: no node, no hook)."""
+        index = [i for i, v in enumerate(values) if isinstance(v, Tensor)]
+        if not (is_grad_enabled() and any(values[i].requires_grad for i in index)):
+            return values, None
+        new = list(values)
+        for i, t in zip(index, _BackwardHookFunction.apply(hook, side,
+                                                           *[values[i] for i in index])):
+            new[i] = t
+        return tuple(new), index
+
+    def setup_input(self, args: tuple) -> tuple:
+        self.n_inputs = len(args)
+        args, self.input_index = self._through(args, self, "input")
+        return args
+
+    def setup_output(self, out):
+        single = not isinstance(out, tuple)
+        outs = (out,) if single else out
+        self.n_outputs = len(outs)
+        outs, index = self._through(outs, self, "output")
+        self.output_index = index or ()
+        return outs[0] if single else outs
+
+    @staticmethod
+    def _replaced(res, old: tuple, what: str) -> tuple:
+        res = tuple(res) if isinstance(res, (tuple, list)) else (res,)
+        if len(res) != len(old):
+            raise RuntimeError(f"Backward{' pre' if what == 'grad_output' else ''} hook "
+                               f"returned an invalid number of {what}, got {len(res)}, but "
+                               f"expected {len(old)}")
+        return res
+
+    def run(self, side: str, grads: tuple) -> tuple:
+        """The hooks of one side on its gradients; returns the (replaced) gradients."""
+        if side == "output":
+            g_out = [None] * self.n_outputs
+            for i, g in zip(self.output_index, grads):
+                g_out[i] = g
+            g_out = tuple(g_out)
+            for hook in self.pre_hooks:
+                res = hook(self.module, g_out)
+                if res is not None:
+                    g_out = self._replaced(res, g_out, "grad_output")
+            self.grad_outputs = g_out
+            if self.input_index is None and self.hooks:
+                warnings.warn("Full backward hook is firing when gradients are computed with "
+                              "respect to module outputs since no inputs require gradients. "
+                              "See https://docs.pytorch.org/docs/main/generated/torch.nn."
+                              "Module.html#torch.nn.Module.register_full_backward_hook for "
+                              "more details.", UserWarning, stacklevel=2)
+                g_in = (None,) * self.n_inputs
+                for hook in self.hooks:
+                    res = hook(self.module, g_in, g_out)
+                    if res is not None and not (isinstance(res, tuple)
+                                                and all(r is None for r in res)):
+                        raise RuntimeError("Backward hook for Modules where no input "
+                                           "requires gradient should always return None or "
+                                           "None for all gradients.")
+            return tuple(g_out[i] for i in self.output_index)
+        g_in = [None] * self.n_inputs
+        for i, g in zip(self.input_index, grads):
+            g_in[i] = g
+        g_in = tuple(g_in)
+        for hook in self.hooks:
+            res = hook(self.module, g_in, self.grad_outputs)
+            if res is not None:
+                g_in = self._replaced(res, g_in, "grad_input")
+        return tuple(g_in[i] for i in self.input_index)
+
+
 _EXTRA_STATE = "_extra_state"
 
 
@@ -146,6 +249,8 @@ class Module:
         setattr_("_modules", OrderedDict())
         setattr_("_forward_pre_hooks", OrderedDict())
         setattr_("_forward_hooks", OrderedDict())
+        setattr_("_backward_pre_hooks", OrderedDict())
+        setattr_("_backward_hooks", OrderedDict())
         setattr_("_state_dict_pre_hooks", OrderedDict())
         setattr_("_state_dict_hooks", OrderedDict())
         setattr_("_load_state_dict_pre_hooks", OrderedDict())
@@ -496,18 +601,24 @@ class Module:
         return _add_hook(self._forward_hooks, hook, prepend)
 
     def __call__(self, *args, **kwargs):
-        if not (self._forward_pre_hooks or self._forward_hooks):
+        if not (self._forward_pre_hooks or self._forward_hooks or self._backward_hooks
+                or self._backward_pre_hooks):
             return self.forward(*args, **kwargs)
         for hook in list(self._forward_pre_hooks.values()):
             res = hook(self, args)
             if res is not None:
                 args = res if isinstance(res, tuple) else (res,)
+        backward = None
+        if self._backward_hooks or self._backward_pre_hooks:
+            backward = _BackwardHook(self, list(self._backward_hooks.values()),
+                                     list(self._backward_pre_hooks.values()))
+            args = backward.setup_input(args)
         out = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             res = hook(self, args, out)
             if res is not None:
                 out = res
-        return out
+        return out if backward is None else backward.setup_output(out)
 
     # --- state dicts ----------------------------------------------------------------------
     def _save_to_state_dict(self, destination, prefix, keep_vars):
@@ -692,11 +803,21 @@ class Module:
         """hook(module, incompatible_keys), run after the module and its children loaded."""
         return _add_hook(self._load_state_dict_post_hooks, hook)
 
-    def register_full_backward_hook(self, hook, prepend: bool = False):
-        raise NotImplementedError("module backward hooks are not supported; use "
-                                  "Tensor.register_hook on the module's output")
+    def register_full_backward_pre_hook(self, hook, prepend: bool = False) -> RemovableHandle:
+        """hook(module, grad_output) -> None or a replacement grad_output, called when the
+        gradients of the module's outputs have been computed."""
+        return _add_hook(self._backward_pre_hooks, hook, prepend)
 
-    register_backward_hook = register_full_backward_hook
+    def register_full_backward_hook(self, hook, prepend: bool = False) -> RemovableHandle:
+        """hook(module, grad_input, grad_output) -> None or a replacement grad_input, called
+        when the gradients of the module's positional inputs have been computed (with
+        grad_input all None, once grad_output is known, when no input requires grad)."""
+        return _add_hook(self._backward_hooks, hook, prepend)
+
+    def register_backward_hook(self, hook) -> RemovableHandle:
+        """Deprecated in PyTorch; here the same as register_full_backward_hook (PyTorch's
+        passes the gradients of the last op inside the module instead)."""
+        return _add_hook(self._backward_hooks, hook)
 
     # --- printing -------------------------------------------------------------------------
     def _get_name(self) -> str:
@@ -722,6 +843,8 @@ class Module:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        for name in ("_backward_pre_hooks", "_backward_hooks"):  # modules pickled before them
+            self.__dict__.setdefault(name, OrderedDict())
 
     def __getstate__(self):
         return self.__dict__.copy()

@@ -97,23 +97,32 @@ class _RNNBase(Module):
             raise ValueError("hidden_size must be greater than zero")
         if num_layers <= 0:
             raise ValueError("num_layers must be greater than zero")
-        if proj_size:
-            raise NotImplementedError("proj_size is not supported")
+        if proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable "
+                             "projections")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
+        if proj_size and self.mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first = bias, batch_first
         self.dropout, self.bidirectional = float(dropout), bidirectional
-        self.proj_size = 0
+        self.proj_size = proj_size
         fk = _factory(device, dtype)
         G, H = _MODES[self.mode][1], hidden_size
+        R = proj_size or H  # the size of h (the output), projected from H with proj_size
         self._flat_weights_names = []
         for layer in range(num_layers):
             for sfx in ("", "_reverse")[:2 if bidirectional else 1]:
-                width = input_size if layer == 0 else H * (2 if bidirectional else 1)
+                width = input_size if layer == 0 else R * (2 if bidirectional else 1)
                 names = [f"weight_ih_l{layer}{sfx}", f"weight_hh_l{layer}{sfx}"]
-                shapes = [(G * H, width), (G * H, H)]
+                shapes = [(G * H, width), (G * H, R)]
                 if bias:
                     names += [f"bias_ih_l{layer}{sfx}", f"bias_hh_l{layer}{sfx}"]
                     shapes += [(G * H,), (G * H,)]
+                if proj_size:
+                    names.append(f"weight_hr_l{layer}{sfx}")
+                    shapes.append((proj_size, H))
                 for name, shape in zip(names, shapes):
                     setattr(self, name, Parameter(creation.empty(*shape, **fk)))
                 self._flat_weights_names += names
@@ -127,6 +136,8 @@ class _RNNBase(Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if not self.bias:
@@ -140,23 +151,29 @@ class _RNNBase(Module):
         return s
 
     def _weights(self, layer: int, sfx: str):
+        """[w_ih, w_hh, b_ih, b_hh, w_hr] of one layer and direction (None where absent)."""
         w = [getattr(self, f"weight_ih_l{layer}{sfx}"), getattr(self, f"weight_hh_l{layer}{sfx}")]
         if self.bias:
-            return w + [getattr(self, f"bias_ih_l{layer}{sfx}"),
-                        getattr(self, f"bias_hh_l{layer}{sfx}")]
-        return w + [None, None]
+            w += [getattr(self, f"bias_ih_l{layer}{sfx}"), getattr(self, f"bias_hh_l{layer}{sfx}")]
+        else:
+            w += [None, None]
+        return w + [getattr(self, f"weight_hr_l{layer}{sfx}") if self.proj_size else None]
 
     def _states(self, hx, N: int, like: Tensor) -> list:
-        """The initial states, each (layers * directions, N, H)."""
+        """The initial states, each (layers * directions, N, H); h of an LSTM with proj_size
+        is (layers * directions, N, proj_size)."""
         D = 2 if self.bidirectional else 1
-        shape = (self.num_layers * D, N, self.hidden_size)
+        n_states = _MODES[self.mode][2]
+        shapes = [(self.num_layers * D, N, self.proj_size or self.hidden_size),
+                  (self.num_layers * D, N, self.hidden_size)][:n_states]
         if hx is None:
-            zero = creation.zeros(*shape, dtype=like.dtype, device=like.device)
-            return [zero] * _MODES[self.mode][2]
+            return [creation.zeros(*shape, dtype=like.dtype, device=like.device)
+                    for shape in shapes]
         states = list(hx) if isinstance(hx, (tuple, list)) else [hx]
-        for s in states:
+        for i, (s, shape) in enumerate(zip(states, shapes)):
             if tuple(s.shape) != shape:
-                raise RuntimeError(f"Expected hidden size {shape}, got {tuple(s.shape)}")
+                what = f"hidden[{i}]" if n_states > 1 else "hidden"
+                raise RuntimeError(f"Expected {what} size {shape}, got {list(s.shape)}")
         return states
 
     def forward(self, input: Tensor, hx=None):
@@ -196,7 +213,7 @@ class _RNNBase(Module):
 
     def _run(self, x, weights, state, reverse: bool):
         """One layer in one direction over the sequence x (L, N, in)."""
-        w_ih, w_hh, b_ih, b_hh = weights
+        w_ih, w_hh, b_ih, b_hh, w_hr = weights
         xi = F.linear(x, w_ih, b_ih)  # every step's input part at once
         if b_hh is not None and self.mode != "GRU":  # (a GRU's stays inside r * (...))
             xi, b_hh = xi + b_hh, None
@@ -205,6 +222,8 @@ class _RNNBase(Module):
         step = _MODES[self.mode][0]
         for t in steps:
             state = step(xi[t], state, w_hh, b_hh)
+            if w_hr is not None:  # LSTM with proj_size: h = (o * tanh(c)) W_hr^T
+                state[0] = F.linear(state[0], w_hr)
             outs[t] = state[0]
         return _f.stack(outs), state
 
@@ -225,7 +244,8 @@ class RNN(_RNNBase):
 
 class LSTM(_RNNBase):
     """torch.nn.LSTM (gates i, f, g, o). ``forward(input, (h_0, c_0))`` returns
-    (output, (h_n, c_n))."""
+    (output, (h_n, c_n)); with ``proj_size`` each step's h is projected by ``weight_hr_l<k>``
+    to that size."""
 
     mode = "LSTM"
 

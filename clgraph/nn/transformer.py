@@ -9,7 +9,7 @@ import copy
 import math
 
 from .. import dtypes as dt
-from ..creation import empty, full
+from ..creation import empty, full, zeros
 from ..ops import join as _join
 from ..tensor import Tensor
 from . import functional as F
@@ -29,10 +29,12 @@ def _float_mask(mask: Tensor | None, dtype) -> Tensor | None:
 
 
 class MultiheadAttention(Module):
-    """torch.nn.MultiheadAttention (packed input projection; ``kdim``/``vdim`` equal to
-    ``embed_dim``). ``forward`` returns (output, weights): weights averaged over heads
-    (N, L, S), per head (N, H, L, S) with ``average_attn_weights=False``, or None with
-    ``need_weights=False`` (then the product runs as scaled_dot_product_attention)."""
+    """torch.nn.MultiheadAttention. With ``kdim``/``vdim`` equal to ``embed_dim`` the input
+    projection is packed (``in_proj_weight``), otherwise it is ``q_proj_weight``,
+    ``k_proj_weight`` and ``v_proj_weight``. ``forward`` returns (output, weights): weights
+    averaged over heads (N, L, S), per head (N, H, L, S) with ``average_attn_weights=False``,
+    or None with ``need_weights=False`` (then the product runs as
+    scaled_dot_product_attention)."""
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  add_bias_kv: bool = False, add_zero_attn: bool = False, kdim=None, vdim=None,
@@ -43,34 +45,49 @@ class MultiheadAttention(Module):
                              f"embed_dim={embed_dim} and num_heads={num_heads} instead")
         if embed_dim % num_heads:
             raise AssertionError("embed_dim must be divisible by num_heads")
-        if add_bias_kv or add_zero_attn or (kdim not in (None, embed_dim)) or (
-                vdim not in (None, embed_dim)):
-            raise NotImplementedError("MultiheadAttention: add_bias_kv, add_zero_attn and "
-                                      "kdim/vdim other than embed_dim are not supported")
         self.embed_dim, self.num_heads = embed_dim, num_heads
-        self.kdim = self.vdim = embed_dim
-        self._qkv_same_embed_dim = True
+        self.kdim = kdim if kdim is not None else embed_dim
+        self.vdim = vdim if vdim is not None else embed_dim
+        self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
         self.dropout, self.batch_first = dropout, batch_first
         self.head_dim = embed_dim // num_heads
         fk = _factory(device, dtype)
-        self.in_proj_weight = Parameter(empty(3 * embed_dim, embed_dim, **fk))
-        self.register_parameter("q_proj_weight", None)
-        self.register_parameter("k_proj_weight", None)
-        self.register_parameter("v_proj_weight", None)
+        if self._qkv_same_embed_dim:
+            self.in_proj_weight = Parameter(empty(3 * embed_dim, embed_dim, **fk))
+            for name in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
+                self.register_parameter(name, None)
+        else:
+            self.q_proj_weight = Parameter(empty(embed_dim, embed_dim, **fk))
+            self.k_proj_weight = Parameter(empty(embed_dim, self.kdim, **fk))
+            self.v_proj_weight = Parameter(empty(embed_dim, self.vdim, **fk))
+            self.register_parameter("in_proj_weight", None)
         if bias:
             self.in_proj_bias = Parameter(empty(3 * embed_dim, **fk))
         else:
             self.register_parameter("in_proj_bias", None)
         self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, **fk)
-        self.bias_k = self.bias_v = None
-        self.add_zero_attn = False
+        if add_bias_kv:
+            self.bias_k = Parameter(empty(1, 1, embed_dim, **fk))
+            self.bias_v = Parameter(empty(1, 1, embed_dim, **fk))
+        else:
+            self.bias_k = self.bias_v = None
+        self.add_zero_attn = add_zero_attn
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
-        init.xavier_uniform_(self.in_proj_weight)
+        if self._qkv_same_embed_dim:
+            init.xavier_uniform_(self.in_proj_weight)
+        else:
+            init.xavier_uniform_(self.q_proj_weight)
+            init.xavier_uniform_(self.k_proj_weight)
+            init.xavier_uniform_(self.v_proj_weight)
         if self.in_proj_bias is not None:
             init.zeros_(self.in_proj_bias)
             init.zeros_(self.out_proj.bias)
+        if self.bias_k is not None:
+            init.xavier_normal_(self.bias_k)
+        if self.bias_v is not None:
+            init.xavier_normal_(self.bias_v)
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor,
                 key_padding_mask: Tensor | None = None, need_weights: bool = True,
@@ -97,35 +114,54 @@ class MultiheadAttention(Module):
     def _project(self, query, key, value):
         """The input projections of query, key and value, in their inputs' layout; one
         product with the packed weight when the three are one tensor (self-attention)."""
-        E, w, b = self.embed_dim, self.in_proj_weight, self.in_proj_bias
-        if query is key and key is value:
-            return _join.split_views(F.linear(query, w, b), (E, E, E), -1)
+        E, b = self.embed_dim, self.in_proj_bias
+        if self._qkv_same_embed_dim:
+            w = self.in_proj_weight
+            if query is key and key is value:
+                return _join.split_views(F.linear(query, w, b), (E, E, E), -1)
+            ws = (w[:E], w[E:2 * E], w[2 * E:])
+        else:
+            ws = (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)
         bs = (None, None, None) if b is None else (b[:E], b[E:2 * E], b[2 * E:])
-        return tuple(F.linear(x, w[i * E:(i + 1) * E], bs[i])
-                     for i, x in enumerate((query, key, value)))
+        return tuple(F.linear(x, w, b) for x, w, b in zip((query, key, value), ws, bs))
 
     def _attend(self, query, key, value, dims, key_padding_mask, need_weights, attn_mask,
                 average):
         """Inputs with (sequence, batch) at ``dims`` -> the output in the same layout and
         the weights (or None). The heads are views of the projections, and the attention's
-        output merges back into the layout without a copy."""
+        output merges back into the layout without a copy. ``bias_k``/``bias_v`` append one
+        key and value per batch after the projection, ``add_zero_attn`` one zero key and
+        value per head; the masks get a zero (attending) column for each."""
         sd, bd = dims
         L, N, E = query.shape[sd], query.shape[bd], self.embed_dim
         S, H, D = key.shape[sd], self.num_heads, self.head_dim
 
-        def heads(y, n):  # (.., .., E) -> (N, H, n, D)
+        def heads(y):  # (.., .., E) -> (N, H, n, D)
             y = y.reshape(*y.shape[:2], H, D)
             return y.permute(bd, 2, sd, 3)
 
-        q, k, v = (heads(y, n) for y, n in zip(self._project(query, key, value), (L, S, S)))
-        mask = self._mask(attn_mask, key_padding_mask, N, L, S, q.dtype)
+        q, k, v = self._project(query, key, value)
+        extra = 0
+        if self.bias_k is not None:
+            one = (1, N, E) if sd == 0 else (N, 1, E)
+            k = _join.cat([k, self.bias_k.expand(*one)], sd)
+            v = _join.cat([v, self.bias_v.expand(*one)], sd)
+            extra += 1
+        q, k, v = heads(q), heads(k), heads(v)
+        if self.add_zero_attn:
+            z = zeros(N, H, 1, D, dtype=k.dtype, device=k.device)
+            k, v = _join.cat([k, z], 2), _join.cat([v, z], 2)
+            extra += 1
+        mask = self._mask(attn_mask, key_padding_mask, N, L, S, q.dtype, extra)
         p = self.dropout if self.training else 0.0
         if need_weights:
             scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(D))
             if mask is not None:
                 scores = scores + mask
             weights = F.softmax(scores, dim=-1)
-            out = F.dropout(weights, p) @ v if p > 0 else weights @ v
+            if p > 0:  # PyTorch returns the weights after dropout
+                weights = F.dropout(weights, p)
+            out = weights @ v
             weights = weights.mean(dim=1) if average else weights
         else:
             out = F.scaled_dot_product_attention(q, k, v, mask, p)
@@ -135,12 +171,15 @@ class MultiheadAttention(Module):
             *((L, N) if sd == 0 else (N, L)), E)
         return self.out_proj(out), weights
 
-    def _mask(self, attn_mask, key_padding_mask, N, L, S, dtype):
+    def _mask(self, attn_mask, key_padding_mask, N, L, S, dtype, extra=0):
         """attn_mask ((L, S) or (N*H, L, S)) and key_padding_mask ((N, S)) merged into one
-        additive mask broadcast to (N, H, L, S)."""
+        additive mask broadcast to (N, H, L, S + extra), the ``extra`` keys unmasked."""
         mask = _float_mask(attn_mask, dtype)
         if mask is not None:
             if mask.ndim == 3:
+                if tuple(mask.shape) != (N * self.num_heads, L, S):
+                    raise RuntimeError(f"The shape of the 3D attn_mask is {list(mask.shape)},"
+                                       f" but should be {[N * self.num_heads, L, S]}.")
                 mask = mask.reshape(N, self.num_heads, L, S)
             elif tuple(mask.shape) != (L, S):
                 raise RuntimeError(f"The shape of the 2D attn_mask is {list(mask.shape)}, but "
@@ -152,6 +191,8 @@ class MultiheadAttention(Module):
                                    f"{list(pad.shape)}")
             pad = pad.reshape(N, 1, 1, S)
             mask = pad if mask is None else mask + pad
+        if mask is not None and extra:
+            mask = F.pad(mask, (0, extra))
         return mask
 
 

@@ -1,5 +1,6 @@
 """Indexing: basic indexing (views), advanced integer/boolean indexing (index, index_put),
-gather, scatter, scatter_add, index_select, index_add, masked_fill, masked_select, nonzero.
+gather, scatter, scatter_add, scatter_reduce (and index_reduce on it), index_select,
+index_add, masked_fill, masked_select, nonzero.
 
 Kernels live in kernels/index.cl and take shapes, strides and offsets as arguments. Index
 tensors are read on the host and validated before any kernel addresses memory through them,
@@ -26,7 +27,7 @@ from ..shapes import broadcast_shapes, collapse, contiguous_strides
 from . import registry
 from .elementwise import _pyname, op
 from .math import copy_, fill_
-from .movement import EXPAND, SLICE, apply, clone, wrap_dim
+from .movement import EXPAND, SLICE, apply, clone, narrow, wrap_dim
 from .registry import OpDef, public, register
 
 # --- errors -------------------------------------------------------------------------------
@@ -531,11 +532,74 @@ def _run_scatter(op_, args, attrs, out=None):
     return dst
 
 
+def _segment_reduce(x, d, index, src, combine):
+    """``x`` with each position hit by ``index`` replaced by ``combine`` folded over its
+    contributions in ``src``: the contributions are sorted by destination (stably) along
+    ``d``, a segmented scan (log2 K doubling steps) folds each run of equal destinations into
+    its last element, and a scatter in that order leaves each run's last value."""
+    K = index.shape[d]
+    src = src[tuple(slice(0, n) for n in index.shape)]
+    sidx, perm = apply(registry.REGISTRY["sort"], index, dim=d, descending=False)
+    vals = apply(GATHER, src, perm, dim=d)
+    step = 1
+    while step < K:
+        same = narrow(sidx, d, step, K - step) == narrow(sidx, d, 0, K - step)
+        tail = narrow(vals, d, step, K - step)
+        tail = apply(op("where"), same, combine(narrow(vals, d, 0, K - step), tail), tail)
+        vals = registry.functions.cat([narrow(vals, d, 0, step), tail], d)
+        step *= 2
+    return apply(SCATTER, x, sidx, vals, dim=d)
+
+
+_COMBINE = {"prod": lambda a, b: a * b, "amax": lambda a, b: apply(op("maximum"), a, b),
+            "amin": lambda a, b: apply(op("minimum"), a, b)}
+_REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
+
+
+def _run_scatter_reduce(op_, args, attrs, out=None):
+    x, index, src = (t.detach() for t in args)
+    d, reduce, include_self = wrap_dim(attrs["dim"], x.ndim), attrs["reduce"], \
+        attrs["include_self"]
+    _same_device("scatter_reduce", x, index, src)
+    _scatter_checks("scatter", x, index, src, d)
+    if index.numel():
+        _check_index(index, _shape1(x)[0][d], d, negative=False, exc=IndexOutOfRange)
+    if reduce in ("sum", "mean"):
+        base = x if include_self else apply(SCATTER, x, index, 0, dim=d)
+        r = apply(SCATTER_ADD, base, index, src, dim=d)
+        if reduce == "mean":
+            count = _mean_count(x, index, d, include_self)
+            r = r / count if x.dtype.is_floating_point else apply(op("floor_divide"), r, count)
+    elif index.numel() == 0:
+        r = clone(x)
+    elif not include_self:
+        r = _segment_reduce(x, d, index, src, _COMBINE[reduce])
+    elif reduce == "prod":
+        r = x * _segment_reduce(_zeros(x.shape, x) + 1, d, index, src, _COMBINE[reduce])
+    else:
+        r = _COMBINE[reduce](x, _segment_reduce(x, d, index, src, _COMBINE[reduce]))
+    if out is None:
+        return r
+    copy_(out, r)
+    return out
+
+
+def _mean_count(x, index, d, include_self):
+    """How many values each position of a scatter-mean averages (at least 1)."""
+    count = _zeros(x.shape, x) + (1 if include_self else 0)
+    ones = _zeros(index.shape, x) + 1
+    count = apply(SCATTER_ADD, count, index, ones, dim=d)
+    return apply(op("maximum"), count, _scalar(1, x.dtype, x.device))
+
+
 def _index_vector(name, index):
     if index.dtype not in (dt.int32, dt.int64):
         raise RuntimeError(f"{name}(): Expected dtype int32 or int64 for index")
     if index.ndim > 1:
-        raise IndexError(f"{name}(): Index is supposed to be a vector")
+        got = "" if name == "index_select" else (  # PyTorch's index_add_/index_reduce_ say more
+            f", but got dim: {index.ndim} with type: "
+            f"{'Long' if index.dtype is dt.int64 else 'Int'} and size: {list(index.shape)}")
+        raise IndexError(f"{name}(): Index is supposed to be a vector{got}")
 
 
 def _run_index_select(op_, args, attrs, out=None):
@@ -707,6 +771,24 @@ def _scatter_add_ref(x, index, src, dim):
     return y
 
 
+def _scatter_reduce_ref(x, index, src, dim, reduce, include_self):
+    y = x.copy()
+    dst, s = _fiber_tuple(index, dim)
+    if not include_self:
+        lo, hi = ((-np.inf, np.inf) if y.dtype.kind == "f" else
+                  (np.iinfo(y.dtype).min, np.iinfo(y.dtype).max))
+        y[dst] = {"sum": 0, "mean": 0, "prod": 1, "amax": lo, "amin": hi}[reduce]
+    ufunc = {"sum": np.add, "mean": np.add, "prod": np.multiply, "amax": np.maximum,
+             "amin": np.minimum}[reduce]
+    ufunc.at(y, dst, src[s])
+    if reduce == "mean":
+        count = np.full(x.shape, int(include_self))
+        np.add.at(count, dst, 1)
+        count = np.maximum(count, 1)
+        y = (y / count if y.dtype.kind == "f" else y // count).astype(y.dtype)
+    return y
+
+
 def _index_add_ref(x, index, source, dim, alpha=1):
     y = x.copy()
     np.add.at(np.moveaxis(y, dim, 0), index, np.moveaxis(source * alpha, dim, 0).astype(y.dtype))
@@ -762,6 +844,52 @@ SCATTER = _row("scatter", _scatter_ref, _run_scatter, _scatter_vjp)
 SCATTER_ADD = _row("scatter_add", _scatter_add_ref, _run_scatter,
                    lambda g, x, index, src, out, dim: (
                        g, None, apply(GATHER, g, index, dim=dim)))
+def _pad_to(t, shape):
+    """t with zeros appended along each dim to ``shape`` (a gradient of a larger src)."""
+    for k, (n, m) in enumerate(zip(t.shape, shape)):
+        if n < m:
+            more = list(t.shape)
+            more[k] = m - n
+            t = registry.functions.cat([t, _zeros(more, t)], k)
+    return t
+
+
+def _scatter_reduce_vjp(g, x, index, src, out, dim, reduce, include_self):
+    """PyTorch's scatter_reduce_backward: sum and mean pass g (divided by the count); amax
+    and amin share it evenly among the values equal to the result; prod divides the result
+    by each value, with single zeros handled by recomputing the product without them."""
+    d = wrap_dim(dim, x.ndim)
+    full = src.shape
+    src = src[tuple(slice(0, n) for n in index.shape)]
+    where = op("where")
+    if reduce == "sum":
+        gx, gs = g, apply(GATHER, g, index, dim=d)
+    elif reduce == "mean":
+        gx = g / _mean_count(g, index, d, include_self)
+        gs = apply(GATHER, gx, index, dim=d)
+    elif reduce in ("amax", "amin"):
+        self_is = (x == out).to(g.dtype)
+        src_is = (src == apply(GATHER, out, index, dim=d)).to(g.dtype)
+        gd = g / apply(SCATTER_ADD, self_is, index, src_is, dim=d)
+        gx, gs = self_is * gd, src_is * apply(GATHER, gd, index, dim=d)
+    else:
+        masked_self = apply(where, x == 0, 1, x)
+        gx = g * apply(SCATTER_REDUCE, masked_self, index, src, dim=d, reduce=reduce,
+                       include_self=include_self) / masked_self
+        src_zero = src == 0
+        zeros_at = apply(SCATTER_ADD, _zeros(x.shape, g), index, src_zero.to(g.dtype), dim=d)
+        single = src_zero & (apply(GATHER, zeros_at, index, dim=d) == 1)
+        without = apply(SCATTER_REDUCE, x, index, apply(where, single, 1, src), dim=d,
+                        reduce=reduce, include_self=include_self)
+        gs = apply(where, single, apply(GATHER, g * without, index, dim=d),
+                   apply(GATHER, g * out, index, dim=d) / apply(where, src_zero, 1, src))
+    if not include_self:
+        gx = apply(SCATTER, gx, index, 0, dim=d)
+    return gx, None, _pad_to(gs, full)
+
+
+SCATTER_REDUCE = register(OpDef("scatter_reduce", "index", _scatter_reduce_ref,
+                                _run_scatter_reduce, _scatter_reduce_vjp))
 INDEX_SELECT = _row("index_select", lambda x, index, dim: np.take(x, index, axis=dim),
                     _run_index_select, lambda g, x, index, out, dim: (
                         apply(INDEX_ADD, _zeros(x.shape, g), index, g, dim=dim, alpha=1), None))
@@ -992,26 +1120,98 @@ def take_along_dim(input, indices, dim=None, *, out=None):
     return r if out is None else out.copy_(r)
 
 
-def _check_reduce(reduce):
-    if reduce not in (None, "add"):
-        raise NotImplementedError(f"scatter(reduce={reduce!r}) is not supported")
+def _scatter_with(input, dim, index, src, reduce, out=None):
+    """scatter / scatter_ with PyTorch's legacy ``reduce`` ("add" or "multiply")."""
+    index = _long(index)
+    if reduce is None:
+        return apply(SCATTER, input, index, src, dim=dim, out=out)
+    if reduce not in ("add", "multiply"):
+        raise RuntimeError("reduce argument must be either add or multiply.")
+    if isinstance(src, registry.Tensor):
+        warnings.warn("The reduce argument of torch.scatter with Tensor src is deprecated and "
+                      "will be removed in a future PyTorch release. Use torch.scatter_reduce "
+                      "instead for more reduction options.", UserWarning, stacklevel=3)
+    if reduce == "add":
+        return apply(SCATTER_ADD, input, index, src, dim=dim, out=out)
+    if not isinstance(src, registry.Tensor):
+        src = apply(EXPAND, _scalar(src, input.dtype, input.device), shape=index.shape)
+    return apply(SCATTER_REDUCE, input, index, src, dim=dim, reduce="prod", include_self=True,
+                 out=out)
 
 
 @public
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):
-    """torch.scatter; with duplicate indices the last write (in index order) wins."""
-    src = value if src is None else src
-    _check_reduce(reduce)
-    return apply(SCATTER_ADD if reduce == "add" else SCATTER, input, _long(index), src,
-                 dim=dim)
+    """torch.scatter; with duplicate indices the last write (in index order) wins.
+    ``reduce="add"``/``"multiply"`` are differentiable here (PyTorch has no gradient)."""
+    return _scatter_with(input, dim, index, value if src is None else src, reduce)
 
 
 @public(function=False)
 def scatter_(input, dim, index, src=None, *, value=None, reduce=None):
-    src = value if src is None else src
-    _check_reduce(reduce)
-    return apply(SCATTER_ADD if reduce == "add" else SCATTER, input, _long(index), src,
-                 dim=dim, out=input)
+    return _scatter_with(input, dim, index, value if src is None else src, reduce, out=input)
+
+
+def _scatter_reduce(input, dim, index, src, reduce, include_self, out=None):
+    if reduce not in _REDUCTIONS:
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, "
+                           f"got {reduce}")
+    if not isinstance(src, registry.Tensor):
+        raise TypeError(f"scatter_reduce(): argument 'src' (position 3) must be Tensor, not "
+                        f"{type(src).__name__}")
+    return apply(SCATTER_REDUCE, input, _long(index), src, dim=dim, reduce=reduce,
+                 include_self=bool(include_self), out=out)
+
+
+@public
+def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
+    """torch.scatter_reduce: reduce ("sum", "prod", "mean", "amax", "amin") the values of
+    ``src`` into ``input`` at ``index`` along ``dim``, ``input``'s own values included unless
+    ``include_self=False``. Deterministic: sums add in index order; products and extrema
+    fold by a tree over each destination's values (float rounding of "prod" may differ
+    from PyTorch's sequential order in the last bits)."""
+    return _scatter_reduce(input, dim, index, src, reduce, include_self)
+
+
+@public(function=False)
+def scatter_reduce_(input, dim, index, src, reduce, *, include_self=True):
+    return _scatter_reduce(input, dim, index, src, reduce, include_self, out=input)
+
+
+def _index_reduce(input, dim, index, source, reduce, include_self, out=None):
+    """index_reduce as scatter_reduce with ``index`` spread over ``source``'s other dims."""
+    if reduce not in ("prod", "mean", "amax", "amin"):
+        raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or "
+                           f"amin but got {reduce}.")
+    _index_vector("index_reduce_", index)
+    d = wrap_dim(dim, input.ndim)
+    m = index.numel()
+    if source.ndim and m != source.shape[d]:
+        raise RuntimeError(f"index_reduce_(): Number of indices ({m}) should be equal to "
+                           f"source.size(dim): ({source.shape[d]}), for dim: {d}")
+    if source.ndim != input.ndim or any(
+            k != d and a != b for k, (a, b) in enumerate(zip(input.shape, source.shape))):
+        raise RuntimeError(f"source tensor shape must match self tensor shape, excluding the "
+                           f"specified dimension. Got self.shape = {list(input.shape)} "
+                           f"source.shape = {list(source.shape)}")
+    shape = [1] * max(source.ndim, 1)
+    shape[d] = m
+    spread = _long(index).reshape(*shape).expand(*(source.shape or (1,)))
+    if not source.ndim:
+        source = source.reshape(1)
+    return apply(SCATTER_REDUCE, input, spread, source, dim=d, reduce=reduce,
+                 include_self=bool(include_self), out=out)
+
+
+@public
+def index_reduce(input, dim, index, source, reduce, *, include_self=True):
+    """Tensor.index_reduce: ``reduce`` ("prod", "mean", "amax", "amin") the slices of
+    ``source`` into ``input`` at the positions ``index`` along ``dim``."""
+    return _index_reduce(input, dim, index, source, reduce, include_self)
+
+
+@public(function=False)
+def index_reduce_(input, dim, index, source, reduce, *, include_self=True):
+    return _index_reduce(input, dim, index, source, reduce, include_self, out=input)
 
 
 @public
