@@ -174,3 +174,138 @@ def test_normal_four_forms():
         cg.normal(0.0, 1.0)
     with pytest.raises(NotImplementedError, match="not implemented for 'Long'"):
         cg.normal(cg.zeros(2, dtype=cg.int64), 1.0)
+
+
+# --- joins, splits and rearrangements -----------------------------------------------------
+
+
+def test_tensor_split_and_stacks():
+    x = cg.arange(7)
+    assert [t.tolist() for t in cg.tensor_split(x, 3)] == [[0, 1, 2], [3, 4], [5, 6]]
+    assert [t.tolist() for t in x.tensor_split([1, 5, 3, 9])] == [[0], [1, 2, 3, 4], [],
+                                                                   [3, 4, 5, 6], []]
+    assert [t.tolist() for t in cg.tensor_split(x, cg.tensor(3))] == [[0, 1, 2], [3, 4], [5, 6]]
+    a = np.arange(12).reshape(3, 4)
+    parts = cg.tensor_split(cg.tensor(a), [1, -1], dim=1)
+    for p, r in zip(parts, np.split(a, [1, 3], axis=1)):
+        close(p, r)
+    with pytest.raises(RuntimeError, match="number of sections must be larger than 0, got 0"):
+        cg.tensor_split(x, 0)
+    with pytest.raises(RuntimeError, match="at least a 1-dimensional tensor"):
+        cg.tensor_split(cg.tensor(1), 2)
+    u, v = np.array([1, 2]), np.array([3, 4])
+    close(cg.dstack([cg.tensor(u), cg.tensor(v)]), np.dstack([u, v]))
+    close(cg.column_stack([cg.tensor(u), cg.tensor(np.ones((2, 2), np.int64))]),
+          np.column_stack([u, np.ones((2, 2), np.int64)]))
+    close(cg.column_stack([cg.tensor(1), cg.tensor([2])]), [[1, 2]])
+    b = cg.broadcast_tensors(cg.ones(2, 1), cg.ones(3))
+    assert [t.shape for t in b] == [(2, 3), (2, 3)]
+    with pytest.raises(RuntimeError, match="must match the size"):
+        cg.broadcast_tensors(cg.ones(2), cg.ones(3))
+    assert gradcheck(lambda p, q: cg.dstack([p, q]) * cg.column_stack([p, q]).sum(),
+                     (leaf(2, 3), leaf(2, 3, seed=1)))
+
+
+def test_block_diag_cartesian_prod_combinations():
+    r = cg.block_diag(cg.ones(2, 2, dtype=cg.int64), cg.tensor(3.0), cg.tensor([1.0, 2.0]))
+    close(r, [[1, 1, 0, 0, 0], [1, 1, 0, 0, 0], [0, 0, 3, 0, 0], [0, 0, 0, 1, 2]])
+    assert r.dtype == cg.float32 and cg.block_diag().shape == (1, 0)
+    with pytest.raises(RuntimeError, match="Input 0 has 3 dimensions"):
+        cg.block_diag(cg.ones(2, 2, 2))
+    assert cg.cartesian_prod(cg.tensor([1, 2]), cg.tensor([3, 4, 5])).tolist() == [
+        [1, 3], [1, 4], [1, 5], [2, 3], [2, 4], [2, 5]]
+    assert cg.cartesian_prod(cg.tensor([1, 2])).tolist() == [1, 2]
+    assert cg.combinations(cg.arange(4)).tolist() == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3],
+                                                      [2, 3]]
+    assert cg.combinations(cg.arange(3), with_replacement=True).tolist() == [
+        [0, 0], [0, 1], [0, 2], [1, 1], [1, 2], [2, 2]]
+    assert cg.combinations(cg.arange(3.0), r=4).shape == (0, 4)
+    assert cg.combinations(cg.arange(3.0), r=0).shape == (0,)
+    with pytest.raises(RuntimeError, match="Expect a non-negative number, but got -1"):
+        cg.combinations(cg.arange(3), r=-1)
+    with pytest.raises(RuntimeError, match=r"Expect a 1D vector, but got shape \[2, 2\]"):
+        cg.combinations(cg.ones(2, 2))
+    assert gradcheck(lambda a, b: cg.block_diag(a, b) * 2, (leaf(2, 3), leaf(1, 2, seed=1)))
+    assert gradcheck(lambda a: cg.combinations(a, 3) ** 2, (leaf(4),))
+
+
+def test_rot90_diag_embed_diff():
+    a = np.arange(24.0).reshape(2, 3, 4)
+    for k in range(-1, 5):
+        for dims in ([0, 1], [2, 0], [1, -1]):
+            close(cg.rot90(cg.tensor(a), k, dims), np.rot90(a, k, dims))
+    with pytest.raises(RuntimeError, match="expected total rotation dims == 2"):
+        cg.rot90(cg.ones(2, 3), 1, [0])
+    with pytest.raises(RuntimeError, match="expected rotation dims to be different"):
+        cg.rot90(cg.ones(2, 3), 1, [0, 0])
+    v = np.random.default_rng(0).standard_normal((2, 3))
+    e = cg.diag_embed(cg.tensor(v), offset=1, dim1=0, dim2=2)
+    assert e.shape == (4, 2, 4)
+    close(cg.diagonal(e, 1, 0, 2), v)
+    assert float(e.abs().sum()) == pytest.approx(np.abs(v).sum())
+    close(cg.tensor(v).diag_embed(-1)[1], np.diag(v[1], -1))
+    x = np.array([[1, 4, 9, 16], [2, 3, 5, 8]])
+    close(cg.diff(cg.tensor(x)), np.diff(x))
+    close(cg.diff(cg.tensor(x), n=2, dim=0), np.diff(x, 2, 0))
+    close(cg.diff(cg.tensor(x), n=10), np.zeros((2, 0)))
+    close(cg.diff(cg.tensor(x), prepend=cg.tensor([[0], [0]]), append=cg.tensor([[1], [1]])),
+          np.diff(x, prepend=[[0], [0]], append=[[1], [1]]))
+    close(cg.diff(cg.tensor([True, False, False])), [True, False])
+    with pytest.raises(RuntimeError, match="order must be non-negative but got -1"):
+        cg.diff(cg.tensor(x), n=-1)
+    with pytest.raises(RuntimeError, match="at least one-dimensional"):
+        cg.diff(cg.tensor(1.0))
+    assert gradcheck(lambda t: cg.diff(t, 2, 0, append=t[:1]), (leaf(4, 3),))
+    assert gradcheck(lambda t: cg.rot90(t, 3).diag_embed(1), (leaf(2, 3),))
+
+
+# --- products and distances ---------------------------------------------------------------
+
+
+def test_tensordot_kron_addmv_addbmm():
+    rng = np.random.default_rng(1)
+    a, b = rng.random((2, 3, 4)), rng.random((4, 3, 5))
+    close(cg.tensordot(cg.tensor(a), cg.tensor(b), dims=([1, 2], [1, 0])),
+          np.tensordot(a, b, axes=([1, 2], [1, 0])), rtol=1e-12)
+    c = rng.random((3, 4, 5))
+    close(cg.tensordot(cg.tensor(a), cg.tensor(c)), np.tensordot(a, c), rtol=1e-12)
+    assert cg.tensordot(cg.ones(2, 3), cg.ones(3, 5), dims=0).shape == (2, 3, 3, 5)
+    with pytest.raises(RuntimeError, match="contracted dimensions need to match"):
+        cg.tensordot(cg.ones(2, 3), cg.ones(4, 5), dims=1)
+    with pytest.raises(RuntimeError, match="both dimension lists should have same length"):
+        cg.tensordot(cg.ones(2, 3), cg.ones(3, 5), dims=([1], [0, 1]))
+    x, y = rng.random((2, 3)), rng.random((3, 1, 2))
+    close(cg.kron(cg.tensor(x), cg.tensor(y)), np.kron(x, y), rtol=1e-12)
+    assert cg.kron(cg.ones(2, dtype=cg.int64), cg.ones(2, 2)).dtype == cg.float32
+    close(cg.addmv(cg.ones(2), cg.ones(2, 3), cg.ones(3), beta=2, alpha=0.5), [3.5, 3.5])
+    with pytest.raises(RuntimeError, match=r"size mismatch, got input \(2\), mat \(2x3\), "
+                       r"vec \(4\)"):
+        cg.addmv(cg.ones(2), cg.ones(2, 3), cg.ones(4))
+    close(cg.addbmm(cg.ones(2, 2), cg.ones(3, 2, 4), cg.ones(3, 4, 2)), np.full((2, 2), 13.0))
+    assert gradcheck(lambda p, q: cg.tensordot(p, q, dims=([0], [1])), (leaf(3, 2),
+                                                                        leaf(4, 3, seed=1)))
+    assert gradcheck(cg.kron, (leaf(2, 2), leaf(3, seed=1)))
+    assert gradcheck(lambda i, m, v: cg.addmv(i, m, v, beta=0.5, alpha=2),
+                     (leaf(2), leaf(2, 3, seed=1), leaf(3, seed=2)))
+    assert gradcheck(cg.addbmm, (leaf(2, 2), leaf(3, 2, 4, seed=1), leaf(3, 4, 2, seed=2)))
+
+
+def test_cdist():
+    rng = np.random.default_rng(2)
+    u, v = rng.random((2, 5, 3)), rng.random((4, 3))
+    d = u[:, :, None, :] - v[None, None, :, :]
+    for p in (2.0, 1.0, 0.0, 3.5, math.inf):
+        ref = (np.abs(d) > 0).sum(-1) if p == 0 else np.linalg.norm(d, ord=p, axis=-1)
+        close(cg.cdist(cg.tensor(u), cg.tensor(v), p=p), ref, rtol=1e-12, err_msg=str(p))
+    x = cg.tensor([[0.0, 0.0], [1.0, 1.0]], requires_grad=True)
+    cg.cdist(x, x).sum().backward()
+    close(x.grad, [[-math.sqrt(2)] * 2, [math.sqrt(2)] * 2], rtol=1e-6)
+    with pytest.raises(RuntimeError, match="at least 2D tensors, X1 got: 1D"):
+        cg.cdist(cg.ones(3), cg.ones(3))
+    with pytest.raises(RuntimeError, match="same number of columns. X1: 3 X2: 4"):
+        cg.cdist(cg.ones(2, 3), cg.ones(2, 4))
+    with pytest.raises(RuntimeError, match="non-negative p values"):
+        cg.cdist(cg.ones(2, 3), cg.ones(2, 3), p=-1)
+    with pytest.raises(RuntimeError, match="floating-point dtypes, X1 got: Long"):
+        cg.cdist(cg.ones(2, 3, dtype=cg.int64), cg.ones(2, 3, dtype=cg.int64))
+    assert gradcheck(lambda a, b: cg.cdist(a, b, p=1.5), (leaf(3, 2), leaf(4, 2, seed=1)))
