@@ -309,3 +309,187 @@ def test_cdist():
     with pytest.raises(RuntimeError, match="floating-point dtypes, X1 got: Long"):
         cg.cdist(cg.ones(2, 3, dtype=cg.int64), cg.ones(2, 3, dtype=cg.int64))
     assert gradcheck(lambda a, b: cg.cdist(a, b, p=1.5), (leaf(3, 2), leaf(4, 2, seed=1)))
+
+
+# --- searching, counting, order statistics ------------------------------------------------
+
+
+def test_searchsorted_bucketize_isin():
+    seq = np.array([1, 2, 2, 3, 5])
+    v = np.array([[0, 2, 4], [5, 6, 2]])
+    for side in ("left", "right"):
+        close(cg.searchsorted(cg.tensor(seq), cg.tensor(v), side=side),
+              np.searchsorted(seq, v, side=side))
+    close(cg.searchsorted(cg.tensor(seq), cg.tensor(v), right=True),
+          np.searchsorted(seq, v, side="right"))
+    batched = np.array([[1.0, 3, 5], [0, 0, 7]])
+    vals = np.array([[3.0, 6], [0, -1]])
+    close(cg.searchsorted(cg.tensor(batched), cg.tensor(vals)),
+          [np.searchsorted(batched[i], vals[i]) for i in range(2)])
+    perm = np.array([2, 0, 4, 1, 3])
+    unsorted = seq[np.argsort(perm)]
+    close(cg.searchsorted(cg.tensor(unsorted), cg.tensor([2, 4]), sorter=cg.tensor(
+        np.argsort(unsorted, kind="stable"))), np.searchsorted(seq, [2, 4]))
+    r = cg.searchsorted(cg.tensor(seq), 2)
+    assert r.shape == () and int(r) == 1
+    assert cg.searchsorted(cg.tensor(seq), cg.tensor([2]), out_int32=True).dtype == cg.int32
+    assert cg.searchsorted(cg.tensor(seq), cg.tensor([], dtype=cg.int64)).shape == (0,)
+    with pytest.raises(RuntimeError, match="side and right can't be set to opposites"):
+        cg.searchsorted(cg.tensor(seq), cg.tensor([2]), side="left", right=True)
+    with pytest.raises(RuntimeError, match="side can only be 'left' or 'right' but got foo"):
+        cg.searchsorted(cg.tensor(seq), cg.tensor([2]), side="foo")
+    with pytest.raises(RuntimeError, match=r"boundaries tensor \[2, 3\] and input value "
+                       r"tensor \[3, 2\]"):
+        cg.searchsorted(cg.ones(2, 3), cg.ones(3, 2))
+    close(cg.bucketize(cg.tensor(v), cg.tensor(seq)), np.searchsorted(seq, v))
+    close(cg.bucketize(cg.tensor(v), cg.tensor(seq), right=True),
+          np.searchsorted(seq, v, side="right"))
+    with pytest.raises(RuntimeError, match=r"boundaries tensor must be 1 dimension, but got "
+                       r"dim\(2\)"):
+        cg.bucketize(cg.tensor([2]), cg.ones(1, 3))
+    e, t = np.array([[1, 2, 3], [4, 9, 2]]), np.array([9, 2, 7, 2])
+    close(cg.isin(cg.tensor(e), cg.tensor(t)), np.isin(e, t))
+    close(cg.isin(cg.tensor(e), cg.tensor(t), invert=True), ~np.isin(e, t))
+    close(cg.isin(cg.tensor(e), 2), e == 2)
+    assert bool(cg.isin(3, cg.tensor([1, 2, 3]))) is True
+    close(cg.isin(cg.tensor(e), cg.tensor([], dtype=cg.int64)), np.zeros(e.shape, bool))
+
+
+def test_unique_consecutive_kthvalue_mode():
+    u, inv, cnt = cg.unique_consecutive(cg.tensor([1, 1, 2, 2, 3, 1, 1, 2]),
+                                        return_inverse=True, return_counts=True)
+    assert (u.tolist(), inv.tolist(), cnt.tolist()) == ([1, 2, 3, 1, 2],
+                                                        [0, 0, 1, 1, 2, 3, 3, 4],
+                                                        [2, 2, 1, 2, 1])
+    u, cnt = cg.tensor([[1, 1], [1, 1], [2, 3]]).unique_consecutive(return_counts=True, dim=0)
+    assert u.tolist() == [[1, 1], [2, 3]] and cnt.tolist() == [2, 1]
+    assert cg.unique_consecutive(cg.tensor([], dtype=cg.int64)).shape == (0,)
+    x = np.array([[3.0, 1, 2, 5], [0, -1, 7, 7]])
+    r = cg.kthvalue(cg.tensor(x), 2)
+    close(r.values, np.sort(x, 1)[:, 1])
+    close(r.indices, np.argsort(x, 1, kind="stable")[:, 1])
+    r = cg.tensor(x).kthvalue(1, 0, keepdim=True)
+    assert r.values.shape == (1, 4) and r.values.tolist() == [[0.0, -1, 2, 5]]
+    with pytest.raises(RuntimeError, match="selected number k out of range for dimension 0"):
+        cg.kthvalue(cg.tensor([3.0, 1, 2]), 4)
+    m = cg.mode(cg.tensor([3, 1, 3, 1, 2]))
+    assert (int(m.values), int(m.indices)) == (1, 3)
+    m = cg.tensor([[3.0, 1, 3, 1, 2], [5, 5, 4, 4, 4]]).mode(1, keepdim=True)
+    assert m.values.tolist() == [[1.0], [4.0]] and m.indices.tolist() == [[3], [4]]
+    assert gradcheck(lambda t: cg.kthvalue(t, 2, 0).values, (leaf(4, 3),))
+    assert gradcheck(lambda t: cg.mode(t.round() * 1.0 + t * 0, 0).values, (leaf(4, 3),))
+
+
+def test_mode_and_kthvalue_against_torch():
+    torch = torch_or_skip()
+    x = np.random.default_rng(4).integers(0, 4, (6, 9))
+    for dim in (0, 1):
+        a, b = cg.mode(cg.tensor(x), dim), torch.mode(torch.tensor(x), dim)
+        close(a.values, b.values.numpy())
+        close(a.indices, b.indices.numpy())
+
+
+def test_quantile_and_nanquantile():
+    rng = np.random.default_rng(5)
+    a = rng.random((3, 4, 5))
+    methods = ("linear", "lower", "higher", "midpoint", "nearest")
+    for method in methods:
+        for dim in (None, 0, 2):
+            for kd in (False, True):
+                for q in (0.3, np.array([0.0, 0.5, 0.77, 1.0])):
+                    tq = cg.tensor(q) if isinstance(q, np.ndarray) else q
+                    got = cg.quantile(cg.tensor(a), tq, dim, kd, interpolation=method)
+                    ref = np.quantile(a, q, axis=dim, keepdims=kd, method=method)
+                    close(got, ref, rtol=1e-12, err_msg=f"{method} {dim} {kd}")
+    b = a.copy()
+    b[0, 1, 2] = b[2, 0, 0] = math.nan
+    b[1, 3, :] = math.nan
+    with pytest.warns(RuntimeWarning, match="All-NaN slice"):
+        ref = np.nanquantile(b, 0.4, axis=2)
+    close(cg.nanquantile(cg.tensor(b), 0.4, dim=2), ref, rtol=1e-12)
+    close(cg.quantile(cg.tensor(b), 0.4, dim=2), np.quantile(b, 0.4, axis=2), rtol=1e-12)
+    assert math.isnan(float(cg.quantile(cg.tensor(b), 0.5)))
+    with pytest.raises(RuntimeError, match="input tensor must be either float or double"):
+        cg.quantile(cg.tensor([1, 2]), 0.5)
+    with pytest.raises(RuntimeError, match=r"q must be in the range \[0, 1\] but got 1.5"):
+        cg.quantile(cg.tensor([1.0, 2]), 1.5)
+    with pytest.raises(RuntimeError, match="q must be a scalar or 1D tensor"):
+        cg.quantile(cg.tensor([1.0, 2]), cg.tensor([[0.5]]))
+    with pytest.raises(RuntimeError, match="interpolation must be one of linear"):
+        cg.quantile(cg.tensor([1.0, 2]), 0.5, interpolation="foo")
+    with pytest.raises(RuntimeError, match="input tensor must be non-empty"):
+        cg.quantile(cg.tensor([]), 0.5)
+    assert gradcheck(lambda t: cg.quantile(t, cg.tensor([0.2, 0.9], dtype=F64), dim=1),
+                     (leaf(3, 5),))
+
+
+# --- scans, NaN-aware means, counting, Poisson --------------------------------------------
+
+
+def test_cummax_cummin_logcumsumexp():
+    r = cg.cummax(cg.tensor([1.0, 3, math.nan, 2, math.nan, 5]), 0)
+    close(r.values, [1.0, 3, math.nan, math.nan, math.nan, math.nan])
+    assert r.indices.tolist() == [0, 1, 2, 2, 4, 4]
+    x = np.array([[3, 1, 1, 2, 0, 0, 4], [0, 5, -1, -1, 6, 6, 2]])
+    r = cg.tensor(x).cummin(1)
+    close(r.values, np.minimum.accumulate(x, 1))
+    assert r.indices.tolist() == [[0, 1, 2, 2, 4, 5, 5], [0, 0, 2, 3, 3, 3, 3]]
+    r = cg.cummax(cg.tensor(x), 0)
+    close(r.values, np.maximum.accumulate(x, 0))
+    assert cg.cummax(cg.tensor([True, False]), 0).indices.tolist() == [0, 0]
+    z = cg.cummax(cg.tensor(2.0), 0)
+    assert z.values.shape == () and int(z.indices) == 0
+    v = np.array([1.0, 2.0, -1000.0, 500.0, -math.inf])
+    close(cg.logcumsumexp(cg.tensor(v), 0), np.logaddexp.accumulate(v), rtol=1e-12)
+    w = np.random.default_rng(6).standard_normal((3, 6))
+    close(cg.tensor(w).logcumsumexp(1), np.log(np.cumsum(np.exp(w), 1)), rtol=1e-12)
+    with pytest.raises(NotImplementedError, match="not implemented for 'Long'"):
+        cg.logcumsumexp(cg.tensor([1, 2]), 0)
+    assert gradcheck(lambda t: cg.logcumsumexp(t, 0), (leaf(5, 2),))
+    assert gradcheck(lambda t: cg.cummax(t, 1).values, (leaf(3, 5),))
+    assert gradcheck(lambda t: cg.cummin(t, 0).values, (leaf(5, 2),))
+
+
+def test_nanmean_and_bincount():
+    x = np.array([[1.0, math.nan, 3.0], [math.nan] * 3])
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        close(cg.nanmean(cg.tensor(x), 1), np.nanmean(x, 1))
+    assert float(cg.tensor(x).nanmean()) == 2.0
+    with pytest.raises(RuntimeError, match="expected input to have floating point"):
+        cg.nanmean(cg.tensor([1, 2]))
+    assert gradcheck(lambda t: cg.nanmean(t, 0), (leaf(3, 2),))
+    i = np.array([1, 3, 1, 0, 7])
+    close(cg.bincount(cg.tensor(i)), np.bincount(i))
+    close(cg.bincount(cg.tensor(i), minlength=10), np.bincount(i, minlength=10))
+    w = np.array([0.5, 1.0, 2.0, 3.0, -1.0])
+    r = cg.bincount(cg.tensor(i), weights=cg.tensor(w))
+    close(r, np.bincount(i, w))
+    assert r.dtype == F64
+    assert cg.bincount(cg.tensor(i), cg.tensor(w, dtype=cg.float32)).dtype == cg.float32
+    assert cg.bincount(cg.tensor([], dtype=cg.int64), minlength=3).tolist() == [0, 0, 0]
+    with pytest.raises(RuntimeError, match="1-d non-negative integral inputs"):
+        cg.bincount(cg.tensor([1, -3]))
+    with pytest.raises(RuntimeError, match="minlength should be >= 0"):
+        cg.bincount(cg.tensor([1]), minlength=-1)
+    with pytest.raises(NotImplementedError, match="not implemented for 'Float'"):
+        cg.bincount(cg.tensor([1.0]))
+
+
+def test_poisson():
+    lam = cg.tensor([0.0, 0.5, 3.0, 30.0, 1200.0]).repeat(3000).reshape(3000, 5)
+    r = cg.poisson(lam)
+    assert r.dtype == cg.float32 and r.shape == (3000, 5)
+    v = r.numpy()
+    assert np.all(v == np.floor(v)) and np.all(v[:, 0] == 0)
+    rates = np.array([0.0, 0.5, 3.0, 30.0, 1200.0])
+    assert np.all(np.abs(v.mean(0) - rates) <= 5 * np.sqrt(rates / 3000) + 1e-9)
+    assert np.all(np.abs(v.var(0) - rates) <= 0.15 * rates + 1e-9)
+    g = cg.Generator().manual_seed(2)
+    a = cg.poisson(cg.full((50,), 4.0, dtype=F64), g)
+    g.manual_seed(2)
+    assert a.dtype == F64 and cg.equal(a, cg.poisson(cg.full((50,), 4.0, dtype=F64), g))
+    assert cg.poisson(cg.zeros(0)).shape == (0,)
+    with pytest.raises(RuntimeError, match="expected rate to be non-negative"):
+        cg.poisson(cg.tensor([-1.0]))
+    with pytest.raises(NotImplementedError, match="poisson_cpu\" not implemented for 'Long'"):
+        cg.poisson(cg.tensor([1, 2]))
