@@ -10,9 +10,10 @@ from ._format import get_printoptions, printoptions, set_printoptions
 from . import dtypes as _dt
 from ._methods import bind as _bind
 from .codegen import KernelBuildError
-from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
-                       initial_seed, linspace, manual_seed, ones, ones_like, rand, rand_like,
-                       randint, randn, randn_like, randperm, seed, tensor, zeros, zeros_like)
+from .creation import (arange, as_tensor, empty, empty_like, empty_strided, eye, from_numpy,
+                       full, full_like, initial_seed, linspace, manual_seed, normal, ones,
+                       ones_like, rand, rand_like, randint, randint_like, randn, randn_like,
+                       randperm, seed, tensor, zeros, zeros_like)
 from .device import default_device as get_default_device, device, set_default_device
 from .dtypes import finfo, get_default_dtype, iinfo, promote_types, set_default_dtype
 from .ops import conv as _conv, index as _index, join as _join, linalg as _linalg  # noqa: F401
@@ -26,7 +27,7 @@ from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set
 from .autograd import is_inference_mode_enabled  # noqa: F401
 from . import amp
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled
-from . import linalg, optim, utils
+from . import linalg, optim, special, utils
 from .serialization import load, save
 from .runtime import OutOfMemoryError, profile
 from .tensor import Size, Tensor

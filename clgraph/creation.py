@@ -15,6 +15,7 @@ from .device import as_device
 from .generator import initial_seed, manual_seed, resolve, seed  # noqa: F401  (cg.<name>)
 from .ops.math import copy_, fill_
 from .ops.movement import _sizes, as_strided
+from .shapes import broadcast_shapes
 from .tensor import Tensor
 
 
@@ -172,6 +173,31 @@ def randn_like(input, *, dtype=None, device=None, requires_grad=False, **_):
                  requires_grad=requires_grad)
 
 
+def empty_strided(size, stride, *, dtype=None, device=None, requires_grad=False, **_) -> Tensor:
+    """torch.empty_strided: uninitialized storage just large enough for the view (size,
+    stride)."""
+    size, stride = tuple(size), tuple(stride)
+    if len(size) != len(stride):
+        raise RuntimeError(f"dimensionality of sizes ({len(size)}) must match dimensionality "
+                           f"of strides ({len(stride)})")
+    if any(s < 0 for s in stride):
+        raise RuntimeError(f"as_strided: Negative strides are not supported at the moment, "
+                           f"got strides: {list(stride)}")
+    n = 0 if 0 in size else 1 + sum((s - 1) * st for s, st in zip(size, stride))
+    base = empty(n, dtype=dtype, device=device)
+    return _finish(as_strided(base, size, stride, 0), requires_grad)
+
+
+def randint_like(input, low=0, high=None, *, generator=None, dtype=None, device=None,
+                 requires_grad=False, **_):
+    """torch.randint_like: randint(low, high) of input's shape, dtype and device
+    (``randint_like(x, high)`` draws from [0, high))."""
+    if high is None:
+        low, high = 0, low
+    return randint(low, high, tuple(input.shape), generator=generator,
+                   dtype=dtype or input.dtype, device=device or input.device)
+
+
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     if end is None:
         start, end = 0, start
@@ -307,6 +333,43 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
     keys = randint(0, 1 << 62, (n,), generator=generator, device=device)
     perm = np.argsort(keys._host(), kind="stable")
     return _from_host(perm, dt.as_dtype(dtype) if dtype else dt.int64, as_device(device))
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None,
+           device=None, requires_grad=False) -> Tensor:
+    """torch.normal's four forms: tensor mean and/or std (broadcast; the result in their
+    dtype), or float mean and std with ``size``. Not differentiable (PyTorch's gradient with
+    respect to mean and std is zero)."""
+    t_mean, t_std = isinstance(mean, Tensor), isinstance(std, Tensor)
+    if not (t_mean or t_std):
+        if size is None:
+            raise TypeError("normal() received an invalid combination of arguments - got "
+                            "(float, float): a float mean and std need a size")
+        if std < 0:
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        t = empty(*_sizes((size,) if isinstance(size, numbers.Integral) else size),
+                  dtype=_float_dtype(dtype), device=device)
+        r = _finish(_random_fill(t, 1, float(mean), float(std), generator), requires_grad)
+        return r if out is None else copy_(out, r)
+    if size is not None:
+        raise TypeError("normal(): size is only taken with a float mean and std")
+    for v in (mean, std):
+        if isinstance(v, Tensor) and not v.dtype.is_floating_point:
+            raise NotImplementedError(f"\"normal_kernel_cpu\" not implemented for "
+                                      f"'{v.dtype.scalar_type}'")
+    if t_std:
+        if std.numel() and not bool((std.detach() >= 0).all()):
+            raise RuntimeError("normal expects all elements of std >= 0.0")
+    elif std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    ref = mean if t_mean else std
+    shape = broadcast_shapes(*[v.shape for v in (mean, std) if isinstance(v, Tensor)])
+    d = dt.promote_types(mean.dtype, std.dtype) if t_mean and t_std else ref.dtype
+    noise = randn(*shape, generator=generator, dtype=d, device=ref.device)
+    m = mean.detach() if t_mean else mean
+    s = std.detach() if t_std else std
+    r = noise * s + m
+    return r if out is None else copy_(out, r)
 
 
 def uniform_(t: Tensor, a=0.0, b=1.0, *, generator=None) -> Tensor:

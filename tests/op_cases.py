@@ -77,6 +77,15 @@ CASES = [
     Case("fmod", 2, nonzero_b=True, dtypes=("float32", "float64", "int64", "int32")),
     Case("bitwise_left_shift", 2, dtypes=("int64", "int32", "int8", "uint8")),
     Case("bitwise_right_shift", 2, dtypes=("int64", "int32", "int8", "uint8")),
+    Case("erfc"),
+    Case("erfinv", low=-0.99, high=0.99, dtypes=FLOAT + ("int64",)),
+    Case("lgamma", low=0.1, high=8), Case("digamma", low=0.1, high=8),
+    Case("logaddexp", 2, low=-20, high=20, dtypes=FLOAT),
+    Case("logaddexp2", 2, low=-20, high=20, dtypes=FLOAT),
+    Case("hypot", 2, dtypes=FLOAT),
+    Case("xlogy", 2, low=0.1, high=3),
+    Case("copysign", 2),
+    Case("heaviside", 2, dtypes=("float32", "float64", "int64", "int32")),
 ]
 
 # ops with no direct case here: fill is exercised by every creation test

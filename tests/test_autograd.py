@@ -236,6 +236,19 @@ GRAD_CASES.update({
             ignore_index=0, label_smoothing=0.1)), (leaf(2, 3, 3),))],
 })
 
+# special functions and two-operand rows (ops/elementwise.py)
+GRAD_CASES.update({
+    "logaddexp": [lambda: (cg.logaddexp, (leaf(2, 3), leaf(3, seed=1)))],
+    "logaddexp2": [lambda: (cg.logaddexp2, (leaf(2, 3).t(), leaf(2, seed=1)))],
+    "hypot": [lambda: (cg.hypot, (leaf(2, 3), leaf(3, seed=1)))],
+    "xlogy": [lambda: (cg.xlogy, (leaf(2, 3), pos(3, seed=1))),
+              lambda: ((lambda b: cg.xlogy(2.0, b)), (pos(3),))],
+    "copysign": [lambda: (cg.copysign, (leaf(2, 3), leaf(3, seed=1)))],
+    "digamma": [lambda: (cg.digamma, (leaf(3, 4, low=-2.7, high=4),))],
+    "lgamma": [lambda: (cg.lgamma, (leaf(3, 4, low=-2.7, high=4),))],
+    "erfinv": [lambda: (cg.erfinv, (leaf(3, 4, low=-0.95, high=0.95),))],
+})
+
 # rows whose cases live elsewhere in the table or that are deliberately not differentiable
 NOT_DIFFERENTIABLE = {"as_strided"}
 # rows gradchecked in another module: the fused attention takes float32 only, and
@@ -270,7 +283,8 @@ SECOND_ORDER = ["exp", "log", "tanh", "sigmoid", "mul", "div", "pow", "matmul", 
                 "sin", "expand", "slice", "sum", "mean", "softmax", "log_softmax", "logsumexp",
                 "var", "var_mean", "prod", "max", "gather", "index_select", "cat",
                 "conv2d_gemm", "conv2d_gemm_dx", "conv2d_gemm_dw", "lstm_cell", "gru_cell",
-                "layer_norm", "rms_norm", "cross_entropy"]
+                "layer_norm", "rms_norm", "cross_entropy", "digamma", "lgamma", "erfinv",
+                "logaddexp", "xlogy"]
 
 
 @pytest.mark.parametrize("name", SECOND_ORDER)

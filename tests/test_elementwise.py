@@ -87,7 +87,8 @@ _BOOL_RESULT = {"eq", "ne", "lt", "le", "gt", "ge", "isnan", "logical_not", "log
                 "logical_or", "logical_xor", "signbit"}
 _FLOAT_RESULT = {"exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tanh",
                  "sigmoid", "erf", "reciprocal", "div", "atan2", "exp2", "log2", "log10", "tan",
-                 "atan", "asin", "acos", "sinh", "cosh"}
+                 "atan", "asin", "acos", "sinh", "cosh", "erfc", "erfinv", "lgamma", "digamma",
+                 "xlogy", "copysign"}
 
 
 def result_dtype(op: str, d: str) -> str:

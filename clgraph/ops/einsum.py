@@ -111,6 +111,21 @@ def diag(input, diagonal=0):
 
 
 @public
+def diag_embed(input, offset=0, dim1=-2, dim2=-1):
+    """torch.diag_embed: the last dim of ``input`` on the diagonal ``offset`` of dims
+    (dim1, dim2) of a new zero tensor with one more dim."""
+    nd = input.ndim + 1
+    d1, d2 = _check_dims(nd, dim1, dim2)
+    n = (input._shape[-1] if input.ndim else 1) + abs(int(offset))
+    shape, rest = [], iter(input._shape[:-1])
+    for i in range(nd):
+        shape.append(n if i in (d1, d2) else next(rest))
+    x = input if input.ndim else reshape(input, 1)
+    return apply(DIAGONAL_BACKWARD, x, shape=tuple(shape), offset=int(offset), dim1=d1,
+                 dim2=d2)
+
+
+@public
 def trace(input):
     """torch.trace: the sum of a matrix's diagonal (integers sum to int64)."""
     if input.ndim != 2:

@@ -768,6 +768,175 @@ elementwise("addcdiv", lambda x, a, b, v=1: x + v * a / b, "({x} + {v} * {a} / {
 elementwise("lerp", lambda x, e, w: x + w * (e - x), "({x} + {w} * ({e} - {x}))",
             _float_only("lerp"), ("x", "e", "w"), vjp=_lerp_vjp, saves_out=False)
 
+# --- special functions -------------------------------------------------------------------
+# Expressions with a loop or branches are GNU statement expressions (clang, PoCL's compiler,
+# takes them): one scalar expression per element, so they fuse like any row. Braces are
+# doubled for str.format; {T} is the compute type.
+
+_TWO_OVER_SQRT_PI = 2 / _SQRT_PI
+
+# psi(x): psi(1 - x) - pi / tan(pi x) for x < 0, the recurrence psi(x) = psi(x + 1) - 1/x up
+# to x >= 6, then the asymptotic series (its next term is below 1e-11 there); psi(+-0) is
+# -+inf and psi of a negative integer NaN, as PyTorch's
+_DIGAMMA = (
+    "({{ {T} _x = {x}, _r = ({T})0;"
+    " if (_x == ({T})0) _r = copysign(({T})INFINITY, -_x);"
+    " else if (_x < ({T})0 && _x == floor(_x)) _r = ({T})NAN;"
+    " else {{"
+    "  if (_x < ({T})0) {{ _r = -({T})3.14159265358979323846 /"
+    " tan(({T})3.14159265358979323846 * _x); _x = ({T})1 - _x; }}"
+    "  while (_x < ({T})10) {{ _r -= ({T})1 / _x; _x += ({T})1; }}"
+    "  {T} _i = ({T})1 / (_x * _x);"
+    "  _r += log(_x) - ({T})0.5 / _x - _i * (({T})0.083333333333333333 - _i *"
+    " (({T})0.0083333333333333333 - _i * (({T})0.0039682539682539683 - _i *"
+    " (({T})0.0041666666666666667 - _i * (({T})0.0075757575757575758 - _i *"
+    " ({T})0.021092796092796093)))));"
+    " }}"
+    " _r; }})")
+
+# erfinv: Giles' single-precision approximation ("Approximating the erfinv function", 2010),
+# then two Newton steps on erf (|y| < 0.5) or on erfc (the tails, where 1 - |y| is exact
+# and erfc keeps its relative precision) for float64
+_ERFINV = (
+    "({{ {T} _y = {x}, _a = fabs(_y), _r;"
+    " if (_a >= ({T})1) _r = _a == ({T})1 ? copysign(({T})INFINITY, _y) : ({T})NAN;"
+    " else {{"
+    "  {T} _w = -log((({T})1 - _a) * (({T})1 + _a)), _p;"
+    "  if (_w < ({T})5) {{ _w -= ({T})2.5; _p = ({T})2.81022636e-08;"
+    "   _p = ({T})3.43273939e-07 + _p * _w; _p = ({T})-3.5233877e-06 + _p * _w;"
+    "   _p = ({T})-4.39150654e-06 + _p * _w; _p = ({T})0.00021858087 + _p * _w;"
+    "   _p = ({T})-0.00125372503 + _p * _w; _p = ({T})-0.00417768164 + _p * _w;"
+    "   _p = ({T})0.246640727 + _p * _w; _p = ({T})1.50140941 + _p * _w; }}"
+    "  else {{ _w = sqrt(_w) - ({T})3; _p = ({T})-0.000200214257;"
+    "   _p = ({T})0.000100950558 + _p * _w; _p = ({T})0.00134934322 + _p * _w;"
+    "   _p = ({T})-0.00367342844 + _p * _w; _p = ({T})0.00573950773 + _p * _w;"
+    "   _p = ({T})-0.0076224613 + _p * _w; _p = ({T})0.00943887047 + _p * _w;"
+    "   _p = ({T})1.00167406 + _p * _w; _p = ({T})2.83297682 + _p * _w; }}"
+    "  _r = _p * _a;"
+    "  for (int _k = 0; _k < 2; ++_k) _r += (_a < ({T})0.5 ? _a - erf(_r) :"
+    " erfc(_r) - (({T})1 - _a)) / (({T})1.1283791670955126 * exp(-_r * _r));"
+    "  _r = copysign(_r, _y);"
+    " }}"
+    " _r; }})")
+
+
+def _trigamma(x):
+    """psi'(x), digamma's derivative, from clgraph ops (so digamma differentiates twice):
+    reflection for x < 0, the recurrence up to x + 10, then the asymptotic series."""
+    neg = _call("lt", x, 0.0)
+    z = _call("where", neg, 1 - x, x)
+    acc = 0
+    for k in range(10):
+        acc = acc + 1 / ((z + k) * (z + k))
+    y = z + 10
+    i = 1 / (y * y)
+    acc = acc + (1 + (0.5 + (1 / 6 - i * (1 / 30 - i * (1 / 42 - i / 30))) / y) / y) / y
+    s = _call("sin", x * math.pi)
+    return _call("where", neg, (math.pi * math.pi) / (s * s) - acc, acc)
+
+
+def _xlogy_vjp(g, a, b, out=None):
+    T = registry.Tensor
+    ga = g * _call("xlogy", _call("ne", a, 0), b) if isinstance(a, T) else None
+    return ga, (g * a / b if isinstance(b, T) else None)
+
+
+def _copysign_vjp(g, a, b, out=None):
+    """out / a where a != 0 (the sign flip), 0 at a == 0; nothing flows to the sign."""
+    ratio = _call("where", _call("eq", a, 0), 0.0, out / a)
+    return g * ratio, (g * 0 if isinstance(b, registry.Tensor) else None)
+
+
+def _heaviside_rule(common, arg_dtypes, attrs):
+    if arg_dtypes[0] is not arg_dtypes[1]:
+        raise RuntimeError("heaviside is not yet implemented for tensors with different "
+                           f"dtypes. (got {_pyname(arg_dtypes[0])} and "
+                           f"{_pyname(arg_dtypes[1])})")
+    return (common, common), common
+
+
+def _float_args(name):
+    """Floating-point results that PyTorch does not define on integer-only operands."""
+    def rule(common, arg_dtypes, attrs):
+        if not common.is_floating_point:
+            raise NotImplementedError(f'"{name}_cpu" not implemented for '
+                                      f"'{_pyname(common)}'")
+        return (common,) * len(arg_dtypes), common
+
+    return rule
+
+
+def _np_digamma(x):
+    """psi by the same series in float64 (numpy has none): the reference of its row."""
+    x = np.asarray(x, dtype=np.float64)
+    r = np.zeros_like(x)
+    with np.errstate(all="ignore"):
+        refl = x < 0
+        r = np.where(refl, -np.pi / np.tan(np.pi * x), 0.0)
+        z = np.where(refl, 1 - x, x)
+        while np.any(z < 10):
+            small = z < 10
+            r = np.where(small, r - 1 / z, r)
+            z = np.where(small, z + 1, z)
+        i = 1 / (z * z)
+        r = r + np.log(z) - 0.5 / z - i * (1 / 12 - i * (1 / 120 - i * (1 / 252 - i * (
+            1 / 240 - i * (1 / 132 - i * 691 / 32760)))))
+        r = np.where(x == 0, np.copysign(np.inf, -x), r)
+        r = np.where((x < 0) & (x == np.floor(x)), np.nan, r)
+    return r
+
+
+def _np_erfinv(y):
+    """erfinv by bisection on math.erf in float64: the reference of its row."""
+    y = np.asarray(y, dtype=np.float64)
+    lo, hi = np.full(y.shape, -6.0), np.full(y.shape, 6.0)
+    erf = np.vectorize(math.erf, otypes=[np.float64])
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        below = erf(mid) < y
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    r = (lo + hi) / 2
+    r = np.where(np.abs(y) == 1, np.copysign(np.inf, y), r)
+    return np.where((np.abs(y) > 1) | np.isnan(y), np.nan, r)
+
+
+unary("erfc", _np_float(lambda x: np.vectorize(math.erfc, otypes=[x.dtype])(x)), "erfc({x})",
+      _floating, vjp=lambda g, x, out: (g * _call("exp", -(x * x)) * -_TWO_OVER_SQRT_PI,),
+      saves_out=False, variants=Variants(inplace=True))
+unary("erfinv", _np_float(_np_erfinv), _ERFINV, _floating, vec=False,
+      vjp=lambda g, x, out: (g * _call("exp", out * out) * (_SQRT_PI / 2),), saves=(),
+      variants=Variants(inplace=True))
+unary("lgamma", _np_float(lambda x: np.vectorize(
+          lambda v: math.inf if v <= 0 and v == math.floor(v) else math.lgamma(v),
+          otypes=[x.dtype])(x)), "lgamma({x})", _floating,
+      vjp=lambda g, x, out: (g * _call("digamma", x),), saves_out=False,
+      variants=Variants(inplace=True))
+unary("digamma", _np_float(_np_digamma), _DIGAMMA, _floating, vec=False,
+      vjp=lambda g, x, out: (g * _trigamma(x),), saves_out=False,
+      variants=Variants(inplace=True))
+binary("logaddexp", np.logaddexp,
+       "((({a} == {b}) && isinf({a})) ? {a} : fmax({a}, {b}) + log1p(exp(-fabs({a} - {b}))))",
+       _float_args("logaddexp"), saves=(),
+       vjp=lambda g, a, b, out: (g * _call("exp", a - out), g * _call("exp", b - out)),
+       variants=Variants())
+binary("logaddexp2", np.logaddexp2,
+       "((({a} == {b}) && isinf({a})) ? {a} : fmax({a}, {b}) + "
+       "log2(({T})1 + exp2(-fabs({a} - {b}))))",
+       _float_args("logaddexp2"), saves=(),
+       vjp=lambda g, a, b, out: (g * _call("exp2", a - out), g * _call("exp2", b - out)),
+       variants=Variants())
+binary("hypot", np.hypot, "hypot({a}, {b})", _float_args("hypot"), saves=(),
+       vjp=lambda g, a, b, out: (g * a / out, g * b / out), variants=Variants(inplace=True),
+       tensors_only=True)
+binary("xlogy", lambda a, b: np.where((a == 0) & ~np.isnan(b), 0.0, a * np.log(b)),
+       "((({a} == ({T})0) && !isnan({b})) ? ({T})0 : {a} * log({b}))", _floating,
+       vec=False, vjp=_xlogy_vjp, saves_out=False, variants=Variants(inplace=True))
+binary("copysign", np.copysign, "copysign({a}, {b})", _floating, vec=False,
+       vjp=_copysign_vjp, variants=Variants(inplace=True))
+binary("heaviside", lambda a, b: np.where(a == 0, b, (a > 0).astype(np.result_type(a, b))),
+       "(({a} == 0) ? {b} : ({T})({a} > 0))", _heaviside_rule, vec=False,
+       differentiable=False, variants=Variants(inplace=True), tensors_only=True)
+
 OPS = registry.REGISTRY
 
 

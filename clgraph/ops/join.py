@@ -10,6 +10,7 @@ Imports registry, movement, elementwise, index, codegen and dtypes; never tensor
 
 from __future__ import annotations
 
+import itertools
 import numbers
 import warnings
 
@@ -537,3 +538,178 @@ def meshgrid(*tensors, indexing: str | None = None):
         view_shape[p] = t.numel()
         out.append(apply(EXPAND, reshape(t, *view_shape), shape=tuple(shape)))
     return tuple(out)
+
+
+# --- more stacking, splitting and rearranging (compositions) ------------------------------
+
+
+@public
+def tensor_split(input, indices_or_sections, dim=0):
+    """torch.tensor_split: views; an int n gives n parts (the first n % size one longer),
+    a list (or 1-d tensor) of indices gives the parts between them."""
+    if input.ndim == 0:
+        raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a "
+                           "tensor with 0 dims")
+    d = wrap_dim(dim, input.ndim)
+    n = input._shape[d]
+    spec = indices_or_sections
+    if isinstance(spec, registry.Tensor):
+        if spec.dtype.is_floating_point or spec.dtype is dt.bool_ or spec.ndim > 1:
+            raise RuntimeError("tensor_split expected tensor_indices_or_sections to be a "
+                               f"zero-dimensional or one-dimensional tensor of integers, but "
+                               f"got a {spec.ndim}-D tensor of dtype {spec.dtype.scalar_type}")
+        spec = spec.item() if spec.ndim == 0 else spec.tolist()
+    if isinstance(spec, numbers.Integral):
+        if spec <= 0:
+            raise RuntimeError(f"number of sections must be larger than 0, got {spec}")
+        q, r = divmod(n, int(spec))
+        bounds, start = [], 0
+        for i in range(int(spec) - 1):
+            start += q + (i < r)
+            bounds.append(start)
+    else:
+        bounds = [int(i) for i in spec]
+    parts, start = [], 0
+    for stop in bounds + [n]:
+        lo = min(max(start if start >= 0 else start + n, 0), n)
+        hi = min(max(stop if stop >= 0 else stop + n, 0), n)
+        parts.append(narrow(input, d, lo, max(hi - lo, 0)))
+        start = stop
+    return tuple(parts)
+
+
+@public(method=False)
+def dstack(tensors, *, out=None):
+    """torch.dstack: cat along dim 2 of the inputs made at least 3-d."""
+    if not tensors:
+        raise RuntimeError("dstack expects a non-empty TensorList")
+    ts = [registry.functions.atleast_3d(t) for t in tensors]
+    return cat(ts, 2, out=out)
+
+
+@public(method=False)
+def column_stack(tensors, *, out=None):
+    """torch.column_stack: 0-d and 1-d inputs become columns, then hstack."""
+    if not tensors:
+        raise RuntimeError("column_stack expects a non-empty TensorList")
+    ts = [reshape(t, t.numel(), 1) if t.ndim <= 1 else t for t in tensors]
+    return hstack(ts, out=out)
+
+
+@public(method=False)
+def block_diag(*tensors):
+    """torch.block_diag: the inputs (0-d, 1-d as a row, or 2-d) on the diagonal of a zero
+    matrix of their promoted dtype."""
+    mats = []
+    for i, t in enumerate(tensors):
+        if t.ndim > 2:
+            raise RuntimeError(f"torch.block_diag: Input tensors must have 2 or fewer "
+                               f"dimensions. Input {i} has {t.ndim} dimensions")
+        mats.append(reshape(t, *((1,) * (2 - t.ndim) + t._shape)))
+    if not mats:
+        return registry.Tensor._empty((1, 0), dt.get_default_dtype(), registry.default_device())
+    _same_device("block_diag", *mats)
+    d = mats[0].dtype
+    for m in mats[1:]:
+        d = dt.promote_types(d, m.dtype)
+    rows = sum(m._shape[0] for m in mats)
+    cols = sum(m._shape[1] for m in mats)
+    pieces, c = [], 0
+    for m in mats:
+        r, w = m._shape
+        left = m.new_zeros(r, c, dtype=d)
+        right = m.new_zeros(r, cols - c - w, dtype=d)
+        pieces.append(cat([left, m.to(d), right], 1))
+        c += w
+    out = cat(pieces, 0)
+    assert out._shape == (rows, cols)
+    return out
+
+
+@public(method=False)
+def cartesian_prod(*tensors):
+    """torch.cartesian_prod: the rows of all combinations of the 1-d inputs (one input:
+    itself)."""
+    for t in tensors:
+        if t.ndim != 1:
+            raise RuntimeError(f"Expect a 1D vector, but got shape {list(t.shape)}")
+    if len(tensors) == 1:
+        return tensors[0]
+    grids = meshgrid(*tensors, indexing="ij")
+    return registry.functions.stack([flatten(g) for g in grids], 1)
+
+
+@public(method=False)
+def combinations(input, r=2, with_replacement=False):
+    """torch.combinations: the r-length combinations of a 1-d tensor's elements, in
+    itertools' order (the row indices are made on the host: they depend only on sizes)."""
+    if input.ndim != 1:
+        raise RuntimeError(f"Expect a 1D vector, but got shape {list(input.shape)}")
+    if r < 0:
+        raise RuntimeError(f"Expect a non-negative number, but got {r}")
+    if r == 0:
+        return input.new_zeros(0)
+    pick = (itertools.combinations_with_replacement if with_replacement
+            else itertools.combinations)
+    idx = np.array(list(pick(range(input._shape[0]), r)), dtype=np.int64).reshape(-1, r)
+    if idx.shape[0] == 0:
+        return input.new_zeros(0, r)
+    flat = index_select(input, 0, _upload(idx.reshape(-1), input.device))
+    return reshape(flat, idx.shape[0], r)
+
+
+@public
+def rot90(input, k=1, dims=(0, 1)):
+    """torch.rot90: k quarter turns in the plane ``dims``, from the first towards the
+    second."""
+    dims = tuple(dims)
+    if len(dims) != 2:
+        raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
+    if input.ndim < 2:
+        raise RuntimeError(f"expected total dims >= 2, but got total dims = {input.ndim}")
+    d0, d1 = wrap_dim(dims[0], input.ndim), wrap_dim(dims[1], input.ndim)
+    if d0 == d1:
+        raise RuntimeError(f"expected rotation dims to be different, but got dim0 = {d0} and "
+                           f"dim1 = {d1}")
+    k = int(k) % 4
+    if k == 1:
+        return registry.functions.transpose(flip(input, d1), d0, d1)
+    if k == 2:
+        return flip(input, d0, d1)
+    if k == 3:
+        return flip(registry.functions.transpose(input, d0, d1), d1)
+    return clone(input)
+
+
+@public
+def diff(input, n=1, dim=-1, prepend=None, append=None):
+    """torch.diff: the n-th forward difference along ``dim`` (logical_xor for bool), after
+    ``prepend`` and ``append`` are joined on."""
+    if input.ndim == 0:
+        raise RuntimeError("diff expects input to be at least one-dimensional")
+    if n < 0:
+        raise RuntimeError(f"order must be non-negative but got {n}")
+    d = wrap_dim(dim, input.ndim)
+    x = input
+    if prepend is not None or append is not None:
+        parts = []
+        for p in (prepend, x, append):
+            if p is None:
+                continue
+            if not isinstance(p, registry.Tensor):
+                shape = list(x._shape)
+                shape[d] = 1
+                p = x.new_full(shape, p)
+            elif p.ndim == 0:
+                shape = list(x._shape)
+                shape[d] = 1
+                p = p.expand(*shape)
+            parts.append(p)
+        x = cat(parts, d)
+    for _ in range(n):
+        m = x._shape[d]
+        if m == 0:
+            break
+        a, b = narrow(x, d, 1, m - 1), narrow(x, d, 0, m - 1)
+        x = registry.functions.logical_xor(a, b) if x.dtype is dt.bool_ else a - b
+    return clone(x) if x is input else x

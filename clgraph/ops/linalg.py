@@ -6,15 +6,18 @@ class on GPUs (ops/gemm.py)."""
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from .. import codegen, runtime
 from .. import dtypes as dt
 from ..codegen.kernelsig import kernel_signature
-from ..shapes import broadcast_shapes
+from ..shapes import broadcast_shapes, wrap_dim
 from . import gemm, registry
 from .math import copy_, fill_
-from .movement import contiguous, expand, reshape, unsqueeze
+from .movement import contiguous, expand, permute, reshape, unsqueeze
 from .registry import OpDef, apply, public, register
 
 # the position of each of matmul_rb's parameters (C, c_off, M, N, ...; matmul_gemm's are
@@ -498,3 +501,93 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """torch.baddbmm: beta * input + alpha * (batch1 @ batch2) for 3-d batches."""
     return _add_product(input, bmm(batch1, batch2), beta, alpha)
+
+
+@public(inplace=True)
+def addmv(input, mat, vec, *, beta=1, alpha=1):
+    """torch.addmv: beta * input + alpha * (mat @ vec)."""
+    if mat.ndim != 2 or vec.ndim != 1 or mat._shape[1] != vec._shape[0]:
+        raise RuntimeError(f"size mismatch, got input ({'x'.join(map(str, input.shape))}), "
+                           f"mat ({'x'.join(map(str, mat.shape))}), vec "
+                           f"({'x'.join(map(str, vec.shape))})")
+    return _add_product(input, matmul(mat, vec), beta, alpha)
+
+
+@public(inplace=True)
+def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """torch.addbmm: beta * input + alpha * the sum over the batch of batch1 @ batch2."""
+    return _add_product(input, bmm(batch1, batch2).sum(0), beta, alpha)
+
+
+def _dims_list(dims):
+    return [int(d) for d in (dims.tolist() if isinstance(dims, registry.Tensor) else dims)]
+
+
+@public(method=False)
+def tensordot(a, b, dims=2, out=None):
+    """torch.tensordot: contract dims of ``a`` with dims of ``b`` (an int n: a's last n with
+    b's first n) as one matmul of the permuted, flattened operands."""
+    if a.dtype is not b.dtype:
+        raise RuntimeError("both inputs should have same dtype")
+    if isinstance(dims, registry.Tensor) and dims.ndim == 0:
+        dims = dims.item()
+    if isinstance(dims, numbers.Integral):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
+        if dims > min(a.ndim, b.ndim):
+            raise RuntimeError(f"tensordot expects dims < ndim_a or ndim_b, but got dims={dims}")
+        da, db = list(range(a.ndim - dims, a.ndim)), list(range(dims))
+    else:
+        da, db = (_dims_list(d) for d in dims)
+        if len(da) != len(db):
+            raise RuntimeError("both dimension lists should have same length")
+    da = [wrap_dim(d, a.ndim) for d in da]
+    db = [wrap_dim(d, b.ndim) for d in db]
+    for i, j in zip(da, db):
+        if a._shape[i] != b._shape[j]:
+            raise RuntimeError(f"contracted dimensions need to match, but first has size "
+                               f"{a._shape[i]} in dim {i} and second has size {b._shape[j]} "
+                               f"in dim {j}")
+    fa = [i for i in range(a.ndim) if i not in da]
+    fb = [j for j in range(b.ndim) if j not in db]
+    k = math.prod(a._shape[i] for i in da)
+    am = reshape(permute(a, *fa, *da), math.prod(a._shape[i] for i in fa), k)
+    bm = reshape(permute(b, *db, *fb), k, math.prod(b._shape[j] for j in fb))
+    r = reshape(matmul(am, bm), *[a._shape[i] for i in fa], *[b._shape[j] for j in fb])
+    return r if out is None else out.copy_(r)
+
+
+@public
+def kron(input, other):
+    """torch.kron: the Kronecker product (a broadcast product of interleaved dims)."""
+    n = max(input.ndim, other.ndim)
+    a = reshape(input, *((1,) * (n - input.ndim) + tuple(input.shape)))
+    b = reshape(other, *((1,) * (n - other.ndim) + tuple(other.shape)))
+    pa = [s for d in a.shape for s in (d, 1)]
+    pb = [s for d in b.shape for s in (1, d)]
+    r = reshape(a, *pa) * reshape(b, *pb)
+    return reshape(r, *[x * y for x, y in zip(a.shape, b.shape)])
+
+
+@public(method=False)
+def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
+    """torch.cdist: the p-norm distances between the rows of x1 (..., P, M) and of x2
+    (..., R, M), batch dims broadcast. Computed as the norm of the pairwise differences
+    (exact, with PyTorch's zero gradient at zero distance); ``compute_mode`` is accepted and
+    ignored."""
+    for name, x in (("X1", x1), ("X2", x2)):
+        if x.ndim < 2:
+            raise RuntimeError(f"cdist only supports at least 2D tensors, {name} got: "
+                               f"{x.ndim}D")
+        if not x.dtype.is_floating_point:
+            raise RuntimeError(f"cdist only supports floating-point dtypes, {name} got: "
+                               f"{x.dtype.scalar_type}")
+    if x1._shape[-1] != x2._shape[-1]:
+        raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: "
+                           f"{x1._shape[-1]} X2: {x2._shape[-1]}")
+    if p < 0:
+        raise RuntimeError("cdist only supports non-negative p values")
+    diff = unsqueeze(x1, -2) - unsqueeze(x2, -3)
+    if x1._shape[-1] == 0:
+        return diff.sum(-1)
+    return registry.functions.norm(diff, p, -1)

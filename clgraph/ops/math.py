@@ -7,6 +7,7 @@ import math
 import numbers
 
 from .. import dtypes as dt
+from ..shapes import broadcast_shapes
 from . import registry
 from .elementwise import OPS, _pyname, check_operand
 from .registry import apply, public
@@ -282,3 +283,65 @@ def equal(input, other) -> bool:
     if input.shape != other.shape:
         return False
     return bool(registry.functions.all(apply(OPS["eq"], input, other)))
+
+
+@public(inplace=True)
+def deg2rad(input, *, out=None):
+    """torch.deg2rad: input * pi / 180 (integers give the default float dtype)."""
+    r = apply(OPS["mul"], _as_float(input, "deg2rad"), math.pi / 180)
+    return r if out is None else out.copy_(r)
+
+
+@public(inplace=True)
+def rad2deg(input, *, out=None):
+    """torch.rad2deg: input * 180 / pi (integers give the default float dtype)."""
+    r = apply(OPS["mul"], _as_float(input, "rad2deg"), 180 / math.pi)
+    return r if out is None else out.copy_(r)
+
+
+def _as_float(input, name):
+    if not isinstance(input, registry.Tensor):
+        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
+    return input if input.dtype.is_floating_point else input.to(dt.get_default_dtype())
+
+
+@public(inplace=True)
+def logit(input, eps=None, *, out=None):
+    """torch.logit: log(x / (1 - x)), x clamped to [eps, 1 - eps] when ``eps`` is given
+    (the gradient is 0 outside that range, as PyTorch's)."""
+    x = _as_float(input, "logit")
+    if eps is not None:
+        x = clamp(x, eps, 1 - eps)
+    r = apply(OPS["log"], apply(OPS["div"], x, 1 - x))
+    return r if out is None else out.copy_(r)
+
+
+@public(method=False)
+def clamp_(input, min=None, max=None):
+    """torch.clamp_: Tensor.clamp_ as a function."""
+    return input.clamp_(min, max)
+
+
+@public(inplace=True)
+def masked_scatter(input, mask, source):
+    """torch.masked_scatter: where ``mask`` (broadcast with input) is True, the next
+    elements of ``source`` in row-major order; elsewhere input."""
+    if not isinstance(mask, registry.Tensor) or mask.dtype is not dt.bool_:
+        got = _pyname(mask.dtype) if isinstance(mask, registry.Tensor) else type(mask).__name__
+        raise RuntimeError(f"masked_scatter_ only supports boolean masks, but got mask with "
+                           f"dtype {got}")
+    if source.dtype is not input.dtype:
+        raise RuntimeError(f"masked_scatter: expected self and source to have same dtypes but "
+                           f"got {_pyname(input.dtype)} and {_pyname(source.dtype)}")
+    shape = broadcast_shapes(input.shape, mask.shape)
+    m = mask.expand(*shape).reshape(-1)
+    picks = registry.functions.cumsum(m, 0) - 1
+    count = int(picks[-1]) + 1 if m.numel() else 0
+    if count > source.numel():
+        raise RuntimeError(f"Number of elements of source < number of ones in mask "
+                           f"({source.numel()} < {count})")
+    if count == 0:
+        return where(m.reshape(shape), input, input.expand(*shape))
+    values = registry.functions.index_select(source.reshape(-1), 0, clamp(picks, min=0))
+    return where(m.reshape(shape), values.reshape(shape), input.expand(*shape))

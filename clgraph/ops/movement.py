@@ -12,7 +12,7 @@ import numpy as np
 from .. import dtypes as dt
 from .. import runtime
 from .._memory_format import channels_last_order, is_dense_in
-from ..shapes import infer_size, sum_to_dims, view_strides, wrap_dim
+from ..shapes import broadcast_shapes, infer_size, sum_to_dims, view_strides, wrap_dim
 from . import registry
 from .elementwise import op
 from .math import copy_, fill_
@@ -458,3 +458,12 @@ def atleast_3d(*tensors):
         return {0: (1, 1, 1), 1: (1,) + s + (1,), 2: s + (1,)}.get(len(s), s)
 
     return _atleast(tensors, shape_of, "atleast_3d")
+
+
+@public(method=False)
+def broadcast_tensors(*tensors):
+    """torch.broadcast_tensors: expanded views of the inputs in their common shape."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    shape = broadcast_shapes(*[t.shape for t in tensors])
+    return tuple(expand(t, *shape) for t in tensors)

@@ -28,7 +28,7 @@ from ..codegen.reduce import (
     n_state,
     reduce_program,
 )
-from ..creation import ones, zeros
+from ..creation import arange, ones, zeros
 from ..shapes import numel as _numel
 from ..shapes import wrap_dim
 from ..shapes import wrap_dims as _dims
@@ -1025,8 +1025,8 @@ def any(input, dim=None, keepdim=False):
     return _reduce(ANY, input, dim, keepdim)
 
 
-return_types = type("return_types", (), {**{n: return_type(n) for n in ("max", "min",
-                                                                         "median")},
+return_types = type("return_types", (), {**{n: return_type(n) for n in (
+                                             "max", "min", "median", "cummax", "cummin")},
                                          **RETURN_TYPES})
 
 
@@ -1265,6 +1265,117 @@ def median(input, dim=None, keepdim=False):
     if not keepdim or not input.ndim:
         values, idx = values.squeeze(d), idx.squeeze(d)
     return return_types.median(values, idx)
+
+
+@public
+@_numpy_names
+def nanmean(input, dim=None, keepdim=False, *, dtype=None):
+    """torch.nanmean: the mean of the non-NaN values (NaN where there are none)."""
+    _check_tensor(input, "nanmean")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"nanmean(): expected input to have floating point or complex "
+                           f"dtype but got {input.dtype.scalar_type}")
+    keep = apply(_ew_op("logical_not"), apply(_ew_op("isnan"), input))
+    return nansum(input, dim, keepdim, dtype=dtype) / _reduce(SUM, keep, dim, keepdim)
+
+
+@public
+def bincount(input, weights=None, minlength=0):
+    """torch.bincount: the count (or summed weight) of each value of a 1-d non-negative
+    integer tensor; the length is read on the host (it depends on the data)."""
+    _check_tensor(input, "bincount")
+    if input.dtype.is_floating_point:
+        raise NotImplementedError(f'"bincount_cpu" not implemented for '
+                                  f"'{input.dtype.scalar_type}'")
+    if minlength < 0:
+        raise RuntimeError("minlength should be >= 0")
+    if input.ndim != 1 or (input.numel() and int(amin(input)) < 0):
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    if weights is not None and weights.shape != input.shape:
+        raise RuntimeError("weights should be 1-d and have the same length as input")
+    size = builtins.max(int(amax(input)) + 1 if input.numel() else 0, int(minlength))
+    idx = input.to(dt.int64)
+    if weights is None:
+        src, d = ones(input.numel(), dtype=dt.int64, device=input.device), dt.int64
+    else:
+        d = weights.dtype if weights.dtype in (dt.float32, dt.float64) else dt.float64
+        src = weights.to(d)
+    return registry.functions.scatter_add(zeros(size, dtype=d, device=input.device), 0, idx,
+                                          src)
+
+
+def _scan_shift(y, d, k, pad):
+    """y shifted k places along d, the first k places ``pad`` (the scan's identity)."""
+    n = y.shape[d]
+    shape = list(y.shape)
+    shape[d] = k
+    return cat([y.new_full(shape, pad), y.narrow(d, 0, n - k)], d)
+
+
+def _cumextreme(name, input, dim, largest):
+    """cummax / cummin: a Hillis-Steele scan of (value, index) pairs; a later pair wins
+    ties (the last index, as PyTorch) and NaN wins over numbers."""
+    _check_tensor(input, name)
+    d = wrap_dim(dim, input.ndim)
+    x = input if input.ndim else input.reshape(1)
+    v = x.detach()
+    n = v.shape[d]
+    shape = [1] * v.ndim
+    shape[d] = n
+    i = arange(n, device=v.device).reshape(*shape).expand(*v.shape)
+    if v.dtype is dt.bool_:
+        pad = not largest
+    elif v.dtype.is_floating_point:
+        pad = -math.inf if largest else math.inf
+    else:
+        info = dt.iinfo(v.dtype)
+        pad = info.min if largest else info.max
+    cmp = _ew_op("ge" if largest else "le")
+    isnan = _ew_op("isnan")
+    k = 1
+    while k < n:
+        pv, pi = _scan_shift(v, d, k, pad), _scan_shift(i, d, k, 0)
+        take = apply(cmp, v, pv)
+        if v.dtype.is_floating_point:
+            take = (take & ~apply(isnan, pv)) | apply(isnan, v)
+        v, i = where(take, v, pv), where(take, i, pi)
+        k *= 2
+    i = i.contiguous()
+    values = registry.functions.gather(x, d, i) if input.requires_grad else v.contiguous()
+    if not input.ndim:
+        values, i = values.reshape(()), i.reshape(())
+    return getattr(return_types, name)(values, i)
+
+
+@public
+def cummax(input, dim):
+    """torch.cummax: running maximum along ``dim`` and the index where it was taken."""
+    return _cumextreme("cummax", input, dim, True)
+
+
+@public
+def cummin(input, dim):
+    """torch.cummin: running minimum along ``dim`` and the index where it was taken."""
+    return _cumextreme("cummin", input, dim, False)
+
+
+@public
+def logcumsumexp(input, dim):
+    """torch.logcumsumexp: log(cumsum(exp(x))) as a scan of logaddexp (exact for any
+    spread of values; its gradient is logaddexp's)."""
+    _check_tensor(input, "logcumsumexp")
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f'"logcumsumexp_out_cpu" not implemented for '
+                                  f"'{input.dtype.scalar_type}'")
+    d = wrap_dim(dim, input.ndim)
+    y = input if input.ndim else input.reshape(1)
+    n, k = y.shape[d], 1
+    while k < n:
+        y = registry.functions.logaddexp(y, _scan_shift(y, d, k, -math.inf))
+        k *= 2
+    if y is input:
+        y = y.clone()
+    return y.reshape(()) if not input.ndim else y
 
 
 __all__ = ["all", "amax", "amin", "any", "argmax", "argmin", "count_nonzero", "cumprod",

@@ -110,3 +110,57 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
         u = rand(w._shape[0], num_samples, generator=generator, device=w.device, dtype=w.dtype)
         out = search_cdf(cdf if cdf._offset == 0 else cdf.clone(), u)
     return out if input.ndim == 2 else reshape(out, num_samples)
+
+
+# Poisson draws by inversion run in rounds of rate at most this: exp(-rate) stays a normal
+# float64, and a Poisson(a + b) is the sum of independent Poisson(a) and Poisson(b) draws
+_POISSON_ROUND = 500.0
+
+
+@public(method=False)
+def poisson(input, generator=None):
+    """torch.poisson: a Poisson(rate) draw for each rate of ``input``, in input's dtype, by
+    inversion of the CDF in float64 (rates above 500 as sums of rounds). Not
+    differentiable (PyTorch's gradient is zero)."""
+    if not isinstance(input, registry.Tensor):
+        raise TypeError(f"poisson(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f"\"poisson_cpu\" not implemented for "
+                                  f"'{input.dtype.scalar_type}'")
+    rate = input.detach().to(dt.float64)
+    if input.numel() == 0:
+        return input.detach().clone()
+    if not bool((rate >= 0).all()):
+        raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
+    total = rate.new_zeros(*rate.shape)
+    left = rate
+    while True:
+        lam = left.clamp(max=_POISSON_ROUND)
+        total = total + _poisson_round(lam, generator)
+        left = left - lam
+        if not bool((left > 0).any()):
+            break
+    return total.to(input.dtype)
+
+
+def _poisson_round(lam, generator):
+    """Poisson(lam) for rates up to _POISSON_ROUND: the first k whose CDF exceeds a
+    uniform draw, the search checked on the host every 16 steps."""
+    u = rand(*lam.shape, generator=generator, device=lam.device, dtype=dt.float64)
+    k = lam.new_zeros(*lam.shape)
+    p = (-lam).exp()
+    cdf = p
+    active = u > cdf
+    limit = float(lam.max()) + 40 * float(lam.max()) ** 0.5 + 60
+    step = 0
+    while step < limit:
+        for _ in range(16):
+            k = F.where(active, k + 1, k)
+            p = F.where(active, p * lam / k.clamp(min=1), p)
+            cdf = cdf + F.where(active, p, 0.0)
+            active = active & (u > cdf)
+        step += 16
+        if not bool(active.any()):
+            break
+    return k

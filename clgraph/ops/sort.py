@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import math
 import numbers
 
 import numpy as np
@@ -38,7 +39,7 @@ def return_type(name: str):
     return cls
 
 
-RETURN_TYPES = {n: return_type(n) for n in ("sort", "topk")}
+RETURN_TYPES = {n: return_type(n) for n in ("sort", "topk", "kthvalue", "mode")}
 
 # --- kernels ------------------------------------------------------------------------------
 
@@ -310,6 +311,271 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     if return_counts:
         out.append(F.cat([starts[1:], starts.new_full((1,), m)]) - starts if m else starts)
     return out[0] if len(out) == 1 else tuple(out)
+
+
+@public
+def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):
+    """torch.unique_consecutive: the first of each run of equal values (or slices along
+    ``dim``), with the inverse map and the run lengths on request. Not differentiable."""
+    _check_tensor(input, "unique_consecutive")
+    x = input.detach()
+    if dim is None:
+        flat = reshape(x, -1)
+    else:
+        d = wrap_dim(dim, x.ndim)
+        moved = movedim(x, d, 0)
+        flat = reshape(moved, moved._shape[0], -1)
+    m = flat._shape[0]
+    if m == 0:
+        starts = ids = flat.new_zeros(0, dtype=dt.int64)
+        uniq = flat
+    else:
+        starts, ids = _runs(flat)
+        uniq = F.index_select(flat, 0, starts)
+    if dim is not None:
+        uniq = contiguous(movedim(reshape(uniq, -1, *moved._shape[1:]), 0, d))
+    out = [uniq]
+    if return_inverse:
+        out.append(reshape(ids, *x._shape) if dim is None else ids)
+    if return_counts:
+        out.append(F.cat([starts[1:], starts.new_full((1,), m)]) - starts if m else starts)
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+@public
+def kthvalue(input, k, dim=-1, keepdim=False):
+    """torch.kthvalue: the k-th smallest along ``dim`` (values, indices); NaN largest."""
+    _check_tensor(input, "kthvalue")
+    d = wrap_dim(dim, input.ndim)
+    size = input._shape[d] if input.ndim else 1
+    if isinstance(k, builtins.bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"kthvalue(): argument 'k' must be int, not {type(k).__name__}")
+    if not 1 <= k <= size:
+        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d}")
+    x = input if input.ndim else reshape(input, 1)
+    _, indices = apply(SORT, x, dim=d, descending=False)
+    indices = narrow(indices, d, k - 1, 1)
+    values = F.gather(x, d, indices)
+    if not keepdim or not input.ndim:
+        values, indices = values.squeeze(d), indices.squeeze(d)
+    return RETURN_TYPES["kthvalue"](values, contiguous(indices))
+
+
+@public
+def mode(input, dim=-1, keepdim=False):
+    """torch.mode: the most frequent value along ``dim`` (the smallest of equally frequent
+    ones) and the index of its last occurrence, from one sort and run lengths."""
+    _check_tensor(input, "mode")
+    d = wrap_dim(dim, input.ndim)
+    x = input if input.ndim else reshape(input, 1)
+    n = x._shape[d]
+    if n == 0:
+        raise IndexError(f"mode(): Expected reduction dim {d} to have non-zero size.")
+    rows = contiguous(movedim(x.detach(), d, -1))
+    rows = reshape(rows, -1, n)
+    values, order = apply(SORT, rows, dim=1, descending=False)
+    new = values[:, 1:] != values[:, :-1]
+    new = F.cat([new.new_ones(new._shape[0], 1), new], 1)
+    run = F.cumsum(new, 1) - 1
+    lengths = F.scatter_add(run.new_zeros(*run._shape), 1, run, run.new_ones(*run._shape))
+    per_place = F.gather(lengths, 1, run)
+    # the last place of the longest, smallest run: the largest place whose run is longest
+    # and starts no later than the first such run
+    best_run = F.gather(run, 1, F.argmax(per_place, 1, True))
+    last = F.sum(run <= best_run, 1, True) - 1
+    indices = F.gather(order, 1, last)
+    indices = movedim(reshape(indices, *_rows_shape(x, d)), -1, d)
+    out = F.gather(x, d, indices)
+    if not keepdim or not input.ndim:
+        out, indices = out.squeeze(d), indices.squeeze(d)
+    return RETURN_TYPES["mode"](out, contiguous(indices))
+
+
+def _rows_shape(x, d):
+    """x's shape with dim d moved last and made 1."""
+    shape = [s for i, s in enumerate(x._shape) if i != d]
+    return (*shape, 1)
+
+
+def _search(name, sorted_sequence, values, right: bool, sorter):
+    """For each value, the number of entries of its row of ``sorted_sequence`` below it
+    (right: not above it): one stable sort of the row joined with its values, where each
+    value lands after (right: before) the entries equal to it."""
+    seq = sorted_sequence.detach()
+    if sorter is not None:
+        seq = F.gather(seq, -1, sorter)
+    vals = values.detach()
+    n = seq._shape[-1]
+    if seq.ndim == 1:
+        lead, rows = vals._shape, 1
+        vals = reshape(vals, 1, -1)
+    else:
+        if seq._shape[:-1] != vals._shape[:-1]:
+            raise RuntimeError(
+                f"torch.{name}(): boundaries tensor should be 1 dimension or the first N-1 "
+                f"dimensions of boundaries tensor and input value tensor must match, but we "
+                f"got boundaries tensor {list(seq.shape)} and input value tensor "
+                f"{list(values.shape)}")
+        lead = vals._shape
+        rows = math.prod(seq._shape[:-1])
+        vals = reshape(vals, rows, -1)
+    m = vals._shape[1]
+    seq = reshape(seq, rows, n)
+    if m == 0 or rows == 0:
+        return vals.new_zeros(*lead, dtype=dt.int64)
+    joined = F.cat([seq, vals] if right else [vals, seq], 1)
+    _, order = apply(SORT, joined, dim=1, descending=False)
+    is_entry = (order < n) if right else (order >= m)
+    below = F.cumsum(is_entry, 1)
+    placed = F.scatter(below.new_zeros(*below._shape), 1, order, below)
+    found = placed[:, n:] if right else placed[:, :m]
+    return reshape(contiguous(found), *lead)
+
+
+@public(method=False)
+def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=None,
+                 sorter=None, out=None):
+    """torch.searchsorted: the insertion points of ``input`` in the innermost dim of
+    ``sorted_sequence`` (1-d, or with input's leading dims); ``right``/``side`` place equal
+    values after the entries; ``sorter`` sorts an unsorted sequence."""
+    _check_tensor(sorted_sequence, "searchsorted")
+    if side is not None:
+        if side not in ("left", "right"):
+            raise RuntimeError(f"torch.searchsorted(): side can only be 'left' or 'right' but "
+                               f"got {side}")
+        if right and side == "left":
+            raise RuntimeError("torch.searchsorted(): side and right can't be set to "
+                               "opposites, got side of left while right was True")
+        right = side == "right"
+    if sorted_sequence.ndim == 0:
+        raise RuntimeError("torch.searchsorted(): boundaries tensor should have positive "
+                           "dimension, but got 0 dimension")
+    if sorter is not None and (sorter.shape != sorted_sequence.shape or
+                               sorter.dtype is not dt.int64):
+        raise RuntimeError(f"torch.searchsorted(): sorter must be an int64 tensor of the "
+                           f"boundaries' shape {list(sorted_sequence.shape)}, got "
+                           f"{sorter.dtype.scalar_type} {list(sorter.shape)}")
+    scalar = not isinstance(input, registry.Tensor)
+    values = sorted_sequence.new_full((), input) if scalar else input
+    r = _search("searchsorted", sorted_sequence, values, bool(right), sorter)
+    if out_int32:
+        r = r.to(dt.int32)
+    return r if out is None else out.copy_(r)
+
+
+@public(method=False)
+def bucketize(input, boundaries, *, out_int32=False, right=False, out=None):
+    """torch.bucketize: searchsorted in 1-d ``boundaries`` for every element of input."""
+    _check_tensor(boundaries, "bucketize")
+    if boundaries.ndim != 1:
+        raise RuntimeError(f"boundaries tensor must be 1 dimension, but got dim"
+                           f"({boundaries.ndim})")
+    return searchsorted(boundaries, input, out_int32=out_int32, right=right, out=out)
+
+
+@public(method=False)
+def isin(elements, test_elements, *, assume_unique=False, invert=False):
+    """torch.isin: whether each element occurs in ``test_elements`` (either may be a
+    number), by a search in the sorted test elements."""
+    if not isinstance(elements, registry.Tensor):
+        _check_tensor(test_elements, "isin")
+        elements = test_elements.new_full((), elements)
+    if not isinstance(test_elements, registry.Tensor):
+        test_elements = elements.new_full((), test_elements)
+    tests = reshape(test_elements.detach(), -1)
+    if tests._shape[0] == 0:
+        found = elements.new_zeros(*elements.shape, dtype=dt.bool_)
+    else:
+        ordered = apply(SORT, tests, dim=0, descending=False)[0]
+        pos = _search("isin", ordered, elements, False, None)
+        pos = pos.clamp(max=tests._shape[0] - 1)
+        found = F.index_select(ordered, 0, reshape(pos, -1)).reshape(*elements.shape)
+        found = found == elements.detach()
+    return ~found if invert else found
+
+
+_INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
+
+
+def _quantile(name, input, q, dim, keepdim, interpolation, ignore_nan):
+    _check_tensor(input, name)
+    if not input.dtype.is_floating_point or input.dtype not in (dt.float32, dt.float64):
+        raise RuntimeError(f"{name}() input tensor must be either float or double dtype")
+    if interpolation not in _INTERPOLATIONS:
+        raise RuntimeError(f"{name}() interpolation must be one of linear, lower, higher, "
+                           f"midpoint or nearest, but got {interpolation}")
+    if input.numel() == 0:
+        raise RuntimeError(f"{name}() input tensor must be non-empty")
+    if isinstance(q, registry.Tensor):
+        if q.ndim > 1:
+            raise RuntimeError(f"{name}() q must be a scalar or 1D tensor")
+        if q.dtype is not input.dtype:
+            raise RuntimeError(f"{name}() q tensor must be same dtype as the input tensor")
+        qs = q.detach()
+        if qs.numel() and not bool(((qs >= 0) & (qs <= 1)).all()):
+            raise RuntimeError(f"{name}() q values must be in the range [0, 1]")
+        scalar_q = q.ndim == 0
+    else:
+        if not 0 <= q <= 1:
+            raise RuntimeError(f"{name}() q must be in the range [0, 1] but got {q}")
+        qs, scalar_q = input.new_full((), float(q)).detach(), True
+    qs = reshape(qs, -1)
+    if dim is None:
+        x, d = reshape(input, -1), 0
+    else:
+        d = wrap_dim(dim, input.ndim)
+        x = input if input.ndim else reshape(input, 1)
+    x = movedim(x, d, -1)                         # (..., n)
+    n = x._shape[-1]
+    ordered, order = apply(SORT, x, dim=x.ndim - 1, descending=False)
+    nan = apply(op("isnan"), ordered)
+    nans = F.sum(nan, -1, True)                   # NaN sorts last
+    valid = nans.new_full((), n) - nans
+    if ignore_nan:
+        last = (valid - 1).clamp(min=0)
+    else:
+        last = nans.new_full(nans._shape, n - 1)
+    shape = (1,) * x.ndim
+    rank = reshape(qs, -1, *shape) * last.to(input.dtype)   # (Q, ..., 1)
+    lo = F.floor(rank)
+    hi = F.ceil(rank)
+    if interpolation == "nearest":
+        lo = hi = F.round(rank)
+    lo_i, hi_i = lo.to(dt.int64), hi.to(dt.int64)
+    xs = F.gather(x, -1, order) if input.requires_grad else ordered
+    xs = xs.unsqueeze(0).expand(qs._shape[0], *xs._shape)
+    a = F.gather(xs, -1, lo_i)
+    b = F.gather(xs, -1, hi_i)
+    if interpolation in ("lower", "nearest"):
+        r = a
+    elif interpolation == "higher":
+        r = b
+    elif interpolation == "midpoint":
+        r = (a + b) * 0.5
+    else:
+        r = F.lerp(a, b, rank - lo)
+    bad = (valid == 0) if ignore_nan else (nans > 0)
+    r = F.where(bad.unsqueeze(0), math.nan, r)
+    r = r.squeeze(-1)                             # (Q, ...)
+    if keepdim:
+        if dim is None:
+            r = reshape(r, qs._shape[0], *((1,) * input.ndim))
+        else:
+            r = r.unsqueeze(d + 1) if input.ndim else r
+    return r.squeeze(0) if scalar_q else r
+
+
+@public
+def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
+    """torch.quantile: the q-th quantiles along ``dim`` (all elements when None); a row
+    holding NaN gives NaN. A 1-d q puts its dim first."""
+    return _quantile("quantile", input, q, dim, keepdim, interpolation, False)
+
+
+@public
+def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
+    """torch.nanquantile: quantile over the non-NaN values (NaN for an all-NaN row)."""
+    return _quantile("nanquantile", input, q, dim, keepdim, interpolation, True)
 
 
 # --- cumulative-weight search (multinomial) -----------------------------------------------
