@@ -253,7 +253,10 @@ GRAD_CASES.update({
 NOT_DIFFERENTIABLE = {"as_strided"}
 # rows gradchecked in another module: the fused attention takes float32 only, and
 # tests/test_attention.py checks its VJP (and second order) against the float64 composition
-CHECKED_ELSEWHERE = {"sdpa_flash"}
+CHECKED_ELSEWHERE = {"sdpa_flash",
+                     # tests/test_decomp.py gradchecks every factorization row
+                     "linalg_cholesky", "linalg_eigh", "linalg_inv", "linalg_qr",
+                     "linalg_slogdet", "linalg_solve", "linalg_solve_triangular", "linalg_svd"}
 # moves between devices: with one device it is exercised as a round trip to the last device
 # a unary elementwise row needs no entry of its own: its op_cases row gives the domain, and
 # it is gradchecked on a (3, 4) input there

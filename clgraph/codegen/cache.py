@@ -27,6 +27,7 @@ from pyopencl import _cl
 
 from .. import device, diskcache, runtime
 from ..device import DeviceInfo, cache_root
+from .emit import special_helpers
 
 _programs: dict[tuple, cl.Program] = {}
 stats = {"builds": 0, "disk_hits": 0, "memory_hits": 0, "warm_up": 0}
@@ -136,6 +137,7 @@ def _compile(dev: DeviceInfo, source: str, options, name: str) -> cl.Program:
             f"cl:{dev.index} ({dev.name}) compiles OpenCL C "
             f"{'.'.join(map(str, dev.opencl_c_version))}; clgraph's kernels need OpenCL C "
             "1.2 or later")
+    source = special_helpers(source) + source  # the special functions it calls
     raw = _cl._Program(dev.context, source)
     try:
         _build(dev, raw, options, name)

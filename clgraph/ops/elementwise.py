@@ -769,55 +769,14 @@ elementwise("lerp", lambda x, e, w: x + w * (e - x), "({x} + {w} * ({e} - {x}))"
             _float_only("lerp"), ("x", "e", "w"), vjp=_lerp_vjp, saves_out=False)
 
 # --- special functions -------------------------------------------------------------------
-# Expressions with a loop or branches are GNU statement expressions (clang, PoCL's compiler,
-# takes them): one scalar expression per element, so they fuse like any row. Braces are
-# doubled for str.format; {T} is the compute type.
+# digamma and erfinv need loops and branches: their rows call cg_digamma_{T} / cg_erfinv_{T},
+# functions codegen/emit.py defines in every program that uses them (psi: reflection,
+# recurrence to x >= 10, asymptotic series; erfinv: Giles' approximation and two Newton
+# steps), so they stay one scalar expression per element and fuse like any row.
 
 _TWO_OVER_SQRT_PI = 2 / _SQRT_PI
-
-# psi(x): psi(1 - x) - pi / tan(pi x) for x < 0, the recurrence psi(x) = psi(x + 1) - 1/x up
-# to x >= 6, then the asymptotic series (its next term is below 1e-11 there); psi(+-0) is
-# -+inf and psi of a negative integer NaN, as PyTorch's
-_DIGAMMA = (
-    "({{ {T} _x = {x}, _r = ({T})0;"
-    " if (_x == ({T})0) _r = copysign(({T})INFINITY, -_x);"
-    " else if (_x < ({T})0 && _x == floor(_x)) _r = ({T})NAN;"
-    " else {{"
-    "  if (_x < ({T})0) {{ _r = -({T})3.14159265358979323846 /"
-    " tan(({T})3.14159265358979323846 * _x); _x = ({T})1 - _x; }}"
-    "  while (_x < ({T})10) {{ _r -= ({T})1 / _x; _x += ({T})1; }}"
-    "  {T} _i = ({T})1 / (_x * _x);"
-    "  _r += log(_x) - ({T})0.5 / _x - _i * (({T})0.083333333333333333 - _i *"
-    " (({T})0.0083333333333333333 - _i * (({T})0.0039682539682539683 - _i *"
-    " (({T})0.0041666666666666667 - _i * (({T})0.0075757575757575758 - _i *"
-    " ({T})0.021092796092796093)))));"
-    " }}"
-    " _r; }})")
-
-# erfinv: Giles' single-precision approximation ("Approximating the erfinv function", 2010),
-# then two Newton steps on erf (|y| < 0.5) or on erfc (the tails, where 1 - |y| is exact
-# and erfc keeps its relative precision) for float64
-_ERFINV = (
-    "({{ {T} _y = {x}, _a = fabs(_y), _r;"
-    " if (_a >= ({T})1) _r = _a == ({T})1 ? copysign(({T})INFINITY, _y) : ({T})NAN;"
-    " else {{"
-    "  {T} _w = -log((({T})1 - _a) * (({T})1 + _a)), _p;"
-    "  if (_w < ({T})5) {{ _w -= ({T})2.5; _p = ({T})2.81022636e-08;"
-    "   _p = ({T})3.43273939e-07 + _p * _w; _p = ({T})-3.5233877e-06 + _p * _w;"
-    "   _p = ({T})-4.39150654e-06 + _p * _w; _p = ({T})0.00021858087 + _p * _w;"
-    "   _p = ({T})-0.00125372503 + _p * _w; _p = ({T})-0.00417768164 + _p * _w;"
-    "   _p = ({T})0.246640727 + _p * _w; _p = ({T})1.50140941 + _p * _w; }}"
-    "  else {{ _w = sqrt(_w) - ({T})3; _p = ({T})-0.000200214257;"
-    "   _p = ({T})0.000100950558 + _p * _w; _p = ({T})0.00134934322 + _p * _w;"
-    "   _p = ({T})-0.00367342844 + _p * _w; _p = ({T})0.00573950773 + _p * _w;"
-    "   _p = ({T})-0.0076224613 + _p * _w; _p = ({T})0.00943887047 + _p * _w;"
-    "   _p = ({T})1.00167406 + _p * _w; _p = ({T})2.83297682 + _p * _w; }}"
-    "  _r = _p * _a;"
-    "  for (int _k = 0; _k < 2; ++_k) _r += (_a < ({T})0.5 ? _a - erf(_r) :"
-    " erfc(_r) - (({T})1 - _a)) / (({T})1.1283791670955126 * exp(-_r * _r));"
-    "  _r = copysign(_r, _y);"
-    " }}"
-    " _r; }})")
+_DIGAMMA = "cg_digamma_{T}({x})"
+_ERFINV = "cg_erfinv_{T}({x})"
 
 
 def _trigamma(x):
