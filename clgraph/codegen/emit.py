@@ -4,9 +4,8 @@ an eager op is a group of one. Imports only dtypes."""
 
 from __future__ import annotations
 
-import re
-
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
