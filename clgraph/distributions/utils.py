@@ -128,7 +128,9 @@ def digamma(x):
 
 def erfinv(y):
     """Inverse error function: Giles' single-precision approximation ("Approximating the
-    erfinv function", 2010), then one Newton step on erf where erf is not flat."""
+    erfinv function", 2010), about 1e-7 relative; in float64 two Newton steps on erf where
+    they are well conditioned (|x| < 4: erf' > 1e-7 keeps the rounding of erf(x) - y below
+    1e-9 in x), which brings the error to about 1e-15."""
     w = -cg.log((1 - y) * (1 + y))
     wc = w - 2.5
     p = 2.81022636e-08
@@ -141,10 +143,10 @@ def erfinv(y):
               -0.0076224613, 0.00943887047, 1.00167406, 2.83297682):
         q = c + q * wt
     x = cg.where(w < 5.0, p, q) * y
-    # Newton's step x -= (erf(x) - y) / erf'(x): in the tails erf(x) rounds to +-1 and the
-    # step would be noise, so it is taken only where |x| < 2.
-    step = (cg.erf(x) - y) / (2 / math.sqrt(math.pi) * cg.exp(-x * x))
-    x = cg.where(x.abs() < 2.0, x - step, x)
+    if y.dtype is cg.float64:
+        for _ in range(2):
+            step = (cg.erf(x) - y) / (2 / math.sqrt(math.pi) * cg.exp(-x * x))
+            x = cg.where(x.abs() < 4.0, x - step, x)
     return cg.where(y.abs() == 1, y * math.inf, x)
 
 
