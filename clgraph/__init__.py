@@ -96,3 +96,4 @@ def result_type(tensor1, tensor2) -> _dt.dtype:
 
 
 __version__ = "0.1.0"
+from . import distributions  # noqa: E402

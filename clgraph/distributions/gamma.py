@@ -1,0 +1,56 @@
+"""torch.distributions.Gamma."""
+
+from __future__ import annotations
+
+import clgraph as cg
+
+from . import constraints
+from .distribution import _BroadcastParams
+from .utils import _standard_gamma, _xlogy, digamma, lgamma
+
+__all__ = ["Gamma"]
+
+
+class Gamma(_BroadcastParams):
+    """torch.distributions.Gamma(concentration, rate). Samples are drawn on the device by
+    Marsaglia and Tsang's method; they carry no gradient (has_rsample is False, where
+    PyTorch differentiates them implicitly)."""
+
+    arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
+    support = constraints.nonnegative
+    has_rsample = False
+    _params = ("concentration", "rate")
+
+    def __init__(self, concentration, rate, validate_args=None) -> None:
+        self._init_params((concentration, rate), validate_args)
+
+    @property
+    def mean(self):
+        return self.concentration / self.rate
+
+    @property
+    def mode(self):
+        return ((self.concentration - 1) / self.rate).clamp(min=0)
+
+    @property
+    def variance(self):
+        return self.concentration / self.rate.pow(2)
+
+    def sample(self, sample_shape=()):
+        shape = tuple(self._extended_shape(sample_shape))
+        with cg.no_grad():
+            value = _standard_gamma(self.concentration.expand(*shape)) / self.rate.expand(
+                *shape)
+            return value.clamp(min=cg.finfo(value.dtype).tiny)
+
+    def log_prob(self, value):
+        value = value if isinstance(value, cg.Tensor) else cg.tensor(
+            value, dtype=self.rate.dtype, device=self.rate.device)
+        if self._validate_args:
+            self._validate_sample(value)
+        return (_xlogy(self.concentration, self.rate) + _xlogy(self.concentration - 1, value)
+                - self.rate * value - lgamma(self.concentration))
+
+    def entropy(self):
+        return (self.concentration - cg.log(self.rate) + lgamma(self.concentration)
+                + (1.0 - self.concentration) * digamma(self.concentration))
