@@ -29,6 +29,17 @@ class Size(tuple):
             n *= s
         return n
 
+    def __add__(self, other):
+        return Size(tuple.__add__(self, tuple(other)))
+
+    def __radd__(self, other):
+        return Size(tuple(other) + tuple(self))
+
+    def __mul__(self, n):
+        return Size(tuple.__mul__(self, n))
+
+    __rmul__ = __mul__
+
     def __getitem__(self, k):
         r = tuple.__getitem__(self, k)
         return Size(r) if isinstance(k, slice) else r
@@ -315,7 +326,8 @@ class Tensor:
     __str__ = __repr__
 
     def __format__(self, spec):
-        if self.ndim == 0 and spec:
+        """PyTorch's: a 0-d tensor formats as its Python number (f"{loss:.4f}", f"{t}")."""
+        if self.ndim == 0:
             return format(self.item(), spec)
         return object.__format__(self, spec) if spec else repr(self)
 

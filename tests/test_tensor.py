@@ -237,3 +237,12 @@ def test_disk_cache_second_process_builds_nothing(tmp_path):
                             text=True, check=True).stdout.split()
     assert int(first[-1]) > 0
     assert second[-1] == "0" and second[0] == first[0]
+
+
+def test_format_and_size_arithmetic_as_pytorch():
+    assert f"{cg.tensor(0.5)}" == "0.5" and f"{cg.tensor(2.0):.3f}" == "2.000"
+    assert f"{cg.tensor([0.5])}" == "tensor([0.5000])"
+    s = cg.Size([2, 3])
+    for r in (s + cg.Size([4]), (1,) + s, s + (5,), s * 2):
+        assert type(r) is cg.Size
+    assert repr((1,) + s) == "torch.Size([1, 2, 3])"

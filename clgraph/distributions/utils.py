@@ -4,7 +4,6 @@ ops (so they run on the device and differentiate). Imports clgraph's public API 
 
 from __future__ import annotations
 
-import math
 import numbers
 from functools import update_wrapper
 
@@ -91,63 +90,11 @@ def _uniform(shape, dtype, device):
     return cg.rand(*shape, dtype=dtype, device=device)
 
 
-def _xlogy(x, y):
-    """x * log(y), 0 where x == 0 (torch.special.xlogy for the distributions' needs)."""
-    if isinstance(x, numbers.Number):
-        return x * cg.log(y) if x != 0 else cg.zeros_like(y)
-    return cg.where(x == 0, cg.zeros_like(x), x * cg.log(y))
-
-
-# Special functions for positive arguments: the recurrence moves x to x + 6, where the
-# asymptotic series is accurate to about 1e-11; their gradients come from the composition.
-_SHIFT = 6
-
-
-def lgamma(x):
-    """log Gamma(x) for x > 0."""
-    z = x + _SHIFT
-    shift = cg.log(x)
-    for i in range(1, _SHIFT):
-        shift = shift + cg.log(x + i)
-    r = 1.0 / z
-    r2 = r * r
-    series = r * (1 / 12 + r2 * (-1 / 360 + r2 * (1 / 1260 + r2 * (-1 / 1680 + r2 / 1188))))
-    return (z - 0.5) * cg.log(z) - z + 0.5 * math.log(2 * math.pi) + series - shift
-
-
-def digamma(x):
-    """d/dx log Gamma(x) for x > 0."""
-    z = x + _SHIFT
-    shift = 1.0 / x
-    for i in range(1, _SHIFT):
-        shift = shift + 1.0 / (x + i)
-    r2 = 1.0 / (z * z)
-    series = r2 * (1 / 12 - r2 * (1 / 120 - r2 * (1 / 252 - r2 * (1 / 240 - r2 / 132))))
-    return cg.log(z) - 0.5 / z - series - shift
-
-
-def erfinv(y):
-    """Inverse error function: Giles' single-precision approximation ("Approximating the
-    erfinv function", 2010), about 1e-7 relative; in float64 two Newton steps on erf where
-    they are well conditioned (|x| < 4: erf' > 1e-7 keeps the rounding of erf(x) - y below
-    1e-9 in x), which brings the error to about 1e-15."""
-    w = -cg.log((1 - y) * (1 + y))
-    wc = w - 2.5
-    p = 2.81022636e-08
-    for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
-              -0.00125372503, -0.00417768164, 0.246640727, 1.50140941):
-        p = c + p * wc
-    wt = cg.sqrt(w.clamp(min=5.0)) - 3
-    q = -0.000200214257
-    for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
-              -0.0076224613, 0.00943887047, 1.00167406, 2.83297682):
-        q = c + q * wt
-    x = cg.where(w < 5.0, p, q) * y
-    if y.dtype is cg.float64:
-        for _ in range(2):
-            step = (cg.erf(x) - y) / (2 / math.sqrt(math.pi) * cg.exp(-x * x))
-            x = cg.where(x.abs() < 4.0, x - step, x)
-    return cg.where(y.abs() == 1, y * math.inf, x)
+# the special functions are clgraph's elementwise rows (ops/elementwise.py)
+_xlogy = cg.xlogy
+lgamma = cg.lgamma
+digamma = cg.digamma
+erfinv = cg.erfinv
 
 
 # Marsaglia and Tsang's rejection sampler draws this many candidates per element at once:
