@@ -1,0 +1,9 @@
+"""torch.nn.utils: gradient clipping, parameters_to_vector / vector_to_parameters, and the
+``rnn`` submodule (PackedSequence and the packing functions)."""
+
+from . import rnn
+from .clip_grad import clip_grad_norm_, clip_grad_value_
+from .convert_parameters import parameters_to_vector, vector_to_parameters
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "rnn",
+           "vector_to_parameters"]
