@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from . import runtime
 from .creation import manual_seed as _ms
 from .device import all_devices, device, gpu_available
@@ -56,3 +58,35 @@ def memory_reserved(device=None) -> int:
     """Bytes clgraph holds on the GPU ``device``: its tensors' plus its pool's cached
     buffers."""
     return runtime.memory_reserved(_gpu(device).index)
+
+
+class _DeviceProperties(NamedTuple):
+    """torch.cuda's device properties, for an OpenCL device: ``major``/``minor`` are 0 (no
+    compute capability), ``multi_processor_count`` is its compute units."""
+
+    name: str
+    total_memory: int
+    multi_processor_count: int
+    major: int = 0
+    minor: int = 0
+    is_integrated: int = 0
+
+    def __repr__(self) -> str:
+        return (f"_CudaDeviceProperties(name='{self.name}', major={self.major}, "
+                f"minor={self.minor}, total_memory={self.total_memory >> 20}MB, "
+                f"multi_processor_count={self.multi_processor_count})")
+
+
+def get_device_properties(device=None) -> _DeviceProperties:
+    """The OpenCL device's name, global memory (bytes) and compute units. ``device``: None
+    is the first GPU, an int the k-th GPU; a device or its name (``"cl:0"``, ``"cpu"``)
+    answers for any OpenCL device."""
+    cl_device = _gpu(device).info.cl_device
+    return _DeviceProperties(cl_device.name.strip(), int(cl_device.global_mem_size),
+                             int(cl_device.max_compute_units),
+                             is_integrated=int(bool(cl_device.host_unified_memory)))
+
+
+def get_device_name(device=None) -> str:
+    """The OpenCL device's name (``device`` as get_device_properties')."""
+    return get_device_properties(device).name

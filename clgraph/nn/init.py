@@ -7,8 +7,11 @@ import math
 import numbers
 import warnings
 
+import numpy as np
+
 from ..autograd import no_grad
 from ..creation import eye
+from ..creation import tensor as _tensor
 from ..ops.registry import functions as _f
 from ..tensor import Tensor
 
@@ -160,3 +163,61 @@ def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
     if _no_op(tensor):
         return tensor
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity))
+
+
+def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+    """A (semi-)orthogonal matrix, as PyTorch's: the Q of the QR factorization of a normal
+    draw, its columns' signs fixed by R's diagonal; more than 2 dimensions are flattened
+    after the first."""
+    from .. import linalg
+
+    if tensor.ndim < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if tensor.numel() == 0:
+        return tensor
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+    with no_grad():
+        flattened = tensor.new_empty((rows, cols)).normal_(0, 1, generator=generator)
+        if rows < cols:
+            flattened = flattened.t()
+        q, r = linalg.qr(flattened)
+        q = q * _f.diagonal(r).sign()
+        if rows < cols:
+            q = q.t()
+        return tensor.copy_(q.reshape(tensor.shape) * gain)
+
+
+def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) -> Tensor:
+    """N(0, std^2) with ceil(sparsity * rows) elements of each column set to zero, the rows
+    drawn at random for each column (by ranking uniform draws, where PyTorch takes a
+    randperm per column)."""
+    if tensor.ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
+    rows = tensor.shape[0]
+    num_zeros = int(math.ceil(sparsity * rows))
+    with no_grad():
+        tensor.normal_(0, std, generator=generator)
+        if num_zeros:
+            ranks = tensor.new_empty(tensor.shape).uniform_(generator=generator)
+            ranks = ranks.argsort(dim=0).argsort(dim=0)
+            tensor.masked_fill_(ranks < num_zeros, 0.0)
+    return tensor
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """The identity of a convolution: 1 at the centre of each (in, out) diagonal pair of
+    each group's channels, 0 elsewhere."""
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported")
+    sizes = tensor.shape
+    if sizes[0] % groups != 0:
+        raise ValueError("dim 0 must be divisible by groups")
+    per_group = sizes[0] // groups
+    value = np.zeros(sizes, dtype=np.float64)
+    centre = tuple(s // 2 for s in sizes[2:])
+    for g in range(groups):
+        for d in range(min(per_group, sizes[1])):
+            value[(g * per_group + d, d, *centre)] = 1
+    with no_grad():
+        return tensor.copy_(_tensor(value, dtype=tensor.dtype, device=tensor.device))

@@ -19,6 +19,7 @@ from . import init
 from .layers import _factory
 from .module import Module
 from .parameter import Parameter
+from .utils.rnn import PackedSequence
 
 
 def _rnn_tanh_step(xi, state, w_hh, b_hh):
@@ -176,7 +177,9 @@ class _RNNBase(Module):
                 raise RuntimeError(f"Expected {what} size {shape}, got {list(s.shape)}")
         return states
 
-    def forward(self, input: Tensor, hx=None):
+    def forward(self, input, hx=None):
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         batched = input.ndim == 3
         if input.ndim not in (2, 3):
             raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got "
@@ -187,10 +190,41 @@ class _RNNBase(Module):
         if hx is not None and not batched:
             hx = tuple(h.unsqueeze(1) for h in hx) if isinstance(hx, (tuple, list)) \
                 else hx.unsqueeze(1)
+        self._check_input_size(x)
+        states = self._states(hx, x.shape[1], x)
+        out, last = self._layers(x, states, None)
+        out = out if batched else out.squeeze(1)
+        if batched and self.batch_first:
+            out = out.transpose(0, 1)
+        if not batched:
+            last = [s.squeeze(1) for s in last]
+        return out, (tuple(last) if len(last) > 1 else last[0])
+
+    def _forward_packed(self, input: PackedSequence, hx):
+        """A PackedSequence in, a PackedSequence out; the final states are each
+        sequence's at its own length, in the batch's original order (as PyTorch's)."""
+        x, batch_sizes = input.data, [int(b) for b in input.batch_sizes.tolist()]
+        self._check_input_size(x)
+        if hx is not None and input.sorted_indices is not None:  # into the sorted order
+            hx = tuple(h.index_select(1, input.sorted_indices) for h in hx) \
+                if isinstance(hx, (tuple, list)) else hx.index_select(1, input.sorted_indices)
+        states = self._states(hx, batch_sizes[0], x)
+        out, last = self._layers(x, states, batch_sizes)
+        if input.unsorted_indices is not None:
+            last = [s.index_select(1, input.unsorted_indices) for s in last]
+        packed = PackedSequence(out, input.batch_sizes, input.sorted_indices,
+                                input.unsorted_indices)
+        return packed, (tuple(last) if len(last) > 1 else last[0])
+
+    def _check_input_size(self, x: Tensor) -> None:
         if x.shape[-1] != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected "
                                f"{self.input_size}, got {x.shape[-1]}")
-        states = self._states(hx, x.shape[1], x)
+
+    def _layers(self, x, states, batch_sizes):
+        """Every layer and direction over x, (L, N, in), or the packed data (sum of
+        ``batch_sizes``, in): returns the last layer's output in x's layout and the final
+        states, each (layers * directions, N, H)."""
         finals = [[] for _ in states]
         D = 2 if self.bidirectional else 1
         for layer in range(self.num_layers):
@@ -198,34 +232,43 @@ class _RNNBase(Module):
             for d in range(D):
                 i = layer * D + d
                 out, last = self._run(x, self._weights(layer, "_reverse" if d else ""),
-                                      [s[i] for s in states], reverse=bool(d))
+                                      [s[i] for s in states], bool(d), batch_sizes)
                 outs.append(out)
                 for f, s in zip(finals, last):
                     f.append(s)
-            x = outs[0] if D == 1 else _f.cat(outs, dim=2)
+            x = outs[0] if D == 1 else _f.cat(outs, dim=-1)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout)
-        out = x if batched else x.squeeze(1)
-        if batched and self.batch_first:
-            out = out.transpose(0, 1)
-        last = [_f.stack(f) if batched else _f.stack(f).squeeze(1) for f in finals]
-        return out, (tuple(last) if len(last) > 1 else last[0])
+        return x, [_f.stack(f) for f in finals]
 
-    def _run(self, x, weights, state, reverse: bool):
-        """One layer in one direction over the sequence x (L, N, in)."""
+    def _run(self, x, weights, state, reverse: bool, batch_sizes=None):
+        """One layer in one direction over the sequence x (L, N, in); with ``batch_sizes``
+        x is packed data, whose step t holds the first batch_sizes[t] sequences: a step
+        updates only their rows of the state, so each row keeps its sequence's last
+        state."""
         w_ih, w_hh, b_ih, b_hh, w_hr = weights
         xi = F.linear(x, w_ih, b_ih)  # every step's input part at once
         if b_hh is not None and self.mode != "GRU":  # (a GRU's stays inside r * (...))
             xi, b_hh = xi + b_hh, None
-        steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
-        outs = [None] * x.shape[0]
+        packed = batch_sizes is not None
+        if not packed:
+            batch_sizes = [x.shape[1]] * x.shape[0]
+        starts = [0]
+        for bs in batch_sizes[:-1]:
+            starts.append(starts[-1] + bs)
+        N = batch_sizes[0] if batch_sizes else 0
+        steps = range(len(batch_sizes) - 1, -1, -1) if reverse else range(len(batch_sizes))
+        outs = [None] * len(batch_sizes)
         step = _MODES[self.mode][0]
         for t in steps:
-            state = step(xi[t], state, w_hh, b_hh)
+            bs = batch_sizes[t]
+            xt = xi[starts[t]:starts[t] + bs] if packed else xi[t]
+            new = step(xt, [s[:bs] for s in state] if bs < N else state, w_hh, b_hh)
             if w_hr is not None:  # LSTM with proj_size: h = (o * tanh(c)) W_hr^T
-                state[0] = F.linear(state[0], w_hr)
-            outs[t] = state[0]
-        return _f.stack(outs), state
+                new[0] = F.linear(new[0], w_hr)
+            outs[t] = new[0]
+            state = [_f.cat([n, s[bs:]]) for n, s in zip(new, state)] if bs < N else new
+        return (_f.cat(outs) if packed else _f.stack(outs)), state
 
 
 class RNN(_RNNBase):

@@ -1,5 +1,6 @@
-"""cg.utils: data loading (cg.utils.data)."""
+"""cg.utils: data loading (cg.utils.data) and activation checkpointing
+(cg.utils.checkpoint)."""
 
-from . import data
+from . import checkpoint, data
 
-__all__ = ["data"]
+__all__ = ["checkpoint", "data"]
