@@ -8,15 +8,24 @@ import importlib
 
 from . import functional, init, parameter, utils
 from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
-from .layers import (ELU, GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d,
-                     BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d,
-                     CosineSimilarity, Dropout, Dropout1d, Dropout2d, Dropout3d, Embedding,
-                     Flatten, GroupNorm, Hardtanh, Identity, InstanceNorm2d, LayerNorm,
-                     LeakyReLU, Linear, LogSigmoid, LogSoftmax, MaxPool1d, MaxPool2d, Mish,
-                     PixelShuffle, PReLU, ReLU6, RMSNorm, SiLU, Softmax, Softmin, Softplus,
-                     Softsign, Threshold, Unflatten, Upsample, ZeroPad2d)
-from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss,
-                   MSELoss, NLLLoss, SmoothL1Loss)
+from .layers import (CELU, ELU, GELU, SELU, AdaptiveAvgPool1d, AdaptiveAvgPool2d,
+                     AdaptiveMaxPool1d, AdaptiveMaxPool2d, AlphaDropout, AvgPool1d, AvgPool2d,
+                     BatchNorm1d, BatchNorm2d, BatchNorm3d, Bilinear, ChannelShuffle,
+                     ConstantPad1d, ConstantPad2d, ConstantPad3d, Conv1d, Conv2d, Conv3d,
+                     ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, CosineSimilarity, Dropout,
+                     Dropout1d, Dropout2d, Dropout3d, Embedding, EmbeddingBag, Flatten, Fold,
+                     GroupNorm, Hardshrink, Hardtanh, Identity, InstanceNorm2d, LPPool1d,
+                     LPPool2d, LayerNorm, LazyLinear, LeakyReLU, Linear, LocalResponseNorm,
+                     LogSigmoid, LogSoftmax, MaxPool1d, MaxPool2d, Mish, PReLU, PairwiseDistance,
+                     PixelShuffle, RMSNorm, ReLU6, ReflectionPad1d, ReflectionPad2d,
+                     ReflectionPad3d, ReplicationPad1d, ReplicationPad2d, ReplicationPad3d, SiLU,
+                     Softmax, Softmin, Softplus, Softshrink, Softsign, Tanhshrink, Threshold,
+                     Unflatten, Unfold, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d,
+                     ZeroPad1d, ZeroPad2d, ZeroPad3d)
+from .loss import (BCELoss, BCEWithLogitsLoss, CTCLoss, CosineEmbeddingLoss, CrossEntropyLoss,
+                   GaussianNLLLoss, HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss, MSELoss,
+                   MarginRankingLoss, MultiLabelSoftMarginLoss, MultiMarginLoss, NLLLoss,
+                   PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss, TripletMarginLoss)
 from .module import Module
 from .parameter import Buffer, Parameter
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell

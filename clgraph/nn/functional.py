@@ -179,6 +179,40 @@ def softsign(input: Tensor) -> Tensor:
     return input / (_f.abs(input) + 1)
 
 
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """scale * (x for x > 0, alpha * (exp(x) - 1) otherwise), PyTorch's alpha and scale."""
+    out = M.where(input > 0, input, _f.expm1(input) * _SELU_ALPHA) * _SELU_SCALE
+    return _result(input, out, inplace)
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x for x > 0, alpha * (exp(x / alpha) - 1) otherwise."""
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError: celu: alpha must not be 0")
+    return _result(input, M.where(input > 0, input, _f.expm1(input / alpha) * alpha), inplace)
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    """x - tanh(x)."""
+    return input - _f.tanh(input)
+
+
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """x where |x| > lambd, else 0."""
+    return M.where(_f.abs(input) > lambd, input, 0.0)
+
+
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """x - lambd above lambd, x + lambd below -lambd, 0 between."""
+    if lambd < 0:
+        raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
+    return M.where(input > lambd, input - lambd, M.where(input < -lambd, input + lambd, 0.0))
+
+
 def glu(input: Tensor, dim: int = -1) -> Tensor:
     """a * sigmoid(b), a and b the halves of ``input`` along ``dim``."""
     if input.ndim == 0:
@@ -320,6 +354,42 @@ def dropout3d(input: Tensor, p: float = 0.5, training: bool = True,
             "dimension, and an optional batch dimension (i.e. 4D or 5D inputs).",
             stacklevel=2)
     return _feature_dropout(input, p, training, inplace, batched=input.ndim == 5)
+
+
+def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
+                  inplace: bool = False) -> Tensor:
+    """Dropout that keeps a SELU network's mean and variance: dropped elements are set to
+    SELU's negative saturation -alpha * scale, then an affine map a x + b restores the
+    statistics (a, b as PyTorch's)."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return _result(input, input * 0.0, inplace)
+    alpha = _SELU_ALPHA * _SELU_SCALE
+    a = 1.0 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
+    keep = (rand(*input.shape, dtype=input.dtype, device=input.device) >= p).to(input.dtype)
+    b = (keep - 1.0) * (alpha * a) + alpha * a * p
+    return _result(input, input * (keep * a) + b, inplace)
+
+
+def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: float = 1e-10,
+                   dim: int = -1) -> Tensor:
+    """softmax((logits + g) / tau) with g ~ Gumbel(0, 1); ``hard`` returns the one-hot of
+    its argmax whose gradient is the soft sample's (straight-through)."""
+    u = rand(*logits.shape, dtype=logits.dtype, device=logits.device)
+    # g = -log(E), E = -log(1 - u) ~ Exponential(1); the clamp keeps g finite at u = 0
+    gumbels = -_f.log(M.clamp_min(-_f.log1p(-u), 1e-30))
+    y_soft = R.softmax((logits + gumbels) / tau, dim)
+    if not hard:
+        return y_soft
+    d = wrap_dim(dim, logits.ndim)
+    index = y_soft.argmax(d, keepdim=True)
+    positions = arange(logits.shape[d], device=logits.device).reshape(
+        *([1] * d), -1, *([1] * (logits.ndim - d - 1)))
+    y_hard = (positions == index).to(logits.dtype)
+    return y_hard - y_soft.detach() + y_soft
 
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
@@ -596,6 +666,23 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     return out
 
 
+def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> Tensor:
+    """x / (k + alpha / size * sum of x^2 over ``size`` neighbouring channels)^beta; the
+    window at channel c spans c - size // 2 .. c + (size - 1) // 2, zero padded."""
+    if input.ndim < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality input (got {input.ndim} "
+                         "dimensions)")
+    if input.numel() == 0:
+        return input
+    channels = input.shape[1]
+    sq = pad(input * input, [0, 0] * (input.ndim - 2) + [size // 2, (size - 1) // 2])
+    window = sq.narrow(1, 0, channels)
+    for j in range(1, size):
+        window = window + sq.narrow(1, j, channels)
+    return input / _f.pow(window * (alpha / size) + k, beta)
+
+
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
     """input / max(||input||_p along dim, eps)."""
     return input / M.clamp_min(input.norm(p=p, dim=dim, keepdim=True), eps)
@@ -694,6 +781,25 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     n1 = M.clamp_min(x1.norm(p=2, dim=dim, keepdim=True), eps)
     n2 = M.clamp_min(x2.norm(p=2, dim=dim, keepdim=True), eps)
     return ((x1 / n1) * (x2 / n2)).sum(dim)
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
+                      keepdim: bool = False) -> Tensor:
+    """||x1 - x2 + eps||_p over the last dim."""
+    return (x1 - x2 + eps).norm(p=p, dim=-1, keepdim=keepdim)
+
+
+def pdist(input: Tensor, p: float = 2.0) -> Tensor:
+    """The p-norm distances between the rows of an (N, M) input, for i < j in row-major
+    order (N (N - 1) / 2 values)."""
+    if input.ndim != 2:
+        raise RuntimeError(f"pdist only supports 2D tensors, got: {input.ndim}D")
+    if p < 0:
+        raise RuntimeError(f"pdist only supports non-negative p values, got {p}")
+    i, j = np.triu_indices(input.shape[0], k=1)
+    a = index_select(input, 0, tensor(i.astype(np.int64), device=input.device))
+    b = index_select(input, 0, tensor(j.astype(np.int64), device=input.device))
+    return (a - b).norm(p=p, dim=1)
 
 
 def _class_dim(input: Tensor) -> int:
@@ -847,6 +953,257 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
+
+
+def _same_ndim(name: str, **tensors) -> None:
+    """PyTorch's check that the inputs of a pairwise loss agree in rank."""
+    if len({t.ndim for t in tensors.values()}) > 1:
+        sizes = ", ".join(f"{k}: {list(t.shape)}" for k, t in tensors.items())
+        raise RuntimeError(f"{name} : All input tensors should have same dimension but got "
+                           f"sizes: {sizes}")
+
+
+def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
+                        size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """max(0, -target * (input1 - input2) + margin)."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    _same_ndim("margin_ranking_loss", input1=input1, input2=input2, target=target)
+    return _reduce(M.clamp_min(-target * (input1 - input2) + margin, 0.0), reduction)
+
+
+def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0,
+                         size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """x where target is 1, max(0, margin - x) where target is -1."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    below = M.where(target != 1, M.clamp_min(margin - input, 0.0), 0.0)
+    return _reduce(below + M.where(target != -1, input, 0.0), reduction)
+
+
+def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                     reduction: str = "mean") -> Tensor:
+    """log(1 + exp(-target * input)), in softplus's stable form."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    _check_same_size(input, target)
+    return _reduce(-logsigmoid(target * input), reduction)
+
+
+def multilabel_soft_margin_loss(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                size_average=None, reduce=None,
+                                reduction: str = "mean") -> Tensor:
+    """-(t log sigmoid(x) + (1 - t) log sigmoid(-x)), weighted per class and averaged over
+    the class (last) dim."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    loss = -(target * logsigmoid(input) + (1 - target) * logsigmoid(-input))
+    if weight is not None:
+        loss = loss * weight
+    cdim = max(input.ndim - 1, 0)
+    return _reduce(loss.sum(cdim) / input.shape[cdim] if input.ndim else loss, reduction)
+
+
+def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0,
+                      weight: Tensor | None = None, size_average=None, reduce=None,
+                      reduction: str = "mean") -> Tensor:
+    """sum over j != y of max(0, margin - x[y] + x[j])^p / C (times weight[y]), for
+    (N, C) or (C,) input and class targets y."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if p not in (1, 2):
+        raise ValueError(f"only p == 1 and p == 2 supported, got p={p}")
+    if weight is not None and weight.ndim != 1:
+        raise ValueError(f"weight must be one-dimensional, got a {weight.ndim}-D weight")
+    if input.ndim > 2:
+        raise RuntimeError(f"multi_margin_loss: Expected non-empty vector or matrix with "
+                           f"optional 0-dim batch size, but got: {list(input.shape)}")
+    x = input.reshape(1, -1) if input.ndim < 2 else input
+    y = target.reshape(-1).to(dt.int64)
+    N, C = x.shape
+    if y.numel() != N:
+        raise RuntimeError(f"inconsistent target size, expected {N} but got "
+                           f"{list(target.shape)}")
+    if N and (int(y.min()) < 0 or int(y.max()) >= C):
+        raise IndexError(f"target out of range: class indices must lie in [0, {C}), got "
+                         f"{y.tolist()}")
+    x_y = gather(x, 1, y.unsqueeze(1))
+    z = M.clamp_min(x - x_y + margin, 0.0)
+    z = z * z if p == 2 else z
+    z = M.where(arange(C, device=x.device) == y.unsqueeze(1), 0.0, z)
+    if weight is not None:
+        z = z * index_select(weight, 0, y).unsqueeze(1)
+    loss = z.sum(1) / C
+    return _reduce(loss if input.ndim == 2 else loss.reshape(()), reduction)
+
+
+def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
+                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """1 - cos(x1, x2) where target is 1, max(0, cos(x1, x2) - margin) where it is -1;
+    cos over the last dim with PyTorch's 1e-12 added to each squared norm."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if target.ndim > 1:
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+    _same_ndim("cosine_embedding_loss", input1=input1, input2=input2)
+    if input1.ndim != target.ndim + 1:
+        raise RuntimeError(f"{target.ndim}D target tensor expects {target.ndim + 1}D input "
+                           f"tensors, but found inputs with sizes {list(input1.shape)} and "
+                           f"{list(input2.shape)}.")
+    d = target.ndim
+    prod = (input1 * input2).sum(d)
+    mag = ((input1 * input1).sum(d) + 1e-12) * ((input2 * input2).sum(d) + 1e-12)
+    cos = prod / _f.sqrt(mag)
+    loss = (M.where(target == 1, 1 - cos, 0.0)
+            + M.where(target == -1, M.clamp_min(cos - margin, 0.0), 0.0))
+    return _reduce(loss, reduction)
+
+
+def gaussian_nll_loss(input: Tensor, target: Tensor, var, full: bool = False,
+                      eps: float = 1e-6, reduction: str = "mean") -> Tensor:
+    """0.5 (log var + (input - target)^2 / var) (+ 0.5 log 2 pi with ``full``); var is
+    clamped at eps for the value only (its gradient passes as if unclamped, as PyTorch)."""
+    if isinstance(var, numbers.Real):
+        if var < 0:
+            raise ValueError("var has negative entry/entries")
+        var = tensor(float(var), dtype=input.dtype, device=input.device).expand(*input.shape)
+    elif bool((var < 0).any()):
+        raise ValueError("var has negative entry/entries")
+    if tuple(var.shape) != tuple(input.shape):
+        if tuple(input.shape[:-1]) == tuple(var.shape):
+            var = var.unsqueeze(-1)
+        elif not (input.ndim == var.ndim and sum(
+                b for a, b in zip(input.shape, var.shape) if a != b) == 1):
+            raise ValueError(f"var is of incorrect size: {list(var.shape)} for input of size "
+                             f"{list(input.shape)}")
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(reduction + " is not valid")
+    var = var + (M.clamp_min(var, eps) - var).detach()
+    diff = input - target
+    loss = (_f.log(var) + diff * diff / var) * 0.5
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction)
+
+
+def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
+                     size_average=None, eps: float = 1e-8, reduce=None,
+                     reduction: str = "mean") -> Tensor:
+    """exp(input) - target * input (log_input), or input - target * log(input + eps);
+    ``full`` adds Stirling's target log target - target + 0.5 log(2 pi target) where
+    target > 1."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if log_input:
+        loss = _f.exp(input) - target * input
+    else:
+        loss = input - target * _f.log(input + eps)
+    if full:
+        t = M.where(target > 1, target, 1.0)
+        stirling = t * _f.log(t) - t + _f.log(t * (2 * math.pi)) * 0.5
+        loss = loss + M.where(target > 1, stirling, 0.0)
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor,
+                        margin: float = 1.0, p: float = 2, eps: float = 1e-6,
+                        swap: bool = False, size_average=None, reduce=None,
+                        reduction: str = "mean") -> Tensor:
+    """max(0, margin + d(a, p) - d(a, n)), d the p-norm pairwise distance; ``swap`` uses
+    min(d(a, n), d(p, n)) for the negative."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    dims = (anchor.ndim, positive.ndim, negative.ndim)
+    if len(set(dims)) > 1:
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have "
+                           f"the same number of dimensions, but got: anchor {dims[0]}D, "
+                           f"positive {dims[1]}D, and negative {dims[2]}D inputs")
+    d_pos = pairwise_distance(anchor, positive, p, eps)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_neg = _f.minimum(d_neg, pairwise_distance(positive, negative, p, eps))
+    return _reduce(M.clamp_min(d_pos - d_neg + margin, 0.0), reduction)
+
+
+def ctc_loss(log_probs: Tensor, targets: Tensor, input_lengths, target_lengths,
+             blank: int = 0, reduction: str = "mean", zero_infinity: bool = False) -> Tensor:
+    """Connectionist temporal classification: -log of the total probability of the
+    alignments of each target, by the alpha recursion in log space over time (one step of
+    clgraph ops per frame); autograd gives the gradient. 'mean' divides each loss by its
+    target length, then averages. Unlike PyTorch's CTC backward, the gradient is the true
+    derivative with respect to ``log_probs``; through a log_softmax both agree."""
+    _check_reduction(reduction)
+    if log_probs.ndim not in (2, 3):
+        raise RuntimeError(f"ctc_loss: expected log_probs of 2 (T, C) or 3 (T, N, C) "
+                           f"dimensions, but got size {list(log_probs.shape)}")
+    unbatched = log_probs.ndim == 2
+    lp = log_probs.unsqueeze(1) if unbatched else log_probs
+    T, N, C = lp.shape
+    if not 0 <= blank < C:
+        raise RuntimeError(f"blank must be in label range, got blank={blank} for {C} classes")
+    in_len = [int(v) for v in (input_lengths.reshape(-1).tolist()
+                               if isinstance(input_lengths, Tensor) else
+                               np.ravel(input_lengths))]
+    tg_len = [int(v) for v in (target_lengths.reshape(-1).tolist()
+                               if isinstance(target_lengths, Tensor) else
+                               np.ravel(target_lengths))]
+    if len(in_len) != N:
+        raise RuntimeError(f"input_lengths must be of size batch_size ({N}), got {len(in_len)}")
+    if len(tg_len) != N:
+        raise RuntimeError(f"target_lengths must be of size batch_size ({N}), got "
+                           f"{len(tg_len)}")
+    if any(t > T or t < 0 for t in in_len):
+        raise RuntimeError(f"Expected input_lengths to have values in [0, {T}], but got "
+                           f"{in_len}")
+    host_targets = targets.reshape(-1 if unbatched else targets.shape).detach().numpy() \
+        if isinstance(targets, Tensor) else np.asarray(targets)
+    labels = []
+    for n, s in enumerate(tg_len):
+        if host_targets.ndim == 2 and not unbatched:
+            row = host_targets[n, :s]
+        else:
+            start = sum(tg_len[:n])
+            row = host_targets.reshape(-1)[start:start + s]
+        if len(row) != s:
+            raise RuntimeError(f"Expected tensor to have size at least {s} at dimension 1, "
+                               f"but got size {len(row)} for target {n}")
+        labels.append(row.astype(np.int64))
+    L = 2 * max(tg_len, default=0) + 1
+    ext = np.full((N, L), blank, dtype=np.int64)
+    skip = np.zeros((N, L), dtype=bool)  # alpha[s - 2] may feed alpha[s]
+    for n, row in enumerate(labels):
+        ext[n, 1:2 * len(row):2] = row
+        skip[n, 3:2 * len(row):2] = row[1:] != row[:-1]
+    dev = lp.device
+    neg = -1e30  # "log 0", finite so that impossible paths keep finite gradients
+    picked = gather(lp, 2, tensor(ext, device=dev).unsqueeze(0).expand(T, N, L))
+    start = np.full((N, L), neg)
+    start[:, :2] = 0.0
+    alpha = picked[0] + tensor(start, dtype=lp.dtype, device=dev)
+    skip_t = tensor(skip, device=dev)
+    lengths = np.asarray(in_len)
+    for t in range(1, T):
+        a1 = alpha
+        a2 = pad(alpha, [1, -1], value=neg)
+        a3 = M.where(skip_t, pad(alpha, [2, -2], value=neg), neg)
+        m = _f.maximum(_f.maximum(a1, a2), a3).detach()
+        step = m + _f.log(_f.exp(a1 - m) + _f.exp(a2 - m) + _f.exp(a3 - m)) + picked[t]
+        active = tensor((t < lengths)[:, None], device=dev)
+        alpha = M.where(active, step, alpha)
+    last = np.array([[2 * s, max(2 * s - 1, 0)] for s in tg_len], dtype=np.int64)
+    ends = gather(alpha, 1, tensor(last, device=dev))
+    ends = M.where(tensor(np.array(tg_len)[:, None] > np.array([[-1, 0]]), device=dev), ends,
+                   neg)
+    m = _f.maximum(ends[:, 0], ends[:, 1]).detach()
+    nll = -(m + _f.log(_f.exp(ends[:, 0] - m) + _f.exp(ends[:, 1] - m)))
+    impossible = (nll > 1e29) | tensor(lengths == 0, device=dev)
+    nll = M.where(impossible, 0.0 if zero_infinity else math.inf, nll)
+    if reduction == "mean":
+        denom = tensor(np.maximum(np.array(tg_len), 1), dtype=lp.dtype, device=dev)
+        return (nll / denom).mean()
+    if reduction == "sum":
+        return nll.sum()
+    return nll.squeeze(0) if unbatched else nll
 
 
 # --- resampling -----------------------------------------------------------------------------
@@ -1067,12 +1424,7 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
     def one(v, name, pad=False):
         if pad and isinstance(v, str):
             return v
-        v = tuple(v) if isinstance(v, (tuple, list)) else (v,)
-        if len(v) != 1:
-            raise RuntimeError(f"expected {name} to be a single integer value or a list of 1 "
-                               f"values to match the convolution dimensions, but got "
-                               f"{name}={list(v)}")
-        return (0 if pad else 1, v[0])
+        return (0 if pad else 1, _one(v, name))
 
     y = conv2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, one(stride, "stride"),
                one(padding, "padding", pad=True), one(dilation, "dilation"), groups)
@@ -1115,6 +1467,134 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     return y.squeeze(0) if unbatched else y
 
 
+def conv_transpose1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
+                     padding=0, output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """The adjoint of conv1d: conv_transpose2d over a height of one; weight
+    (in_channels, out_channels / groups, k)."""
+    if not isinstance(input, Tensor) or input.ndim not in (2, 3):
+        raise RuntimeError("Expected 2D (unbatched) or 3D (batched) input to conv_transpose1d, "
+                           f"but got input of size: {list(getattr(input, 'shape', ()))}")
+    if not isinstance(weight, Tensor) or weight.ndim != 3:
+        raise RuntimeError(f"conv_transpose1d: expected a 3-D weight (in_channels, "
+                           f"out_channels / groups, kernel), but got size "
+                           f"{list(getattr(weight, 'shape', ()))}")
+    s, p, op, d = (_one(v, name) for v, name in ((stride, "stride"), (padding, "padding"),
+                                                 (output_padding, "output_padding"),
+                                                 (dilation, "dilation")))
+    y = conv_transpose2d(input.unsqueeze(-2), weight.unsqueeze(-2), bias, (1, s), (0, p),
+                         (0, op), groups, (1, d))
+    return y.squeeze(-2)
+
+
+def _one(v, name: str) -> int:
+    """A 1-d convolution argument given as an int or a 1-sequence."""
+    v = tuple(v) if isinstance(v, (tuple, list)) else (v,)
+    if len(v) != 1:
+        raise RuntimeError(f"expected {name} to be a single integer value or a list of 1 "
+                           f"values to match the convolution dimensions, but got "
+                           f"{name}={list(v)}")
+    return int(v[0])
+
+
+def _triple(v, name: str) -> tuple:
+    v = tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v),) * 3
+    if len(v) != 3:
+        raise RuntimeError(f"expected {name} to be a single integer value or a list of 3 "
+                           f"values to match the convolution dimensions, but got "
+                           f"{name}={list(v)}")
+    return v
+
+
+def _batched5(input: Tensor, name: str) -> tuple[Tensor, bool]:
+    if not isinstance(input, Tensor) or input.ndim not in (4, 5):
+        raise RuntimeError(f"Expected 4D (unbatched) or 5D (batched) input to {name}, but got "
+                           f"input of size: {list(getattr(input, 'shape', ()))}")
+    return (input.unsqueeze(0), True) if input.ndim == 4 else (input, False)
+
+
+def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+           dilation=1, groups: int = 1) -> Tensor:
+    """3-d convolution over (N, C, D, H, W): a sum over the kernel's depth of 2-d
+    convolutions, each over all output depths at once (the depth folded into the batch)."""
+    x, unbatched = _batched5(input, "conv3d")
+    if not isinstance(weight, Tensor) or weight.ndim != 5:
+        raise RuntimeError(f"conv3d: expected a 5-D weight (out_channels, in_channels / "
+                           f"groups, kd, kh, kw), but got size "
+                           f"{list(getattr(weight, 'shape', ()))}")
+    if x.shape[1] != weight.shape[1] * groups:
+        raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, "
+                           f"expected input{list(x.shape)} to have "
+                           f"{weight.shape[1] * groups} channels, but got {x.shape[1]} "
+                           f"channels instead")
+    (sd, sh, sw), (dd, dh, dw) = _triple(stride, "stride"), _triple(dilation, "dilation")
+    k = tuple(weight.shape[2:])
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"Invalid padding string {padding!r}, should be one of "
+                             "{'same', 'valid'}")
+        if padding == "same" and (sd, sh, sw) != (1, 1, 1):
+            raise RuntimeError("padding='same' is not supported for strided convolutions")
+        totals = [d * (n - 1) if padding == "same" else 0 for d, n in zip((dd, dh, dw), k)]
+        x = pad(x, [a for t in reversed(totals) for a in (t // 2, t - t // 2)])
+        pd = ph = pw = 0
+    else:
+        pd, ph, pw = _triple(padding, "padding")
+        x = pad(x, [0, 0, 0, 0, pd, pd])
+    N, C, D = x.shape[:3]
+    OD = (D - dd * (k[0] - 1) - 1) // sd + 1
+    if OD <= 0:
+        raise RuntimeError(f"Calculated padded input size per channel: ({D} x "
+                           f"{x.shape[3]} x {x.shape[4]}). Kernel size: ({k[0]} x {k[1]} x "
+                           f"{k[2]}). Kernel size can't be greater than actual input size")
+    out = None
+    for z in range(k[0]):
+        planes = x[:, :, z * dd: z * dd + sd * (OD - 1) + 1: sd]  # (N, C, OD, H, W)
+        planes = planes.transpose(1, 2).reshape(N * OD, C, *x.shape[3:])
+        y = conv2d(planes, weight[:, :, z], None, (sh, sw), (ph, pw), (dh, dw), groups)
+        out = y if out is None else out + y
+    out = out.reshape(N, OD, *out.shape[1:]).transpose(1, 2)
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1, 1)
+    return out.squeeze(0) if unbatched else out
+
+
+def conv_transpose3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
+                     padding=0, output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """The adjoint of conv3d: for each kernel depth a conv_transpose2d of every input plane,
+    spread to output depths d * stride + kd * dilation and summed; weight
+    (in_channels, out_channels / groups, kd, kh, kw)."""
+    x, unbatched = _batched5(input, "conv_transpose3d")
+    if not isinstance(weight, Tensor) or weight.ndim != 5 or weight.shape[0] != x.shape[1]:
+        raise RuntimeError(f"Given transposed=1, weight of size "
+                           f"{list(getattr(weight, 'shape', ()))}, expected input"
+                           f"{list(x.shape)} to have {x.shape[1]} channels")
+    (sd, sh, sw), (pd, ph, pw) = _triple(stride, "stride"), _triple(padding, "padding")
+    (od, oh, ow), (dd, dh, dw) = (_triple(output_padding, "output_padding"),
+                                  _triple(dilation, "dilation"))
+    if not (od < sd or od < dd):
+        raise RuntimeError(f"output padding must be smaller than either stride or dilation, "
+                           f"but got output_padding_depth: {od} stride_depth: {sd} "
+                           f"dilation_depth: {dd}")
+    N, C, D = x.shape[:3]
+    kd = weight.shape[2]
+    full_depth = (D - 1) * sd + dd * (kd - 1) + 1 + od
+    planes = x.transpose(1, 2).reshape(N * D, C, *x.shape[3:])
+    out = None
+    for z in range(kd):
+        y = conv_transpose2d(planes, weight[:, :, z], None, (sh, sw), (ph, pw), (oh, ow),
+                             groups, (dh, dw))
+        y = y.reshape(N, D, *y.shape[1:])  # (N, D, Cout, OH, OW)
+        if sd > 1:  # depth d lands at d * sd: interleave sd - 1 zero planes
+            y = pad(y.unsqueeze(2), [0, 0, 0, 0, 0, 0, 0, sd - 1]).reshape(
+                N, D * sd, *y.shape[2:])[:, :(D - 1) * sd + 1]
+        y = pad(y, [0, 0, 0, 0, 0, 0, z * dd, full_depth - z * dd - y.shape[1]])
+        out = y if out is None else out + y
+    out = out[:, pd: full_depth - pd].transpose(1, 2)
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1, 1)
+    return out.squeeze(0) if unbatched else out
+
+
 def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
     return _conv.unfold(input, kernel_size, dilation, padding, stride)
 
@@ -1153,6 +1633,319 @@ def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
 
 def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
     return _conv.adaptive_max_pool2d(input, output_size, return_indices)
+
+
+def _output_size_1d(output_size, name: str) -> int:
+    size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,)
+    if len(size) != 1:
+        raise RuntimeError(f"{name}() argument 'output_size' should contain one int (got "
+                           f"{len(size)})")
+    return int(size[0])
+
+
+def _check_3d(input, name: str) -> None:
+    if not isinstance(input, Tensor) or input.ndim not in (2, 3):
+        raise RuntimeError(f"{name}(): Expected 2D or 3D tensor, but got "
+                           f"{list(getattr(input, 'shape', ()))}")
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
+    """Adaptive average pooling over (N, C, L) or (C, L): the 2-d one over a height of one."""
+    _check_3d(input, "adaptive_avg_pool1d")
+    size = _output_size_1d(output_size, "adaptive_avg_pool1d")
+    return adaptive_avg_pool2d(input.unsqueeze(-2), (1, size)).squeeze(-2)
+
+
+def adaptive_max_pool1d(input: Tensor, output_size, return_indices: bool = False):
+    """Adaptive max pooling over (N, C, L) or (C, L): the 2-d one over a height of one."""
+    _check_3d(input, "adaptive_max_pool1d")
+    size = _output_size_1d(output_size, "adaptive_max_pool1d")
+    r = adaptive_max_pool2d(input.unsqueeze(-2), (1, size), return_indices)
+    if return_indices:
+        return r[0].squeeze(-2), r[1].squeeze(-2)
+    return r.squeeze(-2)
+
+
+def lp_pool1d(input: Tensor, norm_type: float, kernel_size, stride=None,
+              ceil_mode: bool = False) -> Tensor:
+    """(sum of x^p over each window)^(1/p), as PyTorch: an average pool of x^p times the
+    window size."""
+    k = _one(kernel_size, "kernel_size")
+    out = avg_pool1d(_f.pow(input, norm_type), k, stride if stride is not None else k, 0,
+                     ceil_mode)
+    return _f.pow(_f.sign(out) * _f.relu(_f.abs(out)) * k, 1.0 / norm_type)
+
+
+def lp_pool2d(input: Tensor, norm_type: float, kernel_size, stride=None,
+              ceil_mode: bool = False) -> Tensor:
+    """(sum of x^p over each window)^(1/p) over (N, C, H, W)."""
+    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, numbers.Integral) else \
+        tuple(kernel_size)
+    out = avg_pool2d(_f.pow(input, norm_type), (kh, kw),
+                     stride if stride is not None else (kh, kw), 0, ceil_mode)
+    return _f.pow(_f.sign(out) * _f.relu(_f.abs(out)) * (kh * kw), 1.0 / norm_type)
+
+
+def channel_shuffle(input: Tensor, groups: int) -> Tensor:
+    """(N, C, *) with C = g * k: channel i * k + j moves to j * g + i."""
+    if input.ndim < 3:
+        raise RuntimeError(f"channel_shuffle expects input to have at least 3 dimensions, but "
+                           f"got input with {input.ndim} dimension(s)")
+    if groups <= 0:
+        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value "
+                           f"of groups:{groups}")
+    n, c, *rest = input.shape
+    if c % groups:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got {c} channels "
+                           f"and {groups} groups.")
+    return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(
+        n, c, *rest)
+
+
+# --- bilinear, bags, sampling grids ----------------------------------------------------------
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None):
+    """y_o = x1^T W_o x2 + b_o over the last dims, any leading dims."""
+    if weight.ndim != 3:
+        raise RuntimeError(f"bilinear(): weight must be 3-D (out, in1, in2), got size "
+                           f"{list(weight.shape)}")
+    out_f, n1, n2 = weight.shape
+    if input1.shape[-1] != n1:
+        raise RuntimeError(f"bilinear(): input1 size does not match weight size: got "
+                           f"{input1.shape[-1]} but expected {n1}")
+    if input2.shape[-1] != n2:
+        raise RuntimeError(f"bilinear(): input2 size does not match weight size: got "
+                           f"{input2.shape[-1]} but expected {n2}")
+    if tuple(input1.shape[:-1]) != tuple(input2.shape[:-1]):
+        raise RuntimeError(f"bilinear(): input batch dimensions do not match: got "
+                           f"{list(input1.shape[:-1])} and {list(input2.shape[:-1])}")
+    lead = tuple(input1.shape[:-1])
+    x1, x2 = input1.reshape(-1, n1), input2.reshape(-1, n2)
+    t = matmul(x1, weight.permute(1, 0, 2).reshape(n1, out_f * n2)).reshape(-1, out_f, n2)
+    y = (t * x2.unsqueeze(1)).sum(-1)
+    if bias is not None:
+        y = y + bias
+    return y.reshape(*lead, out_f)
+
+
+def embedding_bag(input: Tensor, weight: Tensor, offsets: Tensor | None = None,
+                  max_norm: float | None = None, norm_type: float = 2,
+                  scale_grad_by_freq: bool = False, mode: str = "mean", sparse: bool = False,
+                  per_sample_weights: Tensor | None = None, include_last_offset: bool = False,
+                  padding_idx: int | None = None) -> Tensor:
+    """Sums, means or maxima of bags of embedding rows: the rows of a 2-D input, or the
+    runs of a 1-D input that ``offsets`` starts. Indices equal to ``padding_idx`` are left
+    out (and not counted by 'mean'); an empty bag gives zeros. The bags are gathered into
+    one (bags, longest bag, dim) tensor and reduced."""
+    if per_sample_weights is not None and input.shape != per_sample_weights.shape:
+        raise ValueError(f"embedding_bag: If per_sample_weights ({per_sample_weights.shape}) "
+                         f"is not None, then it must have the same shape as the input "
+                         f"({input.shape})")
+    if weight.ndim != 2:
+        raise ValueError(f"weight has to be a 2D Tensor, but got Tensor of dimension "
+                         f"{weight.ndim}")
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"mode has to be one of sum, mean or max, got {mode!r}")
+    if mode == "max" and (scale_grad_by_freq or sparse):
+        raise ValueError("max mode does not support scaling the gradient by the frequency "
+                         "or sparse weights")
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding_bag: scale_grad_by_freq and sparse are not "
+                                  "supported")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(
+            "embedding_bag: per_sample_weights was not None. per_sample_weights is only "
+            f"supported for mode='sum' (got mode='{mode}'). Please open a feature request "
+            "on GitHub.")
+    index, valid, psw = _bags(input, offsets, per_sample_weights, include_last_offset)
+    if padding_idx is not None:
+        rows = weight.shape[0]
+        if not -rows <= padding_idx < rows:
+            raise AssertionError(f"padding_idx must be within the number of embeddings, got "
+                                 f"{padding_idx} for {rows}")
+        padding_idx %= rows
+        keep = index != padding_idx
+        valid = keep if valid is None else valid & keep
+    if max_norm is not None:
+        _embedding_renorm_(weight, index.reshape(-1), max_norm, norm_type)
+    B, L = index.shape
+    rows = index_select(weight, 0, index.reshape(-1)).reshape(B, L, weight.shape[1])
+    if psw is not None:
+        rows = rows * psw.unsqueeze(-1).to(rows.dtype)
+    if mode == "max":
+        if valid is not None:
+            rows = M.where(valid.unsqueeze(-1), rows, -math.inf)
+        if L == 0:
+            return full((B, weight.shape[1]), 0.0, dtype=weight.dtype, device=weight.device)
+        best = rows.max(1)[0]
+        if valid is None:
+            return best
+        return M.where(valid.any(1, keepdim=True), best, 0.0)
+    if valid is not None:
+        rows = M.where(valid.unsqueeze(-1), rows, 0.0)
+    total = rows.sum(1)
+    if mode == "sum":
+        return total
+    count = float(L) if valid is None else M.clamp_min(valid.sum(1, keepdim=True), 1).to(
+        total.dtype)
+    return total / count if L else total
+
+
+def _bags(input: Tensor, offsets: Tensor | None, per_sample_weights: Tensor | None,
+          include_last_offset: bool):
+    """embedding_bag's bags as a (bags, longest bag) index, its mask of real entries (None:
+    all real) and the per-sample weights laid out alike."""
+    if input.ndim == 2:
+        if offsets is not None:
+            raise ValueError("if input is 2D, then offsets has to be None, as input is "
+                             "treated is a mini-batch of fixed length sequences. However, "
+                             f"found offsets of type {type(offsets)}")
+        return input.to(dt.int64), None, per_sample_weights
+    if input.ndim != 1:
+        raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension "
+                         f"{input.ndim}")
+    if offsets is None:
+        raise ValueError("offsets has to be a 1D Tensor but got None")
+    if offsets.ndim != 1:
+        raise ValueError("offsets has to be a 1D Tensor")
+    starts = [int(v) for v in offsets.tolist()]
+    n = input.shape[0]
+    if starts and starts[0] != 0:
+        raise RuntimeError(f"offsets[0] has to be 0, i.e., the first sequence in the "
+                           f"mini-batch has to start from position 0. However, got "
+                           f"{starts[0]}")
+    if include_last_offset:  # as PyTorch's CPU kernel, the last bag runs to the end
+        starts = starts[:-1]
+    ends = starts[1:] + [n] if starts else []
+    if any(b < a or b > n for a, b in zip(starts, ends)):
+        raise RuntimeError(f"offsets must be non-decreasing and at most the input length "
+                           f"{n}, got {offsets.tolist()}")
+    longest = max([b - a for a, b in zip(starts, ends)], default=0)
+    pos = np.array([[a + j if a + j < b else 0 for j in range(longest)]
+                    for a, b in zip(starts, ends)], dtype=np.int64).reshape(len(ends),
+                                                                             longest)
+    valid = tensor(np.array([[a + j < b for j in range(longest)] for a, b in
+                             zip(starts, ends)], dtype=bool).reshape(pos.shape),
+                   device=input.device)
+    pos_t = tensor(pos, device=input.device)
+    index = index_select(input.to(dt.int64), 0, pos_t.reshape(-1)).reshape(pos.shape)
+    psw = (None if per_sample_weights is None else
+           index_select(per_sample_weights, 0, pos_t.reshape(-1)).reshape(pos.shape))
+    return index, valid, psw
+
+
+def affine_grid(theta: Tensor, size, align_corners: bool | None = None) -> Tensor:
+    """The sampling grid (N, H, W, 2) (or (N, D, H, W, 3)) of the affine maps ``theta``
+    (N, 2, 3) (or (N, 3, 4)) over normalized output coordinates in [-1, 1]."""
+    if align_corners is None:
+        warnings.warn("Default grid_sample and affine_grid behavior has changed to "
+                      "align_corners=False since 1.3.0. Please specify align_corners=True if "
+                      "the old behavior is desired. See the documentation of grid_sample for "
+                      "details.", stacklevel=2)
+        align_corners = False
+    if not theta.dtype.is_floating_point:
+        raise ValueError(f"Expected theta to have floating point type, but got {theta.dtype}")
+    size = [int(s) for s in size]
+    if len(size) in (4, 5):
+        k = len(size) - 2
+        if theta.ndim != 3 or tuple(theta.shape[-2:]) != (k, k + 1):
+            raise ValueError(f"Expected a batch of {k}D affine matrices of shape Nx{k}x{k + 1} "
+                             f"for size {size}. Got {theta.shape}.")
+    else:
+        raise NotImplementedError(f"affine_grid only supports 4D and 5D sizes, for 2D and 3D "
+                                  f"affine transforms, respectively. Got size {size}.")
+    spatial = size[2:]
+    if min(size) <= 0:
+        raise ValueError(f"Expected non-zero, positive output size. Got {size}")
+
+    def axis(n):
+        if n == 1:
+            return np.zeros(1)
+        steps = np.linspace(-1.0, 1.0, n)
+        return steps if align_corners else steps * (n - 1) / n
+
+    # base[..., :] = (x, y[, z], 1): the last spatial dim varies first
+    coords = np.meshgrid(*[axis(n) for n in spatial], indexing="ij")[::-1]
+    base = np.stack([*coords, np.ones(spatial)], axis=-1).reshape(1, -1, len(spatial) + 1)
+    base_t = tensor(base, dtype=theta.dtype, device=theta.device)
+    grid = matmul(base_t, theta.transpose(1, 2))
+    return grid.reshape(size[0], *spatial, len(spatial))
+
+
+def _grid_coordinate(coord: Tensor, n: int, padding_mode: str, align_corners: bool):
+    """A normalized grid coordinate in [-1, 1] -> pixel position along a dim of size n, with
+    the border/reflection modes' clipping (PyTorch's grid_sampler_compute_source_index)."""
+    if align_corners:
+        x = (coord + 1) * ((n - 1) / 2)
+    else:
+        x = ((coord + 1) * n - 1) / 2
+    if padding_mode == "border":
+        return M.clamp(x, 0, n - 1)
+    if padding_mode == "reflection":
+        lo, span = (0.0, n - 1.0) if align_corners else (-0.5, float(n))
+        if span <= 0:
+            return x * 0.0
+        d = _f.abs(x - lo)
+        flips = _f.floor(d / span).detach()
+        extra = d - flips * span
+        odd = (flips - 2 * _f.floor(flips / 2)) > 0.5
+        x = M.where(odd, span - extra, extra) + lo
+        return M.clamp(x, 0, n - 1)
+    return x
+
+
+def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear",
+                padding_mode: str = "zeros", align_corners: bool | None = None) -> Tensor:
+    """Samples (N, C, H, W) input at the normalized (x, y) positions of grid
+    (N, Ho, Wo, 2): bilinear or nearest, padding zeros/border/reflection. Built from
+    gathers of the four neighbours, so gradients reach input and grid. 4-D input only
+    ('bicubic' and 5-D input are not supported)."""
+    if mode not in ("bilinear", "nearest", "bicubic"):
+        raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', "
+                         f"'nearest' or 'bicubic', but got: '{mode}'")
+    if padding_mode not in ("zeros", "border", "reflection"):
+        raise ValueError(f"nn.functional.grid_sample(): expected padding_mode to be 'zeros', "
+                         f"'border', or 'reflection', but got: '{padding_mode}'")
+    if align_corners is None:
+        warnings.warn("Default grid_sample and affine_grid behavior has changed to "
+                      "align_corners=False since 1.3.0. Please specify align_corners=True if "
+                      "the old behavior is desired. See the documentation of grid_sample for "
+                      "details.", stacklevel=2)
+        align_corners = False
+    if mode == "bicubic" or input.ndim == 5:
+        raise NotImplementedError("grid_sample: only 4-D input with mode 'bilinear' or "
+                                  f"'nearest' is supported, got {input.ndim}-D input and "
+                                  f"mode '{mode}'")
+    if input.ndim != 4 or grid.ndim != 4 or grid.shape[-1] != 2:
+        raise RuntimeError(f"grid_sampler(): expected 4D input and grid with same number of "
+                           f"dimensions and grid of size (N, H, W, 2), but got input with "
+                           f"sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")
+    if input.shape[0] != grid.shape[0]:
+        raise RuntimeError(f"grid_sampler(): expected grid and input to have same batch size, "
+                           f"but got input with sizes {list(input.shape)} and grid with sizes "
+                           f"{list(grid.shape)}")
+    N, C, H, W = input.shape
+    Ho, Wo = grid.shape[1:3]
+    x = _grid_coordinate(grid[..., 0], W, padding_mode, align_corners).reshape(N, 1, Ho * Wo)
+    y = _grid_coordinate(grid[..., 1], H, padding_mode, align_corners).reshape(N, 1, Ho * Wo)
+    flat = input.reshape(N, C, H * W)
+
+    def tap(ix, iy):
+        """input at integer positions (ix, iy) (float tensors), 0 outside."""
+        inside = (ix >= 0) & (ix <= W - 1) & (iy >= 0) & (iy <= H - 1)
+        i = (M.clamp(iy, 0, H - 1) * W + M.clamp(ix, 0, W - 1)).detach().to(dt.int64)
+        v = gather(flat, 2, i.expand(N, C, Ho * Wo))
+        return M.where(inside, v, 0.0)
+
+    if mode == "nearest":
+        out = tap(_f.round(x).detach(), _f.round(y).detach())
+    else:
+        x0, y0 = _f.floor(x).detach(), _f.floor(y).detach()
+        wx, wy = x - x0, y - y0
+        out = (tap(x0, y0) * ((1 - wx) * (1 - wy)) + tap(x0 + 1, y0) * (wx * (1 - wy))
+               + tap(x0, y0 + 1) * ((1 - wx) * wy) + tap(x0 + 1, y0 + 1) * (wx * wy))
+    return out.reshape(N, C, Ho, Wo)
 
 
 def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:

@@ -20,8 +20,8 @@ def _single(x) -> tuple:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
-def _pair(x) -> tuple:
-    return tuple(x) if isinstance(x, (tuple, list)) else (x, x)
+def _ntuple(x, n: int) -> tuple:
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,) * n
 
 
 def _factory(device, dtype) -> dict:
@@ -72,6 +72,90 @@ class NonDynamicallyQuantizableLinear(Linear):
     PyTorch (its repr and pickled module paths name it)."""
 
 
+class LazyLinear(Linear):
+    """A Linear whose ``in_features`` comes from the first input: until then weight and
+    bias are empty (in_features=0); the first forward (or loading a state dict) gives them
+    their shapes in place, so optimizers made before keep them, initializes them as Linear
+    and turns the module into a Linear."""
+
+    cls_to_become = Linear
+
+    def __init__(self, out_features: int, bias: bool = True, device=None, dtype=None) -> None:
+        Module.__init__(self)
+        self.in_features = 0
+        self.out_features = out_features
+        self.weight = Parameter(empty(0, **_factory(device, dtype)))
+        if bias:
+            self.bias = Parameter(empty(0, **_factory(device, dtype)))
+        else:
+            self.register_parameter("bias", None)
+
+    def has_uninitialized_params(self) -> bool:
+        return self.weight.ndim != 2
+
+    def reset_parameters(self) -> None:
+        if not self.has_uninitialized_params():
+            super().reset_parameters()
+
+    def initialize_parameters(self, input: Tensor) -> None:
+        if self.has_uninitialized_params():
+            self._materialize(input.shape[-1])
+            self.reset_parameters()
+
+    def _materialize(self, in_features: int) -> None:
+        self.in_features = in_features
+        with no_grad():
+            w = self.weight
+            w.data = empty(self.out_features, in_features, device=w.device, dtype=w.dtype)
+            if self.bias is not None:
+                b = self.bias
+                b.data = empty(self.out_features, device=b.device, dtype=b.dtype)
+
+    def forward(self, input: Tensor) -> Tensor:
+        self.initialize_parameters(input)
+        self.__class__ = self.cls_to_become
+        return F.linear(input, self.weight, self.bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
+        saved = state_dict.get(prefix + "weight")
+        if self.has_uninitialized_params() and saved is not None and saved.ndim == 2:
+            self._materialize(saved.shape[1])
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys, error_msgs)
+
+
+class Bilinear(Module):
+    """y = x1^T A x2 + b; A (out, in1, in2) and b ~ U(-1/sqrt(in1), 1/sqrt(in1))."""
+
+    def __init__(self, in1_features: int, in2_features: int, out_features: int,
+                 bias: bool = True, device=None, dtype=None) -> None:
+        super().__init__()
+        self.in1_features = in1_features
+        self.in2_features = in2_features
+        self.out_features = out_features
+        self.weight = Parameter(empty(out_features, in1_features, in2_features,
+                                      **_factory(device, dtype)))
+        if bias:
+            self.bias = Parameter(empty(out_features, **_factory(device, dtype)))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1 / math.sqrt(self.weight.shape[1])
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input1: Tensor, input2: Tensor) -> Tensor:
+        return F.bilinear(input1, input2, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
+
+
 def _reset_kaiming(weight, bias) -> None:
     """Linear's and Conv's default: kaiming_uniform_(a=sqrt(5)) and a fan-in bias bound."""
     init.kaiming_uniform_(weight, a=math.sqrt(5))
@@ -96,7 +180,9 @@ class _ConvNd(Module):
                  dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
                  device=None, dtype=None, output_padding=0) -> None:
         super().__init__()
-        tup = _pair if self._n == 2 else _single
+        def tup(x):
+            return _ntuple(x, self._n)
+
         kernel_size, stride, dilation = tup(kernel_size), tup(stride), tup(dilation)
         if groups <= 0:
             raise ValueError("groups must be a positive integer")
@@ -122,7 +208,7 @@ class _ConvNd(Module):
         self.padding = padding
         self.dilation = dilation
         self.transposed = self._transposed
-        self.output_padding = (_pair if self._n == 2 else _single)(output_padding)
+        self.output_padding = tup(output_padding)
         self.groups = groups
         self.padding_mode = padding_mode
         rev: list = []
@@ -146,7 +232,7 @@ class _ConvNd(Module):
         _reset_kaiming(self.weight, self.bias)
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        conv = F.conv2d if self._n == 2 else F.conv1d
+        conv = (F.conv1d, F.conv2d, F.conv3d)[self._n - 1]
         if self.padding_mode != "zeros":
             input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
             return conv(input, weight, bias, self.stride, 0, self.dilation, self.groups)
@@ -178,11 +264,10 @@ class Conv2d(_ConvNd):
     _n = 2
 
 
-class ConvTranspose2d(_ConvNd):
-    """Transposed 2-d convolution; weight (in_channels, out_channels / groups, kh, kw).
+class _ConvTransposeNd(_ConvNd):
+    """Transposed convolution; weight (in_channels, out_channels / groups, *kernel_size).
     ``forward(input, output_size)`` picks the output padding that gives that size."""
 
-    _n = 2
     _transposed = True
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
@@ -192,32 +277,58 @@ class ConvTranspose2d(_ConvNd):
             raise ValueError(f'Only "zeros" padding mode is supported for '
                              f"{type(self).__name__}")
         if isinstance(padding, str):
-            raise ValueError("ConvTranspose2d does not support string padding")
+            raise ValueError(f"{type(self).__name__} does not support string padding, got "
+                             f"padding={padding!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, device, dtype, output_padding)
 
     def forward(self, input: Tensor, output_size=None) -> Tensor:
         op = self.output_padding
         if output_size is not None:
-            op = self._output_padding(input, list(output_size)[-2:])
-        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
-                                  op, self.groups, self.dilation)
+            op = self._output_padding(input, list(output_size)[-self._n:])
+        conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[self._n - 1]
+        return conv(input, self.weight, self.bias, self.stride, self.padding, op, self.groups,
+                    self.dilation)
 
     def _output_padding(self, input, size) -> tuple:
-        spatial = list(input.shape[-2:])
+        spatial = list(input.shape[-self._n:])
         lo = [(n - 1) * s - 2 * p + d * (k - 1) + 1 for n, s, p, d, k in zip(
             spatial, self.stride, self.padding, self.dilation, self.kernel_size)]
         hi = [m + s - 1 for m, s in zip(lo, self.stride)]
         if any(not a <= want <= b for a, want, b in zip(lo, size, hi)):
             raise ValueError(f"requested an output size of {size}, but valid sizes range "
-                             f"from {lo} to {hi} (for an input of {input.shape[-2:]})")
+                             f"from {lo} to {hi} (for an input of {input.shape[-self._n:]})")
         return tuple(want - a for want, a in zip(size, lo))
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """Transposed 1-d convolution over (N, C, L): the 2-d one over a height of one."""
+
+    _n = 1
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """Transposed 2-d convolution over (N, C, H, W)."""
+
+    _n = 2
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    """Transposed 3-d convolution over (N, C, D, H, W): a 2-d one per kernel depth."""
+
+    _n = 3
 
 
 class Conv1d(_ConvNd):
     """1-d convolution over (N, C, L): a 2-d convolution of height one."""
 
     _n = 1
+
+
+class Conv3d(_ConvNd):
+    """3-d convolution over (N, C, D, H, W): a sum over the kernel depth of 2-d ones."""
+
+    _n = 3
 
 
 class MaxPool2d(Module):
@@ -259,16 +370,24 @@ class AvgPool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AdaptiveAvgPool2d(Module):
+class _AdaptiveAvgPoolNd(Module):
     def __init__(self, output_size) -> None:
         super().__init__()
         self.output_size = output_size
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.adaptive_avg_pool2d(input, self.output_size)
+        return type(self)._pool(input, self.output_size)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
+    _pool = staticmethod(F.adaptive_avg_pool1d)
+
+
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
+    _pool = staticmethod(F.adaptive_avg_pool2d)
 
 
 class MaxPool1d(Module):
@@ -309,17 +428,91 @@ class AvgPool1d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AdaptiveMaxPool2d(Module):
+class _AdaptiveMaxPoolNd(Module):
     def __init__(self, output_size, return_indices: bool = False) -> None:
         super().__init__()
         self.output_size = output_size
         self.return_indices = return_indices
 
     def forward(self, input: Tensor):
-        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
+        return type(self)._pool(input, self.output_size, self.return_indices)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    _pool = staticmethod(F.adaptive_max_pool1d)
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    _pool = staticmethod(F.adaptive_max_pool2d)
+
+
+class _LPPoolNd(Module):
+    """Power-average pooling: (sum of x^norm_type over each window)^(1/norm_type)."""
+
+    def __init__(self, norm_type: float, kernel_size, stride=None,
+                 ceil_mode: bool = False) -> None:
+        super().__init__()
+        self.norm_type = norm_type
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.ceil_mode = ceil_mode
+
+    def forward(self, input: Tensor) -> Tensor:
+        return type(self)._pool(input, float(self.norm_type), self.kernel_size, self.stride,
+                                self.ceil_mode)
+
+    def extra_repr(self) -> str:
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, ceil_mode={self.ceil_mode}")
+
+
+class LPPool1d(_LPPoolNd):
+    _pool = staticmethod(F.lp_pool1d)
+
+
+class LPPool2d(_LPPoolNd):
+    _pool = staticmethod(F.lp_pool2d)
+
+
+class Fold(Module):
+    """Sums sliding blocks (N, C * prod(kernel_size), L) into (N, C, *output_size)."""
+
+    def __init__(self, output_size, kernel_size, dilation=1, padding=0, stride=1) -> None:
+        super().__init__()
+        self.output_size = output_size
+        self.kernel_size = kernel_size
+        self.dilation = dilation
+        self.padding = padding
+        self.stride = stride
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.fold(input, self.output_size, self.kernel_size, self.dilation, self.padding,
+                      self.stride)
+
+    def extra_repr(self) -> str:
+        return (f"output_size={self.output_size}, kernel_size={self.kernel_size}, "
+                f"dilation={self.dilation}, padding={self.padding}, stride={self.stride}")
+
+
+class Unfold(Module):
+    """Extracts sliding blocks: (N, C, *) -> (N, C * prod(kernel_size), L)."""
+
+    def __init__(self, kernel_size, dilation=1, padding=0, stride=1) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.dilation = dilation
+        self.padding = padding
+        self.stride = stride
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.unfold(input, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, "
+                f"padding={self.padding}, stride={self.stride}")
 
 
 # --- normalization ------------------------------------------------------------------------
@@ -431,6 +624,32 @@ class BatchNorm2d(_BatchNorm):
     def _check_input_dim(self, input: Tensor) -> None:
         if input.dim() != 4:
             raise ValueError(f"expected 4D input (got {input.dim()}D input)")
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalization over (N, C, D, H, W)."""
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() != 5:
+            raise ValueError(f"expected 5D input (got {input.dim()}D input)")
+
+
+class LocalResponseNorm(Module):
+    """Normalization of each channel by the squares of its ``size`` neighbours."""
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                 k: float = 1.0) -> None:
+        super().__init__()
+        self.size = size
+        self.alpha = alpha
+        self.beta = beta
+        self.k = k
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
 
 
 class InstanceNorm2d(_BatchNorm):
@@ -564,6 +783,20 @@ class Upsample(Module):
         return info + f", mode={self.mode!r}"
 
 
+class UpsamplingNearest2d(Upsample):
+    """Upsample with mode 'nearest'."""
+
+    def __init__(self, size=None, scale_factor=None) -> None:
+        super().__init__(size, scale_factor, mode="nearest")
+
+
+class UpsamplingBilinear2d(Upsample):
+    """Upsample with mode 'bilinear' and align_corners=True."""
+
+    def __init__(self, size=None, scale_factor=None) -> None:
+        super().__init__(size, scale_factor, mode="bilinear", align_corners=True)
+
+
 # --- dropout, embedding, shapes -----------------------------------------------------------
 
 
@@ -609,6 +842,13 @@ class Dropout3d(_DropoutNd):
 
     def forward(self, input: Tensor) -> Tensor:
         return F.dropout3d(input, self.p, self.training, self.inplace)
+
+
+class AlphaDropout(_DropoutNd):
+    """Dropout for SELU networks: keeps zero mean and unit variance (F.alpha_dropout)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.alpha_dropout(input, self.p, self.training)
 
 
 class Embedding(Module):
@@ -679,6 +919,79 @@ class Embedding(Module):
         rows, cols = embeddings.shape
         return cls(rows, cols, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
                    _weight=embeddings, _freeze=freeze)
+
+
+class EmbeddingBag(Module):
+    """Sums, means or maxima of bags of embeddings (F.embedding_bag); weight ~ N(0, 1), the
+    padding row zero."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, max_norm: float | None = None,
+                 norm_type: float = 2.0, scale_grad_by_freq: bool = False, mode: str = "mean",
+                 sparse: bool = False, _weight=None, include_last_offset: bool = False,
+                 padding_idx: int | None = None, device=None, dtype=None) -> None:
+        super().__init__()
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.max_norm = max_norm
+        self.norm_type = norm_type
+        self.scale_grad_by_freq = scale_grad_by_freq
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise AssertionError(f"padding_idx must be within num_embeddings, got "
+                                     f"{padding_idx} for {num_embeddings}")
+            padding_idx %= num_embeddings
+        self.padding_idx = padding_idx
+        if _weight is None:
+            self.weight = Parameter(empty(num_embeddings, embedding_dim,
+                                          **_factory(device, dtype)))
+            self.reset_parameters()
+        else:
+            if list(_weight.shape) != [num_embeddings, embedding_dim]:
+                raise AssertionError("Shape of weight does not match num_embeddings and "
+                                     "embedding_dim")
+            self.weight = Parameter(_weight)
+        self.mode = mode
+        self.sparse = sparse
+        self.include_last_offset = include_last_offset
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            with no_grad():
+                self.weight[self.padding_idx].fill_(0)
+
+    def forward(self, input: Tensor, offsets: Tensor | None = None,
+                per_sample_weights: Tensor | None = None) -> Tensor:
+        return F.embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type,
+                               self.scale_grad_by_freq, self.mode, self.sparse,
+                               per_sample_weights, self.include_last_offset, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq is not False:
+            s += f", scale_grad_by_freq={self.scale_grad_by_freq}"
+        s += f", mode={self.mode!r}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        return s
+
+    @classmethod
+    def from_pretrained(cls, embeddings: Tensor, freeze: bool = True,
+                        max_norm: float | None = None, norm_type: float = 2.0,
+                        scale_grad_by_freq: bool = False, mode: str = "mean",
+                        sparse: bool = False, include_last_offset: bool = False,
+                        padding_idx: int | None = None) -> EmbeddingBag:
+        if embeddings.dim() != 2:
+            raise AssertionError("Embeddings parameter is expected to be 2-dimensional")
+        rows, cols = embeddings.shape
+        bag = cls(rows, cols, max_norm, norm_type, scale_grad_by_freq, mode, sparse,
+                  embeddings, include_last_offset, padding_idx)
+        bag.weight.requires_grad = not freeze
+        return bag
 
 
 class Flatten(Module):
@@ -883,6 +1196,53 @@ class LogSigmoid(Module):
         return F.logsigmoid(input)
 
 
+class SELU(Module):
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.selu(input, self.inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class CELU(Module):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.celu(input, self.alpha, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class Tanhshrink(Module):
+    def forward(self, input: Tensor) -> Tensor:
+        return F.tanhshrink(input)
+
+
+class Hardshrink(Module):
+    def __init__(self, lambd: float = 0.5) -> None:
+        super().__init__()
+        self.lambd = lambd
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.hardshrink(input, self.lambd)
+
+    def extra_repr(self) -> str:
+        return f"{self.lambd}"
+
+
+class Softshrink(Hardshrink):
+    def forward(self, input: Tensor) -> Tensor:
+        return F.softshrink(input, self.lambd)
+
+
 class Softmin(Module):
     def __init__(self, dim: int | None = None) -> None:
         super().__init__()
@@ -898,18 +1258,100 @@ class Softmin(Module):
 # --- padding, distances, shuffles ---------------------------------------------------------
 
 
-class ZeroPad2d(Module):
+class _PadNd(Module):
+    """A fixed F.pad of the last ``_n`` dims in ``_mode``; ``padding`` an int (every side)
+    or the 2 * _n amounts (left, right, top, bottom, front, back)."""
+
+    _n = 1
+    _mode = "constant"
+
     def __init__(self, padding) -> None:
         super().__init__()
-        self.padding = tuple(padding) if isinstance(padding, (tuple, list)) else (padding,) * 4
-        if len(self.padding) != 4:
-            raise ValueError(f"ZeroPad2d: padding must be an int or a 4-tuple, got {padding}")
+        sides = 2 * self._n
+        self.padding = _ntuple(padding, sides)
+        if len(self.padding) != sides:
+            raise ValueError(f"{type(self).__name__}: padding must be an int or a "
+                             f"{sides}-tuple, got {padding}")
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.pad(input, self.padding, "constant", 0.0)
+        if self._mode != "constant" and input.ndim not in (self._n + 1, self._n + 2):
+            raise ValueError(f"{type(self).__name__}: expected {self._n + 1}D or "
+                             f"{self._n + 2}D input, got {input.ndim}D input of size "
+                             f"{list(input.shape)}")
+        return F.pad(input, self.padding, self._mode)
 
     def extra_repr(self) -> str:
         return f"{self.padding}"
+
+
+class ReflectionPad1d(_PadNd):
+    _n, _mode = 1, "reflect"
+
+
+class ReflectionPad2d(_PadNd):
+    _n, _mode = 2, "reflect"
+
+
+class ReflectionPad3d(_PadNd):
+    _n, _mode = 3, "reflect"
+
+
+class ReplicationPad1d(_PadNd):
+    _n, _mode = 1, "replicate"
+
+
+class ReplicationPad2d(_PadNd):
+    _n, _mode = 2, "replicate"
+
+
+class ReplicationPad3d(_PadNd):
+    _n, _mode = 3, "replicate"
+
+
+class _ConstantPadNd(_PadNd):
+    def __init__(self, padding, value: float) -> None:
+        super().__init__(padding)
+        self.value = value
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.pad(input, self.padding, "constant", self.value)
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}, value={self.value}"
+
+
+class ConstantPad1d(_ConstantPadNd):
+    _n = 1
+
+
+class ConstantPad2d(_ConstantPadNd):
+    _n = 2
+
+
+class ConstantPad3d(_ConstantPadNd):
+    _n = 3
+
+
+class _ZeroPad:
+    """ConstantPadNd with value 0, shown by its padding alone."""
+
+    def __init__(self, padding) -> None:
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self) -> str:
+        return f"{self.padding}"
+
+
+class ZeroPad1d(_ZeroPad, ConstantPad1d):
+    pass
+
+
+class ZeroPad2d(_ZeroPad, ConstantPad2d):
+    pass
+
+
+class ZeroPad3d(_ZeroPad, ConstantPad3d):
+    pass
 
 
 class CosineSimilarity(Module):
@@ -920,6 +1362,29 @@ class CosineSimilarity(Module):
 
     def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
         return F.cosine_similarity(x1, x2, self.dim, self.eps)
+
+
+class PairwiseDistance(Module):
+    def __init__(self, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> None:
+        super().__init__()
+        self.norm = p
+        self.eps = eps
+        self.keepdim = keepdim
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return F.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
+
+
+class ChannelShuffle(Module):
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.channel_shuffle(input, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
 
 
 class PixelShuffle(Module):

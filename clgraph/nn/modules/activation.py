@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from .. import Hardsigmoid, Hardswish, ReLU, Sigmoid, Tanh
 from ..layers import (
+    CELU,
     ELU,
     GELU,
+    SELU,
+    Hardshrink,
     Hardtanh,
     LeakyReLU,
     LogSigmoid,
@@ -19,11 +22,38 @@ from ..layers import (
     Softmax,
     Softmin,
     Softplus,
+    Softshrink,
     Softsign,
+    Tanhshrink,
     Threshold,
 )
 from ..transformer import MultiheadAttention
 
-__all__ = ["ELU", "GELU", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSigmoid",
-           "LogSoftmax", "Mish", "MultiheadAttention", "PReLU", "ReLU", "ReLU6", "SiLU",
-           "Sigmoid", "Softmax", "Softmin", "Softplus", "Softsign", "Tanh", "Threshold"]
+__all__ = [
+    "CELU",
+    "ELU",
+    "GELU",
+    "Hardshrink",
+    "Hardsigmoid",
+    "Hardswish",
+    "Hardtanh",
+    "LeakyReLU",
+    "LogSigmoid",
+    "LogSoftmax",
+    "Mish",
+    "MultiheadAttention",
+    "PReLU",
+    "ReLU",
+    "ReLU6",
+    "SELU",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Softmin",
+    "Softplus",
+    "Softshrink",
+    "Softsign",
+    "Tanh",
+    "Tanhshrink",
+    "Threshold",
+]

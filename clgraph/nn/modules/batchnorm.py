@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ..layers import BatchNorm1d, BatchNorm2d
+from ..layers import BatchNorm1d, BatchNorm2d, BatchNorm3d
 
-__all__ = ["BatchNorm1d", "BatchNorm2d"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]

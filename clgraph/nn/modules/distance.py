@@ -1,7 +1,7 @@
-"""torch.nn.modules.distance: CosineSimilarity."""
+"""torch.nn.modules.distance: CosineSimilarity and PairwiseDistance."""
 
 from __future__ import annotations
 
-from ..layers import CosineSimilarity
+from ..layers import CosineSimilarity, PairwiseDistance
 
-__all__ = ["CosineSimilarity"]
+__all__ = ["CosineSimilarity", "PairwiseDistance"]

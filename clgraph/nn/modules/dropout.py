@@ -1,7 +1,7 @@
-"""torch.nn.modules.dropout: element- and channel-wise dropout."""
+"""torch.nn.modules.dropout: element- and channel-wise dropout, AlphaDropout."""
 
 from __future__ import annotations
 
-from ..layers import Dropout, Dropout1d, Dropout2d, Dropout3d
+from ..layers import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d
 
-__all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d"]
+__all__ = ["AlphaDropout", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d"]

@@ -1,8 +1,15 @@
-"""torch.nn.modules.linear: Identity, Linear and NonDynamicallyQuantizableLinear (the
-class of MultiheadAttention's ``out_proj``)."""
+"""torch.nn.modules.linear: Identity, Linear, LazyLinear, Bilinear and
+NonDynamicallyQuantizableLinear (the class of MultiheadAttention's ``out_proj``)."""
 
 from __future__ import annotations
 
-from ..layers import Identity, Linear, NonDynamicallyQuantizableLinear  # noqa: F401
+from ..layers import (  # noqa: F401
+    Bilinear,
+    Identity,
+    LazyLinear,
+    Linear,
+    NonDynamicallyQuantizableLinear,
+)
 
-__all__ = ["Identity", "Linear"]  # PyTorch's: NonDynamicallyQuantizableLinear is left out
+# PyTorch's: NonDynamicallyQuantizableLinear is left out
+__all__ = ["Bilinear", "Identity", "LazyLinear", "Linear"]

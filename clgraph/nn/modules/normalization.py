@@ -1,7 +1,7 @@
-"""torch.nn.modules.normalization: LayerNorm, GroupNorm and RMSNorm."""
+"""torch.nn.modules.normalization: LayerNorm, GroupNorm, RMSNorm and LocalResponseNorm."""
 
 from __future__ import annotations
 
-from ..layers import GroupNorm, LayerNorm, RMSNorm
+from ..layers import GroupNorm, LayerNorm, LocalResponseNorm, RMSNorm
 
-__all__ = ["GroupNorm", "LayerNorm", "RMSNorm"]
+__all__ = ["GroupNorm", "LayerNorm", "LocalResponseNorm", "RMSNorm"]

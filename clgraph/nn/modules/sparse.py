@@ -1,7 +1,7 @@
-"""torch.nn.modules.sparse: Embedding."""
+"""torch.nn.modules.sparse: Embedding and EmbeddingBag."""
 
 from __future__ import annotations
 
-from ..layers import Embedding
+from ..layers import Embedding, EmbeddingBag
 
-__all__ = ["Embedding"]
+__all__ = ["Embedding", "EmbeddingBag"]
