@@ -968,3 +968,16 @@ def test_bound_method_of_a_module_is_guarded_by_its_module():
     with cg.no_grad():
         mod.lin.weight = cg.nn.Parameter(cg.zeros(2, 2))
     close(f(x), mod.step(x), 1e-6)
+
+
+def test_globals_defined_after_the_decorator_are_guarded():
+    """@cg.compile above the module it uses: the globals are found at the first call."""
+    ns = {"cg": cg}
+    exec("@cg.compile\ndef f(t):\n    return net(t)\n", ns)
+    ns["net"] = cg.nn.Sequential(cg.nn.Linear(3, 3), cg.nn.Dropout(0.5))
+    x = cg.randn(4, 3)
+    ns["net"].eval()
+    ev = ns["f"](x)
+    ns["net"].train()
+    tr = ns["f"](x)
+    assert not cg.equal(tr, ev)

@@ -63,7 +63,8 @@ class Compiled:
         self._limit = CACHE_SIZE_LIMIT
         functools.update_wrapper(self, fn if module is None else type(module).forward,
                                  updated=())
-        self._free = _free_refs(fn) if module is None else ()
+        # found at the first call, when the globals a decorated function names exist
+        self._free = None if module is None else ()
 
     def __getattr__(self, name):
         mod = self.__dict__.get("_module")
@@ -79,8 +80,11 @@ class Compiled:
         m = self._module
         if m is not None:
             key += _module_key(m)
-        elif self._free:
-            key += tuple(_value_key(get()) for get in self._free)
+        else:
+            if self._free is None:
+                self._free = _free_refs(self._fn)
+            if self._free:
+                key += tuple(_value_key(get()) for get in self._free)
         return key, tensors
 
     def _guards_ok(self, entry) -> bool:
