@@ -3,6 +3,7 @@
 import importlib
 import os
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -24,6 +25,25 @@ def torch_or_skip():
     if not torch.__version__.startswith("2.13."):
         pytest.skip(f"parity tests follow PyTorch 2.13; this is {torch.__version__}")
     return torch
+
+
+def uniform_leaf(*shape, low=-1.0, high=1.0, seed=0, salt=7):
+    """A float64 leaf of uniform values in [low, high), seeded by its shape (``salt``
+    keeps each test file's own draws)."""
+    import clgraph as cg
+
+    rng = np.random.default_rng(seed + salt * len(shape) + sum(shape))
+    return cg.from_numpy(rng.uniform(low, high, shape)).requires_grad_()
+
+
+def close(t, ref, **kw):
+    """A tensor (or array) of ``ref``'s shape, within ``assert_allclose``'s tolerances."""
+    import clgraph as cg
+
+    got = t.detach().numpy() if isinstance(t, cg.Tensor) else np.asarray(t)
+    ref = np.asarray(ref)
+    assert got.shape == ref.shape, (got.shape, ref.shape)
+    np.testing.assert_allclose(got, ref, **kw)
 
 
 @pytest.fixture(params=["cpu", "gpu"])

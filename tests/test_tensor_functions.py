@@ -3,11 +3,12 @@ functions, random draws): numpy references, float64 gradchecks, PyTorch's errors
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import pytest
-from conftest import torch_or_skip
+from conftest import close, torch_or_skip, uniform_leaf
 
 import clgraph as cg
 from clgraph.autograd import gradcheck
@@ -15,16 +16,7 @@ from clgraph.autograd import gradcheck
 F64 = cg.float64
 
 
-def leaf(*shape, low=-1.0, high=1.0, seed=0):
-    rng = np.random.default_rng(seed + 13 * len(shape) + sum(shape))
-    return cg.from_numpy(rng.uniform(low, high, shape)).requires_grad_()
-
-
-def close(t, ref, **kw):
-    got = t.detach().numpy() if isinstance(t, cg.Tensor) else np.asarray(t)
-    ref = np.asarray(ref)
-    assert got.shape == ref.shape, (got.shape, ref.shape)
-    np.testing.assert_allclose(got, ref, **kw)
+leaf = functools.partial(uniform_leaf, salt=13)
 
 
 # --- special functions and elementwise composites -----------------------------------------

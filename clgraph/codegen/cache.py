@@ -58,6 +58,7 @@ def _device_tag(dev: DeviceInfo) -> str:
 def build(dev: DeviceInfo, source: str, options: tuple[str, ...] = (),
           name: str = "") -> cl.Program:
     """The built program for ``source`` on ``dev``: memory, then disk, then the compiler."""
+    source = special_helpers(source) + source  # the registered C functions it calls
     key = (dev.index, source, options)
     prg = _programs.get(key)
     if prg is None and key in _pending:
@@ -137,7 +138,7 @@ def _compile(dev: DeviceInfo, source: str, options, name: str) -> cl.Program:
             f"cl:{dev.index} ({dev.name}) compiles OpenCL C "
             f"{'.'.join(map(str, dev.opencl_c_version))}; clgraph's kernels need OpenCL C "
             "1.2 or later")
-    source = special_helpers(source) + source  # the special functions it calls
+    source = special_helpers(source) + source  # a source recorded before it had them
     raw = _cl._Program(dev.context, source)
     try:
         _build(dev, raw, options, name)

@@ -127,60 +127,28 @@ def round_to(d: dt.dtype, expr: str, w: int) -> str:
     return f"{NARROW[d.name].round}{'' if w == 1 else w}({expr})"
 
 
-# Special functions with loops and branches, one C function per compute type, defined in
-# a program that calls them (special_helpers): ops/elementwise.py's digamma and erfinv rows.
-# psi(x): psi(1 - x) - pi / tan(pi x) for x < 0, the recurrence psi(x) = psi(x + 1) - 1/x up
-# to x >= 10, then the asymptotic series; psi(+-0) = -+inf, NaN at negative integers.
-# erfinv: Giles' single-precision approximation ("Approximating the erfinv function",
-# 2010), then two Newton steps on erf (|y| < 0.5) or on erfc (the tails, where 1 - |y| is
-# exact and erfc keeps its relative precision).
-_SPECIAL = {
-    "digamma": """
-inline T cg_digamma_T(T x) {
-  T r = (T)0;
-  if (x == (T)0) return copysign((T)INFINITY, -x);
-  if (x < (T)0 && x == floor(x)) return (T)NAN;
-  if (x < (T)0) { r = -(T)3.14159265358979323846 / tan((T)3.14159265358979323846 * x);
-                  x = (T)1 - x; }
-  while (x < (T)10) { r -= (T)1 / x; x += (T)1; }
-  const T i = (T)1 / (x * x);
-  return r + log(x) - (T)0.5 / x - i * ((T)0.083333333333333333 - i *
-      ((T)0.0083333333333333333 - i * ((T)0.0039682539682539683 - i *
-      ((T)0.0041666666666666667 - i * ((T)0.0075757575757575758 - i *
-      (T)0.021092796092796093)))));
-}""",
-    "erfinv": """
-inline T cg_erfinv_T(T y) {
-  const T a = fabs(y);
-  if (!(a < (T)1)) return a == (T)1 ? copysign((T)INFINITY, y) : (T)NAN;
-  T w = -log(((T)1 - a) * ((T)1 + a)), p;
-  if (w < (T)5) {
-    w -= (T)2.5; p = (T)2.81022636e-08;
-    p = (T)3.43273939e-07 + p * w; p = (T)-3.5233877e-06 + p * w;
-    p = (T)-4.39150654e-06 + p * w; p = (T)0.00021858087 + p * w;
-    p = (T)-0.00125372503 + p * w; p = (T)-0.00417768164 + p * w;
-    p = (T)0.246640727 + p * w; p = (T)1.50140941 + p * w;
-  } else {
-    w = sqrt(w) - (T)3; p = (T)-0.000200214257;
-    p = (T)0.000100950558 + p * w; p = (T)0.00134934322 + p * w;
-    p = (T)-0.00367342844 + p * w; p = (T)0.00573950773 + p * w;
-    p = (T)-0.0076224613 + p * w; p = (T)0.00943887047 + p * w;
-    p = (T)1.00167406 + p * w; p = (T)2.83297682 + p * w;
-  }
-  T r = p * a;
-  for (int k = 0; k < 2; ++k)
-    r += (a < (T)0.5 ? a - erf(r) : erfc(r) - ((T)1 - a)) /
-         ((T)1.1283791670955126 * exp(-r * r));
-  return copysign(r, y);
-}""",
-}
-_SPECIAL_USE = re.compile(r"\bcg_(" + "|".join(_SPECIAL) + r")_(float|double)\b")
+# C functions with loops and branches that elementwise rows call by name, one per compute
+# type (``cg_<name>_float``, ``cg_<name>_double``): a row registers its template (``T`` the
+# compute type) beside its expression (ops/elementwise.py: digamma, erfinv), and every
+# program that calls one gets its definition ahead of its source (special_helpers).
+_SPECIAL: dict[str, str] = {}
+_SPECIAL_USE = None
+
+
+def register_helper(name: str, template: str) -> None:
+    """Define ``cg_<name>_T`` (template: C code with the compute type as the token T)."""
+    global _SPECIAL_USE
+    _SPECIAL[name] = template
+    _SPECIAL_USE = re.compile(r"\bcg_(" + "|".join(_SPECIAL) + r")_(float|double)\b")
 
 
 def special_helpers(source: str) -> str:
-    """Definitions of the special functions ``source`` calls (cg_digamma_float, ...), to
-    put ahead of it; "" when it calls none."""
-    used = sorted(set(_SPECIAL_USE.findall(source)))
+    """Definitions of the registered functions ``source`` calls (cg_digamma_float, ...)
+    and does not define yet, to put ahead of it; "" when there are none."""
+    if _SPECIAL_USE is None:
+        return ""
+    used = sorted((n, t) for n, t in set(_SPECIAL_USE.findall(source))
+                  if f"inline {t} cg_{n}_{t}(" not in source)
     if not used:
         return ""
     out = []

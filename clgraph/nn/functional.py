@@ -587,21 +587,30 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None,
     cshape = (1, input.shape[1]) + (1,) * (input.ndim - 2)
     if use_input_stats:
         var, mean = R.var_mean(input, spatial, correction=0, keepdim=True)
-        if running_mean is not None or running_var is not None:
-            with no_grad():
-                n = input.shape[2:].numel()
-                if running_mean is not None:
-                    running_mean.mul_(1 - momentum).add_(
-                        mean.detach().mean(0).reshape(-1).to(running_mean.dtype) * momentum)
-                if running_var is not None:
-                    unbiased = var.detach().mean(0).reshape(-1) * (n / max(n - 1, 1))
-                    running_var.mul_(1 - momentum).add_(
-                        unbiased.to(running_var.dtype) * momentum)
+        with no_grad():
+            _update_running(running_mean, running_var, mean.mean(0), var.mean(0),
+                            input.shape[2:].numel(), momentum)
     else:
         if running_mean is None or running_var is None:
             raise RuntimeError("Expected running_mean and running_var to be defined when "
                                "use_input_stats is false")
         mean, var = running_mean.reshape(cshape), running_var.reshape(cshape)
+    return _normalized(input, mean, var, weight, bias, eps, cshape)
+
+
+def _update_running(running_mean, running_var, mean, var, n: int, momentum: float) -> None:
+    """The running statistics (either may be None) move by ``momentum`` towards the batch's
+    mean and its unbiased variance (``var`` over ``n`` values per channel)."""
+    if running_mean is not None:
+        running_mean.mul_(1 - momentum).add_(
+            mean.detach().reshape(-1).to(running_mean.dtype) * momentum)
+    if running_var is not None:
+        unbiased = var.detach().reshape(-1) * (n / max(n - 1, 1))
+        running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype) * momentum)
+
+
+def _normalized(input, mean, var, weight, bias, eps: float, cshape):
+    """(input - mean) / sqrt(var + eps), then the per-channel weight and bias."""
     out = (input - mean) * _f.rsqrt(var + eps)
     if weight is not None:
         out = out * weight.reshape(cshape)
@@ -642,28 +651,16 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if training:
         dims = (0,) + tuple(range(2, input.ndim))
         var, mean = _f.var_mean(input, dim=dims, correction=0, keepdim=True)
-        if running_mean is not None or running_var is not None:
-            n = input.numel() // C
-            with no_grad():
-                if running_mean is not None:
-                    running_mean.mul_(1 - momentum).add_(
-                        mean.detach().reshape(C).to(running_mean.dtype) * momentum)
-                if running_var is not None:
-                    unbiased = var.detach().reshape(C) * (n / (n - 1))
-                    running_var.mul_(1 - momentum).add_(
-                        unbiased.to(running_var.dtype) * momentum)
+        with no_grad():
+            _update_running(running_mean, running_var, mean, var, input.numel() // C,
+                            momentum)
     else:
         if running_mean is None or running_var is None:
             raise RuntimeError("running_mean and running_var must be defined in evaluation "
                                "mode")
         mean = running_mean.reshape(bshape)
         var = running_var.reshape(bshape)
-    out = (input - mean) * _f.rsqrt(var + eps)
-    if weight is not None:
-        out = out * weight.reshape(bshape)
-    if bias is not None:
-        out = out + bias.reshape(bshape)
-    return out
+    return _normalized(input, mean, var, weight, bias, eps, bshape)
 
 
 def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75,

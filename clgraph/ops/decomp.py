@@ -380,26 +380,24 @@ def pinv(A, *, atol=None, rtol=None, hermitian=False, out=None):
     s_max) (PyTorch's default rtol: eps * max(m, n) without atol)."""
     _check_float("linalg.pinv", A)
     u, s, vh = linalg_svd(A, full_matrices=False)
-    m, n = A._shape[-2:]
-    if rtol is None:
-        rtol = 0.0 if atol is not None and atol > 0 else float(
-            np.finfo(A.dtype.np).eps) * max(m, n)
-    smax = s.amax(-1, keepdim=True) if s.numel() else s
-    tol = (smax * rtol).clamp_min(atol or 0.0)
-    keep = s > tol
+    keep = s > _singular_tol(A, s, atol, rtol)
     sinv = (1 / s.where(keep, s.new_ones(()))).where(keep, s.new_zeros(()))
     return _out(_mT(vh) @ (sinv.unsqueeze(-1) * _mT(u)), out)
 
 
 def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, out=None):
     s = svdvals(A)
-    m, n = A._shape[-2:]
+    return _out((s > _singular_tol(A, s, atol, rtol)).sum(-1), out)
+
+
+def _singular_tol(A, s, atol, rtol):
+    """max(atol, rtol * s_max) per matrix; PyTorch's default rtol is eps * max(m, n) when
+    no positive atol is given, else 0."""
     if rtol is None:
         rtol = 0.0 if atol is not None and atol > 0 else float(
-            np.finfo(A.dtype.np).eps) * max(m, n)
+            np.finfo(A.dtype.np).eps) * max(A._shape[-2:])
     smax = s.amax(-1, keepdim=True) if s.numel() else s
-    tol = (smax * rtol).clamp_min(atol or 0.0)
-    return _out((s > tol).sum(-1), out)
+    return (smax * rtol).clamp_min(atol or 0.0)
 
 
 def lstsq(A, B, rcond=None, *, driver=None):

@@ -20,6 +20,7 @@ from ..codegen.emit import (
     UNIT,
     is_strided,
     packer,
+    register_helper,
 )
 from ..shapes import broadcast_shapes, broadcast_strides, collapse, contiguous_strides
 from . import registry
@@ -769,13 +770,57 @@ elementwise("lerp", lambda x, e, w: x + w * (e - x), "({x} + {w} * ({e} - {x}))"
             _float_only("lerp"), ("x", "e", "w"), vjp=_lerp_vjp, saves_out=False)
 
 # --- special functions -------------------------------------------------------------------
-# digamma and erfinv need loops and branches: their rows call cg_digamma_{T} / cg_erfinv_{T},
-# functions codegen/emit.py defines in every program that uses them (psi: reflection,
-# recurrence to x >= 10, asymptotic series; erfinv: Giles' approximation and two Newton
-# steps), so they stay one scalar expression per element and fuse like any row.
+# digamma and erfinv need loops and branches: their rows call C functions registered here
+# (codegen.emit.register_helper; every program calling one gets its definition), so they
+# stay one scalar expression per element and fuse like any row.
 
 _TWO_OVER_SQRT_PI = 2 / _SQRT_PI
+
+# psi(x): psi(1 - x) - pi / tan(pi x) for x < 0, the recurrence psi(x) = psi(x + 1) - 1/x up
+# to x >= 10, then the asymptotic series; psi(+-0) = -+inf, NaN at negative integers.
+register_helper("digamma", r"""
+inline T cg_digamma_T(T x) {
+  T r = (T)0;
+  if (x == (T)0) return copysign((T)INFINITY, -x);
+  if (x < (T)0 && x == floor(x)) return (T)NAN;
+  if (x < (T)0) { r = -(T)3.14159265358979323846 / tan((T)3.14159265358979323846 * x);
+                  x = (T)1 - x; }
+  while (x < (T)10) { r -= (T)1 / x; x += (T)1; }
+  const T i = (T)1 / (x * x);
+  return r + log(x) - (T)0.5 / x - i * ((T)0.083333333333333333 - i *
+      ((T)0.0083333333333333333 - i * ((T)0.0039682539682539683 - i *
+      ((T)0.0041666666666666667 - i * ((T)0.0075757575757575758 - i *
+      (T)0.021092796092796093)))));
+}""")
 _DIGAMMA = "cg_digamma_{T}({x})"
+
+# erfinv: Giles' single-precision approximation ("Approximating the erfinv function",
+# 2010), then two Newton steps on erf (|y| < 0.5) or on erfc (the tails, where 1 - |y| is
+# exact and erfc keeps its relative precision).
+register_helper("erfinv", r"""
+inline T cg_erfinv_T(T y) {
+  const T a = fabs(y);
+  if (!(a < (T)1)) return a == (T)1 ? copysign((T)INFINITY, y) : (T)NAN;
+  T w = -log(((T)1 - a) * ((T)1 + a)), p;
+  if (w < (T)5) {
+    w -= (T)2.5; p = (T)2.81022636e-08;
+    p = (T)3.43273939e-07 + p * w; p = (T)-3.5233877e-06 + p * w;
+    p = (T)-4.39150654e-06 + p * w; p = (T)0.00021858087 + p * w;
+    p = (T)-0.00125372503 + p * w; p = (T)-0.00417768164 + p * w;
+    p = (T)0.246640727 + p * w; p = (T)1.50140941 + p * w;
+  } else {
+    w = sqrt(w) - (T)3; p = (T)-0.000200214257;
+    p = (T)0.000100950558 + p * w; p = (T)0.00134934322 + p * w;
+    p = (T)-0.00367342844 + p * w; p = (T)0.00573950773 + p * w;
+    p = (T)-0.0076224613 + p * w; p = (T)0.00943887047 + p * w;
+    p = (T)1.00167406 + p * w; p = (T)2.83297682 + p * w;
+  }
+  T r = p * a;
+  for (int k = 0; k < 2; ++k)
+    r += (a < (T)0.5 ? a - erf(r) : erfc(r) - ((T)1 - a)) /
+         ((T)1.1283791670955126 * exp(-r * r));
+  return copysign(r, y);
+}""")
 _ERFINV = "cg_erfinv_{T}({x})"
 
 

@@ -75,12 +75,18 @@ def weight_norm(module: Module, name: str = "weight", dim: int | None = 0) -> Mo
 
 def remove_weight_norm(module: Module, name: str = "weight") -> Module:
     """Make ``module.<name>`` a plain parameter again, with its current value."""
+    return remove_hook(module, WeightNorm, name, "weight_norm")
+
+
+def remove_hook(module: Module, cls, name: str, what: str) -> Module:
+    """Undo the ``cls`` pre-hook (weight norm, spectral norm) that reparametrizes
+    ``module.<name>``: the parameter gets its current value back."""
     for k, hook in module._forward_pre_hooks.items():
-        if isinstance(hook, WeightNorm) and hook.name == name:
+        if isinstance(hook, cls) and hook.name == name:
             hook.remove(module)
             del module._forward_pre_hooks[k]
             return module
-    raise ValueError(f"weight_norm of '{name}' not found in {module}")
+    raise ValueError(f"{what} of '{name}' not found in {module}")
 
 
 __all__ = ["remove_weight_norm", "weight_norm"]
