@@ -543,3 +543,349 @@ __kernel void sdpa_dropout_weights(DROP_PARAMS, __global float* w, const int L, 
     if (j >= S || i >= L) return;
     w[((long)bh * L + i) * S + j] = drop1(seeds, pdrop, bh, i, j);
 }
+
+#if SDPA_MMA
+/* --- tensor cores: FlashAttention-2 for float16 and bfloat16 operands (rows of their bits,
+   ROWS16), on a device whose probe of these kernels passed (ops/attention.py). A
+   work-group of MMA_WARPS warps owns 16 rows per warp (queries in the forward and dq,
+   keys in dk/dv); the other side comes in blocks of BKM rows staged in local memory, with
+   the contracted index contiguous and rows padded by 16 bytes, so that a warp's fragment
+   loads hit distinct banks. The owned rows' operands are read once, into registers as A
+   fragments.
+   Products on the tensor cores accumulate in float; a product's accumulators become the
+   next product's A fragments in registers (an m16n8 accumulator pair is an m16n8k16 A
+   fragment), rounded to the operand type, as FlashAttention-2 does.
+     sdpa_fwd_mma:     S = Q K^T, mask, online softmax over the accumulators (a row's
+                       values lie in the 4 lanes of a quad: QUAD_MAX), O += P V.
+     sdpa_bwd_dq_mma:  S = Q K^T, dP = dO V^T, dS = P (dP - D) scale, dQ += dS K.
+     sdpa_bwd_dkv_mma: S^T = K Q^T, dP^T = V dO^T, dV += P^T dO, dK += dS^T Q.
+   Outputs are stored rounded to the operand type, lse as float. Head dims are padded
+   with zeros: E to EP (16), EV to EVK (16) where it is contracted and EVP (8) where it
+   is a product's columns.
+   Every loop over fragments is unrolled, so that the fragments are registers: rolled, with
+   the instruction emulated, PoCL 3.0 gave wrong results (a private array indexed by a loop
+   counter and live across the emulation's barriers).
+     global = (ceil(rows / BQM) * 32 * MMA_WARPS, bh), local = (32 * MMA_WARPS, 1) */
+#ifndef MMA_WARPS
+#define MMA_WARPS 4
+#endif
+#include "mma.cl"
+#ifndef BKM
+#define BKM 64
+#endif
+#define BQM (16 * MMA_WARPS)
+#define NT_M (32 * MMA_WARPS)
+#define EP (((E) + 15) / 16 * 16)
+#define EVK (((EV) + 15) / 16 * 16)
+#define EVP (((EV) + 7) / 8 * 8)
+#define QKP (EP + 8)  /* elements per row of a tile along E */
+#define VKP (EVK + 8) /* elements per row of a tile along EV */
+#define BKP (BKM + 8) /* elements per row of a transposed tile (along the block's rows) */
+#define ROWS16(p) __global const ushort* p, const long p##_off, const long p##_sb, \
+    const long p##_sh, const long p##_sl
+#define ROWS16_OUT(p) __global ushort* p, const long p##_off, const long p##_sb, \
+    const long p##_sh, const long p##_sl
+
+#if IS_BF16
+#define ST_STORE(v, p) (*(p) = cg_bfbits(v))
+inline uint pack2(float lo, float hi) { return cg_bfbits(lo) | ((uint)cg_bfbits(hi) << 16); }
+#else
+#define ST_STORE(v, p) vstore_half_rte((v), 0, (__global half*)(p))
+inline uint pack2(float lo, float hi)
+{
+    ushort b[2];
+    vstore_half_rte(lo, 0, (__private half*)b);
+    vstore_half_rte(hi, 1, (__private half*)b);
+    return b[0] | ((uint)b[1] << 16);
+}
+#endif
+
+/* rows [r0, r0 + NR) of x (bh, N, C) into the local tile dst as (row, c), RL elements per
+   row (STAGE16) or as (c, row) (STAGE16_T); zeros past N and C up to CP columns */
+#define STAGE16(dst, x, r0, NR, N, C, CP, RL)                                              \
+    for (int x_ = tid; x_ < (NR) * (CP); x_ += NT_M) {                                     \
+        const int r_ = x_ / (CP), c_ = x_ % (CP);                                          \
+        dst[r_ * (RL) + c_] = (r0) + r_ < (N) && c_ < (C) ? AT(x, bh, (r0) + r_)[c_]       \
+                                                          : (ushort)0;                     \
+    }
+#define STAGE16_T(dst, x, r0, NR, N, C, CP, RL)                                            \
+    for (int x_ = tid; x_ < (NR) * (CP); x_ += NT_M) {                                     \
+        const int r_ = x_ / (CP), c_ = x_ % (CP);                                          \
+        dst[c_ * (RL) + r_] = (r0) + r_ < (N) && c_ < (C) ? AT(x, bh, (r0) + r_)[c_]       \
+                                                          : (ushort)0;                     \
+    }
+/* the B fragment of column n at ks k0 .. k0+15 of a local tile (32-bit words w) whose
+   rows, RL elements long, hold a column each */
+#define B_FRAG(bf, w, RL, n, k0)                                                           \
+    const uint bf[2] = {w[((n) * (RL) + (k0) + t2) >> 1], w[((n) * (RL) + (k0) + 8 + t2) >> 1]};
+/* the A fragment of ks 16 kk .. 16 kk + 15 from accumulators x[n-tile][4] */
+#define ACC_FRAG(x, kk)                                                                    \
+    {pack2(x[2 * (kk)][0], x[2 * (kk)][1]), pack2(x[2 * (kk)][2], x[2 * (kk)][3]),         \
+     pack2(x[2 * (kk) + 1][0], x[2 * (kk) + 1][1]),                                        \
+     pack2(x[2 * (kk) + 1][2], x[2 * (kk) + 1][3])}
+#define ZERO(x, n)                                                                         \
+    _Pragma("unroll") for (int z_ = 0; z_ < (n); ++z_) {                                   \
+        x[z_][0] = 0.0f; x[z_][1] = 0.0f; x[z_][2] = 0.0f; x[z_][3] = 0.0f;                 \
+    }
+/* acc[n-tile] += A B for B's columns 8 ni + g of tile w (rows of RL elements), k < K16 */
+#define PRODUCT(acc, af, w, RL, NTILES, K16)                                               \
+    _Pragma("unroll") for (int ni = 0; ni < (NTILES); ++ni)                                \
+        _Pragma("unroll") for (int ks = 0; ks < (K16) / 16; ++ks) {                 \
+            B_FRAG(bf, w, RL, ni * 8 + g, ks * 16)                                         \
+            MMA(acc[ni], af[ks], bf);                                                      \
+        }
+/* acc[n-tile] += P B, P's A fragments from accumulators p[BKM / 8][4] (k = the block's
+   rows), B's columns 8 nd + g of tile w, whose rows hold the block's rows contiguous */
+#define PRODUCT_P(acc, p, w, NTILES)                                                       \
+    _Pragma("unroll") for (int kk = 0; kk < BKM / 16; ++kk) {                              \
+        const uint pf[4] = ACC_FRAG(p, kk);                                                \
+        _Pragma("unroll") for (int nd = 0; nd < (NTILES); ++nd) {                          \
+            B_FRAG(bf, w, BKP, nd * 8 + g, kk * 16)                                        \
+            MMA(acc[nd], pf, bf);                                                          \
+        }                                                                                  \
+    }
+/* the word of elements (c, c+1) of a row (zeros past C) */
+inline uint word16(__global const ushort* row, int c, int C)
+{
+    return (c < C ? row[c] : 0u) | ((c + 1 < C ? (uint)row[c + 1] : 0u) << 16);
+}
+/* this lane's A fragments of rows r0 + wr and r0 + wr + 8 of x (bh, N, C), from global
+   memory (once per work-group: the owned rows), zeros past N and C up to CP */
+#define OWN_FRAGS(xf, x, r0, N, C, CP)                                                     \
+    _Pragma("unroll") for (int h_ = 0; h_ < 2; ++h_) {                              \
+        const int r_ = (r0) + wr + 8 * h_;                                                 \
+        __global const ushort* p_ = AT(x, bh, min(r_, (N) - 1));                           \
+        _Pragma("unroll") for (int ks = 0; ks < (CP) / 16; ++ks) {                  \
+            xf[ks][h_] = r_ < (N) ? word16(p_, ks * 16 + t2, (C)) : 0u;                    \
+            xf[ks][h_ + 2] = r_ < (N) ? word16(p_, ks * 16 + 8 + t2, (C)) : 0u;            \
+        }                                                                                  \
+    }
+#define MMA_IDS                                                                            \
+    const int bh = get_group_id(1), tid = get_local_id(0), lane = tid & 31;                \
+    const int warp = tid >> 5, g = lane >> 2, t2 = (lane & 3) * 2;                         \
+    const int wr = warp * 16 + g; /* this lane's first row in the block; the other is +8 */
+
+__kernel __attribute__((reqd_work_group_size(NT_M, 1, 1)))
+void sdpa_fwd_mma(ROWS16(q), ROWS16(k), ROWS16(v), MASK_PARAMS, DROP_PARAMS, ROWS16_OUT(o),
+                  __global float* lse, const int L, const int S, const int LP,
+                  const float scale)
+{
+    __local uint Kl[BKM * QKP / 2]; /* (key, e) */
+    __local uint Vl[EVP * BKP / 2]; /* (e, key) */
+    MMA_SCRATCH
+    __local ushort* Kh = (__local ushort*)Kl;
+    __local ushort* Vh = (__local ushort*)Vl;
+    MMA_IDS
+    const int i0 = get_group_id(0) * BQM;
+    uint qf[EP / 16][4];
+    OWN_FRAGS(qf, q, i0, L, E, EP)
+    float acc[EVP / 8][4];
+    ZERO(acc, EVP / 8)
+    float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.0f, 0.0f};
+    const int row[2] = {min(i0 + wr, L - 1), min(i0 + wr + 8, L - 1)};
+    const int jend = causal ? min(S, i0 + BQM) : S;
+
+    for (int j0 = 0; j0 < jend; j0 += BKM) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        STAGE16(Kh, k, j0, BKM, S, E, EP, QKP)
+        STAGE16_T(Vh, v, j0, BKM, S, EV, EVP, BKP)
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float s[BKM / 8][4];
+        ZERO(s, BKM / 8)
+        PRODUCT(s, qf, Kl, QKP, BKM / 8, EP)
+        float bm[2] = {NEG_INF, NEG_INF};
+#pragma unroll
+        for (int ni = 0; ni < BKM / 8; ++ni)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const int r = c >> 1, j = j0 + ni * 8 + t2 + (c & 1);
+                const float x = j < S ? masked1(s[ni][c] * scale, row[r], j, bh, mask, m_off,
+                                                m_bs, m_hs, m_ls, H, causal) : NEG_INF;
+                s[ni][c] = x;
+                bm[r] = VMAX(bm[r], x);
+            }
+        bm[0] = QUAD_MAX(bm[0]); /* (outside loops: a barrier when emulated) */
+        bm[1] = QUAD_MAX(bm[1]);
+        float base[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            const float mn = VMAX(m[r], bm[r]);
+            base[r] = mn == NEG_INF ? 0.0f : mn;
+            const float alpha = exp(m[r] - base[r]);
+            l[r] *= alpha;
+            m[r] = mn;
+#pragma unroll
+            for (int nd = 0; nd < EVP / 8; ++nd) {
+                acc[nd][2 * r] *= alpha;
+                acc[nd][2 * r + 1] *= alpha;
+            }
+        }
+#pragma unroll
+        for (int ni = 0; ni < BKM / 8; ++ni)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const int r = c >> 1, j = j0 + ni * 8 + t2 + (c & 1);
+                const float p = exp(s[ni][c] - base[r]);
+                l[r] += p;
+                s[ni][c] = p * DROP1(row[r], j);
+            }
+        PRODUCT_P(acc, s, Vl, EVP / 8)
+    }
+    l[0] = QUAD_SUM(l[0]);
+    l[1] = QUAD_SUM(l[1]);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int i = i0 + wr + 8 * r;
+        const float tot = l[r];
+        if (i >= L) continue;
+        const float inv = tot > 0.0f ? 1.0f / tot : 0.0f;
+#pragma unroll
+        for (int nd = 0; nd < EVP / 8; ++nd)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+                const int e = nd * 8 + t2 + c;
+                if (e < EV) ST_STORE(acc[nd][2 * r + c] * inv, AT(o, bh, i) + e);
+            }
+        if ((lane & 3) == 0) lse[(long)bh * LP + i] = tot > 0.0f ? m[r] + log(tot) : INFINITY;
+    }
+}
+
+__kernel __attribute__((reqd_work_group_size(NT_M, 1, 1)))
+void sdpa_bwd_dq_mma(ROWS16(q), ROWS16(k), ROWS16(v), MASK_PARAMS, DROP_PARAMS, ROWS16(dO),
+                     __global const float* lse, __global const float* dd, ROWS16_OUT(dq),
+                     const int L, const int S, const int LP, const float scale)
+{
+    __local uint Kl[BKM * QKP / 2]; /* (key, e) */
+    __local uint Kt[EP * BKP / 2];  /* (e, key) */
+    __local uint Vl[BKM * VKP / 2]; /* (key, e) */
+    MMA_SCRATCH
+    __local ushort* Kh = (__local ushort*)Kl;
+    __local ushort* Kth = (__local ushort*)Kt;
+    __local ushort* Vh = (__local ushort*)Vl;
+    MMA_IDS
+    const int i0 = get_group_id(0) * BQM;
+    uint qf[EP / 16][4], gf[EVK / 16][4];
+    OWN_FRAGS(qf, q, i0, L, E, EP)
+    OWN_FRAGS(gf, dO, i0, L, EV, EVK)
+    float acc[EP / 8][4];
+    ZERO(acc, EP / 8)
+    const int row[2] = {min(i0 + wr, L - 1), min(i0 + wr + 8, L - 1)};
+    const float li[2] = {lse[(long)bh * LP + row[0]], lse[(long)bh * LP + row[1]]};
+    const float di[2] = {dd[(long)bh * LP + row[0]], dd[(long)bh * LP + row[1]]};
+    const int jend = causal ? min(S, i0 + BQM) : S;
+
+    for (int j0 = 0; j0 < jend; j0 += BKM) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        STAGE16(Kh, k, j0, BKM, S, E, EP, QKP)
+        STAGE16_T(Kth, k, j0, BKM, S, E, EP, BKP)
+        STAGE16(Vh, v, j0, BKM, S, EV, EVK, VKP)
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float s[BKM / 8][4], dp[BKM / 8][4];
+        ZERO(s, BKM / 8)
+        ZERO(dp, BKM / 8)
+        PRODUCT(s, qf, Kl, QKP, BKM / 8, EP)
+        PRODUCT(dp, gf, Vl, VKP, BKM / 8, EVK)
+#pragma unroll
+        for (int ni = 0; ni < BKM / 8; ++ni)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const int r = c >> 1, j = j0 + ni * 8 + t2 + (c & 1);
+                const float x = j < S ? masked1(s[ni][c] * scale, row[r], j, bh, mask, m_off,
+                                                m_bs, m_hs, m_ls, H, causal) : NEG_INF;
+                const float p = exp(x - li[r]);
+                s[ni][c] = p * (dp[ni][c] * DROP1(row[r], j) - di[r]) * scale;
+            }
+        PRODUCT_P(acc, s, Kt, EP / 8)
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int i = i0 + wr + 8 * r;
+        if (i >= L) continue;
+#pragma unroll
+        for (int nd = 0; nd < EP / 8; ++nd)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+                const int e = nd * 8 + t2 + c;
+                if (e < E) ST_STORE(acc[nd][2 * r + c], AT(dq, bh, i) + e);
+            }
+    }
+}
+
+__kernel __attribute__((reqd_work_group_size(NT_M, 1, 1)))
+void sdpa_bwd_dkv_mma(ROWS16(q), ROWS16(k), ROWS16(v), MASK_PARAMS, DROP_PARAMS, ROWS16(dO),
+                      __global const float* lse, __global const float* dd, ROWS16_OUT(dk),
+                      ROWS16_OUT(dv), const int L, const int S, const int LP,
+                      const float scale)
+{
+    __local uint Ql[BKM * QKP / 2]; /* (query, e) */
+    __local uint Qt[EP * BKP / 2];  /* (e, query) */
+    __local uint Gl[BKM * VKP / 2]; /* (query, e) of dO */
+    __local uint Gt[EVP * BKP / 2]; /* (e, query) of dO */
+    __local float ll[BKM], dl[BKM];
+    MMA_SCRATCH
+    __local ushort* Qh = (__local ushort*)Ql;
+    __local ushort* Qth = (__local ushort*)Qt;
+    __local ushort* Gh = (__local ushort*)Gl;
+    __local ushort* Gth = (__local ushort*)Gt;
+    MMA_IDS
+    const int j0 = get_group_id(0) * BQM;
+    uint kf[EP / 16][4], vf[EVK / 16][4];
+    OWN_FRAGS(kf, k, j0, S, E, EP)
+    OWN_FRAGS(vf, v, j0, S, EV, EVK)
+    float gk[EP / 8][4], gv[EVP / 8][4];
+    ZERO(gk, EP / 8)
+    ZERO(gv, EVP / 8)
+    const int col[2] = {min(j0 + wr, S - 1), min(j0 + wr + 8, S - 1)};
+    const int istart = causal ? j0 / BKM * BKM : 0;
+
+    for (int i0 = istart; i0 < L; i0 += BKM) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        STAGE16(Qh, q, i0, BKM, L, E, EP, QKP)
+        STAGE16_T(Qth, q, i0, BKM, L, E, EP, BKP)
+        STAGE16(Gh, dO, i0, BKM, L, EV, EVK, VKP)
+        STAGE16_T(Gth, dO, i0, BKM, L, EV, EVP, BKP)
+        for (int t = tid; t < BKM; t += NT_M) {
+            ll[t] = i0 + t < L ? lse[(long)bh * LP + i0 + t] : INFINITY;
+            dl[t] = i0 + t < L ? dd[(long)bh * LP + i0 + t] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float s[BKM / 8][4], dp[BKM / 8][4];
+        ZERO(s, BKM / 8)
+        ZERO(dp, BKM / 8)
+        PRODUCT(s, kf, Ql, QKP, BKM / 8, EP)
+        PRODUCT(dp, vf, Gl, VKP, BKM / 8, EVK)
+#pragma unroll
+        for (int ni = 0; ni < BKM / 8; ++ni)
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                const int r = c >> 1, t = ni * 8 + t2 + (c & 1), i = i0 + t;
+                const float x = i < L ? masked1(s[ni][c] * scale, i, col[r], bh, mask, m_off,
+                                                m_bs, m_hs, m_ls, H, causal) : NEG_INF;
+                const float p = exp(x - ll[t]), w = DROP1(i, col[r]);
+                s[ni][c] = p * w;
+                dp[ni][c] = p * (dp[ni][c] * w - dl[t]) * scale;
+            }
+        PRODUCT_P(gv, s, Gt, EVP / 8)
+        PRODUCT_P(gk, dp, Qt, EP / 8)
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int j = j0 + wr + 8 * r;
+        if (j >= S) continue;
+#pragma unroll
+        for (int nd = 0; nd < EP / 8; ++nd)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+                const int e = nd * 8 + t2 + c;
+                if (e < E) ST_STORE(gk[nd][2 * r + c], AT(dk, bh, j) + e);
+            }
+#pragma unroll
+        for (int nd = 0; nd < EVP / 8; ++nd)
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+                const int e = nd * 8 + t2 + c;
+                if (e < EV) ST_STORE(gv[nd][2 * r + c], AT(dv, bh, j) + e);
+            }
+    }
+}
+#endif

@@ -673,35 +673,13 @@ void conv_gemm_dw(IMAGE(g), IMAGE(x), CONV_GEOM, const int O, const int NB, __gl
 #define MMA_THREADS (32 * WARPS_M * WARPS_N)
 #define BM (WARPS_M * WTM * 16)
 #define BN (WARPS_N * WTN * 8)
-#ifndef MMA_TF32
-#define MMA_TF32 0
-#endif
+#define MMA_WARPS (WARPS_M * WARPS_N)
+#include "mma.cl"
 #if MMA_TF32
-#define ELEM uint   /* float bits, rounded to TF32 */
-#define EPW 1       /* operand elements per 32-bit word */
-#define MMA_K 8
-#define MMA_SHAPE "m16n8k8.row.col.f32.tf32.tf32.f32"
-inline uint tf32_bits(float x)
-{
-    const uint u = as_uint(x);
-    return isfinite(x) ? (u + 0x1000u) & 0xffffe000u : u;
-}
 #define OPERAND(p, idx) tf32_bits(LOAD((p) + (idx)))
-#define MMA_VALUE(w, sub) as_float(w)
 #else /* float16 or bfloat16: the storage bits are the operands */
-#define ELEM ushort /* half bits */
-#define EPW 2
-#define MMA_K 16
 #define OPERAND(p, idx) (((__global const ushort*)(p))[idx])
-#if IS_BF16
-#define MMA_SHAPE "m16n8k16.row.col.f32.bf16.bf16.f32"
-#define MMA_VALUE(w, sub) as_float(((w) >> (16 * (sub))) << 16)
-#else
-#define MMA_SHAPE "m16n8k16.row.col.f32.f16.f16.f32"
-#define MMA_VALUE(w, sub) half_bits_to_float((ushort)((w) >> (16 * (sub))))
 #endif
-#endif
-#define KHALF (MMA_K / 2)
 #define KP (KS + 4 * EPW)
 /* the 32-bit word of a local tile holding element (row, k) */
 #define WORD(row, k) (((row) * KP + (k)) / EPW)
@@ -709,45 +687,6 @@ inline uint tf32_bits(float x)
 #define MB_PER ((BN * KS) / MMA_THREADS)
 #if ((BM * KS) % MMA_THREADS) || ((BN * KS) % MMA_THREADS) || (KS % MMA_K)
 #error "matmul_mma: tile sizes must divide evenly among the work-items"
-#endif
-
-#if MMA_EMULATE
-/* operand element (register reg, sub-element sub) of lane ``lane``, from the scratch */
-inline float mma_elem(__local const uint* x, int lane, int reg, int sub)
-{
-    return MMA_VALUE(x[lane * 6 + reg], sub);
-}
-/* d += a b for one 16 x 8 x MMA_K step. Lane (g, t) = (lane / 4, lane % 4) holds A's rows
-   g and g+8 and B's column g at ks t*EPW .. t*EPW+EPW-1 and KHALF more, D's rows g and
-   g+8 at columns 2t and 2t+1 */
-inline void mma_sync(float* d, const uint* a, const uint* b, __local uint* x, int lane)
-{
-    for (int r = 0; r < 4; ++r) x[lane * 6 + r] = a[r];
-    x[lane * 6 + 4] = b[0];
-    x[lane * 6 + 5] = b[1];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    const int g = lane >> 2, t = lane & 3;
-    for (int q = 0; q < 4; ++q) {
-        const int row = g + (q >> 1) * 8, col = 2 * t + (q & 1);
-        float s = 0.0f;
-        for (int k = 0; k < MMA_K; ++k)
-            s += mma_elem(x, (row & 7) * 4 + (k % KHALF) / EPW, (row >> 3) + 2 * (k / KHALF),
-                          k % EPW)
-               * mma_elem(x, col * 4 + (k % KHALF) / EPW, 4 + k / KHALF, k % EPW);
-        d[q] += s;
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-}
-#define MMA_SCRATCH __local uint mma_x[WARPS_M * WARPS_N * 32 * 6];
-#define MMA(d, a, b) mma_sync((d), (a), (b), mma_x + warp * 32 * 6, lane)
-#else
-#define MMA_SCRATCH
-#define MMA(d, a, b)                                                                        \
-    asm volatile("mma.sync.aligned." MMA_SHAPE " "                                          \
-                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"                \
-                 : "=f"((d)[0]), "=f"((d)[1]), "=f"((d)[2]), "=f"((d)[3])                   \
-                 : "r"((a)[0]), "r"((a)[1]), "r"((a)[2]), "r"((a)[3]), "r"((b)[0]),         \
-                   "r"((b)[1]), "f"((d)[0]), "f"((d)[1]), "f"((d)[2]), "f"((d)[3]))
 #endif
 
 /* element s of this work-item's share of a tile: (row, k) of A, (k, column) of B, read

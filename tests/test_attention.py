@@ -536,3 +536,134 @@ def test_fused_attention_dropout_create_graph_and_compile():
     for a, b in zip(eager, compiled):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
     assert not np.allclose(compiled[1], compiled[2])
+
+
+# --- 16-bit operands: tensor cores (sdpa_*_mma), or the float32 kernels ----------------------
+
+@pytest.fixture
+def emulated_tensor_cores(monkeypatch):
+    """The GPU kernels with mma.sync done in software (its fragment layout), any device."""
+    from clgraph.ops import attention as A
+    from clgraph.ops import gemm
+
+    monkeypatch.setattr(importlib.import_module("clgraph.device"), "_KERNELS", "gpu")
+    monkeypatch.setenv("CLGRAPH_TENSOR_CORES", "emulate")
+    monkeypatch.setattr(gemm, "_probed", {})
+    monkeypatch.setattr(A, "_mma_probed", {})
+    return A
+
+
+def _half_case(d, shape, opts, rng):
+    """Operands rounded to ``d`` (so that float64 sees the same values), the gradient, the
+    mask, and the float64 outputs: y and the three input gradients."""
+    q, k, v, mask = _fused_operands(shape, opts, rng)
+    g = rng.standard_normal(q.shape[:-1] + (v.shape[-1],))
+    rounded = [cg.tensor(a, dtype=d).double() for a in (q, k, v)]
+    if mask is not None and mask.dtype != bool:
+        mask = cg.tensor(mask, dtype=d).double().numpy()
+    ts = [t.clone().requires_grad_() for t in rounded]
+    m = None if mask is None else cg.tensor(mask)
+    y = F.scaled_dot_product_attention(*ts, attn_mask=m, is_causal=opts.get("causal", False))
+    (y * cg.tensor(g)).sum().backward()
+    want = [y.detach().numpy()] + [t.grad.numpy() for t in ts]
+    return rounded, g, mask, want
+
+
+def _run_half(d, rounded, g, mask, opts):
+    ts = [t.to(d).requires_grad_() for t in rounded]
+    m = None if mask is None else cg.tensor(mask, dtype=None if mask.dtype == bool else d)
+    with cg.profile() as prof:
+        y = F.scaled_dot_product_attention(*ts, attn_mask=m, is_causal=opts.get("causal", False))
+        (y * cg.tensor(g, dtype=d)).sum().backward()
+    assert y.dtype is d and all(t.grad.dtype is d for t in ts)
+    got = [y.detach().double().numpy()] + [t.grad.double().numpy() for t in ts]
+    return got, [f for f in prof.functions if f.startswith("sdpa")][-3:]  # (after a probe)
+
+
+def _close(got, want, d):
+    tol = 2e-3 if d is cg.float16 else 1.5e-2  # one rounding of P and of the outputs
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=0, atol=tol * max(1.0, np.abs(b).max()))
+
+
+MMA_CASES = [  # dtype, (B, H, L, S, E, Ev), options: tails of every block; the probe's head
+    # dims (64, 40) where a case needs no build of its own (emulated builds take PoCL ~30 s)
+    (cg.float16, (1, 2, 130, 150, 64, 40), {"causal": True}),
+    (cg.bfloat16, (2, 3, 7, 33, 64, 40), {}),
+    (cg.float16, (1, 1, 65, 100, 120, 72), {"causal": True}),  # the backward's 32-row blocks
+]
+
+
+@pytest.mark.parametrize("d,shape,opts", MMA_CASES, ids=lambda x: str(x))
+def test_tensor_core_attention_forward_and_backward(emulated_tensor_cores, d, shape, opts):
+    """float16 and bfloat16 attention on the tensor-core kernels (FlashAttention-2's
+    fragments, the instruction emulated): values and gradients against float64 on the same
+    rounded operands, within one rounding of the probabilities and of the outputs."""
+    rng = np.random.default_rng(12)
+    rounded, g, mask, want = _half_case(d, shape, opts, rng)
+    got, fns = _run_half(d, rounded, g, mask, opts)
+    assert fns == ["sdpa_fwd_mma", "sdpa_bwd_dq_mma", "sdpa_bwd_dkv_mma"], fns
+    _close(got, want, d)
+
+
+def test_tensor_core_attention_masks_and_dropout_match_the_float32_kernels(
+        emulated_tensor_cores):
+    """Masks (bool with a fully masked row, float) and dropout in the tensor-core kernels:
+    the same values and gradients as the float32 kernels on the same operands and seeds
+    (the same weights dropped)."""
+    rng = np.random.default_rng(13)
+    B, H, L, S = 2, 2, 37, 41
+    arrays = [cg.tensor(rng.standard_normal(s), dtype=cg.float16).float()
+              for s in ((B, H, L, 64), (B, H, S, 64), (B, H, S, 40))]
+    g = rng.standard_normal((B, H, L, 40))
+    dead = rng.random((L, S)) > 0.3
+    dead[3] = False
+    masks = [cg.tensor(dead), cg.tensor(rng.standard_normal((B, 1, L, S)), dtype=cg.float16)]
+    for m in masks:
+        outs, names = {}, {}
+        for d in (cg.float16, cg.float32):
+            ts = [a.to(d).detach().requires_grad_() for a in arrays]
+            cg.manual_seed(5)
+            with cg.profile() as prof:
+                y = F.scaled_dot_product_attention(*ts, attn_mask=m if m.dtype is cg.bool
+                                                   else m.to(d), dropout_p=0.3)
+                (y * cg.tensor(g, dtype=d)).sum().backward()
+            names[d] = [f for f in prof.functions if f.startswith("sdpa")][-3:]
+            outs[d] = [y.detach().double().numpy()] + [t.grad.double().numpy() for t in ts]
+        assert names[cg.float16] == ["sdpa_fwd_mma", "sdpa_bwd_dq_mma", "sdpa_bwd_dkv_mma"]
+        assert names[cg.float32][0] == "sdpa_fwd_tiled", names
+        _close(outs[cg.float16], outs[cg.float32], cg.float16)
+        if m.dtype is cg.bool:  # the fully masked row: zeros, and zero gradients
+            assert np.all(outs[cg.float16][0][:, :, 3] == 0)
+            assert np.all(outs[cg.float16][1][:, :, 3] == 0)
+
+
+def test_tensor_core_attention_probe_rejects_wrong_kernels(emulated_tensor_cores, monkeypatch):
+    """A device whose tensor-core kernels build but compute wrong gradients never uses
+    them: 16-bit operands take the float32 kernels, with the same results."""
+    A = emulated_tensor_cores
+    real = A._run_sdpa_backward_mma
+
+    def wrong(*args):
+        return tuple(t * 0.5 for t in real(*args))
+
+    monkeypatch.setattr(A, "_run_sdpa_backward_mma", wrong)
+    rng = np.random.default_rng(14)
+    rounded, g, mask, want = _half_case(cg.float16, (1, 2, 9, 11, 64, 40), {}, rng)
+    got, fns = _run_half(cg.float16, rounded, g, mask, {})
+    assert fns == ["sdpa_fwd_tiled", "sdpa_bwd_dq_tiled", "sdpa_bwd_dkv_tiled"], fns
+    assert list(A._mma_probed.values()) == [False]
+    _close(got, want, cg.float16)
+
+
+@pytest.mark.parametrize("d", [cg.float16, cg.bfloat16], ids=str)
+def test_half_attention_runs_the_fused_float32_kernels(d):
+    """Without tensor cores, 16-bit attention still runs fused (no L x S matrix): the
+    float32 kernels on float32 copies, the outputs and gradients rounded back."""
+    rng = np.random.default_rng(15)
+    opts = {"mask": "bool"}
+    rounded, g, mask, want = _half_case(d, (2, 2, 17, 23, 16, 16), opts, rng)
+    got, fns = _run_half(d, rounded, g, mask, opts)
+    assert fns and all(f.split("_tiled")[0] in ("sdpa_fwd", "sdpa_bwd_dq", "sdpa_bwd_dkv")
+                       for f in fns), fns
+    _close(got, want, d)

@@ -16,7 +16,8 @@ import numpy as np
 
 from .. import codegen
 from .. import dtypes as dt
-from . import registry
+from ..creation import _from_host
+from . import gemm, registry
 from .math import fill_
 from .registry import OpDef, apply, register
 
@@ -27,15 +28,18 @@ _R = 2
 # once per 2 * VW keys (16x8x128x32 forward 3.3 -> 2.45 ms, 8x8x512x64 causal 20.4 -> 16.2;
 # 4 vectors: 2.7 and 20.6)
 _KB = 2
+# 16-bit operands: the tensor-core forward (sdpa_fwd_mma) where the device has one, else
+# the float32 kernels on float32 copies (one conversion pass each way)
+_FLOATS = (dt.float32, dt.float16, dt.bfloat16)
 
 
 def supported(q, k, v, mask) -> bool:
     """Whether the fused kernels take these operands (else the composition of ops runs):
-    float32, the same batch dims, head dims the CPU kernels' vectors divide (up to 256;
-    up to 128 on GPUs, whose work-items hold a row in registers), a mask broadcastable
-    over at most two batch dims."""
+    float32, float16 or bfloat16 (all three alike), the same batch dims, head dims the CPU
+    kernels' vectors divide (up to 256; up to 128 on GPUs, whose work-items hold a row in
+    registers), a mask broadcastable over at most two batch dims."""
     batch = q.shape[:-2]
-    if not (q.dtype is k.dtype is v.dtype is dt.float32 and q.ndim >= 2
+    if not (q.dtype is k.dtype is v.dtype and q.dtype in _FLOATS and q.ndim >= 2
             and k.shape[:-2] == batch and v.shape[:-2] == batch
             and q.device == k.device == v.device
             and (mask is None or (len(batch) <= 2 and mask.device == q.device
@@ -106,6 +110,8 @@ def _mask_values(q, mask, S):
     m = mask.detach()
     if m.dtype is dt.bool_:
         m = registry.functions.where(m, 0.0, -math.inf).to(dt.float32)
+    elif m.dtype is not dt.float32:
+        m = m.to(dt.float32)
     m = m.expand(*batch, L, S)
     if m.stride(-1) != 1:
         m = m.contiguous()
@@ -140,12 +146,13 @@ def _geometry(q, k):
 
 
 def _output(q, EV):
-    """The forward's output (*batch, L, EV): for (B, H) batches laid out as (B, L, H, EV),
-    so that merging the heads back ((B, L, H * EV), as attention layers do) is a view."""
+    """The forward's output (*batch, L, EV) of q's dtype: for (B, H) batches laid out as
+    (B, L, H, EV), so that merging the heads back ((B, L, H * EV), as attention layers do)
+    is a view."""
     T, batch, L = registry.Tensor, tuple(q.shape[:-2]), q.shape[-2]
     if len(batch) == 2:
-        return T._empty((batch[0], L, batch[1], EV), dt.float32, q.device).permute(0, 2, 1, 3)
-    return T._empty((*batch, L, EV), dt.float32, q.device)
+        return T._empty((batch[0], L, batch[1], EV), q.dtype, q.device).permute(0, 2, 1, 3)
+    return T._empty((*batch, L, EV), q.dtype, q.device)
 
 
 def _tile_one_buffer(q, k, v) -> bool:
@@ -154,7 +161,7 @@ def _tile_one_buffer(q, k, v) -> bool:
     step as the first stride is a permutation of a contiguous layout (the heads of an
     attention layer's packed projection (B, L, 3 * H * E))."""
     st = q._storage
-    if k._storage is not st or v._storage is not st or q.dtype is not dt.float32:
+    if k._storage is not st or v._storage is not st:
         return False
     if not (q._shape == k._shape == v._shape and q._stride == k._stride == v._stride):
         return False
@@ -183,10 +190,10 @@ def _grads_like(q, k, v):
     no cat; an input whose layout has gaps or overlaps gets the forward output's layout."""
     T = registry.Tensor
     if _tile_one_buffer(q, k, v):
-        base = T._empty((3 * q.numel(),), dt.float32, q.device)
+        base = T._empty((3 * q.numel(),), q.dtype, q.device)
         return tuple(base._view(t._shape, t._stride, t._offset - q._offset)
                      for t in (q, k, v))
-    return tuple(T._empty((t.numel(),), dt.float32, t.device)._view(t._shape, t._stride, 0)
+    return tuple(T._empty((t.numel(),), t.dtype, t.device)._view(t._shape, t._stride, 0)
                  if _dense(t._shape, t._stride) else _output(t, t.shape[-1])
                  for t in (q, k, v))
 
@@ -203,6 +210,11 @@ def _extras(rest, attrs):
 
 def _run_sdpa(op, args, attrs, out=None):
     q, k, v, *rest = args
+    if q.dtype is not dt.float32:
+        if _mma_ready(q, v):
+            return _run_sdpa_mma(q, k, v, rest, attrs)
+        o, lse = _run_sdpa(op, (*_widened(q, k, v), *rest), attrs)
+        return o.to(q.dtype), lse
     seeds, mask, dv = _extras(rest, attrs)
     dv["seeds"] = (seeds if seeds is not None else q)._storage.buf
     info = q.device.info
@@ -224,25 +236,147 @@ def _run_sdpa(op, args, attrs, out=None):
     return o, lse
 
 
+def _widened(*ts):
+    """float32 copies of 16-bit operands, for the float32 kernels."""
+    return tuple(t.detach().to(dt.float32) for t in ts)
+
+
+# --- tensor cores (kernels/attention.cl: sdpa_fwd_mma) --------------------------------------
+#
+# float16 and bfloat16 forwards run on the tensor cores where ops/gemm.py's probe found
+# them (mma.sync on NVIDIA; CLGRAPH_TENSOR_CORES=emulate runs the instruction in software on
+# any device, which is how the tiling and fragments are tested on CPUs). The kernel is
+# probed once more per device and dtype: it must build and reproduce the float64 reference
+# on a small problem, else 16-bit operands take the float32 kernels.
+
+_MMA_WARPS = 4  # kernels/attention.cl's MMA_WARPS: 16 owned rows per warp
+_mma_probed: dict = {}  # (device index, mode, dtype) -> whether the kernels passed
+
+
+def _mma_kernel(info, name, d, E, EV, has_mask, dropout):
+    # blocks of 64 rows; 32 in the backward's wide heads, whose four tiles must fit 48 KiB
+    bkm = 64 if name == "sdpa_fwd_mma" or max(E, EV) <= 64 else 32
+    defines = (("E", str(E)), ("EV", str(EV)), ("VW", "8"), ("HAS_MASK", str(int(has_mask))),
+               ("DROPOUT", str(int(dropout))), ("SDPA_MMA", "1"), ("BKM", str(bkm)),
+               ("MMA_WARPS", str(_MMA_WARPS)), ("IS_BF16", str(int(d is dt.bfloat16))))
+    if gemm.mma_mode(info) == "emulate":
+        defines += (("MMA_EMULATE", "1"),)
+    return codegen.template_kernel(info, "attention.cl", name, defines)
+
+
+def _launch_mma(info, name, rows, bh, values, *shape):
+    kern = _mma_kernel(info, name, *shape)
+    registry.launch(info, kern, name, (-(-rows // (16 * _MMA_WARPS)) * 32 * _MMA_WARPS, bh),
+                    (32 * _MMA_WARPS, 1), codegen.pack(kern, values))
+
+
+def _mma_ready(q, v) -> bool:
+    info = q.device.info
+    if info.is_cpu or q.shape[-1] > 128 or v.shape[-1] > 128 \
+            or not gemm.tensor_cores(info, q.dtype):
+        return False
+    key = (info.index, gemm.mma_mode(info), q.dtype)
+    ok = _mma_probed.get(key)
+    if ok is None:
+        ok = _mma_probed[key] = _mma_probe(q.device, q.dtype)
+    return ok
+
+
+def _mma_probe(device, d) -> bool:
+    """Whether the tensor-core kernels build and reproduce the float32 kernels' forward and
+    backward on ``device`` (operands with tails in every dimension)."""
+    rng = np.random.default_rng(0)
+    shapes = ((2, 70, 64), (2, 100, 64), (2, 100, 40), (2, 70, 40))
+    arrays = [rng.uniform(-1, 1, s).astype(np.float32) for s in shapes]
+    attrs = {"scale": 0.125, "causal": False, "dropout": 0.0}
+    try:
+        q, k, v, g = (_from_host(a, d, device) for a in arrays)
+        o, lse = _run_sdpa_mma(q, k, v, (), attrs)
+        got = [o, *_run_sdpa_backward_mma(q, k, v, o, lse, g, (), attrs)]
+        got = [t.to(dt.float32).numpy() for t in got]
+    except Exception:  # noqa: BLE001  no such instruction, a driver without inline PTX
+        return False
+    q, k, v, g = _widened(q, k, v, g)
+    o, lse = _run_sdpa(None, (q, k, v), attrs)
+    want = [o, *_run_sdpa_backward(None, (q, k, v, o, lse, g), attrs)]
+    return all(np.allclose(a, b.numpy(), rtol=3e-2, atol=3e-2) for a, b in zip(got, want))
+
+
+def _mma_values(q, k, v, rest, attrs):
+    """The arguments the tensor-core kernels share, and (bh, LP)."""
+    seeds, mask, values = _extras(rest, attrs)
+    L, S = q.shape[-2], k.shape[-2]
+    bh, H = _geometry(q, k)
+    LP = _pad(L, _width(q.device.info))  # as the float32 kernels pad lse
+    values.update({**_mask_values(q, mask, S), **_rows("q", q), **_rows("k", k),
+                   **_rows("v", v), "seeds": (seeds if seeds is not None else q)._storage.buf,
+                   "L": L, "S": S, "LP": LP, "H": H, "scale": np.float32(attrs["scale"]),
+                   "causal": int(attrs["causal"])})
+    shape = (q.dtype, q.shape[-1], v.shape[-1], mask is not None, seeds is not None)
+    return values, shape, bh, LP
+
+
+def _run_sdpa_mma(q, k, v, rest, attrs):
+    values, shape, bh, LP = _mma_values(q, k, v, rest, attrs)
+    L, S = q.shape[-2], k.shape[-2]
+    o = _output(q, v.shape[-1])
+    lse = fill_(registry.Tensor._empty((bh, LP), dt.float32, q.device), math.inf)
+    if bh * L and S:
+        _launch_mma(q.device.info, "sdpa_fwd_mma", L, bh,
+                    {**values, **_rows("o", o), "lse": lse._storage.buf}, *shape)
+    elif bh * L:
+        fill_(o, 0.0)
+    return o, lse
+
+
+def _run_sdpa_backward_mma(q, k, v, o, lse, g, rest, attrs):
+    values, shape, bh, LP = _mma_values(q, k, v, rest, attrs)
+    L, S = q.shape[-2], k.shape[-2]
+    dq, dk, dv = _grads_like(q, k, v)
+    if bh * L * S == 0:
+        for t in (dq, dk, dv):
+            fill_(t, 0.0)
+        return dq, dk, dv
+    values.update({**_rows("dO", g), "lse": lse._storage.buf,
+                   "dd": _row_dots(g, o, bh, LP)._storage.buf})
+    info = q.device.info
+    _launch_mma(info, "sdpa_bwd_dq_mma", L, bh, {**values, **_rows("dq", dq)}, *shape)
+    _launch_mma(info, "sdpa_bwd_dkv_mma", S, bh,
+                {**values, **_rows("dk", dk), **_rows("dv", dv)}, *shape)
+    return dq, dk, dv
+
+
+def _row_dots(g, o, bh, LP):
+    """dd_i = do_i . o_i in float32, as (bh, LP) with zeros past L like lse."""
+    L = g.shape[-2]
+    dd = (g.detach().to(dt.float32) * o.detach().to(dt.float32)).sum(-1).reshape(bh, L)
+    if LP != L:
+        pad = fill_(registry.Tensor._empty((bh, LP - L), dt.float32, g.device), 0.0)
+        dd = registry.functions.cat([dd, pad], 1)
+    return dd
+
+
 def _run_sdpa_backward(op, args, attrs, out=None):
     q, k, v, o, lse, g, *rest = args
+    if q.dtype is not dt.float32:
+        if _mma_ready(q, v):
+            return _run_sdpa_backward_mma(q, k, v, o, lse, g, rest, attrs)
+        dtype = q.dtype  # the float32 kernels on float32 copies
+        q, k, v, o, g = _widened(q, k, v, o, g)
+        grads = _run_sdpa_backward(op, (q, k, v, o, lse, g, *rest), attrs)
+        return tuple(t.to(dtype) for t in grads)
     seeds, mask, dvals = _extras(rest, attrs)
     dvals["seeds"] = (seeds if seeds is not None else q)._storage.buf
     info = q.device.info
     L, E, S, EV = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
     (bh, H), w = _geometry(q, k), _width(info)
     SP, LP = _pad(S, w), _pad(L, w)
-    T = registry.Tensor
     dq, dk, dv = _grads_like(q, k, v)
     if bh * L * S == 0:
         for t in (dq, dk, dv):
             fill_(t, 0.0)
         return dq, dk, dv
-    # dd_i = do_i . o_i, padded with zeros to LP like lse
-    dd = (g.detach() * o.detach()).sum(-1).reshape(bh, L)
-    if LP != L:
-        dd = registry.functions.cat([dd, fill_(T._empty((bh, LP - L), dt.float32, q.device),
-                                               0.0)], 1)
+    dd = _row_dots(g, o, bh, LP)
     common = {**_mask_values(q, mask, S), **_rows("q", q), **_rows("k", k), **_rows("v", v),
               **_rows("dO", g), "lse": lse._storage.buf, "dd": dd._storage.buf, "L": L,
               "S": S, "SP": SP, "LP": LP, "H": H, "scale": np.float32(attrs["scale"]),
