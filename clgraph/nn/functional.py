@@ -1219,8 +1219,9 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     maps coordinates by its inverse unless ``recompute_scale_factor``): "nearest" and
     "nearest-exact" (3-5-D), "linear" (3-D), "bilinear" and "bicubic" (4-D; cubic
     convolution with A = -0.75, taps clamped to the border), "trilinear" (5-D), "area"
-    (3-5-D, adaptive average pooling). Made of index_select, matmul and elementwise ops, so
-    it differentiates. ``antialias`` is not supported."""
+    (3-5-D, adaptive average pooling); with ``antialias`` (bilinear and bicubic) PyTorch's
+    separable antialiasing filters, a matmul per axis. Made of index_select, matmul and
+    elementwise ops, so it differentiates."""
     if mode in ("nearest", "area", "nearest-exact"):
         if align_corners is not None:
             raise ValueError("align_corners option can only be set with the interpolating "
@@ -1239,7 +1240,6 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         if mode not in ("bilinear", "bicubic"):
             raise ValueError("Anti-alias option is restricted to bilinear and bicubic modes "
                              "and requires a 4-D tensor as input")
-        raise NotImplementedError("interpolate: antialias is not supported")
     nd = input.ndim - 2
     if (size is None) == (scale_factor is None):
         raise ValueError("either size or scale_factor should be defined" if size is None
@@ -1276,8 +1276,51 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                            f"({dims(spatial)}) output ({dims(out)})")
     y = input
     for axis, (n, o, sc) in enumerate(zip(spatial, out, scales), start=2):
-        y = _resample(y, axis, n, o, sc, mode, bool(align_corners))
+        if antialias:
+            y = _resample_antialiased(y, axis, n, o, sc, mode, bool(align_corners))
+        else:
+            y = _resample(y, axis, n, o, sc, mode, bool(align_corners))
     return y
+
+
+def _antialias_filter(mode: str):
+    """PyTorch's antialiasing filters: the triangle, or Keys' cubic with a = -0.5."""
+    if mode == "bilinear":
+        return lambda x: np.maximum(0.0, 1.0 - np.abs(x))
+    a = -0.5
+
+    def cubic(x):
+        x = np.abs(x)
+        near = ((a + 2) * x - (a + 3)) * x * x + 1
+        far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+        return np.where(x < 1, near, np.where(x < 2, far, 0.0))
+
+    return cubic
+
+
+def _resample_antialiased(x: Tensor, axis: int, n: int, o: int, scale: float, mode: str,
+                          corners: bool) -> Tensor:
+    """One axis of interpolate(antialias=True), as PyTorch's _upsample_*_aa: output i is
+    the normalized filter (stretched by the scale when downsampling) over the inputs whose
+    centers lie within its support around scale * (i + 0.5); a matmul with that (o, n)
+    matrix."""
+    if corners:
+        scale = (n - 1) / (o - 1) if o > 1 else 0.0
+    taps = 2 if mode == "bilinear" else 4
+    support = taps * 0.5 * scale if scale >= 1 else taps * 0.5
+    inv = 1.0 / scale if scale >= 1 else 1.0
+    width = int(math.ceil(support)) * 2 + 1
+    filt = _antialias_filter(mode)
+    weights = np.zeros((o, n))
+    for i in range(o):
+        center = scale * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)  # int(): C++'s truncation toward zero
+        size = min(max(min(int(center + support + 0.5), n) - lo, 0), width)
+        w = filt((np.arange(lo, lo + size) - center + 0.5) * inv)
+        total = w.sum()
+        weights[i, lo:lo + size] = w / total if total != 0 else w
+    y = x.movedim(axis, -1) @ tensor(weights.T, dtype=x.dtype, device=x.device)
+    return y.movedim(-1, axis)
 
 
 def _cubic_weights(t: np.ndarray) -> list:
