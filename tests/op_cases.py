@@ -80,6 +80,7 @@ CASES = [
     Case("erfc"),
     Case("erfinv", low=-0.99, high=0.99, dtypes=FLOAT + ("int64",)),
     Case("lgamma", low=0.1, high=8), Case("digamma", low=0.1, high=8),
+    Case("_standard_gamma_grad", 2, low=0.05, high=12, dtypes=("float32", "float64")),
     Case("logaddexp", 2, low=-20, high=20, dtypes=FLOAT),
     Case("logaddexp2", 2, low=-20, high=20, dtypes=FLOAT),
     Case("hypot", 2, dtypes=FLOAT),

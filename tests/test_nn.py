@@ -1622,6 +1622,59 @@ def test_interpolate_modes_match_torch(mode, nd):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=str(kw))
 
 
+_AA_CALLS = [dict(size=(5, 4)), dict(size=(3, 2)), dict(size=1), dict(scale_factor=0.37),
+             dict(scale_factor=(0.5, 2.3), recompute_scale_factor=True), dict(size=(20, 5))]
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_interpolate_antialias_matches_torch(mode):
+    """Values and gradients of the antialiased filters against PyTorch's, down- and
+    upsampling, with and without align_corners, float64 and float32."""
+    torch = torch_or_skip()
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((2, 3, 17, 11))
+    for kw in _AA_CALLS:
+        for ac in (False, True):
+            ours = cg.tensor(x, requires_grad=True)
+            theirs = torch.tensor(x, requires_grad=True)
+            got = F.interpolate(ours, mode=mode, align_corners=ac, antialias=True, **kw)
+            want = torch.nn.functional.interpolate(theirs, mode=mode, align_corners=ac,
+                                                   antialias=True, **kw)
+            np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-12,
+                                       atol=1e-12, err_msg=f"{mode} {kw} {ac}")
+            u = rng.standard_normal(tuple(want.shape))
+            (got * cg.tensor(u)).sum().backward()
+            (want * torch.tensor(u)).sum().backward()
+            np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12,
+                                       atol=1e-12, err_msg=f"{mode} {kw} {ac} grad")
+    got = F.interpolate(cg.tensor(x, dtype=cg.float32), size=(6, 4), mode=mode, antialias=True)
+    want = torch.nn.functional.interpolate(torch.tensor(x, dtype=torch.float32), size=(6, 4),
+                                           mode=mode, antialias=True)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_interpolate_antialias_filters_and_gradients():
+    """Halving with the triangle filter weighs 4 inputs 1:3:3:1 (renormalized at the
+    border); constants stay constant; float64 gradcheck of both filters."""
+    x = np.random.default_rng(22).standard_normal((1, 1, 8, 3))
+    got = F.interpolate(cg.tensor(x), size=(4, 3), mode="bilinear", antialias=True).numpy()
+    rows = x[0, 0]
+    want = [(3 * rows[0] + 3 * rows[1] + rows[2]) / 7]
+    want += [(rows[i - 1] + 3 * rows[i] + 3 * rows[i + 1] + rows[i + 2]) / 8 for i in (2, 4)]
+    want += [(rows[5] + 3 * rows[6] + 3 * rows[7]) / 7]
+    np.testing.assert_allclose(got[0, 0], np.array(want), rtol=1e-12)
+    for mode in ("bilinear", "bicubic"):
+        flat = F.interpolate(cg.full((1, 2, 9, 7), 2.5, dtype=cg.float64), size=(4, 3),
+                             mode=mode, antialias=True)
+        np.testing.assert_allclose(flat.numpy(), np.full((1, 2, 4, 3), 2.5), rtol=1e-12)
+        t = cg.tensor(np.random.default_rng(23).standard_normal((1, 2, 7, 5)),
+                      requires_grad=True)
+        assert gradcheck(lambda v, m=mode: F.interpolate(v, size=(3, 4), mode=m,
+                                                         antialias=True), (t,))
+    with pytest.raises(NotImplementedError, match="Got 3D input, but bilinear mode needs 4D"):
+        F.interpolate(cg.ones(1, 1, 3), size=2, mode="bilinear", antialias=True)
+
+
 def test_interpolate_mode_errors():
     with pytest.raises(NotImplementedError, match=r"Only 3D, 4D and 5D .* \(got 3D\) .* "
                                                   r"\(got bicubic\)"):

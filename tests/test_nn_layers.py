@@ -355,12 +355,16 @@ FUNCS = {
                        lambda T, t: T.nn.functional.affine_grid(t, (1, 1, 2, 3, 2), True)),
 }
 GRID = arr(2, 3, 4, 2, low=-1.3, high=1.3)
-for _mode in ("bilinear", "nearest"):
+GRID_3D = arr(2, 1, 2, 3, 3, low=-1.3, high=1.3)
+for _mode, _x, _grid in [("bilinear", arr(2, 2, 3, 5), GRID), ("nearest", arr(2, 2, 3, 5), GRID),
+                         ("bicubic", arr(2, 1, 3, 5), GRID[:, :2]),
+                         ("bilinear", arr(2, 1, 2, 3, 4), GRID_3D),
+                         ("nearest", arr(2, 1, 2, 3, 4), GRID_3D)]:
     for _pad in ("zeros", "border", "reflection"):
         for _ac in (True, False):
-            FUNCS[f"grid_sample_{_mode}_{_pad}_{_ac}"] = (
+            FUNCS[f"grid_sample_{_x.ndim}d_{_mode}_{_pad}_{_ac}"] = (
                 lambda x, g, m=_mode, p=_pad, a=_ac: F.grid_sample(x, g, m, p, a),
-                (arr(2, 2, 3, 5), GRID),
+                (_x, _grid),
                 lambda T, x, g, m=_mode, p=_pad, a=_ac: T.nn.functional.grid_sample(x, g, m, p,
                                                                                     a))
 
@@ -413,6 +417,25 @@ def test_grid_sample_identity_and_errors():
         F.grid_sample(x, grid, "cubic", align_corners=False)
     with pytest.raises(ValueError, match="'mirror'"):
         F.grid_sample(x, grid, padding_mode="mirror", align_corners=False)
+    x3 = cg.from_numpy(arr(1, 2, 3, 4, 5))
+    with pytest.raises(RuntimeError, match="bicubic interpolation only supports 4D input"):
+        F.grid_sample(x3, cg.zeros(1, 2, 2, 2, 3, dtype=cg.float64), "bicubic",
+                      align_corners=False)
+    with pytest.raises(RuntimeError, match=r"size 3 in last dimension, but got grid with "
+                                           r"sizes \[1, 2, 2, 2, 2\]"):
+        F.grid_sample(x3, cg.zeros(1, 2, 2, 2, 2, dtype=cg.float64), align_corners=False)
+    with pytest.raises(RuntimeError, match=r"expected 4D input and grid with same number of "
+                                           r"dimensions, but got input with sizes \[1, 2, 4, 5\]"):
+        F.grid_sample(x, cg.zeros(1, 2, 2, 2, 2, dtype=cg.float64), align_corners=False)
+    with pytest.raises(RuntimeError, match=r"same batch size, but got input with sizes "
+                                           r"\[1, 2, 3, 4, 5\] and grid with sizes \[2,"):
+        F.grid_sample(x3, cg.zeros(2, 2, 2, 2, 3, dtype=cg.float64), align_corners=False)
+    # identity grids reproduce the input in 3-D and with bicubic taps too
+    grid3 = F.affine_grid(cg.tensor([[[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]],
+                                    dtype=cg.float64), (1, 2, 3, 4, 5), align_corners=True)
+    for mode in ("bilinear", "nearest"):
+        close(F.grid_sample(x3, grid3, mode, align_corners=True), x3.numpy())
+    close(F.grid_sample(x, grid, "bicubic", align_corners=False), x.numpy())
     with pytest.raises(ValueError, match="Nx2x3"):
         F.affine_grid(cg.zeros(1, 3, 3), (1, 2, 4, 5), align_corners=False)
     with pytest.warns(UserWarning, match="align_corners"):

@@ -97,3 +97,90 @@ def test_warnings_and_errors():
     y = checkpoint(lambda x, k: x * k, x, use_reentrant=False, k=3.0)  # kwargs pass through
     y.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), np.full(3, 3.0))
+
+
+def _torch_twin(T, m):
+    """The torch Sequential of _model's layers with m's weights (eval: no dropout)."""
+    t = T.nn.Sequential(T.nn.Linear(4, 8), T.nn.Dropout(0.5), T.nn.Tanh(), T.nn.Linear(8, 3),
+                        T.nn.Dropout(0.3), T.nn.Linear(3, 2)).double().eval()
+    with T.no_grad():
+        for tp, p in zip(t.parameters(), m.parameters()):
+            tp.copy_(T.from_numpy(p.detach().numpy()))
+    return t
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_non_reentrant_parameter_gradients_through_autograd_grad(input_grad):
+    """autograd.grad returns the parameters' gradients (and the input's) as PyTorch's
+    non-reentrant checkpoint does; .grad stays untouched; backward() agrees."""
+    m = _model().eval()
+    xv = np.random.default_rng(0).standard_normal((5, 4))
+    x = cg.tensor(xv, requires_grad=input_grad)
+    params = list(m.parameters())
+    wrt = params + ([x] if input_grad else [])
+    direct = cg.autograd.grad(m(x).square().sum(), wrt)
+    y = checkpoint(m, x, use_reentrant=False)
+    got = cg.autograd.grad(y.square().sum(), wrt)
+    assert all(p.grad is None for p in params)
+    for a, b in zip(got, direct):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12)
+    checkpoint(m, x, use_reentrant=False).square().sum().backward()
+    for p, b in zip(params, direct):
+        np.testing.assert_allclose(p.grad.numpy(), b.numpy(), rtol=1e-12)
+
+    T = pytest.importorskip("torch")
+    from torch.utils.checkpoint import checkpoint as torch_checkpoint
+
+    tm = _torch_twin(T, m)
+    tx = T.tensor(xv, requires_grad=input_grad)
+    ty = torch_checkpoint(tm, tx, use_reentrant=False)
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-12)
+    ref = T.autograd.grad(ty.square().sum(), list(tm.parameters()) + ([tx] if input_grad
+                                                                       else []))
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10)
+
+
+def test_non_reentrant_tensors_closed_over_keep_the_graph_that_made_them():
+    """A weight made outside the checkpoint (w = 2 p) and closed over: its gradient flows
+    on to p, through autograd.grad and backward, and the outer graph is not consumed by
+    the recomputation."""
+    p = cg.tensor([[0.5, -1.0], [2.0, 0.25]], dtype=cg.float64, requires_grad=True)
+    b = cg.tensor([0.3, -0.2], dtype=cg.float64, requires_grad=True)
+    x = cg.tensor([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]], dtype=cg.float64)
+    w = p * 2
+
+    def f(x):
+        return (x @ w + b).tanh() * w.sum()
+
+    direct = cg.autograd.grad(f(x).sum(), [p, b], retain_graph=True)
+    got = cg.autograd.grad(checkpoint(f, x, use_reentrant=False).sum(), [p, b],
+                           retain_graph=True)
+    for a, d in zip(got, direct):
+        np.testing.assert_allclose(a.numpy(), d.numpy(), rtol=1e-12)
+    checkpoint(f, x, use_reentrant=False).sum().backward()  # w's graph is walked after
+    np.testing.assert_allclose(p.grad.numpy(), direct[0].numpy(), rtol=1e-12)
+    np.testing.assert_allclose(b.grad.numpy(), direct[1].numpy(), rtol=1e-12)
+
+
+def test_non_reentrant_nested_and_unused_and_without_grad():
+    lin = nn.Linear(3, 3).double()
+    other = nn.Linear(3, 3).double()  # closed over but not used: allow_unused gives None
+    x = cg.randn(2, 3, dtype=cg.float64, requires_grad=True)
+
+    def inner(t):
+        return lin(t).sin()
+
+    def outer(t):
+        return checkpoint(inner, t, use_reentrant=False) * 3 + 0 * t
+
+    got = cg.autograd.grad(checkpoint(outer, x, use_reentrant=False).sum(),
+                           [lin.weight, lin.bias, x, other.weight], allow_unused=True)
+    ref = cg.autograd.grad(outer(x).sum(), [lin.weight, lin.bias, x])
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12)
+    assert got[3] is None
+    with cg.no_grad():
+        assert not checkpoint(inner, x, use_reentrant=False).requires_grad
+    plain = cg.randn(2, 3, dtype=cg.float64)
+    assert not checkpoint(lambda t: t.exp(), plain, use_reentrant=False).requires_grad

@@ -2,8 +2,9 @@
 rsample and entropy differentiate with respect to the parameters and samples come from
 clgraph's generator (cg.manual_seed makes them reproducible) on the device.
 
-What differs from PyTorch: Gamma, Beta and Dirichlet draw without gradient
-(has_rsample False); there is no TransformedDistribution (LogNormal is written directly);
+What differs from PyTorch: Dirichlet's (and Beta's) rsample differentiates through the
+normalised Gamma draws, not the Beta marginals (the same expected gradient, other values per
+draw); there is no TransformedDistribution (LogNormal is written directly);
 lgamma, digamma and erfinv are composed here from elementwise ops for positive arguments
 (about 1e-11 absolute error in float64). Imports clgraph's public API only."""
 

@@ -16,13 +16,12 @@ __all__ = ["Beta"]
 
 class Beta(Distribution):
     """torch.distributions.Beta(concentration1, concentration0), through a Dirichlet over
-    (x, 1 - x). Samples carry no gradient (has_rsample is False, where PyTorch
-    differentiates them)."""
+    (x, 1 - x): rsample differentiates through its two Gamma draws."""
 
     arg_constraints = {"concentration1": constraints.positive,
                        "concentration0": constraints.positive}
     support = constraints.unit_interval
-    has_rsample = False
+    has_rsample = True
 
     def __init__(self, concentration1, concentration0, validate_args=None) -> None:
         if (isinstance(concentration1, numbers.Number)
@@ -63,8 +62,8 @@ class Beta(Distribution):
         total = self.concentration1 + self.concentration0
         return self.concentration1 * self.concentration0 / (total.pow(2) * (total + 1))
 
-    def sample(self, sample_shape=()):
-        return self._dirichlet.sample(sample_shape).select(-1, 0)
+    def rsample(self, sample_shape=()):
+        return self._dirichlet.rsample(sample_shape).select(-1, 0)
 
     def log_prob(self, value):
         if self._validate_args:

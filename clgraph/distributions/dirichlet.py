@@ -6,18 +6,19 @@ import clgraph as cg
 
 from . import constraints
 from .distribution import Distribution
-from .utils import _size, _standard_gamma, _xlogy, digamma, lgamma
+from .utils import _clamp_tiny, _size, _standard_gamma, _xlogy, digamma, lgamma
 
 __all__ = ["Dirichlet"]
 
 
 class Dirichlet(Distribution):
-    """torch.distributions.Dirichlet(concentration). Samples are normalised Gamma draws
-    without gradient (has_rsample is False, where PyTorch differentiates them)."""
+    """torch.distributions.Dirichlet(concentration). Samples are normalised Gamma draws;
+    rsample differentiates them through the Gammas' implicit gradients (PyTorch uses the
+    Beta marginals' instead: the same expected gradient, other values per draw)."""
 
     arg_constraints = {"concentration": constraints.independent(constraints.positive, 1)}
     support = constraints.simplex
-    has_rsample = False
+    has_rsample = True
 
     def __init__(self, concentration, validate_args=None) -> None:
         if concentration.ndim < 1:
@@ -34,11 +35,10 @@ class Dirichlet(Distribution):
         new._validate_args = self._validate_args
         return new
 
-    def sample(self, sample_shape=()):
+    def rsample(self, sample_shape=()):
         shape = tuple(self._extended_shape(sample_shape))
-        with cg.no_grad():
-            g = _standard_gamma(self.concentration.expand(*shape))
-            return (g / g.sum(-1, keepdim=True)).clamp(min=cg.finfo(g.dtype).tiny)
+        g = _standard_gamma(self.concentration.expand(*shape))
+        return _clamp_tiny(g / g.sum(-1, keepdim=True))
 
     def log_prob(self, value):
         if self._validate_args:

@@ -6,19 +6,19 @@ import clgraph as cg
 
 from . import constraints
 from .distribution import _BroadcastParams
-from .utils import _standard_gamma, _xlogy, digamma, lgamma
+from .utils import _clamp_tiny, _standard_gamma, _xlogy, digamma, lgamma
 
 __all__ = ["Gamma"]
 
 
 class Gamma(_BroadcastParams):
     """torch.distributions.Gamma(concentration, rate). Samples are drawn on the device by
-    Marsaglia and Tsang's method; they carry no gradient (has_rsample is False, where
-    PyTorch differentiates them implicitly)."""
+    Marsaglia and Tsang's method; rsample differentiates them with respect to concentration
+    implicitly (the gradient at a fixed CDF value, as PyTorch's) and rate directly."""
 
     arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
     support = constraints.nonnegative
-    has_rsample = False
+    has_rsample = True
     _params = ("concentration", "rate")
 
     def __init__(self, concentration, rate, validate_args=None) -> None:
@@ -36,12 +36,10 @@ class Gamma(_BroadcastParams):
     def variance(self):
         return self.concentration / self.rate.pow(2)
 
-    def sample(self, sample_shape=()):
+    def rsample(self, sample_shape=()):
         shape = tuple(self._extended_shape(sample_shape))
-        with cg.no_grad():
-            value = _standard_gamma(self.concentration.expand(*shape)) / self.rate.expand(
-                *shape)
-            return value.clamp(min=cg.finfo(value.dtype).tiny)
+        value = _standard_gamma(self.concentration.expand(*shape)) / self.rate.expand(*shape)
+        return _clamp_tiny(value)
 
     def log_prob(self, value):
         value = value if isinstance(value, cg.Tensor) else cg.tensor(

@@ -103,6 +103,26 @@ _GAMMA_ROUNDS = 10
 
 
 def _standard_gamma(alpha):
+    """Gamma(alpha, 1) draws of alpha's shape, on the device (torch._standard_gamma): they
+    differentiate with respect to alpha by the implicit reparameterization gradient
+    (cg._standard_gamma_grad), as PyTorch's."""
+    return _StandardGamma.apply(alpha)
+
+
+class _StandardGamma(cg.autograd.Function):
+    @staticmethod
+    def forward(ctx, alpha):
+        x = _draw_standard_gamma(alpha)
+        ctx.save_for_backward(alpha, x)
+        return x
+
+    @staticmethod
+    def backward(ctx, g):
+        alpha, x = ctx.saved_tensors
+        return g * cg._standard_gamma_grad(alpha, x)
+
+
+def _draw_standard_gamma(alpha):
     """Gamma(alpha, 1) draws of alpha's shape, on the device and without grad: Marsaglia and
     Tsang's method ("A simple method for generating gamma variables", 2000), alpha < 1
     boosted to alpha + 1 and scaled by U^(1/alpha)."""
@@ -132,6 +152,13 @@ def _standard_gamma(alpha):
 # candidates are accepted with probability > 0.85: 16 rounds all fail with p < 1e-13.
 _POISSON_ARRIVALS = 40
 _PTRS_ROUNDS = 16
+
+
+def _clamp_tiny(value):
+    """``value`` raised to the dtype's smallest normal where it underflowed, with the
+    gradient of ``value`` (PyTorch clamps the detached sample in place)."""
+    floor = value.detach().clamp(min=cg.finfo(value.dtype).tiny)
+    return value + (floor - value.detach())
 
 
 def _poisson(rate):

@@ -1219,8 +1219,9 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     maps coordinates by its inverse unless ``recompute_scale_factor``): "nearest" and
     "nearest-exact" (3-5-D), "linear" (3-D), "bilinear" and "bicubic" (4-D; cubic
     convolution with A = -0.75, taps clamped to the border), "trilinear" (5-D), "area"
-    (3-5-D, adaptive average pooling). Made of index_select, matmul and elementwise ops, so
-    it differentiates. ``antialias`` is not supported."""
+    (3-5-D, adaptive average pooling); with ``antialias`` (bilinear and bicubic) PyTorch's
+    separable antialiasing filters, a matmul per axis. Made of index_select, matmul and
+    elementwise ops, so it differentiates."""
     if mode in ("nearest", "area", "nearest-exact"):
         if align_corners is not None:
             raise ValueError("align_corners option can only be set with the interpolating "
@@ -1239,7 +1240,6 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         if mode not in ("bilinear", "bicubic"):
             raise ValueError("Anti-alias option is restricted to bilinear and bicubic modes "
                              "and requires a 4-D tensor as input")
-        raise NotImplementedError("interpolate: antialias is not supported")
     nd = input.ndim - 2
     if (size is None) == (scale_factor is None):
         raise ValueError("either size or scale_factor should be defined" if size is None
@@ -1276,8 +1276,51 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
                            f"({dims(spatial)}) output ({dims(out)})")
     y = input
     for axis, (n, o, sc) in enumerate(zip(spatial, out, scales), start=2):
-        y = _resample(y, axis, n, o, sc, mode, bool(align_corners))
+        if antialias:
+            y = _resample_antialiased(y, axis, n, o, sc, mode, bool(align_corners))
+        else:
+            y = _resample(y, axis, n, o, sc, mode, bool(align_corners))
     return y
+
+
+def _antialias_filter(mode: str):
+    """PyTorch's antialiasing filters: the triangle, or Keys' cubic with a = -0.5."""
+    if mode == "bilinear":
+        return lambda x: np.maximum(0.0, 1.0 - np.abs(x))
+    a = -0.5
+
+    def cubic(x):
+        x = np.abs(x)
+        near = ((a + 2) * x - (a + 3)) * x * x + 1
+        far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+        return np.where(x < 1, near, np.where(x < 2, far, 0.0))
+
+    return cubic
+
+
+def _resample_antialiased(x: Tensor, axis: int, n: int, o: int, scale: float, mode: str,
+                          corners: bool) -> Tensor:
+    """One axis of interpolate(antialias=True), as PyTorch's _upsample_*_aa: output i is
+    the normalized filter (stretched by the scale when downsampling) over the inputs whose
+    centers lie within its support around scale * (i + 0.5); a matmul with that (o, n)
+    matrix."""
+    if corners:
+        scale = (n - 1) / (o - 1) if o > 1 else 0.0
+    taps = 2 if mode == "bilinear" else 4
+    support = taps * 0.5 * scale if scale >= 1 else taps * 0.5
+    inv = 1.0 / scale if scale >= 1 else 1.0
+    width = int(math.ceil(support)) * 2 + 1
+    filt = _antialias_filter(mode)
+    weights = np.zeros((o, n))
+    for i in range(o):
+        center = scale * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)  # int(): C++'s truncation toward zero
+        size = min(max(min(int(center + support + 0.5), n) - lo, 0), width)
+        w = filt((np.arange(lo, lo + size) - center + 0.5) * inv)
+        total = w.sum()
+        weights[i, lo:lo + size] = w / total if total != 0 else w
+    y = x.movedim(axis, -1) @ tensor(weights.T, dtype=x.dtype, device=x.device)
+    return y.movedim(-1, axis)
 
 
 def _cubic_weights(t: np.ndarray) -> list:
@@ -1870,13 +1913,16 @@ def affine_grid(theta: Tensor, size, align_corners: bool | None = None) -> Tenso
     return grid.reshape(size[0], *spatial, len(spatial))
 
 
-def _grid_coordinate(coord: Tensor, n: int, padding_mode: str, align_corners: bool):
-    """A normalized grid coordinate in [-1, 1] -> pixel position along a dim of size n, with
-    the border/reflection modes' clipping (PyTorch's grid_sampler_compute_source_index)."""
+def _grid_unnormalize(coord: Tensor, n: int, align_corners: bool) -> Tensor:
+    """A normalized grid coordinate in [-1, 1] -> pixel position along a dim of size n."""
     if align_corners:
-        x = (coord + 1) * ((n - 1) / 2)
-    else:
-        x = ((coord + 1) * n - 1) / 2
+        return (coord + 1) * ((n - 1) / 2)
+    return ((coord + 1) * n - 1) / 2
+
+
+def _grid_pad(x: Tensor, n: int, padding_mode: str, align_corners: bool) -> Tensor:
+    """The border/reflection modes' clipping of a pixel position (PyTorch's
+    compute_coordinates); zeros padding leaves it."""
     if padding_mode == "border":
         return M.clamp(x, 0, n - 1)
     if padding_mode == "reflection":
@@ -1894,10 +1940,11 @@ def _grid_coordinate(coord: Tensor, n: int, padding_mode: str, align_corners: bo
 
 def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear",
                 padding_mode: str = "zeros", align_corners: bool | None = None) -> Tensor:
-    """Samples (N, C, H, W) input at the normalized (x, y) positions of grid
-    (N, Ho, Wo, 2): bilinear or nearest, padding zeros/border/reflection. Built from
-    gathers of the four neighbours, so gradients reach input and grid. 4-D input only
-    ('bicubic' and 5-D input are not supported)."""
+    """Samples (N, C, H, W) input at the normalized (x, y) positions of grid (N, Ho, Wo, 2),
+    or (N, C, D, H, W) input at the (x, y, z) of grid (N, Do, Ho, Wo, 3): bilinear
+    (trilinear for 5-D), nearest, or bicubic (4-D; cubic convolution with A = -0.75, each
+    tap padded as PyTorch's); padding zeros/border/reflection. Built from gathers of the
+    neighbours, so gradients reach input and grid."""
     if mode not in ("bilinear", "nearest", "bicubic"):
         raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', "
                          f"'nearest' or 'bicubic', but got: '{mode}'")
@@ -1910,39 +1957,63 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear",
                       "the old behavior is desired. See the documentation of grid_sample for "
                       "details.", stacklevel=2)
         align_corners = False
-    if mode == "bicubic" or input.ndim == 5:
-        raise NotImplementedError("grid_sample: only 4-D input with mode 'bilinear' or "
-                                  f"'nearest' is supported, got {input.ndim}-D input and "
-                                  f"mode '{mode}'")
-    if input.ndim != 4 or grid.ndim != 4 or grid.shape[-1] != 2:
-        raise RuntimeError(f"grid_sampler(): expected 4D input and grid with same number of "
-                           f"dimensions and grid of size (N, H, W, 2), but got input with "
-                           f"sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")
+    shapes = f"input with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}"
+    if grid.ndim < 1 or grid.shape[-1] != input.ndim - 2:
+        raise RuntimeError(f"grid_sampler(): expected grid to have size {input.ndim - 2} in "
+                           f"last dimension, but got grid with sizes {list(grid.shape)}")
+    if input.ndim not in (4, 5) or grid.ndim != input.ndim:
+        raise RuntimeError(f"grid_sampler(): expected {4 if input.ndim == 4 else 5}D input and "
+                           f"grid with same number of dimensions, but got {shapes}")
     if input.shape[0] != grid.shape[0]:
         raise RuntimeError(f"grid_sampler(): expected grid and input to have same batch size, "
-                           f"but got input with sizes {list(input.shape)} and grid with sizes "
-                           f"{list(grid.shape)}")
-    N, C, H, W = input.shape
-    Ho, Wo = grid.shape[1:3]
-    x = _grid_coordinate(grid[..., 0], W, padding_mode, align_corners).reshape(N, 1, Ho * Wo)
-    y = _grid_coordinate(grid[..., 1], H, padding_mode, align_corners).reshape(N, 1, Ho * Wo)
-    flat = input.reshape(N, C, H * W)
+                           f"but got {shapes}")
+    if mode == "bicubic" and input.ndim == 5:
+        raise RuntimeError("grid_sampler(): bicubic interpolation only supports 4D input")
+    N, C, *sizes = input.shape
+    out_sizes = tuple(grid.shape[1:-1])
+    P = math.prod(out_sizes)
+    flat = input.reshape(N, C, math.prod(sizes))
+    # grid's last dim lists x, y(, z): the spatial dims last to first
+    pos = [_grid_unnormalize(grid[..., len(sizes) - 1 - k], n, align_corners).reshape(N, 1, P)
+           for k, n in enumerate(sizes)]
 
-    def tap(ix, iy):
-        """input at integer positions (ix, iy) (float tensors), 0 outside."""
-        inside = (ix >= 0) & (ix <= W - 1) & (iy >= 0) & (iy <= H - 1)
-        i = (M.clamp(iy, 0, H - 1) * W + M.clamp(ix, 0, W - 1)).detach().to(dt.int64)
-        v = gather(flat, 2, i.expand(N, C, Ho * Wo))
+    def tap(idx):
+        """input at integer positions ``idx`` (float tensors, one per spatial dim), 0
+        outside."""
+        inside, flat_index = None, 0
+        for i, n in zip(idx, sizes):
+            ok = (i >= 0) & (i <= n - 1)
+            inside = ok if inside is None else inside & ok
+            flat_index = flat_index * n + M.clamp(i, 0, n - 1)
+        v = gather(flat, 2, flat_index.detach().to(dt.int64).expand(N, C, P))
         return M.where(inside, v, 0.0)
 
+    if mode == "bicubic":  # the taps around the unpadded position are padded one by one
+        base = [_f.floor(p).detach() for p in pos]
+        wy, wx = (_cubic_weights(p - b) for p, b in zip(pos, base))
+        ys, xs = ([_grid_pad(b + (k - 1), n, padding_mode, align_corners).detach()
+                   for k in range(4)] for b, n in zip(base, sizes))
+        out = 0
+        for iy, w in zip(ys, wy):
+            row = 0
+            for ix, v in zip(xs, wx):
+                row = row + tap([iy, ix]) * v
+            out = out + row * w
+        return out.reshape(N, C, *out_sizes)
+    pos = [_grid_pad(p, n, padding_mode, align_corners) for p, n in zip(pos, sizes)]
     if mode == "nearest":
-        out = tap(_f.round(x).detach(), _f.round(y).detach())
-    else:
-        x0, y0 = _f.floor(x).detach(), _f.floor(y).detach()
-        wx, wy = x - x0, y - y0
-        out = (tap(x0, y0) * ((1 - wx) * (1 - wy)) + tap(x0 + 1, y0) * (wx * (1 - wy))
-               + tap(x0, y0 + 1) * ((1 - wx) * wy) + tap(x0 + 1, y0 + 1) * (wx * wy))
-    return out.reshape(N, C, Ho, Wo)
+        return tap([_f.round(p).detach() for p in pos]).reshape(N, C, *out_sizes)
+    lo = [_f.floor(p).detach() for p in pos]
+    frac = [p - b for p, b in zip(pos, lo)]
+    out = 0
+    for corner in range(2 ** len(sizes)):  # bit k set: the upper neighbour along dim k
+        bits = [(corner >> k) & 1 for k in range(len(sizes))]
+        weight = None
+        for w, bit in zip(frac, bits):
+            w = w if bit else 1 - w
+            weight = w if weight is None else weight * w
+        out = out + tap([b + bit for b, bit in zip(lo, bits)]) * weight
+    return out.reshape(N, C, *out_sizes)
 
 
 def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:

@@ -824,6 +824,59 @@ inline T cg_erfinv_T(T y) {
 _ERFINV = "cg_erfinv_{T}({x})"
 
 
+# d x / d alpha of a Gamma(alpha, 1) draw x at fixed CDF (the implicit reparameterization
+# gradient -(dF/dalpha) / (dF/dx)), PyTorch's standard_gamma_grad_one: a Taylor series of
+# the CDF for x < 0.8 (its ratio to the density taken as x e^x, which stays finite in float
+# where x^(alpha - 1) overflows), Rice's saddle point expansion for alpha > 8, else a
+# bivariate rational fit in (log(x / alpha), log(alpha)). ``psi`` is digamma(alpha), passed
+# in so that the call site names cg_digamma and the program gets its definition.
+register_helper("standard_gamma_grad", r"""
+inline T cg_standard_gamma_grad_T(T alpha, T x, T psi) {
+  if (x < (T)0.8f) {  /* float thresholds, as PyTorch's: x = 0.8 takes the series */
+    T numer = (T)1, denom = alpha;
+    T series1 = numer / denom, series2 = numer / (denom * denom);
+    for (int i = 1; i <= 5; ++i) {
+      numer *= -x / (T)i; denom += (T)1;
+      series1 += numer / denom; series2 += numer / (denom * denom);
+    }
+    const T r = -x * exp(x) * ((log(x) - psi) * series1 - series2);
+    return isnan(r) ? (T)0 : r;
+  }
+  if (alpha > (T)8) {
+    if ((T)0.9f * alpha <= x && x <= (T)1.1f * alpha) {
+      const T numer_1 = (T)1 + (T)24 * alpha * ((T)1 + (T)12 * alpha);
+      const T numer_2 = (T)1440 * (alpha * alpha) + (T)6 * x * ((T)53 - (T)120 * x)
+          - (T)65 * x * x / alpha + alpha * ((T)107 + (T)3600 * x);
+      const T denom = (T)1244160 * (alpha * alpha) * (alpha * alpha);
+      return numer_1 * numer_2 / denom;
+    }
+    /* log(x / alpha) as log1p of the exact x - alpha: float32 keeps 5 digits near the band */
+    const T t = (x - alpha) / alpha, log_ratio = log1p(t);
+    const T denom = sqrt((T)8 * alpha);
+    const T term2 = denom / (alpha - x);
+    const T term3 = pow(alpha * (t - log_ratio), (T)-1.5);
+    const T term23 = (x < alpha) ? term2 - term3 : term2 + term3;
+    const T term1 = log_ratio * term23
+        - sqrt((T)2 / alpha) * (alpha + x) / ((alpha - x) * (alpha - x));
+    const T stirling = (T)1 + (T)1 / ((T)12 * alpha) * ((T)1 + (T)1 / ((T)24 * alpha));
+    return -stirling * x * term1 / denom;
+  }
+  const T u = log(x / alpha), v = log(alpha);
+  const T c0[8] = {0.16009398, -0.094634809, 0.025146376, -0.0030648343,
+                   1, 0.32668115, 0.10406089, 0.0014179084};
+  const T c1[8] = {0.53487893, 0.1298071, 0.065735949, -0.0015649758,
+                   0.16639465, 0.020070113, -0.0035938915, -0.00058392623};
+  const T c2[8] = {0.040121004, -0.0065914022, -0.0026286047, -0.0013441777,
+                   0.017050642, -0.0021309326, 0.00085092367, -1.5247877e-07};
+  T c[8];
+  for (int i = 0; i < 8; ++i) c[i] = c0[i] + u * (c1[i] + u * c2[i]);
+  const T p = c[0] + v * (c[1] + v * (c[2] + v * c[3]));
+  const T q = c[4] + v * (c[5] + v * (c[6] + v * c[7]));
+  return exp(p / q);
+}""")
+_STANDARD_GAMMA_GRAD = "cg_standard_gamma_grad_{T}({a}, {b}, cg_digamma_{T}({a}))"
+
+
 def _trigamma(x):
     """psi'(x), digamma's derivative, from clgraph ops (so digamma differentiates twice):
     reflection for x < 0, the recurrence up to x + 10, then the asymptotic series."""
@@ -890,6 +943,47 @@ def _np_digamma(x):
     return r
 
 
+_GAMMA_UV = np.array([
+    [0.16009398, -0.094634809, 0.025146376, -0.0030648343,
+     1, 0.32668115, 0.10406089, 0.0014179084],
+    [0.53487893, 0.1298071, 0.065735949, -0.0015649758,
+     0.16639465, 0.020070113, -0.0035938915, -0.00058392623],
+    [0.040121004, -0.0065914022, -0.0026286047, -0.0013441777,
+     0.017050642, -0.0021309326, 0.00085092367, -1.5247877e-07]])
+
+
+def _np_standard_gamma_grad(alpha, x):
+    """The row's three branches in float64 (PyTorch's standard_gamma_grad_one)."""
+    alpha, x = np.broadcast_arrays(np.asarray(alpha, np.float64), np.asarray(x, np.float64))
+    with np.errstate(all="ignore"):
+        numer, denom = np.ones_like(x), alpha.copy()
+        s1, s2 = numer / denom, numer / (denom * denom)
+        for i in range(1, 6):
+            numer = numer * -x / i
+            denom = denom + 1
+            s1, s2 = s1 + numer / denom, s2 + numer / (denom * denom)
+        small = -x * np.exp(x) * ((np.log(x) - _np_digamma(alpha)) * s1 - s2)
+        small = np.where(np.isnan(small), 0.0, small)
+        saddle = ((1 + 24 * alpha * (1 + 12 * alpha))
+                  * (1440 * alpha**2 + 6 * x * (53 - 120 * x) - 65 * x * x / alpha
+                     + alpha * (107 + 3600 * x)) / (1244160 * alpha**4))
+        denom = np.sqrt(8 * alpha)
+        term2 = denom / (alpha - x)
+        term3 = (x - alpha - alpha * np.log(x / alpha)) ** -1.5
+        term1 = (np.log(x / alpha) * np.where(x < alpha, term2 - term3, term2 + term3)
+                 - np.sqrt(2 / alpha) * (alpha + x) / (alpha - x) ** 2)
+        rice = -(1 + 1 / (12 * alpha) * (1 + 1 / (24 * alpha))) * x * term1 / denom
+        u, v = np.log(x / alpha)[..., None], np.log(alpha)
+        c = _GAMMA_UV[0] + u * (_GAMMA_UV[1] + u * _GAMMA_UV[2])
+        p = c[..., 0] + v * (c[..., 1] + v * (c[..., 2] + v * c[..., 3]))
+        q = c[..., 4] + v * (c[..., 5] + v * (c[..., 6] + v * c[..., 7]))
+        fit = np.exp(p / q)
+    f32 = np.float64(np.float32(0.9)), np.float64(np.float32(1.1)), np.float64(np.float32(0.8))
+    near = (f32[0] * alpha <= x) & (x <= f32[1] * alpha)
+    return np.where(x < f32[2], small,
+                    np.where(alpha > 8, np.where(near, saddle, rice), fit))
+
+
 def _np_erfinv(y):
     """erfinv by bisection on math.erf in float64: the reference of its row."""
     y = np.asarray(y, dtype=np.float64)
@@ -918,6 +1012,9 @@ unary("lgamma", _np_float(lambda x: np.vectorize(
 unary("digamma", _np_float(_np_digamma), _DIGAMMA, _floating, vec=False,
       vjp=lambda g, x, out: (g * _trigamma(x),), saves_out=False,
       variants=Variants(inplace=True))
+binary("_standard_gamma_grad", _np_standard_gamma_grad, _STANDARD_GAMMA_GRAD,
+       _float_args("_standard_gamma_grad"), vec=False, differentiable=False,
+       variants=Variants(method=False), tensors_only=True)
 binary("logaddexp", np.logaddexp,
        "((({a} == {b}) && isinf({a})) ? {a} : fmax({a}, {b}) + log1p(exp(-fabs({a} - {b}))))",
        _float_args("logaddexp"), saves=(),
