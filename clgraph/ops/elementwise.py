@@ -72,25 +72,25 @@ _fast: dict = {}
 def _run(op: OpDef, args, attrs, out=None):
     """Eager elementwise op. Warm calls are one dict lookup on the operands' metadata
     (dtype, shape, strides, device; scalar kinds) followed by an allocation and an enqueue."""
-    T = registry.Tensor
     if out is not None:
         return _run_general(op, args, attrs, out, None)
-    fkey = [op]
-    for a in args:
-        if isinstance(a, T):
-            fkey += (a.dtype, a._shape, a._stride, a.device)
-        else:
-            fkey.append(type(a))
+    T = registry.Tensor
+    if len(args) == 2:  # most ops: the key without a loop
+        a, b = args
+        fkey = (op, (a.dtype, a._shape, a._stride, a.device) if isinstance(a, T) else type(a),
+                (b.dtype, b._shape, b._stride, b.device) if isinstance(b, T) else type(b))
+    else:
+        fkey = (op, *[(a.dtype, a._shape, a._stride, a.device) if isinstance(a, T) else type(a)
+                      for a in args])
     if attrs:
-        fkey.append(tuple(attrs.items()))
-    fkey = tuple(fkey)
+        fkey += (tuple(attrs.items()),)
     hit = _fast.get(fkey)
     if hit is None:
         return _run_general(op, args, attrs, None, fkey)
-    odt, shape, cstride, nbytes, dev, kern, pack, cshape, strides, gsize, lsize, n, info = hit
+    odt, shape, cstride, nbytes, dev, kernel, name, pack, cshape, strides, gsize, lsize, n, \
+        info = hit
     o = T._on(runtime.Storage(info, nbytes), shape, cstride, 0, odt, dev, True)
-    registry.launch(info, kern.kernel, kern.name, gsize, lsize,
-                    pack(n, cshape, args, (o,), strides))
+    registry.launch(info, kernel, name, gsize, lsize, pack(n, cshape, args, (o,), strides))
     return o
 
 
@@ -137,8 +137,8 @@ def _run_general(op: OpDef, args, attrs, out, fkey):
     registry.launch(info, kern.kernel, kern.name, gsize, (kern.local,),
                     pack(n, cshape, args, (out,), strides))
     if fkey is not None and olay == CONTIG and len(_fast) < 4096:
-        _fast[fkey] = (odt, shape, out._stride, n * odt.itemsize, dev, kern, pack, cshape,
-                       strides, gsize, (kern.local,), n, info)
+        _fast[fkey] = (odt, shape, out._stride, n * odt.itemsize, dev, kern.kernel, kern.name,
+                       pack, cshape, strides, gsize, (kern.local,), n, info)
     return out
 
 
@@ -373,7 +373,8 @@ def elementwise(name, ref, expr, rule, argnames, vjp=None, vec=True, promote=sli
 
 def check_operand(x, name):
     """A Tensor, a Python number or None; anything else is PyTorch's TypeError."""
-    if isinstance(x, (registry.Tensor, numbers.Number)) or x is None:
+    # float and int first: isinstance against the numbers.Number ABC takes ~0.2 us
+    if isinstance(x, (registry.Tensor, float, int, numbers.Number)) or x is None:
         return x
     if isinstance(x, np.ndarray):
         raise TypeError(f"{name}(): expected a Tensor or number, got numpy.ndarray; use "
@@ -398,8 +399,10 @@ def _public(op: OpDef, tensors_only=False):
                             f"{1 + len(others)} were given")
         if tensors_only:
             _check_tensors(name, (input, *others))
-        args = [check_operand(a, name) for a in (input, *others)]
-        return apply(op, *args, out=out)
+        check_operand(input, name)
+        for a in others:
+            check_operand(a, name)
+        return apply(op, input, *others, out=out)
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"torch.{name}"
