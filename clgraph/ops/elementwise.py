@@ -71,9 +71,8 @@ _fast: dict = {}
 
 def _run(op: OpDef, args, attrs, out=None):
     """Eager elementwise op. Warm calls are one dict lookup on the operands' metadata
-    (dtype, shape, strides, device; scalar kinds) followed by an allocation and an enqueue."""
-    if out is not None:
-        return _run_general(op, args, attrs, out, None)
+    (dtype, shape, strides, device; scalar kinds; the ``out=`` tensor's) followed by an
+    allocation (none with ``out=``) and an enqueue."""
     T = registry.Tensor
     if len(args) == 2:  # most ops: the key without a loop
         a, b = args
@@ -84,19 +83,23 @@ def _run(op: OpDef, args, attrs, out=None):
                       for a in args])
     if attrs:
         fkey += (tuple(attrs.items()),)
+    if out is not None:
+        fkey += ("out", out.dtype, out._shape, out._stride, out.device)
     hit = _fast.get(fkey)
     if hit is None:
-        return _run_general(op, args, attrs, None, fkey)
+        return _run_general(op, args, attrs, out, fkey)
     odt, shape, cstride, nbytes, dev, kernel, name, pack, cshape, strides, gsize, lsize, n, \
         info = hit
-    o = T._on(runtime.Storage(info, nbytes), shape, cstride, 0, odt, dev, True)
-    registry.launch(info, kernel, name, gsize, lsize, pack(n, cshape, args, (o,), strides))
-    return o
+    if out is None:
+        out = T._on(runtime.Storage(info, nbytes), shape, cstride, 0, odt, dev, True)
+    registry.launch(info, kernel, name, gsize, lsize, pack(n, cshape, args, (out,), strides))
+    return out
 
 
 def _run_general(op: OpDef, args, attrs, out, fkey):
-    """An elementwise call the fast path has not seen, or one with ``out=``: checks, output,
-    layouts, kernel and launch. A new contiguous result is remembered in ``_fast``."""
+    """An elementwise call the fast path has not seen: checks, output, layouts, kernel and
+    launch. A call writing a contiguous result is remembered in ``_fast`` under ``fkey``
+    (the checks depend only on what the key holds)."""
     T = registry.Tensor
     dev, shape, same = _common_device(op, args, out)
     casts, odt, key = _signature(op, args, attrs)
