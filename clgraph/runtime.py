@@ -548,6 +548,11 @@ def wait(dev: DeviceInfo, event) -> None:
     event.wait()
 
 
+# kernel -> ``set(kernel, args)``, a faster way to set its arguments than pyopencl's invoker,
+# which kernels without one go through (codegen makes them with the argument types)
+arg_setters: dict = {}
+
+
 def launch(dev: DeviceInfo, kernel, name: str, gsize, lsize, args, refresh=None) -> None:
     """Enqueue one kernel; no wait. Records the event when a profile is active.
     ``refresh(advance)`` (optional) returns {argument index: value} for scalar arguments a
@@ -557,8 +562,13 @@ def launch(dev: DeviceInfo, kernel, name: str, gsize, lsize, args, refresh=None)
         notify(Launch(dev, kernel, name, gsize, lsize, args, refresh))
     gate = dev.gate
     probe = gate.hold(kernel, gsize) if gate is not None else None
+    setter = arg_setters.get(kernel)
     try:
-        ev = kernel(dev.queue, gsize, lsize, *args)
+        if setter is not None:
+            setter(kernel, args)
+            ev = cl.enqueue_nd_range_kernel(dev.queue, kernel, gsize, lsize)
+        else:
+            ev = kernel(dev.queue, gsize, lsize, *args)
     except cl.Error as e:
         ev = _retry(e, dev, f"launching kernel {name} with global size {gsize}, local size "
                     f"{lsize}", lambda: kernel(dev.queue, gsize, lsize, *args))
