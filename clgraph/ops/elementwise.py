@@ -394,10 +394,10 @@ def _check_tensors(name, operands) -> None:
 
 def _public(op: OpDef, tensors_only=False):
     """The public function of a row: its operands checked, ``out=`` writing in place."""
-    name = op.name
+    name, n_others = op.name, len(op.argnames) - 1
 
     def fn(input, *others, out=None):
-        if len(others) != len(op.argnames) - 1:
+        if len(others) != n_others:
             raise TypeError(f"{name}() takes {len(op.argnames)} operand(s) but "
                             f"{1 + len(others)} were given")
         if tensors_only:
