@@ -121,9 +121,7 @@ class Storage:
         self.dev = dev
         self.nbytes = nbytes
         self.version = 0
-        mem = _memory.get(dev.index)
-        if mem is None:
-            mem = _memory_of(dev.index)
+        mem = _memory.get(dev.index) or _memory_of(dev.index)
         size = nbytes or 1
         free = mem.free.get(size)
         if free:
