@@ -562,19 +562,27 @@ def launch(dev: DeviceInfo, kernel, name: str, gsize, lsize, args, refresh=None)
     probe = gate.hold(kernel, gsize) if gate is not None else None
     setter = arg_setters.get(kernel)
     try:
-        if setter is not None:
+        if setter is None:
+            ev = kernel(dev.queue, gsize, lsize, *args)
+        else:  # _start's work, without its frame
             setter(kernel, args)
             ev = cl.enqueue_nd_range_kernel(dev.queue, kernel, gsize, lsize)
-        else:
-            ev = kernel(dev.queue, gsize, lsize, *args)
     except cl.Error as e:
         ev = _retry(e, dev, f"launching kernel {name} with global size {gsize}, local size "
-                    f"{lsize}", lambda: kernel(dev.queue, gsize, lsize, *args))
+                    f"{lsize}", lambda: _start(dev, kernel, gsize, lsize, args, setter))
     if probe is not None:
         gate.probe(probe, ev)
     if _profilers:
         for p in _profilers:
             p.records.append((name, ev, kernel))
+
+
+def _start(dev: DeviceInfo, kernel, gsize, lsize, args, setter):
+    """Set the kernel's arguments (with its setter when it has one) and enqueue it."""
+    if setter is None:
+        return kernel(dev.queue, gsize, lsize, *args)
+    setter(kernel, args)
+    return cl.enqueue_nd_range_kernel(dev.queue, kernel, gsize, lsize)
 
 
 def enqueue(dev: DeviceInfo, kernel, name: str, gsize, lsize) -> None:
