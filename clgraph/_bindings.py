@@ -98,7 +98,8 @@ def _dunder(d: str, e: Export, tensor_cls):
         return fn
 
     def op(self, other):
-        if not isinstance(other, (numbers.Number, tensor_cls)):
+        # the Tensor and float first: isinstance against the numbers.Number ABC is slow
+        if not isinstance(other, (tensor_cls, float, int, numbers.Number)):
             return NotImplemented
         return fn(other, self) if reflected else fn(self, other)
 

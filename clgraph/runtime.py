@@ -22,12 +22,7 @@ import pyopencl as cl
 
 from .device import DeviceInfo, on_start
 
-_live = {"buffers": 0}
-_allocated: dict[int, int] = {}  # device index -> bytes of its live Storages
-_peak: dict[int, int] = {}  # device index -> the most _allocated held since the last reset
-_pools: dict[int, dict[int, list]] = {}
 _POOL_LIMIT_BYTES = 1 << 28  # cached free buffers per device; above it frees go to the driver
-_pool_bytes: dict[int, int] = {}
 # A new buffer at least this big is touched once (one byte written, waited for) on devices
 # whose driver allocates at first use, so that a failed allocation is raised by the op that
 # asked for it, not by a later read. The wait drains the queue; one pass over 64 MiB takes
@@ -95,56 +90,70 @@ class OutOfMemoryError(RuntimeError):
     device's limits, or the driver's failure after the pool's cached buffers were freed)."""
 
 
+class _Memory:
+    """What clgraph holds on one device: its live Storages (how many, their bytes, the most
+    bytes held since the last reset) and the pool of free buffers (size -> buffers, their
+    bytes). One object per device index, so that an allocation touches no dict by index."""
+
+    __slots__ = ("buffers", "allocated", "peak", "free", "cached")
+
+    def __init__(self):
+        self.buffers = self.allocated = self.peak = self.cached = 0
+        self.free: dict[int, list] = {}
+
+
+_memory: dict[int, _Memory] = {}  # device index -> what clgraph holds there
+
+
+def _memory_of(index: int) -> _Memory:
+    mem = _memory.get(index)
+    if mem is None:
+        mem = _memory[index] = _Memory()
+    return mem
+
+
 class Storage:
     """A device buffer shared by a tensor and its views; ``version`` counts in-place writes."""
 
-    __slots__ = ("buf", "nbytes", "dev", "version", "__weakref__")
+    __slots__ = ("buf", "nbytes", "dev", "version", "mem", "__weakref__")
 
     def __init__(self, dev: DeviceInfo, nbytes: int):
         self.dev = dev
         self.nbytes = nbytes
         self.version = 0
+        mem = _memory.get(dev.index) or _memory_of(dev.index)
         size = nbytes or 1
-        idx = dev.index
-        pool = _pools.get(idx)
-        buf = None
-        if pool:
-            lst = pool.get(size)
-            if lst:
-                buf = lst.pop()
-                _pool_bytes[idx] -= size
-        if buf is None:
-            buf = _new_buffer(dev, size)
-        self.buf = buf
-        _live["buffers"] += 1
-        held = _allocated[idx] + nbytes
-        _allocated[idx] = held
-        if held > _peak[idx]:
-            _peak[idx] = held
+        free = mem.free.get(size)
+        if free:
+            self.buf = free.pop()
+            mem.cached -= size
+        else:
+            self.buf = _new_buffer(dev, size)
+        self.mem = mem
+        mem.buffers += 1
+        held = mem.allocated = mem.allocated + nbytes
+        if held > mem.peak:
+            mem.peak = held
         if observers:
             notify(Alloc(self))
 
     def __del__(self):
         try:
             buf = self.buf  # AttributeError: __init__ raised, nothing was counted
-            _live["buffers"] -= 1
+            mem = self.mem
+            mem.buffers -= 1
             nbytes = self.nbytes
-            size = nbytes or 1
-            idx = self.dev.index
-            _allocated[idx] -= nbytes
+            mem.allocated -= nbytes
             if observers or buf in _pinned:
                 return  # a trace or a compiled plan holds this buffer
-            cached = _pool_bytes.get(idx, 0) + size
-            if cached <= _POOL_LIMIT_BYTES:
-                pool = _pools.get(idx)
-                if pool is None:
-                    pool = _pools[idx] = {}
-                free = pool.get(size)
+            size = nbytes or 1
+            if mem.cached + size <= _POOL_LIMIT_BYTES:
+                free = mem.free.get(size)
                 if free is None:
-                    pool[size] = [buf]
+                    mem.free[size] = [buf]
                 else:
                     free.append(buf)
-                _pool_bytes[idx] = cached
+                mem.cached += size
         except Exception:  # interpreter shutdown, or __init__ raised
             pass
 
@@ -152,15 +161,12 @@ class Storage:
 def _new_buffer(dev: DeviceInfo, size: int):
     """A new cl.Buffer of ``size`` bytes: checked against the device's limits first, and
     tried once more, after the pool's cached buffers are freed, when the driver fails."""
-    idx = dev.index
-    if idx not in _allocated:
-        _allocated[idx] = 0
-        _peak[idx] = 0
+    mem = _memory_of(dev.index)
     if size > dev.max_alloc_size:
         raise _out_of_memory(dev, size, "more than the largest buffer the device allows")
-    if size > dev.memory - _allocated[idx] - _pool_bytes.get(idx, 0):
+    if size > dev.memory - mem.allocated - mem.cached:
         _free_cached(dev)
-        if size > dev.memory - _allocated[idx]:
+        if size > dev.memory - mem.allocated:
             raise _out_of_memory(dev, size, "more than the device has beside what clgraph "
                                  "holds")
     try:
@@ -238,7 +244,7 @@ def _holding(dev: DeviceInfo) -> str:
     return (f"The device has {format_bytes(dev.memory)} of memory, at most "
             f"{format_bytes(dev.max_alloc_size)} in one buffer; clgraph holds "
             f"{format_bytes(memory_allocated(dev.index))} in tensors and "
-            f"{format_bytes(_pool_bytes.get(dev.index, 0))} cached in its pool")
+            f"{format_bytes(_memory_of(dev.index).cached)} cached in its pool")
 
 
 def format_bytes(n: int) -> str:
@@ -255,41 +261,45 @@ def _free_cached(dev: DeviceInfo) -> None:
     """Give the device's cached buffers back to the driver, after collecting the tensors
     only reference cycles keep, and wait for the queue so that releases take effect."""
     gc.collect()
-    _pools.pop(dev.index, None)
-    _pool_bytes.pop(dev.index, None)
+    mem = _memory_of(dev.index)
+    mem.free, mem.cached = {}, 0
     finish(dev)
 
 
 def live_buffers() -> int:
     """Number of device buffers held by tensors right now."""
-    return _live["buffers"]
+    return sum(mem.buffers for mem in _memory.values())
 
 
 def memory_allocated(index: int) -> int:
     """Bytes the live tensors on device ``index`` hold."""
-    return _allocated.get(index, 0)
+    mem = _memory.get(index)
+    return mem.allocated if mem is not None else 0
 
 
 def max_memory_allocated(index: int) -> int:
     """The most bytes the live tensors on device ``index`` held since the last
     reset_peak_memory_stats (or the start)."""
-    return _peak.get(index, 0)
+    mem = _memory.get(index)
+    return mem.peak if mem is not None else 0
 
 
 def reset_peak_memory_stats(index: int) -> None:
-    if index in _peak:
-        _peak[index] = _allocated.get(index, 0)
+    mem = _memory.get(index)
+    if mem is not None:
+        mem.peak = mem.allocated
 
 
 def memory_reserved(index: int) -> int:
     """Bytes clgraph holds on device ``index``: its tensors' and the pool's cached buffers'."""
-    return _allocated.get(index, 0) + _pool_bytes.get(index, 0)
+    mem = _memory.get(index)
+    return mem.allocated + mem.cached if mem is not None else 0
 
 
 def empty_cache() -> None:
     """Release the cached free buffers to the driver."""
-    _pools.clear()
-    _pool_bytes.clear()
+    for mem in _memory.values():
+        mem.free, mem.cached = {}, 0
 
 
 # --- profiling ---------------------------------------------------------------------------
@@ -536,6 +546,11 @@ def wait(dev: DeviceInfo, event) -> None:
     event.wait()
 
 
+# kernel -> ``set(kernel, args)``, a faster way to set its arguments than pyopencl's invoker,
+# which kernels without one go through (codegen makes them with the argument types)
+arg_setters: dict = {}
+
+
 def launch(dev: DeviceInfo, kernel, name: str, gsize, lsize, args, refresh=None) -> None:
     """Enqueue one kernel; no wait. Records the event when a profile is active.
     ``refresh(advance)`` (optional) returns {argument index: value} for scalar arguments a
@@ -545,16 +560,29 @@ def launch(dev: DeviceInfo, kernel, name: str, gsize, lsize, args, refresh=None)
         notify(Launch(dev, kernel, name, gsize, lsize, args, refresh))
     gate = dev.gate
     probe = gate.hold(kernel, gsize) if gate is not None else None
+    setter = arg_setters.get(kernel)
     try:
-        ev = kernel(dev.queue, gsize, lsize, *args)
+        if setter is None:
+            ev = kernel(dev.queue, gsize, lsize, *args)
+        else:  # _start's work, without its frame
+            setter(kernel, args)
+            ev = cl.enqueue_nd_range_kernel(dev.queue, kernel, gsize, lsize)
     except cl.Error as e:
         ev = _retry(e, dev, f"launching kernel {name} with global size {gsize}, local size "
-                    f"{lsize}", lambda: kernel(dev.queue, gsize, lsize, *args))
+                    f"{lsize}", lambda: _start(dev, kernel, gsize, lsize, args, setter))
     if probe is not None:
         gate.probe(probe, ev)
     if _profilers:
         for p in _profilers:
             p.records.append((name, ev, kernel))
+
+
+def _start(dev: DeviceInfo, kernel, gsize, lsize, args, setter):
+    """Set the kernel's arguments (with its setter when it has one) and enqueue it."""
+    if setter is None:
+        return kernel(dev.queue, gsize, lsize, *args)
+    setter(kernel, args)
+    return cl.enqueue_nd_range_kernel(dev.queue, kernel, gsize, lsize)
 
 
 def enqueue(dev: DeviceInfo, kernel, name: str, gsize, lsize) -> None:

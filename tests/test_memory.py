@@ -235,10 +235,11 @@ def test_lazy_failure_twice_raises_from_the_allocating_op(lazy, monkeypatch):
 def test_launch_failure_names_the_kernel_and_device(dev, monkeypatch):
     a, b = cg.ones(4), cg.ones(4)
 
-    def fails(self, *args, **kwargs):
+    def fails(*args, **kwargs):
         raise _cl_error(cl.status_code.INVALID_KERNEL_ARGS, "clEnqueueNDRangeKernel")
 
-    monkeypatch.setattr(cl.Kernel, "__call__", fails)
+    monkeypatch.setattr(cl, "enqueue_nd_range_kernel", fails)
+    monkeypatch.setattr(cl.Kernel, "__call__", fails)  # kernels launched through pyopencl's invoker
     with pytest.raises(RuntimeError) as info:
         a + b
     msg = str(info.value)
@@ -251,24 +252,25 @@ def test_launch_out_of_memory_retries_then_raises(dev, monkeypatch):
     a, b = cg.ones(4), cg.ones(4)
     cached = cg.empty(777, dtype=cg.uint8)
     del cached
-    call = cl.Kernel.__call__
+    enqueue = cl.enqueue_nd_range_kernel
     attempts = []
 
-    def fails_once(self, *args, **kwargs):
-        attempts.append(self.function_name)
+    def fails_once(queue, kernel, *args, **kwargs):
+        attempts.append(kernel.function_name)
         if len(attempts) == 1:
             raise _cl_error(cl.status_code.MEM_OBJECT_ALLOCATION_FAILURE, "clEnqueueNDRangeKernel")
-        return call(self, *args, **kwargs)
+        return enqueue(queue, kernel, *args, **kwargs)
 
-    monkeypatch.setattr(cl.Kernel, "__call__", fails_once)
+    monkeypatch.setattr(cl, "enqueue_nd_range_kernel", fails_once)
     y = a * b
     assert len(attempts) == 2 and attempts[0] == attempts[1]
     assert cg.cl.memory_reserved() == cg.cl.memory_allocated()
     np.testing.assert_array_equal(y.numpy(), np.ones(4, np.float32))
 
-    def fails(self, *args, **kwargs):
+    def fails(*args, **kwargs):
         raise _cl_error(cl.status_code.OUT_OF_RESOURCES, "clEnqueueNDRangeKernel")
 
+    monkeypatch.setattr(cl, "enqueue_nd_range_kernel", fails)
     monkeypatch.setattr(cl.Kernel, "__call__", fails)
     with pytest.raises(cg.OutOfMemoryError, match="launching kernel cg_sub.*OUT_OF_RESOURCES"):
         a - b

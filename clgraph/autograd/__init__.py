@@ -457,8 +457,15 @@ class _Recording(registry.Interpreter):
     tensor an in-place op writes) requires grad, the result gets its Node."""
 
     def process(self, op, args, attrs, out):
-        if getattr(_state, "enabled", True) and (
-                needs_grad(args) or (out is not None and out.requires_grad)):
+        # the operands first: most ops have none that requires grad, and the grad mode is a
+        # thread-local read
+        for a in args:
+            if isinstance(a, Tensor) and a.requires_grad:
+                break
+        else:
+            if out is None or not out.requires_grad:
+                return self.inner.process(op, args, attrs, out)
+        if getattr(_state, "enabled", True):
             if out is None:
                 return record(op, args, attrs, self.inner.process(op, args, attrs, None))
             return _record_in_place(self.inner, op, args, attrs, out)

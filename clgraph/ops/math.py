@@ -30,10 +30,11 @@ def _is_bool(x) -> bool:
 def sub(input, other, *, alpha=1, out=None):
     """torch.sub: any bool operand is refused, as in PyTorch, whatever the result dtype."""
     check_operand(other, "sub")
-    if _is_bool(input) and _is_bool(other):
+    input_bool, other_bool = _is_bool(input), _is_bool(other)
+    if input_bool and other_bool:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
                            "supported. Use the `^` or `logical_xor()` operator instead.")
-    if _is_bool(input) or _is_bool(other):
+    if input_bool or other_bool:
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
                            "supported. If you are trying to invert a mask, use the `~` or "
                            "`logical_not()` operator instead.")
