@@ -660,6 +660,14 @@ inline uint word16(__global const ushort* row, int c, int C)
             xf[ks][h_ + 2] = r_ < (N) ? word16(p_, ks * 16 + 8 + t2, (C)) : 0u;            \
         }                                                                                  \
     }
+/* this lane's accumulators acc[n-tile] of its row r (0: row g of the warp's 16, 1: g+8),
+   times f, into row i of x, columns below C */
+#define STORE_ROW(x, acc, r, i, NTILES, C, f)                                              \
+    _Pragma("unroll") for (int nd = 0; nd < (NTILES); ++nd)                                \
+        _Pragma("unroll") for (int c = 0; c < 2; ++c) {                                    \
+            const int e_ = nd * 8 + t2 + c;                                                \
+            if (e_ < (C)) ST_STORE(acc[nd][2 * (r) + c] * (f), AT(x, bh, i) + e_);         \
+        }
 #define MMA_IDS                                                                            \
     const int bh = get_group_id(1), tid = get_local_id(0), lane = tid & 31;                \
     const int warp = tid >> 5, g = lane >> 2, t2 = (lane & 3) * 2;                         \
@@ -739,13 +747,7 @@ void sdpa_fwd_mma(ROWS16(q), ROWS16(k), ROWS16(v), MASK_PARAMS, DROP_PARAMS, ROW
         const float tot = l[r];
         if (i >= L) continue;
         const float inv = tot > 0.0f ? 1.0f / tot : 0.0f;
-#pragma unroll
-        for (int nd = 0; nd < EVP / 8; ++nd)
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-                const int e = nd * 8 + t2 + c;
-                if (e < EV) ST_STORE(acc[nd][2 * r + c] * inv, AT(o, bh, i) + e);
-            }
+        STORE_ROW(o, acc, r, i, EVP / 8, EV, inv)
         if ((lane & 3) == 0) lse[(long)bh * LP + i] = tot > 0.0f ? m[r] + log(tot) : INFINITY;
     }
 }
@@ -801,13 +803,7 @@ void sdpa_bwd_dq_mma(ROWS16(q), ROWS16(k), ROWS16(v), MASK_PARAMS, DROP_PARAMS, 
     for (int r = 0; r < 2; ++r) {
         const int i = i0 + wr + 8 * r;
         if (i >= L) continue;
-#pragma unroll
-        for (int nd = 0; nd < EP / 8; ++nd)
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-                const int e = nd * 8 + t2 + c;
-                if (e < E) ST_STORE(acc[nd][2 * r + c], AT(dq, bh, i) + e);
-            }
+        STORE_ROW(dq, acc, r, i, EP / 8, E, 1.0f)
     }
 }
 
@@ -872,20 +868,8 @@ void sdpa_bwd_dkv_mma(ROWS16(q), ROWS16(k), ROWS16(v), MASK_PARAMS, DROP_PARAMS,
     for (int r = 0; r < 2; ++r) {
         const int j = j0 + wr + 8 * r;
         if (j >= S) continue;
-#pragma unroll
-        for (int nd = 0; nd < EP / 8; ++nd)
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-                const int e = nd * 8 + t2 + c;
-                if (e < E) ST_STORE(gk[nd][2 * r + c], AT(dk, bh, j) + e);
-            }
-#pragma unroll
-        for (int nd = 0; nd < EVP / 8; ++nd)
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-                const int e = nd * 8 + t2 + c;
-                if (e < EV) ST_STORE(gv[nd][2 * r + c], AT(dv, bh, j) + e);
-            }
+        STORE_ROW(dk, gk, r, j, EP / 8, E, 1.0f)
+        STORE_ROW(dv, gv, r, j, EVP / 8, EV, 1.0f)
     }
 }
 #endif
