@@ -586,11 +586,27 @@ __kernel void sdpa_dropout_weights(DROP_PARAMS, __global float* w, const int L, 
 #define ROWS16_OUT(p) __global ushort* p, const long p##_off, const long p##_sb, \
     const long p##_sh, const long p##_sl
 
+/* ST_STORE: a float stored rounded to the operand type (to nearest even); pack2: two
+   floats rounded so into one operand word, lo in the lower half */
 #if IS_BF16
 #define ST_STORE(v, p) (*(p) = cg_bfbits(v))
-inline uint pack2(float lo, float hi) { return cg_bfbits(lo) | ((uint)cg_bfbits(hi) << 16); }
 #else
 #define ST_STORE(v, p) vstore_half_rte((v), 0, (__global half*)(p))
+#endif
+#if !MMA_EMULATE /* one instruction on NVIDIA; it puts its first source in the upper half */
+inline uint pack2(float lo, float hi)
+{
+    uint r;
+#if IS_BF16
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+#else
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+#endif
+    return r;
+}
+#elif IS_BF16
+inline uint pack2(float lo, float hi) { return cg_bfbits(lo) | ((uint)cg_bfbits(hi) << 16); }
+#else
 inline uint pack2(float lo, float hi)
 {
     ushort b[2];
@@ -601,7 +617,30 @@ inline uint pack2(float lo, float hi)
 #endif
 
 /* rows [r0, r0 + NR) of x (bh, N, C) into the local tile dst as (row, c), RL elements per
-   row (STAGE16) or as (c, row) (STAGE16_T); zeros past N and C up to CP columns */
+   row (STAGE16) or as (c, row) (STAGE16_T); zeros past N and C up to CP columns. With
+   VEC8=1 (every operand's rows start 16-byte aligned and C is a multiple of 8: heads split
+   from a projection) a work-item moves 8 elements per load. */
+#ifndef VEC8
+#define VEC8 0
+#endif
+#if VEC8
+#define CHUNK_AT(w_, x, r0, N, C, CP)                                                      \
+    const int r_ = x_ / ((CP) / 8), c_ = x_ % ((CP) / 8) * 8;                              \
+    const uint4 w_ = (r0) + r_ < (N) && c_ < (C)                                           \
+        ? vload4(0, (__global const uint*)(AT(x, bh, (r0) + r_) + c_)) : (uint4)(0u);
+#define STAGE16(dst, x, r0, NR, N, C, CP, RL)                                              \
+    for (int x_ = tid; x_ < (NR) * ((CP) / 8); x_ += NT_M) {                               \
+        CHUNK_AT(w_, x, r0, N, C, CP)                                                      \
+        vstore4(w_, 0, (__local uint*)dst + ((r_ * (RL) + c_) >> 1));                      \
+    }
+#define STAGE16_T(dst, x, r0, NR, N, C, CP, RL)                                            \
+    for (int x_ = tid; x_ < (NR) * ((CP) / 8); x_ += NT_M) {                               \
+        CHUNK_AT(w_, x, r0, N, C, CP)                                                      \
+        const uint u_[4] = {w_.s0, w_.s1, w_.s2, w_.s3};                                   \
+        _Pragma("unroll") for (int e_ = 0; e_ < 8; ++e_)                                   \
+            dst[(c_ + e_) * (RL) + r_] = (ushort)(u_[e_ >> 1] >> (16 * (e_ & 1)));         \
+    }
+#else
 #define STAGE16(dst, x, r0, NR, N, C, CP, RL)                                              \
     for (int x_ = tid; x_ < (NR) * (CP); x_ += NT_M) {                                     \
         const int r_ = x_ / (CP), c_ = x_ % (CP);                                          \
@@ -614,6 +653,7 @@ inline uint pack2(float lo, float hi)
         dst[c_ * (RL) + r_] = (r0) + r_ < (N) && c_ < (C) ? AT(x, bh, (r0) + r_)[c_]       \
                                                           : (ushort)0;                     \
     }
+#endif
 /* the B fragment of column n at ks k0 .. k0+15 of a local tile (32-bit words w) whose
    rows, RL elements long, hold a column each */
 #define B_FRAG(bf, w, RL, n, k0)                                                           \

@@ -253,12 +253,13 @@ _MMA_WARPS = 4  # kernels/attention.cl's MMA_WARPS: 16 owned rows per warp
 _mma_probed: dict = {}  # (device index, mode, dtype) -> whether the kernels passed
 
 
-def _mma_kernel(info, name, d, E, EV, has_mask, dropout):
+def _mma_kernel(info, name, d, E, EV, has_mask, dropout, vec8):
     # blocks of 64 rows; 32 in the backward's wide heads, whose four tiles must fit 48 KiB
     bkm = 64 if name == "sdpa_fwd_mma" or max(E, EV) <= 64 else 32
     defines = (("E", str(E)), ("EV", str(EV)), ("VW", "8"), ("HAS_MASK", str(int(has_mask))),
                ("DROPOUT", str(int(dropout))), ("SDPA_MMA", "1"), ("BKM", str(bkm)),
-               ("MMA_WARPS", str(_MMA_WARPS)), ("IS_BF16", str(int(d is dt.bfloat16))))
+               ("MMA_WARPS", str(_MMA_WARPS)), ("IS_BF16", str(int(d is dt.bfloat16))),
+               ("VEC8", str(int(vec8))))
     if gemm.mma_mode(info) == "emulate":
         defines += (("MMA_EMULATE", "1"),)
     return codegen.template_kernel(info, "attention.cl", name, defines)
@@ -302,17 +303,29 @@ def _mma_probe(device, d) -> bool:
     return all(np.allclose(a, b.numpy(), rtol=3e-2, atol=3e-2) for a, b in zip(got, want))
 
 
-def _mma_values(q, k, v, rest, attrs):
-    """The arguments the tensor-core kernels share, and (bh, LP)."""
+def _rows16(name, t, values) -> bool:
+    """Adds operand ``t``'s row arguments to ``values``; whether its rows start 16-byte
+    aligned with a multiple of 8 elements each (the kernels then load 8 at a time)."""
+    rows = _rows(name, t)
+    values.update(rows)
+    return t.shape[-1] % 8 == 0 and all(rows[name + s] % 8 == 0
+                                        for s in ("_off", "_sb", "_sh", "_sl"))
+
+
+def _mma_values(q, k, v, rest, attrs, g=None):
+    """The arguments the tensor-core kernels share (with the output gradient ``g`` for the
+    backward), the kernels' shape parameters, and (bh, LP)."""
     seeds, mask, values = _extras(rest, attrs)
+    named = [("q", q), ("k", k), ("v", v)] + ([("dO", g)] if g is not None else [])
+    vec8 = all([_rows16(name, t, values) for name, t in named])
     L, S = q.shape[-2], k.shape[-2]
     bh, H = _geometry(q, k)
     LP = _pad(L, _width(q.device.info))  # as the float32 kernels pad lse
-    values.update({**_mask_values(q, mask, S), **_rows("q", q), **_rows("k", k),
-                   **_rows("v", v), "seeds": (seeds if seeds is not None else q)._storage.buf,
+    values.update({**_mask_values(q, mask, S),
+                   "seeds": (seeds if seeds is not None else q)._storage.buf,
                    "L": L, "S": S, "LP": LP, "H": H, "scale": np.float32(attrs["scale"]),
                    "causal": int(attrs["causal"])})
-    shape = (q.dtype, q.shape[-1], v.shape[-1], mask is not None, seeds is not None)
+    shape = (q.dtype, q.shape[-1], v.shape[-1], mask is not None, seeds is not None, vec8)
     return values, shape, bh, LP
 
 
@@ -330,15 +343,14 @@ def _run_sdpa_mma(q, k, v, rest, attrs):
 
 
 def _run_sdpa_backward_mma(q, k, v, o, lse, g, rest, attrs):
-    values, shape, bh, LP = _mma_values(q, k, v, rest, attrs)
+    values, shape, bh, LP = _mma_values(q, k, v, rest, attrs, g)
     L, S = q.shape[-2], k.shape[-2]
     dq, dk, dv = _grads_like(q, k, v)
     if bh * L * S == 0:
         for t in (dq, dk, dv):
             fill_(t, 0.0)
         return dq, dk, dv
-    values.update({**_rows("dO", g), "lse": lse._storage.buf,
-                   "dd": _row_dots(g, o, bh, LP)._storage.buf})
+    values.update({"lse": lse._storage.buf, "dd": _row_dots(g, o, bh, LP)._storage.buf})
     info = q.device.info
     _launch_mma(info, "sdpa_bwd_dq_mma", L, bh, {**values, **_rows("dq", dq)}, *shape)
     _launch_mma(info, "sdpa_bwd_dkv_mma", S, bh,
