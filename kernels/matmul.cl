@@ -711,6 +711,63 @@ void conv_gemm_dw(IMAGE(g), IMAGE(x), CONV_GEOM, const int O, const int NB, __gl
         rb[s] = gk < K && gj < N ? OPERAND(Bb, (long)gk * b_rs + (long)gj * b_cs) : 0;      \
     }
 
+/* VEC8=1 (16-bit operands whose rows along the contiguous dimension start 16-byte aligned
+   and hold a multiple of 8 elements, ops/gemm.py): a work-item moves 8 elements per load,
+   when the tile sizes give it whole chunks of 8 */
+#if defined(VEC8) && VEC8 && !MMA_TF32 && (MA_PER % 8 == 0) && (MB_PER % 8 == 0)
+#define MMA_VEC 1
+#else
+#define MMA_VEC 0
+#endif
+#if MMA_VEC
+/* chunk s of this work-item's share: 8 elements along the operand's contiguous dimension,
+   starting at (row, k) of A or (k, column) of B */
+#define MA8_AT(s, r, kk)                                                 \
+    const int e_ = tid + (s) * MMA_THREADS;                              \
+    const int r = a_k ? e_ / (KS / 8) : e_ % (BM / 8) * 8;               \
+    const int kk = a_k ? e_ % (KS / 8) * 8 : e_ / (BM / 8);
+#define MB8_AT(s, kk, c)                                                 \
+    const int e_ = tid + (s) * MMA_THREADS;                              \
+    const int kk = b_n ? e_ / (BN / 8) : e_ % (KS / 8) * 8;              \
+    const int c = b_n ? e_ % (BN / 8) * 8 : e_ / (KS / 8);
+#define LOAD8(p, idx) vload4(0, (__global const uint*)((p) + (idx)))
+#undef MMA_FETCH
+#define MMA_FETCH(k0)                                                                       \
+    _Pragma("unroll") for (int s = 0; s < MA_PER / 8; ++s) {                                \
+        MA8_AT(s, r, kk)                                                                    \
+        const int gi = i0 + r, gk = (k0) + kk;                                              \
+        ra[s] = gi < M && gk < K ? LOAD8(Ab, (long)gi * a_rs + (long)gk * a_cs) : (uint4)(0u); \
+    }                                                                                       \
+    _Pragma("unroll") for (int s = 0; s < MB_PER / 8; ++s) {                                \
+        MB8_AT(s, kk, c)                                                                    \
+        const int gk = (k0) + kk, gj = j0 + c;                                              \
+        rb[s] = gk < K && gj < N ? LOAD8(Bb, (long)gk * b_rs + (long)gj * b_cs) : (uint4)(0u); \
+    }
+/* a chunk into the local tile x (rows of KP elements, k contiguous): in place when the
+   chunk runs along k, else spread over 8 rows */
+#define PUT8(x, w, row, k, along_k)                                                         \
+    if (along_k) {                                                                          \
+        vstore4((w), 0, (__local uint*)(x) + ((row) * KP + (k)) / 2);                       \
+    } else {                                                                                \
+        const uint u_[4] = {(w).s0, (w).s1, (w).s2, (w).s3};                                \
+        _Pragma("unroll") for (int q_ = 0; q_ < 8; ++q_)                                    \
+            (x)[((row) + q_) * KP + (k)] = (ushort)(u_[q_ >> 1] >> (16 * (q_ & 1)));         \
+    }
+#define MMA_STORE_TILES                                                                     \
+    _Pragma("unroll") for (int s = 0; s < MA_PER / 8; ++s) {                                \
+        MA8_AT(s, r, kk) PUT8(Ah, ra[s], r, kk, a_k)                                        \
+    }                                                                                       \
+    _Pragma("unroll") for (int s = 0; s < MB_PER / 8; ++s) {                                \
+        MB8_AT(s, kk, c) PUT8(Bh, rb[s], c, kk, !b_n)                                       \
+    }
+#define MMA_REGS uint4 ra[MA_PER / 8], rb[MB_PER / 8];
+#else
+#define MMA_STORE_TILES                                                                     \
+    _Pragma("unroll") for (int s = 0; s < MA_PER; ++s) { MA_AT(s, r, kk) Ah[r * KP + kk] = ra[s]; } \
+    _Pragma("unroll") for (int s = 0; s < MB_PER; ++s) { MB_AT(s, kk, c) Bh[c * KP + kk] = rb[s]; }
+#define MMA_REGS ELEM ra[MA_PER], rb[MB_PER];
+#endif
+
 __kernel __attribute__((reqd_work_group_size(MMA_THREADS, 1, 1)))
 void matmul_mma(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs,
                 __global const T* B, long b_off, long b_bs, long b_rs, long b_cs,
@@ -737,13 +794,10 @@ void matmul_mma(__global const T* A, long a_off, long a_bs, long a_rs, long a_cs
         for (int ni = 0; ni < WTN; ++ni)
 #pragma unroll
             for (int q = 0; q < 4; ++q) acc[mi][ni][q] = 0.0f;
-    ELEM ra[MA_PER], rb[MB_PER];
+    MMA_REGS
     MMA_FETCH(0)
     for (int k0 = 0; k0 < K; k0 += KS) {
-#pragma unroll
-        for (int s = 0; s < MA_PER; ++s) { MA_AT(s, r, kk) Ah[r * KP + kk] = ra[s]; }
-#pragma unroll
-        for (int s = 0; s < MB_PER; ++s) { MB_AT(s, kk, c) Bh[c * KP + kk] = rb[s]; }
+        MMA_STORE_TILES
         barrier(CLK_LOCAL_MEM_FENCE);
 #if DB
         if (k0 + KS < K) { MMA_FETCH(k0 + KS) }

@@ -144,6 +144,31 @@ def test_tensor_core_tiling_against_numpy(emulated_mma, monkeypatch, p):
         np.testing.assert_allclose(c.astype(np.float64), want, rtol=2e-3, atol=2e-3)
 
 
+@pytest.mark.parametrize("p", MMA_PARAMS, ids=lambda p: "x".join(str(p[k]) for k in gemm._MMA_KEYS))
+def test_tensor_core_aligned_operands_load_8_elements(emulated_mma, monkeypatch, p):
+    """16-bit operands whose rows hold multiples of 8 elements, 16-byte aligned, are staged
+    8 elements per load (VEC8), along k or across rows for every layout and batch
+    broadcast, with partial tiles; parameters whose share of a tile is no whole number of
+    chunks keep the one-element loads."""
+    use(monkeypatch, p)
+    rng = np.random.default_rng(7)
+    cases = [((40, 72, 56), "nn"), ((8, 16, 24), "nt"), ((136, 80, 48), "tn"),
+             ((24, 8, 64), "tt")]
+    for d in ("float16", "bfloat16"):
+        for (M, N, K), (la, lb) in cases[:4 if d == "float16" else 2]:
+            a, ah = operand(rng, (2, M, K), "float32", la)
+            b, bh = operand(rng, (1, K, N), "float32", lb)
+            a, b = a.to(getattr(cg, d)), b.to(getattr(cg, d))
+            with cg.profile() as prof:
+                c = a @ b
+            assert prof.functions == ["matmul_mma"], prof.functions
+            c = c.float().numpy()
+            want = np.matmul(a.float().numpy().astype(np.float64), b.float().numpy())
+            np.testing.assert_allclose(c, want, rtol=1e-2, atol=1e-2)
+    vec = [("VEC8", "1") in defines for _, defines, _ in gemm._chosen.values()]
+    assert vec and all(vec)
+
+
 def test_bfloat16_tensor_core_products(emulated_mma):
     """bfloat16 operands take mma.sync's bf16 form: odd shapes, B transposed (x @ W.T)."""
     rng = np.random.default_rng(6)

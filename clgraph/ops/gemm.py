@@ -161,7 +161,13 @@ def setup(info, cls: str) -> _Problem:
 
 
 def launcher(info, cls: str, p: dict, pr: _Problem):
-    k, _ = kernel(info, pr.d, p) if "WARPS_M" not in p else mma_kernel(info, p, pr.d)
+    v = pr.values
+    if "WARPS_M" in p:
+        vec = vec8(pr.M, pr.N, pr.K, *((v[f"{x}_off"], v[f"{x}_bs"], v[f"{x}_rs"],
+                                         v[f"{x}_cs"]) for x in "ab"))
+        k, _ = mma_kernel(info, p, pr.d, vec)
+    else:
+        k, _ = kernel(info, pr.d, p)
     runtime.flush(info)
     cl.enqueue_copy(info.queue, pr.c, pr.c_host)
     args = codegen.pack(k, pr.values)
@@ -297,11 +303,28 @@ def mma_geometry(p: dict, M: int, N: int, batch: int):
     return (-(-N // bn) * threads, -(-M // bm), batch), (threads, 1, 1)
 
 
-def mma_kernel(info, p: dict, d: dt.dtype = dt.float16):
+def vec8(M: int, N: int, K: int, a: tuple, b: tuple) -> bool:
+    """Whether matmul_mma may move 16-bit operands 8 elements per load (VEC8): each of A
+    (M, K) and B (K, N), given as (offset, batch stride, row stride, column stride), is
+    read along a unit-stride dimension whose rows start 16-byte aligned and hold a
+    multiple of 8 elements."""
+    def ok(op, rows, cols):
+        off, bs, rs, cs = op
+        if off % 8 or bs % 8:
+            return False
+        return (cs == 1 and rs % 8 == 0 and cols % 8 == 0) or \
+            (rs == 1 and cs % 8 == 0 and rows % 8 == 0)
+
+    return ok(a, M, K) and ok(b, K, N)
+
+
+def mma_kernel(info, p: dict, d: dt.dtype = dt.float16, vec: bool = False):
     """matmul_mma with parameters ``p`` for float16 or bfloat16 (or float32 as TF32)
-    operands, and its defines."""
+    operands, and its defines; ``vec``: the operands allow 8-element loads (vec8)."""
     defines = base_defines(d) + tuple((k, str(p[k])) for k in _MMA_KEYS)
     defines += (("GEMM_MMA", "1"),) + ((("MMA_TF32", "1"),) if d is dt.float32 else ())
+    if vec and d in dt.NARROW_FLOATS:
+        defines += (("VEC8", "1"),)
     if mma_mode(info) == "emulate":
         defines += (("MMA_EMULATE", "1"),)
     return codegen.template_kernel(info, "matmul.cl", "matmul_mma", defines), defines
@@ -331,19 +354,19 @@ _chosen: dict = {}
 
 
 def for_shape(info, d: dt.dtype, M: int, N: int, K: int, ta: bool, tb: bool,
-              name: str = "matmul_gemm"):
+              name: str = "matmul_gemm", vec: bool = False):
     """(kernel, its defines, parameters) of matmul_gemm for this product on ``info``; or of
     an implicit-GEMM convolution kernel ``name``, with the parameters tuned for the product
-    of the same shape."""
+    of the same shape. ``vec``: the operands allow 8-element loads (vec8; tensor cores)."""
     tf32 = d is dt.float32 and _precision["float32"] != "highest"
     low = d in dt.NARROW_FLOATS or tf32
-    key = (info.index, d, _bucket(M), _bucket(N), _bucket(K), ta, tb, name, tf32)
+    key = (info.index, d, _bucket(M), _bucket(N), _bucket(K), ta, tb, name, tf32, vec)
     hit = _chosen.get(key)
     if hit is None:
         cls = shape_class(d, M, N, K, ta, tb)
         if name == "matmul_gemm" and low and tensor_cores(info, d):
             p = tune.params(MMA, info, cls)
-            k, defines = mma_kernel(info, p, d)
+            k, defines = mma_kernel(info, p, d, vec)
         else:
             p = tune.params(GEMM, info, cls)
             k, defines = kernel(info, d, p, name=name)

@@ -180,7 +180,8 @@ def _product(a, b, out, epi=None):
     if not info.is_cpu:  # the tuned GPU family reads transposed operands in place
         ta = a._stride[2] != 1
         tb = b._stride[1] == 1 and b._stride[2] != 1
-        kern, defines, p = gemm.for_shape(info, d, M, N, K, ta, tb)
+        vec = d in dt.NARROW_FLOATS and gemm.vec8(M, N, K, ga[1:], gb[1:])
+        kern, defines, p = gemm.for_shape(info, d, M, N, K, ta, tb, vec=vec)
         name = "matmul_mma" if "WARPS_M" in p else "matmul_gemm"
         if d is dt.float32:
             EPILOGUE_READY.setdefault(kern, (name, defines))
