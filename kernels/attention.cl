@@ -708,6 +708,15 @@ inline uint word16(__global const ushort* row, int c, int C)
             const int e_ = nd * 8 + t2 + c;                                                \
             if (e_ < (C)) ST_STORE(acc[nd][2 * (r) + c] * (f), AT(x, bh, i) + e_);         \
         }
+/* the block's scores s = A K^T and their gradient dp = dO V^T as accumulators, from the
+   owned rows' A fragments along E (af) and EV (gf) and the block's tiles along E (w) and
+   EV (wv); in dk/dv the roles of the two sides swap, giving s^T and dp^T */
+#define SCORES_AND_GRADS(s, dp, af, w, gf, wv)                                             \
+    float s[BKM / 8][4], dp[BKM / 8][4];                                                   \
+    ZERO(s, BKM / 8)                                                                       \
+    ZERO(dp, BKM / 8)                                                                      \
+    PRODUCT(s, af, w, QKP, BKM / 8, EP)                                                    \
+    PRODUCT(dp, gf, wv, VKP, BKM / 8, EVK)
 #define MMA_IDS                                                                            \
     const int bh = get_group_id(1), tid = get_local_id(0), lane = tid & 31;                \
     const int warp = tid >> 5, g = lane >> 2, t2 = (lane & 3) * 2;                         \
@@ -822,11 +831,7 @@ void sdpa_bwd_dq_mma(ROWS16(q), ROWS16(k), ROWS16(v), MASK_PARAMS, DROP_PARAMS, 
         STAGE16_T(Kth, k, j0, BKM, S, E, EP, BKP)
         STAGE16(Vh, v, j0, BKM, S, EV, EVK, VKP)
         barrier(CLK_LOCAL_MEM_FENCE);
-        float s[BKM / 8][4], dp[BKM / 8][4];
-        ZERO(s, BKM / 8)
-        ZERO(dp, BKM / 8)
-        PRODUCT(s, qf, Kl, QKP, BKM / 8, EP)
-        PRODUCT(dp, gf, Vl, VKP, BKM / 8, EVK)
+        SCORES_AND_GRADS(s, dp, qf, Kl, gf, Vl)
 #pragma unroll
         for (int ni = 0; ni < BKM / 8; ++ni)
 #pragma unroll
@@ -885,11 +890,7 @@ void sdpa_bwd_dkv_mma(ROWS16(q), ROWS16(k), ROWS16(v), MASK_PARAMS, DROP_PARAMS,
             dl[t] = i0 + t < L ? dd[(long)bh * LP + i0 + t] : 0.0f;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        float s[BKM / 8][4], dp[BKM / 8][4];
-        ZERO(s, BKM / 8)
-        ZERO(dp, BKM / 8)
-        PRODUCT(s, kf, Ql, QKP, BKM / 8, EP)
-        PRODUCT(dp, vf, Gl, VKP, BKM / 8, EVK)
+        SCORES_AND_GRADS(s, dp, kf, Ql, vf, Gl)
 #pragma unroll
         for (int ni = 0; ni < BKM / 8; ++ni)
 #pragma unroll
