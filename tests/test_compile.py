@@ -951,6 +951,28 @@ def test_closure_and_global_values_are_part_of_the_signature():
     close(h(X), m(X), 1e-6)
 
 
+_CONFIG = {"scale": 2.0, "shift": 0.5}
+
+
+def test_settings_read_from_a_global_dict_are_guarded():
+    """A compiled function that reads a number out of a small dict of settings traces anew
+    when the setting changes (torch.compile guards the items it reads), instead of
+    replaying the number the first trace baked in."""
+    x = cg.ones(3)
+    f = cg.compile(lambda t: t * _CONFIG["scale"] + _CONFIG["shift"])
+    assert f(x).tolist() == [2.5] * 3
+    _CONFIG["scale"] = 3.0
+    try:
+        assert f(x).tolist() == [3.5] * 3
+        cfg = {"p": 1.0}
+        g = cg.compile(lambda t: t * cfg["p"])
+        assert g(x).tolist() == [1.0] * 3
+        cfg["p"] = -1.0
+        assert g(x).tolist() == [-1.0] * 3
+    finally:
+        _CONFIG["scale"] = 2.0
+
+
 class _Scaler(cg.nn.Module):
     def __init__(self):
         super().__init__()

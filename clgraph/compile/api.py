@@ -275,9 +275,12 @@ def _guardable(v) -> bool:
 
 def _value_key(v):
     """A hashable stand-in that changes when a traced call could read ``v`` differently:
-    scalars and tuples of them by value; a module by its flags and parameter buffers; a
-    tensor by its storage; anything else (a dict, a list, an optimizer) by identity, so a
-    value read out of a mutable container stays what the trace read."""
+    scalars and tuples of them by value; a small dict of scalars (a configuration: up to
+    64 items) by its items, so that a changed setting traces anew; a module by its flags
+    and parameter buffers; a tensor by its storage; anything else (a list, a larger
+    dict, an optimizer) by identity. A list is often the call's side channel (a log it
+    appends to), and host data a trace turns into tensors (``cg.tensor(a_list)``) is read
+    anew at each replay anyway."""
     if isinstance(v, _SCALARS):
         return v
     if isinstance(v, Module):
@@ -286,7 +289,11 @@ def _value_key(v):
         return (id(v), v._storage.buf.int_ptr)
     if isinstance(v, tuple) and len(v) <= 64 and all(isinstance(x, _SCALARS) for x in v):
         return v
-    return id(v)  # a mutable container may be the call's side channel (a log it appends to)
+    if type(v) is dict and len(v) <= 64:
+        items = tuple(v.items())
+        if all(isinstance(k, _SCALARS) and isinstance(x, _SCALARS) for k, x in items):
+            return (id(v), items)
+    return id(v)
 
 
 def _make_plan(cap: Capture, tensors: list, result):
