@@ -654,3 +654,15 @@ def test_gradcheck_through_slice_assignment():
         return x * x
 
     assert gradcheck(f, (leaf(3, 4), leaf(2, 2, seed=1)))
+
+
+def test_transposing_a_scalar_keeps_its_graph():
+    """transpose(0, -1) and t() of a 0-d tensor are views in the graph, as in PyTorch: the
+    gradient flows back through them."""
+    x = cg.tensor(2.0, requires_grad=True)
+    y = x.transpose(0, -1) * 3 + x.t() * 2
+    assert y.requires_grad and y.grad_fn is not None
+    y.backward()
+    assert x.grad.item() == 5.0
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        x.transpose(0, 1)

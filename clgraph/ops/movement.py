@@ -277,9 +277,9 @@ def permute(x, *dims):
 def transpose(x, dim0, dim1):
     nd = x.ndim
     d = list(range(nd))
-    if nd == 0:
+    if nd == 0:  # (dims 0 and -1 name the scalar itself)
         wrap_dim(dim0, 0), wrap_dim(dim1, 0)
-        return x._view(x._shape, x._stride, x._offset) if True else x
+        return apply(PERMUTE, x, dims=())
     a, b = wrap_dim(dim0, nd), wrap_dim(dim1, nd)
     d[a], d[b] = d[b], d[a]
     return apply(PERMUTE, x, dims=tuple(d))
