@@ -218,6 +218,41 @@ class Tensor:
         return self.transpose(-2, -1)
 
     @property
+    def mH(self) -> "Tensor":
+        """The last two dims swapped (real dtypes: the conjugate is the tensor itself)."""
+        return self.adjoint()
+
+    @property
+    def real(self) -> "Tensor":
+        return self  # real dtypes only
+
+    @property
+    def imag(self) -> "Tensor":
+        raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
+
+    def is_signed(self) -> bool:
+        return self.dtype.name not in ("bool", "uint8")
+
+    def is_nonzero(self) -> bool:
+        n = self.numel()
+        if n == 0:
+            raise RuntimeError("Boolean value of Tensor with no values is ambiguous")
+        if n > 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self.item())
+
+    def is_same_size(self, other: "Tensor") -> bool:
+        return self._shape == other._shape
+
+    def get_device(self) -> int:
+        """The OpenCL device's index (PyTorch: the CUDA index, -1 on the CPU)."""
+        return self.device.index
+
+    def data_ptr(self) -> int:
+        """The address of the first element: the device buffer's plus the offset."""
+        return self._storage.buf.int_ptr + self._offset * self.dtype.itemsize
+
+    @property
     def _version(self) -> int:
         return self._storage.version
 

@@ -713,3 +713,38 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
         a, b = narrow(x, d, 1, m - 1), narrow(x, d, 0, m - 1)
         x = registry.functions.logical_xor(a, b) if x.dtype is dt.bool_ else a - b
     return clone(x) if x is input else x
+
+
+@public
+def split_with_sizes(input, split_sizes, dim=0):
+    """torch.split_with_sizes: views of ``input`` of the given sizes along ``dim``."""
+    return split(input, [int(s) for s in split_sizes], dim)
+
+
+def _split_at(input, indices_or_sections, dim: int, name: str, min_dims: int):
+    """hsplit / vsplit / dsplit: tensor_split along ``dim``; an int must divide the size."""
+    if input.ndim < min_dims:
+        raise RuntimeError(f"torch.{name} requires a tensor with at least {min_dims} "
+                           f"dimension, but got a tensor with {input.ndim} dimensions!")
+    if isinstance(indices_or_sections, numbers.Integral):
+        n, s = input._shape[dim], int(indices_or_sections)
+        if s == 0 or n % s:
+            raise RuntimeError(f"torch.{name} attempted to split along dimension {dim}, but "
+                               f"the size of the dimension {n} is not divisible by the "
+                               f"split_size {s}!")
+    return tensor_split(input, indices_or_sections, dim)
+
+
+@public
+def hsplit(input, indices_or_sections):
+    return _split_at(input, indices_or_sections, 1 if input.ndim > 1 else 0, "hsplit", 1)
+
+
+@public
+def vsplit(input, indices_or_sections):
+    return _split_at(input, indices_or_sections, 0, "vsplit", 2)
+
+
+@public
+def dsplit(input, indices_or_sections):
+    return _split_at(input, indices_or_sections, 2, "dsplit", 3)

@@ -395,6 +395,101 @@ def as_strided(x, size, stride, storage_offset=None):
                  storage_offset=x._offset if storage_offset is None else storage_offset)
 
 
+@public(function=False)
+def unfold(x, dimension, size, step):
+    """Tensor.unfold: a view of the windows of ``size`` every ``step`` along ``dimension``,
+    as a new last dim."""
+    d = wrap_dim(dimension, max(x.ndim, 1))
+    n = x._shape[d] if x.ndim else 1
+    if size > n:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {n} but size is "
+                           f"{size}")
+    if size < 0:
+        raise RuntimeError(f"size is {size} but must be >= 0")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    if x.ndim == 0:
+        return as_strided(x, (size,), (1,))
+    st = x._stride[d]
+    shape = x._shape[:d] + ((n - size) // step + 1,) + x._shape[d + 1:] + (size,)
+    stride = x._stride[:d] + (step * st,) + x._stride[d + 1:] + (st,)
+    return as_strided(x, shape, stride)
+
+
+@public(function=False)
+def sum_to_size(x, *size):
+    """Tensor.sum_to_size: ``x`` summed down to ``size``, which must expand to its shape."""
+    shape = _sizes(size)
+    try:
+        ok = broadcast_shapes(shape, x._shape) == tuple(x._shape)
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise RuntimeError(f"size {{{list(shape)}}} is not expandable to size "
+                           f"{{{list(x._shape)}}}.")
+    return sum_to(x, shape)
+
+
+@public
+def narrow_copy(x, dim, start, length):
+    return narrow(x, dim, start, length).clone()
+
+
+@public
+def adjoint(x):
+    """torch.adjoint: the last two dims swapped (the conjugate is the tensor itself)."""
+    if x.ndim < 2:
+        raise RuntimeError("tensor.adjoint() is only supported on matrices or batches of "
+                           "matrices. Got 1-D tensor." if x.ndim == 1 else
+                           "tensor.adjoint() is only supported on matrices or batches of "
+                           "matrices. Got 0-D tensor.")
+    return transpose(x, -2, -1)
+
+
+# Conjugation: clgraph has no complex dtypes, so these return the tensor itself.
+
+
+@public
+def conj(x):
+    return x
+
+
+@public
+def resolve_conj(x):
+    return x
+
+
+@public
+def resolve_neg(x):
+    return x
+
+
+@public
+def conj_physical(x):
+    return x
+
+
+@public
+def is_conj(x) -> bool:
+    return False
+
+
+@public
+def is_neg(x) -> bool:
+    return False
+
+
+@public(method=False)
+def real(x):
+    """torch.real: the tensor itself (Tensor.real is a property)."""
+    return x
+
+
+@public(method=False)
+def imag(x):
+    raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
+
+
 def _in_layout(x, order, copy: bool):
     """x with its dims laid out densely in ``order`` (outermost first): channels_last."""
     if not copy and is_dense_in(x._shape, x._stride, order):
