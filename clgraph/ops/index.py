@@ -1339,3 +1339,156 @@ def index_fill(input, dim, index, value):
 @public(function=False)
 def index_fill_(input, dim, index, value):
     return masked_fill_(input, _fill_mask(input, dim, index, value, "index_fill_"), value)
+
+
+# --- scatters into views: a copy of ``input`` with one view of it overwritten -------------
+
+
+def _embed(input, src, view, name: str):
+    """A clone of ``input`` whose ``view`` (a function of it) holds ``src``; differentiable
+    through the in-place copy."""
+    if not isinstance(src, registry.Tensor):
+        raise TypeError(f"{name}(): argument 'src' must be Tensor, not {type(src).__name__}")
+    out = clone(input)
+    part = view(out)
+    if tuple(src.shape) != tuple(part.shape):
+        raise RuntimeError(f"expected src to have a size equal to the slice of self. src size "
+                           f"= {list(src.shape)}, slice size = {list(part.shape)}")
+    copy_(part, src)
+    return out
+
+
+@public
+def select_scatter(input, src, dim, index):
+    """torch.select_scatter: ``input`` with ``input.select(dim, index)`` set to ``src``."""
+    return _embed(input, src, lambda t: t.select(dim, index), "select_scatter")
+
+
+@public
+def slice_scatter(input, src, dim=0, start=None, end=None, step=1):
+    """torch.slice_scatter: ``input`` with the slice ``start:end:step`` of ``dim`` set to
+    ``src``."""
+    d = wrap_dim(dim, input.ndim)
+    key = (slice(None),) * d + (slice(start, end, step),)
+    return _embed(input, src, lambda t: t[key], "slice_scatter")
+
+
+@public
+def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
+    """torch.diagonal_scatter: ``input`` with ``input.diagonal(offset, dim1, dim2)`` set to
+    ``src``."""
+    return _embed(input, src, lambda t: t.diagonal(offset, dim1, dim2), "diagonal_scatter")
+
+
+def _copy_index(input, dim, index, source, name):
+    _long_index(index, name)
+    if index.ndim > 1:
+        raise IndexError(f"{name}(): Index should have dimension 1 or 0 (got {index.ndim})")
+    if source.dtype is not input.dtype:
+        raise RuntimeError(f"{name}(): self and source expected to have the same dtype, but "
+                           f"got (self) {_pyname(input.dtype)} and (source) "
+                           f"{_pyname(source.dtype)}")
+    d = wrap_dim(dim, max(input.ndim, 1))
+    n = index.numel()
+    got = source._shape[d] if source.ndim else 1
+    if got != n:
+        raise IndexError(f"{name}(): Number of indices ({n}) should be equal to "
+                         f"source.size(dim) ({got})")
+    return d
+
+
+@public
+def index_copy(input, dim, index, source):
+    """torch.index_copy: ``input`` with the slices at ``index`` along ``dim`` replaced by
+    those of ``source`` (a repeated index keeps one of its slices)."""
+    d = _copy_index(input, dim, index, source, "index_copy_")  # PyTorch names the in-place form
+    return index_add(index_fill(input, d, index.reshape(-1), 0), d, index.reshape(-1), source)
+
+
+@public(function=False)
+def index_copy_(input, dim, index, source):
+    d = _copy_index(input, dim, index, source, "index_copy_")
+    index_fill_(input, d, index.reshape(-1), 0)
+    return index_add_(input, d, index.reshape(-1), source)
+
+
+def _put_index(input, index, source, name):
+    _long_index(index, name)
+    if source.dtype is not input.dtype:
+        raise RuntimeError(f"{name}(): self and source expected to have the same dtype, but "
+                           f"got (self) {_pyname(input.dtype)} and (source) "
+                           f"{_pyname(source.dtype)}")
+    if index.numel() != source.numel():
+        raise RuntimeError(f"{name}(): Expected source and index to have the same number of "
+                           f"elements, but got source.numel() = {source.numel()}, "
+                           f"index.numel() = {index.numel()}")
+    n = input.numel()
+    idx = index.reshape(-1)
+    if idx.numel():
+        lo, hi, _ = _index_info(index)
+        for i in (lo, hi):
+            if not -n <= i < n:
+                raise IndexError(f"out of range: tried to access index {i} on a tensor of {n} "
+                                 "elements.")
+        if lo < 0:
+            idx = registry.functions.where(idx < 0, idx + n, idx)
+    return idx
+
+
+@public
+def put(input, index, source, accumulate=False):
+    """torch.put: ``input`` flattened, ``source`` written (or added) at ``index``."""
+    idx = _put_index(input, index, source, "put")
+    flat, src = input.reshape(-1), source.reshape(-1)
+    if not accumulate:
+        flat = index_fill(flat, 0, idx, 0)
+    return index_add(flat, 0, idx, src).reshape(input.shape)
+
+
+@public(function=False)
+def put_(input, index, source, accumulate=False):
+    return copy_(input, put(input, index, source, accumulate))
+
+
+@public(method=False)
+def unravel_index(indices, shape):
+    """torch.unravel_index: the coordinates in ``shape`` of flat ``indices``, one tensor per
+    dim."""
+    if not isinstance(indices, registry.Tensor):
+        indices = registry.functions.tensor(indices)
+    if indices.dtype.is_floating_point or indices.dtype is dt.bool_:
+        raise TypeError(f"expected 'indices' to be integer dtype, but got "
+                        f"{_pyname(indices.dtype)}")
+    shape = (int(shape),) if isinstance(shape, numbers.Integral) else tuple(int(s)
+                                                                           for s in shape)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"'shape' cannot have negative values, but got {shape}")
+    total = 1
+    for s in shape:
+        total *= s
+    if indices.numel():
+        lo, hi, _ = _index_info(indices.long())
+        if lo < -total or hi >= total:
+            raise RuntimeError(f"'indices' must be in range [{-total}, {total - 1}]")
+    flat = indices.long()
+    flat = registry.functions.where(flat < 0, flat + total, flat)
+    out = []
+    for s in reversed(shape):
+        out.append(flat % s if s else flat)
+        flat = flat // s if s else flat
+    return tuple(reversed(out))
+
+
+@public
+def nonzero_static(input, *, size, fill_value=-1):
+    """torch.nonzero_static: nonzero's rows, cut or padded with ``fill_value`` to ``size``."""
+    if size < 0:
+        raise RuntimeError(f"nonzero_static: 'size' must be an non-negative integer, but got "
+                           f"size: {size}")
+    r = nonzero(input)
+    k = r._shape[0]
+    if k >= size:
+        return r[:size]
+    pad = zeros((size - k, r._shape[1]), dtype=r.dtype, device=r.device)
+    fill_(pad, fill_value)
+    return registry.functions.cat([r, pad], 0)
