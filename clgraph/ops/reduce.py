@@ -28,7 +28,7 @@ from ..codegen.reduce import (
     n_state,
     reduce_program,
 )
-from ..creation import arange, ones, zeros
+from ..creation import arange, linspace, ones, zeros
 from ..shapes import numel as _numel
 from ..shapes import wrap_dim
 from ..shapes import wrap_dims as _dims
@@ -1381,3 +1381,256 @@ def logcumsumexp(input, dim):
 __all__ = ["all", "amax", "amin", "any", "argmax", "argmin", "count_nonzero", "cumprod",
            "cumsum", "log_softmax", "logsumexp", "max", "mean", "median", "min", "nansum",
            "norm", "prod", "softmax", "std", "std_mean", "sum", "var", "var_mean"]
+
+
+# --- statistics composed of other ops ----------------------------------------------------
+
+_aminmax = collections.namedtuple("aminmax", "min max")
+_histogram = collections.namedtuple("histogram", "hist bin_edges")
+return_types.aminmax, return_types.histogram = _aminmax, _histogram
+return_types.nanmedian = return_type("nanmedian")
+
+
+@public
+def aminmax(input, *, dim=None, keepdim=False):
+    """torch.aminmax: (amin, amax) over ``dim`` (all elements when None)."""
+    _check_tensor(input, "aminmax")
+    if input.numel() == 0 and dim is None:
+        raise RuntimeError("aminmax(): cannot compute aminmax over an empty dimension as the "
+                           "operation has no identity.")
+    d = () if dim is None else dim
+    lo, hi = amin(input, d, keepdim), amax(input, d, keepdim)
+    if dim is None and keepdim:
+        lo, hi = lo.reshape((1,) * input.ndim), hi.reshape((1,) * input.ndim)
+    return _aminmax(lo, hi)
+
+
+@public
+def nanmedian(input, dim=None, keepdim=False):
+    """torch.nanmedian: the lower median of the non-NaN values (NaN where there are none);
+    with ``dim`` (values, indices)."""
+    _check_tensor(input, "nanmedian")
+    if not input.dtype.is_floating_point:
+        return median(input, dim, keepdim)
+    fn = registry.functions
+    if dim is None:
+        x = input.reshape(-1)
+        if x.shape[0] == 0:
+            return zeros((), dtype=input.dtype, device=input.device) + math.nan
+        d = 0
+    else:
+        d = wrap_dim(dim, input.ndim)
+        x = input if input.ndim else input.reshape(1)
+        if x.shape[d] == 0:
+            raise IndexError(f"nanmedian(): Expected reduction dim {d} to have non-zero size.")
+    order = fn.sort(x.detach(), d).indices  # NaN sorts last
+    count = sum(fn.logical_not(fn.isnan(x.detach())), d, keepdim=True)
+    idx = fn.gather(order, d, ((count - 1) // 2).clamp(min=0))
+    values = fn.gather(x, d, idx)
+    if dim is None:
+        return values.reshape(())
+    if not keepdim or not input.ndim:
+        values, idx = values.squeeze(d), idx.squeeze(d)
+    return return_types.nanmedian(values, idx)
+
+
+@public
+def histc(input, bins=100, min=0, max=0):
+    """torch.histc: counts in ``bins`` equal bins over [min, max] (values outside are
+    ignored; min = max = 0 takes the data's range); the range is read on the host."""
+    _check_tensor(input, "histc")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f'"histogram_cpu" not implemented for \'{input.dtype.scalar_type}\'')
+    if bins <= 0:
+        raise RuntimeError(f"torch.histc: bins must be > 0, but got {bins} for dimension 0")
+    lo, hi = float(min), float(max)
+    if lo == hi and input.numel():
+        lo, hi = (float(t) for t in aminmax(input.detach()))
+    if lo == hi:
+        lo, hi = lo - 1, hi + 1
+    if lo > hi:
+        raise RuntimeError(f"torch.histc: min must be less than or equal to max, but got "
+                           f"min={min} max={max}")
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise RuntimeError(f"torch.histc: range of [{lo}, {hi}] is not finite")
+    edges = linspace(lo, hi, bins + 1, dtype=input.dtype,
+                                        device=input.device)
+    return _bin_counts(input.detach(), edges, None).to(input.dtype)
+
+
+def _bin_counts(x, edges, weight):
+    """The (weighted) count of ``x`` in each bin between ``edges`` (the last bin closed),
+    values outside ignored."""
+    fn = registry.functions
+    flat = x.reshape(-1)
+    bins = edges.shape[0] - 1
+    i = fn.searchsorted(edges, flat, right=True) - 1
+    i = fn.where(flat == edges[-1], bins - 1, i)
+    keep = (flat >= edges[0]) & (flat <= edges[-1])
+    idx = fn.masked_select(i, keep)
+    w = None if weight is None else fn.masked_select(weight.reshape(-1), keep)
+    return fn.bincount(idx, w, minlength=bins)
+
+
+@public
+def histogram(input, bins, *, range=None, weight=None, density=False):
+    """torch.histogram: (hist, bin_edges); ``bins`` a count of equal bins over ``range`` (or
+    the data's) or a tensor of increasing edges."""
+    _check_tensor(input, "histogram")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"torch.histogram: input tensor and bins tensors should have the "
+                           f"same dtype, but got input {input.dtype.scalar_type}")
+    if isinstance(bins, registry.Tensor):
+        if bins.ndim != 1 or bins.shape[0] < 1:
+            raise RuntimeError(f"torch.histogram: bins tensor should have one dimension and "
+                               f"at least 1 entry, but got {bins.ndim} dimensions")
+        edges = bins.to(input.dtype)
+    else:
+        if bins <= 0:
+            raise RuntimeError(f"torch.histogram(): bins must be > 0, but got {bins} for "
+                               f"dimension 0")
+        if range is not None:
+            lo, hi = (float(r) for r in range)
+        elif input.numel():
+            lo, hi = (float(t) for t in aminmax(input.detach()))
+        else:
+            lo, hi = 0.0, 0.0
+        if lo > hi:
+            raise RuntimeError(f"torch.histogram(): min should not exceed max, but got min "
+                               f"{lo} max {hi}")
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = linspace(lo, hi, int(bins) + 1, dtype=input.dtype, device=input.device)
+    if weight is not None and tuple(weight.shape) != tuple(input.shape):
+        raise RuntimeError(f"torch.histogram: if weight tensor is provided it should have "
+                           f"the same shape as the input tensor excluding its innermost "
+                           f"dimension, but got input with shape {list(input.shape)} and "
+                           f"weight with shape {list(weight.shape)}")
+    if edges.shape[0] == 1:
+        return _histogram(zeros(0, dtype=input.dtype, device=input.device), edges)
+    hist = _bin_counts(input.detach(), edges,
+                       None if weight is None else weight.detach()).to(input.dtype)
+    if density:
+        widths = edges[1:] - edges[:-1]
+        hist = hist / (hist.sum() * widths)
+    return _histogram(hist, edges)
+
+
+@public
+def cov(input, *, correction=1, fweights=None, aweights=None):
+    """torch.cov: the covariance of the rows (variables) of a 1-d or 2-d ``input`` whose
+    columns are observations."""
+    _check_tensor(input, "cov")
+    if input.ndim > 2:
+        raise RuntimeError(f"cov(): expected input to have two or fewer dimensions but got an "
+                           f"input with {input.ndim} dimensions")
+    x = input.reshape(1, -1) if input.ndim < 2 else input
+    if not x.dtype.is_floating_point:
+        x = x.to(dt.get_default_dtype())
+    n = x.shape[1]
+    w = None
+    for name, v in (("fweights", fweights), ("aweights", aweights)):
+        if v is None:
+            continue
+        if v.ndim > 1:
+            raise RuntimeError(f"cov(): expected {name} to have one or fewer dimensions but "
+                               f"got {name} with {v.ndim} dimensions")
+        if v.numel() != n:
+            raise RuntimeError(f"cov(): expected {name} to have the same numel as there are "
+                               f"observations in the input but got {v.numel()} != {n}")
+        w = v.to(x.dtype) if w is None else w * v.to(x.dtype)
+    if w is None:
+        w_sum = float(n)
+        avg = x.mean(1, keepdim=True)
+        norm = w_sum - correction
+    else:
+        w_sum = w.sum()
+        avg = (x * w).sum(1, keepdim=True) / w_sum
+        if aweights is not None and correction:
+            norm = w_sum - correction * (w * aweights.to(x.dtype)).sum() / w_sum
+        else:
+            norm = w_sum - correction
+    xm = x - avg
+    xw = xm if w is None else xm * w
+    if isinstance(norm, float):
+        norm = builtins.max(norm, 0.0)
+    else:
+        norm = norm.clamp(min=0)
+    c = (xw @ xm.mT) / norm
+    return c.reshape(()) if x.shape[0] == 1 else c
+
+
+@public
+def corrcoef(input):
+    """torch.corrcoef: Pearson's correlation of the rows, clipped to [-1, 1]."""
+    c = cov(input)
+    if c.ndim == 0:
+        return c / c
+    d = c.diagonal().sqrt()
+    return (c / d.unsqueeze(1) / d.unsqueeze(0)).clamp(-1, 1)
+
+
+@public
+def dist(input, other, p=2):
+    """torch.dist: the p-norm of ``input - other``."""
+    from ..linalg import vector_norm  # clgraph.linalg composes the ops; imported late
+    return vector_norm(input - other, p)
+
+
+@public
+def renorm(input, p, dim, maxnorm):
+    """torch.renorm: each slice along ``dim`` whose p-norm exceeds ``maxnorm`` scaled down
+    to it."""
+    _check_tensor(input, "renorm")
+    if p <= 0:
+        raise RuntimeError(f"renorm: non-positive-norm not supported, got p={p}")
+    if maxnorm < 0:
+        raise RuntimeError(f"renorm: expected maxnorm to be >= 0 but got {maxnorm}")
+    d = wrap_dim(dim, input.ndim)
+    from ..linalg import vector_norm
+    norm = vector_norm(input, p, [i for i in builtins.range(input.ndim) if i != d],
+                       keepdim=True)
+    factor = where(norm > maxnorm, maxnorm / (norm + 1e-7), 1.0)
+    return input * factor
+
+
+def _trapezoid_parts(y, x, dx, dim, name):
+    if x is not None and dx is not None:
+        raise TypeError(f"{name}() received an invalid combination of arguments: x and dx")
+    d = wrap_dim(dim, y.ndim)
+    n = y.shape[d]
+    if n == 0:
+        return None, d
+    left, right = y.narrow(d, 0, n - 1), y.narrow(d, 1, n - 1)
+    mid = (left + right) / 2
+    if x is None:
+        return mid * (1.0 if dx is None else dx), d
+    if x.ndim == 1:
+        if x.shape[0] != n:
+            raise RuntimeError(f"{name}: There must be one `x` value for each sample point")
+        dxs = (x[1:] - x[:-1]).reshape((n - 1,) + (1,) * (y.ndim - d - 1))
+    else:
+        xd = wrap_dim(dim, x.ndim)
+        dxs = x.narrow(xd, 1, n - 1) - x.narrow(xd, 0, n - 1)
+    return mid * dxs, d
+
+
+@public(method=False, aliases=("trapz",))
+def trapezoid(y, x=None, *, dx=None, dim=-1):
+    """torch.trapezoid (and trapz): the trapezoidal rule along ``dim``."""
+    _check_tensor(y, "trapezoid")
+    parts, d = _trapezoid_parts(y, x, dx, dim, "trapezoid")
+    if parts is None:
+        return sum(y, d)
+    return sum(parts, d)
+
+
+@public(method=False)
+def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
+    """torch.cumulative_trapezoid: the running trapezoidal rule along ``dim`` (one element
+    shorter)."""
+    _check_tensor(y, "cumulative_trapezoid")
+    parts, d = _trapezoid_parts(y, x, dx, dim, "cumulative_trapezoid")
+    if parts is None:
+        return y.clone()
+    return cumsum(parts, d)
