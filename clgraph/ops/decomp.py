@@ -470,6 +470,30 @@ def cross(input, other, *, dim=-1):
 # torch.* spellings (functions and Tensor methods)
 
 
+def _torch_cross(input, other, dim=None):
+    """torch.cross: linalg.cross over ``dim``; without it, the first dim of size 3 (with
+    PyTorch's deprecation warning)."""
+    if dim is None:
+        import warnings
+        warnings.warn("Using torch.cross without specifying the dim arg is deprecated.\n"
+                      "Please either pass the dim explicitly or simply use torch.linalg.cross."
+                      "\nThe default value of dim will change to agree with that of "
+                      "linalg.cross in a future release.", UserWarning, stacklevel=2)
+        from ..shapes import broadcast_shapes
+        shape = broadcast_shapes(input._shape, other._shape)
+        dim = next((i for i, n in enumerate(shape) if n == 3), None)
+        if dim is None:
+            raise RuntimeError(f"no dimension of size 3 in input (shape {list(shape)})")
+    if input.ndim != other.ndim:
+        raise RuntimeError(f"linalg.cross: inputs must have the same number of dimensions. "
+                           f"Got {input.ndim} and {other.ndim}")
+    return cross(input, other, dim=dim)
+
+
+_torch_cross.__name__ = "cross"
+public(_torch_cross)
+
+
 @public
 def inverse(input, *, out=None):
     return inv(input, out=out)

@@ -111,6 +111,12 @@ def diag(input, diagonal=0):
 
 
 @public
+def diagflat(input, offset=0):
+    """torch.diagflat: the flattened ``input`` on diagonal ``offset`` of a square matrix."""
+    return diag(reshape(input, -1), offset)
+
+
+@public
 def diag_embed(input, offset=0, dim1=-2, dim2=-1):
     """torch.diag_embed: the last dim of ``input`` on the diagonal ``offset`` of dims
     (dim1, dim2) of a new zero tensor with one more dim."""

@@ -592,3 +592,69 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     if x1._shape[-1] == 0:
         return diff.sum(-1)
     return registry.functions.norm(diff, p, -1)
+
+
+@public
+def inner(input, other):
+    """torch.inner: the sum of products over the last dims (a product with a 0-d tensor)."""
+    if input.ndim == 0 or other.ndim == 0:
+        return input * other
+    if input._shape[-1] != other._shape[-1]:
+        raise RuntimeError(f"inner() the last dimension must match on both input tensors but "
+                           f"got shapes {list(input.shape)} and {list(other.shape)}")
+    return tensordot(input, other, dims=([-1], [-1]))
+
+
+@public
+def vdot(input, other):
+    """torch.vdot: the dot product of two 1-d tensors (no conjugate for real dtypes)."""
+    if input.ndim != 1 or other.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D "
+                           "tensors")
+    return dot(input, other)
+
+
+@public(inplace=True)
+def addr(input, vec1, vec2, *, beta=1, alpha=1):
+    """torch.addr: beta * input + alpha * outer(vec1, vec2)."""
+    for name, v in (("vec1", vec1), ("vec2", vec2)):
+        if v.ndim != 1:
+            raise RuntimeError(f"addr: Expected 1-D argument {name}, but got {v.ndim}-D")
+    return _add_product(input, outer(vec1, vec2), beta, alpha)
+
+
+@public(method=False)
+def chain_matmul(*matrices):
+    """torch.chain_matmul: the product of 2-d matrices, left to right."""
+    if len(matrices) == 1 and isinstance(matrices[0], (list, tuple)):
+        matrices = tuple(matrices[0])
+    if not matrices:
+        raise RuntimeError("chain_matmul(): Expected one or more matrices")
+    for m in matrices:
+        if m.ndim != 2:
+            raise RuntimeError(f"Tensor dimension is {m.ndim}, expected 2 instead.")
+    if len(matrices) == 1:
+        return matrices[0].clone()
+    r = matrices[0]
+    for m in matrices[1:]:
+        r = mm(r, m)
+    return r
+
+
+@public(method=False)
+def vander(x, N=None, increasing=False):
+    """torch.vander: columns of powers of the 1-d ``x`` (decreasing unless ``increasing``),
+    as running products, so gradients follow."""
+    if x.ndim != 1:
+        raise RuntimeError("x must be a one-dimensional tensor.")
+    n = x._shape[0] if N is None else int(N)
+    if n < 0:
+        raise RuntimeError("N must be non-negative.")
+    from .join import cat, flip
+    from .reduce import cumprod
+    col = unsqueeze(x if x.dtype.is_floating_point else x.to(dt.int64), 1)
+    if n == 0:
+        return expand(col, x._shape[0], 0).clone()
+    ones = col * 0 + 1
+    out = cumprod(cat([ones] + [col] * (n - 1), 1), 1) if n > 1 else ones
+    return out if increasing else flip(out, [1])
