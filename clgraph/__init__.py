@@ -10,10 +10,12 @@ from ._format import get_printoptions, printoptions, set_printoptions
 from . import dtypes as _dt
 from ._methods import bind as _bind
 from .codegen import KernelBuildError
-from .creation import (arange, as_tensor, empty, empty_like, empty_strided, eye, from_numpy,
-                       full, full_like, initial_seed, linspace, manual_seed, normal, ones,
-                       ones_like, rand, rand_like, randint, randint_like, randn, randn_like,
-                       randperm, seed, tensor, zeros, zeros_like)
+from .creation import (arange, as_tensor, bartlett_window, blackman_window, empty, empty_like,
+                       empty_strided, eye, from_numpy, full, full_like, hamming_window,
+                       hann_window, initial_seed, kaiser_window, linspace, logspace,
+                       manual_seed, normal, ones, ones_like, rand, rand_like, randint,
+                       randint_like, randn, randn_like, randperm, seed, tensor, tril_indices,
+                       triu_indices, zeros, zeros_like)
 from .device import default_device as get_default_device, device, set_default_device
 from .dtypes import finfo, get_default_dtype, iinfo, promote_types, set_default_dtype
 from .ops import conv as _conv, index as _index, join as _join, linalg as _linalg  # noqa: F401

@@ -393,3 +393,97 @@ def exponential_(t: Tensor, lambd=1.0, *, generator=None) -> Tensor:
     u = rand(*t.shape, generator=generator, device=t.device,
              dtype=dt.float64 if t.dtype is dt.float64 else dt.float32)
     return copy_(t, u.neg().log1p().neg() / lambd)
+
+
+# --- index grids, log ranges and windows (computed on the host in float64, as linspace) ---
+
+
+def _tri_indices(lower: bool, row, col, offset, dtype, device, name):
+    if row < 0 or col < 0:
+        raise RuntimeError(f"{name}: row must be non-negative, got {row}" if row < 0 else
+                           f"{name}: col must be non-negative, got {col}")
+    d = dt.int64 if dtype is None else dt.as_dtype(dtype)
+    if d.is_floating_point or d is dt.bool_:
+        raise RuntimeError(f'"{name}" not implemented for \'{d.scalar_type}\'')
+    r, c = np.tril_indices(row, offset, col) if lower else np.triu_indices(row, offset, col)
+    return _from_host(np.stack([r, c]).astype(np.int64).reshape(2, -1), d, as_device(device))
+
+
+def tril_indices(row, col, offset=0, *, dtype=None, device=None) -> Tensor:
+    """torch.tril_indices: the (row, col) coordinates of the lower triangle, a 2 x N tensor."""
+    return _finish(_tri_indices(True, row, col, offset, dtype, device, "tril_indices"), False)
+
+
+def triu_indices(row, col, offset=0, *, dtype=None, device=None) -> Tensor:
+    """torch.triu_indices: the (row, col) coordinates of the upper triangle."""
+    return _finish(_tri_indices(False, row, col, offset, dtype, device, "triu_indices"), False)
+
+
+def logspace(start, end, steps, base=10.0, *, dtype=None, device=None,
+             requires_grad=False) -> Tensor:
+    if steps < 0:
+        raise RuntimeError(f"number of steps must be non-negative, got {steps}")
+    d = dt.as_dtype(dtype) if dtype is not None else dt.get_default_dtype()
+    arr = np.power(float(base), np.linspace(start, end, steps, dtype=np.float64))
+    if not d.is_floating_point:
+        arr = np.trunc(arr)
+    return _finish(_from_host(arr, d, as_device(device)), requires_grad)
+
+
+def _window(name, fn, window_length, periodic, dtype, device, requires_grad):
+    """A window of ``window_length`` points from ``fn(n)`` (the symmetric window of n
+    points); periodic windows are the symmetric one of length + 1 without its last point."""
+    if window_length < 0:
+        raise RuntimeError(f"{name} requires non-negative window_length, got "
+                           f"window_length={window_length}")
+    d = dt.as_dtype(dtype) if dtype is not None else dt.get_default_dtype()
+    if not d.is_floating_point:
+        raise RuntimeError(f"{name} expects floating point dtypes, got: {d}")
+    if window_length <= 1:
+        arr = np.ones(window_length, dtype=np.float64)
+    else:
+        n = window_length + 1 if periodic else window_length
+        arr = fn(n)[:window_length]
+    return _finish(_from_host(arr, d, as_device(device)), requires_grad)
+
+
+def _cosine_sum(*a):
+    def fn(n):
+        k = np.arange(n, dtype=np.float64) * (2 * np.pi / (n - 1))
+        return sum(c * (-1) ** i * np.cos(i * k) for i, c in enumerate(a))
+    return fn
+
+
+def hann_window(window_length, periodic=True, *, dtype=None, device=None,
+                requires_grad=False) -> Tensor:
+    return _window("hann_window", _cosine_sum(0.5, 0.5), window_length, periodic, dtype,
+                   device, requires_grad)
+
+
+def hamming_window(window_length, periodic=True, alpha=0.54, beta=0.46, *, dtype=None,
+                   device=None, requires_grad=False) -> Tensor:
+    return _window("hamming_window", _cosine_sum(alpha, beta), window_length, periodic, dtype,
+                   device, requires_grad)
+
+
+def blackman_window(window_length, periodic=True, *, dtype=None, device=None,
+                    requires_grad=False) -> Tensor:
+    return _window("blackman_window", _cosine_sum(0.42, 0.5, 0.08), window_length, periodic,
+                   dtype, device, requires_grad)
+
+
+def bartlett_window(window_length, periodic=True, *, dtype=None, device=None,
+                    requires_grad=False) -> Tensor:
+    def fn(n):
+        k = np.arange(n, dtype=np.float64) * (2.0 / (n - 1))
+        return 1 - np.abs(k - 1)
+    return _window("bartlett_window", fn, window_length, periodic, dtype, device,
+                   requires_grad)
+
+
+def kaiser_window(window_length, periodic=True, beta=12.0, *, dtype=None, device=None,
+                  requires_grad=False) -> Tensor:
+    def fn(n):
+        k = np.arange(n, dtype=np.float64)
+        return np.i0(beta * np.sqrt(1 - ((k - (n - 1) / 2) / ((n - 1) / 2)) ** 2)) / np.i0(beta)
+    return _window("kaiser_window", fn, window_length, periodic, dtype, device, requires_grad)
