@@ -61,6 +61,41 @@ from . import distributed  # noqa: E402  (mpi4py is imported by init_process_gro
 from . import onnx  # noqa: E402  (the onnx package is imported by onnx.export only)
 from .nn import parallel as _parallel  # noqa: E402,F401  (cg.nn.parallel)
 
+# torch.<name> spellings of nn.functional functions (PyTorch exposes these at the top level)
+for _name in ("cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle",
+              "pdist", "cosine_embedding_loss", "margin_ranking_loss", "hinge_embedding_loss",
+              "triplet_margin_loss", "kl_div", "poisson_nll_loss",
+              "binary_cross_entropy_with_logits", "layer_norm", "group_norm", "instance_norm",
+              "batch_norm", "embedding", "dropout", "alpha_dropout", "feature_alpha_dropout",
+              "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+              "conv_transpose3d", "avg_pool1d", "max_pool1d", "max_pool2d", "max_pool3d",
+              "adaptive_avg_pool1d", "adaptive_max_pool1d", "bilinear", "channel_shuffle",
+              "rms_norm"):
+    if _name not in globals() and hasattr(nn.functional, _name):
+        globals()[_name] = getattr(nn.functional, _name)
+del _name
+
+
+def constant_pad_nd(input, pad, value=0) -> Tensor:
+    """torch.constant_pad_nd: nn.functional.pad in constant mode."""
+    return nn.functional.pad(input, pad, value=value)
+
+
+def detach(input) -> Tensor:
+    return input.detach()
+
+
+def is_nonzero(input) -> "bool":
+    return input.is_nonzero()
+
+
+def is_same_size(input, other) -> "bool":
+    return input.is_same_size(other)
+
+
+def is_signed(input) -> "bool":
+    return input.is_signed()
+
 
 def is_tensor(obj) -> "bool":
     return isinstance(obj, Tensor)

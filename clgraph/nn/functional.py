@@ -374,6 +374,23 @@ def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
     return _result(input, input * (keep * a) + b, inplace)
 
 
+def feature_alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
+                          inplace: bool = False) -> Tensor:
+    """alpha_dropout of whole channels: one draw per (N, C) entry, shared over the rest."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return _result(input, input * 0.0, inplace)
+    alpha = _SELU_ALPHA * _SELU_SCALE
+    a = 1.0 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
+    shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
+    keep = (rand(*shape, dtype=input.dtype, device=input.device) >= p).to(input.dtype)
+    b = (keep - 1.0) * (alpha * a) + alpha * a * p
+    return _result(input, input * (keep * a) + b, inplace)
+
+
 def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: float = 1e-10,
                    dim: int = -1) -> Tensor:
     """softmax((logits + g) / tau) with g ~ Gumbel(0, 1); ``hard`` returns the one-hot of
@@ -2014,6 +2031,26 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear",
             weight = w if weight is None else weight * w
         out = out + tap([b + bit for b, bit in zip(lo, bits)]) * weight
     return out.reshape(N, C, *out_sizes)
+
+
+def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
+    """(*, C, H r, W r) -> (*, C r^2, H, W), pixel_shuffle's inverse."""
+    if input.ndim < 3:
+        raise RuntimeError(f"pixel_unshuffle expects input to have at least 3 dimensions, but "
+                           f"got input with {input.ndim} dimension(s)")
+    r = int(downscale_factor)
+    if r <= 0:
+        raise RuntimeError(f"pixel_unshuffle expects a positive downscale_factor, but got {r}")
+    *batch, c, h, w = input.shape
+    if h % r or w % r:
+        bad, n = ("height", h) if h % r else ("width", w)
+        raise RuntimeError(f"pixel_unshuffle expects {bad} to be divisible by "
+                           f"downscale_factor, but input.size({-2 if bad == 'height' else -1})"
+                           f"={n} is not divisible by {r}")
+    nb = len(batch)
+    x = input.reshape(*batch, c, h // r, r, w // r, r)
+    x = x.permute(*range(nb), nb, nb + 2, nb + 4, nb + 1, nb + 3)
+    return x.reshape(*batch, c * r * r, h // r, w // r)
 
 
 def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
