@@ -8,10 +8,13 @@ LAPACK there. Under cg.compile the host read makes a signature run eagerly."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import dtypes as dt
 from ..creation import _from_host, eye, zeros
+from ..shapes import broadcast_shapes
 from . import registry
 from .linalg import matmul
 from .registry import OpDef, apply, public, register
@@ -474,12 +477,10 @@ def _torch_cross(input, other, dim=None):
     """torch.cross: linalg.cross over ``dim``; without it, the first dim of size 3 (with
     PyTorch's deprecation warning)."""
     if dim is None:
-        import warnings
         warnings.warn("Using torch.cross without specifying the dim arg is deprecated.\n"
                       "Please either pass the dim explicitly or simply use torch.linalg.cross."
                       "\nThe default value of dim will change to agree with that of "
                       "linalg.cross in a future release.", UserWarning, stacklevel=2)
-        from ..shapes import broadcast_shapes
         shape = broadcast_shapes(input._shape, other._shape)
         dim = next((i for i, n in enumerate(shape) if n == 3), None)
         if dim is None:

@@ -640,21 +640,3 @@ def chain_matmul(*matrices):
         r = mm(r, m)
     return r
 
-
-@public(method=False)
-def vander(x, N=None, increasing=False):
-    """torch.vander: columns of powers of the 1-d ``x`` (decreasing unless ``increasing``),
-    as running products, so gradients follow."""
-    if x.ndim != 1:
-        raise RuntimeError("x must be a one-dimensional tensor.")
-    n = x._shape[0] if N is None else int(N)
-    if n < 0:
-        raise RuntimeError("N must be non-negative.")
-    from .join import cat, flip
-    from .reduce import cumprod
-    col = unsqueeze(x if x.dtype.is_floating_point else x.to(dt.int64), 1)
-    if n == 0:
-        return expand(col, x._shape[0], 0).clone()
-    ones = col * 0 + 1
-    out = cumprod(cat([ones] + [col] * (n - 1), 1), 1) if n > 1 else ones
-    return out if increasing else flip(out, [1])

@@ -1573,8 +1573,7 @@ def corrcoef(input):
 @public
 def dist(input, other, p=2):
     """torch.dist: the p-norm of ``input - other``."""
-    from ..linalg import vector_norm  # clgraph.linalg composes the ops; imported late
-    return vector_norm(input - other, p)
+    return norm(input - other, p)
 
 
 @public
@@ -1587,10 +1586,8 @@ def renorm(input, p, dim, maxnorm):
     if maxnorm < 0:
         raise RuntimeError(f"renorm: expected maxnorm to be >= 0 but got {maxnorm}")
     d = wrap_dim(dim, input.ndim)
-    from ..linalg import vector_norm
-    norm = vector_norm(input, p, [i for i in builtins.range(input.ndim) if i != d],
-                       keepdim=True)
-    factor = where(norm > maxnorm, maxnorm / (norm + 1e-7), 1.0)
+    size = norm(input, p, [i for i in builtins.range(input.ndim) if i != d], keepdim=True)
+    factor = where(size > maxnorm, maxnorm / (size + 1e-7), 1.0)
     return input * factor
 
 
@@ -1634,3 +1631,20 @@ def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
     if parts is None:
         return y.clone()
     return cumsum(parts, d)
+
+
+@public(method=False)
+def vander(x, N=None, increasing=False):
+    """torch.vander: columns of powers of the 1-d ``x`` (decreasing unless ``increasing``),
+    as running products, so gradients follow."""
+    if x.ndim != 1:
+        raise RuntimeError("x must be a one-dimensional tensor.")
+    n = x._shape[0] if N is None else int(N)
+    if n < 0:
+        raise RuntimeError("N must be non-negative.")
+    col = (x if x.dtype.is_floating_point else x.to(dt.int64)).unsqueeze(1)
+    if n == 0:
+        return col.expand(x._shape[0], 0).clone()
+    ones = col * 0 + 1
+    out = cumprod(cat([ones] + [col] * (n - 1), 1), 1) if n > 1 else ones
+    return out if increasing else flip(out, [1])
