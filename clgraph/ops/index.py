@@ -1453,25 +1453,17 @@ def put_(input, index, source, accumulate=False):
 @public(method=False)
 def unravel_index(indices, shape):
     """torch.unravel_index: the coordinates in ``shape`` of flat ``indices``, one tensor per
-    dim."""
+    dim (negative and out-of-range indices wrap, unchecked, as PyTorch's)."""
     if not isinstance(indices, registry.Tensor):
-        indices = registry.functions.tensor(indices)
+        raise TypeError(f"unravel_index(): argument 'indices' must be Tensor, not "
+                        f"{type(indices).__name__}")
     if indices.dtype.is_floating_point or indices.dtype is dt.bool_:
-        raise TypeError(f"expected 'indices' to be integer dtype, but got "
-                        f"{_pyname(indices.dtype)}")
+        raise TypeError(f"expected 'indices' to be integer dtype, but got {indices.dtype}")
     shape = (int(shape),) if isinstance(shape, numbers.Integral) else tuple(int(s)
                                                                            for s in shape)
     if any(s < 0 for s in shape):
         raise ValueError(f"'shape' cannot have negative values, but got {shape}")
-    total = 1
-    for s in shape:
-        total *= s
-    if indices.numel():
-        lo, hi, _ = _index_info(indices.long())
-        if lo < -total or hi >= total:
-            raise RuntimeError(f"'indices' must be in range [{-total}, {total - 1}]")
-    flat = indices.long()
-    flat = registry.functions.where(flat < 0, flat + total, flat)
+    flat = indices.long()  # floor division and modulo wrap out-of-range ones, as PyTorch
     out = []
     for s in reversed(shape):
         out.append(flat % s if s else flat)
