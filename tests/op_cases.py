@@ -89,7 +89,6 @@ CASES = [
     Case("heaviside", 2, dtypes=("float32", "float64", "int64", "int32")),
     Case("acosh", low=1.1, high=6, dtypes=FLOAT), Case("asinh", dtypes=FLOAT),
     Case("atanh", low=-0.9, high=0.9, dtypes=FLOAT),
-    Case("fmax", 2, dtypes=ALL), Case("fmin", 2, dtypes=ALL),
     Case("gcd", 2, dtypes=("int64", "int32", "int8", "uint8")),
     Case("lcm", 2, dtypes=("int64", "int32", "int8", "uint8")),
     Case("sinc", dtypes=FLOAT),

@@ -1061,22 +1061,6 @@ unary("atanh", _np_float(np.arctanh), "atanh({x})", _floating,
       variants=Variants(inplace=True, inplace_function=True, aliases=("arctanh",)))
 
 
-def _fminmax_vjp(keep):
-    """PyTorch's fmax / fmin gradient: all of it to input where it is kept (ties included)
-    or other is NaN, the rest to other."""
-    def vjp(g, a, b, out=None):
-        wa = _call("logical_or", _call(keep, a, b), _call("isnan", b)).to(g.dtype)
-        return g * wa, g * (1 - wa)
-
-    return vjp
-
-
-# OpenCL's fmax / fmin return the other operand when one is NaN, as C99's (and PyTorch's) do
-binary("fmax", np.fmax, _by_kind("fmax({a}, {b})", "max({a}, {b})", "({a} | {b})"),
-       vjp=_fminmax_vjp("ge"), saves_out=False, variants=Variants(), tensors_only=True)
-binary("fmin", np.fmin, _by_kind("fmin({a}, {b})", "min({a}, {b})", "({a} & {b})"),
-       vjp=_fminmax_vjp("le"), saves_out=False, variants=Variants(), tensors_only=True)
-
 
 def _integers_only(name):
     """Integer operands only, bool refused too (gcd, lcm): PyTorch's dispatch error."""
