@@ -10,7 +10,7 @@ import numbers
 from .. import dtypes as dt
 from ..shapes import broadcast_shapes
 from . import registry
-from .elementwise import OPS, _pyname, check_operand
+from .elementwise import OPS, _pyname, _trigamma, check_operand
 from .registry import apply, public
 
 
@@ -414,7 +414,6 @@ def polygamma(n, input, *, out=None):
     if n == 0:
         r = apply(OPS["digamma"], x)
     elif n == 1:
-        from .elementwise import _trigamma
         r = _trigamma(x)
     else:
         r = _hurwitz_zeta(n + 1, x) * ((-1) ** (n + 1) * math.factorial(n))
