@@ -30,7 +30,10 @@ def bind_core(namespace: dict, tensor_cls) -> None:
         if v.inplace:
             method = _inplace(e)
             for n in names:
-                _set(tensor_cls, n + "_", method)
+                if v.method:
+                    _set(tensor_cls, n + "_", method)
+                if v.inplace_function:
+                    _put(namespace, n + "_", method)
         for d in v.dunders:
             _set(tensor_cls, f"__{d}__", _dunder(d, e, tensor_cls))
     tensor_cls.__hash__ = object.__hash__  # __eq__ is elementwise

@@ -19,8 +19,9 @@ def bind(namespace: dict) -> None:
     T.where = lambda self, condition, other: M.where(condition, self, other)
     T.view_as = lambda self, other: V.view(self, *other.shape)
     T.reshape_as = lambda self, other: V.reshape(self, *other.shape)
-    T.zero_ = lambda self: M.fill_(self, 0)
     T.copy_ = lambda self, src, non_blocking=False: M.copy_(self, src)
+    T.polygamma = lambda self, n: M.polygamma(n, self)
+    T.polygamma_ = lambda self, n: M.copy_(self, M.polygamma(n, self))
     T.__pos__ = lambda self: self
     T.uniform_ = creation.uniform_
     T.normal_ = creation.normal_

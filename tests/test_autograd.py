@@ -247,6 +247,9 @@ GRAD_CASES.update({
     "digamma": [lambda: (cg.digamma, (leaf(3, 4, low=-2.7, high=4),))],
     "lgamma": [lambda: (cg.lgamma, (leaf(3, 4, low=-2.7, high=4),))],
     "erfinv": [lambda: (cg.erfinv, (leaf(3, 4, low=-0.95, high=0.95),))],
+    "_i1": [lambda: ((lambda x: cg.ops.registry.apply(REGISTRY["_i1"], x)),
+                     (leaf(3, 4, low=-6, high=6),))],
+    "frexp_mantissa": [lambda: ((lambda x: cg.frexp(x)[0]), (leaf(3, 4, low=-40, high=40),))],
 })
 
 # rows whose cases live elsewhere in the table or that are deliberately not differentiable

@@ -14,7 +14,8 @@ import numpy as np
 from .. import dtypes as dt
 
 # Integer helpers whose C semantics differ from PyTorch's (floor division, Python-style
-# remainder, integer power) or that would trap on x86 (division by zero, MIN / -1).
+# remainder, integer power, gcd / lcm of negative values; lcm wraps as C++'s int promotion
+# does) or that would trap on x86 (division by zero, MIN / -1).
 _INT_HELPERS = r"""
 #define CG_INT_HELPERS(T, UT) \
 inline T cg_div_##T(T a, T b) { return b == 0 ? (T)0 : ((b == (T)-1) ? (T)(-(UT)a) : a / b); } \
@@ -26,7 +27,13 @@ inline T cg_mod_##T(T a, T b) { \
   return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; } \
 inline T cg_pow_##T(T a, T b) { \
   if (b < 0) return a == 1 ? (T)1 : (a == (T)-1 ? ((b & 1) ? (T)-1 : (T)1) : (T)0); \
-  T r = 1; while (b) { if (b & 1) r *= a; a *= a; b >>= 1; } return r; }
+  T r = 1; while (b) { if (b & 1) r *= a; a *= a; b >>= 1; } return r; } \
+inline T cg_gcd_##T(T a, T b) { \
+  UT x = a < 0 ? -(UT)a : (UT)a, y = b < 0 ? -(UT)b : (UT)b; \
+  while (y) { UT t = x % y; x = y; y = t; } return (T)x; } \
+inline T cg_lcm_##T(T a, T b) { \
+  T g = cg_gcd_##T(a, b); if (g == 0) return (T)0; \
+  long r = (long)(a / g) * (long)b; return (T)(r < 0 ? -r : r); }
 CG_INT_HELPERS(char, uchar)
 CG_INT_HELPERS(uchar, uchar)
 CG_INT_HELPERS(short, ushort)

@@ -162,11 +162,11 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
     """x where x > threshold, else value."""
-    return _result(input, M.where(input > threshold, input, value), inplace)
+    return _result(input, M.threshold(input, threshold, value), inplace)
 
 
 def threshold_(input: Tensor, threshold: float, value: float) -> Tensor:
-    return _result(input, M.where(input > threshold, input, value), True)
+    return _result(input, M.threshold(input, threshold, value), True)
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
@@ -179,21 +179,34 @@ def softsign(input: Tensor) -> Tensor:
     return input / (_f.abs(input) + 1)
 
 
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
-
-
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """scale * (x for x > 0, alpha * (exp(x) - 1) otherwise), PyTorch's alpha and scale."""
-    out = M.where(input > 0, input, _f.expm1(input) * _SELU_ALPHA) * _SELU_SCALE
-    return _result(input, out, inplace)
+    return _result(input, M.selu(input), inplace)
+
+
+def selu_(input: Tensor) -> Tensor:
+    return _result(input, M.selu(input), True)
 
 
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x for x > 0, alpha * (exp(x / alpha) - 1) otherwise."""
-    if alpha == 0:
-        raise RuntimeError("ZeroDivisionError: celu: alpha must not be 0")
-    return _result(input, M.where(input > 0, input, _f.expm1(input / alpha) * alpha), inplace)
+    return _result(input, M.celu(input, alpha), inplace)
+
+
+def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    return _result(input, M.celu(input, alpha), True)
+
+
+def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
+          inplace: bool = False) -> Tensor:
+    """x for x >= 0, x * a otherwise: a uniform in [lower, upper] per element in training,
+    their mean in evaluation."""
+    return _result(input, M.rrelu(input, lower, upper, training), inplace)
+
+
+def rrelu_(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3,
+           training: bool = False) -> Tensor:
+    return _result(input, M.rrelu(input, lower, upper, training), True)
 
 
 def tanhshrink(input: Tensor) -> Tensor:
@@ -201,9 +214,7 @@ def tanhshrink(input: Tensor) -> Tensor:
     return input - _f.tanh(input)
 
 
-def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
-    """x where |x| > lambd, else 0."""
-    return M.where(_f.abs(input) > lambd, input, 0.0)
+hardshrink = M.hardshrink
 
 
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
@@ -225,25 +236,7 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
     return a * _f.sigmoid(b)
 
 
-def prelu(input: Tensor, weight: Tensor) -> Tensor:
-    """x for x > 0, weight * x otherwise; a weight of C elements applies per channel
-    (dim 1)."""
-    if not isinstance(weight, Tensor):
-        raise TypeError(f"prelu(): argument 'weight' (position 2) must be Tensor, not "
-                        f"{type(weight).__name__}")
-    n = weight.numel()
-    if n != 1:
-        channels = input.shape[1] if input.ndim >= 2 else (input.shape[0] if input.ndim else 1)
-        if weight.ndim != 1 or n != channels:
-            raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found "
-                               f"parameter numbers = {n} and channel size = {channels}.")
-        if input.ndim >= 2:
-            weight = weight.reshape(n, *([1] * (input.ndim - 2)))
-    elif input.ndim < weight.ndim or weight.ndim > 1:
-        raise RuntimeError("prelu: weight must be a scalar or a 1-d tensor")
-    else:
-        weight = weight.reshape(())
-    return M.where(input > 0, input, input * weight)
+prelu = M.prelu
 
 
 def _softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
@@ -367,7 +360,7 @@ def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
         return input
     if p == 1.0:
         return _result(input, input * 0.0, inplace)
-    alpha = _SELU_ALPHA * _SELU_SCALE
+    alpha = M._SELU_ALPHA * M._SELU_SCALE
     a = 1.0 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
     keep = (rand(*input.shape, dtype=input.dtype, device=input.device) >= p).to(input.dtype)
     b = (keep - 1.0) * (alpha * a) + alpha * a * p

@@ -492,26 +492,28 @@ _SQRT_PI = 1.7724538509055159
 
 unary("neg", np.negative, "(-{x})", _no_bool("neg"), lambda g, x, out: (-g,),
       saves=(), saves_out=False,
-      variants=Variants(inplace=True, dunders=("neg",), aliases=("negative",)))
+      variants=Variants(inplace=True, inplace_function=True, dunders=("neg",),
+                        aliases=("negative",)))
 unary("abs", np.abs, _by_kind("fabs({x})", "abs({x})", "{x}"), _not_for_bool("abs"),
       vjp=lambda g, x, out: (g * _call("sign", x),), saves_out=False,
-      variants=Variants(inplace=True, dunders=("abs",), aliases=("absolute",)))
+      variants=Variants(inplace=True, inplace_function=True, dunders=("abs",),
+                        aliases=("absolute",)))
 unary("sign", np.sign, _by_kind("sign({x})", "(({x} > 0) - ({x} < 0))", "{x}"), vec=False,
       vjp=_zeros_vjp,
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True, aliases=("sgn",)))
 unary("floor", np.floor, _by_kind("floor({x})", "{x}"), _not_for_bool("floor"),
       vjp=_zeros_vjp,
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True, inplace_function=True))
 unary("ceil", np.ceil, _by_kind("ceil({x})", "{x}"), _not_for_bool("ceil"),
       vjp=_zeros_vjp,
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True, inplace_function=True))
 unary("round", np.round, _by_kind("rint({x})", "{x}"), _not_for_bool("round"),
       vjp=_zeros_vjp)  # public: ops/math.py
 unary("relu", lambda x: np.maximum(x, 0),
       _by_kind("(({x} > 0) || isnan({x})) ? {x} : ({T})0", "max({x}, ({T})0)", "{x}"),
       _not_for_bool("relu", RuntimeError, "Boolean inputs not supported for relu"),
       vjp=lambda g, x, out: (_call("threshold_backward", g, out),), saves=(),
-      variants=Variants(inplace=True, functional=True, module="ReLU"))
+      variants=Variants(inplace=True, inplace_function=True, functional=True, module="ReLU"))
 # relu's gradient in one vectorized kernel: g where out > 0, else 0
 binary("threshold_backward", lambda g, y: np.where(y > 0, g, 0).astype(g.dtype),
        "(({b} > 0) ? {a} : ({T})0)", _first, promote=slice(0, 1),
@@ -519,40 +521,40 @@ binary("threshold_backward", lambda g, y: np.where(y > 0, g, 0).astype(g.dtype),
        saves_out=False)
 unary("exp", _np_float(np.exp), "exp({x})", _floating,
       vjp=lambda g, x, out: (g * out,), saves=(),
-      variants=Variants(inplace=True), autocast="float32")
+      variants=Variants(inplace=True, inplace_function=True), autocast="float32")
 unary("log", _np_float(np.log), "log({x})", _floating,
       vjp=lambda g, x, out: (g / x,), saves_out=False,
-      variants=Variants(inplace=True), autocast="float32")
+      variants=Variants(inplace=True, inplace_function=True), autocast="float32")
 unary("log1p", _np_float(np.log1p), "log1p({x})", _floating,
       vjp=lambda g, x, out: (g / (x + 1),), saves_out=False,
-      variants=Variants(inplace=True), autocast="float32")
+      variants=Variants(inplace=True, inplace_function=True), autocast="float32")
 unary("expm1", _np_float(np.expm1), "expm1({x})", _floating,
       vjp=lambda g, x, out: (g * (out + 1),), saves=(),
-      variants=Variants(inplace=True), autocast="float32")
+      variants=Variants(inplace=True, inplace_function=True), autocast="float32")
 unary("sqrt", _np_float(np.sqrt), "sqrt({x})", _floating,
       vjp=lambda g, x, out: (g / (out * 2),), saves=(),
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True, inplace_function=True))
 unary("rsqrt", _np_float(lambda x: 1 / np.sqrt(x)), "rsqrt({x})", _floating,
       vjp=lambda g, x, out: (g * out * out * out * -0.5,), saves=(),
-      variants=Variants(inplace=True), autocast="float32")
+      variants=Variants(inplace=True, inplace_function=True), autocast="float32")
 unary("sin", _np_float(np.sin), "sin({x})", _floating,
       vjp=lambda g, x, out: (g * _call("cos", x),), saves_out=False,
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True, inplace_function=True))
 unary("cos", _np_float(np.cos), "cos({x})", _floating,
       vjp=lambda g, x, out: (-g * _call("sin", x),), saves_out=False,
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True, inplace_function=True))
 unary("tanh", _np_float(np.tanh), "tanh({x})", _floating,
       vjp=lambda g, x, out: (g * (1 - out * out),), saves=(),
-      variants=Variants(inplace=True, functional=True, module="Tanh"))
+      variants=Variants(inplace=True, inplace_function=True, functional=True, module="Tanh"))
 unary("sigmoid", _np_float(_sigmoid_ref), "(({T})1 / (({T})1 + exp(-{x})))", _floating,
       vjp=lambda g, x, out: (g * out * (1 - out),), saves=(),
-      variants=Variants(inplace=True, functional=True, module="Sigmoid"))
+      variants=Variants(inplace=True, inplace_function=True, functional=True, module="Sigmoid"))
 unary("erf", _np_float(_erf_ref), "erf({x})", _floating,
       vjp=lambda g, x, out: (g * _call("exp", -(x * x)) * (2 / _SQRT_PI),), saves_out=False,
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True, inplace_function=True))
 unary("reciprocal", _np_float(np.reciprocal), "(({T})1 / {x})", _floating,
       vjp=lambda g, x, out: (-g * out * out,), saves=(),
-      variants=Variants(inplace=True), autocast="float32")
+      variants=Variants(inplace=True, inplace_function=True), autocast="float32")
 unary("hardswish", _np_float(lambda x: x * np.clip(x + 3, 0, 6) / 6),
       "({x} * fmin(fmax({x} + ({T})3, ({T})0), ({T})6) / ({T})6)", _floating,
       vjp=lambda g, x, out: (g * _call("where", _call("lt", x, -3.0), 0.0, _call(
@@ -564,9 +566,9 @@ unary("hardsigmoid", _np_float(lambda x: np.clip(x / 6 + 0.5, 0, 1)),
       saves_out=False, variants=Variants(inplace=True, functional=True, module="Hardsigmoid"))
 unary("bitwise_not", np.invert, _by_kind("", "(~{x})", "(!{x})"), _integral("bitwise_not"),
       vec=False, differentiable=False,
-      variants=Variants(dunders=("invert",)))
+      variants=Variants(inplace=True, dunders=("invert",)))
 unary("logical_not", np.logical_not, "(!{x})", _logical, vec=False, differentiable=False,
-      variants=Variants())
+      variants=Variants(inplace=True))
 unary("isnan", np.isnan, _by_kind("isnan({x})", "0"), _compare, vec=False,
       differentiable=False,
       variants=Variants())
@@ -616,7 +618,7 @@ binary("clamp_max", np.minimum,
        vjp=_clamp_vjp("le", "gt"), saves_out=False)
 binary("atan2", np.arctan2, "atan2({a}, {b})", _floating, saves_out=False,
        vjp=lambda g, a, b, out: (g * b / (a * a + b * b), -g * a / (a * a + b * b)),
-       variants=Variants())
+       variants=Variants(inplace=True, aliases=("arctan2",)))
 for _name, _ref, _c, _alias in [("eq", np.equal, "==", ()),
                                 ("ne", np.not_equal, "!=", ("not_equal",)),
                                 ("lt", np.less, "<", ("less",)),
@@ -624,17 +626,18 @@ for _name, _ref, _c, _alias in [("eq", np.equal, "==", ()),
                                 ("gt", np.greater, ">", ("greater",)),
                                 ("ge", np.greater_equal, ">=", ("greater_equal",))]:
     binary(_name, _ref, f"({{a}} {_c} {{b}})", _compare, vec=False, differentiable=False,
-           variants=Variants(dunders=(_name,), aliases=_alias))
+           variants=Variants(inplace=True, dunders=(_name,), aliases=_alias))
 for _name, _ref, _c, _op in [("bitwise_and", np.bitwise_and, "&", "and"),
                              ("bitwise_or", np.bitwise_or, "|", "or"),
                              ("bitwise_xor", np.bitwise_xor, "^", "xor")]:
     binary(_name, _ref, f"({{a}} {_c} {{b}})", _integral(_name), vec=False,
-           differentiable=False, variants=Variants(dunders=(_op, "r" + _op, "i" + _op)))
+           differentiable=False,
+           variants=Variants(inplace=True, dunders=(_op, "r" + _op, "i" + _op)))
 for _name, _ref, _c in [("logical_and", np.logical_and, "&&"),
                         ("logical_or", np.logical_or, "||"),
                         ("logical_xor", np.logical_xor, "!=")]:
     binary(_name, _ref, f"((!!{{a}}) {_c} (!!{{b}}))", _logical, vec=False,
-           differentiable=False, variants=Variants(), tensors_only=True)
+           differentiable=False, variants=Variants(inplace=True), tensors_only=True)
 elementwise("where", lambda c, a, b: np.where(c, a, b), "({c} ? {a} : {b})", _where_rule,
             ("c", "a", "b"), vjp=_where_vjp, vec=False, promote=slice(1, None), saves=(0,),
             saves_out=False)
@@ -642,34 +645,34 @@ elementwise("where", lambda c, a, b: np.where(c, a, b), "({c} ? {a} : {b})", _wh
 _LN2, _LN10 = math.log(2.0), math.log(10.0)
 
 unary("trunc", np.trunc, _by_kind("trunc({x})", "{x}"), vjp=_zeros_vjp,
-      variants=Variants(inplace=True, aliases=("fix",)))
+      variants=Variants(inplace=True, inplace_function=True, aliases=("fix",)))
 unary("exp2", _np_float(np.exp2), "exp2({x})", _floating,
       vjp=lambda g, x, out: (g * out * _LN2,), saves=(),
-      variants=Variants(inplace=True), autocast="float32")
+      variants=Variants(inplace=True, inplace_function=True), autocast="float32")
 unary("log2", _np_float(np.log2), "log2({x})", _floating,
       vjp=lambda g, x, out: (g / (x * _LN2),), saves_out=False,
-      variants=Variants(inplace=True), autocast="float32")
+      variants=Variants(inplace=True, inplace_function=True), autocast="float32")
 unary("log10", _np_float(np.log10), "log10({x})", _floating,
       vjp=lambda g, x, out: (g / (x * _LN10),), saves_out=False,
-      variants=Variants(inplace=True), autocast="float32")
+      variants=Variants(inplace=True, inplace_function=True), autocast="float32")
 unary("tan", _np_float(np.tan), "tan({x})", _floating,
       vjp=lambda g, x, out: (g * (out * out + 1),), saves=(),
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True, inplace_function=True))
 unary("atan", _np_float(np.arctan), "atan({x})", _floating,
       vjp=lambda g, x, out: (g / (x * x + 1),), saves_out=False,
-      variants=Variants(inplace=True, aliases=("arctan",)))
+      variants=Variants(inplace=True, inplace_function=True, aliases=("arctan",)))
 unary("asin", _np_float(np.arcsin), "asin({x})", _floating,
       vjp=lambda g, x, out: (g * _call("rsqrt", 1 - x * x),), saves_out=False,
-      variants=Variants(inplace=True, aliases=("arcsin",)))
+      variants=Variants(inplace=True, inplace_function=True, aliases=("arcsin",)))
 unary("acos", _np_float(np.arccos), "acos({x})", _floating,
       vjp=lambda g, x, out: (-g * _call("rsqrt", 1 - x * x),), saves_out=False,
-      variants=Variants(inplace=True, aliases=("arccos",)))
+      variants=Variants(inplace=True, inplace_function=True, aliases=("arccos",)))
 unary("sinh", _np_float(np.sinh), "sinh({x})", _floating,
       vjp=lambda g, x, out: (g * _call("cosh", x),), saves_out=False,
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True, inplace_function=True))
 unary("cosh", _np_float(np.cosh), "cosh({x})", _floating,
       vjp=lambda g, x, out: (g * _call("sinh", x),), saves_out=False,
-      variants=Variants(inplace=True))
+      variants=Variants(inplace=True, inplace_function=True))
 # signbit() of a float is 1 for -0.0 and negative NaNs too (a comparison would miss them)
 unary("signbit", np.signbit, _by_kind("signbit({x})", "({x} < 0)", "0"), _compare, vec=False,
       differentiable=False, variants=Variants())
@@ -1006,7 +1009,7 @@ def _np_erfinv(y):
 
 unary("erfc", _np_float(lambda x: np.vectorize(math.erfc, otypes=[x.dtype])(x)), "erfc({x})",
       _floating, vjp=lambda g, x, out: (g * _call("exp", -(x * x)) * -_TWO_OVER_SQRT_PI,),
-      saves_out=False, variants=Variants(inplace=True))
+      saves_out=False, variants=Variants(inplace=True, inplace_function=True))
 unary("erfinv", _np_float(_np_erfinv), _ERFINV, _floating, vec=False,
       vjp=lambda g, x, out: (g * _call("exp", out * out) * (_SQRT_PI / 2),), saves=(),
       variants=Variants(inplace=True))
@@ -1037,12 +1040,129 @@ binary("hypot", np.hypot, "hypot({a}, {b})", _float_args("hypot"), saves=(),
        tensors_only=True)
 binary("xlogy", lambda a, b: np.where((a == 0) & ~np.isnan(b), 0.0, a * np.log(b)),
        "((({a} == ({T})0) && !isnan({b})) ? ({T})0 : {a} * log({b}))", _floating,
-       vec=False, vjp=_xlogy_vjp, saves_out=False, variants=Variants(inplace=True))
+       vec=False, vjp=_xlogy_vjp, saves_out=False,
+       variants=Variants(inplace=True, inplace_function=True))
 binary("copysign", np.copysign, "copysign({a}, {b})", _floating, vec=False,
        vjp=_copysign_vjp, variants=Variants(inplace=True))
 binary("heaviside", lambda a, b: np.where(a == 0, b, (a > 0).astype(np.result_type(a, b))),
        "(({a} == 0) ? {b} : ({T})({a} > 0))", _heaviside_rule, vec=False,
        differentiable=False, variants=Variants(inplace=True), tensors_only=True)
+
+# --- inverse hyperbolics, NaN-ignoring extrema, gcd / lcm, sinc, i0, nextafter, frexp ------
+
+unary("acosh", _np_float(np.arccosh), "acosh({x})", _floating,
+      vjp=lambda g, x, out: (g * _call("rsqrt", x * x - 1),), saves_out=False,
+      variants=Variants(inplace=True, inplace_function=True, aliases=("arccosh",)))
+unary("asinh", _np_float(np.arcsinh), "asinh({x})", _floating,
+      vjp=lambda g, x, out: (g * _call("rsqrt", x * x + 1),), saves_out=False,
+      variants=Variants(inplace=True, inplace_function=True, aliases=("arcsinh",)))
+unary("atanh", _np_float(np.arctanh), "atanh({x})", _floating,
+      vjp=lambda g, x, out: (g / (1 - x * x),), saves_out=False,
+      variants=Variants(inplace=True, inplace_function=True, aliases=("arctanh",)))
+
+
+
+def _integers_only(name):
+    """Integer operands only, bool refused too (gcd, lcm): PyTorch's dispatch error."""
+    def rule(common, arg_dtypes, attrs):
+        if common.is_floating_point or common is dt.bool_:
+            raise NotImplementedError(f'"{name}_cpu" not implemented for \'{_pyname(common)}\'')
+        return (common,) * len(arg_dtypes), common
+
+    return rule
+
+
+binary("gcd", np.gcd, lambda d, attrs: f"cg_gcd_{d.compute}({{a}}, {{b}})", _integers_only("gcd"),
+       vec=False, differentiable=False, variants=Variants(inplace=True, inplace_function=True))
+binary("lcm", np.lcm, lambda d, attrs: f"cg_lcm_{d.compute}({{a}}, {{b}})", _integers_only("lcm"),
+       vec=False, differentiable=False, variants=Variants(inplace=True, inplace_function=True))
+
+
+def _sinc_vjp(g, x, out=None):
+    """(pi x cos(pi x) - sin(pi x)) / (pi x^2), 0 at x == 0 (PyTorch's formula)."""
+    px = x * math.pi
+    d = (px * _call("cos", px) - _call("sin", px)) / (px * x)
+    return (g * _call("where", _call("eq", x, 0), 0.0, d),)
+
+
+unary("sinc", _np_float(np.sinc),
+      "(({x} == ({T})0) ? ({T})1 : sin(({T})M_PI * {x}) / (({T})M_PI * {x}))", _floating,
+      vec=False, vjp=_sinc_vjp, saves_out=False,
+      variants=Variants(inplace=True, inplace_function=True))
+
+# I0 and I1, the modified Bessel functions: the power series up to |x| = 20, beyond it the
+# asymptotic series e^x / sqrt(2 pi x) sum_k prod_j ((2j - 1)^2 - 4 nu^2) / (k! (8x)^k),
+# whose smallest term there is near e^-40; exp(a / 2) twice keeps float finite up to where
+# the value itself overflows. I1 is odd.
+register_helper("bessel_i", r"""
+inline T cg_bessel_i_T(T x, int nu) {
+  const T a = fabs(x);
+  T s, t;
+  if (a <= (T)20) {
+    const T q = a * a / (T)4;
+    t = nu ? a / (T)2 : (T)1; s = t;
+    for (int k = 1; k < 80 && t > s * (T)1e-17; k++) { t *= q / (T)(k * (k + nu)); s += t; }
+  } else {
+    t = (T)1; s = (T)1;
+    for (int k = 1; k < 40; k++) {
+      t *= (T)((2 * k - 1) * (2 * k - 1) - 4 * nu * nu) / ((T)(8 * k) * a); s += t; }
+    const T h = exp(a / (T)2);
+    s = h * (h / sqrt((T)(2 * M_PI) * a) * s);
+  }
+  return (nu && x < (T)0) ? -s : s;
+}""")
+
+
+def _np_bessel_i(nu):
+    """I_nu(x) = (1/pi) int_0^pi exp(x cos t) cos(nu t) dt by the trapezoid rule, which
+    converges geometrically for a smooth periodic integrand: the rows' float64 reference."""
+    def ref(x):
+        x = np.asarray(x)
+        t = np.linspace(0.0, np.pi, 257)
+        w = np.full(t.shape, 1.0)
+        w[0] = w[-1] = 0.5
+        v = np.exp(np.multiply.outer(x.astype(np.float64), np.cos(t))) * np.cos(nu * t)
+        return ((v * w).sum(-1) / 256).astype(x.dtype)
+
+    return _np_float(ref)
+
+
+unary("i0", _np_bessel_i(0), "cg_bessel_i_{T}({x}, 0)", _floating, vec=False,
+      vjp=lambda g, x, out: (g * _call("_i1", x),), saves_out=False,
+      variants=Variants(inplace=True, inplace_function=True))
+# I1' = I0 - I1 / x, 1/2 at 0: i0's gradient differentiates again
+unary("_i1", _np_bessel_i(1), "cg_bessel_i_{T}({x}, 1)", _floating, vec=False,
+      vjp=lambda g, x, out: (g * _call("where", _call("eq", x, 0), 0.5,
+                                       _call("i0", x) - out / x),), saves_out=False)
+
+
+def _float32_64(name):
+    """float32 and float64 only: nextafter of a value computed in float would round back to
+    the same float16."""
+    def rule(common, arg_dtypes, attrs):
+        if common not in (dt.float32, dt.float64):
+            raise NotImplementedError(f'"{name}_cpu" not implemented for \'{_pyname(common)}\'')
+        return (common,) * len(arg_dtypes), common
+
+    return rule
+
+
+binary("nextafter", np.nextafter, "nextafter({a}, {b})", _float32_64("nextafter"), vec=False,
+       differentiable=False, variants=Variants(inplace=True), tensors_only=True)
+
+
+def _frexp_exponent_rule(common, arg_dtypes, attrs):
+    return (common,), dt.int32
+
+
+# frexp's halves: 0, inf and NaN keep exponent 0 and mantissa x, as C's frexp does
+unary("frexp_mantissa", lambda x: np.frexp(x)[0],
+      "((({x}) == ({T})0 || !isfinite({x})) ? {x} : ldexp({x}, -(ilogb({x}) + 1)))", vec=False,
+      vjp=lambda g, x, out: (g * _call("exp2", -_call("frexp_exponent", x).to(g.dtype)),),
+      saves_out=False)
+unary("frexp_exponent", lambda x: np.frexp(x)[1].astype(np.int32),
+      "((({x}) == 0 || !isfinite({x})) ? 0 : ilogb({x}) + 1)", _frexp_exponent_rule,
+      vec=False, differentiable=False)
 
 OPS = registry.REGISTRY
 

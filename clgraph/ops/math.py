@@ -3,13 +3,14 @@ PyTorch's argument conventions (alpha, out=, scalar operands, clamp's optional b
 
 from __future__ import annotations
 
+import collections
 import math
 import numbers
 
 from .. import dtypes as dt
 from ..shapes import broadcast_shapes
 from . import registry
-from .elementwise import OPS, _pyname, check_operand
+from .elementwise import OPS, _pyname, _trigamma, check_operand
 from .registry import apply, public
 
 
@@ -79,13 +80,13 @@ def pow(input, exponent, *, out=None):
     return apply(OPS["pow"], input, exponent, out=out)
 
 
-@public
-def square(input):
+@public(inplace=True, inplace_function=True)
+def square(input, *, out=None):
     """torch.square: pow(input, 2), so a bool input gives int64."""
-    return pow(input, 2)
+    return pow(input, 2, out=out)
 
 
-@public(inplace=True)
+@public(inplace=True, inplace_function=True)
 def round(input, *, decimals: int = 0, out=None):
     """torch.round: halves to even; with ``decimals``, round(x * 10^d) / 10^d as PyTorch
     computes it (negative ``decimals`` round to tens, hundreds)."""
@@ -106,7 +107,7 @@ def round(input, *, decimals: int = 0, out=None):
                  out=out)
 
 
-@public(inplace=True, aliases=("clip",))
+@public(inplace=True, inplace_function=True, aliases=("clip",))
 def clamp(input, min=None, max=None, *, out=None):
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
@@ -120,12 +121,12 @@ def clamp(input, min=None, max=None, *, out=None):
     return r
 
 
-@public(inplace=True)
+@public(inplace=True, inplace_function=True)
 def clamp_min(input, min, *, out=None):
     return clamp(input, min=min, out=out)
 
 
-@public(inplace=True)
+@public(inplace=True, inplace_function=True)
 def clamp_max(input, max, *, out=None):
     return clamp(input, max=max, out=out)
 
@@ -172,7 +173,13 @@ def to_dtype(input, dtype):
     return apply(OPS["to_dtype"], input, dtype=dtype)
 
 
-@public(function=False)
+@public
+def zero_(input):
+    """torch.zero_: fills ``input`` with zeros."""
+    return fill_(input, 0)
+
+
+@public
 def fill_(t, value):
     if isinstance(value, registry.Tensor):
         if value.numel() != 1 or value.ndim:
@@ -206,7 +213,7 @@ def copy_(t, src):
     return t
 
 
-@public(inplace=True)
+@public(inplace=True, inplace_function=True)
 def frac(input, *, out=None):
     """torch.frac: input - trunc(input), floating point only."""
     if isinstance(input, registry.Tensor) and not input.dtype.is_floating_point:
@@ -223,7 +230,7 @@ def positive(input):
     return input
 
 
-@public(inplace=True)
+@public(inplace=True, inplace_function=True)
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None, *, out=None):
     """torch.nan_to_num: NaN, +inf and -inf replaced (by default 0 and the dtype's
     largest and lowest finite values); integer tensors are returned as a copy."""
@@ -286,14 +293,14 @@ def equal(input, other) -> bool:
     return bool(registry.functions.all(apply(OPS["eq"], input, other)))
 
 
-@public(inplace=True)
+@public(inplace=True, inplace_function=True)
 def deg2rad(input, *, out=None):
     """torch.deg2rad: input * pi / 180 (integers give the default float dtype)."""
     r = apply(OPS["mul"], _as_float(input, "deg2rad"), math.pi / 180)
     return r if out is None else out.copy_(r)
 
 
-@public(inplace=True)
+@public(inplace=True, inplace_function=True)
 def rad2deg(input, *, out=None):
     """torch.rad2deg: input * 180 / pi (integers give the default float dtype)."""
     r = apply(OPS["mul"], _as_float(input, "rad2deg"), 180 / math.pi)
@@ -307,7 +314,7 @@ def _as_float(input, name):
     return input if input.dtype.is_floating_point else input.to(dt.get_default_dtype())
 
 
-@public(inplace=True)
+@public(inplace=True, inplace_function=True)
 def logit(input, eps=None, *, out=None):
     """torch.logit: log(x / (1 - x)), x clamped to [eps, 1 - eps] when ``eps`` is given
     (the gradient is 0 outside that range, as PyTorch's)."""
@@ -316,12 +323,6 @@ def logit(input, eps=None, *, out=None):
         x = clamp(x, eps, 1 - eps)
     r = apply(OPS["log"], apply(OPS["div"], x, 1 - x))
     return r if out is None else out.copy_(r)
-
-
-@public(method=False)
-def clamp_(input, min=None, max=None):
-    """torch.clamp_: Tensor.clamp_ as a function."""
-    return input.clamp_(min, max)
 
 
 @public(inplace=True)
@@ -346,3 +347,206 @@ def masked_scatter(input, mask, source):
         return where(m.reshape(shape), input, input.expand(*shape))
     values = registry.functions.index_select(source.reshape(-1), 0, clamp(picks, min=0))
     return where(m.reshape(shape), values.reshape(shape), input.expand(*shape))
+
+
+# --- more of torch's math: ldexp, float_power, frexp, polygamma, mvlgamma, infinity tests --
+
+
+@public(inplace=True, inplace_function=True)
+def ldexp(input, other, *, out=None):
+    """torch.ldexp: input * 2 ** other (integers give the default float dtype)."""
+    return apply(OPS["mul"], input, pow(2.0, other), out=out)
+
+
+@public(inplace=True)
+def float_power(input, exponent, *, out=None):
+    """torch.float_power: pow computed in float64; ``float_power_`` needs a float64 self."""
+    if out is not None and out.dtype is not dt.float64:
+        raise RuntimeError(f"the base given to float_power_ has dtype {_pyname(out.dtype)} but "
+                           "the operation's result requires dtype Double")
+    a = input.to(dt.float64) if isinstance(input, registry.Tensor) else float(input)
+    b = exponent.to(dt.float64) if isinstance(exponent, registry.Tensor) else float(exponent)
+    return apply(OPS["pow"], a, b, out=out)
+
+
+_Frexp = collections.namedtuple("frexp", ["mantissa", "exponent"])
+_Frexp.__module__ = "clgraph.return_types"
+_Frexp.__repr__ = lambda self: (f"torch.return_types.frexp(\nmantissa={self.mantissa!r},"
+                                f"\nexponent={self.exponent!r})")
+
+
+@public
+def frexp(input, *, out=None):
+    """torch.frexp: (mantissa, exponent) with input = mantissa * 2 ** exponent, the
+    mantissa's magnitude in [0.5, 1), the exponent int32."""
+    if not input.dtype.is_floating_point:
+        raise RuntimeError("torch.frexp() only supports floating-point dtypes")
+    mantissa, exponent = (None, None) if out is None else out
+    return _Frexp(
+        apply(OPS["frexp_mantissa"], input, out=mantissa),
+        apply(OPS["frexp_exponent"], input, out=exponent))
+
+
+def _hurwitz_zeta(s: int, x):
+    """zeta(s, x) = sum_k (x + k)^-s for an integer s >= 2: ten terms, then the
+    Euler-Maclaurin tail at x + 10 (six Bernoulli terms: below 1e-16 for x > 0)."""
+    acc = 0
+    for k in range(10):
+        acc = acc + pow(x + k, -s)
+    y = x + 10
+    tail = pow(y, 1 - s) / (s - 1) + pow(y, -s) / 2
+    fact = 1.0
+    for j, b2j in enumerate((1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730), 1):
+        rising = math.prod(range(s, s + 2 * j - 1))
+        fact *= (2 * j - 1) * (2 * j)
+        tail = tail + pow(y, -(s + 2 * j - 1)) * (b2j * rising / fact)
+    return acc + tail
+
+
+@public(method=False)
+def polygamma(n, input, *, out=None):
+    """torch.polygamma: the n-th derivative of digamma. n >= 2 is the Hurwitz zeta series:
+    full precision for x > 0, less for negative x (the tail starts at x + 10: about 1e-8
+    relative near x = -7)."""
+    if not isinstance(n, numbers.Integral) or n < 0:
+        raise RuntimeError("polygamma(n, x) does not support negative n.")
+    x = _as_float(input, "polygamma")
+    if n == 0:
+        r = apply(OPS["digamma"], x)
+    elif n == 1:
+        r = _trigamma(x)
+    else:
+        r = _hurwitz_zeta(n + 1, x) * ((-1) ** (n + 1) * math.factorial(n))
+    return r if out is None else out.copy_(r)
+
+
+@public(inplace=True)
+def mvlgamma(input, p: int):
+    """torch.mvlgamma: the multivariate log-gamma, sum_i lgamma(x - i / 2) plus
+    p (p - 1) / 4 log(pi)."""
+    if p < 1:
+        raise RuntimeError("p has to be greater than or equal to 1")
+    x = _as_float(input, "mvlgamma")
+    r = apply(OPS["lgamma"], x)
+    for i in range(1, p):
+        r = r + apply(OPS["lgamma"], x - i / 2)
+    return r + p * (p - 1) / 4 * math.log(math.pi)
+
+
+def _nan_ignoring(name, keep):
+    def fn(input, other, *, out=None):
+        """torch.{name}: the {pick} where neither is NaN, else the other one: a where() so the
+        gradient goes, as PyTorch's, to input where it is kept (ties included) or other is
+        NaN, to other elsewhere."""
+        for pos, (arg, v) in enumerate((("input", input), ("other", other)), 1):
+            if not isinstance(v, registry.Tensor):
+                raise TypeError(f"{name}(): argument '{arg}' (position {pos}) must be Tensor, "
+                                f"not {type(v).__name__}")
+        take = apply(OPS["logical_or"], apply(OPS[keep], input, other),
+                     apply(OPS["isnan"], other))
+        return apply(OPS["where"], take, input, other, out=out)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = fn.__doc__.format(name=name, pick="larger" if keep == "ge" else "smaller")
+    return public(fn)
+
+
+fmax = _nan_ignoring("fmax", "ge")
+fmin = _nan_ignoring("fmin", "le")
+
+
+@public
+def isposinf(input, *, out=None):
+    """torch.isposinf: input == +inf (never for integers)."""
+    if not input.dtype.is_floating_point:
+        return apply(OPS["ne"], input, input, out=out)
+    return apply(OPS["eq"], input, math.inf, out=out)
+
+
+@public
+def isneginf(input, *, out=None):
+    """torch.isneginf: input == -inf (never for integers)."""
+    if not input.dtype.is_floating_point:
+        return apply(OPS["ne"], input, input, out=out)
+    return apply(OPS["eq"], input, -math.inf, out=out)
+
+
+@public
+def isreal(input):
+    """torch.isreal: True everywhere (clgraph has no complex dtypes)."""
+    return input.new_ones(input.shape, dtype=dt.bool_)
+
+
+@public(method=False)
+def rsub(input, other, *, alpha=1):
+    """torch.rsub: other - alpha * input."""
+    return sub(other, input, alpha=alpha)
+
+
+# --- activations PyTorch also exposes as torch.<name> (nn.functional wraps them) ----------
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+@public(method=False, inplace=True, inplace_function=True)
+def threshold(input, threshold, value):
+    """torch.threshold: x where x > threshold, else value."""
+    return where(apply(OPS["gt"], input, threshold), input, value)
+
+
+@public(method=False, inplace=True, inplace_function=True)
+def selu(input):
+    """torch.selu: scale * (x for x > 0, alpha * (exp(x) - 1) otherwise)."""
+    neg = apply(OPS["mul"], apply(OPS["expm1"], input), _SELU_ALPHA)
+    return apply(OPS["mul"], where(apply(OPS["gt"], input, 0), input, neg), _SELU_SCALE)
+
+
+@public(method=False, inplace=True, inplace_function=True)
+def celu(input, alpha: float = 1.0):
+    """torch.celu: x for x > 0, alpha * (exp(x / alpha) - 1) otherwise."""
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError: celu: alpha must not be 0")
+    neg = apply(OPS["mul"], apply(OPS["expm1"], apply(OPS["div"], input, alpha)), alpha)
+    return where(apply(OPS["gt"], input, 0), input, neg)
+
+
+@public
+def hardshrink(input, lambd: float = 0.5):
+    """torch.hardshrink: x where |x| > lambd, else 0."""
+    return where(apply(OPS["gt"], apply(OPS["abs"], input), lambd), input, 0.0)
+
+
+@public(method=False, inplace=True, inplace_function=True)
+def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
+          generator=None):
+    """torch.rrelu: x for x >= 0, x * a otherwise, a drawn uniformly from [lower, upper]
+    per element in training, (lower + upper) / 2 in evaluation."""
+    if training:
+        slope = input.detach().new_empty(input.shape).uniform_(lower, upper,
+                                                              generator=generator)
+    else:
+        slope = (lower + upper) / 2
+    return where(apply(OPS["ge"], input, 0), input, apply(OPS["mul"], input, slope))
+
+
+@public
+def prelu(input, weight):
+    """torch.prelu: x for x > 0, weight * x otherwise; a weight of C elements applies per
+    channel (dim 1)."""
+    if not isinstance(weight, registry.Tensor):
+        raise TypeError(f"prelu(): argument 'weight' (position 2) must be Tensor, not "
+                        f"{type(weight).__name__}")
+    n = weight.numel()
+    if n != 1:
+        channels = input.shape[1] if input.ndim >= 2 else (input.shape[0] if input.ndim else 1)
+        if weight.ndim != 1 or n != channels:
+            raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found "
+                               f"parameter numbers = {n} and channel size = {channels}.")
+        if input.ndim >= 2:
+            weight = weight.reshape(n, *([1] * (input.ndim - 2)))
+    elif input.ndim < weight.ndim or weight.ndim > 1:
+        raise RuntimeError("prelu: weight must be a scalar or a 1-d tensor")
+    else:
+        weight = weight.reshape(())
+    return where(apply(OPS["gt"], input, 0), input, apply(OPS["mul"], input, weight))

@@ -29,7 +29,8 @@ Tensor: Any = None  # installed by clgraph.tensor (ops must not import it at mod
 class Variants:
     """The public forms of an op, declared where it is defined and generated at import by
     clgraph._bindings: the function ``cg.<name>``; the method ``Tensor.<name>``; the in-place
-    method ``Tensor.<name>_`` (the function with ``out=self``: one kernel); operator dunders
+    method ``Tensor.<name>_`` (the function with ``out=self``: one kernel) and, where PyTorch
+    has it, the same as a function ``cg.<name>_`` (``inplace_function``); operator dunders
     (``("add", "radd", "iadd")``: ``__add__``, reflected, in place); the ``nn.functional``
     alias (with PyTorch's ``inplace=`` argument for ops that have an in-place form); other
     public names; and an ``nn.Module`` class that applies it (activations)."""
@@ -37,6 +38,7 @@ class Variants:
     function: bool = True
     method: bool = True
     inplace: bool = False
+    inplace_function: bool = False
     dunders: tuple[str, ...] = ()
     functional: bool = False
     aliases: tuple[str, ...] = ()
