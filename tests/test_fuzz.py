@@ -1341,15 +1341,17 @@ class Program:
         return (t * m.from_numpy(self.weight.copy())).sum()
 
     def rounding_at_a_kink(self) -> bool:
-        """Whether a step sees a value that is a rounding residue (0 < |v| < 1e-9; exact
-        values here are zero or a grid's): a kink there (abs, relu, a tie) takes its side
-        from the order of a sum, which two libraries need not share."""
+        """Whether a step sees or makes a value that is a rounding residue (0 < |v| < 1e-9;
+        exact values here are zero or a grid's): a kink there (abs, relu, a tie) takes its
+        side from the order of a sum, which two libraries need not share, and std of a
+        constant is such a residue or exactly 0, its gradient residue / residue or 0."""
         t, y = (torch.from_numpy(a.copy()) for a in (self.x, self.y))
-        for _, fn in self.steps:
+        for _, fn in self.steps + [(None, None)]:
             a = np.abs(t.detach().numpy())
             if ((a > 0) & (a < 1e-9)).any():
                 return True
-            t = fn(torch, t, y)
+            if fn is not None:
+                t = fn(torch, t, y)
         return False
 
     def gradients(self, m=cg):
