@@ -377,3 +377,19 @@ def test_real_dtype_tensor_api():
     y = cg.arange(10, dtype=cg.float64)
     assert y[3:].data_ptr() - y.data_ptr() == 3 * 8
     assert y.data_ptr() != 0
+
+
+def test_feature_alpha_dropout_module_drops_whole_channels():
+    """nn.FeatureAlphaDropout: in training a channel is kept or set to SELU's saturation as a
+    whole (then the same affine map for all); in eval the input passes through."""
+    cg.manual_seed(1)
+    x = cg.randn(6, 10, 4, 4)
+    m = cg.nn.FeatureAlphaDropout(0.4)
+    y = m(x).numpy()
+    a = 1.0 / np.sqrt((1.7580993408473766 ** 2 * 0.4 + 1) * 0.6)
+    # a kept channel is a * x + b (y - a x constant), a dropped one a constant
+    kept = np.ptp((y - a * x.numpy()).reshape(6, 10, -1), -1) < 1e-5
+    dropped = np.ptp(y.reshape(6, 10, -1), -1) < 1e-6
+    assert np.all(kept ^ dropped) and 0 < dropped.mean() < 1
+    m.eval()
+    assert m(x) is x

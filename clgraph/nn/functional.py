@@ -354,6 +354,18 @@ def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
     """Dropout that keeps a SELU network's mean and variance: dropped elements are set to
     SELU's negative saturation -alpha * scale, then an affine map a x + b restores the
     statistics (a, b as PyTorch's)."""
+    return _alpha_dropout(input, p, training, inplace, tuple(input.shape))
+
+
+def feature_alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
+                          inplace: bool = False) -> Tensor:
+    """alpha_dropout of whole channels: one draw per (N, C) entry, shared over the rest."""
+    shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
+    return _alpha_dropout(input, p, training, inplace, shape)
+
+
+def _alpha_dropout(input: Tensor, p: float, training: bool, inplace: bool, shape) -> Tensor:
+    """alpha_dropout with one draw per element of ``shape`` (broadcast over the input)."""
     if p < 0.0 or p > 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
@@ -362,23 +374,6 @@ def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
         return _result(input, input * 0.0, inplace)
     alpha = M._SELU_ALPHA * M._SELU_SCALE
     a = 1.0 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
-    keep = (rand(*input.shape, dtype=input.dtype, device=input.device) >= p).to(input.dtype)
-    b = (keep - 1.0) * (alpha * a) + alpha * a * p
-    return _result(input, input * (keep * a) + b, inplace)
-
-
-def feature_alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
-                          inplace: bool = False) -> Tensor:
-    """alpha_dropout of whole channels: one draw per (N, C) entry, shared over the rest."""
-    if p < 0.0 or p > 1.0:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-    if not training or p == 0.0:
-        return input
-    if p == 1.0:
-        return _result(input, input * 0.0, inplace)
-    alpha = _SELU_ALPHA * _SELU_SCALE
-    a = 1.0 / math.sqrt((alpha * alpha * p + 1) * (1 - p))
-    shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
     keep = (rand(*shape, dtype=input.dtype, device=input.device) >= p).to(input.dtype)
     b = (keep - 1.0) * (alpha * a) + alpha * a * p
     return _result(input, input * (keep * a) + b, inplace)
@@ -2026,14 +2021,20 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear",
     return out.reshape(N, C, *out_sizes)
 
 
+def _shuffle_factor(input: Tensor, factor: int, name: str, what: str) -> int:
+    """pixel_shuffle's and pixel_unshuffle's checks of the input's rank and the factor."""
+    if input.ndim < 3:
+        raise RuntimeError(f"{name} expects input to have at least 3 dimensions, but got "
+                           f"input with {input.ndim} dimension(s)")
+    r = int(factor)
+    if r <= 0:
+        raise RuntimeError(f"{name} expects a positive {what}, but got {r}")
+    return r
+
+
 def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
     """(*, C, H r, W r) -> (*, C r^2, H, W), pixel_shuffle's inverse."""
-    if input.ndim < 3:
-        raise RuntimeError(f"pixel_unshuffle expects input to have at least 3 dimensions, but "
-                           f"got input with {input.ndim} dimension(s)")
-    r = int(downscale_factor)
-    if r <= 0:
-        raise RuntimeError(f"pixel_unshuffle expects a positive downscale_factor, but got {r}")
+    r = _shuffle_factor(input, downscale_factor, "pixel_unshuffle", "downscale_factor")
     *batch, c, h, w = input.shape
     if h % r or w % r:
         bad, n = ("height", h) if h % r else ("width", w)
@@ -2048,12 +2049,7 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
 
 def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
     """(*, C r^2, H, W) -> (*, C, H r, W r)."""
-    if input.ndim < 3:
-        raise RuntimeError(f"pixel_shuffle expects input to have at least 3 dimensions, but "
-                           f"got input with {input.ndim} dimension(s)")
-    r = int(upscale_factor)
-    if r <= 0:
-        raise RuntimeError(f"pixel_shuffle expects a positive upscale_factor, but got {r}")
+    r = _shuffle_factor(input, upscale_factor, "pixel_shuffle", "upscale_factor")
     *batch, c, h, w = input.shape
     if c % (r * r):
         raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be "

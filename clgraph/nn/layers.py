@@ -840,6 +840,13 @@ class AlphaDropout(_DropoutNd):
         return F.alpha_dropout(input, self.p, self.training)
 
 
+class FeatureAlphaDropout(_DropoutNd):
+    """AlphaDropout of whole channels (F.feature_alpha_dropout)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.feature_alpha_dropout(input, self.p, self.training)
+
+
 class Embedding(Module):
     """A lookup table of ``num_embeddings`` vectors; weight ~ N(0, 1), the padding row
     zero."""

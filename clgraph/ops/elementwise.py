@@ -684,7 +684,8 @@ binary("fmod", np.fmod,
 
 
 def _shift_rule(name):
-    """Integer operands only (PyTorch: a bool tensor alone is refused, promoted it is not)."""
+    """Integer operands only, as the shifts, gcd and lcm take them (PyTorch: a bool tensor
+    alone is refused, promoted it is not), with PyTorch's dispatch error."""
     def rule(common, arg_dtypes, attrs):
         if common.is_floating_point or common is dt.bool_:
             raise NotImplementedError(f'"{name}_cpu" not implemented for \'{_pyname(common)}\'')
@@ -1062,19 +1063,9 @@ unary("atanh", _np_float(np.arctanh), "atanh({x})", _floating,
 
 
 
-def _integers_only(name):
-    """Integer operands only, bool refused too (gcd, lcm): PyTorch's dispatch error."""
-    def rule(common, arg_dtypes, attrs):
-        if common.is_floating_point or common is dt.bool_:
-            raise NotImplementedError(f'"{name}_cpu" not implemented for \'{_pyname(common)}\'')
-        return (common,) * len(arg_dtypes), common
-
-    return rule
-
-
-binary("gcd", np.gcd, lambda d, attrs: f"cg_gcd_{d.compute}({{a}}, {{b}})", _integers_only("gcd"),
+binary("gcd", np.gcd, lambda d, attrs: f"cg_gcd_{d.compute}({{a}}, {{b}})", _shift_rule("gcd"),
        vec=False, differentiable=False, variants=Variants(inplace=True, inplace_function=True))
-binary("lcm", np.lcm, lambda d, attrs: f"cg_lcm_{d.compute}({{a}}, {{b}})", _integers_only("lcm"),
+binary("lcm", np.lcm, lambda d, attrs: f"cg_lcm_{d.compute}({{a}}, {{b}})", _shift_rule("lcm"),
        vec=False, differentiable=False, variants=Variants(inplace=True, inplace_function=True))
 
 
