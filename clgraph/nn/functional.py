@@ -1880,15 +1880,22 @@ def _bags(input: Tensor, offsets: Tensor | None, per_sample_weights: Tensor | No
     return index, valid, psw
 
 
-def affine_grid(theta: Tensor, size, align_corners: bool | None = None) -> Tensor:
-    """The sampling grid (N, H, W, 2) (or (N, D, H, W, 3)) of the affine maps ``theta``
-    (N, 2, 3) (or (N, 3, 4)) over normalized output coordinates in [-1, 1]."""
+def _grid_align_corners(align_corners: bool | None) -> bool:
+    """affine_grid's and grid_sample's align_corners: None warns as PyTorch does and means
+    False."""
     if align_corners is None:
         warnings.warn("Default grid_sample and affine_grid behavior has changed to "
                       "align_corners=False since 1.3.0. Please specify align_corners=True if "
                       "the old behavior is desired. See the documentation of grid_sample for "
-                      "details.", stacklevel=2)
-        align_corners = False
+                      "details.", stacklevel=3)
+        return False
+    return align_corners
+
+
+def affine_grid(theta: Tensor, size, align_corners: bool | None = None) -> Tensor:
+    """The sampling grid (N, H, W, 2) (or (N, D, H, W, 3)) of the affine maps ``theta``
+    (N, 2, 3) (or (N, 3, 4)) over normalized output coordinates in [-1, 1]."""
+    align_corners = _grid_align_corners(align_corners)
     if not theta.dtype.is_floating_point:
         raise ValueError(f"Expected theta to have floating point type, but got {theta.dtype}")
     size = [int(s) for s in size]
@@ -1956,12 +1963,7 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear",
     if padding_mode not in ("zeros", "border", "reflection"):
         raise ValueError(f"nn.functional.grid_sample(): expected padding_mode to be 'zeros', "
                          f"'border', or 'reflection', but got: '{padding_mode}'")
-    if align_corners is None:
-        warnings.warn("Default grid_sample and affine_grid behavior has changed to "
-                      "align_corners=False since 1.3.0. Please specify align_corners=True if "
-                      "the old behavior is desired. See the documentation of grid_sample for "
-                      "details.", stacklevel=2)
-        align_corners = False
+    align_corners = _grid_align_corners(align_corners)
     shapes = f"input with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}"
     if grid.ndim < 1 or grid.shape[-1] != input.ndim - 2:
         raise RuntimeError(f"grid_sampler(): expected grid to have size {input.ndim - 2} in "
