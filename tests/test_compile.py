@@ -973,6 +973,64 @@ def test_settings_read_from_a_global_dict_are_guarded():
         _CONFIG["scale"] = 2.0
 
 
+_SCHEDULE = [2.0, 3.0]
+_TABLE = {f"k{i}": float(i) for i in range(100)}
+_LOG: list = []
+
+
+def test_global_lists_and_larger_dicts_of_numbers_are_guarded():
+    """A number read out of a global list, or out of a dict of 100 settings, is guarded by
+    value like a small dict's: a changed item traces anew. A list the call appends to
+    (a log) is its side channel: guarded by identity, so the call keeps replaying."""
+    x = cg.ones(3)
+    f = cg.compile(lambda t: t * _SCHEDULE[0] + _TABLE["k1"])
+    assert f(x).tolist() == [3.0] * 3
+    _SCHEDULE[0], _TABLE["k1"] = 5.0, 10.0
+    try:
+        assert f(x).tolist() == [15.0] * 3
+    finally:
+        _SCHEDULE[0], _TABLE["k1"] = 2.0, 1.0
+
+    def logged(t):
+        _LOG.append(len(_LOG))
+        return t * 2
+
+    g = cg.compile(logged)
+    for _ in range(4):
+        assert g(x).tolist() == [2.0] * 3
+    (entry,) = g._entries.values()
+    assert entry.plan is not None and entry.replays == 3
+
+
+class _Tempered(cg.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = cg.nn.Linear(3, 3)
+        self.temperature = 2.0
+        self.calls = 0
+
+    def forward(self, t):
+        self.calls += 1  # changed by the forward itself: not a guard
+        return self.lin(t) / self.temperature
+
+
+def test_module_attributes_read_by_forward_are_guarded():
+    """A number attribute the forward reads (a temperature) is guarded: a changed value
+    traces anew and the old value's plan is kept for when it comes back; an attribute the
+    forward does not read (an epoch count), or one it changes itself, traces nothing."""
+    m = _Tempered()
+    x = cg.randn(2, 3)
+    for c in (cg.compile(m), cg.compile(lambda t: m(t))):
+        for temp in (2.0, 4.0, 2.0, 4.0):
+            m.temperature = temp
+            close(c(x), m.lin(x) / temp, 1e-6)
+        for epoch in range(3):
+            m.epoch = epoch
+            close(c(x), m.lin(x) / 4.0, 1e-6)
+        plans = [e for e in c._entries.values() if e.plan is not None]
+        assert len(plans) == 2 and sorted(e.replays for e in plans) == [1, 4]
+
+
 class _Scaler(cg.nn.Module):
     def __init__(self):
         super().__init__()

@@ -1,8 +1,11 @@
 """The user API: compile() and Compiled, the callable it returns.
 
 A Compiled keeps one entry per input signature: a plan to replay, or the reason that
-signature runs eagerly; at most ``cache_size_limit`` signatures get a plan. Host state a
-traced call reported (runtime.HostState: whether DistributedDataParallel syncs) is part of
+signature runs eagerly; at most ``cache_size_limit`` signatures get a plan. The signature
+covers the arguments, the values the function reaches without them (``_free_refs``), and
+the number and string attributes of modules that its trace read (a temperature, an eps:
+each entry's guard list, checked again after any module attribute was assigned). Host
+state a traced call reported (runtime.HostState: whether DistributedDataParallel syncs) is part of
 the signature: a call made in another state gets a plan of its own. Introspection
 (graph(), kernels(), launches()) traces a new signature first. Imports every other module
 of this package; nothing below it imports this one.
@@ -10,6 +13,7 @@ of this package; nothing below it imports this one.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import warnings
@@ -65,6 +69,10 @@ class Compiled:
                                  updated=())
         # found at the first call, when the globals a decorated function names exist
         self._free = None if module is None else ()
+        self._volatile: set = set()  # indices in _free of values the traced call changes
+        # signature -> the module attributes each of its entries' traces read (guard lists)
+        self._variants: dict = {}
+        self._attr_values: dict = {}  # signature -> (runtime.rebinds, their values)
 
     def __getattr__(self, name):
         mod = self.__dict__.get("_module")
@@ -77,15 +85,54 @@ class Compiled:
         tensors: list = []
         spec = flatten((args, kwargs), tensors)
         key = (spec, tensor_key(tensors), autograd.is_grad_enabled(), amp.state_key())
+        return key + self._free_key(), tensors
+
+    def _free_key(self) -> tuple:
+        """The part of the signature the call reads without arguments: the compiled
+        module's state, or the values the function reaches (``_free_refs``); a value the
+        traced call itself changed (a log it appends to, a counter) by identity only."""
         m = self._module
         if m is not None:
-            key += _module_key(m)
-        else:
-            if self._free is None:
-                self._free = _free_refs(self._fn)
-            if self._free:
-                key += tuple(_value_key(get()) for get in self._free)
-        return key, tensors
+            return _module_key(m)
+        if self._free is None:
+            self._free = _free_refs(self._fn)
+        return tuple(id(get()) if i in self._volatile else _value_key(get())
+                     for i, get in enumerate(self._free))
+
+    def _attr_sigs(self, key) -> tuple:
+        """The current values of each guard list traced under signature ``key``: module
+        attributes change only through Module.__setattr__, which counts runtime.rebinds,
+        so they are read again only after one."""
+        lists = self._variants.get(key)
+        if not lists:
+            return ()
+        hit = self._attr_values.get(key)
+        if hit is not None and hit[0] == runtime.rebinds:
+            return hit[1]
+        sigs = tuple(tuple(_attr_value(w, n) for w, n in g) for g in lists)
+        self._attr_values[key] = (runtime.rebinds, sigs)
+        return sigs
+
+    def _lookup(self, args, kwargs):
+        """(signature, key of the entry, entry or None, tensors): the entry whose traced
+        module attributes hold their values now, and its own for each host state."""
+        base, tensors = self._key(args, kwargs)
+        sigs = self._attr_sigs(base)
+        for sig in sigs:
+            entry = self._entries.get(base + (sig,))
+            if entry is None:
+                continue
+            if not entry.state or entry.state_ok():
+                return base, base + (sig,), entry, tensors
+            # traced with other host state (DistributedDataParallel inside no_sync() or
+            # not): its own plan
+            state = (entry.state_now(),)
+            for other in sigs:
+                key = base + (other,) + state
+                if key in self._entries:
+                    return base, key, self._entries[key], tensors
+            return base, base + (_PENDING,) + state, None, tensors
+        return base, base + (_PENDING,), None, tensors
 
     def _guards_ok(self, entry) -> bool:
         if entry.state and not entry.state_ok():
@@ -99,13 +146,7 @@ class Compiled:
     def __call__(self, *args, **kwargs):
         if runtime.observers:  # inside a trace (or another pushed interpreter): part of it
             return self._fn(*args, **kwargs)
-        key, tensors = self._key(args, kwargs)
-        entry = self._entries.get(key)
-        if entry is not None and entry.state and not entry.state_ok():
-            # traced with other host state (DistributedDataParallel inside no_sync() or
-            # not): its own plan
-            key += (entry.state_now(),)
-            entry = self._entries.get(key)
+        base, key, entry, tensors = self._lookup(args, kwargs)
         if entry is None:
             entry = self._entries[key] = _Entry()
             if sum(e.plan is not None for e in self._entries.values()) >= self._limit:
@@ -129,18 +170,51 @@ class Compiled:
             return self._fn(*args, **kwargs)
         if entry.eager is not None:
             return self._fn(*args, **kwargs)
-        return self._trace(entry, args, kwargs, tensors)
+        return self._trace(entry, args, kwargs, tensors, base, key)
 
-    def _trace(self, entry, args, kwargs, tensors):
+    def _trace(self, entry, args, kwargs, tensors, base, key):
         cap = Capture(hostdata.Root(self._fn, self._module, args, kwargs))
+        reads: dict = {}
         with registry.push(cap):
             try:
-                result = self._fn(*args, **kwargs)
+                with _reading_attributes(reads):
+                    result = self._fn(*args, **kwargs)
             finally:
                 cap.stop()
+                self._rekey(entry, base, key, reads, _uploaded(cap))
             # still pushed: the trace's buffers stay out of the pool until the plan has
             # pinned the ones it keeps (constants, state)
             return self._plan(entry, cap, result, tensors)
+
+    def _rekey(self, entry, base, key, reads: dict, uploaded: set) -> None:
+        """After a trace: the entry's key gets the values of the module attributes the trace
+        read (its guard list), but of those the call changed itself (a call counter); and a
+        value the function reaches without arguments that the call changed (a log it
+        appends to) is a side channel, not a setting, as is data a replay uploads anew
+        (``cg.tensor(a_global_list)``): guarded by identity from now on."""
+        if self._module is None:
+            n = len(base) - 4  # base: spec, tensors, grad mode, autocast state, free part
+            after = self._free_key()
+            for i, (a, b) in enumerate(zip(base[4:], after)):
+                v = self._free[i]()
+                if i not in self._volatile and (id(v) in uploaded or (
+                        a != b and not isinstance(v, Module))):
+                    self._volatile.add(i)
+            base = base[:4] + self._free_key()
+            assert len(base) - 4 == n
+        guards = tuple(sorted(((weakref.ref(m), name) for (_, name), (m, v) in reads.items()
+                               if vars(m).get(name, _MISSING) == v),
+                              key=lambda g: (id(g[0]), g[1])))
+        lists = self._variants.setdefault(base, [])
+        if guards not in lists:
+            lists.append(guards)
+            self._attr_values.pop(base, None)
+        # key: the signature, the guard list's values, and the host state a
+        # DistributedDataParallel reports when it has one
+        new = base + (tuple(_attr_value(w, n) for w, n in guards),) + key[len(base) + 1:]
+        if self._entries.get(key) is entry:
+            del self._entries[key]
+        self._entries[new] = entry
 
     def _plan(self, entry, cap, result, tensors):
         entry.tries += 1
@@ -178,11 +252,10 @@ class Compiled:
 
     # introspection -----------------------------------------------------------------------
     def _entry(self, args, kwargs):
-        key, _ = self._key(args, kwargs)
-        entry = self._entries.get(key)
+        entry = self._lookup(args, kwargs)[2]
         if entry is None or (entry.plan is None and entry.eager is None):
             self(*args, **kwargs)
-            entry = self._entries[key]
+            entry = self._lookup(args, kwargs)[2]
             if entry.plan is None and entry.eager is None:
                 self(*args, **kwargs)
         return entry
@@ -208,13 +281,50 @@ class Compiled:
 
 
 _module_keys: dict = {}  # id(module) -> (runtime.rebinds when computed, key)
+@contextlib.contextmanager
+def _reading_attributes(reads: dict):
+    """While tracing: the scalar attributes of modules the traced code reads (a temperature,
+    an eps, a mode string), each with the value it read first, into ``reads``
+    ({(id(module), name): (module, value)}). Module.__getattribute__ is replaced for the
+    trace only; eager calls never pay for it."""
+    def getattribute(self, name):
+        v = object.__getattribute__(self, name)
+        if name[:2] != "__" and _is_scalar_value(v) and name in object.__getattribute__(
+                self, "__dict__"):
+            reads.setdefault((id(self), name), (self, v))
+        return v
+
+    Module.__getattribute__ = getattribute
+    try:
+        yield
+    finally:
+        del Module.__getattribute__
+
+
+def _attr_value(ref, name):
+    m = ref()
+    return _MISSING if m is None else vars(m).get(name, _MISSING)
+
+
+def _uploaded(cap) -> set:
+    """ids of the host objects a replay of this trace reads anew (hostdata.HostInput)."""
+    out = set()
+    for _, spec in cap.host_inputs:
+        for v in list(spec.args) + list(spec.kwargs.values()):
+            if isinstance(v, hostdata.Path) and v.root[0] != "arg":
+                try:
+                    out.add(id(v.get(None)))
+                except Exception:  # noqa: BLE001  (gone: nothing to guard)
+                    pass
+    return out
 
 
 def _module_key(m) -> tuple:
     """What a traced call of module ``m`` baked in: each submodule's train/eval flag and
-    the buffers of its parameters and buffers (a reassigned Parameter is another one).
-    Remembered while nothing was re-bound (runtime.rebinds): walking a model costs
-    microseconds per call."""
+    the buffers of its
+    parameters and buffers (a reassigned Parameter is another one). Remembered while
+    nothing was re-bound (runtime.rebinds; every attribute assignment on a module counts):
+    walking a model costs microseconds per call."""
     hit = _module_keys.get(id(m))
     if hit is not None and hit[0] == runtime.rebinds:
         return hit[1]
@@ -229,6 +339,7 @@ def _module_key(m) -> tuple:
 
 _SCALARS = (int, float, complex, bool, str, bytes, type(None))
 _MISSING = object()
+_PENDING = object()  # an entry's key while its trace runs (its guard list is not known)
 
 
 def _free_refs(fn) -> tuple:
@@ -273,25 +384,36 @@ def _guardable(v) -> bool:
                               type, Compiled))
 
 
+_GUARDED_ITEMS = 256  # the largest list or dict of scalars guarded by its items
+
+
+def _is_scalar_value(v) -> bool:
+    return isinstance(v, _SCALARS) or (type(v) is tuple and len(v) <= _GUARDED_ITEMS and all(
+        isinstance(x, _SCALARS) for x in v))
+
+
 def _value_key(v):
     """A hashable stand-in that changes when a traced call could read ``v`` differently:
-    scalars and tuples of them by value; a small dict of scalars (a configuration: up to
-    64 items) by its items, so that a changed setting traces anew; a module by its flags
-    and parameter buffers; a tensor by its storage; anything else (a list, a larger
-    dict, an optimizer) by identity. A list is often the call's side channel (a log it
-    appends to), and host data a trace turns into tensors (``cg.tensor(a_list)``) is read
-    anew at each replay anyway."""
+    scalars and tuples of them by value; a list or dict of scalars (settings, a schedule:
+    up to 256 items) by its items, so that a changed setting traces anew; a module by
+    its flags, scalar attributes and parameter buffers; a tensor by its storage; anything
+    else (an optimizer, a list of objects) by identity. A value the traced call changes
+    itself (a log it appends to) is guarded by identity instead (``Compiled._rekey``),
+    and host data a trace turns into tensors (``cg.tensor(a_list)``) is read anew at each
+    replay anyway."""
     if isinstance(v, _SCALARS):
         return v
     if isinstance(v, Module):
         return (id(v),) + _module_key(v)
     if isinstance(v, registry.Tensor):
         return (id(v), v._storage.buf.int_ptr)
-    if isinstance(v, tuple) and len(v) <= 64 and all(isinstance(x, _SCALARS) for x in v):
+    if type(v) is tuple and _is_scalar_value(v):
         return v
-    if type(v) is dict and len(v) <= 64:
+    if type(v) is list and len(v) <= _GUARDED_ITEMS and all(_is_scalar_value(x) for x in v):
+        return (id(v), tuple(v))
+    if type(v) is dict and len(v) <= _GUARDED_ITEMS:
         items = tuple(v.items())
-        if all(isinstance(k, _SCALARS) and isinstance(x, _SCALARS) for k, x in items):
+        if all(isinstance(k, _SCALARS) and _is_scalar_value(x) for k, x in items):
             return (id(v), items)
     return id(v)
 
