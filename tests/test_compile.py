@@ -1002,6 +1002,24 @@ def test_global_lists_and_larger_dicts_of_numbers_are_guarded():
     assert entry.plan is not None and entry.replays == 3
 
 
+_FACTOR = 1
+
+
+def test_a_number_guard_tells_int_from_float():
+    """1 and 1.0 are equal, but ``t * 1`` keeps an int tensor's dtype and ``t * 1.0`` makes
+    it float: a guard compares the type too."""
+    global _FACTOR
+    f = cg.compile(lambda t: t * _FACTOR)
+    x = cg.arange(3)
+    assert f(x).dtype == cg.int64
+    _FACTOR = 1.0
+    try:
+        y = f(x)
+        assert y.dtype == cg.float32 and y.tolist() == [0.0, 1.0, 2.0]
+    finally:
+        _FACTOR = 1
+
+
 class _Tempered(cg.nn.Module):
     def __init__(self):
         super().__init__()

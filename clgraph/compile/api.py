@@ -29,8 +29,8 @@ from .trace import Capture, Unreplayable, flatten, rebuild, tensor_key
 
 
 class _Entry:
-    __slots__ = ("capture_events", "eager", "guards", "host", "plan", "replays", "state",
-                 "tries")
+    __slots__ = ("alts", "attr_ok", "attr_stamp", "attrs", "capture_events", "eager",
+                 "guards", "host", "plan", "replays", "state", "tries")
 
     def __init__(self):
         self.plan = None
@@ -41,6 +41,20 @@ class _Entry:
         self.capture_events = None
         self.guards = ()
         self.state = ()  # (read, value): host state the plan holds for (runtime.HostState)
+        # (weakref to a module, attribute, typed value): the number and string attributes
+        # its trace read (None while it runs); whether they hold, as of runtime.rebinds
+        self.attrs = None
+        self.attr_ok, self.attr_stamp = False, -1
+        self.alts: list = []  # entries of the same signature traced with other attributes
+
+    def attrs_hold(self) -> bool:
+        """Whether the module attributes its trace read have those values now: computed
+        again only after a module attribute was assigned (runtime.rebinds)."""
+        if self.attr_stamp != runtime.rebinds:
+            self.attr_ok = self.attrs is not None and all(
+                _attr_value(w, n) == v for w, n, v in self.attrs)
+            self.attr_stamp = runtime.rebinds
+        return self.attr_ok
 
     def state_now(self) -> tuple:
         return tuple(read() for read, _ in self.state)
@@ -70,9 +84,6 @@ class Compiled:
         # found at the first call, when the globals a decorated function names exist
         self._free = None if module is None else ()
         self._volatile: set = set()  # indices in _free of values the traced call changes
-        # signature -> the module attributes each of its entries' traces read (guard lists)
-        self._variants: dict = {}
-        self._attr_values: dict = {}  # signature -> (runtime.rebinds, their values)
 
     def __getattr__(self, name):
         mod = self.__dict__.get("_module")
@@ -99,40 +110,23 @@ class Compiled:
         return tuple(id(get()) if i in self._volatile else _value_key(get())
                      for i, get in enumerate(self._free))
 
-    def _attr_sigs(self, key) -> tuple:
-        """The current values of each guard list traced under signature ``key``: module
-        attributes change only through Module.__setattr__, which counts runtime.rebinds,
-        so they are read again only after one."""
-        lists = self._variants.get(key)
-        if not lists:
-            return ()
-        hit = self._attr_values.get(key)
-        if hit is not None and hit[0] == runtime.rebinds:
-            return hit[1]
-        sigs = tuple(tuple(_attr_value(w, n) for w, n in g) for g in lists)
-        self._attr_values[key] = (runtime.rebinds, sigs)
-        return sigs
-
     def _lookup(self, args, kwargs):
-        """(signature, key of the entry, entry or None, tensors): the entry whose traced
-        module attributes hold their values now, and its own for each host state."""
-        base, tensors = self._key(args, kwargs)
-        sigs = self._attr_sigs(base)
-        for sig in sigs:
-            entry = self._entries.get(base + (sig,))
+        """(key, entry or None, tensors): the entry of this signature whose module
+        attributes hold their values now (the first one traced is keyed by the signature,
+        the others are its ``alts``), and its own one for each host state."""
+        key, tensors = self._key(args, kwargs)
+        entry = self._entries.get(key)
+        if entry is not None and entry.attrs and not entry.attrs_hold():
+            entry = next((e for e in entry.alts if e.attrs_hold()), None)
             if entry is None:
-                continue
-            if not entry.state or entry.state_ok():
-                return base, base + (sig,), entry, tensors
+                return key, None, tensors
+            key = next(k for k, e in self._entries.items() if e is entry)
+        if entry is not None and entry.state and not entry.state_ok():
             # traced with other host state (DistributedDataParallel inside no_sync() or
             # not): its own plan
-            state = (entry.state_now(),)
-            for other in sigs:
-                key = base + (other,) + state
-                if key in self._entries:
-                    return base, key, self._entries[key], tensors
-            return base, base + (_PENDING,) + state, None, tensors
-        return base, base + (_PENDING,), None, tensors
+            key += (entry.state_now(),)
+            entry = self._entries.get(key)
+        return key, entry, tensors
 
     def _guards_ok(self, entry) -> bool:
         if entry.state and not entry.state_ok():
@@ -146,9 +140,10 @@ class Compiled:
     def __call__(self, *args, **kwargs):
         if runtime.observers:  # inside a trace (or another pushed interpreter): part of it
             return self._fn(*args, **kwargs)
-        base, key, entry, tensors = self._lookup(args, kwargs)
+        key, entry, tensors = self._lookup(args, kwargs)
         if entry is None:
-            entry = self._entries[key] = _Entry()
+            entry = _Entry()
+            key = self._add(key, entry)
             if sum(e.plan is not None for e in self._entries.values()) >= self._limit:
                 entry.eager = (f"it was compiled for {self._limit} signatures already; new "
                                "ones run eagerly (cg.compile(fn, cache_size_limit=N) keeps "
@@ -170,9 +165,19 @@ class Compiled:
             return self._fn(*args, **kwargs)
         if entry.eager is not None:
             return self._fn(*args, **kwargs)
-        return self._trace(entry, args, kwargs, tensors, base, key)
+        return self._trace(entry, args, kwargs, tensors, key)
 
-    def _trace(self, entry, args, kwargs, tensors, base, key):
+    def _add(self, key, entry) -> tuple:
+        """Keeps ``entry`` under ``key``, or as another one of the entry there (traced with
+        other module attributes, found through its ``alts``); returns its own key."""
+        first = self._entries.get(key)
+        if first is not None:
+            first.alts.append(entry)
+            key += (("attributes", len(first.alts)),)
+        self._entries[key] = entry
+        return key
+
+    def _trace(self, entry, args, kwargs, tensors, key):
         cap = Capture(hostdata.Root(self._fn, self._module, args, kwargs))
         reads: dict = {}
         with registry.push(cap):
@@ -181,40 +186,35 @@ class Compiled:
                     result = self._fn(*args, **kwargs)
             finally:
                 cap.stop()
-                self._rekey(entry, base, key, reads, _uploaded(cap))
+                self._rekey(entry, key, reads, _uploaded(cap))
             # still pushed: the trace's buffers stay out of the pool until the plan has
             # pinned the ones it keeps (constants, state)
             return self._plan(entry, cap, result, tensors)
 
-    def _rekey(self, entry, base, key, reads: dict, uploaded: set) -> None:
-        """After a trace: the entry's key gets the values of the module attributes the trace
-        read (its guard list), but of those the call changed itself (a call counter); and a
-        value the function reaches without arguments that the call changed (a log it
+    def _rekey(self, entry, key, reads: dict, uploaded: set) -> None:
+        """After a trace: the entry keeps the module attributes the trace read and left as
+        they were (a call counter the forward bumps is its own state, not a guard). A value
+        the function reaches without arguments that the call changed itself (a log it
         appends to) is a side channel, not a setting, as is data a replay uploads anew
-        (``cg.tensor(a_global_list)``): guarded by identity from now on."""
-        if self._module is None:
-            n = len(base) - 4  # base: spec, tensors, grad mode, autocast state, free part
-            after = self._free_key()
-            for i, (a, b) in enumerate(zip(base[4:], after)):
-                v = self._free[i]()
-                if i not in self._volatile and (id(v) in uploaded or (
-                        a != b and not isinstance(v, Module))):
-                    self._volatile.add(i)
-            base = base[:4] + self._free_key()
-            assert len(base) - 4 == n
-        guards = tuple(sorted(((weakref.ref(m), name) for (_, name), (m, v) in reads.items()
-                               if vars(m).get(name, _MISSING) == v),
-                              key=lambda g: (id(g[0]), g[1])))
-        lists = self._variants.setdefault(base, [])
-        if guards not in lists:
-            lists.append(guards)
-            self._attr_values.pop(base, None)
-        # key: the signature, the guard list's values, and the host state a
-        # DistributedDataParallel reports when it has one
-        new = base + (tuple(_attr_value(w, n) for w, n in guards),) + key[len(base) + 1:]
-        if self._entries.get(key) is entry:
+        (``cg.tensor(a_global_list)``): guarded by identity from now on, so the entry moves
+        to the signature later calls compute."""
+        entry.attrs = tuple((weakref.ref(m), name, v) for (_, name), (m, v) in reads.items()
+                            if _typed(vars(m).get(name, _MISSING)) == v)
+        entry.attr_stamp = -1
+        if self._module is not None:
+            return
+        free = self._free_key()
+        for i, v in enumerate(self._free):
+            v = v()
+            if i not in self._volatile and (id(v) in uploaded or (
+                    free[i] != key[4 + i] and not isinstance(v, Module))):
+                self._volatile.add(i)
+        # key: spec, tensors, grad mode, autocast state (_key), the free part, then what
+        # _add and the host state of a DistributedDataParallel appended
+        new = key[:4] + self._free_key() + key[4 + len(free):]
+        if new != key and self._entries.get(key) is entry:
             del self._entries[key]
-        self._entries[new] = entry
+            self._entries[new] = entry
 
     def _plan(self, entry, cap, result, tensors):
         entry.tries += 1
@@ -252,10 +252,10 @@ class Compiled:
 
     # introspection -----------------------------------------------------------------------
     def _entry(self, args, kwargs):
-        entry = self._lookup(args, kwargs)[2]
+        entry = self._lookup(args, kwargs)[1]
         if entry is None or (entry.plan is None and entry.eager is None):
             self(*args, **kwargs)
-            entry = self._lookup(args, kwargs)[2]
+            entry = self._lookup(args, kwargs)[1]
             if entry.plan is None and entry.eager is None:
                 self(*args, **kwargs)
         return entry
@@ -291,7 +291,7 @@ def _reading_attributes(reads: dict):
         v = object.__getattribute__(self, name)
         if name[:2] != "__" and _is_scalar_value(v) and name in object.__getattribute__(
                 self, "__dict__"):
-            reads.setdefault((id(self), name), (self, v))
+            reads.setdefault((id(self), name), (self, _typed(v)))
         return v
 
     Module.__getattribute__ = getattribute
@@ -303,7 +303,15 @@ def _reading_attributes(reads: dict):
 
 def _attr_value(ref, name):
     m = ref()
-    return _MISSING if m is None else vars(m).get(name, _MISSING)
+    return _MISSING if m is None else _typed(vars(m).get(name, _MISSING))
+
+
+def _typed(v):
+    """A scalar (or a tuple of them) as a key that tells 1 from 1.0 and True: a trace with
+    an int may make other kernels than one with a float."""
+    if type(v) is tuple:
+        return tuple(map(_typed, v))
+    return (type(v), v)
 
 
 def _uploaded(cap) -> set:
@@ -339,7 +347,6 @@ def _module_key(m) -> tuple:
 
 _SCALARS = (int, float, complex, bool, str, bytes, type(None))
 _MISSING = object()
-_PENDING = object()  # an entry's key while its trace runs (its guard list is not known)
 
 
 def _free_refs(fn) -> tuple:
@@ -402,19 +409,19 @@ def _value_key(v):
     and host data a trace turns into tensors (``cg.tensor(a_list)``) is read anew at each
     replay anyway."""
     if isinstance(v, _SCALARS):
-        return v
+        return (type(v), v)
     if isinstance(v, Module):
         return (id(v),) + _module_key(v)
     if isinstance(v, registry.Tensor):
         return (id(v), v._storage.buf.int_ptr)
     if type(v) is tuple and _is_scalar_value(v):
-        return v
+        return _typed(v)
     if type(v) is list and len(v) <= _GUARDED_ITEMS and all(_is_scalar_value(x) for x in v):
-        return (id(v), tuple(v))
+        return (id(v), tuple(map(_typed, v)))
     if type(v) is dict and len(v) <= _GUARDED_ITEMS:
         items = tuple(v.items())
         if all(isinstance(k, _SCALARS) and _is_scalar_value(x) for k, x in items):
-            return (id(v), items)
+            return (id(v), tuple((k, _typed(x)) for k, x in items))
     return id(v)
 
 
