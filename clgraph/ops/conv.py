@@ -1,4 +1,5 @@
-"""Convolution and pooling: conv2d, unfold/fold, max_pool2d, avg_pool2d, adaptive_avg_pool2d.
+"""Convolution and pooling: conv2d, unfold/fold, and the 2-d and 3-d max, average and adaptive
+average pools.
 
 conv2d unfolds patches with the im2col row (as rows: (N, OH*OW, C*kh*kw)), multiplies them
 by W^T with the matmul row (the batch folded into M, one GEMM per group), adds the bias as
@@ -6,12 +7,13 @@ an ordinary broadcast add and turns the channels-last product into NCHW with the
 transpose_copy row. im2col and col2im (fold, its adjoint) are rows whose VJPs are each
 other, so conv2d's gradients (input: col2im of g @ W, weight: rows^T @ g, bias: a sum)
 come out of autograd as matmuls and differentiate again. Each pool is a row with a kernel
-and a backward row: the average pools' backward rows have the forward rows as VJPs, max
-pooling's has a gather at the argmax. No kernel races: each work-item owns the outputs it
-writes and adds its contributions in a fixed order, so results are deterministic without
-atomics. Kernels live in kernels/conv.cl and read inputs through strides, so no input is
-copied. Imports registry, movement, linalg, index (lazily), codegen and dtypes; never
-tensor."""
+and a backward row, one set of rows per dimensionality over the same N-d kernels (a 2-d
+pool runs as a 3-d one of depth one): the average pools' backward rows have the forward
+rows as VJPs, max pooling's has a gather at the argmax. No kernel races: each work-item
+owns the outputs it writes and adds its contributions in a fixed order, so results are
+deterministic without atomics. Kernels live in kernels/conv.cl and read inputs through
+strides, so no input is copied. Imports registry, movement, linalg, index (lazily), codegen
+and dtypes; never tensor."""
 
 from __future__ import annotations
 
