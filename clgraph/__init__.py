@@ -69,6 +69,7 @@ for _name in ("cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_
               "batch_norm", "embedding", "dropout", "alpha_dropout", "feature_alpha_dropout",
               "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
               "conv_transpose3d", "avg_pool1d", "max_pool1d", "max_pool2d", "max_pool3d",
+              "max_pool1d_with_indices",
               "adaptive_avg_pool1d", "adaptive_max_pool1d", "bilinear", "channel_shuffle",
               "rms_norm"):
     if _name not in globals() and hasattr(nn.functional, _name):

@@ -259,7 +259,10 @@ NOT_DIFFERENTIABLE = {"as_strided"}
 CHECKED_ELSEWHERE = {"sdpa_flash",
                      # tests/test_decomp.py gradchecks every factorization row
                      "linalg_cholesky", "linalg_eigh", "linalg_inv", "linalg_qr",
-                     "linalg_slogdet", "linalg_solve", "linalg_solve_triangular", "linalg_svd"}
+                     "linalg_slogdet", "linalg_solve", "linalg_solve_triangular", "linalg_svd",
+                     # tests/test_pool3d.py gradchecks the 3-d pooling rows
+                     "max_pool3d", "max_pool3d_backward", "avg_pool3d", "avg_pool3d_backward",
+                     "adaptive_avg_pool3d", "adaptive_avg_pool3d_backward"}
 # moves between devices: with one device it is exercised as a round trip to the last device
 # a unary elementwise row needs no entry of its own: its op_cases row gives the domain, and
 # it is gradchecked on a (3, 4) input there

@@ -26,6 +26,7 @@ from ..ops import loss as _loss
 from ..ops import math as M
 from ..ops import movement as V
 from ..ops import norm as _norm
+from ..ops import pool as _pool
 from ..ops import reduce as R
 from ..ops.index import _index_info, gather, index_select
 from ..ops.join import cat
@@ -1654,15 +1655,30 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
                                   return_indices)
 
 
+def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+               ceil_mode: bool = False, return_indices: bool = False):
+    return _conv.max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode,
+                            return_indices)
+
+
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override=None) -> Tensor:
     return _conv.avg_pool2d(input, kernel_size, stride, padding, ceil_mode,
                                   count_include_pad, divisor_override)
 
 
+def avg_pool3d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override=None) -> Tensor:
+    return _conv.avg_pool3d(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                            divisor_override)
+
+
 def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     return _conv.adaptive_avg_pool2d(input, output_size)
 
+
+def adaptive_avg_pool3d(input: Tensor, output_size) -> Tensor:
+    return _conv.adaptive_avg_pool3d(input, output_size)
 
 
 def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
@@ -1671,13 +1687,45 @@ def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
                             return_indices)
 
 
+def max_pool1d_with_indices(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode: bool = False, return_indices: bool = False):
+    """max_pool1d's (values, indices), whatever return_indices says (as PyTorch's)."""
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode: bool = False, return_indices: bool = False):
+    return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool3d_with_indices(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode: bool = False, return_indices: bool = False):
+    return max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
 def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True) -> Tensor:
     return _conv.avg_pool1d(input, kernel_size, stride, padding, ceil_mode, count_include_pad)
 
 
 def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
-    return _conv.adaptive_max_pool2d(input, output_size, return_indices)
+    return _pool.adaptive_max_pool(2, input, output_size, return_indices)
+
+
+def adaptive_max_pool3d(input: Tensor, output_size, return_indices: bool = False):
+    return _pool.adaptive_max_pool(3, input, output_size, return_indices)
+
+
+def adaptive_max_pool1d_with_indices(input: Tensor, output_size, return_indices: bool = False):
+    return adaptive_max_pool1d(input, output_size, True)
+
+
+def adaptive_max_pool2d_with_indices(input: Tensor, output_size, return_indices: bool = False):
+    return adaptive_max_pool2d(input, output_size, True)
+
+
+def adaptive_max_pool3d_with_indices(input: Tensor, output_size, return_indices: bool = False):
+    return adaptive_max_pool3d(input, output_size, True)
 
 
 def _output_size_1d(output_size, name: str) -> int:
@@ -1729,6 +1777,56 @@ def lp_pool2d(input: Tensor, norm_type: float, kernel_size, stride=None,
     out = avg_pool2d(_f.pow(input, norm_type), (kh, kw),
                      stride if stride is not None else (kh, kw), 0, ceil_mode)
     return _f.pow(_f.sign(out) * _f.relu(_f.abs(out)) * (kh * kw), 1.0 / norm_type)
+
+
+def lp_pool3d(input: Tensor, norm_type: float, kernel_size, stride=None,
+              ceil_mode: bool = False) -> Tensor:
+    """(sum of x^p over each window)^(1/p) over (N, C, D, H, W)."""
+    kd, kh, kw = (kernel_size,) * 3 if isinstance(kernel_size, numbers.Integral) else \
+        tuple(kernel_size)
+    out = avg_pool3d(_f.pow(input, norm_type), kernel_size, stride, 0, ceil_mode)
+    return _f.pow(_f.sign(out) * _f.relu(_f.abs(out)) * (kd * kh * kw), 1.0 / norm_type)
+
+
+def max_unpool1d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0,
+                 output_size=None) -> Tensor:
+    return _pool.max_unpool(1, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0,
+                 output_size=None) -> Tensor:
+    return _pool.max_unpool(2, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0,
+                 output_size=None) -> Tensor:
+    return _pool.max_unpool(3, input, indices, kernel_size, stride, padding, output_size)
+
+
+def fractional_max_pool2d(input: Tensor, kernel_size, output_size=None, output_ratio=None,
+                          return_indices: bool = False, _random_samples=None):
+    return _pool.fractional_max_pool(2, input, kernel_size, output_size, output_ratio,
+                                     return_indices, _random_samples)
+
+
+def fractional_max_pool3d(input: Tensor, kernel_size, output_size=None, output_ratio=None,
+                          return_indices: bool = False, _random_samples=None):
+    return _pool.fractional_max_pool(3, input, kernel_size, output_size, output_ratio,
+                                     return_indices, _random_samples)
+
+
+def fractional_max_pool2d_with_indices(input: Tensor, kernel_size, output_size=None,
+                                       output_ratio=None, return_indices: bool = False,
+                                       _random_samples=None):
+    return fractional_max_pool2d(input, kernel_size, output_size, output_ratio, True,
+                                 _random_samples)
+
+
+def fractional_max_pool3d_with_indices(input: Tensor, kernel_size, output_size=None,
+                                       output_ratio=None, return_indices: bool = False,
+                                       _random_samples=None):
+    return fractional_max_pool3d(input, kernel_size, output_size, output_ratio, True,
+                                 _random_samples)
 
 
 def channel_shuffle(input: Tensor, groups: int) -> Tensor:
