@@ -250,6 +250,11 @@ GRAD_CASES.update({
     "_i1": [lambda: ((lambda x: cg.ops.registry.apply(REGISTRY["_i1"], x)),
                      (leaf(3, 4, low=-6, high=6),))],
     "frexp_mantissa": [lambda: ((lambda x: cg.frexp(x)[0]), (leaf(3, 4, low=-40, high=40),))],
+    # the gradient in x only: PyTorch defines none in a
+    "igamma": [lambda: ((lambda x: cg.igamma(pos(2, 3, seed=2).detach() * 3, x)),
+                        (pos(3, seed=1),))],
+    "igammac": [lambda: ((lambda x: cg.igammac(pos(2, 3, seed=2).detach() * 3, x)),
+                         (pos(3, seed=1),))],
 })
 
 # rows whose cases live elsewhere in the table or that are deliberately not differentiable

@@ -10,7 +10,7 @@ import numbers
 from .. import dtypes as dt
 from ..shapes import broadcast_shapes
 from . import registry
-from .elementwise import OPS, _pyname, _trigamma, check_operand
+from .elementwise import OPS, _check_tensors, _pyname, _trigamma, check_operand
 from .registry import apply, public
 
 
@@ -550,3 +550,28 @@ def prelu(input, weight):
     else:
         weight = weight.reshape(())
     return where(apply(OPS["gt"], input, 0), input, apply(OPS["mul"], input, weight))
+
+
+def _incomplete_gamma(name: str, input, other, out):
+    """igamma / igammac; as in PyTorch, a backward that needs the gradient in ``input``
+    raises (the row's VJP has none)."""
+    _check_tensors(name, (input, other))
+    r = apply(OPS[name], input, other, out=out)
+    if input.requires_grad and r.requires_grad:
+        def no_input_gradient(g):
+            raise NotImplementedError(f"the derivative for '{name}: input' is not "
+                                      "implemented.")
+        r.register_hook(no_input_gradient)
+    return r
+
+
+@public(inplace=True)
+def igamma(input, other, *, out=None):
+    """torch.igamma: the regularized lower incomplete gamma function P(input, other)."""
+    return _incomplete_gamma("igamma", input, other, out)
+
+
+@public(inplace=True)
+def igammac(input, other, *, out=None):
+    """torch.igammac: the regularized upper incomplete gamma function Q = 1 - P."""
+    return _incomplete_gamma("igammac", input, other, out)
