@@ -80,8 +80,15 @@ from .ops import copies as _copies  # noqa: E402,F401
 
 def fill(input, value) -> Tensor:
     """torch.fill: a new tensor of ``input``'s shape and dtype filled with ``value`` (a
-    number or a 0-d tensor, which gets the gradient)."""
-    return input.clone().fill_(value)
+    number or a 0-d tensor, which gets the gradient; ``input`` gets zeros)."""
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
+                               f"with {value.ndim} dimensions.")
+        value = value.to(input.dtype)
+    else:
+        value = full((), value, dtype=input.dtype, device=input.device)
+    return where(ones_like(input, dtype=bool), value, input)
 
 
 def detach_(input) -> Tensor:

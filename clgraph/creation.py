@@ -221,8 +221,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     return _finish(_from_host(arr, d, as_device(device)), requires_grad)
 
 
-def range(start=0, end=None, step=1, *, dtype=None, device=None,
-          requires_grad=False) -> Tensor:
+def range(start, end, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     """torch.range (deprecated): start, start + step, ... up to ``end`` included, in the
     default float dtype unless ``dtype`` says."""
     import warnings
@@ -230,8 +229,6 @@ def range(start=0, end=None, step=1, *, dtype=None, device=None,
                   "its behavior is inconsistent with Python's range builtin. Instead, use "
                   "torch.arange, which produces values in [start, end).", UserWarning,
                   stacklevel=2)
-    if end is None:
-        start, end = 0, start
     start, end, step = (v.item() if isinstance(v, Tensor) else v for v in (start, end, step))
     if step == 0:
         raise RuntimeError("step must be nonzero")

@@ -255,6 +255,8 @@ GRAD_CASES.update({
                         (pos(3, seed=1),))],
     "igammac": [lambda: ((lambda x: cg.igammac(pos(2, 3, seed=2).detach() * 3, x)),
                          (pos(3, seed=1),))],
+    # the packed LU factors of square matrices (a batch)
+    "lu_factor": [lambda: ((lambda a: cg.lu(a)[0]), (leaf(2, 3, 3, seed=3),))],
 })
 
 # rows whose cases live elsewhere in the table or that are deliberately not differentiable

@@ -559,8 +559,11 @@ def _run_lu(op, args, attrs, out=None):
 
 
 def _permutation(pivots, m: int, like):
-    """P of A = P L U from LAPACK's 1-based row interchanges (read on the host)."""
-    piv = pivots.detach().numpy().astype(np.int64) - 1
+    """P of A = P L U from LAPACK's 1-based row interchanges (a tensor, read on the host, or
+    an array)."""
+    if isinstance(pivots, registry.Tensor):
+        pivots = pivots.detach().numpy()
+    piv = pivots.astype(np.int64) - 1
     flat = piv.reshape(-1, piv.shape[-1])
     perms = np.empty((flat.shape[0], m, m), like.dtype.np)
     for b, swaps in enumerate(flat):
@@ -572,10 +575,12 @@ def _permutation(pivots, m: int, like):
     return _up(perms.reshape(*piv.shape[:-1], m, m), like)
 
 
-def _lu_vjp(gs, a, out):
+def _lu_vjp(g, a, out):
     """Square A = P L U: gA = P L^-T (tril(L^T gL, -1) + triu(gU U^T)) U^-T, with gL and gU
-    the parts of the packed factors' gradient."""
-    g, lu, piv = gs[0], out[0], out[1]
+    the parts of the packed factors' gradient ``g`` (the one floating output's); P again
+    from A's factorization on the host."""
+    lu = out
+    piv = _lu_factor(_host(a))[1]
     m, n = a._shape[-2:]
     if m != n:
         raise NotImplementedError("the derivative of lu is implemented for square matrices "
@@ -588,7 +593,7 @@ def _lu_vjp(gs, a, out):
     return (_permutation(piv, m, lu) @ x,)
 
 
-LU = register(OpDef("lu_factor", "linalg", None, _run_lu, _lu_vjp, saves=()))
+LU = register(OpDef("lu_factor", "linalg", None, _run_lu, _lu_vjp, saves=(0,)))
 
 
 @public

@@ -14,6 +14,7 @@ from .. import dtypes as dt
 from ..autograd import no_grad
 from ..nn import Module
 from ..nn.layers import _BatchNorm
+from ..tensor import Tensor
 from .lr_scheduler import LRScheduler
 
 __all__ = ["SWALR", "AveragedModel", "get_ema_avg_fn", "get_ema_multi_avg_fn",
@@ -49,7 +50,10 @@ def get_swa_multi_avg_fn():
     @no_grad()
     def swa_update(averaged_param_list, current_param_list, num_averaged):
         if averaged_param_list[0].is_floating_point():
-            weight = 1 / (float(num_averaged) + 1)
+            # a count tensor makes the weight a tensor of the default float dtype, as in
+            # PyTorch
+            weight = (1 / (num_averaged + 1)).item() if isinstance(num_averaged, Tensor) \
+                else 1 / (num_averaged + 1)
             for p_avg, p in zip(averaged_param_list, current_param_list):
                 p_avg.lerp_(p, weight)
         else:
@@ -117,19 +121,20 @@ class AveragedModel(Module):
             if n == 0:
                 p_avg.detach().copy_(p)
         if n > 0:
-            if self.avg_fn is not None:
-                for p_avg, p in zip(averaged, current):
-                    p_avg.copy_(self.avg_fn(p_avg, p, self.n_averaged.to(p_avg.device)))
-            else:
+            if self.multi_avg_fn is not None:
                 # PyTorch groups the lists by device and dtype before a multi_avg_fn
                 groups: dict = {}
                 for p_avg, p in zip(averaged, current):
                     lists = groups.setdefault((p_avg.device, p_avg.dtype), ([], []))
                     lists[0].append(p_avg)
                     lists[1].append(p)
-                fn = self.multi_avg_fn or get_swa_multi_avg_fn()
                 for (device, _), (avg_list, cur_list) in groups.items():
-                    fn(avg_list, cur_list, self.n_averaged.to(device))
+                    self.multi_avg_fn(avg_list, cur_list, self.n_averaged.to(device))
+            else:
+                # the running mean by default (PyTorch's path for CPU tensors)
+                fn = self.avg_fn or get_swa_avg_fn()
+                for p_avg, p in zip(averaged, current):
+                    p_avg.copy_(fn(p_avg, p, self.n_averaged.to(p_avg.device)))
         if not self.use_buffers:
             for b_avg, b in zip(self.module.buffers(), model.buffers()):
                 b_avg.detach().copy_(b.detach().to(b_avg.device))
