@@ -592,6 +592,27 @@ def _spd(n, seed=0):
     return a @ a.T + n * np.eye(n)
 
 
+def test_lu_and_solves_numpy_reference():
+    """Without torch: P L U rebuilds A, the solves agree with numpy's solve."""
+    rng = np.random.default_rng(4)
+    for shape in [(4, 4), (2, 3, 3), (3, 5), (5, 3)]:
+        a = rng.standard_normal(shape)
+        perm, low, up = cg.lu_unpack(*cg.lu(cg.tensor(a)))
+        close(perm @ low @ up, a, rtol=1e-12, atol=1e-13)
+        assert np.all(np.abs(np.diagonal(low.numpy(), axis1=-2, axis2=-1)) == 1)
+        assert np.all(np.abs(np.tril(low.numpy(), -1)) <= 1)  # partial pivoting
+    a, b = rng.standard_normal((3, 3)) + 3 * np.eye(3), rng.standard_normal((3, 2))
+    close(cg.lu_solve(cg.tensor(b), *cg.lu(cg.tensor(a))), np.linalg.solve(a, b), rtol=1e-12)
+    close(cg.triangular_solve(cg.tensor(b), cg.tensor(a)).solution,
+          np.linalg.solve(np.triu(a), b), rtol=1e-12)
+    close(cg.triangular_solve(cg.tensor(b), cg.tensor(a), upper=False, transpose=True)[0],
+          np.linalg.solve(np.tril(a).T, b), rtol=1e-12)
+    spd = _spd(3, seed=1)
+    close(cg.cholesky_solve(cg.tensor(b), cg.tensor(np.linalg.cholesky(spd))),
+          np.linalg.solve(spd, b), rtol=1e-12)
+    assert gradcheck(lambda m: cg.lu(m)[0], (leaf(3, 3, seed=5),))
+
+
 def test_lu_family_like_torch():
     torch = torch_or_skip()
     rng = np.random.default_rng(5)
@@ -893,6 +914,23 @@ def test_copy_variants_like_torch(name, fn):
     sum(((g * cg.tensor(wi)).sum() for g, wi in zip(got, w)), cg.tensor(0.0)).backward()
     sum(((e * torch.tensor(wi)).sum() for e, wi in zip(exp, w)), torch.tensor(0.0)).backward()
     close(x.grad, tx.grad.numpy(), rtol=1e-12)
+
+
+def test_copy_variants_numpy_reference():
+    a = np.arange(12.0).reshape(4, 3)
+    x = cg.tensor(a)
+    close(cg.permute_copy(x, (1, 0)), a.T)
+    close(cg.slice_copy(x, 1, 0, 3, 2), a[:, 0:3:2])
+    close(cg.diagonal_copy(x, -1), np.diagonal(a, -1))
+    close(cg.expand_copy(x[:, :1], (4, 5)), np.broadcast_to(a[:, :1], (4, 5)))
+    close(cg.as_strided_copy(x, (2, 2), (1, 2), 1), np.lib.stride_tricks.as_strided(
+        a.reshape(-1)[1:], (2, 2), (8, 16)))
+    parts = cg.split_with_sizes_copy(x, [1, 2], 1)
+    close(parts[1], a[:, 1:])
+    assert all(p.is_contiguous() for p in parts)
+    w = leaf(4, 3)
+    assert gradcheck(lambda v: cg.unfold_copy(v, 0, 2, 1) * 2, (w,))
+    assert gradcheck(lambda v: cg.select_copy(v, 1, 2), (w,))
 
 
 def test_copy_variants_do_not_alias():
