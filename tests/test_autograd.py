@@ -255,8 +255,10 @@ GRAD_CASES.update({
                         (pos(3, seed=1),))],
     "igammac": [lambda: ((lambda x: cg.igammac(pos(2, 3, seed=2).detach() * 3, x)),
                          (pos(3, seed=1),))],
-    # the packed LU factors of square matrices (a batch)
-    "lu_factor": [lambda: ((lambda a: cg.lu(a)[0]), (leaf(2, 3, 3, seed=3),))],
+    # the packed LU factors of a batch of square matrices, of a wide and of a tall one
+    "lu_factor": [lambda: ((lambda a: cg.lu(a)[0]), (leaf(2, 3, 3, seed=3),)),
+                  lambda: ((lambda a: cg.lu(a)[0]), (leaf(3, 5, seed=3),)),
+                  lambda: ((lambda a: cg.lu(a)[0].t()), (leaf(5, 3, seed=3),))],
 })
 
 # rows whose cases live elsewhere in the table or that are deliberately not differentiable

@@ -610,7 +610,8 @@ def test_lu_and_solves_numpy_reference():
     spd = _spd(3, seed=1)
     close(cg.cholesky_solve(cg.tensor(b), cg.tensor(np.linalg.cholesky(spd))),
           np.linalg.solve(spd, b), rtol=1e-12)
-    assert gradcheck(lambda m: cg.lu(m)[0], (leaf(3, 3, seed=5),))
+    for shape in [(3, 3), (2, 4), (4, 2)]:
+        assert gradcheck(lambda m: cg.lu(m)[0], (leaf(*shape, seed=5),))
 
 
 def test_lu_family_like_torch():
@@ -643,10 +644,11 @@ def test_lu_family_like_torch():
         cg.lu(cg.eye(2), pivot=False)
 
 
-def test_lu_gradient_like_torch():
+@pytest.mark.parametrize("shape", [(2, 4, 4), (3, 5), (5, 3)])
+def test_lu_gradient_like_torch(shape):
     torch = torch_or_skip()
-    a = np.random.default_rng(6).standard_normal((2, 4, 4))
-    w = np.random.default_rng(7).standard_normal((2, 4, 4))
+    a = np.random.default_rng(6).standard_normal(shape)
+    w = np.random.default_rng(7).standard_normal(shape)
     x, tx = cg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
     (cg.lu(x)[0] * cg.tensor(w)).sum().backward()
     (torch.lu(tx)[0] * torch.tensor(w)).sum().backward()

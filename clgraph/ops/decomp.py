@@ -575,22 +575,40 @@ def _permutation(pivots, m: int, like):
     return _up(perms.reshape(*piv.shape[:-1], m, m), like)
 
 
-def _lu_vjp(g, a, out):
-    """Square A = P L U: gA = P L^-T (tril(L^T gL, -1) + triu(gU U^T)) U^-T, with gL and gU
-    the parts of the packed factors' gradient ``g`` (the one floating output's); P again
-    from A's factorization on the host."""
-    lu = out
-    piv = _lu_factor(_host(a))[1]
-    m, n = a._shape[-2:]
-    if m != n:
-        raise NotImplementedError("the derivative of lu is implemented for square matrices "
-                                  f"only, got {m} by {n}")
-    eye_ = eye(n, dtype=lu.dtype, device=lu.device)
-    low, up = lu.tril(-1) + eye_, lu.triu()
-    inner = (_mT(low) @ g.tril(-1)).tril(-1) + (g.triu() @ _mT(up)).triu()
+def _lu_square_vjp(low, up, gl, gu):
+    """B = L U, both square: gB = L^-T (tril(L^T gL, -1) + triu(gU U^T)) U^-T."""
+    inner = (_mT(low) @ gl).tril(-1) + (gu @ _mT(up)).triu()
     x = apply(SOLVE_TRIANGULAR, _mT(low), inner, upper=True, left=True, unitriangular=True)
-    x = apply(SOLVE_TRIANGULAR, _mT(up), x, upper=False, left=False, unitriangular=False)
-    return (_permutation(piv, m, lu) @ x,)
+    return apply(SOLVE_TRIANGULAR, _mT(up), x, upper=False, left=False, unitriangular=False)
+
+
+def _lu_vjp(g, a, out):
+    """P^T A = B = L U: the square block by _lu_square_vjp; the rest of a wide B is L U2
+    (so gB2 = L^-T gU2, and L gets -gB2 U2^T), of a tall B is L2 U (gB2 = gL2 U^-T, and U
+    gets -L2^T gB2). ``g``: the packed factors' gradient (the one floating output's); P
+    again from A's factorization on the host."""
+    lu = out
+    m, n = a._shape[-2:]
+    k = min(m, n)
+    low = lu[..., :, :k].tril(-1) + eye(m, k, dtype=lu.dtype, device=lu.device)
+    up = lu[..., :k, :].triu()
+    gl, gu = g[..., :, :k].tril(-1), g[..., :k, :].triu()
+    if m == n:
+        gb = _lu_square_vjp(low, up, gl, gu)
+    elif m < n:
+        gb2 = apply(SOLVE_TRIANGULAR, _mT(low), gu[..., :, m:], upper=True, left=True,
+                    unitriangular=True)
+        gl = (gl - gb2 @ _mT(up[..., :, m:])).tril(-1)
+        square = _lu_square_vjp(low, up[..., :, :m], gl, gu[..., :, :m])
+        gb = registry.functions.cat([square, gb2], -1)
+    else:
+        low1, low2 = low[..., :n, :], low[..., n:, :]
+        gb2 = apply(SOLVE_TRIANGULAR, _mT(up), gl[..., n:, :], upper=False, left=False,
+                    unitriangular=False)
+        gu = (gu - _mT(low2) @ gb2).triu()
+        square = _lu_square_vjp(low1, up, gl[..., :n, :], gu)
+        gb = registry.functions.cat([square, gb2], -2)
+    return (_permutation(_lu_factor(_host(a))[1], m, lu) @ gb,)
 
 
 LU = register(OpDef("lu_factor", "linalg", None, _run_lu, _lu_vjp, saves=(0,)))
@@ -599,7 +617,7 @@ LU = register(OpDef("lu_factor", "linalg", None, _run_lu, _lu_vjp, saves=(0,)))
 @public
 def lu(A, pivot: bool = True, get_infos: bool = False, out=None):
     """torch.lu: (LU, pivots) by partial pivoting, with getrf's info when ``get_infos``
-    (pivots and info int32, as PyTorch's). Gradients: square matrices."""
+    (pivots and info int32, as PyTorch's)."""
     if not A.dtype.is_floating_point:
         raise NotImplementedError(f"\"lu_cpu\" not implemented for '{A.dtype.scalar_type}'")
     _check_float("torch.lu", A)
