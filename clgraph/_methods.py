@@ -196,13 +196,17 @@ def _share_memory_(self):
 
 
 def _dim_order(self, *, ambiguity_check=False):
-    """Tensor.dim_order: the dims from the outermost in memory (largest stride) in."""
+    """Tensor.dim_order: the dims from the outermost in memory (largest stride) in. With
+    ``ambiguity_check`` (True, or a list of memory formats exactly one of which the tensor
+    must have) a tensor with size-1 dims or equal neighbouring strides raises."""
     order = tuple(sorted(range(self.ndim), key=lambda d: -self._stride[d]))
-    if ambiguity_check is True:
-        strides = [self._stride[d] for d in order]
-        if len(set(strides)) != len(strides) or 1 in self._shape and self.ndim > 1:
-            raise RuntimeError("The tensor does not have unique dim order, or cannot map to "
-                               "exact one of the given memory formats.")
+    check = ambiguity_check if isinstance(ambiguity_check, bool) else True
+    formats = ambiguity_check if isinstance(ambiguity_check, list) else []
+    strides = self._stride
+    ambiguous = 1 in self._shape or any(a == b for a, b in zip(strides, strides[1:]))
+    if check and ambiguous and sum(self.is_contiguous(memory_format=f) for f in formats) != 1:
+        raise RuntimeError("The tensor does not have unique dim order, or cannot map to exact "
+                           "one of the given memory formats.")
     return order
 
 

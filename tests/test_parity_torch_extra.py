@@ -520,6 +520,11 @@ def test_pinning_sharing_inference_output_nr_dim_order():
     assert cg.ones(2, 3).dim_order(ambiguity_check=True) == (0, 1)
     with pytest.raises(RuntimeError, match="does not have unique dim order"):
         cg.empty_strided((2, 1, 3), (3, 3, 1)).dim_order(ambiguity_check=True)
+    one = cg.empty_strided((2, 1, 3), (3, 3, 1))
+    assert one.dim_order(ambiguity_check=[cg.contiguous_format]) == (0, 1, 2)
+    with pytest.raises(RuntimeError, match="cannot map to exact one of the given memory"):
+        cg.ones(2, 1, 3, 3).dim_order(ambiguity_check=[cg.contiguous_format,
+                                                       cg.channels_last])
 
 
 def test_H_and_angle():
