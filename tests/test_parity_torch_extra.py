@@ -185,14 +185,26 @@ def test_adafactor_trajectory_like_torch(kw):
                                            rtol=1e-10, atol=1e-14)
 
 
-def test_adafactor_state_dict_round_trip_continues_the_run():
-    shapes = [(3, 4), (5,)]
-    whole, _ = _trajectory(cg, cg.optim.Adafactor, {}, shapes, steps=5)
-    half, opt = _trajectory(cg, cg.optim.Adafactor, {}, shapes, steps=2)
-    resumed, _ = _trajectory(cg, cg.optim.Adafactor, {}, shapes, steps=5,
-                             state=(half, opt.state_dict()), start=2)
+@pytest.mark.parametrize("name,shapes", [("Adafactor", [(3, 4), (5,)]),
+                                         ("Muon", [(3, 4), (4, 2)])])
+def test_state_dict_round_trip_continues_the_run(name, shapes):
+    cls = getattr(cg.optim, name)
+    whole, _ = _trajectory(cg, cls, {}, shapes, steps=5)
+    half, opt = _trajectory(cg, cls, {}, shapes, steps=2)
+    saved = opt.state_dict()
+    resumed, _ = _trajectory(cg, cls, {}, shapes, steps=5, state=(half, saved), start=2)
     for a, b in zip(whole, resumed):
         np.testing.assert_allclose(a, b, rtol=1e-13)
+    torch = torch_or_skip()  # PyTorch loads the state dict and continues alike
+    ref_half, _ = _trajectory(torch, getattr(torch.optim, name), {}, shapes, steps=2)
+    as_torch = {"state": {i: {k: torch.tensor(v.numpy()) if isinstance(v, cg.Tensor) else
+                              torch.tensor(v) for k, v in st.items()}
+                          for i, st in saved["state"].items()},
+                "param_groups": saved["param_groups"]}
+    ref, _ = _trajectory(torch, getattr(torch.optim, name), {}, shapes, steps=5,
+                         state=(ref_half, as_torch), start=2)
+    for a, b in zip(resumed, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-7 if name == "Muon" else 0)
 
 
 def test_adafactor_first_step_numpy_reference():
