@@ -11,6 +11,7 @@ from . import _legacy, autograd, creation, runtime
 from ._bindings import bind_core
 from .ops import math as M
 from .ops import movement as V
+from .shapes import contiguous_strides
 from .tensor import Tensor
 
 
@@ -139,18 +140,10 @@ def _resize_(self, *sizes, memory_format=None):
         old.nbytes, new.nbytes = new.nbytes, old.nbytes
         del new
     self._shape = shape
-    self._stride = _contiguous(shape)
+    self._stride = contiguous_strides(shape)
     self._contig = True
     runtime.bump(old)
     return self
-
-
-def _contiguous(shape):
-    stride, acc = [], 1
-    for d in reversed(shape):
-        stride.append(acc)
-        acc *= max(d, 1)
-    return tuple(reversed(stride))
 
 
 def _fill_diagonal_(self, fill_value, wrap: bool = False):
