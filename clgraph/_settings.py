@@ -6,7 +6,6 @@ layer."""
 
 from __future__ import annotations
 
-import importlib
 import warnings
 
 from . import dtypes as dt
@@ -89,9 +88,8 @@ def set_default_tensor_type(t, /) -> None:
                   "alternatives.", UserWarning, stacklevel=2)
     if isinstance(t, str):
         module, _, name = t.rpartition(".")
-        if module not in ("torch", "clgraph"):
-            importlib.import_module(module or name)
-            raise TypeError(f"invalid type: '{t}'")
+        if module not in ("torch", "torch.cuda", "clgraph"):
+            raise ModuleNotFoundError(f"No module named '{module or name}'")
         match = [d for d in dt.ALL if d.tensor_type == name]
         if not match:
             raise TypeError(f"invalid type: '{t}'")

@@ -882,6 +882,9 @@ def test_binomial_statistics_and_errors():
     draws = cg.binomial(n, cg.full((4000,), 0.3)).numpy()
     assert draws.dtype == np.float32 and draws.min() >= 0 and draws.max() <= 20
     assert abs(draws.mean() - 6.0) < 0.1 and abs(draws.var() - 4.2) < 0.35
+    big = cg.binomial(cg.tensor([100000.0], dtype=cg.float64), cg.tensor([0.5],
+                                                                      dtype=cg.float64))
+    assert abs(big.item() - 50000) < 800  # 5 sigma
     edge = cg.binomial(cg.tensor([10.0, 5.0, -3.0, 0.0]), cg.tensor([1.5, 0.0, 0.5, 0.5]))
     close(edge, [10.0, 0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="binomial only supports floating-point dtypes for "
@@ -1128,6 +1131,8 @@ def test_default_tensor_type_typename_is_storage():
                     cg.set_default_tensor_type(bad)
             with pytest.raises(TypeError, match="invalid type object"):
                 cg.set_default_tensor_type(3)
+            with pytest.raises(ModuleNotFoundError, match="No module named 'foo'"):
+                cg.set_default_tensor_type("foo")
     finally:
         cg.set_default_dtype(cg.float32)
     for obj, tobj in [(cg.ones(2), torch.ones(2)), (cg.ones(1, dtype=cg.bool),

@@ -171,7 +171,8 @@ def _poisson_round(lam, generator):
 def binomial(count, prob, generator=None):
     """torch.binomial: the number of successes in ``count`` Bernoulli(``prob``) trials
     (broadcast; counts below 0 give 0, probabilities are clamped to [0, 1]), as count
-    trials drawn in blocks of uniform numbers. Not differentiable."""
+    trials drawn in blocks of uniform numbers (work grows with the largest count; PyTorch
+    samples by rejection). Not differentiable."""
     if not count.dtype.is_floating_point:
         raise ValueError(f"binomial only supports floating-point dtypes for count, got: "
                          f"{count.dtype.scalar_type}")
@@ -184,7 +185,8 @@ def binomial(count, prob, generator=None):
     n, p = n.expand(*shape), p.expand(*shape)
     trials = int(n.amax().item()) if n.numel() else 0
     total = n.new_zeros(shape)
-    block = 64
+    # trials per launch: up to about 4M uniforms at a time
+    block = builtins.max(64, builtins.min(4096, (1 << 22) // builtins.max(n.numel(), 1)))
     for start in builtins.range(0, trials, block):
         k = builtins.min(block, trials - start)
         u = rand(k, *shape, generator=generator, device=n.device,
