@@ -380,6 +380,13 @@ def test_igamma_closed_forms_without_torch():
     a = cg.tensor([0.3, 2.0, 5.5, 11.0, 4.0, 30.0], dtype=cg.float64)
     total = cg.igamma(a, cg.tensor(x)) + cg.igammac(a, cg.tensor(x))
     close(total, np.ones(6), rtol=1e-13)
+    # integer a = n: Q(n, x) = e^-x sum_{k<n} x^k / k!, summed in log space
+    for n, xs in [(30, [20.0, 29.5, 41.0]), (400, [370.0, 400.0, 430.0])]:
+        for dtype, tol in [(cg.float64, 1e-12), (cg.float32, 2e-6)]:
+            q = cg.igammac(cg.full((3,), float(n), dtype=dtype), cg.tensor(xs, dtype=dtype))
+            exact = [math.fsum(math.exp(k * math.log(v) - v - math.lgamma(k + 1))
+                               for k in range(n)) for v in xs]
+            close(q.double(), exact, atol=tol)
 
 
 def test_igamma_dtypes_gradients_and_errors():

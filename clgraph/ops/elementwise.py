@@ -1040,7 +1040,21 @@ inline T cg_igamma_T(T a, T x, int upper) {
   if (isinf(x)) return upper ? (T)0 : (T)1;
   const T eps = sizeof(T) == 8 ? (T)1e-16 : (T)3e-8;
   const T tiny = sizeof(T) == 8 ? (T)1e-300 : (T)1e-30;
-  const T front = exp(-x + a * log(x) - lgamma(a));
+  T log_front;
+  if (a >= (T)10) {
+    /* x^a e^-x / Gamma(a) through Stirling's series: a (log1p(t) - t) + log(a / 2pi) / 2
+       - (Gamma's correction), t = (x - a) / a, keeps float's precision at large a, where
+       a log x and lgamma(a) cancel */
+    const T t = (x - a) / a, ia = (T)1 / a, ia2 = ia * ia;
+    const T corr = ia * ((T)0.083333333333333333 - ia2 * ((T)0.0027777777777777778
+        - ia2 * ((T)0.00079365079365079365 - ia2 * ((T)0.00059523809523809524
+        - ia2 * ((T)0.00084175084175084175 - ia2 * ((T)0.0019175269175269175
+        - ia2 * (T)0.0064102564102564103))))));
+    log_front = a * (log1p(t) - t) + (T)0.5 * log(a * (T)0.15915494309189535) - corr;
+  } else {
+    log_front = -x + a * log(x) - lgamma(a);
+  }
+  const T front = exp(log_front);
   if (x < a + (T)1) {
     T ap = a, del = (T)1 / a, sum = del;
     for (int n = 0; n < 10000; ++n) {
@@ -1077,7 +1091,14 @@ def _np_igamma(upper: bool):
                 return math.nan
             p = 1.0 if (a == 0 or math.isinf(x)) else 0.0
             return 1.0 - p if upper else p
-        front = math.exp(-x + a * math.log(x) - math.lgamma(a))
+        if a >= 10:  # Stirling's form, as the row's
+            t, ia2 = (x - a) / a, 1 / (a * a)
+            corr = (1 / 12 - ia2 * (1 / 360 - ia2 * (1 / 1260 - ia2 * (1 / 1680 - ia2 * (
+                1 / 1188 - ia2 * (691 / 360360 - ia2 / 156)))))) / a
+            front = math.exp(a * (math.log1p(t) - t) + 0.5 * math.log(a / (2 * math.pi))
+                             - corr)
+        else:
+            front = math.exp(-x + a * math.log(x) - math.lgamma(a))
         if x < a + 1:
             ap, term, total = a, 1 / a, 1 / a
             while abs(term) >= abs(total) * 1e-16:
