@@ -52,6 +52,93 @@ int8 = _dt.int8
 uint8 = _dt.uint8
 bool = _dt.bool_
 dtype = _dt.dtype
+
+# --- PyTorch's further top-level names: creation, *_copy views, control flow, flags -------
+from ._control_flow import cond, while_loop  # noqa: E402
+from ._settings import (  # noqa: E402
+    are_deterministic_algorithms_enabled,
+    get_deterministic_debug_mode,
+    is_deterministic_algorithms_warn_only_enabled,
+    is_storage,
+    is_warn_always_enabled,
+    set_default_tensor_type,
+    set_deterministic_debug_mode,
+    set_flush_denormal,
+    set_warn_always,
+    typename,
+    use_deterministic_algorithms,
+)
+from ._threads import get_num_interop_threads, set_num_interop_threads  # noqa: E402
+from .autograd import (  # noqa: E402
+    is_anomaly_check_nan_enabled,
+    is_anomaly_enabled,
+    set_anomaly_enabled,
+)
+from .creation import asarray, empty_permuted, frombuffer, range, scalar_tensor  # noqa: E402,A004
+from .ops import copies as _copies  # noqa: E402,F401
+
+
+def fill(input, value) -> Tensor:
+    """torch.fill: a new tensor of ``input``'s shape and dtype filled with ``value`` (a
+    number or a 0-d tensor, which gets the gradient; ``input`` gets zeros)."""
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
+                               f"with {value.ndim} dimensions.")
+        value = value.to(input.dtype)
+    else:
+        value = full((), value, dtype=input.dtype, device=input.device)
+    return where(ones_like(input, dtype=bool), value, input)
+
+
+def detach_(input) -> Tensor:
+    return input.detach_()
+
+
+def get_device(input) -> "int":
+    return input.get_device()
+
+
+def is_inference(input) -> "bool":
+    return input.is_inference()
+
+
+def _in_place(out, result) -> Tensor:
+    return out.copy_(result) if result is not out else out
+
+
+def dropout_(input, p, train) -> Tensor:
+    return nn.functional.dropout(input, p, train, inplace=True)
+
+
+def alpha_dropout_(input, p, train) -> Tensor:
+    return _in_place(input, nn.functional.alpha_dropout(input, p, train))
+
+
+def feature_alpha_dropout_(input, p, train) -> Tensor:
+    return _in_place(input, nn.functional.feature_alpha_dropout(input, p, train))
+
+
+def feature_dropout(input, p, train) -> Tensor:
+    """torch.feature_dropout: whole channels (dim 1) zeroed with probability ``p``, the
+    others scaled by 1 / (1 - p)."""
+    if p < 0 or p > 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if input.ndim < 2:
+        raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+    if not train or p == 0:
+        return input.clone() if train else input
+    if p == 1:
+        return input * 0.0
+    mask_shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
+    keep = empty(mask_shape, dtype=input.dtype, device=input.device).bernoulli_(1 - p)
+    return input * keep / (1 - p)
+
+
+def feature_dropout_(input, p, train) -> Tensor:
+    return _in_place(input, feature_dropout(input, p, train))
+
+
 _bind(globals())  # every op's declared forms: functions here, Tensor methods
 
 from . import nn  # noqa: E402  (torch.nn: Module, layers, functional, init)

@@ -65,3 +65,13 @@ def softmax(input, dim, *, dtype=None):
 
 def log_softmax(input, dim, *, dtype=None):
     return _F.log_softmax(input, dim, dtype)
+
+
+def gammainc(input, other, *, out=None):
+    """torch.special.gammainc: igamma, the regularized lower incomplete gamma function."""
+    return _F.igamma(input, other, out=out)
+
+
+def gammaincc(input, other, *, out=None):
+    """torch.special.gammaincc: igammac, the regularized upper incomplete gamma function."""
+    return _F.igammac(input, other, out=out)

@@ -94,6 +94,8 @@ CASES = [
     Case("sinc", dtypes=FLOAT),
     Case("i0", low=-6, high=6, dtypes=FLOAT),
     Case("nextafter", 2, dtypes=("float32", "float64")),
+    Case("igamma", 2, low=0.1, high=8, dtypes=("float32", "float64")),
+    Case("igammac", 2, low=0.1, high=8, dtypes=("float32", "float64")),
 ]
 
 # ops with no direct case here: fill is exercised by every creation test; the internal rows

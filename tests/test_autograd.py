@@ -250,6 +250,15 @@ GRAD_CASES.update({
     "_i1": [lambda: ((lambda x: cg.ops.registry.apply(REGISTRY["_i1"], x)),
                      (leaf(3, 4, low=-6, high=6),))],
     "frexp_mantissa": [lambda: ((lambda x: cg.frexp(x)[0]), (leaf(3, 4, low=-40, high=40),))],
+    # the gradient in x only: PyTorch defines none in a
+    "igamma": [lambda: ((lambda x: cg.igamma(pos(2, 3, seed=2).detach() * 3, x)),
+                        (pos(3, seed=1),))],
+    "igammac": [lambda: ((lambda x: cg.igammac(pos(2, 3, seed=2).detach() * 3, x)),
+                         (pos(3, seed=1),))],
+    # the packed LU factors of a batch of square matrices, of a wide and of a tall one
+    "lu_factor": [lambda: ((lambda a: cg.lu(a)[0]), (leaf(2, 3, 3, seed=3),)),
+                  lambda: ((lambda a: cg.lu(a)[0]), (leaf(3, 5, seed=3),)),
+                  lambda: ((lambda a: cg.lu(a)[0].t()), (leaf(5, 3, seed=3),))],
 })
 
 # rows whose cases live elsewhere in the table or that are deliberately not differentiable
