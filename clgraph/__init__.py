@@ -75,6 +75,10 @@ for _name in ("cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_
         globals()[_name] = getattr(nn.functional, _name)
 del _name
 
+# torch.<name> forms with ATen's signatures (mode or reduction as ints, several results)
+from .nn._aten import (ctc_loss, embedding_bag, gru_cell, lstm_cell,  # noqa: E402
+                       rnn_relu_cell, rnn_tanh_cell)
+
 
 def constant_pad_nd(input, pad, value=0) -> Tensor:
     """torch.constant_pad_nd: nn.functional.pad in constant mode."""
