@@ -46,7 +46,7 @@ class LazyModuleMixin:
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._initialize_hook = self.register_forward_pre_hook(_infer_parameters)
+        self._initialize_hook = self.register_forward_pre_hook(self._infer_parameters)
 
     def has_uninitialized_params(self) -> bool:
         """Whether a parameter or buffer still waits for its shape."""
@@ -59,6 +59,30 @@ class LazyModuleMixin:
 
     def _sizes_from_loaded(self) -> None:
         """Sets the size attributes from parameters materialized by a state dict."""
+
+    def _infer_parameters(self, module, args, kwargs=None) -> None:
+        """The forward pre-hook: materialize from the first input, then drop the hook and
+        become ``cls_to_become``."""
+        module.initialize_parameters(*args, **(kwargs or {}))
+        if module.has_uninitialized_params():
+            raise RuntimeError(f"module {type(module).__name__} has not been fully "
+                               "initialized")
+        module._initialize_hook.remove()
+        del module._initialize_hook
+        if module.cls_to_become is not None:
+            module.__class__ = module.cls_to_become
+
+    def _apply(self, fn, recurse: bool = True):
+        """As Module's; a buffer still uninitialized stays one (with the new dtype or
+        device), since Module._apply replaces buffers by ``fn``'s plain result."""
+        waiting = [k for k, b in self._buffers.items() if _is_lazy(b)]
+        super()._apply(fn, recurse)
+        for k in waiting:
+            b = self._buffers[k]
+            if not _is_lazy(b):
+                self._buffers[k] = UninitializedBuffer(b.requires_grad, device=b.device,
+                                                       dtype=b.dtype)
+        return self
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         for name, t in itertools.chain(self._parameters.items(), self._buffers.items()):
@@ -80,18 +104,6 @@ class LazyModuleMixin:
             self._sizes_from_loaded()
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
                                       missing_keys, unexpected_keys, error_msgs)
-
-
-def _infer_parameters(module, args) -> None:
-    """The lazy modules' forward pre-hook: materialize from the first input, then become
-    ``cls_to_become`` and drop the hook."""
-    module.initialize_parameters(*args)
-    if module.has_uninitialized_params():
-        raise RuntimeError(f"module {type(module).__name__} has not been fully initialized")
-    module._initialize_hook.remove()
-    del module._initialize_hook
-    if module.cls_to_become is not None:
-        module.__class__ = module.cls_to_become
 
 
 # --- linear ---------------------------------------------------------------------------------
