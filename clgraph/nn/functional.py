@@ -1711,6 +1711,10 @@ def _mha_float_mask(mask: Tensor | None, dtype) -> Tensor | None:
 def _mha_mask(attn_mask, key_padding_mask, N, H, L, S, dtype, extra=0):
     """attn_mask ((L, S) or (N*H, L, S)) and key_padding_mask ((N, S)) merged into one
     additive mask broadcast to (N, H, L, S + extra), the ``extra`` keys unmasked."""
+    if (attn_mask is not None and key_padding_mask is not None
+            and attn_mask.dtype != key_padding_mask.dtype):
+        warnings.warn("Support for mismatched key_padding_mask and attn_mask is deprecated. "
+                      "Use same type for both instead.", stacklevel=4)
     mask = _mha_float_mask(attn_mask, dtype)
     if mask is not None:
         if mask.ndim == 3:
