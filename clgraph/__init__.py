@@ -76,8 +76,14 @@ for _name in ("cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_
 del _name
 
 # torch.<name> forms with ATen's signatures (mode or reduction as ints, several results)
-from .nn._aten import (ctc_loss, embedding_bag, gru_cell, lstm_cell,  # noqa: E402
-                       rnn_relu_cell, rnn_tanh_cell)
+from .nn._aten import (  # noqa: E402
+    ctc_loss,
+    embedding_bag,
+    gru_cell,
+    lstm_cell,
+    rnn_relu_cell,
+    rnn_tanh_cell,
+)
 
 
 def constant_pad_nd(input, pad, value=0) -> Tensor:

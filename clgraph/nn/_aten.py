@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import dtypes as dt
 from ..creation import tensor
 from ..tensor import Tensor
 from . import functional as F
@@ -52,9 +53,10 @@ def embedding_bag(weight: Tensor, indices: Tensor, offsets: Tensor,
                   padding_idx: int | None = None):
     """ATen's embedding_bag: mode 0 sum, 1 mean, 2 max. Returns (output, offset2bag,
     bag_size, max_indices) as PyTorch's CPU kernel fills them: offset2bag is each index's
-    bag (empty for sum without padding_idx), bag_size each bag's count of indices other
-    than padding_idx (zeros for sum), max_indices the row chosen per bag and feature for
-    max, bag_size otherwise. The last three are computed on the host."""
+    bag (empty for a float32 sum without padding_idx, PyTorch's fast path), bag_size each
+    bag's count of indices other than padding_idx (zeros for sum), max_indices the row
+    chosen per bag and feature for max, bag_size otherwise. The last three are computed on
+    the host."""
     if mode not in (0, 1, 2):
         raise ValueError(f"embedding_bag: mode must be 0 (sum), 1 (mean) or 2 (max), got "
                          f"{mode}")
@@ -74,8 +76,8 @@ def embedding_bag(weight: Tensor, indices: Tensor, offsets: Tensor,
                     max(bags - 1, 0))
     counted = idx != (-1 if padding_idx is None else padding_idx)
     dev = output.device
-    offset2bag = (tensor(np.zeros(0, np.int64), device=dev)
-                  if mode == 0 and padding_idx is None else tensor(which, device=dev))
+    fast_sum = mode == 0 and padding_idx is None and weight.dtype == dt.float32
+    offset2bag = tensor(np.zeros(0, np.int64) if fast_sum else which, device=dev)
     size = np.bincount(which[counted], minlength=bags)[:bags].astype(np.int64)
     bag_size = tensor(np.zeros(bags, np.int64) if mode == 0 else size, device=dev)
     if mode != 2:
