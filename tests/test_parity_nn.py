@@ -565,6 +565,68 @@ def test_sync_batch_norm_all_reduces_its_statistics(monkeypatch):
     close(m.weight.grad, ref.weight.grad.numpy() / 2, rtol=1e-9)  # this rank's share
 
 
+SYNC_WORKER = """
+import sys
+import numpy as np
+import clgraph as cg
+import clgraph.distributed as dist
+import clgraph.nn as nn
+
+dist.init_process_group("mpi")
+rank, size = dist.get_rank(), dist.get_world_size()
+data = [np.random.default_rng(r).standard_normal((r + 2, 3, 4)) for r in range(size)]
+grads = [np.random.default_rng(10 + r).standard_normal((r + 2, 3, 4)) for r in range(size)]
+m = nn.SyncBatchNorm(3, momentum=0.5).double()
+x = cg.from_numpy(data[rank]).requires_grad_()
+out = m(x)
+out.backward(cg.from_numpy(grads[rank]))
+ref = nn.BatchNorm1d(3, momentum=0.5).double()
+xx = cg.from_numpy(np.concatenate(data)).requires_grad_()
+rout = ref(xx)
+rout.backward(cg.from_numpy(np.concatenate(grads)))
+lo = sum(d.shape[0] for d in data[:rank])
+sl = slice(lo, lo + data[rank].shape[0])
+np.testing.assert_allclose(out.detach().numpy(), rout.detach().numpy()[sl], rtol=1e-9)
+np.testing.assert_allclose(x.grad.numpy(), xx.grad.numpy()[sl], rtol=1e-8, atol=1e-12)
+np.testing.assert_allclose(m.running_var.numpy(), ref.running_var.numpy(), rtol=1e-10)
+wg = m.weight.grad.clone()
+dist.all_reduce(wg)
+np.testing.assert_allclose(wg.numpy(), ref.weight.grad.numpy(), rtol=1e-9)
+m.eval()
+np.testing.assert_allclose(m(x).detach().numpy(), ref.eval()(xx).detach().numpy()[sl],
+                           rtol=1e-9)
+dist.barrier()
+print(f"rank {rank} sync ok", flush=True)
+dist.destroy_process_group()
+"""
+
+
+def test_sync_batch_norm_in_an_mpi_job(tmp_path):
+    """Two MPI ranks with batches of different sizes: each rank's output, input gradient
+    and running statistics are those of BatchNorm over the concatenated batch."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("mpi4py")
+    mpirun = shutil.which("mpirun") or shutil.which("mpirun",
+                                                    path=str(Path(sys.executable).parent))
+    if mpirun is None:
+        pytest.skip("no mpirun")
+    script = tmp_path / "sync_worker.py"
+    script.write_text(SYNC_WORKER)
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root), PYTHONUNBUFFERED="1")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    r = subprocess.run([mpirun, "-n", "2", sys.executable, str(script)], env=env, cwd=root,
+                       capture_output=True, text=True, timeout=180, check=False)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "rank 0 sync ok" in r.stdout and "rank 1 sync ok" in r.stdout, r.stdout
+
+
 def test_convert_sync_batchnorm_keeps_parameters():
     net = nn.Sequential(nn.Conv2d(2, 3, 1), nn.BatchNorm2d(3),
                         nn.Sequential(nn.BatchNorm1d(4, affine=False)), nn.InstanceNorm2d(3))
