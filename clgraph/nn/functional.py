@@ -681,9 +681,9 @@ def _sync_batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Te
     includes the other ranks' losses through the shared statistics, as in PyTorch."""
     C = input.shape[1]
     dims = (0,) + tuple(range(2, input.ndim))
-    count = full((C,), float(input.numel() // C), dtype=input.dtype, device=input.device)
-    stats = _AllReduceSum.apply(cat([input.sum(dims), (input * input).sum(dims), count]),
-                                process_group)
+    x = input.float() if input.dtype in (dt.float16, dt.bfloat16) else input  # as PyTorch
+    count = full((C,), float(input.numel() // C), dtype=x.dtype, device=x.device)
+    stats = _AllReduceSum.apply(cat([x.sum(dims), (x * x).sum(dims), count]), process_group)
     total = int(stats[2 * C].item()) if C else 0
     if total <= 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input "
@@ -693,6 +693,7 @@ def _sync_batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Te
     with no_grad():
         _update_running(running_mean, running_var, mean, var, total, momentum)
     bshape = (1, C) + (1,) * (input.ndim - 2)
+    mean, var = mean.to(input.dtype), var.to(input.dtype)
     return _normalized(input, mean.reshape(bshape), var.reshape(bshape), weight, bias, eps,
                        bshape)
 

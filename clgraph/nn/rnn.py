@@ -294,6 +294,8 @@ class LSTM(RNNBase):
     (output, (h_n, c_n)); with ``proj_size`` each step's h is projected by ``weight_hr_l<k>``
     to that size."""
 
+    mode = "LSTM"  # also the class's: whole modules pickled before RNNBase took ``mode``
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__("LSTM", *args, **kwargs)
 
@@ -301,6 +303,8 @@ class LSTM(RNNBase):
 class GRU(RNNBase):
     """torch.nn.GRU (gates r, z, n; n = tanh(x_n + r * (W_hn h + b_hn))).
     ``forward(input, h_0)`` returns (output, h_n)."""
+
+    mode = "GRU"
 
     def __init__(self, *args, **kwargs) -> None:
         if "proj_size" in kwargs:
