@@ -253,6 +253,7 @@ def test_instance_norm_like_torch(n):
 def test_uninitialized_parameter_and_buffer():
     p = nn.UninitializedParameter(dtype=cg.float64)
     assert repr(p) == "<UninitializedParameter>" and isinstance(p, nn.Parameter)
+    assert nn.parameter.is_lazy(p) and not nn.parameter.is_lazy(nn.Parameter(cg.zeros(1)))
     assert p.requires_grad and p.dtype == cg.float64
     q = copy.deepcopy(p)
     assert type(q) is nn.UninitializedParameter and q is not p

@@ -29,11 +29,8 @@ from .layers import (
     Linear,
     _factory,
 )
-from .parameter import UninitializedBuffer, UninitializedParameter, _Uninitialized
-
-
-def _is_lazy(t) -> bool:
-    return isinstance(t, _Uninitialized)
+from .parameter import UninitializedBuffer, UninitializedParameter
+from .parameter import is_lazy as _is_lazy
 
 
 class LazyModuleMixin:

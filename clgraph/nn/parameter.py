@@ -65,7 +65,7 @@ class Buffer(Tensor):
         pass
 
 
-class _Uninitialized:
+class UninitializedTensorMixin:
     """A lazy module's placeholder: an empty tensor of the dtype and device asked for, until
     ``materialize(shape)`` gives it that shape in place (same object, so references taken
     before, by an optimizer say, stay valid) and turns it into ``cls_to_become``."""
@@ -94,7 +94,7 @@ class _Uninitialized:
         return (type(self), (self.requires_grad,))
 
 
-class UninitializedParameter(_Uninitialized, Parameter):
+class UninitializedParameter(UninitializedTensorMixin, Parameter):
     """torch.nn.UninitializedParameter: a Parameter whose shape is not known yet (of
     LazyLinear, LazyConv2d...). Until it is materialized its data is an empty (0,) tensor;
     PyTorch refuses most uses of it, clgraph lets them see that empty tensor."""
@@ -109,7 +109,7 @@ class UninitializedParameter(_Uninitialized, Parameter):
         pass
 
 
-class UninitializedBuffer(_Uninitialized, Tensor):
+class UninitializedBuffer(UninitializedTensorMixin, Tensor):
     """torch.nn.UninitializedBuffer: a buffer whose shape is not known yet (a lazy norm's
     running statistics); ``materialize(shape)`` turns it into a plain Tensor in place."""
 
@@ -121,3 +121,8 @@ class UninitializedBuffer(_Uninitialized, Tensor):
 
     def __init__(self, requires_grad=False, device=None, dtype=None):
         pass
+
+
+def is_lazy(param) -> bool:
+    """Whether ``param`` is an UninitializedParameter or UninitializedBuffer."""
+    return isinstance(param, UninitializedTensorMixin)
