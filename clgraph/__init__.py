@@ -85,6 +85,8 @@ from .nn._aten import (  # noqa: E402
     rnn_tanh_cell,
 )
 
+native_channel_shuffle = nn.functional.native_channel_shuffle
+
 
 def constant_pad_nd(input, pad, value=0) -> Tensor:
     """torch.constant_pad_nd: nn.functional.pad in constant mode."""
