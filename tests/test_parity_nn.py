@@ -185,6 +185,9 @@ def test_rrelu_module_training_and_inplace():
     close(m(x), np.full(200, -0.2), rtol=1e-12)
     z = cg.from_numpy(-np.ones(3))
     assert nn.RReLU(inplace=True).eval()(z) is z
+    with pytest.raises(RuntimeError, match="Lower bound should be less than or equal to the "
+                       "upper bound, got lower=0.5 and upper=0.1"):
+        nn.RReLU(0.5, 0.1).eval()(z)
 
 
 def test_glu_gradient_by_finite_differences():
@@ -352,6 +355,8 @@ def test_lazy_errors_name_the_value():
         nn.LazyConv2d(4, 3)(cg.zeros(5, 5))
     with pytest.raises(ValueError, match="in_channels must be divisible by groups"):
         nn.LazyConv1d(4, 3, groups=2)(cg.zeros(1, 3, 5))
+    with pytest.raises(ValueError, match="expected 2D or 3D input \\(got 1D input\\)"):
+        nn.LazyBatchNorm1d()(cg.zeros(3))
     with pytest.raises(RuntimeError, match="module LazyLinear has not been fully initialized"):
         m = nn.LazyLinear(3)
         m.initialize_parameters = lambda input: None

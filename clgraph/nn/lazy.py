@@ -261,6 +261,7 @@ class _LazyNormBase(LazyModuleMixin):
     def initialize_parameters(self, input: Tensor) -> None:
         if not self.has_uninitialized_params():
             return
+        self._check_input_dim(input)  # a clear error before input.shape[1]
         self.num_features = input.shape[1]
         with no_grad():
             for t in (self.weight, self.bias, self.running_mean, self.running_var):
