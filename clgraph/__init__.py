@@ -163,6 +163,18 @@ for _name in ("cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_
         globals()[_name] = getattr(nn.functional, _name)
 del _name
 
+# torch.<name> forms with ATen's signatures (mode or reduction as ints, several results)
+from .nn._aten import (  # noqa: E402
+    ctc_loss,
+    embedding_bag,
+    gru_cell,
+    lstm_cell,
+    rnn_relu_cell,
+    rnn_tanh_cell,
+)
+
+native_channel_shuffle = nn.functional.native_channel_shuffle
+
 
 def constant_pad_nd(input, pad, value=0) -> Tensor:
     """torch.constant_pad_nd: nn.functional.pad in constant mode."""

@@ -522,6 +522,9 @@ def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool 
           generator=None):
     """torch.rrelu: x for x >= 0, x * a otherwise, a drawn uniformly from [lower, upper]
     per element in training, (lower + upper) / 2 in evaluation."""
+    if lower > upper:
+        raise RuntimeError(f"Lower bound should be less than or equal to the upper bound, got "
+                           f"lower={lower} and upper={upper}")
     if training:
         slope = input.detach().new_empty(input.shape).uniform_(lower, upper,
                                                               generator=generator)
