@@ -5,6 +5,8 @@ device at import time."""
 
 from __future__ import annotations
 
+import importlib
+
 from . import autograd, cl, cuda
 from ._format import get_printoptions, printoptions, set_printoptions
 from . import dtypes as _dt
@@ -238,6 +240,5 @@ __version__ = "0.1.0"
 def __getattr__(name):
     """cg.distributions is imported on first use (it adds 16 ms to every import)."""
     if name == "distributions":
-        import importlib
         return importlib.import_module(".distributions", __name__)
     raise AttributeError(f"module 'clgraph' has no attribute '{name}'")

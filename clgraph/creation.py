@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from builtins import range as builtins_range
 
 import numpy as np
@@ -224,7 +225,6 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
 def range(start, end, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     """torch.range (deprecated): start, start + step, ... up to ``end`` included, in the
     default float dtype unless ``dtype`` says."""
-    import warnings
     warnings.warn("torch.range is deprecated and will be removed in a future release because "
                   "its behavior is inconsistent with Python's range builtin. Instead, use "
                   "torch.arange, which produces values in [start, end).", UserWarning,

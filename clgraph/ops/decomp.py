@@ -8,6 +8,7 @@ LAPACK there. Under cg.compile the host read makes a signature run eagerly."""
 
 from __future__ import annotations
 
+import collections
 import warnings
 
 import numpy as np
@@ -65,7 +66,6 @@ def _named(name: str, fields):
     """torch.return_types.<name>: a named tuple with PyTorch's fields and repr."""
     cls = _NAMED.get(name)
     if cls is None:
-        import collections
         cls = _NAMED[name] = collections.namedtuple(name, fields)
         cls.__repr__ = lambda self: (f"torch.return_types.{name}(\n" + ",\n".join(
             f"{f}={v!r}" for f, v in zip(fields, self)) + ")")

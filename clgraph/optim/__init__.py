@@ -5,6 +5,8 @@ in-place kernel; a step() runs every parameter's in one launch, with no host rea
 reads the scalars its line search and stopping tests need, Adafactor two norms per
 parameter; Muon's update is a chain of matmuls."""
 
+import importlib
+
 from . import lr_scheduler
 from .adadelta import Adadelta
 from .adafactor import Adafactor
@@ -30,6 +32,5 @@ def __getattr__(name):
     """cg.optim.swa_utils is imported on first use: it builds on cg.nn, which is imported
     after cg.optim."""
     if name == "swa_utils":
-        import importlib
         return importlib.import_module(".swa_utils", __name__)
     raise AttributeError(f"module 'clgraph.optim' has no attribute '{name}'")
