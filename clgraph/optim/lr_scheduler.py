@@ -307,7 +307,25 @@ class LinearLR(LRScheduler):
         return [base * factor for base in self.base_lrs]
 
 
-class SequentialLR(LRScheduler):
+class _Chained(LRScheduler):
+    """A scheduler driving others (``_schedulers``): its state holds theirs."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every attribute but the optimizer, and each scheduler's state dict."""
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        schedulers = state_dict.pop("_schedulers")
+        self.__dict__.update(state_dict)
+        for sched, state in zip(self._schedulers, schedulers):
+            sched.load_state_dict(state)
+
+
+class SequentialLR(_Chained):
     """Run ``schedulers`` one after another, switching at each of ``milestones`` (epochs):
     there the next one starts from its first epoch."""
 
@@ -350,20 +368,6 @@ class SequentialLR(LRScheduler):
             sched.step()
         self._last_lr = sched.get_last_lr()
 
-    def state_dict(self) -> dict[str, Any]:
-        """Every attribute but the optimizer, and each scheduler's state dict."""
-        state = {k: v for k, v in self.__dict__.items()
-                 if k not in ("optimizer", "_schedulers")}
-        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state_dict = dict(state_dict)
-        schedulers = state_dict.pop("_schedulers")
-        self.__dict__.update(state_dict)
-        for sched, state in zip(self._schedulers, schedulers):
-            sched.load_state_dict(state)
-
 
 def _check_chain(name: str, schedulers, optimizer) -> None:
     """The checks SequentialLR and ChainedScheduler share, PyTorch's messages."""
@@ -384,7 +388,7 @@ def _check_chain(name: str, schedulers, optimizer) -> None:
                 f"which is different from {type(optimizer).__name__}.")
 
 
-class ChainedScheduler(LRScheduler):
+class ChainedScheduler(_Chained):
     """Step every scheduler of ``schedulers`` at each ``step()``, in order: their factors
     multiply."""
 
@@ -402,20 +406,6 @@ class ChainedScheduler(LRScheduler):
         for sched in self._schedulers:
             sched.step()
         self._last_lr = [group["lr"] for group in self._schedulers[-1].optimizer.param_groups]
-
-    def state_dict(self) -> dict[str, Any]:
-        """Every attribute but the optimizer, and each scheduler's state dict."""
-        state = {k: v for k, v in self.__dict__.items()
-                 if k not in ("optimizer", "_schedulers")}
-        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state_dict = dict(state_dict)
-        schedulers = state_dict.pop("_schedulers")
-        self.__dict__.update(state_dict)
-        for sched, state in zip(self._schedulers, schedulers):
-            sched.load_state_dict(state)
 
 
 class ReduceLROnPlateau(LRScheduler):
