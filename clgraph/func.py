@@ -110,7 +110,7 @@ def _check_argnums(argnums, nargs: int) -> tuple[int, ...]:
             raise RuntimeError("argnums must be non-empty")
         picked = tuple(one(a) for a in argnums)
         if len(set(picked)) != len(picked):
-            raise RuntimeError(f"argnums must be unique, got {argnums}")
+            raise RuntimeError(f"argnums elements must be unique, got {argnums}")
         return picked
     return (one(argnums),)
 
@@ -205,15 +205,20 @@ def _output_leaves(out, what: str) -> tuple[list, Any]:
         if not isinstance(o, Tensor):
             raise RuntimeError(f"{what}: expected f(*primals) to return only tensors, got "
                                f"unsupported type {type(o)}")
+        if not o.dtype.is_floating_point:
+            raise RuntimeError(f"vjp(f, ...): All outputs of f must be floating-point or "
+                               f"complex Tensors, got Tensor with dtype {o.dtype}")
     return leaves, spec
 
 
-def _split_aux(out, has_aux: bool, name: str):
+def _split_aux(out, has_aux: bool, what: str):
+    """(output, aux) of a function called with has_aux; ``what`` names the transform in
+    PyTorch's message ("vjp(f, *primals)", "jvp(f, primals, tangents)")."""
     if not has_aux:
         return out, None
     if not (isinstance(out, tuple) and len(out) == 2):
-        raise RuntimeError(f"{name}(f, *primals): output of function f should be a tuple: "
-                           f"(output, aux) if has_aux is True")
+        raise RuntimeError(f"{what}: output of function f should be a tuple: (output, aux) "
+                           f"if has_aux is True")
     return out
 
 
@@ -225,7 +230,7 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
         args, _, wrapped = _wrap_args(primals, tuple(range(len(primals))) or 0) if primals \
             else ((), (), [])
         flat = [x for w, _ in wrapped for x in w]
-        out, aux = _split_aux(func(*args), has_aux, "vjp")
+        out, aux = _split_aux(func(*args), has_aux, "vjp(f, *primals)")
         outs, out_spec = _output_leaves(out, "vjp(f, *primals)")
     own = _own_ids(flat)
 
@@ -237,7 +242,8 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
                                f"{ct_spec!r}, primal output: {out_spec!r}")
         for i, (c, o) in enumerate(zip(ct, outs)):
             if not isinstance(c, Tensor):
-                raise RuntimeError(f"vjp_fn: expected cotangents to be Tensors, got {type(c)}")
+                raise TypeError(f"gradients can be either Tensors or None, but got "
+                                f"{type(c).__name__}")
             if c.shape != o.shape:
                 raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
                                    f"{c.shape} and output[{i}] has a shape of {o.shape}.")
@@ -285,7 +291,8 @@ def jvp(func: Callable, primals, tangents, *, strict: bool = False, has_aux: boo
     outer_grad = autograd.is_grad_enabled()
     with enable_grad():
         flat = [_wrap(p) for p in p_leaves]
-        out, aux = _split_aux(func(*tree_unflatten(flat, p_spec)), has_aux, "jvp")
+        out, aux = _split_aux(func(*tree_unflatten(flat, p_spec)), has_aux,
+                              "jvp(f, primals, tangents)")
         outs, out_spec = _output_leaves(out, "jvp(f, primals, tangents)")
         us = [zeros_like(o).requires_grad_(True) for o in outs]
         gs = _grads(outs, flat, us)
@@ -309,14 +316,14 @@ def jvp(func: Callable, primals, tangents, *, strict: bool = False, has_aux: boo
 # --- Jacobians -----------------------------------------------------------------------------
 
 
-def _jacobian(func, argnums, has_aux, name: str) -> Callable:
+def _jacobian(func, argnums, has_aux, aux_what: str) -> Callable:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         outer_grad = autograd.is_grad_enabled()
         with enable_grad():
             args, _, wrapped = _wrap_args(args, argnums)
             flat = [x for w, _ in wrapped for x in w]
-            out, aux = _split_aux(func(*args, **kwargs), has_aux, name)
+            out, aux = _split_aux(func(*args, **kwargs), has_aux, aux_what)
             outs, out_spec = _output_leaves(out, "vjp(f, *primals)")
             per_output = []
             for o in outs:
@@ -355,15 +362,16 @@ def jacrev(func: Callable, argnums: int | tuple[int, ...] = 0, *, has_aux: bool 
     """torch.func.jacrev: the Jacobian of ``func`` with respect to the arguments ``argnums``
     picks, one reverse pass per output element; each output's Jacobian has shape
     ``output.shape + input.shape``. ``chunk_size`` is accepted and changes nothing."""
-    _check_chunk(chunk_size, "jacrev")
-    return _jacobian(func, argnums, has_aux, "jacrev")
+    if chunk_size is not None and not chunk_size > 0:
+        raise ValueError("jacrev: `chunk_size` should be greater than 0.")
+    return _jacobian(func, argnums, has_aux, "vjp(f, *primals)")
 
 
 def jacfwd(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False, *,
            randomness: str = "error") -> Callable:
     """torch.func.jacfwd: the Jacobian of ``func``, as jacrev's (computed in reverse mode)."""
     _check_randomness(randomness)
-    return _jacobian(func, argnums, has_aux, "jacfwd")
+    return _jacobian(func, argnums, has_aux, "jvp(f, primals, tangents)")
 
 
 def hessian(func: Callable, argnums: int | tuple[int, ...] = 0) -> Callable:

@@ -127,6 +127,17 @@ VALUE_CASES = {
         lambda a: M.func.vmap(lambda r: (r ** 2).sum())(a).sum())(_t(M, XB)),
     "func_vmap_jacrev": lambda M: M.func.vmap(M.func.jacrev(lambda a: a.sin() * a.sum()))(
         _t(M, XB)),
+    "func_vmap_kwargs_dict": lambda M: M.func.vmap(lambda d, k=None: d["a"] * k,
+                                                   in_dims=({"a": 0},))(
+        {"a": _t(M, XB)}, k=_t(M, X3)),
+    "func_vmap_negative_dims": lambda M: M.func.vmap(lambda a: a * 2, in_dims=-1,
+                                                     out_dims=-1)(_t(M, XB)),
+    "func_vmap_out_none": lambda M: M.func.vmap(lambda a: (a.sum(), 1), out_dims=(0, None))(
+        _t(M, XB)),
+    "func_hessian_argnums": lambda M: M.func.hessian(lambda a, b: (a.sin() * b.sum()).sum(),
+                                                     argnums=(0, 1))(_t(M, X3), _t(M, Y2)),
+    "func_vmap_hessian": lambda M: M.func.vmap(M.func.jacrev(M.func.jacrev(
+        lambda a: (a.sin() * a.sum()).sum())))(_t(M, XB)),
     "func_vmap_unbatched_out": lambda M: M.func.vmap(lambda a: M.ones(2, dtype=M.float64))(
         _t(M, X3)),
     "vmap_top_level": lambda M: M.vmap(lambda a: a.sum())(_t(M, XB)),
@@ -183,6 +194,18 @@ ERROR_CASES = {
     "jvp_tangent_number": lambda M: M.func.jvp(lambda a: a, (_t(M, X3),), (1.0,)),
     "vjp_cotangent_shape": lambda M: M.func.vjp(lambda a: a * 2, _t(M, X3))[1](_t(M, Y2)),
     "jacrev_number_out": lambda M: M.func.jacrev(lambda a: 1.0)(_t(M, X3)),
+    "jacrev_chunk": lambda M: M.func.jacrev(lambda a: a, chunk_size=0)(_t(M, X3)),
+    "jacrev_aux": lambda M: M.func.jacrev(lambda a: a, has_aux=True)(_t(M, X3)),
+    "jacfwd_aux": lambda M: M.func.jacfwd(lambda a: a, has_aux=True)(_t(M, X3)),
+    "jvp_aux": lambda M: M.func.jvp(lambda a: a, (_t(M, X3),), (_t(M, X3),), has_aux=True),
+    "vjp_aux": lambda M: M.func.vjp(lambda a: a, _t(M, X3), has_aux=True),
+    "vjp_bool_out": lambda M: M.func.vjp(lambda a: a > 0, _t(M, X3)),
+    "vjp_fn_number": lambda M: M.func.vjp(lambda a: a * 2, _t(M, X3))[1](1.0),
+    "grad_argnums_dup": lambda M: M.func.grad(lambda a, b: (a * b).sum(), argnums=(0, 0))(
+        _t(M, X3), _t(M, X3)),
+    "vmap_chunk": lambda M: M.func.vmap(lambda a: a, chunk_size=0)(_t(M, X3)),
+    "vmap_out_dims_structure": lambda M: M.func.vmap(lambda a: (a, a), out_dims=(0, 0, 0))(
+        _t(M, X3)),
     "functional_call_strict": lambda M: M.func.functional_call(
         M.nn.Linear(2, 2), {"weight": M.ones(2, 2)}, (M.ones(2),), strict=True),
     "functional_call_dup": lambda M: M.func.functional_call(
@@ -208,7 +231,9 @@ def _error(fn, M):
 
 def _canon(text: str) -> str:
     """PyTorch prints pytree specs as TreeSpec(...); clgraph prints the shape."""
-    return text.split(" in_dims has structure")[0].split(" Got primals with")[0]
+    for cut in (" in_dims has structure", " out_dims has structure", " Got primals with"):
+        text = text.split(cut)[0]
+    return text
 
 
 @pytest.mark.parametrize("name", sorted(ERROR_CASES))
