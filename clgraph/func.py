@@ -599,8 +599,16 @@ def stack_module_state(models) -> tuple[dict, dict]:
     if len({type(m) for m in models}) != 1:
         raise RuntimeError("stack_module_state: Expected all models to be of the same class.")
     all_params = [dict(m.named_parameters()) for m in models]
-    params = {k: _f.stack([p[k] for p in all_params]).detach().requires_grad_(
-        all(p[k].requires_grad for p in all_params)) for k in all_params[0]}
+    params = {k: _stacked_leaf([p[k] for p in all_params], k) for k in all_params[0]}
     all_buffers = [dict(m.named_buffers()) for m in models]
-    buffers = {k: _f.stack([b[k] for b in all_buffers]).detach() for k in all_buffers[0]}
+    buffers = {k: _stacked_leaf([b[k] for b in all_buffers], k) for k in all_buffers[0]}
     return params, buffers
+
+
+def _stacked_leaf(tensors: list, name: str) -> Tensor:
+    """The tensors stacked; a new leaf that requires grad when every one of them does."""
+    grads = {t.requires_grad for t in tensors}
+    if len(grads) > 1:
+        raise RuntimeError(f"Expected {name} from each model to have the same .requires_grad")
+    result = _f.stack(tensors)
+    return result.detach().requires_grad_() if grads == {True} else result

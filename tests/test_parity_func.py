@@ -216,6 +216,8 @@ ERROR_CASES = {
     "stack_module_state_empty": lambda M: M.func.stack_module_state([]),
     "stack_module_state_modes": lambda M: M.func.stack_module_state(
         [M.nn.Linear(2, 2), M.nn.Linear(2, 2).eval()]),
+    "stack_module_state_requires_grad": lambda M: M.func.stack_module_state(
+        [M.nn.Linear(2, 2), M.nn.Linear(2, 2).requires_grad_(False)]),
     "stack_module_state_classes": lambda M: M.func.stack_module_state(
         [M.nn.Linear(2, 2), M.nn.Conv1d(2, 2, 1)]),
 }
