@@ -62,7 +62,12 @@ def _mismatch_msg(identifier, default: str, extra: str, abs_diff, abs_idx, atol,
     return msg.strip()
 
 
-def _compare_numbers(actual, expected, rtol, atol, equal_nan, check_dtype) -> None:
+def _compare_numbers(actual, expected, rtol, atol, equal_nan, check_dtype,
+                     booleans: bool = True) -> None:
+    if booleans and isinstance(actual, bool) and isinstance(expected, bool):
+        if actual is not expected:
+            raise _Mismatch(f"Booleans mismatch: {actual} is not {expected}")
+        return
     if check_dtype and type(actual) is not type(expected):
         raise _Mismatch(f"The (d)types do not match: {type(actual)} != {type(expected)}.")
     if rtol is None:
@@ -105,12 +110,20 @@ def _compare_arrays(actual, expected, rtol, atol, equal_nan, check_device, check
             rtol, atol = _default_tolerance(_np_dtype_tolerance(actual),
                                             _np_dtype_tolerance(expected))
     a, e = _host(actual), _host(expected)
-    common = np.result_type(a, e)
+    bf16 = False
+    if isinstance(actual, Tensor):
+        # PyTorch's promotion (int64 with float32 is float32); bfloat16 math in float32,
+        # rounded back to bfloat16 where PyTorch's would be
+        common_dt = dt.promote_types(da, de)
+        bf16 = common_dt is dt.bfloat16
+        common = np.dtype(np.float32) if bf16 else common_dt.np
+    else:
+        common = np.result_type(a, e)
     a, e = a.astype(common), e.astype(common)
     if a.size == 0:
         return
     if a.ndim == 0:
-        _compare_numbers(a.item(), e.item(), rtol, atol, equal_nan, False)
+        _compare_numbers(a.item(), e.item(), rtol, atol, equal_nan, False, booleans=False)
         return
     if np.issubdtype(common, np.inexact):
         matches = np.isclose(a, e, rtol=rtol, atol=atol, equal_nan=equal_nan)
@@ -131,6 +144,8 @@ def _compare_arrays(actual, expected, rtol, atol, equal_nan, check_device, check
         fd = abs_diff.dtype if np.issubdtype(abs_diff.dtype, np.floating) else np.float32
         rel_diff = abs_diff.astype(fd) / np.abs(ef).astype(fd)
         rel_diff[mf] = 0
+    if bf16:
+        abs_diff, rel_diff = _round_bf16(abs_diff), _round_bf16(rel_diff)
 
     def greatest(d):
         i = int(np.argmax(d)) if not np.isnan(d).any() else int(np.argmax(np.isnan(d)))
@@ -142,6 +157,14 @@ def _compare_arrays(actual, expected, rtol, atol, equal_nan, check_device, check
                                   rtol))
 
 
+def _round_bf16(x: np.ndarray) -> np.ndarray:
+    """float32 values rounded to the nearest bfloat16 (ties to even)."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    out = bits.astype(np.uint32).view(np.float32)
+    return np.where(np.isnan(x), x, out)
+
+
 def _is_number(x) -> bool:
     return isinstance(x, (numbers.Number, np.number)) and not isinstance(x, np.ndarray)
 
@@ -151,6 +174,10 @@ def _is_sequence(x) -> bool:
 
 
 def _compare(actual, expected, path, **opts) -> None:
+    if isinstance(actual, np.generic) and not isinstance(actual, np.ndarray):
+        actual = actual.item()
+    if isinstance(expected, np.generic) and not isinstance(expected, np.ndarray):
+        expected = expected.item()
     try:
         if isinstance(actual, Tensor) and isinstance(expected, Tensor) or (
                 isinstance(actual, np.ndarray) and isinstance(expected, np.ndarray)):

@@ -423,6 +423,19 @@ ASSERT_CASES = {
     "dict_keys": lambda M: M.testing.assert_close({"a": 1.}, {"b": 1.}),
     "numpy": lambda M: M.testing.assert_close(np.ones(2), np.zeros(2)),
     "strings": lambda M: M.testing.assert_close("a", "b"),
+    "booleans": lambda M: M.testing.assert_close(True, False),
+    "zero_dim_bool": lambda M: M.testing.assert_close(M.tensor(True), M.tensor(False)),
+    "int_float_unchecked": lambda M: M.testing.assert_close(M.tensor([1]), M.tensor([1.5]),
+                                                            check_dtype=False),
+    "bfloat16": lambda M: M.testing.assert_close(M.tensor([1.0], dtype=M.bfloat16),
+                                                 M.tensor([1.1], dtype=M.bfloat16)),
+    "float16": lambda M: M.testing.assert_close(M.tensor([1.0], dtype=M.float16),
+                                                M.tensor([1.1], dtype=M.float16)),
+    "nan_vs_number": lambda M: M.testing.assert_close(M.tensor([1.0, math.nan]),
+                                                      M.tensor([1.0, 2.0])),
+    "nested": lambda M: M.testing.assert_close({"a": [1.0, {"b": M.ones(2)}]},
+                                               {"a": [1.0, {"b": M.zeros(2)}]}),
+    "msg_shape": lambda M: M.testing.assert_close(M.zeros(2), M.zeros(3), msg="boom"),
     "make_low_high": lambda M: M.testing.make_tensor(4, dtype=M.float32, device="cpu", low=2,
                                                      high=1),
     "make_nan": lambda M: M.testing.make_tensor(4, dtype=M.float32, device="cpu",
@@ -452,6 +465,7 @@ def test_assert_close_passes_and_tolerances():
                             cg.tensor([1.0005], dtype=cg.float16))
     cg.testing.assert_close({"a": [cg.ones(2), 3]}, {"a": [cg.ones(2), 3]})
     cg.testing.assert_close(cg.zeros(0), cg.zeros(0))
+    cg.testing.assert_close(np.float64(1.0), 1.0)
     with pytest.raises(AssertionError, match="Greatest absolute difference: 0.5 at index"):
         cg.testing.assert_close(cg.tensor([1.0]), cg.tensor([1.5]), rtol=0.1, atol=0.1)
     cg.testing.assert_close(cg.tensor([1.0]), cg.tensor([1.5]), rtol=0.0, atol=0.6)
