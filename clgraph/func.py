@@ -450,6 +450,8 @@ def vmap(func: Callable, in_dims: int | tuple = 0, out_dims: int | tuple = 0,
             raise ValueError(f"vmap: Expected all tensors to have the same size in the mapped "
                              f"dimension, got sizes {sizes} for the mapped dimension")
         batch = sizes[0]
+        if batch == 0:
+            return _empty_batch(func, leaves, dims, spec, kwargs, out_dims, name)
         gen = default_generator
         start = gen.clone_state()
         results = []
@@ -468,6 +470,24 @@ def vmap(func: Callable, in_dims: int | tuple = 0, out_dims: int | tuple = 0,
         return _stack_outputs(results, out_dims, name, batch)
 
     return wrapper
+
+
+def _empty_batch(func, leaves, dims, spec, kwargs, out_dims, name: str):
+    """A batch of size 0: ``func`` runs once on zeros shaped like one element (the
+    generator's state restored after it), and each result gets a 0-size batch dim."""
+    one = [x if d is None else zeros(x.shape[:d % x.dim()] + x.shape[d % x.dim() + 1:],
+                                     dtype=x.dtype, device=x.device)
+           for x, d in zip(leaves, dims)]
+    saved = default_generator.clone_state()
+    try:
+        out = func(*tree_unflatten(one, spec), **kwargs)
+    finally:
+        default_generator._seed, default_generator._counter = saved._seed, saved._counter
+    stacked = _stack_outputs([out], out_dims, name, 1)
+    flat, out_spec = tree_flatten(stacked)
+    odims = broadcast_prefix(out_dims, out, _is_dim)
+    return tree_unflatten([x if d is None else x.narrow(d, 0, 0)
+                           for x, d in zip(flat, odims)], out_spec)
 
 
 def _stack_outputs(results: list, out_dims, name: str, batch: int):

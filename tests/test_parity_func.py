@@ -138,6 +138,8 @@ VALUE_CASES = {
                                                      argnums=(0, 1))(_t(M, X3), _t(M, Y2)),
     "func_vmap_hessian": lambda M: M.func.vmap(M.func.jacrev(M.func.jacrev(
         lambda a: (a.sin() * a.sum()).sum())))(_t(M, XB)),
+    "func_vmap_empty_batch": lambda M: M.func.vmap(lambda a: (a.sum(), a * 2), in_dims=1,
+                                                   out_dims=(0, 1))(M.zeros(3, 0)),
     "func_vmap_unbatched_out": lambda M: M.func.vmap(lambda a: M.ones(2, dtype=M.float64))(
         _t(M, X3)),
     "vmap_top_level": lambda M: M.vmap(lambda a: a.sum())(_t(M, XB)),
