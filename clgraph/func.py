@@ -115,10 +115,10 @@ def _check_argnums(argnums, nargs: int) -> tuple[int, ...]:
     return (one(argnums),)
 
 
-def _wrap_args(args: tuple, argnums) -> tuple[tuple, Any, list, Any]:
-    """``args`` with the ones ``argnums`` picks replaced by wrapped tensors; also the
-    picked trees as given (an int argnums: the argument itself) and their wrapped leaves."""
-    picked = _check_argnums(argnums, len(args))
+def _wrap_args(args: tuple, argnums) -> tuple[tuple, list]:
+    """``args`` with the leaves of the ones ``argnums`` picks replaced by wrapped tensors,
+    and per picked argument (its wrapped leaves, its tree spec)."""
+    picked = _check_argnums(argnums, len(args)) if argnums is not None else range(len(args))
     args = list(args)
     wrapped_leaves = []
     for i in picked:
@@ -128,7 +128,7 @@ def _wrap_args(args: tuple, argnums) -> tuple[tuple, Any, list, Any]:
         w = [_wrap(x) for x in leaves]
         wrapped_leaves.append((w, spec))
         args[i] = tree_unflatten(w, spec)
-    return tuple(args), picked, wrapped_leaves
+    return tuple(args), wrapped_leaves
 
 
 def _regroup(flat_grads: list, wrapped_leaves, argnums):
@@ -153,7 +153,7 @@ def grad_and_value(func: Callable, argnums: int | tuple[int, ...] = 0,
     def wrapper(*args, **kwargs):
         outer_grad = autograd.is_grad_enabled()
         with enable_grad():
-            args, _, wrapped = _wrap_args(args, argnums)
+            args, wrapped = _wrap_args(args, argnums)
             flat = [x for w, _ in wrapped for x in w]
             out = func(*args, **kwargs)
             aux = None
@@ -199,13 +199,15 @@ def grad(func: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fal
 # --- vjp and jvp ---------------------------------------------------------------------------
 
 
-def _output_leaves(out, what: str) -> tuple[list, Any]:
+def _output_leaves(out, what: str, floats_only: bool = True) -> tuple[list, Any]:
+    """The tensors of ``func``'s output tree and its spec; ``what`` starts PyTorch's message
+    for a leaf that is not a tensor."""
     leaves, spec = tree_flatten(out)
     for o in leaves:
         if not isinstance(o, Tensor):
-            raise RuntimeError(f"{what}: expected f(*primals) to return only tensors, got "
-                               f"unsupported type {type(o)}")
-        if not o.dtype.is_floating_point:
+            raise RuntimeError(f"{what} to return only tensors, got unsupported type "
+                               f"{type(o)}")
+        if floats_only and not o.dtype.is_floating_point:
             raise RuntimeError(f"vjp(f, ...): All outputs of f must be floating-point or "
                                f"complex Tensors, got Tensor with dtype {o.dtype}")
     return leaves, spec
@@ -227,11 +229,10 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
     the vector-Jacobian products with respect to each primal, as a tuple."""
     outer_grad = autograd.is_grad_enabled()
     with enable_grad():
-        args, _, wrapped = _wrap_args(primals, tuple(range(len(primals))) or 0) if primals \
-            else ((), (), [])
+        args, wrapped = _wrap_args(primals, None)
         flat = [x for w, _ in wrapped for x in w]
         out, aux = _split_aux(func(*args), has_aux, "vjp(f, *primals)")
-        outs, out_spec = _output_leaves(out, "vjp(f, *primals)")
+        outs, out_spec = _output_leaves(out, "vjp(f, *primals): expected f(*primals)")
     own = _own_ids(flat)
 
     def vjp_fn(cotangents, *, retain_graph=True, create_graph=None):
@@ -293,16 +294,28 @@ def jvp(func: Callable, primals, tangents, *, strict: bool = False, has_aux: boo
         flat = [_wrap(p) for p in p_leaves]
         out, aux = _split_aux(func(*tree_unflatten(flat, p_spec)), has_aux,
                               "jvp(f, primals, tangents)")
-        outs, out_spec = _output_leaves(out, "jvp(f, primals, tangents)")
-        us = [zeros_like(o).requires_grad_(True) for o in outs]
-        gs = _grads(outs, flat, us)
+        outs, out_spec = _output_leaves(out, "jvp(f, primals, tangents): expected f(*primals)",
+                                        floats_only=False)
+        diff = [o for o in outs if o.dtype.is_floating_point]
+        us = [zeros_like(o).requires_grad_(True) for o in diff]
+        gs = _grads(diff, flat, us)
         live = [(g, t) for g, t in zip(gs, t_leaves) if g.requires_grad]
         if live:
-            tans = autograd.grad([g for g, _ in live], us, [t for _, t in live],
-                                 retain_graph=True, create_graph=True, allow_unused=True)
+            found = autograd.grad([g for g, _ in live], us, [t for _, t in live],
+                                  retain_graph=True, create_graph=True, allow_unused=True)
         else:
-            tans = [None] * len(us)
-        tans = [zeros_like(o) if d is None else d for d, o in zip(tans, outs)]
+            found = [None] * len(us)
+        by_output = {id(o): d for o, d in zip(diff, found)}
+        tans = []
+        for o in outs:
+            d = by_output.get(id(o))
+            if d is None:
+                if strict:
+                    raise RuntimeError("jvp(f, primals, tangents, strict=True): The output of "
+                                       "f is independent of the inputs. This is not allowed "
+                                       "with strict=True.")
+                d = zeros_like(o)
+            tans.append(d)
     own = _own_ids(flat) | _own_ids(us)
     primal_out = tree_unflatten([_unwrap(o, own, outer_grad) for o in outs], out_spec)
     tangent_out = tree_unflatten([_unwrap(d, own, outer_grad) for d in tans], out_spec)
@@ -321,10 +334,10 @@ def _jacobian(func, argnums, has_aux, aux_what: str) -> Callable:
     def wrapper(*args, **kwargs):
         outer_grad = autograd.is_grad_enabled()
         with enable_grad():
-            args, _, wrapped = _wrap_args(args, argnums)
+            args, wrapped = _wrap_args(args, argnums)
             flat = [x for w, _ in wrapped for x in w]
             out, aux = _split_aux(func(*args, **kwargs), has_aux, aux_what)
-            outs, out_spec = _output_leaves(out, "vjp(f, *primals)")
+            outs, out_spec = _output_leaves(out, "vjp(f, *primals): expected f(*primals)")
             per_output = []
             for o in outs:
                 rows = [[] for _ in flat]
