@@ -14,7 +14,10 @@ Where PyTorch differs:
 - ``vmap`` calls the function once per batch element and stacks the results: B calls
   instead of one batched call. ``randomness="error"`` detects a draw from the default
   generator; ``"same"`` replays its state for each element; ``.item()`` and other host
-  reads inside the function work instead of raising."""
+  reads inside the function work instead of raising.
+
+Imports autograd, creation and the tensor layer; a module for functional_call is only
+called, never imported."""
 
 from __future__ import annotations
 

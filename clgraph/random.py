@@ -1,6 +1,7 @@
 """torch.random: the default generator's seed and state (clgraph.generator's), and
 ``fork_rng``. clgraph has one default generator for all devices, so forking it covers
-every device; ``devices`` and ``device_type`` are accepted and change nothing."""
+every device; ``devices`` and ``device_type`` are accepted and change nothing. Imports
+clgraph.generator only."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 assert_close compares on the host (numpy), with PyTorch's default tolerances per dtype
 and its messages; make_tensor draws from clgraph's default generator, so its values
-differ from PyTorch's for the same seed."""
+differ from PyTorch's for the same seed. Imports the tensor layer and creation only."""
 
 from __future__ import annotations
 
