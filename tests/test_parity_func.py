@@ -745,14 +745,18 @@ def test_orthogonal_parametrization(shape, orthogonal_map, trivialization):
     _close(gram, np.eye(min(shape)), 1e-5)
     m.weight.sum().backward()
     assert m.parametrizations.weight.original.grad is not None
+    q = np.linalg.qr(RNG.standard_normal((max(shape), min(shape))))[0].astype(np.float32)
+    q = q if shape[0] >= shape[1] else q.T
+    m.weight = cg.tensor(q)  # assigning an orthogonal matrix gives it back
+    _close(_np(m.weight), q, 1e-5)
     torch = pytest.importorskip("torch")
     tm = torch.nn.Linear(shape[1], shape[0])
     with torch.no_grad():
         tm.weight.copy_(torch.tensor(w0))
     torch.nn.utils.parametrizations.orthogonal(tm, orthogonal_map=orthogonal_map,
                                                use_trivialization=trivialization)
-    if shape[0] == shape[1] or not trivialization:  # a non-square base draws random columns
-        _close(w, tm.weight.detach().numpy(), 1e-4)
+    # a non-square base draws random columns, which the weight (its first columns) ignores
+    _close(w, tm.weight.detach().numpy(), 1e-4)
 
 
 def test_orthogonal_errors():
@@ -762,6 +766,9 @@ def test_orthogonal_errors():
         orthogonal(nn.Linear(2, 2), "bias")
     with pytest.raises(ValueError, match='orthogonal_map has to be one of'):
         orthogonal(nn.Linear(2, 2), orthogonal_map="qr")
+    m = orthogonal(nn.Linear(2, 2), use_trivialization=False)
+    with pytest.raises(NotImplementedError, match="not possible to assign"):
+        m.weight = cg.eye(2)
 
 
 @pytest.mark.parametrize("old,args", [
