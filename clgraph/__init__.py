@@ -149,6 +149,10 @@ from .graph import to_dot  # noqa: E402
 from . import distributed  # noqa: E402  (mpi4py is imported by init_process_group only)
 from . import onnx  # noqa: E402  (the onnx package is imported by onnx.export only)
 from .nn import parallel as _parallel  # noqa: E402,F401  (cg.nn.parallel)
+# torch.func, torch.random, torch.testing and torch.nn.attention, as after `import torch`
+from . import func, random, testing  # noqa: E402
+from .func import vmap  # noqa: E402
+from .nn import attention as _nn_attention  # noqa: E402,F401  (cg.nn.attention)
 
 # torch.<name> spellings of nn.functional functions (PyTorch exposes these at the top level)
 for _name in ("cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle",

@@ -1016,5 +1016,5 @@ def _host_tensor(arr, like):
 
 registry.install(_Recording())
 
-from .function import Function, FunctionCtx, once_differentiable  # noqa: F401
-
+from . import functional  # noqa: E402,F401  (torch.autograd.functional)
+from .function import Function, FunctionCtx, once_differentiable  # noqa: E402,F401

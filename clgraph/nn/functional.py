@@ -18,6 +18,7 @@ import numpy as np
 from .. import amp as _amp
 from .. import dtypes as dt
 from ..autograd import Function, is_grad_enabled, no_grad
+from ..backends import cuda as _cuda_backend
 from ..creation import arange, full, rand, randint, tensor, zeros
 from ..ops import attention as _attention
 from ..ops import conv as _conv
@@ -1534,6 +1535,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         if not isinstance(t, Tensor) or t.ndim < 2:
             raise RuntimeError(f"scaled_dot_product_attention: expected {name} to be a tensor "
                                f"of at least 2 dims, got {getattr(t, 'shape', type(t))}")
+    _cuda_backend.check_sdp_enabled()  # nn.attention.sdpa_kernel([]) turned all off
     if is_causal and attn_mask is not None:
         raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be "
                            "set when is_causal=True")
