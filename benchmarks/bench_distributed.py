@@ -4,9 +4,11 @@
   host -> MPI -> host -> device; mapped in place on CPU devices, and staged as on a discrete
   GPU) against mpi4py's Allreduce on a numpy array of the same size, as throughput (bytes
   per second of tensor reduced);
-- a DistributedDataParallel training step (MLP 1024-2048-2048-10, 6.3M parameters, batch
-  64 per process, SGD with momentum) on 2 processes, against the same 2 processes each
-  training on its own (no communication) and one process alone, eager (also with
+- a DistributedDataParallel training step (by default an MLP 1024-2048-2048-10, 6.3M
+  parameters, batch 64 per process, SGD with momentum; ``--width``, ``--depth`` and
+  ``--batch`` pick another: gradients spread over several buckets, and a backward long
+  enough to hide their all-reduces, are what overlap needs) on 2 processes, against the
+  same 2 processes each training on its own (no communication) and one process alone, eager (also with
   ``gradient_as_bucket_view=True`` and with 4 MB buckets) and compiled
   (``cg.compile`` of the whole step: its replay runs the bucket all-reduces as host steps);
   and one all-reduce of all the gradients at once, which the buckets' overlap with the
@@ -15,7 +17,7 @@
   for the all-reduces after it.
 
     pip install -e ".[distributed]"
-    python benchmarks/bench_distributed.py [--steps N]
+    python benchmarks/bench_distributed.py [--steps N] [--width W --depth D --batch B]
 
 It starts its own MPI jobs (``mpirun -n 2``). On PoCL every process shares the CPU: the
 training part gives each process one PoCL thread (POCL_MAX_PTHREAD_COUNT=1, in both runs)
@@ -72,10 +74,10 @@ def allreduce_part(steps: int) -> dict:
 def _one_size(n: int, k: int) -> dict:
     """Seconds per all-reduce of n float32: mpi4py on numpy, clgraph mapped and staged."""
     import numpy as np
+    from mpi4py import MPI
 
     import clgraph as cg
     import clgraph.distributed as dist
-    from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
     host, x, y = np.ones(n, np.float32), cg.ones(n), cg.ones(n)
@@ -93,19 +95,23 @@ def _one_size(n: int, k: int) -> dict:
     return t
 
 
-def ddp_part(steps: int) -> dict:
+def ddp_part(steps: int, width: int = 2048, depth: int = 2, batch: int = 64) -> dict:
+    from mpi4py import MPI
+
     import clgraph as cg
     import clgraph.distributed as dist
     import clgraph.nn as nn
     from clgraph.nn.parallel import DistributedDataParallel
-    from mpi4py import MPI
 
     dist.init_process_group("mpi")
     comm = MPI.COMM_WORLD
     cg.manual_seed(0)
-    model = nn.Sequential(nn.Linear(1024, 2048), nn.ReLU(), nn.Linear(2048, 2048), nn.ReLU(),
-                          nn.Linear(2048, 10))
-    x, y = cg.randn(64, 1024), cg.randint(0, 10, (64,))
+    layers, n_in = [], 1024
+    for _ in range(depth):
+        layers += [nn.Linear(n_in, width), nn.ReLU()]
+        n_in = width
+    model = nn.Sequential(*layers, nn.Linear(n_in, 10))
+    x, y = cg.randn(batch, 1024), cg.randint(0, 10, (batch,))
 
     def step(net):
         opt = cg.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
@@ -121,6 +127,7 @@ def ddp_part(steps: int) -> dict:
     steps_of = {"plain": step(model), "plain_compiled": cg.compile(step(model))}
     if comm.Get_size() > 1:
         ddp = DistributedDataParallel(model)
+        buckets = [b.flat.numel() * 4 / 2**20 for b in ddp._bucket_list]
         steps_of["ddp"] = step(ddp)
         steps_of["ddp_compiled"] = cg.compile(step(ddp))
         # PyTorch's options that cut DDP's own cost: .grad as views of the buckets (no copy
@@ -144,7 +151,7 @@ def ddp_part(steps: int) -> dict:
     t.update(_medians({"allreduce_all": lambda: dist.all_reduce(flat, op=dist.ReduceOp.AVG),
                        "passes": passes}, cg.accelerator.synchronize, comm.Barrier, steps))
     dist.destroy_process_group()
-    return dict(t, params=n)
+    return dict(t, params=n, buckets=buckets if comm.Get_size() > 1 else [])
 
 
 def _phases(model, x, y, comm, steps: int) -> dict:
@@ -187,7 +194,7 @@ def _phases(model, x, y, comm, steps: int) -> dict:
     return {k: statistics.median(v) for k, v in rows.items()}
 
 
-def _run(n: int, part: str, steps: int, extra_env=None) -> dict:
+def _run(n: int, part: str, steps: int, extra_env=None, model=()) -> dict:
     mpirun = shutil.which("mpirun") or shutil.which("mpirun", path=str(
         Path(sys.executable).parent))
     if mpirun is None:
@@ -196,7 +203,7 @@ def _run(n: int, part: str, steps: int, extra_env=None) -> dict:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     cmd = [mpirun, "-n", str(n)] + (["--oversubscribe"] if n > (os.cpu_count() or 1) else [])
-    cmd += [sys.executable, __file__, "--part", part, "--steps", str(steps)]
+    cmd += [sys.executable, __file__, "--part", part, "--steps", str(steps), *model]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if r.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}")
@@ -206,10 +213,14 @@ def _run(n: int, part: str, steps: int, extra_env=None) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--width", type=int, default=2048, help="hidden width of the MLP")
+    ap.add_argument("--depth", type=int, default=2, help="hidden layers of the MLP")
+    ap.add_argument("--batch", type=int, default=64, help="batch per process")
     ap.add_argument("--part", choices=["allreduce", "ddp"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.part:  # one rank of a job this script started
-        res = (allreduce_part if args.part == "allreduce" else ddp_part)(args.steps)
+        res = (allreduce_part(args.steps) if args.part == "allreduce" else
+               ddp_part(args.steps, args.width, args.depth, args.batch))
         if int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK", "0"))) == 0:
             print(json.dumps(res), flush=True)
         return
@@ -222,10 +233,12 @@ def main() -> None:
         print(f"{row['mb']:>5} MB  {gbs['mpi']:>13.2f}  {share['mapped']:>15}  "
               f"{share['staged']:>15}")
     one_thread = {"POCL_MAX_PTHREAD_COUNT": "1"}
-    one = _run(1, "ddp", args.steps, one_thread)
-    two = _run(2, "ddp", args.steps, one_thread)
+    model = ["--width", str(args.width), "--depth", str(args.depth), "--batch", str(args.batch)]
+    one = _run(1, "ddp", args.steps, one_thread, model)
+    two = _run(2, "ddp", args.steps, one_thread, model)
     print(f"\ntraining step, MLP of {one['params'] / 1e6:.1f}M parameters "
-          f"({one['params'] * 4 / 2**20:.0f} MB of gradients), batch 64 per process")
+          f"({one['params'] * 4 / 2**20:.0f} MB of gradients), batch {args.batch} per process; "
+          f"buckets of {', '.join(f'{b:.1f}' for b in two['buckets'])} MB")
     print(f"  1 process:                       {one['plain'] * 1e3:7.1f} ms")
     print(f"  2 processes, each on its own:    {two['plain'] * 1e3:7.1f} ms  (CPU shared)")
     print(f"  2 processes, DDP:                {two['ddp'] * 1e3:7.1f} ms  "
