@@ -8,8 +8,8 @@
   parameters, batch 64 per process, SGD with momentum; ``--width``, ``--depth`` and
   ``--batch`` pick another: gradients spread over several buckets, and a backward long
   enough to hide their all-reduces, are what overlap needs) on 2 processes, against the
-  same 2 processes each training on its own (no communication) and one process alone, eager (also with
-  ``gradient_as_bucket_view=True`` and with 4 MB buckets) and compiled
+  same 2 processes each training on its own (no communication) and one process alone,
+  eager (also with ``gradient_as_bucket_view=True`` and with 4 MB buckets) and compiled
   (``cg.compile`` of the whole step: its replay runs the bucket all-reduces as host steps);
   and one all-reduce of all the gradients at once, which the buckets' overlap with the
   backward should beat; and where DDP's time goes: its backward up to the last gradient
