@@ -184,3 +184,25 @@ def test_non_reentrant_nested_and_unused_and_without_grad():
         assert not checkpoint(inner, x, use_reentrant=False).requires_grad
     plain = cg.randn(2, 3, dtype=cg.float64)
     assert not checkpoint(lambda t: t.exp(), plain, use_reentrant=False).requires_grad
+
+
+def test_non_reentrant_differentiates_twice():
+    """create_graph=True through a non-reentrant checkpoint: the gradient is a graph of the
+    input and of a parameter the function closes over, as without the checkpoint."""
+    rng = np.random.default_rng(3)
+    xn, wn = rng.standard_normal(4), rng.standard_normal(4)
+    x = cg.tensor(xn, requires_grad=True)
+    w = cg.tensor(wn, requires_grad=True)
+
+    def f(t):
+        return (t.sin() * t * w).sum()
+
+    for y in (checkpoint(f, x, use_reentrant=False), f(x)):
+        (g,) = cg.autograd.grad(y, x, create_graph=True)
+        hx, hw = cg.autograd.grad((g * g).sum(), [x, w])
+        d1 = np.sin(xn) + xn * np.cos(xn)  # d f / d x, divided by w
+        d2 = 2 * np.cos(xn) - xn * np.sin(xn)
+        np.testing.assert_allclose(g.detach().numpy(), wn * d1, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(hx.numpy(), 2 * wn * d1 * wn * d2, rtol=1e-12,
+                                   atol=1e-14)
+        np.testing.assert_allclose(hw.numpy(), 2 * wn * d1 * d1, rtol=1e-12, atol=1e-14)

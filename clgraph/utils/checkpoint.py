@@ -10,7 +10,7 @@ import contextlib
 import warnings
 
 from .. import generator
-from ..autograd import Function, backward, enable_grad, grad, no_grad
+from ..autograd import Function, backward, enable_grad, grad, is_grad_enabled, no_grad
 from ..ops import registry
 from ..tensor import Tensor
 
@@ -79,11 +79,17 @@ class _Checkpoint(Function):
 
     @staticmethod
     def backward(ctx, *grads):
+        # create_graph (grad mode on in a backward), use_reentrant=False: the recomputation
+        # runs on the inputs and captured tensors themselves, so the gradients it returns
+        # are functions of them and can be differentiated again
+        twice = not ctx.reentrant and is_grad_enabled()
         inputs = list(ctx.arg_values)
         for i, t in zip(ctx.tensor_slots, ctx.saved_tensors):
-            inputs[i] = t.detach().requires_grad_(t.requires_grad)
-        leaves = [c.detach().requires_grad_() for c in ctx.captured]
-        stand_ins = {id(t): leaf for leaf, ts in zip(leaves, ctx.aliases) for t in ts}
+            inputs[i] = t if twice else t.detach().requires_grad_(t.requires_grad)
+        leaves = list(ctx.captured) if twice else [
+            c.detach().requires_grad_() for c in ctx.captured]
+        stand_ins = {} if twice else {
+            id(t): leaf for leaf, ts in zip(leaves, ctx.aliases) for t in ts}
         outer_state = generator.get_rng_state() if ctx.rng_state is not None else None
         _recomputing.append(stand_ins)
         try:
@@ -107,8 +113,8 @@ class _Checkpoint(Function):
             return (None,) * 5 + tuple(a.grad if isinstance(a, Tensor) else None
                                        for a in inputs)
         wrt = [a for a in inputs if isinstance(a, Tensor) and a.requires_grad] + leaves
-        got = iter(grad([o for o, _ in pairs], wrt, [g for _, g in pairs], allow_unused=True)
-                   if wrt else ())
+        got = iter(grad([o for o, _ in pairs], wrt, [g for _, g in pairs], allow_unused=True,
+                        create_graph=twice) if wrt else ())
         arg_grads = [next(got) if isinstance(a, Tensor) and a.requires_grad else None
                      for a in inputs]
         return (None,) * 5 + tuple(arg_grads) + tuple(got)
