@@ -259,7 +259,9 @@ NOT_DIFFERENTIABLE = {"as_strided"}
 CHECKED_ELSEWHERE = {"sdpa_flash",
                      # tests/test_decomp.py gradchecks every factorization row
                      "linalg_cholesky", "linalg_eigh", "linalg_inv", "linalg_qr",
-                     "linalg_slogdet", "linalg_solve", "linalg_solve_triangular", "linalg_svd"}
+                     "linalg_slogdet", "linalg_solve", "linalg_solve_triangular", "linalg_svd",
+                     # tests/test_parity_linalg_extra.py gradchecks lu_factor and cholesky_ex
+                     "linalg_lu_factor_ex", "linalg_cholesky_ex"}
 # moves between devices: with one device it is exercised as a round trip to the last device
 # a unary elementwise row needs no entry of its own: its op_cases row gives the domain, and
 # it is gradchecked on a (3, 4) input there
