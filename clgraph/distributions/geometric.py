@@ -45,9 +45,8 @@ class Geometric(Distribution):
             if not bool(valid.all()):
                 raise ValueError(
                     f"Expected parameter probs ({type(value).__name__} of shape "
-                    f"{tuple(value.shape)}) of distribution {self!r} to satisfy the "
-                    f"constraint {constraints.interval(0.0, 1.0)!r}, but found invalid "
-                    f"values:\n{value[~valid]}")
+                    f"{tuple(value.shape)}) of distribution {self!r} to be positive but "
+                    f"found invalid values:\n{value[~valid]}")
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(Geometric, _instance)

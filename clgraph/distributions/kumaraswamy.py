@@ -65,5 +65,5 @@ class Kumaraswamy(TransformedDistribution):
     def entropy(self):
         t1 = 1 - self.concentration1.reciprocal()
         t0 = 1 - self.concentration0.reciprocal()
-        h0 = self.concentration0.digamma() + euler_constant
+        h0 = (self.concentration0 + 1).digamma() + euler_constant
         return t0 + t1 * h0 - self.concentration1.log() - self.concentration0.log()
