@@ -16,6 +16,8 @@ import numbers
 import numpy as np
 
 from . import dtypes as dt
+from .creation import as_tensor as _as_tensor
+from .creation import eye as _eye
 from .ops import lu as _lu
 from .ops import reduce as R
 from .ops.decomp import SOLVE_TRIANGULAR as _SOLVE_TRIANGULAR
@@ -156,14 +158,12 @@ def _singular_aware(A, B, info, good):
     to the invertible matrices), the host substitution's infinities where A is singular."""
     if not bool((info > 0).any()):
         return good(A, B)
-    from .creation import as_tensor, eye
-
     mask = (info > 0).reshape(*info.shape, 1, 1)
-    safe = _f.where(mask, eye(A.shape[-1], dtype=A.dtype, device=A.device), A)
+    safe = _f.where(mask, _eye(A.shape[-1], dtype=A.dtype, device=A.device), A)
     lu, piv, _ = _apply(_lu.LU_FACTOR, A.detach())
     bad = _lu.lu_solve_host(lu.numpy(), piv.numpy(),
                             B.detach().expand(*A.shape[:-2], *B.shape[-2:]).numpy())
-    return _f.where(mask, as_tensor(bad, dtype=A.dtype, device=A.device), good(safe, B))
+    return _f.where(mask, _as_tensor(bad, dtype=A.dtype, device=A.device), good(safe, B))
 
 
 def inv_ex(A, *, check_errors: bool = False, out=None):
@@ -171,9 +171,7 @@ def inv_ex(A, *, check_errors: bool = False, out=None):
     _check_square("linalg.inv_ex", A)
     _check_float32_64("linalg.inv_ex", A)
     info = _ex_info("linalg.inv_ex", A, check_errors)
-    from .creation import eye
-
-    identity = eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    identity = _eye(A.shape[-1], dtype=A.dtype, device=A.device)
     inverse = _singular_aware(A, identity, info, lambda a, b: inv(a))
     return _named("linalg_inv_ex", ("inverse", "info"))(inverse, info)
 
@@ -229,11 +227,9 @@ def lu_factor(A, *, pivot: bool = True, out=None):
 
 def _unpack(lu, piv):
     """(P, L, U) of a packed LU: L unit lower (m, k), U upper (k, n)."""
-    from .creation import eye
-
     m, n = lu.shape[-2:]
     k = min(m, n)
-    low = lu[..., :, :k].tril(-1) + eye(m, k, dtype=lu.dtype, device=lu.device)
+    low = lu[..., :, :k].tril(-1) + _eye(m, k, dtype=lu.dtype, device=lu.device)
     up = lu[..., :k, :].triu()
     return _lu.permutation_matrix(piv, m, lu), low, up
 
@@ -316,8 +312,6 @@ def householder_product(A, tau, *, out=None):
     """torch.linalg.householder_product: the first n columns of H_1 ... H_k, H_i = I - tau_i
     v_i v_i^T with v_i column i of A below the diagonal and 1 on it; composed of matmuls, so
     differentiable in A and tau."""
-    from .creation import eye
-
     if A.ndim < 2:
         raise RuntimeError("torch.linalg.householder_product: input must have at least 2 "
                            "dimensions.")
@@ -333,8 +327,8 @@ def householder_product(A, tau, *, out=None):
         raise RuntimeError("torch.linalg.householder_product: Expected tau to have one "
                            f"dimension less than input, but got tau.ndim equal to {tau.ndim} "
                            f"and input.ndim is equal to {A.ndim}")
-    v = A.tril(-1) + eye(m, n, dtype=A.dtype, device=A.device)
-    q = eye(m, dtype=A.dtype, device=A.device).expand(*A.shape[:-2], m, m)
+    v = A.tril(-1) + _eye(m, n, dtype=A.dtype, device=A.device)
+    q = _eye(m, dtype=A.dtype, device=A.device).expand(*A.shape[:-2], m, m)
     for i in range(k):
         vi = v[..., :, i:i + 1]
         q = q - (q @ vi) @ (vi.mT * tau[..., i:i + 1].unsqueeze(-1))

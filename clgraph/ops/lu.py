@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes as dt
+from ..creation import eye
 from .decomp import (
     CHOLESKY,
     SOLVE_TRIANGULAR,
@@ -107,8 +108,6 @@ def lu_solve_host(lu, piv, b):
 
 
 def _eye_like(x):
-    from ..creation import eye
-
     return eye(x._shape[-2], x._shape[-1], dtype=x.dtype, device=x.device)
 
 
