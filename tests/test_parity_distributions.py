@@ -579,3 +579,51 @@ def test_repr_matches_torch():
         torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)))
     assert repr(T.ExpTransform()) == repr(torch.distributions.transforms.ExpTransform())
     assert math.isinf(D.HalfCauchy(c(1.0)).mean.item())
+
+
+def test_exponential_family_members():
+    """The Bregman entropy of each family member equals its closed form (no torch)."""
+    members = [D.Normal(c([0.3, -1.0]), c([0.5, 2.0])), D.Exponential(c([0.5, 3.0])),
+               D.Gamma(c([0.7, 4.0]), c([2.0, 0.5])), D.Bernoulli(c([0.2, 0.9])),
+               D.ContinuousBernoulli(c([0.3, 0.8]))]
+    # Beta and Dirichlet have a carrier measure PyTorch leaves undefined: their natural
+    # parameters serve the Bregman KL only
+    assert isinstance(D.Beta(c(1.0), c(2.0)), D.ExponentialFamily)
+    q = D.Dirichlet(c([[1.5, 1.0, 2.0]]))
+    from clgraph.distributions.kl import _kl_expfamily_expfamily
+    p = D.Dirichlet(c([[0.5, 2.0, 1.0]]))
+    np.testing.assert_allclose(_kl_expfamily_expfamily(p, q).detach().numpy(),
+                               D.kl_divergence(p, q).numpy(), rtol=1e-9)
+    for d in members:
+        assert isinstance(d, D.ExponentialFamily)
+        np.testing.assert_allclose(D.ExponentialFamily.entropy(d).detach().numpy(),
+                                   d.entropy().detach().numpy(), rtol=1e-9, atol=1e-12,
+                                   err_msg=type(d).__name__)
+
+
+def test_biject_to_and_transform_to():
+    torch = _torch()
+    cons, tcons = D.constraints, torch.distributions.constraints
+    pairs = [(cons.positive, tcons.positive), (cons.unit_interval, tcons.unit_interval),
+             (cons.simplex, tcons.simplex), (cons.interval(-1.0, 2.0), tcons.interval(-1.0, 2.0)),
+             (cons.greater_than(1.5), tcons.greater_than(1.5)),
+             (cons.less_than(-0.5), tcons.less_than(-0.5)),
+             (cons.corr_cholesky, tcons.corr_cholesky), (cons.real_vector, tcons.real_vector),
+             (cons.lower_cholesky, tcons.lower_cholesky)]
+    for con, tcon in pairs:
+        for name in ("biject_to", "transform_to"):
+            try:
+                tt = getattr(torch.distributions, name)(tcon)
+            except NotImplementedError:
+                with pytest.raises(NotImplementedError, match="Cannot transform"):
+                    getattr(D, name)(con)
+                continue
+            tc = getattr(D, name)(con)
+            assert repr(tc) == repr(tt), (name, con)
+            x = real(2, *((6,) if con is cons.corr_cholesky else (3, 3)
+                          if con is cons.lower_cholesky else (4,)))
+            y = tc(c(x))
+            _same(y, tt(torch.tensor(x)), name, repr(con))
+            assert bool(con.check(y).all()), (name, con)
+    with pytest.raises(TypeError, match="Constraint subclass or instance"):
+        D.biject_to.register(int, lambda c: None)
