@@ -148,6 +148,16 @@ laguerre_polynomial_l = _polynomial("laguerre_polynomial_l")
 legendre_polynomial_p = _polynomial("legendre_polynomial_p")
 
 
+def zeta(input, other, *, out=None):
+    """torch.special.zeta: the Hurwitz zeta function sum_k (other + k)^-input."""
+    if not isinstance(input, _registry.Tensor) and not isinstance(other, _registry.Tensor):
+        raise TypeError("special_zeta() received an invalid combination of arguments - got "
+                        f"({type(input).__name__}, {type(other).__name__}), but expected one "
+                        "of: (Tensor input, Tensor other), (Number self, Tensor other), "
+                        "(Tensor input, Number other)")
+    return _apply(_OPS["special_zeta"], input, other, out=out)
+
+
 def i0(input, *, out=None):
     return _F.i0(input, out=out)
 

@@ -219,3 +219,24 @@ def test_compiled_fuses_special_rows():
 
     c = cg.compile(f)
     np.testing.assert_allclose(c(x).numpy(), f(x).numpy(), rtol=1e-12)
+
+
+def test_zeta_against_torch_and_scipy():
+    torch = _torch_or_skip()
+    x = np.array([2.0, 3.0, 1.0, 0.5, -1.0, 2.5, 4.0, 30.0, 1.0001, 7.5, 2.0, 3.0])
+    q = np.array([1.0, 0.5, 2.0, 1.0, 1.0, -1.5, -2.0, 1.0, 3.0, 0.01, -0.5, -0.5])
+    for cdt, tdt in ((cg.float64, torch.float64), (cg.float32, torch.float32)):
+        got = S.zeta(cg.tensor(x, dtype=cdt), cg.tensor(q, dtype=cdt)).numpy()
+        exp = torch.special.zeta(torch.tensor(x, dtype=tdt), torch.tensor(q, dtype=tdt))
+        np.testing.assert_allclose(got, exp.numpy(), rtol=1e-12 if cdt is cg.float64 else 1e-5)
+    np.testing.assert_allclose(S.zeta(cg.tensor([2.0, 3.0]), 1.0).numpy(), [math.pi ** 2 / 6,
+                                                                          1.2020569], rtol=1e-6)
+    assert S.zeta(2.0, cg.tensor([1, 2])).dtype is cg.float32
+    sc = pytest.importorskip("scipy.special")
+    xs, qs = np.meshgrid(np.linspace(1.05, 12, 25), np.geomspace(1e-3, 50, 25))
+    got = S.zeta(cg.tensor(xs, dtype=cg.float64), cg.tensor(qs, dtype=cg.float64)).numpy()
+    np.testing.assert_allclose(got, sc.zeta(xs, qs), rtol=1e-13)
+
+
+def _torch_or_skip():
+    return pytest.importorskip("torch")

@@ -360,6 +360,48 @@ unary("special_airy_ai", _airy_ref, "cg_airy_ai_{T}({x})", _floating, vec=False,
       differentiable=False)
 
 
+# --- Hurwitz zeta ----------------------------------------------------------------------------
+
+# zeta(x, q) = sum_k (q + k)^-x: the terms up to q + 9 (or until they stop mattering), then the
+# Euler-Maclaurin tail with the Bernoulli numbers' (2j)! / B_2j; PyTorch's (Cephes') domain:
+# inf at x == 1 and at q a non-positive integer, NaN for x < 1 and for a negative q with a
+# non-integer x.
+register_helper("zeta", r"""
+inline T cg_zeta_T(T x, T q) {
+  const T eps = sizeof(T) == 8 ? (T)1.11022302462515654042e-16 : (T)5.9604644775390625e-8;
+  const T bern[12] = {12.0, -720.0, 30240.0, -1209600.0, 47900160.0,
+                      -1.8924375803183791606e9, 7.47242496e10, -2.950130727918164224e12,
+                      1.1646782814350067249e14, -4.5979787224074726105e15,
+                      1.8152105401943546773e17, -7.1661652561756670113e18};
+  if (x == (T)1) return (T)INFINITY;
+  if (x < (T)1) return (T)NAN;
+  if (q <= (T)0) {
+    if (q == floor(q)) return (T)INFINITY;
+    if (x != floor(x)) return (T)NAN;
+  }
+  T s = pow(q, -x), a = q, b = (T)0;
+  int i = 0;
+  while (i < 9 || a <= (T)9) {
+    i += 1; a += (T)1; b = pow(a, -x); s += b;
+    if (fabs(b / s) < eps) return s;
+  }
+  const T w = a;
+  s += b * w / (x - (T)1);
+  s -= (T)0.5 * b;
+  T f = (T)1, k = (T)0;
+  for (int j = 0; j < 12; j++) {
+    f *= x + k; b /= w;
+    const T t = f * b / bern[j];
+    s += t;
+    if (fabs(t / s) < eps) return s;
+    k += (T)1; f *= x + k; b /= w; k += (T)1;
+  }
+  return s;
+}""")
+
+binary("special_zeta", _scipy("zeta"), "cg_zeta_{T}({a}, {b})", _floating, vec=False,
+       differentiable=False)
+
 # --- orthogonal polynomials ---------------------------------------------------------------
 # PyTorch's rules: n truncated to an integer, 0 for n < 0; the endpoint values exactly; for
 # large n inside (-1, 1) the trigonometric forms (T_n = cos(n acos y), ...), else the
