@@ -4,10 +4,10 @@ clgraph's generator (cg.manual_seed makes them reproducible) on the device.
 
 What differs from PyTorch: Dirichlet's (and Beta's) rsample differentiates through the
 normalised Gamma draws, not the Beta marginals (the same expected gradient, other values per
-draw); LogNormal is written directly, not as a TransformedDistribution; samples come from
-clgraph's generator, so they differ from PyTorch's draw by draw; Binomial counts Bernoulli
-trials (its sampling time grows with total_count); Multinomial's total_count is an int, as
-PyTorch's. Imports clgraph's public API only."""
+draw); samples come from clgraph's generator, so they differ from PyTorch's draw by draw;
+Binomial counts Bernoulli trials (its sampling time grows with total_count); Gamma (so
+Chi2 and InverseGamma) has no cdf; StudentT, Weibull, VonMises and Wishart are missing.
+Imports clgraph's public API only."""
 
 from __future__ import annotations
 
