@@ -91,6 +91,10 @@ CASES = [
     ("RelaxedOneHotCategorical", dict(temperature=np.array(0.7), logits=real(2, 4)),
      lambda: _simplex(3, 2, 4)),
     ("LKJCholesky", dict(dim=3, concentration=np.array([0.5, 1.0, 2.5])), None),
+    ("StudentT", dict(df=np.array([0.8, 1.5, 5.0]), loc=real(3), scale=pos(3)),
+     lambda: real(4, 3) * 3),
+    ("Weibull", dict(scale=pos(3), concentration=pos(3, low=0.7, high=3)),
+     lambda: pos(4, 3, low=0.05, high=4)),
 ]
 # clgraph's Gamma has no cdf (it needs the incomplete gamma function)
 NO_CDF = {"Chi2", "InverseGamma"}
@@ -379,6 +383,8 @@ MOMENTS = [
     (lambda: D.Geometric(c([0.3, 0.6])), 3e-2),
     (lambda: D.LowRankMultivariateNormal(c([0.0, 1.0]), c([[1.0], [0.5]]), c([0.5, 1.0])),
      3e-2),
+    (lambda: D.StudentT(c([7.0, 9.0]), c([0.5, -1.0]), c([1.0, 2.0])), 4e-2),
+    (lambda: D.Weibull(c([1.0, 2.0]), c([1.5, 3.0])), 2e-2),
 ]
 
 
@@ -424,6 +430,8 @@ RSAMPLE = [
     lambda p: D.RelaxedBernoulli(c(0.5), logits=p),
     lambda p: D.RelaxedOneHotCategorical(c(0.5), logits=p),
     lambda p: D.GeneralizedPareto(c(0.0), c(1.0), p * 0.2),
+    lambda p: D.StudentT(c(5.0), p, p.abs() + 0.5),
+    lambda p: D.Weibull(p.abs() + 0.5, c(2.0)),
 ]
 
 
