@@ -1,9 +1,9 @@
 """The rows behind torch.special's functions that clgraph had no op for: the scaled error
 and normal functions (erfcx, ndtr, log_ndtr, ndtri, entr), the Bessel, modified Bessel and
-Airy functions, and the classical orthogonal polynomials. Each row is one C helper call
-(codegen.emit.register_helper), so they fuse like any elementwise row; references are
-scipy's (imported by the reference only: the tests' oracle). Imports the elementwise family
-and the registry."""
+Airy functions, the Hurwitz zeta function and the classical orthogonal polynomials. Each row
+is one call of a C helper (codegen.emit.register_helper; helpers may call helpers), so they
+fuse like any elementwise row; their references are scipy's (imported when a reference runs:
+the tests' oracle). Imports the elementwise family and codegen's helper registry."""
 
 from __future__ import annotations
 
