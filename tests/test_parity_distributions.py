@@ -635,3 +635,46 @@ def test_biject_to_and_transform_to():
             assert bool(con.check(y).all()), (name, con)
     with pytest.raises(TypeError, match="Constraint subclass or instance"):
         D.biject_to.register(int, lambda c: None)
+
+
+def test_von_mises_and_wishart():
+    cg.manual_seed(3)
+    loc, k = np.array([0.3, -2.0, 1.0]), np.array([0.5, 2.0, 30.0])
+    d = D.VonMises(c(loc), c(k))
+    s = d.sample((20000,)).numpy()
+    assert s.min() >= -math.pi and s.max() < math.pi
+    np.testing.assert_allclose(np.angle(np.exp(1j * s).mean(0)), loc, atol=0.03)
+    np.testing.assert_allclose(1 - np.abs(np.exp(1j * s).mean(0)), d.variance.numpy(),
+                               rtol=0.05, atol=0.01)
+    a = RNG.standard_normal((2, 3, 3))
+    cov = a @ a.transpose(0, 2, 1) + np.eye(3)
+    w = D.Wishart(c([4.0, 6.0]), covariance_matrix=c(cov))
+    s = w.rsample((4000,)).numpy()
+    assert np.abs(s.mean(0) - w.mean.numpy()).max() < 0.05 * np.abs(w.mean.numpy()).max()
+    np.testing.assert_allclose(D.ExponentialFamily.entropy(w).detach().numpy(),
+                               w.entropy().numpy(), rtol=1e-10)
+    with pytest.raises(ValueError, match="expected to be greater than ndim - 1 = 2"):
+        D.Wishart(c(1.5), covariance_matrix=c(cov[0]))
+    torch = _torch()
+    t = torch.distributions.VonMises(torch.tensor(loc), torch.tensor(k))
+    v = real(4, 3)
+    # PyTorch's I0 is a polynomial fit good to about 1e-7 relative
+    _same(d.log_prob(c(v)), t.log_prob(torch.tensor(v)), "VonMises", "log_prob", rtol=1e-6,
+          atol=1e-6)
+    _same(d.variance, t.variance, "VonMises", "variance", rtol=1e-6, atol=1e-7)
+    tw = torch.distributions.Wishart(torch.tensor([4.0, 6.0], dtype=torch.float64),
+                                     covariance_matrix=torch.tensor(cov))
+    x = torch.tensor(s[:3])
+    _same(w.log_prob(c(x.numpy())), tw.log_prob(x), "Wishart", "log_prob")
+    for what in ("mean", "variance", "mode", "precision_matrix", "entropy"):
+        got = getattr(w, what)
+        exp = getattr(tw, what)
+        _same(got() if callable(got) else got, exp() if callable(exp) else exp, "Wishart",
+              what)
+    p = D.Wishart(c(5.0), scale_tril=c(np.linalg.cholesky(cov[0])))
+    q = D.Wishart(c(7.0), precision_matrix=c(np.linalg.inv(cov[1])))
+    tp = torch.distributions.Wishart(torch.tensor(5.0, dtype=torch.float64),
+                                     scale_tril=torch.tensor(np.linalg.cholesky(cov[0])))
+    tq = torch.distributions.Wishart(torch.tensor(7.0, dtype=torch.float64),
+                                     precision_matrix=torch.tensor(np.linalg.inv(cov[1])))
+    _same(D.kl_divergence(p, q), torch.distributions.kl_divergence(tp, tq), "Wishart", "kl")
