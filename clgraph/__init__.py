@@ -5,6 +5,8 @@ device at import time."""
 
 from __future__ import annotations
 
+import importlib
+
 from . import autograd, cl, cuda
 from ._format import get_printoptions, printoptions, set_printoptions
 from . import dtypes as _dt
@@ -52,6 +54,93 @@ int8 = _dt.int8
 uint8 = _dt.uint8
 bool = _dt.bool_
 dtype = _dt.dtype
+
+# --- PyTorch's further top-level names: creation, *_copy views, control flow, flags -------
+from ._control_flow import cond, while_loop  # noqa: E402
+from ._settings import (  # noqa: E402
+    are_deterministic_algorithms_enabled,
+    get_deterministic_debug_mode,
+    is_deterministic_algorithms_warn_only_enabled,
+    is_storage,
+    is_warn_always_enabled,
+    set_default_tensor_type,
+    set_deterministic_debug_mode,
+    set_flush_denormal,
+    set_warn_always,
+    typename,
+    use_deterministic_algorithms,
+)
+from ._threads import get_num_interop_threads, set_num_interop_threads  # noqa: E402
+from .autograd import (  # noqa: E402
+    is_anomaly_check_nan_enabled,
+    is_anomaly_enabled,
+    set_anomaly_enabled,
+)
+from .creation import asarray, empty_permuted, frombuffer, range, scalar_tensor  # noqa: E402,A004
+from .ops import copies as _copies  # noqa: E402,F401
+
+
+def fill(input, value) -> Tensor:
+    """torch.fill: a new tensor of ``input``'s shape and dtype filled with ``value`` (a
+    number or a 0-d tensor, which gets the gradient; ``input`` gets zeros)."""
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
+                               f"with {value.ndim} dimensions.")
+        value = value.to(input.dtype)
+    else:
+        value = full((), value, dtype=input.dtype, device=input.device)
+    return where(ones_like(input, dtype=bool), value, input)
+
+
+def detach_(input) -> Tensor:
+    return input.detach_()
+
+
+def get_device(input) -> "int":
+    return input.get_device()
+
+
+def is_inference(input) -> "bool":
+    return input.is_inference()
+
+
+def _in_place(out, result) -> Tensor:
+    return out.copy_(result) if result is not out else out
+
+
+def dropout_(input, p, train) -> Tensor:
+    return nn.functional.dropout(input, p, train, inplace=True)
+
+
+def alpha_dropout_(input, p, train) -> Tensor:
+    return _in_place(input, nn.functional.alpha_dropout(input, p, train))
+
+
+def feature_alpha_dropout_(input, p, train) -> Tensor:
+    return _in_place(input, nn.functional.feature_alpha_dropout(input, p, train))
+
+
+def feature_dropout(input, p, train) -> Tensor:
+    """torch.feature_dropout: whole channels (dim 1) zeroed with probability ``p``, the
+    others scaled by 1 / (1 - p)."""
+    if p < 0 or p > 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if input.ndim < 2:
+        raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+    if not train or p == 0:
+        return input.clone() if train else input
+    if p == 1:
+        return input * 0.0
+    mask_shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
+    keep = empty(mask_shape, dtype=input.dtype, device=input.device).bernoulli_(1 - p)
+    return input * keep / (1 - p)
+
+
+def feature_dropout_(input, p, train) -> Tensor:
+    return _in_place(input, feature_dropout(input, p, train))
+
+
 _bind(globals())  # every op's declared forms: functions here, Tensor methods
 
 from . import nn  # noqa: E402  (torch.nn: Module, layers, functional, init)
@@ -60,6 +149,10 @@ from .graph import to_dot  # noqa: E402
 from . import distributed  # noqa: E402  (mpi4py is imported by init_process_group only)
 from . import onnx  # noqa: E402  (the onnx package is imported by onnx.export only)
 from .nn import parallel as _parallel  # noqa: E402,F401  (cg.nn.parallel)
+# torch.func, torch.random, torch.testing and torch.nn.attention, as after `import torch`
+from . import func, random, testing  # noqa: E402
+from .func import vmap  # noqa: E402
+from .nn import attention as _nn_attention  # noqa: E402,F401  (cg.nn.attention)
 
 # torch.<name> spellings of nn.functional functions (PyTorch exposes these at the top level)
 for _name in ("cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle",
@@ -69,11 +162,24 @@ for _name in ("cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_
               "batch_norm", "embedding", "dropout", "alpha_dropout", "feature_alpha_dropout",
               "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
               "conv_transpose3d", "avg_pool1d", "max_pool1d", "max_pool2d", "max_pool3d",
+              "max_pool1d_with_indices",
               "adaptive_avg_pool1d", "adaptive_max_pool1d", "bilinear", "channel_shuffle",
               "rms_norm"):
     if _name not in globals() and hasattr(nn.functional, _name):
         globals()[_name] = getattr(nn.functional, _name)
 del _name
+
+# torch.<name> forms with ATen's signatures (mode or reduction as ints, several results)
+from .nn._aten import (  # noqa: E402
+    ctc_loss,
+    embedding_bag,
+    gru_cell,
+    lstm_cell,
+    rnn_relu_cell,
+    rnn_tanh_cell,
+)
+
+native_channel_shuffle = nn.functional.native_channel_shuffle
 
 
 def constant_pad_nd(input, pad, value=0) -> Tensor:
@@ -138,6 +244,5 @@ __version__ = "0.1.0"
 def __getattr__(name):
     """cg.distributions is imported on first use (it adds 16 ms to every import)."""
     if name == "distributions":
-        import importlib
         return importlib.import_module(".distributions", __name__)
     raise AttributeError(f"module 'clgraph' has no attribute '{name}'")

@@ -5,10 +5,13 @@ variants (clgraph._bindings)."""
 
 from __future__ import annotations
 
-from . import _legacy, autograd, creation
+import numpy as np
+
+from . import _legacy, autograd, creation, runtime
 from ._bindings import bind_core
 from .ops import math as M
 from .ops import movement as V
+from .shapes import contiguous_strides
 from .tensor import Tensor
 
 
@@ -44,6 +47,34 @@ def bind(namespace: dict) -> None:
     T.t_ = lambda self: _restride(self, V.t)
     T.unsqueeze_ = lambda self, dim: _restride(self, V.unsqueeze, dim)
     T.squeeze_ = lambda self, dim=None: _restride(self, V.squeeze, dim)
+    T.transpose_ = T.swapaxes_ = T.swapdims_ = \
+        lambda self, dim0, dim1: _restride(self, V.transpose, dim0, dim1)
+    T.as_strided_ = lambda self, size, stride, storage_offset=None: _restride(
+        self, V.as_strided, size, stride, storage_offset)
+    T.new_empty_strided = lambda self, size, stride, dtype=None, device=None, \
+        requires_grad=False: creation.empty_strided(size, stride, dtype=dtype or self.dtype,
+                                                    device=device or self.device,
+                                                    requires_grad=requires_grad)
+    T.cauchy_ = creation.cauchy_
+    T.geometric_ = creation.geometric_
+    T.log_normal_ = creation.log_normal_
+    T.resize_ = _resize_
+    T.resize_as_ = lambda self, the_template, memory_format=None: _resize_(
+        self, the_template.shape)
+    T.fill_diagonal_ = _fill_diagonal_
+    T.apply_ = lambda self, callable: _map_host(self, "apply_", callable)
+    T.map_ = lambda self, tensor, callable: _map_host(self, "map_", callable, tensor)
+    T.map2_ = lambda self, x, y, callable: _map_host(self, "map2_", callable, x, y)
+    # device buffers are neither page-locked host memory nor shared between processes:
+    # pinning and sharing keep the tensor as it is
+    T.pin_memory = lambda self, device=None: self
+    T.is_pinned = lambda self, device=None: False
+    T.share_memory_ = _share_memory_
+    T.is_shared = lambda self: getattr(self, "_shared", False)
+    T.is_inference = lambda self: False  # clgraph's inference_mode makes no inference tensors
+    T.output_nr = property(lambda self: self._output_nr)
+    T.dim_order = _dim_order
+    T.H = property(_conj_transpose)
 
 
 def _new(make, sized: bool):
@@ -80,6 +111,109 @@ def _restride(self, view_op, *args):
         if self._output_nr:
             del self._output_nr
     return self
+
+
+def _resize_(self, *sizes, memory_format=None):
+    """Tensor.resize_: the tensor becomes contiguous with ``sizes`` at its offset, its
+    storage grown (the new elements uninitialized) when too small; the same shape keeps the
+    strides."""
+    shape = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) \
+        else tuple(sizes)
+    if self.requires_grad:
+        raise RuntimeError("cannot resize variables that require grad")
+    if any(n < 0 for n in shape):
+        raise RuntimeError(f"Trying to create tensor with negative dimension {min(shape)}: "
+                           f"{list(shape)}")
+    if shape == self._shape:
+        return self
+    n = 1
+    for d in shape:
+        n *= d
+    need = (self._offset + n) * self.dtype.itemsize
+    old = self._storage
+    if need > old.nbytes:
+        # the storage object stays (the views of it see the new buffer); the temporary one
+        # takes the old buffer and frees it
+        new = runtime.Storage(old.dev, need)
+        runtime.copy_buffer(old, new, old.nbytes)
+        old.buf, new.buf = new.buf, old.buf
+        old.nbytes, new.nbytes = new.nbytes, old.nbytes
+        del new
+    self._shape = shape
+    self._stride = contiguous_strides(shape)
+    self._contig = True
+    runtime.bump(old)
+    return self
+
+
+def _fill_diagonal_(self, fill_value, wrap: bool = False):
+    """Tensor.fill_diagonal_: the main diagonal (all indices equal) set to ``fill_value``;
+    with ``wrap``, a tall matrix's diagonal starts again every ncols + 1 rows."""
+    if self.ndim < 2:
+        raise RuntimeError("dimensions must larger than 1")
+    if self.ndim > 2 and len(set(self._shape)) != 1:
+        raise RuntimeError("all dimensions of input must be of equal length")
+    n = min(self._shape)
+    step = sum(self._stride)
+    if self.ndim == 2 and wrap and self._shape[0] > self._shape[1] + 1:
+        # row-major positions k * (ncols + 1) through the whole matrix (rows ncols, 2ncols+1,
+        # ... stay empty): count them over the rows as PyTorch's flat stride does
+        rows, cols = self._shape
+        flat = (rows * cols + cols) // (cols + 1)
+        if self._stride == (cols, 1):
+            n, step = flat, cols + 1
+    self.as_strided((n,), (step,), self._offset).fill_(fill_value)
+    return self
+
+
+def _map_host(self, name: str, fn, *others):
+    """apply_ / map_ / map2_: ``fn`` called on each element (and the broadcast elements of
+    ``others``) on the host, as PyTorch's CPU-only methods; the results are cast to this
+    tensor's dtype and written back."""
+    if self.requires_grad:
+        raise RuntimeError(f"Can't call {name}() on Variable that requires grad. Use "
+                           f"var.detach().{name}() instead.")
+    values = self.numpy()
+    args = [o.expand(*self._shape).detach().numpy() for o in others]
+    out = np.empty(values.shape, dtype=values.dtype)
+    flat = out.reshape(-1)
+    for i, v in enumerate(values.reshape(-1).tolist()):
+        flat[i] = fn(v, *(a.reshape(-1)[i].item() for a in args))
+    self.copy_(creation._from_host(out, self.dtype, self.device))
+    return self
+
+
+def _share_memory_(self):
+    self._shared = True
+    return self
+
+
+def _dim_order(self, *, ambiguity_check=False):
+    """Tensor.dim_order: the dims from the outermost in memory (largest stride) in. With
+    ``ambiguity_check`` (True, or a list of memory formats exactly one of which the tensor
+    must have) a tensor with size-1 dims or equal neighbouring strides raises."""
+    order = tuple(sorted(range(self.ndim), key=lambda d: -self._stride[d]))
+    check = ambiguity_check if isinstance(ambiguity_check, bool) else True
+    formats = ambiguity_check if isinstance(ambiguity_check, list) else []
+    strides = self._stride
+    ambiguous = 1 in self._shape or any(a == b for a, b in zip(strides, strides[1:]))
+    if check and ambiguous and sum(self.is_contiguous(memory_format=f) for f in formats) != 1:
+        raise RuntimeError("The tensor does not have unique dim order, or cannot map to exact "
+                           "one of the given memory formats.")
+    return order
+
+
+def _conj_transpose(self):
+    """Tensor.H: the transpose of a matrix (real dtypes: no conjugation), a 0-d tensor
+    itself."""
+    if self.ndim == 0:
+        return self
+    if self.ndim != 2:
+        extra = (" For batches of matrices, consider using tensor.mH" if self.ndim > 2
+                 else "")
+        raise RuntimeError(f"tensor.H is only supported on matrices (2-D tensors). Got "
+                           f"{self.ndim}-D tensor.{extra}")
+    return V.transpose(self, 0, 1)
 
 
 def _backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):

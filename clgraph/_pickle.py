@@ -159,6 +159,9 @@ class Pickler(pickle._Pickler):
 
     def reducer_override(self, obj):
         if isinstance(obj, Tensor):
+            if hasattr(type(obj), "materialize"):  # nn.UninitializedParameter / Buffer
+                return (_Global("torch.nn.parameter", type(obj).__name__),
+                        (bool(obj.requires_grad),))
             if self.parameter is not None and isinstance(obj, self.parameter):
                 return _REBUILD_PARAMETER, (_Data(obj), bool(obj.requires_grad), OrderedDict())
             return _REBUILD_TENSOR, self.tensor_args(obj, obj.requires_grad)

@@ -54,3 +54,25 @@ def get_num_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+_interop: list[int] = []
+
+
+def set_num_interop_threads(n: int) -> None:
+    """torch.set_num_interop_threads: recorded (clgraph runs no inter-op thread pool); as
+    in PyTorch, it can be set once."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"set_num_interop_threads(): argument 'num' (position 1) must be int, "
+                        f"not {type(n).__name__}")
+    if n <= 0:
+        raise RuntimeError("set_num_interop_threads expects a positive integer")
+    if _interop:
+        raise RuntimeError("Error: cannot set number of interop threads after parallel work "
+                           "has started or set_num_interop_threads called")
+    _interop.append(int(n))
+
+
+def get_num_interop_threads() -> int:
+    """The count set, else the intra-op count (PyTorch's default is the core count)."""
+    return _interop[0] if _interop else get_num_threads()

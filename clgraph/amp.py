@@ -224,4 +224,70 @@ class GradScaler:
         self._growth_tracker = int(state["_growth_tracker"])
 
 
-__all__ = ["GradScaler", "autocast", "get_autocast_dtype", "is_autocast_enabled"]
+def is_autocast_available(device_type: str) -> bool:
+    """torch.amp.is_autocast_available: whether autocast accepts ``device_type`` ("cl",
+    "gpu", "cuda" or "cpu")."""
+    return device_type in _DEVICE_TYPES
+
+
+def _cast_floats(value, dtype):
+    """``value`` with its floating-point tensors (float64 excepted) cast to ``dtype``, in
+    nested lists, tuples and dicts."""
+    if isinstance(value, Tensor):
+        eligible = value.dtype.is_floating_point and value.dtype is not dt.float64
+        return value.to(dtype) if eligible else value
+    if isinstance(value, dict):
+        return {k: _cast_floats(v, dtype) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast_floats(v, dtype) for v in value)
+    return value
+
+
+def _check_device_type(device_type) -> None:
+    if not isinstance(device_type, str):
+        raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+
+
+def custom_fwd(fwd=None, *, device_type: str, cast_inputs=None):
+    """torch.amp.custom_fwd: decorate an autograd.Function's ``forward``. It records the
+    autocast state for ``custom_bwd``; with ``cast_inputs``, inside an autocast region its
+    floating-point tensor arguments are cast to that dtype and it runs with autocast off."""
+    _check_device_type(device_type)
+    if fwd is None:
+        return functools.partial(custom_fwd, device_type=device_type, cast_inputs=cast_inputs)
+
+    @functools.wraps(fwd)
+    def decorate_fwd(*args, **kwargs):
+        ctx = args[0]
+        ctx._dtype = get_autocast_dtype(device_type)
+        if cast_inputs is None:
+            ctx._fwd_used_autocast = is_autocast_enabled(device_type)
+            return fwd(*args, **kwargs)
+        ctx._fwd_used_autocast = False
+        if not is_autocast_enabled(device_type):
+            return fwd(*args, **kwargs)
+        with autocast(device_type=device_type, enabled=False):
+            return fwd(*_cast_floats(args, cast_inputs), **_cast_floats(kwargs, cast_inputs))
+
+    return decorate_fwd
+
+
+def custom_bwd(bwd=None, *, device_type: str):
+    """torch.amp.custom_bwd: decorate an autograd.Function's ``backward`` to run in the
+    autocast state its ``custom_fwd`` forward ran in."""
+    _check_device_type(device_type)
+    if bwd is None:
+        return functools.partial(custom_bwd, device_type=device_type)
+
+    @functools.wraps(bwd)
+    def decorate_bwd(*args, **kwargs):
+        ctx = args[0]
+        with autocast(device_type=device_type, enabled=ctx._fwd_used_autocast,
+                      dtype=ctx._dtype):
+            return bwd(*args, **kwargs)
+
+    return decorate_bwd
+
+
+__all__ = ["GradScaler", "autocast", "custom_bwd", "custom_fwd", "get_autocast_dtype",
+           "is_autocast_available", "is_autocast_enabled"]

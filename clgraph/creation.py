@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
+from builtins import range as builtins_range
 
 import numpy as np
 
@@ -220,6 +222,98 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     return _finish(_from_host(arr, d, as_device(device)), requires_grad)
 
 
+def range(start, end, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """torch.range (deprecated): start, start + step, ... up to ``end`` included, in the
+    default float dtype unless ``dtype`` says."""
+    warnings.warn("torch.range is deprecated and will be removed in a future release because "
+                  "its behavior is inconsistent with Python's range builtin. Instead, use "
+                  "torch.arange, which produces values in [start, end).", UserWarning,
+                  stacklevel=2)
+    start, end, step = (v.item() if isinstance(v, Tensor) else v for v in (start, end, step))
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
+    d = dt.as_dtype(dtype) if dtype is not None else dt.get_default_dtype()
+    if not d.is_floating_point:
+        start, end, step = int(start), int(end), int(step)
+        if step == 0:
+            raise RuntimeError("step must be nonzero")
+    n = int(math.floor((end - start) / step)) + 1
+    arr = start + np.arange(n, dtype=np.float64 if d.is_floating_point else np.int64) * step
+    return _finish(_from_host(arr, d, as_device(device)), requires_grad)
+
+
+def scalar_tensor(s, *, dtype=None, device=None, requires_grad=False, **_) -> Tensor:
+    """torch.scalar_tensor: a 0-d tensor of the default float dtype unless ``dtype`` says."""
+    if isinstance(s, Tensor):
+        s = s.item()
+    return full((), s, dtype=dtype or dt.get_default_dtype(), device=device,
+                requires_grad=requires_grad)
+
+
+def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False) -> Tensor:
+    """torch.asarray: a tensor ``obj`` itself when its dtype and device already fit and
+    ``copy`` is not True; otherwise a converted copy (``copy=False`` then raises). Host
+    buffers are always copied (device memory cannot alias them)."""
+    if isinstance(obj, Tensor):
+        d = dt.as_dtype(dtype) if dtype is not None else obj.dtype
+        dev = as_device(device) if device is not None else obj.device
+        if d is obj.dtype and dev == obj.device and not copy:
+            return obj.requires_grad_(True) if requires_grad else obj
+        if copy is False:
+            if d is not obj.dtype:
+                raise ValueError(f"can't alias tensor with dtype '{obj.dtype.scalar_type}' "
+                                 f"into dtype '{d.scalar_type}'.")
+            raise ValueError(f"can't alias tensor from device '{obj.device}' to '{dev}'.")
+        r = obj.detach().to(device=dev, dtype=d, copy=True)
+        return _finish(r, requires_grad)
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return frombuffer(obj, dtype=dtype or dt.uint8, requires_grad=requires_grad)
+    return tensor(obj, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def frombuffer(buffer, *, dtype, count=-1, offset=0, requires_grad=False) -> Tensor:
+    """torch.frombuffer, except that it copies: the tensor does not share the buffer's
+    memory (device memory cannot alias host memory)."""
+    d = dt.as_dtype(dtype)
+    view = memoryview(buffer).cast("B")
+    length, size = view.nbytes, d.itemsize
+    if length <= 0 and count <= 0 or count == 0:
+        raise ValueError(f"both buffer length ({length}) and count ({count}) must not be 0")
+    if not 0 <= offset < length:
+        raise ValueError(f"offset ({offset} bytes) must be non-negative and no greater than "
+                         f"buffer length ({length} bytes) minus 1")
+    if count < 0:
+        if (length - offset) % size:
+            raise ValueError(f"buffer length ({length - offset} bytes) after offset "
+                             f"({offset} bytes) must be a multiple of element size ({size})")
+        count = (length - offset) // size
+    elif offset + count * size > length:
+        raise ValueError(f"requested buffer length ({count} * {size} bytes) after offset "
+                         f"({offset} bytes) must not be greater than actual buffer length "
+                         f"({length} bytes)")
+    raw = np.frombuffer(view, dtype=np.uint8, count=count * size, offset=offset).copy()
+    arr = raw.view(np.uint16 if d is dt.bfloat16 else d.np)  # bfloat16: its storage bits
+    return _finish(_from_host(arr, d, as_device(None), storage=d is dt.bfloat16),
+                   requires_grad)
+
+
+def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=None,
+                   requires_grad=False, pin_memory=False) -> Tensor:
+    """torch.empty_permuted: uninitialized, laid out in memory in the dim order
+    ``physical_layout`` (outermost first), indexed in the logical order of ``size``."""
+    size, order = tuple(size), tuple(physical_layout)
+    if len(size) != len(order):
+        raise RuntimeError(f"Number of dimensions in size does not match the length of the "
+                           f"physical_layout; i.e. len(size) = {len(size)} is not equal to "
+                           f"len(physical_layout) = {len(order)}")
+    if sorted(order) != list(builtins_range(len(order))):
+        raise RuntimeError("Duplicate dim not allowed")
+    t = empty(*[size[d] for d in order], dtype=dtype, device=device)
+    return _finish(t.permute(*np.argsort(order).tolist()), requires_grad)
+
+
 def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
@@ -393,6 +487,51 @@ def exponential_(t: Tensor, lambd=1.0, *, generator=None) -> Tensor:
     u = rand(*t.shape, generator=generator, device=t.device,
              dtype=dt.float64 if t.dtype is dt.float64 else dt.float32)
     return copy_(t, u.neg().log1p().neg() / lambd)
+
+
+def _check_float_fill(t: Tensor, name: str, what: str) -> None:
+    if not t.dtype.is_floating_point:
+        raise RuntimeError(f"{what} is a continuous probability distribution. dtype must be a "
+                           f"floating point but you specified {t.dtype.scalar_type}")
+
+
+def _uniform_like(t: Tensor, generator) -> Tensor:
+    return rand(*t.shape, generator=generator, device=t.device,
+                dtype=dt.float64 if t.dtype is dt.float64 else dt.float32)
+
+
+def cauchy_(t: Tensor, median=0.0, sigma=1.0, *, generator=None) -> Tensor:
+    """Tensor.cauchy_: median + sigma * tan(pi * (u - 1/2)) for uniform u."""
+    if not sigma > 0:
+        raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma}")
+    if not t.dtype.is_floating_point:
+        raise RuntimeError("Cauchy distribution is a continuous probability distribution. "
+                           f"dtype must be a floating point but you specified "
+                           f"{t.dtype.name.replace('int64', 'long int')}")
+    u = _uniform_like(t, generator)
+    return copy_(t, ((u - 0.5) * math.pi).tan() * sigma + median)
+
+
+def geometric_(t: Tensor, p, *, generator=None) -> Tensor:
+    """Tensor.geometric_: the number of Bernoulli(p) trials up to the first success,
+    ceil(log(1 - u) / log(1 - p)) (at least 1)."""
+    if not 0 < p < 1:
+        raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p}")
+    u = _uniform_like(t, generator)
+    k = (u.neg().log1p() / math.log1p(-p)).ceil().clamp_min(1)
+    return copy_(t, k)
+
+
+def log_normal_(t: Tensor, mean=1.0, std=2.0, *, generator=None) -> Tensor:
+    """Tensor.log_normal_: exp of normal(mean, std) draws."""
+    if not std > 0:
+        raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std}")
+    if not t.dtype.is_floating_point:
+        raise NotImplementedError(f'"log_normal_cpu" not implemented for '
+                                  f"'{t.dtype.scalar_type}'")
+    z = randn(*t.shape, generator=generator, device=t.device,
+              dtype=dt.float64 if t.dtype is dt.float64 else dt.float32)
+    return copy_(t, (z * std + mean).exp())
 
 
 # --- index grids, log ranges and windows (computed on the host in float64, as linspace) ---

@@ -48,6 +48,7 @@ from .ops.decomp import linalg_svd as svd  # noqa: F401
 from .ops.linalg import matmul  # noqa: F401
 from .ops.registry import apply as _apply
 from .ops.registry import functions as _f
+from .ops.registry import public
 from .shapes import wrap_dim
 
 
@@ -463,3 +464,31 @@ __all__ = ["LinAlgError", "cholesky", "cholesky_ex", "cond", "cross", "det", "di
            "matmul", "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank", "multi_dot",
            "norm", "pinv", "qr", "slogdet", "solve", "solve_ex", "solve_triangular", "svd",
            "svdvals", "tensorinv", "tensorsolve", "vander", "vecdot", "vector_norm"]
+
+
+# torch.* spellings of the matrix norms (public functions; not methods)
+
+
+@public(method=False)
+def nuclear_norm(input, dim=None, keepdim: bool = False, *, out=None):
+    """torch.nuclear_norm: the sum of singular values over ``dim`` (the last two dims of a
+    matrix when None)."""
+    if dim is None:
+        if input.ndim != 2:
+            raise RuntimeError(f"Expected a tensor with 2 dimensions, but got a tensor with "
+                               f"{input.ndim} dimensions instead.")
+        dim = (0, 1)
+    r = matrix_norm(input, "nuc", tuple(dim), keepdim)
+    return r if out is None else out.copy_(r)
+
+
+@public(method=False)
+def frobenius_norm(input, dim, keepdim: bool = False, *, out=None):
+    """torch.frobenius_norm: sqrt of the sum of squares over ``dim`` (one or two dims)."""
+    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    if len(dims) > 2:
+        raise RuntimeError(f"Expected at most 2 dimensions, but got {len(dims)} dimensions "
+                           "instead.")
+    _check_float(input, "frobenius_norm")
+    r = R.norm(input, 2, dims, keepdim)
+    return r if out is None else out.copy_(r)

@@ -199,3 +199,11 @@ def xlog1py(input, other, *, out=None):
     zero = _F.logical_and(_F.eq(a, 0), _F.logical_not(_F.isnan(b)))
     r = _F.where(zero, 0.0, a * _F.log1p(b))
     return r if out is None else out.copy_(r)
+def gammainc(input, other, *, out=None):
+    """torch.special.gammainc: igamma, the regularized lower incomplete gamma function."""
+    return _F.igamma(input, other, out=out)
+
+
+def gammaincc(input, other, *, out=None):
+    """torch.special.gammaincc: igammac, the regularized upper incomplete gamma function."""
+    return _F.igammac(input, other, out=out)

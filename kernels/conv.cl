@@ -1,6 +1,7 @@
 /* Convolution and pooling kernels for the rows of clgraph/ops/conv.py: im2col (kernels
-   im2col and im2row), col2im, transpose_copy (transpose), max_pool2d, max_pool2d_backward,
-   avg_pool2d, avg_pool2d_backward, adaptive_avg_pool2d, adaptive_avg_pool2d_backward.
+   im2col and im2row), col2im, transpose_copy (transpose), and the 2-d and 3-d pools:
+   max_pool, max_pool_backward, avg_pool, avg_pool_backward, adaptive_avg_pool,
+   adaptive_avg_pool_backward.
    conv2d is im2row, the matmul kernels, and transpose.
 
    Images are (N, C, H, W) read through an element offset and element strides
@@ -28,32 +29,34 @@
      transpose  (x, xoff, xs1, xs2, xsr, xsc, B2, R, Cn, tiles, out): out[b1, b2, c, r] =
                 x[b1, b2, r, c] for x of shape (B1, B2, R, Cn) with the given strides.
                 One work-item per 8x8 tile: tiles = B1*B2*ceil(R/8)*ceil(Cn/8).
-     max_pool2d (IMG(x), GEOM, rows, y, idx, want_idx): y = max over the window's taps in
-                the image (a NaN wins); with want_idx, idx = the flat index ih*W + iw
-                PyTorch's CPU kernel reports (the first maximum, or the last NaN).
-                rows = N*C*OH, one per output row.
-     max_pool2d_backward
-                (IMG(g), IMG(x), GEOM, rows, gx): gx[n, c, h, w] = sum of g[n, c, oh, ow]
-                over the windows whose argmax (recomputed from x as in max_pool2d) is
-                (h, w). rows = N*C*OH: work-item oh owns the input rows from oh*SH - PH to
-                the next one's start (see stripe()), zeroes them and visits, in order, the
-                windows that meet them.
+     The pools are N-d: a volume (N, C, D, H, W) read through VOL(x) (IMG plus a depth
+     stride), GEOM3 = GEOM plus the depth's D, KD, SD, PD, DD, OD; a 2-d pool runs with
+     D = KD = SD = DD = OD = 1 and PD = 0. "Row" below is an output row (nc, od, oh).
+     max_pool   (VOL(x), GEOM3, rows, y, idx, want_idx): y = max over the window's taps in
+                the volume (a NaN wins); with want_idx, idx = the flat index
+                (id*H + ih)*W + iw PyTorch's CPU kernel reports (the first maximum, or the
+                last NaN). rows = N*C*OD*OH, one per output row. Rows max_pool2d/3d.
+     max_pool_backward
+                (VOL(g), VOL(x), GEOM3, rows, gx): gx[n, c, d, h, w] = sum of
+                g[n, c, od, oh, ow] over the windows whose argmax (recomputed from x as in
+                max_pool) is (d, h, w). rows = N*C*OD*OH: work-item (od, oh) owns the input
+                planes from od*SD - PD to the next one's start and likewise the rows (see
+                stripe()), zeroes them and visits, in order, the windows that meet them.
      max_pool2x2, max_pool2x2_backward
-                the same for 2x2 windows at stride 2 over float rows of unit stride, 8
+                2-d 2x2 windows at stride 2 over float rows of unit stride (IMG, GEOM), 8
                 outputs per work-item with vector loads (see above them).
-     avg_pool2d (IMG(x), GEOM, include_pad, divisor, rows, y): y = window sum / divisor,
+     avg_pool   (VOL(x), GEOM3, include_pad, divisor, rows, y): y = window sum / divisor,
                 the divisor being divisor (when > 0), else the window clipped to the padded
-                image (include_pad) or to the image, as PyTorch's. DH = DW = 1.
-                rows = N*C*OH.
-     avg_pool2d_backward
-                (IMG(g), GEOM, include_pad, divisor, rows, gx): the adjoint; rows = N*C*H,
-                a work-item owns one image row.
-     adaptive_avg_pool2d
-                (IMG(x), C, H, W, OH, OW, rows, y): the mean over rows
-                [oh*H/OH, ceil((oh+1)*H/OH)) and columns [ow*W/OW, ceil((ow+1)*W/OW)).
-                rows = N*C*OH.
-     adaptive_avg_pool2d_backward
-                (IMG(g), C, H, W, OH, OW, rows, gx): the adjoint; rows = N*C*H.
+                volume (include_pad) or to the volume, as PyTorch's. DD = DH = DW = 1.
+                rows = N*C*OD*OH.
+     avg_pool_backward
+                (VOL(g), GEOM3, include_pad, divisor, rows, gx): the adjoint;
+                rows = N*C*D*H, a work-item owns one image row.
+     adaptive_avg_pool
+                (VOL(x), C, D, H, W, OD, OH, OW, rows, y): the mean over planes
+                [od*D/OD, ceil((od+1)*D/OD)), rows and columns likewise. rows = N*C*OD*OH.
+     adaptive_avg_pool_backward
+                (VOL(g), C, D, H, W, OD, OH, OW, rows, gx): the adjoint; rows = N*C*D*H.
 
    Launch geometry: 1-D, global = rows (or tiles) rounded up to a multiple of the local
    size, local = codegen.local_size (64 on CPUs); extra work-items return at once.
@@ -105,6 +108,17 @@
 
 #define IMG(name) __global const T *name, const long name##off, const long name##sn, \
                   const long name##sc, const long name##sh, const long name##sw
+
+/* the pools' geometry and volumes: GEOM with a depth (a 2-d pool is one of depth 1) */
+#define GEOM3                                                                               \
+  const int C, const int D, const int H, const int W, const int KD, const int KH,           \
+      const int KW, const int SD, const int SH, const int SW, const int PD, const int PH,   \
+      const int PW, const int DD, const int DH, const int DW, const int OD, const int OH,   \
+      const int OW
+
+#define VOL(name) __global const T *name, const long name##off, const long name##sn, \
+                  const long name##sc, const long name##sd, const long name##sh,      \
+                  const long name##sw
 
 /* the window (or tap) position oh that reads input row h through tap i: -1 if none */
 inline int tap_src(const int h, const int i, const int P, const int D, const int S,
@@ -245,81 +259,105 @@ inline void window_span(const int start, const int K, const int D, const int n, 
   *e = IMIN(start + (K - 1) * D + 1, n);
 }
 
-/* The maximum of a window (a NaN wins), then in a second pass the flat index ih*W + iw
-   PyTorch's scan reports: the first tap equal to the maximum, or the last NaN. PoCL
-   vectorizes these two loops across work-items but not one loop that tracks the position
-   (64x16x28x28, 2x2 windows: 0.67 ms against 3.9 ms). */
-#define WINDOW_MAX(m, x, base, xsh, xsw, hs, he, ws, we, DH, DW)   \
-  ACC m = -INFINITY;                                               \
-  for (int ih = hs; ih < he; ih += DH)                             \
-    for (int iw = ws; iw < we; iw += DW) {                         \
-      const ACC v_ = LOAD(x, base + ih * xsh + iw * xsw);          \
-      m = (v_ > m || v_ != v_) ? v_ : m; /* isnan() is a call */   \
-    }
+/* The maximum of a window (a NaN wins), then in a second pass the flat index
+   (id*H + ih)*W + iw PyTorch's scan reports: the first tap equal to the maximum, or the
+   last NaN. PoCL vectorizes these two loops across work-items but not one loop that tracks
+   the position (64x16x28x28, 2x2 windows: 0.67 ms against 3.9 ms). */
+#define WINDOW_MAX(m, x, base, xsd, xsh, xsw, ds, de, hs, he, ws, we, DD, DH, DW) \
+  ACC m = -INFINITY;                                                            \
+  for (int id = ds; id < de; id += DD)                                          \
+    for (int ih = hs; ih < he; ih += DH)                                        \
+      for (int iw = ws; iw < we; iw += DW) {                                    \
+        const ACC v_ = LOAD(x, base + id * xsd + ih * xsh + iw * xsw);          \
+        m = (v_ > m || v_ != v_) ? v_ : m; /* isnan() is a call */              \
+      }
 
-inline int window_argmax(__global const T *x, const long base, const long xsh,
-                         const long xsw, const int hs, const int he, const int ws,
-                         const int we, const int DH, const int DW, const int W, const ACC m) {
-  int pos = -1;
-  for (int ih = hs; ih < he; ih += DH)
-    for (int iw = ws; iw < we; iw += DW) {
-      const ACC v = LOAD(x, base + ih * xsh + iw * xsw);
-      pos = v != v ? ih * W + iw : (pos < 0 && v == m) ? ih * W + iw : pos;
-    }
-  return pos < 0 ? hs * W + ws : pos;
+inline long window_argmax(__global const T *x, const long base, const long xsd,
+                          const long xsh, const long xsw, const int ds, const int de,
+                          const int hs, const int he, const int ws, const int we,
+                          const int DD, const int DH, const int DW, const int H, const int W,
+                          const ACC m) {
+  long pos = -1;
+  for (int id = ds; id < de; id += DD)
+    for (int ih = hs; ih < he; ih += DH)
+      for (int iw = ws; iw < we; iw += DW) {
+        const ACC v = LOAD(x, base + id * xsd + ih * xsh + iw * xsw);
+        const long p = ((long)id * H + ih) * W + iw;
+        pos = v != v ? p : (pos < 0 && v == m) ? p : pos;
+      }
+  return pos < 0 ? ((long)ds * H + hs) * W + ws : pos;
 }
 
-__kernel void max_pool2d(IMG(x), GEOM, const long rows, __global T *y, __global long *idx,
-                         const int want_idx) {
+__kernel void max_pool(VOL(x), GEOM3, const long rows, __global T *y, __global long *idx,
+                       const int want_idx) {
   const long r = get_global_id(0);
   if (r >= rows) return;
-  const int oh = r % OH;
-  const long nc = r / OH;
+  const int oh = r % OH, od = (r / OH) % OD;
+  const long nc = r / OH / OD;
   const long base = xoff + (nc / C) * xsn + (nc % C) * xsc;
-  int hs, he;
+  int ds, de, hs, he;
+  window_span(od * SD - PD, KD, DD, D, &ds, &de);
   window_span(oh * SH - PH, KH, DH, H, &hs, &he);
   for (int ow = 0; ow < OW; ++ow) {
     int ws, we;
     window_span(ow * SW - PW, KW, DW, W, &ws, &we);
-    WINDOW_MAX(m, x, base, xsh, xsw, hs, he, ws, we, DH, DW)
+    WINDOW_MAX(m, x, base, xsd, xsh, xsw, ds, de, hs, he, ws, we, DD, DH, DW)
     STORE(y, r * OW + ow, m);
     if (want_idx)
-      idx[r * OW + ow] = window_argmax(x, base, xsh, xsw, hs, he, ws, we, DH, DW, W, m);
+      idx[r * OW + ow] =
+          window_argmax(x, base, xsd, xsh, xsw, ds, de, hs, he, ws, we, DD, DH, DW, H, W, m);
   }
 }
 
 /* first input row owned by pooling row o: the rows from o*S - P up to the next row's start
-   (row 0 also owns the rows above, the last row the rows below) */
+   (row 0 also owns the rows above, the last row the rows below); likewise for planes */
 inline int stripe(const int o, const int S, const int P, const int O, const int H) {
   return o <= 0 ? 0 : o >= O ? H : IMAX(0, IMIN(H, o * S - P));
 }
 
-__kernel void max_pool2d_backward(IMG(g), IMG(x), GEOM, const long rows, __global T *gx) {
+/* the first and last pooling positions whose windows meet input rows [h0, h1) */
+inline void meeting(const int h0, const int h1, const int K, const int S, const int P,
+                    const int D, const int O, int *o0, int *o1) {
+  const int lo = h0 + P - (K - 1) * D;
+  *o0 = lo <= 0 ? 0 : (lo + S - 1) / S;
+  *o1 = IMIN(O - 1, (h1 - 1 + P) / S);
+}
+
+__kernel void max_pool_backward(VOL(g), VOL(x), GEOM3, const long rows, __global T *gx) {
   const long r = get_global_id(0);
   if (r >= rows) return;
-  const int oh = r % OH;
-  const long nc = r / OH;
+  const int oh = r % OH, od = (r / OH) % OD;
+  const long nc = r / OH / OD;
+  const int d0 = stripe(od, SD, PD, OD, D), d1 = stripe(od + 1, SD, PD, OD, D);
   const int h0 = stripe(oh, SH, PH, OH, H), h1 = stripe(oh + 1, SH, PH, OH, H);
-  if (h0 >= h1) return;
-  __global T *out = gx + nc * H * W;
-  for (int p = h0 * W; p < h1 * W; ++p) STORE(out, p, (ACC)0);
+  if (d0 >= d1 || h0 >= h1) return;
+  const long HW = (long)H * W;
+  __global T *out = gx + nc * D * HW;
+  for (int d = d0; d < d1; ++d)
+    for (long p = h0 * W; p < h1 * W; ++p) STORE(out, d * HW + p, (ACC)0);
   const long xbase = xoff + (nc / C) * xsn + (nc % C) * xsc;
   const long gbase = goff + (nc / C) * gsn + (nc % C) * gsc;
-  /* the windows whose rows meet [h0, h1), in a fixed order; each adds its gradient to its
-     argmax when that lies in the owned rows */
-  const int lo = h0 + PH - (KH - 1) * DH;
-  const int o0 = lo <= 0 ? 0 : (lo + SH - 1) / SH;
-  const int o1 = IMIN(OH - 1, (h1 - 1 + PH) / SH);
-  for (int o = o0; o <= o1; ++o) {
-    int hs, he;
-    window_span(o * SH - PH, KH, DH, H, &hs, &he);
-    for (int ow = 0; ow < OW; ++ow) {
-      int ws, we;
-      window_span(ow * SW - PW, KW, DW, W, &ws, &we);
-      WINDOW_MAX(m, x, xbase, xsh, xsw, hs, he, ws, we, DH, DW)
-      const int a = window_argmax(x, xbase, xsh, xsw, hs, he, ws, we, DH, DW, W, m);
-      if (a >= h0 * W && a < h1 * W)
-        STORE(out, a, LOAD(out, a) + LOAD(g, gbase + o * gsh + ow * gsw));
+  /* the windows that meet the owned planes and rows, in a fixed order; each adds its
+     gradient to its argmax when that lies in them */
+  int a0, a1, b0, b1;
+  meeting(d0, d1, KD, SD, PD, DD, OD, &a0, &a1);
+  meeting(h0, h1, KH, SH, PH, DH, OH, &b0, &b1);
+  for (int a = a0; a <= a1; ++a) {
+    int ds, de;
+    window_span(a * SD - PD, KD, DD, D, &ds, &de);
+    for (int b = b0; b <= b1; ++b) {
+      int hs, he;
+      window_span(b * SH - PH, KH, DH, H, &hs, &he);
+      for (int ow = 0; ow < OW; ++ow) {
+        int ws, we;
+        window_span(ow * SW - PW, KW, DW, W, &ws, &we);
+        WINDOW_MAX(m, x, xbase, xsd, xsh, xsw, ds, de, hs, he, ws, we, DD, DH, DW)
+        const long at =
+            window_argmax(x, xbase, xsd, xsh, xsw, ds, de, hs, he, ws, we, DD, DH, DW, H, W, m);
+        const int ad = at / HW, ah = (at / W) % H;
+        if (ad >= d0 && ad < d1 && ah >= h0 && ah < h1)
+          STORE(out, at, LOAD(out, at) + LOAD(g, gbase + a * gsd + b * gsh + ow * gsw));
+      }
     }
   }
 }
@@ -448,53 +486,59 @@ __kernel void max_pool2x2_backward(IMG(g), IMG(x), const int C, const int H, con
       for (int c = 2 * ow0; c < c1; ++c) gx[nc * H * W + h * W + c] = 0.0f;
 }
 
-/* avg_pool2d's divisor for the window at (oh, ow); PyTorch's rule */
-inline ACC avg_divisor(const int oh, const int ow, GEOM, const int include_pad,
+/* avg_pool's divisor for the window at (od, oh, ow); PyTorch's rule */
+inline ACC avg_divisor(const int od, const int oh, const int ow, GEOM3, const int include_pad,
                        const int divisor) {
   if (divisor > 0) return (ACC)divisor;
-  const int hs = oh * SH - PH, ws = ow * SW - PW;
-  const int he = IMIN(hs + KH, H + PH), we = IMIN(ws + KW, W + PW);
-  if (include_pad) return (ACC)((he - hs) * (we - ws));
-  return (ACC)((IMIN(he, H) - IMAX(hs, 0)) * (IMIN(we, W) - IMAX(ws, 0)));
+  const int ds = od * SD - PD, hs = oh * SH - PH, ws = ow * SW - PW;
+  const int de = IMIN(ds + KD, D + PD), he = IMIN(hs + KH, H + PH), we = IMIN(ws + KW, W + PW);
+  if (include_pad) return (ACC)((de - ds) * (he - hs) * (we - ws));
+  return (ACC)((IMIN(de, D) - IMAX(ds, 0)) * (IMIN(he, H) - IMAX(hs, 0)) *
+               (IMIN(we, W) - IMAX(ws, 0)));
 }
 
-__kernel void avg_pool2d(IMG(x), GEOM, const int include_pad, const int divisor,
-                         const long rows, __global T *y) {
+#define GEOM3_ARGS C, D, H, W, KD, KH, KW, SD, SH, SW, PD, PH, PW, DD, DH, DW, OD, OH, OW
+
+__kernel void avg_pool(VOL(x), GEOM3, const int include_pad, const int divisor,
+                       const long rows, __global T *y) {
   const long r = get_global_id(0);
   if (r >= rows) return;
-  const int oh = r % OH;
-  const long nc = r / OH;
+  const int oh = r % OH, od = (r / OH) % OD;
+  const long nc = r / OH / OD;
   const long base = xoff + (nc / C) * xsn + (nc % C) * xsc;
+  const int ds = IMAX(od * SD - PD, 0), de = IMIN(od * SD - PD + KD, D);
   const int hs = IMAX(oh * SH - PH, 0), he = IMIN(oh * SH - PH + KH, H);
   for (int ow = 0; ow < OW; ++ow) {
     const int ws = IMAX(ow * SW - PW, 0), we = IMIN(ow * SW - PW + KW, W);
     ACC acc = 0;
-    for (int ih = hs; ih < he; ++ih)
-      for (int iw = ws; iw < we; ++iw) acc += LOAD(x, base + ih * xsh + iw * xsw);
-    STORE(y, r * OW + ow,
-          acc / avg_divisor(oh, ow, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW,
-                            include_pad, divisor));
+    for (int id = ds; id < de; ++id)
+      for (int ih = hs; ih < he; ++ih)
+        for (int iw = ws; iw < we; ++iw) acc += LOAD(x, base + id * xsd + ih * xsh + iw * xsw);
+    STORE(y, r * OW + ow, acc / avg_divisor(od, oh, ow, GEOM3_ARGS, include_pad, divisor));
   }
 }
 
-__kernel void avg_pool2d_backward(IMG(g), GEOM, const int include_pad, const int divisor,
-                                  const long rows, __global T *gx) {
+__kernel void avg_pool_backward(VOL(g), GEOM3, const int include_pad, const int divisor,
+                                const long rows, __global T *gx) {
   const long r = get_global_id(0);
   if (r >= rows) return;
-  const int h = r % H;
-  const long nc = r / H;
+  const int h = r % H, d = (r / H) % D;
+  const long nc = r / H / D;
   const long gbase = goff + (nc / C) * gsn + (nc % C) * gsc;
   __global T *out = gx + r * W;
   for (int w = 0; w < W; ++w) STORE(out, w, (ACC)0);
-  for (int i = 0; i < KH; ++i) {
-    const int oh = tap_src(h, i, PH, 1, SH, OH);
-    if (oh < 0) continue;
-    for (int ow = 0; ow < OW; ++ow) {
-      const ACC v = LOAD(g, gbase + oh * gsh + ow * gsw) /
-                    avg_divisor(oh, ow, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW, OH, OW,
-                                include_pad, divisor);
-      const int w0 = ow * SW - PW;
-      for (int w = IMAX(w0, 0); w < IMIN(w0 + KW, W); ++w) STORE(out, w, LOAD(out, w) + v);
+  for (int k = 0; k < KD; ++k) {
+    const int od = tap_src(d, k, PD, 1, SD, OD);
+    if (od < 0) continue;
+    for (int i = 0; i < KH; ++i) {
+      const int oh = tap_src(h, i, PH, 1, SH, OH);
+      if (oh < 0) continue;
+      for (int ow = 0; ow < OW; ++ow) {
+        const ACC v = LOAD(g, gbase + od * gsd + oh * gsh + ow * gsw) /
+                      avg_divisor(od, oh, ow, GEOM3_ARGS, include_pad, divisor);
+        const int w0 = ow * SW - PW;
+        for (int w = IMAX(w0, 0); w < IMIN(w0 + KW, W); ++w) STORE(out, w, LOAD(out, w) + v);
+      }
     }
   }
 }
@@ -503,43 +547,51 @@ __kernel void avg_pool2d_backward(IMG(g), GEOM, const int include_pad, const int
 #define ASTART(o, I, O) (((o) * (I)) / (O))
 #define AEND(o, I, O) ((((o) + 1) * (I) + (O) - 1) / (O))
 
-__kernel void adaptive_avg_pool2d(IMG(x), const int C, const int H, const int W,
-                                  const int OH, const int OW, const long rows,
-                                  __global T *y) {
+__kernel void adaptive_avg_pool(VOL(x), const int C, const int D, const int H, const int W,
+                                const int OD, const int OH, const int OW, const long rows,
+                                __global T *y) {
   const long r = get_global_id(0);
   if (r >= rows) return;
-  const int oh = r % OH;
-  const long nc = r / OH;
+  const int oh = r % OH, od = (r / OH) % OD;
+  const long nc = r / OH / OD;
   const long base = xoff + (nc / C) * xsn + (nc % C) * xsc;
+  const int ds = ASTART(od, D, OD), de = AEND(od, D, OD);
   const int hs = ASTART(oh, H, OH), he = AEND(oh, H, OH);
   for (int ow = 0; ow < OW; ++ow) {
     const int ws = ASTART(ow, W, OW), we = AEND(ow, W, OW);
     ACC acc = 0;
-    for (int ih = hs; ih < he; ++ih)
-      for (int iw = ws; iw < we; ++iw) acc += LOAD(x, base + ih * xsh + iw * xsw);
-    STORE(y, r * OW + ow, acc / (ACC)((he - hs) * (we - ws)));
+    for (int id = ds; id < de; ++id)
+      for (int ih = hs; ih < he; ++ih)
+        for (int iw = ws; iw < we; ++iw) acc += LOAD(x, base + id * xsd + ih * xsh + iw * xsw);
+    STORE(y, r * OW + ow, acc / (ACC)((de - ds) * (he - hs) * (we - ws)));
   }
 }
 
-__kernel void adaptive_avg_pool2d_backward(IMG(g), const int C, const int H, const int W,
-                                           const int OH, const int OW, const long rows,
-                                           __global T *gx) {
+__kernel void adaptive_avg_pool_backward(VOL(g), const int C, const int D, const int H,
+                                         const int W, const int OD, const int OH,
+                                         const int OW, const long rows, __global T *gx) {
   const long r = get_global_id(0);
   if (r >= rows) return;
-  const int h = r % H;
-  const long nc = r / H;
+  const int h = r % H, d = (r / H) % D;
+  const long nc = r / H / D;
   const long gbase = goff + (nc / C) * gsn + (nc % C) * gsc;
+  const int od0 = (d * OD) / D, od1 = AEND(d, OD, D);
   const int oh0 = (h * OH) / H, oh1 = AEND(h, OH, H);
   for (int w = 0; w < W; ++w) {
     const int ow0 = (w * OW) / W, ow1 = AEND(w, OW, W);
     ACC acc = 0;
-    for (int oh = oh0; oh < oh1; ++oh) {
-      const int hs = ASTART(oh, H, OH), he = AEND(oh, H, OH);
-      if (h < hs || h >= he) continue;
-      for (int ow = ow0; ow < ow1; ++ow) {
-        const int ws = ASTART(ow, W, OW), we = AEND(ow, W, OW);
-        if (w < ws || w >= we) continue;
-        acc += LOAD(g, gbase + oh * gsh + ow * gsw) / (ACC)((he - hs) * (we - ws));
+    for (int od = od0; od < od1; ++od) {
+      const int ds = ASTART(od, D, OD), de = AEND(od, D, OD);
+      if (d < ds || d >= de) continue;
+      for (int oh = oh0; oh < oh1; ++oh) {
+        const int hs = ASTART(oh, H, OH), he = AEND(oh, H, OH);
+        if (h < hs || h >= he) continue;
+        for (int ow = ow0; ow < ow1; ++ow) {
+          const int ws = ASTART(ow, W, OW), we = AEND(ow, W, OW);
+          if (w < ws || w >= we) continue;
+          acc += LOAD(g, gbase + od * gsd + oh * gsh + ow * gsw) /
+                 (ACC)((de - ds) * (he - hs) * (we - ws));
+        }
       }
     }
     STORE(gx, r * W + w, acc);

@@ -116,6 +116,8 @@ CASES = [
     Case("special_scaled_modified_bessel_k0", low=0.05, high=30, dtypes=F3264),
     Case("special_scaled_modified_bessel_k1", low=0.05, high=30, dtypes=F3264),
     Case("special_airy_ai", low=-4, high=5, dtypes=F3264, atol=1e-4),
+    Case("igamma", 2, low=0.1, high=8, dtypes=("float32", "float64")),
+    Case("igammac", 2, low=0.1, high=8, dtypes=("float32", "float64")),
     Case("special_zeta", 2, low=1.1, high=6, dtypes=F3264, atol=1e-4),
 ] + [Case(f"special_{name}", 2, low=-1.5, high=6, dtypes=F3264, atol=1e-4)
      for name in ("chebyshev_polynomial_t", "chebyshev_polynomial_u", "chebyshev_polynomial_v",

@@ -250,6 +250,15 @@ GRAD_CASES.update({
     "_i1": [lambda: ((lambda x: cg.ops.registry.apply(REGISTRY["_i1"], x)),
                      (leaf(3, 4, low=-6, high=6),))],
     "frexp_mantissa": [lambda: ((lambda x: cg.frexp(x)[0]), (leaf(3, 4, low=-40, high=40),))],
+    # the gradient in x only: PyTorch defines none in a
+    "igamma": [lambda: ((lambda x: cg.igamma(pos(2, 3, seed=2).detach() * 3, x)),
+                        (pos(3, seed=1),))],
+    "igammac": [lambda: ((lambda x: cg.igammac(pos(2, 3, seed=2).detach() * 3, x)),
+                         (pos(3, seed=1),))],
+    # the packed LU factors of a batch of square matrices, of a wide and of a tall one
+    "lu_factor": [lambda: ((lambda a: cg.lu(a)[0]), (leaf(2, 3, 3, seed=3),)),
+                  lambda: ((lambda a: cg.lu(a)[0]), (leaf(3, 5, seed=3),)),
+                  lambda: ((lambda a: cg.lu(a)[0].t()), (leaf(5, 3, seed=3),))],
 })
 
 # rows whose cases live elsewhere in the table or that are deliberately not differentiable
@@ -260,8 +269,11 @@ CHECKED_ELSEWHERE = {"sdpa_flash",
                      # tests/test_decomp.py gradchecks every factorization row
                      "linalg_cholesky", "linalg_eigh", "linalg_inv", "linalg_qr",
                      "linalg_slogdet", "linalg_solve", "linalg_solve_triangular", "linalg_svd",
-                     # tests/test_parity_linalg_extra.py gradchecks lu_factor and cholesky_ex
-                     "linalg_lu_factor_ex", "linalg_cholesky_ex"}
+                     # tests/test_pool3d.py gradchecks the 3-d pooling rows
+                     "max_pool3d", "max_pool3d_backward", "avg_pool3d", "avg_pool3d_backward",
+                     "adaptive_avg_pool3d", "adaptive_avg_pool3d_backward",
+                     # tests/test_parity_linalg_extra.py gradchecks cholesky_ex
+                     "linalg_cholesky_ex"}
 # moves between devices: with one device it is exercised as a round trip to the last device
 # a unary elementwise row needs no entry of its own: its op_cases row gives the domain, and
 # it is gradchecked on a (3, 4) input there

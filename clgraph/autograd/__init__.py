@@ -157,14 +157,14 @@ class set_detect_anomaly:
     node: a debugging mode). detect_anomaly() is the same, on."""
 
     def __init__(self, mode: bool = True, check_nan: bool = True):
-        self._prev = getattr(_state, "anomaly", False)
-        _state.anomaly = bool(mode) and bool(check_nan)
+        self._prev = (is_anomaly_enabled(), is_anomaly_check_nan_enabled())
+        set_anomaly_enabled(mode, check_nan)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        _state.anomaly = self._prev
+        set_anomaly_enabled(*self._prev)
         return False
 
 
@@ -175,6 +175,17 @@ class detect_anomaly(set_detect_anomaly):
 
 def is_anomaly_enabled() -> bool:
     return getattr(_state, "anomaly", False)
+
+
+def is_anomaly_check_nan_enabled() -> bool:
+    return getattr(_state, "anomaly_nan", True)
+
+
+def set_anomaly_enabled(enabled: bool, check_nan: bool = True) -> None:
+    """torch.set_anomaly_enabled: anomaly mode on or off for this thread; backward checks
+    gradients for NaN while both ``enabled`` and ``check_nan``."""
+    _state.anomaly = bool(enabled)
+    _state.anomaly_nan = bool(check_nan)
 
 
 # --- graph nodes --------------------------------------------------------------------------
@@ -718,7 +729,7 @@ class _Pass:
             raise _freed()
         _check_versions(node)
         in_grads = node.input_grads(gs, self.create_graph)
-        if getattr(_state, "anomaly", False):
+        if getattr(_state, "anomaly", False) and getattr(_state, "anomaly_nan", True):
             _check_nan(node, in_grads)
         for meta, nxt, nr, gi in zip(node.in_meta, node.next, node.next_nr, in_grads):
             if nxt is not None and gi is not None:
@@ -1005,5 +1016,5 @@ def _host_tensor(arr, like):
 
 registry.install(_Recording())
 
-from .function import Function, FunctionCtx, once_differentiable  # noqa: F401
-
+from . import functional  # noqa: E402,F401  (torch.autograd.functional)
+from .function import Function, FunctionCtx, once_differentiable  # noqa: E402,F401

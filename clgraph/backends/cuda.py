@@ -26,7 +26,17 @@ class _Matmul:
 
 matmul = _Matmul()
 
-_sdp = {"flash": True, "mem_efficient": True, "math": True, "cudnn": True}
+# scaled_dot_product_attention's backend flags (also set by nn.attention.sdpa_kernel)
+_sdp = {"flash": True, "mem_efficient": True, "math": True, "cudnn": True,
+        "overrideable": True}
+
+
+def check_sdp_enabled() -> None:
+    """Raise as PyTorch does when every attention backend is turned off."""
+    if not any(_sdp.values()):
+        raise RuntimeError("No viable backend for scaled_dot_product_attention was found. This "
+                           "is likely due to turning off both the math kernel and the fused "
+                           "kernels.")
 
 
 def is_built() -> bool:

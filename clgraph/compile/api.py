@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import types
 import warnings
 import weakref
 
@@ -386,7 +387,6 @@ def _filled(cell) -> bool:
 def _guardable(v) -> bool:
     """Values whose change a replay would miss (functions, classes and Python modules
     are looked up again when traced anew only; they are not guarded)."""
-    import types
     return not isinstance(v, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
                               type, Compiled))
 

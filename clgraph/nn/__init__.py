@@ -7,25 +7,33 @@ from __future__ import annotations
 import importlib
 
 from .._bindings import bind_nn
-from . import functional, init, parameter, utils
-from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from . import functional, grad, init, parameter, utils
+from .adaptive import AdaptiveLogSoftmaxWithLoss
+from .container import Container, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .layers import (
     CELU,
     ELU,
     GELU,
+    GLU,
     SELU,
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
+    AdaptiveAvgPool3d,
     AdaptiveMaxPool1d,
     AdaptiveMaxPool2d,
+    AdaptiveMaxPool3d,
     AlphaDropout,
     AvgPool1d,
     AvgPool2d,
+    AvgPool3d,
     BatchNorm1d,
     BatchNorm2d,
     BatchNorm3d,
     Bilinear,
     ChannelShuffle,
+    CircularPad1d,
+    CircularPad2d,
+    CircularPad3d,
     ConstantPad1d,
     ConstantPad2d,
     ConstantPad3d,
@@ -45,13 +53,16 @@ from .layers import (
     FeatureAlphaDropout,
     Flatten,
     Fold,
+    FractionalMaxPool2d,
+    FractionalMaxPool3d,
     GroupNorm,
     Hardshrink,
     Hardtanh,
     Identity,
+    InstanceNorm1d,
     InstanceNorm2d,
+    InstanceNorm3d,
     LayerNorm,
-    LazyLinear,
     LeakyReLU,
     Linear,
     LocalResponseNorm,
@@ -59,11 +70,17 @@ from .layers import (
     LogSoftmax,
     LPPool1d,
     LPPool2d,
+    LPPool3d,
     MaxPool1d,
     MaxPool2d,
+    MaxPool3d,
+    MaxUnpool1d,
+    MaxUnpool2d,
+    MaxUnpool3d,
     Mish,
     PairwiseDistance,
     PixelShuffle,
+    PixelUnshuffle,
     PReLU,
     ReflectionPad1d,
     ReflectionPad2d,
@@ -73,12 +90,15 @@ from .layers import (
     ReplicationPad2d,
     ReplicationPad3d,
     RMSNorm,
+    RReLU,
     SiLU,
     Softmax,
+    Softmax2d,
     Softmin,
     Softplus,
     Softshrink,
     Softsign,
+    SyncBatchNorm,
     Tanhshrink,
     Threshold,
     Unflatten,
@@ -89,6 +109,21 @@ from .layers import (
     ZeroPad1d,
     ZeroPad2d,
     ZeroPad3d,
+)
+from .lazy import (
+    LazyBatchNorm1d,
+    LazyBatchNorm2d,
+    LazyBatchNorm3d,
+    LazyConv1d,
+    LazyConv2d,
+    LazyConv3d,
+    LazyConvTranspose1d,
+    LazyConvTranspose2d,
+    LazyConvTranspose3d,
+    LazyInstanceNorm1d,
+    LazyInstanceNorm2d,
+    LazyInstanceNorm3d,
+    LazyLinear,
 )
 from .loss import (
     BCELoss,
@@ -103,17 +138,20 @@ from .loss import (
     L1Loss,
     MarginRankingLoss,
     MSELoss,
+    MultiLabelMarginLoss,
     MultiLabelSoftMarginLoss,
     MultiMarginLoss,
     NLLLoss,
+    NLLLoss2d,
     PoissonNLLLoss,
     SmoothL1Loss,
     SoftMarginLoss,
     TripletMarginLoss,
+    TripletMarginWithDistanceLoss,
 )
 from .module import Module
-from .parameter import Buffer, Parameter
-from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .parameter import Buffer, Parameter, UninitializedBuffer, UninitializedParameter
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .transformer import (
     MultiheadAttention,
     Transformer,
@@ -136,4 +174,4 @@ def __getattr__(name: str):
 __all__ = sorted(name for name, value in globals().items()
                  if not name.startswith("_") and name not in ("annotations", "bind_nn")
                  and (not isinstance(value, type(functional))
-                      or name in ("functional", "init", "parameter", "utils")))
+                      or name in ("functional", "grad", "init", "parameter", "utils")))

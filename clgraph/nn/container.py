@@ -5,6 +5,7 @@ hold parameters the same way."""
 from __future__ import annotations
 
 import operator
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from itertools import chain, islice
@@ -26,6 +27,18 @@ def _renumber(module: Module) -> None:
     values = list(module._modules.values())
     module._modules.clear()
     module._modules.update((str(i), m) for i, m in enumerate(values))
+
+
+class Container(Module):
+    """Deprecated: a Module holding the keyword modules it is given."""
+
+    def __init__(self, **kwargs) -> None:
+        warnings.warn("`nn.Container` is deprecated. All of its functionality is now "
+                      "implemented in `nn.Module`. Subclass that instead.", FutureWarning,
+                      stacklevel=2)
+        super().__init__()
+        for key, value in kwargs.items():
+            self.add_module(key, value)
 
 
 class Sequential(Module):

@@ -17,8 +17,9 @@ import numpy as np
 
 from .. import amp as _amp
 from .. import dtypes as dt
-from ..autograd import is_grad_enabled, no_grad
-from ..creation import arange, full, rand, randint, tensor
+from ..autograd import Function, is_grad_enabled, no_grad
+from ..backends import cuda as _cuda_backend
+from ..creation import arange, full, rand, randint, tensor, zeros
 from ..ops import attention as _attention
 from ..ops import conv as _conv
 from ..ops import linalg as _linalg
@@ -26,9 +27,10 @@ from ..ops import loss as _loss
 from ..ops import math as M
 from ..ops import movement as V
 from ..ops import norm as _norm
+from ..ops import pool as _pool
 from ..ops import reduce as R
 from ..ops.index import _index_info, gather, index_select
-from ..ops.join import cat
+from ..ops.join import cat, split_views
 from ..ops.linalg import matmul
 from ..ops.registry import REGISTRY, apply
 from ..ops.registry import functions as _f
@@ -114,6 +116,10 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     out = M.where(input > 0, input, input * negative_slope)
     return input.copy_(out) if inplace and _in_place(input) else out
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return _result(input, leaky_relu(input, negative_slope), True)
 
 
 def logsigmoid(input: Tensor) -> Tensor:
@@ -668,6 +674,54 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     return _normalized(input, mean, var, weight, bias, eps, bshape)
 
 
+def _sync_batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+                     weight: Tensor | None, bias: Tensor | None, momentum: float, eps: float,
+                     process_group) -> Tensor:
+    """batch_norm in training over the batch of every rank of ``process_group`` together
+    (SyncBatchNorm): the per-channel sums, sums of squares and counts are all-reduced by an
+    all_reduce whose backward all-reduces their gradients, so each rank's input gradient
+    includes the other ranks' losses through the shared statistics, as in PyTorch."""
+    C = input.shape[1]
+    dims = (0,) + tuple(range(2, input.ndim))
+    x = input.float() if input.dtype in (dt.float16, dt.bfloat16) else input  # as PyTorch
+    count = full((C,), float(input.numel() // C), dtype=x.dtype, device=x.device)
+    stats = _AllReduceSum.apply(cat([x.sum(dims), (x * x).sum(dims), count]), process_group)
+    total = int(stats[2 * C].item()) if C else 0
+    if total <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input "
+                         f"size {list(input.shape)} on every rank together")
+    mean = stats[:C] / total
+    var = _f.relu(stats[C:2 * C] / total - mean * mean)
+    with no_grad():
+        _update_running(running_mean, running_var, mean, var, total, momentum)
+    bshape = (1, C) + (1,) * (input.ndim - 2)
+    mean, var = mean.to(input.dtype), var.to(input.dtype)
+    return _normalized(input, mean.reshape(bshape), var.reshape(bshape), weight, bias, eps,
+                       bshape)
+
+
+class _AllReduceSum(Function):
+    """all_reduce(SUM) whose backward all-reduces the gradient (clgraph.distributed is
+    imported only when it runs)."""
+
+    @staticmethod
+    def forward(ctx, t: Tensor, group) -> Tensor:
+        from .. import distributed as dist
+
+        ctx.group = group
+        out = t.clone()
+        dist.all_reduce(out, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        from .. import distributed as dist
+
+        g = g.clone()
+        dist.all_reduce(g, group=ctx.group)
+        return g, None
+
+
 def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75,
                         k: float = 1.0) -> Tensor:
     """x / (k + alpha / size * sum of x^2 over ``size`` neighbouring channels)^beta; the
@@ -1039,6 +1093,43 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     return _reduce(loss if input.ndim == 2 else loss.reshape(()), reduction)
 
 
+def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                           reduction: str = "mean") -> Tensor:
+    """sum over the target classes j and the other classes i of max(0, 1 - (x[j] - x[i]))
+    / C, for (N, C) or (C,) input; each target row lists class indices up to its first -1.
+    A class listed twice counts twice, as in PyTorch."""
+    reduction = _reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if input.ndim > 2 or (input.ndim == 2 and input.shape[1] == 0) or (
+            input.ndim < 2 and input.numel() == 0):
+        raise RuntimeError(f"multilabel_margin_loss: Expected non-empty vector or matrix with "
+                           f"optional 0-dim batch size, but got: {list(input.shape)}")
+    if target.shape != input.shape:
+        raise RuntimeError(f"inconsistent target size: {list(target.shape)} for input of size: "
+                           f"{list(input.shape)}")
+    if target.dtype is not dt.int64:
+        raise RuntimeError(f"multilabel_margin_loss: expected target of dtype torch.int64, "
+                           f"got {target.dtype}")
+    x = input.reshape(1, -1) if input.ndim < 2 else input
+    y = target.reshape(x.shape)
+    N, C = x.shape
+    if y.numel() and (int(y.min()) < -1 or int(y.max()) >= C):
+        raise RuntimeError(f"multilabel_margin_loss: target values must lie in [-1, {C}), "
+                           f"got {y.tolist()}")
+    listed = _f.cumsum((y < 0).to(dt.int64), 1) == 0  # the entries before the first -1
+    yc = M.clamp_min(y, 0)
+    is_target = (one_hot(yc, C) * listed.unsqueeze(-1).to(dt.int64)).sum(1) > 0  # (N, C)
+    x_y = gather(x, 1, yc)  # (N, C): the score of each listed class
+    pair = M.clamp_min(x.unsqueeze(1) - x_y.unsqueeze(2) + 1.0, 0.0)  # (N, j, i)
+    keep = listed.unsqueeze(2) & ~is_target.unsqueeze(1)
+    loss = M.where(keep, pair, 0.0).sum((1, 2)) / C
+    if input.ndim < 2:
+        loss = loss.reshape(())
+    if reduction == "mean" and loss.numel() == 0:
+        return loss.sum()  # PyTorch's empty mean is 0 here, not nan
+    return _reduce(loss, reduction)
+
+
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                           size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """1 - cos(x1, x2) where target is 1, max(0, cos(x1, x2) - margin) where it is -1;
@@ -1124,6 +1215,27 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor,
     d_neg = pairwise_distance(anchor, negative, p, eps)
     if swap:
         d_neg = _f.minimum(d_neg, pairwise_distance(positive, negative, p, eps))
+    return _reduce(M.clamp_min(d_pos - d_neg + margin, 0.0), reduction)
+
+
+def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative: Tensor, *,
+                                      distance_function=None, margin: float = 1.0,
+                                      swap: bool = False, reduction: str = "mean") -> Tensor:
+    """max(0, margin + d(a, p) - d(a, n)) for any ``distance_function`` d (default the
+    2-norm pairwise_distance); ``swap`` uses min(d(a, n), d(p, n)) for the negative."""
+    _check_reduction(reduction)
+    if margin <= 0:
+        raise ValueError(f"margin must be greater than 0, got {margin}")
+    dims = (anchor.ndim, positive.ndim, negative.ndim)
+    if len(set(dims)) > 1:
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have "
+                           f"the same number of dimensions, but got: anchor {dims[0]}D, "
+                           f"positive {dims[1]}D, and negative {dims[2]}D inputs")
+    distance = pairwise_distance if distance_function is None else distance_function
+    d_pos = distance(anchor, positive)
+    d_neg = distance(anchor, negative)
+    if swap:
+        d_neg = _f.minimum(d_neg, distance(positive, negative))
     return _reduce(M.clamp_min(d_pos - d_neg + margin, 0.0), reduction)
 
 
@@ -1288,6 +1400,28 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     return y
 
 
+def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
+             align_corners: bool | None = None) -> Tensor:
+    """Deprecated: interpolate."""
+    warnings.warn("`nn.functional.upsample` is deprecated. Use `nn.functional.interpolate` "
+                  "instead.", stacklevel=2)
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    """Deprecated: interpolate(mode="nearest")."""
+    warnings.warn("`nn.functional.upsample_nearest` is deprecated. Use "
+                  "`nn.functional.interpolate` instead.", stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    """Deprecated: interpolate(mode="bilinear", align_corners=True)."""
+    warnings.warn("`nn.functional.upsample_bilinear` is deprecated. Use "
+                  "`nn.functional.interpolate` instead.", stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
 def _antialias_filter(mode: str):
     """PyTorch's antialiasing filters: the triangle, or Keys' cubic with a = -0.5."""
     if mode == "bilinear":
@@ -1401,6 +1535,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
         if not isinstance(t, Tensor) or t.ndim < 2:
             raise RuntimeError(f"scaled_dot_product_attention: expected {name} to be a tensor "
                                f"of at least 2 dims, got {getattr(t, 'shape', type(t))}")
+    _cuda_backend.check_sdp_enabled()  # nn.attention.sdpa_kernel([]) turned all off
     if is_causal and attn_mask is not None:
         raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be "
                            "set when is_causal=True")
@@ -1437,6 +1572,173 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p)
     return weights @ value
+
+
+def multi_head_attention_forward(
+        query: Tensor, key: Tensor, value: Tensor, embed_dim_to_check: int, num_heads: int,
+        in_proj_weight: Tensor | None, in_proj_bias: Tensor | None, bias_k: Tensor | None,
+        bias_v: Tensor | None, add_zero_attn: bool, dropout_p: float, out_proj_weight: Tensor,
+        out_proj_bias: Tensor | None, training: bool = True,
+        key_padding_mask: Tensor | None = None, need_weights: bool = True,
+        attn_mask: Tensor | None = None, use_separate_proj_weight: bool = False,
+        q_proj_weight: Tensor | None = None, k_proj_weight: Tensor | None = None,
+        v_proj_weight: Tensor | None = None, static_k: Tensor | None = None,
+        static_v: Tensor | None = None, average_attn_weights: bool = True,
+        is_causal: bool = False):
+    """nn.MultiheadAttention's computation on (L, N, E) / (S, N, E) inputs, or unbatched
+    (L, E) / (S, E): returns (output, weights or None). ``is_causal`` is only a hint:
+    ``attn_mask`` must be given and is used."""
+    if query.ndim not in (2, 3):
+        raise AssertionError(f"query should be unbatched 2D or batched 3D tensor but received "
+                             f"{query.ndim}-D query tensor")
+    batched = query.ndim == 3
+    if key.ndim != query.ndim or value.ndim != query.ndim:
+        raise AssertionError(f"For {'batched (3-D)' if batched else 'unbatched (2-D)'} "
+                             f"`query`, expected `key` and `value` to be {query.ndim}-D but "
+                             f"found {key.ndim}-D and {value.ndim}-D tensors respectively")
+    if query.shape[-1] != embed_dim_to_check:
+        raise AssertionError(f"was expecting embedding dimension of {embed_dim_to_check}, but "
+                             f"got {query.shape[-1]}")
+    if is_causal and attn_mask is None:
+        raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the "
+                           "Transformer module method `generate_square_subsequent_mask` to "
+                           "create this mask.")
+    if not batched:
+        query, key, value = (t.unsqueeze(1) for t in (query, key, value))
+        if key_padding_mask is not None:
+            key_padding_mask = key_padding_mask.unsqueeze(0)
+    if use_separate_proj_weight:
+        separate = (q_proj_weight, k_proj_weight, v_proj_weight)
+        if any(w is None for w in separate):
+            raise AssertionError("use_separate_proj_weight is True but q_proj_weight, "
+                                 "k_proj_weight or v_proj_weight is None")
+    else:
+        if in_proj_weight is None:
+            raise AssertionError("use_separate_proj_weight is False but in_proj_weight is "
+                                 "None")
+        separate = None
+    out, weights = _multi_head_attention(
+        query, key, value, (0, 1), num_heads, in_proj_weight, in_proj_bias, separate, bias_k,
+        bias_v, add_zero_attn, dropout_p if training else 0.0, out_proj_weight, out_proj_bias,
+        key_padding_mask, need_weights, attn_mask, static_k, static_v, average_attn_weights)
+    if not batched:
+        out = out.squeeze(1)
+        weights = None if weights is None else weights.squeeze(0)
+    return out, weights
+
+
+def _multi_head_attention(query, key, value, dims, H, in_proj_weight, in_proj_bias, separate,
+                          bias_k, bias_v, add_zero_attn, p, out_proj_weight, out_proj_bias,
+                          key_padding_mask, need_weights, attn_mask, static_k, static_v,
+                          average):
+    """Multi-head attention on inputs whose (sequence, batch) dims are ``dims`` ((0, 1) or
+    (1, 0)): the output in the same layout and the weights (or None). The heads are views of
+    the projections (one product when query, key and value are one tensor), and the output
+    merges back into the layout without a copy. ``bias_k``/``bias_v`` append one key and
+    value per batch after the projection, ``static_k``/``static_v`` ((N * H, S, D)) replace
+    the projected ones, ``add_zero_attn`` appends one zero key and value per head; the masks
+    get a zero (attending) column for each appended key."""
+    sd, bd = dims
+    L, N, E = query.shape[sd], query.shape[bd], query.shape[-1]
+    if E % H:
+        raise AssertionError(f"embed_dim {E} not divisible by num_heads {H}")
+    D = E // H
+
+    def heads(y):  # (.., .., E) -> (N, H, n, D)
+        return y.reshape(*y.shape[:2], H, D).permute(bd, 2, sd, 3)
+
+    def static(t, name):  # (N * H, S, D) -> (N, H, S, D)
+        if t.shape[0] != N * H or t.shape[2] != D:
+            raise AssertionError(f"expecting {name} of size ({N * H}, S, {D}), but got "
+                                 f"{list(t.shape)}")
+        return t.reshape(N, H, t.shape[1], D)
+
+    q, k, v = _mha_project(query, key, value, in_proj_weight, in_proj_bias, separate)
+    extra = 0
+    if bias_k is not None and bias_v is not None:
+        if static_k is not None or static_v is not None:
+            raise AssertionError("bias cannot be added to static key or value.")
+        one = (1, N, E) if sd == 0 else (N, 1, E)
+        k, v = cat([k, bias_k.expand(*one)], sd), cat([v, bias_v.expand(*one)], sd)
+        extra += 1
+    q = heads(q)
+    k = heads(k) if static_k is None else static(static_k, "static_k")
+    v = heads(v) if static_v is None else static(static_v, "static_v")
+    if add_zero_attn:
+        z = zeros(N, H, 1, D, dtype=k.dtype, device=k.device)
+        k, v = cat([k, z], 2), cat([v, z], 2)
+        extra += 1
+    S = k.shape[2] - extra
+    mask = _mha_mask(attn_mask, key_padding_mask, N, H, L, S, q.dtype, extra)
+    if need_weights:
+        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(D))
+        if mask is not None:
+            scores = scores + mask
+        weights = softmax(scores, dim=-1)
+        if p > 0:  # PyTorch returns the weights after dropout
+            weights = dropout(weights, p)
+        out = weights @ v
+        weights = weights.mean(dim=1) if average else weights
+    else:
+        out = scaled_dot_product_attention(q, k, v, mask, p)
+        weights = None
+    # (N, H, L, D) -> the inputs' layout (.., .., E)
+    out = out.permute(*((2, 0) if sd == 0 else (0, 2)), 1, 3).reshape(
+        *((L, N) if sd == 0 else (N, L)), E)
+    return linear(out, out_proj_weight, out_proj_bias), weights
+
+
+def _mha_project(query, key, value, in_proj_weight, in_proj_bias, separate):
+    """The input projections of query, key and value, in their inputs' layout; one product
+    with the packed weight when the three are one tensor (self-attention)."""
+    b = in_proj_bias
+    E = query.shape[-1]
+    if separate is None:
+        w = in_proj_weight
+        if query is key and key is value:
+            return split_views(linear(query, w, b), (E, E, E), -1)
+        ws = (w[:E], w[E:2 * E], w[2 * E:])
+    else:
+        ws = separate
+    bs = (None, None, None) if b is None else (b[:E], b[E:2 * E], b[2 * E:])
+    return tuple(linear(x, w, b) for x, w, b in zip((query, key, value), ws, bs))
+
+
+def _mha_float_mask(mask: Tensor | None, dtype) -> Tensor | None:
+    """A mask as an additive float mask: True (bool) becomes -inf, floats stay."""
+    if mask is None or mask.dtype is not dt.bool_:
+        return mask
+    return full(tuple(mask.shape), 0.0, dtype=dtype, device=mask.device).masked_fill(
+        mask, -math.inf)
+
+
+def _mha_mask(attn_mask, key_padding_mask, N, H, L, S, dtype, extra=0):
+    """attn_mask ((L, S) or (N*H, L, S)) and key_padding_mask ((N, S)) merged into one
+    additive mask broadcast to (N, H, L, S + extra), the ``extra`` keys unmasked."""
+    if (attn_mask is not None and key_padding_mask is not None
+            and attn_mask.dtype != key_padding_mask.dtype):
+        warnings.warn("Support for mismatched key_padding_mask and attn_mask is deprecated. "
+                      "Use same type for both instead.", stacklevel=4)
+    mask = _mha_float_mask(attn_mask, dtype)
+    if mask is not None:
+        if mask.ndim == 3:
+            if tuple(mask.shape) != (N * H, L, S):
+                raise RuntimeError(f"The shape of the 3D attn_mask is {list(mask.shape)}, but "
+                                   f"should be {[N * H, L, S]}.")
+            mask = mask.reshape(N, H, L, S)
+        elif tuple(mask.shape) != (L, S):
+            raise RuntimeError(f"The shape of the 2D attn_mask is {list(mask.shape)}, but "
+                               f"should be {[L, S]}.")
+    padding = _mha_float_mask(key_padding_mask, dtype)
+    if padding is not None:
+        if tuple(padding.shape) != (N, S):
+            raise RuntimeError(f"expected key_padding_mask of shape {[N, S]}, but got "
+                               f"{list(padding.shape)}")
+        padding = padding.reshape(N, 1, 1, S)
+        mask = padding if mask is None else mask + padding
+    if mask is not None and extra:
+        mask = pad(mask, (0, extra))
+    return mask
 
 
 def _repeat_heads(t: Tensor, r: int) -> Tensor:
@@ -1654,15 +1956,30 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
                                   return_indices)
 
 
+def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+               ceil_mode: bool = False, return_indices: bool = False):
+    return _conv.max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode,
+                            return_indices)
+
+
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override=None) -> Tensor:
     return _conv.avg_pool2d(input, kernel_size, stride, padding, ceil_mode,
                                   count_include_pad, divisor_override)
 
 
+def avg_pool3d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override=None) -> Tensor:
+    return _conv.avg_pool3d(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                            divisor_override)
+
+
 def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     return _conv.adaptive_avg_pool2d(input, output_size)
 
+
+def adaptive_avg_pool3d(input: Tensor, output_size) -> Tensor:
+    return _conv.adaptive_avg_pool3d(input, output_size)
 
 
 def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
@@ -1671,13 +1988,45 @@ def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
                             return_indices)
 
 
+def max_pool1d_with_indices(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode: bool = False, return_indices: bool = False):
+    """max_pool1d's (values, indices), whatever return_indices says (as PyTorch's)."""
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode: bool = False, return_indices: bool = False):
+    return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool3d_with_indices(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode: bool = False, return_indices: bool = False):
+    return max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
 def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True) -> Tensor:
     return _conv.avg_pool1d(input, kernel_size, stride, padding, ceil_mode, count_include_pad)
 
 
 def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
-    return _conv.adaptive_max_pool2d(input, output_size, return_indices)
+    return _pool.adaptive_max_pool(2, input, output_size, return_indices)
+
+
+def adaptive_max_pool3d(input: Tensor, output_size, return_indices: bool = False):
+    return _pool.adaptive_max_pool(3, input, output_size, return_indices)
+
+
+def adaptive_max_pool1d_with_indices(input: Tensor, output_size, return_indices: bool = False):
+    return adaptive_max_pool1d(input, output_size, True)
+
+
+def adaptive_max_pool2d_with_indices(input: Tensor, output_size, return_indices: bool = False):
+    return adaptive_max_pool2d(input, output_size, True)
+
+
+def adaptive_max_pool3d_with_indices(input: Tensor, output_size, return_indices: bool = False):
+    return adaptive_max_pool3d(input, output_size, True)
 
 
 def _output_size_1d(output_size, name: str) -> int:
@@ -1731,6 +2080,56 @@ def lp_pool2d(input: Tensor, norm_type: float, kernel_size, stride=None,
     return _f.pow(_f.sign(out) * _f.relu(_f.abs(out)) * (kh * kw), 1.0 / norm_type)
 
 
+def lp_pool3d(input: Tensor, norm_type: float, kernel_size, stride=None,
+              ceil_mode: bool = False) -> Tensor:
+    """(sum of x^p over each window)^(1/p) over (N, C, D, H, W)."""
+    kd, kh, kw = (kernel_size,) * 3 if isinstance(kernel_size, numbers.Integral) else \
+        tuple(kernel_size)
+    out = avg_pool3d(_f.pow(input, norm_type), kernel_size, stride, 0, ceil_mode)
+    return _f.pow(_f.sign(out) * _f.relu(_f.abs(out)) * (kd * kh * kw), 1.0 / norm_type)
+
+
+def max_unpool1d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0,
+                 output_size=None) -> Tensor:
+    return _pool.max_unpool(1, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0,
+                 output_size=None) -> Tensor:
+    return _pool.max_unpool(2, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(input: Tensor, indices: Tensor, kernel_size, stride=None, padding=0,
+                 output_size=None) -> Tensor:
+    return _pool.max_unpool(3, input, indices, kernel_size, stride, padding, output_size)
+
+
+def fractional_max_pool2d(input: Tensor, kernel_size, output_size=None, output_ratio=None,
+                          return_indices: bool = False, _random_samples=None):
+    return _pool.fractional_max_pool(2, input, kernel_size, output_size, output_ratio,
+                                     return_indices, _random_samples)
+
+
+def fractional_max_pool3d(input: Tensor, kernel_size, output_size=None, output_ratio=None,
+                          return_indices: bool = False, _random_samples=None):
+    return _pool.fractional_max_pool(3, input, kernel_size, output_size, output_ratio,
+                                     return_indices, _random_samples)
+
+
+def fractional_max_pool2d_with_indices(input: Tensor, kernel_size, output_size=None,
+                                       output_ratio=None, return_indices: bool = False,
+                                       _random_samples=None):
+    return fractional_max_pool2d(input, kernel_size, output_size, output_ratio, True,
+                                 _random_samples)
+
+
+def fractional_max_pool3d_with_indices(input: Tensor, kernel_size, output_size=None,
+                                       output_ratio=None, return_indices: bool = False,
+                                       _random_samples=None):
+    return fractional_max_pool3d(input, kernel_size, output_size, output_ratio, True,
+                                 _random_samples)
+
+
 def channel_shuffle(input: Tensor, groups: int) -> Tensor:
     """(N, C, *) with C = g * k: channel i * k + j moves to j * g + i."""
     if input.ndim < 3:
@@ -1745,6 +2144,9 @@ def channel_shuffle(input: Tensor, groups: int) -> Tensor:
                            f"and {groups} groups.")
     return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(
         n, c, *rest)
+
+
+native_channel_shuffle = channel_shuffle
 
 
 # --- bilinear, bags, sampling grids ----------------------------------------------------------

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 from ..autograd import no_grad
-from ..creation import eye
+from ..creation import eye as _eye
 from ..creation import tensor as _tensor
 from ..ops.registry import functions as _f
 from ..tensor import Tensor
@@ -130,7 +130,7 @@ def eye_(tensor: Tensor) -> Tensor:
         raise ValueError("Only tensors with 2 dimensions are supported")
 
     with no_grad():
-        return tensor.copy_(eye(*tensor.shape, dtype=tensor.dtype, device=tensor.device))
+        return tensor.copy_(_eye(*tensor.shape, dtype=tensor.dtype, device=tensor.device))
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
@@ -221,3 +221,32 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
             value[(g * per_group + d, d, *centre)] = 1
     with no_grad():
         return tensor.copy_(_tensor(value, dtype=tensor.dtype, device=tensor.device))
+
+
+def _deprecated(new):
+    """The old name of an in-place initializer: warns (FutureWarning, as PyTorch) and calls
+    ``new``."""
+    new_name = new.__name__
+    old_name = new_name[:-1]
+
+    def deprecated_init(*args, **kwargs):
+        warnings.warn(f"`nn.init.{old_name}` is now deprecated in favor of "
+                      f"`nn.init.{new_name}`.", FutureWarning, stacklevel=2)
+        return new(*args, **kwargs)
+
+    deprecated_init.__name__ = deprecated_init.__qualname__ = old_name
+    deprecated_init.__doc__ = f"Deprecated: use nn.init.{new_name}."
+    return deprecated_init
+
+
+uniform = _deprecated(uniform_)
+normal = _deprecated(normal_)
+constant = _deprecated(constant_)
+eye = _deprecated(eye_)
+dirac = _deprecated(dirac_)
+xavier_uniform = _deprecated(xavier_uniform_)
+xavier_normal = _deprecated(xavier_normal_)
+kaiming_uniform = _deprecated(kaiming_uniform_)
+kaiming_normal = _deprecated(kaiming_normal_)
+orthogonal = _deprecated(orthogonal_)
+sparse = _deprecated(sparse_)

@@ -5,6 +5,7 @@ forward is one call into ``functional``."""
 from __future__ import annotations
 
 import math
+import warnings
 
 from .. import dtypes as dt
 from ..autograd import no_grad
@@ -70,59 +71,6 @@ class Linear(Module):
 class NonDynamicallyQuantizableLinear(Linear):
     """A Linear by another name: the class of MultiheadAttention's ``out_proj``, as in
     PyTorch (its repr and pickled module paths name it)."""
-
-
-class LazyLinear(Linear):
-    """A Linear whose ``in_features`` comes from the first input: until then weight and
-    bias are empty (in_features=0); the first forward (or loading a state dict) gives them
-    their shapes in place, so optimizers made before keep them, initializes them as Linear
-    and turns the module into a Linear."""
-
-    cls_to_become = Linear
-
-    def __init__(self, out_features: int, bias: bool = True, device=None, dtype=None) -> None:
-        Module.__init__(self)
-        self.in_features = 0
-        self.out_features = out_features
-        self.weight = Parameter(empty(0, **_factory(device, dtype)))
-        if bias:
-            self.bias = Parameter(empty(0, **_factory(device, dtype)))
-        else:
-            self.register_parameter("bias", None)
-
-    def has_uninitialized_params(self) -> bool:
-        return self.weight.ndim != 2
-
-    def reset_parameters(self) -> None:
-        if not self.has_uninitialized_params():
-            super().reset_parameters()
-
-    def initialize_parameters(self, input: Tensor) -> None:
-        if self.has_uninitialized_params():
-            self._materialize(input.shape[-1])
-            self.reset_parameters()
-
-    def _materialize(self, in_features: int) -> None:
-        self.in_features = in_features
-        with no_grad():
-            w = self.weight
-            w.data = empty(self.out_features, in_features, device=w.device, dtype=w.dtype)
-            if self.bias is not None:
-                b = self.bias
-                b.data = empty(self.out_features, device=b.device, dtype=b.dtype)
-
-    def forward(self, input: Tensor) -> Tensor:
-        self.initialize_parameters(input)
-        self.__class__ = self.cls_to_become
-        return F.linear(input, self.weight, self.bias)
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
-                              missing_keys, unexpected_keys, error_msgs):
-        saved = state_dict.get(prefix + "weight")
-        if self.has_uninitialized_params() and saved is not None and saved.ndim == 2:
-            self._materialize(saved.shape[1])
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
-                                      missing_keys, unexpected_keys, error_msgs)
 
 
 class Bilinear(Module):
@@ -360,7 +308,11 @@ class MaxPool2d(_MaxPoolNd):
     _pool = staticmethod(F.max_pool2d)
 
 
-class AvgPool2d(Module):
+class MaxPool3d(_MaxPoolNd):
+    _pool = staticmethod(F.max_pool3d)
+
+
+class _AvgPoolNd(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override=None) -> None:
         super().__init__()
@@ -372,11 +324,19 @@ class AvgPool2d(Module):
         self.divisor_override = divisor_override
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad, self.divisor_override)
+        return type(self)._pool(input, self.kernel_size, self.stride, self.padding,
+                                self.ceil_mode, self.count_include_pad, self.divisor_override)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(_AvgPoolNd):
+    _pool = staticmethod(F.avg_pool2d)
+
+
+class AvgPool3d(_AvgPoolNd):
+    _pool = staticmethod(F.avg_pool3d)
 
 
 class _AdaptiveAvgPoolNd(Module):
@@ -397,6 +357,10 @@ class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
 
 class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
     _pool = staticmethod(F.adaptive_avg_pool2d)
+
+
+class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
+    _pool = staticmethod(F.adaptive_avg_pool3d)
 
 
 class AvgPool1d(Module):
@@ -438,6 +402,10 @@ class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
     _pool = staticmethod(F.adaptive_max_pool2d)
 
 
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    _pool = staticmethod(F.adaptive_max_pool3d)
+
+
 class _LPPoolNd(Module):
     """Power-average pooling: (sum of x^norm_type over each window)^(1/norm_type)."""
 
@@ -464,6 +432,80 @@ class LPPool1d(_LPPoolNd):
 
 class LPPool2d(_LPPoolNd):
     _pool = staticmethod(F.lp_pool2d)
+
+
+class LPPool3d(_LPPoolNd):
+    _pool = staticmethod(F.lp_pool3d)
+
+
+class _MaxUnpoolNd(Module):
+    """The inverse of max pooling: values put back at their indices, zeros elsewhere."""
+
+    _n = 2
+
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__()
+        self.kernel_size = _ntuple(kernel_size, self._n)
+        self.stride = _ntuple(stride if stride is not None else kernel_size, self._n)
+        self.padding = _ntuple(padding, self._n)
+
+    def forward(self, input: Tensor, indices: Tensor, output_size=None) -> Tensor:
+        return type(self)._unpool(input, indices, self.kernel_size, self.stride, self.padding,
+                                  output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(_MaxUnpoolNd):
+    _n = 1
+    _unpool = staticmethod(F.max_unpool1d)
+
+
+class MaxUnpool2d(_MaxUnpoolNd):
+    _unpool = staticmethod(F.max_unpool2d)
+
+
+class MaxUnpool3d(_MaxUnpoolNd):
+    _n = 3
+    _unpool = staticmethod(F.max_unpool3d)
+
+
+class _FractionalMaxPoolNd(Module):
+    """Max pooling over windows at pseudo-random fractional strides (Graham, 2014); the
+    samples come from clgraph's generator unless ``_random_samples`` is given."""
+
+    _n = 2
+
+    def __init__(self, kernel_size, output_size=None, output_ratio=None,
+                 return_indices: bool = False, _random_samples=None) -> None:
+        super().__init__()
+        n = self._n
+        self.kernel_size = _ntuple(kernel_size, n)
+        self.return_indices = return_indices
+        self.register_buffer("_random_samples", _random_samples)
+        self.output_size = _ntuple(output_size, n) if output_size is not None else None
+        self.output_ratio = _ntuple(output_ratio, n) if output_ratio is not None else None
+        if output_size is None and output_ratio is None:
+            raise ValueError(f"{type(self).__name__} requires specifying either an output "
+                             "size, or a pooling ratio")
+        if output_size is not None and output_ratio is not None:
+            raise ValueError("only one of output_size and output_ratio may be specified")
+        if self.output_ratio is not None and not all(0 < r < 1 for r in self.output_ratio):
+            raise ValueError(f"output_ratio must be between 0 and 1 (got {output_ratio})")
+
+    def forward(self, input: Tensor):
+        return type(self)._pool(input, self.kernel_size, self.output_size, self.output_ratio,
+                                self.return_indices, _random_samples=self._random_samples)
+
+
+class FractionalMaxPool2d(_FractionalMaxPoolNd):
+    _pool = staticmethod(F.fractional_max_pool2d)
+
+
+class FractionalMaxPool3d(_FractionalMaxPoolNd):
+    _n = 3
+    _pool = staticmethod(F.fractional_max_pool3d)
 
 
 class Fold(Module):
@@ -567,14 +609,19 @@ class _BatchNorm(Module):
     def _check_input_dim(self, input: Tensor) -> None:
         raise NotImplementedError
 
-    def forward(self, input: Tensor) -> Tensor:
-        self._check_input_dim(input)
+    def _count_batch(self) -> float:
+        """Counts a training batch; returns the running statistics' update factor."""
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             with no_grad():
                 self.num_batches_tracked.add_(1)
             if self.momentum is None:  # cumulative moving average
                 factor = 1.0 / float(self.num_batches_tracked)
+        return factor
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check_input_dim(input)
+        factor = self._count_batch()
         use_batch = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
         return F.batch_norm(input, self.running_mean if track else None,
@@ -623,6 +670,67 @@ class BatchNorm3d(_BatchNorm):
             raise ValueError(f"expected 5D input (got {input.dim()}D input)")
 
 
+class SyncBatchNorm(_BatchNorm):
+    """Batch normalization over (N, C, *) whose batch statistics, in training, are those of
+    the whole global batch: per-channel sums, sums of squares and counts are all-reduced
+    over ``process_group`` (the default group when None) once clgraph.distributed is
+    initialized with more than one rank; otherwise it is BatchNorm. Unlike PyTorch it does
+    not insist on a GPU."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, process_group=None,
+                 device=None, dtype=None, *, bias: bool = True) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device,
+                         dtype, bias=bias)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check_input_dim(input)
+        if input.shape[1] == 0:
+            raise ValueError("SyncBatchNorm number of input channels should be non-zero")
+        use_batch = self.training or (self.running_mean is None and self.running_var is None)
+        world = _sync_world_size(self.process_group) if self.training and use_batch else 1
+        if world <= 1:
+            return super().forward(input)
+        return F._sync_batch_norm(input, self.running_mean, self.running_var, self.weight,
+                                  self.bias, self._count_batch(), self.eps, self.process_group)
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module: Module, process_group=None) -> Module:
+        """Every BatchNorm*d in ``module`` (itself included) replaced by a SyncBatchNorm
+        holding the same parameters and buffers; returns the converted module."""
+        out = module
+        if isinstance(module, _BatchNorm) and not isinstance(module, _InstanceNorm):
+            out = cls(module.num_features, module.eps, module.momentum, module.affine,
+                      module.track_running_stats, process_group)
+            if module.affine:
+                with no_grad():
+                    out.weight = module.weight
+                    out.bias = module.bias
+            out.running_mean = module.running_mean
+            out.running_var = module.running_var
+            out.num_batches_tracked = module.num_batches_tracked
+            out.training = module.training
+            if hasattr(module, "qconfig"):
+                out.qconfig = module.qconfig
+        for name, child in module.named_children():
+            out.add_module(name, cls.convert_sync_batchnorm(child, process_group))
+        return out
+
+
+def _sync_world_size(process_group) -> int:
+    """The ranks SyncBatchNorm's statistics span: 1 without an initialized process group."""
+    from .. import distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return 1
+    return dist.get_world_size(process_group)
+
+
 class LocalResponseNorm(Module):
     """Normalization of each channel by the squares of its ``size`` neighbours."""
 
@@ -641,29 +749,60 @@ class LocalResponseNorm(Module):
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
 
 
-class InstanceNorm2d(_BatchNorm):
-    """Instance normalization over (N, C, H, W) or (C, H, W): each plane normalized by its
-    own statistics; running statistics only with ``track_running_stats`` (used in eval)."""
+class _InstanceNorm(_BatchNorm):
+    """Instance normalization over (N, C, *spatial) or unbatched (C, *spatial), ``_n``
+    spatial dims: each plane normalized by its own statistics; running statistics only with
+    ``track_running_stats`` (used in eval)."""
+
+    _n = 2
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = False, track_running_stats: bool = False, device=None,
-                 dtype=None) -> None:
+                 dtype=None, *, bias: bool = True) -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device,
-                         dtype)
+                         dtype, bias=bias)
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() not in (self._n + 1, self._n + 2):
+            raise ValueError(f"expected {self._n + 1}D or {self._n + 2}D input (got "
+                             f"{input.dim()}D input)")
 
     def forward(self, input: Tensor) -> Tensor:
-        if input.dim() not in (3, 4):
-            raise ValueError(f"expected 3D or 4D input (got {input.dim()}D input)")
-        unbatched = input.dim() == 3
+        self._check_input_dim(input)
+        feature_dim = input.dim() - (self._n + 1)
+        if input.shape[feature_dim] != self.num_features:
+            if self.affine:
+                raise ValueError(f"expected input's size at dim={feature_dim} to match "
+                                 f"num_features ({self.num_features}), but got: "
+                                 f"{input.shape[feature_dim]}.")
+            warnings.warn(f"input's size at dim={feature_dim} does not match num_features. "
+                          "You can silence this warning by not passing in num_features, "
+                          "which is not used because affine=False", stacklevel=2)
+        unbatched = input.dim() == self._n + 1
         if unbatched:
             input = input.unsqueeze(0)
-        if input.shape[1] != self.num_features and self.affine:
-            raise ValueError(f"expected input's size at dim=1 to match num_features "
-                             f"({self.num_features}), but got: {input.shape[1]}.")
         out = F.instance_norm(input, self.running_mean, self.running_var, self.weight,
                               self.bias, self.training or not self.track_running_stats,
-                              0.1 if self.momentum is None else self.momentum, self.eps)
+                              0.0 if self.momentum is None else self.momentum, self.eps)
         return out.squeeze(0) if unbatched else out
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization over (N, C, L) or (C, L)."""
+
+    _n = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization over (N, C, H, W) or (C, H, W)."""
+
+    _n = 2
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalization over (N, C, D, H, W) or (C, D, H, W)."""
+
+    _n = 3
 
 
 def _trailing_norm(m, normalized_shape, eps, elementwise_affine, bias, device, dtype):
@@ -1251,6 +1390,49 @@ class Softmin(Module):
         return f"dim={self.dim}"
 
 
+class GLU(Module):
+    """a * sigmoid(b), a and b the halves of the input along ``dim``."""
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.glu(input, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Softmax2d(Module):
+    """Softmax over the channels of (N, C, H, W) or (C, H, W) at each location."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.dim() not in (3, 4):
+            raise ValueError(f"Softmax2d: expected input to be 3D or 4D, got {input.dim()}D "
+                             "instead")
+        return F.softmax(input, -3)
+
+
+class RReLU(Module):
+    """Randomized leaky ReLU: slope ~ U(lower, upper) per element in training, their mean
+    in evaluation."""
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3,
+                 inplace: bool = False) -> None:
+        super().__init__()
+        self.lower = lower
+        self.upper = upper
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.rrelu(input, self.lower, self.upper, self.training, self.inplace)
+
+    def extra_repr(self) -> str:
+        return f"lower={self.lower}, upper={self.upper}" + (", inplace=True" if self.inplace
+                                                             else "")
+
+
 # --- padding, distances, shuffles ---------------------------------------------------------
 
 
@@ -1302,6 +1484,28 @@ class ReplicationPad2d(_PadNd):
 
 class ReplicationPad3d(_PadNd):
     _n, _mode = 3, "replicate"
+
+
+class _CircularPadNd(_PadNd):
+    _mode = "circular"
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim not in (self._n + 1, self._n + 2):
+            raise ValueError(f"expected {self._n + 1}D or {self._n + 2}D input (got "
+                             f"{input.ndim}D input)")
+        return F.pad(input, self.padding, "circular")
+
+
+class CircularPad1d(_CircularPadNd):
+    _n = 1
+
+
+class CircularPad2d(_CircularPadNd):
+    _n = 2
+
+
+class CircularPad3d(_CircularPadNd):
+    _n = 3
 
 
 class _ConstantPadNd(_PadNd):
@@ -1393,3 +1597,15 @@ class PixelShuffle(Module):
 
     def extra_repr(self) -> str:
         return f"upscale_factor={self.upscale_factor}"
+
+
+class PixelUnshuffle(Module):
+    def __init__(self, downscale_factor: int) -> None:
+        super().__init__()
+        self.downscale_factor = downscale_factor
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.pixel_unshuffle(input, self.downscale_factor)
+
+    def extra_repr(self) -> str:
+        return f"downscale_factor={self.downscale_factor}"

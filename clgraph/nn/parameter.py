@@ -63,3 +63,66 @@ class Buffer(Tensor):
 
     def __init__(self, data=None, *, persistent=True):
         pass
+
+
+class UninitializedTensorMixin:
+    """A lazy module's placeholder: an empty tensor of the dtype and device asked for, until
+    ``materialize(shape)`` gives it that shape in place (same object, so references taken
+    before, by an optimizer say, stay valid) and turns it into ``cls_to_become``."""
+
+    __slots__ = ()
+    cls_to_become: type
+
+    def materialize(self, shape, device=None, dtype=None) -> None:
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        self.data = empty(*shape, device=self.device if device is None else device,
+                          dtype=self.dtype if dtype is None else dtype)
+        self.__class__ = self.cls_to_become
+
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
+
+    __str__ = __repr__
+
+    def __deepcopy__(self, memo):
+        if id(self) not in memo:
+            memo[id(self)] = type(self)(self.requires_grad, device=self.device,
+                                        dtype=self.dtype)
+        return memo[id(self)]
+
+    def __reduce_ex__(self, protocol):
+        return (type(self), (self.requires_grad,))
+
+
+class UninitializedParameter(UninitializedTensorMixin, Parameter):
+    """torch.nn.UninitializedParameter: a Parameter whose shape is not known yet (of
+    LazyLinear, LazyConv2d...). Until it is materialized its data is an empty (0,) tensor;
+    PyTorch refuses most uses of it, clgraph lets them see that empty tensor."""
+
+    __slots__ = ()
+    cls_to_become = Parameter
+
+    def __new__(cls, requires_grad: bool = True, device=None, dtype=None):
+        return _reclass(cls, empty(0, device=device, dtype=dtype), requires_grad)
+
+    def __init__(self, requires_grad=True, device=None, dtype=None):
+        pass
+
+
+class UninitializedBuffer(UninitializedTensorMixin, Tensor):
+    """torch.nn.UninitializedBuffer: a buffer whose shape is not known yet (a lazy norm's
+    running statistics); ``materialize(shape)`` turns it into a plain Tensor in place."""
+
+    __slots__ = ()
+    cls_to_become = Tensor
+
+    def __new__(cls, requires_grad: bool = False, device=None, dtype=None):
+        return _reclass(cls, empty(0, device=device, dtype=dtype), requires_grad)
+
+    def __init__(self, requires_grad=False, device=None, dtype=None):
+        pass
+
+
+def is_lazy(param) -> bool:
+    """Whether ``param`` is an UninitializedParameter or UninitializedBuffer."""
+    return isinstance(param, UninitializedTensorMixin)

@@ -82,14 +82,19 @@ def _reset_uniform(module: Module) -> None:
         init.uniform_(p, -bound, bound)
 
 
-class _RNNBase(Module):
-    mode: str  # a key of _MODES, set by each layer class
+class RNNBase(Module):
+    """torch.nn.RNNBase: the recurrent layers' base, ``mode`` one of "LSTM", "GRU",
+    "RNN_TANH" and "RNN_RELU". Unlike PyTorch's it runs by itself as the layer of its
+    mode."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+    def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, proj_size: int = 0, device=None,
                  dtype=None) -> None:
         super().__init__()
+        if mode not in _MODES:
+            raise ValueError(f"Unrecognized RNN mode: {mode}")
+        self.mode = mode
         if not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1 or isinstance(
                 dropout, bool):
             raise ValueError("dropout should be a number in range [0, 1] representing the "
@@ -271,7 +276,7 @@ class _RNNBase(Module):
         return (_f.cat(outs) if packed else _f.stack(outs)), state
 
 
-class RNN(_RNNBase):
+class RNN(RNNBase):
     """torch.nn.RNN: h_t = nonlinearity(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) with
     ``nonlinearity`` "tanh" or "relu". ``forward(input, h_0)`` returns (output, h_n)."""
 
@@ -279,40 +284,47 @@ class RNN(_RNNBase):
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, device=None,
                  dtype=None) -> None:
-        self.mode = _nonlinearity_mode(nonlinearity)
+        super().__init__(_nonlinearity_mode(nonlinearity), input_size, hidden_size, num_layers,
+                         bias, batch_first, dropout, bidirectional, device=device, dtype=dtype)
         self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, device=device, dtype=dtype)
 
 
-class LSTM(_RNNBase):
+class LSTM(RNNBase):
     """torch.nn.LSTM (gates i, f, g, o). ``forward(input, (h_0, c_0))`` returns
     (output, (h_n, c_n)); with ``proj_size`` each step's h is projected by ``weight_hr_l<k>``
     to that size."""
 
-    mode = "LSTM"
+    mode = "LSTM"  # also the class's: whole modules pickled before RNNBase took ``mode``
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__("LSTM", *args, **kwargs)
 
 
-class GRU(_RNNBase):
+class GRU(RNNBase):
     """torch.nn.GRU (gates r, z, n; n = tanh(x_n + r * (W_hn h + b_hn))).
     ``forward(input, h_0)`` returns (output, h_n)."""
 
     mode = "GRU"
 
+    def __init__(self, *args, **kwargs) -> None:
+        if "proj_size" in kwargs:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        super().__init__("GRU", *args, **kwargs)
 
-class _RNNCellBase(Module):
-    """One step of a recurrent layer: ``weight_ih`` (G*H, in), ``weight_hh`` (G*H, H),
-    ``bias_ih`` and ``bias_hh`` (G*H), all ~ U(-1/sqrt(H), 1/sqrt(H)); input (N, in) or
-    unbatched (in)."""
 
-    mode: str  # a key of _MODES, set by each cell class
+class RNNCellBase(Module):
+    """torch.nn.RNNCellBase: one step of a recurrent layer, ``weight_ih`` (G*H, in),
+    ``weight_hh`` (G*H, H), ``bias_ih`` and ``bias_hh`` (G*H), G = ``num_chunks``, all
+    ~ U(-1/sqrt(H), 1/sqrt(H)); input (N, in) or unbatched (in). The cells set ``mode``."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None) -> None:
+    mode: str | None = None  # a key of _MODES, set by each cell class
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool, num_chunks: int,
+                 device=None, dtype=None) -> None:
         super().__init__()
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         fk = _factory(device, dtype)
-        G = _MODES[self.mode][1]
+        G = num_chunks
         self.weight_ih = Parameter(creation.empty(G * hidden_size, input_size, **fk))
         self.weight_hh = Parameter(creation.empty(G * hidden_size, hidden_size, **fk))
         if bias:
@@ -336,6 +348,8 @@ class _RNNCellBase(Module):
 
     def forward(self, input: Tensor, hx=None):
         name = type(self).__name__
+        if self.mode is None:
+            return super().forward(input, hx)
         if input.ndim not in (1, 2):
             raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.ndim}D "
                              "instead")
@@ -369,7 +383,7 @@ class _RNNCellBase(Module):
         return tuple(out) if n_states > 1 else out[0]
 
 
-class RNNCell(_RNNCellBase):
+class RNNCell(RNNCellBase):
     """torch.nn.RNNCell: h' = nonlinearity(x W_ih^T + b_ih + h W_hh^T + b_hh).
     ``forward(input, hx=None)`` returns h'."""
 
@@ -377,19 +391,27 @@ class RNNCell(_RNNCellBase):
                  nonlinearity: str = "tanh", device=None, dtype=None) -> None:
         self.mode = _nonlinearity_mode(nonlinearity)
         self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
+        super().__init__(input_size, hidden_size, bias, 1, device=device, dtype=dtype)
 
 
-class LSTMCell(_RNNCellBase):
+class LSTMCell(RNNCellBase):
     """torch.nn.LSTMCell: ``forward(input, (h, c)=None)`` returns (h', c')."""
 
     mode = "LSTM"
 
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None) -> None:
+        super().__init__(input_size, hidden_size, bias, 4, device=device, dtype=dtype)
 
-class GRUCell(_RNNCellBase):
+
+class GRUCell(RNNCellBase):
     """torch.nn.GRUCell: ``forward(input, hx=None)`` returns h'."""
 
     mode = "GRU"
 
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None) -> None:
+        super().__init__(input_size, hidden_size, bias, 3, device=device, dtype=dtype)
 
-__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell"]
+
+__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell", "RNNCellBase"]

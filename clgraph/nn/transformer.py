@@ -9,8 +9,7 @@ import copy
 import math
 
 from .. import dtypes as dt
-from ..creation import empty, full, zeros
-from ..ops import join as _join
+from ..creation import empty, full
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -18,14 +17,6 @@ from .container import ModuleList
 from .layers import Dropout, LayerNorm, Linear, NonDynamicallyQuantizableLinear, _factory
 from .module import Module
 from .parameter import Parameter
-
-
-def _float_mask(mask: Tensor | None, dtype) -> Tensor | None:
-    """A mask as an additive float mask: True (bool) becomes -inf, floats stay."""
-    if mask is None or mask.dtype is not dt.bool_:
-        return mask
-    return full(tuple(mask.shape), 0.0, dtype=dtype, device=mask.device).masked_fill(
-        mask, -math.inf)
 
 
 class MultiheadAttention(Module):
@@ -104,96 +95,17 @@ class MultiheadAttention(Module):
                                " to create this mask.")
         # the (sequence, batch) dims of the inputs: (1, 0) batch first, else (0, 1)
         dims = (1, 0) if batched and self.batch_first else (0, 1)
-        out, weights = self._attend(query, key, value, dims, key_padding_mask, need_weights,
-                                    attn_mask, average_attn_weights)
+        separate = None if self._qkv_same_embed_dim else (
+            self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)
+        out, weights = F._multi_head_attention(
+            query, key, value, dims, self.num_heads, self.in_proj_weight, self.in_proj_bias,
+            separate, self.bias_k, self.bias_v, self.add_zero_attn,
+            self.dropout if self.training else 0.0, self.out_proj.weight, self.out_proj.bias,
+            key_padding_mask, need_weights, attn_mask, None, None, average_attn_weights)
         if not batched:
             out = out.squeeze(1)
             weights = None if weights is None else weights.squeeze(0)
         return out, weights
-
-    def _project(self, query, key, value):
-        """The input projections of query, key and value, in their inputs' layout; one
-        product with the packed weight when the three are one tensor (self-attention)."""
-        E, b = self.embed_dim, self.in_proj_bias
-        if self._qkv_same_embed_dim:
-            w = self.in_proj_weight
-            if query is key and key is value:
-                return _join.split_views(F.linear(query, w, b), (E, E, E), -1)
-            ws = (w[:E], w[E:2 * E], w[2 * E:])
-        else:
-            ws = (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)
-        bs = (None, None, None) if b is None else (b[:E], b[E:2 * E], b[2 * E:])
-        return tuple(F.linear(x, w, b) for x, w, b in zip((query, key, value), ws, bs))
-
-    def _attend(self, query, key, value, dims, key_padding_mask, need_weights, attn_mask,
-                average):
-        """Inputs with (sequence, batch) at ``dims`` -> the output in the same layout and
-        the weights (or None). The heads are views of the projections, and the attention's
-        output merges back into the layout without a copy. ``bias_k``/``bias_v`` append one
-        key and value per batch after the projection, ``add_zero_attn`` one zero key and
-        value per head; the masks get a zero (attending) column for each."""
-        sd, bd = dims
-        L, N, E = query.shape[sd], query.shape[bd], self.embed_dim
-        S, H, D = key.shape[sd], self.num_heads, self.head_dim
-
-        def heads(y):  # (.., .., E) -> (N, H, n, D)
-            y = y.reshape(*y.shape[:2], H, D)
-            return y.permute(bd, 2, sd, 3)
-
-        q, k, v = self._project(query, key, value)
-        extra = 0
-        if self.bias_k is not None:
-            one = (1, N, E) if sd == 0 else (N, 1, E)
-            k = _join.cat([k, self.bias_k.expand(*one)], sd)
-            v = _join.cat([v, self.bias_v.expand(*one)], sd)
-            extra += 1
-        q, k, v = heads(q), heads(k), heads(v)
-        if self.add_zero_attn:
-            z = zeros(N, H, 1, D, dtype=k.dtype, device=k.device)
-            k, v = _join.cat([k, z], 2), _join.cat([v, z], 2)
-            extra += 1
-        mask = self._mask(attn_mask, key_padding_mask, N, L, S, q.dtype, extra)
-        p = self.dropout if self.training else 0.0
-        if need_weights:
-            scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(D))
-            if mask is not None:
-                scores = scores + mask
-            weights = F.softmax(scores, dim=-1)
-            if p > 0:  # PyTorch returns the weights after dropout
-                weights = F.dropout(weights, p)
-            out = weights @ v
-            weights = weights.mean(dim=1) if average else weights
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, mask, p)
-            weights = None
-        # (N, H, n, D) -> the inputs' layout (.., .., E)
-        out = out.permute(*((2, 0) if sd == 0 else (0, 2)), 1, 3).reshape(
-            *((L, N) if sd == 0 else (N, L)), E)
-        return self.out_proj(out), weights
-
-    def _mask(self, attn_mask, key_padding_mask, N, L, S, dtype, extra=0):
-        """attn_mask ((L, S) or (N*H, L, S)) and key_padding_mask ((N, S)) merged into one
-        additive mask broadcast to (N, H, L, S + extra), the ``extra`` keys unmasked."""
-        mask = _float_mask(attn_mask, dtype)
-        if mask is not None:
-            if mask.ndim == 3:
-                if tuple(mask.shape) != (N * self.num_heads, L, S):
-                    raise RuntimeError(f"The shape of the 3D attn_mask is {list(mask.shape)},"
-                                       f" but should be {[N * self.num_heads, L, S]}.")
-                mask = mask.reshape(N, self.num_heads, L, S)
-            elif tuple(mask.shape) != (L, S):
-                raise RuntimeError(f"The shape of the 2D attn_mask is {list(mask.shape)}, but "
-                                   f"should be {[L, S]}.")
-        pad = _float_mask(key_padding_mask, dtype)
-        if pad is not None:
-            if tuple(pad.shape) != (N, S):
-                raise RuntimeError(f"expected key_padding_mask of shape {[N, S]}, but got "
-                                   f"{list(pad.shape)}")
-            pad = pad.reshape(N, 1, 1, S)
-            mask = pad if mask is None else mask + pad
-        if mask is not None and extra:
-            mask = F.pad(mask, (0, extra))
-        return mask
 
 
 def _activation(a):

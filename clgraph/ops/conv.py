@@ -1,4 +1,5 @@
-"""Convolution and pooling: conv2d, unfold/fold, max_pool2d, avg_pool2d, adaptive_avg_pool2d.
+"""Convolution and pooling: conv2d, unfold/fold, and the 2-d and 3-d max, average and adaptive
+average pools.
 
 conv2d unfolds patches with the im2col row (as rows: (N, OH*OW, C*kh*kw)), multiplies them
 by W^T with the matmul row (the batch folded into M, one GEMM per group), adds the bias as
@@ -6,15 +7,18 @@ an ordinary broadcast add and turns the channels-last product into NCHW with the
 transpose_copy row. im2col and col2im (fold, its adjoint) are rows whose VJPs are each
 other, so conv2d's gradients (input: col2im of g @ W, weight: rows^T @ g, bias: a sum)
 come out of autograd as matmuls and differentiate again. Each pool is a row with a kernel
-and a backward row: the average pools' backward rows have the forward rows as VJPs, max
-pooling's has a gather at the argmax. No kernel races: each work-item owns the outputs it
-writes and adds its contributions in a fixed order, so results are deterministic without
-atomics. Kernels live in kernels/conv.cl and read inputs through strides, so no input is
-copied. Imports registry, movement, linalg, index (lazily), codegen and dtypes; never
-tensor."""
+and a backward row, one set of rows per dimensionality over the same N-d kernels (a 2-d
+pool runs as a 3-d one of depth one): the average pools' backward rows have the forward
+rows as VJPs, max pooling's has a gather at the argmax. No kernel races: each work-item
+owns the outputs it writes and adds its contributions in a fixed order, so results are
+deterministic without atomics. Kernels live in kernels/conv.cl and read inputs through
+strides, so no input is copied. Imports registry, movement, linalg, index (lazily), codegen
+and dtypes; never tensor."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 import numbers
 
 import numpy as np
@@ -32,10 +36,10 @@ from .registry import OpDef, apply, public, register
 
 
 
-def _launch(name, d: dt.dtype, out, rows: int, values: dict) -> None:
+def _launch(name, d: dt.dtype, out, rows: int, values: dict, label: str | None = None) -> None:
     """Run kernel ``name`` of kernels/conv.cl for dtype d, one work-item per row, with its
     arguments by parameter name (``rows`` added unless given: the 2x2 pooling kernels take
-    several work-items per row)."""
+    several work-items per row); ``label`` names the launch (the row of an N-d kernel)."""
     if rows == 0:
         return
     info = out.device.info
@@ -45,7 +49,7 @@ def _launch(name, d: dt.dtype, out, rows: int, values: dict) -> None:
         defines += (("USE_FP64", "1"),)
     kern = codegen.template_kernel(info, "conv.cl", name, defines)
     L = codegen.local_size(info)
-    registry.launch(info, kern, name, (-(-rows // L) * L,), (L,),
+    registry.launch(info, kern, label or name, (-(-rows // L) * L,), (L,),
                     codegen.pack(kern, {"rows": rows, **values}))
 
 
@@ -335,6 +339,9 @@ CONV_DW = register(OpDef(
 
 
 # --- pooling rows -------------------------------------------------------------------------
+# One set of rows per dimensionality (max_pool2d, max_pool3d, ...), all from _pool_rows and
+# run by conv.cl's N-d kernels: a 2-d pool is a 3-d one of depth one. Inputs are batched
+# (N, C, *spatial); attrs are tuples of one entry per spatial dim.
 
 
 def _pool_out(n, k, s, p, d, ceil_mode) -> int:
@@ -351,49 +358,80 @@ def _pool_size(x, kernel_size, stride, padding, dilation, ceil_mode):
                  zip(x._shape[2:], kernel_size, stride, padding, dilation))
 
 
+def _vol(name: str, t) -> dict:
+    """conv.cl's VOL(name): a volume's buffer, offset and strides (depth stride 0 for an
+    image)."""
+    sn, sc, *sp = t._stride
+    sd, sh, sw = [0] * (3 - len(sp)) + sp
+    return {name: t._storage.buf, f"{name}off": t._offset, f"{name}sn": sn, f"{name}sc": sc,
+            f"{name}sd": sd, f"{name}sh": sh, f"{name}sw": sw}
+
+
+def _geom3(C, size, kernel_size, stride, padding, dilation, out) -> dict:
+    """conv.cl's GEOM3; a 2-d pool gets a depth of one."""
+    def three(v, fill):
+        return (fill,) * (3 - len(v)) + tuple(v)
+    values = {"C": C}
+    for keys, v, fill in (("DHW", size, 1), (("KD", "KH", "KW"), kernel_size, 1),
+                          (("SD", "SH", "SW"), stride, 1), (("PD", "PH", "PW"), padding, 0),
+                          (("DD", "DH", "DW"), dilation, 1), (("OD", "OH", "OW"), out, 1)):
+        values.update(zip(keys, three(v, fill)))
+    return values
+
+
+def _out_rows(N, C, out) -> int:
+    """Work-items of the forward pool kernels: one per output row (n, c, od, oh)."""
+    return N * C * int(np.prod(out[:-1]))
+
+
 def _run_max_pool(op, args, attrs, out=None):
     (x,) = args
     ks, st, pad, dil = (attrs[k] for k in ("kernel_size", "stride", "padding", "dilation"))
-    N, C, H, W = x._shape
-    OH, OW = _pool_size(x, ks, st, pad, dil, attrs["ceil_mode"])
-    y = _empty((N, C, OH, OW), x)
-    idx = registry.Tensor._empty((N, C, OH, OW), dt.int64, x.device) \
+    N, C, *size = x._shape
+    osize = _pool_size(x, ks, st, pad, dil, attrs["ceil_mode"])
+    y = _empty((N, C) + osize, x)
+    idx = registry.Tensor._empty((N, C) + osize, dt.int64, x.device) \
         if attrs["return_indices"] else None
-    rows = N * C * OH
-    values = {**_img("x", x), "y": y._storage.buf, "want_idx": int(idx is not None),
-              "idx": (idx if idx is not None else y)._storage.buf}
-    if _pool2x2(attrs, x, OH, OW):
-        _launch("max_pool2x2", x.dtype, y, rows * -(-OW // 8),
-                {**values, "C": C, "H": H, "W": W, "OH": OH, "OW": OW, "rows": rows})
+    rows = _out_rows(N, C, osize)
+    bufs = {"y": y._storage.buf, "want_idx": int(idx is not None),
+            "idx": (idx if idx is not None else y)._storage.buf}
+    if _pool2x2(attrs, x, osize):
+        H, W = size
+        _launch("max_pool2x2", x.dtype, y, rows * -(-osize[1] // 8),
+                {**_img("x", x), **bufs, "C": C, "H": H, "W": W, "OH": osize[0],
+                 "OW": osize[1], "rows": rows})
     else:
-        _launch("max_pool2d", x.dtype, y, rows,
-                {**values, **_geom(C, H, W, ks, st, pad, dil, OH, OW)})
+        _launch("max_pool", x.dtype, y, rows,
+                {**_vol("x", x), **bufs, **_geom3(C, size, ks, st, pad, dil, osize)},
+                label=op.name)
     return y if idx is None else (y, idx)
 
 
-def _pool2x2(attrs, x, OH, OW) -> bool:
-    """Whether conv.cl's max_pool2x2 kernels apply: 2x2 windows at stride 2 without padding
-    or dilation over float32 rows read with unit stride."""
+def _pool2x2(attrs, x, osize) -> bool:
+    """Whether conv.cl's max_pool2x2 kernels apply: 2-d 2x2 windows at stride 2 without
+    padding or dilation over float32 rows read with unit stride."""
     return (attrs["kernel_size"] == (2, 2) and attrs["stride"] == (2, 2)
             and attrs["padding"] == (0, 0) and attrs["dilation"] == (1, 1)
-            and x.dtype is dt.float32 and x._stride[3] == 1 and OH >= 1 and OW >= 1
-            and OH == x._shape[2] // 2 and OW == x._shape[3] // 2)
+            and x.dtype is dt.float32 and x._stride[3] == 1 and min(osize) >= 1
+            and osize == (x._shape[2] // 2, x._shape[3] // 2))
 
 
 def _run_max_pool_backward(op, args, attrs, out=None):
     g, x = args
     ks, st, pad, dil = (attrs[k] for k in ("kernel_size", "stride", "padding", "dilation"))
-    N, C, H, W = x._shape
-    OH, OW = _check_grad_size(g, _pool_size(x, ks, st, pad, dil, attrs["ceil_mode"]))
+    N, C, *size = x._shape
+    osize = _check_grad_size(g, _pool_size(x, ks, st, pad, dil, attrs["ceil_mode"]))
     gx = _empty(x._shape, g)
-    rows = N * C * OH
-    values = {**_img("g", g), **_img("x", x), "gx": gx._storage.buf}
-    if _pool2x2(attrs, x, OH, OW) and g.dtype is dt.float32:
-        _launch("max_pool2x2_backward", g.dtype, gx, rows * -(-OW // 8),
-                {**values, "C": C, "H": H, "W": W, "OH": OH, "OW": OW, "rows": rows})
+    rows = _out_rows(N, C, osize)
+    if _pool2x2(attrs, x, osize) and g.dtype is dt.float32:
+        H, W = size
+        _launch("max_pool2x2_backward", g.dtype, gx, rows * -(-osize[1] // 8),
+                {**_img("g", g), **_img("x", x), "gx": gx._storage.buf, "C": C, "H": H,
+                 "W": W, "OH": osize[0], "OW": osize[1], "rows": rows})
     else:
-        _launch("max_pool2d_backward", g.dtype, gx, rows,
-                {**values, **_geom(C, H, W, ks, st, pad, dil, OH, OW)})
+        _launch("max_pool_backward", g.dtype, gx, rows,
+                {**_vol("g", g), **_vol("x", x), "gx": gx._storage.buf,
+                 **_geom3(C, size, ks, st, pad, dil, osize)}, label=op.name)
     return gx
 
 
@@ -401,7 +439,7 @@ def _check_grad_size(g, size):
     if tuple(g._shape[2:]) != tuple(size):
         raise RuntimeError(f"expected a gradient of spatial size {list(size)}, but got "
                            f"{list(g.shape)}")
-    return size
+    return tuple(size)
 
 
 def _avg_flags(attrs) -> dict:
@@ -412,83 +450,91 @@ def _avg_flags(attrs) -> dict:
 def _run_avg_pool(op, args, attrs, out=None):
     (x,) = args
     ks, st, pad = (attrs[k] for k in ("kernel_size", "stride", "padding"))
-    N, C, H, W = x._shape
-    OH, OW = _pool_size(x, ks, st, pad, (1, 1), attrs["ceil_mode"])
-    y = _empty((N, C, OH, OW), x)
-    rows = N * C * OH
-    _launch("avg_pool2d", x.dtype, y, rows,
-            {**_img("x", x), **_geom(C, H, W, ks, st, pad, (1, 1), OH, OW),
-             **_avg_flags(attrs), "y": y._storage.buf})
+    N, C, *size = x._shape
+    ones = (1,) * len(ks)
+    osize = _pool_size(x, ks, st, pad, ones, attrs["ceil_mode"])
+    y = _empty((N, C) + osize, x)
+    _launch("avg_pool", x.dtype, y, _out_rows(N, C, osize),
+            {**_vol("x", x), **_geom3(C, size, ks, st, pad, ones, osize),
+             **_avg_flags(attrs), "y": y._storage.buf}, label=op.name)
     return y
 
 
 def _run_avg_pool_backward(op, args, attrs, out=None):
     (g,) = args
     ks, st, pad = (attrs[k] for k in ("kernel_size", "stride", "padding"))
-    N, C, OH, OW = g._shape
-    H, W = attrs["input_size"]
+    N, C, *osize = g._shape
+    size = tuple(attrs["input_size"])
+    ones = (1,) * len(ks)
     _check_grad_size(g, tuple(_pool_out(n, k, s, p, 1, attrs["ceil_mode"]) for n, k, s, p in
-                              zip((H, W), ks, st, pad)))
-    gx = _empty((N, C, H, W), g)
-    rows = N * C * H
-    _launch("avg_pool2d_backward", g.dtype, gx, rows,
-            {**_img("g", g), **_geom(C, H, W, ks, st, pad, (1, 1), OH, OW),
-             **_avg_flags(attrs), "gx": gx._storage.buf})
+                              zip(size, ks, st, pad)))
+    gx = _empty((N, C) + size, g)
+    _launch("avg_pool_backward", g.dtype, gx, N * C * int(np.prod(size[:-1])),
+            {**_vol("g", g), **_geom3(C, size, ks, st, pad, ones, osize),
+             **_avg_flags(attrs), "gx": gx._storage.buf}, label=op.name)
     return gx
 
 
-def _adaptive(kernel, x, C, H, W, OH, OW, out_hw):
-    """Adaptive average pooling (H, W) -> (OH, OW), or its backward: one work-item per
-    output row."""
-    y = _empty(x._shape[:2] + out_hw, x)
-    rows = x._shape[0] * C * out_hw[0]
-    src, dst = ("x", "y") if kernel == "adaptive_avg_pool2d" else ("g", "gx")
-    _launch(kernel, x.dtype, y, rows, {**_img(src, x), "C": C, "H": H, "W": W, "OH": OH,
-                                       "OW": OW, dst: y._storage.buf})
+def _adaptive(kernel, label, x, size, osize, result_size):
+    """Adaptive average pooling ``size`` -> ``osize``, or its backward (result_size the
+    input's): one work-item per result row."""
+    N, C = x._shape[:2]
+    y = _empty((N, C) + tuple(result_size), x)
+    src, dst = ("x", "y") if kernel == "adaptive_avg_pool" else ("g", "gx")
+    g = _geom3(C, size, (), (), (), (), osize)
+    _launch(kernel, x.dtype, y, N * C * int(np.prod(result_size[:-1])),
+            {**_vol(src, x), **{k: g[k] for k in ("C", "D", "H", "W", "OD", "OH", "OW")},
+             dst: y._storage.buf}, label=label)
     return y
 
 
 def _run_adaptive(op, args, attrs, out=None):
     (x,) = args
-    _, C, H, W = x._shape
-    OH, OW = attrs["output_size"]
-    return _adaptive("adaptive_avg_pool2d", x, C, H, W, OH, OW, (OH, OW))
+    osize = tuple(attrs["output_size"])
+    return _adaptive("adaptive_avg_pool", op.name, x, x._shape[2:], osize, osize)
 
 
 def _run_adaptive_backward(op, args, attrs, out=None):
     (g,) = args
-    _, C, OH, OW = g._shape
-    H, W = attrs["input_size"]
-    return _adaptive("adaptive_avg_pool2d_backward", g, C, H, W, OH, OW, (H, W))
+    size = tuple(attrs["input_size"])
+    return _adaptive("adaptive_avg_pool_backward", op.name, g, size, g._shape[2:], size)
 
 
 # numpy references (the row's ``ref``); NaN ties aside, they match the kernels exactly
 
 
+def _grid(nd: int, axis: int, a):
+    """A (O, K) table of axis ``axis`` of ``nd`` shaped to broadcast as (O..., K...)."""
+    shape = [1] * (2 * nd)
+    shape[axis], shape[nd + axis] = a.shape
+    return a.reshape(shape)
+
+
 def _windows(x, kernel_size, stride, padding, dilation, out_size, fill):
-    """The windows as an (N, C, OH, OW, kh, kw) array of the image padded with ``fill``."""
+    """The windows as an (N, C, *out_size, *kernel_size) array of the input padded with
+    ``fill``."""
+    nd = len(kernel_size)
     pads = [(p, max(0, (o - 1) * s + d * (k - 1) + 1 - n - p)) for n, k, s, p, d, o in
             zip(x.shape[2:], kernel_size, stride, padding, dilation, out_size)]
     xp = np.pad(x, ((0, 0), (0, 0), *pads), constant_values=fill)
-    ih = _taps(kernel_size[0], stride[0], 0, dilation[0], out_size[0])
-    iw = _taps(kernel_size[1], stride[1], 0, dilation[1], out_size[1])
-    return xp[:, :, ih.T[:, None, :, None], iw.T[None, :, None, :]]
+    taps = tuple(_grid(nd, i, _taps(k, s, 0, d, o).T) for i, (k, s, d, o) in
+                 enumerate(zip(kernel_size, stride, dilation, out_size)))
+    return xp[(slice(None), slice(None)) + taps]
 
 
 def _max_pool_ref(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    nd = len(kernel_size)
     size = tuple(_pool_out(n, k, s, p, d, ceil_mode) for n, k, s, p, d in
                  zip(x.shape[2:], kernel_size, stride, padding, dilation))
     win = _windows(x, kernel_size, stride, padding, dilation, size, -np.inf)
-    flat = win.reshape(*win.shape[:4], -1)
+    flat = win.reshape(*win.shape[:2 + nd], -1)
     y = flat.max(-1)
     if not return_indices:
         return y
-    k = flat.argmax(-1)
-    ih = np.arange(size[0])[:, None] * stride[0] - padding[0] + (k // kernel_size[1]) * \
-        dilation[0]
-    iw = np.arange(size[1])[None, :] * stride[1] - padding[1] + (k % kernel_size[1]) * \
-        dilation[1]
-    return y, ih * x.shape[3] + iw
+    taps = np.unravel_index(flat.argmax(-1), kernel_size)
+    pos = [np.arange(o).reshape([-1 if j == i else 1 for j in range(nd)]) * s - p + t * d
+           for i, (t, o, s, p, d) in enumerate(zip(taps, size, stride, padding, dilation))]
+    return y, np.ravel_multi_index(tuple(pos), x.shape[2:])
 
 
 def _max_pool_backward_ref(g, x, **attrs):
@@ -512,17 +558,18 @@ def _avg_divisors(size, kernel_size, stride, padding, count_include_pad, divisor
         end = np.minimum(start + k, n + p)
         ext.append(end - start if count_include_pad else
                    np.minimum(end, n) - np.maximum(start, 0))
-    return np.outer(*ext)
+    return functools.reduce(np.multiply.outer, ext)
 
 
 def _avg_pool_ref(x, kernel_size, stride, padding, ceil_mode, count_include_pad,
                   divisor_override):
+    nd = len(kernel_size)
     size = tuple(_pool_out(n, k, s, p, 1, ceil_mode) for n, k, s, p in
                  zip(x.shape[2:], kernel_size, stride, padding))
-    win = _windows(x, kernel_size, stride, padding, (1, 1), size, 0)
+    win = _windows(x, kernel_size, stride, padding, (1,) * nd, size, 0)
     div = _avg_divisors(x.shape[2:], kernel_size, stride, padding, count_include_pad,
                         divisor_override, size)
-    return (win.sum((-2, -1)) / div).astype(x.dtype)
+    return (win.sum(tuple(range(-nd, 0))) / div).astype(x.dtype)
 
 
 def _avg_pool_backward_ref(g, input_size, **attrs):
@@ -540,29 +587,27 @@ def _adaptive_bounds(n, o):
     return [(i * n // o, -(-(i + 1) * n // o)) for i in range(o)]
 
 
+def _adaptive_windows(size, out_size):
+    """(output position, the window's slices) for each adaptive window."""
+    per_dim = [list(enumerate(_adaptive_bounds(n, o))) for n, o in zip(size, out_size)]
+    for combo in itertools.product(*per_dim):
+        yield tuple(i for i, _ in combo), tuple(slice(a, b) for _, (a, b) in combo)
+
+
 def _adaptive_ref(x, output_size):
+    nd = len(output_size)
     y = np.zeros(x.shape[:2] + tuple(output_size), x.dtype)
-    for a, (h0, h1) in enumerate(_adaptive_bounds(x.shape[2], output_size[0])):
-        for b, (w0, w1) in enumerate(_adaptive_bounds(x.shape[3], output_size[1])):
-            y[:, :, a, b] = x[:, :, h0:h1, w0:w1].mean((-2, -1))
+    for at, win in _adaptive_windows(x.shape[2:], output_size):
+        y[(...,) + at] = x[(...,) + win].mean(tuple(range(-nd, 0)))
     return y
 
 
 def _adaptive_backward_ref(g, input_size):
     gx = np.zeros(g.shape[:2] + tuple(input_size), g.dtype)
-    for a, (h0, h1) in enumerate(_adaptive_bounds(input_size[0], g.shape[2])):
-        for b, (w0, w1) in enumerate(_adaptive_bounds(input_size[1], g.shape[3])):
-            gx[:, :, h0:h1, w0:w1] += g[:, :, a:a + 1, b:b + 1] / ((h1 - h0) * (w1 - w0))
+    for at, win in _adaptive_windows(input_size, g.shape[2:]):
+        gx[(...,) + win] += g[(...,) + at][(...,) + (None,) * len(at)] / np.prod(
+            [w.stop - w.start for w in win])
     return gx
-
-
-def _max_pool_backward_vjp(gg, g, x, out, **attrs):
-    """The gradient of the scatter-to-argmax: gather gg at each window's argmax."""
-
-    _, idx = apply(MAX_POOL2D, x.detach(), return_indices=True, **attrs)
-    N, C, OH, OW = g.shape
-    flat = gather(reshape(gg, N, C, -1), 2, reshape(idx, N, C, -1))
-    return reshape(flat, N, C, OH, OW), None
 
 
 def _row(name, ref, run, vjp, saves):
@@ -570,27 +615,47 @@ def _row(name, ref, run, vjp, saves):
                           saves=saves, saves_out=False))
 
 
-MAX_POOL2D = _row("max_pool2d", _max_pool_ref, _run_max_pool,
-                  lambda g, x, out, return_indices, **a: (
-                      apply(MAX_POOL2D_BACKWARD, g, x, **a),), saves=(0,))
-MAX_POOL2D_BACKWARD = _row("max_pool2d_backward", _max_pool_backward_ref,
-                           _run_max_pool_backward, _max_pool_backward_vjp, saves=(1,))
-AVG_POOL2D = _row("avg_pool2d", _avg_pool_ref, _run_avg_pool,
-                  lambda g, x, out, **a: (
-                      apply(AVG_POOL2D_BACKWARD, g, input_size=tuple(x.shape[2:]), **a),),
-                  saves=())
-AVG_POOL2D_BACKWARD = _row("avg_pool2d_backward", _avg_pool_backward_ref,
-                           _run_avg_pool_backward,
-                           lambda gg, g, out, input_size, **a: (apply(AVG_POOL2D, gg, **a),),
-                           saves=())
-ADAPTIVE_AVG_POOL2D = _row("adaptive_avg_pool2d", _adaptive_ref, _run_adaptive,
-                           lambda g, x, out, output_size: (apply(
-                               ADAPTIVE_AVG_POOL2D_BACKWARD, g,
-                               input_size=tuple(x.shape[2:])),), saves=())
-ADAPTIVE_AVG_POOL2D_BACKWARD = _row(
-    "adaptive_avg_pool2d_backward", _adaptive_backward_ref, _run_adaptive_backward,
-    lambda gg, g, out, input_size: (apply(ADAPTIVE_AVG_POOL2D, gg,
-                                          output_size=tuple(g.shape[2:])),), saves=())
+def _pool_rows(nd: int) -> tuple:
+    """The pooling rows of ``nd`` spatial dims: max, its backward, average, its backward,
+    adaptive average, its backward."""
+    def max_pool_backward_vjp(gg, g, x, out, **attrs):
+        """The gradient of the scatter-to-argmax: gather gg at each window's argmax."""
+        _, idx = apply(max_pool, x.detach(), return_indices=True, **attrs)
+        N, C, *osize = g.shape
+        flat = gather(reshape(gg, N, C, -1), 2, reshape(idx, N, C, -1))
+        return reshape(flat, N, C, *osize), None
+
+    max_pool = _row(f"max_pool{nd}d", _max_pool_ref, _run_max_pool,
+                    lambda g, x, out, return_indices, **a: (
+                        apply(max_pool_backward, g, x, **a),), saves=(0,))
+    max_pool_backward = _row(f"max_pool{nd}d_backward", _max_pool_backward_ref,
+                             _run_max_pool_backward, max_pool_backward_vjp, saves=(1,))
+    avg_pool = _row(f"avg_pool{nd}d", _avg_pool_ref, _run_avg_pool,
+                    lambda g, x, out, **a: (
+                        apply(avg_pool_backward, g, input_size=tuple(x.shape[2:]), **a),),
+                    saves=())
+    avg_pool_backward = _row(f"avg_pool{nd}d_backward", _avg_pool_backward_ref,
+                             _run_avg_pool_backward,
+                             lambda gg, g, out, input_size, **a: (apply(avg_pool, gg, **a),),
+                             saves=())
+    adaptive = _row(f"adaptive_avg_pool{nd}d", _adaptive_ref, _run_adaptive,
+                    lambda g, x, out, output_size: (apply(
+                        adaptive_backward, g, input_size=tuple(x.shape[2:])),), saves=())
+    adaptive_backward = _row(
+        f"adaptive_avg_pool{nd}d_backward", _adaptive_backward_ref, _run_adaptive_backward,
+        lambda gg, g, out, input_size: (apply(adaptive, gg, output_size=tuple(g.shape[2:])),),
+        saves=())
+    return (max_pool, max_pool_backward, avg_pool, avg_pool_backward, adaptive,
+            adaptive_backward)
+
+
+(MAX_POOL2D, MAX_POOL2D_BACKWARD, AVG_POOL2D, AVG_POOL2D_BACKWARD, ADAPTIVE_AVG_POOL2D,
+ ADAPTIVE_AVG_POOL2D_BACKWARD) = _pool_rows(2)
+(MAX_POOL3D, MAX_POOL3D_BACKWARD, AVG_POOL3D, AVG_POOL3D_BACKWARD, ADAPTIVE_AVG_POOL3D,
+ ADAPTIVE_AVG_POOL3D_BACKWARD) = _pool_rows(3)
+_MAX_POOL = {2: MAX_POOL2D, 3: MAX_POOL3D}
+_AVG_POOL = {2: AVG_POOL2D, 3: AVG_POOL3D}
+_ADAPTIVE_AVG_POOL = {2: ADAPTIVE_AVG_POOL2D, 3: ADAPTIVE_AVG_POOL3D}
 
 
 # --- argument parsing (PyTorch's rules and messages) -------------------------------------
@@ -819,114 +884,213 @@ def _check_window(name, kh, kw, dh, dw, ph, pw, sh, sw):
                            f"stride_width: {sw}")
 
 
-def _pool_args(fn, x, kernel_size, stride, padding, dilation, ceil_mode):
-    """PyTorch's pooling checks, in its order; returns the pairs."""
-    def pair(v, what, verb="must either be"):
-        return _ints(v, fn, f"{fn}: {what} {verb} a single int, or a tuple of two ints")
+# --- pooling functions ---------------------------------------------------------------------
 
-    ks = pair(kernel_size, "kernel_size")
+_COUNT = {1: "one", 2: "two", 3: "three"}
+_AXES = {2: ("H", "W"), 3: ("T", "H", "W")}  # PyTorch's letters in its messages
+
+
+def _pool_tuple(value, nd: int, fn: str, what: str, position: int, message: str) -> tuple:
+    """An int or a 1- or nd-sequence of ints as an nd-tuple; ``message`` for other lengths,
+    PyTorch's TypeError for anything but ints."""
+    if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):
+        return (int(value),) * nd
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{fn}(): argument '{what}' (position {position}) must be tuple of "
+                        f"ints, not {type(value).__name__}")
+    for i, v in enumerate(value):
+        if not isinstance(v, (numbers.Integral, np.integer)) or isinstance(v, bool):
+            raise TypeError(f"{fn}(): argument '{what}' (position {position}) must be tuple "
+                            f"of ints, but found element of type {type(v).__name__} at pos {i}")
+    if len(value) not in (1, nd):
+        raise RuntimeError(message)
+    return tuple(int(v) for v in value) * (nd if len(value) == 1 else 1)
+
+
+def _half(a: int, b: int) -> int:
+    """C's a / b for b > 0 (rounds toward zero), as PyTorch's checks compute."""
+    return -(-a // b) if a < 0 else a // b
+
+
+def _pool_args(fn, x, kernel_size, stride, padding, dilation, ceil_mode, nd: int = 2,
+               avg: bool = False):
+    """PyTorch's pooling checks for ``nd`` spatial dims, in its order and words (the 3-d
+    average pool's differ a little); returns kernel_size, stride, padding, dilation."""
+    count = _COUNT[nd]
+    must = "must be" if avg and nd == 3 else "must either be"
+    ks = _pool_tuple(kernel_size, nd, fn, "kernel_size", 2,
+                     f"{fn}: kernel_size {must} a single int, or a tuple of {count} ints")
     if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
         st = ks
     else:
-        st = _ints(stride, fn, f"{fn}: stride must either be omitted, a single int, or a "
-                               "tuple of two ints")
-    pad = pair(padding, "padding")
-    dil = pair(dilation, "dilation", "must be either")
-    if st[0] == 0 or st[1] == 0:
+        st = _pool_tuple(stride, nd, fn, "stride", 3, f"{fn}: stride {must} omitted, a single "
+                                                      f"int, or a tuple of {count} ints")
+    pad = _pool_tuple(padding, nd, fn, "padding", 4,
+                      f"{fn}: padding {must} a single int, or a tuple of {count} ints")
+    dil = _pool_tuple(dilation, nd, fn, "dilation", 5,
+                      f"{fn}: dilation must be either a single int, or a tuple of {count} ints")
+    if nd == 3 and x.ndim not in (4, 5):
+        raise RuntimeError("non-empty 4D or 5D (batch mode) tensor expected for input")
+    if 0 in st:
         raise RuntimeError("stride should not be zero")
     for p in pad:
         if p < 0:
             raise RuntimeError(f"pad must be non-negative, but got pad: {p}")
     for k, p, d in zip(ks, pad, dil):
-        if k > 0 and d > 0 and p > ((k - 1) * d + 1) // 2:
+        if p > _half((k - 1) * d + 1, 2):
             raise RuntimeError(f"pad should be at most half of effective kernel size, but got "
                                f"pad={p}, kernel_size={k} and dilation={d}")
-    if ks[0] <= 0 or ks[1] <= 0:
-        raise RuntimeError(f"kernel size should be greater than zero, but got kH: {ks[0]} "
-                           f"kW: {ks[1]}")
-    if st[0] < 0 or st[1] < 0:
-        raise RuntimeError(f"stride should be greater than zero, but got dH: {st[0]} dW: "
-                           f"{st[1]}")
-    if dil[0] <= 0 or dil[1] <= 0:
-        raise RuntimeError(f"dilation should be greater than zero, but got dilationH: "
-                           f"{dil[0]} dilationW: {dil[1]}")
-    if x.ndim not in (3, 4) or (x.ndim == 3 and x.numel() == 0):
-        raise RuntimeError("non-empty 3D or 4D (batch mode) tensor expected for input")
-    if any(n == 0 for n in x.shape[-3:]):
-        raise RuntimeError(f"Expected 3D or 4D (batch mode) tensor with optional 0 dim batch "
-                           f"size for input, but got:{list(x.shape)}")
-    if ks[1] // 2 < pad[1] or ks[0] // 2 < pad[0]:
+    axes = _AXES[nd]
+    for vals, what, key in ((ks, "kernel size", "k"), (st, "stride", "d"),
+                            (dil, "dilation", "dilation")):
+        if min(vals) <= 0:
+            got = " ".join(f"{key}{a}: {v}" for a, v in zip(axes, vals))
+            raise RuntimeError(f"{what} should be greater than zero, but got {got}")
+    shape = list(x.shape)
+    if nd == 2:
+        if x.ndim not in (3, 4) or (x.ndim == 3 and x.numel() == 0):
+            raise RuntimeError("non-empty 3D or 4D (batch mode) tensor expected for input")
+        if 0 in shape[-3:]:
+            raise RuntimeError(f"Expected 3D or 4D (batch mode) tensor with optional 0 dim "
+                               f"batch size for input, but got:{shape}")
+    elif 0 in shape[-4:]:
+        where = "avg_pool3d()" if avg else "max_pool3d_with_indices_out_cpu_template()"
+        raise RuntimeError(f"{where}: Expected input's non-batch dimensions to have positive "
+                           f"length, but input has a shape of {shape} and non-batch dimension "
+                           "0 has length zero!")
+    size = shape[-nd:]
+    if avg and nd == 3 and any(n < k for n, k in zip(size, ks)):
+        raise RuntimeError(f"input image (T: {size[0]} H: {size[1]} W: {size[2]}) smaller "
+                           f"than kernel size (kT: {ks[0]} kH: {ks[1]} kW: {ks[2]})")
+    if any(k // 2 < p for k, p in zip(ks, pad)):
+        if nd == 2:
+            raise RuntimeError(f"pad should be smaller than or equal to half of kernel size, "
+                               f"but got padW = {pad[1]}, padH = {pad[0]}, kW = {ks[1]}, "
+                               f"kH = {ks[0]}")
         raise RuntimeError(f"pad should be smaller than or equal to half of kernel size, but "
-                           f"got padW = {pad[1]}, padH = {pad[0]}, kW = {ks[1]}, kH = {ks[0]}")
-    H, W = x.shape[-2:]
-    OH, OW = (_pool_out(n, k, s, p, d, ceil_mode) for n, k, s, p, d in
-              zip((H, W), ks, st, pad, dil))
-    if OH < 1 or OW < 1:
-        raise RuntimeError(f"Given input size: ({x.shape[-3]}x{H}x{W}). Calculated output "
-                           f"size: ({x.shape[-3]}x{OH}x{OW}). Output size is too small")
+                           f"got kT: {ks[0]} kW: {ks[2]} kH: {ks[1]} padT: {pad[0]} padW: "
+                           f"{pad[2]} padH: {pad[1]}")
+    osize = [_pool_out(n, k, s, p, d, ceil_mode) for n, k, s, p, d in
+             zip(size, ks, st, pad, dil)]
+    if min(osize) < 1:
+        C = shape[-nd - 1]
+        raise RuntimeError(f"Given input size: ({'x'.join(map(str, [C] + size))}). Calculated "
+                           f"output size: ({'x'.join(map(str, [C] + osize))}). Output size is "
+                           "too small")
     _check_float(fn, x)
     return ks, st, pad, dil
+
+
+def _batched(x, nd: int):
+    """x with a batch dim and whether it was unbatched ((C, *spatial) of nd spatial dims)."""
+    return (unsqueeze(x, 0), True) if x.ndim == nd + 1 else (x, False)
+
+
+def _check_tensor(fn: str, x) -> None:
+    if not isinstance(x, registry.Tensor):
+        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(x).__name__}")
+
+
+def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    fn = f"max_pool{nd}d"
+    _check_tensor(fn, input)
+    ks, st, pad, dil = _pool_args(fn, input, kernel_size, stride, padding, dilation,
+                                  ceil_mode, nd)
+    x, unbatched = _batched(input, nd)
+    r = apply(_MAX_POOL[nd], x, kernel_size=ks, stride=st, padding=pad, dilation=dil,
+              ceil_mode=bool(ceil_mode), return_indices=bool(return_indices))
+    return _unbatch(r, unbatched)
+
+
+def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+              divisor_override):
+    fn = f"avg_pool{nd}d"
+    _check_tensor(fn, input)
+    if divisor_override is not None and divisor_override == 0:
+        raise RuntimeError("divisor must be not zero")
+    ks, st, pad, _ = _pool_args(fn, input, kernel_size, stride, padding, 1, ceil_mode, nd,
+                                avg=True)
+    x, unbatched = _batched(input, nd)
+    y = apply(_AVG_POOL[nd], x, kernel_size=ks, stride=st, padding=pad,
+              ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad),
+              divisor_override=int(divisor_override) if divisor_override else None)
+    return _unbatch(y, unbatched)
 
 
 @public(method=False)
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """torch.nn.functional.max_pool2d; indices are flat h*W + w per plane, as PyTorch's."""
-    if not isinstance(input, registry.Tensor):
-        raise TypeError(f"max_pool2d(): argument 'input' (position 1) must be Tensor, not "
-                        f"{type(input).__name__}")
-    ks, st, pad, dil = _pool_args("max_pool2d", input, kernel_size, stride, padding,
-                                  dilation, ceil_mode)
-    x, unbatched = _batched4(input, "max_pool2d", None)
-    r = apply(MAX_POOL2D, x, kernel_size=ks, stride=st, padding=pad, dilation=dil,
-              ceil_mode=bool(ceil_mode), return_indices=bool(return_indices))
-    return _unbatch(r, unbatched)
+    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """torch.nn.functional.max_pool3d; indices are flat (d*H + h)*W + w per volume."""
+    return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     """torch.nn.functional.avg_pool2d."""
-    if not isinstance(input, registry.Tensor):
-        raise TypeError(f"avg_pool2d(): argument 'input' (position 1) must be Tensor, not "
-                        f"{type(input).__name__}")
-    if divisor_override is not None and divisor_override == 0:
-        raise RuntimeError("divisor must be not zero")
-    ks, st, pad, _ = _pool_args("avg_pool2d", input, kernel_size, stride, padding, 1,
-                                ceil_mode)
-    x, unbatched = _batched4(input, "avg_pool2d", None)
-    y = apply(AVG_POOL2D, x, kernel_size=ks, stride=st, padding=pad, ceil_mode=bool(ceil_mode),
-              count_include_pad=bool(count_include_pad),
-              divisor_override=int(divisor_override) if divisor_override else None)
-    return _unbatch(y, unbatched)
+    return _avg_pool(2, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """torch.nn.functional.avg_pool3d (floating-point inputs only)."""
+    return _avg_pool(3, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def _adaptive_size(fn: str, input, output_size, nd: int, message: str) -> tuple:
+    """output_size as an nd-tuple, None keeping that input size."""
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != nd:
+            raise RuntimeError(message)
+        return tuple(input.shape[i - nd] if v is None else int(v)
+                     for i, v in enumerate(output_size))
+    return (int(output_size),) * nd
+
+
+def _check_adaptive_input(fn: str, input, nd: int, got_sep: str = " ") -> None:
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"{fn}(): Expected {nd + 1}D or {nd + 2}D tensor, but got"
+                           f"{got_sep}{list(input.shape)}")
+    for d in range(1, input.ndim):
+        if input.shape[d] == 0:
+            raise RuntimeError(
+                f"{fn}(): Expected input to have non-zero size for non-batch dimensions, but "
+                f"input has sizes {list(input.shape)} with dimension {d} being empty")
+
+
+def _adaptive_avg_pool(nd, input, output_size):
+    fn = f"adaptive_avg_pool{nd}d"
+    _check_tensor(fn, input)
+    size = _adaptive_size(fn, input, output_size, nd, f"{fn}: output_size must be {nd}")
+    _check_adaptive_input(fn, input, nd)
+    if min(size) < 0:
+        shown = ", ".join(map(str, size)) if nd == 2 else \
+            f"{size[0]}, {size[1]},{size[2]}"  # sic
+        raise RuntimeError(f"{fn}: elements of output_size must be greater than or equal to 0 "
+                           f"but received {{{shown}}}")
+    _check_float(fn, input)
+    x, unbatched = _batched(input, nd)
+    return _unbatch(apply(_ADAPTIVE_AVG_POOL[nd], x, output_size=size), unbatched)
 
 
 def adaptive_avg_pool2d(input, output_size):
     """torch.nn.functional.adaptive_avg_pool2d; None in output_size keeps that input size."""
-    if not isinstance(input, registry.Tensor):
-        raise TypeError(f"adaptive_avg_pool2d(): argument 'input' (position 1) must be "
-                        f"Tensor, not {type(input).__name__}")
-    if isinstance(output_size, (tuple, list)):
-        if len(output_size) != 2:
-            raise RuntimeError("adaptive_avg_pool2d: output_size must be 2")
-        size = tuple(input.shape[-2 + i] if v is None else int(v)
-                     for i, v in enumerate(output_size))
-    else:
-        size = (int(output_size),) * 2
-    if input.ndim not in (3, 4):
-        raise RuntimeError(f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got "
-                           f"{list(input.shape)}")
-    for d in range(1, input.ndim):
-        if input.shape[d] == 0:
-            raise RuntimeError(
-                f"adaptive_avg_pool2d(): Expected input to have non-zero size for non-batch "
-                f"dimensions, but input has sizes {list(input.shape)} with dimension {d} "
-                "being empty")
-    if size[0] < 0 or size[1] < 0:
-        raise RuntimeError(f"adaptive_avg_pool2d: elements of output_size must be greater "
-                           f"than or equal to 0 but received {{{size[0]}, {size[1]}}}")
-    _check_float("adaptive_avg_pool2d", input)
-    x, unbatched = _batched4(input, "adaptive_avg_pool2d", None)
-    return _unbatch(apply(ADAPTIVE_AVG_POOL2D, x, output_size=size), unbatched)
+    return _adaptive_avg_pool(2, input, output_size)
+
+
+def adaptive_avg_pool3d(input, output_size):
+    """torch.nn.functional.adaptive_avg_pool3d; None in output_size keeps that input size."""
+    return _adaptive_avg_pool(3, input, output_size)
 
 
 def _single(v, fn: str, what: str) -> int:
@@ -942,9 +1106,7 @@ def _single(v, fn: str, what: str) -> int:
 
 def _as_1d_pool(fn: str, input):
     """(N, C, L) or (C, L) as one-row images for the 2-d pools."""
-    if not isinstance(input, registry.Tensor):
-        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not "
-                        f"{type(input).__name__}")
+    _check_tensor(fn, input)
     if input.ndim not in (2, 3):
         raise RuntimeError(f"{fn}: Expected 2D or 3D (batch mode) tensor for input, but got "
                            f"{list(input.shape)}")
@@ -977,55 +1139,5 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     return squeeze(y, -2)
 
 
-def adaptive_max_pool2d(input, output_size, return_indices=False):
-    """torch.nn.functional.adaptive_max_pool2d: window (i, j) spans rows
-    floor(i H / OH) .. ceil((i + 1) H / OH) and likewise columns; indices are flat h*W + w
-    per plane. Evenly divided sizes are one max_pool2d; other sizes take the max of each
-    window (OH * OW reductions)."""
-    if not isinstance(input, registry.Tensor):
-        raise TypeError(f"adaptive_max_pool2d(): argument 'input' (position 1) must be "
-                        f"Tensor, not {type(input).__name__}")
-    if input.ndim not in (3, 4):
-        raise RuntimeError(f"adaptive_max_pool2d(): Expected 3D or 4D tensor, but got "
-                           f"{list(input.shape)}")
-    H, W = input.shape[-2:]
-    if isinstance(output_size, (tuple, list)):
-        if len(output_size) != 2:
-            raise RuntimeError("adaptive_max_pool2d(): internal error: output_size.size() "
-                               "must be 2")
-        size = tuple(n if v is None else int(v) for v, n in zip(output_size, (H, W)))
-    else:
-        size = (int(output_size),) * 2
-    OH, OW = size
-    for d in range(1, input.ndim):
-        if input.shape[d] == 0:
-            raise RuntimeError(
-                f"adaptive_max_pool2d(): Expected input to have non-zero size for non-batch "
-                f"dimensions, but input has sizes {list(input.shape)} with dimension {d} "
-                "being empty")
-    if OH <= 0 or OW <= 0:
-        raise RuntimeError(f"adaptive_max_pool2d(): elements of output_size must be greater "
-                           f"than 0 but received {{{OH}, {OW}}}")
-    _check_float("adaptive_max_pool2d", input)
-    if H % OH == 0 and W % OW == 0:
-        r = max_pool2d(input, (H // OH, W // OW), None, 0, 1, False, True)
-        return r if return_indices else r[0]
-    F = registry.functions
-    values, indices = [], []
-    for i in range(OH):
-        hs, he = (i * H) // OH, -(-((i + 1) * H) // OH)
-        for j in range(OW):
-            ws, we = (j * W) // OW, -(-((j + 1) * W) // OW)
-            win = input[..., hs:he, ws:we]
-            v, k = F.max(win.reshape(*input.shape[:-2], -1), -1)
-            ww = we - ws
-            values.append(v)
-            indices.append((k // ww + hs) * W + k % ww + ws)
-    out = F.stack(values, -1).reshape(*input.shape[:-2], OH, OW)
-    if not return_indices:
-        return out
-    return out, F.stack(indices, -1).reshape(*input.shape[:-2], OH, OW)
-
-
-__all__ = ["adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "conv2d",
-           "fold", "max_pool1d", "max_pool2d", "unfold"]
+__all__ = ["adaptive_avg_pool2d", "adaptive_avg_pool3d", "avg_pool1d", "avg_pool2d",
+           "avg_pool3d", "conv2d", "fold", "max_pool1d", "max_pool2d", "max_pool3d", "unfold"]

@@ -8,6 +8,7 @@ LAPACK there. Under cg.compile the host read makes a signature run eagerly."""
 
 from __future__ import annotations
 
+import collections
 import warnings
 
 import numpy as np
@@ -65,7 +66,6 @@ def _named(name: str, fields):
     """torch.return_types.<name>: a named tuple with PyTorch's fields and repr."""
     cls = _NAMED.get(name)
     if cls is None:
-        import collections
         cls = _NAMED[name] = collections.namedtuple(name, fields)
         cls.__repr__ = lambda self: (f"torch.return_types.{name}(\n" + ",\n".join(
             f"{f}={v!r}" for f, v in zip(fields, self)) + ")")
@@ -522,3 +522,238 @@ def svd(input, some: bool = True, compute_uv: bool = True, *, out=None):
     if not compute_uv:
         u, vh = u.new_zeros(u.shape).detach(), vh.new_zeros(vh.shape).detach()
     return _named("svd", ("U", "S", "V"))(u, s, _mT(vh))
+
+
+# --- LU, triangular and Cholesky solves (torch.lu, lu_unpack, lu_solve, ...) -----------------
+
+
+def _lu_factor(a):
+    """LAPACK getrf on the host: the packed factors (unit L below the diagonal, U on and
+    above), the 1-based row interchanges (int32) and getrf's info (the first zero pivot,
+    1-based; 0 when none)."""
+    a = np.array(a, dtype=a.dtype, copy=True)
+    *batch, m, n = a.shape
+    k = min(m, n)
+    flat = a.reshape(-1, m, n)
+    piv = np.zeros((flat.shape[0], k), np.int32)
+    info = np.zeros(flat.shape[0], np.int32)
+    for b, mat in enumerate(flat):
+        for j in range(k):
+            p = j + int(np.argmax(np.abs(mat[j:, j])))
+            piv[b, j] = p + 1
+            if mat[p, j] == 0:
+                info[b] = info[b] or j + 1
+                continue
+            if p != j:
+                mat[[j, p]] = mat[[p, j]]
+            mat[j + 1:, j] /= mat[j, j]
+            mat[j + 1:, j + 1:] -= np.outer(mat[j + 1:, j], mat[j, j + 1:])
+    return flat.reshape(a.shape), piv.reshape(*batch, k), info.reshape(batch)
+
+
+def _run_lu(op, args, attrs, out=None):
+    (a,) = args
+    lu, piv, info = _lu_factor(_host(a))
+    return (_up(lu, a), _from_host(piv, dt.int32, a.device), _from_host(info, dt.int32,
+                                                                        a.device))
+
+
+def _permutation(pivots, m: int, like):
+    """P of A = P L U from LAPACK's 1-based row interchanges (a tensor, read on the host, or
+    an array)."""
+    if isinstance(pivots, registry.Tensor):
+        pivots = pivots.detach().numpy()
+    piv = pivots.astype(np.int64) - 1
+    flat = piv.reshape(-1, piv.shape[-1])
+    perms = np.empty((flat.shape[0], m, m), like.dtype.np)
+    for b, swaps in enumerate(flat):
+        order = np.arange(m)
+        for i, p in enumerate(swaps):
+            order[[i, p]] = order[[p, i]]
+        perms[b] = 0
+        perms[b][order, np.arange(m)] = 1
+    return _up(perms.reshape(*piv.shape[:-1], m, m), like)
+
+
+def _lu_square_vjp(low, up, gl, gu):
+    """B = L U, both square: gB = L^-T (tril(L^T gL, -1) + triu(gU U^T)) U^-T."""
+    inner = (_mT(low) @ gl).tril(-1) + (gu @ _mT(up)).triu()
+    x = apply(SOLVE_TRIANGULAR, _mT(low), inner, upper=True, left=True, unitriangular=True)
+    return apply(SOLVE_TRIANGULAR, _mT(up), x, upper=False, left=False, unitriangular=False)
+
+
+def _lu_vjp(g, a, out):
+    """P^T A = B = L U: the square block by _lu_square_vjp; the rest of a wide B is L U2
+    (so gB2 = L^-T gU2, and L gets -gB2 U2^T), of a tall B is L2 U (gB2 = gL2 U^-T, and U
+    gets -L2^T gB2). ``g``: the packed factors' gradient (the one floating output's); P
+    again from A's factorization on the host."""
+    lu = out
+    m, n = a._shape[-2:]
+    k = min(m, n)
+    low = lu[..., :, :k].tril(-1) + eye(m, k, dtype=lu.dtype, device=lu.device)
+    up = lu[..., :k, :].triu()
+    gl, gu = g[..., :, :k].tril(-1), g[..., :k, :].triu()
+    if m == n:
+        gb = _lu_square_vjp(low, up, gl, gu)
+    elif m < n:
+        gb2 = apply(SOLVE_TRIANGULAR, _mT(low), gu[..., :, m:], upper=True, left=True,
+                    unitriangular=True)
+        gl = (gl - gb2 @ _mT(up[..., :, m:])).tril(-1)
+        square = _lu_square_vjp(low, up[..., :, :m], gl, gu[..., :, :m])
+        gb = registry.functions.cat([square, gb2], -1)
+    else:
+        low1, low2 = low[..., :n, :], low[..., n:, :]
+        gb2 = apply(SOLVE_TRIANGULAR, _mT(up), gl[..., n:, :], upper=False, left=False,
+                    unitriangular=False)
+        gu = (gu - _mT(low2) @ gb2).triu()
+        square = _lu_square_vjp(low1, up, gl[..., :n, :], gu)
+        gb = registry.functions.cat([square, gb2], -2)
+    return (_permutation(_lu_factor(_host(a))[1], m, lu) @ gb,)
+
+
+LU = register(OpDef("lu_factor", "linalg", None, _run_lu, _lu_vjp, saves=(0,)))
+
+
+@public
+def lu(A, pivot: bool = True, get_infos: bool = False, out=None):
+    """torch.lu: (LU, pivots) by partial pivoting, with getrf's info when ``get_infos``
+    (pivots and info int32, as PyTorch's)."""
+    if not A.dtype.is_floating_point:
+        raise NotImplementedError(f"\"lu_cpu\" not implemented for '{A.dtype.scalar_type}'")
+    _check_float("torch.lu", A)
+    if A.ndim < 2:
+        raise RuntimeError("torch.lu_factor: The input tensor A must have at least 2 "
+                           "dimensions.")
+    if not pivot:
+        raise RuntimeError("linalg.lu_factor: LU without pivoting is not implemented on the "
+                           "CPU")
+    lu_, piv, info = apply(LU, A)
+    if get_infos:
+        return _named("_lu_with_info", ("LU", "pivots", "info"))(lu_, piv, info)
+    return lu_, piv
+
+
+@public(method=False)
+def lu_unpack(LU_data, LU_pivots, unpack_data: bool = True, unpack_pivots: bool = True, *,
+              out=None):
+    """torch.lu_unpack: (P, L, U) of lu()'s packed factors; an empty tensor for each part
+    not asked for."""
+    m, n = LU_data._shape[-2:]
+    k = min(m, n)
+    empty_ = LU_data.new_zeros(0)
+    low = up = perm = empty_
+    if unpack_data:
+        low = LU_data[..., :, :k].tril(-1) + eye(m, k, dtype=LU_data.dtype,
+                                                  device=LU_data.device)
+        up = LU_data[..., :k, :].triu()
+    if unpack_pivots:
+        perm = _permutation(LU_pivots, m, LU_data)
+    return _named("lu_unpack", ("P", "L", "U"))(perm, low, up)
+
+
+@public
+def lu_solve(b, LU_data, LU_pivots, *, out=None):
+    """torch.lu_solve: x with A x = b from lu(A): U^-1 L^-1 P^T b."""
+    perm, low, up = lu_unpack(LU_data, LU_pivots)
+    y = solve_triangular(low, _mT(perm) @ b, upper=False, unitriangular=True)
+    return _out(solve_triangular(up, y, upper=True), out)
+
+
+@public
+def triangular_solve(b, A, upper: bool = True, transpose: bool = False,
+                     unitriangular: bool = False, *, out=None):
+    """torch.triangular_solve: (solution of op(A) X = b, a copy of A), op(A) = A or A^T."""
+    coeff = _mT(A) if transpose else A
+    x = solve_triangular(coeff, b, upper=bool(upper) != bool(transpose),
+                         unitriangular=unitriangular)
+    return _named("triangular_solve", ("solution", "cloned_coefficient"))(x, A.clone())
+
+
+@public
+def cholesky_solve(B, L, upper: bool = False, *, out=None):
+    """torch.cholesky_solve: X with A X = B, A = L L^T (or U^T U with ``upper``)."""
+    low = _mT(L) if upper else L
+    y = solve_triangular(low, B, upper=False)
+    return _out(solve_triangular(_mT(low), y, upper=True), out)
+
+
+@public
+def cholesky_inverse(L, upper: bool = False, *, out=None):
+    """torch.cholesky_inverse: A^-1 from A's Cholesky factor."""
+    n = L._shape[-1]
+    ident = eye(n, dtype=L.dtype, device=L.device).expand(*L._shape)
+    return _out(cholesky_solve(ident, L, upper), out)
+
+
+def _torch_qr(input, some: bool = True, *, out=None):
+    """torch.qr: linalg.qr, reduced when ``some``, else complete."""
+    return qr(input, "reduced" if some else "complete")
+
+
+_torch_qr.__name__ = "qr"
+public(_torch_qr)
+
+
+def _removed_matrix_rank(input, tol=None, symmetric=False, *, out=None):
+    """torch.matrix_rank: removed from PyTorch, which raises this error."""
+    raise RuntimeError("This function was deprecated since version 1.9 and is now removed.\n"
+                       "Please use the `torch.linalg.matrix_rank` function instead. The "
+                       "parameter 'symmetric' was renamed in `torch.linalg.matrix_rank()` to "
+                       "'hermitian'.")
+
+
+_removed_matrix_rank.__name__ = "matrix_rank"
+public(_removed_matrix_rank, method=False)
+
+
+# --- randomized low-rank SVD and PCA (Halko, Martinsson and Tropp 2009) ----------------------
+
+
+def _approximate_basis(A, q: int, niter: int, M=None):
+    """An orthonormal basis Q (n x q) whose span approximates A's range: a Gaussian sketch
+    refined by ``niter`` power iterations, orthonormalized after each product."""
+    from ..creation import randn
+    r = randn(A._shape[-1], q, dtype=A.dtype, device=A.device)
+    x = A @ r if M is None else A @ r - M @ r
+    basis = qr(x).Q
+    for _ in range(niter):
+        x = _mT(A) @ basis if M is None else _mT(A) @ basis - _mT(M) @ basis
+        basis = qr(x).Q
+        x = A @ basis if M is None else A @ basis - M @ basis
+        basis = qr(x).Q
+    return basis
+
+
+@public(method=False)
+def svd_lowrank(A, q: int | None = 6, niter: int | None = 2, M=None):
+    """torch.svd_lowrank: (U, S, V) of a rank-``q`` approximation of A - M, randomized (a
+    wide A through its transpose)."""
+    q = 6 if q is None else q
+    niter = 2 if niter is None else niter
+    m, n = A._shape[-2:]
+    if M is not None:
+        M = M.broadcast_to(A.shape)
+    if m < n:
+        A = _mT(A)
+        M = None if M is None else _mT(M)
+    basis = _approximate_basis(A, q, niter, M)
+    b = _mT(basis) @ A if M is None else _mT(basis) @ A - _mT(basis) @ M
+    u, s, vh = linalg_svd(b, full_matrices=False)
+    u, v = basis @ u, _mT(vh)
+    return (v, s, u) if m < n else (u, s, v)
+
+
+@public(method=False)
+def pca_lowrank(A, q: int | None = None, center: bool = True, niter: int = 2):
+    """torch.pca_lowrank: svd_lowrank of A with its column means removed (``center``)."""
+    m, n = A._shape[-2:]
+    if q is None:
+        q = min(6, m, n)
+    elif not (isinstance(q, int) and 0 <= q <= min(m, n)):
+        raise ValueError(f"q(={q}) must be non-negative integer and not greater than min(m, "
+                         f"n)={min(m, n)}")
+    if not (isinstance(niter, int) and niter >= 0):
+        raise ValueError(f"niter(={niter}) must be non-negative integer")
+    if not center:
+        return svd_lowrank(A, q, niter)
+    return svd_lowrank(A - A.mean(-2, keepdim=True), q, niter)

@@ -170,7 +170,7 @@ row_stack = vstack
 # --- split / chunk (views) ----------------------------------------------------------------
 
 
-@public
+@public(aliases=("unsafe_split",))
 def split(tensor, split_size_or_sections, dim=0):
     """torch.split: views of ``tensor``, an int size (the last may be smaller) or sizes."""
     if tensor.ndim == 0:
@@ -258,7 +258,7 @@ def split_views(x, sizes, dim: int):
     return registry.apply(SPLIT_VIEWS, x, dim=dim % x.ndim, sizes=tuple(sizes))
 
 
-@public
+@public(aliases=("unsafe_chunk",))
 def chunk(input, chunks, dim=0):
     """torch.chunk: views; may return fewer than ``chunks`` pieces, as PyTorch does."""
     if chunks <= 0:
@@ -715,7 +715,7 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
     return clone(x) if x is input else x
 
 
-@public
+@public(aliases=("unsafe_split_with_sizes",))
 def split_with_sizes(input, split_sizes, dim=0):
     """torch.split_with_sizes: views of ``input`` of the given sizes along ``dim``."""
     return split(input, [int(s) for s in split_sizes], dim)

@@ -504,7 +504,7 @@ def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     return _add_product(input, bmm(batch1, batch2), beta, alpha)
 
 
-@public(inplace=True)
+@public(inplace=True, inplace_function=True)
 def addmv(input, mat, vec, *, beta=1, alpha=1):
     """torch.addmv: beta * input + alpha * (mat @ vec)."""
     if mat.ndim != 2 or vec.ndim != 1 or mat._shape[1] != vec._shape[0]:

@@ -10,7 +10,7 @@ import numbers
 from .. import dtypes as dt
 from ..shapes import broadcast_shapes
 from . import registry
-from .elementwise import OPS, _pyname, _trigamma, check_operand
+from .elementwise import OPS, _check_tensors, _pyname, _trigamma, check_operand
 from .registry import apply, public
 
 
@@ -522,6 +522,9 @@ def rrelu(input, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool 
           generator=None):
     """torch.rrelu: x for x >= 0, x * a otherwise, a drawn uniformly from [lower, upper]
     per element in training, (lower + upper) / 2 in evaluation."""
+    if lower > upper:
+        raise RuntimeError(f"Lower bound should be less than or equal to the upper bound, got "
+                           f"lower={lower} and upper={upper}")
     if training:
         slope = input.detach().new_empty(input.shape).uniform_(lower, upper,
                                                               generator=generator)
@@ -550,3 +553,114 @@ def prelu(input, weight):
     else:
         weight = weight.reshape(())
     return where(apply(OPS["gt"], input, 0), input, apply(OPS["mul"], input, weight))
+
+
+def _incomplete_gamma(name: str, input, other, out):
+    """igamma / igammac; as in PyTorch, a backward that needs the gradient in ``input``
+    raises (the row's VJP has none)."""
+    _check_tensors(name, (input, other))
+    r = apply(OPS[name], input, other, out=out)
+    if input.requires_grad and r.requires_grad:
+        def no_input_gradient(g):
+            raise NotImplementedError(f"the derivative for '{name}: input' is not "
+                                      "implemented.")
+        r.register_hook(no_input_gradient)
+    return r
+
+
+@public(inplace=True)
+def igamma(input, other, *, out=None):
+    """torch.igamma: the regularized lower incomplete gamma function P(input, other)."""
+    return _incomplete_gamma("igamma", input, other, out)
+
+
+@public(inplace=True)
+def igammac(input, other, *, out=None):
+    """torch.igammac: the regularized upper incomplete gamma function Q = 1 - P."""
+    return _incomplete_gamma("igammac", input, other, out)
+
+
+@public
+def angle(input, *, out=None):
+    """torch.angle of a real tensor: pi where negative, 0 elsewhere, NaN kept (integers and
+    bools give the default float dtype). The gradient is zero, as PyTorch's."""
+    x = input if input.dtype.is_floating_point else to_dtype(input, dt.get_default_dtype())
+    inner = where(apply(OPS["isnan"], x), x, 0.0)
+    return apply(OPS["where"], apply(OPS["lt"], x, 0), math.pi, inner, out=out)
+
+
+@public(method=False)
+def gradient(input, *, spacing=1, dim=None, edge_order=1):
+    """torch.gradient: the derivative estimated by second-order central differences inside
+    and first- or second-order one-sided ones at the ends, along each dim of ``dim`` (all
+    when None); ``spacing``: a number, one per dim, or the points' coordinates (1-d
+    tensors)."""
+    if edge_order not in (1, 2):
+        raise RuntimeError("torch.gradient only supports edge_order=1 and edge_order=2.")
+    if isinstance(spacing, registry.Tensor):
+        raise TypeError("gradient(): argument 'spacing' must be a number, or a list or tuple "
+                        "of numbers or 1-d tensors, not Tensor")
+    if dim is None:
+        dims = list(range(input.ndim))
+    else:
+        dims = [dim] if isinstance(dim, numbers.Integral) else list(dim)
+        dims = [d % max(input.ndim, 1) for d in dims]
+        for d in dims:
+            if dims.count(d) > 1:
+                raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+    if isinstance(spacing, (list, tuple)):
+        if len(spacing) != len(dims):
+            if dim is None:
+                raise RuntimeError(
+                    "torch.gradient expected spacing to be unspecified, a scalar, or a list of "
+                    f"length equal to 'self.dim() = {input.ndim}', since dim argument was not "
+                    f"given, but got a list of length {len(spacing)}")
+            raise RuntimeError(
+                "torch.gradient expected spacing to be unspecified, a scalar or it's spacing "
+                "and dim arguments to have the same length, but got a spacing argument of "
+                f"length {len(spacing)} and a dim argument of length {len(dims)}.")
+        spacings = list(spacing)
+    else:
+        spacings = [spacing] * len(dims)
+    x = input if input.dtype.is_floating_point else to_dtype(input, dt.get_default_dtype())
+    for d in dims:
+        if x.shape[d] < edge_order + 1:
+            raise RuntimeError("torch.gradient expected each dimension size to be at least "
+                               "edge_order+1")
+    return tuple(_derivative(x, d, s, edge_order) for d, s in zip(dims, spacings))
+
+
+def _derivative(f, d: int, spacing, edge_order: int):
+    """One dim of gradient(): numpy.gradient's weights, for uniform or given points."""
+    n = f.shape[d]
+
+    def part(start, stop):
+        return f.narrow(d, start, stop - start)
+
+    if isinstance(spacing, registry.Tensor):
+        shape = [1] * f.ndim
+        shape[d] = -1
+        h = (spacing[1:] - spacing[:-1]).to(f.dtype).reshape(*shape)
+        h1, h2 = h.narrow(d, 0, n - 2), h.narrow(d, 1, n - 2)
+        inner = (part(0, n - 2) * (-h2 / (h1 * (h1 + h2))) + part(1, n - 1) * ((h2 - h1) / (
+            h1 * h2)) + part(2, n) * (h1 / (h2 * (h1 + h2))))
+        a, b = h.narrow(d, 0, 1), h.narrow(d, 1, 1) if n > 2 else None
+        y, z = h.narrow(d, n - 2, 1), h.narrow(d, n - 3, 1) if n > 2 else None
+        if edge_order == 1:
+            first = (part(1, 2) - part(0, 1)) / a
+            last = (part(n - 1, n) - part(n - 2, n - 1)) / y
+        else:
+            first = (part(0, 1) * (-(2 * a + b) / (a * (a + b))) + part(1, 2) * ((a + b) / (
+                a * b)) + part(2, 3) * (-a / (b * (a + b))))
+            last = (part(n - 3, n - 2) * (y / (z * (z + y))) + part(n - 2, n - 1) * (-(y + z) / (
+                z * y)) + part(n - 1, n) * ((2 * y + z) / (y * (z + y))))
+    else:
+        h = float(spacing)
+        inner = (part(2, n) - part(0, n - 2)) / (2 * h)
+        if edge_order == 1:
+            first = (part(1, 2) - part(0, 1)) / h
+            last = (part(n - 1, n) - part(n - 2, n - 1)) / h
+        else:
+            first = (part(0, 1) * -3 + part(1, 2) * 4 - part(2, 3)) / (2 * h)
+            last = (part(n - 3, n - 2) - part(n - 2, n - 1) * 4 + part(n - 1, n) * 3) / (2 * h)
+    return registry.functions.cat([first, inner, last], d)

@@ -431,6 +431,12 @@ def sum_to_size(x, *size):
 
 
 @public
+def ravel(x):
+    """torch.ravel: the elements in row-major order, a view when ``x`` is contiguous."""
+    return reshape(x, -1)
+
+
+@public
 def narrow_copy(x, dim, start, length):
     return narrow(x, dim, start, length).clone()
 

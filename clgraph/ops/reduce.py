@@ -28,7 +28,7 @@ from ..codegen.reduce import (
     n_state,
     reduce_program,
 )
-from ..creation import arange, linspace, ones, zeros
+from ..creation import _from_host, arange, linspace, ones, zeros
 from ..shapes import numel as _numel
 from ..shapes import wrap_dim
 from ..shapes import wrap_dims as _dims
@@ -1177,7 +1177,7 @@ def log_softmax(input, dim, dtype=None):
     return _row_op(LOG_SOFTMAX, input, dim, dtype)
 
 
-@public
+@public(inplace=True)
 @_numpy_names
 def cumsum(input, dim, *, dtype=None):
     """torch.cumsum; integer and bool inputs give int64. Float32 accumulates in float64
@@ -1516,6 +1516,61 @@ def histogram(input, bins, *, range=None, weight=None, density=False):
     return _histogram(hist, edges)
 
 
+@public(method=False)
+def histogramdd(input, bins, *, range=None, weight=None, density=False):
+    """torch.histogramdd: (hist, bin_edges) of the points ``input[..., :D]`` in D
+    dimensions; ``bins`` a count for all dims, one per dim, or one tensor of edges per dim;
+    ``range`` [min_0, max_0, min_1, ...]. Counted on the host."""
+    _check_tensor(input, "histogramdd")
+    if input.ndim < 2:
+        raise RuntimeError("torch.histogramdd: input tensor should have at least 2 dimensions")
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f"\"histogramdd\" not implemented for "
+                                  f"'{input.dtype.scalar_type}'")
+    ndims = input.shape[-1]
+    points = input.detach().reshape(-1, ndims)
+    if isinstance(bins, (list, tuple)):
+        if len(bins) != ndims:
+            raise RuntimeError("histogramdd: The size of bins must be equal to the innermost "
+                               "dimension of the input.")
+    else:
+        bins = [bins] * ndims
+    if range is not None and len(range) != 2 * ndims:
+        raise RuntimeError(f"torch.histogramdd: for a {ndims}-dimensional histogram range "
+                           f"should have {2 * ndims} elements, but got {len(range)}")
+    data = points.numpy()
+    edges = []
+    for d, b in enumerate(bins):
+        if isinstance(b, registry.Tensor):
+            edges.append(b.to(input.dtype))
+            continue
+        if b <= 0:
+            raise RuntimeError(f"torch.histogramdd(): bins must be > 0, but got {b} for "
+                               f"dimension {d}")
+        if range is not None:
+            lo, hi = float(range[2 * d]), float(range[2 * d + 1])
+        elif data.shape[0]:
+            lo, hi = float(data[:, d].min()), float(data[:, d].max())
+        else:
+            lo, hi = 0.0, 0.0
+        if lo > hi:
+            raise RuntimeError(f"torch.histogramdd(): min should not exceed max, but got min "
+                               f"{lo} max {hi} for dimension {d}")
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges.append(linspace(lo, hi, int(b) + 1, dtype=input.dtype, device=input.device))
+    w = None if weight is None else weight.detach().reshape(-1).numpy()
+    hist, _ = np.histogramdd(data, bins=[e.numpy().astype(np.float64) for e in edges],
+                             weights=w, density=bool(density))
+    out = _from_host(np.ascontiguousarray(hist), input.dtype, input.device)
+    return _histogramdd(out, tuple(edges))
+
+
+_histogramdd = collections.namedtuple("histogramdd", ("hist", "bin_edges"))
+_histogramdd.__repr__ = lambda self: (f"torch.return_types.histogramdd(\nhist={self.hist!r},"
+                                      f"\nbin_edges={self.bin_edges!r})")
+
+
 @public
 def cov(input, *, correction=1, fweights=None, aweights=None):
     """torch.cov: the covariance of the rows (variables) of a 1-d or 2-d ``input`` whose
@@ -1576,7 +1631,7 @@ def dist(input, other, p=2):
     return norm(input - other, p)
 
 
-@public
+@public(inplace=True)
 def renorm(input, p, dim, maxnorm):
     """torch.renorm: each slice along ``dim`` whose p-norm exceeds ``maxnorm`` scaled down
     to it."""

@@ -210,6 +210,11 @@ def push(layer: Interpreter):
         runtime.observers = tuple(o for o in runtime.observers if o is not layer)
 
 
+def pushed() -> bool:
+    """Whether a layer (a compile trace) is pushed above the installed ones."""
+    return _top is not _installed[-1]
+
+
 @contextlib.contextmanager
 def eager():
     """Run the block with the installed layers only: the pushed ones (a trace) neither

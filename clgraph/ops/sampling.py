@@ -11,7 +11,8 @@ import builtins
 import numbers
 
 from .. import dtypes as dt
-from ..creation import rand
+from ..creation import arange, rand
+from ..shapes import broadcast_shapes
 from . import registry
 from .math import copy_
 from .movement import contiguous, reshape
@@ -164,3 +165,34 @@ def _poisson_round(lam, generator):
         if not bool(active.any()):
             break
     return k
+
+
+@public(method=False)
+def binomial(count, prob, generator=None):
+    """torch.binomial: the number of successes in ``count`` Bernoulli(``prob``) trials
+    (broadcast; counts below 0 give 0, probabilities are clamped to [0, 1]), as count
+    trials drawn in blocks of uniform numbers (work grows with the largest count; PyTorch
+    samples by rejection). Not differentiable."""
+    if not count.dtype.is_floating_point:
+        raise ValueError(f"binomial only supports floating-point dtypes for count, got: "
+                         f"{count.dtype.scalar_type}")
+    if prob.dtype is not count.dtype:
+        raise RuntimeError(f"Found dtype {prob.dtype.scalar_type} but expected "
+                           f"{count.dtype.scalar_type}")
+    n = count.detach()
+    p = prob.detach().clamp(0, 1)
+    shape = tuple(broadcast_shapes(n.shape, p.shape))
+    n, p = n.expand(*shape), p.expand(*shape)
+    trials = int(n.amax().item()) if n.numel() else 0
+    total = n.new_zeros(shape)
+    # trials per launch: up to about 4M uniforms at a time
+    block = builtins.max(64, builtins.min(4096, (1 << 22) // builtins.max(n.numel(), 1)))
+    for start in builtins.range(0, trials, block):
+        k = builtins.min(block, trials - start)
+        u = rand(k, *shape, generator=generator, device=n.device,
+                 dtype=dt.float64 if n.dtype is dt.float64 else dt.float32)
+        index = arange(start, start + k, device=n.device, dtype=n.dtype).reshape(
+            k, *([1] * len(shape)))
+        hits = (u < p) & (index < n)
+        total = total + hits.to(n.dtype).sum(0)
+    return total

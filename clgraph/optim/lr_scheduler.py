@@ -1,5 +1,6 @@
 """Learning-rate schedulers: LRScheduler and StepLR, MultiStepLR, ExponentialLR,
-CosineAnnealingLR, LambdaLR, LinearLR, SequentialLR, ReduceLROnPlateau,
+CosineAnnealingLR, LambdaLR, MultiplicativeLR, ConstantLR, LinearLR, SequentialLR,
+ChainedScheduler, ReduceLROnPlateau,
 CosineAnnealingWarmRestarts, OneCycleLR, PolynomialLR, CyclicLR, with PyTorch's epoch
 counting and state dicts. Pure Python: they only rewrite ``group["lr"]`` (OneCycleLR and
 CyclicLR also the momentum or beta1),
@@ -100,35 +101,97 @@ class LambdaLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable | list[Callable],
                  last_epoch: int = -1):
         self.optimizer = optimizer
-        if not isinstance(lr_lambda, (list, tuple)):
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
-        else:
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got "
-                                 f"{len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
+        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self) -> dict[str, Any]:
-        """Like PyTorch's: functions and lambdas are not saved, callable objects' attributes
-        are."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
-        state["lr_lambdas"] = [None] * len(self.lr_lambdas)
-        for i, fn in enumerate(self.lr_lambdas):
-            if not isinstance(fn, types.FunctionType):
-                state["lr_lambdas"][i] = fn.__dict__.copy()
-        return state
+        return _lambdas_state_dict(self)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state_dict = dict(state_dict)
-        lr_lambdas = state_dict.pop("lr_lambdas")
-        self.__dict__.update(state_dict)
-        for i, fn in enumerate(lr_lambdas):
-            if fn is not None:
-                self.lr_lambdas[i].__dict__.update(fn)
+        _load_lambdas_state_dict(self, state_dict)
 
     def get_lr(self) -> list[float]:
         return [base * fn(self.last_epoch) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
+
+
+def _lambdas(optimizer: Optimizer, lr_lambda) -> list[Callable]:
+    """One lr_lambda per param group (LambdaLR, MultiplicativeLR)."""
+    if not isinstance(lr_lambda, (list, tuple)):
+        return [lr_lambda] * len(optimizer.param_groups)
+    if len(lr_lambda) != len(optimizer.param_groups):
+        raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got "
+                         f"{len(lr_lambda)}")
+    return list(lr_lambda)
+
+
+def _lambdas_state_dict(sched) -> dict[str, Any]:
+    """Like PyTorch's: functions and lambdas are not saved, callable objects' attributes
+    are."""
+    state = {k: v for k, v in sched.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
+    state["lr_lambdas"] = [None] * len(sched.lr_lambdas)
+    for i, fn in enumerate(sched.lr_lambdas):
+        if not isinstance(fn, types.FunctionType):
+            state["lr_lambdas"][i] = fn.__dict__.copy()
+    return state
+
+
+def _load_lambdas_state_dict(sched, state_dict: dict[str, Any]) -> None:
+    state_dict = dict(state_dict)
+    lr_lambdas = state_dict.pop("lr_lambdas")
+    sched.__dict__.update(state_dict)
+    for i, fn in enumerate(lr_lambdas):
+        if fn is not None:
+            sched.lr_lambdas[i].__dict__.update(fn)
+
+
+class MultiplicativeLR(LRScheduler):
+    """Multiply the lr by lr_lambda(epoch) every epoch after the first, one lambda per group
+    or one for all."""
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Callable | list[Callable],
+                 last_epoch: int = -1):
+        self.optimizer = optimizer
+        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
+        for fn in self.lr_lambdas:
+            if not callable(fn):
+                raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
+        super().__init__(optimizer, last_epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return _lambdas_state_dict(self)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        _load_lambdas_state_dict(self, state_dict)
+
+    def get_lr(self) -> list[float]:
+        groups = self.optimizer.param_groups
+        if self._is_initial:
+            return [group["lr"] for group in groups]
+        return [group["lr"] * fn(self.last_epoch) for fn, group in zip(self.lr_lambdas, groups)]
+
+
+class ConstantLR(LRScheduler):
+    """Multiply the lr by ``factor`` for the first ``total_iters`` epochs, then restore it."""
+
+    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
+                 last_epoch: int = -1):
+        if factor > 1.0 or factor < 0:
+            raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
+        self.factor = factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in lrs]
+        if self.last_epoch != self.total_iters:
+            return lrs
+        return [lr * (1.0 / self.factor) for lr in lrs]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        factor = 1.0 if self.last_epoch >= self.total_iters else self.factor
+        return [base * factor for base in self.base_lrs]
 
 
 class StepLR(LRScheduler):
@@ -244,29 +307,31 @@ class LinearLR(LRScheduler):
         return [base * factor for base in self.base_lrs]
 
 
-class SequentialLR(LRScheduler):
+class _Chained(LRScheduler):
+    """A scheduler driving others (``_schedulers``): its state holds theirs."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every attribute but the optimizer, and each scheduler's state dict."""
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        schedulers = state_dict.pop("_schedulers")
+        self.__dict__.update(state_dict)
+        for sched, state in zip(self._schedulers, schedulers):
+            sched.load_state_dict(state)
+
+
+class SequentialLR(_Chained):
     """Run ``schedulers`` one after another, switching at each of ``milestones`` (epochs):
     there the next one starts from its first epoch."""
 
     def __init__(self, optimizer: Optimizer, schedulers: list[LRScheduler],
                  milestones: list[int], last_epoch: int = -1):
-        name = type(self).__name__
-        if len(schedulers) < 1:
-            raise ValueError(f"{name} expects at least one scheduler, but got no scheduler.")
-        for i, sched in enumerate(schedulers):
-            if not hasattr(sched, "optimizer"):
-                raise TypeError(f"{name} at index {i} should have `optimizer` as its "
-                                "attribute.")
-            if isinstance(sched, ReduceLROnPlateau):
-                raise ValueError(  # noqa: TRY004  (PyTorch's exception)
-                    f"{name} does not support `ReduceLROnPlateau` scheduler as it requires "
-                    "additional kwargs to be specified when calling `step`, but got one at "
-                    f"index {i} in the given schedulers sequence.")
-            if optimizer != sched.optimizer:
-                raise ValueError(
-                    f"{name} expects all schedulers to belong to the same optimizer, but got "
-                    f"scheduler {type(sched).__name__} at index {i} has {sched.optimizer}, "
-                    f"which is different from {type(optimizer).__name__}.")
+        _check_chain(type(self).__name__, schedulers, optimizer)
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(
                 "Sequential Schedulers expects number of schedulers provided to be one more "
@@ -303,19 +368,44 @@ class SequentialLR(LRScheduler):
             sched.step()
         self._last_lr = sched.get_last_lr()
 
-    def state_dict(self) -> dict[str, Any]:
-        """Every attribute but the optimizer, and each scheduler's state dict."""
-        state = {k: v for k, v in self.__dict__.items()
-                 if k not in ("optimizer", "_schedulers")}
-        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return state
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state_dict = dict(state_dict)
-        schedulers = state_dict.pop("_schedulers")
-        self.__dict__.update(state_dict)
-        for sched, state in zip(self._schedulers, schedulers):
-            sched.load_state_dict(state)
+def _check_chain(name: str, schedulers, optimizer) -> None:
+    """The checks SequentialLR and ChainedScheduler share, PyTorch's messages."""
+    if len(schedulers) < 1:
+        raise ValueError(f"{name} expects at least one scheduler, but got no scheduler.")
+    for i, sched in enumerate(schedulers):
+        if not hasattr(sched, "optimizer"):
+            raise TypeError(f"{name} at index {i} should have `optimizer` as its attribute.")
+        if isinstance(sched, ReduceLROnPlateau):
+            raise ValueError(  # noqa: TRY004  (PyTorch's exception)
+                f"{name} does not support `ReduceLROnPlateau` scheduler as it requires "
+                "additional kwargs to be specified when calling `step`, but got one at "
+                f"index {i} in the given schedulers sequence.")
+        if optimizer != sched.optimizer:
+            raise ValueError(
+                f"{name} expects all schedulers to belong to the same optimizer, but got "
+                f"scheduler {type(sched).__name__} at index {i} has {sched.optimizer}, "
+                f"which is different from {type(optimizer).__name__}.")
+
+
+class ChainedScheduler(_Chained):
+    """Step every scheduler of ``schedulers`` at each ``step()``, in order: their factors
+    multiply."""
+
+    def __init__(self, schedulers: list[LRScheduler], optimizer: Optimizer | None = None):
+        if len(schedulers) < 1:
+            raise ValueError(f"{type(self).__name__} expects at least one scheduler to be "
+                             "chained, but got no scheduler.")
+        optimizer = optimizer or schedulers[0].optimizer
+        _check_chain(type(self).__name__, schedulers, optimizer)
+        self._schedulers = schedulers
+        self.optimizer = optimizer
+        self._last_lr = [group["lr"] for group in schedulers[-1].optimizer.param_groups]
+
+    def step(self) -> None:
+        for sched in self._schedulers:
+            sched.step()
+        self._last_lr = [group["lr"] for group in self._schedulers[-1].optimizer.param_groups]
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -741,6 +831,7 @@ class CyclicLR(LRScheduler):
             self._scale_fn_custom.__dict__.update(fn)
         self._init_scale_fn()
 
-__all__ = ["CosineAnnealingLR", "CosineAnnealingWarmRestarts", "CyclicLR", "ExponentialLR",
-           "LRScheduler", "LambdaLR", "LinearLR", "MultiStepLR", "OneCycleLR", "PolynomialLR",
-           "ReduceLROnPlateau", "SequentialLR", "StepLR"]
+__all__ = ["ChainedScheduler", "ConstantLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
+           "CyclicLR", "ExponentialLR", "LRScheduler", "LambdaLR", "LinearLR", "MultiStepLR",
+           "MultiplicativeLR", "OneCycleLR", "PolynomialLR", "ReduceLROnPlateau",
+           "SequentialLR", "StepLR"]

@@ -3,7 +3,8 @@ random_split, samplers, default_collate and a single-process DataLoader with PyT
 batching, shuffling and ``len`` semantics.
 
 Shuffling draws ``cg.randperm`` from the DataLoader's ``generator``, or clgraph's global
-generator, so ``cg.manual_seed`` (or seeding that generator) makes the order reproducible. A DataLoader over a TensorDataset with the default sampler
+generator, so ``cg.manual_seed`` (or seeding that generator) makes the order reproducible.
+A DataLoader over a TensorDataset with the default sampler
 and collate gathers each batch with one ``index_select`` per tensor on the device, instead
 of indexing and stacking rows one by one."""
 
@@ -26,6 +27,7 @@ from ..creation import as_tensor, randint, randperm, tensor
 from ..device import default_device
 from ..ops.index import index_select
 from ..ops.join import stack
+from ..ops.sampling import multinomial
 from ..tensor import Tensor
 
 # --- datasets ------------------------------------------------------------------------------
@@ -49,8 +51,62 @@ class IterableDataset(Dataset):
         raise NotImplementedError("Subclasses of IterableDataset should implement __iter__.")
 
     def __add__(self, other):
-        raise TypeError("IterableDataset + Dataset is not supported (ChainDataset is not "
-                        "provided)")
+        return ChainDataset([self, other])
+
+
+class ChainDataset(IterableDataset):
+    """torch.utils.data.ChainDataset: the samples of each IterableDataset in turn."""
+
+    def __init__(self, datasets: Iterable[Dataset]) -> None:
+        self.datasets = datasets
+
+    def __iter__(self):
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise AssertionError("ChainDataset only supports IterableDataset")
+            yield from d
+
+    def __len__(self) -> int:
+        total = 0
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise AssertionError("ChainDataset only supports IterableDataset")
+            total += len(d)
+        return total
+
+
+class StackDataset(Dataset):
+    """torch.utils.data.StackDataset: sample i is the tuple (``*args``) or dict
+    (``**kwargs``) of sample i of each data set; they must have one length."""
+
+    def __init__(self, *args: Dataset, **kwargs: Dataset) -> None:
+        if args:
+            if kwargs:
+                raise ValueError("Supported either ``tuple``- (via ``args``) or``dict``- (via "
+                                 "``kwargs``) like input/output, but both types are given.")
+            self._length = len(args[0])
+            if any(self._length != len(d) for d in args):
+                raise ValueError("Size mismatch between datasets")
+            self.datasets = args
+        elif kwargs:
+            values = list(kwargs.values())
+            self._length = len(values[0])
+            if any(self._length != len(d) for d in values):
+                raise ValueError("Size mismatch between datasets")
+            self.datasets = kwargs
+        else:
+            raise ValueError("At least one dataset should be passed")
+
+    def __getitem__(self, index):
+        if isinstance(self.datasets, dict):
+            return {k: d[index] for k, d in self.datasets.items()}
+        return tuple(d[index] for d in self.datasets)
+
+    def __getitems__(self, indices: list) -> list:
+        return [self[i] for i in indices]
+
+    def __len__(self) -> int:
+        return self._length
 
 
 class ConcatDataset(Dataset):
@@ -186,6 +242,53 @@ class RandomSampler(Sampler):
         return iter(out)
 
     def __len__(self):
+        return self.num_samples
+
+
+class SubsetRandomSampler(Sampler):
+    """torch.utils.data.SubsetRandomSampler: ``indices`` in an order drawn from
+    ``generator`` (None: clgraph's global generator)."""
+
+    def __init__(self, indices: Sequence[int], generator=None) -> None:
+        self.indices = indices
+        self.generator = generator
+
+    def __iter__(self):
+        for i in randperm(len(self.indices), generator=self.generator).tolist():
+            yield self.indices[i]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class WeightedRandomSampler(Sampler):
+    """torch.utils.data.WeightedRandomSampler: ``num_samples`` indices into ``weights``,
+    drawn with probabilities proportional to them (``multinomial``)."""
+
+    def __init__(self, weights: Sequence[float], num_samples: int, replacement: bool = True,
+                 generator=None) -> None:
+        if (not isinstance(num_samples, int) or isinstance(num_samples, bool)
+                or num_samples <= 0):
+            raise ValueError(f"num_samples should be a positive integer value, but got "
+                             f"num_samples={num_samples}")
+        if not isinstance(replacement, bool):
+            raise ValueError(f"replacement should be a boolean value, but got "
+                             f"replacement={replacement}")
+        weights_tensor = as_tensor(weights, dtype=_float_dtype())
+        if weights_tensor.ndim != 1:
+            raise ValueError(f"weights should be a 1d sequence but given weights have shape "
+                             f"{tuple(weights_tensor.shape)}")
+        self.weights = weights_tensor
+        self.num_samples = num_samples
+        self.replacement = replacement
+        self.generator = generator
+
+    def __iter__(self):
+        drawn = multinomial(self.weights, self.num_samples, self.replacement,
+                            generator=self.generator)
+        yield from drawn.tolist()
+
+    def __len__(self) -> int:
         return self.num_samples
 
 
@@ -341,6 +444,12 @@ def default_convert(data: Any) -> Any:
     return data
 
 
+def get_worker_info():
+    """torch.utils.data.get_worker_info: None, as in PyTorch's main process (clgraph's
+    DataLoader loads in the calling process for every ``num_workers``)."""
+    return None
+
+
 # --- loader --------------------------------------------------------------------------------
 
 
@@ -464,6 +573,8 @@ class DataLoader:
                        for t in tensors]
 
 
-__all__ = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler",
-           "IterableDataset", "RandomSampler", "Sampler", "SequentialSampler", "Subset",
-           "TensorDataset", "default_collate", "default_convert", "random_split"]
+__all__ = ["BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "Dataset",
+           "DistributedSampler", "IterableDataset", "RandomSampler", "Sampler",
+           "SequentialSampler", "StackDataset", "Subset", "SubsetRandomSampler",
+           "TensorDataset", "WeightedRandomSampler", "default_collate", "default_convert",
+           "get_worker_info", "random_split"]

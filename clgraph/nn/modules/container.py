@@ -1,8 +1,16 @@
 """torch.nn.modules.container: Sequential, ModuleList, ModuleDict, ParameterList,
-ParameterDict."""
+ParameterDict and the deprecated Container."""
 
 from __future__ import annotations
 
-from ..container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from ..container import (
+    Container,
+    ModuleDict,
+    ModuleList,
+    ParameterDict,
+    ParameterList,
+    Sequential,
+)
 
-__all__ = ["ModuleDict", "ModuleList", "ParameterDict", "ParameterList", "Sequential"]
+__all__ = ["Container", "ModuleDict", "ModuleList", "ParameterDict", "ParameterList",
+           "Sequential"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 from ..layers import (  # noqa: F401
     Bilinear,
     Identity,
-    LazyLinear,
     Linear,
     NonDynamicallyQuantizableLinear,
 )
+from ..lazy import LazyLinear
 
 # PyTorch's: NonDynamicallyQuantizableLinear is left out
 __all__ = ["Bilinear", "Identity", "LazyLinear", "Linear"]

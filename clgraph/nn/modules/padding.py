@@ -1,8 +1,11 @@
-"""torch.nn.modules.padding: the constant, zero, reflection and replication pads."""
+"""torch.nn.modules.padding: the constant, zero, circular, reflection and replication pads."""
 
 from __future__ import annotations
 
 from ..layers import (
+    CircularPad1d,
+    CircularPad2d,
+    CircularPad3d,
     ConstantPad1d,
     ConstantPad2d,
     ConstantPad3d,
@@ -18,6 +21,9 @@ from ..layers import (
 )
 
 __all__ = [
+    "CircularPad1d",
+    "CircularPad2d",
+    "CircularPad3d",
     "ConstantPad1d",
     "ConstantPad2d",
     "ConstantPad3d",

@@ -1,7 +1,7 @@
-"""torch.nn.modules.pixelshuffle: PixelShuffle."""
+"""torch.nn.modules.pixelshuffle: PixelShuffle and PixelUnshuffle."""
 
 from __future__ import annotations
 
-from ..layers import PixelShuffle
+from ..layers import PixelShuffle, PixelUnshuffle
 
-__all__ = ["PixelShuffle"]
+__all__ = ["PixelShuffle", "PixelUnshuffle"]

@@ -1,11 +1,17 @@
-"""torch.nn.utils.parametrizations: weight_norm and spectral_norm as parametrizations
-(nn.utils.parametrize), with PyTorch's names: ``parametrizations.weight.original0`` (g) and
-``original1`` (v); ``parametrizations.weight.0._u`` / ``._v`` for spectral_norm's power
-iteration. ``orthogonal`` is not provided."""
+"""torch.nn.utils.parametrizations: orthogonal, weight_norm and spectral_norm as
+parametrizations (nn.utils.parametrize), with PyTorch's names:
+``parametrizations.weight.original0`` (g) and ``original1`` (v);
+``parametrizations.weight.0._u`` / ``._v`` for spectral_norm's power iteration;
+``parametrizations.weight.0.base`` for orthogonal's trivialization."""
 
 from __future__ import annotations
 
+import numpy as np
+
+from ... import dtypes as dt
+from ... import linalg
 from ...autograd import no_grad
+from ...creation import eye, randn, tensor, zeros_like
 from ...ops.registry import functions as _f
 from ...tensor import Tensor
 from .. import functional as F
@@ -106,4 +112,138 @@ def spectral_norm(module: Module, name: str = "weight", n_power_iterations: int 
     return module
 
 
-__all__ = ["spectral_norm", "weight_norm"]
+_ORTH_MAPS = ("matrix_exp", "cayley", "householder")
+
+
+def _householder_product(A: Tensor, tau: Tensor) -> Tensor:
+    """linalg.householder_product: the first k columns of H_1 ... H_k, H_i = I - tau_i v_i
+    v_i^T with v_i column i of A below the diagonal and 1 on it; composed of ops, so it
+    differentiates."""
+    n, k = A.shape[-2], A.shape[-1]
+    Q = eye(n, dtype=A.dtype, device=A.device).expand(*A.shape[:-2], n, n)
+    unit = eye(n, k, dtype=A.dtype, device=A.device)
+    V = A.tril(-1) + unit
+    for i in range(k):
+        v = V[..., :, i:i + 1]
+        Q = Q - (Q @ v) * tau[..., i:i + 1].unsqueeze(-1) @ v.mT
+    return Q[..., :k]
+
+
+def _is_orthogonal(Q: Tensor) -> bool:
+    n, k = Q.shape[-2], Q.shape[-1]
+    eps = 10 * n * dt.finfo(Q.dtype).eps
+    gram = Q.mT @ Q
+    return bool(((gram - eye(k, dtype=Q.dtype, device=Q.device)).abs() <= eps).all())
+
+
+def _make_orthogonal(A: Tensor) -> Tensor:
+    """The Q of A's QR with R's diagonal made positive (unique for full-rank A)."""
+    Q, R = linalg.qr(A)
+    return Q * R.diagonal(dim1=-2, dim2=-1).sign().unsqueeze(-2)
+
+
+class _Orthogonal(Module):
+    def __init__(self, weight: Tensor, orthogonal_map: str, *,
+                 use_trivialization: bool = True) -> None:
+        super().__init__()
+        self.shape = weight.shape
+        self.orthogonal_map = orthogonal_map
+        if use_trivialization:
+            self.register_buffer("base", None)
+
+    def forward(self, X: Tensor) -> Tensor:
+        n, k = X.shape[-2], X.shape[-1]
+        transposed = n < k
+        if transposed:
+            X = X.mT
+            n, k = k, n
+        if self.orthogonal_map in ("matrix_exp", "cayley"):
+            X = X.tril()
+            if n != k:
+                X = _f.cat([X, X.new_zeros(n, n - k).expand(*X.shape[:-2], -1, -1)], dim=-1)
+            A = X - X.mT
+            if self.orthogonal_map == "matrix_exp":
+                Q = linalg.matrix_exp(A)
+            else:
+                Id = eye(n, dtype=A.dtype, device=A.device)
+                Q = linalg.solve(Id - 0.5 * A, Id + 0.5 * A)
+            if n != k:
+                Q = Q[..., :k]
+        else:
+            A = X.tril(-1)
+            tau = 2.0 / (1.0 + (A * A).sum(dim=-2))
+            Q = _householder_product(A, tau)
+            Q = Q * X.diagonal(dim1=-2, dim2=-1).int().unsqueeze(-2)
+        if "base" in self._buffers:
+            Q = self.base @ Q
+        if transposed:
+            Q = Q.mT
+        return Q
+
+    @no_grad()
+    def right_inverse(self, Q: Tensor) -> Tensor:
+        if Q.shape != self.shape:
+            raise ValueError(f"Expected a matrix or batch of matrices of shape {self.shape}. "
+                             f"Got a tensor of shape {Q.shape}.")
+        Q_init = Q
+        n, k = Q.shape[-2], Q.shape[-1]
+        transpose = n < k
+        if transpose:
+            Q = Q.mT
+            n, k = k, n
+        if "base" not in self._buffers:
+            if self.orthogonal_map in ("cayley", "matrix_exp"):
+                raise NotImplementedError("It is not possible to assign to the matrix "
+                                          "exponential or the Cayley parametrizations when "
+                                          "use_trivialization=False.")
+            A = _geqrf_householder(Q)
+            return A.mT if transpose else A
+        if n == k:
+            Q = _make_orthogonal(Q) if not _is_orthogonal(Q) else Q.clone()
+        else:
+            N = randn(*(tuple(Q.shape[:-2]) + (n, n - k)), dtype=Q.dtype, device=Q.device)
+            Q = _make_orthogonal(_f.cat([Q, N], dim=-1))
+        self.base = Q
+        return zeros_like(Q_init) - eye(Q_init.shape[-2], Q_init.shape[-1], dtype=Q_init.dtype,
+                                        device=Q_init.device)
+
+
+def _geqrf_householder(Q: Tensor) -> Tensor:
+    """LAPACK geqrf's reflectors of Q (numpy's raw QR, on the host) with the diagonal set
+    to the signs that make ``_Orthogonal.forward`` give Q back."""
+    q = Q.detach()._host().astype(np.float64)
+    batch = q.reshape(-1, *q.shape[-2:])
+    out = np.empty_like(batch)
+    for b, m in enumerate(batch):
+        h, tau = np.linalg.qr(m, mode="raw")
+        a = h.T.copy()
+        d = np.sign(np.diagonal(a)).copy()
+        d[tau == 0.0] *= -1
+        np.fill_diagonal(a, d)
+        out[b] = a
+    return tensor(out.reshape(q.shape), dtype=Q.dtype, device=Q.device)
+
+
+def orthogonal(module: Module, name: str = "weight", orthogonal_map: str | None = None, *,
+               use_trivialization: bool = True) -> Module:
+    """torch.nn.utils.parametrizations.orthogonal: ``module.<name>`` kept orthogonal (its
+    columns or rows orthonormal) through ``orthogonal_map`` "matrix_exp", "cayley" or
+    "householder" (default: matrix_exp for square matrices, householder otherwise)."""
+    weight = getattr(module, name, None)
+    if not isinstance(weight, Tensor):
+        raise ValueError(f"Module '{module}' has no parameter or buffer with name '{name}'")
+    if weight.ndim < 2:
+        raise ValueError(f"Expected a matrix or batch of matrices. Got a tensor of "
+                         f"{weight.ndim} dimensions.")
+    if orthogonal_map is None:
+        orthogonal_map = ("matrix_exp" if weight.shape[-2] == weight.shape[-1]
+                          else "householder")
+    if orthogonal_map not in _ORTH_MAPS:
+        raise ValueError(f'orthogonal_map has to be one of "matrix_exp", "cayley", '
+                         f'"householder". Got: {orthogonal_map}')
+    orth = _Orthogonal(weight, orthogonal_map, use_trivialization=use_trivialization)
+    parametrize.register_parametrization(module, name, orth, unsafe=True)
+    return module
+
+
+__all__ = ["orthogonal", "spectral_norm", "weight_norm"]
