@@ -4,8 +4,8 @@ host, gradients on the device); the spectral matrix norms (ord 2, -2, 'nuc') fro
 products, condition numbers and tensor inverses composed of those.
 
 What differs from PyTorch: no eig / eigvals (their results are complex, which clgraph has
-not); lu_factor's (and lu's) gradient is for square matrices only; the inverse that inv_ex
-and solve_ex return for a singular matrix holds other infinities or NaNs than LAPACK's."""
+not); the inverse that inv_ex and solve_ex return for a singular matrix may hold other
+infinities or NaNs than LAPACK's."""
 
 from __future__ import annotations
 
@@ -20,11 +20,13 @@ from .creation import as_tensor as _as_tensor
 from .creation import eye as _eye
 from .ops import lu as _lu
 from .ops import reduce as R
+from .ops.decomp import LU as _LU
 from .ops.decomp import SOLVE_TRIANGULAR as _SOLVE_TRIANGULAR
 from .ops.decomp import (  # noqa: F401
     LinAlgError,
     _check_square,
     _named,
+    _permutation,
     cross,
     eigh,
     eigvalsh,
@@ -161,7 +163,7 @@ def _singular_aware(A, B, info, good):
         return good(A, B)
     mask = (info > 0).reshape(*info.shape, 1, 1)
     safe = _f.where(mask, _eye(A.shape[-1], dtype=A.dtype, device=A.device), A)
-    lu, piv, _ = _apply(_lu.LU_FACTOR, A.detach())
+    lu, piv, _ = _apply(_LU, A.detach())
     bad = _lu.lu_solve_host(lu.numpy(), piv.numpy(),
                             B.detach().expand(*A.shape[:-2], *B.shape[-2:]).numpy())
     return _f.where(mask, _as_tensor(bad, dtype=A.dtype, device=A.device), good(safe, B))
@@ -203,7 +205,7 @@ def lu_factor_ex(A, *, pivot: bool = True, check_errors: bool = False, out=None)
     if not pivot:
         raise RuntimeError("linalg.lu_factor: LU without pivoting is not implemented on the "
                            "CPU")
-    lu, piv, info = _apply(_lu.LU_FACTOR, A)
+    lu, piv, info = _apply(_LU, A)
     if check_errors:
         _lu._raise_info("torch.linalg.lu_factor_ex", info, "U[{0},{0}] is zero.")
     return _named("linalg_lu_factor_ex", ("LU", "pivots", "info"))(lu, piv, info)
@@ -232,7 +234,7 @@ def _unpack(lu, piv):
     k = min(m, n)
     low = lu[..., :, :k].tril(-1) + _eye(m, k, dtype=lu.dtype, device=lu.device)
     up = lu[..., :k, :].triu()
-    return _lu.permutation_matrix(piv, m, lu), low, up
+    return _permutation(piv, m, lu), low, up
 
 
 def lu(A, *, pivot: bool = True, out=None):

@@ -215,6 +215,11 @@ def test_gradients_against_torch():
     a = RNG.standard_normal((2, 4, 4))
     b = RNG.standard_normal((2, 4, 2))
     _grads(lambda x: L.lu_factor(x).LU, lambda x: tl.lu_factor(x).LU, [a])
+    for shape in ((3, 5), (5, 3)):  # wide and tall
+        _grads(lambda x: L.lu_factor(x).LU, lambda x: tl.lu_factor(x).LU,
+               [RNG.standard_normal(shape)])
+        _grads(lambda x: L.lu(x).L.sum() + L.lu(x).U.sum(),
+               lambda x: tl.lu(x).L.sum() + tl.lu(x).U.sum(), [RNG.standard_normal(shape)])
     _grads(lambda x: L.lu(x).L + L.lu(x).U, lambda x: tl.lu(x).L + tl.lu(x).U, [a])
     _grads(lambda x, y: L.lu_solve(*L.lu_factor(x), y),
            lambda x, y: tl.lu_solve(*tl.lu_factor(x), y), [a, b])

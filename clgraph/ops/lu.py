@@ -1,52 +1,26 @@
-"""LU with partial pivoting, Bunch-Kaufman LDL^T and the error-reporting (``*_ex``)
-Cholesky and inverse: host rows beside ops/decomp.py's, written in numpy as LAPACK's
-unblocked routines (getf2, sytf2, potf2) compute them, so pivots, ``info`` and the partial
-factor of a failed Cholesky are PyTorch's. LU's VJP is in clgraph ops; LDL has none (nor
-has PyTorch's). Imports the registry, ops/decomp.py and the creation helpers."""
+"""Bunch-Kaufman LDL^T and the error-reporting (``*_ex``) Cholesky: host rows beside
+ops/decomp.py's (whose lu_factor row torch.linalg's LU functions use), written in numpy as
+LAPACK's unblocked routines (sytf2, sytrs, potf2) compute them, so pivots, ``info`` and the
+partial factor of a failed Cholesky are PyTorch's. LDL has no VJP (nor has PyTorch's).
+Imports the registry and ops/decomp.py."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .. import dtypes as dt
-from ..creation import eye
 from .decomp import (
     CHOLESKY,
-    SOLVE_TRIANGULAR,
+    LU,
     LinAlgError,
     _cholesky_vjp,
     _host,
-    _mT,
     _up,
 )
 from .registry import OpDef, apply, register
 
 # --- LU -------------------------------------------------------------------------------------
-
-
-def _lu_host(a):
-    """getf2 on a (..., m, n) stack: (packed LU, 1-based int32 pivots, int32 info = the
-    first zero pivot, 1-based, 0 if none); the first largest |a| in a column is the pivot."""
-    shape = a.shape
-    m, n = shape[-2:]
-    k = min(m, n)
-    lu = a.reshape(-1, m, n).astype(a.dtype, copy=True)
-    nb = lu.shape[0]
-    piv = np.zeros((nb, k), np.int32)
-    info = np.zeros(nb, np.int32)
-    rows = np.arange(nb)
-    with np.errstate(all="ignore"):
-        for j in range(k):
-            p = j + np.argmax(np.abs(lu[:, j:, j]), axis=1)
-            piv[:, j] = p + 1
-            top, other = lu[rows, j].copy(), lu[rows, p].copy()
-            lu[rows, j], lu[rows, p] = other, top
-            d = lu[:, j, j]
-            zero = d == 0
-            info = np.where((info == 0) & zero, j + 1, info)
-            lu[:, j + 1:, j] /= np.where(zero, 1.0, d)[:, None]
-            lu[:, j + 1:, j + 1:] -= lu[:, j + 1:, j, None] * lu[:, j, None, j + 1:]
-    return (lu.reshape(shape), piv.reshape(*shape[:-2], k), info.reshape(shape[:-2]))
+# (the factorization is ops/decomp.py's lu_factor row, torch.lu's: getf2, with its VJP)
 
 
 def permutation_from_pivots(piv: np.ndarray, m: int) -> np.ndarray:
@@ -59,37 +33,6 @@ def permutation_from_pivots(piv: np.ndarray, m: int) -> np.ndarray:
         a, b = perm[rows, j].copy(), perm[rows, p].copy()
         perm[rows, j], perm[rows, p] = b, a
     return perm.reshape(*piv.shape[:-1], m)
-
-
-def _run_lu(op, args, attrs, out=None):
-    (a,) = args
-    lu, piv, info = _lu_host(_host(a))
-    return (_up(lu, a), _up(piv, _Int(a, dt.int32)), _up(info, _Int(a, dt.int32)))
-
-
-class _Int:
-    """A stand-in carrying an int dtype and a tensor's device, for _up."""
-
-    def __init__(self, like, dtype):
-        self.dtype, self.device = dtype, like.device
-
-
-def _lu_vjp(g, a, out):
-    """A = P L U (square): gA = P L^-T (tril(L^T gL, -1) + triu(gU U^T)) U^-T, with gL and
-    gU the strictly lower and upper parts of the packed LU's gradient. (The op's one
-    floating output reaches the VJP alone: the pivots are found again.)"""
-    lu = out
-    piv = apply(LU_FACTOR, a.detach())[1]
-    m, n = a._shape[-2:]
-    if m != n:
-        raise NotImplementedError("clgraph: the derivative of linalg.lu_factor is "
-                                  "implemented for square matrices only")
-    low = lu.tril(-1) + _eye_like(lu)
-    up = lu.triu()
-    phi = (_mT(low) @ g.tril(-1)).tril(-1) + (g.triu() @ _mT(up)).triu()
-    x = apply(SOLVE_TRIANGULAR, _mT(low), phi, upper=True, unitriangular=True)
-    y = apply(SOLVE_TRIANGULAR, _mT(up), x, upper=False, left=False)
-    return (permutation_matrix(piv, m, lu) @ y,)
 
 
 def lu_solve_host(lu, piv, b):
@@ -107,19 +50,12 @@ def lu_solve_host(lu, piv, b):
     return x
 
 
-def _eye_like(x):
-    return eye(x._shape[-2], x._shape[-1], dtype=x.dtype, device=x.device)
+class _Int:
+    """A stand-in carrying an int dtype and a tensor's device, for _up."""
 
+    def __init__(self, like, dtype):
+        self.dtype, self.device = dtype, like.device
 
-def permutation_matrix(piv, m: int, like):
-    """P (..., m, m) with A = P L U, from the pivots tensor."""
-    perm = permutation_from_pivots(_host(piv), m)
-    p = np.zeros((*perm.shape, m), like.dtype.np)
-    np.put_along_axis(p, perm[..., None], 1.0, axis=-1)  # P^T[i, perm[i]] = 1
-    return _up(np.swapaxes(p, -1, -2), like)
-
-
-LU_FACTOR = register(OpDef("linalg_lu_factor_ex", "linalg", None, _run_lu, _lu_vjp))
 
 # --- Cholesky and inverse that report failures -------------------------------------------------
 
@@ -182,7 +118,7 @@ def _raise_info(name, info, message):
 
 def lu_info(A):
     """The info of getrf on A (int32, 0 where A is invertible), without gradients."""
-    return apply(LU_FACTOR, A.detach())[2]
+    return apply(LU, A.detach())[2]
 
 
 # --- LDL^T (Bunch-Kaufman) ----------------------------------------------------------------------
@@ -319,5 +255,5 @@ def _run_ldl_solve(op, args, attrs, out=None):
 LDL_SOLVE = register(OpDef("linalg_ldl_solve", "linalg", None, _run_ldl_solve,
                            differentiable=False))
 
-__all__ = ["CHOLESKY", "CHOLESKY_EX", "LDL_FACTOR", "LDL_SOLVE", "LU_FACTOR", "cholesky_ex",
-           "lu_info", "permutation_matrix"]
+__all__ = ["CHOLESKY", "CHOLESKY_EX", "LDL_FACTOR", "LDL_SOLVE", "LU", "cholesky_ex",
+           "lu_info", "lu_solve_host"]
