@@ -50,6 +50,11 @@ class Gamma(_BroadcastParams, ExponentialFamily):
         return (_xlogy(self.concentration, self.rate) + _xlogy(self.concentration - 1, value)
                 - self.rate * value - lgamma(self.concentration))
 
+    def cdf(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        return cg.special.gammainc(self.concentration, self.rate * value)
+
     def entropy(self):
         return (self.concentration - cg.log(self.rate) + lgamma(self.concentration)
                 + (1.0 - self.concentration) * digamma(self.concentration))
