@@ -679,3 +679,22 @@ def test_von_mises_and_wishart():
     tq = torch.distributions.Wishart(torch.tensor(7.0, dtype=torch.float64),
                                      precision_matrix=torch.tensor(np.linalg.inv(cov[1])))
     _same(D.kl_divergence(p, q), torch.distributions.kl_divergence(tp, tq), "Wishart", "kl")
+
+
+def test_binomial_sampler_frequencies():
+    """Inversion (small means) and BTRS (large ones) against the exact pmf: a chi-square
+    statistic well inside its 99.9% range; huge counts in a fixed number of launches."""
+    cg.manual_seed(2)
+    for n, p in ((12, 0.2), (40, 0.5), (100, 0.7)):
+        s = D.Binomial(c(float(n)), c(p)).sample((100000,)).numpy().astype(int)
+        k = np.arange(n + 1)
+        pmf = np.array([math.comb(n, int(i)) * p ** i * (1 - p) ** (n - i) for i in k])
+        obs, exp = np.bincount(s, minlength=n + 1), pmf * len(s)
+        keep = exp > 5
+        chi = ((obs[keep] - exp[keep]) ** 2 / exp[keep]).sum()
+        dof = keep.sum() - 1
+        assert chi < dof + 6 * math.sqrt(2 * dof), (n, p, chi, dof)
+    s = D.Binomial(c([1e7, 1e7]), c([0.3, 1e-7])).sample((2000,)).numpy()
+    np.testing.assert_allclose(s.mean(0), [3e6, 1.0], rtol=0.05)
+    assert (D.Binomial(c(0.0), c(0.5)).sample((5,)).numpy() == 0).all()
+    assert (D.Binomial(c(9.0), c(1.0)).sample((5,)).numpy() == 9).all()

@@ -5,9 +5,8 @@ clgraph's generator (cg.manual_seed makes them reproducible) on the device.
 What differs from PyTorch: Dirichlet's (and Beta's) rsample differentiates through the
 normalised Gamma draws, not the Beta marginals (the same expected gradient, other values per
 draw); samples come from clgraph's generator, so they differ from PyTorch's draw by draw;
-Binomial counts Bernoulli trials (its sampling time grows with total_count); VonMises's
-normalizer is the exact I0 where PyTorch's is a polynomial fit (1e-7 relative). Imports
-clgraph's public API only."""
+VonMises's normalizer is the exact I0 where PyTorch's is a polynomial fit (1e-7 relative).
+Imports clgraph's public API only."""
 
 from __future__ import annotations
 
