@@ -76,6 +76,10 @@ def _binomial_draws(count, probs):
     launches for any count)."""
     with cg.no_grad():
         count, probs = broadcast_all(count.detach(), probs.detach())
+        out_dtype = probs.dtype
+        if out_dtype is not cg.float64 and cg.cl.devices()[probs.device.index]["fp64"]:
+            # BTRS's bound differences lgamma terms of n's size: float32 loses them
+            count, probs = count.to(cg.float64), probs.to(cg.float64)
         shape, dtype, device = tuple(probs.shape), probs.dtype, probs.device
         flip = probs > 0.5
         p = cg.where(flip, 1 - probs, probs)
@@ -91,7 +95,7 @@ def _binomial_draws(count, probs):
             draws = cg.where(small, inv, btrs)
         else:
             draws = inv
-        return cg.where(flip, n - draws, draws)
+        return cg.where(flip, n - draws, draws).to(out_dtype)
 
 
 class Binomial(Distribution):
