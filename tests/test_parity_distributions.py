@@ -369,23 +369,20 @@ def test_transformed_distribution_against_torch():
 # --- without torch: sample moments and pathwise gradients ---------------------------------------
 
 
+# the samplers beyond a transform of a uniform or normal draw (those are checked through
+# their rsample gradients and log_prob)
 MOMENTS = [
-    (lambda: D.Gumbel(c([0.5, -1.0]), c([1.0, 2.0])), 2e-2),
-    (lambda: D.HalfNormal(c([1.0, 2.0])), 2e-2),
     (lambda: D.Chi2(c([3.0, 7.0])), 3e-2),
     (lambda: D.InverseGamma(c([6.0, 9.0]), c([2.0, 3.0])), 3e-2),
     (lambda: D.Kumaraswamy(c([2.0, 3.0]), c([2.5, 1.5])), 2e-2),
-    (lambda: D.Pareto(c([1.0, 2.0]), c([5.0, 6.0])), 3e-2),
     (lambda: D.ContinuousBernoulli(c([0.2, 0.7])), 2e-2),
     (lambda: D.FisherSnedecor(c([5.0, 8.0]), c([12.0, 15.0])), 4e-2),
     (lambda: D.GeneralizedPareto(c([0.0, 1.0]), c([1.0, 0.5]), c([0.1, -0.2])), 3e-2),
-    (lambda: D.Binomial(c([10.0, 30.0]), c([0.3, 0.6])), 2e-2),
     (lambda: D.NegativeBinomial(c([3.0, 5.0]), c([0.4, 0.6])), 4e-2),
     (lambda: D.Geometric(c([0.3, 0.6])), 3e-2),
     (lambda: D.LowRankMultivariateNormal(c([0.0, 1.0]), c([[1.0], [0.5]]), c([0.5, 1.0])),
      3e-2),
     (lambda: D.StudentT(c([7.0, 9.0]), c([0.5, -1.0]), c([1.0, 2.0])), 4e-2),
-    (lambda: D.Weibull(c([1.0, 2.0]), c([1.5, 3.0])), 2e-2),
 ]
 
 
