@@ -20,6 +20,7 @@ class Case:
 
 
 FLOAT = ("float32", "float64", "float16")
+F3264 = ("float32", "float64")
 ALL = ("float32", "float64", "float16", "int64", "int32", "int8", "uint8", "bool")
 INTS = ("int64", "int32", "int8", "uint8", "bool")
 
@@ -94,9 +95,36 @@ CASES = [
     Case("sinc", dtypes=FLOAT),
     Case("i0", low=-6, high=6, dtypes=FLOAT),
     Case("nextafter", 2, dtypes=("float32", "float64")),
+    # torch.special's rows (ops/special.py), against scipy; tests/test_parity_special.py
+    # compares them with PyTorch over wide ranges
+    Case("special_entr", low=0.05, high=5, dtypes=F3264),
+    Case("special_erfcx", low=-3, high=12, dtypes=F3264),
+    Case("special_ndtr", low=-6, high=6, dtypes=F3264),
+    Case("special_log_ndtr", low=-12, high=5, dtypes=F3264),
+    Case("special_ndtri", low=0.01, high=0.99, dtypes=F3264),
+    Case("special_i0e", low=-25, high=25, dtypes=F3264),
+    Case("special_i1e", low=-25, high=25, dtypes=F3264),
+    Case("special_spherical_bessel_j0", low=-10, high=10, dtypes=F3264),
+    Case("special_bessel_j0", low=-30, high=30, dtypes=F3264),
+    Case("special_bessel_j1", low=-30, high=30, dtypes=F3264),
+    Case("special_bessel_y0", low=0.1, high=30, dtypes=F3264),
+    Case("special_bessel_y1", low=0.1, high=30, dtypes=F3264),
+    Case("special_modified_bessel_i0", low=-10, high=10, dtypes=F3264),
+    Case("special_modified_bessel_i1", low=-10, high=10, dtypes=F3264),
+    Case("special_modified_bessel_k0", low=0.05, high=6, dtypes=F3264),
+    Case("special_modified_bessel_k1", low=0.05, high=6, dtypes=F3264),
+    Case("special_scaled_modified_bessel_k0", low=0.05, high=30, dtypes=F3264),
+    Case("special_scaled_modified_bessel_k1", low=0.05, high=30, dtypes=F3264),
+    Case("special_airy_ai", low=-4, high=5, dtypes=F3264, atol=1e-4),
     Case("igamma", 2, low=0.1, high=8, dtypes=("float32", "float64")),
     Case("igammac", 2, low=0.1, high=8, dtypes=("float32", "float64")),
-]
+    Case("special_zeta", 2, low=1.1, high=6, dtypes=F3264, atol=1e-4),
+] + [Case(f"special_{name}", 2, low=-1.5, high=6, dtypes=F3264, atol=1e-4)
+     for name in ("chebyshev_polynomial_t", "chebyshev_polynomial_u", "chebyshev_polynomial_v",
+                  "chebyshev_polynomial_w", "shifted_chebyshev_polynomial_t",
+                  "shifted_chebyshev_polynomial_u", "shifted_chebyshev_polynomial_v",
+                  "shifted_chebyshev_polynomial_w", "hermite_polynomial_h",
+                  "hermite_polynomial_he", "laguerre_polynomial_l", "legendre_polynomial_p")]
 
 # ops with no direct case here: fill is exercised by every creation test; the internal rows
 # of i0's gradient and of frexp by test_parity_math

@@ -271,14 +271,17 @@ CHECKED_ELSEWHERE = {"sdpa_flash",
                      "linalg_slogdet", "linalg_solve", "linalg_solve_triangular", "linalg_svd",
                      # tests/test_pool3d.py gradchecks the 3-d pooling rows
                      "max_pool3d", "max_pool3d_backward", "avg_pool3d", "avg_pool3d_backward",
-                     "adaptive_avg_pool3d", "adaptive_avg_pool3d_backward"}
+                     "adaptive_avg_pool3d", "adaptive_avg_pool3d_backward",
+                     # tests/test_parity_linalg_extra.py gradchecks cholesky_ex
+                     "linalg_cholesky_ex"}
 # moves between devices: with one device it is exercised as a round trip to the last device
 # a unary elementwise row needs no entry of its own: its op_cases row gives the domain, and
 # it is gradchecked on a (3, 4) input there
 for _case in CASES:
     if _case.nargs == 1 and _case.op not in GRAD_CASES and REGISTRY[_case.op].differentiable:
-        GRAD_CASES[_case.op] = [lambda c=_case: (getattr(cg, c.op),
-                                                 (leaf(3, 4, low=c.low, high=c.high),))]
+        GRAD_CASES[_case.op] = [lambda c=_case: (
+            getattr(cg, c.op, None) or (lambda x, o=REGISTRY[c.op]: cg.ops.registry.apply(o, x)),
+            (leaf(3, 4, low=c.low, high=c.high),))]
 
 GRAD_CASES["to_device"] = [lambda: ((lambda x: x.to(cg.cl.devices()[-1]["name"])
                                      .to(x.device, copy=True) * 2), (leaf(3),))]

@@ -158,13 +158,32 @@ def special_helpers(source: str) -> str:
                   if f"inline {t} cg_{n}_{t}(" not in source)
     if not used:
         return ""
+    used = _with_callees(used, source)
     out = []
     if any(t == "double" for _, t in used):
         out.append("#pragma OPENCL EXTENSION cl_khr_fp64 : enable")
     for name, t in used:  # T, the compute type, is a whole token of the template
-        out.append(re.sub(r"\bT\b", t, _SPECIAL[name]).replace(f"cg_{name}_T(",
-                                                                   f"cg_{name}_{t}("))
+        out.append(re.sub(r"\b(cg_\w+?)_T\(", rf"\1_{t}(", re.sub(r"\bT\b", t, _SPECIAL[name])))
     return "\n".join(out) + "\n"
+
+
+def _with_callees(used, source):
+    """``used`` and the helpers their templates call (``cg_<name>_T``), each callee ahead of
+    its callers; none that ``source`` defines already."""
+    order, seen = [], set()
+
+    def visit(name, t):
+        if (name, t) in seen or f"inline {t} cg_{name}_{t}(" in source:
+            return
+        seen.add((name, t))
+        for callee in sorted(set(re.findall(r"\bcg_(\w+?)_T\(", _SPECIAL[name])) - {name}):
+            if callee in _SPECIAL:
+                visit(callee, t)
+        order.append((name, t))
+
+    for name, t in used:
+        visit(name, t)
+    return order
 
 
 def needs_narrow_helpers(source: str) -> bool:

@@ -10,12 +10,13 @@ import clgraph.nn.functional as F
 
 from . import constraints
 from .distribution import Distribution
+from .exp_family import ExponentialFamily
 from .utils import _size, _uniform, broadcast_all, lazy_property, logits_to_probs, probs_to_logits
 
 __all__ = ["Bernoulli"]
 
 
-class Bernoulli(Distribution):
+class Bernoulli(ExponentialFamily):
     """torch.distributions.Bernoulli(probs=None, logits=None)."""
 
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
@@ -94,3 +95,12 @@ class Bernoulli(Distribution):
         if expand:
             values = values.expand(-1, *self._batch_shape)
         return values
+
+    @property
+    def _natural_params(self):
+        return (cg.log(self.probs / (1 - self.probs)),)
+
+    def _log_normalizer(self, x):
+        return cg.log1p(cg.exp(x))
+
+    _mean_carrier_measure = 0

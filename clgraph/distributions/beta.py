@@ -9,12 +9,13 @@ import clgraph as cg
 from . import constraints
 from .dirichlet import Dirichlet
 from .distribution import Distribution
+from .exp_family import ExponentialFamily
 from .utils import _size, broadcast_all
 
 __all__ = ["Beta"]
 
 
-class Beta(Distribution):
+class Beta(ExponentialFamily):
     """torch.distributions.Beta(concentration1, concentration0), through a Dirichlet over
     (x, 1 - x): rsample differentiates through its two Gamma draws."""
 
@@ -73,3 +74,11 @@ class Beta(Distribution):
 
     def entropy(self):
         return self._dirichlet.entropy()
+
+    @property
+    def _natural_params(self):
+        return (self.concentration1, self.concentration0)
+
+    def _log_normalizer(self, x, y):
+        return cg.lgamma(x) + cg.lgamma(y) - cg.lgamma(x + y)
+

@@ -6,12 +6,13 @@ import clgraph as cg
 
 from . import constraints
 from .distribution import Distribution
+from .exp_family import ExponentialFamily
 from .utils import _clamp_tiny, _size, _standard_gamma, _xlogy, digamma, lgamma
 
 __all__ = ["Dirichlet"]
 
 
-class Dirichlet(Distribution):
+class Dirichlet(ExponentialFamily):
     """torch.distributions.Dirichlet(concentration). Samples are normalised Gamma draws;
     rsample differentiates them through the Gammas' implicit gradients (PyTorch uses the
     Beta marginals' instead: the same expected gradient, other values per draw)."""
@@ -70,3 +71,11 @@ class Dirichlet(Distribution):
         a0 = c.sum(-1)
         return (lgamma(c).sum(-1) - lgamma(a0) - (k - a0) * digamma(a0)
                 - ((c - 1.0) * digamma(c)).sum(-1))
+
+    @property
+    def _natural_params(self):
+        return (self.concentration,)
+
+    def _log_normalizer(self, x):
+        return x.lgamma().sum(-1) - cg.lgamma(x.sum(-1))
+

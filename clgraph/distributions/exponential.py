@@ -6,12 +6,13 @@ import clgraph as cg
 
 from . import constraints
 from .distribution import _BroadcastParams
+from .exp_family import ExponentialFamily
 from .utils import _uniform
 
 __all__ = ["Exponential"]
 
 
-class Exponential(_BroadcastParams):
+class Exponential(_BroadcastParams, ExponentialFamily):
     """torch.distributions.Exponential(rate)."""
 
     arg_constraints = {"rate": constraints.positive}
@@ -58,3 +59,12 @@ class Exponential(_BroadcastParams):
 
     def entropy(self):
         return 1.0 - cg.log(self.rate)
+
+    @property
+    def _natural_params(self):
+        return (-self.rate,)
+
+    def _log_normalizer(self, x):
+        return -cg.log(-x)
+
+    _mean_carrier_measure = 0

@@ -8,12 +8,13 @@ import clgraph as cg
 
 from . import constraints
 from .distribution import _BroadcastParams
+from .exp_family import ExponentialFamily
 from .utils import _standard_normal, erfinv
 
 __all__ = ["Normal"]
 
 
-class Normal(_BroadcastParams):
+class Normal(_BroadcastParams, ExponentialFamily):
     """torch.distributions.Normal(loc, scale)."""
 
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
@@ -66,3 +67,11 @@ class Normal(_BroadcastParams):
     def entropy(self):
         return 0.5 + 0.5 * math.log(2 * math.pi) + cg.log(self.scale)
 
+    @property
+    def _natural_params(self):
+        return (self.loc / self.scale.pow(2), -0.5 * self.scale.pow(2).reciprocal())
+
+    def _log_normalizer(self, x, y):
+        return -0.25 * x.pow(2) / y + 0.5 * cg.log(-math.pi / y)
+
+    _mean_carrier_measure = 0

@@ -9,7 +9,7 @@ from .categorical import Categorical
 from .distribution import Distribution
 from .utils import _size
 
-__all__ = ["OneHotCategorical"]
+__all__ = ["OneHotCategorical", "OneHotCategoricalStraightThrough"]
 
 
 def _one_hot(index, num_classes: int, dtype):
@@ -87,3 +87,15 @@ class OneHotCategorical(Distribution):
         if expand:
             values = values.expand(n, *self.batch_shape, n)
         return values
+
+
+class OneHotCategoricalStraightThrough(OneHotCategorical):
+    """torch.distributions.OneHotCategoricalStraightThrough: rsample is the one-hot sample
+    in value and the probabilities in gradient (the straight-through estimator)."""
+
+    has_rsample = True
+
+    def rsample(self, sample_shape=()):
+        samples = self.sample(sample_shape)
+        probs = self._categorical.probs
+        return samples + (probs - probs.detach())

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from . import constraints
 from .distribution import _BroadcastParams
+from .exp_family import ExponentialFamily
 from .utils import _poisson, _xlogy, broadcast_all, lgamma
 
 __all__ = ["Poisson"]
 
 
-class Poisson(_BroadcastParams):
+class Poisson(_BroadcastParams, ExponentialFamily):
     """torch.distributions.Poisson(rate). Samples are drawn on the device (clgraph has no
     torch.poisson): exponential arrivals below rate 10, Hormann's PTRS from 10 on."""
 
@@ -40,3 +41,10 @@ class Poisson(_BroadcastParams):
             self._validate_sample(value)
         rate, value = broadcast_all(self.rate, value.to(self.rate.dtype))
         return _xlogy(value, rate) - rate - lgamma(value + 1)
+
+    @property
+    def _natural_params(self):
+        return (self.rate.log(),)
+
+    def _log_normalizer(self, x):
+        return x.exp()
