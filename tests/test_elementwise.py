@@ -430,3 +430,17 @@ def test_rows_pytorch_does_not_define_on_bool_raise_its_errors():
     with pytest.raises(RuntimeError, match="Boolean inputs not supported for relu"):
         b.relu()
     assert (b.to(cg.int64) // 1).tolist() == [1, 0] and (b / True).tolist() == [1.0, 0.0]
+
+
+def test_integer_division_by_a_python_zero_raises():
+    """PyTorch's ZeroDivisionError for an integer tensor divided by the number 0, in every
+    spelling; float tensors give inf and nan, a tensor divisor is not read back."""
+    x = cg.arange(3)
+    calls = [lambda: x // 0, lambda: x % 0, lambda: cg.fmod(x, 0), lambda: x.remainder_(0),
+             lambda: cg.div(x, 0, rounding_mode="floor"),
+             lambda: cg.div(x, 0, rounding_mode="trunc")]
+    for call in calls:
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            call()
+    np.testing.assert_array_equal((x.float() // 0).numpy(), [np.nan, np.inf, np.inf])
+    assert (x // 2).tolist() == [0, 0, 1] and (x / 0).isinf().tolist() == [False, True, True]

@@ -322,6 +322,15 @@ def _no_bool(name):
     return rule
 
 
+def integer_zero_divisor(name, a, b) -> None:
+    """PyTorch's error for an integer tensor divided by a Python 0 (floor division,
+    remainder, fmod, rounded div). A tensor divisor is not read back: its zeros give 0, or
+    the sign of a trunc division's infinity, as on GPUs."""
+    if type(b) is int and b == 0 and isinstance(a, registry.Tensor) and not (
+            a.dtype.is_floating_point):
+        raise RuntimeError(f"ZeroDivisionError: {name} of an integer tensor ({a.dtype}) by 0")
+
+
 def _not_for_bool(name, error=NotImplementedError, message=None):
     """Rows PyTorch does not define on bool tensors (floor_divide, abs, relu): its error
     instead of a kernel (integer floor division has none for uchar)."""
@@ -362,15 +371,16 @@ def _by_kind(fexpr: str, iexpr: str, bexpr: str | None = None):
 
 def elementwise(name, ref, expr, rule, argnames, vjp=None, vec=True, promote=slice(None),
                 differentiable=True, saves=None, saves_out=True, needs=None, variants=None,
-                tensors_only=False, autocast=None):
+                tensors_only=False, autocast=None, check=None):
     """One elementwise row; ``variants`` (registry.Variants) makes it public as
     ``cg.<name>(input, *others, out=None)`` and the forms it lists; ``tensors_only``: its
-    public function takes no Python number (PyTorch's signature is all Tensors)."""
+    public function takes no Python number (PyTorch's signature is all Tensors);
+    ``check(name, input, *others)`` runs on the public function's operands first."""
     op = register(OpDef(name, "elementwise", ref, _run, vjp, expr, rule, argnames, vec,
                         promote, differentiable, saves=saves, needs=needs,
                         saves_out=saves_out, autocast=autocast))
     if variants is not None:
-        registry.export(name, _public(op, tensors_only), variants)
+        registry.export(name, _public(op, tensors_only, check), variants)
     return op
 
 
@@ -392,7 +402,7 @@ def _check_tensors(name, operands) -> None:
                             f"not {type(x).__name__}")
 
 
-def _public(op: OpDef, tensors_only=False):
+def _public(op: OpDef, tensors_only=False, check=None):
     """The public function of a row: its operands checked, ``out=`` writing in place."""
     name, n_others = op.name, len(op.argnames) - 1
 
@@ -405,6 +415,8 @@ def _public(op: OpDef, tensors_only=False):
         check_operand(input, name)
         for a in others:
             check_operand(a, name)
+        if check is not None:
+            check(name, input, *others)
         return apply(op, input, *others, out=out)
 
     fn.__name__ = fn.__qualname__ = name
@@ -591,12 +603,12 @@ binary("div", np.true_divide, "({a} / {b})", _floating,
        needs=lambda rg: (0, 1) if rg[1] else (1,))
 binary("floor_divide", np.floor_divide,
        _by_kind("floor({a} / {b})", "cg_floordiv_{T}({a}, {b})"), _not_for_bool("floor_divide"),
-       vec=False, vjp=_zeros_vjp,
+       vec=False, vjp=_zeros_vjp, check=integer_zero_divisor,
        variants=Variants(inplace=True, dunders=("floordiv", "rfloordiv", "ifloordiv")))
 binary("remainder", np.remainder,
        _by_kind("((fmod({a}, {b}) != 0 && ((fmod({a}, {b}) < 0) != ({b} < 0))) ? "
                 "fmod({a}, {b}) + {b} : fmod({a}, {b}))", "cg_mod_{T}({a}, {b})"),
-       _not_for_bool("remainder"), vec=False,
+       _not_for_bool("remainder"), vec=False, check=integer_zero_divisor,
        vjp=lambda g, a, b, out: (g, -g * _call("floor_divide", a, b)), saves_out=False,
        variants=Variants(inplace=True, dunders=("mod", "rmod", "imod")))
 binary("pow", np.power, _by_kind("pow({a}, {b})", "cg_pow_{T}({a}, {b})", "({a} | !{b})"),
@@ -680,7 +692,7 @@ unary("signbit", np.signbit, _by_kind("signbit({x})", "({x} < 0)", "0"), _compar
 binary("fmod", np.fmod,
        _by_kind("fmod({a}, {b})", "((({b}) == 0 || ({b}) == ({T})-1) ? ({T})0 : ({a} % {b}))"),
        vec=False, vjp=lambda g, a, b, out: (g, -g * _call("trunc", a / b)), saves_out=False,
-       variants=Variants(inplace=True))
+       check=integer_zero_divisor, variants=Variants(inplace=True))
 
 
 def _shift_rule(name):

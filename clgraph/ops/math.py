@@ -10,7 +10,14 @@ import numbers
 from .. import dtypes as dt
 from ..shapes import broadcast_shapes
 from . import registry
-from .elementwise import OPS, _check_tensors, _pyname, _trigamma, check_operand
+from .elementwise import (
+    OPS,
+    _check_tensors,
+    _pyname,
+    _trigamma,
+    check_operand,
+    integer_zero_divisor,
+)
 from .registry import apply, public
 
 
@@ -49,6 +56,8 @@ def sub(input, other, *, alpha=1, out=None):
 def divide(input, other, *, rounding_mode=None, out=None):
     if rounding_mode is None:
         return apply(OPS["div"], input, other, out=out)
+    if rounding_mode in ("floor", "trunc"):
+        integer_zero_divisor("div", input, other)
     if rounding_mode == "floor":
         return apply(OPS["floor_divide"], input, other, out=out)
     if rounding_mode == "trunc":
