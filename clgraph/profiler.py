@@ -167,8 +167,9 @@ class FunctionEvent(_TimeAliases):
     host clock, relative to the profile's start."""
 
     def __init__(self, id, name, start_us, end_us, device_type, thread=0, device_index=0,
-                 is_user_annotation=False):
+                 is_user_annotation=False, trace_name=None):
         self.id, self.name, self.thread = id, name, thread
+        self.trace_name = name if trace_name is None else trace_name
         self.start_us, self.end_us = start_us, end_us
         self.device_type, self.device_index = device_type, device_index
         self.is_user_annotation = is_user_annotation
@@ -185,7 +186,6 @@ class FunctionEvent(_TimeAliases):
         self.self_cpu_memory_usage = self.self_device_memory_usage = 0
 
     key = property(lambda self: self.name)
-    trace_name = property(lambda self: self.name)
 
     @property
     def cpu_time_total(self) -> float:
@@ -362,9 +362,13 @@ def _events(col: _Collector, base_ns: int) -> tuple[list, dict]:
     ranges = {}
     events: list[FunctionEvent] = []
     for r in col.ranges:
-        e = FunctionEvent(len(events), r.name, (r.start_ns - base_ns) / 1e3,
-                          (r.end_ns - base_ns) / 1e3, DeviceType.CPU, r.thread,
-                          is_user_annotation=not r.name.startswith("ProfilerStep#"))
+        # as PyTorch's, the step ranges share one name (ProfilerStep*) and keep their own
+        # (ProfilerStep#N) in the trace
+        step = r.name.startswith("ProfilerStep#")
+        e = FunctionEvent(len(events), "ProfilerStep*" if step else r.name,
+                          (r.start_ns - base_ns) / 1e3, (r.end_ns - base_ns) / 1e3,
+                          DeviceType.CPU, r.thread, is_user_annotation=not step,
+                          trace_name=r.name)
         ranges[id(r)] = e
         if r.parent is not None and id(r.parent) in ranges:
             e.cpu_parent = ranges[id(r.parent)]
@@ -396,8 +400,8 @@ def _chrome_trace(events, col, kernel_times, base_ns, devices) -> dict:
         out.append({"ph": "M", "name": "process_name", "pid": f"cl:{i}", "tid": 0,
                     "args": {"name": f"OpenCL device {i}: {dev}"}})
     for e in events:
-        base = {"ph": "X", "name": e.name, "ts": e.start_us, "dur": e.end_us - e.start_us,
-                "args": {"External id": e.id}}
+        base = {"ph": "X", "name": e.trace_name, "ts": e.start_us,
+                "dur": e.end_us - e.start_us, "args": {"External id": e.id}}
         if e.device_type is DeviceType.CPU:
             cat = "user_annotation" if e.is_user_annotation else "cpu_op"
             out.append({**base, "cat": cat, "pid": pid, "tid": e.thread})
