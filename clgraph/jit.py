@@ -120,8 +120,7 @@ def script(obj, optimize=None, _frames_up: int = 0, _rcb=None, example_inputs=No
     ``cg.compile`` for fused kernels."""
     if isinstance(obj, (Module, ScriptFunction)) or callable(obj):
         return _mark(obj)
-    raise RuntimeError(f"Type '{type(obj)}' cannot be compiled since it inherits from "
-                       "nn.Module, pass an instance instead")
+    raise TypeError(f"{type(obj)} is a built-in class")
 
 
 def script_method(fn):

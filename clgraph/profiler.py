@@ -307,9 +307,12 @@ def _table(events, sort_by, row_limit, name_width, header, top_level_only) -> st
     # device time is the kernels' (a range's self device time is that of its kernels)
     self_dev = sum(e.self_device_time_total for e in events
                    if e.device_type is not DeviceType.CPU)
+    # device columns only where a kernel was recorded, as PyTorch's CPU-only tables
+    device = any(e.device_type is not DeviceType.CPU for e in events)
     width = min(max([len("Name")] + [len(e.key) for e in rows]) + 2, name_width)
-    heads = ["Self CPU %", "Self CPU", "CPU total %", "CPU total", "CPU time avg",
-             "Self CL", "Self CL %", "CL total", "CL time avg", "# of Calls"]
+    heads = ["Self CPU %", "Self CPU", "CPU total %", "CPU total", "CPU time avg"]
+    heads += ["Self CL", "Self CL %", "CL total", "CL time avg"] if device else []
+    heads.append("# of Calls")
     line = "-" * width + "  " + "  ".join("-" * 12 for _ in heads) + "  "
     out = [header] if header else []
     out += [line, "Name".rjust(width) + "  " + "  ".join(h.rjust(12) for h in heads) + "  ",
@@ -319,12 +322,16 @@ def _table(events, sort_by, row_limit, name_width, header, top_level_only) -> st
         cells = [f"{100 * e.self_cpu_time_total / self_cpu:.2f}%",
                  _format_us(e.self_cpu_time_total),
                  f"{100 * e.cpu_time_total / self_cpu:.2f}%", _format_us(e.cpu_time_total),
-                 _format_us(e.cpu_time), _format_us(e.self_device_time_total),
-                 f"{100 * e.self_device_time_total / (self_dev or 1.0):.2f}%",
-                 _format_us(e.device_time_total), _format_us(e.device_time), str(e.count)]
+                 _format_us(e.cpu_time)]
+        if device:
+            cells += [_format_us(e.self_device_time_total),
+                      f"{100 * e.self_device_time_total / (self_dev or 1.0):.2f}%",
+                      _format_us(e.device_time_total), _format_us(e.device_time)]
+        cells.append(str(e.count))
         out.append(name.rjust(width) + "  " + "  ".join(c.rjust(12) for c in cells) + "  ")
-    out += [line, f"Self CPU time total: {_format_us(self_cpu if rows else 0.0)}",
-            f"Self CL time total: {_format_us(self_dev)}", ""]
+    out += [line, f"Self CPU time total: {_format_us(self_cpu if rows else 0.0)}"]
+    out += [f"Self CL time total: {_format_us(self_dev)}"] if device else []
+    out.append("")
     return "\n".join(out)
 
 
@@ -393,12 +400,14 @@ def _events(col: _Collector, base_ns: int) -> tuple[list, dict]:
 def _chrome_trace(events, col, kernel_times, base_ns, devices) -> dict:
     """Chrome trace events: host ranges on the process, kernels on one track per device,
     each kernel tied to its host launch by a flow arrow."""
-    pid = os.getpid()
+    pid = os.getpid()  # the host's track; each device's is its index, as in PyTorch's
     out = [{"ph": "M", "name": "process_name", "pid": pid, "tid": 0,
             "args": {"name": "python (host)"}}]
     for i, dev in enumerate(devices):
-        out.append({"ph": "M", "name": "process_name", "pid": f"cl:{i}", "tid": 0,
+        out.append({"ph": "M", "name": "process_name", "pid": i, "tid": 0,
                     "args": {"name": f"OpenCL device {i}: {dev}"}})
+        out.append({"ph": "M", "name": "thread_name", "pid": i, "tid": 0,
+                    "args": {"name": "queue 0"}})
     for e in events:
         base = {"ph": "X", "name": e.trace_name, "ts": e.start_us,
                 "dur": e.end_us - e.start_us, "args": {"External id": e.id}}
@@ -406,9 +415,8 @@ def _chrome_trace(events, col, kernel_times, base_ns, devices) -> dict:
             cat = "user_annotation" if e.is_user_annotation else "cpu_op"
             out.append({**base, "cat": cat, "pid": pid, "tid": e.thread})
         else:
-            out.append({**base, "cat": "kernel", "pid": f"cl:{e.device_index}",
-                        "tid": "queue 0", "args": {"External id": e.id,
-                                                   "device": e.device_index}})
+            out.append({**base, "cat": "kernel", "pid": e.device_index, "tid": 0,
+                        "args": {"External id": e.id, "device": e.device_index}})
     for i, host in enumerate(col.records.host_ns if col.device else ()):
         out.append({"ph": "i", "s": "t", "cat": "cl_runtime", "name": "clEnqueueNDRangeKernel",
                     "pid": pid, "tid": threading.main_thread().ident,
@@ -436,6 +444,10 @@ class record_function(contextlib.ContextDecorator):
     def __init__(self, name: str, args: str | None = None):
         self.name, self.args = name, args
         self._opened: list = []
+
+    def _recreate_cm(self) -> record_function:
+        # as a decorator, each call gets its own range (a recursive call opens another)
+        return record_function(self.name, self.args)
 
     def __enter__(self):
         if _recording:
