@@ -56,11 +56,19 @@ def test_table_has_kernels_and_ranges():
 
 def test_cpu_activity_only_records_ranges():
     x = cg.randn(8, 8)
-    with cgprof.profile(activities=[ProfilerActivity.CPU]) as p:
+    ready = []
+    with cgprof.profile(activities=[ProfilerActivity.CPU], on_trace_ready=ready.append) as p:
         with record_function("block"):
             float((x + 1).sum())
+    assert ready == [p]  # without a schedule: once, when the profile stops
     (row,) = p.key_averages()
     assert row.key == "block" and row.cpu_time_total > 0 and row.device_time_total == 0
+    assert "Self CL" not in p.key_averages().table()
+    p = cgprof.profile(activities=[ProfilerActivity.XPU])  # any accelerator: the kernels
+    p.start()
+    float((x + 1).sum())
+    p.stop()
+    assert p.events() and all(e.device_type is cgprof.DeviceType.CUDA for e in p.events())
 
 
 def test_record_function_decorator_and_idle_cost():
