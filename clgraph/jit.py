@@ -347,7 +347,7 @@ def trace_module(mod: Module, inputs: dict, optimize=None, check_trace: bool = T
     if not isinstance(inputs, dict):
         raise AttributeError("expected a dictionary of (method_name, input) pairs")
     traced = TracedModule(mod, tuple(inputs))
-    for i, (name, example) in enumerate(inputs.items()):
+    for name, example in inputs.items():
         fn = mod if name == "forward" else getattr(mod, name)
         if example_inputs_is_kwarg:
             args, kwargs = (), dict(example)
