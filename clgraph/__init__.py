@@ -153,6 +153,12 @@ from .nn import parallel as _parallel  # noqa: E402,F401  (cg.nn.parallel)
 from . import func, random, testing  # noqa: E402
 from .func import vmap  # noqa: E402
 from .nn import attention as _nn_attention  # noqa: E402,F401  (cg.nn.attention)
+# torch.jit, torch.profiler, torch.autograd.profiler and torch.utils.hooks, as after
+# `import torch`; torch.fork / torch.wait are torch.jit's
+from . import jit, profiler  # noqa: E402
+from .autograd import profiler as _autograd_profiler  # noqa: E402,F401
+from .jit import fork, wait  # noqa: E402
+from .utils import hooks as _utils_hooks  # noqa: E402,F401
 
 # torch.<name> spellings of nn.functional functions (PyTorch exposes these at the top level)
 for _name in ("cosine_similarity", "pairwise_distance", "pixel_shuffle", "pixel_unshuffle",
