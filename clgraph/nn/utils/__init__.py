@@ -1,9 +1,10 @@
 """torch.nn.utils: gradient clipping and norms, parameters_to_vector /
 vector_to_parameters, the hook-based weight_norm and spectral_norm, conv/linear +
 BatchNorm fusion, skip_init, and the submodules ``rnn`` (PackedSequence and the packing
-functions), ``parametrize`` and ``parametrizations``."""
+functions), ``parametrize``, ``parametrizations``, ``prune`` (mask-based pruning) and
+``stateless`` (the deprecated functional_call)."""
 
-from . import parametrizations, parametrize, rnn
+from . import parametrizations, parametrize, prune, rnn, stateless
 from .clip_grad import (
     clip_grad_norm,
     clip_grad_norm_,
@@ -25,5 +26,6 @@ from .weight_norm import remove_weight_norm, weight_norm
 __all__ = ["clip_grad_norm", "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_",
            "fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval",
            "fuse_linear_bn_weights", "get_total_norm", "parameters_to_vector",
-           "parametrizations", "parametrize", "remove_spectral_norm", "remove_weight_norm", "rnn",
-           "skip_init", "spectral_norm", "vector_to_parameters", "weight_norm"]
+           "parametrizations", "parametrize", "prune", "remove_spectral_norm",
+           "remove_weight_norm", "rnn", "skip_init", "spectral_norm", "stateless",
+           "vector_to_parameters", "weight_norm"]
