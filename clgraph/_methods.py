@@ -233,11 +233,4 @@ def _register_hook(self, hook):
     if self._hooks is None:
         self._hooks = []
     self._hooks.append(hook)
-    hooks = self._hooks
-
-    class _Handle:
-        def remove(self_):
-            if hook in hooks:
-                hooks.remove(hook)
-
-    return _Handle()
+    return autograd._ListHookHandle(self._hooks, hook)

@@ -570,6 +570,23 @@ def test_hooks_and_retain_grad():
     h.remove()
 
 
+def test_hook_handles_are_removable_handles():
+    x = cg.tensor([1.0, 2.0], requires_grad=True)
+    seen = []
+    handles = [x.register_hook(lambda g: seen.append("tensor")),
+               x.register_post_accumulate_grad_hook(lambda t: seen.append("post"))]
+    assert all(isinstance(h, cg.utils.hooks.RemovableHandle) for h in handles)
+    assert handles[0].id != handles[1].id
+    (x * 2).sum().backward()
+    assert seen == ["tensor", "post"]
+    with handles[0]:
+        pass  # leaving the block removes the hook, as torch's handle does
+    handles[1].remove()
+    handles[1].remove()
+    (x * 2).sum().backward()
+    assert seen == ["tensor", "post"] and x.grad.tolist() == [4.0, 4.0]
+
+
 def test_grad_modes():
     x = cg.ones(2, requires_grad=True)
     with cg.no_grad():

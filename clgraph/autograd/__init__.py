@@ -216,9 +216,34 @@ def _grad_accumulator(t):
     return acc
 
 
-class _HookHandle:
+class RemovableHandle:
+    """torch.utils.hooks.RemovableHandle, a hook's handle: ``remove()`` takes the hook out of
+    its dict. Defined here, the lowest layer that hands out hooks; nn.Module and
+    clgraph.utils.hooks re-export it."""
+
+    _next_id = 0
+
+    def __init__(self, hooks_dict: dict):
+        self._hooks = hooks_dict
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+class _ListHookHandle(RemovableHandle):
+    """The handle of a hook kept in a list (a tensor's or a grad accumulator's hooks)."""
+
     def __init__(self, hooks: list, hook):
-        self._hooks, self._hook = hooks, hook
+        super().__init__(hooks)
+        self._hook = hook
 
     def remove(self) -> None:
         if self._hook in self._hooks:
@@ -237,7 +262,7 @@ def register_post_accumulate_grad_hook(t, hook):
     if acc.post_hooks is None:
         acc.post_hooks = []
     acc.post_hooks.append(hook)
-    return _HookHandle(acc.post_hooks, hook)
+    return _ListHookHandle(acc.post_hooks, hook)
 
 
 _NAMES = {"to_dtype": "ToCopy", "copy_slices": "CopySlices", "sub": "Sub", "div": "Div",

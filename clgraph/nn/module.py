@@ -1,7 +1,7 @@
 """nn.Module: registration of parameters, buffers and submodules by attribute assignment,
 traversal in PyTorch's order, state dicts, device/dtype moves, train/eval, hooks and repr.
 
-Imports the tensor layer and autograd's grad modes only; layers live in the sibling
+Imports the tensor layer and autograd's grad modes and hook handle only; layers live in the sibling
 modules."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import dtypes as dt
 from .. import runtime
-from ..autograd import is_grad_enabled, no_grad
+from ..autograd import RemovableHandle, is_grad_enabled, no_grad
 from ..autograd.function import Function
 from ..device import as_device
 from ..device import device as _device_cls
@@ -54,26 +54,6 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
         return super().__repr__()
 
     __str__ = __repr__
-
-
-class RemovableHandle:
-    """A hook's handle: ``remove()`` takes the hook out of its dict."""
-
-    _next_id = 0
-
-    def __init__(self, hooks_dict: dict):
-        self._hooks = hooks_dict
-        self.id = RemovableHandle._next_id
-        RemovableHandle._next_id += 1
-
-    def remove(self) -> None:
-        self._hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def _add_hook(hooks: OrderedDict, hook, prepend: bool = False) -> RemovableHandle:

@@ -1,6 +1,7 @@
 """torch.utils.hooks: ``RemovableHandle``, the handle nn.Module's ``register_*_hook``
-methods return (defined in nn.module, beside the hooks it removes)."""
+methods and Tensor.register_hook return (defined in autograd, the lowest layer with
+hooks)."""
 
-from ..nn.module import RemovableHandle
+from ..autograd import RemovableHandle
 
 __all__ = ["RemovableHandle"]
