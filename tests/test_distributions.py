@@ -622,6 +622,23 @@ def test_constraints():
     assert constraints.simplex.event_dim == 1 and constraints.one_hot.is_discrete
 
 
+def test_mixture_same_family_constraint():
+    c = constraints.MixtureSameFamilyConstraint(constraints.simplex)
+    assert repr(c) == "MixtureSameFamilyConstraint(Simplex())"
+    assert c.event_dim == 1 and not c.is_discrete
+    assert _np(c.check(cg.tensor([[0.5, 0.5], [0.2, 0.9]]))).tolist() == [True, False]
+    c = constraints.MixtureSameFamilyConstraint(constraints.nonnegative_integer)
+    assert c.event_dim == 0 and c.is_discrete
+    assert _np(c.check(cg.tensor([[1.0, -1.0], [2.0, 0.5]]))).tolist() == [[True, False],
+                                                                          [True, False]]
+    with pytest.raises(AssertionError, match="base_constraint must be a Constraint, got int"):
+        constraints.MixtureSameFamilyConstraint(3)
+    mix = D.MixtureSameFamily(D.Categorical(probs=cg.tensor([0.3, 0.7])),
+                              D.Normal(cg.tensor([0.0, 1.0]), cg.tensor([1.0, 2.0])))
+    assert isinstance(mix.support, constraints.MixtureSameFamilyConstraint)
+    assert repr(mix.support) == "MixtureSameFamilyConstraint(Real())"
+
+
 def test_parameter_gradients_reach_leaves():
     loc = cg.tensor([0.0, 1.0], requires_grad=True)
     scale = cg.tensor([1.0, 2.0], requires_grad=True)
