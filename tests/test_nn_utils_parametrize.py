@@ -15,6 +15,10 @@ import clgraph as cg
 from clgraph import nn
 from clgraph.autograd import gradcheck
 from clgraph.nn.utils import parametrizations, parametrize
+from clgraph.nn.utils.spectral_norm import (
+    SpectralNormLoadStateDictPreHook,
+    SpectralNormStateDictHook,
+)
 from clgraph.nn.utils.weight_norm import _weight_norm
 
 rng = np.random.default_rng(0)
@@ -105,6 +109,35 @@ def test_spectral_norm_hook():
         nn.utils.remove_spectral_norm(m)
     with pytest.raises(ValueError, match="n_power_iterations=0"):
         nn.utils.spectral_norm(nn.Linear(2, 2), n_power_iterations=0)
+
+
+def test_spectral_norm_state_dict_hooks():
+    m = nn.utils.spectral_norm(_linear(5, 4))
+    sd = m.state_dict()
+    assert sd._metadata[""]["spectral_norm"] == {"weight.version": 1}
+    assert [type(h) for h, _ in m._state_dict_hooks.values()] == [SpectralNormStateDictHook]
+    assert [type(h) for h in m._load_state_dict_pre_hooks.values()] == [
+        SpectralNormLoadStateDictPreHook]
+    m.load_state_dict(sd)
+    m.load_state_dict(dict(sd))  # no metadata, but already in the current format
+    # a version-0 state dict: the normalised weight instead of weight_v
+    m(cg.tensor(rng.standard_normal((2, 5))))
+    w_orig, u = m.weight_orig.detach().numpy(), m.weight_u.numpy()
+    old = {"bias": sd["bias"], "weight_orig": sd["weight_orig"], "weight_u": sd["weight_u"],
+           "weight": m.weight.detach()}
+    fresh = nn.utils.spectral_norm(_linear(5, 4))
+    fresh.load_state_dict(old)
+    v = fresh.weight_v.numpy()
+    sigma = np.mean(w_orig / m.weight.detach().numpy())
+    np.testing.assert_allclose(u @ w_orig @ v, sigma, rtol=1e-8)
+    wv = w_orig @ v
+    np.testing.assert_allclose(wv / np.linalg.norm(wv), u, rtol=1e-6, atol=1e-12)
+    with pytest.raises(RuntimeError, match='Missing key\\(s\\) in state_dict: "weight"'):
+        fresh.load_state_dict({"bias": sd["bias"], "weight_orig": sd["weight_orig"],
+                               "weight_u": sd["weight_u"]})
+    nn.utils.remove_spectral_norm(fresh)
+    assert not fresh._state_dict_hooks and not fresh._load_state_dict_pre_hooks
+    assert "spectral_norm" not in fresh.state_dict()._metadata[""]
 
 
 def test_parametrizations_spectral_norm():
@@ -211,3 +244,15 @@ def test_matches_torch():
     yc.sum().backward()
     np.testing.assert_allclose(c.weight_orig.grad.numpy(), t.weight_orig.grad.numpy(),
                                rtol=1e-8)
+    sd_t, sd_c = t.state_dict(), c.state_dict()
+    assert sd_c._metadata[""] == sd_t._metadata[""]
+    old = {k: sd_t[k] for k in ("bias", "weight_orig", "weight_u")}
+    old["weight"] = t.weight.detach()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t2, c2 = torch.nn.Conv2d(2, 3, 3).double(), nn.Conv2d(2, 3, 3).double()
+        torch.nn.utils.spectral_norm(t2)
+        nn.utils.spectral_norm(c2)
+    t2.load_state_dict(old)
+    c2.load_state_dict({k: cg.tensor(v.numpy()) for k, v in old.items()})
+    np.testing.assert_allclose(c2.weight_v.numpy(), t2.weight_v.numpy(), rtol=1e-6)

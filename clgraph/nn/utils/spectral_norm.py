@@ -1,10 +1,12 @@
 """torch.nn.utils.spectral_norm / remove_spectral_norm (the forward-pre-hook version): the
 weight divided by its largest singular value, estimated by power iteration on the buffers
-``<name>_u`` and ``<name>_v`` (updated in place in training mode, as PyTorch's)."""
+``<name>_u`` and ``<name>_v`` (updated in place in training mode, as PyTorch's), and the
+state-dict hooks that record the format's version and convert version-0 state dicts."""
 
 from __future__ import annotations
 
 from ...autograd import no_grad
+from ...linalg import multi_dot
 from ...ops.registry import functions as _f
 from ...tensor import Tensor
 from .. import functional as F
@@ -15,6 +17,9 @@ from .weight_norm import remove_hook
 
 class SpectralNorm:
     """The forward pre-hook that sets ``module.<name>`` = ``<name>_orig`` / sigma."""
+
+    # version 1 keeps ``<name>_v`` in the state dict and no longer the normalised ``<name>``
+    _version = 1
 
     def __init__(self, name: str = "weight", n_power_iterations: int = 1, dim: int = 0,
                  eps: float = 1e-12) -> None:
@@ -43,6 +48,13 @@ class SpectralNorm:
                 u, v = u.clone(), v.clone()  # sigma's backward must not see later updates
         sigma = _f.dot(u, _f.mv(weight_mat, v))
         return weight / sigma
+
+    def _solve_v_and_rescale(self, weight_mat: Tensor, u: Tensor, target_sigma) -> Tensor:
+        """A ``v`` with u = normalize(W v) and u . W v = ``target_sigma`` (the pseudo-inverse
+        solves W v = u even where W^T W is singular)."""
+        v = multi_dot([weight_mat.t().mm(weight_mat).pinverse(), weight_mat.t(),
+                       u.unsqueeze(1)]).squeeze(1)
+        return v.mul_(target_sigma / _f.dot(u, _f.mv(weight_mat, v)))
 
     def remove(self, module: Module) -> None:
         with no_grad():
@@ -78,15 +90,63 @@ class SpectralNorm:
         module.register_buffer(fn.name + "_u", u)
         module.register_buffer(fn.name + "_v", v)
         module.register_forward_pre_hook(fn)
+        module._register_state_dict_hook(SpectralNormStateDictHook(fn))
+        module._register_load_state_dict_pre_hook(SpectralNormLoadStateDictPreHook(fn))
         return fn
+
+
+class SpectralNormStateDictHook:
+    """The state-dict hook that records ``SpectralNorm._version`` in the module's metadata
+    (``local_metadata["spectral_norm"]["<name>.version"]``)."""
+
+    def __init__(self, fn: SpectralNorm) -> None:
+        self.fn = fn
+
+    def __call__(self, module: Module, state_dict, prefix: str, local_metadata) -> None:
+        versions = local_metadata.setdefault("spectral_norm", {})
+        key = self.fn.name + ".version"
+        if key in versions:
+            raise RuntimeError(f"Unexpected key in metadata['spectral_norm']: {key}")
+        versions[key] = self.fn._version
+
+
+class SpectralNormLoadStateDictPreHook:
+    """The load pre-hook that turns a version-0 state dict (``<name>_orig``, ``<name>_u``
+    and the normalised ``<name>``, no ``<name>_v``) into the current format: sigma from
+    the ratio of the two weights, ``<name>_v`` solved from W v = u and rescaled to it."""
+
+    def __init__(self, fn: SpectralNorm) -> None:
+        self.fn = fn
+
+    def __call__(self, state_dict, prefix: str, local_metadata, strict: bool, missing_keys,
+                 unexpected_keys, error_msgs) -> None:
+        fn = self.fn
+        version = local_metadata.get("spectral_norm", {}).get(fn.name + ".version", None)
+        if version is not None and version >= 1:
+            return
+        weight_key = prefix + fn.name
+        if (version is None and weight_key not in state_dict
+                and all(weight_key + s in state_dict for s in ("_orig", "_u", "_v"))):
+            return  # the current format without its metadata (a hand-built state dict)
+        missing = [weight_key + s for s in ("_orig", "", "_u") if weight_key + s not in state_dict]
+        if missing:
+            if strict:
+                missing_keys.extend(missing)
+            return
+        with no_grad():
+            weight_orig = state_dict[weight_key + "_orig"]
+            weight = state_dict.pop(weight_key)
+            sigma = (weight_orig / weight).mean()
+            weight_mat = fn.reshape_weight_to_matrix(weight_orig)
+            u = state_dict[weight_key + "_u"]
+            state_dict[weight_key + "_v"] = fn._solve_v_and_rescale(weight_mat, u, sigma)
 
 
 def spectral_norm(module: Module, name: str = "weight", n_power_iterations: int = 1,
                   eps: float = 1e-12, dim: int | None = None) -> Module:
     """torch.nn.utils.spectral_norm: ``module.<name>`` becomes ``<name>_orig`` divided by
     its spectral norm, estimated with ``n_power_iterations`` per training forward. ``dim``
-    defaults to 1 for transposed convolutions, else 0. The pre-version-1 state-dict
-    conversion PyTorch registers is left out."""
+    defaults to 1 for transposed convolutions, else 0."""
     if dim is None:
         dim = 1 if type(module).__name__.startswith("ConvTranspose") else 0
     SpectralNorm.apply(module, name, n_power_iterations, dim, eps)
@@ -94,8 +154,19 @@ def spectral_norm(module: Module, name: str = "weight", n_power_iterations: int 
 
 
 def remove_spectral_norm(module: Module, name: str = "weight") -> Module:
-    """Make ``module.<name>`` a plain parameter again, with its current normalised value."""
-    return remove_hook(module, SpectralNorm, name, "spectral_norm")
+    """Make ``module.<name>`` a plain parameter again, with its current normalised value;
+    the state-dict hooks go too."""
+    remove_hook(module, SpectralNorm, name, "spectral_norm")
+    for k, (hook, _) in module._state_dict_hooks.items():
+        if isinstance(hook, SpectralNormStateDictHook) and hook.fn.name == name:
+            del module._state_dict_hooks[k]
+            break
+    for k, hook in module._load_state_dict_pre_hooks.items():
+        if isinstance(hook, SpectralNormLoadStateDictPreHook) and hook.fn.name == name:
+            del module._load_state_dict_pre_hooks[k]
+            break
+    return module
 
 
-__all__ = ["remove_spectral_norm", "spectral_norm"]
+__all__ = ["SpectralNorm", "SpectralNormLoadStateDictPreHook", "SpectralNormStateDictHook",
+           "remove_spectral_norm", "spectral_norm"]
