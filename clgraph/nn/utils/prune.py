@@ -219,7 +219,7 @@ class RandomUnstructured(BasePruningMethod):
 
     PRUNING_TYPE = "unstructured"
 
-    def __init__(self, amount: int | float) -> None:
+    def __init__(self, amount: float) -> None:
         _validate_pruning_amount_init(amount)
         self.amount = amount
 
@@ -234,7 +234,7 @@ class RandomUnstructured(BasePruningMethod):
         return mask
 
     @classmethod
-    def apply(cls, module: Module, name: str, amount: int | float) -> RandomUnstructured:
+    def apply(cls, module: Module, name: str, amount: float) -> RandomUnstructured:
         return super().apply(module, name, amount=amount)
 
 
@@ -244,7 +244,7 @@ class L1Unstructured(BasePruningMethod):
 
     PRUNING_TYPE = "unstructured"
 
-    def __init__(self, amount: int | float) -> None:
+    def __init__(self, amount: float) -> None:
         _validate_pruning_amount_init(amount)
         self.amount = amount
 
@@ -258,7 +258,7 @@ class L1Unstructured(BasePruningMethod):
         return mask
 
     @classmethod
-    def apply(cls, module: Module, name: str, amount: int | float,
+    def apply(cls, module: Module, name: str, amount: float,
               importance_scores: Tensor | None = None) -> L1Unstructured:
         return super().apply(module, name, amount=amount, importance_scores=importance_scores)
 
@@ -269,7 +269,7 @@ class RandomStructured(BasePruningMethod):
 
     PRUNING_TYPE = "structured"
 
-    def __init__(self, amount: int | float, dim: int = -1) -> None:
+    def __init__(self, amount: float, dim: int = -1) -> None:
         _validate_pruning_amount_init(amount)
         self.amount = amount
         self.dim = dim
@@ -288,7 +288,7 @@ class RandomStructured(BasePruningMethod):
         return mask.mul_(default_mask.to(dtype=mask.dtype))
 
     @classmethod
-    def apply(cls, module: Module, name: str, amount: int | float,
+    def apply(cls, module: Module, name: str, amount: float,
               dim: int = -1) -> RandomStructured:
         return super().apply(module, name, amount=amount, dim=dim)
 
@@ -299,7 +299,7 @@ class LnStructured(BasePruningMethod):
 
     PRUNING_TYPE = "structured"
 
-    def __init__(self, amount: int | float, n, dim: int = -1) -> None:
+    def __init__(self, amount: float, n, dim: int = -1) -> None:
         _validate_pruning_amount_init(amount)
         self.amount = amount
         self.n = n
@@ -320,7 +320,7 @@ class LnStructured(BasePruningMethod):
         return mask.mul_(default_mask.to(dtype=mask.dtype))
 
     @classmethod
-    def apply(cls, module: Module, name: str, amount: int | float, n, dim: int,
+    def apply(cls, module: Module, name: str, amount: float, n, dim: int,
               importance_scores: Tensor | None = None) -> LnStructured:
         return super().apply(module, name, amount=amount, n=n, dim=dim,
                              importance_scores=importance_scores)
@@ -352,14 +352,14 @@ def identity(module: Module, name: str) -> Module:
     return module
 
 
-def random_unstructured(module: Module, name: str, amount: int | float) -> Module:
+def random_unstructured(module: Module, name: str, amount: float) -> Module:
     """torch.nn.utils.prune.random_unstructured: prune ``amount`` random entries of
     ``module.<name>`` (a count, or a fraction of those still kept)."""
     RandomUnstructured.apply(module, name, amount)
     return module
 
 
-def l1_unstructured(module: Module, name: str, amount: int | float,
+def l1_unstructured(module: Module, name: str, amount: float,
                     importance_scores: Tensor | None = None) -> Module:
     """torch.nn.utils.prune.l1_unstructured: prune the ``amount`` entries of
     ``module.<name>`` with the smallest absolute ``importance_scores`` (default: the
@@ -368,14 +368,14 @@ def l1_unstructured(module: Module, name: str, amount: int | float,
     return module
 
 
-def random_structured(module: Module, name: str, amount: int | float, dim: int) -> Module:
+def random_structured(module: Module, name: str, amount: float, dim: int) -> Module:
     """torch.nn.utils.prune.random_structured: prune ``amount`` random channels of
     ``module.<name>`` along ``dim``."""
     RandomStructured.apply(module, name, amount, dim)
     return module
 
 
-def ln_structured(module: Module, name: str, amount: int | float, n, dim: int,
+def ln_structured(module: Module, name: str, amount: float, n, dim: int,
                   importance_scores: Tensor | None = None) -> Module:
     """torch.nn.utils.prune.ln_structured: prune the ``amount`` channels of
     ``module.<name>`` along ``dim`` with the smallest ``n``-norm of ``importance_scores``."""
