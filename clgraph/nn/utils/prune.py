@@ -12,7 +12,6 @@ clgraph's generator (``cg.manual_seed``). Imports the tensor layer and nn.Module
 
 from __future__ import annotations
 
-import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -501,115 +500,13 @@ def _channel_mask(t: Tensor, dim: int, channels: Tensor) -> Tensor:
 
 
 def _topk_indices(values: Tensor, k: int, largest: bool) -> Tensor:
-    """The flat indices of the ``k`` largest (or smallest) ``values``: the set PyTorch's CPU
-    topk returns, equal values at the boundary split as it splits them."""
+    """The flat indices of the ``k`` largest (or smallest) ``values``, NaN counting as the
+    largest as in PyTorch's topk; among equal values at the boundary the lower indices come
+    first (PyTorch leaves that order unspecified, and its CPU and CUDA topk differ)."""
     a = values.detach().reshape(-1).numpy()
-    n = a.size
-    if k == 0 or k == n:
-        picked = np.arange(k)
-    else:
-        pos = (n - k - 1, n - k) if largest else (k - 1, k)
-        below, above = np.partition(a, pos)[list(pos)]
-        if below != above and not np.isnan(a).any():  # the boundary leaves no tie: one answer
-            picked = np.flatnonzero(a > below if largest else a <= below)
-        else:
-            picked = np.array(_cpu_topk_select(a.tolist(), k, largest), dtype=np.int64)
+    key = np.where(np.isnan(a), -np.inf, -a) if largest else np.where(np.isnan(a), np.inf, a)
+    picked = np.sort(np.argsort(key, kind="stable")[:k])
     return creation.tensor(picked, dtype=dt.int64, device=values.device)
-
-
-def _cpu_topk_select(values: list, k: int, largest: bool) -> list[int]:
-    """Which ``k`` indices ATen's CPU topk keeps among equal values: it orders (value,
-    index) pairs by value alone (NaN above everything) with libstdc++'s std::partial_sort
-    when ``64 * k <= n``, else std::nth_element; both select in place, and the first ``k``
-    slots end up holding the answer. This replays those two algorithms' moves."""
-    def before(x, y):  # the comparator: x goes before y
-        if largest:
-            return x > y or (math.isnan(x) and not math.isnan(y))
-        return x < y or (math.isnan(y) and not math.isnan(x))
-
-    q = [(v, i) for i, v in enumerate(values)]
-    if 64 * k <= len(q):
-        _heap_select(q, 0, k, len(q), before)
-    else:
-        _introselect(q, 0, k - 1, len(q), before)
-    return sorted(i for _, i in q[:k])
-
-
-def _sift(q: list, first: int, hole: int, n: int, item, before) -> None:
-    """libstdc++'s __adjust_heap: move the hole at ``hole`` to a leaf along the larger
-    children, then push ``item`` up from there (a max-heap under ``before``)."""
-    top = child = hole
-    while child < (n - 1) // 2:
-        child = 2 * (child + 1)
-        if before(q[first + child][0], q[first + child - 1][0]):
-            child -= 1
-        q[first + hole] = q[first + child]
-        hole = child
-    if n % 2 == 0 and child == (n - 2) // 2:
-        child = 2 * (child + 1)
-        q[first + hole] = q[first + child - 1]
-        hole = child - 1
-    parent = (hole - 1) // 2
-    while hole > top and before(q[first + parent][0], item[0]):
-        q[first + hole] = q[first + parent]
-        hole = parent
-        parent = (hole - 1) // 2
-    q[first + hole] = item
-
-
-def _heap_select(q: list, first: int, middle: int, last: int, before) -> None:
-    """libstdc++'s __heap_select: heapify [first, middle), then swap in each later item
-    that goes before the heap's top."""
-    n = middle - first
-    for parent in range((n - 2) // 2, -1, -1):
-        _sift(q, first, parent, n, q[first + parent], before)
-    for i in range(middle, last):
-        if before(q[i][0], q[first][0]):
-            item, q[i] = q[i], q[first]
-            _sift(q, first, 0, n, item, before)
-
-
-def _introselect(q: list, first: int, nth: int, last: int, before) -> None:
-    """libstdc++'s std::nth_element: median-of-three quickselect, a heap select past a
-    depth of 2 log2(n), an insertion sort below four items."""
-    depth = 2 * ((last - first).bit_length() - 1)
-    while last - first > 3:
-        if depth == 0:
-            _heap_select(q, first, nth + 1, last, before)
-            q[first], q[nth] = q[nth], q[first]
-            return
-        depth -= 1
-        a, b, c = first + 1, first + (last - first) // 2, last - 1
-        if before(q[a][0], q[b][0]):
-            m = b if before(q[b][0], q[c][0]) else c if before(q[a][0], q[c][0]) else a
-        else:
-            m = a if before(q[a][0], q[c][0]) else c if before(q[b][0], q[c][0]) else b
-        q[first], q[m] = q[m], q[first]
-        pivot, lo, hi = q[first][0], first + 1, last
-        while True:  # Hoare partition around the pivot now at ``first``
-            while before(q[lo][0], pivot):
-                lo += 1
-            hi -= 1
-            while before(pivot, q[hi][0]):
-                hi -= 1
-            if lo >= hi:
-                break
-            q[lo], q[hi] = q[hi], q[lo]
-            lo += 1
-        if lo <= nth:
-            first = lo
-        else:
-            last = lo
-    for i in range(first + 1, last):
-        item, j = q[i], i
-        if before(item[0], q[first][0]):
-            q[first + 1:i + 1] = q[first:i]
-            q[first] = item
-            continue
-        while before(item[0], q[j - 1][0]):
-            q[j] = q[j - 1]
-            j -= 1
-        q[j] = item
 
 
 __all__ = ["BasePruningMethod", "CustomFromMask", "Identity", "L1Unstructured",
