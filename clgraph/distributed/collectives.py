@@ -458,7 +458,7 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
     return _reduce_scatter(g, out, flat, _as_op(op), async_op)
 
 
-def barrier(group=None, async_op=False, device_ids=None):
+def barrier(group=None, async_op=False, device_ids=None, timeout=None):
     """torch.distributed.barrier: returns once every rank has called it (the signature
     all-gather is the barrier)."""
     g = resolve(group, "barrier")
