@@ -559,12 +559,12 @@ def _moving(g, kind, sig, reads, writes, call, counts=None, extra_name=None, aft
     b = [t if t.numel() else None for t in dsts]
     if runtime.observers:
         present = [t is not None for t in a + b]
+        n = len(a)  # (the step keeps no tensor of the trace alive)
 
         def again(*views):
             it = iter(views)
             full = [next(it) if p else None for p in present]
-            return _exchange_many(g, sig, full[:len(a)], full[len(a):], call, counts,
-                                  extra_name)
+            return _exchange_many(g, sig, full[:n], full[n:], call, counts, extra_name)
 
         access = ["r"] * len(a) + ["w"] * len(b)
         _traced(kind, _replay(g, again), [t for t in a + b if t is not None],

@@ -8,7 +8,8 @@ carries objects). A receive from a known rank posts both receives at once; one f
 (``src=None``) posts the header's, and its bytes' from the rank that sent it once the header
 is in (at ``wait()``, ``is_completed()`` or ``recv``). A receiver whose tensor disagrees
 with the sender's raises an error naming both (the bytes are taken off the wire first, so
-no rank is left waiting); the sender, like torch's, does not learn of it.
+no rank is left waiting); the sender, like torch's, does not learn of it. A compiled call
+that sends or receives runs eagerly (a replay cannot match another process's program).
 
 Imports the group and the collectives' helpers.
 """
@@ -23,7 +24,16 @@ import numpy as np
 
 from .. import dtypes as dt
 from ..tensor import Tensor
-from .collectives import _NOTHING, _bytes, _contiguous, _describe, _signature, _stored, _tensor
+from .collectives import (
+    _NOTHING,
+    _bytes,
+    _contiguous,
+    _describe,
+    _objects_traced,
+    _signature,
+    _stored,
+    _tensor,
+)
 from .group import Group, Work, default_pg_timeout, group_peer, mpi
 from .group import resolve as _resolve
 from .host import HostView
@@ -188,6 +198,7 @@ def isend(tensor: Tensor, dst: int | None = None, group=None, tag: int = 0,
     g = _resolve(group, "isend")
     if g is None:
         return None
+    _objects_traced()  # a compiled call that sends or receives runs eagerly
     peer = _peer(g, "isend", dst, group_dst, "destination")
     op = _Send(g, _contiguous(t), peer, tag)
     return _P2PWork(op, lambda ok: op.close())
@@ -202,6 +213,7 @@ def irecv(tensor: Tensor, src: int | None = None, group=None, tag: int = 0,
     g = _resolve(group, "irecv")
     if g is None:
         return None
+    _objects_traced()  # a compiled call that sends or receives runs eagerly
     peer = None if src is None and group_src is None else _peer(g, "irecv", src, group_src,
                                                                  "source")
     tmp = _contiguous(t)
@@ -273,6 +285,7 @@ def send_object_list(object_list: list, dst: int | None = None, group=None, devi
     g = _resolve(group, "send_object_list")
     if g is None:
         return
+    _objects_traced()
     peer = _peer(g, "send_object_list", dst, group_dst, "destination")
     g.p2p.send(list(object_list), dest=peer, tag=_mpi_tag(0, 2))
 
@@ -285,6 +298,7 @@ def recv_object_list(object_list: list, src: int | None = None, group=None, devi
     g = _resolve(group, "recv_object_list")
     if g is None:
         return -1
+    _objects_traced()
     MPI = mpi()
     peer = MPI.ANY_SOURCE if src is None and group_src is None else _peer(
         g, "recv_object_list", src, group_src, "source")
@@ -306,6 +320,7 @@ def monitored_barrier(group=None, timeout=None, wait_all_ranks: bool = False) ->
     g = _resolve(group, "monitored_barrier")
     if g is None:
         return
+    _objects_traced()
     if timeout is None:
         timeout = default_pg_timeout
     elif isinstance(timeout, (int, float)):
