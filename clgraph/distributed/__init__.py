@@ -20,7 +20,14 @@ training step through DistributedDataParallel (forward, ``loss.backward()``,
 DDP's reduction unfinished (``cg.compile(ddp)`` around the forward alone) runs eagerly,
 with a warning, while ``DistributedDataParallel(cg.compile(model))`` replays the model's
 forward and backward and all-reduces between them and the optimizer step. Object
-collectives (``all_gather_object``) make a compiled call run eagerly.
+collectives (``all_gather_object``) and point-to-point calls make a compiled call run
+eagerly.
+
+``new_group(ranks)`` splits an MPI sub-communicator off the world's (every rank calls it;
+the ranks left out get ``GroupMember.NON_GROUP_MEMBER``, and a collective on it does nothing
+there, with torch's warning); every call takes ``group=``. Point-to-point (p2p.py) travels on
+a second communicator of the group; ``cg.distributed.nn.functional`` holds the collectives
+autograd differentiates.
 """
 
 from . import nn  # noqa: E402  (the autograd-aware collectives)

@@ -1,5 +1,7 @@
 """The collectives: all_reduce, broadcast, all_gather(_into_tensor), reduce_scatter(_tensor),
-barrier and the object collectives, over the group's MPI communicator.
+barrier, reduce, gather, scatter, all_to_all(_single), the deprecated coalesced ones and the
+object collectives, over the group's MPI communicator (the default group's or a
+``new_group``'s: ``src``/``dst`` are global ranks, ``group_src``/``group_dst`` its own).
 
 Each collective is a task (the MPI calls, run in the group's order: on the calling thread,
 or on the group's worker for ``async_op=True``) and a finish (the way back to the device,
@@ -7,9 +9,9 @@ enqueued on the tensor's queue by whoever calls ``wait()``). Tensors cross to th
 through host.HostView: mapped in place on CPU devices, staged in chunks elsewhere.
 
 Every collective starts with one small all-gather of its signature (kind, dtype, shape,
-op or root), so that ranks that disagree raise the same clear error instead of exchanging
-mismatched bytes or waiting forever; DistributedDataParallel checks each bucket's first
-all-reduce only.
+op or root; for all_to_all the element counts each rank sends and expects), so that ranks
+that disagree raise the same clear error instead of exchanging mismatched bytes or waiting
+forever; DistributedDataParallel checks each bucket's first all-reduce only.
 
 Inside a call cg.compile traces, each collective reports its exchange (the MPI side, on the
 contiguous tensor it moves) as a runtime.HostStep, in program order among the kernels: a

@@ -59,6 +59,7 @@ class _P2PWork(Work):
     def _advance(self, block: bool) -> None:
         if self._done.is_set():
             return
+        _serialized(self._op.g)
         try:
             done = self._op.progress(block)
         except BaseException as e:  # noqa: BLE001  (raised by wait())
@@ -79,7 +80,9 @@ class _P2PWork(Work):
             while not self._done.is_set() and time.monotonic() < deadline:
                 self._advance(False)
                 time.sleep(1e-4)
-        return super().wait(0 if timeout is not None else None)
+            if not self._done.is_set():
+                raise RuntimeError(f"point-to-point operation did not finish within {timeout}")
+        return super().wait()
 
     def _source_rank(self) -> int:
         """The group rank of the sender (a receive's)."""
@@ -90,8 +93,18 @@ def _seconds(t) -> float:
     return t.total_seconds() if hasattr(t, "total_seconds") else float(t)
 
 
+def _serialized(g: Group) -> None:
+    """Below MPI_THREAD_MULTIPLE, the worker's MPI calls (asynchronous collectives) must be
+    over before this thread makes its own."""
+    MPI = mpi()
+    if g.worker is not None and MPI.Query_thread() < MPI.THREAD_MULTIPLE:
+        g.worker.drain()
+
+
 class _Send:
     def __init__(self, g: Group, t: Tensor, peer: int, tag: int):
+        self.g = g
+        _serialized(g)
         self.view = HostView(t, True, False) if t.numel() else None
         if self.view is not None:
             for i in range(self.view.chunks):  # the device's bytes are on the host
@@ -119,6 +132,7 @@ class _Send:
 class _Recv:
     def __init__(self, g: Group, t: Tensor, peer: int | None, tag: int, name: str):
         MPI = mpi()
+        _serialized(g)
         self.g, self.t, self.tag, self.name = g, t, tag, name
         self.mine = _signature("p2p", t, g.rank)
         self.view = HostView(t, False, True) if t.numel() else None
