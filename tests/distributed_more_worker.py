@@ -128,7 +128,7 @@ def _rooted(rank, size):
     # scatter from the last rank, into a transposed view
     ins = [cg.tensor(_v(r, (3, 2)).T.copy()) for r in range(size)] if rank == size - 1 else None
     got = cg.zeros(3, 2, dtype=cg.float64)
-    dist.scatter(got.t(), ins, src=size - 1)
+    dist.scatter(got.t(), ins, src=size - 1, async_op=True).wait()
     _close(got.t(), _v(rank, (3, 2)).T, "scatter")
     # all_to_all with pairs of different sizes: rank i sends i + j + 1 values to rank j
     ins = [cg.tensor(np.full(rank + j + 1, 10.0 * rank + j)) for j in range(size)]
@@ -140,7 +140,8 @@ def _rooted(rank, size):
     splits_in = [j + 1 for j in range(size)]
     inp = cg.tensor(np.concatenate([np.full((j + 1, 2), 100.0 * rank + j) for j in range(size)]))
     out = cg.zeros((rank + 1) * size, 2, dtype=cg.float64)
-    dist.all_to_all_single(out, inp, [rank + 1] * size, splits_in)
+    w = dist.all_to_all_single(out, inp, [rank + 1] * size, splits_in, async_op=True)
+    assert w.wait() and w.is_completed()
     want = np.concatenate([np.full((rank + 1, 2), 100.0 * i + rank) for i in range(size)])
     _close(out, want, "all_to_all_single uneven")
     even_in = cg.tensor(np.arange(2.0 * size) + 10 * rank)
@@ -152,7 +153,7 @@ def _rooted(rank, size):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ts = [cg.tensor(_v(rank, (2,))), cg.tensor(_v(rank, (3, 1)))]
-        dist.all_reduce_coalesced(ts, op=R.MAX)
+        dist.all_reduce_coalesced(ts, op=R.MAX, async_op=True).wait()
         outs = [[cg.zeros(2, dtype=cg.float64), cg.zeros(3, 1, dtype=cg.float64)]
                 for _ in range(size)]
         dist.all_gather_coalesced(outs, [cg.tensor(_v(rank, (2,))), cg.tensor(_v(rank, (3, 1)))])
@@ -420,6 +421,44 @@ def _functional(rank, size):
     loss.backward()
     for j in range(size):
         _close(xs[j].grad, _weights((rank + j + 1,), 10 * j + rank), "nn all_to_all grad")
+    _functional_rooted(rank, size)
+
+
+def _functional_rooted(rank, size):
+    dst = size - 1
+    # reduce: every x gets dst's gradient (broadcast back)
+    x = _leaf(rank, (3,))
+    y = dfn.reduce(x, dst)
+    _close(y, sum(_v(r, (3,)) for r in range(size)) if rank == dst else _v(rank, (3,)),
+           "nn reduce forward")
+    (y * cg.tensor(_weights((3,), rank))).sum().backward()
+    _close(x.grad, _weights((3,), dst), "nn reduce grad")
+    # gather to dst: x_r gets dst's weight for slot r
+    x = _leaf(rank, (2,))
+    ys = dfn.gather(x, dst=dst)
+    if rank == dst:
+        for r in range(size):
+            _close(ys[r], _v(r, (2,)), "nn gather forward")
+    sum((ys[r] * cg.tensor(_weights((2,), 10 * rank + r))).sum() for r in range(size)).backward()
+    _close(x.grad, _weights((2,), 10 * dst + rank), "nn gather grad")
+    # scatter from src 0: its tensor j gets rank j's weight; the others' get zeros
+    xs = [_leaf(rank, (2,), j) for j in range(size)]
+    y = dfn.scatter(xs, src=0)
+    _close(y, _v(0, (2,), rank), "nn scatter forward")
+    (y * cg.tensor(_weights((2,), rank))).sum().backward()
+    for j in range(size):
+        _close(xs[j].grad, _weights((2,), j) if rank == 0 else np.zeros(2), "nn scatter grad")
+    # all_to_all_single, uneven: rank i sends j + 1 rows of 2 to rank j
+    x = _leaf(rank, (size * (size + 1) // 2, 2))
+    y = dfn.all_to_all_single(cg.zeros(size * (rank + 1), 2, dtype=cg.float64), x,
+                              [rank + 1] * size, [j + 1 for j in range(size)])
+    starts = [j * (j + 1) // 2 for j in range(size)]  # where rank i's part for j begins
+    _close(y, np.concatenate([_v(i, x.shape)[starts[rank]:starts[rank] + rank + 1]
+                              for i in range(size)]), "nn all_to_all_single forward")
+    (y * cg.tensor(_weights(y.shape, rank))).sum().backward()
+    want = np.concatenate([_weights((size * (j + 1), 2), j)[rank * (j + 1):(rank + 1) * (j + 1)]
+                           for j in range(size)])
+    _close(x.grad, want, "nn all_to_all_single grad")
 
 
 # --- jobs that fail -------------------------------------------------------------------------
