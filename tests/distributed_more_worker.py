@@ -45,6 +45,14 @@ def _raises(fn, *words, exc=RuntimeError):
 
 
 def p2p(rank, size):
+    for staged in ("0", "1"):  # mapped in place (PoCL), then staged as on a discrete GPU
+        os.environ["CLGRAPH_DISTRIBUTED_STAGED"] = staged
+        _p2p_ring(rank, size)
+    os.environ.pop("CLGRAPH_DISTRIBUTED_STAGED")
+    _p2p_others(rank, size)
+
+
+def _p2p_ring(rank, size):
     nxt, prv = (rank + 1) % size, (rank - 1) % size
     # a ring with blocking calls: even ranks send first
     t = cg.tensor(_v(rank, (3, 4)))
@@ -73,6 +81,10 @@ def p2p(rank, size):
         w.wait()
     _close(ra, np.arange(5) + prv, "batch ring int32")
     _close(rb, _v(nxt, (2, 2)), "batch ring float32")
+
+
+def _p2p_others(rank, size):
+    a = cg.zeros(1)
     _raises(lambda: dist.P2POp(dist.send, a, 0), "Invalid ``op``", exc=ValueError)
     _raises(lambda: dist.send(a, rank), "should not be the same", exc=ValueError)
     # objects
@@ -90,6 +102,18 @@ def p2p(rank, size):
                 "rank 1 receives into float32[7]")
         _raises(lambda: dist.recv(cg.zeros(3, dtype=cg.int64), tag=5), "float32[2]",
                 "int64[3]")
+    # a receive from any rank is posted at once: a blocking send of 8 MB (more than MPI
+    # sends eagerly) completes while the receiver is in a collective
+    big = cg.zeros(2_000_000)
+    if rank == 0:
+        w = dist.irecv(big)
+        dist.all_reduce(cg.ones(1))
+        w.wait()
+        _close(big[::999_999], [1.0] * 3, "irecv from any rank, waited after a collective")
+    else:
+        if rank == 1:
+            dist.send(big + 1.0, dst=0)
+        dist.all_reduce(cg.ones(1))
     t = cg.ones(3)
     dist.all_reduce(t)
     _close(t, [size] * 3, "all_reduce after p2p")

@@ -2,13 +2,13 @@
 monitored_barrier, over the group's second communicator (their messages never match a
 collective's).
 
-A tensor goes as two messages posted at once, without waiting: a header (dtype and shape)
-and its bytes, each with its own MPI tag (torch's ``tag`` t becomes 3t and 3t + 1; 3t + 2
-carries objects). A receive from a known rank posts both receives at once; one from any rank
-(``src=None``) posts the header's, and its bytes' from the rank that sent it once the header
-is in (at ``wait()``, ``is_completed()`` or ``recv``). A receiver whose tensor disagrees
-with the sender's raises an error naming both (the bytes are taken off the wire first, so
-no rank is left waiting); the sender, like torch's, does not learn of it. A compiled call
+A tensor goes as one MPI message of its header (dtype and shape) and its bytes, where they
+lie (a struct datatype: no copy), posted without waiting; a receive, from one rank or any
+(``src=None``), is posted at once the same way, so MPI moves the bytes whatever the program
+does next (torch's ``tag`` t becomes MPI tag 3t; 3t + 2 carries objects). A receiver whose
+tensor disagrees with the sender's raises an error naming both (the message is off the
+wire all the same, so no rank is left waiting); the sender, like torch's, does not learn
+of it. A compiled call
 that sends or receives runs eagerly (a replay cannot match another process's program).
 
 Imports the group and the collectives' helpers.
@@ -101,6 +101,17 @@ def _serialized(g: Group) -> None:
         g.worker.drain()
 
 
+def _message(header: np.ndarray, data: np.ndarray):
+    """One MPI message of a tensor's header and bytes, where they lie (a struct datatype
+    of absolute addresses: nothing is copied)."""
+    MPI = mpi()
+    parts = [header] + ([data] if data.size else [])
+    kind = MPI.Datatype.Create_struct([p.size for p in parts],
+                                      [MPI.Get_address(p) for p in parts],
+                                      [MPI.INT64_T, MPI.BYTE][:len(parts)]).Commit()
+    return kind
+
+
 class _Send:
     def __init__(self, g: Group, t: Tensor, peer: int, tag: int):
         self.g = g
@@ -110,15 +121,14 @@ class _Send:
             for i in range(self.view.chunks):  # the device's bytes are on the host
                 self.view.chunk(i)
         self.header = _signature("p2p", t, g.rank)
-        data = _NOTHING if self.view is None else _bytes(self.view.array)
-        self.requests = [g.p2p.Isend(self.header, dest=peer, tag=_mpi_tag(tag, 0)),
-                         g.p2p.Isend(data, dest=peer, tag=_mpi_tag(tag, 1))]
+        kind = _message(self.header, _NOTHING if self.view is None else _bytes(self.view.array))
+        self.request = g.p2p.Isend([mpi().BOTTOM, 1, kind], dest=peer, tag=_mpi_tag(tag, 0))
+        kind.Free()  # MPI keeps it until the send is done
 
     def progress(self, block: bool) -> bool:
-        MPI = mpi()
         if block:
-            MPI.Request.Waitall(self.requests)
-        elif not MPI.Request.Testall(self.requests):
+            self.request.Wait()
+        elif not self.request.Test():
             return False
         self.close()
         return True
@@ -130,70 +140,47 @@ class _Send:
 
 
 class _Recv:
+    """A receive posted at once, from ``peer`` or any rank: the sender's header lands beside
+    the bytes, and says whose they were and what they held."""
+
     def __init__(self, g: Group, t: Tensor, peer: int | None, tag: int, name: str):
         MPI = mpi()
         _serialized(g)
-        self.g, self.t, self.tag, self.name = g, t, tag, name
+        self.g, self.name, self.source = g, name, peer
         self.mine = _signature("p2p", t, g.rank)
         self.view = HostView(t, False, True) if t.numel() else None
         if self.view is not None:  # the device is done with the buffer MPI will write
             for i in range(self.view.chunks):
                 self.view.chunk(i)
-        self.header = np.empty_like(self.mine)
+        self.header = np.full_like(self.mine, -1)
         self.status = MPI.Status()
-        self.source = peer
-        self.error = None
-        self.requests = [g.p2p.Irecv(self.header, source=MPI.ANY_SOURCE if peer is None
-                                     else peer, tag=_mpi_tag(tag, 0))]
-        if peer is not None:
-            self.requests.append(g.p2p.Irecv(self._into(), source=peer,
-                                             tag=_mpi_tag(tag, 1)))
-
-    def _into(self) -> np.ndarray:
-        return _NOTHING if self.view is None else _bytes(self.view.array)
+        kind = _message(self.header, _NOTHING if self.view is None else _bytes(self.view.array))
+        self.request = g.p2p.Irecv([MPI.BOTTOM, 1, kind], source=MPI.ANY_SOURCE if peer is None
+                                   else peer, tag=_mpi_tag(tag, 0))
+        kind.Free()
 
     def progress(self, block: bool) -> bool:
         MPI = mpi()
-        if self.requests[0] is not None:
-            first = self.requests[0]
-            if block:
-                first.Wait(self.status)
-            elif not first.Test(self.status):
-                return False
-            self.requests[0] = None
-            self._header_in()
-        rest = [r for r in self.requests[1:] if r is not None]
+        truncated = False
         try:
             if block:
-                MPI.Request.Waitall(rest)
-            elif not MPI.Request.Testall(rest):
+                self.request.Wait(self.status)
+            elif not self.request.Test(self.status):
                 return False
-        except MPI.Exception:
-            if self.error is None:  # a truncated message: the sizes disagree
+        except MPI.Exception as e:
+            if e.Get_error_class() != MPI.ERR_TRUNCATE:
                 raise
-        if self.error is not None:
-            raise self.error
-        return True
-
-    def _header_in(self) -> None:
-        """The sender's header has come: check it; from any source, post the bytes'
-        receive now (into scratch when the sizes disagree: the message is taken off the
-        wire all the same)."""
-        g = self.g
-        if self.source is None:
-            self.source = self.status.Get_source()
+            truncated = True  # more bytes came than the tensor holds
+        self.source = self.status.Get_source()
         theirs, mine = self.header, self.mine
-        if theirs[2] != mine[2] or theirs[4] != mine[4]:
-            self.error = RuntimeError(
-                f"clgraph.distributed.{self.name}: rank {g.ranks[self.source]} sent "
-                f"{_describe(theirs, None)}, rank {g.ranks[g.rank]} receives into "
-                f"{_describe(mine, None)}")
-        if len(self.requests) == 1:
-            into = self._into()
-            if self.error is not None:
-                into = np.empty(int(theirs[4]) * dt.ALL[int(theirs[2])].itemsize, np.uint8)
-            self.requests.append(g.p2p.Irecv(into, source=self.source,
-                                             tag=_mpi_tag(self.tag, 1)))
+        if truncated or theirs[2] != mine[2] or theirs[4] != mine[4]:
+            g = self.g
+            sent = (_describe(theirs, None) if 0 <= theirs[2] < len(dt.ALL)
+                    else f"{self.status.Get_count(MPI.BYTE)} bytes")
+            raise RuntimeError(f"clgraph.distributed.{self.name}: rank {g.ranks[self.source]} "
+                               f"sent {sent}, rank {g.ranks[g.rank]} receives into "
+                               f"{_describe(mine, None)}")
+        return True
 
 
 def _peer(g: Group, name: str, rank, group_rank, what: str) -> int:
