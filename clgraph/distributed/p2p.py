@@ -8,8 +8,8 @@ lie (a struct datatype: no copy), posted without waiting; a receive, from one ra
 does next (torch's ``tag`` t becomes MPI tag 3t; 3t + 2 carries objects). A receiver whose
 tensor disagrees with the sender's raises an error naming both (the message is off the
 wire all the same, so no rank is left waiting); the sender, like torch's, does not learn
-of it. A compiled call
-that sends or receives runs eagerly (a replay cannot match another process's program).
+of it. A compiled call that sends or receives runs eagerly (a replay cannot match another
+process's program).
 
 Imports the group and the collectives' helpers.
 """
