@@ -4,9 +4,10 @@
 against one process on the combined batch (SGD with momentum and Adam; eager, a compiled
 module, a whole compiled step that replays its all-reduces, mapped and staged), no_sync
 accumulation (eager, and a compiled micro-step with a plan per mode), unused parameters
-(eager and compiled) and mismatch errors; examples/digits_ddp.py learns. A
-rank that raises, or Ctrl-C, ends the whole job. The MPI tests skip where mpi4py or mpirun is missing
-(``pip install -e ".[distributed]"`` brings both)."""
+(eager and compiled) and mismatch errors; examples/digits_ddp.py learns. A rank that
+raises, or Ctrl-C, ends the whole job. The MPI tests skip where mpi4py or mpirun is missing
+(``pip install -e ".[distributed]"`` brings both). tests/test_distributed_more.py covers
+point-to-point, the rooted collectives, process groups and distributed.nn.functional."""
 
 from __future__ import annotations
 

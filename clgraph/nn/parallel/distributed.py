@@ -33,7 +33,8 @@ import contextlib
 from ... import runtime
 from ...autograd import AccumulateGrad, is_grad_enabled, no_grad
 from ...creation import zeros
-from ...distributed import collectives, group
+from ...distributed import collectives
+from ...distributed.group import current
 from ...ops.elementwise import OPS
 from ...ops.join import cat
 from ...ops.registry import apply
@@ -101,7 +102,7 @@ def _from_rank0(tensors: list) -> None:
     by_dtype: dict = {}
     for t in tensors:
         by_dtype.setdefault((t.dtype, t.device), []).append(t)
-    rank0 = group.current().rank == 0
+    rank0 = current().rank == 0
     with no_grad():
         for ts in by_dtype.values():
             flat = cat([t.detach().reshape(-1) for t in ts])
@@ -119,7 +120,7 @@ def _check_same_parameters(named: list) -> None:
     """The replicas must hold the same parameters: each rank's list is compared with rank
     0's, and every rank raises the same error naming the first difference."""
     mine = [(n, p.dtype.name, tuple(p.shape)) for n, p in named]
-    g = group.current()
+    g = current()
     every = [None] * g.size
     collectives.all_gather_object(every, mine)
     for r, theirs in enumerate(every):
@@ -230,7 +231,7 @@ class DistributedDataParallel(Module):
                 "second backward through the same forward, or a reentrant one)")
         b, i = self._where[id(p)]
         g, dst = p.grad, b.slot(i)
-        scale = 1.0 / group.current().size  # divided on the way in: the bucket sums
+        scale = 1.0 / current().size  # divided on the way in: the bucket sums
         with no_grad():
             if g._storage is dst._storage and g._offset == dst._offset:
                 dst.mul_(scale)  # gradient_as_bucket_view: accumulated in the bucket
