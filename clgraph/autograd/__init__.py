@@ -349,12 +349,12 @@ def record(op, args, attrs, res):
     if isinstance(res, tuple):
         node = Node(op, args, attrs, res)
         for i, r in enumerate(res):
-            if r.dtype.is_floating_point:
+            if r.dtype.kind >= 2:
                 r.grad_fn, r.requires_grad = node, True
                 if i:
                     r._output_nr = i
         return res
-    if res.dtype.is_floating_point:
+    if res.dtype.kind >= 2:
         res.grad_fn = Node(op, args, attrs, res)
         res.requires_grad = True
     return res
@@ -533,7 +533,7 @@ def _record_in_place(inner, op, args, attrs, out):
         # the new value depends on nothing that needs a gradient (fill_, zero_, a copy of a
         # constant): PyTorch keeps ``out`` in the graph when it was, its old value getting
         # zero gradients; its base learns the written region
-        if was_graph and out.dtype.is_floating_point:
+        if was_graph and out.dtype.kind >= 2:
             overwritten(out, op.name)
         else:
             out.grad_fn, out.requires_grad = None, False
@@ -543,7 +543,7 @@ def _record_in_place(inner, op, args, attrs, out):
     node = Node(op, node_args, attrs, out)
     node.versions = tuple(v if n is not None else None
                           for v, n in zip(versions_before, node.versions))
-    if not out.dtype.is_floating_point:
+    if not out.dtype.kind >= 2:
         return res
     _set_grad_fn(out, node)
     if base is not None:
@@ -557,7 +557,7 @@ def _record_in_place(inner, op, args, attrs, out):
 
 def _check_nan(node, in_grads) -> None:
     for i, g in enumerate(in_grads):
-        if isinstance(g, Tensor) and g.dtype.is_floating_point and bool(g.isnan().any()):
+        if isinstance(g, Tensor) and g.dtype.kind >= 2 and bool(g.isnan().any()):
             raise RuntimeError(f"Function '{node.name()}' returned nan values in its {i}th "
                                "output.")
 
@@ -832,10 +832,10 @@ def _apply_vjp(node, gs: list, create_graph):
     args = node.inputs
     if not create_graph:
         args = tuple(a.detach() if isinstance(a, Tensor) else a for a in args)
-    if sum(o.dtype.is_floating_point for o in outs) == 1 and len(gs) >= 1:
+    if sum(o.dtype.kind >= 2 for o in outs) == 1 and len(gs) >= 1:
         res = op.vjp(gs[0], *args, out=outs[0], **node.attrs)
     else:
-        gs = tuple(zeros_like(o) if g is None and o.dtype.is_floating_point else g
+        gs = tuple(zeros_like(o) if g is None and o.dtype.kind >= 2 else g
                    for g, o in zip(gs, outs))
         res = op.vjp(gs, *args, out=outs, **node.attrs)
     if not isinstance(res, (tuple, list)):
@@ -844,7 +844,7 @@ def _apply_vjp(node, gs: list, create_graph):
 
 
 def _rebuilt(o, node, i):
-    if not o.dtype.is_floating_point:
+    if not o.dtype.kind >= 2:
         return o
     r = o._view(o._shape, o._stride, o._offset)
     r.grad_fn, r.requires_grad = node, True
@@ -943,10 +943,10 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     def run(args):
         outs = _as_tuple(func(*args))
         return [o.detach().numpy().astype(np.float64).ravel() for o in outs
-                if isinstance(o, Tensor) and o.dtype.is_floating_point]
+                if isinstance(o, Tensor) and o.dtype.kind >= 2]
 
     outs = _as_tuple(func(*inputs))
-    outs = [o for o in outs if isinstance(o, Tensor) and o.dtype.is_floating_point]
+    outs = [o for o in outs if isinstance(o, Tensor) and o.dtype.kind >= 2]
     out_sizes = [o.numel() for o in outs]
     for i in diff:
         x = inputs[i]
