@@ -129,6 +129,11 @@ GRAD_CASES = {
     "flip": [lambda: ((lambda x: cg.flip(x, (0, 1))), (leaf(3, 2),))],
     "diagonal": [lambda: ((lambda x: cg.diagonal(x, 1, 2, 0)), (leaf(3, 2, 4),))],
     "diagonal_backward": [lambda: ((lambda v: cg.diag(v, -1)), (leaf(3),))],
+    # complex values through their real views: (x0 + i x1)^2 and its real and imaginary parts
+    "view_as_complex": [lambda: ((lambda x: cg.view_as_real(cg.view_as_complex(x) ** 2)),
+                                 (leaf(3, 2),))],
+    "view_as_real": [lambda: ((lambda x: cg.view_as_real(cg.view_as_complex(x).exp() * 1j)),
+                              (leaf(3, 2),))],
 }
 
 GRAD_CASES.update({

@@ -936,6 +936,9 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     inputs = _as_tuple(inputs)
     diff = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     for i in diff:
+        if inputs[i].dtype.is_complex:
+            raise NotImplementedError("gradcheck of complex inputs is not supported: pass "
+                                      "view_as_real(z) and call view_as_complex inside func")
         if inputs[i].dtype is not dt.float64:
             warnings.warn(f"Input #{i} requires gradient and is not a double precision "
                           "floating point; gradcheck may fail")
@@ -943,10 +946,13 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     def run(args):
         outs = _as_tuple(func(*args))
         return [o.detach().numpy().astype(np.float64).ravel() for o in outs
-                if isinstance(o, Tensor) and o.dtype.kind >= 2]
+                if isinstance(o, Tensor) and o.dtype.is_floating_point]
 
     outs = _as_tuple(func(*inputs))
-    outs = [o for o in outs if isinstance(o, Tensor) and o.dtype.kind >= 2]
+    if any(isinstance(o, Tensor) and o.dtype.is_complex for o in outs):
+        raise NotImplementedError("gradcheck of complex outputs is not supported: return "
+                                  "view_as_real(out)")
+    outs = [o for o in outs if isinstance(o, Tensor) and o.dtype.is_floating_point]
     out_sizes = [o.numel() for o in outs]
     for i in diff:
         x = inputs[i]

@@ -7,6 +7,7 @@ two view ops' VJPs are each other. An op without a row here raises, naming op an
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 
@@ -252,15 +253,19 @@ def _f(name):
 
 
 def _abs(re, im):
-    return _f("hypot")(re, im)
+    return _f("abs")(re) if im is None else _f("hypot")(re, im)
 
 
 def _angle(re, im):
+    if im is None:  # pi for negative reals
+        return _f("where")(re < 0, math.pi, 0.0 * re)
     return _f("atan2")(im, re)
 
 
 def _cexp(re, im):
     e = _f("exp")(re)
+    if im is None:
+        return e, None
     return e * _f("cos")(im), e * _f("sin")(im)
 
 
@@ -553,6 +558,35 @@ def _c_cat(op, args, attrs, out):
 def _c_index(op, args, attrs, out):
     x, *idx = args
     return apply(VIEW_AS_COMPLEX, apply(op, apply(VIEW_AS_REAL, x), *idx, **attrs))
+
+
+# Ops that move or select elements, or are linear in their data operands (at these
+# positions; the others are indices, masks or sizes): run once on the real parts and once on
+# the imaginary parts. A real data operand has a zero imaginary part.
+PARTWISE = {"index_select": (0,), "gather": (0,), "flip": (0,), "tril": (0,), "triu": (0,),
+            "masked_select": (0,), "take": (0,), "masked_fill": (0, 2), "index_put": (0, 1),
+            "scatter": (0, 2), "scatter_add": (0, 2), "index_add": (0, 2),
+            "index_fill": (0, 3), "diag_embed": (0,), "trace": (0,)}
+
+
+def _partwise(op, args, attrs, out):
+    data = PARTWISE[op.name]
+    c = _promoted([args[i] for i in data if i < len(args)])
+    if c.kind != 3:
+        c = dt.to_complex(c)
+    real = dt.to_real(c)
+    split = [parts(a, real) if i in data else (a, a) for i, a in enumerate(args)]
+    zero = [i for i in data if i < len(args) and split[i][1] is None]
+    re = apply(op, *[s[0] for s in split], **attrs)
+    for i in zero:
+        a = split[i][0]
+        split[i] = (a, a * 0.0 if isinstance(a, registry.Tensor) else 0.0)
+    im = apply(op, *[s[1] for s in split], **attrs)
+    return make(re, im, c)
+
+
+for _name in PARTWISE:
+    ROWS[_name] = _partwise
 
 
 # --- construction -----------------------------------------------------------------------------
