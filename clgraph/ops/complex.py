@@ -180,7 +180,7 @@ def unsupported(op, d) -> NotImplementedError:
 
 def dispatch(op, args, attrs, out):
     """Run ``op`` whose operands (or output, or target dtype) are complex."""
-    if op.family == "view" or op.name in ("to_device", "slice_backward"):
+    if op.family in ("view", "fft") or op.name in ("to_device", "slice_backward"):
         return registry.apply_inner(op, args, attrs, out)
     fn = ROWS.get(op.name)
     if fn is None:
