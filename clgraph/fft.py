@@ -356,3 +356,140 @@ def fftshift(input, dim=None):
 def ifftshift(input, dim=None):
     """torch.fft.ifftshift: the inverse of fftshift."""
     return _shift(input, dim, -1)
+
+
+# --- short-time transforms (torch.stft, torch.istft) ---------------------------------------
+
+
+def _window(window, win_length: int, n_fft: int, like, name: str):
+    """The window (ones by default) zero-padded on both sides to n_fft."""
+    if win_length is None:
+        win_length = n_fft
+    if not 0 < win_length <= n_fft:
+        raise RuntimeError(f"{name}: expected 0 < win_length <= n_fft, but got "
+                           f"win_length={win_length}")
+    if window is None:
+        from .creation import ones
+
+        window = ones(win_length, dtype=dt.to_real(like.dtype) if like.dtype.kind >= 2
+                      else dt.get_default_dtype(), device=like.device)
+    elif window.ndim != 1 or window._shape[0] != win_length:
+        raise RuntimeError(f"{name}: expected a 1D window tensor of size equal to "
+                           f"win_length={win_length}, but got window with size "
+                           f"{list(window.shape)}")
+    left = (n_fft - win_length) // 2
+    if left or n_fft - win_length - left:
+        window = _pad_to(window, left, n_fft - win_length - left)
+    return window
+
+
+def _pad_to(x, left: int, right: int):
+    from .creation import zeros
+
+    parts = [zeros(left, dtype=x.dtype, device=x.device), x,
+             zeros(right, dtype=x.dtype, device=x.device)]
+    return registry.functions.cat([p for p in parts if p.numel() or p is x], -1)
+
+
+def stft(input, n_fft: int, hop_length=None, win_length=None, window=None, center=True,
+         pad_mode="reflect", normalized=False, onesided=None, return_complex=None):
+    """torch.stft: the Fourier transforms of overlapping windowed frames of a 1-D signal or
+    a batch of them, as (batch, frequencies, frames)."""
+    real_in = not input.dtype.is_complex and (window is None or not window.dtype.is_complex)
+    if return_complex is None:
+        if real_in:
+            raise RuntimeError("stft requires the return_complex parameter be given for real "
+                               "inputs, and will further require that return_complex=True in "
+                               "a future PyTorch release.")
+        return_complex = True
+    if input.ndim not in (1, 2):
+        raise RuntimeError(f"stft: expected a 1D or 2D tensor, but got {input.ndim}D")
+    hop = n_fft // 4 if hop_length is None else hop_length
+    if hop <= 0:
+        raise RuntimeError(f"stft: expected hop_length > 0, but got hop_length={hop}")
+    x = input if input.ndim == 2 else input.unsqueeze(0)
+    if x.dtype.kind < 2:
+        x = x.to(dt.get_default_dtype())
+    if center:
+        from .nn import functional as F
+
+        p = n_fft // 2
+        x = F.pad(x.unsqueeze(1), [p, p], mode=pad_mode).squeeze(1)
+    if not 0 < n_fft <= x._shape[-1]:
+        raise RuntimeError(f"stft: expected 0 < n_fft <= {x._shape[-1]}, but got n_fft={n_fft}")
+    w = _window(window, win_length, n_fft, x, "stft")
+    frames = x.unfold(-1, n_fft, hop) * w  # (batch, frames, n_fft)
+    norm = "ortho" if normalized else "backward"
+    if onesided is None:
+        onesided = real_in
+    if onesided and not real_in:
+        raise RuntimeError("Cannot have onesided output if window or input is complex")
+    spec = rfft(frames, dim=-1, norm=norm) if onesided else fft(frames, dim=-1, norm=norm)
+    spec = spec.transpose(-1, -2)
+    if input.ndim == 1:
+        spec = spec.squeeze(0)
+    return spec if return_complex else registry.functions.view_as_real(spec.contiguous())
+
+
+def istft(input, n_fft: int, hop_length=None, win_length=None, window=None, center=True,
+          normalized=False, onesided=None, length=None, return_complex=False):
+    """torch.istft: the signal whose stft is ``input``, by windowed overlap-add."""
+    if not input.dtype.is_complex:
+        raise RuntimeError("istft requires a complex-valued input tensor")
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"istft: expected a tensor with 2 or 3 dimensions of complex "
+                           f"values, but got {input.ndim}D")
+    hop = n_fft // 4 if hop_length is None else hop_length
+    spec = input if input.ndim == 3 else input.unsqueeze(0)
+    n_freq, n_frames = spec._shape[-2], spec._shape[-1]
+    if onesided is None:
+        onesided = n_freq != n_fft
+    if onesided and n_freq != n_fft // 2 + 1:
+        raise RuntimeError(f"istft: expected the frequency dimension (size {n_freq}) to be "
+                           f"n_fft // 2 + 1 = {n_fft // 2 + 1} for a onesided input")
+    if not onesided and n_freq != n_fft:
+        raise RuntimeError(f"istft: expected the frequency dimension (size {n_freq}) to equal "
+                           f"n_fft = {n_fft}")
+    if onesided and return_complex:
+        raise RuntimeError("cannot have onesided output if window or input is complex")
+    norm = "ortho" if normalized else "backward"
+    cols = spec.transpose(-1, -2)  # (batch, frames, frequencies)
+    if onesided:
+        frames = irfft(cols, n_fft, -1, norm)
+    else:
+        frames = ifft(cols, n_fft, -1, norm)
+        if not return_complex:
+            frames = frames.real
+    w = _window(window, win_length, n_fft, frames, "istft")
+    frames = frames * w
+    total = n_fft + hop * (n_frames - 1)
+    pos = (np.arange(n_frames)[:, None] * hop + np.arange(n_fft)[None, :]).reshape(-1)
+    from .creation import tensor, zeros
+
+    idx = tensor(pos, dtype=dt.int64, device=frames.device)
+    batch = frames._shape[0]
+    y = zeros(batch, total, dtype=frames.dtype, device=frames.device).index_add(
+        -1, idx, frames.reshape(batch, -1))
+    wsq = (w * w.conj()).real if w.dtype.is_complex else w * w
+    env = zeros(total, dtype=wsq.dtype, device=wsq.device).index_add(
+        0, idx, wsq.expand(n_frames, n_fft).reshape(-1))
+    start = n_fft // 2 if center else 0
+    if length is not None:
+        end = start + length
+    else:
+        end = total - n_fft // 2 if center else total
+    stop = min(end, total)
+    y = y.narrow(-1, start, stop - start)
+    env = env.narrow(-1, start, stop - start)
+    if env.numel() and float(env.abs().min()) < 1e-11:
+        raise RuntimeError("istft(...): window overlap add min: "
+                           f"{float(env.abs().min()):g} (the window must overlap-add to a "
+                           "nonzero envelope: NOLA)")
+    y = y / env
+    if end > total:
+        y = _resize(y, -1, end - start)
+    return y if input.ndim == 3 else y.squeeze(0)
+
+
+registry.export("stft", stft, registry.Variants())
+registry.export("istft", istft, registry.Variants())

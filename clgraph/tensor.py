@@ -415,7 +415,7 @@ class Tensor:
             return f"torch.{self.dtype.tensor_type}"
         if isinstance(dtype, str):
             name = dtype.rsplit(".", 1)[-1]
-            match = [d for d in dt.ALL if d.tensor_type == name]
+            match = [d for d in dt.ALL + dt.COMPLEX if d.tensor_type == name]
             if not match:
                 raise ValueError(f"invalid type: '{dtype}'")
             dtype = match[0]
@@ -435,6 +435,12 @@ class Tensor:
 
     def bfloat16(self):
         return self.to(dt.bfloat16)
+
+    def cfloat(self):
+        return self.to(dt.complex64)
+
+    def cdouble(self):
+        return self.to(dt.complex128)
 
     def int(self):
         return self.to(dt.int32)

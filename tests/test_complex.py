@@ -212,6 +212,20 @@ def test_conversions():
     close(y, z.real)
 
 
+def test_save_load_round_trip():
+    import io
+
+    t = cg.tensor(crandn(3))
+    buf = io.BytesIO()
+    cg.save({"a": t, "b": t.cfloat()}, buf)
+    buf.seek(0)
+    back = cg.load(buf)
+    assert back["a"].dtype is cg.complex128 and back["b"].dtype is cg.complex64
+    close(back["a"], t.numpy())
+    assert cg.ones(2).cdouble().dtype is cg.complex128
+    assert cg.ones(2).type("torch.ComplexFloatTensor").dtype is cg.complex64
+
+
 # --- elementwise -----------------------------------------------------------------------------
 
 UNARY = {

@@ -175,3 +175,68 @@ def test_compiled_spectrum():
         np.testing.assert_allclose(cf(a).numpy(), want, rtol=1e-5, atol=1e-5)
     a2 = cg.tensor(x * 3)
     np.testing.assert_allclose(cf(a2).numpy(), f(a2).numpy(), rtol=1e-5, atol=1e-5)
+
+
+STFT_CASES = [dict(n_fft=16), dict(n_fft=16, hop_length=5, window="hann"),
+              dict(n_fft=16, win_length=10, center=False),
+              dict(n_fft=15, normalized=True, window="hann15", pad_mode="constant"),
+              dict(n_fft=16, onesided=False, window="hann")]
+
+
+def _stft_args(lib, case):
+    k = dict(case)
+    if k.get("window") == "hann":
+        k["window"] = lib.tensor(np.hanning(16))
+    elif k.get("window") == "hann15":
+        k["window"] = lib.tensor(np.hanning(15) + 0.1)
+    return k
+
+
+@pytest.mark.filterwarnings("ignore:A window was not provided")
+@pytest.mark.parametrize("case", range(len(STFT_CASES)))
+def test_stft_istft_match_torch(case):
+    torch = pytest.importorskip("torch")
+    x = RNG.standard_normal((2, 50))
+    kw = STFT_CASES[case]
+    a = torch.stft(torch.tensor(x), return_complex=True, **_stft_args(torch, kw))
+    b = cg.stft(cg.tensor(x), return_complex=True, **_stft_args(cg, kw))
+    close(b, a.numpy())
+    close(cg.stft(cg.tensor(x[0]), return_complex=True, **_stft_args(cg, kw)), a[0].numpy())
+    if kw.get("center", True) and "win_length" not in kw:
+        ka = _stft_args(torch, kw)
+        kb = _stft_args(cg, kw)
+        ka.pop("pad_mode", None)
+        kb.pop("pad_mode", None)
+        ia = torch.istft(a, length=50, **ka)
+        ib = cg.istft(b, length=50, **kb)
+        close(ib, ia.numpy())
+        close(ib, x)
+        close(cg.istft(b, **kb), torch.istft(a, **ka).numpy())
+
+
+def test_stft_errors_and_real_output():
+    x = cg.tensor(RNG.standard_normal(40))
+    with pytest.raises(RuntimeError, match="return_complex"):
+        cg.stft(x, 8)
+    r = cg.stft(x, 8, window=cg.ones(8), return_complex=False)
+    assert r.shape == (5, 21, 2) and r.dtype is cg.float64
+    with pytest.raises(RuntimeError, match="overlap add"):
+        cg.istft(cg.stft(x, 8, window=cg.zeros(8), return_complex=True), 8,
+                 window=cg.zeros(8))
+
+
+def test_stft_gradient_matches_torch():
+    torch = pytest.importorskip("torch")
+    x = RNG.standard_normal(30)
+    w = np.hanning(8)
+
+    def loss(lib, t):
+        s = lib.stft(t, 8, hop_length=3, window=lib.tensor(w), return_complex=True)
+        return s.abs().sum() + lib.istft(s * s.abs(), 8, hop_length=3,
+                                         window=lib.tensor(w)).pow(2).sum()
+
+    tx = torch.tensor(x, requires_grad=True)
+    loss(torch, tx).backward()
+    cx = cg.tensor(x, requires_grad=True)
+    loss(cg, cx).backward()
+    close(cx.grad, tx.grad.numpy(), 1e-8)

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
 import warnings
 
 from .. import dtypes as dt
 from . import registry
 from .registry import OpDef, apply, public, register
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # warnings skip it
 
 # --- the two views between complex and real ------------------------------------------------
 
@@ -423,8 +427,11 @@ def _c_where(op, args, attrs, out):
 
 
 def _discarding():
+    level, f = 2, sys._getframe(1)
+    while f is not None and f.f_code.co_filename.startswith(_PACKAGE):
+        level, f = level + 1, f.f_back
     warnings.warn("Casting complex values to real discards the imaginary part", UserWarning,
-                  stacklevel=4)
+                  stacklevel=level)
 
 
 @row("to_dtype")
