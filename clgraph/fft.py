@@ -17,6 +17,7 @@ import numpy as np
 
 from . import codegen
 from . import dtypes as dt
+from .creation import ones, tensor, zeros
 from .ops import registry
 from .ops.registry import OpDef, apply, register
 from .tensor import Tensor
@@ -83,8 +84,6 @@ def _chirp(n: int, m: int, cdtype, device, inverse: bool):
         b[:n] = np.conj(w)
         b[m - n + 1:] = np.conj(w[1:][::-1])
         with registry.eager():  # constants, made outside any trace
-            from .creation import tensor
-
             wt = tensor(w, dtype=cdtype, device=device)
             bt = tensor(np.fft.fft(b), dtype=cdtype, device=device)
         hit = _chirps[key] = (wt, bt)
@@ -112,8 +111,6 @@ def _resize(x, dim: int, n: int):
         return x
     if n < have:
         return x.narrow(dim, 0, n)
-    from .creation import zeros
-
     shape = list(x._shape)
     shape[dim] = n - have
     return registry.functions.cat([x, zeros(*shape, dtype=x.dtype, device=x.device)], dim)
@@ -324,8 +321,6 @@ def irfft2(input, s=None, dim=(-2, -1), norm=None):
 
 def fftfreq(n, d=1.0, *, dtype=None, device=None, requires_grad=False):
     """torch.fft.fftfreq: the sample frequencies of a length-n transform."""
-    from .creation import tensor
-
     k = np.concatenate([np.arange(0, (n - 1) // 2 + 1), np.arange(-(n // 2), 0)])
     return tensor(k / (d * n), dtype=dtype or dt.get_default_dtype(), device=device,
                   requires_grad=requires_grad)
@@ -333,8 +328,6 @@ def fftfreq(n, d=1.0, *, dtype=None, device=None, requires_grad=False):
 
 def rfftfreq(n, d=1.0, *, dtype=None, device=None, requires_grad=False):
     """torch.fft.rfftfreq: the non-negative sample frequencies of rfft."""
-    from .creation import tensor
-
     return tensor(np.arange(n // 2 + 1) / (d * n), dtype=dtype or dt.get_default_dtype(),
                   device=device, requires_grad=requires_grad)
 
@@ -369,8 +362,6 @@ def _window(window, win_length: int, n_fft: int, like, name: str):
         raise RuntimeError(f"{name}: expected 0 < win_length <= n_fft, but got "
                            f"win_length={win_length}")
     if window is None:
-        from .creation import ones
-
         window = ones(win_length, dtype=dt.to_real(like.dtype) if like.dtype.kind >= 2
                       else dt.get_default_dtype(), device=like.device)
     elif window.ndim != 1 or window._shape[0] != win_length:
@@ -384,11 +375,33 @@ def _window(window, win_length: int, n_fft: int, like, name: str):
 
 
 def _pad_to(x, left: int, right: int):
-    from .creation import zeros
-
-    parts = [zeros(left, dtype=x.dtype, device=x.device), x,
-             zeros(right, dtype=x.dtype, device=x.device)]
+    lead = x._shape[:-1]
+    parts = [zeros(*lead, left, dtype=x.dtype, device=x.device), x,
+             zeros(*lead, right, dtype=x.dtype, device=x.device)]
     return registry.functions.cat([p for p in parts if p.numel() or p is x], -1)
+
+
+def _pad_signal(x, p: int, mode: str):
+    """x padded by p on both ends of its last dim as nn.functional.pad's modes do."""
+    if p == 0:
+        return x
+    n = x._shape[-1]
+    if mode == "constant":
+        return _pad_to(x, p, p)
+    if mode == "reflect":
+        if p >= n:
+            raise RuntimeError(f"Argument #4: Padding size should be less than the "
+                               f"corresponding input dimension, but got: padding ({p}, {p}) "
+                               f"at dimension {x.ndim - 1} of input {list(x.shape)}")
+        left, right = x.narrow(-1, 1, p).flip(-1), x.narrow(-1, n - 1 - p, p).flip(-1)
+    elif mode == "replicate":
+        shape = x._shape[:-1] + (p,)
+        left, right = x.narrow(-1, 0, 1).expand(*shape), x.narrow(-1, n - 1, 1).expand(*shape)
+    elif mode == "circular":
+        left, right = x.narrow(-1, n - p, p), x.narrow(-1, 0, p)
+    else:
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    return registry.functions.cat([left, x, right], -1)
 
 
 def stft(input, n_fft: int, hop_length=None, win_length=None, window=None, center=True,
@@ -411,10 +424,7 @@ def stft(input, n_fft: int, hop_length=None, win_length=None, window=None, cente
     if x.dtype.kind < 2:
         x = x.to(dt.get_default_dtype())
     if center:
-        from .nn import functional as F
-
-        p = n_fft // 2
-        x = F.pad(x.unsqueeze(1), [p, p], mode=pad_mode).squeeze(1)
+        x = _pad_signal(x, n_fft // 2, pad_mode)
     if not 0 < n_fft <= x._shape[-1]:
         raise RuntimeError(f"stft: expected 0 < n_fft <= {x._shape[-1]}, but got n_fft={n_fft}")
     w = _window(window, win_length, n_fft, x, "stft")
@@ -464,8 +474,6 @@ def istft(input, n_fft: int, hop_length=None, win_length=None, window=None, cent
     frames = frames * w
     total = n_fft + hop * (n_frames - 1)
     pos = (np.arange(n_frames)[:, None] * hop + np.arange(n_fft)[None, :]).reshape(-1)
-    from .creation import tensor, zeros
-
     idx = tensor(pos, dtype=dt.int64, device=frames.device)
     batch = frames._shape[0]
     y = zeros(batch, total, dtype=frames.dtype, device=frames.device).index_add(

@@ -134,6 +134,10 @@ GRAD_CASES = {
                                  (leaf(3, 2),))],
     "view_as_real": [lambda: ((lambda x: cg.view_as_real(cg.view_as_complex(x).exp() * 1j)),
                               (leaf(3, 2),))],
+    # eigenvalues (a real matrix: conjugate pairs) and eigenvector moduli (phase-free)
+    "linalg_eig": [lambda: ((lambda a: (cg.view_as_real(cg.linalg.eig(a).eigenvalues),
+                                        cg.linalg.eig(a).eigenvectors.abs())),
+                            (leaf(3, 3),))],
     # lengths 8 (radix-2 passes) and 6 (Bluestein: chirps around length-16 passes)
     "fft_pow2": [lambda: ((lambda x: cg.view_as_real(cg.fft.fft(cg.view_as_complex(x)))),
                           (leaf(2, 8, 2),)),

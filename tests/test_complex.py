@@ -493,6 +493,36 @@ def test_gradients_finite_differences(name):
     np.testing.assert_allclose(t.grad.numpy(), _fd_grad(fn, z), rtol=1e-5, atol=1e-6)
 
 
+# --- eigen-decomposition ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["real", "complex"])
+def test_eig_matches_torch(kind):
+    torch = pytest.importorskip("torch")
+    a = RNG.standard_normal((2, 4, 4))
+    if kind == "complex":
+        a = a + 1j * RNG.standard_normal((2, 4, 4))
+    ta = torch.tensor(a, requires_grad=True)
+    ca = cg.tensor(a, requires_grad=True)
+    tw, tv = torch.linalg.eig(ta)
+    cw, cv = cg.linalg.eig(ca)
+    assert cw.dtype is cg.complex128 and cv.dtype is cg.complex128
+    close(cw, tw.detach().numpy(), 1e-10)
+    close(cv, tv.detach().numpy(), 1e-10)
+    close(cg.linalg.eigvals(ca), tw.detach().numpy(), 1e-10)
+
+    def loss(w, v):
+        return w.abs().sum() + v.abs().pow(3).sum() + (w * w).real.sum()
+
+    loss(tw, tv).backward()
+    loss(cw, cv).backward()
+    close(ca.grad, ta.grad.numpy(), 1e-9)
+    assert cg.linalg.eigvals(cg.tensor(a).to(cg.complex64 if kind == "complex" else cg.float32)
+                             ).dtype is cg.complex64
+    with pytest.raises(RuntimeError, match="complex tensor"):
+        cg.linalg.eig(cg.ones(2, 2, dtype=cg.int64))
+
+
 # --- compiled ----------------------------------------------------------------------------------
 
 

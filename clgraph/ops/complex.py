@@ -120,25 +120,23 @@ def parts(a, real: dt.dtype):
 def make(re, im, cdtype: dt.dtype):
     """The complex tensor re + i im (im None: zero), of dtype ``cdtype``."""
     real = dt.to_real(cdtype)
-    from .join import stack
-    from .movement import broadcast_tensors
-
+    re, im = (t if not isinstance(t, registry.Tensor) or t.dtype is real else t.to(real)
+              for t in (re, im))
     if not isinstance(re, registry.Tensor):
         re = _full_like(im, re)
     if im is None:
         im = _full_like(re, 0.0)
     elif not isinstance(im, registry.Tensor):
         im = _full_like(re, im)
-    re, im = (t if t.dtype is real else t.to(real) for t in (re, im))
     if re._shape != im._shape:
-        re, im = broadcast_tensors(re, im)
-    return apply(VIEW_AS_COMPLEX, stack([re, im], -1))
+        re, im = _f("broadcast_tensors")(re, im)
+    return apply(VIEW_AS_COMPLEX, _f("stack")([re, im], -1))
 
 
-def _full_like(t, v):
-    from ..creation import full
-
-    return full(t._shape, v, dtype=t.dtype, device=t.device)
+def _full_like(t, v: float):
+    """A tensor of t's shape, dtype (floating) and device filled with v."""
+    out = registry.Tensor._empty(t._shape, t.dtype, t.device)
+    return apply(registry.REGISTRY["fill"], float(v), dtype=t.dtype, out=out)
 
 
 def _add(x, y):
@@ -184,7 +182,8 @@ def unsupported(op, d) -> NotImplementedError:
 
 def dispatch(op, args, attrs, out):
     """Run ``op`` whose operands (or output, or target dtype) are complex."""
-    if op.family in ("view", "fft") or op.name in ("to_device", "slice_backward"):
+    if op.family in ("view", "fft") or op.name in ("to_device", "slice_backward",
+                                                         "linalg_eig"):
         return registry.apply_inner(op, args, attrs, out)
     fn = ROWS.get(op.name)
     if fn is None:
@@ -199,9 +198,7 @@ def dispatch(op, args, attrs, out):
 
 
 def _copy_into(out, src):
-    from .math import copy_
-
-    copy_(out, src)
+    out.copy_(src)
 
 
 def _binary(fn):
