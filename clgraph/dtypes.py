@@ -260,7 +260,7 @@ class finfo:
     when none is given); ``dtype`` is its name, as PyTorch's."""
 
     def __init__(self, type: dtype | None = None) -> None:
-        d = _default_float if type is None else as_dtype(type)
+        d = _default_float if type is None else to_real(as_dtype(type))
         if not d.is_floating_point:
             raise TypeError("torch.finfo() requires a floating point input type. Use "
                             "torch.iinfo to handle 'torch.finfo'")
