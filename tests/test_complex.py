@@ -493,6 +493,51 @@ def test_gradients_finite_differences(name):
     np.testing.assert_allclose(t.grad.numpy(), _fd_grad(fn, z), rtol=1e-5, atol=1e-6)
 
 
+IN_PLACE = {
+    "mul_": lambda a: (lambda b: (b.mul_(1j), b.abs().sum())[1])(a * 2),
+    "add_": lambda a: (lambda b: (b.add_(a), b.abs().sum())[1])(a * 2),
+    "real_mul_": lambda a: (lambda b: (b.real.mul_(3), b.abs().sum())[1])(a * 2),
+    "imag_view_then_mul_": lambda a: (lambda b: (lambda r: (b.mul_(a), (r * r).sum())[1])(
+        b.imag))(a * 2),
+    "setitem": lambda a: (lambda c: (c.__setitem__(0, 5j), c.angle().sum())[1])(a * 2),
+    "slice_imul": lambda a: (lambda c: (c[1:].mul_(a[1:]), c.angle().sum())[1])(a * 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IN_PLACE))
+def test_in_place_gradients_match_torch(name):
+    torch = pytest.importorskip("torch")
+    z = crandn(3)
+    ta, ca = torch.tensor(z, requires_grad=True), cg.tensor(z, requires_grad=True)
+    IN_PLACE[name](ta).backward()
+    IN_PLACE[name](ca).backward()
+    close(ca.grad, ta.grad.numpy(), 1e-10)
+
+
+def test_complex_view_of_real_written_in_place():
+    torch = pytest.importorskip("torch")
+    x = RNG.standard_normal((3, 2))
+    grads = []
+    for lib in (torch, cg):
+        t = lib.tensor(x, requires_grad=True)
+        r = t * 1.5
+        c = lib.view_as_complex(r)
+        c.mul_(1j + 0.5)
+        (r ** 2).sum().backward()
+        grads.append(np.asarray(t.grad.numpy()))
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-10)
+
+
+def test_real_input_gets_real_gradient():
+    torch = pytest.importorskip("torch")
+    x, z = RNG.standard_normal(3), crandn(3)
+    tx, cx = torch.tensor(x, requires_grad=True), cg.tensor(x, requires_grad=True)
+    (tx * torch.tensor(z)).abs().sum().backward()
+    (cx * cg.tensor(z)).abs().sum().backward()
+    assert cx.grad.dtype is cg.float64
+    close(cx.grad, tx.grad.numpy(), 1e-10)
+
+
 # --- eigen-decomposition ------------------------------------------------------------------
 
 

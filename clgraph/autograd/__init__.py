@@ -382,9 +382,17 @@ def _copy_slices_vjp(g, old_base, value, out, geom):
                            "not supported")
     shape, stride, offset = geom
     gc = g.contiguous()
+    # a view of another dtype (.real of a complex base, view_as_complex of a real one): its
+    # geometry counts its own elements, so the base's gradient is seen in that dtype
+    back = None
+    if gc.dtype.kind == 3 and value.dtype.kind != 3:
+        gc, back = registry.functions.view_as_real(gc), registry.functions.view_as_complex
+    elif gc.dtype.kind != 3 and value.dtype.kind == 3:
+        gc, back = registry.functions.view_as_complex(gc), registry.functions.view_as_real
     g_old = gc.clone()
     g_old._view(shape, stride, offset).zero_()
-    return g_old, gc._view(shape, stride, offset).clone()
+    gv = gc._view(shape, stride, offset).clone()
+    return (back(g_old) if back is not None else g_old), gv
 
 
 _COPY_SLICES = registry.OpDef("copy_slices", "autograd", None, None, _copy_slices_vjp,
@@ -448,6 +456,10 @@ def refresh_view(t) -> None:
     if t._version_seen is not None:
         src = base._view(base._shape, base._stride, base._offset)
         _take_grad_fn(src, base)
+        if src.dtype.kind == 3 and t.dtype.kind != 3:  # a view of another dtype: its
+            src = registry.functions.view_as_real(src)  # geometry counts its own elements
+        elif src.dtype.kind != 3 and t.dtype.kind == 3:
+            src = registry.functions.view_as_complex(src)
         attrs = {"size": t._shape, "stride": t._stride, "storage_offset": t._offset}
         _set_grad_fn(t, Node(registry.REGISTRY["as_strided"], (src,), attrs, t))
     t._version_seen = t._storage.version
@@ -742,7 +754,9 @@ class _Pass:
         reaches its node."""
         gi = sum_to(gi, shape)
         if gi.dtype is not dtype:
-            gi = gi.to(dtype)
+            # a real input's gradient is the real part of a complex one (PyTorch's
+            # handle_r_to_c)
+            gi = (gi.real if gi.dtype.kind == 3 and dtype.kind != 3 else gi).to(dtype)
         if isinstance(nxt, AccumulateGrad):
             self.leaf_grads[id(nxt)] = _add(self.leaf_grads.get(id(nxt)), gi)
             self.leaf_nodes[id(nxt)] = nxt

@@ -130,7 +130,9 @@ def make(re, im, cdtype: dt.dtype):
         im = _full_like(re, im)
     if re._shape != im._shape:
         re, im = _f("broadcast_tensors")(re, im)
-    return apply(VIEW_AS_COMPLEX, _f("stack")([re, im], -1))
+    out = apply(VIEW_AS_COMPLEX, _f("stack")([re, im], -1))
+    out._base = None  # the only view of a fresh tensor: in-place writes rebase on it
+    return out
 
 
 def _full_like(t, v: float):
@@ -190,6 +192,11 @@ def dispatch(op, args, attrs, out):
         d = next((a.dtype for a in (*args, out) if isinstance(a, registry.Tensor)
                   and a.dtype.kind == 3), dt.complex64)
         raise unsupported(op.name, d)
+    if out is not None and any(a is out for a in args) and any(
+            isinstance(a, registry.Tensor) and a.requires_grad for a in args):
+        # the real ops below save views of their operands, which the write into out
+        # would change: they read a copy of its old value (PyTorch saves one too)
+        args = tuple(a.clone() if a is out else a for a in args)
     res = fn(op, args, attrs, out)
     if out is not None and res is not out:
         _copy_into(out, res)
@@ -197,8 +204,26 @@ def dispatch(op, args, attrs, out):
     return res
 
 
+def _run_assign(op, args, attrs, out):
+    """out's elements set to src's (same dtype, src broadcast), on the real views: a kernel
+    of the eager layer, below autograd (the op's node is the whole write)."""
+    src = args[0]
+    eager = registry._installed[0]
+    real = dt.to_real(out.dtype)
+    eager.process(registry.REGISTRY["to_dtype"], (_run_as_real(None, (src,), {}),),
+                  {"dtype": real}, _run_as_real(None, (out,), {}))
+    return out
+
+
+ASSIGN = register(OpDef("complex_assign", "fft", None, _run_assign,
+                        lambda g, src, out: (g,), saves=(), saves_out=False))
+
+
 def _copy_into(out, src):
-    out.copy_(src)
+    """out = src (complex, of out's dtype, broadcast) as one in-place op."""
+    if src.dtype is not out.dtype:
+        src = apply(registry.REGISTRY["to_dtype"], src, dtype=out.dtype)
+    apply(ASSIGN, src, out=out)
 
 
 def _binary(fn):
@@ -211,16 +236,6 @@ def _binary(fn):
         re, im = fn(a, b)
         return make(re, im, c)
     return run
-
-
-@row("add")
-def _c_add(op, args, attrs, out):
-    return _binary(lambda a, b: (_add(a[0], b[0]), _add(a[1], b[1])))(op, args, attrs, out)
-
-
-@row("sub")
-def _c_sub(op, args, attrs, out):
-    return _binary(lambda a, b: (_sub(a[0], b[0]), _sub(a[1], b[1])))(op, args, attrs, out)
 
 
 def _cmul(a, b):
@@ -237,8 +252,10 @@ def _cdiv(a, b):
     return re / den, (im / den if im is not None else None)
 
 
-ROWS["mul"] = lambda op, args, attrs, out: _binary(_cmul)(op, args, attrs, out)
-ROWS["div"] = lambda op, args, attrs, out: _binary(_cdiv)(op, args, attrs, out)
+ROWS["add"] = _binary(lambda a, b: (_add(a[0], b[0]), _add(a[1], b[1])))
+ROWS["sub"] = _binary(lambda a, b: (_sub(a[0], b[0]), _sub(a[1], b[1])))
+ROWS["mul"] = _binary(_cmul)
+ROWS["div"] = _binary(_cdiv)
 
 
 def _unary(fn):
@@ -313,12 +330,6 @@ def _c_sigmoid(op, args, attrs, out):
 def _c_abs(op, args, attrs, out):
     x = args[0]
     return _abs(*parts(x, dt.to_real(x.dtype)))
-
-
-@row("angle")
-def _c_angle(op, args, attrs, out):
-    x = args[0]
-    return _angle(*parts(x, dt.to_real(x.dtype)))
 
 
 @row("sign")
@@ -446,7 +457,7 @@ def _c_to(op, args, attrs, out):
         return apply(op, re, dtype=d, out=out)
     if src.kind == 3 and d.kind == 3:
         if out is not None:
-            apply(op, apply(VIEW_AS_REAL, x), dtype=dt.to_real(d), out=apply(VIEW_AS_REAL, out))
+            _copy_into(out, x)
             return out
         return apply(VIEW_AS_COMPLEX, apply(op, apply(VIEW_AS_REAL, x), dtype=dt.to_real(d)))
     # real to complex
