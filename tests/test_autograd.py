@@ -138,6 +138,9 @@ GRAD_CASES = {
     "linalg_eig": [lambda: ((lambda a: (cg.view_as_real(cg.linalg.eig(a).eigenvalues),
                                         cg.linalg.eig(a).eigenvectors.abs())),
                             (leaf(3, 3),))],
+    # an in-place write of complex values (copy_ into a complex tensor)
+    "complex_assign": [lambda: ((lambda x: cg.view_as_real(cg.zeros(3, dtype=cg.complex128).copy_(
+        cg.view_as_complex(x) * (2 + 1j)))), (leaf(3, 2),))],
     # lengths 8 (radix-2 passes) and 6 (Bluestein: chirps around length-16 passes)
     "fft_pow2": [lambda: ((lambda x: cg.view_as_real(cg.fft.fft(cg.view_as_complex(x)))),
                           (leaf(2, 8, 2),)),
