@@ -39,7 +39,7 @@ def _run_pow2(op, args, attrs, out=None):
     rows = x.numel() // n if n else 0
     if n <= 1 or rows == 0:
         return x.clone()
-    defines = (("R", real.cl),) + ((("USE_FP64", "1"),) if real is dt.float64 else ())
+    defines = (("T", real.cl),) + ((("USE_FP64", "1"),) if real is dt.float64 else ())
     kern = codegen.template_kernel(info, "fft.cl", "fft_radix2", defines)
     bufs = [Tensor._empty(x._shape, x.dtype, x.device) for _ in range(2 if n > 2 else 1)]
     total = rows * (n // 2)
