@@ -73,8 +73,9 @@ _chirps: dict = {}
 
 def _chirp(n: int, m: int, cdtype, device, inverse: bool):
     """Bluestein's factors for length n padded to m: w_k = exp(-+ i pi k^2 / n) for the
-    output, and the transform of the conjugate chirp over -(n-1)..n-1 (wrapped into m)."""
-    key = (n, m, cdtype, device, inverse)
+    output, and the transform of the conjugate chirp over -(n-1)..n-1 (wrapped into m).
+    Kept on the host (a device cache would hold memory no tensor owns); uploaded per call."""
+    key = (n, m, inverse)
     hit = _chirps.get(key)
     if hit is None:
         k = np.arange(n, dtype=np.int64)
@@ -83,11 +84,10 @@ def _chirp(n: int, m: int, cdtype, device, inverse: bool):
         b = np.zeros(m, np.complex128)
         b[:n] = np.conj(w)
         b[m - n + 1:] = np.conj(w[1:][::-1])
-        with registry.eager():  # constants, made outside any trace
-            wt = tensor(w, dtype=cdtype, device=device)
-            bt = tensor(np.fft.fft(b), dtype=cdtype, device=device)
-        hit = _chirps[key] = (wt, bt)
-    return hit
+        if len(_chirps) >= 64:
+            _chirps.clear()
+        hit = _chirps[key] = (w, np.fft.fft(b))
+    return tuple(tensor(c, dtype=cdtype, device=device) for c in hit)
 
 
 def _last(x, inverse: bool):
