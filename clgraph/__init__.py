@@ -24,6 +24,7 @@ from .ops import conv as _conv, index as _index, join as _join, linalg as _linal
 from .ops import math as _math, movement as _movement, reduce as _reduce  # noqa: F401
 from .ops import einsum as _einsum, sampling as _sampling, sort as _sort  # noqa: F401
 from .ops import decomp as _decomp  # noqa: F401
+from .ops import complex as _complex  # noqa: F401
 from .ops.elementwise import can_cast as _cc
 from .shapes import broadcast_shapes
 from .ops.reduce import return_types
@@ -31,7 +32,7 @@ from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set
 from .autograd import is_inference_mode_enabled  # noqa: F401
 from . import amp
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled
-from . import linalg, optim, special, utils
+from . import fft, linalg, optim, special, utils
 from .serialization import load, save
 from .runtime import OutOfMemoryError, profile
 from .tensor import Size, Tensor
@@ -47,6 +48,8 @@ float32 = float = _dt.float32
 float64 = double = _dt.float64
 float16 = half = _dt.float16
 bfloat16 = _dt.bfloat16
+complex64 = cfloat = _dt.complex64
+complex128 = cdouble = _dt.complex128
 int64 = long = _dt.int64
 int32 = int = _dt.int32
 int16 = short = _dt.int16
@@ -222,11 +225,10 @@ def is_floating_point(input) -> "bool":
 
 
 def is_complex(input) -> "bool":
-    """False: clgraph has no complex dtypes."""
     if not isinstance(input, Tensor):
         raise TypeError(f"is_complex(): argument 'input' (position 1) must be Tensor, not "
                         f"{type(input).__name__}")
-    return False
+    return input.dtype.is_complex
 
 
 def can_cast(from_, to) -> "bool":

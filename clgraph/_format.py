@@ -143,6 +143,8 @@ _ALIASES = {
     "short": "int16",
     "char": "int8",
     "byte": "uint8",
+    "cfloat": "complex64",
+    "cdouble": "complex128",
 }
 
 _NUMPY_DTYPES = {
@@ -158,6 +160,8 @@ _NUMPY_DTYPES = {
     # numpy has no bfloat16: the caller hands the values over widened to
     # float32 (exact), and they are printed from there.
     "bfloat16": np.float32,
+    "complex64": np.complex64,
+    "complex128": np.complex128,
 }
 
 _FLOAT_NAMES = {"float16", "bfloat16", "float32", "float64"}
@@ -256,6 +260,25 @@ class _Formatter:
         return (self.max_width - len(ret)) * " " + ret
 
 
+class _ComplexFormatter:
+    """Complex elements: the real and imaginary parts each with their own formatter,
+    joined as torch does (``1.+2.0000j``, ``-0.-3.5000j``)."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.re = _Formatter(data.real, True)
+        self.im = _Formatter(data.imag, True)
+
+    def width(self) -> int:
+        return self.re.width() + self.im.width() + 1
+
+    def format(self, value: Any) -> str:
+        real_str = self.re.format(value.real)
+        imag_str = (self.im.format(value.imag) + "j").lstrip()
+        if imag_str[0] in "+-":
+            return real_str + imag_str
+        return real_str + "+" + imag_str
+
+
 # --------------------------------------------------------------------------- #
 # Layout (torch._tensor_str._vector_str / _tensor_str_with_formatter)
 # --------------------------------------------------------------------------- #
@@ -328,7 +351,8 @@ def _tensor_str(a: np.ndarray, indent: int, floating: bool) -> str:
     if a.size == 0:
         return "[]"
     summarize = a.size > PRINT_OPTS.threshold
-    fmt = _Formatter(_summarized_data(a) if summarize else a, floating)
+    data = _summarized_data(a) if summarize else a
+    fmt = _ComplexFormatter(data) if a.dtype.kind == "c" else _Formatter(data, floating)
     return _tensor_str_with_formatter(a, indent, summarize, fmt)
 
 
@@ -416,7 +440,8 @@ def format_tensor(
     else:
         if not PRINT_OPTS.edgeitems:
             out.append("size=" + str(tuple(int(d) for d in a.shape)))
-        if name not in (default_float, "int64", "bool"):
+        default_complex = "complex128" if default_float == "float64" else "complex64"
+        if name not in (default_float, default_complex, "int64", "bool"):
             out.append(dtype_str)
         tensor_str = _tensor_str(a, indent, floating)
     out.extend(rest)

@@ -346,7 +346,7 @@ def allowed_globals() -> dict[str, Any]:
     }
     for f in _REBUILDERS:
         table[f"torch._utils.{f.__name__}"] = f
-    for d in dt.ALL:
+    for d in dt.ALL + dt.COMPLEX:
         table[f"torch.{d.name}"] = d
         name = d.scalar_type + "Storage"
         table[f"torch.{name}"] = StorageType(name, d)
@@ -415,7 +415,7 @@ class WeightsOnlyUnpickler(pickle._Unpickler):
         if full not in self.allowed:
             if module == "torch" and _TORCH_TYPE.fullmatch(name):
                 raise CheckpointError(f"clgraph has no dtype for torch.{name}; its dtypes are "
-                                      f"{', '.join(d.name for d in dt.ALL)}")
+                                      f"{', '.join(d.name for d in dt.ALL + dt.COMPLEX)}")
             raise Refused(_refusal(full))
         return self.allowed[full]
 

@@ -37,7 +37,7 @@ def _host_dtype(arr: np.ndarray, from_python: bool) -> dt.dtype:
         if arr.dtype.kind == "b":
             return dt.bool_
         if arr.dtype.kind == "c":
-            raise TypeError("complex tensors are not supported")
+            return dt.to_complex(dt.get_default_dtype())
     return dt.from_numpy_dtype(arr.dtype)
 
 

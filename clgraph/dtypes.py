@@ -16,7 +16,7 @@ class dtype:
     np: np.dtype
     cl: str  # OpenCL type used in global memory
     compute: str  # OpenCL type arithmetic is done in (half and bfloat16: float)
-    kind: int  # 0 bool, 1 integer, 2 floating
+    kind: int  # 0 bool, 1 integer, 2 floating, 3 complex
     rank: int  # position in the promotion lattice
     short: str  # short name in graph printouts
     scalar_type: str  # PyTorch's name in messages ("Float"; torch.FloatTensor)
@@ -35,8 +35,12 @@ class dtype:
         return self.kind == 2
 
     @property
+    def is_complex(self) -> bool:
+        return self.kind == 3
+
+    @property
     def is_signed(self) -> bool:
-        return self.kind == 2 or self.np.kind == "i"
+        return self.kind >= 2 or self.np.kind == "i"
 
     def __repr__(self) -> str:
         return "torch." + self.name if _TORCH_REPR else "clgraph." + self.name
@@ -61,15 +65,42 @@ bfloat16 = dtype("bfloat16", np.dtype(np.uint16), "ushort", "float", 2, 7, "bf16
 float32 = dtype("float32", np.dtype(np.float32), "float", "float", 2, 8, "f32", "Float")
 float64 = dtype("float64", np.dtype(np.float64), "double", "double", 2, 9, "f64", "Double")
 
+# complex: interleaved (real, imaginary) pairs of the real type; no kernel computes on them
+# directly, their ops run on the real view (ops/complex.py)
+complex64 = dtype("complex64", np.dtype(np.complex64), "float2", "float2", 3, 10, "c64",
+                  "ComplexFloat")
+complex128 = dtype("complex128", np.dtype(np.complex128), "double2", "double2", 3, 11, "c128",
+                   "ComplexDouble")
+COMPLEX = (complex64, complex128)
+_REAL_OF = {complex64: float32, complex128: float64}
+
+
+def to_real(d: dtype) -> dtype:
+    """The real dtype of a complex one's parts (complex64 -> float32); others unchanged."""
+    return _REAL_OF.get(d, d)
+
+
+def to_complex(d: dtype) -> dtype:
+    """The complex dtype whose parts are floating dtype d (float64 -> complex128; float32,
+    float16 and bfloat16 -> complex64, as clgraph has no complex32)."""
+    if d.kind == 3:
+        return d
+    return complex128 if d is float64 else complex64
+
+
 ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
 # float16 and bfloat16 live in memory as 16 bits and are computed in float
 NARROW_FLOATS = (float16, bfloat16)
-_BY_NP = {d.np: d for d in ALL if d is not bfloat16}
-_BY_NAME = {d.name: d for d in ALL}
+_BY_NP = {d.np: d for d in ALL + COMPLEX if d is not bfloat16}
+_BY_NAME = {d.name: d for d in ALL + COMPLEX}
 _BY_NAME.update(
     {"float": float32, "double": float64, "half": float16, "int": int32, "long": int64,
-     "short": int16}
+     "short": int16, "cfloat": complex64, "cdouble": complex128}
 )
+
+
+def unsupported_complex32() -> TypeError:
+    return TypeError("complex32 (chalf) is not supported by clgraph: use complex64")
 
 
 def to_storage(values, d: dtype) -> np.ndarray:
@@ -120,6 +151,10 @@ def as_dtype(d) -> dtype:
         return int64
     if d is bool:
         return bool_
+    if d is complex:
+        return to_complex(_default_float)
+    if isinstance(d, str) and d in ("complex32", "chalf"):
+        raise unsupported_complex32()
     if isinstance(d, str) and d in _BY_NAME:
         return _BY_NAME[d]
     try:
@@ -152,7 +187,11 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     hit = _LATTICE.get(key)
     if hit is not None:
         return hit
-    if {a, b} == {float16, bfloat16}:  # neither holds the other
+    if a.kind == 3 or b.kind == 3:  # complex: parts as wide as the widest float
+        ra = to_real(a) if a.kind >= 2 else float32
+        rb = to_real(b) if b.kind >= 2 else float32
+        out = complex128 if float64 in (ra, rb) else complex64
+    elif {a, b} == {float16, bfloat16}:  # neither holds the other
         out = float32
     elif a.kind != b.kind:
         out = a if a.kind > b.kind else b
@@ -176,11 +215,21 @@ def scalar_kind(value) -> int:
         return 1
     if isinstance(value, (float, np.floating)):
         return 2
+    if isinstance(value, (complex, np.complexfloating)):
+        return 3
     raise TypeError(f"unsupported scalar type {type(value).__name__}")
 
 
 def default_for_kind(kind: int) -> dtype:
-    return (bool_, int64, _default_float)[kind]
+    return (bool_, int64, _default_float, to_complex(_default_float))[kind]
+
+
+def _jump(out: dtype, kind: int, default: dtype) -> dtype:
+    """A floating tensor's dtype meeting an operand of complex kind: the complex dtype of
+    the same precision (float64 -> complex128); others take ``default``."""
+    if kind == 3 and out.kind == 2:
+        return to_complex(out)
+    return default
 
 
 def result_type(tensor_dtypes, zero_dim_dtypes=(), scalars=()) -> dtype:
@@ -196,13 +245,13 @@ def result_type(tensor_dtypes, zero_dim_dtypes=(), scalars=()) -> dtype:
         if out is None:
             out = zd
         elif zd.kind > out.kind:
-            out = zd if zd.kind == 1 or zd.is_floating_point else out
+            out = _jump(out, zd.kind, zd) if zd.kind >= 1 else out
     sk = max((scalar_kind(s) for s in scalars), default=-1)
     if sk >= 0:
         if out is None:
             out = default_for_kind(sk)
         elif sk > out.kind:
-            out = default_for_kind(sk)
+            out = _jump(out, sk, default_for_kind(sk))
     return out
 
 
@@ -211,7 +260,7 @@ class finfo:
     when none is given); ``dtype`` is its name, as PyTorch's."""
 
     def __init__(self, type: dtype | None = None) -> None:
-        d = _default_float if type is None else as_dtype(type)
+        d = _default_float if type is None else to_real(as_dtype(type))
         if not d.is_floating_point:
             raise TypeError("torch.finfo() requires a floating point input type. Use "
                             "torch.iinfo to handle 'torch.finfo'")

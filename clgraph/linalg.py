@@ -3,9 +3,9 @@ follow; the factorizations, inverses and solvers of ops/decomp.py and ops/lu.py 
 host, gradients on the device); the spectral matrix norms (ord 2, -2, 'nuc') from svdvals;
 products, condition numbers and tensor inverses composed of those.
 
-What differs from PyTorch: no eig / eigvals (their results are complex, which clgraph has
-not); the inverse that inv_ex and solve_ex return for a singular matrix may hold other
-infinities or NaNs than LAPACK's."""
+What differs from PyTorch: eig / eigvals compute on the host (gradients on the device); the
+inverse that inv_ex and solve_ex return for a singular matrix may hold other infinities or
+NaNs than LAPACK's."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from .creation import as_tensor as _as_tensor
 from .creation import eye as _eye
 from .ops import lu as _lu
 from .ops import reduce as R
+from .ops.decomp import EIG as _EIG
 from .ops.decomp import LU as _LU
 from .ops.decomp import SOLVE_TRIANGULAR as _SOLVE_TRIANGULAR
 from .ops.decomp import (  # noqa: F401
@@ -356,6 +357,28 @@ def cond(A, p=None, *, out=None):
     inverse, info = inv_ex(A)
     r = matrix_norm(A, p) * matrix_norm(inverse, p)
     return _out(_f.where(info > 0, math.inf, r), out)
+
+
+def eig(A, *, out=None):
+    """torch.linalg.eig: complex eigenvalues and unit-norm eigenvectors (LAPACK geev on the
+    host). The gradient is PyTorch's; it does not check that the loss is invariant to the
+    eigenvectors' phases."""
+    _check_square("linalg.eig", A)
+    if A.dtype not in (dt.float32, dt.float64, dt.complex64, dt.complex128):
+        raise RuntimeError(f"linalg.eig: Expected a floating point or complex tensor as input. "
+                           f"Got {A.dtype.scalar_type}")
+    w, v = _apply(_EIG, A)
+    res = _named("eig", ("eigenvalues", "eigenvectors"))(w, v)
+    if out is not None:
+        out[0].copy_(w)
+        out[1].copy_(v)
+        return _named("eig", ("eigenvalues", "eigenvectors"))(*out)
+    return res
+
+
+def eigvals(A, *, out=None):
+    """torch.linalg.eigvals: the complex eigenvalues."""
+    return _out(eig(A).eigenvalues, out)
 
 
 def diagonal(A, *, offset: int = 0, dim1: int = -2, dim2: int = -1):

@@ -310,7 +310,7 @@ class _Decoder:
         return t
 
 
-_DTYPES = {d.name: d for d in dt.ALL}
+_DTYPES = {d.name: d for d in dt.ALL + dt.COMPLEX}
 
 
 def _check_header(header, fail: Callable[[str], RuntimeError]) -> list:

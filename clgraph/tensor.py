@@ -165,7 +165,7 @@ class Tensor:
             self._shape, self._stride, order)
 
     def is_complex(self) -> bool:
-        return False  # clgraph has no complex dtypes
+        return self.dtype.kind == 3
 
     # PyTorch's storage kinds: a clgraph tensor is always a dense strided device buffer
     is_sparse = is_quantized = is_meta = is_mkldnn = is_xpu = is_mps = is_nested = False
@@ -224,11 +224,12 @@ class Tensor:
 
     @property
     def real(self) -> "Tensor":
-        return self  # real dtypes only
+        """The real part: for a complex tensor a real view sharing its storage."""
+        return registry.functions.real(self)
 
     @property
     def imag(self) -> "Tensor":
-        raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
+        return registry.functions.imag(self)
 
     def is_signed(self) -> bool:
         return self.dtype.name not in ("bool", "uint8")
@@ -257,8 +258,9 @@ class Tensor:
         return self._storage.version
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        if requires_grad and not (self.dtype.is_floating_point):
-            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        if requires_grad and self.dtype.kind < 2:
+            raise RuntimeError("only Tensors of floating point and complex dtype can require "
+                               "gradients")
         if not self.is_leaf:
             if not requires_grad:
                 raise RuntimeError(
@@ -413,7 +415,7 @@ class Tensor:
             return f"torch.{self.dtype.tensor_type}"
         if isinstance(dtype, str):
             name = dtype.rsplit(".", 1)[-1]
-            match = [d for d in dt.ALL if d.tensor_type == name]
+            match = [d for d in dt.ALL + dt.COMPLEX if d.tensor_type == name]
             if not match:
                 raise ValueError(f"invalid type: '{dtype}'")
             dtype = match[0]
@@ -433,6 +435,12 @@ class Tensor:
 
     def bfloat16(self):
         return self.to(dt.bfloat16)
+
+    def cfloat(self):
+        return self.to(dt.complex64)
+
+    def cdouble(self):
+        return self.to(dt.complex128)
 
     def int(self):
         return self.to(dt.int32)

@@ -129,6 +129,23 @@ GRAD_CASES = {
     "flip": [lambda: ((lambda x: cg.flip(x, (0, 1))), (leaf(3, 2),))],
     "diagonal": [lambda: ((lambda x: cg.diagonal(x, 1, 2, 0)), (leaf(3, 2, 4),))],
     "diagonal_backward": [lambda: ((lambda v: cg.diag(v, -1)), (leaf(3),))],
+    # complex values through their real views: (x0 + i x1)^2 and its real and imaginary parts
+    "view_as_complex": [lambda: ((lambda x: cg.view_as_real(cg.view_as_complex(x) ** 2)),
+                                 (leaf(3, 2),))],
+    "view_as_real": [lambda: ((lambda x: cg.view_as_real(cg.view_as_complex(x).exp() * 1j)),
+                              (leaf(3, 2),))],
+    # eigenvalues (a real matrix: conjugate pairs) and eigenvector moduli (phase-free)
+    "linalg_eig": [lambda: ((lambda a: (cg.view_as_real(cg.linalg.eig(a).eigenvalues),
+                                        cg.linalg.eig(a).eigenvectors.abs())),
+                            (leaf(3, 3),))],
+    # an in-place write of complex values (copy_ into a complex tensor)
+    "complex_assign": [lambda: ((lambda x: cg.view_as_real(cg.zeros(3, dtype=cg.complex128).copy_(
+        cg.view_as_complex(x) * (2 + 1j)))), (leaf(3, 2),))],
+    # lengths 8 (radix-2 passes) and 6 (Bluestein: chirps around length-16 passes)
+    "fft_pow2": [lambda: ((lambda x: cg.view_as_real(cg.fft.fft(cg.view_as_complex(x)))),
+                          (leaf(2, 8, 2),)),
+                 lambda: ((lambda x: cg.view_as_real(cg.fft.ifft(cg.view_as_complex(x)))),
+                          (leaf(6, 2),))],
 }
 
 GRAD_CASES.update({

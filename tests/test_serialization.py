@@ -338,7 +338,7 @@ def test_missing_entries():
     (lambda h: h["root"]["dict"].append(["x", {"tensor": "0"}]), "references tensor '0'"),
     (lambda h: h["root"]["dict"].append([[1], 2]), "unhashable list"),
     (lambda h: h["root"]["dict"].append(["x", {"float": "1e400"}]), "malformed 'float'"),
-    (lambda h: h["tensors"][0].update(dtype="complex64"), "malformed description"),
+    (lambda h: h["tensors"][0].update(dtype="complex32"), "malformed description"),
     (lambda h: h["tensors"][0].update(shape=[2, -3]), "malformed description"),
     (lambda h: h["tensors"][0].update(dtype="int64", requires_grad=True), "cannot require"),
     (lambda h: h.update(version=2), "newer clgraph"),

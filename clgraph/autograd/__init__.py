@@ -374,12 +374,12 @@ def record(op, args, attrs, res):
     if isinstance(res, tuple):
         node = Node(op, args, attrs, res)
         for i, r in enumerate(res):
-            if r.dtype.is_floating_point:
+            if r.dtype.kind >= 2:
                 r.grad_fn, r.requires_grad = node, True
                 if i:
                     r._output_nr = i
         return res
-    if res.dtype.is_floating_point:
+    if res.dtype.kind >= 2:
         res.grad_fn = Node(op, args, attrs, res)
         res.requires_grad = True
     return res
@@ -407,9 +407,17 @@ def _copy_slices_vjp(g, old_base, value, out, geom):
                            "not supported")
     shape, stride, offset = geom
     gc = g.contiguous()
+    # a view of another dtype (.real of a complex base, view_as_complex of a real one): its
+    # geometry counts its own elements, so the base's gradient is seen in that dtype
+    back = None
+    if gc.dtype.kind == 3 and value.dtype.kind != 3:
+        gc, back = registry.functions.view_as_real(gc), registry.functions.view_as_complex
+    elif gc.dtype.kind != 3 and value.dtype.kind == 3:
+        gc, back = registry.functions.view_as_complex(gc), registry.functions.view_as_real
     g_old = gc.clone()
     g_old._view(shape, stride, offset).zero_()
-    return g_old, gc._view(shape, stride, offset).clone()
+    gv = gc._view(shape, stride, offset).clone()
+    return (back(g_old) if back is not None else g_old), gv
 
 
 _COPY_SLICES = registry.OpDef("copy_slices", "autograd", None, None, _copy_slices_vjp,
@@ -473,6 +481,10 @@ def refresh_view(t) -> None:
     if t._version_seen is not None:
         src = base._view(base._shape, base._stride, base._offset)
         _take_grad_fn(src, base)
+        if src.dtype.kind == 3 and t.dtype.kind != 3:  # a view of another dtype: its
+            src = registry.functions.view_as_real(src)  # geometry counts its own elements
+        elif src.dtype.kind != 3 and t.dtype.kind == 3:
+            src = registry.functions.view_as_complex(src)
         attrs = {"size": t._shape, "stride": t._stride, "storage_offset": t._offset}
         _set_grad_fn(t, Node(registry.REGISTRY["as_strided"], (src,), attrs, t))
     t._version_seen = t._storage.version
@@ -558,7 +570,7 @@ def _record_in_place(inner, op, args, attrs, out):
         # the new value depends on nothing that needs a gradient (fill_, zero_, a copy of a
         # constant): PyTorch keeps ``out`` in the graph when it was, its old value getting
         # zero gradients; its base learns the written region
-        if was_graph and out.dtype.is_floating_point:
+        if was_graph and out.dtype.kind >= 2:
             overwritten(out, op.name)
         else:
             out.grad_fn, out.requires_grad = None, False
@@ -568,7 +580,7 @@ def _record_in_place(inner, op, args, attrs, out):
     node = Node(op, node_args, attrs, out)
     node.versions = tuple(v if n is not None else None
                           for v, n in zip(versions_before, node.versions))
-    if not out.dtype.is_floating_point:
+    if not out.dtype.kind >= 2:
         return res
     _set_grad_fn(out, node)
     if base is not None:
@@ -582,7 +594,7 @@ def _record_in_place(inner, op, args, attrs, out):
 
 def _check_nan(node, in_grads) -> None:
     for i, g in enumerate(in_grads):
-        if isinstance(g, Tensor) and g.dtype.is_floating_point and bool(g.isnan().any()):
+        if isinstance(g, Tensor) and g.dtype.kind >= 2 and bool(g.isnan().any()):
             raise RuntimeError(f"Function '{node.name()}' returned nan values in its {i}th "
                                "output.")
 
@@ -767,7 +779,9 @@ class _Pass:
         reaches its node."""
         gi = sum_to(gi, shape)
         if gi.dtype is not dtype:
-            gi = gi.to(dtype)
+            # a real input's gradient is the real part of a complex one (PyTorch's
+            # handle_r_to_c)
+            gi = (gi.real if gi.dtype.kind == 3 and dtype.kind != 3 else gi).to(dtype)
         if isinstance(nxt, AccumulateGrad):
             self.leaf_grads[id(nxt)] = _add(self.leaf_grads.get(id(nxt)), gi)
             self.leaf_nodes[id(nxt)] = nxt
@@ -857,10 +871,10 @@ def _apply_vjp(node, gs: list, create_graph):
     args = node.inputs
     if not create_graph:
         args = tuple(a.detach() if isinstance(a, Tensor) else a for a in args)
-    if sum(o.dtype.is_floating_point for o in outs) == 1 and len(gs) >= 1:
+    if sum(o.dtype.kind >= 2 for o in outs) == 1 and len(gs) >= 1:
         res = op.vjp(gs[0], *args, out=outs[0], **node.attrs)
     else:
-        gs = tuple(zeros_like(o) if g is None and o.dtype.is_floating_point else g
+        gs = tuple(zeros_like(o) if g is None and o.dtype.kind >= 2 else g
                    for g, o in zip(gs, outs))
         res = op.vjp(gs, *args, out=outs, **node.attrs)
     if not isinstance(res, (tuple, list)):
@@ -869,7 +883,7 @@ def _apply_vjp(node, gs: list, create_graph):
 
 
 def _rebuilt(o, node, i):
-    if not o.dtype.is_floating_point:
+    if not o.dtype.kind >= 2:
         return o
     r = o._view(o._shape, o._stride, o._offset)
     r.grad_fn, r.requires_grad = node, True
@@ -961,6 +975,9 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
     inputs = _as_tuple(inputs)
     diff = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     for i in diff:
+        if inputs[i].dtype.is_complex:
+            raise NotImplementedError("gradcheck of complex inputs is not supported: pass "
+                                      "view_as_real(z) and call view_as_complex inside func")
         if inputs[i].dtype is not dt.float64:
             warnings.warn(f"Input #{i} requires gradient and is not a double precision "
                           "floating point; gradcheck may fail")
@@ -971,6 +988,9 @@ def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: floa
                 if isinstance(o, Tensor) and o.dtype.is_floating_point]
 
     outs = _as_tuple(func(*inputs))
+    if any(isinstance(o, Tensor) and o.dtype.is_complex for o in outs):
+        raise NotImplementedError("gradcheck of complex outputs is not supported: return "
+                                  "view_as_real(out)")
     outs = [o for o in outs if isinstance(o, Tensor) and o.dtype.is_floating_point]
     out_sizes = [o.numel() for o in outs]
     for i in diff:

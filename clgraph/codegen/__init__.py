@@ -121,8 +121,8 @@ def storage_defines(d: dt.dtype) -> tuple:
 
 
 def check_dtype(dev, d: dt.dtype) -> None:
-    if d is dt.float64 and not dev.fp64:
+    if d in (dt.float64, dt.complex128) and not dev.fp64:
         raise TypeError(
-            f"float64 is not supported on cl:{dev.index} ({dev.name}): the device lacks "
+            f"{d.name} is not supported on cl:{dev.index} ({dev.name}): the device lacks "
             "cl_khr_fp64; use float32"
         )

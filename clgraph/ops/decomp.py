@@ -253,6 +253,55 @@ def _diag(x):
 EIGH = register(OpDef("linalg_eigh", "linalg", None, _run_host(_eigh), _eigh_vjp, saves=()))
 
 
+def _run_eig(op, args, attrs, out=None):
+    """Eigenvalues and unit eigenvectors of general matrices (LAPACK geev, on the host),
+    always complex."""
+    a = args[0]
+    w, v = np.linalg.eig(_host(a))
+    cd = dt.to_complex(a.dtype)
+    return (_from_host(np.ascontiguousarray(w, dtype=cd.np), cd, a.device),
+            _from_host(np.ascontiguousarray(v, dtype=cd.np), cd, a.device))
+
+
+def _complex_inverse(m):
+    """The inverse of complex matrices M = A + iB from the real inverse of [[A, -B], [B, A]],
+    which is [[C, -D], [D, C]] with M^-1 = C + iD (differentiable: inv's VJP)."""
+    f = registry.functions
+    a, b = m.real, m.imag
+    n = m._shape[-1]
+    big = f.cat([f.cat([a, -b], -1), f.cat([b, a], -1)], -2)
+    r = apply(INV, big)
+    return f.complex(r[..., :n, :n].contiguous(), r[..., n:, :n].contiguous())
+
+
+def _eig_vjp(gs, a, out):
+    """PyTorch's linalg_eig_backward: gA = V^-H (diag(gL) + off-diagonal (V^H gV - V^H V
+    Re diag(V^H gV)) / conj(L_j - L_i)) V^H, real for a real A."""
+    gl, gv = gs
+    w, v = out
+    n = w._shape[-1]
+    eye_n = eye(n, dtype=dt.to_real(w.dtype), device=w.device)
+    vh = v.mH
+    inner = None
+    if gv is not None:
+        vhgv = vh @ gv
+        d = vhgv.diagonal(0, -2, -1).real
+        vhgv = vhgv - vh @ (v * d.unsqueeze(-2))
+        lc = w.conj()
+        gap = lc.unsqueeze(-2) - lc.unsqueeze(-1) + eye_n
+        inner = vhgv / gap * (1 - eye_n)
+    if gl is not None:
+        dg = gl.unsqueeze(-1) * eye_n
+        inner = dg if inner is None else inner + dg
+    if inner is None:
+        return (None,)
+    ga = _complex_inverse(vh) @ inner @ vh
+    return (ga if a.dtype.is_complex else ga.real,)
+
+
+EIG = register(OpDef("linalg_eig", "linalg", None, _run_eig, _eig_vjp, saves=()))
+
+
 def _svd(a, full_matrices=True):
     u, s, vh = np.linalg.svd(a, full_matrices=full_matrices)
     return u, s, vh

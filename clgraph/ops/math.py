@@ -9,6 +9,7 @@ import numbers
 
 from .. import dtypes as dt
 from ..shapes import broadcast_shapes
+from . import complex as _complex
 from . import registry
 from .elementwise import (
     OPS,
@@ -173,6 +174,8 @@ def isfinite(input):
 
 @public
 def isinf(input):
+    if input.dtype.is_complex:
+        return _complex.isinf(input)
     if not input.dtype.is_floating_point:
         return apply(OPS["ne"], input, input)  # integers are never infinite
     return apply(OPS["eq"], apply(OPS["abs"], input), float("inf"))
@@ -593,6 +596,9 @@ def igammac(input, other, *, out=None):
 def angle(input, *, out=None):
     """torch.angle of a real tensor: pi where negative, 0 elsewhere, NaN kept (integers and
     bools give the default float dtype). The gradient is zero, as PyTorch's."""
+    if input.dtype.is_complex:
+        r = _complex.angle(input)
+        return r if out is None else out.copy_(r)
     x = input if input.dtype.is_floating_point else to_dtype(input, dt.get_default_dtype())
     inner = where(apply(OPS["isnan"], x), x, 0.0)
     return apply(OPS["where"], apply(OPS["lt"], x, 0), math.pi, inner, out=out)

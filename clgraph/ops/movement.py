@@ -13,6 +13,7 @@ from .. import dtypes as dt
 from .. import runtime
 from .._memory_format import channels_last_order, is_dense_in
 from ..shapes import broadcast_shapes, infer_size, sum_to_dims, view_strides, wrap_dim
+from . import complex as _complex
 from . import registry
 from .elementwise import op
 from .math import copy_, fill_
@@ -449,15 +450,16 @@ def adjoint(x):
                            "matrices. Got 1-D tensor." if x.ndim == 1 else
                            "tensor.adjoint() is only supported on matrices or batches of "
                            "matrices. Got 0-D tensor.")
-    return transpose(x, -2, -1)
+    return conj(transpose(x, -2, -1))
 
 
-# Conjugation: clgraph has no complex dtypes, so these return the tensor itself.
+# Conjugation: eager (conj copies, so is_conj is always False); real tensors return
+# themselves.
 
 
 @public
 def conj(x):
-    return x
+    return conj_physical(x) if x.dtype.is_complex else x
 
 
 @public
@@ -472,7 +474,7 @@ def resolve_neg(x):
 
 @public
 def conj_physical(x):
-    return x
+    return _complex.conj(x) if x.dtype.is_complex else x
 
 
 @public
@@ -487,13 +489,17 @@ def is_neg(x) -> bool:
 
 @public(method=False)
 def real(x):
-    """torch.real: the tensor itself (Tensor.real is a property)."""
-    return x
+    """torch.real: a real tensor itself; of a complex one, its real view."""
+    if not x.dtype.is_complex:
+        return x
+    return select(apply(registry.REGISTRY["view_as_real"], x), -1, 0)
 
 
 @public(method=False)
 def imag(x):
-    raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
+    if not x.dtype.is_complex:
+        raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
+    return select(apply(registry.REGISTRY["view_as_real"], x), -1, 1)
 
 
 def _in_layout(x, order, copy: bool):

@@ -16,7 +16,7 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .. import runtime
+from .. import dtypes, runtime
 from ..device import default_device  # noqa: F401  (ops modules reach it through registry)
 from ..runtime import launch  # noqa: F401  (ops modules launch through registry)
 
@@ -182,8 +182,31 @@ def apply(op: OpDef, *args, out=None, **attrs):
     """Run ``op`` on tensors/scalars ``args`` through the interpreter stack: eagerly, with
     its autograd node when grad mode is on and an input requires grad, recorded when a
     trace is pushed. With ``out`` the result is written into that tensor (an in-place
-    op)."""
+    op). An op meeting a complex operand, output or target dtype goes to ops/complex.py,
+    which runs it as real ops."""
+    for a in args:
+        c = a.__class__
+        if c in _PLAIN:
+            continue
+        if isinstance(a, Tensor):
+            if a.dtype.kind == 3:
+                return complex_dispatch(op, args, attrs, out)
+        elif c is complex or isinstance(a, complex) or getattr(
+                getattr(a, "dtype", None), "kind", None) == "c":
+            return complex_dispatch(op, args, attrs, out)
+    if out is not None and out.dtype.kind == 3 or attrs and attrs.get("dtype") in _COMPLEX:
+        return complex_dispatch(op, args, attrs, out)
     return _top.process(op, args, attrs, out)
+
+
+def apply_inner(op: OpDef, args, attrs, out):
+    """apply() without the complex check (ops/complex.py runs views and real ops)."""
+    return _top.process(op, args, attrs, out)
+
+
+_PLAIN = frozenset((int, float, bool, type(None), str, tuple))
+_COMPLEX = dtypes.COMPLEX
+complex_dispatch: Callable = None  # installed by ops/complex.py
 
 
 def install(layer: Interpreter) -> None:
