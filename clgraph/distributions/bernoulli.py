@@ -9,7 +9,6 @@ import clgraph as cg
 import clgraph.nn.functional as F
 
 from . import constraints
-from .distribution import Distribution
 from .exp_family import ExponentialFamily
 from .utils import _size, _uniform, broadcast_all, lazy_property, logits_to_probs, probs_to_logits
 
@@ -38,15 +37,7 @@ class Bernoulli(ExponentialFamily):
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(Bernoulli, _instance)
         batch_shape = _size(batch_shape)
-        if "probs" in self.__dict__:
-            new.probs = self.probs.expand(*batch_shape)
-            new._param = new.probs
-        if "logits" in self.__dict__:
-            new.logits = self.logits.expand(*batch_shape)
-            new._param = new.logits
-        Distribution.__init__(new, batch_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        return self._expand_probs_logits(new, batch_shape)
 
     @lazy_property
     def logits(self):

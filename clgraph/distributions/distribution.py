@@ -165,6 +165,19 @@ class Distribution:
                 f"{tuple(value.shape)}) to be within the support ({support!r}) of the "
                 f"distribution {self!r}, but found invalid values:\n{value}")
 
+    def _expand_probs_logits(self, new, batch_shape, param_shape=None):
+        """The end of ``expand`` for a distribution given by ``probs`` or ``logits`` (or
+        holding both): each one it holds, expanded to ``param_shape`` (the batch shape by
+        default), then ``new``'s batch shape and validation flag."""
+        shape = batch_shape if param_shape is None else param_shape
+        for name in ("probs", "logits"):
+            if name in self.__dict__:
+                setattr(new, name, self.__dict__[name].expand(*shape))
+                new._param = new.__dict__[name]
+        Distribution.__init__(new, batch_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
     def _get_checked_instance(self, cls, _instance=None):
         if _instance is None and type(self).__init__ != cls.__init__:
             raise NotImplementedError(
