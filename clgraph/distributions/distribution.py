@@ -3,6 +3,7 @@ via rsample under no_grad, repr). Imports clgraph's public API and the constrain
 
 from __future__ import annotations
 
+import numbers
 import warnings
 
 import clgraph as cg
@@ -164,6 +165,19 @@ class Distribution:
                 f"Expected value argument ({type(value).__name__} of shape "
                 f"{tuple(value.shape)}) to be within the support ({support!r}) of the "
                 f"distribution {self!r}, but found invalid values:\n{value}")
+
+    def _probs_or_logits(self, probs, logits, *others) -> tuple:
+        """Sets whichever of ``probs`` and ``logits`` is given (PyTorch's error unless
+        exactly one is), broadcast with ``others``; returns the batch shape (() for a lone
+        Python number) and the broadcast ``others``."""
+        if (probs is None) == (logits is None):
+            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
+        name, value = ("probs", probs) if probs is not None else ("logits", logits)
+        param, *rest = broadcast_all(value, *others)
+        setattr(self, name, param)
+        self._param = param
+        lone_number = isinstance(value, numbers.Number) and not others
+        return (() if lone_number else param.shape), rest
 
     def _expand_probs_logits(self, new, batch_shape, param_shape=None):
         """The end of ``expand`` for a distribution given by ``probs`` or ``logits`` (or

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
-
 import clgraph as cg
 import clgraph.nn.functional as F
 
@@ -29,15 +27,7 @@ class Geometric(Distribution):
     support = constraints.nonnegative_integer
 
     def __init__(self, probs=None, logits=None, validate_args=None) -> None:
-        if (probs is None) == (logits is None):
-            raise ValueError("Either `probs` or `logits` must be specified, but not both.")
-        if probs is not None:
-            (self.probs,) = broadcast_all(probs)
-        else:
-            (self.logits,) = broadcast_all(logits)
-        probs_or_logits = probs if probs is not None else logits
-        batch_shape = (() if isinstance(probs_or_logits, numbers.Number)
-                       else (self.probs if probs is not None else self.logits).shape)
+        batch_shape, _ = self._probs_or_logits(probs, logits)
         super().__init__(batch_shape, validate_args=validate_args)
         if self._validate_args and probs is not None:
             value = self.probs
