@@ -102,15 +102,23 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None
         # the sum, largest or smallest of the singular values of the (d0, d1) matrices
         m = A.movedim((d0, d1), (-2, -1))
         s = svdvals(m)
-        out = s.sum(-1) if ord == "nuc" else (R.amax(s, -1) if ord == 2 else R.amin(s, -1))
+        if ord == "nuc":
+            out = s.sum(-1)
+        elif ord == 2:
+            # PyTorch's largest singular value of an empty matrix is 0 (the smallest raises)
+            out = R.amax(s, -1) if s.shape[-1] else s.new_zeros(s.shape[:-1])
+        else:
+            out = R.amin(s, -1)
         return out.unsqueeze(min(d0, d1)).unsqueeze(max(d0, d1)) if keepdim else out
     if ord not in (1, -1, math.inf, -math.inf):
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
     # 1 / -1: the largest / smallest column sum of |A|; inf / -inf: of row sums
     summed, picked = (d0, d1) if abs(ord) == 1 else (d1, d0)
     sums = R.sum(_f.abs(A), summed, True)
-    pick = R.amax if ord > 0 else R.amin
-    out = pick(sums, picked, True)
+    if ord > 0 and sums.shape[picked] == 0:  # PyTorch: 0, as the 2-norm's
+        out = sums.new_zeros(sums.shape[:picked] + (1,) + sums.shape[picked + 1:])
+    else:
+        out = (R.amax if ord > 0 else R.amin)(sums, picked, True)
     return out if keepdim else out.squeeze((d0, d1))
 
 
@@ -345,7 +353,10 @@ def cond(A, p=None, *, out=None):
     _check_float(A, "linalg.cond")
     if A.ndim < 2:
         raise RuntimeError("linalg.cond: The input tensor A must have at least 2 dimensions.")
+    empty = A.shape[-2] == 0 or A.shape[-1] == 0  # PyTorch's condition number is then 0
     if p in (None, 2, -2):
+        if empty:
+            return _out(A.new_zeros(A.shape[:-2]), out)
         s = svdvals(A)
         big, small = R.amax(s, -1), R.amin(s, -1)
         return _out(small / big if p == -2 else big / small, out)
@@ -354,6 +365,8 @@ def cond(A, p=None, *, out=None):
     if A.shape[-1] != A.shape[-2]:
         raise RuntimeError(f"linalg.cond(ord={p}): A must be batches of square matrices, but "
                            f"they are {A.shape[-2]} by {A.shape[-1]} matrices")
+    if empty:
+        return _out(A.new_zeros(A.shape[:-2]), out)
     inverse, info = inv_ex(A)
     r = matrix_norm(A, p) * matrix_norm(inverse, p)
     return _out(_f.where(info > 0, math.inf, r), out)

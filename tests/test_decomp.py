@@ -151,3 +151,67 @@ def test_torch_parity():
                   lambda m: m.linalg.matrix_norm(tA, "nuc")),
                  (lambda m: m.linalg.svdvals(cA), lambda m: m.linalg.svdvals(tA))]:
         np.testing.assert_allclose(f(cg).numpy(), g(torch).numpy(), rtol=1e-9, atol=1e-12)
+
+
+def _value_and_grad_parity(torch, ft, fc, *arrays, n_out=1):
+    """Outputs and the gradient of sum(out_i * w_i) over the first n_out outputs, both
+    against PyTorch."""
+    xt = [torch.tensor(a, requires_grad=True) for a in arrays]
+    xc = [leaf(a) for a in arrays]
+    ot, oc = ft(*xt), fc(*xc)
+    ot, oc = (ot, oc) if isinstance(ot, tuple) else ((ot,), (oc,))
+    for t, g in zip(ot, oc):
+        assert tuple(g.shape) == tuple(t.shape) and str(t.dtype) == str(g.dtype)
+        np.testing.assert_allclose(g.detach().numpy(), t.detach().numpy(), atol=1e-10)
+    ws = [RNG.standard_normal(tuple(t.shape)) for t in ot[:n_out]]
+    assert all(g.requires_grad for g in oc[:n_out])
+    gt = torch.autograd.grad(sum((t * torch.tensor(w)).sum() for t, w in zip(ot, ws)), xt)
+    sum((g * cg.tensor(w)).sum() for g, w in zip(oc, ws)).backward()
+    for t, c in zip(gt, xc):
+        np.testing.assert_allclose(c.grad.numpy(), t.numpy(), atol=1e-9)
+
+
+def test_pinv_hermitian_reads_the_lower_triangle_and_grads_match_torch():
+    torch = torch_or_skip()
+    nonsym = A[0] + np.diag([3.0, -2, 1, 0])  # not symmetric: eigh reads its lower triangle
+    _value_and_grad_parity(torch, lambda a: torch.linalg.pinv(a, hermitian=True),
+                           lambda a: L.pinv(a, hermitian=True), nonsym)
+    np.testing.assert_allclose(L.pinv(cg.tensor(nonsym), hermitian=True).numpy(),
+                               np.linalg.pinv(np.tril(nonsym) + np.tril(nonsym, -1).T),
+                               atol=1e-10)
+
+
+def test_pinv_rank_deficient_gradient_and_tolerances_match_torch():
+    torch = torch_or_skip()
+    a = np.linalg.qr(RNG.random((3, 2)))[0]
+    b = np.linalg.qr(RNG.random((3, 2)))[0]  # a @ b^T: 3 x 3 of rank 2
+    _value_and_grad_parity(torch, lambda x, y: torch.linalg.pinv(x @ y.mT),
+                           lambda x, y: L.pinv(x @ y.mT), a, b)
+    for kw in ({"rtol": 0.3}, {"atol": 0.5}, {"atol": 0.5, "rtol": 0.1}):
+        _value_and_grad_parity(torch, lambda x: torch.linalg.pinv(x, **kw),
+                               lambda x: L.pinv(x, **kw), A)
+    _value_and_grad_parity(torch, lambda x: torch.linalg.pinv(x, rtol=torch.tensor([.3, .1, .5])),
+                           lambda x: L.pinv(x, rtol=cg.tensor([.3, .1, .5])), A)
+    _value_and_grad_parity(torch, torch.linalg.pinv, L.pinv, WIDE)
+    _value_and_grad_parity(torch, torch.linalg.pinv, L.pinv, np.zeros((2, 0, 3)))
+    sym = SPD[0] - 5 * np.eye(4)
+    assert L.matrix_rank(cg.tensor(sym), hermitian=True).item() == torch.linalg.matrix_rank(
+        torch.tensor(sym), hermitian=True).item()
+
+
+@pytest.mark.parametrize("driver", [None, "gels", "gelsy", "gelsd", "gelss"])
+def test_lstsq_outputs_by_driver_match_torch(driver):
+    torch = torch_or_skip()
+    for a, b in [(TALL, RNG.standard_normal((5, 2))), (WIDE, RNG.standard_normal((3, 2))),
+                 (A[:, :, :3], B), (A[:, :, :3], B[..., 0])]:
+        _value_and_grad_parity(torch, lambda x, y: tuple(torch.linalg.lstsq(x, y, driver=driver)),
+                               lambda x, y: tuple(L.lstsq(x, y, driver=driver)), a, b, n_out=2)
+    if driver != "gels":  # gels (QR without pivoting) returns LAPACK's garbage there
+        deficient = TALL.copy()
+        deficient[:, 2] = deficient[:, 1]
+        _value_and_grad_parity(
+            torch, lambda x, y: tuple(torch.linalg.lstsq(x, y, driver=driver)),
+            lambda x, y: tuple(L.lstsq(x, y, driver=driver)), deficient, np.ones((5, 2)),
+            n_out=2)
+    with pytest.raises(RuntimeError, match="parameter `driver` should be one of"):
+        L.lstsq(cg.tensor(TALL), cg.tensor(TALL), driver="gelsx")

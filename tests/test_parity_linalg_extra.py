@@ -290,3 +290,35 @@ def test_errors_match_torch_wording():
         with pytest.raises(RuntimeError) as ec:
             fn_c()
         assert str(ec.value) == str(et.value)
+
+
+EMPTY_CASES = {
+    "cholesky_ex upper": lambda m, a: tuple(m.linalg.cholesky_ex(a, upper=True)),
+    "inv_ex": lambda m, a: tuple(m.linalg.inv_ex(a)),
+    "ldl_factor": lambda m, a: tuple(m.linalg.ldl_factor(a)),
+    "ldl_factor_ex": lambda m, a: tuple(m.linalg.ldl_factor_ex(a)),
+    "lu_factor_ex": lambda m, a: tuple(m.linalg.lu_factor_ex(a)),
+    "lu": lambda m, a: tuple(m.linalg.lu(a)),
+    "solve_ex": lambda m, a: tuple(m.linalg.solve_ex(a, a[..., :1])),
+    "lu_solve": lambda m, a: m.linalg.lu_solve(*m.linalg.lu_factor(a), a),
+    "ldl_solve": lambda m, a: m.linalg.ldl_solve(*m.linalg.ldl_factor(a), a),
+    "lstsq": lambda m, a: tuple(m.linalg.lstsq(a, a)),
+    "matrix_norm 1": lambda m, a: m.linalg.matrix_norm(a, 1),
+    "matrix_norm 2": lambda m, a: m.linalg.matrix_norm(a, 2),
+    "matrix_norm inf": lambda m, a: m.linalg.matrix_norm(a, math.inf),
+    "cond": lambda m, a: m.linalg.cond(a),
+    "cond fro": lambda m, a: m.linalg.cond(a, "fro"),
+    "cond -1": lambda m, a: m.linalg.cond(a, -1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY_CASES))
+def test_empty_matrices_match_torch(name):
+    torch = _torch()
+    f = EMPTY_CASES[name]
+    for shape in ((0, 0), (3, 0, 0), (0, 2, 2)):
+        got, want = f(cg, c(np.zeros(shape))), f(torch, torch.zeros(shape, dtype=torch.float64))
+        got, want = (got, want) if isinstance(want, tuple) else ((got,), (want,))
+        for g, w in zip(got, want):
+            assert g.shape == tuple(w.shape) and str(g.dtype) == str(w.dtype), (name, shape)
+            np.testing.assert_array_equal(g.numpy(), w.numpy())

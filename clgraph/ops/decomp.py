@@ -73,6 +73,13 @@ def _named(name: str, fields):
     return cls
 
 
+def _batches(a: np.ndarray, core: int) -> np.ndarray:
+    """``a`` as (number of batch elements, *last ``core`` dims): reshape(-1, ...) cannot
+    infer the count when a core dim is 0."""
+    return a.reshape(int(np.prod(a.shape[:a.ndim - core], dtype=np.int64)),
+                     *a.shape[a.ndim - core:])
+
+
 def _mT(x):
     return x.transpose(-2, -1)
 
@@ -175,7 +182,7 @@ def _cholesky(a, upper=False):
         low = np.linalg.cholesky(a)
     except np.linalg.LinAlgError:
         ok = np.array([np.all(np.linalg.eigvalsh(m) > 0)
-                       for m in a.reshape(-1, *a.shape[-2:])]).reshape(a.shape[:-2])
+                       for m in _batches(a, 2)]).reshape(a.shape[:-2])
         raise LinAlgError(
             f"linalg.cholesky: The factorization could not be completed because the input is "
             f"not positive-definite{_first_bad(~ok)}.") from None
@@ -429,17 +436,76 @@ def svdvals(A, *, driver=None, out=None):
 
 def pinv(A, *, atol=None, rtol=None, hermitian=False, out=None):
     """The pseudo-inverse V diag(1/s) U^T over singular values above max(atol, rtol *
-    s_max) (PyTorch's default rtol: eps * max(m, n) without atol)."""
+    s_max) (PyTorch's default rtol: eps * max(m, n) where atol is not positive); with
+    ``hermitian`` from eigh of the lower triangle, as PyTorch's."""
     _check_float("linalg.pinv", A)
-    u, s, vh = linalg_svd(A, full_matrices=False)
-    keep = s > _singular_tol(A, s, atol, rtol)
-    sinv = (1 / s.where(keep, s.new_ones(()))).where(keep, s.new_zeros(()))
-    return _out(_mT(vh) @ (sinv.unsqueeze(-1) * _mT(u)), out)
+    if A.ndim < 2:
+        raise RuntimeError("linalg.pinv: The input tensor A must have at least 2 dimensions.")
+    if hermitian:
+        _check_square("linalg.pinv", A)
+    atol_h, rtol_h = _atol_rtol(A, atol, rtol)
+    return _out(apply(PINV, A, _up(atol_h, A), _up(rtol_h, A), hermitian=bool(hermitian)), out)
 
 
 def matrix_rank(A, *, atol=None, rtol=None, hermitian=False, out=None):
-    s = svdvals(A)
+    if hermitian:
+        _check_square("linalg.matrix_rank", A)
+        s = eigvalsh(A).abs()
+    else:
+        s = svdvals(A)
     return _out((s > _singular_tol(A, s, atol, rtol)).sum(-1), out)
+
+
+def _atol_rtol(A, atol, rtol):
+    """Host arrays of PyTorch's tolerances: atol 0 when None; rtol eps * max(m, n) when
+    None, except 0 where atol is positive."""
+    def host(v):
+        return v.detach().numpy() if isinstance(v, registry.Tensor) else np.asarray(v)
+    atol_h = host(0.0 if atol is None else atol).astype(A.dtype.np)
+    if rtol is None:
+        default = np.finfo(A.dtype.np).eps * max(A._shape[-2:])
+        rtol_h = np.where(atol_h > 0, 0.0, default) if atol is not None else np.asarray(default)
+    else:
+        rtol_h = host(rtol)
+    return atol_h, rtol_h.astype(A.dtype.np)
+
+
+def _pinv(a, atol, rtol, hermitian=False):
+    batch = a.shape[:-2]
+    # one tolerance per matrix: atol and rtol broadcast against the batch dims
+    atol = np.broadcast_to(atol, np.broadcast_shapes(atol.shape, batch))[..., None]
+    rtol = np.broadcast_to(rtol, np.broadcast_shapes(rtol.shape, batch))[..., None]
+    if hermitian:
+        w, v = np.linalg.eigh(a, UPLO="L")
+        s, left, right = np.abs(w), v, v
+    else:
+        left, s, right = np.linalg.svd(a, full_matrices=False)
+        right, w = np.swapaxes(right, -1, -2), s
+    smax = s.max(-1, keepdims=True) if s.shape[-1] else np.zeros((*s.shape[:-1], 1), s.dtype)
+    keep = s > np.maximum(atol, rtol * smax)
+    with np.errstate(divide="ignore"):
+        winv = np.where(keep, 1 / np.where(keep, w, 1), 0)
+    return right @ (winv[..., None] * np.swapaxes(left, -1, -2))
+
+
+def _pinv_vjp(g, a, atol, rtol, out, hermitian=False):
+    """PyTorch's pinv backward (the derivative where the rank stays constant), from A and
+    its pseudo-inverse only; the same for ``hermitian``."""
+    p, ph, gh = out, _mT(out), _mT(g)
+    m, n = a._shape[-2:]
+    if m <= n:
+        k = gh @ p
+        kph = k @ ph
+        ga = -_mT(p @ k) + kph - (a @ p) @ kph + (ph @ p) @ (gh - k @ a)
+    else:
+        k = p @ gh
+        phk = ph @ k
+        ga = -_mT(k @ p) + phk - (phk @ p) @ a + (gh - a @ k) @ p @ ph
+    return (ga, None, None)
+
+
+PINV = register(OpDef("linalg_pinv", "linalg", None, _run_host(_pinv), _pinv_vjp,
+                      saves=(0,)))
 
 
 def _singular_tol(A, s, atol, rtol):
@@ -452,14 +518,44 @@ def _singular_tol(A, s, atol, rtol):
     return (smax * rtol).clamp_min(atol or 0.0)
 
 
+_LSTSQ_DRIVERS = ("gels", "gelsy", "gelsd", "gelss")
+
+
 def lstsq(A, B, rcond=None, *, driver=None):
-    """The least-squares solution pinv(A) @ B (residuals, rank and singular values as
-    PyTorch's default gelsy driver: empty)."""
+    """The least-squares solution pinv(A) @ B. Outputs by ``driver`` (default gelsy), as
+    PyTorch's: residuals (the squared column norms of A X - B, differentiable) where m > n
+    and the driver is not gelsy (gelsd / gelss: only where every A has full rank n), else
+    empty; the rank for all but gels; the singular values for gelsd and gelss. The solution
+    of a rank-deficient A is the minimum-norm one for every driver."""
     _check_float("linalg.lstsq", A, B)
-    x = pinv(A, rtol=rcond) @ B
+    if A.ndim < 2:
+        raise RuntimeError("torch.linalg.lstsq: input must have at least 2 dimensions.")
+    if B.ndim < 1:
+        raise RuntimeError("torch.linalg.lstsq: other must have at least 1 dimension.")
+    if driver is None:
+        driver = "gelsy"
+    if driver not in _LSTSQ_DRIVERS:
+        raise RuntimeError("torch.linalg.lstsq: parameter `driver` should be one of "
+                           f"(gels, gelsy, gelsd, gelss), but got {driver}")
+    m, n = A._shape[-2:]
+    vec = B.ndim == A.ndim - 1
+    b = B.unsqueeze(-1) if vec else B
+    if b._shape[-2] != m:
+        raise RuntimeError("torch.linalg.lstsq: input.size(-2) should match other.size(-2) "
+                           f"(or other.size(-1) for a vector), got {m} and {b._shape[-2]}")
+    if rcond is None:
+        rcond = float(np.finfo(A.dtype.np).eps) * max(m, n)
+    x = pinv(A, rtol=rcond) @ b
+    s = svdvals(A).detach() if driver != "gels" else None
+    rank = (s > _singular_tol(A, s, None, rcond)).sum(-1) if s is not None else None
+    residuals = x.reshape(-1)[:0]  # empty, but on the graph: PyTorch's requires grad
+    if m > n and driver != "gelsy" and (driver == "gels" or bool((rank == n).all())):
+        residuals = ((matmul(A, x) - b) ** 2).sum(-2)
     empty = A.new_zeros(0)
-    return _named("lstsq", ("solution", "residuals", "rank",
-                                          "singular_values"))(x, empty, empty.long(), empty)
+    return _named("lstsq", ("solution", "residuals", "rank", "singular_values"))(
+        x.squeeze(-1) if vec else x, residuals,
+        empty.long() if rank is None else rank,
+        s if driver in ("gelsd", "gelss") else empty)
 
 
 @public
@@ -583,7 +679,7 @@ def _lu_factor(a):
     a = np.array(a, dtype=a.dtype, copy=True)
     *batch, m, n = a.shape
     k = min(m, n)
-    flat = a.reshape(-1, m, n)
+    flat = _batches(a, 2)
     piv = np.zeros((flat.shape[0], k), np.int32)
     info = np.zeros(flat.shape[0], np.int32)
     for b, mat in enumerate(flat):
@@ -613,7 +709,7 @@ def _permutation(pivots, m: int, like):
     if isinstance(pivots, registry.Tensor):
         pivots = pivots.detach().numpy()
     piv = pivots.astype(np.int64) - 1
-    flat = piv.reshape(-1, piv.shape[-1])
+    flat = _batches(piv, 1)
     perms = np.empty((flat.shape[0], m, m), like.dtype.np)
     for b, swaps in enumerate(flat):
         order = np.arange(m)

@@ -13,6 +13,7 @@ from .decomp import (
     CHOLESKY,
     LU,
     LinAlgError,
+    _batches,
     _cholesky_vjp,
     _host,
     _up,
@@ -25,7 +26,7 @@ from .registry import OpDef, apply, register
 
 def permutation_from_pivots(piv: np.ndarray, m: int) -> np.ndarray:
     """The (..., m) row order perm of sequential 1-based row swaps: P^T A = A[perm]."""
-    flat = piv.reshape(-1, piv.shape[-1]) - 1
+    flat = _batches(piv, 1) - 1
     perm = np.tile(np.arange(m), (flat.shape[0], 1))
     rows = np.arange(flat.shape[0])
     for j in range(flat.shape[1]):
@@ -79,8 +80,7 @@ def _potf2(a):
 def _run_cholesky_ex(op, args, attrs, out=None):
     (a,) = args
     h = _host(a)
-    n = h.shape[-1]
-    flat = h.reshape(-1, n, n)
+    flat = _batches(h, 2)
     try:
         low = np.linalg.cholesky(flat)
         info = np.zeros(flat.shape[0], np.int32)
@@ -187,9 +187,8 @@ def _sytf2(a):
 def _run_ldl(op, args, attrs, out=None):
     (a,) = args
     h = _host(a)
-    n = h.shape[-1]
     with np.errstate(all="ignore"):
-        res = [_sytf2(m) for m in h.reshape(-1, n, n)]
+        res = [_sytf2(m) for m in _batches(h, 2)]
     ld = np.stack([r[0] for r in res]).reshape(h.shape) if res else h.copy()
     piv = np.stack([r[1] for r in res]).reshape(h.shape[:-1]) if res else np.zeros(
         h.shape[:-1], np.int32)
@@ -244,9 +243,9 @@ def _run_ldl_solve(op, args, attrs, out=None):
     hl, hp, hb = _host(ld), _host(piv), _host(b)
     batch = np.broadcast_shapes(hl.shape[:-2], hp.shape[:-1], hb.shape[:-2])
     n, k = hb.shape[-2:]
-    hl = np.broadcast_to(hl, (*batch, n, n)).reshape(-1, n, n)
-    hp = np.broadcast_to(hp, (*batch, n)).reshape(-1, n)
-    hb = np.broadcast_to(hb, (*batch, n, k)).reshape(-1, n, k)
+    hl = _batches(np.broadcast_to(hl, (*batch, n, n)), 2)
+    hp = _batches(np.broadcast_to(hp, (*batch, n)), 1)
+    hb = _batches(np.broadcast_to(hb, (*batch, n, k)), 2)
     with np.errstate(all="ignore"):
         x = np.stack([_sytrs(*t) for t in zip(hl, hp, hb)]) if len(hb) else hb.copy()
     return _up(x.reshape(*batch, n, k), b)
