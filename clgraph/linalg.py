@@ -76,9 +76,7 @@ def vector_norm(x, ord=2, dim=None, keepdim: bool = False, *, dtype=None):
         return R.amax(a, () if dim is None else dim, keepdim)
     if ord == -math.inf:
         return R.amin(a, () if dim is None else dim, keepdim)
-    if ord == 0:
-        return R.sum(_f.ne(x, 0).to(x.dtype), dim, keepdim)
-    return R.norm(x, ord, dim, keepdim)
+    return R.norm(x, ord, dim, keepdim)  # ord 0 too: the count, with a zero gradient
 
 
 def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dtype=None):
@@ -344,6 +342,8 @@ def householder_product(A, tau, *, out=None):
     for i in range(k):
         vi = v[..., :, i:i + 1]
         q = q - (q @ vi) @ (vi.mT * tau[..., i:i + 1].unsqueeze(-1))
+    if k == 0:  # no reflectors: the identity, still on A's graph (zero gradient) as PyTorch's
+        q = _f.where(True, q[..., :, :n], A)
     return _out(q[..., :, :n], out)
 
 
@@ -472,12 +472,16 @@ def tensorsolve(A, B, dims=None, *, out=None):
         dims = [wrap_dim(d, A.ndim) for d in dims]
         rest = [d for d in range(A.ndim) if d not in dims]
         A = A.permute(*rest, *dims)
+    # as PyTorch: X has A's last A.ndim - B.ndim dims, and A is read as a square matrix of
+    # B.numel() rows (A's leading dims need not be B's shape, only hold as many entries)
     rows = B.numel()
     cols = math.prod(A.shape[B.ndim:])
-    if rows != cols or tuple(A.shape[:B.ndim]) != tuple(B.shape):
+    if rows != cols:
         raise RuntimeError("Expected self to satisfy the requirement "
                            "prod(self.shape[other.ndim:]) == prod(self.shape[:other.ndim]), "
                            f"but got {cols} != {rows}")
+    if A.numel() != rows * cols:
+        raise RuntimeError(f"shape '[{rows}, {cols}]' is invalid for input of size {A.numel()}")
     x = solve(A.reshape(rows, cols), B.reshape(rows))
     return _out(x.reshape(*A.shape[B.ndim:]), out)
 
@@ -485,10 +489,10 @@ def tensorsolve(A, B, dims=None, *, out=None):
 def vander(x, *, N=None):
     """torch.linalg.vander: the powers x^0 .. x^(N-1) along a new last dim (increasing, as
     PyTorch's, unlike numpy's default), by repeated products (exact gradients at 0)."""
-    if x.ndim == 0:
-        raise RuntimeError("x must be at least 1-dimensional.")
+    if x.ndim == 0:  # PyTorch: one point
+        x = x.reshape(1)
     n = x.shape[-1] if N is None else N
-    if n < 1:
+    if n <= 1:
         raise RuntimeError("N must be greater than 1.")
     cols = [x.new_ones(x.shape)]
     for _ in range(1, n):

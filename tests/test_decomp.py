@@ -215,3 +215,58 @@ def test_lstsq_outputs_by_driver_match_torch(driver):
             n_out=2)
     with pytest.raises(RuntimeError, match="parameter `driver` should be one of"):
         L.lstsq(cg.tensor(TALL), cg.tensor(TALL), driver="gelsx")
+
+
+def test_constant_outputs_require_grad_with_zero_gradient():
+    # PyTorch: A^0, the count norm and a real determinant's sign are on the graph, with zero
+    # gradients (no NaN from infinities)
+    a = leaf(A)
+    for out in (L.matrix_power(a, 0), L.slogdet(a).sign, L.vector_norm(a, 0),
+                cg.norm(a, 0), L.norm(a.reshape(-1), 0)):
+        assert out.requires_grad
+        a.grad = None
+        out.sum().backward()
+        np.testing.assert_array_equal(a.grad.numpy(), np.zeros_like(A))
+    np.testing.assert_array_equal(L.matrix_power(a, 0).detach().numpy(),
+                                  np.broadcast_to(np.eye(4), A.shape))
+    x = leaf(np.array([1.0, 0.0, np.inf]))
+    n0 = L.vector_norm(x, 0)
+    n0.backward()
+    assert n0.item() == 2 and (x.grad.numpy() == 0).all()
+    e = leaf(np.zeros((0, 0)))
+    r = L.slogdet(e)
+    assert r.sign.requires_grad and r.logabsdet.requires_grad
+    (r.sign + r.logabsdet).backward()
+    assert e.grad.shape == (0, 0)
+
+
+@pytest.mark.parametrize("mode", ["reduced", "complete"])
+def test_qr_gradient_of_wide_matrices_matches_torch(mode):
+    torch = torch_or_skip()
+    _value_and_grad_parity(torch, lambda x: tuple(torch.linalg.qr(x, mode)),
+                           lambda x: tuple(L.qr(x, mode)), WIDE, n_out=2)
+    _value_and_grad_parity(torch, lambda x: tuple(torch.linalg.qr(x, mode)),
+                           lambda x: tuple(L.qr(x, mode)), A[:, :2, :], n_out=2)
+    assert gradcheck(lambda x: L.qr(x, mode).Q.sum() + L.qr(x, mode).R.sum(), (leaf(WIDE),))
+
+
+def test_torch_norm_matrix_norms_match_torch():
+    torch = torch_or_skip()
+    for args in (("nuc",), ("nuc", (0, 2)), ("nuc", (1, 2), True), ("fro", (0, 1), True),
+                 ("fro",)):
+        x = A if len(args) > 1 else A[0]
+        _value_and_grad_parity(torch, lambda t: torch.norm(t, *args),
+                               lambda t: cg.norm(t, *args), x)
+    for args in (("nuc",), ("fro", (0, 1, 2))):
+        with pytest.raises(RuntimeError, match="dim must be a 2-tuple. Got 0 1 2"):
+            cg.norm(cg.tensor(A), *args)
+
+
+def test_fractional_norm_gradient_is_zero_at_zero_entries():
+    torch = torch_or_skip()
+    x = np.array([0.0, 1.5, -2.0, 0.0])
+    for p in (0.5, 0.3, 1.5):
+        _value_and_grad_parity(torch, lambda t: torch.linalg.norm(t, p),
+                               lambda t: L.norm(t, p), x)
+        _value_and_grad_parity(torch, lambda t: torch.linalg.norm(t, p),
+                               lambda t: L.norm(t, p), np.zeros(3))

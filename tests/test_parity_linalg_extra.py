@@ -322,3 +322,49 @@ def test_empty_matrices_match_torch(name):
         for g, w in zip(got, want):
             assert g.shape == tuple(w.shape) and str(g.dtype) == str(w.dtype), (name, shape)
             np.testing.assert_array_equal(g.numpy(), w.numpy())
+
+
+def test_tensorsolve_dims_and_vander_of_a_scalar_match_torch():
+    torch = _torch()
+    a, b = RNG.standard_normal((2, 3, 6)), RNG.standard_normal((2, 3))
+    for dims, bb in (([0, 2], b), (None, b.T), ([-1], b)):
+        np.testing.assert_allclose(
+            L.tensorsolve(c(a), c(bb), dims=dims).numpy(),
+            torch.linalg.tensorsolve(torch.tensor(a), torch.tensor(bb), dims=dims).numpy(),
+            atol=1e-10)
+    with pytest.raises(RuntimeError, match="but got 5 != 6"):
+        L.tensorsolve(c(np.ones((2, 3, 5))), c(np.ones((2, 3))))
+    x = c(2.0, grad=True)
+    v = L.vander(x, N=3)
+    v.sum().backward()
+    np.testing.assert_array_equal(v.detach().numpy(), [[1.0, 2.0, 4.0]])
+    assert x.grad.item() == 5.0
+    for bad in (lambda: L.vander(c(2.0)), lambda: L.vander(c(np.ones(3)), N=1)):
+        with pytest.raises(RuntimeError, match="N must be greater than 1"):
+            bad()
+
+
+def test_cdist_p0_gradient_is_zero_in_every_mode():
+    torch = _torch()
+    x1, x2 = RNG.standard_normal((5, 5, 2)), RNG.standard_normal((5, 6, 2))
+    x1[0, 0, 0] = x2[0, 0, 0]  # one coordinate equal: the count drops
+    for mode in ("use_mm_for_euclid_dist", "donot_use_mm_for_euclid_dist"):
+        t1, t2 = c(x1, grad=True), c(x2, grad=True)
+        out = cg.cdist(t1, t2, 0.0, mode)
+        out.sum().backward()
+        want = torch.cdist(torch.tensor(x1), torch.tensor(x2), 0.0, mode)
+        np.testing.assert_array_equal(out.detach().numpy(), want.numpy())
+        assert (t1.grad.numpy() == 0).all() and (t2.grad.numpy() == 0).all()
+
+
+def test_householder_product_without_reflectors_is_on_the_graph():
+    torch = _torch()
+    for shape in ((0, 0), (5, 5), (2, 4, 3)):
+        a = c(RNG.standard_normal(shape), grad=True)
+        q = L.householder_product(a, c(np.zeros((*shape[:-2], 0))))
+        want = torch.linalg.householder_product(torch.zeros(shape, dtype=torch.float64),
+                                                torch.zeros(*shape[:-2], 0, dtype=torch.float64))
+        np.testing.assert_array_equal(q.detach().numpy(), want.numpy())
+        assert q.requires_grad
+        q.sum().backward()
+        assert a.grad.shape == shape and (a.grad.numpy() == 0).all()

@@ -115,7 +115,8 @@ def call(case: Case, t, dim, keepdim, kw):
     if case.op in ("amax", "amin") and dim is None:
         return getattr(cg, case.op)(t, (), keepdim)
     if case.op == "norm":
-        return cg.norm(t, kw.get("p", "fro"), dim, keepdim)
+        # 'fro' over three or more dims is PyTorch's matrix-norm error; 2 is the same norm
+        return cg.norm(t, kw.get("p", 2), dim, keepdim)
     if dim is None and case.op in ("sum", "mean") and not keepdim:
         return getattr(t, case.op)(**kw)  # the method, no dim
     return getattr(cg, case.op)(t, dim, keepdim=keepdim, **kw)

@@ -80,6 +80,13 @@ def _batches(a: np.ndarray, core: int) -> np.ndarray:
                      *a.shape[a.ndim - core:])
 
 
+def _zero_gradient(value, source):
+    """``value`` on the graph of ``source`` (which broadcasts to it) with a zero gradient:
+    PyTorch's outputs that require grad but do not vary (a matrix's 0th power, a real
+    determinant's sign). where() rather than 0 * source, which is NaN at infinities."""
+    return registry.functions.where(True, value, source)
+
+
 def _mT(x):
     return x.transpose(-2, -1)
 
@@ -216,14 +223,24 @@ def _qr_vjp(gs, a, out, mode="reduced"):
     gq, gr = gs
     q, r = out
     m, n = a._shape[-2:]
-    if mode == "complete" and m > n or m < n:
-        raise RuntimeError("The derivative of linalg.qr is implemented for mode='reduced' "
-                           "(or 'complete' with m <= n) and m >= n only")
-    # M = R gR^T - gQ^T Q; gA = (gQ + Q copyltu(M)) R^-T
+    if mode == "complete" and m > n:
+        raise RuntimeError("The QR decomposition is not differentiable when mode='complete' "
+                           "and nrows > ncols.")
+    if m < n:
+        # A = [X | Y] with X = Q R1 square and R2 = Q^T Y: Y's gradient is Q gR2, and R2
+        # adds Y gR2^T to Q's gradient before the square case
+        y, gr2 = a[..., :, m:], gr[..., :, m:]
+        gx = _qr_square_or_tall(gq + y @ _mT(gr2), gr[..., :, :m], q, r[..., :, :m])
+        return (registry.functions.cat([gx, q @ gr2], -1),)
+    return (_qr_square_or_tall(gq, gr, q, r),)
+
+
+def _qr_square_or_tall(gq, gr, q, r):
+    """m >= n: M = R gR^T - gQ^T Q; gA = (gQ + Q copyltu(M)) R^-T."""
     mm = r @ _mT(gr) - _mT(gq) @ q
     copyltu = mm.tril(-1) + _mT(mm.tril(-1)) + mm.tril().triu()
     rhs = gq + q @ copyltu
-    return (_mT(apply(SOLVE_TRIANGULAR, r, _mT(rhs), upper=True)),)
+    return _mT(apply(SOLVE_TRIANGULAR, r, _mT(rhs), upper=True))
 
 
 QR = register(OpDef("linalg_qr", "linalg", None, _run_host(_qr), _qr_vjp, saves=()))
@@ -359,7 +376,8 @@ def slogdet(A, *, out=None):
     _check_square("linalg.slogdet", A)
     _check_float("linalg.slogdet", A)
     sign, logabs = apply(SLOGDET, A)
-    return _named("slogdet", ("sign", "logabsdet"))(sign.detach(), logabs)
+    return _named("slogdet", ("sign", "logabsdet"))(_zero_gradient(sign.detach(), logabs),
+                                                   logabs)
 
 
 def linalg_det(A, *, out=None):
@@ -564,9 +582,8 @@ def matrix_power(A, n: int, *, out=None):
     _check_square("linalg.matrix_power", A)
     if not isinstance(n, int):
         raise TypeError(f"matrix_power(): argument 'n' must be int, not {type(n).__name__}")
-    if n == 0:
-        r = eye(A._shape[-1], dtype=A.dtype, device=A.device).expand(*A._shape).clone()
-        return _out(r, out)
+    if n == 0:  # the identity, with PyTorch's zero gradient
+        return _out(_zero_gradient(eye(A._shape[-1], dtype=A.dtype, device=A.device), A), out)
     base = inv(A) if n < 0 else A
     n = abs(n)
     r = None

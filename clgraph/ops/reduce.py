@@ -830,6 +830,8 @@ def _norm_vjp(g, x, out, dim, keepdim, all_dims, p, dtype=None):
 
     o = _expand_back(out, x, dim, keepdim)
     ge = _expand_back(g, x, dim, keepdim)
+    if p == 0:  # a count of nonzeros: piecewise constant
+        return (where(True, 0.0, ge),)
     if p == 2:
         return (ge * where(o == 0, 0.0, x / o),)
     if math.isinf(p):
@@ -837,6 +839,8 @@ def _norm_vjp(g, x, out, dim, keepdim, all_dims, p, dtype=None):
         return (ge * x.sign() * mask / sum(mask, dim=dim, keepdim=True),)
     if p == 1:
         return (ge * x.sign(),)
+    if p < 1:  # PyTorch: 0 at x == 0 (where |x|^(p-1) is infinite); o^(1-p) is finite
+        return (ge * where(x == 0, 0.0, x.sign() * x.abs() ** (p - 1)) * o ** (1 - p),)
     return (ge * x.sign() * x.abs() ** (p - 1) * where(o == 0, 0.0, o ** (1 - p)),)
 
 
@@ -1148,11 +1152,21 @@ def logsumexp(input, dim, keepdim=False):
 @public
 @_numpy_names
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
-    """torch.norm for vector norms: p a number, inf, -inf or 'fro' (= 2) over ``dim``."""
-    if p == "fro" or p is None:
+    """torch.norm: a vector norm (p a number, inf, -inf; 'fro' over at most two dims is
+    the 2-norm) over ``dim``, else the matrix norm p ('nuc') over the two dims ``dim`` (all
+    dims when None)."""
+    dims = [dim] if isinstance(dim, numbers.Integral) else dim
+    if p is None or (p == "fro" and (dims is None or len(dims) <= 2)):
         p = 2
     if isinstance(p, str):
-        raise NotImplementedError(f"norm(): p={p!r} (matrix norms) is not supported")
+        dims = list(range(input.ndim)) if dims is None else list(dims)
+        if len(dims) != 2:
+            raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got "
+                               f"{' '.join(map(str, dims))}")
+        if p != "nuc":
+            raise RuntimeError(f"linalg.matrix_norm: Order {p} not supported.")
+        x = input if dtype is None else input.to(_dtype(dtype))
+        return registry.functions.nuclear_norm(x, tuple(dims), keepdim)
     return _reduce(NORM, input, dim, keepdim, p=float(p), dtype=_dtype(dtype))
 
 
