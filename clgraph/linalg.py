@@ -534,3 +534,9 @@ def frobenius_norm(input, dim, keepdim: bool = False, *, out=None):
     _check_float(input, "frobenius_norm")
     r = R.norm(input, 2, dims, keepdim)
     return r if out is None else out.copy_(r)
+
+
+@public
+def orgqr(input, tau):
+    """torch.orgqr: linalg.householder_product."""
+    return householder_product(input, tau)

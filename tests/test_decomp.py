@@ -270,3 +270,25 @@ def test_fractional_norm_gradient_is_zero_at_zero_entries():
                                lambda t: L.norm(t, p), x)
         _value_and_grad_parity(torch, lambda t: torch.linalg.norm(t, p),
                                lambda t: L.norm(t, p), np.zeros(3))
+
+
+def test_geqrf_and_ormqr_match_torch():
+    torch = torch_or_skip()
+    for shape in ((5, 3), (3, 5), (2, 4, 4), (0, 3)):
+        a = RNG.standard_normal(shape)
+        got, want = cg.geqrf(cg.tensor(a)), torch.geqrf(torch.tensor(a))
+        assert got._fields == ("a", "tau") and got.tau.shape == tuple(want.tau.shape)
+        np.testing.assert_allclose(got.a.numpy(), want.a.numpy(), atol=1e-12)
+        np.testing.assert_allclose(got.tau.numpy(), want.tau.numpy(), atol=1e-12)
+    h, tau = torch.geqrf(torch.tensor(A[:, :, :3]))
+    for left, other in ((True, RNG.standard_normal((3, 4, 2))),
+                        (False, RNG.standard_normal((3, 5, 4)))):
+        for transpose in (False, True):
+            _value_and_grad_parity(
+                torch, lambda x, t, o: torch.ormqr(x, t, o, left, transpose),
+                lambda x, t, o: x.ormqr(t, o, left, transpose), h.numpy(), tau.numpy(), other)
+    np.testing.assert_allclose(cg.orgqr(cg.tensor(h.numpy()), cg.tensor(tau.numpy())).numpy(),
+                               torch.orgqr(h, tau).numpy(), atol=1e-12)
+    with pytest.raises(RuntimeError, match=r"tau.shape\[-1\] must be equal to min"):
+        cg.ormqr(cg.tensor(h.numpy()), cg.tensor(RNG.standard_normal((3, 4))),
+                 cg.tensor(RNG.standard_normal((3, 4, 2))))

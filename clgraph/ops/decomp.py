@@ -856,6 +856,81 @@ _torch_qr.__name__ = "qr"
 public(_torch_qr)
 
 
+def _geqrf(a):
+    """LAPACK geqrf (numpy's raw QR, which returns the factors transposed)."""
+    k = min(a.shape[-2:])
+    if a.size == 0:
+        return a.copy(), np.zeros((*a.shape[:-2], k), a.dtype)
+    h, tau = np.linalg.qr(a, mode="raw")
+    return np.swapaxes(h, -1, -2), tau
+
+
+GEQRF = register(OpDef("geqrf", "linalg", None, _run_host(_geqrf), differentiable=False))
+
+
+@public
+def geqrf(input, *, out=None):
+    """torch.geqrf: (a, tau), LAPACK's implicit QR: R on and above a's diagonal, the
+    Householder vectors below it (no gradient, as PyTorch)."""
+    if input.ndim < 2:
+        raise RuntimeError("torch.geqrf: input must have at least 2 dimensions.")
+    _check_float("torch.geqrf", input)
+    a, tau = apply(GEQRF, input)
+    if out is not None:
+        out[0].copy_(a)
+        out[1].copy_(tau)
+        a, tau = out
+    return _named("geqrf", ("a", "tau"))(a, tau)
+
+
+@public
+def ormqr(input, tau, other, left: bool = True, transpose: bool = False, *, out=None):
+    """torch.ormqr: Q @ other (other @ Q where not ``left``; Q^T where ``transpose``) for
+    the Q of geqrf's (input, tau), one Householder reflection at a time (matmuls, so
+    differentiable in all three)."""
+    if input.ndim < 2:
+        raise RuntimeError("torch.ormqr: input must have at least 2 dimensions.")
+    if other.ndim < 2:
+        raise RuntimeError("torch.ormqr: other must have at least 2 dimensions.")
+    if tau.ndim != input.ndim - 1:
+        raise RuntimeError("torch.ormqr: Expected tau to have one dimension less than input, "
+                           f"but got tau.ndim equal to {tau.ndim} and input.ndim is equal to "
+                           f"{input.ndim}")
+    if other.ndim != input.ndim:
+        raise RuntimeError("torch.ormqr: Expected other to have the same number of dimensions "
+                           f"as input, but got other.ndim equal to {other.ndim} and input.ndim "
+                           f"is equal to {input.ndim}")
+    side = -2 if left else -1
+    mn, k = input._shape[-2], tau._shape[-1]
+    if k != min(other._shape[side], input._shape[-1]):
+        raise RuntimeError(f"torch.ormqr: tau.shape[-1] must be equal to min(other.shape[{side}]"
+                           ", input.shape[-1])")
+    if other._shape[side] != mn:
+        raise RuntimeError(f"torch.ormqr: other.shape[{side}] must be equal to "
+                           "input.shape[-2]")
+    if tau._shape[:-1] != input._shape[:-2] or other._shape[:-2] != input._shape[:-2]:
+        raise RuntimeError("torch.ormqr: Expected batch dimensions of tau and other to be "
+                           f"equal to input.shape[:-2] = {list(input._shape[:-2])}, but got "
+                           f"{list(tau._shape[:-1])} and {list(other._shape[:-2])}")
+    for name, t in (("other", other), ("tau", tau)):
+        if t.dtype is not input.dtype:
+            raise RuntimeError(f"torch.ormqr: Expected input and {name} to have the same "
+                               f"dtype, but input has dtype{input.dtype.scalar_type} and {name} "
+                               f"has dtype {t.dtype.scalar_type}")
+    _check_float("torch.ormqr", input)
+    v = input[..., :, :k].tril(-1) + eye(mn, k, dtype=input.dtype, device=input.device)
+    c = other
+    # Q = H_1 ... H_k: Q C applies H_k first, C Q applies H_1 first; transposing reverses
+    order = range(k) if left == bool(transpose) else reversed(range(k))
+    for i in order:
+        vi, ti = v[..., :, i:i + 1], tau[..., i:i + 1].unsqueeze(-1)
+        if left:
+            c = c - vi @ (ti * (_mT(vi) @ c))
+        else:
+            c = c - ((c @ vi) * ti) @ _mT(vi)
+    return _out(c, out)
+
+
 def _removed_matrix_rank(input, tol=None, symmetric=False, *, out=None):
     """torch.matrix_rank: removed from PyTorch, which raises this error."""
     raise RuntimeError("This function was deprecated since version 1.9 and is now removed.\n"
