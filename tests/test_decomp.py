@@ -53,6 +53,10 @@ GRADCHECKS = {
     "svd tall": (_svd_loss, (TALL,)),
     "svd wide": (_svd_loss, (WIDE,)),
     "pinv": (L.pinv, (TALL,)),
+    "svdvals": (L.svdvals, (WIDE,)),
+    # through tril, as PyTorch's gradcheck: its L gradient is not masked to the triangle
+    "cholesky_solve": (lambda b, low: cg.cholesky_solve(b, low.tril()),
+                       (B, np.linalg.cholesky(SPD))),
     "lstsq": (lambda a, b: L.lstsq(a, b).solution, (TALL, RNG.standard_normal((5, 2)))),
     "matrix_norm nuc": (lambda a: L.matrix_norm(a, "nuc"), (TALL,)),
     "matrix_norm 2": (lambda a: L.matrix_norm(a, 2), (WIDE,)),
@@ -292,3 +296,29 @@ def test_geqrf_and_ormqr_match_torch():
     with pytest.raises(RuntimeError, match=r"tau.shape\[-1\] must be equal to min"):
         cg.ormqr(cg.tensor(h.numpy()), cg.tensor(RNG.standard_normal((3, 4))),
                  cg.tensor(RNG.standard_normal((3, 4, 2))))
+
+
+@pytest.mark.parametrize("upper", [False, True])
+def test_cholesky_solve_and_inverse_gradients_match_torch(upper):
+    torch = torch_or_skip()
+    low = np.linalg.cholesky(SPD)
+    factor = low.transpose(0, 2, 1) if upper else low
+    _value_and_grad_parity(torch, lambda b, f: torch.cholesky_solve(b, f, upper),
+                           lambda b, f: cg.cholesky_solve(b, f, upper), B, factor)
+    # PyTorch's gradient is a full matrix: the other triangle gets one too
+    _value_and_grad_parity(torch, lambda f: torch.cholesky_inverse(f, upper),
+                           lambda f: cg.cholesky_inverse(f, upper), factor[0] + 0.1)
+
+
+def test_singular_value_gradients_match_torch():
+    torch = torch_or_skip()
+    # the nuclear norm at 0: U V^T, finite (no 1 / (s_i - s_j) terms for S alone)
+    _value_and_grad_parity(torch, lambda a: torch.linalg.matrix_norm(a, "nuc"),
+                           lambda a: L.matrix_norm(a, "nuc"), np.zeros((4, 4)))
+    _value_and_grad_parity(torch, torch.linalg.svdvals, L.svdvals, A)
+    # full_matrices=True: PyTorch differentiates through the first min(m, n) columns
+    for x in (TALL, WIDE, np.zeros((0, 3))):
+        _value_and_grad_parity(torch, lambda a: torch.linalg.svd(a).S,
+                               lambda a: L.svd(a).S, x)
+        _value_and_grad_parity(torch, lambda a: torch.linalg.svd(a).U[..., :2].abs(),
+                               lambda a: L.svd(a).U[..., :2].abs(), x)

@@ -337,8 +337,9 @@ def _svd_vjp(gs, a, out, full_matrices=True):
     m, n = a._shape[-2:]
     k = min(m, n)
     if full_matrices and m != n:
-        raise RuntimeError("The derivative of linalg.svd with full_matrices=True is defined "
-                           "for square matrices only; use full_matrices=False")
+        # as PyTorch: the columns of U and rows of Vh past k (and their gradients) are
+        # arbitrary bases of the complements, left out
+        u, gu, vh, gvh = u[..., :, :k], gu[..., :, :k], vh[..., :k, :], gvh[..., :k, :]
     v, gv = _mT(vh), _mT(gvh)
     s2 = s * s
     f = _off_diagonal_inverse_gaps(s2)  # 1 / (s_j^2 - s_i^2)
@@ -449,7 +450,23 @@ def linalg_svd(A, full_matrices=True, *, driver=None, out=None):
 
 
 def svdvals(A, *, driver=None, out=None):
-    return _out(linalg_svd(A, full_matrices=False).S, out)
+    _check_float("linalg.svdvals", A)
+    if A.ndim < 2:
+        raise RuntimeError("linalg.svdvals: The input tensor A must have at least 2 "
+                           "dimensions.")
+    return _out(apply(SVDVALS, A), out)
+
+
+def _svdvals_vjp(g, a, out):
+    # PyTorch's gradient of the singular values alone: U diag(g) V^T, no 1 / (s_i - s_j)
+    # terms, so it is finite for repeated or zero singular values (nuclear norm at 0)
+    u, _, vh = apply(SVD, a, full_matrices=False)
+    return (u @ (g.unsqueeze(-1) * vh),)
+
+
+SVDVALS = register(OpDef("linalg_svdvals", "linalg", None,
+                         _run_host(lambda a: np.linalg.svd(a, compute_uv=False)),
+                         _svdvals_vjp, saves=(0,), saves_out=False))
 
 
 def pinv(A, *, atol=None, rtol=None, hermitian=False, out=None):
@@ -833,10 +850,34 @@ def triangular_solve(b, A, upper: bool = True, transpose: bool = False,
 
 @public
 def cholesky_solve(B, L, upper: bool = False, *, out=None):
-    """torch.cholesky_solve: X with A X = B, A = L L^T (or U^T U with ``upper``)."""
-    low = _mT(L) if upper else L
-    y = solve_triangular(low, B, upper=False)
-    return _out(solve_triangular(_mT(low), y, upper=True), out)
+    """torch.cholesky_solve: X with A X = B, A = L L^T (or U^T U with ``upper``), reading
+    L's triangle; L's gradient is PyTorch's (a full matrix, not masked to the triangle)."""
+    _check_float("cholesky_solve", B, L)
+    if B.ndim < 2 or L.ndim < 2:
+        raise RuntimeError("b should have at least 2 dimensions, but has "
+                           f"{B.ndim} dimensions instead" if B.ndim < 2 else
+                           "u should have at least 2 dimensions, but has "
+                           f"{L.ndim} dimensions instead")
+    _check_square("cholesky_solve", L)
+    return _out(apply(CHOLESKY_SOLVE, B, L, upper=bool(upper)), out)
+
+
+def _cholesky_solve(b, factor, upper=False):
+    low = np.swapaxes(np.triu(factor), -1, -2) if upper else np.tril(factor)
+    y = _solve(low, b)
+    return _solve(np.swapaxes(low, -1, -2), y)
+
+
+def _cholesky_solve_vjp(g, b, factor, out, upper=False):
+    # PyTorch's: gB = A^-1 g; C = gB X^T + X gB^T; gL = -C L (-L C with ``upper``)
+    gb = apply(CHOLESKY_SOLVE, g, factor, upper=upper)
+    common = gb @ _mT(out)
+    common = common + _mT(common)
+    return gb, -(factor @ common) if upper else -(common @ factor)
+
+
+CHOLESKY_SOLVE = register(OpDef("cholesky_solve", "linalg", None, _run_host(_cholesky_solve),
+                                _cholesky_solve_vjp, saves=(1,)))
 
 
 @public
