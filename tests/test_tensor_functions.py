@@ -254,6 +254,10 @@ def test_rot90_diag_embed_diff():
 # --- products and distances ---------------------------------------------------------------
 
 
+def leaf_from(a):
+    return cg.tensor(a, requires_grad=True)
+
+
 def test_tensordot_kron_addmv_addbmm():
     rng = np.random.default_rng(1)
     a, b = rng.random((2, 3, 4)), rng.random((4, 3, 5))
@@ -266,6 +270,13 @@ def test_tensordot_kron_addmv_addbmm():
         cg.tensordot(cg.ones(2, 3), cg.ones(4, 5), dims=1)
     with pytest.raises(RuntimeError, match="both dimension lists should have same length"):
         cg.tensordot(cg.ones(2, 3), cg.ones(3, 5), dims=([1], [0, 1]))
+    # a contracted dim of size 1 broadcasts (PyTorch): the other side is summed over it
+    p, q = rng.random((1, 1, 1)), rng.random((2, 1, 2))
+    close(cg.tensordot(cg.tensor(p), cg.tensor(q), dims=([0, 1], [2, 0])),
+          p.sum((0, 1))[:, None] * q.sum((2, 0))[None], rtol=1e-12)
+    pl, ql = leaf_from(p), leaf_from(q)
+    cg.tensordot(pl, ql, dims=([0, 1], [2, 0])).sum().backward()
+    close(ql.grad, np.broadcast_to(p.sum(), q.shape), rtol=1e-12)
     x, y = rng.random((2, 3)), rng.random((3, 1, 2))
     close(cg.kron(cg.tensor(x), cg.tensor(y)), np.kron(x, y), rtol=1e-12)
     assert cg.kron(cg.ones(2, dtype=cg.int64), cg.ones(2, 2)).dtype == cg.float32

@@ -545,7 +545,12 @@ def tensordot(a, b, dims=2, out=None):
     da = [wrap_dim(d, a.ndim) for d in da]
     db = [wrap_dim(d, b.ndim) for d in db]
     for i, j in zip(da, db):
-        if a._shape[i] != b._shape[j]:
+        # PyTorch broadcasts a contracted dim of size 1: the other operand is summed over it
+        if a._shape[i] == 1 and b._shape[j] != 1:
+            b = b.sum(j, keepdim=True)
+        elif b._shape[j] == 1 and a._shape[i] != 1:
+            a = a.sum(i, keepdim=True)
+        elif a._shape[i] != b._shape[j]:
             raise RuntimeError(f"contracted dimensions need to match, but first has size "
                                f"{a._shape[i]} in dim {i} and second has size {b._shape[j]} "
                                f"in dim {j}")
