@@ -277,6 +277,12 @@ def test_tensordot_kron_addmv_addbmm():
     pl, ql = leaf_from(p), leaf_from(q)
     cg.tensordot(pl, ql, dims=([0, 1], [2, 0])).sum().backward()
     close(ql.grad, np.broadcast_to(p.sum(), q.shape), rtol=1e-12)
+    # bool addr: (beta and input) or (alpha and outer), as PyTorch
+    i, u, v = cg.tensor([[True, False]]), cg.tensor([True, False]), cg.tensor([False, True])
+    for beta, alpha, want in ((3, 2, [[1, 1], [1, 0]]), (0, 2, [[0, 1], [0, 0]]),
+                              (3, 0, [[1, 0], [1, 0]])):
+        r = cg.addr(i, u, v, beta=beta, alpha=alpha)
+        assert r.dtype is cg.bool and r.tolist() == np.array(want, bool).tolist()
     x, y = rng.random((2, 3)), rng.random((3, 1, 2))
     close(cg.kron(cg.tensor(x), cg.tensor(y)), np.kron(x, y), rtol=1e-12)
     assert cg.kron(cg.ones(2, dtype=cg.int64), cg.ones(2, 2)).dtype == cg.float32

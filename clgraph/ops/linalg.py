@@ -481,9 +481,12 @@ def _add_product(input, product, beta, alpha):
     if input.dtype is not product.dtype:
         raise RuntimeError(f"self and mat2 must have the same dtype, but got "
                            f"{input.dtype.scalar_type} and {product.dtype.scalar_type}")
+    bias = expand(input, *product.shape)
+    if product.dtype is dt.bool_:  # PyTorch: (beta and input) or (alpha and product)
+        r = product if alpha else product.logical_and(product.logical_not())
+        return bias.logical_or(r) if beta else r
     if not product.dtype.is_floating_point:
         beta, alpha = int(beta), int(alpha)
-    bias = expand(input, *product.shape)
     if beta == 0:
         return product * alpha if alpha != 1 else product
     return (bias if beta == 1 else bias * beta).add(product, alpha=alpha)
