@@ -442,6 +442,18 @@ def test_batchnorm_running_stats_and_modes():
     assert na.weight is None and list(dict(na.named_parameters())) == []
 
 
+def test_batchnorm_empty_batch_keeps_running_stats():
+    # as in PyTorch: an empty batch gives an empty output, counts as a batch, and leaves
+    # the running statistics unchanged (they were set to NaN)
+    for m, shape in ((nn.BatchNorm1d(3, momentum=0.3), (0, 3, 4)),
+                     (nn.BatchNorm2d(3, momentum=None), (0, 3, 2, 2))):
+        out = m(cg.ones(*shape))
+        assert out.shape == shape
+        np.testing.assert_array_equal(m.running_mean.numpy(), np.zeros(3, np.float32))
+        np.testing.assert_array_equal(m.running_var.numpy(), np.ones(3, np.float32))
+        assert m.num_batches_tracked.item() == 1
+
+
 def test_train_eval_flags_propagate():
     net = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.Dropout(), nn.BatchNorm1d(2)))
     assert net.training and all(m.training for m in net.modules())

@@ -611,7 +611,10 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None,
 
 def _update_running(running_mean, running_var, mean, var, n: int, momentum: float) -> None:
     """The running statistics (either may be None) move by ``momentum`` towards the batch's
-    mean and its unbiased variance (``var`` over ``n`` values per channel)."""
+    mean and its unbiased variance (``var`` over ``n`` values per channel). An empty batch
+    (``n == 0``) leaves them as they are, as in PyTorch."""
+    if n == 0:
+        return
     if running_mean is not None:
         running_mean.mul_(1 - momentum).add_(
             mean.detach().reshape(-1).to(running_mean.dtype) * momentum)
