@@ -824,9 +824,8 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
                       stacklevel=2)
     if log_target:
         loss = _f.exp(target) * (target - input)
-    else:  # x log x is 0 at x = 0 (xlogy), with a finite gradient there
-        positive = target > 0
-        loss = target * _f.log(M.where(positive, target, 1.0)) - target * input
+    else:  # x log x is 0 at x = 0 (xlogy), with a finite gradient there; NaN below 0
+        loss = target * _f.log(M.where(target == 0, 1.0, target)) - target * input
     if reduction == "batchmean":
         return loss.sum() / input.shape[0] if input.ndim else loss.sum()
     return _reduce(loss, reduction)
