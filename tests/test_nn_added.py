@@ -123,6 +123,22 @@ def test_kl_div_negative_target_is_nan_and_zero_target_is_zero():
     assert math.isnan(nn.KLDivLoss(reduction="sum")(inp, tgt).item())
 
 
+def test_prelu_zero_dim_input():
+    # a one-element weight applies to a 0-d input (PReLU() on a scalar), as in PyTorch
+    x = cg.tensor(-2.0, dtype=F64, requires_grad=True)
+    p = nn.PReLU().double()
+    y = p(x)
+    assert y.shape == ()
+    close(y, -0.5)
+    gx, gw = cg.autograd.grad(y, [x, p.weight])
+    close(gx, 0.25)
+    close(gw, [-2.0])
+    close(F.prelu(cg.tensor(3.0), cg.tensor([0.1])), 3.0)
+    with pytest.raises(RuntimeError, match="ndim = 2"):
+        F.prelu(cg.ones(2, 3), cg.ones(1, 1))
+    with pytest.raises(RuntimeError, match="zero-dim input"):
+        F.prelu(cg.tensor(1.0), cg.ones(2))
+
 
 def test_cosine_similarity_pixel_shuffle_zero_pad():
     a, b = RNG.standard_normal((3, 5)), RNG.standard_normal((1, 5))
