@@ -867,12 +867,12 @@ def _class_dim(input: Tensor) -> int:
 
 
 def _check_targets(input: Tensor, target: Tensor) -> None:
-    if target.dtype.is_floating_point or target.dtype is dt.bool_:
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
-                           f"{target.type()[6:-6]}")
     if input.ndim >= 2 and target.ndim >= 1 and input.shape[0] != target.shape[0]:
         raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target "
                          f"batch_size ({target.shape[0]}).")
+    if target.dtype.is_floating_point or target.dtype is dt.bool_:
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
+                           f"{target.type()[6:-6]}")
     expected = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
     if tuple(target.shape) != tuple(expected):
         raise RuntimeError(f"Expected target size {list(expected)}, got {list(target.shape)}")
@@ -939,7 +939,12 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                            f"{label_smoothing}")
     cdim = _class_dim(input)
     C = input.shape[cdim]
-    if target.dtype.is_floating_point:
+    if tuple(target.shape) == tuple(input.shape):  # class probabilities, as PyTorch decides
+        if not target.dtype.is_floating_point:
+            raise RuntimeError(f"Expected floating point type for target with class "
+                               f"probabilities, got {target.dtype.scalar_type}")
+        if ignore_index >= 0:
+            raise RuntimeError("ignore_index is not supported for floating point target")
         return _cross_entropy_probs(input, target, weight, reduction, label_smoothing, cdim)
     _check_targets(input, target)
     if not input.dtype.is_floating_point:
