@@ -182,6 +182,13 @@ def test_rnn_constructor_argument_types_and_input_dtype():
         m(cg.ones(2, 1, 3, dtype=cg.float64))
     out, _ = m.double()(cg.ones(2, 1, 3, dtype=cg.float64))
     assert out.dtype == cg.float64
+    # cells: a state of the wrong hidden size names the state and both sizes
+    with pytest.raises(RuntimeError, match="hidden0 has inconsistent hidden_size: got 6, "
+                                           "expected 5"):
+        nn.GRUCell(3, 5)(cg.ones(2, 3), cg.ones(2, 6))
+    with pytest.raises(RuntimeError, match="hidden1 has inconsistent hidden_size: got 4, "
+                                           "expected 5"):
+        nn.LSTMCell(3, 5)(cg.ones(2, 3), (cg.ones(2, 5), cg.ones(2, 4)))
 
 
 def test_compiled_lstm_sequence_equals_eager():

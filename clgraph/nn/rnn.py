@@ -394,6 +394,9 @@ class RNNCellBase(Module):
             if s.shape[0] != x.shape[0]:
                 raise RuntimeError(f"Input batch size {x.shape[0]} doesn't match hidden{i} "
                                    f"batch size {s.shape[0]}")
+            if s.shape[1] != self.hidden_size:
+                raise RuntimeError(f"hidden{i} has inconsistent hidden_size: got "
+                                   f"{s.shape[1]}, expected {self.hidden_size}")
         step = _MODES[self.mode][0]
         out = step(F.linear(x, self.weight_ih, self.bias_ih), states, self.weight_hh,
                    self.bias_hh)
