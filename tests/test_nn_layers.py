@@ -9,6 +9,7 @@ pdist, affine_grid, grid_sample): numpy references, float64 gradchecks, PyTorch 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -249,6 +250,12 @@ def test_loss_modules_and_errors():
         F.triplet_margin_loss(a, b, cg.ones(5))
     with pytest.raises(ValueError, match="bad is not a valid value"):
         F.soft_margin_loss(a, b, reduction="bad")
+    with pytest.raises(RuntimeError, match=re.escape(
+            "target tensor should be 1-D with size equal to the number of input samples "
+            "(batch size). Expected target size [5], but got [3]. Input has shape [5, 3].")):
+        F.multi_margin_loss(cg.ones(5, 3), cg.tensor([0, 1, 2]))
+    with pytest.raises(TypeError, match="delta must be a float or int, got: <class 'complex'>"):
+        nn.HuberLoss(delta=1j)
 
 
 # --- CTC -----------------------------------------------------------------------------------

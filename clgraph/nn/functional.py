@@ -1126,8 +1126,10 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     y = target.reshape(-1).to(dt.int64)
     N, C = x.shape
     if y.numel() != N:
-        raise RuntimeError(f"inconsistent target size, expected {N} but got "
-                           f"{list(target.shape)}")
+        raise RuntimeError(f"multi_margin_loss: target tensor should be 1-D with size equal "
+                           f"to the number of input samples (batch size). Expected target "
+                           f"size [{N}], but got {list(target.shape)}. Input has shape "
+                           f"{list(input.shape)}.")
     if N and (int(y.min()) < 0 or int(y.max()) >= C):
         raise IndexError(f"target out of range: class indices must lie in [0, {C}), got "
                          f"{y.tolist()}")
