@@ -442,6 +442,18 @@ def test_batchnorm_running_stats_and_modes():
     assert na.weight is None and list(dict(na.named_parameters())) == []
 
 
+def test_batchnorm_empty_batch_keeps_running_stats():
+    # as in PyTorch: an empty batch gives an empty output, counts as a batch, and leaves
+    # the running statistics unchanged (they were set to NaN)
+    for m, shape in ((nn.BatchNorm1d(3, momentum=0.3), (0, 3, 4)),
+                     (nn.BatchNorm2d(3, momentum=None), (0, 3, 2, 2))):
+        out = m(cg.ones(*shape))
+        assert out.shape == shape
+        np.testing.assert_array_equal(m.running_mean.numpy(), np.zeros(3, np.float32))
+        np.testing.assert_array_equal(m.running_var.numpy(), np.ones(3, np.float32))
+        assert m.num_batches_tracked.item() == 1
+
+
 def test_train_eval_flags_propagate():
     net = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.Dropout(), nn.BatchNorm1d(2)))
     assert net.training and all(m.training for m in net.modules())
@@ -494,6 +506,22 @@ def test_cross_entropy_forms():
         F.cross_entropy(cg.randn(3, 4), cg.tensor([1, 2]))
     with pytest.raises(RuntimeError, match="expected target dtype to be Long or Byte"):
         F.nll_loss(cg.randn(3, 4), cg.tensor([1.0, 2.0, 3.0]))
+    # as PyTorch, a target of the input's shape holds probabilities (whatever its dtype),
+    # and the batch size is checked before the dtype of class indices
+    with pytest.raises(RuntimeError, match="Expected floating point type for target with "
+                                           "class probabilities, got Long"):
+        F.cross_entropy(cg.randn(2, 3), cg.tensor([[0, 1, 2], [2, 1, 0]]))
+    with pytest.raises(RuntimeError, match="ignore_index is not supported for floating point"):
+        F.cross_entropy(cg.randn(2, 3), cg.rand(2, 3), ignore_index=1)
+    with pytest.raises(RuntimeError, match="expected target dtype to be Long or Byte"):
+        F.cross_entropy(cg.randn(2, 3), cg.rand(2))
+    with pytest.raises(ValueError, match=re.escape("Expected input batch_size (4) to match "
+                                                   "target batch_size (5).")):
+        F.cross_entropy(cg.randn(4, 3, 2), cg.rand(5, 2))
+    close_ = F.cross_entropy(cg.tensor([[1.0, 2.0, 0.5]]), cg.tensor([[0.2, 0.3, 0.5]]),
+                             ignore_index=-5).item()
+    logp = log_softmax_ref(np.array([[1.0, 2.0, 0.5]]), 1)
+    assert abs(close_ + (np.array([0.2, 0.3, 0.5]) * logp).sum()) < 1e-6
     with pytest.raises(ValueError, match="xx is not a valid value for reduction"):
         F.mse_loss(cg.ones(2), cg.ones(2), reduction="xx")
     with pytest.warns(UserWarning, match="size_average and reduce args will be deprecated"):

@@ -111,6 +111,35 @@ def test_losses():
     assert gradcheck(lambda x, t: F.kl_div(x, t, reduction="sum", log_target=True), (x, t))
 
 
+def test_kl_div_negative_target_is_nan_and_zero_target_is_zero():
+    # xlogy(t, t): 0 at t = 0, NaN (log of a negative) below 0, as PyTorch gives
+    inp = cg.tensor([0.3, 0.3, 0.3], dtype=F64, requires_grad=True)
+    tgt = cg.tensor([0.5, 0.0, -0.5], dtype=F64, requires_grad=True)
+    out = F.kl_div(inp, tgt, reduction="none")
+    close(out, [0.5 * math.log(0.5) - 0.15, 0.0, math.nan], equal_nan=True)
+    gi, gt = cg.autograd.grad(out.sum(), [inp, tgt])
+    close(gi, [-0.5, 0.0, 0.5])
+    close(gt, [math.log(0.5) + 1 - 0.3, -0.3, math.nan], equal_nan=True)
+    assert math.isnan(nn.KLDivLoss(reduction="sum")(inp, tgt).item())
+
+
+def test_prelu_zero_dim_input():
+    # a one-element weight applies to a 0-d input (PReLU() on a scalar), as in PyTorch
+    x = cg.tensor(-2.0, dtype=F64, requires_grad=True)
+    p = nn.PReLU().double()
+    y = p(x)
+    assert y.shape == ()
+    close(y, -0.5)
+    gx, gw = cg.autograd.grad(y, [x, p.weight])
+    close(gx, 0.25)
+    close(gw, [-2.0])
+    close(F.prelu(cg.tensor(3.0), cg.tensor([0.1])), 3.0)
+    with pytest.raises(RuntimeError, match="ndim = 2"):
+        F.prelu(cg.ones(2, 3), cg.ones(1, 1))
+    with pytest.raises(RuntimeError, match="zero-dim input"):
+        F.prelu(cg.tensor(1.0), cg.ones(2))
+
+
 def test_cosine_similarity_pixel_shuffle_zero_pad():
     a, b = RNG.standard_normal((3, 5)), RNG.standard_normal((1, 5))
     ref = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))

@@ -9,6 +9,7 @@ pdist, affine_grid, grid_sample): numpy references, float64 gradchecks, PyTorch 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -249,6 +250,12 @@ def test_loss_modules_and_errors():
         F.triplet_margin_loss(a, b, cg.ones(5))
     with pytest.raises(ValueError, match="bad is not a valid value"):
         F.soft_margin_loss(a, b, reduction="bad")
+    with pytest.raises(RuntimeError, match=re.escape(
+            "target tensor should be 1-D with size equal to the number of input samples "
+            "(batch size). Expected target size [5], but got [3]. Input has shape [5, 3].")):
+        F.multi_margin_loss(cg.ones(5, 3), cg.tensor([0, 1, 2]))
+    with pytest.raises(TypeError, match="delta must be a float or int, got: <class 'complex'>"):
+        nn.HuberLoss(delta=1j)
 
 
 # --- CTC -----------------------------------------------------------------------------------
@@ -307,6 +314,56 @@ def test_ctc_matches_torch():
         out.sum().backward()
         ref.sum().backward()
         close(x.grad, tx.grad.numpy(), rtol=1e-8, atol=1e-12)
+
+
+def _ce_ref(logits, t, w=None):
+    """cross entropy of (N, C, *d) logits against class indices, numpy, reduction 'none'."""
+    logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    picked = -np.take_along_axis(logp, t[:, None], 1)[:, 0]
+    return picked if w is None else picked * w[t]
+
+
+def test_linear_cross_entropy():
+    x, W, b = arr(4, 3), arr(5, 2, 3), arr(5, 2)  # K = 1: logits (4, 5, 2)
+    t = np.array([[0, 4], [1, 1], [3, 2], [4, 0]])
+    logits = np.einsum("ni,cdi->ncd", x, W) + b
+    cw = np.array([1.0, 0.5, 2.0, 1.5, 0.25])
+    out = F.linear_cross_entropy(leaf(x), leaf(W), cg.tensor(t), linear_bias=leaf(b),
+                                 weight=cg.tensor(cw), reduction="none")
+    close(out, _ce_ref(logits, t, cw))
+    assert gradcheck(lambda x, W: F.linear_cross_entropy(x, W, cg.tensor(t[:, 0])),
+                     (leaf(x), leaf(W[:, 0])))
+    m = nn.LinearCrossEntropyLoss(3, 5, out_features=(2,), bias=True, reduction="sum")
+    assert list(m.state_dict()) == ["linear.weight", "linear.bias"]
+    assert m.linear.weight.shape == (10, 3) and m.linear.bias.shape == (10,)
+    m.linear.weight = nn.Parameter(cg.tensor(W.reshape(10, 3)))
+    m.linear.bias = nn.Parameter(cg.tensor(b.reshape(10)))
+    close(m(leaf(x), cg.tensor(t)), _ce_ref(logits, t).sum())
+    with pytest.raises(RuntimeError, match="requires batched input"):
+        F.linear_cross_entropy(leaf(x[0]), leaf(W), cg.tensor(t[0]))
+    with pytest.raises(RuntimeError, match="got 3 and 2"):
+        F.linear_cross_entropy(leaf(x), leaf(W[..., :2]), cg.tensor(t))
+    with pytest.raises(RuntimeError, match="ignore_index cannot be specified"):
+        F.linear_cross_entropy(leaf(x), leaf(W[:, 0]), cg.tensor(arr(4, 5)), ignore_index=1)
+
+
+def test_linear_cross_entropy_matches_torch():
+    T = torch_or_skip()
+    x, W = arr(6, 4), arr(3, 4)
+    t = np.array([0, 2, 1, 1, 2, 0])
+    for kw in ({}, {"reduction": "none", "ignore_index": 1}, {"label_smoothing": 0.2}):
+        ours = nn.LinearCrossEntropyLoss(4, 3, **kw).double()
+        theirs = T.nn.LinearCrossEntropyLoss(4, 3, **kw).double()
+        assert repr(ours) == repr(theirs)
+        ours.linear.weight = nn.Parameter(cg.tensor(W))
+        theirs.linear.weight = T.nn.Parameter(T.tensor(W))
+        xo, xt = leaf(x), T.tensor(x, requires_grad=True)
+        out, ref = ours(xo, cg.tensor(t)), theirs(xt, T.tensor(t))
+        close(out, ref.detach().numpy())
+        out.sum().backward()
+        ref.sum().backward()
+        close(xo.grad, xt.grad.numpy())
+        close(ours.linear.weight.grad, theirs.linear.weight.grad.numpy())
 
 
 # --- layers --------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ def test_rnn_unbatched_input_and_errors():
                                          "'relu'."):
         nn.RNN(3, 4, nonlinearity="gelu")
     with pytest.raises(RuntimeError, match="Expected hidden size \\(2, 1, 4\\), got"):
-        m(cg.ones(5, 1, 3), cg.ones(1, 1, 4))
+        m(cg.ones(5, 1, 3, dtype=cg.float64), cg.ones(1, 1, 4, dtype=cg.float64))
 
 
 CELL_CASES = [("RNNCell", {}), ("RNNCell", {"nonlinearity": "relu", "bias": False}),

@@ -157,9 +157,38 @@ def test_rnn_names_unbatched_gradcheck_and_errors(cls):
     assert gradcheck(lambda t: small(t)[0], (xs,))
     with pytest.raises(RuntimeError, match="input.size\\(-1\\) must be equal to input_size. "
                                            "Expected 2, got 5"):
-        small(cg.ones(3, 1, 5))
+        small(cg.ones(3, 1, 5, dtype=cg.float64))
     with pytest.raises(ValueError, match="dropout should be a number in range"):
         getattr(nn, cls)(2, 2, dropout=1.5)
+
+
+def test_rnn_constructor_argument_types_and_input_dtype():
+    # as PyTorch: wrong argument types raise TypeError naming the argument and the type,
+    # an input of another dtype than the weights a ValueError saying how to convert
+    for kw, msg in ((dict(bias=1), "bias should be of type bool, got: int"),
+                    (dict(batch_first="False"), "batch_first should be of type bool, got: str"),
+                    (dict(input_size=3.0), "input_size should be of type int, got: float"),
+                    (dict(hidden_size="5"), "hidden_size should be of type int, got: str")):
+        args = {"input_size": 3, "hidden_size": 5, **kw}
+        with pytest.raises(TypeError, match=msg):
+            nn.GRU(**args)
+    with pytest.raises(ValueError, match="input_size must be greater than zero"):
+        nn.LSTM(0, 5)
+    with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1"):
+        nn.RNN(2, 3, dropout=0.5)
+    m = nn.LSTM(3, 4)
+    with pytest.raises(ValueError, match=r"RNN input dtype \(torch.float64\) does not match "
+                                         r"weight dtype \(torch.float32\)"):
+        m(cg.ones(2, 1, 3, dtype=cg.float64))
+    out, _ = m.double()(cg.ones(2, 1, 3, dtype=cg.float64))
+    assert out.dtype == cg.float64
+    # cells: a state of the wrong hidden size names the state and both sizes
+    with pytest.raises(RuntimeError, match="hidden0 has inconsistent hidden_size: got 6, "
+                                           "expected 5"):
+        nn.GRUCell(3, 5)(cg.ones(2, 3), cg.ones(2, 6))
+    with pytest.raises(RuntimeError, match="hidden1 has inconsistent hidden_size: got 4, "
+                                           "expected 5"):
+        nn.LSTMCell(3, 5)(cg.ones(2, 3), (cg.ones(2, 5), cg.ones(2, 4)))
 
 
 def test_compiled_lstm_sequence_equals_eager():

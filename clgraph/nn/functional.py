@@ -611,7 +611,10 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None,
 
 def _update_running(running_mean, running_var, mean, var, n: int, momentum: float) -> None:
     """The running statistics (either may be None) move by ``momentum`` towards the batch's
-    mean and its unbiased variance (``var`` over ``n`` values per channel)."""
+    mean and its unbiased variance (``var`` over ``n`` values per channel). An empty batch
+    (``n == 0``) leaves them as they are, as in PyTorch."""
+    if n == 0:
+        return
     if running_mean is not None:
         running_mean.mul_(1 - momentum).add_(
             mean.detach().reshape(-1).to(running_mean.dtype) * momentum)
@@ -821,9 +824,8 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
                       stacklevel=2)
     if log_target:
         loss = _f.exp(target) * (target - input)
-    else:  # x log x is 0 at x = 0 (xlogy), with a finite gradient there
-        positive = target > 0
-        loss = target * _f.log(M.where(positive, target, 1.0)) - target * input
+    else:  # x log x is 0 at x = 0 (xlogy), with a finite gradient there; NaN below 0
+        loss = target * _f.log(M.where(target == 0, 1.0, target)) - target * input
     if reduction == "batchmean":
         return loss.sum() / input.shape[0] if input.ndim else loss.sum()
     return _reduce(loss, reduction)
@@ -865,12 +867,12 @@ def _class_dim(input: Tensor) -> int:
 
 
 def _check_targets(input: Tensor, target: Tensor) -> None:
-    if target.dtype.is_floating_point or target.dtype is dt.bool_:
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
-                           f"{target.type()[6:-6]}")
     if input.ndim >= 2 and target.ndim >= 1 and input.shape[0] != target.shape[0]:
         raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target "
                          f"batch_size ({target.shape[0]}).")
+    if target.dtype.is_floating_point or target.dtype is dt.bool_:
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
+                           f"{target.type()[6:-6]}")
     expected = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
     if tuple(target.shape) != tuple(expected):
         raise RuntimeError(f"Expected target size {list(expected)}, got {list(target.shape)}")
@@ -937,7 +939,12 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                            f"{label_smoothing}")
     cdim = _class_dim(input)
     C = input.shape[cdim]
-    if target.dtype.is_floating_point:
+    if tuple(target.shape) == tuple(input.shape):  # class probabilities, as PyTorch decides
+        if not target.dtype.is_floating_point:
+            raise RuntimeError(f"Expected floating point type for target with class "
+                               f"probabilities, got {target.dtype.scalar_type}")
+        if ignore_index >= 0:
+            raise RuntimeError("ignore_index is not supported for floating point target")
         return _cross_entropy_probs(input, target, weight, reduction, label_smoothing, cdim)
     _check_targets(input, target)
     if not input.dtype.is_floating_point:
@@ -953,6 +960,47 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     loss = _loss.cross_entropy(x, t, weight, ignore_index, reduction, label_smoothing,
                                autocast=_amp.is_autocast_enabled())
     return loss.reshape(target.shape) if reduction == "none" else loss
+
+
+def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, *,
+                         linear_bias: Tensor | None = None, weight: Tensor | None = None,
+                         reduction: str = "mean", ignore_index: int | None = None,
+                         label_smoothing: float = 0.0, options=None) -> Tensor:
+    """cross_entropy(linear(input, linear_weight, linear_bias), target): ``input`` is
+    (in_features) or (N, in_features); ``linear_weight`` is (C, in_features) or
+    (C, d_1, ..., d_K, in_features) for a K-dimensional loss, whose logits are
+    (N, C, d_1, ..., d_K). ``options`` (PyTorch's chunking strategy, a memory saving with
+    the same result) is accepted and not used."""
+    if input.ndim < 1 or input.ndim > 2:
+        raise RuntimeError(f"expected input with dimensionality 1 or 2, got {input.ndim}")
+    if linear_weight.ndim < 2:
+        raise RuntimeError(f"expected linear_weight with dimensionality at least 2, got "
+                           f"{linear_weight.ndim}")
+    batch, in_features = tuple(input.shape[:-1]), input.shape[-1]
+    if in_features != linear_weight.shape[-1]:
+        raise RuntimeError(f"expected equal input and linear_weight last dimensions "
+                           f"(in_features), got {in_features} and {linear_weight.shape[-1]}, "
+                           f"respectively")
+    C, out_features = linear_weight.shape[0], tuple(linear_weight.shape[1:-1])
+    if linear_bias is not None and tuple(linear_bias.shape) != (C, *out_features):
+        raise RuntimeError(f"expected linear_bias shape {(C, *out_features)}, got "
+                           f"{tuple(linear_bias.shape)}")
+    if out_features and not batch:
+        raise RuntimeError(f"K-dimensional loss defined by linear_weight shape "
+                           f"{tuple(linear_weight.shape)} requires batched input, "
+                           f"(N, {in_features}), got unbatched input with shape "
+                           f"{tuple(input.shape)}")
+    logits_shape = (*batch, C, *out_features)
+    if tuple(target.shape) == logits_shape and ignore_index is not None:
+        raise RuntimeError("ignore_index cannot be specified when target contains "
+                           "probabilities")
+    rows = math.prod(out_features, start=C)
+    w = linear_weight.reshape(rows, in_features)
+    b = None if linear_bias is None else linear_bias.reshape(rows)
+    logits = linear(input, w, b).reshape(logits_shape)
+    return cross_entropy(logits, target, weight=weight, reduction=reduction,
+                         ignore_index=-100 if ignore_index is None else ignore_index,
+                         label_smoothing=label_smoothing)
 
 
 def _cross_entropy_probs(input, target, weight, reduction, label_smoothing, cdim):
@@ -1078,8 +1126,10 @@ def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float =
     y = target.reshape(-1).to(dt.int64)
     N, C = x.shape
     if y.numel() != N:
-        raise RuntimeError(f"inconsistent target size, expected {N} but got "
-                           f"{list(target.shape)}")
+        raise RuntimeError(f"multi_margin_loss: target tensor should be 1-D with size equal "
+                           f"to the number of input samples (batch size). Expected target "
+                           f"size [{N}], but got {list(target.shape)}. Input has shape "
+                           f"{list(input.shape)}.")
     if N and (int(y.min()) < 0 or int(y.max()) >= C):
         raise IndexError(f"target out of range: class indices must lie in [0, {C}), got "
                          f"{y.tolist()}")

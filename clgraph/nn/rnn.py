@@ -8,7 +8,9 @@ weights and one fused kernel for the gates (ops/rnn.py, forward and backward).""
 from __future__ import annotations
 
 import math
+import warnings
 
+from .. import amp as _amp
 from .. import creation
 from .. import dtypes as dt
 from ..ops import rnn as _rnn_ops
@@ -99,6 +101,18 @@ class RNNBase(Module):
                 dropout, bool):
             raise ValueError("dropout should be a number in range [0, 1] representing the "
                              "probability of an element being zeroed")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, "
+                          "so non-zero dropout expects num_layers greater than 1, but got "
+                          f"dropout={dropout} and num_layers={num_layers}", stacklevel=2)
+        for name, value, kind in (("bias", bias, bool), ("batch_first", batch_first, bool),
+                                  ("input_size", input_size, int),
+                                  ("hidden_size", hidden_size, int)):
+            if not isinstance(value, kind):
+                raise TypeError(f"{name} should be of type {kind.__name__}, got: "
+                                f"{type(value).__name__}")
+        if input_size <= 0:
+            raise ValueError("input_size must be greater than zero")
         if hidden_size <= 0:
             raise ValueError("hidden_size must be greater than zero")
         if num_layers <= 0:
@@ -222,6 +236,11 @@ class RNNBase(Module):
         return packed, (tuple(last) if len(last) > 1 else last[0])
 
     def _check_input_size(self, x: Tensor) -> None:
+        w = getattr(self, self._flat_weights_names[0])
+        if x.dtype != w.dtype and not _amp.is_autocast_enabled():
+            raise ValueError(f"RNN input dtype ({x.dtype}) does not match weight dtype "
+                             f"({w.dtype}). Convert input: input.to({w.dtype}), or convert "
+                             f"model: model.to({x.dtype})")
         if x.shape[-1] != self.input_size:
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected "
                                f"{self.input_size}, got {x.shape[-1]}")
@@ -375,6 +394,9 @@ class RNNCellBase(Module):
             if s.shape[0] != x.shape[0]:
                 raise RuntimeError(f"Input batch size {x.shape[0]} doesn't match hidden{i} "
                                    f"batch size {s.shape[0]}")
+            if s.shape[1] != self.hidden_size:
+                raise RuntimeError(f"hidden{i} has inconsistent hidden_size: got "
+                                   f"{s.shape[1]}, expected {self.hidden_size}")
         step = _MODES[self.mode][0]
         out = step(F.linear(x, self.weight_ih, self.bias_ih), states, self.weight_hh,
                    self.bias_hh)

@@ -553,16 +553,20 @@ def prelu(input, weight):
         raise TypeError(f"prelu(): argument 'weight' (position 2) must be Tensor, not "
                         f"{type(weight).__name__}")
     n = weight.numel()
+    if weight.ndim > 1:
+        raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: "
+                           f"ndim = {weight.ndim}")
     if n != 1:
-        channels = input.shape[1] if input.ndim >= 2 else (input.shape[0] if input.ndim else 1)
-        if weight.ndim != 1 or n != channels:
+        if input.ndim == 0:
+            raise RuntimeError(f"prelu: a zero-dim input needs a one-element weight, got "
+                               f"{n} elements")
+        channels = input.shape[1] if input.ndim >= 2 else input.shape[0]
+        if n != channels:
             raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found "
                                f"parameter numbers = {n} and channel size = {channels}.")
         if input.ndim >= 2:
             weight = weight.reshape(n, *([1] * (input.ndim - 2)))
-    elif input.ndim < weight.ndim or weight.ndim > 1:
-        raise RuntimeError("prelu: weight must be a scalar or a 1-d tensor")
-    else:
+    else:  # one weight for every element, a 0-d input included
         weight = weight.reshape(())
     return where(apply(OPS["gt"], input, 0), input, apply(OPS["mul"], input, weight))
 
