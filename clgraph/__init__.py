@@ -39,8 +39,9 @@ from .tensor import Size, Tensor
 from . import accelerator, backends
 from ._legacy import (BFloat16Tensor, BoolTensor, ByteTensor, CharTensor, DoubleTensor,
                       FloatTensor, HalfTensor, IntTensor, LongTensor, ShortTensor)
-from ._memory_format import (channels_last, channels_last_3d, contiguous_format, memory_format,
-                             preserve_format)
+from ._memory_format import (channels_last, channels_last_3d, contiguous_format, jagged, layout,
+                             memory_format, preserve_format, sparse_bsc, sparse_bsr, sparse_coo,
+                             sparse_csc, sparse_csr, strided)
 from ._threads import get_num_threads, set_num_threads
 from .generator import Generator, default_generator, get_rng_state, set_rng_state
 
@@ -145,6 +146,25 @@ def feature_dropout_(input, p, train) -> Tensor:
 
 
 _bind(globals())  # every op's declared forms: functions here, Tensor methods
+
+# PyTorch's out= on the functions whose op does not write into a given tensor itself
+from ._out import with_out as _with_out  # noqa: E402
+
+for _name in ("addbmm", "addmm", "addmv", "addr", "all", "amax", "amin", "aminmax", "any",
+              "arange", "argmax", "argmin", "baddbmm", "bartlett_window", "bernoulli",
+              "blackman_window", "bmm", "conj_physical", "cross", "cummax", "cummin", "cumprod",
+              "cumsum", "diag", "diff", "dot", "empty", "empty_permuted", "eye", "full", "ger",
+              "hamming_window", "hann_window", "histc", "histogram", "histogramdd", "index_add",
+              "index_copy", "index_reduce", "inner", "kaiser_window", "kron", "kthvalue",
+              "linspace", "logcumsumexp", "logspace", "logsumexp", "max", "mean", "median", "min",
+              "mm", "mode", "msort", "multinomial", "mv", "mvlgamma", "nanmean", "nanmedian",
+              "nanquantile", "nansum", "narrow_copy", "norm", "ones", "outer", "prod",
+              "quantile", "rand", "randint", "randn", "randperm", "range", "renorm", "sort",
+              "std", "std_mean", "sum", "take", "topk", "tril_indices", "triu_indices", "var",
+              "var_mean", "vdot", "zeros"):
+    if _name in globals():
+        globals()[_name] = _with_out(globals()[_name])
+del _name
 
 from . import nn  # noqa: E402  (torch.nn: Module, layers, functional, init)
 from .compile import compile  # noqa: E402,A004

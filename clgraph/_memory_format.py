@@ -1,5 +1,7 @@
 """torch.memory_format: contiguous_format, channels_last, channels_last_3d,
-preserve_format, and the strides each asks for. Imports nothing from clgraph.
+preserve_format, and the strides each asks for; torch.layout: strided, the only layout a
+clgraph tensor has (the sparse ones exist as names, and factories refuse them). Imports
+nothing from clgraph.
 
 channels_last (and channels_last_3d) are real layouts here: ``contiguous``, ``clone``,
 ``to`` and ``empty_like`` given one return a tensor with the channel dim innermost, which
@@ -66,3 +68,41 @@ def is_dense_in(shape, stride, order) -> bool:
     """Whether strides are the dense layout ``order`` (size-1 dims may have any stride)."""
     want = strides_for(shape, order)
     return all(n == 1 or s == w for n, s, w in zip(shape, stride, want))
+
+
+class layout:
+    """torch.layout: how a tensor's elements are stored (lower case: PyTorch's name)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return "torch." + self.name
+
+    def __reduce__(self):
+        return (_layout_by_name, (self.name,))
+
+
+strided = layout("strided")
+sparse_coo = layout("sparse_coo")
+sparse_csr = layout("sparse_csr")
+sparse_csc = layout("sparse_csc")
+sparse_bsr = layout("sparse_bsr")
+sparse_bsc = layout("sparse_bsc")
+_mkldnn = layout("_mkldnn")
+jagged = layout("jagged")
+_LAYOUTS = {v.name: v for v in (strided, sparse_coo, sparse_csr, sparse_csc, sparse_bsr,
+                                sparse_bsc, _mkldnn, jagged)}
+
+
+def _layout_by_name(name: str) -> layout:
+    return _LAYOUTS[name]
+
+
+def check_strided(name: str, layout_) -> None:
+    """A factory's ``layout=`` keyword: None or torch.strided (dense storage)."""
+    if layout_ is not None and layout_ is not strided:
+        raise NotImplementedError(f"{name}(): layout={layout_!r} is not supported: clgraph "
+                                  f"tensors are dense (torch.strided)")

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _legacy, autograd, creation, runtime
 from ._bindings import bind_core
+from ._memory_format import strided
 from .ops import math as M
 from .ops import movement as V
 from .shapes import contiguous_strides
@@ -75,6 +76,7 @@ def bind(namespace: dict) -> None:
     T.output_nr = property(lambda self: self._output_nr)
     T.dim_order = _dim_order
     T.H = property(_conj_transpose)
+    T.layout = property(lambda self: strided)
 
 
 def _new(make, sized: bool):

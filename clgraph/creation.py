@@ -13,6 +13,7 @@ import numpy as np
 from . import codegen, runtime
 from . import dtypes as dt
 from ._memory_format import channels_last_order
+from ._memory_format import check_strided as _strided
 from .device import as_device
 from .generator import initial_seed, manual_seed, resolve, seed  # noqa: F401  (cg.<name>)
 from .ops.math import copy_, fill_
@@ -101,7 +102,9 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
     return tensor(data, dtype=dtype, device=device)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False, **_ignored) -> Tensor:
+def empty(*size, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False,
+          memory_format=None) -> Tensor:
+    _strided("empty", layout)
     shape = _sizes(size)
     if any(s < 0 for s in shape):
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(shape)}: "
@@ -112,7 +115,8 @@ def empty(*size, dtype=None, device=None, requires_grad=False, **_ignored) -> Te
     return _finish(Tensor._empty(shape, d, dev), requires_grad)
 
 
-def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None) -> Tensor:
+    _strided("full", layout)
     if dtype is None:
         dtype = dt.default_for_kind(dt.scalar_kind(fill_value))
     t = empty(*_sizes((size,) if isinstance(size, numbers.Integral) else size), dtype=dtype,
@@ -121,13 +125,15 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> T
     return _finish(t, requires_grad)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+def zeros(*size, dtype=None, device=None, requires_grad=False, layout=None) -> Tensor:
+    _strided("zeros", layout)
     t = empty(*size, dtype=dtype, device=device)
     fill_(t, 0)
     return _finish(t, requires_grad)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+def ones(*size, dtype=None, device=None, requires_grad=False, layout=None) -> Tensor:
+    _strided("ones", layout)
     t = empty(*size, dtype=dtype, device=device)
     fill_(t, 1)
     return _finish(t, requires_grad)
@@ -139,8 +145,9 @@ def _like(fn, x, dtype, device, requires_grad, *args):
 
 
 def empty_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None,
-               **_):
+               layout=None):
     """torch.empty_like: contiguous, or channels_last when asked (clgraph._memory_format)."""
+    _strided("empty_like", layout)
     order = channels_last_order(memory_format, input.ndim)
     if order is None:
         return empty(*input.shape, dtype=dtype or input.dtype, device=device or input.device,
@@ -150,34 +157,48 @@ def empty_like(input, *, dtype=None, device=None, requires_grad=False, memory_fo
     return _finish(t.permute(*np.argsort(order)), requires_grad)
 
 
-def zeros_like(input, *, dtype=None, device=None, requires_grad=False, **_):
+def zeros_like(input, *, dtype=None, device=None, requires_grad=False, layout=None,
+               memory_format=None):
+    _strided("zeros_like", layout)
     return zeros(*input.shape, dtype=dtype or input.dtype, device=device or input.device,
                  requires_grad=requires_grad)
 
 
-def ones_like(input, *, dtype=None, device=None, requires_grad=False, **_):
+def ones_like(input, *, dtype=None, device=None, requires_grad=False, layout=None,
+              memory_format=None):
+    _strided("ones_like", layout)
     return ones(*input.shape, dtype=dtype or input.dtype, device=device or input.device,
                 requires_grad=requires_grad)
 
 
-def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False, **_):
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False, layout=None,
+              memory_format=None):
+    _strided("full_like", layout)
     return full(input.shape, fill_value, dtype=dtype or input.dtype,
                 device=device or input.device, requires_grad=requires_grad)
 
 
-def rand_like(input, *, dtype=None, device=None, requires_grad=False, **_):
-    return rand(*input.shape, dtype=dtype or input.dtype, device=device or input.device,
+def rand_like(input, *, generator=None, dtype=None, device=None, requires_grad=False,
+              layout=None, memory_format=None):
+    _strided("rand_like", layout)
+    return rand(*input.shape, generator=generator, dtype=dtype or input.dtype,
+                device=device or input.device,
                 requires_grad=requires_grad)
 
 
-def randn_like(input, *, dtype=None, device=None, requires_grad=False, **_):
-    return randn(*input.shape, dtype=dtype or input.dtype, device=device or input.device,
+def randn_like(input, *, generator=None, dtype=None, device=None, requires_grad=False,
+               layout=None, memory_format=None):
+    _strided("randn_like", layout)
+    return randn(*input.shape, generator=generator, dtype=dtype or input.dtype,
+                 device=device or input.device,
                  requires_grad=requires_grad)
 
 
-def empty_strided(size, stride, *, dtype=None, device=None, requires_grad=False, **_) -> Tensor:
+def empty_strided(size, stride, *, dtype=None, device=None, requires_grad=False, layout=None,
+                  pin_memory=False) -> Tensor:
     """torch.empty_strided: uninitialized storage just large enough for the view (size,
     stride)."""
+    _strided("empty_strided", layout)
     size, stride = tuple(size), tuple(stride)
     if len(size) != len(stride):
         raise RuntimeError(f"dimensionality of sizes ({len(size)}) must match dimensionality "
@@ -191,16 +212,19 @@ def empty_strided(size, stride, *, dtype=None, device=None, requires_grad=False,
 
 
 def randint_like(input, low=0, high=None, *, generator=None, dtype=None, device=None,
-                 requires_grad=False, **_):
+                 requires_grad=False, layout=None, memory_format=None):
     """torch.randint_like: randint(low, high) of input's shape, dtype and device
     (``randint_like(x, high)`` draws from [0, high))."""
+    _strided("randint_like", layout)
     if high is None:
         low, high = 0, low
     return randint(low, high, tuple(input.shape), generator=generator,
                    dtype=dtype or input.dtype, device=device or input.device)
 
 
-def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False,
+           layout=None) -> Tensor:
+    _strided("arange", layout)
     if end is None:
         start, end = 0, start
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
@@ -222,9 +246,11 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     return _finish(_from_host(arr, d, as_device(device)), requires_grad)
 
 
-def range(start, end, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+def range(start, end, step=1, *, dtype=None, device=None, requires_grad=False,
+          layout=None) -> Tensor:
     """torch.range (deprecated): start, start + step, ... up to ``end`` included, in the
     default float dtype unless ``dtype`` says."""
+    _strided("range", layout)
     warnings.warn("torch.range is deprecated and will be removed in a future release because "
                   "its behavior is inconsistent with Python's range builtin. Instead, use "
                   "torch.arange, which produces values in [start, end).", UserWarning,
@@ -244,8 +270,10 @@ def range(start, end, step=1, *, dtype=None, device=None, requires_grad=False) -
     return _finish(_from_host(arr, d, as_device(device)), requires_grad)
 
 
-def scalar_tensor(s, *, dtype=None, device=None, requires_grad=False, **_) -> Tensor:
+def scalar_tensor(s, *, dtype=None, device=None, requires_grad=False, layout=None,
+                  pin_memory=False) -> Tensor:
     """torch.scalar_tensor: a 0-d tensor of the default float dtype unless ``dtype`` says."""
+    _strided("scalar_tensor", layout)
     if isinstance(s, Tensor):
         s = s.item()
     return full((), s, dtype=dtype or dt.get_default_dtype(), device=device,
@@ -314,7 +342,9 @@ def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=Non
     return _finish(t.permute(*np.argsort(order).tolist()), requires_grad)
 
 
-def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False,
+             layout=None) -> Tensor:
+    _strided("linspace", layout)
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
     d = dt.as_dtype(dtype) if dtype is not None else dt.get_default_dtype()
@@ -324,7 +354,8 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False)
     return _finish(_from_host(arr, d, as_device(device)), requires_grad)
 
 
-def eye(n, m=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, layout=None) -> Tensor:
+    _strided("eye", layout)
     m = n if m is None else m
     d = dt.as_dtype(dtype) if dtype is not None else dt.get_default_dtype()
     t = zeros(n, m, dtype=d, device=device)
@@ -393,18 +424,23 @@ def _float_dtype(dtype):
     return d
 
 
-def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, layout=None,
+         pin_memory=False) -> Tensor:
+    _strided("rand", layout)
     t = empty(*size, dtype=_float_dtype(dtype), device=device)
     return _finish(_random_fill(t, 0, 0.0, 1.0, generator), requires_grad)
 
 
-def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, layout=None,
+          pin_memory=False) -> Tensor:
+    _strided("randn", layout)
     t = empty(*size, dtype=_float_dtype(dtype), device=device)
     return _finish(_random_fill(t, 1, 0.0, 1.0, generator), requires_grad)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
-            requires_grad=False) -> Tensor:
+            requires_grad=False, layout=None) -> Tensor:
+    _strided("randint", layout)
     if size is None and isinstance(high, (tuple, list)):  # randint(high, size)
         low, high, size = 0, low, high
     if high is None:
@@ -420,8 +456,10 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     return _random_fill(t, 2, int(low), int(high), generator)
 
 
-def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False, layout=None,
+             pin_memory=False) -> Tensor:
     """torch.randperm: the order of n random 62-bit keys (sorted on the host)."""
+    _strided("randperm", layout)
     if n < 0:
         raise RuntimeError(f"n must be non-negative, got{n}")
     keys = randint(0, 1 << 62, (n,), generator=generator, device=device)
@@ -548,18 +586,21 @@ def _tri_indices(lower: bool, row, col, offset, dtype, device, name):
     return _from_host(np.stack([r, c]).astype(np.int64).reshape(2, -1), d, as_device(device))
 
 
-def tril_indices(row, col, offset=0, *, dtype=None, device=None) -> Tensor:
+def tril_indices(row, col, offset=0, *, dtype=None, device=None, layout=None) -> Tensor:
     """torch.tril_indices: the (row, col) coordinates of the lower triangle, a 2 x N tensor."""
+    _strided("tril_indices", layout)
     return _finish(_tri_indices(True, row, col, offset, dtype, device, "tril_indices"), False)
 
 
-def triu_indices(row, col, offset=0, *, dtype=None, device=None) -> Tensor:
+def triu_indices(row, col, offset=0, *, dtype=None, device=None, layout=None) -> Tensor:
     """torch.triu_indices: the (row, col) coordinates of the upper triangle."""
+    _strided("triu_indices", layout)
     return _finish(_tri_indices(False, row, col, offset, dtype, device, "triu_indices"), False)
 
 
 def logspace(start, end, steps, base=10.0, *, dtype=None, device=None,
-             requires_grad=False) -> Tensor:
+             requires_grad=False, layout=None) -> Tensor:
+    _strided("logspace", layout)
     if steps < 0:
         raise RuntimeError(f"number of steps must be non-negative, got {steps}")
     d = dt.as_dtype(dtype) if dtype is not None else dt.get_default_dtype()
@@ -594,25 +635,29 @@ def _cosine_sum(*a):
 
 
 def hann_window(window_length, periodic=True, *, dtype=None, device=None,
-                requires_grad=False) -> Tensor:
+                requires_grad=False, layout=None) -> Tensor:
+    _strided("hann_window", layout)
     return _window("hann_window", _cosine_sum(0.5, 0.5), window_length, periodic, dtype,
                    device, requires_grad)
 
 
 def hamming_window(window_length, periodic=True, alpha=0.54, beta=0.46, *, dtype=None,
-                   device=None, requires_grad=False) -> Tensor:
+                   device=None, requires_grad=False, layout=None, pin_memory=False) -> Tensor:
+    _strided("hamming_window", layout)
     return _window("hamming_window", _cosine_sum(alpha, beta), window_length, periodic, dtype,
                    device, requires_grad)
 
 
 def blackman_window(window_length, periodic=True, *, dtype=None, device=None,
-                    requires_grad=False) -> Tensor:
+                    requires_grad=False, layout=None) -> Tensor:
+    _strided("blackman_window", layout)
     return _window("blackman_window", _cosine_sum(0.42, 0.5, 0.08), window_length, periodic,
                    dtype, device, requires_grad)
 
 
 def bartlett_window(window_length, periodic=True, *, dtype=None, device=None,
-                    requires_grad=False) -> Tensor:
+                    requires_grad=False, layout=None) -> Tensor:
+    _strided("bartlett_window", layout)
     def fn(n):
         k = np.arange(n, dtype=np.float64) * (2.0 / (n - 1))
         return 1 - np.abs(k - 1)
@@ -621,7 +666,8 @@ def bartlett_window(window_length, periodic=True, *, dtype=None, device=None,
 
 
 def kaiser_window(window_length, periodic=True, beta=12.0, *, dtype=None, device=None,
-                  requires_grad=False) -> Tensor:
+                  requires_grad=False, layout=None) -> Tensor:
+    _strided("kaiser_window", layout)
     def fn(n):
         k = np.arange(n, dtype=np.float64)
         return np.i0(beta * np.sqrt(1 - ((k - (n - 1) / 2) / ((n - 1) / 2)) ** 2)) / np.i0(beta)

@@ -179,29 +179,29 @@ def from_numpy_dtype(nd: np.dtype) -> dtype:
 _LATTICE = {}
 
 
-def promote_types(a: dtype, b: dtype) -> dtype:
+def promote_types(type1: dtype, type2: dtype) -> dtype:
     """PyTorch's torch.promote_types."""
-    if a is b:
-        return a
-    key = (a.rank, b.rank)
+    if type1 is type2:
+        return type1
+    key = (type1.rank, type2.rank)
     hit = _LATTICE.get(key)
     if hit is not None:
         return hit
-    if a.kind == 3 or b.kind == 3:  # complex: parts as wide as the widest float
-        ra = to_real(a) if a.kind >= 2 else float32
-        rb = to_real(b) if b.kind >= 2 else float32
+    if type1.kind == 3 or type2.kind == 3:  # complex: parts as wide as the widest float
+        ra = to_real(type1) if type1.kind >= 2 else float32
+        rb = to_real(type2) if type2.kind >= 2 else float32
         out = complex128 if float64 in (ra, rb) else complex64
-    elif {a, b} == {float16, bfloat16}:  # neither holds the other
+    elif {type1, type2} == {float16, bfloat16}:  # neither holds the other
         out = float32
-    elif a.kind != b.kind:
-        out = a if a.kind > b.kind else b
-    elif {a, b} == {uint8, int8}:
+    elif type1.kind != type2.kind:
+        out = type1 if type1.kind > type2.kind else type2
+    elif {type1, type2} == {uint8, int8}:
         out = int16
     else:
-        out = a if a.rank > b.rank else b
-    if a.kind == b.kind == 1 and (a is uint8 or b is uint8) and out is not uint8:
+        out = type1 if type1.rank > type2.rank else type2
+    if type1.kind == type2.kind == 1 and (type1 is uint8 or type2 is uint8) and out is not uint8:
         # uint8 with a wider signed type gives the signed type
-        out = a if a is not uint8 else b
+        out = type1 if type1 is not uint8 else type2
         if out is int8:
             out = int16
     _LATTICE[key] = out

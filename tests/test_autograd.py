@@ -12,6 +12,7 @@ import clgraph as cg
 from clgraph import runtime
 from clgraph.autograd import gradcheck, gradgradcheck
 from clgraph.ops.registry import REGISTRY
+from conftest import close, torch_or_skip
 from op_cases import CASES
 
 F64 = cg.float64
@@ -719,3 +720,69 @@ def test_transposing_a_scalar_keeps_its_graph():
     assert x.grad.item() == 5.0
     with pytest.raises(IndexError, match="Dimension out of range"):
         x.transpose(0, 1)
+
+
+# --- forward mode: torch.autograd.forward_ad ------------------------------------------------
+
+
+def test_forward_ad_dual_tensors():
+    import clgraph.autograd.forward_ad as fwAD
+
+    x = cg.tensor([0.3, -1.2, 2.0], dtype=cg.float64)
+    w = cg.tensor([[1.0, 2.0, -1.0], [0.5, 0.0, 3.0]], dtype=cg.float64, requires_grad=True)
+    t = cg.tensor([1.0, 0.5, -2.0], dtype=cg.float64)
+    with fwAD.dual_level():
+        d = fwAD.make_dual(x, t)
+        assert fwAD.unpack_dual(d).tangent is t
+        y = (w @ d).tanh() * d.sum()
+        primal, tangent = fwAD.unpack_dual(y)
+        # reverse mode through the dual still works (w's gradient)
+        (y.sum()).backward()
+        assert w.grad is not None
+        assert fwAD.unpack_dual(x).tangent is None  # not a dual
+        assert fwAD.unpack_dual(d.detach() * 0 + 1).tangent is None  # cut from the dual
+    xn, tn, wn = x.numpy(), t.numpy(), w.detach().numpy()
+    # J t by central differences in float64
+    f = lambda v: np.tanh(wn @ v) * v.sum()  # noqa: E731
+    eps = 1e-6
+    close(primal, f(xn), rtol=1e-12)
+    close(tangent, (f(xn + eps * tn) - f(xn - eps * tn)) / (2 * eps), rtol=1e-7)
+    assert fwAD.unpack_dual(y).tangent is None  # the level has ended
+    # the same through torch.func.jvp
+    _, jt = cg.func.jvp(lambda v: (w.detach() @ v).tanh() * v.sum(), (x,), (t,))
+    close(jt, tangent.numpy(), rtol=1e-12)
+
+
+def test_forward_ad_errors():
+    import clgraph.autograd.forward_ad as fwAD
+
+    x = cg.ones(3)
+    with pytest.raises(RuntimeError, match="inside a dual_level"):
+        fwAD.make_dual(x, x)
+    with fwAD.dual_level():
+        with pytest.raises(RuntimeError, match="different size"):
+            fwAD.make_dual(x, cg.ones(2))
+        with pytest.raises(RuntimeError, match="Nested forward mode AD"):
+            fwAD.enter_dual_level()
+        with pytest.raises(ValueError, match="floating point"):
+            fwAD.make_dual(cg.ones(3, dtype=cg.int64), cg.ones(3))
+
+
+def test_forward_ad_against_pytorch():
+    torch = torch_or_skip()
+    import torch.autograd.forward_ad as tfw
+
+    import clgraph.autograd.forward_ad as fwAD
+
+    rng = np.random.default_rng(3)
+    a, ta = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+
+    def program(lib, v):
+        return lib.nn.functional.softmax(v.exp() @ v.T, dim=-1).log1p().sum(0)
+
+    with tfw.dual_level():
+        want = tfw.unpack_dual(program(torch, tfw.make_dual(torch.tensor(a), torch.tensor(ta))))
+    with fwAD.dual_level():
+        got = fwAD.unpack_dual(program(cg, fwAD.make_dual(cg.tensor(a), cg.tensor(ta))))
+    close(got.primal, want.primal.numpy(), rtol=1e-12)
+    close(got.tangent, want.tangent.numpy(), rtol=1e-10)

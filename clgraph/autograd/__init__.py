@@ -1061,5 +1061,5 @@ def _host_tensor(arr, like):
 
 registry.install(_Recording())
 
-from . import functional  # noqa: E402,F401  (torch.autograd.functional)
+from . import forward_ad, functional  # noqa: E402,F401  (torch.autograd.forward_ad, .functional)
 from .function import Function, FunctionCtx, once_differentiable  # noqa: E402,F401

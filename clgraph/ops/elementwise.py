@@ -112,6 +112,11 @@ def _run_general(op: OpDef, args, attrs, out, fkey):
     if fresh:
         out = T._empty(shape, odt, dev)
     else:
+        if out._shape != shape and all(a is not out for a in args) \
+                and not _broadcasts_to(shape, out._shape):
+            # an out= the result does not fit (not an in-place op's operand): resized to
+            # it as PyTorch does; a result that broadcasts to out fills it (copy_)
+            registry.resize_out(out, shape, op.name)
         _check_out(out, shape, odt)
         shape = out._shape
         if 0 in out._stride and any(st == 0 and n > 1 for n, st in zip(shape, out._stride)):
@@ -206,6 +211,12 @@ def _common_device(op, args, out):
             f"devices, {dev} and {out.device}! (when writing the result of {op.name})"
         )
     return dev, shape, same
+
+
+def _broadcasts_to(shape, target) -> bool:
+    if len(shape) > len(target):
+        return False
+    return all(n == m or n == 1 for n, m in zip(shape[::-1], target[::-1]))
 
 
 def _check_out(out, shape, odt):
@@ -403,13 +414,11 @@ def _check_tensors(name, operands) -> None:
 
 
 def _public(op: OpDef, tensors_only=False, check=None):
-    """The public function of a row: its operands checked, ``out=`` writing in place."""
+    """The public function of a row, with PyTorch's parameter names (``input``, ``other``):
+    its operands checked, ``out=`` writing in place."""
     name, n_others = op.name, len(op.argnames) - 1
 
-    def fn(input, *others, out=None):
-        if len(others) != n_others:
-            raise TypeError(f"{name}() takes {len(op.argnames)} operand(s) but "
-                            f"{1 + len(others)} were given")
+    def run(input, others, out):
         if tensors_only:
             _check_tensors(name, (input, *others))
         check_operand(input, name)
@@ -418,6 +427,22 @@ def _public(op: OpDef, tensors_only=False, check=None):
         if check is not None:
             check(name, input, *others)
         return apply(op, input, *others, out=out)
+
+    if n_others == 0:
+        def fn(input, *, out=None):
+            return run(input, (), out)
+    elif n_others == 1 and name == "heaviside":
+        def fn(input, values, *, out=None):
+            return run(input, (values,), out)
+    elif n_others == 1:
+        def fn(input, other, *, out=None):
+            return run(input, (other,), out)
+    else:
+        def fn(input, *others, out=None):
+            if len(others) != n_others:
+                raise TypeError(f"{name}() takes {len(op.argnames)} operand(s) but "
+                                f"{1 + len(others)} were given")
+            return run(input, others, out)
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"torch.{name}"

@@ -118,7 +118,7 @@ CAT = register(OpDef("cat", "join", lambda *xs, dim: np.concatenate(xs, axis=dim
                      _cat_vjp, saves=(), saves_out=False))
 
 
-@public(method=False, aliases=("concat", "concatenate"))
+@public(method=False, aliases=("concat",))
 def cat(tensors, dim=0, *, out=None):
     """torch.cat: promotes dtypes across inputs; 1-d empty tensors are skipped."""
     if isinstance(tensors, registry.Tensor):
@@ -126,7 +126,13 @@ def cat(tensors, dim=0, *, out=None):
     return registry.apply(CAT, *tensors, dim=dim, out=out)
 
 
-concatenate = concat = cat
+concat = cat
+
+
+@public(method=False)
+def concatenate(tensors, axis=0, out=None, *, dim=None):
+    """torch.concatenate: cat with numpy's ``axis`` (``dim`` is taken too)."""
+    return cat(tensors, axis if dim is None else dim, out=out)
 
 
 @public(method=False)

@@ -1,6 +1,7 @@
 """Movement ops: views that share the input's storage (view, reshape, permute, transpose,
 expand, squeeze/unsqueeze, narrow, basic indexing) and the copies that must move data
-(contiguous, clone); cat and stack live in join.py. A view op has a shape/stride rule and no kernel."""
+(contiguous, clone); cat and stack live in join.py. A view op has a shape/stride rule and no
+kernel."""
 
 from __future__ import annotations
 
@@ -262,40 +263,49 @@ def view(x, *shape):
 
 
 @public
-def reshape(x, *shape):
-    shape = infer_size(_sizes(shape), x.numel())
-    if view_strides(x._shape, x._stride, shape) is None:
-        x = contiguous(x)
-    return apply(VIEW, x, shape=shape)
+def reshape(input, *shape):
+    shape = infer_size(_sizes(shape), input.numel())
+    if view_strides(input._shape, input._stride, shape) is None:
+        input = contiguous(input)
+    return apply(VIEW, input, shape=shape)
 
 
 @public
-def permute(x, *dims):
-    return apply(PERMUTE, x, dims=_sizes(dims))
+def permute(input, *dims):
+    return apply(PERMUTE, input, dims=_sizes(dims))
 
 
-@public(aliases=("swapaxes", "swapdims"))
-def transpose(x, dim0, dim1):
-    nd = x.ndim
+@public(aliases=("swapdims",))
+def transpose(input, dim0, dim1):
+    nd = input.ndim
     d = list(range(nd))
     if nd == 0:  # (dims 0 and -1 name the scalar itself)
         wrap_dim(dim0, 0), wrap_dim(dim1, 0)
-        return apply(PERMUTE, x, dims=())
+        return apply(PERMUTE, input, dims=())
     a, b = wrap_dim(dim0, nd), wrap_dim(dim1, nd)
     d[a], d[b] = d[b], d[a]
-    return apply(PERMUTE, x, dims=tuple(d))
+    return apply(PERMUTE, input, dims=tuple(d))
 
 
 @public
-def t(x):
-    if x.ndim > 2:
-        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
-    return transpose(x, 0, 1) if x.ndim == 2 else apply(PERMUTE, x, dims=tuple(range(x.ndim)))
+def swapaxes(input, axis0, axis1):
+    """torch.swapaxes: transpose with numpy's names."""
+    return transpose(input, axis0, axis1)
 
 
 @public
-def expand(x, *shape):
-    return apply(EXPAND, x, shape=_sizes(shape))
+def t(input):
+    if input.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
+                           f"{input.ndim}D")
+    if input.ndim == 2:
+        return transpose(input, 0, 1)
+    return apply(PERMUTE, input, dims=tuple(range(input.ndim)))
+
+
+@public
+def expand(input, *shape):
+    return apply(EXPAND, input, shape=_sizes(shape))
 
 
 @public(function=False)
@@ -304,47 +314,47 @@ def expand_as(x, other):
 
 
 @public
-def broadcast_to(x, shape):
-    return expand(x, *shape)
+def broadcast_to(input, shape):
+    return expand(input, *shape)
 
 
 @public
-def squeeze(x, dim=None):
+def squeeze(input, dim=None):
     if dim is not None and not isinstance(dim, (tuple, list)):
         dim = (dim,)
-    return apply(SQUEEZE, x, dims=None if dim is None else tuple(dim))
+    return apply(SQUEEZE, input, dims=None if dim is None else tuple(dim))
 
 
 @public
-def unsqueeze(x, dim):
-    return apply(UNSQUEEZE, x, dim=dim)
+def unsqueeze(input, dim):
+    return apply(UNSQUEEZE, input, dim=dim)
 
 
 @public
-def flatten(x, start_dim=0, end_dim=-1):
-    nd = x.ndim
+def flatten(input, start_dim=0, end_dim=-1):
+    nd = input.ndim
     if nd == 0:
-        return reshape(x, 1)
+        return reshape(input, 1)
     s, e = wrap_dim(start_dim, nd), wrap_dim(end_dim, nd)
     if s > e:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
     n = 1
-    for k in x._shape[s:e + 1]:
+    for k in input._shape[s:e + 1]:
         n *= k
-    return reshape(x, *x._shape[:s], n, *x._shape[e + 1:])
+    return reshape(input, *input._shape[:s], n, *input._shape[e + 1:])
 
 
 @public
-def unflatten(x, dim, sizes):
-    d = wrap_dim(dim, x.ndim)
-    sizes = infer_size(tuple(sizes), x._shape[d])
-    return reshape(x, *x._shape[:d], *sizes, *x._shape[d + 1:])
+def unflatten(input, dim, sizes):
+    d = wrap_dim(dim, input.ndim)
+    sizes = infer_size(tuple(sizes), input._shape[d])
+    return reshape(input, *input._shape[:d], *sizes, *input._shape[d + 1:])
 
 
 @public
-def narrow(x, dim, start, length):
-    d = wrap_dim(dim, x.ndim)
-    n = x._shape[d]
+def narrow(input, dim, start, length):
+    d = wrap_dim(dim, input.ndim)
+    n = input._shape[d]
     if isinstance(start, registry.Tensor):
         start = int(start)
     if not -n <= start <= n:
@@ -355,39 +365,39 @@ def narrow(x, dim, start, length):
     if length < 0 or start + length > n:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
     idx = [slice(None)] * d + [slice(start, start + length)]
-    return apply(SLICE, x, index=tuple(idx))
+    return apply(SLICE, input, index=tuple(idx))
 
 
 @public
-def select(x, dim, index):
-    d = wrap_dim(dim, x.ndim)
-    n = x._shape[d]
+def select(input, dim, index):
+    d = wrap_dim(dim, input.ndim)
+    n = input._shape[d]
     if not -n <= index < n:
         raise IndexError(
-            f"select(): index {index} out of range for tensor of size {list(x.shape)} at "
+            f"select(): index {index} out of range for tensor of size {list(input.shape)} at "
             f"dimension {d}"
         )
-    return apply(SLICE, x, index=tuple([slice(None)] * d + [index]))
+    return apply(SLICE, input, index=tuple([slice(None)] * d + [index]))
 
 
 @public
-def unbind(x, dim=0):
-    d = wrap_dim(dim, x.ndim)
-    return tuple(select(x, d, i) for i in range(x._shape[d]))
+def unbind(input, dim=0):
+    d = wrap_dim(dim, input.ndim)
+    return tuple(select(input, d, i) for i in range(input._shape[d]))
 
 
 @public(aliases=("moveaxis",))
-def movedim(x, source, destination):
-    nd = x.ndim
+def movedim(input, source, destination):
+    nd = input.ndim
     src = [wrap_dim(s, nd) for s in (source if isinstance(source, (tuple, list)) else [source])]
     dst = [wrap_dim(s, nd) for s in
            (destination if isinstance(destination, (tuple, list)) else [destination])]
     if nd == 0:  # dims 0 and -1 name a 0-d tensor's one element: nothing moves
-        return permute(x)
+        return permute(input)
     order = [i for i in range(nd) if i not in src]
     for s, d_ in sorted(zip(dst, src)):
         order.insert(s, d_)
-    return permute(x, *order)
+    return permute(input, *order)
 
 
 @public
@@ -432,25 +442,25 @@ def sum_to_size(x, *size):
 
 
 @public
-def ravel(x):
+def ravel(input):
     """torch.ravel: the elements in row-major order, a view when ``x`` is contiguous."""
-    return reshape(x, -1)
+    return reshape(input, -1)
 
 
 @public
-def narrow_copy(x, dim, start, length):
-    return narrow(x, dim, start, length).clone()
+def narrow_copy(input, dim, start, length):
+    return narrow(input, dim, start, length).clone()
 
 
 @public
-def adjoint(x):
+def adjoint(input):
     """torch.adjoint: the last two dims swapped (the conjugate is the tensor itself)."""
-    if x.ndim < 2:
+    if input.ndim < 2:
         raise RuntimeError("tensor.adjoint() is only supported on matrices or batches of "
-                           "matrices. Got 1-D tensor." if x.ndim == 1 else
+                           "matrices. Got 1-D tensor." if input.ndim == 1 else
                            "tensor.adjoint() is only supported on matrices or batches of "
                            "matrices. Got 0-D tensor.")
-    return conj(transpose(x, -2, -1))
+    return conj(transpose(input, -2, -1))
 
 
 # Conjugation: eager (conj copies, so is_conj is always False); real tensors return
@@ -458,48 +468,48 @@ def adjoint(x):
 
 
 @public
-def conj(x):
-    return conj_physical(x) if x.dtype.is_complex else x
+def conj(input):
+    return conj_physical(input) if input.dtype.is_complex else input
 
 
 @public
-def resolve_conj(x):
-    return x
+def resolve_conj(input):
+    return input
 
 
 @public
-def resolve_neg(x):
-    return x
+def resolve_neg(input):
+    return input
 
 
 @public
-def conj_physical(x):
-    return _complex.conj(x) if x.dtype.is_complex else x
+def conj_physical(input):
+    return _complex.conj(input) if input.dtype.is_complex else input
 
 
 @public
-def is_conj(x) -> bool:
+def is_conj(input) -> bool:
     return False
 
 
 @public
-def is_neg(x) -> bool:
+def is_neg(input) -> bool:
     return False
 
 
 @public(method=False)
-def real(x):
+def real(input):
     """torch.real: a real tensor itself; of a complex one, its real view."""
-    if not x.dtype.is_complex:
-        return x
-    return select(apply(registry.REGISTRY["view_as_real"], x), -1, 0)
+    if not input.dtype.is_complex:
+        return input
+    return select(apply(registry.REGISTRY["view_as_real"], input), -1, 0)
 
 
 @public(method=False)
-def imag(x):
-    if not x.dtype.is_complex:
+def imag(input):
+    if not input.dtype.is_complex:
         raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
-    return select(apply(registry.REGISTRY["view_as_real"], x), -1, 1)
+    return select(apply(registry.REGISTRY["view_as_real"], input), -1, 1)
 
 
 def _in_layout(x, order, copy: bool):

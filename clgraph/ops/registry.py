@@ -12,6 +12,7 @@ gradient writes, optimizer steps). Imports the runtime and the device layer only
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections import namedtuple
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -80,6 +81,22 @@ def export(name: str, fn: Callable, variants: Variants) -> None:
     if name in EXPORTS:
         raise ValueError(f"public name {name} declared twice")
     EXPORTS[name] = Export(name, fn, variants)
+
+
+def resize_out(out, shape: tuple, name: str):
+    """An ``out=`` tensor whose shape is not the result's: resized to it as PyTorch does,
+    with PyTorch's warning when it held elements (an empty ``out`` is the usual idiom)."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{name}(): argument 'out' must be Tensor, not {type(out).__name__}")
+    if out._shape != shape:
+        if out.numel():
+            warnings.warn(f"{name}(): an output with one or more elements was resized since it "
+                          f"had shape {list(out._shape)}, which does not match the required "
+                          f"output shape {list(shape)}. This behavior is deprecated in "
+                          f"PyTorch; resize it to zero elements first (t.resize_(0)) to reuse "
+                          f"a tensor as out=.", UserWarning, stacklevel=3)
+        out.resize_(shape)
+    return out
 
 
 @dataclass(frozen=True, eq=False)
