@@ -309,6 +309,39 @@ def test_ctc_matches_torch():
         close(x.grad, tx.grad.numpy(), rtol=1e-8, atol=1e-12)
 
 
+
+def test_ctc_direct_gradient_is_the_true_derivative():
+    """Differentiated directly in log_probs (no log_softmax in between), clgraph gives the
+    true derivative (float64 central differences); PyTorch's CTC backward assumes log_probs
+    lie on the log-simplex and adds exp(log_probs) * grad_out on each frame t < input_length
+    (pytorch/pytorch#52241), so the two differ by exactly that term."""
+    logits = arr(7, 2, 5, low=-2, high=2)
+    lp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    il, tl = [7, 5], [3, 2]
+    for targets, blank, reduction, zero_inf in (
+            (np.array([[1, 3, 3], [4, 1, 0]]), 0, "none", False),
+            (np.array([1, 0, 0, 4, 1]), 2, "sum", True),  # concatenated 1-D targets
+            (np.array([[0, 1, 1], [4, 3, 4]]), 2, "mean", False)):
+        w = np.array([0.7, -1.3]) if reduction == "none" else 1.0
+
+        def fn(x):
+            out = F.ctc_loss(x, cg.tensor(targets), il, tl, blank=blank,
+                             reduction=reduction, zero_infinity=zero_inf)
+            return (out * cg.tensor(w)).sum()
+
+        assert gradcheck(fn, (leaf(lp),))
+        T = torch_or_skip()
+        x = leaf(lp)
+        fn(x).backward()
+        tx = T.tensor(lp, requires_grad=True)
+        ref = T.nn.functional.ctc_loss(tx, T.tensor(targets), il, tl, blank=blank,
+                                       reduction=reduction, zero_infinity=zero_inf)
+        (ref * T.tensor(w)).sum().backward()
+        g_out = np.broadcast_to(w, (2,)) / (np.array(tl) * 2 if reduction == "mean" else 1)
+        frames = np.arange(7)[:, None] < np.array(il)
+        close(x.grad, tx.grad.numpy() - np.exp(lp) * (g_out * frames)[..., None], atol=1e-12)
+
+
 # --- layers --------------------------------------------------------------------------------
 
 # name -> (clgraph function, float64 inputs, torch function of torch inputs)
