@@ -361,6 +361,21 @@ FUNCS = {
                          (arr(1, 4, 3, 3, 2), arr(4, 1, 2, 2, 3), arr(2)),
                          lambda T, x, w, b: T.nn.functional.conv_transpose3d(
                              x, w, b, (2, 1, 2), 1, (1, 0, 1), 2, (1, 2, 1))),
+    # output_padding at least the stride (allowed while it is below the dilation)
+    "conv_transpose1d_wide_output_padding": (
+        lambda x, w, b: F.conv_transpose1d(x, w, b, 2, 1, 3, 2, 4),
+        (arr(1, 2, 3), arr(2, 1, 3), arr(2)),
+        lambda T, x, w, b: T.nn.functional.conv_transpose1d(x, w, b, 2, 1, 3, 2, 4)),
+    "conv_transpose2d_wide_output_padding": (
+        lambda x, w, b: F.conv_transpose2d(x, w, b, (3, 2), (1, 2), (2, 3), 2, 4),
+        (arr(1, 2, 2, 3), arr(2, 1, 2, 3), arr(2)),
+        lambda T, x, w, b: T.nn.functional.conv_transpose2d(x, w, b, (3, 2), (1, 2), (2, 3),
+                                                             2, 4)),
+    "conv_transpose3d_wide_output_padding": (
+        lambda x, w, b: F.conv_transpose3d(x, w, b, (2, 1, 2), (1, 0, 2), (2, 1, 3), 1, 4),
+        (arr(1, 1, 2, 2, 2), arr(1, 2, 2, 2, 2), arr(2)),
+        lambda T, x, w, b: T.nn.functional.conv_transpose3d(x, w, b, (2, 1, 2), (1, 0, 2),
+                                                             (2, 1, 3), 1, 4)),
     "adaptive_avg_pool1d": (lambda x: F.adaptive_avg_pool1d(x, 3), (arr(2, 3, 7),),
                             lambda T, x: T.nn.functional.adaptive_avg_pool1d(x, 3)),
     "adaptive_max_pool1d": (lambda x: F.adaptive_max_pool1d(x, 4), (arr(2, 3, 7),),
