@@ -489,6 +489,22 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
         left, right = int(pad[2 * k]), int(pad[2 * k + 1])
         d = input.ndim - 1 - k
         n = out.shape[d]
+        if (left or right) and n + left + right < (1 if mode in ("reflect", "replicate") else 0):
+            raise RuntimeError(f"pad: input of size {list(input.shape)} is too small for "
+                               f"padding ({left}, {right}) at dimension {d} in {mode} mode: "
+                               f"the calculated output size is {n + left + right}")
+        if mode in ("reflect", "replicate") and (left < 0 or right < 0):
+            # PyTorch reads output j from source j - left, reflected or clamped into the
+            # uncropped dim: a negative side crops, the other pads from the full extent
+            if mode == "reflect" and (left >= n or right >= n):
+                raise RuntimeError(f"Argument #4: Padding size should be less than the "
+                                   f"corresponding input dimension, but got: padding ({left}, "
+                                   f"{right}) at dimension {d} of input {list(input.shape)}")
+            if n == 0:
+                raise RuntimeError(f"Expected a non-empty dimension {d} to pad in {mode} "
+                                   f"mode, but got input of size {list(input.shape)}")
+            out = index_select(out, d, _pad_index(mode, n, left, right, out.device))
+            continue
         if left < 0:
             out = out.narrow(d, -left, n + left)
             n, left = n + left, 0
