@@ -149,10 +149,20 @@ def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
              inplace: bool = False) -> Tensor:
-    """clamp(x, min_val, max_val); the gradient is 0 outside (min_val, max_val)."""
+    """clamp(x, min_val, max_val); the gradient is 0 outside (min_val, max_val). An integer
+    input keeps its dtype, the bounds converted to it (truncated toward zero) as PyTorch does."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val "
                          f"({max_val})")
+    if input.dtype is dt.bool_:
+        raise RuntimeError("Bool inputs not supported for hardtanh")
+    if input.dtype.kind == 1:
+        if not input.dtype.is_signed and (int(min_val) < 0 or int(max_val) < 0):
+            raise RuntimeError(f"cannot do hardtanh on an unsigned type with negative limits "
+                               f"(min_val={min_val}, max_val={max_val}, dtype "
+                               f"{input.dtype.name})")
+        lo, hi = (M.integral_scalar(v, input.dtype, "hardtanh") for v in (min_val, max_val))
+        return _result(input, M.clamp(input, lo, hi), inplace)
     inside = (input > min_val) & (input < max_val)
     out = M.where(inside, input, M.clamp(input.detach(), min_val, max_val))
     return _result(input, out, inplace)
