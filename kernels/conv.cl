@@ -63,7 +63,9 @@
 
    Build options: -D T (storage: float, double or half), -D ACC (arithmetic: float or
    double), -D IS_HALF=1 for half storage (vload_half/vstore_half, no cl_khr_fp16 needed),
-   -D USE_FP64=1 when T or ACC is double.
+   -D USE_FP64=1 when T or ACC is double. Integer types (max_pool, avg_pool of long, the
+   im2col/col2im/transpose copies of integer convolutions) compute in their own type, with
+   -D LOWEST=<its min> for max_pool; C's integer division truncates avg_pool toward zero.
 
    PoCL (measured, 2 EPYC cores): it vectorizes these kernels across work-items when the
    loops are plain reductions; isnan() and the integer min()/max() are calls there that
@@ -84,6 +86,9 @@
 #endif
 #ifndef IS_BF16
 #define IS_BF16 0
+#endif
+#ifndef LOWEST /* below every value of ACC: max_pool's start (integer types pass their min) */
+#define LOWEST (-INFINITY)
 #endif
 
 #if IS_HALF
@@ -264,7 +269,7 @@ inline void window_span(const int start, const int K, const int D, const int n, 
    last NaN. PoCL vectorizes these two loops across work-items but not one loop that tracks
    the position (64x16x28x28, 2x2 windows: 0.67 ms against 3.9 ms). */
 #define WINDOW_MAX(m, x, base, xsd, xsh, xsw, ds, de, hs, he, ws, we, DD, DH, DW) \
-  ACC m = -INFINITY;                                                            \
+  ACC m = LOWEST;                                                               \
   for (int id = ds; id < de; id += DD)                                          \
     for (int ih = hs; ih < he; ih += DH)                                        \
       for (int iw = ws; iw < we; iw += DW) {                                    \

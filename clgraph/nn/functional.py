@@ -1835,11 +1835,11 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     wg = weight.reshape(groups, Cin // groups, Cg * kh * kw).transpose(1, 2)
     cols = (wg.unsqueeze(0) @ xg).reshape(N, groups * Cg * kh * kw, H * W)
     if oph < sh and opw < sw:  # the output padding lies within the last stride
-        y = fold(cols, (OH, OW), (kh, kw), (dh, dw), (ph, pw), (sh, sw))
+        y = _conv.col2im(cols, (OH, OW), (kh, kw), (dh, dw), (ph, pw), (sh, sw))
     else:  # output_padding >= stride (allowed when < dilation): fold the whole padded
         # extent the windows cover, then crop the padding and zero-extend to (OH, OW)
         Hp, Wp = (H - 1) * sh + dh * (kh - 1) + 1, (W - 1) * sw + dw * (kw - 1) + 1
-        y = fold(cols, (Hp, Wp), (kh, kw), (dh, dw), 0, (sh, sw))
+        y = _conv.col2im(cols, (Hp, Wp), (kh, kw), (dh, dw), (0, 0), (sh, sw))
         y = pad(y, [-pw, OW + pw - Wp, -ph, OH + ph - Hp])
     if bias is not None:
         y = y + bias.reshape(1, -1, 1, 1)
