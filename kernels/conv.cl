@@ -89,6 +89,11 @@
 #endif
 #ifndef LOWEST /* below every value of ACC: max_pool's start (integer types pass their min) */
 #define LOWEST (-INFINITY)
+#define IS_INT 0
+#define IS_NAN(v) ((v) != (v)) /* isnan() is a call */
+#else
+#define IS_INT 1
+#define IS_NAN(v) 0 /* integers: no NaN (and no self-comparison warnings) */
 #endif
 
 #if IS_HALF
@@ -274,7 +279,7 @@ inline void window_span(const int start, const int K, const int D, const int n, 
     for (int ih = hs; ih < he; ih += DH)                                        \
       for (int iw = ws; iw < we; iw += DW) {                                    \
         const ACC v_ = LOAD(x, base + id * xsd + ih * xsh + iw * xsw);          \
-        m = (v_ > m || v_ != v_) ? v_ : m; /* isnan() is a call */              \
+        m = (v_ > m || IS_NAN(v_)) ? v_ : m;                                    \
       }
 
 inline long window_argmax(__global const T *x, const long base, const long xsd,
@@ -288,7 +293,7 @@ inline long window_argmax(__global const T *x, const long base, const long xsd,
       for (int iw = ws; iw < we; iw += DW) {
         const ACC v = LOAD(x, base + id * xsd + ih * xsh + iw * xsw);
         const long p = ((long)id * H + ih) * W + iw;
-        pos = v != v ? p : (pos < 0 && v == m) ? p : pos;
+        pos = IS_NAN(v) ? p : (pos < 0 && v == m) ? p : pos;
       }
   return pos < 0 ? ((long)ds * H + hs) * W + ws : pos;
 }
@@ -367,6 +372,7 @@ __kernel void max_pool_backward(VOL(g), VOL(x), GEOM3, const long rows, __global
   }
 }
 
+#if !IS_INT /* float rows only; not built for integer types */
 /* 2x2 windows, stride 2, no padding or dilation, float, rows read with unit stride (the
    pooling of nearly every CNN): a work-item takes 8 outputs of one output row, reading 16
    floats of each of the two input rows as vectors; taps in the order (0,0) (0,1) (1,0)
@@ -490,6 +496,7 @@ __kernel void max_pool2x2_backward(IMG(g), IMG(x), const int C, const int H, con
     for (int h = 2 * OH; h < H; ++h)
       for (int c = 2 * ow0; c < c1; ++c) gx[nc * H * W + h * W + c] = 0.0f;
 }
+#endif /* !IS_INT */
 
 /* avg_pool's divisor for the window at (od, oh, ow); PyTorch's rule */
 inline ACC avg_divisor(const int od, const int oh, const int ow, GEOM3, const int include_pad,
