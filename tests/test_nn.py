@@ -1383,6 +1383,18 @@ def test_pad_negative_amounts_in_reflect_replicate_circular():
                          (cg.from_numpy(rnd(2, 3, 4, seed=3)())
                           .requires_grad_(),))
 
+
+def test_batch_norm_passes_an_empty_1d_input_through():
+    x = cg.zeros(0, dtype=F64).requires_grad_()
+    y = F.batch_norm(x, cg.zeros(0, dtype=F64), cg.zeros(0, dtype=F64), training=True)
+    assert y.shape == (0,) and y.dtype == F64
+    y.sum().backward()
+    assert x.grad.shape == (0,)
+    with pytest.raises(RuntimeError, match="running_mean should contain 0 elements not 3"):
+        F.batch_norm(cg.zeros(0), cg.zeros(3), cg.ones(3))
+    with pytest.raises(ValueError, match="expected at least 2D input"):
+        F.batch_norm(cg.ones(3), None, None, training=True)
+
 def test_functional_parity_with_torch():
     torch = torch_or_skip()
     tF = torch.nn.functional

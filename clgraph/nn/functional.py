@@ -677,6 +677,13 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
     if eps < 0.0:
         raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
+    if input.ndim == 1 and input.numel() == 0:
+        # PyTorch passes an empty 1-D input through (no channels, nothing to normalize)
+        for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                        ("weight", weight), ("bias", bias)):
+            if t is not None and t.numel() != 0:
+                raise RuntimeError(f"{name} should contain 0 elements not {t.numel()}")
+        return input.clone()
     if input.ndim < 2:
         raise ValueError(f"batch_norm expected at least 2D input (got {input.ndim}D input)")
     C = input.shape[1]
