@@ -988,6 +988,59 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     return loss.reshape(target.shape) if reduction == "none" else loss
 
 
+
+def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, *,
+                         linear_bias: Tensor | None = None, weight: Tensor | None = None,
+                         reduction: str = "mean", ignore_index: int | None = None,
+                         label_smoothing: float = 0.0, options=None) -> Tensor:
+    """cross_entropy(linear(input, linear_weight, linear_bias), target, ...): input
+    (in_features,) or (N, in_features), linear_weight (C, in_features) or
+    (C, d_1, ..., d_K, in_features) for a K-dimensional loss (batched input only), whose
+    logits are (N, C, d_1, ..., d_K). ``ignore_index`` None means -100 for class indices and
+    must stay None for class probabilities. ``options`` (nn.LinearCrossEntropyOptions)
+    selects PyTorch's batch-chunked evaluation, the same values; here the composition
+    always runs, and options PyTorch's chunked path cannot take warn as there."""
+    if input.ndim not in (1, 2):
+        raise RuntimeError(f"expected input with dimensionality 1 or 2, got {input.ndim}")
+    if linear_weight.ndim < 2:
+        raise RuntimeError(f"expected linear_weight with dimensionality at least 2, got "
+                           f"{linear_weight.ndim}")
+    batch, in_features = tuple(input.shape[:-1]), input.shape[-1]
+    if in_features != linear_weight.shape[-1]:
+        raise RuntimeError(f"expected equal input and linear_weight last dimensions "
+                           f"(in_features), got {in_features} and {linear_weight.shape[-1]}, "
+                           f"respectively")
+    C, out_features = linear_weight.shape[0], tuple(linear_weight.shape[1:-1])
+    if linear_bias is not None and tuple(linear_bias.shape) != (C, *out_features):
+        raise RuntimeError(f"expected linear_bias shape {(C, *out_features)}, got "
+                           f"{tuple(linear_bias.shape)}")
+    if out_features and not batch:
+        raise RuntimeError(f"K-dimensional loss defined by linear_weight shape "
+                           f"{tuple(linear_weight.shape)} requires batched input, "
+                           f"(N, {in_features}), got unbatched input with shape "
+                           f"{tuple(input.shape)}")
+    logits_shape = (*batch, C, *out_features)
+    if tuple(target.shape) == logits_shape and ignore_index is not None:
+        raise RuntimeError("ignore_index cannot be specified when target contains "
+                           "probabilities")
+    if options is not None and (out_features or reduction not in ("mean", "sum", "none")
+                                or label_smoothing != 0.0 or target.dtype is not dt.int64):
+        warnings.warn(f"linear_cross_entropy: ``options`` ignored; chunked path needs "
+                      f"reduction in {{'mean','sum','none'}}, label_smoothing == 0, "
+                      f"target.dtype == int64, out_features == (). Got "
+                      f"reduction={reduction!r}, label_smoothing={label_smoothing}, "
+                      f"target.dtype={target.dtype}, out_features={out_features}, "
+                      f"linear_bias.shape="
+                      f"{tuple(linear_bias.shape) if linear_bias is not None else None}.",
+                      stacklevel=2)
+    rows = C * math.prod(out_features)
+    w = linear_weight.reshape(rows, in_features) if out_features else linear_weight
+    b = linear_bias.reshape(rows) if out_features and linear_bias is not None else linear_bias
+    logits = linear(input, w, b).reshape(logits_shape)
+    return cross_entropy(logits, target, weight, ignore_index=-100 if ignore_index is None
+                         else ignore_index, reduction=reduction,
+                         label_smoothing=label_smoothing)
+
 def _cross_entropy_probs(input, target, weight, reduction, label_smoothing, cdim):
     """cross_entropy with class probabilities: -sum(target * log_softmax(input)), composed
     of ops."""
