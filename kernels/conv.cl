@@ -46,7 +46,7 @@
                 2-d 2x2 windows at stride 2 over float rows of unit stride (IMG, GEOM), 8
                 outputs per work-item with vector loads (see above them).
      avg_pool   (VOL(x), GEOM3, include_pad, divisor, rows, y): y = window sum / divisor,
-                the divisor being divisor (when > 0), else the window clipped to the padded
+                the divisor being divisor (when not 0), else the window clipped to the padded
                 volume (include_pad) or to the volume, as PyTorch's. DD = DH = DW = 1.
                 rows = N*C*OD*OH.
      avg_pool_backward
@@ -87,12 +87,13 @@
 #ifndef IS_BF16
 #define IS_BF16 0
 #endif
+#ifndef F32_ROWS /* whether T is float: the 2x2 max pool kernels read float rows */
+#define F32_ROWS 1
+#endif
 #ifndef LOWEST /* below every value of ACC: max_pool's start (integer types pass their min) */
 #define LOWEST (-INFINITY)
-#define IS_INT 0
 #define IS_NAN(v) ((v) != (v)) /* isnan() is a call */
 #else
-#define IS_INT 1
 #define IS_NAN(v) 0 /* integers: no NaN (and no self-comparison warnings) */
 #endif
 
@@ -372,7 +373,7 @@ __kernel void max_pool_backward(VOL(g), VOL(x), GEOM3, const long rows, __global
   }
 }
 
-#if !IS_INT /* float rows only; not built for integer types */
+#if F32_ROWS /* float rows only; built for float32 storage alone */
 /* 2x2 windows, stride 2, no padding or dilation, float, rows read with unit stride (the
    pooling of nearly every CNN): a work-item takes 8 outputs of one output row, reading 16
    floats of each of the two input rows as vectors; taps in the order (0,0) (0,1) (1,0)
@@ -496,12 +497,12 @@ __kernel void max_pool2x2_backward(IMG(g), IMG(x), const int C, const int H, con
     for (int h = 2 * OH; h < H; ++h)
       for (int c = 2 * ow0; c < c1; ++c) gx[nc * H * W + h * W + c] = 0.0f;
 }
-#endif /* !IS_INT */
+#endif /* F32_ROWS */
 
 /* avg_pool's divisor for the window at (od, oh, ow); PyTorch's rule */
 inline ACC avg_divisor(const int od, const int oh, const int ow, GEOM3, const int include_pad,
                        const int divisor) {
-  if (divisor > 0) return (ACC)divisor;
+  if (divisor != 0) return (ACC)divisor; /* divisor_override, negative ones too */
   const int ds = od * SD - PD, hs = oh * SH - PH, ws = ow * SW - PW;
   const int de = IMIN(ds + KD, D + PD), he = IMIN(hs + KH, H + PH), we = IMIN(ws + KW, W + PW);
   if (include_pad) return (ACC)((de - ds) * (he - hs) * (we - ws));

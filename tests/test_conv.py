@@ -350,6 +350,7 @@ def test_max_pool2x2_vector_kernels(hw):
     ((3, 2), (2, 1), (1, 1), True, True, None, (8, 7)),
     ((3, 2), (2, 1), (1, 1), True, False, None, (8, 7)),
     ((2, 3), (3, 3), (1, 1), True, True, 5, (7, 7)),
+    ((2, 3), (3, 2), (1, 1), True, True, -2, (7, 7)),  # a negative divisor divides too
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_avg_pool2d(k, s, p, ceil, include, div, hw, dtype):
@@ -358,6 +359,12 @@ def test_avg_pool2d(k, s, p, ceil, include, div, hw, dtype):
                           divisor_override=div)
     close(got, ref_avg_pool(x, k, s, p, ceil, include, div), dtype, scale=4)
     assert conv.avg_pool2d(T(x[0]), k, s, p, ceil, include, div).shape == got.shape[1:]
+
+
+def test_avg_pool_negative_divisor_gradient():
+    x = T(arr(1, 2, 4, 6)).requires_grad_()
+    conv.avg_pool2d(x, 2, divisor_override=-4).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((1, 2, 4, 6), -0.25))
 
 
 @pytest.mark.parametrize("hw,size", [((8, 8), (4, 4)), ((7, 10), (3, 4)), ((5, 5), (7, 3)),

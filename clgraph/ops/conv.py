@@ -44,7 +44,8 @@ def _launch(name, d: dt.dtype, out, rows: int, values: dict, label: str | None =
         return
     info = out.device.info
     codegen.check_dtype(info, d)
-    defines = codegen.storage_defines(d) + (("ACC", d.compute),)
+    defines = codegen.storage_defines(d) + (("ACC", d.compute),
+                                            ("F32_ROWS", str(int(d is dt.float32))))
     if d.kind < 2:
         defines += (("LOWEST", _CL_MIN[d.cl]),)
     if d is dt.float64:
