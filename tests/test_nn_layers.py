@@ -439,6 +439,17 @@ def test_function_matches_torch(name):
               rtol=1e-8, atol=1e-10)
 
 
+def test_pdist_p0_counts_and_has_zero_gradient():
+    x = leaf(np.array([[1.0, 0.0, 2.0], [1.0, 3.0, 0.5], [0.0, 0.0, 2.0]]))
+    out = F.pdist(x, 0.0)
+    close(out, [2.0, 1.0, 3.0])
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((3, 3)))
+    y = leaf(arr(2, 4))
+    y.norm(p=0, dim=1).sum().backward()
+    np.testing.assert_array_equal(y.grad.numpy(), np.zeros((2, 4)))
+
+
 def test_conv3d_numpy_reference():
     x, w = arr(1, 2, 3, 4, 4), arr(3, 2, 2, 3, 2)
     out = F.conv3d(cg.from_numpy(x), cg.from_numpy(w)).numpy()
