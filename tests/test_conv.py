@@ -640,7 +640,16 @@ def test_integer_convolutions_and_pools_are_exact():
     with pytest.raises(NotImplementedError, match="\"avg_pool2d\" not implemented for 'Int'"):
         F.avg_pool2d(T(p), 2)
     with pytest.raises(NotImplementedError, match="\"im2col\" not implemented for 'Long'"):
-        F.unfold(T(x), 2)  # as PyTorch's unfold and fold: floating point only
+        F.unfold(T(x), 2)  # as PyTorch's unfold and fold: floating point and bool only
+    m = rng.random((1, 2, 3, 4)) > 0.6
+    cols = F.unfold(T(m), 2, padding=1)
+    assert cols.dtype == cg.bool
+    np.testing.assert_array_equal(cols.numpy(), conv._im2col_ref(
+        m.astype(np.float64), (2, 2), (1, 1), ((1, 1), (1, 1)), (1, 1), False) != 0)
+    blocks = rng.random((1, 8, 9)) > 0.7  # overlapping blocks: a position is any of them
+    folded = F.fold(T(blocks), (4, 4), 2)
+    np.testing.assert_array_equal(folded.numpy(), F.fold(T(blocks.astype(np.float64)),
+                                                         (4, 4), 2).numpy() != 0)
 
 # --- Conv1d ---------------------------------------------------------------------------------
 

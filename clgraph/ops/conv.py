@@ -860,7 +860,8 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
                          (padding, "padding"), (stride, "stride"))]
     (kh, kw), (dh, dw), (ph, pw), (sh, sw) = args
     _check_window("im2col", kh, kw, dh, dw, ph, pw, sh, sw)
-    _check_float("im2col", x)
+    if x.dtype is not dt.bool_:  # PyTorch's unfold: floating types and bool
+        _check_float("im2col", x)
     return _unbatch(apply(IM2COL, x, kernel_size=(kh, kw), dilation=(dh, dw),
                           padding=((ph, ph), (pw, pw)), stride=(sh, sw), transposed=False),
                     unbatched)
@@ -881,8 +882,11 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
                          (dilation, "dilation"), (padding, "padding"), (stride, "stride"))]
     (H, W), (kh, kw), (dh, dw), (ph, pw), (sh, sw) = args
     _check_window("col2im", kh, kw, dh, dw, ph, pw, sh, sw)
+    args = ((H, W), (kh, kw), (dh, dw), (ph, pw), (sh, sw))
+    if cols.dtype is dt.bool_:  # PyTorch's bool sum of overlapping blocks: any of them
+        return _unbatch(col2im(cols.to(dt.int32), *args) != 0, unbatched)
     _check_float("col2im", cols)
-    return _unbatch(col2im(cols, (H, W), (kh, kw), (dh, dw), (ph, pw), (sh, sw)), unbatched)
+    return _unbatch(col2im(cols, *args), unbatched)
 
 
 def col2im(cols, output_size, kernel_size, dilation, padding, stride):
