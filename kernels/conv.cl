@@ -46,7 +46,7 @@
                 2-d 2x2 windows at stride 2 over float rows of unit stride (IMG, GEOM), 8
                 outputs per work-item with vector loads (see above them).
      avg_pool   (VOL(x), GEOM3, include_pad, divisor, rows, y): y = window sum / divisor,
-                the divisor being divisor (when > 0), else the window clipped to the padded
+                the divisor being divisor (when not 0), else the window clipped to the padded
                 volume (include_pad) or to the volume, as PyTorch's. DD = DH = DW = 1.
                 rows = N*C*OD*OH.
      avg_pool_backward
@@ -63,7 +63,9 @@
 
    Build options: -D T (storage: float, double or half), -D ACC (arithmetic: float or
    double), -D IS_HALF=1 for half storage (vload_half/vstore_half, no cl_khr_fp16 needed),
-   -D USE_FP64=1 when T or ACC is double.
+   -D USE_FP64=1 when T or ACC is double. Integer types (max_pool, avg_pool of long, the
+   im2col/col2im/transpose copies of integer convolutions) compute in their own type, with
+   -D LOWEST=<its min> for max_pool; C's integer division truncates avg_pool toward zero.
 
    PoCL (measured, 2 EPYC cores): it vectorizes these kernels across work-items when the
    loops are plain reductions; isnan() and the integer min()/max() are calls there that
@@ -84,6 +86,15 @@
 #endif
 #ifndef IS_BF16
 #define IS_BF16 0
+#endif
+#ifndef F32_ROWS /* whether T is float: the 2x2 max pool kernels read float rows */
+#define F32_ROWS 1
+#endif
+#ifndef LOWEST /* below every value of ACC: max_pool's start (integer types pass their min) */
+#define LOWEST (-INFINITY)
+#define IS_NAN(v) ((v) != (v)) /* isnan() is a call */
+#else
+#define IS_NAN(v) 0 /* integers: no NaN (and no self-comparison warnings) */
 #endif
 
 #if IS_HALF
@@ -264,12 +275,12 @@ inline void window_span(const int start, const int K, const int D, const int n, 
    last NaN. PoCL vectorizes these two loops across work-items but not one loop that tracks
    the position (64x16x28x28, 2x2 windows: 0.67 ms against 3.9 ms). */
 #define WINDOW_MAX(m, x, base, xsd, xsh, xsw, ds, de, hs, he, ws, we, DD, DH, DW) \
-  ACC m = -INFINITY;                                                            \
+  ACC m = LOWEST;                                                               \
   for (int id = ds; id < de; id += DD)                                          \
     for (int ih = hs; ih < he; ih += DH)                                        \
       for (int iw = ws; iw < we; iw += DW) {                                    \
         const ACC v_ = LOAD(x, base + id * xsd + ih * xsh + iw * xsw);          \
-        m = (v_ > m || v_ != v_) ? v_ : m; /* isnan() is a call */              \
+        m = (v_ > m || IS_NAN(v_)) ? v_ : m;                                    \
       }
 
 inline long window_argmax(__global const T *x, const long base, const long xsd,
@@ -283,7 +294,7 @@ inline long window_argmax(__global const T *x, const long base, const long xsd,
       for (int iw = ws; iw < we; iw += DW) {
         const ACC v = LOAD(x, base + id * xsd + ih * xsh + iw * xsw);
         const long p = ((long)id * H + ih) * W + iw;
-        pos = v != v ? p : (pos < 0 && v == m) ? p : pos;
+        pos = IS_NAN(v) ? p : (pos < 0 && v == m) ? p : pos;
       }
   return pos < 0 ? ((long)ds * H + hs) * W + ws : pos;
 }
@@ -362,6 +373,7 @@ __kernel void max_pool_backward(VOL(g), VOL(x), GEOM3, const long rows, __global
   }
 }
 
+#if F32_ROWS /* float rows only; built for float32 storage alone */
 /* 2x2 windows, stride 2, no padding or dilation, float, rows read with unit stride (the
    pooling of nearly every CNN): a work-item takes 8 outputs of one output row, reading 16
    floats of each of the two input rows as vectors; taps in the order (0,0) (0,1) (1,0)
@@ -485,11 +497,12 @@ __kernel void max_pool2x2_backward(IMG(g), IMG(x), const int C, const int H, con
     for (int h = 2 * OH; h < H; ++h)
       for (int c = 2 * ow0; c < c1; ++c) gx[nc * H * W + h * W + c] = 0.0f;
 }
+#endif /* F32_ROWS */
 
 /* avg_pool's divisor for the window at (od, oh, ow); PyTorch's rule */
 inline ACC avg_divisor(const int od, const int oh, const int ow, GEOM3, const int include_pad,
                        const int divisor) {
-  if (divisor > 0) return (ACC)divisor;
+  if (divisor != 0) return (ACC)divisor; /* divisor_override, negative ones too */
   const int ds = od * SD - PD, hs = oh * SH - PH, ws = ow * SW - PW;
   const int de = IMIN(ds + KD, D + PD), he = IMIN(hs + KH, H + PH), we = IMIN(ws + KW, W + PW);
   if (include_pad) return (ACC)((de - ds) * (he - hs) * (we - ws));

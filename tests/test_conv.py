@@ -350,6 +350,7 @@ def test_max_pool2x2_vector_kernels(hw):
     ((3, 2), (2, 1), (1, 1), True, True, None, (8, 7)),
     ((3, 2), (2, 1), (1, 1), True, False, None, (8, 7)),
     ((2, 3), (3, 3), (1, 1), True, True, 5, (7, 7)),
+    ((2, 3), (3, 2), (1, 1), True, True, -2, (7, 7)),  # a negative divisor divides too
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_avg_pool2d(k, s, p, ceil, include, div, hw, dtype):
@@ -358,6 +359,12 @@ def test_avg_pool2d(k, s, p, ceil, include, div, hw, dtype):
                           divisor_override=div)
     close(got, ref_avg_pool(x, k, s, p, ceil, include, div), dtype, scale=4)
     assert conv.avg_pool2d(T(x[0]), k, s, p, ceil, include, div).shape == got.shape[1:]
+
+
+def test_avg_pool_negative_divisor_gradient():
+    x = T(arr(1, 2, 4, 6)).requires_grad_()
+    conv.avg_pool2d(x, 2, divisor_override=-4).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((1, 2, 4, 6), -0.25))
 
 
 @pytest.mark.parametrize("hw,size", [((8, 8), (4, 4)), ((7, 10), (3, 4)), ((5, 5), (7, 3)),
@@ -591,6 +598,58 @@ def test_errors(fn, exc, match):
             fn()
     assert prof.launches == 0
 
+
+
+def test_integer_convolutions_and_pools_are_exact():
+    """Integer convolutions (every integer dtype, wrapping on overflow as PyTorch's CPU
+    kernels), max pools of integers and int64 average pools (C's truncating division)
+    against loop references; bool (and avg_pool of int32) raise naming the dtype."""
+    import clgraph.nn.functional as F
+
+    rng = np.random.default_rng(3)
+    x, w, b = (rng.integers(-9, 10, s) for s in ((2, 4, 5, 6), (6, 2, 3, 2), (6,)))
+    got = F.conv2d(T(x), T(w), T(b), 1, 1, 2, 2)
+    assert got.dtype == cg.int64
+    ref = ref_conv2d(x.astype(np.float64), w.astype(np.float64), b, (1, 1), ((1, 1), (1, 1)),
+                     (2, 2), 2)
+    np.testing.assert_array_equal(got.numpy(), ref)
+    big = F.conv2d(T(np.full((1, 1, 1, 2), 2 ** 40)), T(np.full((1, 1, 1, 2), 2 ** 30)))
+    assert big.tolist() == [[[[0]]]]  # 2**71 wraps to 0 in int64
+    u8 = F.conv1d(T(np.array([[[200, 100, 3]]], np.uint8)), T(np.array([[[1, 1]]], np.uint8)))
+    assert u8.dtype == cg.uint8 and u8.tolist() == [[[44, 103]]]
+    xt, wt = rng.integers(-5, 6, (1, 2, 3, 3)), rng.integers(-5, 6, (2, 1, 2, 3))
+    yt = F.conv_transpose2d(T(xt), T(wt), None, (2, 1), 0, (1, 0), 2)
+    ref_t = np.zeros((1, 2, (3 - 1) * 2 + 2 + 1, (3 - 1) + 3))  # output_padding 1 below
+    for c in range(2):
+        for i in range(3):
+            for j in range(3):
+                ref_t[0, c, 2 * i:2 * i + 2, j:j + 3] += xt[0, c, i, j] * wt[c, 0]
+    np.testing.assert_array_equal(yt.numpy(), ref_t)
+    p = rng.integers(-50, 50, (1, 2, 5, 7)).astype(np.int32)
+    mp = F.max_pool2d(T(p), 3, 2, 1, ceil_mode=True)
+    assert mp.dtype == cg.int32
+    padded = np.pad(p, ((0, 0), (0, 0), (1, 1), (1, 2)), constant_values=-100)
+    np.testing.assert_array_equal(
+        mp.numpy(), [[[[padded[0, c, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max() for j in range(4)]
+                       for i in range(3)] for c in range(2)]])
+    a = np.array([[[-7, 2, 3, -4, 5, 6, 1]]])
+    assert F.avg_pool1d(T(a), 3, 1, 1).tolist() == [[[-1, 0, 0, 1, 2, 4, 2]]]
+    assert F.avg_pool2d(T(a[None]), (1, 2), divisor_override=3).tolist() == [[[[-1, 0, 3]]]]
+    with pytest.raises(NotImplementedError, match="\"conv2d\" not implemented for 'Bool'"):
+        F.conv2d(T(x > 0), T(w > 0), None, 1, 1, 2, 2)
+    with pytest.raises(NotImplementedError, match="\"avg_pool2d\" not implemented for 'Int'"):
+        F.avg_pool2d(T(p), 2)
+    with pytest.raises(NotImplementedError, match="\"im2col\" not implemented for 'Long'"):
+        F.unfold(T(x), 2)  # as PyTorch's unfold and fold: floating point and bool only
+    m = rng.random((1, 2, 3, 4)) > 0.6
+    cols = F.unfold(T(m), 2, padding=1)
+    assert cols.dtype == cg.bool
+    np.testing.assert_array_equal(cols.numpy(), conv._im2col_ref(
+        m.astype(np.float64), (2, 2), (1, 1), ((1, 1), (1, 1)), (1, 1), False) != 0)
+    blocks = rng.random((1, 8, 9)) > 0.7  # overlapping blocks: a position is any of them
+    folded = F.fold(T(blocks), (4, 4), 2)
+    np.testing.assert_array_equal(folded.numpy(), F.fold(T(blocks.astype(np.float64)),
+                                                         (4, 4), 2).numpy() != 0)
 
 # --- Conv1d ---------------------------------------------------------------------------------
 

@@ -375,3 +375,53 @@ def test_against_torch():
                                    atol=1e-5, err_msg=what)
         np.testing.assert_allclose(cx.grad.numpy(), tx.grad.numpy(),
                                    rtol=1e-5, atol=1e-6, err_msg=what)
+
+
+def test_linear_cross_entropy():
+    """cross_entropy of linear(input, linear_weight, linear_bias): against the numpy
+    reference, the K-dimensional weight's logits (N, C, d_1), gradchecks, options and
+    PyTorch's checks (and PyTorch's values where it is installed)."""
+    rng = np.random.default_rng(4)
+    x, w, b = rng.standard_normal((6, 4)), rng.standard_normal((5, 4)), rng.standard_normal(5)
+    t, cw = np.array([0, 4, 2, 2, 1, 3]), rng.uniform(0.5, 2.0, 5)
+    got = F.linear_cross_entropy(cg.tensor(x), cg.tensor(w), cg.tensor(t),
+                                 linear_bias=cg.tensor(b), weight=cg.tensor(cw), ignore_index=2,
+                                 reduction="sum")
+    ref, _ = _ref(x @ w.T + b, t, cw, ignore=2, reduction="sum")
+    np.testing.assert_allclose(got.item(), ref, rtol=1e-12)
+    w3, t3 = rng.standard_normal((5, 3, 4)), rng.integers(0, 5, (6, 3))
+    logits = np.einsum("nf,cdf->ncd", x, w3)
+    per = F.linear_cross_entropy(cg.tensor(x), cg.tensor(w3), cg.tensor(t3), reduction="none")
+    ref3, _ = _ref(logits.transpose(0, 2, 1).reshape(-1, 5), t3.reshape(-1), reduction="none")
+    np.testing.assert_allclose(per.numpy(), ref3.reshape(6, 3), rtol=1e-12)
+    probs = rng.dirichlet(np.ones(5), 6)
+    assert gradcheck(lambda a, m, c: F.linear_cross_entropy(a, m, cg.tensor(probs[:3]),
+                                                            linear_bias=c, label_smoothing=0.1),
+                     (cg.tensor(x[:3]).requires_grad_(), cg.tensor(w).requires_grad_(),
+                      cg.tensor(b).requires_grad_()))
+    assert gradcheck(lambda a, m: F.linear_cross_entropy(a, m, cg.tensor(t3[:3])),
+                     (cg.tensor(x[:3]).requires_grad_(), cg.tensor(w3).requires_grad_()))
+    opts = nn.LinearCrossEntropyOptions(batch_chunk_size=2)
+    chunked = F.linear_cross_entropy(cg.tensor(x), cg.tensor(w), cg.tensor(t), options=opts)
+    plain = F.linear_cross_entropy(cg.tensor(x), cg.tensor(w), cg.tensor(t))
+    assert chunked.item() == plain.item()
+    with pytest.warns(UserWarning, match="``options`` ignored"):
+        F.linear_cross_entropy(cg.tensor(x), cg.tensor(w), cg.tensor(t), options=opts,
+                               label_smoothing=0.1)
+    with pytest.raises(ValueError, match="batch_chunk_size must be positive"):
+        nn.LinearCrossEntropyOptions(batch_chunk_size=0)
+    with pytest.raises(RuntimeError, match="ignore_index cannot be specified"):
+        F.linear_cross_entropy(cg.tensor(x), cg.tensor(w), cg.tensor(probs), ignore_index=1)
+    with pytest.raises(RuntimeError, match="requires batched input"):
+        F.linear_cross_entropy(cg.tensor(x[0]), cg.tensor(w3), cg.tensor(t3[0]))
+    with pytest.raises(RuntimeError, match=r"expected linear_bias shape \(5, 3\), got \(5,\)"):
+        F.linear_cross_entropy(cg.tensor(x), cg.tensor(w3), cg.tensor(t3),
+                               linear_bias=cg.tensor(b))
+    torch = pytest.importorskip("torch")
+    tl = torch.nn.functional.linear_cross_entropy(
+        torch.tensor(x), torch.tensor(w3), torch.tensor(probs[:, :, None].repeat(3, 2)),
+        label_smoothing=0.2, reduction="none")
+    cl = F.linear_cross_entropy(cg.tensor(x), cg.tensor(w3),
+                                cg.tensor(probs[:, :, None].repeat(3, 2)),
+                                label_smoothing=0.2, reduction="none")
+    np.testing.assert_allclose(cl.numpy(), tl.numpy(), rtol=1e-12)

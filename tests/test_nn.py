@@ -1387,13 +1387,51 @@ def test_load_state_dict_errors_match_torch():
     assert cres == tuple(tres) and repr(cres) == repr(tres)
 
 
+
+def test_pad_negative_amounts_in_reflect_replicate_circular():
+    """A negative amount crops that side; reflect and replicate read the other side from the
+    uncropped dim (PyTorch's source index j - left), circular wraps the cropped one."""
+    x = cg.from_numpy(np.arange(4.0).reshape(1, 1, 4))
+    cases = {("replicate", (-4, 5)): [3, 3, 3, 3, 3], ("replicate", (-2, 5)): [2, 3, 3, 3, 3, 3, 3],
+             ("replicate", (2, -1)): [0, 0, 0, 1, 2], ("replicate", (3, -2)): [0, 0, 0, 0, 1],
+             ("replicate", (1, -3)): [0, 0], ("reflect", (-2, 3)): [2, 3, 2, 1, 0],
+             ("reflect", (3, -2)): [3, 2, 1, 0, 1], ("reflect", (-4, 1)): [2],
+             ("reflect", (-1, 2)): [1, 2, 3, 2, 1], ("circular", (-1, 2)): [1, 2, 3, 1, 2],
+             ("circular", (2, -1)): [1, 2, 0, 1, 2], ("circular", (-3, 1)): [3, 3]}
+    for (mode, amounts), want in cases.items():
+        np.testing.assert_array_equal(F.pad(x, amounts, mode).numpy()[0, 0], want,
+                                      err_msg=f"{mode} {amounts}")
+    for mode, amounts in (("replicate", (-4, 0)), ("reflect", (-4, -1))):
+        with pytest.raises(RuntimeError, match=r"too small for padding .* output size is"):
+            F.pad(x, amounts, mode)
+    with pytest.raises(RuntimeError, match="Padding size should be less than"):
+        F.pad(x, (-1, 4), "reflect")
+    for mode, amounts in (("replicate", (-3, 4, 2, -2)), ("reflect", (-2, 3, 1, -2))):
+        assert gradcheck(lambda a, m=mode, p=amounts: F.pad(a, p, m),
+                         (cg.from_numpy(rnd(2, 3, 4, seed=3)())
+                          .requires_grad_(),))
+
+
+def test_batch_norm_passes_an_empty_1d_input_through():
+    x = cg.zeros(0, dtype=F64).requires_grad_()
+    y = F.batch_norm(x, cg.zeros(0, dtype=F64), cg.zeros(0, dtype=F64), training=True)
+    assert y.shape == (0,) and y.dtype == F64
+    y.sum().backward()
+    assert x.grad.shape == (0,)
+    with pytest.raises(RuntimeError, match="running_mean should contain 0 elements not 3"):
+        F.batch_norm(cg.zeros(0), cg.zeros(3), cg.ones(3))
+    with pytest.raises(ValueError, match="expected at least 2D input"):
+        F.batch_norm(cg.ones(3), None, None, training=True)
+
 def test_functional_parity_with_torch():
     torch = torch_or_skip()
     tF = torch.nn.functional
     rng = np.random.default_rng(5)
     x = rng.normal(size=(2, 3, 4)).astype(np.float32)
     for pad, mode in [((1, 2), "constant"), ((1, 1, 2, 0), "reflect"),
-                      ((2, 1, 1, 1), "replicate"), ((1, 3), "circular"), ((-1, 2), "constant")]:
+                      ((2, 1, 1, 1), "replicate"), ((1, 3), "circular"), ((-1, 2), "constant"),
+                      ((-3, 4, 1, -2), "replicate"), ((-2, 3, 2, -1), "reflect"),
+                      ((-1, 2, 1, -2), "circular")]:
         _close(tF.pad(torch.from_numpy(x), pad, mode=mode).numpy(),
                F.pad(cg.from_numpy(x), pad, mode=mode), f"pad {pad} {mode}")
     t = np.array([[0, 2], [1, 1]])

@@ -84,6 +84,29 @@ def test_activation_modules_and_inplace():
         F.prelu(cg.ones(2, 3), cg.ones(2))
 
 
+
+def test_clamping_activations_keep_integer_dtypes():
+    """hardtanh, relu6 and threshold on integers keep the dtype, their float bounds
+    truncated toward zero (PyTorch converts the scalars to the tensor's dtype)."""
+    x = cg.arange(-3, 4)
+    for got, want in ((F.hardtanh(x, -0.5, 0.5), [0] * 7),
+                      (F.hardtanh(x, -1.5, 2.5), [-1, -1, -1, 0, 1, 2, 2]),
+                      (F.hardtanh(x), [-1, -1, -1, 0, 1, 1, 1]),
+                      (F.relu6(x * 3), [0, 0, 0, 0, 3, 6, 6]),
+                      (F.threshold(x, 0.5, 2.7), [2, 2, 2, 2, 1, 2, 3]),
+                      (cg.threshold(x, 1, -20), [-20] * 5 + [2, 3]),
+                      (F.relu6(cg.tensor([250, 3], dtype=cg.uint8)), [6, 3])):
+        assert got.dtype == x.dtype or got.dtype == cg.uint8
+        assert got.tolist() == want
+    y = x.clone()
+    assert F.hardtanh_(y, -1.5, 1.5) is y and y.tolist() == [-1, -1, -1, 0, 1, 1, 1]
+    with pytest.raises(RuntimeError, match="Bool inputs not supported for hardtanh"):
+        F.relu6(cg.tensor([True]))
+    with pytest.raises(RuntimeError, match="unsigned type with negative limits"):
+        F.hardtanh(cg.tensor([1], dtype=cg.uint8))
+    with pytest.raises(RuntimeError, match="300.0 cannot be converted to type int8"):
+        F.hardtanh(x.to(cg.int8), 0, 300.0)
+
 def test_losses():
     a, b = RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4)) * 2
     d = np.abs(a - b)

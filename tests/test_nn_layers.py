@@ -366,6 +366,38 @@ def test_linear_cross_entropy_matches_torch():
         close(ours.linear.weight.grad, theirs.linear.weight.grad.numpy())
 
 
+def test_ctc_direct_gradient_is_the_true_derivative():
+    """Differentiated directly in log_probs (no log_softmax in between), clgraph gives the
+    true derivative (float64 central differences); PyTorch's CTC backward assumes log_probs
+    lie on the log-simplex and adds exp(log_probs) * grad_out on each frame t < input_length
+    (pytorch/pytorch#52241), so the two differ by exactly that term."""
+    logits = arr(7, 2, 5, low=-2, high=2)
+    lp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    il, tl = [7, 5], [3, 2]
+    for targets, blank, reduction, zero_inf in (
+            (np.array([[1, 3, 3], [4, 1, 0]]), 0, "none", False),
+            (np.array([1, 0, 0, 4, 1]), 2, "sum", True),  # concatenated 1-D targets
+            (np.array([[0, 1, 1], [4, 3, 4]]), 2, "mean", False)):
+        w = np.array([0.7, -1.3]) if reduction == "none" else 1.0
+
+        def fn(x):
+            out = F.ctc_loss(x, cg.tensor(targets), il, tl, blank=blank,
+                             reduction=reduction, zero_infinity=zero_inf)
+            return (out * cg.tensor(w)).sum()
+
+        assert gradcheck(fn, (leaf(lp),))
+        T = torch_or_skip()
+        x = leaf(lp)
+        fn(x).backward()
+        tx = T.tensor(lp, requires_grad=True)
+        ref = T.nn.functional.ctc_loss(tx, T.tensor(targets), il, tl, blank=blank,
+                                       reduction=reduction, zero_infinity=zero_inf)
+        (ref * T.tensor(w)).sum().backward()
+        g_out = np.broadcast_to(w, (2,)) / (np.array(tl) * 2 if reduction == "mean" else 1)
+        frames = np.arange(7)[:, None] < np.array(il)
+        close(x.grad, tx.grad.numpy() - np.exp(lp) * (g_out * frames)[..., None], atol=1e-12)
+
+
 # --- layers --------------------------------------------------------------------------------
 
 # name -> (clgraph function, float64 inputs, torch function of torch inputs)
@@ -385,6 +417,21 @@ FUNCS = {
                          (arr(1, 4, 3, 3, 2), arr(4, 1, 2, 2, 3), arr(2)),
                          lambda T, x, w, b: T.nn.functional.conv_transpose3d(
                              x, w, b, (2, 1, 2), 1, (1, 0, 1), 2, (1, 2, 1))),
+    # output_padding at least the stride (allowed while it is below the dilation)
+    "conv_transpose1d_wide_output_padding": (
+        lambda x, w, b: F.conv_transpose1d(x, w, b, 2, 1, 3, 2, 4),
+        (arr(1, 2, 3), arr(2, 1, 3), arr(2)),
+        lambda T, x, w, b: T.nn.functional.conv_transpose1d(x, w, b, 2, 1, 3, 2, 4)),
+    "conv_transpose2d_wide_output_padding": (
+        lambda x, w, b: F.conv_transpose2d(x, w, b, (3, 2), (1, 2), (2, 3), 2, 4),
+        (arr(1, 2, 2, 3), arr(2, 1, 2, 3), arr(2)),
+        lambda T, x, w, b: T.nn.functional.conv_transpose2d(x, w, b, (3, 2), (1, 2), (2, 3),
+                                                             2, 4)),
+    "conv_transpose3d_wide_output_padding": (
+        lambda x, w, b: F.conv_transpose3d(x, w, b, (2, 1, 2), (1, 0, 2), (2, 1, 3), 1, 4),
+        (arr(1, 1, 2, 2, 2), arr(1, 2, 2, 2, 2), arr(2)),
+        lambda T, x, w, b: T.nn.functional.conv_transpose3d(x, w, b, (2, 1, 2), (1, 0, 2),
+                                                             (2, 1, 3), 1, 4)),
     "adaptive_avg_pool1d": (lambda x: F.adaptive_avg_pool1d(x, 3), (arr(2, 3, 7),),
                             lambda T, x: T.nn.functional.adaptive_avg_pool1d(x, 3)),
     "adaptive_max_pool1d": (lambda x: F.adaptive_max_pool1d(x, 4), (arr(2, 3, 7),),
@@ -446,6 +493,17 @@ def test_function_matches_torch(name):
     for o, t in zip(ours, theirs):  # no gradient path (nearest's grid) is PyTorch's zeros
         close(o.grad if o.grad is not None else cg.zeros(*o.shape), t.grad.numpy(),
               rtol=1e-8, atol=1e-10)
+
+
+def test_pdist_p0_counts_and_has_zero_gradient():
+    x = leaf(np.array([[1.0, 0.0, 2.0], [1.0, 3.0, 0.5], [0.0, 0.0, 2.0]]))
+    out = F.pdist(x, 0.0)
+    close(out, [2.0, 1.0, 3.0])
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((3, 3)))
+    y = leaf(arr(2, 4))
+    y.norm(p=0, dim=1).sum().backward()
+    np.testing.assert_array_equal(y.grad.numpy(), np.zeros((2, 4)))
 
 
 def test_conv3d_numpy_reference():

@@ -372,8 +372,10 @@ BAD = [  # call, exception, message (PyTorch's, carrying the values)
     (lambda: F.max_pool3d(_x(2, 3, 0, 6, 7), 2), RuntimeError,
      r"Expected input's non-batch dimensions to have positive length, but input has a shape "
      r"of \[2, 3, 0, 6, 7\]"),
-    (lambda: F.max_pool3d(_x(2, 3, 4, 4, 4, dtype=np.int64), 2), NotImplementedError,
-     "\"max_pool3d\" not implemented for 'Long'"),
+    (lambda: F.max_pool3d(_x(2, 3, 4, 4, 4, dtype=np.bool_), 2), NotImplementedError,
+     "\"max_pool3d\" not implemented for 'Bool'"),
+    (lambda: F.avg_pool3d(_x(2, 3, 4, 4, 4, dtype=np.int32), 2), NotImplementedError,
+     "\"avg_pool3d\" not implemented for 'Int'"),
     (lambda: F.avg_pool3d(_x(2, 3, 5, 6, 7), (2, 2)), RuntimeError,
      "avg_pool3d: kernel_size must be a single int, or a tuple of three ints"),
     (lambda: F.avg_pool3d(_x(2, 3, 5, 6, 7), 2, divisor_override=0), RuntimeError,

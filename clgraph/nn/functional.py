@@ -149,10 +149,20 @@ def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
              inplace: bool = False) -> Tensor:
-    """clamp(x, min_val, max_val); the gradient is 0 outside (min_val, max_val)."""
+    """clamp(x, min_val, max_val); the gradient is 0 outside (min_val, max_val). An integer
+    input keeps its dtype, the bounds converted to it (truncated toward zero) as PyTorch does."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val "
                          f"({max_val})")
+    if input.dtype is dt.bool_:
+        raise RuntimeError("Bool inputs not supported for hardtanh")
+    if input.dtype.kind == 1:
+        if not input.dtype.is_signed and (int(min_val) < 0 or int(max_val) < 0):
+            raise RuntimeError(f"cannot do hardtanh on an unsigned type with negative limits "
+                               f"(min_val={min_val}, max_val={max_val}, dtype "
+                               f"{input.dtype.name})")
+        lo, hi = (M.integral_scalar(v, input.dtype, "hardtanh") for v in (min_val, max_val))
+        return _result(input, M.clamp(input, lo, hi), inplace)
     inside = (input > min_val) & (input < max_val)
     out = M.where(inside, input, M.clamp(input.detach(), min_val, max_val))
     return _result(input, out, inplace)
@@ -489,6 +499,22 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
         left, right = int(pad[2 * k]), int(pad[2 * k + 1])
         d = input.ndim - 1 - k
         n = out.shape[d]
+        if (left or right) and n + left + right < (1 if mode in ("reflect", "replicate") else 0):
+            raise RuntimeError(f"pad: input of size {list(input.shape)} is too small for "
+                               f"padding ({left}, {right}) at dimension {d} in {mode} mode: "
+                               f"the calculated output size is {n + left + right}")
+        if mode in ("reflect", "replicate") and (left < 0 or right < 0):
+            # PyTorch reads output j from source j - left, reflected or clamped into the
+            # uncropped dim: a negative side crops, the other pads from the full extent
+            if mode == "reflect" and (left >= n or right >= n):
+                raise RuntimeError(f"Argument #4: Padding size should be less than the "
+                                   f"corresponding input dimension, but got: padding ({left}, "
+                                   f"{right}) at dimension {d} of input {list(input.shape)}")
+            if n == 0:
+                raise RuntimeError(f"Expected a non-empty dimension {d} to pad in {mode} "
+                                   f"mode, but got input of size {list(input.shape)}")
+            out = index_select(out, d, _pad_index(mode, n, left, right, out.device))
+            continue
         if left < 0:
             out = out.narrow(d, -left, n + left)
             n, left = n + left, 0
@@ -654,6 +680,13 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
         raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
     if eps < 0.0:
         raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
+    if input.ndim == 1 and input.numel() == 0:
+        # PyTorch passes an empty 1-D input through (no channels, nothing to normalize)
+        for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                        ("weight", weight), ("bias", bias)):
+            if t is not None and t.numel() != 0:
+                raise RuntimeError(f"{name} should contain 0 elements not {t.numel()}")
+        return input.clone()
     if input.ndim < 2:
         raise ValueError(f"batch_norm expected at least 2D input (got {input.ndim}D input)")
     C = input.shape[1]
@@ -962,16 +995,19 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     return loss.reshape(target.shape) if reduction == "none" else loss
 
 
+
 def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, *,
                          linear_bias: Tensor | None = None, weight: Tensor | None = None,
                          reduction: str = "mean", ignore_index: int | None = None,
                          label_smoothing: float = 0.0, options=None) -> Tensor:
-    """cross_entropy(linear(input, linear_weight, linear_bias), target): ``input`` is
-    (in_features) or (N, in_features); ``linear_weight`` is (C, in_features) or
-    (C, d_1, ..., d_K, in_features) for a K-dimensional loss, whose logits are
-    (N, C, d_1, ..., d_K). ``options`` (PyTorch's chunking strategy, a memory saving with
-    the same result) is accepted and not used."""
-    if input.ndim < 1 or input.ndim > 2:
+    """cross_entropy(linear(input, linear_weight, linear_bias), target, ...): input
+    (in_features,) or (N, in_features), linear_weight (C, in_features) or
+    (C, d_1, ..., d_K, in_features) for a K-dimensional loss (batched input only), whose
+    logits are (N, C, d_1, ..., d_K). ``ignore_index`` None means -100 for class indices and
+    must stay None for class probabilities. ``options`` (nn.LinearCrossEntropyOptions)
+    selects PyTorch's batch-chunked evaluation, the same values; here the composition
+    always runs, and options PyTorch's chunked path cannot take warn as there."""
+    if input.ndim not in (1, 2):
         raise RuntimeError(f"expected input with dimensionality 1 or 2, got {input.ndim}")
     if linear_weight.ndim < 2:
         raise RuntimeError(f"expected linear_weight with dimensionality at least 2, got "
@@ -994,14 +1030,23 @@ def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, *
     if tuple(target.shape) == logits_shape and ignore_index is not None:
         raise RuntimeError("ignore_index cannot be specified when target contains "
                            "probabilities")
-    rows = math.prod(out_features, start=C)
-    w = linear_weight.reshape(rows, in_features)
-    b = None if linear_bias is None else linear_bias.reshape(rows)
+    if options is not None and (out_features or reduction not in ("mean", "sum", "none")
+                                or label_smoothing != 0.0 or target.dtype is not dt.int64):
+        warnings.warn(f"linear_cross_entropy: ``options`` ignored; chunked path needs "
+                      f"reduction in {{'mean','sum','none'}}, label_smoothing == 0, "
+                      f"target.dtype == int64, out_features == (). Got "
+                      f"reduction={reduction!r}, label_smoothing={label_smoothing}, "
+                      f"target.dtype={target.dtype}, out_features={out_features}, "
+                      f"linear_bias.shape="
+                      f"{tuple(linear_bias.shape) if linear_bias is not None else None}.",
+                      stacklevel=2)
+    rows = C * math.prod(out_features)
+    w = linear_weight.reshape(rows, in_features) if out_features else linear_weight
+    b = linear_bias.reshape(rows) if out_features and linear_bias is not None else linear_bias
     logits = linear(input, w, b).reshape(logits_shape)
-    return cross_entropy(logits, target, weight=weight, reduction=reduction,
-                         ignore_index=-100 if ignore_index is None else ignore_index,
+    return cross_entropy(logits, target, weight, ignore_index=-100 if ignore_index is None
+                         else ignore_index, reduction=reduction,
                          label_smoothing=label_smoothing)
-
 
 def _cross_entropy_probs(input, target, weight, reduction, label_smoothing, cdim):
     """cross_entropy with class probabilities: -sum(target * log_softmax(input)), composed
@@ -1858,7 +1903,13 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     xg = x.reshape(N, groups, Cin // groups, H * W)
     wg = weight.reshape(groups, Cin // groups, Cg * kh * kw).transpose(1, 2)
     cols = (wg.unsqueeze(0) @ xg).reshape(N, groups * Cg * kh * kw, H * W)
-    y = fold(cols, (OH, OW), (kh, kw), (dh, dw), (ph, pw), (sh, sw))
+    if oph < sh and opw < sw:  # the output padding lies within the last stride
+        y = _conv.col2im(cols, (OH, OW), (kh, kw), (dh, dw), (ph, pw), (sh, sw))
+    else:  # output_padding >= stride (allowed when < dilation): fold the whole padded
+        # extent the windows cover, then crop the padding and zero-extend to (OH, OW)
+        Hp, Wp = (H - 1) * sh + dh * (kh - 1) + 1, (W - 1) * sw + dw * (kw - 1) + 1
+        y = _conv.col2im(cols, (Hp, Wp), (kh, kw), (dh, dw), (0, 0), (sh, sw))
+        y = pad(y, [-pw, OW + pw - Wp, -ph, OH + ph - Hp])
     if bias is not None:
         y = y + bias.reshape(1, -1, 1, 1)
     return y.squeeze(0) if unbatched else y

@@ -4,8 +4,10 @@ _WeightedLoss) and calls the matching function in ``functional``."""
 from __future__ import annotations
 
 import math
+import dataclasses
 import warnings
 
+from .. import dtypes as dt
 from ..tensor import Tensor
 from . import functional as F
 from .layers import Linear, PairwiseDistance
@@ -310,3 +312,34 @@ class TripletMarginWithDistanceLoss(_Loss):
         return F.triplet_margin_with_distance_loss(
             anchor, positive, negative, distance_function=self.distance_function,
             margin=self.margin, swap=self.swap, reduction=self.reduction)
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearCrossEntropyOptions:
+    """Chunking options of F.linear_cross_entropy (PyTorch's fields and checks); clgraph
+    computes the same values without chunking, so they only select the path's rules."""
+
+    allow_retain_graph: bool = False
+    batch_chunk_size: int | None = None
+    chunking_method: str | None = "auto"
+    acc_policy: str = "auto"
+    acc_dtype: object = None
+
+    def __post_init__(self):
+        if self.acc_policy not in {"auto", "accurate", "balanced", "compact"}:
+            raise ValueError(f"invalid acc_policy: {self.acc_policy!r}")
+        if self.chunking_method is not None and self.chunking_method != "auto":
+            name, sep, factor = self.chunking_method.partition(":")
+            factor = factor if sep else "1"
+            if not (name == "aspect_ratio" and factor.isdigit() and int(factor) > 0):
+                raise ValueError(f"invalid chunking_method: {self.chunking_method!r}")
+        if not (self.batch_chunk_size is None or (isinstance(self.batch_chunk_size, int)
+                                                  and self.batch_chunk_size > 0)):
+            raise ValueError(f"batch_chunk_size must be positive int or None, got "
+                             f"{self.batch_chunk_size!r}")
+        if self.acc_dtype is not None and self.acc_dtype not in (
+                dt.float16, dt.bfloat16, dt.float32, dt.float64):
+            raise ValueError(f"acc_dtype must be one of {{None, torch.float16, "
+                             f"torch.bfloat16, torch.float32, torch.float64}}, got "
+                             f"{self.acc_dtype!r}. Pass acc_dtype=None to let the op pick "
+                             f"automatically.")

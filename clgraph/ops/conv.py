@@ -44,7 +44,10 @@ def _launch(name, d: dt.dtype, out, rows: int, values: dict, label: str | None =
         return
     info = out.device.info
     codegen.check_dtype(info, d)
-    defines = codegen.storage_defines(d) + (("ACC", d.compute),)
+    defines = codegen.storage_defines(d) + (("ACC", d.compute),
+                                            ("F32_ROWS", str(int(d is dt.float32))))
+    if d.kind < 2:
+        defines += (("LOWEST", _CL_MIN[d.cl]),)
     if d is dt.float64:
         defines += (("USE_FP64", "1"),)
     kern = codegen.template_kernel(info, "conv.cl", name, defines)
@@ -85,6 +88,21 @@ def _check_float(name, x):
     if not x.dtype.is_floating_point:
 
         raise NotImplementedError(f'"{name}" not implemented for \'{_pyname(x.dtype)}\'')
+
+
+# the lowest value of each integer OpenCL type, where max_pool starts
+_CL_MIN = {"uchar": "0", "char": "CHAR_MIN", "short": "SHRT_MIN", "int": "INT_MIN",
+           "long": "LONG_MIN", "bool": "0"}
+
+
+def _check_real(name, x, ints=True):
+    """The dtypes an op computes in: floating point, and integers where ``ints`` (as PyTorch's
+    CPU kernels: convolutions and max pooling take every integer type, average pooling
+    int64 only); bool and complex raise naming the dtype."""
+    d = x.dtype
+    if d.is_floating_point or (d.kind == 1 and (ints is True or d in ints)):
+        return
+    raise NotImplementedError(f'"{name}" not implemented for \'{_pyname(d)}\'')
 
 
 # --- im2col / col2im ----------------------------------------------------------------------
@@ -777,7 +795,7 @@ def _conv_args(x, weight, bias, stride, padding, dilation, groups):
             raise RuntimeError(
                 f"Input type ({_CNAME.get(x.dtype.name, x.dtype.name)}) and bias type "
                 f"({_CNAME.get(bias.dtype.name, bias.dtype.name)}) should be the same")
-    _check_float("conv2d", x)
+    _check_real("conv2d", x)
     return st, pads, dil
 
 
@@ -802,7 +820,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         if bias is not None:
             y = y + reshape(bias, 1, O, 1).to(y.dtype)
         return _unbatch(reshape(y, N, O, OH, OW), unbatched)
-    if groups == 1 and not x.device.info.is_cpu:
+    if groups == 1 and not x.device.info.is_cpu and x.dtype.is_floating_point:
         # GPUs: one implicit GEMM, patches gathered while tiles are staged
         geom = (C, H, W, kh, kw, *st, pads[0][0], pads[1][0], *dil, OH, OW)
         y = apply(CONV_FWD, x, weight, geom=geom)
@@ -842,7 +860,8 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
                          (padding, "padding"), (stride, "stride"))]
     (kh, kw), (dh, dw), (ph, pw), (sh, sw) = args
     _check_window("im2col", kh, kw, dh, dw, ph, pw, sh, sw)
-    _check_float("im2col", x)
+    if x.dtype is not dt.bool_:  # PyTorch's unfold: floating types and bool
+        _check_float("im2col", x)
     return _unbatch(apply(IM2COL, x, kernel_size=(kh, kw), dilation=(dh, dw),
                           padding=((ph, ph), (pw, pw)), stride=(sh, sw), transposed=False),
                     unbatched)
@@ -863,10 +882,20 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
                          (dilation, "dilation"), (padding, "padding"), (stride, "stride"))]
     (H, W), (kh, kw), (dh, dw), (ph, pw), (sh, sw) = args
     _check_window("col2im", kh, kw, dh, dw, ph, pw, sh, sw)
+    args = ((H, W), (kh, kw), (dh, dw), (ph, pw), (sh, sw))
+    if cols.dtype is dt.bool_:  # PyTorch's bool sum of overlapping blocks: any of them
+        return _unbatch(col2im(cols.to(dt.int32), *args) != 0, unbatched)
     _check_float("col2im", cols)
-    return _unbatch(apply(COL2IM, cols, output_size=(H, W), kernel_size=(kh, kw),
-                          dilation=(dh, dw), padding=((ph, ph), (pw, pw)), stride=(sh, sw)),
-                    unbatched)
+    return _unbatch(col2im(cols, *args), unbatched)
+
+
+def col2im(cols, output_size, kernel_size, dilation, padding, stride):
+    """fold of checked (N, C*kh*kw, L) blocks, pairs for each argument, integers too (the
+    sum of an integer transposed convolution's windows; PyTorch's public fold takes floating
+    types only)."""
+    (ph, pw) = padding
+    return apply(COL2IM, cols, output_size=tuple(output_size), kernel_size=tuple(kernel_size),
+                 dilation=tuple(dilation), padding=((ph, ph), (pw, pw)), stride=tuple(stride))
 
 
 def _check_window(name, kh, kw, dh, dw, ph, pw, sh, sw):
@@ -977,7 +1006,7 @@ def _pool_args(fn, x, kernel_size, stride, padding, dilation, ceil_mode, nd: int
         raise RuntimeError(f"Given input size: ({'x'.join(map(str, [C] + size))}). Calculated "
                            f"output size: ({'x'.join(map(str, [C] + osize))}). Output size is "
                            "too small")
-    _check_float(fn, x)
+    _check_real(fn, x, ints=(dt.int64,) if avg else True)
     return ks, st, pad, dil
 
 

@@ -7,6 +7,8 @@ import collections
 import math
 import numbers
 
+import numpy as np
+
 from .. import dtypes as dt
 from ..shapes import broadcast_shapes
 from . import complex as _complex
@@ -503,8 +505,26 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 @public(method=False, inplace=True, inplace_function=True)
 def threshold(input, threshold, value):
-    """torch.threshold: x where x > threshold, else value."""
+    """torch.threshold: x where x > threshold, else value. On an integer tensor both scalars
+    are first converted to its dtype (truncated toward zero), so the result keeps it."""
+    kind = getattr(getattr(input, "dtype", None), "kind", None)
+    if kind == 0:
+        raise NotImplementedError("\"threshold\" not implemented for 'Bool'")
+    if kind == 1:
+        threshold, value = (integral_scalar(v, input.dtype, "threshold")
+                            for v in (threshold, value))
     return where(apply(OPS["gt"], input, threshold), input, value)
+
+
+def integral_scalar(value, dtype, name: str) -> int:
+    """A real scalar converted to the integer ``dtype`` as PyTorch converts a Scalar argument
+    of an integer kernel: truncated toward zero, an error where it does not fit."""
+    v = int(value)
+    info = np.iinfo(dtype.np)
+    if not info.min <= v <= info.max:
+        raise RuntimeError(f"{name}: value {value} cannot be converted to type {dtype.name} "
+                           f"without overflow")
+    return v
 
 
 @public(method=False, inplace=True, inplace_function=True)

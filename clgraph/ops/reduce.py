@@ -828,6 +828,8 @@ def _arg_vjp(arg_op):
 
 def _norm_vjp(g, x, out, dim, keepdim, all_dims, p, dtype=None):
 
+    if p == 0:  # the count of nonzeros is piecewise constant: PyTorch's zero gradient
+        return (zeros(*x.shape, dtype=g.dtype, device=g.device),)
     o = _expand_back(out, x, dim, keepdim)
     ge = _expand_back(g, x, dim, keepdim)
     if p == 0:  # a count of nonzeros: piecewise constant
