@@ -172,7 +172,28 @@ def _slice_rule(x, index):
 
 
 def _as_strided_rule(x, size, stride, storage_offset):
-    return tuple(size), tuple(stride), storage_offset
+    """size, stride and storage_offset address x's storage (not x itself, which may be a
+    view into part of it); a view reaching past the storage's end is refused."""
+    size, stride = tuple(size), tuple(stride)
+    if len(size) != len(stride):
+        raise RuntimeError(f"as_strided: mismatch in length of strides and shape (size "
+                           f"{list(size)}, stride {list(stride)})")
+    if any(n < 0 for n in size):
+        raise RuntimeError(f"as_strided: negative size in {list(size)}")
+    if any(s < 0 for s in stride):
+        raise RuntimeError(f"as_strided: Negative strides are not supported at the moment, "
+                           f"got strides: {list(stride)}")
+    if storage_offset < 0:
+        raise RuntimeError(f"Tensor: invalid storage offset {storage_offset}")
+    if all(size):
+        need = storage_offset + builtins.sum((n - 1) * s for n, s in zip(size, stride)) + 1
+        have = x._storage.nbytes // x.dtype.itemsize
+        if need > have:
+            raise RuntimeError(
+                f"as_strided: sizes {list(size)}, strides {list(stride)} and storage offset "
+                f"{storage_offset} need a storage of {need} elements, but the storage has "
+                f"{have}")
+    return size, stride, storage_offset
 
 
 def _inverse(dims):
@@ -215,8 +236,10 @@ UNSQUEEZE = view_op("unsqueeze", _unsqueeze_rule,
 SLICE = view_op("slice", _slice_rule, lambda g, x, out, index: (
     apply(SLICE_BACKWARD, g, shape=tuple(x.shape), index=index),))
 def _as_strided_vjp(g, x, out, size, stride, storage_offset):
-    """g added to the elements of x at the storage positions the view reads (twice for a
-    position read twice); the map from positions to x's elements is built on the host."""
+    """PyTorch's rule: g is summed onto the storage positions the view reads, and each of
+    x's elements takes the sum at its own position, divided by the number of x's elements at
+    that position when x overlaps itself. Positions outside x give it nothing. The maps from
+    positions to elements are built on the host."""
     def positions(shape, strides, offset):
         p = np.full((1,) * len(shape), offset, np.int64)
         for d, (n, st) in enumerate(zip(shape, strides)):
@@ -224,24 +247,29 @@ def _as_strided_vjp(g, x, out, size, stride, storage_offset):
                 (1,) * d + (n,) + (1,) * (len(shape) - d - 1))
         return np.broadcast_to(p, tuple(shape)).reshape(-1)
 
+    def index(a):
+        t = registry.Tensor._empty((a.size,), dt.int64, g.device)
+        if a.size:
+            runtime.write(t._storage, np.ascontiguousarray(a, np.int64), owned=True)
+        return t
+
     px = positions(x._shape, x._stride, x._offset)
-    order = np.argsort(px, kind="stable")
-    sorted_px = px[order]
-    if sorted_px.size > 1 and (np.diff(sorted_px) == 0).any():
-        raise RuntimeError("as_strided backward: the input's elements overlap in memory "
-                           f"(shape {list(x._shape)}, stride {list(x._stride)})")
+    upos, inv, count = np.unique(px, return_inverse=True, return_counts=True)
     pv = positions(size, stride, storage_offset)
-    k = np.searchsorted(sorted_px, pv).clip(0, max(sorted_px.size - 1, 0))
-    if pv.size and (sorted_px.size == 0 or (sorted_px[k] != pv).any()):
-        raise RuntimeError(f"as_strided backward: the view (size {list(size)}, stride "
-                           f"{list(stride)}, offset {storage_offset}) reads outside its input")
-    idx = registry.Tensor._empty((pv.size,), dt.int64, g.device)
-    if pv.size:
-        runtime.write(idx._storage, np.ascontiguousarray(order[k], np.int64), owned=True)
-    gx = registry.Tensor._empty((x.numel(),), g.dtype, g.device)
-    fill_(gx, 0)
-    return (apply(registry.REGISTRY["index_add"], gx, idx, g.reshape(-1), dim=0,
-                  alpha=1).reshape(*x._shape),)
+    k = np.searchsorted(upos, pv).clip(0, max(upos.size - 1, 0))
+    inside = (upos[k] == pv) if upos.size else np.zeros(pv.shape, bool)
+    gv = g.reshape(-1)
+    if not inside.all():  # elements of the view outside x
+        gv = gv.index_select(0, index(np.flatnonzero(inside)))
+        k = k[inside]
+    gu = registry.Tensor._empty((upos.size,), g.dtype, g.device)
+    fill_(gu, 0)
+    gu = apply(registry.REGISTRY["index_add"], gu, index(k), gv, dim=0, alpha=1)
+    if upos.size == px.size:  # no overlap: x's elements in storage order
+        gx = gu if (inv == np.arange(px.size)).all() else gu.index_select(0, index(inv))
+    else:
+        gx = gu.index_select(0, index(inv)) / index(count[inv])
+    return (gx.reshape(*x._shape),)
 
 
 AS_STRIDED = view_op("as_strided", _as_strided_rule, _as_strided_vjp)
