@@ -47,8 +47,9 @@ def bind(namespace: dict) -> None:
     T.t_ = lambda self: _restride(self, V.t)
     T.unsqueeze_ = lambda self, dim: _restride(self, V.unsqueeze, dim)
     T.squeeze_ = lambda self, dim=None: _restride(self, V.squeeze, dim)
-    T.transpose_ = T.swapaxes_ = T.swapdims_ = \
+    T.transpose_ = T.swapdims_ = \
         lambda self, dim0, dim1: _restride(self, V.transpose, dim0, dim1)
+    T.swapaxes_ = lambda self, axis0, axis1: _restride(self, V.transpose, axis0, axis1)
     T.as_strided_ = lambda self, size, stride, storage_offset=None: _restride(
         self, V.as_strided, size, stride, storage_offset)
     T.new_empty_strided = lambda self, size, stride, dtype=None, device=None, \
@@ -81,8 +82,13 @@ def _new(make, sized: bool):
     """Tensor.new_zeros(*size) and kin: ``make`` with this tensor's dtype and device unless
     given."""
     if sized:
-        def method(self, *size, dtype=None, device=None, requires_grad=False):
-            return make(*size, dtype=dtype or self.dtype, device=device or self.device,
+        def method(self, *sizes, size=None, dtype=None, device=None, requires_grad=False):
+            if size is not None:
+                if sizes:
+                    raise TypeError(f"new_{make.__name__}() got multiple values for argument "
+                                    "'size'")
+                sizes = (size,)
+            return make(*sizes, dtype=dtype or self.dtype, device=device or self.device,
                         requires_grad=requires_grad)
     else:
         def method(self, data, dtype=None, device=None, requires_grad=False):

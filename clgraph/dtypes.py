@@ -179,8 +179,9 @@ def from_numpy_dtype(nd: np.dtype) -> dtype:
 _LATTICE = {}
 
 
-def promote_types(a: dtype, b: dtype) -> dtype:
+def promote_types(type1: dtype, type2: dtype) -> dtype:
     """PyTorch's torch.promote_types."""
+    a, b = type1, type2
     if a is b:
         return a
     key = (a.rank, b.rank)

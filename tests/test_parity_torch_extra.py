@@ -1209,3 +1209,87 @@ def test_anomaly_flags_follow_detect_anomaly():
     with cg.autograd.set_detect_anomaly(True, check_nan=False):
         assert cg.is_anomaly_enabled() and not cg.is_anomaly_check_nan_enabled()
     assert not cg.is_anomaly_enabled() and cg.is_anomaly_check_nan_enabled()
+
+
+# PyTorch's keyword names: each call by keyword against the same call by position
+KEYWORD_CALLS = [
+    ("cg.flip(input=x, dims=[0])", "cg.flip(x, [0])"),
+    ("x.flip(dims=(0, 1))", "x.flip(0, 1)"),
+    ("cg.tile(x, dims=(2,))", "cg.tile(x, (2,))"),
+    ("x.repeat(repeats=(2, 1))", "x.repeat(2, 1)"),
+    ("cg.permute(input=x, dims=(1, 0))", "cg.permute(x, (1, 0))"),
+    ("x.permute(dims=(1, 0))", "x.permute(1, 0)"),
+    ("cg.reshape(input=x, shape=(3, 2))", "cg.reshape(x, (3, 2))"),
+    ("x.view(size=(3, 2))", "x.view(3, 2)"),
+    ("x.expand(size=(2, 2, 3))", "x.expand(2, 2, 3)"),
+    ("cg.broadcast_to(input=x, size=(2, 2, 3))", "cg.broadcast_to(x, (2, 2, 3))"),
+    ("x.sum_to_size(size=(1, 3))", "x.sum_to_size(1, 3)"),
+    ("cg.roll(input=x, shifts=1, dims=0)", "cg.roll(x, 1, 0)"),
+    ("cg.rot90(input=x, k=1, dims=[0, 1])", "cg.rot90(x, 1, [0, 1])"),
+    ("cg.transpose(input=x, dim0=0, dim1=1)", "cg.transpose(x, 0, 1)"),
+    ("cg.swapaxes(input=x, axis0=0, axis1=1)", "cg.swapaxes(x, 0, 1)"),
+    ("x.swapaxes(axis0=0, axis1=1)", "x.swapaxes(0, 1)"),
+    ("cg.movedim(input=x, source=0, destination=1)", "cg.movedim(x, 0, 1)"),
+    ("cg.narrow(input=x, dim=1, start=1, length=2)", "cg.narrow(x, 1, 1, 2)"),
+    ("cg.select(input=x, dim=0, index=1)", "cg.select(x, 0, 1)"),
+    ("cg.flatten(input=x)", "cg.flatten(x)"),
+    ("cg.unsqueeze(input=x, dim=0)", "cg.unsqueeze(x, 0)"),
+    ("cg.t(input=x)", "cg.t(x)"),
+    ("cg.clone(input=x)", "cg.clone(x)"),
+    ("cg.as_strided(input=x, size=(2,), stride=(2,))", "cg.as_strided(x, (2,), (2,))"),
+    ("cg.eq(x, other=x * 0 + 1)", "cg.eq(x, x * 0 + 1)"),
+    ("x.maximum(other=x.flip(1))", "x.maximum(x.flip(1))"),
+    ("cg.heaviside(x - 2, values=x)", "cg.heaviside(x - 2, x)"),
+    ("cg.max(x, other=x.flip(1))", "cg.max(x, x.flip(1))"),
+    ("cg.dot(v, tensor=v)", "cg.dot(v, v)"),
+    ("cg.logdet(input=sq)", "cg.logdet(sq)"),
+    ("cg.matrix_power(input=sq, n=2)", "cg.matrix_power(sq, 2)"),
+    ("cg.linalg.matrix_power(A=sq, n=2)", "cg.matrix_power(sq, 2)"),
+    ("cg.cholesky_solve(input=sq, input2=sq.tril())", "cg.cholesky_solve(sq, sq.tril())"),
+    ("cg.concatenate([x, x], axis=1)", "cg.cat([x, x], 1)"),
+    ("cg.tensor_split(x, sections=2, dim=1)", "cg.tensor_split(x, 2, 1)"),
+    ("cg.hsplit(x, indices=[1])", "cg.hsplit(x, [1])"),
+    ("x.split(split_size=1)", "x.split(1)"),
+    ("cg.zeros(size=(2, 3))", "cg.zeros(2, 3)"),
+    ("cg.empty(size=(2, 3)).shape", "(2, 3)"),
+    ("x.new_ones(size=(2,))", "x.new_ones(2)"),
+]
+
+
+@pytest.mark.parametrize("call, same", KEYWORD_CALLS)
+def test_pytorch_keyword_names(call, same):
+    ns = {"cg": cg, "x": cg.tensor(np.arange(6.0).reshape(2, 3)),
+          "v": cg.tensor([1.0, 2.0, 3.0]), "sq": cg.tensor(np.eye(3) * 2 + 0.1)}
+    got, want = eval(call, ns), eval(same, ns)
+    if isinstance(want, (tuple, list)) and want and isinstance(want[0], cg.Tensor):
+        assert len(got) == len(want)
+        for a, b in zip(got, want):
+            close(a, b.numpy())
+    elif isinstance(want, cg.Tensor):
+        assert got.dtype == want.dtype
+        close(got, want.numpy())
+    else:
+        assert tuple(got) == tuple(want)
+
+
+def test_keyword_and_positional_together_is_an_error():
+    x = cg.ones(2, 3)
+    with pytest.raises(TypeError, match="multiple values for argument 'dims'"):
+        cg.flip(x, 0, dims=[0])
+    with pytest.raises(TypeError, match="unexpected keyword argument 'foo'"):
+        cg.eq(x, foo=x)
+    with pytest.raises(TypeError, match="multiple values for argument 'size'"):
+        cg.zeros(2, size=(2,))
+
+
+def test_sum_to_size_of_nothing_sums_and_matrix_power_zero_keeps_the_graph():
+    r = cg.tensor(True).sum_to_size(())
+    assert r.dtype == cg.int64 and r.item() == 1
+    x = cg.tensor([True])
+    assert x.sum_to_size((1,)) is x
+    a = cg.ones(2, 2, dtype=cg.float64, requires_grad=True)
+    r = cg.linalg.matrix_power(a, 0)
+    close(r, np.eye(2))
+    assert r.requires_grad
+    close(cg.autograd.grad(r.sum(), a)[0], np.zeros((2, 2)))
+    close(cg.matrix_power(cg.tensor([[math.inf]]), 0), [[1.0]])

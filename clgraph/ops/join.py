@@ -118,7 +118,7 @@ CAT = register(OpDef("cat", "join", lambda *xs, dim: np.concatenate(xs, axis=dim
                      _cat_vjp, saves=(), saves_out=False))
 
 
-@public(method=False, aliases=("concat", "concatenate"))
+@public(method=False, aliases=("concat",))
 def cat(tensors, dim=0, *, out=None):
     """torch.cat: promotes dtypes across inputs; 1-d empty tensors are skipped."""
     if isinstance(tensors, registry.Tensor):
@@ -126,7 +126,13 @@ def cat(tensors, dim=0, *, out=None):
     return registry.apply(CAT, *tensors, dim=dim, out=out)
 
 
-concatenate = concat = cat
+concat = cat
+
+
+@public(method=False)
+def concatenate(tensors, axis=0, *, dim=None, out=None):
+    """torch.concatenate: cat with numpy's ``axis`` (PyTorch also takes ``dim``)."""
+    return cat(tensors, axis if dim is None else dim, out=out)
 
 
 @public(method=False)
@@ -171,8 +177,15 @@ row_stack = vstack
 
 
 @public(aliases=("unsafe_split",))
-def split(tensor, split_size_or_sections, dim=0):
-    """torch.split: views of ``tensor``, an int size (the last may be smaller) or sizes."""
+def split(tensor, split_size_or_sections=None, dim=0, *, split_size=None):
+    """torch.split: views of ``tensor``, an int size (the last may be smaller) or sizes
+    (Tensor.split calls the argument ``split_size``)."""
+    if split_size is not None:
+        if split_size_or_sections is not None:
+            raise TypeError("split() got multiple values for argument 'split_size'")
+        split_size_or_sections = split_size
+    if split_size_or_sections is None:
+        raise TypeError("split() missing required argument 'split_size_or_sections'")
     if tensor.ndim == 0:
         raise RuntimeError("split expects at least a 1-dimensional tensor")
     d = wrap_dim(dim, tensor.ndim)
@@ -377,9 +390,13 @@ def _dims(dims):
 
 
 @public
-def flip(input, *dims):
+def flip(input, *args, dims=None):
     """torch.flip(input, dims); Tensor.flip also takes the dims unpacked."""
-    return registry.apply(FLIP, input, dims=_dims(dims))
+    if dims is not None:
+        if args:
+            raise TypeError("flip() got multiple values for argument 'dims'")
+        args = (dims,)
+    return registry.apply(FLIP, input, dims=_dims(args))
 
 
 @public
@@ -423,8 +440,12 @@ def roll(input, shifts, dims=None):
 
 
 @public(function=False)
-def repeat(input, *sizes):
+def repeat(input, *sizes, repeats=None):
     """Tensor.repeat: a view with interleaved size-1 dims, expanded, then copied."""
+    if repeats is not None:
+        if sizes:
+            raise TypeError("repeat() got multiple values for argument 'repeats'")
+        sizes = (repeats,)
     sizes = _sizes(sizes)
     if len(sizes) < input.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number "
@@ -440,8 +461,12 @@ def repeat(input, *sizes):
 
 
 @public
-def tile(input, *dims):
-    dims = _sizes(dims)
+def tile(input, *args, dims=None):
+    if dims is not None:
+        if args:
+            raise TypeError("tile() got multiple values for argument 'dims'")
+        args = (dims,)
+    dims = _sizes(args)
     if len(dims) < input.ndim:
         dims = (1,) * (input.ndim - len(dims)) + dims
     return repeat(input, *dims)
@@ -543,10 +568,24 @@ def meshgrid(*tensors, indexing: str | None = None):
 # --- more stacking, splitting and rearranging (compositions) ------------------------------
 
 
+def _one_of(name, value, **named):
+    """The one argument given positionally or under one of PyTorch's keywords for it."""
+    given = [v for v in (value, *named.values()) if v is not None]
+    if len(given) != 1:
+        raise TypeError(f"{name}() takes exactly one of indices_or_sections, "
+                        f"{', '.join(named)} (got {len(given)})")
+    return given[0]
+
+
 @public
-def tensor_split(input, indices_or_sections, dim=0):
+def tensor_split(input, indices_or_sections=None, dim=0, *, sections=None, indices=None,
+                 tensor_indices_or_sections=None):
     """torch.tensor_split: views; an int n gives n parts (the first n % size one longer),
-    a list (or 1-d tensor) of indices gives the parts between them."""
+    a list (or 1-d tensor) of indices gives the parts between them. PyTorch's keywords
+    ``sections``, ``indices`` and ``tensor_indices_or_sections`` name the second argument."""
+    indices_or_sections = _one_of("tensor_split", indices_or_sections, sections=sections,
+                                  indices=indices,
+                                  tensor_indices_or_sections=tensor_indices_or_sections)
     if input.ndim == 0:
         raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a "
                            "tensor with 0 dims")
@@ -736,15 +775,21 @@ def _split_at(input, indices_or_sections, dim: int, name: str, min_dims: int):
 
 
 @public
-def hsplit(input, indices_or_sections):
+def hsplit(input, indices_or_sections=None, *, sections=None, indices=None):
+    indices_or_sections = _one_of("hsplit", indices_or_sections, sections=sections,
+                                  indices=indices)
     return _split_at(input, indices_or_sections, 1 if input.ndim > 1 else 0, "hsplit", 1)
 
 
 @public
-def vsplit(input, indices_or_sections):
+def vsplit(input, indices_or_sections=None, *, sections=None, indices=None):
+    indices_or_sections = _one_of("vsplit", indices_or_sections, sections=sections,
+                                  indices=indices)
     return _split_at(input, indices_or_sections, 0, "vsplit", 2)
 
 
 @public
-def dsplit(input, indices_or_sections):
+def dsplit(input, indices_or_sections=None, *, sections=None, indices=None):
+    indices_or_sections = _one_of("dsplit", indices_or_sections, sections=sections,
+                                  indices=indices)
     return _split_at(input, indices_or_sections, 2, "dsplit", 3)

@@ -283,96 +283,115 @@ SLICE_BACKWARD = register(OpDef(
 
 
 @public
-def view(x, *shape):
+def _given(name, args, value, kw):
+    """A size or dims argument given unpacked, as one sequence, or by PyTorch's keyword."""
+    if value is None:
+        return args
+    if args:
+        raise TypeError(f"{name}() got multiple values for argument '{kw}'")
+    return (value,)
+
+
+@public
+def view(input, *shape, size=None):
+    shape = _given("view", shape, size, "size")
     if len(shape) == 1 and isinstance(shape[0], dt.dtype):
         raise NotImplementedError("view(dtype) is not supported; use .to(dtype)")
-    return apply(VIEW, x, shape=_sizes(shape))
+    return apply(VIEW, input, shape=_sizes(shape))
 
 
 @public
-def reshape(x, *shape):
-    shape = infer_size(_sizes(shape), x.numel())
-    if view_strides(x._shape, x._stride, shape) is None:
-        x = contiguous(x)
-    return apply(VIEW, x, shape=shape)
+def reshape(input, *sizes, shape=None):
+    shape = infer_size(_sizes(_given("reshape", sizes, shape, "shape")), input.numel())
+    if view_strides(input._shape, input._stride, shape) is None:
+        input = contiguous(input)
+    return apply(VIEW, input, shape=shape)
 
 
 @public
-def permute(x, *dims):
-    return apply(PERMUTE, x, dims=_sizes(dims))
+def permute(input, *args, dims=None):
+    return apply(PERMUTE, input, dims=_sizes(_given("permute", args, dims, "dims")))
 
 
-@public(aliases=("swapaxes", "swapdims"))
-def transpose(x, dim0, dim1):
-    nd = x.ndim
+@public(aliases=("swapdims",))
+def transpose(input, dim0, dim1):
+    nd = input.ndim
     d = list(range(nd))
     if nd == 0:  # (dims 0 and -1 name the scalar itself)
         wrap_dim(dim0, 0), wrap_dim(dim1, 0)
-        return apply(PERMUTE, x, dims=())
+        return apply(PERMUTE, input, dims=())
     a, b = wrap_dim(dim0, nd), wrap_dim(dim1, nd)
     d[a], d[b] = d[b], d[a]
-    return apply(PERMUTE, x, dims=tuple(d))
+    return apply(PERMUTE, input, dims=tuple(d))
 
 
 @public
-def t(x):
-    if x.ndim > 2:
-        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
-    return transpose(x, 0, 1) if x.ndim == 2 else apply(PERMUTE, x, dims=tuple(range(x.ndim)))
+def swapaxes(input, axis0, axis1):
+    return transpose(input, axis0, axis1)
 
 
 @public
-def expand(x, *shape):
-    return apply(EXPAND, x, shape=_sizes(shape))
+def t(input):
+    if input.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
+                           f"{input.ndim}D")
+    if input.ndim == 2:
+        return transpose(input, 0, 1)
+    return apply(PERMUTE, input, dims=tuple(range(input.ndim)))
+
+
+@public
+def expand(input, *sizes, size=None):
+    return apply(EXPAND, input, shape=_sizes(_given("expand", sizes, size, "size")))
 
 
 @public(function=False)
-def expand_as(x, other):
-    return expand(x, *other.shape)
+def expand_as(input, other):
+    return expand(input, *other.shape)
 
 
 @public
-def broadcast_to(x, shape):
-    return expand(x, *shape)
+def broadcast_to(input, size):
+    return expand(input, *size)
 
 
 @public
-def squeeze(x, dim=None):
+def squeeze(input, dim=None):
     if dim is not None and not isinstance(dim, (tuple, list)):
         dim = (dim,)
-    return apply(SQUEEZE, x, dims=None if dim is None else tuple(dim))
+    return apply(SQUEEZE, input, dims=None if dim is None else tuple(dim))
 
 
 @public
-def unsqueeze(x, dim):
-    return apply(UNSQUEEZE, x, dim=dim)
+def unsqueeze(input, dim):
+    return apply(UNSQUEEZE, input, dim=dim)
 
 
 @public
-def flatten(x, start_dim=0, end_dim=-1):
-    nd = x.ndim
+def flatten(input, start_dim=0, end_dim=-1):
+    nd = input.ndim
     if nd == 0:
-        return reshape(x, 1)
+        return reshape(input, 1)
     s, e = wrap_dim(start_dim, nd), wrap_dim(end_dim, nd)
     if s > e:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
     n = 1
-    for k in x._shape[s:e + 1]:
+    for k in input._shape[s:e + 1]:
         n *= k
-    return reshape(x, *x._shape[:s], n, *x._shape[e + 1:])
+    return reshape(input, *input._shape[:s], n, *input._shape[e + 1:])
 
 
 @public
-def unflatten(x, dim, sizes):
-    d = wrap_dim(dim, x.ndim)
-    sizes = infer_size(tuple(sizes), x._shape[d])
-    return reshape(x, *x._shape[:d], *sizes, *x._shape[d + 1:])
+def unflatten(input, dim, sizes):
+    d = wrap_dim(dim, input.ndim)
+    sizes = infer_size(tuple(sizes), input._shape[d])
+    return reshape(input, *input._shape[:d], *sizes, *input._shape[d + 1:])
 
 
 @public
-def narrow(x, dim, start, length):
-    d = wrap_dim(dim, x.ndim)
-    n = x._shape[d]
+def narrow(input, dim, start, length):
+    d = wrap_dim(dim, input.ndim)
+    n = input._shape[d]
     if isinstance(start, registry.Tensor):
         start = int(start)
     if not -n <= start <= n:
@@ -383,53 +402,53 @@ def narrow(x, dim, start, length):
     if length < 0 or start + length > n:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
     idx = [slice(None)] * d + [slice(start, start + length)]
-    return apply(SLICE, x, index=tuple(idx))
+    return apply(SLICE, input, index=tuple(idx))
 
 
 @public
-def select(x, dim, index):
-    d = wrap_dim(dim, x.ndim)
-    n = x._shape[d]
+def select(input, dim, index):
+    d = wrap_dim(dim, input.ndim)
+    n = input._shape[d]
     if not -n <= index < n:
         raise IndexError(
-            f"select(): index {index} out of range for tensor of size {list(x.shape)} at "
+            f"select(): index {index} out of range for tensor of size {list(input.shape)} at "
             f"dimension {d}"
         )
-    return apply(SLICE, x, index=tuple([slice(None)] * d + [index]))
+    return apply(SLICE, input, index=tuple([slice(None)] * d + [index]))
 
 
 @public
-def unbind(x, dim=0):
-    d = wrap_dim(dim, x.ndim)
-    return tuple(select(x, d, i) for i in range(x._shape[d]))
+def unbind(input, dim=0):
+    d = wrap_dim(dim, input.ndim)
+    return tuple(select(input, d, i) for i in range(input._shape[d]))
 
 
 @public(aliases=("moveaxis",))
-def movedim(x, source, destination):
-    nd = x.ndim
+def movedim(input, source, destination):
+    nd = input.ndim
     src = [wrap_dim(s, nd) for s in (source if isinstance(source, (tuple, list)) else [source])]
     dst = [wrap_dim(s, nd) for s in
            (destination if isinstance(destination, (tuple, list)) else [destination])]
     if nd == 0:  # dims 0 and -1 name a 0-d tensor's one element: nothing moves
-        return permute(x)
+        return permute(input)
     order = [i for i in range(nd) if i not in src]
     for s, d_ in sorted(zip(dst, src)):
         order.insert(s, d_)
-    return permute(x, *order)
+    return permute(input, *order)
 
 
 @public
-def as_strided(x, size, stride, storage_offset=None):
-    return apply(AS_STRIDED, x, size=tuple(size), stride=tuple(stride),
-                 storage_offset=x._offset if storage_offset is None else storage_offset)
+def as_strided(input, size, stride, storage_offset=None):
+    return apply(AS_STRIDED, input, size=tuple(size), stride=tuple(stride),
+                 storage_offset=input._offset if storage_offset is None else storage_offset)
 
 
 @public(function=False)
-def unfold(x, dimension, size, step):
+def unfold(input, dimension, size, step):
     """Tensor.unfold: a view of the windows of ``size`` every ``step`` along ``dimension``,
     as a new last dim."""
-    d = wrap_dim(dimension, max(x.ndim, 1))
-    n = x._shape[d] if x.ndim else 1
+    d = wrap_dim(dimension, max(input.ndim, 1))
+    n = input._shape[d] if input.ndim else 1
     if size > n:
         raise RuntimeError(f"maximum size for tensor at dimension {d} is {n} but size is "
                            f"{size}")
@@ -437,48 +456,50 @@ def unfold(x, dimension, size, step):
         raise RuntimeError(f"size is {size} but must be >= 0")
     if step <= 0:
         raise RuntimeError(f"step is {step} but must be > 0")
-    if x.ndim == 0:
-        return as_strided(x, (size,), (1,))
-    st = x._stride[d]
-    shape = x._shape[:d] + ((n - size) // step + 1,) + x._shape[d + 1:] + (size,)
-    stride = x._stride[:d] + (step * st,) + x._stride[d + 1:] + (st,)
-    return as_strided(x, shape, stride)
+    if input.ndim == 0:
+        return as_strided(input, (size,), (1,))
+    st = input._stride[d]
+    shape = input._shape[:d] + ((n - size) // step + 1,) + input._shape[d + 1:] + (size,)
+    stride = input._stride[:d] + (step * st,) + input._stride[d + 1:] + (st,)
+    return as_strided(input, shape, stride)
 
 
 @public(function=False)
-def sum_to_size(x, *size):
-    """Tensor.sum_to_size: ``x`` summed down to ``size``, which must expand to its shape."""
-    shape = _sizes(size)
+def sum_to_size(input, *sizes, size=None):
+    """Tensor.sum_to_size: ``input`` summed down to ``size``, which must expand to its shape."""
+    shape = _sizes(_given("sum_to_size", sizes, size, "size"))
     try:
-        ok = broadcast_shapes(shape, x._shape) == tuple(x._shape)
+        ok = broadcast_shapes(shape, input._shape) == tuple(input._shape)
     except RuntimeError:
         ok = False
     if not ok:
         raise RuntimeError(f"size {{{list(shape)}}} is not expandable to size "
-                           f"{{{list(x._shape)}}}.")
-    return sum_to(x, shape)
+                           f"{{{list(input._shape)}}}.")
+    if not shape:  # PyTorch sums to () even a 0-d tensor: a new tensor, bool counted as int64
+        return input.sum()
+    return sum_to(input, shape)
 
 
 @public
-def ravel(x):
-    """torch.ravel: the elements in row-major order, a view when ``x`` is contiguous."""
-    return reshape(x, -1)
+def ravel(input):
+    """torch.ravel: the elements in row-major order, a view when ``input`` is contiguous."""
+    return reshape(input, -1)
 
 
 @public
-def narrow_copy(x, dim, start, length):
-    return narrow(x, dim, start, length).clone()
+def narrow_copy(input, dim, start, length):
+    return narrow(input, dim, start, length).clone()
 
 
 @public
-def adjoint(x):
+def adjoint(input):
     """torch.adjoint: the last two dims swapped (the conjugate is the tensor itself)."""
-    if x.ndim < 2:
+    if input.ndim < 2:
         raise RuntimeError("tensor.adjoint() is only supported on matrices or batches of "
-                           "matrices. Got 1-D tensor." if x.ndim == 1 else
+                           "matrices. Got 1-D tensor." if input.ndim == 1 else
                            "tensor.adjoint() is only supported on matrices or batches of "
                            "matrices. Got 0-D tensor.")
-    return conj(transpose(x, -2, -1))
+    return conj(transpose(input, -2, -1))
 
 
 # Conjugation: eager (conj copies, so is_conj is always False); real tensors return
@@ -486,48 +507,48 @@ def adjoint(x):
 
 
 @public
-def conj(x):
-    return conj_physical(x) if x.dtype.is_complex else x
+def conj(input):
+    return conj_physical(input) if input.dtype.is_complex else input
 
 
 @public
-def resolve_conj(x):
-    return x
+def resolve_conj(input):
+    return input
 
 
 @public
-def resolve_neg(x):
-    return x
+def resolve_neg(input):
+    return input
 
 
 @public
-def conj_physical(x):
-    return _complex.conj(x) if x.dtype.is_complex else x
+def conj_physical(input):
+    return _complex.conj(input) if input.dtype.is_complex else input
 
 
 @public
-def is_conj(x) -> bool:
+def is_conj(input) -> bool:
     return False
 
 
 @public
-def is_neg(x) -> bool:
+def is_neg(input) -> bool:
     return False
 
 
 @public(method=False)
-def real(x):
+def real(input):
     """torch.real: a real tensor itself; of a complex one, its real view."""
-    if not x.dtype.is_complex:
-        return x
-    return select(apply(registry.REGISTRY["view_as_real"], x), -1, 0)
+    if not input.dtype.is_complex:
+        return input
+    return select(apply(registry.REGISTRY["view_as_real"], input), -1, 0)
 
 
 @public(method=False)
-def imag(x):
-    if not x.dtype.is_complex:
+def imag(input):
+    if not input.dtype.is_complex:
         raise RuntimeError("imag is not implemented for tensors with non-complex dtypes.")
-    return select(apply(registry.REGISTRY["view_as_real"], x), -1, 1)
+    return select(apply(registry.REGISTRY["view_as_real"], input), -1, 1)
 
 
 def _in_layout(x, order, copy: bool):
@@ -538,25 +559,25 @@ def _in_layout(x, order, copy: bool):
 
 
 @public
-def contiguous(x, memory_format=None):
+def contiguous(input, memory_format=None):
     """Tensor.contiguous; channels_last and channels_last_3d lay the channel dim innermost
     (clgraph._memory_format)."""
-    order = channels_last_order(memory_format, x.ndim)
+    order = channels_last_order(memory_format, input.ndim)
     if order is not None:
-        return _in_layout(x, order, copy=False)
-    if x._contig:
-        return x
-    return apply(op("to_dtype"), x, dtype=x.dtype)
+        return _in_layout(input, order, copy=False)
+    if input._contig:
+        return input
+    return apply(op("to_dtype"), input, dtype=input.dtype)
 
 
 @public
-def clone(x, memory_format=None):
+def clone(input, memory_format=None):
     """Tensor.clone: a contiguous copy (also for preserve_format, where PyTorch would keep a
     dense input's strides), or in channels_last layout when asked."""
-    order = channels_last_order(memory_format, x.ndim)
+    order = channels_last_order(memory_format, input.ndim)
     if order is not None:
-        return _in_layout(x, order, copy=True)
-    return apply(op("to_dtype"), x, dtype=x.dtype)
+        return _in_layout(input, order, copy=True)
+    return apply(op("to_dtype"), input, dtype=input.dtype)
 
 
 def _atleast(tensors, shape_of, name):

@@ -1053,16 +1053,20 @@ def _extreme(op, amax_op, other_fn, input, dim, keepdim):
 
 @public
 @_numpy_names
-def max(input, dim=None, keepdim=False):
+def max(input, dim=None, keepdim=False, *, other=None):
     """torch.max: the largest value; with ``dim`` (values, indices); with a tensor second
-    argument the elementwise maximum."""
+    argument (or ``other``) the elementwise maximum."""
+    if other is not None:
+        return registry.EXPORTS["maximum"].fn(input, other)
     return _extreme(MAX, AMAX, registry.EXPORTS["maximum"].fn, input, dim, keepdim)
 
 
 @public
 @_numpy_names
-def min(input, dim=None, keepdim=False):
+def min(input, dim=None, keepdim=False, *, other=None):
     """torch.min (see max)."""
+    if other is not None:
+        return registry.EXPORTS["minimum"].fn(input, other)
     return _extreme(MIN, AMIN, registry.EXPORTS["minimum"].fn, input, dim, keepdim)
 
 
