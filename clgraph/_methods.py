@@ -9,9 +9,18 @@ import numpy as np
 
 from . import _legacy, autograd, creation, runtime
 from ._bindings import bind_core
+from ._memory_format import (
+    channels_last,
+    channels_last_3d,
+    channels_last_order,
+    contiguous_format,
+    is_dense_in,
+    preserve_format,
+    strides_for,
+)
 from .ops import math as M
 from .ops import movement as V
-from .shapes import contiguous_strides
+from .shapes import contiguous_strides, is_contiguous
 from .tensor import Tensor
 
 
@@ -26,6 +35,12 @@ def bind(namespace: dict) -> None:
     T.polygamma = lambda self, n: M.polygamma(n, self)
     T.polygamma_ = lambda self, n: M.copy_(self, M.polygamma(n, self))
     T.__pos__ = lambda self: self
+    # PyTorch's Python 2 era spellings, kept as aliases
+    T.__div__, T.__rdiv__, T.__idiv__ = T.__truediv__, T.__rtruediv__, T.__itruediv__
+    T.__long__, T.__nonzero__ = T.__int__, T.__bool__
+    T.__complex__ = lambda self: complex(self.item())
+    T.__reversed__ = lambda self: self if self.ndim == 0 else self.flip(0)
+    T.__contains__ = _contains
     T.uniform_ = creation.uniform_
     T.normal_ = creation.normal_
     T.random_ = creation.random_
@@ -60,8 +75,7 @@ def bind(namespace: dict) -> None:
     T.geometric_ = creation.geometric_
     T.log_normal_ = creation.log_normal_
     T.resize_ = _resize_
-    T.resize_as_ = lambda self, the_template, memory_format=None: _resize_(
-        self, the_template.shape)
+    T.resize_as_ = namespace["resize_as_"] = _resize_as_
     T.fill_diagonal_ = _fill_diagonal_
     T.apply_ = lambda self, callable: _map_host(self, "apply_", callable)
     T.map_ = lambda self, tensor, callable: _map_host(self, "map_", callable, tensor)
@@ -76,6 +90,14 @@ def bind(namespace: dict) -> None:
     T.output_nr = property(lambda self: self._output_nr)
     T.dim_order = _dim_order
     T.H = property(_conj_transpose)
+
+
+def _contains(self, element):
+    """``element in t``: whether any element of ``t`` equals it (PyTorch)."""
+    if not isinstance(element, (Tensor, int, float, complex, bool)):
+        raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you "
+                           f"passed in a {type(element)}.")
+    return bool((self == element).any())
 
 
 def _new(make, sized: bool):
@@ -119,10 +141,14 @@ def _restride(self, view_op, *args):
     return self
 
 
-def _resize_(self, *sizes, memory_format=None):
-    """Tensor.resize_: the tensor becomes contiguous with ``sizes`` at its offset, its
-    storage grown (the new elements uninitialized) when too small; the same shape keeps the
-    strides."""
+def _resize_(self, *sizes, size=None, memory_format=None):
+    """Tensor.resize_: the tensor becomes dense with ``sizes`` at its offset (row-major, or
+    in ``memory_format``), its storage grown (the new elements uninitialized) when too
+    small; the same shape without a memory_format keeps the strides."""
+    if size is not None:
+        if sizes:
+            raise TypeError("resize_() got multiple values for argument 'size'")
+        sizes = (size,)
     shape = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) \
         else tuple(sizes)
     if self.requires_grad:
@@ -130,7 +156,10 @@ def _resize_(self, *sizes, memory_format=None):
     if any(n < 0 for n in shape):
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(shape)}: "
                            f"{list(shape)}")
-    if shape == self._shape:
+    if memory_format is preserve_format:
+        raise RuntimeError("resize_: Unsupported memory format preserve_format")
+    order = channels_last_order(memory_format, len(shape))
+    if shape == self._shape and memory_format is None:
         return self
     n = 1
     for d in shape:
@@ -146,10 +175,23 @@ def _resize_(self, *sizes, memory_format=None):
         old.nbytes, new.nbytes = new.nbytes, old.nbytes
         del new
     self._shape = shape
-    self._stride = contiguous_strides(shape)
-    self._contig = True
+    self._stride = contiguous_strides(shape) if order is None else strides_for(shape, order)
+    self._contig = order is None or is_contiguous(shape, self._stride)
     runtime.bump(old)
     return self
+
+
+def _resize_as_(input, the_template, memory_format=None):
+    """torch.resize_as_ / Tensor.resize_as_: resize_ to the template's shape; with
+    preserve_format, in the template's own layout (channels_last when it is dense so)."""
+    if memory_format is preserve_format:
+        memory_format = contiguous_format
+        if the_template.ndim in (4, 5) and not the_template.is_contiguous():
+            fmt = channels_last if the_template.ndim == 4 else channels_last_3d
+            order = channels_last_order(fmt, the_template.ndim)
+            if is_dense_in(the_template.shape, the_template.stride(), order):
+                memory_format = fmt
+    return _resize_(input, the_template.shape, memory_format=memory_format)
 
 
 def _fill_diagonal_(self, fill_value, wrap: bool = False):

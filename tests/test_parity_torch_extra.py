@@ -1282,6 +1282,71 @@ def test_keyword_and_positional_together_is_an_error():
         cg.zeros(2, size=(2,))
 
 
+def test_broadcast_shapes_takes_ints_and_gradient_takes_none_spacing():
+    assert cg.broadcast_shapes(5, 1) == (5,)
+    assert cg.broadcast_shapes(5, (2, 1)) == (2, 5)
+    assert cg.broadcast_shapes((2,), 1) == (2,)
+    with pytest.raises(RuntimeError, match="negative dimension -1"):
+        cg.broadcast_shapes((-1,), 1)
+    (g,) = cg.gradient(cg.arange(5.0) ** 2, spacing=None, dim=None, edge_order=1)
+    close(g, np.gradient(np.arange(5.0) ** 2))
+
+
+def test_tensor_conversions_take_pytorch_arguments():
+    x = cg.ones(2)
+    for name, want in (("float", "float32"), ("double", "float64"), ("half", "float16"),
+                       ("bfloat16", "bfloat16"), ("bool", "bool"), ("byte", "uint8"),
+                       ("char", "int8"), ("short", "int16"), ("int", "int32"),
+                       ("long", "int64"), ("cfloat", "complex64"), ("cdouble", "complex128")):
+        y = getattr(x, name)(memory_format=cg.preserve_format)
+        assert str(y.dtype) == f"torch.{want}"
+    # to(device, dtype, non_blocking, copy), to(dtype, non_blocking, copy), to(other, ...)
+    y = x.to("cpu", cg.float64, True, True, memory_format=cg.preserve_format)
+    assert y.dtype == cg.float64
+    assert x.to(cg.float32, False, True) is not x
+    assert x.to(cg.ones(1, dtype=cg.int64), True, False).dtype == cg.int64
+    assert x.to(None, cg.int32).dtype == cg.int32
+    assert x.to(float).dtype == cg.float64 and x.to(int).dtype == cg.int64
+    with pytest.raises(TypeError, match="invalid combination"):
+        x.to("cpu", 3)
+
+
+def test_python2_dunders_and_containment():
+    x = cg.tensor([1.0, 2.0, 4.0])
+    close(x.__rdiv__(2), [2.0, 1.0, 0.5])
+    close(x.__div__(2), [0.5, 1.0, 2.0])
+    y = x.clone()
+    y.__idiv__(2)
+    close(y, [0.5, 1.0, 2.0])
+    close(x.__rpow__(2), [2.0, 4.0, 16.0])
+    close(x.__rsub__(1), [0.0, -1.0, -3.0])
+    close(x.__rfloordiv__(4), [4.0, 2.0, 1.0])
+    assert 2.0 in x and 3.0 not in x
+    close(cg.stack(list(reversed(x))), [4.0, 2.0, 1.0])
+    assert complex(cg.tensor(1.5)) == 1.5 + 0j
+    assert cg.tensor(True).__nonzero__() is True
+
+
+def test_resize_memory_formats_and_top_level_resize_as_():
+    x = cg.ones(2, 3, 4, 5).resize_(2, 3, 4, 5, memory_format=cg.channels_last)
+    assert x.stride() == (60, 1, 15, 3)
+    with pytest.raises(RuntimeError, match="Unsupported memory format preserve_format"):
+        cg.ones(2).resize_(2, memory_format=cg.preserve_format)
+    t = cg.ones(2, 3, 4, 5).contiguous(memory_format=cg.channels_last)
+    assert cg.ones(1).resize_as_(t).stride() == (60, 20, 5, 1)
+    assert cg.ones(1).resize_as_(t, memory_format=cg.preserve_format).stride() == (60, 1, 15, 3)
+    # the same shape without a memory_format keeps the strides (PyTorch)
+    assert cg.ones(3, 2).t().resize_as_(cg.ones(2, 3)).stride() == (1, 2)
+    assert cg.ones(3, 2).t().resize_as_(cg.ones(2, 3),
+                                        memory_format=cg.contiguous_format).stride() == (3, 1)
+    z = cg.arange(4.0)
+    assert cg.resize_as_(z, cg.ones(2, 2)) is z
+    close(z, [[0.0, 1.0], [2.0, 3.0]])
+    z = cg.arange(4.0).resize_(size=(6,))
+    assert z.shape == (6,)
+    close(z[:4], [0.0, 1.0, 2.0, 3.0])
+
+
 def test_sum_to_size_of_nothing_sums_and_matrix_power_zero_keeps_the_graph():
     r = cg.tensor(True).sum_to_size(())
     assert r.dtype == cg.int64 and r.item() == 1
