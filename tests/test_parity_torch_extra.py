@@ -1327,6 +1327,32 @@ def test_python2_dunders_and_containment():
     assert cg.tensor(True).__nonzero__() is True
 
 
+def test_addr_promotes_and_keeps_bool():
+    m = cg.tensor([[True, False], [False, False]])
+    v1, v2 = cg.tensor([True, False]), cg.tensor([True, True])
+    for kw, want in (({}, [[1, 1], [0, 0]]), ({"alpha": False}, [[1, 0], [0, 0]]),
+                     ({"beta": False}, [[1, 1], [0, 0]]), ({"beta": 2}, [[1, 1], [0, 0]]),
+                     ({"beta": False, "alpha": False}, [[0, 0], [0, 0]])):
+        r = cg.addr(m, v1, v2, **kw)
+        assert r.dtype == cg.bool
+        np.testing.assert_array_equal(r.numpy(), np.array(want, bool))
+    r = cg.addr(m, cg.tensor([1, 2]), v2)
+    assert r.dtype == cg.int64
+    np.testing.assert_array_equal(r.numpy(), [[2, 1], [2, 2]])
+    r = cg.addr(cg.tensor(2.0, dtype=cg.float64), cg.ones(2), cg.ones(2))
+    assert r.dtype == cg.float64
+    close(r, np.full((2, 2), 3.0))
+    with pytest.raises(RuntimeError, match="must not be a floating point number"):
+        cg.addr(m, v1, v2, beta=0.5)
+    with pytest.raises(RuntimeError, match="Boolean alpha only supported for Boolean results"):
+        cg.addr(cg.ones(2, 2), cg.ones(2), cg.ones(2), alpha=False)
+    x = cg.tensor([[True, False], [True, True]])
+    r = x.sum_to_size(1, 2)
+    assert r.dtype == cg.int64
+    np.testing.assert_array_equal(r.numpy(), [[2, 1]])
+    assert x.sum_to_size(2, 2) is x
+
+
 def test_resize_memory_formats_and_top_level_resize_as_():
     x = cg.ones(2, 3, 4, 5).resize_(2, 3, 4, 5, memory_format=cg.channels_last)
     assert x.stride() == (60, 1, 15, 3)
@@ -1345,6 +1371,39 @@ def test_resize_memory_formats_and_top_level_resize_as_():
     z = cg.arange(4.0).resize_(size=(6,))
     assert z.shape == (6,)
     close(z[:4], [0.0, 1.0, 2.0, 3.0])
+
+
+def test_nextafter_and_empty_combinations_carry_gradients():
+    a = cg.tensor([1.0, 2.0], dtype=cg.float64, requires_grad=True)
+    b = cg.tensor([2.0, 0.0], dtype=cg.float64, requires_grad=True)
+    y = cg.nextafter(a, b)
+    assert y.requires_grad
+    ga, gb = cg.autograd.grad((y * cg.tensor([3.0, 4.0], dtype=cg.float64)).sum(), (a, b))
+    close(ga, [3.0, 4.0])
+    close(gb, [0.0, 0.0])
+    x = cg.tensor([1.0], dtype=cg.float64, requires_grad=True)
+    c = cg.combinations(x, 2)
+    assert c.shape == (0, 2) and c.requires_grad
+    close(cg.autograd.grad(c.sum(), x)[0], [0.0])
+    assert not cg.combinations(x, 0).requires_grad
+
+
+def test_histogram_argument_forms():
+    pts = cg.tensor(np.array([[0.1, 0.5], [0.3, 0.9], [0.7, 0.2]]))
+    h = cg.histogramdd(pts, [cg.tensor([0.0, 0.5, 1.0]), cg.tensor([0.0, 0.5, 0.5, 1.0])])
+    close(h.hist, np.histogramdd(pts.numpy(), [[0.0, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0]])[0])
+    close(cg.histogramdd(pts, (2, 3), range=[0.0, 1.0, 0.0, 1.0]).hist,
+          np.histogramdd(pts.numpy(), (2, 3), range=[(0, 1), (0, 1)])[0])
+    with pytest.raises(RuntimeError, match=r"bins\[1\] must be monotonically increasing"):
+        cg.histogramdd(pts, [cg.tensor([0.0, 1.0]), cg.tensor([1.0, 0.0])])
+    with pytest.raises(TypeError, match="sequence of 1-d Tensors"):
+        cg.histogramdd(pts, cg.tensor([0.0, 0.5, 1.0]))
+    with pytest.raises(TypeError, match="must be an int or a 1-d Tensor"):
+        cg.histogram(pts[:, 0], bins=[0.0, 0.5, 1.0])
+    with pytest.raises(RuntimeError, match="bins must be monotonically increasing"):
+        cg.histogram(pts[:, 0], cg.tensor([1.0, 0.5, 0.0]))
+    with pytest.raises(RuntimeError, match="max must be larger than min"):
+        cg.histc(pts, 4, 1, 0)
 
 
 def test_sum_to_size_of_nothing_sums_and_matrix_power_zero_keeps_the_graph():

@@ -1274,8 +1274,10 @@ def _float32_64(name):
     return rule
 
 
+# PyTorch's derivative: the step to the next float is ignored (1 for input, 0 for other)
 binary("nextafter", np.nextafter, "nextafter({a}, {b})", _float32_64("nextafter"), vec=False,
-       differentiable=False, variants=Variants(inplace=True), tensors_only=True)
+       vjp=lambda g, a, b, out: (g, g * 0), saves=(), saves_out=False,
+       variants=Variants(inplace=True), tensors_only=True)
 
 
 def _frexp_exponent_rule(common, arg_dtypes, attrs):

@@ -691,8 +691,8 @@ def combinations(input, r=2, with_replacement=False):
     pick = (itertools.combinations_with_replacement if with_replacement
             else itertools.combinations)
     idx = np.array(list(pick(range(input._shape[0]), r)), dtype=np.int64).reshape(-1, r)
-    if idx.shape[0] == 0:
-        return input.new_zeros(0, r)
+    if idx.shape[0] == 0:  # no combinations: still a result of input, as in PyTorch
+        return reshape(input.narrow(0, 0, 0), 0, 1).expand(0, r).clone()
     flat = index_select(input, 0, _upload(idx.reshape(-1), input.device))
     return reshape(flat, idx.shape[0], r)
 
