@@ -488,7 +488,7 @@ _PY_TYPES = {float: dt.float64, int: dt.int64, bool: dt.bool_, complex: dt.compl
 
 
 def _is_dtype(a) -> bool:
-    return isinstance(a, dt.dtype) or a in _PY_TYPES
+    return isinstance(a, dt.dtype) or isinstance(a, type) and a in _PY_TYPES
 
 
 def _as_dtype(a):

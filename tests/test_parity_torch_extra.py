@@ -1309,6 +1309,8 @@ def test_tensor_conversions_take_pytorch_arguments():
     assert x.to(float).dtype == cg.float64 and x.to(int).dtype == cg.int64
     with pytest.raises(TypeError, match="invalid combination"):
         x.to("cpu", 3)
+    with pytest.raises(TypeError, match="invalid combination"):
+        x.to([1])
 
 
 def test_python2_dunders_and_containment():
