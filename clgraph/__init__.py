@@ -32,7 +32,7 @@ from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set
 from .autograd import is_inference_mode_enabled  # noqa: F401
 from . import amp
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled
-from . import fft, linalg, optim, special, utils
+from . import fft, linalg, optim, signal, special, utils
 from .serialization import load, save
 from .runtime import OutOfMemoryError, profile
 from .tensor import Size, Tensor
@@ -256,13 +256,13 @@ def can_cast(from_, to) -> "bool":
     return _cc(from_, to)
 
 
-def result_type(tensor1, tensor2) -> _dt.dtype:
+def result_type(tensor, other) -> _dt.dtype:  # noqa: F811 (PyTorch's argument names)
     def tiers(x):
         if isinstance(x, Tensor):
             return ([x.dtype], [], []) if x.ndim else ([], [x.dtype], [])
         return [], [], [x]
 
-    a, b = tiers(tensor1), tiers(tensor2)
+    a, b = tiers(tensor), tiers(other)
     return _dt.result_type(a[0] + b[0], a[1] + b[1], a[2] + b[2])
 
 

@@ -10,9 +10,18 @@ import numpy as np
 from . import _legacy, autograd, creation, runtime
 from ._bindings import bind_core
 from ._memory_format import strided
+from ._memory_format import (
+    channels_last,
+    channels_last_3d,
+    channels_last_order,
+    contiguous_format,
+    is_dense_in,
+    preserve_format,
+    strides_for,
+)
 from .ops import math as M
 from .ops import movement as V
-from .shapes import contiguous_strides
+from .shapes import contiguous_strides, is_contiguous
 from .tensor import Tensor
 
 
@@ -27,6 +36,12 @@ def bind(namespace: dict) -> None:
     T.polygamma = lambda self, n: M.polygamma(n, self)
     T.polygamma_ = lambda self, n: M.copy_(self, M.polygamma(n, self))
     T.__pos__ = lambda self: self
+    # PyTorch's Python 2 era spellings, kept as aliases
+    T.__div__, T.__rdiv__, T.__idiv__ = T.__truediv__, T.__rtruediv__, T.__itruediv__
+    T.__long__, T.__nonzero__ = T.__int__, T.__bool__
+    T.__complex__ = lambda self: complex(self.item())
+    T.__reversed__ = lambda self: self if self.ndim == 0 else self.flip(0)
+    T.__contains__ = _contains
     T.uniform_ = creation.uniform_
     T.normal_ = creation.normal_
     T.random_ = creation.random_
@@ -48,8 +63,9 @@ def bind(namespace: dict) -> None:
     T.t_ = lambda self: _restride(self, V.t)
     T.unsqueeze_ = lambda self, dim: _restride(self, V.unsqueeze, dim)
     T.squeeze_ = lambda self, dim=None: _restride(self, V.squeeze, dim)
-    T.transpose_ = T.swapaxes_ = T.swapdims_ = \
+    T.transpose_ = T.swapdims_ = \
         lambda self, dim0, dim1: _restride(self, V.transpose, dim0, dim1)
+    T.swapaxes_ = lambda self, axis0, axis1: _restride(self, V.transpose, axis0, axis1)
     T.as_strided_ = lambda self, size, stride, storage_offset=None: _restride(
         self, V.as_strided, size, stride, storage_offset)
     T.new_empty_strided = lambda self, size, stride, dtype=None, device=None, \
@@ -60,8 +76,7 @@ def bind(namespace: dict) -> None:
     T.geometric_ = creation.geometric_
     T.log_normal_ = creation.log_normal_
     T.resize_ = _resize_
-    T.resize_as_ = lambda self, the_template, memory_format=None: _resize_(
-        self, the_template.shape)
+    T.resize_as_ = namespace["resize_as_"] = _resize_as_
     T.fill_diagonal_ = _fill_diagonal_
     T.apply_ = lambda self, callable: _map_host(self, "apply_", callable)
     T.map_ = lambda self, tensor, callable: _map_host(self, "map_", callable, tensor)
@@ -79,12 +94,25 @@ def bind(namespace: dict) -> None:
     T.layout = property(lambda self: strided)
 
 
+def _contains(self, element):
+    """``element in t``: whether any element of ``t`` equals it (PyTorch)."""
+    if not isinstance(element, (Tensor, int, float, complex, bool)):
+        raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you "
+                           f"passed in a {type(element)}.")
+    return bool((self == element).any())
+
+
 def _new(make, sized: bool):
     """Tensor.new_zeros(*size) and kin: ``make`` with this tensor's dtype and device unless
     given."""
     if sized:
-        def method(self, *size, dtype=None, device=None, requires_grad=False):
-            return make(*size, dtype=dtype or self.dtype, device=device or self.device,
+        def method(self, *sizes, size=None, dtype=None, device=None, requires_grad=False):
+            if size is not None:
+                if sizes:
+                    raise TypeError(f"new_{make.__name__}() got multiple values for argument "
+                                    "'size'")
+                sizes = (size,)
+            return make(*sizes, dtype=dtype or self.dtype, device=device or self.device,
                         requires_grad=requires_grad)
     else:
         def method(self, data, dtype=None, device=None, requires_grad=False):
@@ -115,10 +143,14 @@ def _restride(self, view_op, *args):
     return self
 
 
-def _resize_(self, *sizes, memory_format=None):
-    """Tensor.resize_: the tensor becomes contiguous with ``sizes`` at its offset, its
-    storage grown (the new elements uninitialized) when too small; the same shape keeps the
-    strides."""
+def _resize_(self, *sizes, size=None, memory_format=None):
+    """Tensor.resize_: the tensor becomes dense with ``sizes`` at its offset (row-major, or
+    in ``memory_format``), its storage grown (the new elements uninitialized) when too
+    small; the same shape without a memory_format keeps the strides."""
+    if size is not None:
+        if sizes:
+            raise TypeError("resize_() got multiple values for argument 'size'")
+        sizes = (size,)
     shape = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) \
         else tuple(sizes)
     if self.requires_grad:
@@ -126,7 +158,10 @@ def _resize_(self, *sizes, memory_format=None):
     if any(n < 0 for n in shape):
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(shape)}: "
                            f"{list(shape)}")
-    if shape == self._shape:
+    if memory_format is preserve_format:
+        raise RuntimeError("resize_: Unsupported memory format preserve_format")
+    order = channels_last_order(memory_format, len(shape))
+    if shape == self._shape and memory_format is None:
         return self
     n = 1
     for d in shape:
@@ -142,10 +177,23 @@ def _resize_(self, *sizes, memory_format=None):
         old.nbytes, new.nbytes = new.nbytes, old.nbytes
         del new
     self._shape = shape
-    self._stride = contiguous_strides(shape)
-    self._contig = True
+    self._stride = contiguous_strides(shape) if order is None else strides_for(shape, order)
+    self._contig = order is None or is_contiguous(shape, self._stride)
     runtime.bump(old)
     return self
+
+
+def _resize_as_(input, the_template, memory_format=None):
+    """torch.resize_as_ / Tensor.resize_as_: resize_ to the template's shape; with
+    preserve_format, in the template's own layout (channels_last when it is dense so)."""
+    if memory_format is preserve_format:
+        memory_format = contiguous_format
+        if the_template.ndim in (4, 5) and not the_template.is_contiguous():
+            fmt = channels_last if the_template.ndim == 4 else channels_last_3d
+            order = channels_last_order(fmt, the_template.ndim)
+            if is_dense_in(the_template.shape, the_template.stride(), order):
+                memory_format = fmt
+    return _resize_(input, the_template.shape, memory_format=memory_format)
 
 
 def _fill_diagonal_(self, fill_value, wrap: bool = False):

@@ -102,10 +102,19 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
     return tensor(data, dtype=dtype, device=device)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False,
-          memory_format=None) -> Tensor:
+def _sizes_or(name, sizes, size):
+    """The shape given unpacked, as one sequence, or by the keyword ``size`` (PyTorch)."""
+    if size is None:
+        return sizes
+    if sizes:
+        raise TypeError(f"{name}() got multiple values for argument 'size'")
+    return (size,)
+
+
+def empty(*sizes, size=None, dtype=None, device=None, requires_grad=False, layout=None,
+          pin_memory=False, memory_format=None) -> Tensor:
     _strided("empty", layout)
-    shape = _sizes(size)
+    shape = _sizes(_sizes_or("empty", sizes, size))
     if any(s < 0 for s in shape):
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(shape)}: "
                            f"{list(shape)}")
@@ -125,16 +134,18 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, layo
     return _finish(t, requires_grad)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False, layout=None) -> Tensor:
+def zeros(*sizes, size=None, dtype=None, device=None, requires_grad=False,
+          layout=None) -> Tensor:
     _strided("zeros", layout)
-    t = empty(*size, dtype=dtype, device=device)
+    t = empty(*_sizes_or("zeros", sizes, size), dtype=dtype, device=device)
     fill_(t, 0)
     return _finish(t, requires_grad)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False, layout=None) -> Tensor:
+def ones(*sizes, size=None, dtype=None, device=None, requires_grad=False,
+         layout=None) -> Tensor:
     _strided("ones", layout)
-    t = empty(*size, dtype=dtype, device=device)
+    t = empty(*_sizes_or("ones", sizes, size), dtype=dtype, device=device)
     fill_(t, 1)
     return _finish(t, requires_grad)
 
@@ -424,17 +435,17 @@ def _float_dtype(dtype):
     return d
 
 
-def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, layout=None,
-         pin_memory=False) -> Tensor:
+def rand(*sizes, size=None, generator=None, dtype=None, device=None,
+         requires_grad=False, layout=None, pin_memory=False) -> Tensor:
     _strided("rand", layout)
-    t = empty(*size, dtype=_float_dtype(dtype), device=device)
+    t = empty(*_sizes_or("rand", sizes, size), dtype=_float_dtype(dtype), device=device)
     return _finish(_random_fill(t, 0, 0.0, 1.0, generator), requires_grad)
 
 
-def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, layout=None,
-          pin_memory=False) -> Tensor:
+def randn(*sizes, size=None, generator=None, dtype=None, device=None,
+          requires_grad=False, layout=None, pin_memory=False) -> Tensor:
     _strided("randn", layout)
-    t = empty(*size, dtype=_float_dtype(dtype), device=device)
+    t = empty(*_sizes_or("randn", sizes, size), dtype=_float_dtype(dtype), device=device)
     return _finish(_random_fill(t, 1, 0.0, 1.0, generator), requires_grad)
 
 

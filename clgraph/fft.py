@@ -23,8 +23,8 @@ from .ops.registry import OpDef, apply, register
 from .tensor import Tensor
 
 __all__ = ["fft", "ifft", "rfft", "irfft", "fft2", "ifft2", "rfft2", "irfft2", "fftn",
-           "ifftn", "rfftn", "irfftn", "hfft", "ihfft", "fftfreq", "rfftfreq", "fftshift",
-           "ifftshift"]
+           "ifftn", "rfftn", "irfftn", "hfft", "ihfft", "hfft2", "ihfft2", "hfftn", "ihfftn",
+           "fftfreq", "rfftfreq", "fftshift", "ifftshift"]
 
 
 # --- the device op --------------------------------------------------------------------------
@@ -314,6 +314,27 @@ def rfft2(input, s=None, dim=(-2, -1), norm=None):
 def irfft2(input, s=None, dim=(-2, -1), norm=None):
     """torch.fft.irfft2."""
     return irfftn(input, s, dim, norm)
+
+
+def hfftn(input, s=None, dim=None, norm=None):
+    """torch.fft.hfftn: the real n-dimensional spectrum of a Hermitian-symmetric signal given
+    by the first half of its last dim: irfftn of the conjugate, the scaling swapped."""
+    return irfftn(_as_complex(input, "hfftn").conj(), s, dim, _swap(norm))
+
+
+def ihfftn(input, s=None, dim=None, norm=None):
+    """torch.fft.ihfftn: the inverse of hfftn, from a real signal."""
+    return rfftn(_real_input(input, "ihfftn"), s, dim, _swap(norm)).conj()
+
+
+def hfft2(input, s=None, dim=(-2, -1), norm=None):
+    """torch.fft.hfft2."""
+    return hfftn(input, s, dim, norm)
+
+
+def ihfft2(input, s=None, dim=(-2, -1), norm=None):
+    """torch.fft.ihfft2."""
+    return ihfftn(input, s, dim, norm)
 
 
 # --- helpers --------------------------------------------------------------------------------

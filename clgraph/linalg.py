@@ -18,6 +18,7 @@ import numpy as np
 from . import dtypes as dt
 from .creation import as_tensor as _as_tensor
 from .creation import eye as _eye
+from .ops import decomp as _decomp
 from .ops import lu as _lu
 from .ops import reduce as R
 from .ops.decomp import EIG as _EIG
@@ -33,12 +34,9 @@ from .ops.decomp import (  # noqa: F401
     eigvalsh,
     inv,
     lstsq,
-    matrix_exp,
-    matrix_power,
     matrix_rank,
     pinv,
     qr,
-    slogdet,
     solve,
     solve_triangular,
     svdvals,
@@ -53,6 +51,20 @@ from .ops.registry import apply as _apply
 from .ops.registry import functions as _f
 from .ops.registry import public
 from .shapes import wrap_dim
+
+# torch.linalg names the matrix A where the top-level functions (ops/decomp.py) say input
+
+
+def matrix_exp(A):
+    return _decomp.matrix_exp(A)
+
+
+def matrix_power(A, n: int, *, out=None):
+    return _decomp.matrix_power(A, n, out=out)
+
+
+def slogdet(A, *, out=None):
+    return _decomp.slogdet(A, out=out)
 
 
 def _check_float(x, name: str):

@@ -67,10 +67,15 @@ def wrap_dims(dim, ndim: int) -> tuple[int, ...] | None:
 
 def broadcast_shapes(*shapes) -> tuple[int, ...]:
     """torch.broadcast_shapes, with PyTorch's error message: shapes broadcast pairwise, left
-    to right, each pair compared from the last dimension."""
-    out: tuple[int, ...] = tuple(shapes[0]) if shapes else ()
+    to right, each pair compared from the last dimension. An int n is the shape (n,)."""
+    shapes = [(s,) if isinstance(s, numbers.Integral) else tuple(s) for s in shapes]
+    for s in shapes:
+        if any(n < 0 for n in s):
+            raise RuntimeError(f"Trying to create tensor with negative dimension {min(s)}: "
+                               f"{list(s)}")
+    out: tuple[int, ...] = shapes[0] if shapes else ()
     for s in shapes[1:]:
-        out = _broadcast_pair(out, tuple(s))
+        out = _broadcast_pair(out, s)
     return out
 
 

@@ -3,6 +3,8 @@ fields. Methods call ops; nothing here launches a kernel directly."""
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from . import _format, runtime
@@ -381,22 +383,39 @@ class Tensor:
 
     # --- conversion -------------------------------------------------------------------
     def to(self, *args, **kwargs) -> "Tensor":
-        device, dtype, copy = None, None, kwargs.pop("copy", False)
+        """Tensor.to(dtype, non_blocking, copy), to(device, dtype, non_blocking, copy) or
+        to(other, non_blocking, copy); ``memory_format`` by keyword."""
+        device = dtype = None
+        args = list(args)
+        if args and isinstance(args[0], Tensor):
+            device, dtype = args[0].device, args[0].dtype
+            args.pop(0)
+        elif args and _is_dtype(args[0]):
+            dtype = _as_dtype(args.pop(0))
+        elif args and (isinstance(args[0], (str, _device_cls, int)) or args[0] is None) \
+                and not isinstance(args[0], builtins.bool):
+            a = args.pop(0)
+            device = None if a is None else as_device(a)
+            if args and (args[0] is None or _is_dtype(args[0])):
+                a = args.pop(0)
+                dtype = None if a is None else _as_dtype(a)
+        flags = dict(zip(("non_blocking", "copy"), args))
+        if len(args) > 2 or any(not isinstance(v, builtins.bool) for v in flags.values()):
+            raise TypeError(f"to() received an invalid combination of arguments: "
+                            f"{args!r} after the device/dtype")
+        for k in flags:
+            if k in kwargs:
+                raise TypeError(f"to() got multiple values for argument '{k}'")
+        kwargs = {**flags, **kwargs}
+        copy = kwargs.pop("copy", False)
         kwargs.pop("non_blocking", None)
         fmt = kwargs.pop("memory_format", None)
-        for a in args:
-            if isinstance(a, Tensor):
-                device, dtype = a.device, a.dtype
-            elif isinstance(a, dt.dtype) or a in (float, int, bool):
-                dtype = dt.as_dtype(a)
-            elif isinstance(a, (str, _device_cls, int)):
-                device = as_device(a)
-            else:
-                raise TypeError(f"to() received an invalid argument: {a!r}")
         if "device" in kwargs:
-            device = as_device(kwargs.pop("device"))
+            a = kwargs.pop("device")
+            device = None if a is None else as_device(a)
         if "dtype" in kwargs:
-            dtype = dt.as_dtype(kwargs.pop("dtype"))
+            a = kwargs.pop("dtype")
+            dtype = None if a is None else _as_dtype(a)
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
         out = _to(self, device, dtype, copy)
@@ -424,44 +443,56 @@ class Tensor:
             dtype = dtype.dtype
         return self.to(dtype)
 
-    def float(self):
-        return self.to(dt.float32)
+    def float(self, memory_format=None):
+        return self.to(dt.float32, memory_format=memory_format)
 
-    def double(self):
-        return self.to(dt.float64)
+    def double(self, memory_format=None):
+        return self.to(dt.float64, memory_format=memory_format)
 
-    def half(self):
-        return self.to(dt.float16)
+    def half(self, memory_format=None):
+        return self.to(dt.float16, memory_format=memory_format)
 
-    def bfloat16(self):
-        return self.to(dt.bfloat16)
+    def bfloat16(self, memory_format=None):
+        return self.to(dt.bfloat16, memory_format=memory_format)
 
-    def cfloat(self):
-        return self.to(dt.complex64)
+    def cfloat(self, memory_format=None):
+        return self.to(dt.complex64, memory_format=memory_format)
 
-    def cdouble(self):
-        return self.to(dt.complex128)
+    def cdouble(self, memory_format=None):
+        return self.to(dt.complex128, memory_format=memory_format)
 
-    def int(self):
-        return self.to(dt.int32)
+    def int(self, memory_format=None):
+        return self.to(dt.int32, memory_format=memory_format)
 
-    def long(self):
-        return self.to(dt.int64)
+    def long(self, memory_format=None):
+        return self.to(dt.int64, memory_format=memory_format)
 
-    def short(self):
-        return self.to(dt.int16)
+    def short(self, memory_format=None):
+        return self.to(dt.int16, memory_format=memory_format)
 
-    def char(self):
-        return self.to(dt.int8)
+    def char(self, memory_format=None):
+        return self.to(dt.int8, memory_format=memory_format)
 
-    def byte(self):
-        return self.to(dt.uint8)
+    def byte(self, memory_format=None):
+        return self.to(dt.uint8, memory_format=memory_format)
 
-    def bool(self):
-        return self.to(dt.bool_)
+    def bool(self, memory_format=None):
+        return self.to(dt.bool_, memory_format=memory_format)
 
     def type_as(self, other):
         return self.to(other.dtype)
+
+
+# Tensor.to's Python types: PyTorch's double, long, bool and cdouble
+_PY_TYPES = {float: dt.float64, int: dt.int64, bool: dt.bool_, complex: dt.complex128}
+
+
+def _is_dtype(a) -> bool:
+    return isinstance(a, dt.dtype) or isinstance(a, type) and a in _PY_TYPES
+
+
+def _as_dtype(a):
+    return _PY_TYPES[a] if a in _PY_TYPES else dt.as_dtype(a)
 
 
 def _to(t: Tensor, device, dtype, copy: bool) -> Tensor:

@@ -262,6 +262,8 @@ GRAD_CASES.update({
     "xlogy": [lambda: (cg.xlogy, (leaf(2, 3), pos(3, seed=1))),
               lambda: ((lambda b: cg.xlogy(2.0, b)), (pos(3),))],
     "copysign": [lambda: (cg.copysign, (leaf(2, 3), leaf(3, seed=1)))],
+    # PyTorch's derivative of nextafter: 1 in input, 0 in other
+    "nextafter": [lambda: (cg.nextafter, (leaf(2, 3), leaf(3, seed=1)))],
     "digamma": [lambda: (cg.digamma, (leaf(3, 4, low=-2.7, high=4),))],
     "lgamma": [lambda: (cg.lgamma, (leaf(3, 4, low=-2.7, high=4),))],
     "erfinv": [lambda: (cg.erfinv, (leaf(3, 4, low=-0.95, high=0.95),))],

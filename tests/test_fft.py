@@ -74,6 +74,21 @@ def test_n_dimensional_transforms(norm):
                                                            norm=norm))
 
 
+@pytest.mark.parametrize("norm", NORMS)
+def test_hermitian_n_dimensional_transforms(norm):
+    sfft = pytest.importorskip("scipy.fft")
+    x, r = crandn(3, 4, 5), RNG.standard_normal((3, 4, 6))
+    t, tr = cg.tensor(x), cg.tensor(r)
+    close(cg.fft.hfft2(t, norm=norm), sfft.hfft2(x, norm=norm))
+    close(cg.fft.hfftn(t, norm=norm), sfft.hfftn(x, norm=norm))
+    close(cg.fft.hfftn(t, s=(3, 8), dim=(0, 2), norm=norm),
+          sfft.hfftn(x, s=(3, 8), axes=(0, 2), norm=norm))
+    close(cg.fft.ihfft2(tr, norm=norm), sfft.ihfft2(r, norm=norm))
+    close(cg.fft.ihfftn(tr, norm=norm), sfft.ihfftn(r, norm=norm))
+    close(cg.fft.ihfftn(tr, s=(2, 5), dim=(0, 1), norm=norm),
+          sfft.ihfftn(r, s=(2, 5), axes=(0, 1), norm=norm))
+
+
 def test_round_trips():
     r = RNG.standard_normal((3, 9))
     tr = cg.tensor(r)
@@ -117,6 +132,8 @@ GRAD_FNS = {
     "fft2": lambda lib, z, r: lib.fft.fft2(z.reshape(2, 3)).abs().sum(),
     "rfft2": lambda lib, z, r: lib.fft.rfft2(r.reshape(2, 3)).abs().sum(),
     "irfftn": lambda lib, z, r: (lib.fft.irfftn(z.reshape(3, 2)) * 2).pow(2).sum(),
+    "hfft2": lambda lib, z, r: (lib.fft.hfft2(z.reshape(2, 3)) ** 2).sum(),
+    "ihfftn": lambda lib, z, r: lib.fft.ihfftn(r.reshape(2, 3)).abs().sum(),
 }
 
 
@@ -241,3 +258,42 @@ def test_stft_gradient_matches_torch():
     cx = cg.tensor(x, requires_grad=True)
     loss(cg, cx).backward()
     close(cx.grad, tx.grad.numpy(), 1e-8)
+
+
+SIGNAL_WINDOWS = [("bartlett", {}, ("bartlett",)), ("blackman", {}, ("blackman",)),
+                  ("cosine", {}, ("cosine",)), ("hann", {}, ("hann",)),
+                  ("hamming", {}, ("hamming",)), ("nuttall", {}, ("nuttall",)),
+                  ("gaussian", {"std": 0.7}, ("gaussian", 0.7)),
+                  ("kaiser", {"beta": 3.0}, ("kaiser", 3.0)),
+                  ("general_hamming", {"alpha": 0.6}, ("general_hamming", 0.6)),
+                  ("general_cosine", {"a": [0.46, 0.23, 0.31]},
+                   ("general_cosine", [0.46, 0.23, 0.31])),
+                  ("exponential", {"tau": 0.5}, ("exponential", None, 0.5))]
+
+
+@pytest.mark.parametrize("name, kw, spec", SIGNAL_WINDOWS)
+def test_signal_windows_match_scipy(name, kw, spec):
+    sw = pytest.importorskip("scipy.signal.windows")
+    fn = getattr(cg.signal.windows, name)
+    for m in (0, 1, 2, 7, 8):
+        for sym in (True, False):
+            want = sw.get_window(spec, m, fftbins=not sym) if m else np.ones(0)
+            if name == "nuttall" and m:  # scipy's nuttall is the same 4-term window
+                want = sw.nuttall(m, sym=sym)
+            got = fn(m, sym=sym, dtype=cg.float64, **kw)
+            assert got.dtype == cg.float64
+            close(got, want, 1e-7)
+    assert fn(5, **kw).dtype == cg.float32
+
+
+def test_signal_window_errors():
+    w = cg.signal.windows
+    with pytest.raises(ValueError, match="non-negative window length, got M=-1"):
+        w.hann(-1)
+    with pytest.raises(ValueError, match="expects float32 or float64 dtypes"):
+        w.hann(3, dtype=cg.int64)
+    with pytest.raises(ValueError, match="Center must be None for symmetric windows"):
+        w.exponential(3, center=1.0)
+    close(w.exponential(6, sym=False, center=1.0), np.exp(-np.abs(np.arange(6.0) - 1.0)), 1e-6)
+    with pytest.raises(ValueError, match="beta must be non-negative"):
+        w.kaiser(3, beta=-1.0)

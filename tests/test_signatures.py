@@ -1,17 +1,15 @@
 """PyTorch's calling conventions across the public functions: ``out=`` (resized to the
 result, cast-checked, tuples for several results, not differentiable), the keyword names
-of operands (``other=``), and the factory keywords ``layout=`` / ``pin_memory=``; with
-PyTorch installed, every keyword its documented signatures name is accepted here too."""
+of operands (``other=``), and the factory keywords ``layout=`` / ``pin_memory=``."""
 
 from __future__ import annotations
 
 import inspect
 import pickle
-import re
 
 import numpy as np
 import pytest
-from conftest import close, torch_or_skip
+from conftest import close
 
 import clgraph as cg
 
@@ -109,57 +107,3 @@ def test_factory_keywords():
     assert repr(cg.sparse_csr) == "torch.sparse_csr"
     with pytest.raises(TypeError):
         cg.zeros_like(cg.ones(2), dtyp=cg.float64)  # a misspelt keyword is not ignored
-
-
-def _documented_keywords(fn, name):
-    doc = getattr(fn, "__doc__", None) or ""
-    lines = [ln for ln in doc.splitlines() if re.match(r"\s*" + re.escape(name) + r"\(", ln)]
-    words = set()
-    for ln in lines:
-        start, depth, end = ln.index("("), 0, len(ln)
-        for j in range(start, len(ln)):  # the parenthesis closing the parameter list
-            depth += {"(": 1, ")": -1}.get(ln[j], 0)
-            if depth == 0:
-                end = j
-                break
-        for part in ln[start + 1:end].split(","):
-            m = re.match(r"\s*\\?\*?([A-Za-z_]\w*)\s*(?::[^=]*)?(=.*)?$", part)
-            if m:
-                words.add(m.group(1))
-    return words
-
-
-# keywords PyTorch documents that clgraph names otherwise or does not take, each for a
-# reason: positional-only in practice, or an implementation option with no meaning here
-_KEYWORD_EXCEPTIONS = {
-    "save": {"pickle_module", "pickle_protocol", "_use_new_zipfile_serialization"},
-    "wait": {"arg0"},
-    "einsum": {"equation", "operands"},
-    "true_divide": {"dividend", "divisor"},  # PyTorch itself takes input, other
-    "searchsorted": {"values"},  # PyTorch itself takes input
-    "set_num_threads": {"int"},
-    "set_num_interop_threads": {"int"},
-}
-
-
-def test_documented_keywords_are_accepted():
-    torch = torch_or_skip()
-    missing = {}
-    for name in sorted(dir(torch)):
-        if name.startswith("_"):
-            continue
-        tf, cf = getattr(torch, name), getattr(cg, name, None)
-        if cf is None or isinstance(tf, type) or isinstance(cf, type) or not callable(cf):
-            continue
-        try:
-            params = inspect.signature(cf).parameters
-        except (TypeError, ValueError):
-            continue
-        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            continue
-        want = _documented_keywords(tf, name) - {"Tensor", "self", "size", "input"} \
-            - _KEYWORD_EXCEPTIONS.get(name, set())
-        lack = sorted(k for k in want if k not in params)
-        if lack:
-            missing[name] = lack
-    assert not missing, missing

@@ -4,6 +4,7 @@ through the view and the copy. Imports only the registry's public functions."""
 
 from __future__ import annotations
 
+from .._memory_format import contiguous_format
 from .registry import functions as F
 from .registry import public
 
@@ -105,10 +106,16 @@ def as_strided_copy(input, size, stride, storage_offset=None):
 @public
 def as_strided_scatter(input, src, size, stride, storage_offset=None):
     """torch.as_strided_scatter: a copy of ``input`` whose elements under the view
-    as_strided(size, stride, storage_offset) are those of ``src``."""
+    as_strided(size, stride, storage_offset) are those of ``src``. As in PyTorch the result is
+    a fresh contiguous tensor and ``storage_offset`` counts in input's storage, so the view
+    starts ``storage_offset - input.storage_offset()`` elements into the result."""
     if tuple(src.shape) != tuple(size):
         raise RuntimeError(f"expected src to have a size equal to the slice of self. src "
                            f"size = {list(src.shape)}, slice size = {list(size)}")
-    out = input.clone()
-    F.as_strided(out, size, stride, storage_offset).copy_(src)
+    offset = 0 if storage_offset is None else storage_offset - input._offset
+    if offset < 0:
+        raise RuntimeError(f"as_strided_scatter: storage_offset {storage_offset} is before "
+                           f"the input's own storage offset {input._offset}")
+    out = input.clone(memory_format=contiguous_format)
+    F.as_strided(out, size, stride, offset).copy_(src)
     return out

@@ -373,10 +373,10 @@ def _out(r, out):
 
 
 @public
-def slogdet(A, *, out=None):
-    _check_square("linalg.slogdet", A)
-    _check_float("linalg.slogdet", A)
-    sign, logabs = apply(SLOGDET, A)
+def slogdet(input, *, out=None):
+    _check_square("linalg.slogdet", input)
+    _check_float("linalg.slogdet", input)
+    sign, logabs = apply(SLOGDET, input)
     return _named("slogdet", ("sign", "logabsdet"))(_zero_gradient(sign.detach(), logabs),
                                                    logabs)
 
@@ -388,10 +388,10 @@ def linalg_det(A, *, out=None):
 
 
 @public
-def logdet(A):
+def logdet(input):
     """log det A: nan where the determinant is negative, -inf where it is 0 (PyTorch)."""
-    r = slogdet(A)
-    return r.logabsdet + zeros((), dtype=A.dtype, device=A.device).where(
+    r = slogdet(input)
+    return r.logabsdet + zeros((), dtype=input.dtype, device=input.device).where(
         r.sign >= 0, float("nan"))
 
 
@@ -594,14 +594,15 @@ def lstsq(A, B, rcond=None, *, driver=None):
 
 
 @public
-def matrix_power(A, n: int, *, out=None):
+def matrix_power(input, n: int, *, out=None):
     """A^n by repeated squaring (n < 0: of the inverse; n == 0: the identity)."""
-    _check_square("linalg.matrix_power", A)
+    _check_square("linalg.matrix_power", input)
     if not isinstance(n, int):
         raise TypeError(f"matrix_power(): argument 'n' must be int, not {type(n).__name__}")
     if n == 0:  # the identity, with PyTorch's zero gradient
-        return _out(_zero_gradient(eye(A._shape[-1], dtype=A.dtype, device=A.device), A), out)
-    base = inv(A) if n < 0 else A
+        ident = eye(input._shape[-1], dtype=input.dtype, device=input.device)
+        return _out(_zero_gradient(ident, input), out)
+    base = inv(input) if n < 0 else input
     n = abs(n)
     r = None
     while n:
@@ -614,19 +615,19 @@ def matrix_power(A, n: int, *, out=None):
 
 
 @public
-def matrix_exp(A):
+def matrix_exp(input):
     """exp(A) by scaling and squaring: a degree-18 Taylor polynomial of A / 2^s with
     |A / 2^s|_1 <= theta, squared s times (made of matmuls, so it differentiates). theta is
     PyTorch's bound for degree 18 in the dtype's precision: every squaring doubles the
     rounding error, so a smaller bound (1/2 was used) loses accuracy (6x in float32)."""
-    _check_square("linalg.matrix_exp", A)
-    _check_float("linalg.matrix_exp", A)
-    theta = 3.010066362817634 if A.dtype is dt.float32 else 1.090863719290036
-    norm = float(A.detach().abs().sum(-2).amax()) if A.numel() else 0.0
+    _check_square("linalg.matrix_exp", input)
+    _check_float("linalg.matrix_exp", input)
+    theta = 3.010066362817634 if input.dtype is dt.float32 else 1.090863719290036
+    norm = float(input.detach().abs().sum(-2).amax()) if input.numel() else 0.0
     s = max(0, int(np.ceil(np.log2(norm / theta)))) if norm > theta else 0
-    x = A / (2.0 ** s)
-    n = A._shape[-1]
-    ident = eye(n, dtype=A.dtype, device=A.device)
+    x = input / (2.0 ** s)
+    n = input._shape[-1]
+    ident = eye(n, dtype=input.dtype, device=input.device)
     term, r = ident + 0 * x, ident + 0 * x
     for k in range(1, 19):
         term = matmul(term, x) / k
@@ -834,35 +835,35 @@ def lu_unpack(LU_data, LU_pivots, unpack_data: bool = True, unpack_pivots: bool 
 
 
 @public
-def lu_solve(b, LU_data, LU_pivots, *, out=None):
-    """torch.lu_solve: x with A x = b from lu(A): U^-1 L^-1 P^T b."""
+def lu_solve(input, LU_data, LU_pivots, *, out=None):
+    """torch.lu_solve: x with A x = b (input) from lu(A): U^-1 L^-1 P^T b."""
     perm, low, up = lu_unpack(LU_data, LU_pivots)
-    y = solve_triangular(low, _mT(perm) @ b, upper=False, unitriangular=True)
+    y = solve_triangular(low, _mT(perm) @ input, upper=False, unitriangular=True)
     return _out(solve_triangular(up, y, upper=True), out)
 
 
 @public
-def triangular_solve(b, A, upper: bool = True, transpose: bool = False,
+def triangular_solve(input, A, upper: bool = True, transpose: bool = False,
                      unitriangular: bool = False, *, out=None):
-    """torch.triangular_solve: (solution of op(A) X = b, a copy of A), op(A) = A or A^T."""
+    """torch.triangular_solve: (solution of op(A) X = b (input), a copy of A), op(A) = A or A^T."""
     coeff = _mT(A) if transpose else A
-    x = solve_triangular(coeff, b, upper=bool(upper) != bool(transpose),
+    x = solve_triangular(coeff, input, upper=bool(upper) != bool(transpose),
                          unitriangular=unitriangular)
     return _named("triangular_solve", ("solution", "cloned_coefficient"))(x, A.clone())
 
 
 @public
-def cholesky_solve(B, L, upper: bool = False, *, out=None):
+def cholesky_solve(input, input2, upper: bool = False, *, out=None):
     """torch.cholesky_solve: X with A X = B, A = L L^T (or U^T U with ``upper``), reading
     L's triangle; L's gradient is PyTorch's (a full matrix, not masked to the triangle)."""
-    _check_float("cholesky_solve", B, L)
-    if B.ndim < 2 or L.ndim < 2:
+    _check_float("cholesky_solve", input, input2)
+    if input.ndim < 2 or input2.ndim < 2:
         raise RuntimeError("b should have at least 2 dimensions, but has "
-                           f"{B.ndim} dimensions instead" if B.ndim < 2 else
+                           f"{input.ndim} dimensions instead" if input.ndim < 2 else
                            "u should have at least 2 dimensions, but has "
-                           f"{L.ndim} dimensions instead")
-    _check_square("cholesky_solve", L)
-    return _out(apply(CHOLESKY_SOLVE, B, L, upper=bool(upper)), out)
+                           f"{input2.ndim} dimensions instead")
+    _check_square("cholesky_solve", input2)
+    return _out(apply(CHOLESKY_SOLVE, input, input2, upper=bool(upper)), out)
 
 
 def _cholesky_solve(b, factor, upper=False):
@@ -884,11 +885,11 @@ CHOLESKY_SOLVE = register(OpDef("cholesky_solve", "linalg", None, _run_host(_cho
 
 
 @public
-def cholesky_inverse(L, upper: bool = False, *, out=None):
+def cholesky_inverse(input, upper: bool = False, *, out=None):
     """torch.cholesky_inverse: A^-1 from A's Cholesky factor."""
-    n = L._shape[-1]
-    ident = eye(n, dtype=L.dtype, device=L.device).expand(*L._shape)
-    return _out(cholesky_solve(ident, L, upper), out)
+    n = input._shape[-1]
+    ident = eye(n, dtype=input.dtype, device=input.device).expand(*input._shape)
+    return _out(cholesky_solve(ident, input, upper), out)
 
 
 def _torch_qr(input, some: bool = True, *, out=None):

@@ -382,16 +382,20 @@ def _by_kind(fexpr: str, iexpr: str, bexpr: str | None = None):
 
 def elementwise(name, ref, expr, rule, argnames, vjp=None, vec=True, promote=slice(None),
                 differentiable=True, saves=None, saves_out=True, needs=None, variants=None,
-                tensors_only=False, autocast=None, check=None):
+                tensors_only=False, autocast=None, check=None, keywords=None):
     """One elementwise row; ``variants`` (registry.Variants) makes it public as
     ``cg.<name>(input, *others, out=None)`` and the forms it lists; ``tensors_only``: its
     public function takes no Python number (PyTorch's signature is all Tensors);
-    ``check(name, input, *others)`` runs on the public function's operands first."""
+    ``check(name, input, *others)`` runs on the public function's operands first;
+    ``keywords``: PyTorch's names of the operands after ``input`` (default ``other`` for a
+    binary row), which the public function also takes by keyword."""
     op = register(OpDef(name, "elementwise", ref, _run, vjp, expr, rule, argnames, vec,
                         promote, differentiable, saves=saves, needs=needs,
                         saves_out=saves_out, autocast=autocast))
     if variants is not None:
-        registry.export(name, _public(op, tensors_only, check), variants)
+        if keywords is None:
+            keywords = ("other",) if len(argnames) == 2 else ()
+        registry.export(name, _public(op, tensors_only, check, keywords), variants)
     return op
 
 
@@ -413,9 +417,9 @@ def _check_tensors(name, operands) -> None:
                             f"not {type(x).__name__}")
 
 
-def _public(op: OpDef, tensors_only=False, check=None):
-    """The public function of a row, with PyTorch's parameter names (``input``, ``other``):
-    its operands checked, ``out=`` writing in place."""
+def _public(op: OpDef, tensors_only=False, check=None, keywords=()):
+    """The public function of a row, with PyTorch's parameter names (``input``, then
+    ``keywords``): its operands checked, ``out=`` writing in place."""
     name, n_others = op.name, len(op.argnames) - 1
 
     def run(input, others, out):
@@ -431,14 +435,16 @@ def _public(op: OpDef, tensors_only=False, check=None):
     if n_others == 0:
         def fn(input, *, out=None):
             return run(input, (), out)
-    elif n_others == 1 and name == "heaviside":
-        def fn(input, values, *, out=None):
-            return run(input, (values,), out)
-    elif n_others == 1:
+    elif tuple(keywords) == ("other",):
         def fn(input, other, *, out=None):
             return run(input, (other,), out)
     else:
-        def fn(input, *others, out=None):
+        def fn(input, *others, out=None, **named):
+            if named:
+                for k in named:
+                    if k not in keywords[len(others):]:
+                        raise TypeError(f"{name}() got an unexpected keyword argument '{k}'")
+                others += tuple(named[k] for k in keywords[len(others):] if k in named)
             if len(others) != n_others:
                 raise TypeError(f"{name}() takes {len(op.argnames)} operand(s) but "
                                 f"{1 + len(others)} were given")
@@ -1061,7 +1067,7 @@ unary("digamma", _np_float(_np_digamma), _DIGAMMA, _floating, vec=False,
       variants=Variants(inplace=True))
 binary("_standard_gamma_grad", _np_standard_gamma_grad, _STANDARD_GAMMA_GRAD,
        _float_args("_standard_gamma_grad"), vec=False, differentiable=False,
-       variants=Variants(method=False), tensors_only=True)
+       variants=Variants(method=False), tensors_only=True, keywords=("output",))
 # igamma / igammac: the regularized incomplete gamma functions P(a, x) and Q(a, x) = 1 - P,
 # by the series of P for x < a + 1 and Lentz's continued fraction of Q beyond (Numerical
 # Recipes' gser / gcf), each computing the complement of the other by subtraction; the edges
@@ -1198,7 +1204,8 @@ binary("copysign", np.copysign, "copysign({a}, {b})", _floating, vec=False,
        vjp=_copysign_vjp, variants=Variants(inplace=True))
 binary("heaviside", lambda a, b: np.where(a == 0, b, (a > 0).astype(np.result_type(a, b))),
        "(({a} == 0) ? {b} : ({T})({a} > 0))", _heaviside_rule, vec=False,
-       differentiable=False, variants=Variants(inplace=True), tensors_only=True)
+       differentiable=False, variants=Variants(inplace=True), tensors_only=True,
+       keywords=("values",))
 
 # --- inverse hyperbolics, NaN-ignoring extrema, gcd / lcm, sinc, i0, nextafter, frexp ------
 
@@ -1289,8 +1296,10 @@ def _float32_64(name):
     return rule
 
 
+# PyTorch's derivative: the step to the next float is ignored (1 for input, 0 for other)
 binary("nextafter", np.nextafter, "nextafter({a}, {b})", _float32_64("nextafter"), vec=False,
-       differentiable=False, variants=Variants(inplace=True), tensors_only=True)
+       vjp=lambda g, a, b, out: (g, g * 0), saves=(), saves_out=False,
+       variants=Variants(inplace=True), tensors_only=True)
 
 
 def _frexp_exponent_rule(common, arg_dtypes, attrs):

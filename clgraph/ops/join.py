@@ -177,8 +177,15 @@ row_stack = vstack
 
 
 @public(aliases=("unsafe_split",))
-def split(tensor, split_size_or_sections, dim=0):
-    """torch.split: views of ``tensor``, an int size (the last may be smaller) or sizes."""
+def split(tensor, split_size_or_sections=None, dim=0, *, split_size=None):
+    """torch.split: views of ``tensor``, an int size (the last may be smaller) or sizes
+    (Tensor.split calls the argument ``split_size``)."""
+    if split_size is not None:
+        if split_size_or_sections is not None:
+            raise TypeError("split() got multiple values for argument 'split_size'")
+        split_size_or_sections = split_size
+    if split_size_or_sections is None:
+        raise TypeError("split() missing required argument 'split_size_or_sections'")
     if tensor.ndim == 0:
         raise RuntimeError("split expects at least a 1-dimensional tensor")
     d = wrap_dim(dim, tensor.ndim)
@@ -383,9 +390,13 @@ def _dims(dims):
 
 
 @public
-def flip(input, *dims):
+def flip(input, *args, dims=None):
     """torch.flip(input, dims); Tensor.flip also takes the dims unpacked."""
-    return registry.apply(FLIP, input, dims=_dims(dims))
+    if dims is not None:
+        if args:
+            raise TypeError("flip() got multiple values for argument 'dims'")
+        args = (dims,)
+    return registry.apply(FLIP, input, dims=_dims(args))
 
 
 @public
@@ -429,8 +440,12 @@ def roll(input, shifts, dims=None):
 
 
 @public(function=False)
-def repeat(input, *sizes):
+def repeat(input, *sizes, repeats=None):
     """Tensor.repeat: a view with interleaved size-1 dims, expanded, then copied."""
+    if repeats is not None:
+        if sizes:
+            raise TypeError("repeat() got multiple values for argument 'repeats'")
+        sizes = (repeats,)
     sizes = _sizes(sizes)
     if len(sizes) < input.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number "
@@ -446,8 +461,12 @@ def repeat(input, *sizes):
 
 
 @public
-def tile(input, *dims):
-    dims = _sizes(dims)
+def tile(input, *args, dims=None):
+    if dims is not None:
+        if args:
+            raise TypeError("tile() got multiple values for argument 'dims'")
+        args = (dims,)
+    dims = _sizes(args)
     if len(dims) < input.ndim:
         dims = (1,) * (input.ndim - len(dims)) + dims
     return repeat(input, *dims)
@@ -549,10 +568,24 @@ def meshgrid(*tensors, indexing: str | None = None):
 # --- more stacking, splitting and rearranging (compositions) ------------------------------
 
 
+def _one_of(name, value, **named):
+    """The one argument given positionally or under one of PyTorch's keywords for it."""
+    given = [v for v in (value, *named.values()) if v is not None]
+    if len(given) != 1:
+        raise TypeError(f"{name}() takes exactly one of indices_or_sections, "
+                        f"{', '.join(named)} (got {len(given)})")
+    return given[0]
+
+
 @public
-def tensor_split(input, indices_or_sections, dim=0):
+def tensor_split(input, indices_or_sections=None, dim=0, *, sections=None, indices=None,
+                 tensor_indices_or_sections=None):
     """torch.tensor_split: views; an int n gives n parts (the first n % size one longer),
-    a list (or 1-d tensor) of indices gives the parts between them."""
+    a list (or 1-d tensor) of indices gives the parts between them. PyTorch's keywords
+    ``sections``, ``indices`` and ``tensor_indices_or_sections`` name the second argument."""
+    indices_or_sections = _one_of("tensor_split", indices_or_sections, sections=sections,
+                                  indices=indices,
+                                  tensor_indices_or_sections=tensor_indices_or_sections)
     if input.ndim == 0:
         raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a "
                            "tensor with 0 dims")
@@ -658,8 +691,8 @@ def combinations(input, r=2, with_replacement=False):
     pick = (itertools.combinations_with_replacement if with_replacement
             else itertools.combinations)
     idx = np.array(list(pick(range(input._shape[0]), r)), dtype=np.int64).reshape(-1, r)
-    if idx.shape[0] == 0:
-        return input.new_zeros(0, r)
+    if idx.shape[0] == 0:  # no combinations: still a result of input, as in PyTorch
+        return reshape(input.narrow(0, 0, 0), 0, 1).expand(0, r).clone()
     flat = index_select(input, 0, _upload(idx.reshape(-1), input.device))
     return reshape(flat, idx.shape[0], r)
 
@@ -742,15 +775,21 @@ def _split_at(input, indices_or_sections, dim: int, name: str, min_dims: int):
 
 
 @public
-def hsplit(input, indices_or_sections):
+def hsplit(input, indices_or_sections=None, *, sections=None, indices=None):
+    indices_or_sections = _one_of("hsplit", indices_or_sections, sections=sections,
+                                  indices=indices)
     return _split_at(input, indices_or_sections, 1 if input.ndim > 1 else 0, "hsplit", 1)
 
 
 @public
-def vsplit(input, indices_or_sections):
+def vsplit(input, indices_or_sections=None, *, sections=None, indices=None):
+    indices_or_sections = _one_of("vsplit", indices_or_sections, sections=sections,
+                                  indices=indices)
     return _split_at(input, indices_or_sections, 0, "vsplit", 2)
 
 
 @public
-def dsplit(input, indices_or_sections):
+def dsplit(input, indices_or_sections=None, *, sections=None, indices=None):
+    indices_or_sections = _one_of("dsplit", indices_or_sections, sections=sections,
+                                  indices=indices)
     return _split_at(input, indices_or_sections, 2, "dsplit", 3)

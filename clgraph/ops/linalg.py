@@ -624,10 +624,25 @@ def vdot(input, other):
 
 @public(inplace=True)
 def addr(input, vec1, vec2, *, beta=1, alpha=1):
-    """torch.addr: beta * input + alpha * outer(vec1, vec2)."""
+    """torch.addr: beta * input + alpha * outer(vec1, vec2) in the three tensors' promoted
+    dtype; for bool, (beta and input) or (alpha and vec1 & vec2), as PyTorch."""
     for name, v in (("vec1", vec1), ("vec2", vec2)):
         if v.ndim != 1:
             raise RuntimeError(f"addr: Expected 1-D argument {name}, but got {v.ndim}-D")
+    tensors = (input, vec1, vec2)
+    d = dt.result_type([t.dtype for t in tensors])  # a 0-d input promotes as a tensor
+    for name, v in (("beta", beta), ("alpha", alpha)):
+        if isinstance(v, bool) and d is not dt.bool_:
+            raise RuntimeError(f"Boolean {name} only supported for Boolean results.")
+        if not (d.is_floating_point or d.is_complex) and not isinstance(v, numbers.Integral):
+            raise RuntimeError(f"For integral input tensors, argument {name} must not be a "
+                               "floating point number.")
+    if d is dt.bool_:
+        product = unsqueeze(vec1, 1).logical_and(unsqueeze(vec2, 0))
+        if not alpha:
+            product = product.logical_xor(product)
+        return expand(input, *product.shape).logical_or(product) if beta else product
+    input, vec1, vec2 = (t if t.dtype is d else t.to(d) for t in tensors)
     return _add_product(input, outer(vec1, vec2), beta, alpha)
 
 

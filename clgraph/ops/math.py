@@ -636,6 +636,8 @@ def gradient(input, *, spacing=1, dim=None, edge_order=1):
     tensors)."""
     if edge_order not in (1, 2):
         raise RuntimeError("torch.gradient only supports edge_order=1 and edge_order=2.")
+    if spacing is None:  # PyTorch: unit spacing
+        spacing = 1
     if isinstance(spacing, registry.Tensor):
         raise TypeError("gradient(): argument 'spacing' must be a number, or a list or tuple "
                         "of numbers or 1-d tensors, not Tensor")

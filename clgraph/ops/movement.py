@@ -173,7 +173,28 @@ def _slice_rule(x, index):
 
 
 def _as_strided_rule(x, size, stride, storage_offset):
-    return tuple(size), tuple(stride), storage_offset
+    """size, stride and storage_offset address x's storage (not x itself, which may be a
+    view into part of it); a view reaching past the storage's end is refused."""
+    size, stride = tuple(size), tuple(stride)
+    if len(size) != len(stride):
+        raise RuntimeError(f"as_strided: mismatch in length of strides and shape (size "
+                           f"{list(size)}, stride {list(stride)})")
+    if any(n < 0 for n in size):
+        raise RuntimeError(f"as_strided: negative size in {list(size)}")
+    if any(s < 0 for s in stride):
+        raise RuntimeError(f"as_strided: Negative strides are not supported at the moment, "
+                           f"got strides: {list(stride)}")
+    if storage_offset < 0:
+        raise RuntimeError(f"Tensor: invalid storage offset {storage_offset}")
+    if all(size):
+        need = storage_offset + builtins.sum((n - 1) * s for n, s in zip(size, stride)) + 1
+        have = x._storage.nbytes // x.dtype.itemsize
+        if need > have:
+            raise RuntimeError(
+                f"as_strided: sizes {list(size)}, strides {list(stride)} and storage offset "
+                f"{storage_offset} need a storage of {need} elements, but the storage has "
+                f"{have}")
+    return size, stride, storage_offset
 
 
 def _inverse(dims):
@@ -216,8 +237,10 @@ UNSQUEEZE = view_op("unsqueeze", _unsqueeze_rule,
 SLICE = view_op("slice", _slice_rule, lambda g, x, out, index: (
     apply(SLICE_BACKWARD, g, shape=tuple(x.shape), index=index),))
 def _as_strided_vjp(g, x, out, size, stride, storage_offset):
-    """g added to the elements of x at the storage positions the view reads (twice for a
-    position read twice); the map from positions to x's elements is built on the host."""
+    """PyTorch's rule: g is summed onto the storage positions the view reads, and each of
+    x's elements takes the sum at its own position, divided by the number of x's elements at
+    that position when x overlaps itself. Positions outside x give it nothing. The maps from
+    positions to elements are built on the host."""
     def positions(shape, strides, offset):
         p = np.full((1,) * len(shape), offset, np.int64)
         for d, (n, st) in enumerate(zip(shape, strides)):
@@ -225,24 +248,29 @@ def _as_strided_vjp(g, x, out, size, stride, storage_offset):
                 (1,) * d + (n,) + (1,) * (len(shape) - d - 1))
         return np.broadcast_to(p, tuple(shape)).reshape(-1)
 
+    def index(a):
+        t = registry.Tensor._empty((a.size,), dt.int64, g.device)
+        if a.size:
+            runtime.write(t._storage, np.ascontiguousarray(a, np.int64), owned=True)
+        return t
+
     px = positions(x._shape, x._stride, x._offset)
-    order = np.argsort(px, kind="stable")
-    sorted_px = px[order]
-    if sorted_px.size > 1 and (np.diff(sorted_px) == 0).any():
-        raise RuntimeError("as_strided backward: the input's elements overlap in memory "
-                           f"(shape {list(x._shape)}, stride {list(x._stride)})")
+    upos, inv, count = np.unique(px, return_inverse=True, return_counts=True)
     pv = positions(size, stride, storage_offset)
-    k = np.searchsorted(sorted_px, pv).clip(0, max(sorted_px.size - 1, 0))
-    if pv.size and (sorted_px.size == 0 or (sorted_px[k] != pv).any()):
-        raise RuntimeError(f"as_strided backward: the view (size {list(size)}, stride "
-                           f"{list(stride)}, offset {storage_offset}) reads outside its input")
-    idx = registry.Tensor._empty((pv.size,), dt.int64, g.device)
-    if pv.size:
-        runtime.write(idx._storage, np.ascontiguousarray(order[k], np.int64), owned=True)
-    gx = registry.Tensor._empty((x.numel(),), g.dtype, g.device)
-    fill_(gx, 0)
-    return (apply(registry.REGISTRY["index_add"], gx, idx, g.reshape(-1), dim=0,
-                  alpha=1).reshape(*x._shape),)
+    k = np.searchsorted(upos, pv).clip(0, max(upos.size - 1, 0))
+    inside = (upos[k] == pv) if upos.size else np.zeros(pv.shape, bool)
+    gv = g.reshape(-1)
+    if not inside.all():  # elements of the view outside x
+        gv = gv.index_select(0, index(np.flatnonzero(inside)))
+        k = k[inside]
+    gu = registry.Tensor._empty((upos.size,), g.dtype, g.device)
+    fill_(gu, 0)
+    gu = apply(registry.REGISTRY["index_add"], gu, index(k), gv, dim=0, alpha=1)
+    if upos.size == px.size:  # no overlap: x's elements in storage order
+        gx = gu if (inv == np.arange(px.size)).all() else gu.index_select(0, index(inv))
+    else:
+        gx = gu.index_select(0, index(inv)) / index(count[inv])
+    return (gx.reshape(*x._shape),)
 
 
 AS_STRIDED = view_op("as_strided", _as_strided_rule, _as_strided_vjp)
@@ -256,23 +284,34 @@ SLICE_BACKWARD = register(OpDef(
 
 
 @public
-def view(x, *shape):
-    if len(shape) == 1 and isinstance(shape[0], dt.dtype):
-        raise NotImplementedError("view(dtype) is not supported; use .to(dtype)")
-    return apply(VIEW, x, shape=_sizes(shape))
+def _given(name, args, value, kw):
+    """A size or dims argument given unpacked, as one sequence, or by PyTorch's keyword."""
+    if value is None:
+        return args
+    if args:
+        raise TypeError(f"{name}() got multiple values for argument '{kw}'")
+    return (value,)
 
 
 @public
-def reshape(input, *shape):
-    shape = infer_size(_sizes(shape), input.numel())
+def view(input, *shape, size=None):
+    shape = _given("view", shape, size, "size")
+    if len(shape) == 1 and isinstance(shape[0], dt.dtype):
+        raise NotImplementedError("view(dtype) is not supported; use .to(dtype)")
+    return apply(VIEW, input, shape=_sizes(shape))
+
+
+@public
+def reshape(input, *sizes, shape=None):
+    shape = infer_size(_sizes(_given("reshape", sizes, shape, "shape")), input.numel())
     if view_strides(input._shape, input._stride, shape) is None:
         input = contiguous(input)
     return apply(VIEW, input, shape=shape)
 
 
 @public
-def permute(input, *dims):
-    return apply(PERMUTE, input, dims=_sizes(dims))
+def permute(input, *args, dims=None):
+    return apply(PERMUTE, input, dims=_sizes(_given("permute", args, dims, "dims")))
 
 
 @public(aliases=("swapdims",))
@@ -304,18 +343,18 @@ def t(input):
 
 
 @public
-def expand(input, *shape):
-    return apply(EXPAND, input, shape=_sizes(shape))
+def expand(input, *sizes, size=None):
+    return apply(EXPAND, input, shape=_sizes(_given("expand", sizes, size, "size")))
 
 
 @public(function=False)
-def expand_as(x, other):
-    return expand(x, *other.shape)
+def expand_as(input, other):
+    return expand(input, *other.shape)
 
 
 @public
-def broadcast_to(input, shape):
-    return expand(input, *shape)
+def broadcast_to(input, size):
+    return expand(input, *size)
 
 
 @public
@@ -401,17 +440,17 @@ def movedim(input, source, destination):
 
 
 @public
-def as_strided(x, size, stride, storage_offset=None):
-    return apply(AS_STRIDED, x, size=tuple(size), stride=tuple(stride),
-                 storage_offset=x._offset if storage_offset is None else storage_offset)
+def as_strided(input, size, stride, storage_offset=None):
+    return apply(AS_STRIDED, input, size=tuple(size), stride=tuple(stride),
+                 storage_offset=input._offset if storage_offset is None else storage_offset)
 
 
 @public(function=False)
-def unfold(x, dimension, size, step):
+def unfold(input, dimension, size, step):
     """Tensor.unfold: a view of the windows of ``size`` every ``step`` along ``dimension``,
     as a new last dim."""
-    d = wrap_dim(dimension, max(x.ndim, 1))
-    n = x._shape[d] if x.ndim else 1
+    d = wrap_dim(dimension, max(input.ndim, 1))
+    n = input._shape[d] if input.ndim else 1
     if size > n:
         raise RuntimeError(f"maximum size for tensor at dimension {d} is {n} but size is "
                            f"{size}")
@@ -419,31 +458,33 @@ def unfold(x, dimension, size, step):
         raise RuntimeError(f"size is {size} but must be >= 0")
     if step <= 0:
         raise RuntimeError(f"step is {step} but must be > 0")
-    if x.ndim == 0:
-        return as_strided(x, (size,), (1,))
-    st = x._stride[d]
-    shape = x._shape[:d] + ((n - size) // step + 1,) + x._shape[d + 1:] + (size,)
-    stride = x._stride[:d] + (step * st,) + x._stride[d + 1:] + (st,)
-    return as_strided(x, shape, stride)
+    if input.ndim == 0:
+        return as_strided(input, (size,), (1,))
+    st = input._stride[d]
+    shape = input._shape[:d] + ((n - size) // step + 1,) + input._shape[d + 1:] + (size,)
+    stride = input._stride[:d] + (step * st,) + input._stride[d + 1:] + (st,)
+    return as_strided(input, shape, stride)
 
 
 @public(function=False)
-def sum_to_size(x, *size):
-    """Tensor.sum_to_size: ``x`` summed down to ``size``, which must expand to its shape."""
-    shape = _sizes(size)
+def sum_to_size(input, *sizes, size=None):
+    """Tensor.sum_to_size: ``input`` summed down to ``size``, which must expand to its shape."""
+    shape = _sizes(_given("sum_to_size", sizes, size, "size"))
     try:
-        ok = broadcast_shapes(shape, x._shape) == tuple(x._shape)
+        ok = broadcast_shapes(shape, input._shape) == tuple(input._shape)
     except RuntimeError:
         ok = False
     if not ok:
         raise RuntimeError(f"size {{{list(shape)}}} is not expandable to size "
-                           f"{{{list(x._shape)}}}.")
-    return sum_to(x, shape)
+                           f"{{{list(input._shape)}}}.")
+    if not shape:  # PyTorch sums to () even a 0-d tensor: a new tensor, bool counted as int64
+        return input.sum()
+    return sum_to(input, shape)
 
 
 @public
 def ravel(input):
-    """torch.ravel: the elements in row-major order, a view when ``x`` is contiguous."""
+    """torch.ravel: the elements in row-major order, a view when ``input`` is contiguous."""
     return reshape(input, -1)
 
 
@@ -520,25 +561,25 @@ def _in_layout(x, order, copy: bool):
 
 
 @public
-def contiguous(x, memory_format=None):
+def contiguous(input, memory_format=None):
     """Tensor.contiguous; channels_last and channels_last_3d lay the channel dim innermost
     (clgraph._memory_format)."""
-    order = channels_last_order(memory_format, x.ndim)
+    order = channels_last_order(memory_format, input.ndim)
     if order is not None:
-        return _in_layout(x, order, copy=False)
-    if x._contig:
-        return x
-    return apply(op("to_dtype"), x, dtype=x.dtype)
+        return _in_layout(input, order, copy=False)
+    if input._contig:
+        return input
+    return apply(op("to_dtype"), input, dtype=input.dtype)
 
 
 @public
-def clone(x, memory_format=None):
+def clone(input, memory_format=None):
     """Tensor.clone: a contiguous copy (also for preserve_format, where PyTorch would keep a
     dense input's strides), or in channels_last layout when asked."""
-    order = channels_last_order(memory_format, x.ndim)
+    order = channels_last_order(memory_format, input.ndim)
     if order is not None:
-        return _in_layout(x, order, copy=True)
-    return apply(op("to_dtype"), x, dtype=x.dtype)
+        return _in_layout(input, order, copy=True)
+    return apply(op("to_dtype"), input, dtype=input.dtype)
 
 
 def _atleast(tensors, shape_of, name):

@@ -1059,16 +1059,20 @@ def _extreme(op, amax_op, other_fn, input, dim, keepdim):
 
 @public
 @_numpy_names
-def max(input, dim=None, keepdim=False):
+def max(input, dim=None, keepdim=False, *, other=None):
     """torch.max: the largest value; with ``dim`` (values, indices); with a tensor second
-    argument the elementwise maximum."""
+    argument (or ``other``) the elementwise maximum."""
+    if other is not None:
+        return registry.EXPORTS["maximum"].fn(input, other)
     return _extreme(MAX, AMAX, registry.EXPORTS["maximum"].fn, input, dim, keepdim)
 
 
 @public
 @_numpy_names
-def min(input, dim=None, keepdim=False):
+def min(input, dim=None, keepdim=False, *, other=None):
     """torch.min (see max)."""
+    if other is not None:
+        return registry.EXPORTS["minimum"].fn(input, other)
     return _extreme(MIN, AMIN, registry.EXPORTS["minimum"].fn, input, dim, keepdim)
 
 
@@ -1465,13 +1469,23 @@ def histc(input, bins=100, min=0, max=0):
     if lo == hi:
         lo, hi = lo - 1, hi + 1
     if lo > hi:
-        raise RuntimeError(f"torch.histc: min must be less than or equal to max, but got "
-                           f"min={min} max={max}")
+        raise RuntimeError(f"torch.histc: max must be larger than min, but got min={min} "
+                           f"max={max}")
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise RuntimeError(f"torch.histc: range of [{lo}, {hi}] is not finite")
     edges = linspace(lo, hi, bins + 1, dtype=input.dtype,
                                         device=input.device)
     return _bin_counts(input.detach(), edges, None).to(input.dtype)
+
+
+def _increasing_edges(edges, what):
+    """``edges`` if they do not decrease (read on the host), else PyTorch's undefined case
+    as an error."""
+    e = edges.detach().numpy()
+    if (np.diff(e) < 0).any() or np.isnan(e).any():
+        raise RuntimeError(f"{what} must be monotonically increasing edges, but got "
+                           f"{e.tolist()}")
+    return edges
 
 
 def _bin_counts(x, edges, weight):
@@ -1500,7 +1514,10 @@ def histogram(input, bins, *, range=None, weight=None, density=False):
         if bins.ndim != 1 or bins.shape[0] < 1:
             raise RuntimeError(f"torch.histogram: bins tensor should have one dimension and "
                                f"at least 1 entry, but got {bins.ndim} dimensions")
-        edges = bins.to(input.dtype)
+        edges = _increasing_edges(bins.to(input.dtype), "torch.histogram: bins")
+    elif not isinstance(bins, numbers.Integral) or isinstance(bins, bool):
+        raise TypeError(f"histogram(): argument 'bins' must be an int or a 1-d Tensor of "
+                        f"edges, not {type(bins).__name__}")
     else:
         if bins <= 0:
             raise RuntimeError(f"torch.histogram(): bins must be > 0, but got {bins} for "
@@ -1545,6 +1562,9 @@ def histogramdd(input, bins, *, range=None, weight=None, density=False):
                                   f"'{input.dtype.scalar_type}'")
     ndims = input.shape[-1]
     points = input.detach().reshape(-1, ndims)
+    if isinstance(bins, registry.Tensor):
+        raise TypeError("histogramdd(): argument 'bins' must be an int, a sequence of ints or "
+                        "a sequence of 1-d Tensors (one per dimension), not Tensor")
     if isinstance(bins, (list, tuple)):
         if len(bins) != ndims:
             raise RuntimeError("histogramdd: The size of bins must be equal to the innermost "
@@ -1558,7 +1578,10 @@ def histogramdd(input, bins, *, range=None, weight=None, density=False):
     edges = []
     for d, b in enumerate(bins):
         if isinstance(b, registry.Tensor):
-            edges.append(b.to(input.dtype))
+            if b.ndim != 1 or b.shape[0] < 1:
+                raise RuntimeError(f"torch.histogramdd: bins[{d}] should be a 1-d tensor of "
+                                   f"at least 1 edge, but got shape {list(b.shape)}")
+            edges.append(_increasing_edges(b.to(input.dtype), f"torch.histogramdd: bins[{d}]"))
             continue
         if b <= 0:
             raise RuntimeError(f"torch.histogramdd(): bins must be > 0, but got {b} for "
