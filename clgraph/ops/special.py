@@ -185,7 +185,8 @@ unary("special_i1e", _scipy("i1e"), "cg_bessel_ie_{T}({x}, 1)", _floating, vec=F
 # recurrence J_{n-1} = (2n / x) J_n - J_{n+1} from J_N = 1, normalised by
 # J0 + 2 sum J_2k = 1, with the Neumann series Y0 = (2/pi)((log(x/2) + gamma) J0
 # - 2 sum (-1)^k J_2k / k) and its derivative for Y1 taken from the same J_n; beyond 25
-# Hankel's asymptotic series (24 terms: below 1e-17 there). Tiny x: the leading terms.
+# Hankel's asymptotic series (24 terms: below 1e-17 there). Tiny x: the series' first
+# terms (to a^4 in J, whose a^2 term is 1e-11 relative at 1e-5).
 register_helper("bessel_jy", r"""
 inline T cg_bessel_jy_T(T x, int which) {
   const int nu = which & 1, y = which >> 1;
@@ -195,9 +196,10 @@ inline T cg_bessel_jy_T(T x, int which) {
   const T a = fabs(x), two_pi = (T)0.63661977236758134308, euler = (T)0.57721566490153286061;
   T r;
   if (a < (T)1e-5) {
-    const T j0 = (T)1 - a * a / (T)4, j1 = a / (T)2, l = log(a / (T)2) + euler;
+    const T q = a * a / (T)4, l = log(a / (T)2) + euler;
+    const T j0 = (T)1 - q * ((T)1 - q / (T)4), j1 = a / (T)2 * ((T)1 - q / (T)2);
     if (!y) r = nu ? j1 : j0;
-    else r = nu ? -two_pi / a + two_pi * (l - (T)0.5) * j1 : two_pi * (l * j0 + a * a / (T)4);
+    else r = nu ? -two_pi / a + two_pi * (l - (T)0.5) * j1 : two_pi * (l * j0 + q);
   } else if (a > (T)25) {
     const T m = nu ? (T)4 : (T)0, z = (T)8 * a;
     T p = (T)1, q = (T)0, t = (T)1;
