@@ -1131,9 +1131,42 @@ inline T cg_igamma_T(T a, T x, int upper) {
         - ia2 * ((T)0.00079365079365079365 - ia2 * ((T)0.00059523809523809524
         - ia2 * ((T)0.00084175084175084175 - ia2 * ((T)0.0019175269175269175
         - ia2 * (T)0.0064102564102564103))))));
-    log_front = a * (log1p(t) - t) + (T)0.5 * log(a * (T)0.15915494309189535) - corr;
+    /* log(x / a) directly where 1 + t is far from 1: t's rounding would cost 1 / (1 + t) */
+    const T l = (t < (T)-0.5 || t > (T)1) ? log(x / a) : log1p(t);
+    log_front = a * (l - t) + (T)0.5 * log(a * (T)0.15915494309189535) - corr;
   } else {
     log_front = -x + a * log(x) - lgamma(a);
+  }
+  if (upper && x <= (T)1.1 && (x <= (T)0.5 ? a < (T)-0.4 / log(x) : a <= x * (T)1.1)) {
+    /* Q where it is small next to P (a small, x <= 1.1): 1 - x^a / Gamma(a + 1)
+       - x^a / Gamma(a) sum_n>=1 (-x)^n / (n! (a + n)) (DLMF 8.7.3), the first difference
+       by expm1 of a log x - lgamma(1 + a), whose series in a keeps its relative precision
+       for small a (1 - P would lose it) */
+    T fac = (T)1, sum = (T)0;
+    for (int n = 1; n < 200; ++n) {
+      fac *= -x / (T)n;
+      const T term = fac / (a + (T)n);
+      sum += term;
+      if (fabs(term) <= eps * fabs(sum)) break;
+    }
+    T lg1p;
+    if (a < (T)0.2) {
+      const T zk[24] = {0.8224670334241132, -0.40068563438653143, 0.27058080842778454,
+          -0.20738555102867398, 0.16955717699740819, -0.14404989676884611,
+          0.12550966952474304, -0.11133426586956469, 0.10009945751278181,
+          -0.090954017145829041, 0.083353840546109004, -0.076932516411352195,
+          0.07143294629536133, -0.066668705882420465, 0.062500955141213038,
+          -0.058823978658684585, 0.055555767627403614, -0.052631679379616658,
+          0.050000047698101693, -0.047619070330142226, 0.045454556293204669,
+          -0.043478266053040261, 0.041666669150341208, -0.040000001192140137};
+      T acc = (T)0;  /* lgamma(1 + a) = -gamma a + sum_k>=2 (-1)^k zeta(k) a^k / k */
+      for (int k = 23; k >= 0; --k) acc = acc * a + zk[k];
+      lg1p = a * (acc * a - (T)0.57721566490153286061);
+    } else {
+      lg1p = lgamma((T)1 + a);
+    }
+    const T la = a * log(x);
+    return -expm1(la - lg1p) - exp(la - lgamma(a)) * sum;
   }
   const T front = exp(log_front);
   if (x < a + (T)1) {
