@@ -316,7 +316,8 @@ for _nu in (0, 1):
 
 # Ai(x): for zeta = 2/3 x^(3/2) >= 2, sqrt(x / 3) K_{1/3}(zeta) / pi; for x below -9 (double)
 # or -5 (float) the oscillatory asymptotic series in 1/zeta; between, the Maclaurin series
-# c1 f(x) - c2 g(x), whose cancellation costs e^zeta in relative precision.
+# c1 f(x) - c2 g(x), whose cancellation costs e^zeta in relative precision, except for double
+# below -2, where Ai'' = x Ai is stepped from 0 by Taylor series.
 register_helper("airy_ai", r"""
 inline T cg_airy_ai_T(T x) {
   if (isnan(x)) return x;
@@ -338,6 +339,27 @@ inline T cg_airy_ai_T(T x) {
     }
     const T ph = z + (T)0.78539816339744830962;
     return (sin(ph) * p - cos(ph) * q) / (sqrt((T)M_PI) * sqrt(sqrt(ax)));
+  }
+  if (sizeof(T) == 8 && x < (T)-2) {
+    /* Ai'' = x Ai stepped from 0 in steps h <= 1/2 by its Taylor series at each point t
+       (a_{k+2} = (t a_k + a_{k-1}) / ((k + 2)(k + 1))): the solutions oscillate there, so
+       the error stays near eps, where the Maclaurin series loses e^zeta */
+    const int steps = (int)ceil(-x * (T)2);
+    const T h = x / (T)steps;
+    T y = (T)0.35502805388781723926, dy = -(T)0.25881940379280679840, t = (T)0;
+    for (int i = 0; i < steps; i++) {
+      T am1 = (T)0, a0 = y, a1 = dy, hk = (T)1, sy = y, sdy = dy;
+      for (int k = 0; k < 60; k++) {
+        const T a2 = (t * a0 + am1) / (T)((k + 2) * (k + 1));
+        hk *= h;
+        const T ty = a1 * hk, tdy = (T)(k + 2) * a2 * hk;
+        sy += ty; sdy += tdy;
+        if (k > 6 && fabs(ty) + fabs(tdy) < (T)1e-18 * (fabs(sy) + fabs(sdy))) break;
+        am1 = a0; a0 = a1; a1 = a2;
+      }
+      y = sy; dy = sdy; t = x * (T)(i + 1) / (T)steps;
+    }
+    return y;
   }
   const T x3 = x * x * x;
   T f = (T)1, g = x, tf = (T)1, tg = x;
