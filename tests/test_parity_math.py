@@ -297,9 +297,18 @@ def test_polygamma_digamma_against_scipy_on_hard_points():
                      np.array([float(mp.digamma(float(v))) for v in x32]))
         got32 = cg.polygamma(n, cg.tensor(x32)).numpy()
         np.testing.assert_allclose(got32, exp32, rtol=2e-6, atol=1e-7, err_msg=str(n))
-    half = np.array([-0.5, -3.5, -20.5, -70.5])
-    np.testing.assert_allclose(cg.polygamma(2, cg.tensor(half, dtype=cg.float64)).numpy(),
-                               sc.polygamma(2, half), rtol=1e-10)
+    # the even orders' zeros: at a half-integer psi(n)(x) = psi(n)(1 - x) (scipy's values
+    # there lose all digits for large n), near the zeros float32 as well
+    half = np.array([-0.5, -3.5, -27.5, -70.5, -1000.5])
+    for n in (2, 4, 12, 40):
+        got = cg.polygamma(n, cg.tensor(half, dtype=cg.float64)).numpy()
+        exp = sc.polygamma(n, 1 - half)
+        np.testing.assert_allclose(got, exp, rtol=1e-14, err_msg=str(n))
+    got32 = cg.polygamma(2, cg.tensor(half.astype(np.float32))).numpy()
+    np.testing.assert_allclose(got32, sc.polygamma(2, 1 - half), rtol=2e-6)
+    near = np.array([-25.5004, -8.4961, -3.53, -64.47], dtype=np.float32)
+    np.testing.assert_allclose(cg.polygamma(2, cg.tensor(near)).numpy(),
+                               sc.polygamma(2, near.astype(np.float64)), rtol=2e-6)
     edge = cg.tensor([0.0, -3.0, math.inf, -math.inf, math.nan], dtype=cg.float64)
     np.testing.assert_array_equal(cg.polygamma(2, edge).numpy(),
                                   [-math.inf, -math.inf, 0.0, math.nan, math.nan])

@@ -848,7 +848,8 @@ inline T cg_hurwitz_pos_T(int s, T q) {
 # (M = -rint(x), d = x + M in [-1/2, 1/2] exactly), the sum splits into d^-s, the terms
 # d + j, j >= 1, and the M terms d - j = -(j - d), j = 1..M: d^-s + zeta(s, 1 + d)
 # + (-1)^s (zeta(s, 1 - d) - zeta(s, 1 - d + M)), the zetas at arguments >= 1/2, so the pole
-# keeps its relative precision and the cost does not grow with |x|. Poles (x a non-positive
+# keeps its relative precision and the cost does not grow with |x|. Even n <= 60 (30 in float)
+# at x < 0 take the reflection formula instead (below). Poles (x a non-positive
 # integer) give (-1)^(n+1) inf, as PyTorch's; +inf gives 0, -inf NaN.
 register_helper("polygamma", r"""
 inline T cg_polygamma_T(T x, int n) {
@@ -860,6 +861,29 @@ inline T cg_polygamma_T(T x, int n) {
   T fact = (T)1;
   for (int k = 2; k <= n; k++) fact *= (T)k;
   T z;
+  if (x < (T)0 && !(n & 1) && n <= (sizeof(T) == 8 ? 60 : 30)) {
+    /* even n, whose values change sign between the poles: the reflection
+       psi(n)(x) = psi(n)(1 - x) - pi^(n+1) cot^(n)(pi x), cot^(n) = P_n(cot) with
+       P_0 = c, P_k+1 = -(1 + c^2) P_k' (all coefficients of one sign), cot(pi d) from
+       the exact d = x - rint(x) (by tan(pi (1/2 - |d|)) near |d| = 1/2, where it
+       vanishes): near the zeros the terms cancelling are as small as psi(n)(1 - x) */
+    T p[64], q[64];
+    for (int i = 0; i <= n + 1; i++) p[i] = (T)0;
+    p[1] = (T)1;
+    for (int k = 0; k < n; k++) {
+      for (int i = 0; i <= k + 2; i++)
+        q[i] = -(i + 1 <= k + 1 ? (T)(i + 1) * p[i + 1] : (T)0)
+               - (i >= 1 ? (T)(i - 1) * p[i - 1] : (T)0);
+      for (int i = 0; i <= k + 2; i++) p[i] = q[i];
+    }
+    const T d = x - rint(x), ad = fabs(d), pi = (T)3.14159265358979323846;
+    const T c = ad < (T)0.25 ? (T)1 / tan(pi * d) : copysign(tan(pi * ((T)0.5 - ad)), d);
+    T poly = (T)0;
+    for (int i = n + 1; i >= 0; i--) poly = poly * c + p[i];
+    T pin = pi;
+    for (int k = 0; k < n; k++) pin *= pi;
+    return -(pin * poly + fact * cg_hurwitz_pos_T(s, (T)1 - x));
+  }
   if (x > (T)0) {
     z = cg_hurwitz_pos_T(s, x);
   } else if (x > (T)-64) {
