@@ -5,8 +5,8 @@ polynomials). Imports the public functions and those rows (ops registry).
 What differs from PyTorch: the Bessel and Airy functions are computed by other methods than
 PyTorch's (Cephes): Miller's recurrence, Hankel's and Temme's expansions. In float64 they
 agree with scipy to about 1e-15 of the function's scale (PyTorch's own J0/J1/Y0/Y1 are off by
-up to 1e-7 near x = 5, its ndtr underflows to 0 in the far tail); airy_ai holds about 2e-10
-between -9 and -5 in float64 and 1e-5 below -2 in float32. NaN arguments of the
+up to 1e-7 near x = 5, its ndtr underflows to 0 in the far tail); airy_ai holds about 1e-15
+of its scale in float64 and 1e-5 below -2 in float32. NaN arguments of the
 polynomials give NaN (PyTorch's vectorized loops return numbers there)."""
 
 from __future__ import annotations

@@ -266,6 +266,8 @@ GRAD_CASES.update({
     "nextafter": [lambda: (cg.nextafter, (leaf(2, 3), leaf(3, seed=1)))],
     "digamma": [lambda: (cg.digamma, (leaf(3, 4, low=-2.7, high=4),))],
     "lgamma": [lambda: (cg.lgamma, (leaf(3, 4, low=-2.7, high=4),))],
+    "polygamma": [lambda: ((lambda x: cg.polygamma(2, x)), (leaf(3, 4, low=-2.7, high=4),)),
+                  lambda: ((lambda x: cg.polygamma(1, x)), (leaf(3, 4, low=0.3, high=6),))],
     "erfinv": [lambda: (cg.erfinv, (leaf(3, 4, low=-0.95, high=0.95),))],
     "_i1": [lambda: ((lambda x: cg.ops.registry.apply(REGISTRY["_i1"], x)),
                      (leaf(3, 4, low=-6, high=6),))],
@@ -325,8 +327,8 @@ SECOND_ORDER = ["exp", "log", "tanh", "sigmoid", "mul", "div", "pow", "matmul", 
                 "sin", "expand", "slice", "sum", "mean", "softmax", "log_softmax", "logsumexp",
                 "var", "var_mean", "prod", "max", "gather", "index_select", "cat",
                 "conv2d_gemm", "conv2d_gemm_dx", "conv2d_gemm_dw", "lstm_cell", "gru_cell",
-                "layer_norm", "rms_norm", "cross_entropy", "digamma", "lgamma", "erfinv",
-                "logaddexp", "xlogy"]
+                "layer_norm", "rms_norm", "cross_entropy", "digamma", "lgamma", "polygamma",
+                "erfinv", "logaddexp", "xlogy"]
 
 
 @pytest.mark.parametrize("name", SECOND_ORDER)

@@ -275,6 +275,51 @@ def test_polygamma_like_torch(n):
         cg.polygamma(-1, cg.from_numpy(a))
 
 
+def test_polygamma_digamma_against_scipy_on_hard_points():
+    """Near the poles, on the negative axis far out and tiny arguments: float64 to 1e-13
+    relative (1e-10 at the half-integer zeros of the even orders), float32 to 1e-6."""
+    sc = pytest.importorskip("scipy.special")
+    x = np.array([-10.000001, -9.999999, -19.000001, -1e-8, -0.3, -2.7, -7.2, -25.25,
+                  -100.3, -1e6 + 0.3, 1e-9, 0.5, 1.4616321449683622, 7.3, 123.4, 1e6])
+    mp = pytest.importorskip("mpmath")  # scipy's digamma is off by 1e-10 near -10
+    with mp.workdps(30):
+        psi = np.array([float(mp.digamma(v)) for v in x])
+    for n in (0, 1, 2, 3, 6):
+        exp = sc.polygamma(n, x) if n else psi
+        got = cg.polygamma(n, cg.tensor(x, dtype=cg.float64)).numpy()
+        np.testing.assert_allclose(got, exp, rtol=1e-13 if n != 2 else 1e-12, atol=1e-15,
+                                   err_msg=str(n))
+        if n > 3:  # beyond float's range near the poles
+            continue
+        x32 = x.astype(np.float32)
+        with mp.workdps(30):
+            exp32 = (sc.polygamma(n, x32.astype(np.float64)) if n else
+                     np.array([float(mp.digamma(float(v))) for v in x32]))
+        got32 = cg.polygamma(n, cg.tensor(x32)).numpy()
+        np.testing.assert_allclose(got32, exp32, rtol=2e-6, atol=1e-7, err_msg=str(n))
+    # the even orders' zeros: at a half-integer psi(n)(x) = psi(n)(1 - x) (scipy's values
+    # there lose all digits for large n), near the zeros float32 as well
+    half = np.array([-0.5, -3.5, -27.5, -70.5, -1000.5])
+    for n in (2, 4, 12, 40):
+        got = cg.polygamma(n, cg.tensor(half, dtype=cg.float64)).numpy()
+        exp = sc.polygamma(n, 1 - half)
+        np.testing.assert_allclose(got, exp, rtol=1e-14, err_msg=str(n))
+    got32 = cg.polygamma(2, cg.tensor(half.astype(np.float32))).numpy()
+    np.testing.assert_allclose(got32, sc.polygamma(2, 1 - half), rtol=2e-6)
+    near = np.array([-25.5004, -8.4961, -3.53, -64.47], dtype=np.float32)
+    np.testing.assert_allclose(cg.polygamma(2, cg.tensor(near)).numpy(),
+                               sc.polygamma(2, near.astype(np.float64)), rtol=2e-6)
+    edge = cg.tensor([0.0, -3.0, math.inf, -math.inf, math.nan], dtype=cg.float64)
+    np.testing.assert_array_equal(cg.polygamma(2, edge).numpy(),
+                                  [-math.inf, -math.inf, 0.0, math.nan, math.nan])
+    np.testing.assert_array_equal(cg.polygamma(3, edge).numpy(),
+                                  [math.inf, math.inf, 0.0, math.nan, math.nan])
+    # each order's gradient is the next order
+    leaf = cg.tensor([-2.7, 0.4, 3.3], dtype=cg.float64, requires_grad=True)
+    cg.polygamma(2, leaf).sum().backward()
+    np.testing.assert_allclose(leaf.grad.numpy(), sc.polygamma(3, [-2.7, 0.4, 3.3]), rtol=1e-13)
+
+
 def test_mvlgamma_like_torch():
     torch = torch_or_skip()
     a = np.random.default_rng(10).uniform(2.0, 9.0, (4, 5))

@@ -98,11 +98,47 @@ def test_float64_against_scipy(name, ref, xs):
     assert np.all((rel < 1e-12) | (absolute < 1e-15)), (name, xs[fin][np.argmax(rel)])
 
 
+def test_bessel_float64_tiny_and_torch_sample_points():
+    """J and Y in float64 at tiny arguments (the series' a^2 terms), relative to 1e-14, and
+    at points where PyTorch's own float64 J0/J1/Y1 are off by 1e-7: scipy's values."""
+    sc = pytest.importorskip("scipy.special")
+    x = np.array([1e-300, 1e-12, 3e-7, 9.658832241158709e-06, 9.99e-6, 1.01e-5, 2.5e-4])
+    for name, ref, xs in (("bessel_j0", sc.j0, x), ("bessel_j1", sc.j1, np.r_[x, -x]),
+                          ("bessel_y0", sc.y0, x), ("bessel_y1", sc.y1, x)):
+        got = getattr(S, name)(cg.tensor(xs, dtype=cg.float64)).numpy()
+        np.testing.assert_allclose(got, ref(xs), rtol=1e-14, err_msg=name)
+    x = np.array([4.2, 5.1, 6.9, 7.8, 8.3, 11.7, 13.4, 24.9, 25.1])
+    for name, ref in (("bessel_j0", sc.j0), ("bessel_j1", sc.j1), ("bessel_y1", sc.y1)):
+        got = getattr(S, name)(cg.tensor(x, dtype=cg.float64)).numpy()
+        np.testing.assert_allclose(got, ref(x), rtol=1e-13, atol=1e-15, err_msg=name)
+
+
+def test_modified_bessel_k_between_1_and_2_against_scipy():
+    """K0, K1 (and scaled) where their small-x series cancel: float64 to 3e-15, float32
+    to 1e-6 relative."""
+    sc = pytest.importorskip("scipy.special")
+    x = np.array([1.0001, 1.2, 1.5, 1.5167168884709241, 1.75, 1.9833074334231782, 2.0])
+    for name, ref in (("modified_bessel_k0", sc.k0), ("modified_bessel_k1", sc.k1),
+                      ("scaled_modified_bessel_k0", sc.k0e),
+                      ("scaled_modified_bessel_k1", sc.k1e)):
+        got = getattr(S, name)(cg.tensor(x, dtype=cg.float64)).numpy()
+        np.testing.assert_allclose(got, ref(x), rtol=3e-15, err_msg=name)
+        x32 = x.astype(np.float32)
+        got = getattr(S, name)(cg.tensor(x32)).numpy()
+        np.testing.assert_allclose(got, ref(x32.astype(np.float64)), rtol=1e-6, err_msg=name)
+
+
 def test_airy_against_scipy():
     sc = pytest.importorskip("scipy.special")
     xs = np.linspace(-40, 30, 701)
     got = S.airy_ai(cg.tensor(xs, dtype=cg.float64)).numpy()
-    assert np.max(np.abs(got - sc.airy(xs)[0])) < 1e-9
+    assert np.max(np.abs(got - sc.airy(xs)[0])) < 1e-14
+    # between -9 and -2 (stepped by Taylor series), relative away from the zeros
+    xs = np.linspace(-9, -2, 211)
+    got = S.airy_ai(cg.tensor(xs, dtype=cg.float64)).numpy()
+    exp = sc.airy(xs)[0]
+    keep = np.abs(exp) > 0.05
+    np.testing.assert_allclose(got[keep], exp[keep], rtol=1e-13)
 
 
 def test_special_values_match_torch():

@@ -829,14 +829,15 @@ elementwise("lerp", lambda x, e, w: x + w * (e - x), "({x} + {w} * ({e} - {x}))"
 
 _TWO_OVER_SQRT_PI = 2 / _SQRT_PI
 
-# psi(x): psi(1 - x) - pi / tan(pi x) for x < 0, the recurrence psi(x) = psi(x + 1) - 1/x up
-# to x >= 10, then the asymptotic series; psi(+-0) = -+inf, NaN at negative integers.
+# psi(x): psi(1 - x) - pi / tan(pi x) for x < 0 (tan's argument reduced to pi (x - round(x)),
+# exact, so the poles keep their relative precision), the recurrence psi(x) = psi(x + 1) - 1/x
+# up to x >= 10, then the asymptotic series; psi(+-0) = -+inf, NaN at negative integers.
 register_helper("digamma", r"""
 inline T cg_digamma_T(T x) {
   T r = (T)0;
   if (x == (T)0) return copysign((T)INFINITY, -x);
   if (x < (T)0 && x == floor(x)) return (T)NAN;
-  if (x < (T)0) { r = -(T)3.14159265358979323846 / tan((T)3.14159265358979323846 * x);
+  if (x < (T)0) { r = -(T)3.14159265358979323846 / tan((T)3.14159265358979323846 * (x - rint(x)));
                   x = (T)1 - x; }
   while (x < (T)10) { r -= (T)1 / x; x += (T)1; }
   const T i = (T)1 / (x * x);
@@ -844,6 +845,91 @@ inline T cg_digamma_T(T x) {
       ((T)0.0083333333333333333 - i * ((T)0.0039682539682539683 - i *
       ((T)0.0041666666666666667 - i * ((T)0.0075757575757575758 - i *
       (T)0.021092796092796093)))));
+}""")
+
+# Hurwitz zeta(s, q) = sum_k (q + k)^-s for an integer s >= 2 and q > 0: the terms below
+# y = q + m >= s + 15 (s + 7 in float), smallest first, on top of the Euler-Maclaurin tail at
+# y (up to 12 Bernoulli terms, the first left out below 1e-20 relative there).
+register_helper("hurwitz_pos", r"""
+inline T cg_hurwitz_pos_T(int s, T q) {
+  const T eps = sizeof(T) == 8 ? (T)1e-17 : (T)1e-8;
+  const T inv_b[12] = {12.0, -720.0, 30240.0, -1209600.0, 47900160.0,
+                       -1.8924375803183791606e9, 7.47242496e10, -2.950130727918164224e12,
+                       1.1646782814350067249e14, -4.5979787224074726105e15,
+                       1.8152105401943546773e17, -7.1661652561756670113e18};
+  const T ys = (T)(s + (sizeof(T) == 8 ? 15 : 7));
+  const int m = q < ys ? (int)ceil(ys - q) : 0;
+  const T y = q + (T)m, sf = (T)s;
+  const T b = pow(y, -sf);
+  T sum = y * b / (sf - (T)1) + (T)0.5 * b;
+  T f = sf, t = b / y, y2 = (T)1 / (y * y);
+  for (int j = 0; j < 12; j++) {
+    const T term = f * t / inv_b[j];
+    sum += term;
+    if (fabs(term) <= eps * sum) break;
+    f *= (sf + (T)(2 * j + 1)) * (sf + (T)(2 * j + 2)); t *= y2;
+  }
+  for (int k = m - 1; k >= 0; --k) sum += pow(q + (T)k, -sf);
+  return sum;
+}""")
+
+# polygamma(n, x) = (-1)^(n+1) n! zeta(n + 1, x) for n >= 1. For -64 < x < 0 the terms up
+# to x + k >= s + 15 one by one from k = 0 (x + k is exact near the poles, and terms
+# symmetric about a half-integer cancel exactly), then zeta at the last. Below, with x = d - M
+# (M = -rint(x), d = x + M in [-1/2, 1/2] exactly), the sum splits into d^-s, the terms
+# d + j, j >= 1, and the M terms d - j = -(j - d), j = 1..M: d^-s + zeta(s, 1 + d)
+# + (-1)^s (zeta(s, 1 - d) - zeta(s, 1 - d + M)), the zetas at arguments >= 1/2, so the pole
+# keeps its relative precision and the cost does not grow with |x|. Even n <= 60 (30 in float)
+# at x < 0 take the reflection formula instead (below). Poles (x a non-positive
+# integer) give (-1)^(n+1) inf, as PyTorch's; +inf gives 0, -inf NaN.
+register_helper("polygamma", r"""
+inline T cg_polygamma_T(T x, int n) {
+  const int s = n + 1;
+  const T sign = (n & 1) ? (T)1 : (T)-1;
+  if (isnan(x) || x == -(T)INFINITY) return (T)NAN;
+  if (x == (T)INFINITY) return sign * (T)0;
+  if (x <= (T)0 && x == floor(x)) return sign * (T)INFINITY;
+  T fact = (T)1;
+  for (int k = 2; k <= n; k++) fact *= (T)k;
+  T z;
+  if (x < (T)0 && !(n & 1) && n <= (sizeof(T) == 8 ? 60 : 30)) {
+    /* even n, whose values change sign between the poles: the reflection
+       psi(n)(x) = psi(n)(1 - x) - pi^(n+1) cot^(n)(pi x), cot^(n) = P_n(cot) with
+       P_0 = c, P_k+1 = -(1 + c^2) P_k' (all coefficients of one sign), cot(pi d) from
+       the exact d = x - rint(x) (by tan(pi (1/2 - |d|)) near |d| = 1/2, where it
+       vanishes): near the zeros the terms cancelling are as small as psi(n)(1 - x) */
+    T p[64], q[64];
+    for (int i = 0; i <= n + 1; i++) p[i] = (T)0;
+    p[1] = (T)1;
+    for (int k = 0; k < n; k++) {
+      for (int i = 0; i <= k + 2; i++)
+        q[i] = -(i + 1 <= k + 1 ? (T)(i + 1) * p[i + 1] : (T)0)
+               - (i >= 1 ? (T)(i - 1) * p[i - 1] : (T)0);
+      for (int i = 0; i <= k + 2; i++) p[i] = q[i];
+    }
+    const T d = x - rint(x), ad = fabs(d), pi = (T)3.14159265358979323846;
+    const T c = ad < (T)0.25 ? (T)1 / tan(pi * d) : copysign(tan(pi * ((T)0.5 - ad)), d);
+    T poly = (T)0;
+    for (int i = n + 1; i >= 0; i--) poly = poly * c + p[i];
+    T pin = pi;
+    for (int k = 0; k < n; k++) pin *= pi;
+    return -(pin * poly + fact * cg_hurwitz_pos_T(s, (T)1 - x));
+  }
+  if (x > (T)0) {
+    z = cg_hurwitz_pos_T(s, x);
+  } else if (x > (T)-64) {
+    const T ys = (T)(s + (sizeof(T) == 8 ? 15 : 7));
+    z = (T)0;
+    T a = x;
+    while (a < ys) { z += pow(a, -(T)s); a += (T)1; }
+    z += cg_hurwitz_pos_T(s, a);
+  } else {
+    const T r = rint(x), d = x - r;
+    const T rest = r < (T)0 ? cg_hurwitz_pos_T(s, (T)1 - d) - cg_hurwitz_pos_T(s, (T)1 - d - r)
+                            : (T)0;
+    z = pow(d, -(T)s) + cg_hurwitz_pos_T(s, (T)1 + d) + ((s & 1) ? -rest : rest);
+  }
+  return sign * fact * z;
 }""")
 _DIGAMMA = "cg_digamma_{T}({x})"
 
@@ -931,18 +1017,8 @@ _STANDARD_GAMMA_GRAD = "cg_standard_gamma_grad_{T}({a}, {b}, cg_digamma_{T}({a})
 
 
 def _trigamma(x):
-    """psi'(x), digamma's derivative, from clgraph ops (so digamma differentiates twice):
-    reflection for x < 0, the recurrence up to x + 10, then the asymptotic series."""
-    neg = _call("lt", x, 0.0)
-    z = _call("where", neg, 1 - x, x)
-    acc = 0
-    for k in range(10):
-        acc = acc + 1 / ((z + k) * (z + k))
-    y = z + 10
-    i = 1 / (y * y)
-    acc = acc + (1 + (0.5 + (1 / 6 - i * (1 / 30 - i * (1 / 42 - i / 30))) / y) / y) / y
-    s = _call("sin", x * math.pi)
-    return _call("where", neg, (math.pi * math.pi) / (s * s) - acc, acc)
+    """psi'(x), digamma's derivative: the polygamma row with n = 1."""
+    return apply(OPS["polygamma"], x, n=1)
 
 
 def _xlogy_vjp(g, a, b, out=None):
@@ -1065,6 +1141,23 @@ unary("lgamma", _np_float(lambda x: np.vectorize(
 unary("digamma", _np_float(_np_digamma), _DIGAMMA, _floating, vec=False,
       vjp=lambda g, x, out: (g * _trigamma(x),), saves_out=False,
       variants=Variants(inplace=True))
+
+
+def _np_polygamma(x, n):
+    """scipy's polygamma in float64 (scipy is a test dependency only): the row's reference."""
+    import scipy.special
+
+    x = np.asarray(x)
+    with np.errstate(all="ignore"):
+        return scipy.special.polygamma(n, x.astype(np.float64)).astype(x.dtype)
+
+
+# the n-th derivative of digamma for n >= 1 (cg.polygamma's n = 0 is the digamma row); its
+# gradient is the next one, so it differentiates any number of times
+unary("polygamma", _np_float(_np_polygamma),
+      lambda d, attrs: f"cg_polygamma_{{T}}({{x}}, {int(dict(attrs)['n'])})", _floating,
+      vec=False, vjp=lambda g, x, out, n: (g * apply(OPS["polygamma"], x, n=n + 1),),
+      saves_out=False)
 binary("_standard_gamma_grad", _np_standard_gamma_grad, _STANDARD_GAMMA_GRAD,
        _float_args("_standard_gamma_grad"), vec=False, differentiable=False,
        variants=Variants(method=False), tensors_only=True, keywords=("output",))
@@ -1093,9 +1186,42 @@ inline T cg_igamma_T(T a, T x, int upper) {
         - ia2 * ((T)0.00079365079365079365 - ia2 * ((T)0.00059523809523809524
         - ia2 * ((T)0.00084175084175084175 - ia2 * ((T)0.0019175269175269175
         - ia2 * (T)0.0064102564102564103))))));
-    log_front = a * (log1p(t) - t) + (T)0.5 * log(a * (T)0.15915494309189535) - corr;
+    /* log(x / a) directly where 1 + t is far from 1: t's rounding would cost 1 / (1 + t) */
+    const T l = (t < (T)-0.5 || t > (T)1) ? log(x / a) : log1p(t);
+    log_front = a * (l - t) + (T)0.5 * log(a * (T)0.15915494309189535) - corr;
   } else {
     log_front = -x + a * log(x) - lgamma(a);
+  }
+  if (upper && x <= (T)1.1 && (x <= (T)0.5 ? a < (T)-0.4 / log(x) : a <= x * (T)1.1)) {
+    /* Q where it is small next to P (a small, x <= 1.1): 1 - x^a / Gamma(a + 1)
+       - x^a / Gamma(a) sum_n>=1 (-x)^n / (n! (a + n)) (DLMF 8.7.3), the first difference
+       by expm1 of a log x - lgamma(1 + a), whose series in a keeps its relative precision
+       for small a (1 - P would lose it) */
+    T fac = (T)1, sum = (T)0;
+    for (int n = 1; n < 200; ++n) {
+      fac *= -x / (T)n;
+      const T term = fac / (a + (T)n);
+      sum += term;
+      if (fabs(term) <= eps * fabs(sum)) break;
+    }
+    T lg1p;
+    if (a < (T)0.2) {
+      const T zk[24] = {0.8224670334241132, -0.40068563438653143, 0.27058080842778454,
+          -0.20738555102867398, 0.16955717699740819, -0.14404989676884611,
+          0.12550966952474304, -0.11133426586956469, 0.10009945751278181,
+          -0.090954017145829041, 0.083353840546109004, -0.076932516411352195,
+          0.07143294629536133, -0.066668705882420465, 0.062500955141213038,
+          -0.058823978658684585, 0.055555767627403614, -0.052631679379616658,
+          0.050000047698101693, -0.047619070330142226, 0.045454556293204669,
+          -0.043478266053040261, 0.041666669150341208, -0.040000001192140137};
+      T acc = (T)0;  /* lgamma(1 + a) = -gamma a + sum_k>=2 (-1)^k zeta(k) a^k / k */
+      for (int k = 23; k >= 0; --k) acc = acc * a + zk[k];
+      lg1p = a * (acc * a - (T)0.57721566490153286061);
+    } else {
+      lg1p = lgamma((T)1 + a);
+    }
+    const T la = a * log(x);
+    return -expm1(la - lg1p) - exp(la - lgamma(a)) * sum;
   }
   const T front = exp(log_front);
   if (x < a + (T)1) {

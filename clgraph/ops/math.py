@@ -17,7 +17,6 @@ from .elementwise import (
     OPS,
     _check_tensors,
     _pyname,
-    _trigamma,
     check_operand,
     integer_zero_divisor,
 )
@@ -401,36 +400,14 @@ def frexp(input, *, out=None):
         apply(OPS["frexp_exponent"], input, out=exponent))
 
 
-def _hurwitz_zeta(s: int, x):
-    """zeta(s, x) = sum_k (x + k)^-s for an integer s >= 2: ten terms, then the
-    Euler-Maclaurin tail at x + 10 (six Bernoulli terms: below 1e-16 for x > 0)."""
-    acc = 0
-    for k in range(10):
-        acc = acc + pow(x + k, -s)
-    y = x + 10
-    tail = pow(y, 1 - s) / (s - 1) + pow(y, -s) / 2
-    fact = 1.0
-    for j, b2j in enumerate((1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730), 1):
-        rising = math.prod(range(s, s + 2 * j - 1))
-        fact *= (2 * j - 1) * (2 * j)
-        tail = tail + pow(y, -(s + 2 * j - 1)) * (b2j * rising / fact)
-    return acc + tail
-
-
 @public(method=False)
 def polygamma(n, input, *, out=None):
-    """torch.polygamma: the n-th derivative of digamma. n >= 2 is the Hurwitz zeta series:
-    full precision for x > 0, less for negative x (the tail starts at x + 10: about 1e-8
-    relative near x = -7)."""
+    """torch.polygamma: the n-th derivative of digamma: the digamma row for n = 0, else the
+    polygamma row (the Hurwitz zeta series, negative x split into positive arguments)."""
     if not isinstance(n, numbers.Integral) or n < 0:
         raise RuntimeError("polygamma(n, x) does not support negative n.")
     x = _as_float(input, "polygamma")
-    if n == 0:
-        r = apply(OPS["digamma"], x)
-    elif n == 1:
-        r = _trigamma(x)
-    else:
-        r = _hurwitz_zeta(n + 1, x) * ((-1) ** (n + 1) * math.factorial(n))
+    r = apply(OPS["digamma"], x) if n == 0 else apply(OPS["polygamma"], x, n=int(n))
     return r if out is None else out.copy_(r)
 
 

@@ -185,7 +185,8 @@ unary("special_i1e", _scipy("i1e"), "cg_bessel_ie_{T}({x}, 1)", _floating, vec=F
 # recurrence J_{n-1} = (2n / x) J_n - J_{n+1} from J_N = 1, normalised by
 # J0 + 2 sum J_2k = 1, with the Neumann series Y0 = (2/pi)((log(x/2) + gamma) J0
 # - 2 sum (-1)^k J_2k / k) and its derivative for Y1 taken from the same J_n; beyond 25
-# Hankel's asymptotic series (24 terms: below 1e-17 there). Tiny x: the leading terms.
+# Hankel's asymptotic series (24 terms: below 1e-17 there). Tiny x: the series' first
+# terms (to a^4 in J, whose a^2 term is 1e-11 relative at 1e-5).
 register_helper("bessel_jy", r"""
 inline T cg_bessel_jy_T(T x, int which) {
   const int nu = which & 1, y = which >> 1;
@@ -195,9 +196,10 @@ inline T cg_bessel_jy_T(T x, int which) {
   const T a = fabs(x), two_pi = (T)0.63661977236758134308, euler = (T)0.57721566490153286061;
   T r;
   if (a < (T)1e-5) {
-    const T j0 = (T)1 - a * a / (T)4, j1 = a / (T)2, l = log(a / (T)2) + euler;
+    const T q = a * a / (T)4, l = log(a / (T)2) + euler;
+    const T j0 = (T)1 - q * ((T)1 - q / (T)4), j1 = a / (T)2 * ((T)1 - q / (T)2);
     if (!y) r = nu ? j1 : j0;
-    else r = nu ? -two_pi / a + two_pi * (l - (T)0.5) * j1 : two_pi * (l * j0 + a * a / (T)4);
+    else r = nu ? -two_pi / a + two_pi * (l - (T)0.5) * j1 : two_pi * (l * j0 + q);
   } else if (a > (T)25) {
     const T m = nu ? (T)4 : (T)0, z = (T)8 * a;
     T p = (T)1, q = (T)0, t = (T)1;
@@ -247,7 +249,7 @@ for _i, _name in enumerate(("j0", "j1", "y0", "y1")):
 
 # K_mu(x) exp(x) and K_{mu+1}(x) exp(x) (``next``) for x >= 2 and |mu| <= 1/2: Steed's
 # continued fraction with Temme's normalisation (Temme 1975; Numerical Recipes' CF2), which
-# converges in a few dozen steps there.
+# converges in a few dozen steps there (under a hundred down to x = 1).
 register_helper("bessel_kcf", r"""
 inline T cg_bessel_kcf_T(T x, T mu, int next) {
   const T a1 = (T)0.25 - mu * mu;
@@ -272,14 +274,15 @@ inline T cg_bessel_kcf_T(T x, T mu, int next) {
 
 # K0 and K1 (times exp(x) when ``scaled``): the series K0 = -(log(x/2) + gamma) I0 +
 # sum H_k (x^2/4)^k / (k!)^2 and K1 = 1/x + log(x/2) I1 - (x/4) sum (psi(k+1) + psi(k+2))
-# (x^2/4)^k / (k! (k+1)!) up to x = 2, the continued fraction beyond.
+# (x^2/4)^k / (k! (k+1)!) up to x = 1 (K0's two sums cancel tenfold by x = 2), the continued
+# fraction beyond.
 register_helper("bessel_k", r"""
 inline T cg_bessel_k_T(T x, int nu, int scaled) {
   if (isnan(x)) return x;
   if (x < (T)0) return (T)NAN;
   if (x == (T)0) return (T)INFINITY;
   if (isinf(x)) return (T)0;
-  if (x > (T)2) {
+  if (x > (T)1) {
     const T k = cg_bessel_kcf_T(x, (T)0, nu);
     return scaled ? k : k * exp(-x);
   }
@@ -314,7 +317,8 @@ for _nu in (0, 1):
 
 # Ai(x): for zeta = 2/3 x^(3/2) >= 2, sqrt(x / 3) K_{1/3}(zeta) / pi; for x below -9 (double)
 # or -5 (float) the oscillatory asymptotic series in 1/zeta; between, the Maclaurin series
-# c1 f(x) - c2 g(x), whose cancellation costs e^zeta in relative precision.
+# c1 f(x) - c2 g(x), whose cancellation costs e^zeta in relative precision, except for double
+# below -2, where Ai'' = x Ai is stepped from 0 by Taylor series.
 register_helper("airy_ai", r"""
 inline T cg_airy_ai_T(T x) {
   if (isnan(x)) return x;
@@ -336,6 +340,27 @@ inline T cg_airy_ai_T(T x) {
     }
     const T ph = z + (T)0.78539816339744830962;
     return (sin(ph) * p - cos(ph) * q) / (sqrt((T)M_PI) * sqrt(sqrt(ax)));
+  }
+  if (sizeof(T) == 8 && x < (T)-2) {
+    /* Ai'' = x Ai stepped from 0 in steps h <= 1/2 by its Taylor series at each point t
+       (a_{k+2} = (t a_k + a_{k-1}) / ((k + 2)(k + 1))): the solutions oscillate there, so
+       the error stays near eps, where the Maclaurin series loses e^zeta */
+    const int steps = (int)ceil(-x * (T)2);
+    const T h = x / (T)steps;
+    T y = (T)0.35502805388781723926, dy = -(T)0.25881940379280679840, t = (T)0;
+    for (int i = 0; i < steps; i++) {
+      T am1 = (T)0, a0 = y, a1 = dy, hk = (T)1, sy = y, sdy = dy;
+      for (int k = 0; k < 60; k++) {
+        const T a2 = (t * a0 + am1) / (T)((k + 2) * (k + 1));
+        hk *= h;
+        const T ty = a1 * hk, tdy = (T)(k + 2) * a2 * hk;
+        sy += ty; sdy += tdy;
+        if (k > 6 && fabs(ty) + fabs(tdy) < (T)1e-18 * (fabs(sy) + fabs(sdy))) break;
+        am1 = a0; a0 = a1; a1 = a2;
+      }
+      y = sy; dy = sdy; t = x * (T)(i + 1) / (T)steps;
+    }
+    return y;
   }
   const T x3 = x * x * x;
   T f = (T)1, g = x, tf = (T)1, tg = x;
