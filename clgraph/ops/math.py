@@ -423,12 +423,14 @@ def polygamma(n, input, *, out=None):
     if not isinstance(n, numbers.Integral) or n < 0:
         raise RuntimeError("polygamma(n, x) does not support negative n.")
     x = _as_float(input, "polygamma")
+    # the series runs in float32 for half and bfloat16 (as PyTorch's opmath), rounded once
+    wide = x.to(dt.float32) if x.dtype in (dt.float16, dt.bfloat16) else x
     if n == 0:
         r = apply(OPS["digamma"], x)
     elif n == 1:
-        r = _trigamma(x)
+        r = _trigamma(wide).to(x.dtype)
     else:
-        r = _hurwitz_zeta(n + 1, x) * ((-1) ** (n + 1) * math.factorial(n))
+        r = (_hurwitz_zeta(n + 1, wide) * ((-1) ** (n + 1) * math.factorial(n))).to(x.dtype)
     return r if out is None else out.copy_(r)
 
 
