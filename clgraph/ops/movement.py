@@ -1,6 +1,7 @@
 """Movement ops: views that share the input's storage (view, reshape, permute, transpose,
 expand, squeeze/unsqueeze, narrow, basic indexing) and the copies that must move data
-(contiguous, clone); cat and stack live in join.py. A view op has a shape/stride rule and no kernel."""
+(contiguous, clone); cat and stack live in join.py. A view op has a shape/stride rule and
+no kernel."""
 
 from __future__ import annotations
 
@@ -428,6 +429,8 @@ def sum_to_size(x, *size):
     if not ok:
         raise RuntimeError(f"size {{{list(shape)}}} is not expandable to size "
                            f"{{{list(x._shape)}}}.")
+    if not shape:  # PyTorch sums fully here, even a 0-d tensor: integers widen to int64
+        return x.sum()
     return sum_to(x, shape)
 
 
