@@ -1392,12 +1392,20 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise RuntimeError(f"Input and output sizes should be greater than 0, but got input "
                            f"({dims(spatial)}) output ({dims(out)})")
     y = input
-    for axis, (n, o, sc) in enumerate(zip(spatial, out, scales), start=2):
+    integer = not input.dtype.is_floating_point and mode not in ("nearest", "nearest-exact")
+    passes = list(enumerate(zip(spatial, out, scales), start=2))
+    if integer:  # uint8 images, as PyTorch: a float pass per axis, the last axis first,
+        y = y.to(dt.float32)  # each rounded to the nearest and clamped to the type's range
+        passes.reverse()
+    for axis, (n, o, sc) in passes:
         if antialias:
             y = _resample_antialiased(y, axis, n, o, sc, mode, bool(align_corners))
         else:
             y = _resample(y, axis, n, o, sc, mode, bool(align_corners))
-    return y
+        if integer:
+            info = dt.iinfo(input.dtype)
+            y = y.round().clamp(info.min, info.max)
+    return y.to(input.dtype) if integer else y
 
 
 def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
