@@ -2178,7 +2178,8 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
     lead = tuple(input1.shape[:-1])
     x1, x2 = input1.reshape(-1, n1), input2.reshape(-1, n2)
     t = matmul(x1, weight.permute(1, 0, 2).reshape(n1, out_f * n2)).reshape(-1, out_f, n2)
-    y = (t * x2.unsqueeze(1)).sum(-1)
+    y = t * x2.unsqueeze(1)
+    y = y.sum(-1, dtype=y.dtype)  # integer inputs keep their type, as PyTorch
     if bias is not None:
         y = y + bias
     return y.reshape(*lead, out_f)
