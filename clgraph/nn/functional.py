@@ -153,6 +153,10 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0,
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val "
                          f"({max_val})")
+    if not input.dtype.is_floating_point:  # PyTorch converts the bounds to the input's type
+        min_val, max_val = int(min_val), int(max_val)
+        if input.dtype is dt.uint8 and min(min_val, max_val) < 0:
+            raise RuntimeError("cannot do hardtanh on an unsigned type with negative limits")
     inside = (input > min_val) & (input < max_val)
     out = M.where(inside, input, M.clamp(input.detach(), min_val, max_val))
     return _result(input, out, inplace)
