@@ -509,3 +509,14 @@ def test_rrelu_training_draws_slopes_in_range():
     assert -0.3 <= y.min() and y.max() <= -0.1 and y.std() > 0.03
     p = cg.full((5,), 2.0)
     assert cg.rrelu(p, training=True).tolist() == [2.0] * 5
+
+
+def test_legacy_div_dunders():
+    # Tensor.__div__, __rdiv__ and __idiv__ (PyTorch keeps them beside the truediv forms)
+    a, b = cg.tensor([1.0, 2.0, 4.0]), cg.tensor([2.0, 2.0, 2.0])
+    assert a.__div__(b).tolist() == [0.5, 1.0, 2.0]
+    assert a.__rdiv__(b).tolist() == [2.0, 1.0, 0.5]
+    assert a.__rdiv__(3).tolist() == [3.0, 1.5, 0.75]
+    c = a.clone()
+    assert c.__idiv__(b) is c and c.tolist() == [0.5, 1.0, 2.0]
+    assert cg.tensor([3, 4]).__rdiv__(6).dtype == cg.float32
