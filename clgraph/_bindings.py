@@ -13,7 +13,7 @@ from .ops.registry import EXPORTS, Export
 
 # Python's operator protocol: binary dunders, their reflected and in-place forms
 _COMPARE = {"eq", "ne", "lt", "le", "gt", "ge"}
-_BINARY = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and", "or", "xor",
+_BINARY = {"add", "sub", "mul", "truediv", "div", "floordiv", "mod", "pow", "and", "or", "xor",
            "matmul", "lshift", "rshift"}
 
 

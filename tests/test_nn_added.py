@@ -107,6 +107,19 @@ def test_clamping_activations_keep_integer_dtypes():
     with pytest.raises(RuntimeError, match="300.0 cannot be converted to type int8"):
         F.hardtanh(x.to(cg.int8), 0, 300.0)
 
+
+def test_hardtanh_integer_inputs_keep_their_dtype():
+    # the bounds convert to the input's type (truncating), as PyTorch's
+    x = np.array([-9, -3, -1, 0, 1, 2, 5, 6, 7, 100])
+    for dt in (cg.int32, cg.int8, cg.int64):
+        got = F.hardtanh(cg.tensor(x, dtype=dt), -2.7, 3.9)
+        assert got.dtype == dt and got.tolist() == np.clip(x, -2, 3).tolist()
+        got = F.relu6(cg.tensor(x, dtype=dt))
+        assert got.dtype == dt and got.tolist() == np.clip(x, 0, 6).tolist()
+    assert F.hardtanh(cg.tensor(np.abs(x), dtype=cg.uint8), -0.5, 0.5).tolist() == [0] * 10
+    with pytest.raises(RuntimeError, match="unsigned type with negative limits"):
+        F.hardtanh(cg.tensor(np.abs(x), dtype=cg.uint8), -2.0, 3.0)
+
 def test_losses():
     a, b = RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4)) * 2
     d = np.abs(a - b)

@@ -702,6 +702,14 @@ def test_lazy_linear_and_bilinear():
           + bil.bias.detach().numpy(), rtol=1e-5, atol=1e-5)
     with pytest.raises(RuntimeError, match="input1 size does not match weight size: got 3"):
         bil(cg.zeros(2, 3), cg.zeros(2, 5))
+    # integer operands keep their dtype (the inner sum does not widen to int64)
+    rng = np.random.default_rng(5)
+    ints = [rng.integers(0, 4, s) for s in ((3, 4), (3, 5), (2, 4, 5), (2,))]
+    for dt in (cg.int32, cg.uint8):
+        got = F.bilinear(*[cg.tensor(v, dtype=dt) for v in ints])
+        assert got.dtype == dt
+        np.testing.assert_array_equal(
+            got.numpy(), np.einsum("ni,oij,nj->no", ints[0], ints[2], ints[1]) + ints[3])
 
 
 def test_reprs_and_state_dicts_match_torch():

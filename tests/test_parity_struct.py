@@ -216,6 +216,20 @@ def test_torch_cross_default_dim():
     _same(got, ref)
 
 
+def test_sum_to_size_dtypes():
+    # summing an integer or bool tensor widens to int64, as sum(); a 0-d tensor summed to
+    # size [] is a sum too; a tensor already of the size is returned as it is
+    for dt in (cg.int32, cg.uint8, cg.bool):
+        x = cg.ones(2, 3, dtype=dt)
+        for size, dtype, value in (([], cg.int64, 6), ([3], cg.int64, [2, 2, 2]),
+                                   ([2, 3], dt, x.tolist())):
+            got = x.sum_to_size(size)
+            assert got.dtype == dtype and got.tolist() == value
+        got = cg.tensor(1, dtype=dt).sum_to_size([])
+        assert got.dtype == cg.int64 and got.tolist() == 1
+    assert cg.ones((), dtype=cg.float16).sum_to_size([]).dtype == cg.float16
+
+
 def test_nonzero_static():
     torch = torch_or_skip()
     a = np.array([[0, 1, 2], [3, 0, 0]])

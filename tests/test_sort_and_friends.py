@@ -302,6 +302,14 @@ def test_einsum_forms_dtypes_and_torch():
     np.testing.assert_allclose(cg.einsum(t[0], [Ellipsis, 1]).numpy(), a)
     ints = cg.einsum("ij,jk->ik", cg.tensor(a, dtype=cg.int32), cg.tensor(b, dtype=cg.int32))
     assert ints.dtype == cg.int32 and ints.tolist() == (a @ b).astype(int).tolist()
+    # an operand summed on its own widens to int64 (sum's rule), as PyTorch
+    for eq, ops, want in (("i->", [b[0]], cg.int64), ("ij->i", [a], cg.int64),
+                          ("ij,j->j", [a, b[:, 0]], cg.int64), ("ii->i", [b[:, :3]], cg.int32),
+                          ("ij->ji", [a], cg.int32)):
+        got = cg.einsum(eq, *[cg.tensor(o, dtype=cg.int32) for o in ops])
+        assert got.dtype == want, eq
+        np.testing.assert_array_equal(got.numpy(), np.einsum(eq, *ops).astype(np.int64))
+    assert cg.einsum("i->", cg.tensor([True, True, False])).tolist() == 2
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(3).standard_normal((2, 3, 3)).astype(np.float32)
     for eq, n in (("bii->bi", 1), ("bij->b", 1), ("b...->...", 1), ("...ij->ij", 1),

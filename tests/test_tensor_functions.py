@@ -291,6 +291,12 @@ def test_tensordot_kron_addmv_addbmm():
                        r"vec \(4\)"):
         cg.addmv(cg.ones(2), cg.ones(2, 3), cg.ones(4))
     close(cg.addbmm(cg.ones(2, 2), cg.ones(3, 2, 4), cg.ones(3, 4, 2)), np.full((2, 2), 13.0))
+    # small integer batches keep their dtype through the batch sum, as PyTorch
+    for dt in (cg.int32, cg.int16, cg.uint8):
+        got = cg.addbmm(cg.ones(2, 2, dtype=dt), cg.ones(3, 2, 4, dtype=dt),
+                        cg.ones(3, 4, 2, dtype=dt), beta=2, alpha=3)
+        assert got.dtype == dt
+        assert (got.numpy() == 38).all()
     assert gradcheck(lambda p, q: cg.tensordot(p, q, dims=([0], [1])), (leaf(3, 2),
                                                                         leaf(4, 3, seed=1)))
     assert gradcheck(cg.kron, (leaf(2, 2), leaf(3, seed=1)))

@@ -1487,12 +1487,20 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         raise RuntimeError(f"Input and output sizes should be greater than 0, but got input "
                            f"({dims(spatial)}) output ({dims(out)})")
     y = input
-    for axis, (n, o, sc) in enumerate(zip(spatial, out, scales), start=2):
+    integer = not input.dtype.is_floating_point and mode not in ("nearest", "nearest-exact")
+    passes = list(enumerate(zip(spatial, out, scales), start=2))
+    if integer:  # uint8 images, as PyTorch: a float pass per axis, the last axis first,
+        y = y.to(dt.float32)  # each rounded to the nearest and clamped to the type's range
+        passes.reverse()
+    for axis, (n, o, sc) in passes:
         if antialias:
             y = _resample_antialiased(y, axis, n, o, sc, mode, bool(align_corners))
         else:
             y = _resample(y, axis, n, o, sc, mode, bool(align_corners))
-    return y
+        if integer:
+            info = dt.iinfo(input.dtype)
+            y = y.round().clamp(info.min, info.max)
+    return y.to(input.dtype) if integer else y
 
 
 def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
@@ -2271,7 +2279,8 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
     lead = tuple(input1.shape[:-1])
     x1, x2 = input1.reshape(-1, n1), input2.reshape(-1, n2)
     t = matmul(x1, weight.permute(1, 0, 2).reshape(n1, out_f * n2)).reshape(-1, out_f, n2)
-    y = (t * x2.unsqueeze(1)).sum(-1)
+    y = t * x2.unsqueeze(1)
+    y = y.sum(-1, dtype=y.dtype)  # integer inputs keep their type, as PyTorch
     if bias is not None:
         y = y + bias
     return y.reshape(*lead, out_f)

@@ -15,6 +15,7 @@ import numbers
 
 import numpy as np
 
+from ..dtypes import int64
 from ..shapes import wrap_dim
 from . import registry
 from .linalg import matmul
@@ -369,11 +370,15 @@ def einsum(*args):
 
 
 def _evaluate(ops: list, out_labels: list, dtype):
-    """Sum labels of one operand early, contract left to right, arrange as the output."""
+    """Sum labels of one operand early, contract left to right, arrange as the output.
+    As PyTorch, an integer or bool operand summed on its own widens to int64 (sum's rule),
+    and so does the result; otherwise the result keeps the operands' type."""
     for k, o in enumerate(ops):
         elsewhere = {lb for j, p in enumerate(ops) if j != k for lb in p.labels}
-        ops[k] = o.sum_out({lb for lb in o.labels if lb not in elsewhere and
-                            lb not in out_labels})
+        alone = {lb for lb in o.labels if lb not in elsewhere and lb not in out_labels}
+        ops[k] = o.sum_out(alone)
+        if alone and dtype.kind <= 1:
+            dtype = int64
     acc = ops[0]
     for k in range(1, len(ops)):
         keep = set(out_labels).union(*[set(p.labels) for p in ops[k + 1:]])
@@ -381,5 +386,5 @@ def _evaluate(ops: list, out_labels: list, dtype):
     acc = acc.sum_out({lb for lb in acc.labels if lb not in out_labels})
     t = acc.arranged(out_labels)
     if t.dtype is not dtype and dtype.kind == 1:
-        t = t.to(dtype)  # integer sums widen to int64; PyTorch keeps the operands' type
+        t = t.to(dtype)  # a contraction's sums widen to int64; PyTorch keeps the type
     return t

@@ -520,7 +520,8 @@ def addmv(input, mat, vec, *, beta=1, alpha=1):
 @public(inplace=True)
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """torch.addbmm: beta * input + alpha * the sum over the batch of batch1 @ batch2."""
-    return _add_product(input, bmm(batch1, batch2).sum(0), beta, alpha)
+    products = bmm(batch1, batch2)
+    return _add_product(input, products.sum(0, dtype=products.dtype), beta, alpha)
 
 
 def _dims_list(dims):

@@ -53,7 +53,7 @@ def sub(input, other, *, alpha=1, out=None):
     return apply(OPS["sub"], check_operand(input, "sub"), other, out=out)
 
 
-@public(inplace=True, dunders=("truediv", "rtruediv", "itruediv"),
+@public(inplace=True, dunders=("truediv", "rtruediv", "itruediv", "div", "rdiv", "idiv"),
         aliases=("div", "true_divide"))
 def divide(input, other, *, rounding_mode=None, out=None):
     if rounding_mode is None:
