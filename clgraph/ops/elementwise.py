@@ -1143,13 +1143,18 @@ unary("digamma", _np_float(_np_digamma), _DIGAMMA, _floating, vec=False,
       variants=Variants(inplace=True))
 
 
-def _np_polygamma(x, n):
-    """scipy's polygamma in float64 (scipy is a test dependency only): the row's reference."""
+def _scipy_special():
+    """scipy.special, imported when a reference runs (scipy is a test dependency only)."""
     import scipy.special
 
+    return scipy.special
+
+
+def _np_polygamma(x, n):
+    """scipy's polygamma in float64: the row's reference."""
     x = np.asarray(x)
     with np.errstate(all="ignore"):
-        return scipy.special.polygamma(n, x.astype(np.float64)).astype(x.dtype)
+        return _scipy_special().polygamma(n, x.astype(np.float64)).astype(x.dtype)
 
 
 # the n-th derivative of digamma for n >= 1 (cg.polygamma's n = 0 is the digamma row); its

@@ -12,16 +12,9 @@ import math
 import numpy as np
 
 from ..codegen.emit import register_helper
-from .elementwise import OPS, _call, _floating, _np_float, binary, unary
+from .elementwise import OPS, _call, _floating, _np_float, _scipy_special, binary, unary
 
 _SQRT_2PI = math.sqrt(2 * math.pi)
-
-
-def _scipy_special():
-    """scipy.special, imported when a reference runs (scipy is a test dependency only)."""
-    import scipy.special
-
-    return scipy.special
 
 
 def _scipy(name, *convert):
