@@ -368,6 +368,14 @@ def test_searchsorted_bucketize_isin():
     close(cg.isin(cg.tensor(e), 2), e == 2)
     assert bool(cg.isin(3, cg.tensor([1, 2, 3]))) is True
     close(cg.isin(cg.tensor(e), cg.tensor([], dtype=cg.int64)), np.zeros(e.shape, bool))
+    # PyTorch's keyword names, with element / test_element for a number
+    close(cg.isin(elements=cg.tensor(e), test_elements=cg.tensor(t)), np.isin(e, t))
+    close(cg.isin(cg.tensor(e), test_element=2), e == 2)
+    assert bool(cg.isin(element=3, test_elements=cg.tensor([1, 2, 3]))) is True
+    with pytest.raises(TypeError, match="'test_element' takes a number"):
+        cg.isin(elements=cg.tensor(e), test_element=cg.tensor(t))
+    with pytest.raises(TypeError, match="missing required argument 'test_elements'"):
+        cg.isin(elements=cg.tensor(e))
 
 
 def test_unique_consecutive_kthvalue_mode():
