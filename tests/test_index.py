@@ -590,6 +590,20 @@ def test_nonzero_dtypes_and_edges(dtype):
     check(cg.nonzero(cg.tensor(big)), np.argwhere(big))
 
 
+def test_masked_select_zero_dim_gradient():
+    """A 0-d input (and mask) selects from its one element; the gradient goes back to it."""
+    for mask, want in ((True, 2.0), (False, 0.0)):
+        x = cg.tensor(1.5, dtype=cg.float64).requires_grad_(True)
+        y = cg.masked_select(x, cg.tensor(mask))
+        assert y.shape == ((1,) if mask else (0,))
+        (y * 2).sum().backward()
+        assert x.grad.shape == () and float(x.grad) == want
+    x = cg.tensor(1.5, dtype=cg.float64).requires_grad_(True)
+    y = cg.masked_select(x, cg.tensor([True, False, True]))
+    (y * cg.tensor([2.0, 3.0], dtype=cg.float64)).sum().backward()
+    assert float(x.grad) == 5.0
+
+
 def test_masked_select_errors():
     x, _ = make((3,))
     with pytest.raises(RuntimeError, match="expected BoolTensor for mask"):

@@ -824,6 +824,9 @@ def _scatter_vjp(g, x, index, src, out, dim, **_):
 def _masked_select_vjp(g, x, mask, out):
     shape = broadcast_shapes(x.shape, mask.shape)
     m = apply(EXPAND, mask, shape=shape)
+    if not shape:  # 0-d operands select from one element, as _run_masked_select does
+        r = apply(INDEX_PUT, _zeros((1,), g), g, m.reshape(1), dims=(0,), accumulate=True)
+        return r.reshape(()), None
     return apply(INDEX_PUT, _zeros(shape, g), g, m, dims=(0,), accumulate=True), None
 
 
