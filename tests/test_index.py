@@ -916,6 +916,16 @@ def test_int32_indices_and_take_along_dim():
                                   x.reshape(-1)[flat])
     with pytest.raises(RuntimeError, match="dtype of indices should be Long"):
         cg.take_along_dim(cg.tensor(x), cg.tensor(idx, dtype=cg.int32), 1)
+    # with a dim, a negative index counts from the end of it (PyTorch's); beyond -size, or
+    # without a dim, it is an error naming the index
+    neg = rng.integers(-4, 0, (3, 2, 1))
+    got = cg.take_along_dim(cg.tensor(x), cg.tensor(neg), 1)
+    np.testing.assert_array_equal(got.numpy(), np.take_along_axis(
+        x, np.broadcast_to(neg + 4, (3, 2, 5)), 1))
+    with pytest.raises(IndexError, match="index -5 is out of bounds"):
+        cg.take_along_dim(cg.tensor(x), cg.tensor(np.full((3, 1, 1), -5)), 1)
+    with pytest.raises(IndexError, match="index -1 is out of bounds"):
+        cg.take_along_dim(cg.tensor(x), cg.tensor([-1]))
     i32 = cg.tensor([[0, 2], [1, 0]], dtype=cg.int32)
     xx = cg.arange(6.0).reshape(2, 3)
     assert cg.gather(xx, 1, i32).tolist() == [[0.0, 2.0], [4.0, 3.0]]

@@ -1119,6 +1119,10 @@ def take_along_dim(input, indices, dim=None, *, out=None):
         common = list(broadcast_shapes(tuple(xs), tuple(ixs)))
         xb = input.expand(*(common[:d] + [input.shape[d]] + common[d + 1:]))
         ib = indices.expand(*(common[:d] + [indices.shape[d]] + common[d + 1:]))
+        # PyTorch's take_along_dim counts a negative index from the end of ``dim``
+        # (the flattened form above does not); gather rejects the rest, by their own value
+        n = input.shape[d]
+        ib = apply(op("where"), (ib < 0) & (ib >= -n), ib + n, ib)
         r = apply(GATHER, xb, ib, dim=d)
     return r if out is None else out.copy_(r)
 
