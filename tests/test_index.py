@@ -370,6 +370,31 @@ def test_scatter_legacy_reduce():
         a, idx, np.full((2, 4), 2.0), 0))
 
 
+def test_scatter_reduce_bool():
+    """prod of bools is their logical and (include_self or not); mean is PyTorch's error,
+    never a wrong value."""
+    x = np.array([[True, False, True, True, True]] * 3)
+    index = np.array([[0, 1, 0, 1, 0]])
+    src = np.array([[True, False, True, True, False]])
+    for include_self in (True, False):
+        got = cg.scatter_reduce(cg.tensor(x), 0, cg.tensor(index), cg.tensor(src), "prod",
+                                include_self=include_self)
+        want = x.copy()
+        if not include_self:
+            want[0, [0, 2, 4]] = True
+            want[1, [1, 3]] = True
+        want[0, [0, 2, 4]] &= src[0, [0, 2, 4]]
+        want[1, [1, 3]] &= src[0, [1, 3]]
+        assert got.dtype == cg.bool and np.array_equal(got.numpy(), want)
+    with pytest.raises(NotImplementedError, match="reduce_mean\" not implemented for 'Bool'"):
+        cg.scatter_reduce(cg.tensor(x), 0, cg.tensor(index), cg.tensor(src), "mean")
+    b = cg.tensor([[True, False], [True, True]])
+    assert b.index_reduce(0, cg.tensor([0, 0]), b, "prod").tolist() == [[True, False],
+                                                                       [True, True]]
+    with pytest.raises(NotImplementedError, match="not implemented for 'Bool'"):
+        b.index_reduce(0, cg.tensor([0, 0]), b, "mean")
+
+
 def test_scatter_reduce_errors():
     x, i = cg.zeros(3), cg.tensor([0])
     with pytest.raises(RuntimeError, match="must be either sum, prod, mean, amax or amin, got "

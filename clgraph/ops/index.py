@@ -564,6 +564,8 @@ def _run_scatter_reduce(op_, args, attrs, out=None):
     _scatter_checks("scatter", x, index, src, d)
     if index.numel():
         _check_index(index, _shape1(x)[0][d], d, negative=False, exc=IndexOutOfRange)
+    if reduce == "prod" and x.dtype is dt.bool_:
+        reduce = "amin"  # a product of bools is their logical and
     if reduce in ("sum", "mean"):
         base = x if include_self else apply(SCATTER, x, index, 0, dim=d)
         r = apply(SCATTER_ADD, base, index, src, dim=d)
@@ -1165,6 +1167,9 @@ def _scatter_reduce(input, dim, index, src, reduce, include_self, out=None):
     if not isinstance(src, registry.Tensor):
         raise TypeError(f"scatter_reduce(): argument 'src' (position 3) must be Tensor, not "
                         f"{type(src).__name__}")
+    if reduce == "mean" and isinstance(input, registry.Tensor) and input.dtype is dt.bool_:
+        raise NotImplementedError('"scatter_gather_tensor_cpu_reduce_mean" not implemented '
+                                  "for 'Bool'")
     return apply(SCATTER_REDUCE, input, _long(index), src, dim=dim, reduce=reduce,
                  include_self=bool(include_self), out=out)
 
@@ -1190,6 +1195,8 @@ def _index_reduce(input, dim, index, source, reduce, include_self, out=None):
         raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or "
                            f"amin but got {reduce}.")
     _index_vector("index_reduce_", index)
+    if reduce == "mean" and input.dtype is dt.bool_:
+        raise NotImplementedError("\"div_floor_cpu\" not implemented for 'Bool'")
     d = wrap_dim(dim, input.ndim)
     m = index.numel()
     if source.ndim and m != source.shape[d]:
