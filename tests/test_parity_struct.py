@@ -139,6 +139,23 @@ def test_unfold_0d_and_errors():
         x.unfold(2, 1, 1)
 
 
+def test_cov_dtype_promotes_with_aweights():
+    """The result has the dtype of input and aweights promoted (PyTorch's arithmetic);
+    integer input without aweights takes the default float dtype."""
+    a = np.random.default_rng(3).standard_normal((2, 4))
+    aw = np.array([0.5, 1.0, 2.0, 0.25])
+    fw = np.array([1, 2, 1, 1])
+    for xd, ad, want in (("float16", "float32", "float32"), ("float32", "float64", "float64"),
+                         ("bfloat16", "float16", "float32"), ("int64", "float16", "float16"),
+                         ("int64", None, "float32"), ("float16", None, "float16")):
+        x = cg.tensor(a).to(getattr(cg, xd))
+        w = cg.tensor(aw).to(getattr(cg, ad)) if ad else None
+        got = cg.cov(x, aweights=w, fweights=cg.tensor(fw))
+        assert got.dtype == getattr(cg, want), (xd, ad, got.dtype)
+        ref = np.cov(x.to(cg.float64).numpy(), fweights=fw, aweights=aw if ad else None)
+        close(got.to(cg.float64), ref, rtol=2e-2 if "16" in want else 1e-5)
+
+
 def test_numpy_references():
     x, a = _pair(4, 6)
     close(cg.diagflat(x[:2]), np.diagflat(a[:2]))
@@ -306,6 +323,10 @@ ERRORS = [
     (lambda: cg.cov(cg.ones(2, 2, 2)), RuntimeError, "got an input with 3 dimensions"),
     (lambda: cg.cov(cg.ones(2, 3), fweights=cg.tensor([1, 1])), RuntimeError,
      "2 != 3"),
+    (lambda: cg.cov(cg.ones(2, 3), fweights=cg.ones(3)), RuntimeError,
+     "expected fweights to have integral dtype but got fweights with Float dtype"),
+    (lambda: cg.cov(cg.ones(2, 3), aweights=cg.tensor([1, 2, 1])), RuntimeError,
+     "expected aweights to have floating point dtype but got aweights with Long dtype"),
     (lambda: cg.vdot(cg.ones(2, 2), cg.ones(2)), RuntimeError, "got 2D and 1D tensors"),
     (lambda: cg.inner(cg.ones(2, 3), cg.ones(4)), RuntimeError, r"\[2, 3\] and \[4\]"),
     (lambda: cg.addr(cg.ones(2, 2), cg.ones(2, 1), cg.ones(2)), RuntimeError,

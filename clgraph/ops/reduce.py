@@ -1619,8 +1619,17 @@ def cov(input, *, correction=1, fweights=None, aweights=None):
         raise RuntimeError(f"cov(): expected input to have two or fewer dimensions but got an "
                            f"input with {input.ndim} dimensions")
     x = input.reshape(1, -1) if input.ndim < 2 else input
-    if not x.dtype.is_floating_point:
-        x = x.to(dt.get_default_dtype())
+    d = x.dtype  # promoted with aweights' dtype, as PyTorch's arithmetic does
+    if aweights is not None:
+        if not aweights.dtype.is_floating_point:
+            raise RuntimeError(f"cov(): expected aweights to have floating point dtype but got "
+                               f"aweights with {aweights.dtype.scalar_type} dtype")
+        d = dt.promote_types(d, aweights.dtype)
+    if fweights is not None and (fweights.dtype.is_floating_point or
+                                 fweights.dtype.is_complex):
+        raise RuntimeError(f"cov(): expected fweights to have integral dtype but got fweights "
+                           f"with {fweights.dtype.scalar_type} dtype")
+    x = x.to(d if d.is_floating_point else dt.get_default_dtype())
     n = x.shape[1]
     w = None
     for name, v in (("fweights", fweights), ("aweights", aweights)):
