@@ -615,6 +615,23 @@ def test_nonzero_dtypes_and_edges(dtype):
     check(cg.nonzero(cg.tensor(big)), np.argwhere(big))
 
 
+def test_empty_index_of_any_dtype():
+    """PyTorch checks the dtype of a non-empty index only: an empty uint8 / float index
+    gathers an empty result of its shape (any number of dims) and scatters nothing."""
+    x = cg.randn(5, requires_grad=True)
+    r = cg.gather(x, 0, cg.zeros(2, 0, dtype=cg.uint8))
+    assert r.shape == (2, 0) and r.dtype == cg.float32
+    r.sum().backward()
+    assert x.grad.tolist() == [0.0] * 5
+    assert cg.gather(cg.ones(3, 4), 1, cg.zeros(3, 0, dtype=cg.float32)).shape == (3, 0)
+    e = cg.zeros(0, dtype=cg.uint8)
+    assert cg.scatter(cg.ones(3), 0, e, cg.ones(0)).tolist() == [1.0] * 3
+    assert cg.scatter_add(cg.ones(3), 0, e, cg.ones(0)).tolist() == [1.0] * 3
+    assert cg.scatter_reduce(cg.ones(3), 0, e, cg.ones(0), "amax").tolist() == [1.0] * 3
+    with pytest.raises(RuntimeError, match="Expected dtype int64 for index"):
+        cg.gather(cg.ones(3, 4), 1, cg.zeros(3, 1, dtype=cg.uint8))
+
+
 def test_masked_select_zero_dim_gradient():
     """A 0-d input (and mask) selects from its one element; the gradient goes back to it."""
     for mask, want in ((True, 2.0), (False, 0.0)):

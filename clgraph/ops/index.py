@@ -1088,14 +1088,22 @@ def index_put(input, indices, values, accumulate=False):
 
 @public
 def gather(input, dim, index, *, sparse_grad=False, out=None):
-    """torch.gather; negative indices are out of range, as in PyTorch."""
+    """torch.gather; negative indices are out of range, as in PyTorch. An empty index gives
+    an empty result of its shape whatever its dtype and number of dims (PyTorch's)."""
+    if isinstance(index, registry.Tensor) and index.numel() == 0 and isinstance(
+            input, registry.Tensor) and index.ndim != input.ndim:
+        wrap_dim(dim, input.ndim)
+        r = input.reshape(-1)[:0].reshape(*index.shape)
+        return r if out is None else out.copy_(r)
     r = apply(GATHER, input, _long(index), dim=dim)
     return r if out is None else out.copy_(r)
 
 
 def _long(index):
-    """An int32 index as int64 (PyTorch's gather and scatter take both)."""
-    if isinstance(index, registry.Tensor) and index.dtype is dt.int32:
+    """An int32 index as int64 (PyTorch's gather and scatter take both), and an empty index
+    of any dtype (PyTorch checks the dtype of a non-empty index only)."""
+    if isinstance(index, registry.Tensor) and index.dtype is not dt.int64 and (
+            index.dtype is dt.int32 or index.numel() == 0):
         return index.to(dt.int64)
     return index
 
