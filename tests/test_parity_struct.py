@@ -139,6 +139,24 @@ def test_unfold_0d_and_errors():
         x.unfold(2, 1, 1)
 
 
+def test_trapezoid_integer_order_of_operations():
+    """PyTorch's order: dx * (left + right) / 2 with x, (sum(y) - (y[0] + y[-1]) / 2) * dx
+    without; uint8 operands wrap where PyTorch's do. An empty dim: zeros of y's dtype
+    (trapezoid), an empty floating result (cumulative_trapezoid)."""
+    y = np.array([[3, 200, 7], [250, 1, 90]], np.uint8)
+    x = np.array([[1, 5, 2], [9, 0, 4]], np.uint8)
+    # with x: dx = (4, 253) and (247, 4) in uint8; dx * (l + r) wraps mod 256
+    close(cg.trapezoid(cg.tensor(y), cg.tensor(x)), [(44 + 147) / 2, (45 + 108) / 2])
+    close(cg.cumulative_trapezoid(cg.tensor(y), cg.tensor(x)), [[22.0, 95.5], [22.5, 76.5]])
+    # without: y.sum() is int64, y[0] + y[-1] wraps (250 + 90 = 84 in uint8)
+    close(cg.trapezoid(cg.tensor(y)), [210 - 5.0, 341 - 42.0])
+    close(cg.trapezoid(cg.tensor(y), dx=2), [410.0, 598.0])
+    r = cg.trapezoid(cg.zeros(2, 0, dtype=cg.int8))
+    assert r.dtype == cg.int8 and r.tolist() == [0, 0]
+    r = cg.cumulative_trapezoid(cg.zeros(2, 0, dtype=cg.int16))
+    assert r.dtype == cg.float32 and r.shape == (2, 0)
+
+
 def test_cov_dtype_promotes_with_aweights():
     """The result has the dtype of input and aweights promoted (PyTorch's arithmetic);
     integer input without aweights takes the default float dtype."""

@@ -1695,6 +1695,8 @@ def renorm(input, p, dim, maxnorm):
 
 
 def _trapezoid_parts(y, x, dx, dim, name):
+    """The terms of the trapezoidal rule in PyTorch's order of operations, dx * (left +
+    right) / 2 (so integer operands wrap where PyTorch's do); None for an empty ``dim``."""
     if x is not None and dx is not None:
         raise TypeError(f"{name}() received an invalid combination of arguments: x and dx")
     d = wrap_dim(dim, y.ndim)
@@ -1702,9 +1704,8 @@ def _trapezoid_parts(y, x, dx, dim, name):
     if n == 0:
         return None, d
     left, right = y.narrow(d, 0, n - 1), y.narrow(d, 1, n - 1)
-    mid = (left + right) / 2
     if x is None:
-        return mid * (1.0 if dx is None else dx), d
+        return (1.0 if dx is None else dx) / 2 * (left + right), d
     if x.ndim == 1:
         if x.shape[0] != n:
             raise RuntimeError(f"{name}: There must be one `x` value for each sample point")
@@ -1712,16 +1713,23 @@ def _trapezoid_parts(y, x, dx, dim, name):
     else:
         xd = wrap_dim(dim, x.ndim)
         dxs = x.narrow(xd, 1, n - 1) - x.narrow(xd, 0, n - 1)
-    return mid * dxs, d
+    return dxs * (left + right) / 2, d
 
 
 @public(method=False, aliases=("trapz",))
 def trapezoid(y, x=None, *, dx=None, dim=-1):
-    """torch.trapezoid (and trapz): the trapezoidal rule along ``dim``."""
+    """torch.trapezoid (and trapz): the trapezoidal rule along ``dim``; with a constant
+    spacing, PyTorch's (sum(y) - (y[0] + y[-1]) / 2) * dx."""
     _check_tensor(y, "trapezoid")
+    if x is None:
+        d = wrap_dim(dim, y.ndim)
+        if y.shape[d] == 0:  # PyTorch: zeros of y's dtype
+            return y.sum(d, dtype=y.dtype)
+        ends = y.select(d, 0) + y.select(d, -1)
+        return (sum(y, d) - ends * 0.5) * (1.0 if dx is None else dx)
     parts, d = _trapezoid_parts(y, x, dx, dim, "trapezoid")
     if parts is None:
-        return sum(y, d)
+        return y.sum(d, dtype=y.dtype)
     return sum(parts, d)
 
 
@@ -1731,8 +1739,8 @@ def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
     shorter)."""
     _check_tensor(y, "cumulative_trapezoid")
     parts, d = _trapezoid_parts(y, x, dx, dim, "cumulative_trapezoid")
-    if parts is None:
-        return y.clone()
+    if parts is None:  # empty, in the dtype of the terms (floating)
+        return y * 0.5
     return cumsum(parts, d)
 
 
