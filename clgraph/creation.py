@@ -515,7 +515,26 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
     return r if out is None else copy_(out, r)
 
 
-def uniform_(t: Tensor, a=0.0, b=1.0, *, generator=None) -> Tensor:
+def _from_to(name: str, args: tuple, kw: dict, defaults: tuple) -> list:
+    """The ``from`` / ``to`` operands of Tensor.uniform_ / random_, positional or by
+    PyTorch's keyword names (``from`` is a Python keyword: ``**{"from": 2}``)."""
+    if len(args) > 2:
+        raise TypeError(f"{name}() takes at most 2 positional arguments but {len(args)} were "
+                        "given")
+    vals = list(args) + list(defaults[len(args):])
+    for k, v in kw.items():
+        if k not in ("from", "to"):
+            raise TypeError(f"{name}() got an unexpected keyword argument '{k}'")
+        i = 0 if k == "from" else 1
+        if i < len(args):
+            raise TypeError(f"{name}() got multiple values for argument '{k}'")
+        vals[i] = v
+    return vals
+
+
+def uniform_(t: Tensor, *args, generator=None, **kw) -> Tensor:
+    """Tensor.uniform_(from=0, to=1): uniform in [from, to)."""
+    a, b = _from_to("uniform_", args, kw, (0.0, 1.0))
     return _random_fill(t, 0, float(a), float(b), generator)
 
 
@@ -523,9 +542,15 @@ def normal_(t: Tensor, mean=0.0, std=1.0, *, generator=None) -> Tensor:
     return _random_fill(t, 1, float(mean), float(std), generator)
 
 
-def random_(t: Tensor, low=0, high=None, *, generator=None) -> Tensor:
-    if high is None:
-        low, high = 0, low if low else 2**24
+def random_(t: Tensor, *args, generator=None, **kw) -> Tensor:
+    """Tensor.random_(from, to) in [from, to), random_(to) in [0, to), random_() in
+    [0, 2^24); ``from`` / ``to`` also by keyword."""
+    if len(args) == 1 and not kw:
+        low, high = 0, args[0] if args[0] else 2**24
+    else:
+        low, high = _from_to("random_", args, kw, (0, None))
+        if high is None:
+            high = 2**24
     return _random_fill(t, 2, int(low), int(high), generator)
 
 

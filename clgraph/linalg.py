@@ -501,6 +501,11 @@ def tensorsolve(A, B, dims=None, *, out=None):
 def vander(x, *, N=None):
     """torch.linalg.vander: the powers x^0 .. x^(N-1) along a new last dim (increasing, as
     PyTorch's, unlike numpy's default), by repeated products (exact gradients at 0)."""
+    if x.dtype in (dt.bool_, dt.float16, dt.bfloat16):
+        raise RuntimeError(f"linalg.vander supports floating point, complex, and integer "
+                           f"tensors, but got {x.dtype.scalar_type}")
+    if not x.dtype.is_floating_point and not x.dtype.is_complex:
+        x = x.to(dt.int64)  # integer powers in int64, as PyTorch's
     if x.ndim == 0:  # PyTorch: one point
         x = x.reshape(1)
     n = x.shape[-1] if N is None else N

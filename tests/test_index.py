@@ -370,6 +370,31 @@ def test_scatter_legacy_reduce():
         a, idx, np.full((2, 4), 2.0), 0))
 
 
+def test_scatter_reduce_bool():
+    """prod of bools is their logical and (include_self or not); mean is PyTorch's error,
+    never a wrong value."""
+    x = np.array([[True, False, True, True, True]] * 3)
+    index = np.array([[0, 1, 0, 1, 0]])
+    src = np.array([[True, False, True, True, False]])
+    for include_self in (True, False):
+        got = cg.scatter_reduce(cg.tensor(x), 0, cg.tensor(index), cg.tensor(src), "prod",
+                                include_self=include_self)
+        want = x.copy()
+        if not include_self:
+            want[0, [0, 2, 4]] = True
+            want[1, [1, 3]] = True
+        want[0, [0, 2, 4]] &= src[0, [0, 2, 4]]
+        want[1, [1, 3]] &= src[0, [1, 3]]
+        assert got.dtype == cg.bool and np.array_equal(got.numpy(), want)
+    with pytest.raises(NotImplementedError, match="reduce_mean\" not implemented for 'Bool'"):
+        cg.scatter_reduce(cg.tensor(x), 0, cg.tensor(index), cg.tensor(src), "mean")
+    b = cg.tensor([[True, False], [True, True]])
+    assert b.index_reduce(0, cg.tensor([0, 0]), b, "prod").tolist() == [[True, False],
+                                                                       [True, True]]
+    with pytest.raises(NotImplementedError, match="not implemented for 'Bool'"):
+        b.index_reduce(0, cg.tensor([0, 0]), b, "mean")
+
+
 def test_scatter_reduce_errors():
     x, i = cg.zeros(3), cg.tensor([0])
     with pytest.raises(RuntimeError, match="must be either sum, prod, mean, amax or amin, got "
@@ -588,6 +613,37 @@ def test_nonzero_dtypes_and_edges(dtype):
     check(cg.nonzero(cg.tensor(-0.0)), np.zeros((0, 0), np.int64))
     big = rand((3000,), "bool", 7)  # several chunks
     check(cg.nonzero(cg.tensor(big)), np.argwhere(big))
+
+
+def test_empty_index_of_any_dtype():
+    """PyTorch checks the dtype of a non-empty index only: an empty uint8 / float index
+    gathers an empty result of its shape (any number of dims) and scatters nothing."""
+    x = cg.randn(5, requires_grad=True)
+    r = cg.gather(x, 0, cg.zeros(2, 0, dtype=cg.uint8))
+    assert r.shape == (2, 0) and r.dtype == cg.float32
+    r.sum().backward()
+    assert x.grad.tolist() == [0.0] * 5
+    assert cg.gather(cg.ones(3, 4), 1, cg.zeros(3, 0, dtype=cg.float32)).shape == (3, 0)
+    e = cg.zeros(0, dtype=cg.uint8)
+    assert cg.scatter(cg.ones(3), 0, e, cg.ones(0)).tolist() == [1.0] * 3
+    assert cg.scatter_add(cg.ones(3), 0, e, cg.ones(0)).tolist() == [1.0] * 3
+    assert cg.scatter_reduce(cg.ones(3), 0, e, cg.ones(0), "amax").tolist() == [1.0] * 3
+    with pytest.raises(RuntimeError, match="Expected dtype int64 for index"):
+        cg.gather(cg.ones(3, 4), 1, cg.zeros(3, 1, dtype=cg.uint8))
+
+
+def test_masked_select_zero_dim_gradient():
+    """A 0-d input (and mask) selects from its one element; the gradient goes back to it."""
+    for mask, want in ((True, 2.0), (False, 0.0)):
+        x = cg.tensor(1.5, dtype=cg.float64).requires_grad_(True)
+        y = cg.masked_select(x, cg.tensor(mask))
+        assert y.shape == ((1,) if mask else (0,))
+        (y * 2).sum().backward()
+        assert x.grad.shape == () and float(x.grad) == want
+    x = cg.tensor(1.5, dtype=cg.float64).requires_grad_(True)
+    y = cg.masked_select(x, cg.tensor([True, False, True]))
+    (y * cg.tensor([2.0, 3.0], dtype=cg.float64)).sum().backward()
+    assert float(x.grad) == 5.0
 
 
 def test_masked_select_errors():
@@ -902,6 +958,16 @@ def test_int32_indices_and_take_along_dim():
                                   x.reshape(-1)[flat])
     with pytest.raises(RuntimeError, match="dtype of indices should be Long"):
         cg.take_along_dim(cg.tensor(x), cg.tensor(idx, dtype=cg.int32), 1)
+    # with a dim, a negative index counts from the end of it (PyTorch's); beyond -size, or
+    # without a dim, it is an error naming the index
+    neg = rng.integers(-4, 0, (3, 2, 1))
+    got = cg.take_along_dim(cg.tensor(x), cg.tensor(neg), 1)
+    np.testing.assert_array_equal(got.numpy(), np.take_along_axis(
+        x, np.broadcast_to(neg + 4, (3, 2, 5)), 1))
+    with pytest.raises(IndexError, match="index -5 is out of bounds"):
+        cg.take_along_dim(cg.tensor(x), cg.tensor(np.full((3, 1, 1), -5)), 1)
+    with pytest.raises(IndexError, match="index -1 is out of bounds"):
+        cg.take_along_dim(cg.tensor(x), cg.tensor([-1]))
     i32 = cg.tensor([[0, 2], [1, 0]], dtype=cg.int32)
     xx = cg.arange(6.0).reshape(2, 3)
     assert cg.gather(xx, 1, i32).tolist() == [[0.0, 2.0], [4.0, 3.0]]

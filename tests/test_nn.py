@@ -336,6 +336,22 @@ def test_embedding_weight_gradient_skips_padding_row():
     assert not e.weight.requires_grad and e(cg.tensor([1])).tolist() == [[3.0, 4.0]]
 
 
+def test_embedding_scale_grad_by_freq():
+    """Each row's gradient divided by how often its index occurs (the padding row: none)."""
+    m = nn.Embedding(4, 2, padding_idx=1, scale_grad_by_freq=True)
+    idx = cg.tensor([[0, 2, 2], [1, 2, 0]])
+    y = m(idx)
+    np.testing.assert_array_equal(y.detach().numpy(), m.weight.detach().numpy()[idx.numpy()])
+    (y * cg.arange(1.0, 19.0).reshape(2, 3, 3)[..., :2]).sum().backward()
+    # row 0 at (0,0) and (1,2): (g[0,0] + g[1,2]) / 2; row 2 at (0,1), (0,2), (1,1): sum / 3
+    np.testing.assert_allclose(m.weight.grad.numpy(), [[(1 + 16) / 2, (2 + 17) / 2], [0, 0],
+                                                       [(4 + 7 + 13) / 3, (5 + 8 + 14) / 3],
+                                                       [0, 0]], rtol=1e-6)
+    w = cg.ones(3, 2, requires_grad=True)  # without a padding row
+    F.embedding(cg.tensor([2, 0, 2, 2]), w, scale_grad_by_freq=True).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), [[1, 1], [0, 0], [1, 1]], rtol=1e-6)
+
+
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, float("inf")])
 def test_embedding_max_norm_renormalizes_looked_up_rows(norm_type):
     rng = np.random.default_rng(21)

@@ -106,6 +106,15 @@ def test_products_and_tensor_inverses():
     np.testing.assert_allclose(L.vander(c(x), N=5).numpy(),
                                np.stack([np.vander(r, 5, increasing=True) for r in x]))
     assert L.vander(cg.tensor([1, 2, 3])).dtype is cg.int64
+    # every integer dtype computes its powers in int64 (no uint8 / int32 wraparound), as
+    # PyTorch's; bool and the 16-bit floats are PyTorch's error
+    for d in (cg.uint8, cg.int8, cg.int16, cg.int32):
+        r = L.vander(cg.tensor([100, 20, 3], dtype=d), N=3)
+        assert r.dtype is cg.int64
+        assert r.tolist() == [[1, 100, 10000], [1, 20, 400], [1, 3, 9]]
+    for d, name in ((cg.bool, "Bool"), (cg.float16, "Half"), (cg.bfloat16, "BFloat16")):
+        with pytest.raises(RuntimeError, match=f"integer tensors, but got {name}"):
+            L.vander(cg.tensor([1, 0, 1]).to(d))
     np.testing.assert_allclose(L.diagonal(c(A4), offset=1).numpy(),
                                np.diagonal(A4, 1, -2, -1))
     s = np.linalg.svd(A4, compute_uv=False)

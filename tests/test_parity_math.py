@@ -208,6 +208,24 @@ def test_nextafter():
         cg.nextafter(cg.tensor([1]), cg.tensor([2]))
 
 
+@pytest.mark.parametrize("d", ["float16", "bfloat16"])
+def test_nextafter_narrow_floats(d):
+    """One step of float16's / bfloat16's own spacing (not float's): below a power of two,
+    through the subnormals, from 0 and from inf."""
+    torch = torch_or_skip()
+    fi = torch.finfo(getattr(torch, d))
+    vals = [0.0, -0.0, 1.0, -2.0, 0.5, 3.0, fi.tiny, -fi.tiny, fi.tiny / 8, fi.max, -7.5,
+            math.inf, -math.inf, math.nan]
+    ta = torch.tensor(vals, dtype=getattr(torch, d))
+    for target in (math.inf, -math.inf, 0.0, math.nan):
+        tb = torch.full_like(ta, target)
+        got = cg.nextafter(cg.tensor(ta.float().numpy(), dtype=getattr(cg, d)),
+                           cg.tensor(tb.float().numpy(), dtype=getattr(cg, d)))
+        assert got.dtype == getattr(cg, d)
+        np.testing.assert_array_equal(got.float().numpy(),
+                                      torch.nextafter(ta, tb).float().numpy())
+
+
 def test_atan2_alias_and_in_place():
     torch = torch_or_skip()
     rng = np.random.default_rng(7)

@@ -139,6 +139,41 @@ def test_unfold_0d_and_errors():
         x.unfold(2, 1, 1)
 
 
+def test_trapezoid_integer_order_of_operations():
+    """PyTorch's order: dx * (left + right) / 2 with x, (sum(y) - (y[0] + y[-1]) / 2) * dx
+    without; uint8 operands wrap where PyTorch's do. An empty dim: zeros of y's dtype
+    (trapezoid), an empty floating result (cumulative_trapezoid)."""
+    y = np.array([[3, 200, 7], [250, 1, 90]], np.uint8)
+    x = np.array([[1, 5, 2], [9, 0, 4]], np.uint8)
+    # with x: dx = (4, 253) and (247, 4) in uint8; dx * (l + r) wraps mod 256
+    close(cg.trapezoid(cg.tensor(y), cg.tensor(x)), [(44 + 147) / 2, (45 + 108) / 2])
+    close(cg.cumulative_trapezoid(cg.tensor(y), cg.tensor(x)), [[22.0, 95.5], [22.5, 76.5]])
+    # without: y.sum() is int64, y[0] + y[-1] wraps (250 + 90 = 84 in uint8)
+    close(cg.trapezoid(cg.tensor(y)), [210 - 5.0, 341 - 42.0])
+    close(cg.trapezoid(cg.tensor(y), dx=2), [410.0, 598.0])
+    r = cg.trapezoid(cg.zeros(2, 0, dtype=cg.int8))
+    assert r.dtype == cg.int8 and r.tolist() == [0, 0]
+    r = cg.cumulative_trapezoid(cg.zeros(2, 0, dtype=cg.int16))
+    assert r.dtype == cg.float32 and r.shape == (2, 0)
+
+
+def test_cov_dtype_promotes_with_aweights():
+    """The result has the dtype of input and aweights promoted (PyTorch's arithmetic);
+    integer input without aweights takes the default float dtype."""
+    a = np.random.default_rng(3).standard_normal((2, 4))
+    aw = np.array([0.5, 1.0, 2.0, 0.25])
+    fw = np.array([1, 2, 1, 1])
+    for xd, ad, want in (("float16", "float32", "float32"), ("float32", "float64", "float64"),
+                         ("bfloat16", "float16", "float32"), ("int64", "float16", "float16"),
+                         ("int64", None, "float32"), ("float16", None, "float16")):
+        x = cg.tensor(a).to(getattr(cg, xd))
+        w = cg.tensor(aw).to(getattr(cg, ad)) if ad else None
+        got = cg.cov(x, aweights=w, fweights=cg.tensor(fw))
+        assert got.dtype == getattr(cg, want), (xd, ad, got.dtype)
+        ref = np.cov(x.to(cg.float64).numpy(), fweights=fw, aweights=aw if ad else None)
+        close(got.to(cg.float64), ref, rtol=2e-2 if "16" in want else 1e-5)
+
+
 def test_numpy_references():
     x, a = _pair(4, 6)
     close(cg.diagflat(x[:2]), np.diagflat(a[:2]))
@@ -306,6 +341,10 @@ ERRORS = [
     (lambda: cg.cov(cg.ones(2, 2, 2)), RuntimeError, "got an input with 3 dimensions"),
     (lambda: cg.cov(cg.ones(2, 3), fweights=cg.tensor([1, 1])), RuntimeError,
      "2 != 3"),
+    (lambda: cg.cov(cg.ones(2, 3), fweights=cg.ones(3)), RuntimeError,
+     "expected fweights to have integral dtype but got fweights with Float dtype"),
+    (lambda: cg.cov(cg.ones(2, 3), aweights=cg.tensor([1, 2, 1])), RuntimeError,
+     "expected aweights to have floating point dtype but got aweights with Long dtype"),
     (lambda: cg.vdot(cg.ones(2, 2), cg.ones(2)), RuntimeError, "got 2D and 1D tensors"),
     (lambda: cg.inner(cg.ones(2, 3), cg.ones(4)), RuntimeError, r"\[2, 3\] and \[4\]"),
     (lambda: cg.addr(cg.ones(2, 2), cg.ones(2, 1), cg.ones(2)), RuntimeError,

@@ -191,6 +191,19 @@ def test_manual_seed_reproducible_and_distributions():
     assert cg.randint(5, size=(3, 2)).shape == (3, 2)
     u = cg.empty(4, 5).t().uniform_(-2, 2).numpy()
     assert u.min() >= -2 and u.max() < 2
+    # PyTorch's from / to keywords ("from" is a Python keyword: passed by **)
+    u = cg.empty(2000).uniform_(**{"from": 2, "to": 3}).numpy()
+    assert u.min() >= 2 and u.max() < 3 and u.max() > 2.9
+    u = cg.empty(2000).uniform_(-1, to=-0.5).numpy()
+    assert u.min() >= -1 and u.max() < -0.5
+    r = cg.empty(2000, dtype=cg.int64).random_(**{"from": 5, "to": 8}).numpy()
+    assert set(np.unique(r)) == {5, 6, 7}
+    assert set(np.unique(cg.empty(500).random_(**{"to": 2}).numpy())) == {0, 1}
+    assert set(np.unique(cg.empty(500).random_(3).numpy())) == {0, 1, 2}
+    with pytest.raises(TypeError, match="multiple values for argument 'from'"):
+        cg.empty(3).uniform_(1, **{"from": 2})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'low'"):
+        cg.empty(3).random_(low=2)
     n = cg.zeros(10000, dtype=cg.float64).normal_(3, 0.5).numpy()
     assert abs(n.mean() - 3) < 0.05 and abs(n.std() - 0.5) < 0.05
 

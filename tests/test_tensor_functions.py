@@ -277,6 +277,12 @@ def test_tensordot_kron_addmv_addbmm():
     pl, ql = leaf_from(p), leaf_from(q)
     cg.tensordot(pl, ql, dims=([0, 1], [2, 0])).sum().backward()
     close(ql.grad, np.broadcast_to(p.sum(), q.shape), rtol=1e-12)
+    for d in ("int32", "int16", "int8", "uint8"):  # the summed side keeps the dtype
+        pi, qi = (rng.integers(0, 5, sh) for sh in ((1, 1, 3), (2, 1, 2)))
+        r = cg.tensordot(cg.tensor(pi).to(getattr(cg, d)), cg.tensor(qi).to(getattr(cg, d)),
+                         dims=([0, 1], [2, 0]))
+        assert r.dtype == getattr(cg, d)
+        np.testing.assert_array_equal(r.numpy(), pi.sum((0, 1))[:, None] * qi.sum((2, 0)))
     # bool addr: (beta and input) or (alpha and outer), as PyTorch
     i, u, v = cg.tensor([[True, False]]), cg.tensor([True, False]), cg.tensor([False, True])
     for beta, alpha, want in ((3, 2, [[1, 1], [1, 0]]), (0, 2, [[0, 1], [0, 0]]),
@@ -368,6 +374,14 @@ def test_searchsorted_bucketize_isin():
     close(cg.isin(cg.tensor(e), 2), e == 2)
     assert bool(cg.isin(3, cg.tensor([1, 2, 3]))) is True
     close(cg.isin(cg.tensor(e), cg.tensor([], dtype=cg.int64)), np.zeros(e.shape, bool))
+    # PyTorch's keyword names, with element / test_element for a number
+    close(cg.isin(elements=cg.tensor(e), test_elements=cg.tensor(t)), np.isin(e, t))
+    close(cg.isin(cg.tensor(e), test_element=2), e == 2)
+    assert bool(cg.isin(element=3, test_elements=cg.tensor([1, 2, 3]))) is True
+    with pytest.raises(TypeError, match="'test_element' takes a number"):
+        cg.isin(elements=cg.tensor(e), test_element=cg.tensor(t))
+    with pytest.raises(TypeError, match="missing required argument 'test_elements'"):
+        cg.isin(elements=cg.tensor(e))
 
 
 def test_unique_consecutive_kthvalue_mode():

@@ -419,9 +419,10 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
     """Rows of ``weight`` picked by the integer ``input``; the row at ``padding_idx``
     gets no gradient. With ``max_norm``, the picked rows of ``weight`` whose
     ``norm_type``-norm exceeds it are first scaled in place (under no_grad) to norm
-    ``max_norm``. ``scale_grad_by_freq`` and ``sparse`` are not supported."""
-    if scale_grad_by_freq or sparse:
-        raise NotImplementedError("embedding: scale_grad_by_freq and sparse are not supported")
+    ``max_norm``. With ``scale_grad_by_freq``, each row's gradient is divided by how often
+    its index occurs in ``input``. ``sparse`` is not supported."""
+    if sparse:
+        raise NotImplementedError("embedding: sparse gradients are not supported")
     if input.dtype.is_floating_point or input.dtype is dt.bool_:
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the "
                            "following scalar types: Long, Int; but got "
@@ -442,7 +443,26 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
         # the padding row's value, cut off from autograd
         pad = (input == padding_idx).unsqueeze(-1)
         out = M.where(pad, out.detach(), out)
+    if scale_grad_by_freq and out.requires_grad:
+        flat = input.reshape(-1)
+        counts = zeros(weight.shape[0], dtype=weight.dtype, device=weight.device).scatter_add(
+            0, flat, full(flat.shape, 1, dtype=weight.dtype, device=weight.device))
+        scale = 1 / index_select(counts, 0, flat).view(*input.shape, 1)
+        out = _ScaleGrad.apply(out, scale)
     return out
+
+
+class _ScaleGrad(Function):
+    """The identity, its gradient multiplied by ``scale``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: Tensor) -> Tensor:
+        ctx.scale = scale
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        return g * ctx.scale, None
 
 
 def _embedding_renorm_(weight: Tensor, index: Tensor, max_norm: float, norm_type: float):

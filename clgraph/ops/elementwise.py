@@ -1416,19 +1416,39 @@ unary("_i1", _np_bessel_i(1), "cg_bessel_i_{T}({x}, 1)", _floating, vec=False,
                                        _call("i0", x) - out / x),), saves_out=False)
 
 
-def _float32_64(name):
-    """float32 and float64 only: nextafter of a value computed in float would round back to
-    the same float16."""
-    def rule(common, arg_dtypes, attrs):
-        if common not in (dt.float32, dt.float64):
-            raise NotImplementedError(f'"{name}_cpu" not implemented for \'{_pyname(common)}\'')
-        return (common,) * len(arg_dtypes), common
+def _nextafter_rule(common, arg_dtypes, attrs):
+    if not common.is_floating_point:
+        raise NotImplementedError(f'"nextafter_cpu" not implemented for \'{_pyname(common)}\'')
+    return (common,) * len(arg_dtypes), common
 
-    return rule
+
+# nextafter in float16 / bfloat16 (held exactly in float): the neighbour one step of the
+# narrow format's spacing away, 2^(max(e, emin) - mant) at exponent e, half that below a
+# normal power of two; 0 steps to the smallest subnormal and inf to the largest finite value
+register_helper("nextafter_narrow", r"""
+inline T cg_nextafter_narrow_T(T a, T b, int mant, int emin, int emax) {
+  if (isnan(a) || isnan(b)) return (T)NAN;
+  if (a == b) return b;
+  if (a == (T)0) return copysign(ldexp((T)1, emin - mant), b);
+  if (isinf(a)) return copysign(ldexp((T)2 - ldexp((T)1, -mant), emax), a);
+  const T m = fabs(a);
+  const int e = max(ilogb(m), emin);
+  T step = ldexp((T)1, e - mant);
+  if ((b > a) != (a > (T)0) && e > emin && m == ldexp((T)1, e)) step *= (T)0.5;
+  return b > a ? a + step : a - step;
+}""")
+
+
+def _nextafter_expr(d, attrs):
+    if d is dt.float16:
+        return "cg_nextafter_narrow_{T}({a}, {b}, 10, -14, 15)"
+    if d is dt.bfloat16:
+        return "cg_nextafter_narrow_{T}({a}, {b}, 7, -126, 127)"
+    return "nextafter({a}, {b})"
 
 
 # PyTorch's derivative: the step to the next float is ignored (1 for input, 0 for other)
-binary("nextafter", np.nextafter, "nextafter({a}, {b})", _float32_64("nextafter"), vec=False,
+binary("nextafter", np.nextafter, _nextafter_expr, _nextafter_rule, vec=False,
        vjp=lambda g, a, b, out: (g, g * 0), saves=(), saves_out=False,
        variants=Variants(inplace=True), tensors_only=True)
 

@@ -564,6 +564,8 @@ def _run_scatter_reduce(op_, args, attrs, out=None):
     _scatter_checks("scatter", x, index, src, d)
     if index.numel():
         _check_index(index, _shape1(x)[0][d], d, negative=False, exc=IndexOutOfRange)
+    if reduce == "prod" and x.dtype is dt.bool_:
+        reduce = "amin"  # a product of bools is their logical and
     if reduce in ("sum", "mean"):
         base = x if include_self else apply(SCATTER, x, index, 0, dim=d)
         r = apply(SCATTER_ADD, base, index, src, dim=d)
@@ -824,6 +826,9 @@ def _scatter_vjp(g, x, index, src, out, dim, **_):
 def _masked_select_vjp(g, x, mask, out):
     shape = broadcast_shapes(x.shape, mask.shape)
     m = apply(EXPAND, mask, shape=shape)
+    if not shape:  # 0-d operands select from one element, as _run_masked_select does
+        r = apply(INDEX_PUT, _zeros((1,), g), g, m.reshape(1), dims=(0,), accumulate=True)
+        return r.reshape(()), None
     return apply(INDEX_PUT, _zeros(shape, g), g, m, dims=(0,), accumulate=True), None
 
 
@@ -1083,14 +1088,22 @@ def index_put(input, indices, values, accumulate=False):
 
 @public
 def gather(input, dim, index, *, sparse_grad=False, out=None):
-    """torch.gather; negative indices are out of range, as in PyTorch."""
+    """torch.gather; negative indices are out of range, as in PyTorch. An empty index gives
+    an empty result of its shape whatever its dtype and number of dims (PyTorch's)."""
+    if isinstance(index, registry.Tensor) and index.numel() == 0 and isinstance(
+            input, registry.Tensor) and index.ndim != input.ndim:
+        wrap_dim(dim, input.ndim)
+        r = input.reshape(-1)[:0].reshape(*index.shape)
+        return r if out is None else out.copy_(r)
     r = apply(GATHER, input, _long(index), dim=dim)
     return r if out is None else out.copy_(r)
 
 
 def _long(index):
-    """An int32 index as int64 (PyTorch's gather and scatter take both)."""
-    if isinstance(index, registry.Tensor) and index.dtype is dt.int32:
+    """An int32 index as int64 (PyTorch's gather and scatter take both), and an empty index
+    of any dtype (PyTorch checks the dtype of a non-empty index only)."""
+    if isinstance(index, registry.Tensor) and index.dtype is not dt.int64 and (
+            index.dtype is dt.int32 or index.numel() == 0):
         return index.to(dt.int64)
     return index
 
@@ -1116,6 +1129,10 @@ def take_along_dim(input, indices, dim=None, *, out=None):
         common = list(broadcast_shapes(tuple(xs), tuple(ixs)))
         xb = input.expand(*(common[:d] + [input.shape[d]] + common[d + 1:]))
         ib = indices.expand(*(common[:d] + [indices.shape[d]] + common[d + 1:]))
+        # PyTorch's take_along_dim counts a negative index from the end of ``dim``
+        # (the flattened form above does not); gather rejects the rest, by their own value
+        n = input.shape[d]
+        ib = apply(op("where"), (ib < 0) & (ib >= -n), ib + n, ib)
         r = apply(GATHER, xb, ib, dim=d)
     return r if out is None else out.copy_(r)
 
@@ -1158,6 +1175,9 @@ def _scatter_reduce(input, dim, index, src, reduce, include_self, out=None):
     if not isinstance(src, registry.Tensor):
         raise TypeError(f"scatter_reduce(): argument 'src' (position 3) must be Tensor, not "
                         f"{type(src).__name__}")
+    if reduce == "mean" and isinstance(input, registry.Tensor) and input.dtype is dt.bool_:
+        raise NotImplementedError('"scatter_gather_tensor_cpu_reduce_mean" not implemented '
+                                  "for 'Bool'")
     return apply(SCATTER_REDUCE, input, _long(index), src, dim=dim, reduce=reduce,
                  include_self=bool(include_self), out=out)
 
@@ -1183,6 +1203,8 @@ def _index_reduce(input, dim, index, source, reduce, include_self, out=None):
         raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or "
                            f"amin but got {reduce}.")
     _index_vector("index_reduce_", index)
+    if reduce == "mean" and input.dtype is dt.bool_:
+        raise NotImplementedError("\"div_floor_cpu\" not implemented for 'Bool'")
     d = wrap_dim(dim, input.ndim)
     m = index.numel()
     if source.ndim and m != source.shape[d]:

@@ -551,9 +551,9 @@ def tensordot(a, b, dims=2, out=None):
     for i, j in zip(da, db):
         # PyTorch broadcasts a contracted dim of size 1: the other operand is summed over it
         if a._shape[i] == 1 and b._shape[j] != 1:
-            b = b.sum(j, keepdim=True)
+            b = b.sum(j, keepdim=True, dtype=b.dtype)
         elif b._shape[j] == 1 and a._shape[i] != 1:
-            a = a.sum(i, keepdim=True)
+            a = a.sum(i, keepdim=True, dtype=a.dtype)
         elif a._shape[i] != b._shape[j]:
             raise RuntimeError(f"contracted dimensions need to match, but first has size "
                                f"{a._shape[i]} in dim {i} and second has size {b._shape[j]} "

@@ -1619,8 +1619,17 @@ def cov(input, *, correction=1, fweights=None, aweights=None):
         raise RuntimeError(f"cov(): expected input to have two or fewer dimensions but got an "
                            f"input with {input.ndim} dimensions")
     x = input.reshape(1, -1) if input.ndim < 2 else input
-    if not x.dtype.is_floating_point:
-        x = x.to(dt.get_default_dtype())
+    d = x.dtype  # promoted with aweights' dtype, as PyTorch's arithmetic does
+    if aweights is not None:
+        if not aweights.dtype.is_floating_point:
+            raise RuntimeError(f"cov(): expected aweights to have floating point dtype but got "
+                               f"aweights with {aweights.dtype.scalar_type} dtype")
+        d = dt.promote_types(d, aweights.dtype)
+    if fweights is not None and (fweights.dtype.is_floating_point or
+                                 fweights.dtype.is_complex):
+        raise RuntimeError(f"cov(): expected fweights to have integral dtype but got fweights "
+                           f"with {fweights.dtype.scalar_type} dtype")
+    x = x.to(d if d.is_floating_point else dt.get_default_dtype())
     n = x.shape[1]
     w = None
     for name, v in (("fweights", fweights), ("aweights", aweights)):
@@ -1686,6 +1695,8 @@ def renorm(input, p, dim, maxnorm):
 
 
 def _trapezoid_parts(y, x, dx, dim, name):
+    """The terms of the trapezoidal rule in PyTorch's order of operations, dx * (left +
+    right) / 2 (so integer operands wrap where PyTorch's do); None for an empty ``dim``."""
     if x is not None and dx is not None:
         raise TypeError(f"{name}() received an invalid combination of arguments: x and dx")
     d = wrap_dim(dim, y.ndim)
@@ -1693,9 +1704,8 @@ def _trapezoid_parts(y, x, dx, dim, name):
     if n == 0:
         return None, d
     left, right = y.narrow(d, 0, n - 1), y.narrow(d, 1, n - 1)
-    mid = (left + right) / 2
     if x is None:
-        return mid * (1.0 if dx is None else dx), d
+        return (1.0 if dx is None else dx) / 2 * (left + right), d
     if x.ndim == 1:
         if x.shape[0] != n:
             raise RuntimeError(f"{name}: There must be one `x` value for each sample point")
@@ -1703,16 +1713,23 @@ def _trapezoid_parts(y, x, dx, dim, name):
     else:
         xd = wrap_dim(dim, x.ndim)
         dxs = x.narrow(xd, 1, n - 1) - x.narrow(xd, 0, n - 1)
-    return mid * dxs, d
+    return dxs * (left + right) / 2, d
 
 
 @public(method=False, aliases=("trapz",))
 def trapezoid(y, x=None, *, dx=None, dim=-1):
-    """torch.trapezoid (and trapz): the trapezoidal rule along ``dim``."""
+    """torch.trapezoid (and trapz): the trapezoidal rule along ``dim``; with a constant
+    spacing, PyTorch's (sum(y) - (y[0] + y[-1]) / 2) * dx."""
     _check_tensor(y, "trapezoid")
+    if x is None:
+        d = wrap_dim(dim, y.ndim)
+        if y.shape[d] == 0:  # PyTorch: zeros of y's dtype
+            return y.sum(d, dtype=y.dtype)
+        ends = y.select(d, 0) + y.select(d, -1)
+        return (sum(y, d) - ends * 0.5) * (1.0 if dx is None else dx)
     parts, d = _trapezoid_parts(y, x, dx, dim, "trapezoid")
     if parts is None:
-        return sum(y, d)
+        return y.sum(d, dtype=y.dtype)
     return sum(parts, d)
 
 
@@ -1722,8 +1739,8 @@ def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
     shorter)."""
     _check_tensor(y, "cumulative_trapezoid")
     parts, d = _trapezoid_parts(y, x, dx, dim, "cumulative_trapezoid")
-    if parts is None:
-        return y.clone()
+    if parts is None:  # empty, in the dtype of the terms (floating)
+        return y * 0.5
     return cumsum(parts, d)
 
 

@@ -474,9 +474,22 @@ def bucketize(input, boundaries, *, out_int32=False, right=False, out=None):
 
 
 @public(method=False)
-def isin(elements, test_elements, *, assume_unique=False, invert=False):
+def isin(elements=None, test_elements=None, *, assume_unique=False, invert=False,
+         element=None, test_element=None):
     """torch.isin: whether each element occurs in ``test_elements`` (either may be a
-    number), by a search in the sorted test elements."""
+    number, then named ``element`` / ``test_element`` as in PyTorch's overloads), by a
+    search in the sorted test elements."""
+    for name, value, other in (("element", element, elements),
+                               ("test_element", test_element, test_elements)):
+        if value is not None and (other is not None or isinstance(value, registry.Tensor)):
+            raise TypeError(f"isin(): '{name}' takes a number and replaces "
+                            f"'{name}s', got {type(value).__name__}"
+                            + (f" besides '{name}s'" if other is not None else ""))
+    elements = element if element is not None else elements
+    test_elements = test_element if test_element is not None else test_elements
+    if elements is None or test_elements is None:
+        raise TypeError("isin() missing required argument "
+                        f"'{'elements' if elements is None else 'test_elements'}'")
     if not isinstance(elements, registry.Tensor):
         _check_tensor(test_elements, "isin")
         elements = test_elements.new_full((), elements)
