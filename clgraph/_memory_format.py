@@ -12,32 +12,55 @@ preserve_format gives a contiguous result (PyTorch keeps a dense input's strides
 from __future__ import annotations
 
 
-class memory_format:
-    """torch.memory_format (lower case: PyTorch's name)."""
+class _Named:
+    """A constant PyTorch names ``torch.<name>``, one object per name (pickled by name)."""
 
     __slots__ = ("name",)
+    _all: dict
 
     def __init__(self, name: str) -> None:
         self.name = name
+        type(self)._all[name] = self
 
     def __repr__(self) -> str:
         return "torch." + self.name
 
     def __reduce__(self):
-        return (_by_name, (self.name,))
+        return (_by_name, (self.name, type(self).__name__))
+
+
+class memory_format(_Named):
+    """torch.memory_format (lower case: PyTorch's name)."""
+
+    __slots__ = ()
+    _all: dict = {}
+
+
+class layout(_Named):
+    """torch.layout: how a tensor's elements are stored (lower case: PyTorch's name)."""
+
+    __slots__ = ()
+    _all: dict = {}
+
+
+def _by_name(name: str, kind: str = "memory_format"):
+    return {"memory_format": memory_format, "layout": layout}[kind]._all[name]
 
 
 contiguous_format = memory_format("contiguous_format")
 channels_last = memory_format("channels_last")
 channels_last_3d = memory_format("channels_last_3d")
 preserve_format = memory_format("preserve_format")
-_ALL = {f.name: f for f in (contiguous_format, channels_last, channels_last_3d,
-                            preserve_format)}
 _RANK = {channels_last: 4, channels_last_3d: 5}
 
-
-def _by_name(name: str) -> memory_format:
-    return _ALL[name]
+strided = layout("strided")
+sparse_coo = layout("sparse_coo")
+sparse_csr = layout("sparse_csr")
+sparse_csc = layout("sparse_csc")
+sparse_bsr = layout("sparse_bsr")
+sparse_bsc = layout("sparse_bsc")
+_mkldnn = layout("_mkldnn")
+jagged = layout("jagged")
 
 
 def channels_last_order(fmt, ndim: int) -> tuple[int, ...] | None:
@@ -69,36 +92,6 @@ def is_dense_in(shape, stride, order) -> bool:
     want = strides_for(shape, order)
     return all(n == 1 or s == w for n, s, w in zip(shape, stride, want))
 
-
-class layout:
-    """torch.layout: how a tensor's elements are stored (lower case: PyTorch's name)."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return "torch." + self.name
-
-    def __reduce__(self):
-        return (_layout_by_name, (self.name,))
-
-
-strided = layout("strided")
-sparse_coo = layout("sparse_coo")
-sparse_csr = layout("sparse_csr")
-sparse_csc = layout("sparse_csc")
-sparse_bsr = layout("sparse_bsr")
-sparse_bsc = layout("sparse_bsc")
-_mkldnn = layout("_mkldnn")
-jagged = layout("jagged")
-_LAYOUTS = {v.name: v for v in (strided, sparse_coo, sparse_csr, sparse_csc, sparse_bsr,
-                                sparse_bsc, _mkldnn, jagged)}
-
-
-def _layout_by_name(name: str) -> layout:
-    return _LAYOUTS[name]
 
 
 def check_strided(name: str, layout_) -> None:
