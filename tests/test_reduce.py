@@ -678,3 +678,14 @@ def test_var_gradient_without_degrees_of_freedom():
         assert np.isnan(y.detach().numpy()).all()
         y.sum().backward()
         assert np.isnan(x.grad.numpy()).all()
+
+
+def test_softmax_of_a_row_holding_inf_is_nan(kernel_variant):
+    """exp(inf - inf) is NaN, so is every element of the row (PyTorch, numpy); the GPU
+    variant's online sum added 1 for the new maximum instead."""
+    for v in ([math.inf, 0.0, 0.0, 0.0, 0.0], [0.0, 2.0, math.inf]):
+        x = cg.tensor(v)
+        assert np.isnan(cg.log_softmax(x, 0).numpy()).all()
+        assert np.isnan(cg.softmax(x, 0).numpy()).all()
+    close = cg.log_softmax(cg.tensor([-math.inf, 0.0, 1.0]), 0).numpy()
+    np.testing.assert_allclose(close, [-math.inf, -1.3132616, -0.3132616], rtol=1e-6)

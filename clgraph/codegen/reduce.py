@@ -1071,8 +1071,9 @@ def _softmax_tree(spec, ind) -> list[str]:
              f"{i}for (int t = lid; t < n; t += {Lc}) {{",
              f"{i}  const {A} x_ = {elem};",
              f"{i}  if (cached) xs[t] = x_;",
-             # online: rescale the sum when the maximum grows (NaN propagates through m)
-             f"{i}  if (x_ > m || isnan(x_)) {{ e = e * exp(m - x_) + 1; m = x_; }}",
+             # online: rescale the sum when the maximum grows (NaN propagates through m); the
+             # new element adds exp(x_ - x_): 1, or NaN for +inf as exp(x - max) is there
+             f"{i}  if (x_ > m || isnan(x_)) {{ e = e * exp(m - x_) + exp(x_ - x_); m = x_; }}",
              f"{i}  else if (x_ != -INFINITY) e += exp(x_ - m);  /* (a masked -inf adds 0) */",
              f"{i}}}",
              f"{i}lm[lid] = m; ls[lid] = e;",
