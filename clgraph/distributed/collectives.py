@@ -646,6 +646,14 @@ def reduce(tensor, dst: int | None = None, op=ReduceOp.SUM, group=None, async_op
     return g.run(task, finish, async_op)
 
 
+def _only_on_root(lst, root: bool, arg: str, role: str) -> None:
+    """A rooted collective's list: given on the root rank, and only there (PyTorch's errors)."""
+    if root and not lst:
+        raise ValueError(f"Argument ``{arg}`` must be specified on {role} rank.")
+    if not root and lst:
+        raise ValueError(f"Argument ``{arg}`` must NOT be specified on non-{role} ranks.")
+
+
 def gather(tensor, gather_list=None, dst: int | None = None, group=None, async_op=False,
            group_dst=None):
     """torch.distributed.gather: on rank ``dst`` (0 by default), ``gather_list[r]``
@@ -656,11 +664,7 @@ def gather(tensor, gather_list=None, dst: int | None = None, group=None, async_o
         return None
     dst = _root(g, "gather", dst, group_dst, "dst")
     root = g.rank == dst
-    if root and not gather_list:
-        raise ValueError("Argument ``gather_list`` must be specified on destination rank.")
-    if not root and gather_list:
-        raise ValueError("Argument ``gather_list`` must NOT be specified on non-destination "
-                         "ranks.")
+    _only_on_root(gather_list, root, "gather_list", "destination")
     outs = _same_list("gather", "gather_list", gather_list, t, g.size) if root else []
     flat = [empty((g.size,) + tuple(t.shape), dtype=t.dtype, device=t.device)] if root else []
     def call(s, r):
@@ -682,11 +686,7 @@ def scatter(tensor, scatter_list=None, src: int | None = None, group=None, async
         return None
     src = _root(g, "scatter", src, group_src, "src")
     root = g.rank == src
-    if root and not scatter_list:
-        raise ValueError("Argument ``scatter_list`` must be specified on source rank.")
-    if not root and scatter_list:
-        raise ValueError("Argument ``scatter_list`` must NOT be specified on non-source "
-                         "ranks.")
+    _only_on_root(scatter_list, root, "scatter_list", "source")
     ins = [_flat(_same_list("scatter", "scatter_list", scatter_list, t, g.size))] if root else []
     def call(s, r):
         return g.comm.Scatter(s[0] if root else None, r[0], root=src)

@@ -212,9 +212,9 @@ class Identity(BasePruningMethod):
         return super().apply(module, name)
 
 
-class RandomUnstructured(BasePruningMethod):
-    """torch.nn.utils.prune.RandomUnstructured: prunes ``amount`` entries (a count, or a
-    fraction of the tensor) chosen at random."""
+class _AmountUnstructured(BasePruningMethod):
+    """Prunes ``amount`` entries (a count, or a fraction of the tensor): those at the flat
+    indices ``_chosen`` picks."""
 
     PRUNING_TYPE = "unstructured"
 
@@ -228,33 +228,28 @@ class RandomUnstructured(BasePruningMethod):
         _validate_pruning_amount(nparams_toprune, tensor_size)
         mask = default_mask.clone()
         if nparams_toprune != 0:
-            prob = creation.rand_like(t)
-            mask.view(-1)[_f.topk(prob.view(-1), k=nparams_toprune).indices] = 0
+            mask.view(-1)[self._chosen(t, nparams_toprune)] = 0
         return mask
+
+
+class RandomUnstructured(_AmountUnstructured):
+    """torch.nn.utils.prune.RandomUnstructured: prunes ``amount`` entries (a count, or a
+    fraction of the tensor) chosen at random."""
+
+    def _chosen(self, t: Tensor, k: int) -> Tensor:
+        return _f.topk(creation.rand_like(t).view(-1), k=k).indices
 
     @classmethod
     def apply(cls, module: Module, name: str, amount: float) -> RandomUnstructured:
         return super().apply(module, name, amount=amount)
 
 
-class L1Unstructured(BasePruningMethod):
+class L1Unstructured(_AmountUnstructured):
     """torch.nn.utils.prune.L1Unstructured: prunes the ``amount`` entries (a count, or a
     fraction of the tensor) of smallest absolute value."""
 
-    PRUNING_TYPE = "unstructured"
-
-    def __init__(self, amount: float) -> None:
-        _validate_pruning_amount_init(amount)
-        self.amount = amount
-
-    def compute_mask(self, t: Tensor, default_mask: Tensor) -> Tensor:
-        tensor_size = t.nelement()
-        nparams_toprune = _compute_nparams_toprune(self.amount, tensor_size)
-        _validate_pruning_amount(nparams_toprune, tensor_size)
-        mask = default_mask.clone()
-        if nparams_toprune != 0:
-            mask.view(-1)[_topk_indices(t.detach().abs(), nparams_toprune, largest=False)] = 0
-        return mask
+    def _chosen(self, t: Tensor, k: int) -> Tensor:
+        return _topk_indices(t.detach().abs(), k, largest=False)
 
     @classmethod
     def apply(cls, module: Module, name: str, amount: float,
